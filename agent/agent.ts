@@ -1,0 +1,252 @@
+// The running agent: builds collectors, schedules them, keeps history, serves /metrics and the
+// control socket, reloads on SIGHUP and shuts down cleanly. Owns time and state; collectors
+// only observe.
+import { join } from "node:path";
+import { buildCollectors, type CollectorDeps, collectorFingerprints } from "../collectors/index.js";
+import type { LoadedConfig } from "./config/load.js";
+import type { Config } from "./config/schema.js";
+import { ControlServer, type RouteHandler } from "./control/server.js";
+import { errorMessage } from "./errors.js";
+import { HistoryStore } from "./history/store.js";
+import type { Logger } from "./log.js";
+import { CoreMetrics } from "./metrics/registry.js";
+import { type Health, MetricsServer } from "./metrics/server.js";
+import { type CollectorStatus, Scheduler } from "./scheduler.js";
+import { VERSION } from "./version.js";
+
+const TICK_MS = 1000;
+/** /healthz fails when the core loop has not ticked for this long. */
+const STALE_TICK_MS = 5 * TICK_MS;
+const MAINTAIN_EVERY_MS = 60_000;
+
+export type Verdict = "healthy" | "degraded" | "critical";
+
+export interface AgentHealth {
+  readonly verdict: Verdict;
+  readonly reasons: string[];
+}
+
+export interface StatusReport {
+  readonly schema: 1;
+  readonly agent: {
+    readonly version: string;
+    readonly node_version: string;
+    readonly pid: number;
+    readonly started_at: string;
+    readonly uptime_seconds: number;
+    readonly config_file: string | null;
+    readonly listen: string;
+    readonly control_socket: string;
+    readonly state_dir: string;
+  };
+  readonly health: AgentHealth;
+  readonly collectors: CollectorStatus[];
+  readonly history: ReturnType<HistoryStore["stats"]>;
+}
+
+export class Agent {
+  private readonly metrics = new CoreMetrics();
+  private readonly scheduler: Scheduler;
+  private readonly history: HistoryStore;
+  private metricsServer: MetricsServer | undefined;
+  private control: ControlServer | undefined;
+  private config: Config;
+  private configFile: string | null;
+  private fingerprints = new Map<string, string>();
+  private readonly startedAt = Date.now();
+  private lastTick = Date.now();
+  private lastFlush = Date.now();
+  private lastMaintain = Date.now();
+  private ticker: NodeJS.Timeout | undefined;
+  private stopping = false;
+
+  private constructor(
+    loaded: LoadedConfig,
+    private readonly log: Logger,
+  ) {
+    this.config = loaded.config;
+    this.configFile = loaded.file;
+    this.scheduler = new Scheduler(this.metrics, log);
+    this.history = new HistoryStore({ stateDir: this.config.agent.state_dir, retention: this.config.history, log, metrics: this.metrics });
+  }
+
+  static async start(loaded: LoadedConfig, log: Logger): Promise<Agent> {
+    const agent = new Agent(loaded, log);
+    try {
+      await agent.begin();
+    } catch (e) {
+      await agent.stop();
+      throw e;
+    }
+    return agent;
+  }
+
+  private async begin(): Promise<void> {
+    const c = this.config;
+    this.addCollectors(buildCollectors(this.collectorDeps()));
+    this.metricsServer = await MetricsServer.start({ listen: c.agent.listen, registry: this.metrics.registry, health: () => this.health(), log: this.log });
+    this.control = await ControlServer.start({
+      paths: [...new Set([c.agent.control_socket, join(c.agent.state_dir, "agentctl.sock")])],
+      group: c.agent.socket_group,
+      routes: this.routes(),
+      log: this.log,
+    });
+    this.scheduler.start();
+    this.ticker = setInterval(() => this.tick(), TICK_MS);
+    this.tick();
+    this.history.event({ class: "agent", kind: "agent.started", severity: "info", message: `stemedb-agent ${VERSION} started`, data: { config_file: this.configFile, pid: process.pid } });
+    this.log.info(
+      { version: VERSION, config_file: this.configFile ?? "(embedded defaults)", metrics: this.metricsAddress(), control_socket: this.control.path, state_dir: c.agent.state_dir, collectors: this.scheduler.names() },
+      "stemedb-agent started",
+    );
+  }
+
+  metricsAddress(): string {
+    const a = this.metricsServer?.address();
+    if (!a) return "";
+    return a.family === "IPv6" ? `[${a.address}]:${a.port}` : `${a.address}:${a.port}`;
+  }
+
+  controlPath(): string {
+    return this.control?.path ?? "";
+  }
+
+  /** SIGHUP: re-read the same file; a bad file keeps the running config. Returns the problems, if any. */
+  async reload(load: () => { ok: true; loaded: LoadedConfig } | { ok: false; problems: string[] }): Promise<string[]> {
+    const r = load();
+    if (!r.ok) {
+      for (const p of r.problems) this.log.error({ problem: p }, "reload refused: keeping the running configuration");
+      this.history.event({ class: "agent", kind: "config.reload_failed", severity: "warn", message: `configuration reload refused: ${r.problems.length} problem(s)`, data: { problems: r.problems } });
+      return r.problems;
+    }
+    const prev = this.config;
+    const next = r.loaded.config;
+    this.config = next;
+    this.configFile = r.loaded.file;
+    this.log.level = next.agent.log_level;
+    this.history.setRetention(next.history);
+    for (const key of ["state_dir", "control_socket", "socket_group"] as const) {
+      if (prev.agent[key] !== next.agent[key]) this.log.warn({ key: `agent.${key}` }, "this key changes only at restart; the running value stays");
+    }
+    if (prev.agent.listen !== next.agent.listen) {
+      try {
+        const fresh = await MetricsServer.start({ listen: next.agent.listen, registry: this.metrics.registry, health: () => this.health(), log: this.log });
+        await this.metricsServer?.close();
+        this.metricsServer = fresh;
+      } catch (e) {
+        this.log.error({ listen: next.agent.listen, err: errorMessage(e) }, "cannot listen on the new address; still serving on the old one");
+      }
+    }
+    // Rebuild only the collectors whose configuration changed.
+    const wanted = collectorFingerprints(next);
+    for (const [name, fp] of this.fingerprints) {
+      if (wanted.get(name) !== fp) {
+        await this.scheduler.remove(name)?.close?.();
+        this.fingerprints.delete(name);
+      }
+    }
+    this.addCollectors(buildCollectors(this.collectorDeps(), (name) => !this.fingerprints.has(name)));
+    this.history.event({ class: "agent", kind: "config.reloaded", severity: "info", message: "configuration reloaded" });
+    this.log.info({ collectors: this.scheduler.names() }, "configuration reloaded");
+    return [];
+  }
+
+  /** Stops scheduling, flushes history, closes sockets. Safe to call twice. */
+  async stop(): Promise<void> {
+    if (this.stopping) return;
+    this.stopping = true;
+    clearInterval(this.ticker);
+    await this.scheduler.stop(2000);
+    for (const name of this.scheduler.names()) {
+      try {
+        await this.scheduler.remove(name)?.close?.();
+      } catch (e) {
+        this.log.warn({ collector: name, err: errorMessage(e) }, "collector close failed");
+      }
+    }
+    await Promise.allSettled([this.metricsServer?.close(), this.control?.close()]);
+    this.history.event({ class: "agent", kind: "agent.stopped", severity: "info", message: "stemedb-agent stopped" });
+    this.history.close();
+    this.log.info("stemedb-agent stopped");
+  }
+
+  health(): Health {
+    const age = Date.now() - this.lastTick;
+    if (this.stopping) return { ok: false, reason: "agent is stopping" };
+    if (age > STALE_TICK_MS) return { ok: false, reason: `core loop last ticked ${(age / 1000).toFixed(1)}s ago` };
+    return { ok: true, reason: `core loop ticking; ${this.scheduler.names().length} collectors scheduled` };
+  }
+
+  status(): StatusReport {
+    const c = this.config;
+    return {
+      schema: 1,
+      agent: {
+        version: VERSION,
+        node_version: process.version,
+        pid: process.pid,
+        started_at: new Date(this.startedAt).toISOString(),
+        uptime_seconds: Math.round((Date.now() - this.startedAt) / 1000),
+        config_file: this.configFile,
+        listen: this.metricsAddress(),
+        control_socket: this.controlPath(),
+        state_dir: c.agent.state_dir,
+      },
+      health: this.agentHealth(),
+      collectors: this.scheduler.status(),
+      history: this.history.stats(),
+    };
+  }
+
+  private agentHealth(): AgentHealth {
+    const reasons: string[] = [];
+    let verdict: Verdict = "healthy";
+    const worse = (v: Verdict, why: string) => {
+      reasons.push(why);
+      if (v === "critical" || verdict === "healthy") verdict = v;
+    };
+    const h = this.health();
+    if (!h.ok) worse("critical", h.reason);
+    const cols = this.scheduler.status();
+    const failing = cols.filter((s) => s.consecutive_failures > 0);
+    for (const s of failing) worse("degraded", `collector ${s.name} failing (${s.consecutive_failures}x): ${s.last_error?.message ?? "unknown"}`);
+    if (cols.length > 0 && failing.length === cols.length && failing.every((s) => s.consecutive_failures >= 3)) {
+      worse("critical", "every collector is failing");
+    }
+    const hs = this.history.stats();
+    if (hs.write_state !== "ok") worse("degraded", `history not being written (${hs.write_state}): ${hs.last_error ?? ""}`);
+    return { verdict, reasons };
+  }
+
+  private routes(): Map<string, RouteHandler> {
+    return new Map<string, RouteHandler>([
+      ["GET /v1/status", () => this.status()],
+      ["GET /v1/health", () => this.agentHealth()],
+    ]);
+  }
+
+  private collectorDeps(): CollectorDeps {
+    return { config: this.config, log: this.log, registry: this.metrics.registry, history: this.history };
+  }
+
+  private addCollectors(entries: ReturnType<typeof buildCollectors>): void {
+    for (const e of entries) {
+      this.scheduler.add(e.collector, e.spec);
+      this.fingerprints.set(e.collector.name, e.fingerprint);
+    }
+  }
+
+  private tick(): void {
+    const now = Date.now();
+    this.lastTick = now;
+    this.metrics.coreLoopLastTick.set(now / 1000);
+    if (now - this.lastFlush >= this.config.history.flush_interval || now < this.lastFlush) {
+      this.lastFlush = now;
+      this.history.flush();
+    }
+    if (now - this.lastMaintain >= MAINTAIN_EVERY_MS || now < this.lastMaintain) {
+      this.lastMaintain = now;
+      this.history.maintain();
+    }
+  }
+}

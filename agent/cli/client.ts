@@ -1,0 +1,76 @@
+// Talking to the agent over its control socket.
+import { request } from "node:http";
+import { join } from "node:path";
+import { loadConfig } from "../config/load.js";
+
+export class Unreachable extends Error {
+  constructor(
+    readonly tried: readonly string[],
+    readonly reasons: readonly string[],
+  ) {
+    super(`cannot reach the agent: ${reasons.join("; ")}`);
+  }
+}
+
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** Where to look for the socket: --socket alone if given, else $STEMEDB_AGENT_SOCKET, else the config's path and its fallback. */
+export function socketCandidates(opts: { socket?: string | undefined; config?: string | undefined }, env = process.env): string[] {
+  if (opts.socket) return [opts.socket];
+  if (env["STEMEDB_AGENT_SOCKET"]) return [env["STEMEDB_AGENT_SOCKET"]];
+  const r = loadConfig({ file: opts.config, env });
+  const c = r.ok ? r.loaded.config : undefined;
+  const primary = c?.agent.control_socket ?? "/run/stemedb-agent/agentctl.sock";
+  const stateDir = c?.agent.state_dir ?? "/var/lib/stemedb-agent";
+  return [...new Set([primary, join(stateDir, "agentctl.sock")])];
+}
+
+function getOnce(socketPath: string, path: string, timeoutMs: number): Promise<unknown> {
+  return new Promise((resolve, reject) => {
+    const req = request({ socketPath, path, method: "GET", timeout: timeoutMs }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on("data", (c: Buffer) => chunks.push(c));
+      res.on("end", () => {
+        const text = Buffer.concat(chunks).toString("utf8");
+        let body: unknown;
+        try {
+          body = JSON.parse(text);
+        } catch {
+          reject(new ApiError(res.statusCode ?? 0, `agent answered with non-JSON: ${text.slice(0, 200)}`));
+          return;
+        }
+        if ((res.statusCode ?? 500) >= 400) {
+          const msg = typeof body === "object" && body !== null && "error" in body ? String((body).error) : text;
+          reject(new ApiError(res.statusCode ?? 0, msg));
+          return;
+        }
+        resolve(body);
+      });
+    });
+    req.on("timeout", () => req.destroy(new Error(`no answer within ${timeoutMs} ms`)));
+    req.on("error", reject);
+    req.end();
+  });
+}
+
+export async function get(candidates: readonly string[], path: string, timeoutMs = 5000): Promise<{ body: unknown; socket: string }> {
+  const reasons: string[] = [];
+  for (const socket of candidates) {
+    try {
+      return { body: await getOnce(socket, path, timeoutMs), socket };
+    } catch (e) {
+      if (e instanceof ApiError) throw e;
+      const code = (e as NodeJS.ErrnoException).code;
+      const why = code === "ENOENT" ? "no such socket" : code === "ECONNREFUSED" ? "nothing listening (stale socket)" : code === "EACCES" ? "permission denied" : (e as Error).message;
+      reasons.push(`${socket}: ${why}`);
+    }
+  }
+  throw new Unreachable(candidates, reasons);
+}

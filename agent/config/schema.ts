@@ -1,0 +1,174 @@
+// The configuration schema: every key of agent.toml, its type and its embedded default.
+// Input is what TOML gives us (strings for durations and sizes); output is typed
+// (Duration/Size numbers). `z.encode` turns the output back into TOML-ready input,
+// which is how --print-config prints exactly what is in force.
+import { z } from "zod";
+import { type Duration, formatDuration, formatSize, parseDuration, parseSize, type Size } from "./units.js";
+
+export const DEFAULT_PORT = 9735;
+export const DEFAULT_CONFIG_FILE = "/etc/stemedb/agent.toml";
+
+const duration = z.codec(z.string({ error: (i) => `expected a duration string such as "500ms", "10s" or "10m", got ${JSON.stringify(i.input)}` }), z.custom<Duration>((v) => typeof v === "number"), {
+  decode: (text, ctx) => {
+    const r = parseDuration(text);
+    if (r.ok) return r.value;
+    ctx.issues.push({ code: "custom", message: r.reason, input: text });
+    return z.NEVER;
+  },
+  encode: (d) => formatDuration(d),
+});
+
+const size = z.codec(z.string({ error: (i) => `expected a size string such as "4KiB" or "64MiB", got ${JSON.stringify(i.input)}` }), z.custom<Size>((v) => typeof v === "number"), {
+  decode: (text, ctx) => {
+    const r = parseSize(text);
+    if (r.ok) return r.value;
+    ctx.issues.push({ code: "custom", message: r.reason, input: text });
+    return z.NEVER;
+  },
+  encode: (b) => formatSize(b),
+});
+
+const regex = z.string().superRefine((src, ctx) => {
+  try {
+    new RegExp(src);
+  } catch (e) {
+    ctx.addIssue({ code: "custom", message: `invalid regular expression: ${(e as Error).message}` });
+  }
+});
+
+const absPath = z.string().refine((p) => p.startsWith("/") || p.startsWith("./") || p.startsWith("../"), {
+  message: "must be an absolute path (or start with ./ for a path relative to the working directory)",
+});
+const command = z.string().min(1, "must name a program (an absolute path, or a name looked up in PATH)");
+
+/** "host:port", "[v6]:port" or ":port". */
+const listen = z.string().superRefine((s, ctx) => {
+  const m = /^(\[[0-9a-fA-F:.]+\]|[^:[\]\s]*):(\d{1,5})$/.exec(s);
+  const port = m ? Number(m[2]) : NaN;
+  if (!m || port < 1 || port > 65535) {
+    ctx.addIssue({ code: "custom", message: `invalid listen address ${JSON.stringify(s)}: use "host:port", e.g. "127.0.0.1:${DEFAULT_PORT}" or "[::1]:${DEFAULT_PORT}"` });
+  }
+});
+
+const logLevel = z.enum(["trace", "debug", "info", "warn", "error", "fatal"]);
+const mode = z.enum(["off", "dry-run", "on"]);
+const percent = z.number().min(0).max(100);
+
+/** Keys every periodic collector has. */
+const periodic = (interval: string, timeout: string) => ({
+  enabled: z.boolean().default(true),
+  interval: duration.prefault(interval),
+  timeout: duration.prefault(timeout),
+  /** Random delay added to each run, so collectors of many nodes do not fire in lockstep. */
+  jitter: duration.prefault("0s"),
+});
+
+// A missing table is an empty one: every key in it gets its default. (`{} as never`: the
+// generic input type cannot be shown to accept {} although every key has a default.)
+const section = <T extends z.core.$ZodLooseShape>(shape: T) => z.strictObject(shape).prefault({} as never);
+
+export const configSchema = z
+  .strictObject({
+    agent: section({
+      listen: listen.default(`0.0.0.0:${DEFAULT_PORT}`),
+      state_dir: absPath.default("/var/lib/stemedb-agent"),
+      control_socket: absPath.default("/run/stemedb-agent/agentctl.sock"),
+      socket_group: z.string().default("stemedb-agent"),
+      log_level: logLevel.default("info"),
+      log_format: z.enum(["json", "pretty"]).default("json"),
+    }),
+    host: section({
+      proc_path: absPath.default("/proc"),
+      sys_path: absPath.default("/sys"),
+      dev_path: absPath.default("/dev"),
+      kmsg_path: absPath.default("/dev/kmsg"),
+    }),
+    stemedb: section({
+      data_dir: absPath.default("/var/lib/stemedb"),
+      service: z.string().default("stemedb-api.service"),
+      metrics_url: z.union([z.literal(""), z.url({ protocol: /^https?$/ })]).default(""),
+    }),
+    wal: section({
+      dir: absPath.default("/var/lib/stemedb/wal"),
+      segment_pattern: z.string().min(1).default("segment.*.wal"),
+    }),
+    history: section({
+      raw_retention: duration.prefault("1h"),
+      minute_retention: duration.prefault("7d"),
+      hour_retention: duration.prefault("90d"),
+      event_retention: duration.prefault("90d"),
+      flush_interval: duration.prefault("10s"),
+      /** Rows held in memory while the file cannot be written (disk full); the oldest are dropped past this. */
+      max_pending_rows: z.number().int().min(1000).default(200_000),
+    }),
+    collectors: section({
+      diskstats: section({
+        ...periodic("1s", "2s"),
+        include: regex.default(""),
+        exclude: regex.default("^(loop|ram|zram)\\d+$"),
+      }),
+      fsync_probe: section({
+        ...periodic("5s", "10s"),
+        dirs: z.array(absPath).default([]),
+        block_size: size.prefault("4KiB"),
+      }),
+      smart: section({
+        ...periodic("10m", "60s"),
+        smartctl: command.default("/usr/sbin/smartctl"),
+        devices: z.array(z.string().min(1)).default([]),
+      }),
+      mounts: section({
+        ...periodic("30s", "5s"),
+        paths: z.array(absPath).default([]),
+      }),
+      kmsg: section({
+        enabled: z.boolean().default(true),
+        facilities: z.array(z.enum(["kern", "user", "mail", "daemon", "auth", "syslog", "lpr", "news", "uucp", "cron", "authpriv", "ftp", "local0", "local1", "local2", "local3", "local4", "local5", "local6", "local7"])).min(1).default(["kern"]),
+      }),
+      wal: section({
+        ...periodic("30s", "20s"),
+      }),
+      procio: section({
+        ...periodic("5s", "4s"),
+        units: z.array(z.string().min(1)).default([]),
+        top_k: z.number().int().min(1).max(100).default(10),
+      }),
+    }),
+    remediators: section({
+      wal_compress: section({
+        mode: mode.default("dry-run"),
+        keep_uncompressed: z.number().int().min(1).default(20),
+        min_age: duration.prefault("1h"),
+        trigger_used_percent: percent.default(80),
+        level: z.number().int().min(1).max(9).default(6),
+        max_bytes_per_second: size.prefault("32MiB"),
+      }),
+      backup_pause: section({
+        mode: mode.default("dry-run"),
+        units: z.array(z.string().regex(/^[\w:.@\\-]+\.(service|timer)$/, "must be a systemd .service or .timer unit name")).default(["backup.service", "log-archiver.timer"]),
+        fsync_p99_threshold: duration.prefault("100ms"),
+        for: duration.prefault("10m"),
+        resume_below: duration.prefault("50ms"),
+        max_pause: duration.prefault("30m"),
+        daily_budget: duration.prefault("2h"),
+        systemctl: command.default("/usr/bin/systemctl"),
+        systemd_run: command.default("/usr/bin/systemd-run"),
+      }),
+    }),
+  })
+  .superRefine((c, ctx) => {
+    const bp = c.remediators.backup_pause;
+    if (bp.resume_below >= bp.fsync_p99_threshold) {
+      ctx.addIssue({ code: "custom", path: ["remediators", "backup_pause", "resume_below"], message: "must be below fsync_p99_threshold, or a pause would never end by recovery" });
+    }
+    const h = c.history;
+    if (h.minute_retention < h.raw_retention || h.hour_retention < h.minute_retention) {
+      ctx.addIssue({ code: "custom", path: ["history"], message: "retentions must not shrink with coarser resolution (raw <= minute <= hour)" });
+    }
+  });
+
+export type ConfigInput = z.input<typeof configSchema>;
+export type Config = z.output<typeof configSchema>;
+export type PeriodicCollectorName = {
+  [K in keyof Config["collectors"]]: Config["collectors"][K] extends { interval: Duration } ? K : never;
+}[keyof Config["collectors"]];

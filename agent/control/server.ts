@@ -1,0 +1,77 @@
+// The control API: HTTP+JSON on the unix socket (curl --unix-socket works).
+// Read-only routes today; actions (root only) arrive with the remediators.
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import { unlinkSync } from "node:fs";
+import { errorMessage } from "../errors.js";
+import type { Logger } from "../log.js";
+import { listenUnix } from "./socket.js";
+
+export type RouteHandler = (url: URL) => unknown;
+
+export interface ControlServerOptions {
+  /** Tried in order: the configured path, then the fallback in the state dir. */
+  readonly paths: readonly string[];
+  readonly group: string;
+  readonly routes: ReadonlyMap<string, RouteHandler>;
+  readonly log: Logger;
+}
+
+export class ControlServer {
+  private constructor(
+    private readonly server: Server,
+    readonly path: string,
+  ) {}
+
+  static async start(opts: ControlServerOptions): Promise<ControlServer> {
+    const server = createServer({ maxHeaderSize: 8 * 1024, requestTimeout: 10_000, headersTimeout: 5_000 }, (req, res) => handle(req, res, opts));
+    server.maxConnections = 1024;
+    server.setTimeout(30_000, (sock) => sock.destroy());
+    const failures: string[] = [];
+    for (const path of opts.paths) {
+      try {
+        const { groupApplied } = await listenUnix(server, path, opts.group);
+        if (failures.length > 0) opts.log.warn({ path, failures }, "control: configured socket path unusable; using the fallback");
+        if (!groupApplied) opts.log.info({ path, group: opts.group }, "control: group not found or not settable; socket readable by its owner's group only");
+        server.on("error", (e) => opts.log.error({ err: errorMessage(e) }, "control: server error"));
+        return new ControlServer(server, path);
+      } catch (e) {
+        failures.push(`${path}: ${errorMessage(e)}`);
+      }
+    }
+    throw new Error(`cannot create the control socket (${failures.join("; ")})`);
+  }
+
+  async close(): Promise<void> {
+    await new Promise<void>((resolve) => {
+      this.server.close(() => resolve());
+      this.server.closeAllConnections();
+    });
+    try {
+      unlinkSync(this.path);
+    } catch {
+      // already gone
+    }
+  }
+}
+
+function send(res: ServerResponse, status: number, body: unknown): void {
+  const text = `${JSON.stringify(body)}\n`;
+  res.writeHead(status, { "content-type": "application/json", "content-length": Buffer.byteLength(text) });
+  res.end(text);
+}
+
+function handle(req: IncomingMessage, res: ServerResponse, opts: ControlServerOptions): void {
+  req.resume();
+  const url = new URL(req.url ?? "/", "http://agent");
+  const route = opts.routes.get(`${req.method ?? "GET"} ${url.pathname}`);
+  if (!route) {
+    send(res, 404, { error: `no such command: ${req.method} ${url.pathname}` });
+    return;
+  }
+  try {
+    send(res, 200, route(url));
+  } catch (e) {
+    opts.log.error({ path: url.pathname, err: errorMessage(e) }, "control: request failed");
+    send(res, 500, { error: errorMessage(e) });
+  }
+}

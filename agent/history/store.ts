@@ -1,0 +1,461 @@
+// The agent's memory: one SQLite file in the state dir.
+//
+// Writes are buffered in memory and flushed in one transaction every flush_interval, so
+// collectors never wait on the disk. Raw samples are kept briefly; each minute is summarised
+// (count/sum/min/max/p50/p99) as it closes, minutes are summarised into hours, and each
+// resolution has its own retention, so the file stays bounded.
+//
+// The store never takes the agent down: a corrupt file is moved aside and replaced, a full
+// disk stops writes (rows wait in a bounded buffer, oldest dropped first) until space returns,
+// and if no file can be used at all the store runs in memory and says so.
+import { statSync } from "node:fs";
+import { dirname, join } from "node:path";
+import Database from "better-sqlite3";
+import type { Duration } from "../config/units.js";
+import { errorCode, errorMessage } from "../errors.js";
+import type { Logger } from "../log.js";
+import type { CoreMetrics } from "../metrics/registry.js";
+import { MIGRATIONS, migrate, SCHEMA_VERSION } from "./migrations.js";
+import { type Db, moveAside, openHistory } from "./open.js";
+import { summarize } from "./percentile.js";
+
+export const HISTORY_FILE = "history.db";
+const MINUTE = 60_000;
+const HOUR = 3_600_000;
+/** A minute is summarised this long after it ends, so late samples of a slow collector still count. */
+const MINUTE_GRACE = 5_000;
+/** Values kept per series per minute for percentiles; a 1 s collector gives 60. */
+const MAX_VALUES_PER_MINUTE = 1_000;
+
+export type Labels = Readonly<Record<string, string>>;
+export type Severity = "info" | "warn" | "crit";
+
+export interface EventInput {
+  readonly class: string;
+  readonly kind: string;
+  readonly severity: Severity;
+  readonly message: string;
+  readonly subject?: string | undefined;
+  readonly data?: unknown;
+  readonly ts?: number;
+}
+
+export interface Retention {
+  readonly raw_retention: Duration;
+  readonly minute_retention: Duration;
+  readonly hour_retention: Duration;
+  readonly event_retention: Duration;
+  readonly max_pending_rows: number;
+}
+
+/** Why writes are not happening, or "ok". */
+export type WriteState = "ok" | "full" | "io-error" | "read-only" | "memory";
+
+export interface HistoryStats {
+  readonly path: string | null;
+  readonly mode: "file" | "memory";
+  readonly write_state: WriteState;
+  readonly last_error: string | null;
+  readonly schema_version: number;
+  readonly size_bytes: number;
+  readonly pending_rows: number;
+  readonly dropped_rows: number;
+  readonly rows: { readonly series: number; readonly samples: number; readonly rollups: number; readonly events: number };
+  readonly rows_counted_at: string | null;
+}
+
+type PendingEvent = EventInput & { readonly ts: number };
+type PendingSample = readonly [seriesKey: string, ts: number, value: number];
+interface PendingRollup {
+  readonly seriesKey: string;
+  readonly ts: number;
+  readonly count: number;
+  readonly sum: number;
+  readonly min: number;
+  readonly max: number;
+  readonly p50: number;
+  readonly p99: number;
+}
+interface MinuteAcc {
+  bucket: number;
+  values: number[];
+}
+
+export interface HistoryOptions {
+  readonly stateDir: string;
+  readonly retention: Retention;
+  readonly log: Logger;
+  readonly metrics: CoreMetrics;
+  readonly now?: () => number;
+}
+
+export class HistoryStore {
+  readonly path: string;
+  private db: Db;
+  private mode: "file" | "memory";
+  private inode = 0;
+  private writeState: WriteState = "ok";
+  private lastError: string | null = null;
+  private retention: Retention;
+  private readonly log: Logger;
+  private readonly metrics: CoreMetrics;
+  private readonly now: () => number;
+  private readonly seriesIds = new Map<string, number>();
+  private pendingSamples: PendingSample[] = [];
+  private pendingRollups: PendingRollup[] = [];
+  private pendingEvents: PendingEvent[] = [];
+  private readonly minutes = new Map<string, MinuteAcc>();
+  private dropped = 0;
+  private rowCounts = { series: 0, samples: 0, rollups: 0, events: 0 };
+  private rowsCountedAt: number | null = null;
+
+  constructor(opts: HistoryOptions) {
+    this.path = join(opts.stateDir, HISTORY_FILE);
+    this.retention = opts.retention;
+    this.log = opts.log;
+    this.metrics = opts.metrics;
+    this.now = opts.now ?? Date.now;
+    const { db, mode } = this.openOrFallBack(opts.stateDir);
+    this.db = db;
+    this.mode = mode;
+    this.countRows();
+  }
+
+  setRetention(r: Retention): void {
+    this.retention = r;
+  }
+
+  /** Buffers one sample; it reaches the file at the next flush. */
+  record(metric: string, labels: Labels, value: number, ts = this.now()): void {
+    if (!Number.isFinite(value)) return;
+    const key = seriesKey(metric, labels);
+    this.pendingSamples.push([key, ts, value]);
+    const bucket = ts - (ts % MINUTE);
+    let acc = this.minutes.get(key);
+    if (acc && acc.bucket !== bucket) {
+      if (bucket < acc.bucket) return; // a late sample for a minute already summarised: raw only
+      this.closeMinute(key, acc);
+      acc = undefined;
+    }
+    if (!acc) {
+      acc = { bucket, values: [] };
+      this.minutes.set(key, acc);
+    }
+    if (acc.values.length < MAX_VALUES_PER_MINUTE) acc.values.push(value);
+    this.bound();
+  }
+
+  /** Buffers one event; it reaches the file at the next flush. */
+  event(e: EventInput): void {
+    this.pendingEvents.push({ ...e, ts: e.ts ?? this.now() });
+    this.bound();
+  }
+
+  /** Reads a small piece of durable state (resume points, baselines). */
+  getState(key: string): string | undefined {
+    try {
+      const row = this.db.prepare("SELECT value FROM state WHERE key = ?").get(key) as { value: string } | undefined;
+      return row?.value;
+    } catch (e) {
+      this.log.warn({ key, err: errorMessage(e) }, "history: cannot read state");
+      return undefined;
+    }
+  }
+
+  /** Writes durable state at once (not buffered): callers rely on it surviving a crash. */
+  setState(key: string, value: string): boolean {
+    try {
+      this.db.prepare("INSERT INTO state (key, value, updated) VALUES (?, ?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated = excluded.updated").run(key, value, this.now());
+      return true;
+    } catch (e) {
+      this.onWriteError(e);
+      return false;
+    }
+  }
+
+  /** Writes everything buffered in one transaction. Never throws. */
+  flush(): void {
+    const now = this.now();
+    for (const [key, acc] of this.minutes) {
+      if (acc.bucket + MINUTE + MINUTE_GRACE <= now) {
+        this.closeMinute(key, acc);
+        this.minutes.delete(key);
+      }
+    }
+    if (this.pendingSamples.length + this.pendingRollups.length + this.pendingEvents.length === 0) return;
+    const samples = this.pendingSamples;
+    const rollups = this.pendingRollups;
+    const events = this.pendingEvents;
+    try {
+      this.writeBatch(samples, rollups, events);
+      this.pendingSamples = [];
+      this.pendingRollups = [];
+      this.pendingEvents = [];
+      if (this.writeState !== "ok" && this.mode === "file") {
+        this.log.info({ previous: this.writeState }, "history: writes resumed");
+        this.writeState = "ok";
+        this.lastError = null;
+      }
+      this.metrics.historyWritable.set(this.mode === "file" ? 1 : 0);
+    } catch (e) {
+      this.onWriteError(e);
+    }
+  }
+
+  /** Summarises closed hours, prunes past retention, checks the file is still ours. Never throws. */
+  maintain(): void {
+    try {
+      this.checkFileIdentity();
+      this.rollupHours();
+      this.prune();
+      this.db.pragma("incremental_vacuum(2000)");
+      this.countRows();
+    } catch (e) {
+      this.onWriteError(e);
+    }
+    this.metrics.historyFileBytes.set(this.sizeBytes());
+  }
+
+  /** Finishes the current minutes, flushes, checkpoints and closes. */
+  close(): void {
+    for (const [key, acc] of this.minutes) this.closeMinute(key, acc);
+    this.minutes.clear();
+    this.flush();
+    try {
+      if (this.mode === "file") this.db.pragma("wal_checkpoint(TRUNCATE)");
+    } catch {
+      // best effort: the WAL file is replayed at next open anyway
+    }
+    this.db.close();
+  }
+
+  stats(): HistoryStats {
+    return {
+      path: this.mode === "file" ? this.path : null,
+      mode: this.mode,
+      write_state: this.writeState,
+      last_error: this.lastError,
+      schema_version: SCHEMA_VERSION,
+      size_bytes: this.sizeBytes(),
+      pending_rows: this.pendingSamples.length + this.pendingRollups.length + this.pendingEvents.length,
+      dropped_rows: this.dropped,
+      rows: { ...this.rowCounts },
+      rows_counted_at: this.rowsCountedAt === null ? null : new Date(this.rowsCountedAt).toISOString(),
+    };
+  }
+
+  /** Read access for queries (agentctl history/events). */
+  get database(): Db {
+    return this.db;
+  }
+
+  // ---------------------------------------------------------------- internals
+
+  private openOrFallBack(stateDir: string): { db: Db; mode: "file" | "memory" } {
+    try {
+      const opened = openHistory(this.path, stateDir);
+      this.inode = statSync(this.path).ino;
+      if (opened.recovered) this.noteRecovery("corrupt", opened.recovered.reason, opened.recovered.movedTo);
+      if (opened.migration.kind === "migrated") this.log.info({ from: opened.migration.from, to: opened.migration.to }, "history: schema migrated");
+      this.metrics.historyWritable.set(1);
+      return { db: opened.db, mode: "file" };
+    } catch (e) {
+      this.writeState = "memory";
+      this.lastError = `cannot use ${this.path}: ${errorMessage(e)}`;
+      this.log.error({ path: this.path, err: errorMessage(e) }, "history: no usable file; keeping history in memory only (lost at exit)");
+      this.metrics.historyWritable.set(0);
+      const db = new Database(":memory:");
+      migrate(db, MIGRATIONS);
+      return { db, mode: "memory" };
+    }
+  }
+
+  private noteRecovery(reason: string, detail: string, movedTo: string): void {
+    this.metrics.historyRecoveries.labels(reason).inc();
+    this.log.error({ path: this.path, movedTo, detail }, "history: file could not be used; moved aside and started a new one");
+    this.event({ class: "agent", kind: "history.recovered", severity: "warn", subject: this.path, message: `history file moved aside to ${movedTo} (${detail}); a new one was started`, data: { reason, detail, moved_to: movedTo } });
+  }
+
+  private closeMinute(key: string, acc: MinuteAcc): void {
+    if (acc.values.length === 0) return;
+    this.pendingRollups.push({ seriesKey: key, ts: acc.bucket, ...summarize(acc.values) });
+  }
+
+  /** Bounds memory while writes are failing: the oldest samples go first, then rollups, then events. */
+  private bound(): void {
+    const max = this.retention.max_pending_rows;
+    const total = this.pendingSamples.length + this.pendingRollups.length + this.pendingEvents.length;
+    if (total <= max) return;
+    let excess = total - max + Math.floor(max / 10); // drop in chunks, not one row per call
+    for (const queue of [this.pendingSamples, this.pendingRollups, this.pendingEvents] as unknown[][]) {
+      const n = Math.min(excess, queue.length);
+      queue.splice(0, n);
+      excess -= n;
+      this.dropped += n;
+      this.metrics.historyDroppedRows.inc(n);
+      if (excess === 0) break;
+    }
+  }
+
+  private seriesId(key: string, insert: Database.Statement, select: Database.Statement): number {
+    const cached = this.seriesIds.get(key);
+    if (cached !== undefined) return cached;
+    const sep = key.indexOf("\u0000");
+    const metric = key.slice(0, sep);
+    const labels = key.slice(sep + 1);
+    insert.run(metric, labels);
+    const row = select.get(metric, labels) as { id: number };
+    this.seriesIds.set(key, row.id);
+    return row.id;
+  }
+
+  private writeBatch(samples: readonly PendingSample[], rollups: readonly PendingRollup[], events: readonly PendingEvent[]): void {
+    const db = this.db;
+    const insSeries = db.prepare("INSERT OR IGNORE INTO series (metric, labels) VALUES (?, ?)");
+    const selSeries = db.prepare("SELECT id FROM series WHERE metric = ? AND labels = ?");
+    const insSample = db.prepare("INSERT OR REPLACE INTO samples (series_id, ts, value) VALUES (?, ?, ?)");
+    // A minute seen twice (restart inside it) is merged, not overwritten.
+    const insRollup = db.prepare(`INSERT INTO rollups (series_id, resolution, ts, count, sum, min, max, p50, p99)
+      VALUES (?, 60, ?, ?, ?, ?, ?, ?, ?)
+      ON CONFLICT (series_id, resolution, ts) DO UPDATE SET
+        p50 = (p50 * count + excluded.p50 * excluded.count) / (count + excluded.count),
+        p99 = max(p99, excluded.p99),
+        count = count + excluded.count, sum = sum + excluded.sum,
+        min = min(min, excluded.min), max = max(max, excluded.max)`);
+    const insEvent = db.prepare("INSERT INTO events (ts, class, kind, severity, subject, message, data) VALUES (?, ?, ?, ?, ?, ?, ?)");
+    db.transaction(() => {
+      for (const [key, ts, value] of samples) insSample.run(this.seriesId(key, insSeries, selSeries), ts, value);
+      for (const r of rollups) insRollup.run(this.seriesId(r.seriesKey, insSeries, selSeries), r.ts, r.count, r.sum, r.min, r.max, r.p50, r.p99);
+      for (const e of events) insEvent.run(e.ts, e.class, e.kind, e.severity, e.subject ?? null, e.message, e.data === undefined ? null : JSON.stringify(e.data));
+    })();
+  }
+
+  private onWriteError(e: unknown): void {
+    const code = errorCode(e) ?? "";
+    const reason = code === "SQLITE_FULL" ? "full"
+      : code.startsWith("SQLITE_IOERR") ? "io"
+      : code.startsWith("SQLITE_READONLY") ? "readonly"
+      : code === "SQLITE_CORRUPT" || code === "SQLITE_NOTADB" ? "corrupt"
+      : "other";
+    this.metrics.historyWriteErrors.labels(reason).inc();
+    this.metrics.historyWritable.set(0);
+    this.lastError = `${code || "error"}: ${errorMessage(e)}`;
+    if (reason === "corrupt" && this.mode === "file") {
+      this.replaceFile("corrupt", this.lastError);
+      return;
+    }
+    const state: WriteState = reason === "full" ? "full" : reason === "readonly" ? "read-only" : "io-error";
+    if (this.writeState !== state) {
+      this.log.error({ path: this.path, err: this.lastError, pending: this.stats().pending_rows }, `history: writes stopped (${state}); the agent keeps running and retries at each flush`);
+      this.writeState = state;
+    }
+  }
+
+  /** The file was deleted, replaced or corrupted under us: start over with a fresh one. */
+  private replaceFile(reason: string, detail: string): void {
+    try {
+      this.db.close();
+    } catch {
+      // already unusable
+    }
+    this.seriesIds.clear();
+    let movedTo = "(file was gone)";
+    try {
+      movedTo = moveAside(this.path, reason);
+    } catch {
+      // nothing to move
+    }
+    const { db, mode } = this.openOrFallBack(dirname(this.path));
+    this.db = db;
+    this.mode = mode;
+    if (mode === "file") {
+      this.writeState = "ok";
+      this.noteRecovery(reason, detail, movedTo);
+    }
+  }
+
+  private checkFileIdentity(): void {
+    if (this.mode !== "file") return;
+    let ino = -1;
+    try {
+      ino = statSync(this.path).ino;
+    } catch {
+      // removed
+    }
+    if (ino !== this.inode) {
+      this.log.error({ path: this.path }, "history: file was removed or replaced while running");
+      this.replaceFile("replaced", ino === -1 ? "file removed while running" : "file replaced while running");
+    }
+  }
+
+  private rollupHours(): void {
+    const now = this.now();
+    const lastComplete = now - (now % HOUR) - HOUR; // start of the last fully elapsed hour
+    const doneRaw = this.getState("rollup.hour.done");
+    let next = doneRaw === undefined ? lastComplete : Number(doneRaw) + HOUR;
+    next = Math.max(next, now - this.retention.minute_retention - (now % HOUR));
+    if (next > lastComplete) return;
+    const ids = this.db.prepare("SELECT id FROM series").pluck().all() as number[];
+    const ins = this.db.prepare(`INSERT OR REPLACE INTO rollups (series_id, resolution, ts, count, sum, min, max, p50, p99)
+      SELECT series_id, 3600, ?, sum(count), sum(sum), min(min), max(max), sum(p50 * count) / sum(count), max(p99)
+      FROM rollups WHERE series_id = ? AND resolution = 60 AND ts >= ? AND ts < ? GROUP BY series_id`);
+    this.db.transaction(() => {
+      for (let h = next; h <= lastComplete; h += HOUR) {
+        for (const id of ids) ins.run(h, id, h, h + HOUR);
+      }
+      this.db.prepare("INSERT INTO state (key, value, updated) VALUES ('rollup.hour.done', ?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated = excluded.updated").run(String(lastComplete), now);
+    })();
+  }
+
+  private prune(): void {
+    const now = this.now();
+    const r = this.retention;
+    const ids = this.db.prepare("SELECT id FROM series").pluck().all() as number[];
+    const delRaw = this.db.prepare("DELETE FROM samples WHERE series_id = ? AND ts < ?");
+    const delRoll = this.db.prepare("DELETE FROM rollups WHERE series_id = ? AND resolution = ? AND ts < ?");
+    this.db.transaction(() => {
+      for (const id of ids) {
+        delRaw.run(id, now - r.raw_retention);
+        delRoll.run(id, 60, now - r.minute_retention);
+        delRoll.run(id, 3600, now - r.hour_retention);
+      }
+      this.db.prepare("DELETE FROM events WHERE ts < ?").run(now - r.event_retention);
+    })();
+  }
+
+  private countRows(): void {
+    try {
+      const one = (sql: string) => this.db.prepare(sql).pluck().get() as number;
+      this.rowCounts = {
+        series: one("SELECT count(*) FROM series"),
+        samples: one("SELECT count(*) FROM samples"),
+        rollups: one("SELECT count(*) FROM rollups"),
+        events: one("SELECT count(*) FROM events"),
+      };
+      this.rowsCountedAt = this.now();
+    } catch (e) {
+      this.log.warn({ err: errorMessage(e) }, "history: cannot count rows");
+    }
+  }
+
+  private sizeBytes(): number {
+    if (this.mode !== "file") return 0;
+    let total = 0;
+    for (const suffix of ["", "-wal"]) {
+      try {
+        total += statSync(this.path + suffix).size;
+      } catch {
+        // absent
+      }
+    }
+    return total;
+  }
+}
+
+/** metric NUL canonical-labels: one string key per series. */
+export function seriesKey(metric: string, labels: Labels): string {
+  const keys = Object.keys(labels).sort();
+  const canon: Record<string, string> = {};
+  for (const k of keys) canon[k] = labels[k] as string;
+  return `${metric}\u0000${JSON.stringify(canon)}`;
+}

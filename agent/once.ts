@@ -1,0 +1,39 @@
+// stemedb-agent --once: every enabled collector once, observations as JSON (like telegraf --test).
+// Touches neither history nor any port.
+import { Registry } from "prom-client";
+import { buildCollectors } from "../collectors/index.js";
+import type { LoadedConfig } from "./config/load.js";
+import { errorMessage, TimeoutError } from "./errors.js";
+import type { Logger } from "./log.js";
+
+export interface OnceResult {
+  readonly report: Record<string, { ok: true; seconds: number; observation: unknown } | { ok: false; seconds: number; error: string }>;
+  readonly failed: string[];
+}
+
+export async function runOnce(loaded: LoadedConfig, log: Logger): Promise<OnceResult> {
+  const entries = buildCollectors({ config: loaded.config, log, registry: new Registry(), history: null });
+  const report: OnceResult["report"] = {};
+  const failed: string[] = [];
+  await Promise.all(
+    entries.map(async ({ collector, spec }) => {
+      const ac = new AbortController();
+      const timer = setTimeout(() => ac.abort(new TimeoutError(`timed out after ${spec.timeout / 1000}s`)), spec.timeout);
+      const started = performance.now();
+      try {
+        const observation = await Promise.race([
+          collector.collect({ signal: ac.signal }),
+          new Promise<never>((_, reject) => ac.signal.addEventListener("abort", () => reject(ac.signal.reason as Error), { once: true })),
+        ]);
+        report[collector.name] = { ok: true, seconds: (performance.now() - started) / 1000, observation };
+      } catch (e) {
+        report[collector.name] = { ok: false, seconds: (performance.now() - started) / 1000, error: errorMessage(e) };
+        failed.push(`${collector.name}: ${errorMessage(e)}`);
+      } finally {
+        clearTimeout(timer);
+        await collector.close?.();
+      }
+    }),
+  );
+  return { report, failed };
+}

@@ -1,0 +1,46 @@
+// Which collectors exist, and how each is built from the configuration.
+import type { Registry } from "prom-client";
+import type { Config } from "../agent/config/schema.js";
+import type { HistoryStore } from "../agent/history/store.js";
+import type { Logger } from "../agent/log.js";
+import type { ScheduleSpec } from "../agent/scheduler.js";
+import type { Collector } from "./types.js";
+
+export interface CollectorDeps {
+  readonly config: Config;
+  readonly log: Logger;
+  /** Where the collector registers its metrics (a throwaway one for --once). */
+  readonly registry: Registry;
+  /** Null for --once, which must not change the node's history. */
+  readonly history: HistoryStore | null;
+}
+
+export interface CollectorEntry {
+  readonly collector: Collector;
+  readonly spec: ScheduleSpec;
+  /** The config this instance was built from; a reload that changes it rebuilds the collector. */
+  readonly fingerprint: string;
+}
+
+interface Factory {
+  readonly name: string;
+  enabled(c: Config): boolean;
+  spec(c: Config): ScheduleSpec;
+  /** Everything in the config this collector depends on, as a string. */
+  fingerprint(c: Config): string;
+  create(deps: CollectorDeps): Collector;
+}
+
+const FACTORIES: readonly Factory[] = [];
+
+export function buildCollectors(deps: CollectorDeps, only?: (name: string) => boolean): CollectorEntry[] {
+  return FACTORIES.filter((f) => f.enabled(deps.config) && (only?.(f.name) ?? true)).map((f) => ({
+    collector: f.create(deps),
+    spec: f.spec(deps.config),
+    fingerprint: f.fingerprint(deps.config),
+  }));
+}
+
+export function collectorFingerprints(c: Config): Map<string, string> {
+  return new Map(FACTORIES.filter((f) => f.enabled(c)).map((f) => [f.name, f.fingerprint(c)]));
+}
