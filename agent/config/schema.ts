@@ -41,11 +41,11 @@ const absPath = z.string().refine((p) => p.startsWith("/") || p.startsWith("./")
 });
 const command = z.string().min(1, "must name a program (an absolute path, or a name looked up in PATH)");
 
-/** "host:port", "[v6]:port" or ":port". */
+/** "host:port", "[v6]:port" or ":port"; port 0 picks a free port (tests). */
 const listen = z.string().superRefine((s, ctx) => {
   const m = /^(\[[0-9a-fA-F:.]+\]|[^:[\]\s]*):(\d{1,5})$/.exec(s);
   const port = m ? Number(m[2]) : NaN;
-  if (!m || port < 1 || port > 65535) {
+  if (!m || port < 0 || port > 65535) {
     ctx.addIssue({ code: "custom", message: `invalid listen address ${JSON.stringify(s)}: use "host:port", e.g. "127.0.0.1:${DEFAULT_PORT}" or "[::1]:${DEFAULT_PORT}"` });
   }
 });
