@@ -297,15 +297,16 @@ export class HistoryStore {
     }
   }
 
-  private seriesId(key: string, insert: Database.Statement, select: Database.Statement): number {
-    const cached = this.seriesIds.get(key);
-    if (cached !== undefined) return cached;
+  /** Series id for `key`; ids created inside a transaction go to `fresh` until it commits. */
+  private seriesId(key: string, fresh: Map<string, number>, insert: Database.Statement, select: Database.Statement): number {
+    const known = this.seriesIds.get(key) ?? fresh.get(key);
+    if (known !== undefined) return known;
     const sep = key.indexOf("\u0000");
     const metric = key.slice(0, sep);
     const labels = key.slice(sep + 1);
     insert.run(metric, labels);
     const row = select.get(metric, labels) as { id: number };
-    this.seriesIds.set(key, row.id);
+    fresh.set(key, row.id);
     return row.id;
   }
 
@@ -323,11 +324,15 @@ export class HistoryStore {
         count = count + excluded.count, sum = sum + excluded.sum,
         min = min(min, excluded.min), max = max(max, excluded.max)`);
     const insEvent = db.prepare("INSERT INTO events (ts, class, kind, severity, subject, message, data) VALUES (?, ?, ?, ?, ?, ?, ?)");
+    // Ids of series created in this batch are cached only once it commits: a rolled-back
+    // batch (disk full) must not leave ids in the cache that the file does not have.
+    const fresh = new Map<string, number>();
     db.transaction(() => {
-      for (const [key, ts, value] of samples) insSample.run(this.seriesId(key, insSeries, selSeries), ts, value);
-      for (const r of rollups) insRollup.run(this.seriesId(r.seriesKey, insSeries, selSeries), r.ts, r.count, r.sum, r.min, r.max, r.p50, r.p99);
+      for (const [key, ts, value] of samples) insSample.run(this.seriesId(key, fresh, insSeries, selSeries), ts, value);
+      for (const r of rollups) insRollup.run(this.seriesId(r.seriesKey, fresh, insSeries, selSeries), r.ts, r.count, r.sum, r.min, r.max, r.p50, r.p99);
       for (const e of events) insEvent.run(e.ts, e.class, e.kind, e.severity, e.subject ?? null, e.message, e.data === undefined ? null : JSON.stringify(e.data));
     })();
+    for (const [k, id] of fresh) this.seriesIds.set(k, id);
   }
 
   private onWriteError(e: unknown): void {
@@ -392,7 +397,14 @@ export class HistoryStore {
     const now = this.now();
     const lastComplete = now - (now % HOUR) - HOUR; // start of the last fully elapsed hour
     const doneRaw = this.getState("rollup.hour.done");
-    let next = doneRaw === undefined ? lastComplete : Number(doneRaw) + HOUR;
+    let next: number;
+    if (doneRaw !== undefined) next = Number(doneRaw) + HOUR;
+    else {
+      // First time: start at the oldest minute we have.
+      const oldest = this.db.prepare("SELECT min(ts) FROM rollups WHERE resolution = 60").pluck().get() as number | null;
+      if (oldest === null) return;
+      next = oldest - (oldest % HOUR);
+    }
     next = Math.max(next, now - this.retention.minute_retention - (now % HOUR));
     if (next > lastComplete) return;
     const ids = this.db.prepare("SELECT id FROM series").pluck().all() as number[];
