@@ -10,6 +10,7 @@ import { errorMessage } from "./errors.js";
 import { HistoryStore } from "./history/store.js";
 import type { Logger } from "./log.js";
 import { CoreMetrics } from "./metrics/registry.js";
+import { SelfMetrics } from "./metrics/self.js";
 import { type Health, MetricsServer } from "./metrics/server.js";
 import { type CollectorStatus, Scheduler } from "./scheduler.js";
 import { VERSION } from "./version.js";
@@ -46,6 +47,8 @@ export interface StatusReport {
 
 export class Agent {
   private readonly metrics = new CoreMetrics();
+  private readonly self: SelfMetrics;
+  private ticks = 0;
   private readonly scheduler: Scheduler;
   private readonly history: HistoryStore;
   private metricsServer: MetricsServer | undefined;
@@ -67,6 +70,7 @@ export class Agent {
     this.config = loaded.config;
     this.configFile = loaded.file;
     this.scheduler = new Scheduler(this.metrics, log);
+    this.self = new SelfMetrics(this.metrics.registry, this.config.host.proc_path);
     this.history = new HistoryStore({ stateDir: this.config.agent.state_dir, retention: this.config.history, log, metrics: this.metrics });
   }
 
@@ -167,6 +171,7 @@ export class Agent {
     await Promise.allSettled([this.metricsServer?.close(), this.control?.close()]);
     this.history.event({ class: "agent", kind: "agent.stopped", severity: "info", message: "stemedb-agent stopped" });
     this.history.close();
+    this.self.stop();
     this.log.info("stemedb-agent stopped");
   }
 
@@ -240,6 +245,7 @@ export class Agent {
     const now = Date.now();
     this.lastTick = now;
     this.metrics.coreLoopLastTick.set(now / 1000);
+    if (++this.ticks % 10 === 0) this.self.rollWindow();
     if (now - this.lastFlush >= this.config.history.flush_interval || now < this.lastFlush) {
       this.lastFlush = now;
       this.history.flush();

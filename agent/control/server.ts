@@ -4,7 +4,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { unlinkSync } from "node:fs";
 import { errorMessage } from "../errors.js";
 import type { Logger } from "../log.js";
-import { listenUnix } from "./socket.js";
+import { listenUnix, SocketInUse } from "./socket.js";
 
 export type RouteHandler = (url: URL) => unknown;
 
@@ -35,6 +35,7 @@ export class ControlServer {
         server.on("error", (e) => opts.log.error({ err: errorMessage(e) }, "control: server error"));
         return new ControlServer(server, path);
       } catch (e) {
+        if (e instanceof SocketInUse) throw e; // a second agent on one socket is a mistake, not a reason to hide elsewhere
         failures.push(`${path}: ${errorMessage(e)}`);
       }
     }

@@ -1,6 +1,6 @@
 // The agent's own metrics: how its collectors, history and loop are doing.
 // Collector-specific metrics are registered by each collector on the same registry.
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+import { Counter, Gauge, Histogram, Registry } from "prom-client";
 import { VERSION } from "../version.js";
 
 export const NS = "stemedb_agent_";
@@ -22,7 +22,6 @@ export class CoreMetrics {
 
   constructor() {
     const registers = [this.registry];
-    collectDefaultMetrics({ register: this.registry, eventLoopMonitoringPrecision: 10 });
     new Gauge({
       name: `${NS}build_info`,
       help: "Agent build information; always 1.",

@@ -84,7 +84,8 @@ export async function startAgent(opts: StartOptions = {}): Promise<RunningAgent>
     }
   });
   proc.stderr.on("data", (b: Buffer) => stderr.push(b.toString("utf8")));
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => proc.once("exit", (code, signal) => resolve({ code, signal })));
+  // "close", not "exit": only then has every line the agent wrote reached us.
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => proc.once("close", (code, signal) => resolve({ code, signal })));
 
   const waitForLog = (pred: (l: Record<string, unknown>) => boolean, timeoutMs = 15_000) =>
     new Promise<Record<string, unknown>>((resolve, reject) => {

@@ -1,3 +1,4 @@
+import { readFileSync } from "node:fs";
 import { pino } from "pino";
 import type { Logger } from "../../agent/log.js";
 
@@ -6,11 +7,12 @@ export const quietLog: Logger = pino({ level: "silent" });
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
-/** True while a process with this pid exists (and is not a zombie we reaped). */
+/** True while a process with this pid runs; a zombie (dead, not yet reaped by init) is not alive. */
 export function alive(pid: number): boolean {
   try {
-    process.kill(pid, 0);
-    return true;
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const state = stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3);
+    return state !== "Z" && state !== "X";
   } catch {
     return false;
   }
