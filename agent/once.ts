@@ -18,13 +18,16 @@ export async function runOnce(loaded: LoadedConfig, log: Logger): Promise<OnceRe
   await Promise.all(
     entries.map(async ({ collector, spec }) => {
       const ac = new AbortController();
-      const timer = setTimeout(() => ac.abort(new TimeoutError(`timed out after ${spec.timeout / 1000}s`)), spec.timeout);
+      const budget = spec.timeout + (collector.onceWarmupMs ?? 0);
+      const timer = setTimeout(() => ac.abort(new TimeoutError(`timed out after ${budget / 1000}s`)), budget);
       const started = performance.now();
       try {
-        const observation = await Promise.race([
-          collector.collect({ signal: ac.signal }),
-          new Promise<never>((_, reject) => ac.signal.addEventListener("abort", () => reject(ac.signal.reason as Error), { once: true })),
-        ]);
+        const aborted = new Promise<never>((_, reject) => ac.signal.addEventListener("abort", () => reject(ac.signal.reason as Error), { once: true }));
+        if (collector.onceWarmupMs !== undefined) {
+          await Promise.race([collector.collect({ signal: ac.signal }), aborted]);
+          await new Promise((r) => setTimeout(r, collector.onceWarmupMs));
+        }
+        const observation = await Promise.race([collector.collect({ signal: ac.signal }), aborted]);
         report[collector.name] = { ok: true, seconds: (performance.now() - started) / 1000, observation };
       } catch (e) {
         report[collector.name] = { ok: false, seconds: (performance.now() - started) / 1000, error: errorMessage(e) };

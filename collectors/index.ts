@@ -4,6 +4,7 @@ import type { Config } from "../agent/config/schema.js";
 import type { HistoryStore } from "../agent/history/store.js";
 import type { Logger } from "../agent/log.js";
 import type { ScheduleSpec } from "../agent/scheduler.js";
+import { DiskstatsCollector } from "./diskstats/collector.js";
 import type { Collector } from "./types.js";
 
 export interface CollectorDeps {
@@ -31,7 +32,16 @@ interface Factory {
   create(deps: CollectorDeps): Collector;
 }
 
-const FACTORIES: readonly Factory[] = [];
+const FACTORIES: readonly Factory[] = [
+  {
+    name: "diskstats",
+    enabled: (c) => c.collectors.diskstats.enabled,
+    spec: (c) => c.collectors.diskstats,
+    fingerprint: (c) => JSON.stringify([c.host.proc_path, c.collectors.diskstats.include, c.collectors.diskstats.exclude]),
+    create: ({ config, registry, history, log }) =>
+      new DiskstatsCollector({ procPath: config.host.proc_path, include: config.collectors.diskstats.include, exclude: config.collectors.diskstats.exclude, registry, history, log }),
+  },
+];
 
 export function buildCollectors(deps: CollectorDeps, only?: (name: string) => boolean): CollectorEntry[] {
   return FACTORIES.filter((f) => f.enabled(deps.config) && (only?.(f.name) ?? true)).map((f) => ({

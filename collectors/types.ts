@@ -14,6 +14,8 @@ export interface Collector<O = unknown> {
   collect(ctx: CollectContext): Promise<O>;
   /** Hands a fresh observation to metrics and history. Not called by --once. */
   publish?(observation: O): void;
+  /** For --once: take a first sample, wait this long, report the second (rates need two). */
+  readonly onceWarmupMs?: number;
   /** Releases watchers, files and timers. */
   close?(): void | Promise<void>;
 }

@@ -1,0 +1,220 @@
+// diskstats: per-device counters from <proc>/diskstats, and the iostat -x figures of each
+// interval (default 1 s). Each second's awaits also go into histograms, so Prometheus can take
+// the p99 of one-second windows between its scrapes: the tail node_exporter cannot show.
+import { readFile } from "node:fs/promises";
+import { performance } from "node:perf_hooks";
+import type { Counter, Gauge, Histogram, Registry } from "prom-client";
+import type { HistoryStore } from "../../agent/history/store.js";
+import type { Logger } from "../../agent/log.js";
+import { counter, gauge, histogram } from "../../agent/metrics/define.js";
+import { NS } from "../../agent/metrics/registry.js";
+import type { CollectContext, Collector } from "../types.js";
+import { deltaU32, diskDelta, type Iostat, iostat } from "./iostat.js";
+import { type DiskCounters, parseDiskstats } from "./parse.js";
+
+export const AWAIT_BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+
+export interface DiskObservation {
+  readonly device: string;
+  readonly major: number;
+  readonly minor: number;
+  readonly counters: DiskCounters;
+  /** Figures of the interval since the previous sample; null on the first sample or after a reset. */
+  readonly iostat: Iostat | null;
+}
+
+export interface DiskstatsObservation {
+  readonly interval_seconds: number | null;
+  readonly devices: DiskObservation[];
+  readonly problems: string[];
+}
+
+export interface DiskstatsOptions {
+  readonly procPath: string;
+  readonly include: string;
+  readonly exclude: string;
+  readonly registry: Registry;
+  readonly history: HistoryStore | null;
+  readonly log: Logger;
+}
+
+/**
+ * Exported counters: metric name, help, the kernel's raw value, the factor to base units, and
+ * the width the kernel prints it with (time fields are u32 milliseconds and wrap).
+ */
+interface CounterSpec {
+  readonly name: string;
+  readonly help: string;
+  readonly raw: (c: DiskCounters) => number | undefined;
+  readonly scale: number;
+  readonly u32: boolean;
+}
+const SECTOR = 512;
+const MS = 0.001;
+const COUNTERS: readonly CounterSpec[] = [
+  { name: "disk_reads_completed_total", help: "Reads completed (after merges).", raw: (c) => c.reads, scale: 1, u32: false },
+  { name: "disk_reads_merged_total", help: "Adjacent reads merged into one request.", raw: (c) => c.readsMerged, scale: 1, u32: false },
+  { name: "disk_read_bytes_total", help: "Bytes read.", raw: (c) => c.sectorsRead, scale: SECTOR, u32: false },
+  { name: "disk_read_time_seconds_total", help: "Total time spent by reads, queueing included.", raw: (c) => c.readMs, scale: MS, u32: true },
+  { name: "disk_writes_completed_total", help: "Writes completed (after merges; includes empty pre-flush writes).", raw: (c) => c.writes, scale: 1, u32: false },
+  { name: "disk_writes_merged_total", help: "Adjacent writes merged into one request.", raw: (c) => c.writesMerged, scale: 1, u32: false },
+  { name: "disk_written_bytes_total", help: "Bytes written.", raw: (c) => c.sectorsWritten, scale: SECTOR, u32: false },
+  { name: "disk_write_time_seconds_total", help: "Total time spent by writes, queueing included.", raw: (c) => c.writeMs, scale: MS, u32: true },
+  { name: "disk_io_time_seconds_total", help: "Time with at least one request in flight (rate = utilisation).", raw: (c) => c.ioMs, scale: MS, u32: true },
+  { name: "disk_io_time_weighted_seconds_total", help: "Sum of request time of all requests (rate = average queue depth).", raw: (c) => c.weightedMs, scale: MS, u32: true },
+  { name: "disk_discards_completed_total", help: "Discards completed.", raw: (c) => c.discard?.completed, scale: 1, u32: false },
+  { name: "disk_discards_merged_total", help: "Discards merged.", raw: (c) => c.discard?.merged, scale: 1, u32: false },
+  { name: "disk_discarded_bytes_total", help: "Bytes discarded.", raw: (c) => c.discard?.sectors, scale: SECTOR, u32: false },
+  { name: "disk_discard_time_seconds_total", help: "Total time spent by discards.", raw: (c) => c.discard?.ms, scale: MS, u32: true },
+  { name: "disk_flush_requests_total", help: "Flush requests completed by the device (not tracked for partitions).", raw: (c) => c.flush?.completed, scale: 1, u32: false },
+  { name: "disk_flush_requests_time_seconds_total", help: "Total time spent by flush requests: the device-level cost of fsync.", raw: (c) => c.flush?.ms, scale: MS, u32: true },
+];
+
+interface DeviceState {
+  counters: DiskCounters;
+  at: number;
+}
+
+export class DiskstatsCollector implements Collector<DiskstatsObservation> {
+  readonly name = "diskstats";
+  /** --once needs two samples for rates. */
+  readonly onceWarmupMs = 1000;
+  private readonly file: string;
+  private readonly include: RegExp | null;
+  private readonly exclude: RegExp | null;
+  private readonly prev = new Map<string, DeviceState>();
+  private readonly counters: ReadonlyArray<readonly [CounterSpec, Counter<"device">]>;
+  private readonly inFlight: Gauge<"device">;
+  private readonly util: Gauge<"device">;
+  private readonly queue: Gauge<"device">;
+  private readonly awaitHist: Histogram<"device" | "op">;
+  private readonly parseProblems: Counter;
+  /** Devices whose series exist, so a vanished device's series can be removed. */
+  private readonly exported = new Set<string>();
+  private lastProblemLog = 0;
+
+  constructor(private readonly opts: DiskstatsOptions) {
+    this.file = `${opts.procPath}/diskstats`;
+    this.include = opts.include ? new RegExp(opts.include) : null;
+    this.exclude = opts.exclude ? new RegExp(opts.exclude) : null;
+    const r = opts.registry;
+    this.counters = COUNTERS.map((spec) => [spec, counter(r, { name: NS + spec.name, help: spec.help, labelNames: ["device"] })] as const);
+    this.inFlight = gauge(r, { name: `${NS}disk_io_now`, help: "Requests in flight right now.", labelNames: ["device"] });
+    this.util = gauge(r, { name: `${NS}disk_utilization_ratio`, help: "Share of the last interval with a request in flight (iostat %util / 100).", labelNames: ["device"] });
+    this.queue = gauge(r, { name: `${NS}disk_queue_depth`, help: "Average requests in flight over the last interval (iostat aqu-sz).", labelNames: ["device"] });
+    this.awaitHist = histogram(r, {
+      name: `${NS}disk_await_seconds`,
+      help: "Average request latency of each interval (iostat r_await/w_await/f_await), one observation per interval in which such requests completed.",
+      labelNames: ["device", "op"],
+      buckets: AWAIT_BUCKETS,
+    });
+    this.parseProblems = counter(r, { name: `${NS}disk_parse_problems_total`, help: "Lines of the diskstats file that could not be parsed and were skipped." });
+  }
+
+  private wanted(device: string): boolean {
+    if (this.include && !this.include.test(device)) return false;
+    return !(this.exclude?.test(device) ?? false);
+  }
+
+  async collect({ signal }: CollectContext): Promise<DiskstatsObservation> {
+    const text = await readFile(this.file, { encoding: "utf8", signal });
+    const at = performance.now();
+    const { disks, problems } = parseDiskstats(text);
+    const devices: DiskObservation[] = [];
+    let interval: number | null = null;
+    const seen = new Set<string>();
+    for (const c of disks) {
+      if (!this.wanted(c.device)) continue;
+      seen.add(c.device);
+      const before = this.prev.get(c.device);
+      let figures: Iostat | null = null;
+      if (before) {
+        const seconds = (at - before.at) / 1000;
+        const d = seconds > 0 ? diskDelta(before.counters, c) : null;
+        if (d) {
+          figures = iostat(d, seconds);
+          interval = seconds;
+        }
+      }
+      this.prev.set(c.device, { counters: c, at });
+      devices.push({ device: c.device, major: c.major, minor: c.minor, counters: c, iostat: figures });
+    }
+    for (const name of this.prev.keys()) if (!seen.has(name)) this.prev.delete(name);
+    return { interval_seconds: interval, devices, problems };
+  }
+
+  publish(o: DiskstatsObservation): void {
+    if (o.problems.length > 0) {
+      this.parseProblems.inc(o.problems.length);
+      const now = Date.now();
+      if (now - this.lastProblemLog > 600_000) {
+        this.lastProblemLog = now;
+        this.opts.log.warn({ file: this.file, problems: o.problems.slice(0, 5), count: o.problems.length }, "diskstats: lines skipped");
+      }
+    }
+    const present = new Set<string>();
+    const ts = Date.now();
+    for (const d of o.devices) {
+      present.add(d.device);
+      this.exportCounters(d);
+      this.inFlight.labels(d.device).set(d.counters.inFlight);
+      const f = d.iostat;
+      if (!f) continue;
+      this.util.labels(d.device).set(f.util_pct / 100);
+      this.queue.labels(d.device).set(f.aqu_sz);
+      const h = this.opts.history;
+      const rec = (metric: string, v: number | null) => {
+        if (v !== null) h?.record(metric, { device: d.device }, v, ts);
+      };
+      for (const [op, ms] of [["read", f.r_await_ms], ["write", f.w_await_ms], ["flush", f.f_await_ms]] as const) {
+        if (ms === null) continue;
+        this.awaitHist.labels(d.device, op).observe(ms / 1000);
+      }
+      rec("disk_r_await_seconds", f.r_await_ms === null ? null : f.r_await_ms / 1000);
+      rec("disk_w_await_seconds", f.w_await_ms === null ? null : f.w_await_ms / 1000);
+      rec("disk_f_await_seconds", f.f_await_ms === null ? null : f.f_await_ms / 1000);
+      rec("disk_utilization_ratio", f.util_pct / 100);
+      rec("disk_queue_depth", f.aqu_sz);
+      rec("disk_reads_per_second", f.r_s);
+      rec("disk_writes_per_second", f.w_s);
+      rec("disk_read_bytes_per_second", f.rkB_s * 1024);
+      rec("disk_written_bytes_per_second", f.wkB_s * 1024);
+      rec("disk_flushes_per_second", f.f_s);
+    }
+    for (const dev of this.exported) {
+      if (!present.has(dev)) this.forget(dev);
+    }
+  }
+
+  /**
+   * Counters move by the wrap-corrected delta, so they equal the kernel's values until a
+   * 32-bit time field wraps and stay monotonic after it. A device re-created (counters went
+   * back) restarts its series, which Prometheus reads as a counter reset.
+   */
+  private lastExported = new Map<string, DiskCounters>();
+  private exportCounters(d: DiskObservation): void {
+    const before = this.lastExported.get(d.device);
+    const reset = before !== undefined && diskDelta(before, d.counters) === null;
+    if (reset) this.forget(d.device);
+    const base = reset ? undefined : before;
+    this.exported.add(d.device);
+    this.lastExported.set(d.device, d.counters);
+    for (const [spec, metric] of this.counters) {
+      const cur = spec.raw(d.counters);
+      if (cur === undefined) continue;
+      const prev = base ? spec.raw(base) : undefined;
+      const step = prev === undefined ? cur : spec.u32 ? deltaU32(prev, cur) : cur - prev;
+      metric.labels(d.device).inc(step * spec.scale);
+    }
+  }
+
+  private forget(device: string): void {
+    for (const [, m] of this.counters) m.remove(device);
+    this.inFlight.remove(device);
+    this.util.remove(device);
+    this.queue.remove(device);
+    for (const op of ["read", "write", "flush"]) this.awaitHist.remove(device, op);
+    this.exported.delete(device);
+    this.lastExported.delete(device);
+  }
+}
