@@ -5,6 +5,7 @@ import type { HistoryStore } from "../agent/history/store.js";
 import type { Logger } from "../agent/log.js";
 import type { ScheduleSpec } from "../agent/scheduler.js";
 import { DiskstatsCollector } from "./diskstats/collector.js";
+import { FsyncProbeCollector } from "./fsync_probe/collector.js";
 import type { Collector } from "./types.js";
 
 export interface CollectorDeps {
@@ -41,7 +42,29 @@ const FACTORIES: readonly Factory[] = [
     create: ({ config, registry, history, log }) =>
       new DiskstatsCollector({ procPath: config.host.proc_path, include: config.collectors.diskstats.include, exclude: config.collectors.diskstats.exclude, registry, history, log }),
   },
+  {
+    name: "fsync_probe",
+    enabled: (c) => c.collectors.fsync_probe.enabled,
+    spec: (c) => c.collectors.fsync_probe,
+    fingerprint: (c) => JSON.stringify([c.host.proc_path, probeDirs(c), c.collectors.fsync_probe.block_size, c.collectors.fsync_probe.timeout]),
+    create: ({ config, registry, history, log }) =>
+      new FsyncProbeCollector({
+        dirs: probeDirs(config),
+        blockSize: config.collectors.fsync_probe.block_size,
+        // Report a stalled probe a little before the scheduler's own timeout would fire.
+        deadlineMs: Math.max(100, config.collectors.fsync_probe.timeout * 0.8),
+        procPath: config.host.proc_path,
+        registry,
+        history,
+        log,
+      }),
+  },
 ];
+
+/** Directories the fsync probe writes in: configured, or the WAL directory. */
+export function probeDirs(c: Config): string[] {
+  return c.collectors.fsync_probe.dirs.length > 0 ? [...c.collectors.fsync_probe.dirs] : [c.wal.dir];
+}
 
 export function buildCollectors(deps: CollectorDeps, only?: (name: string) => boolean): CollectorEntry[] {
   return FACTORIES.filter((f) => f.enabled(deps.config) && (only?.(f.name) ?? true)).map((f) => ({

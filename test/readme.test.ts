@@ -15,7 +15,7 @@ function keys(obj: Record<string, unknown>, prefix = ""): string[] {
 test("every configuration key is documented in the README under its section", (t) => {
   const r = loadConfig({ env: {}, defaultFile: "/nonexistent" });
   if (!r.ok) return t.fail();
-  const all = keys(parse(printConfig(r.loaded.config)) as Record<string, unknown>);
+  const all = keys(parse(printConfig(r.loaded.config)));
   const common = new Set(["enabled", "interval", "timeout", "jitter"]);
   const missing: string[] = [];
   for (const key of all) {

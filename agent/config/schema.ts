@@ -110,7 +110,7 @@ export const configSchema = z
       fsync_probe: section({
         ...periodic("5s", "10s"),
         dirs: z.array(absPath).default([]),
-        block_size: size.prefault("4KiB"),
+        block_size: size.prefault("4KiB").refine((b) => b >= 512 && b <= 65536 && (b & (b - 1)) === 0, "must be a power of two from 512B to 64KiB"),
       }),
       smart: section({
         ...periodic("10m", "60s"),

@@ -1,0 +1,230 @@
+// fsync_probe: every interval, in each probed directory (default: the WAL dir), write one small
+// block into a reused file and fdatasync it; the time is what a WAL commit pays for durability.
+// One worker thread per directory, so a hung device stalls only its own probe. A probe that is
+// not back by its deadline is reported as stalled; when it does return, its real duration still
+// goes into the histogram (a 30 s fsync must show up as 30 s, not vanish as a timeout).
+import { readFile, realpath } from "node:fs/promises";
+import { dirname } from "node:path";
+import { Worker } from "node:worker_threads";
+import type { Counter, Gauge, Histogram, Registry } from "prom-client";
+import type { HistoryStore } from "../../agent/history/store.js";
+import type { Logger } from "../../agent/log.js";
+import { counter, gauge, histogram } from "../../agent/metrics/define.js";
+import { NS } from "../../agent/metrics/registry.js";
+import { AWAIT_BUCKETS } from "../diskstats/collector.js";
+import { mountFor, parseMountinfo } from "../mounts/mountinfo.js";
+import type { CollectContext, Collector } from "../types.js";
+import type { ProbeReply } from "./protocol.js";
+
+export type ProbeOutcome =
+  | { readonly dir: string; readonly mountpoint: string; readonly state: "ok"; readonly seconds: number }
+  | { readonly dir: string; readonly mountpoint: string; readonly state: "error"; readonly errno: string; readonly message: string }
+  | { readonly dir: string; readonly mountpoint: string; readonly state: "stalled"; readonly stalled_seconds: number };
+
+export interface FsyncProbeObservation {
+  readonly probes: ProbeOutcome[];
+}
+
+export interface FsyncProbeOptions {
+  readonly dirs: readonly string[];
+  readonly blockSize: number;
+  /** A probe not back within this is reported stalled (kept below the collector's timeout). */
+  readonly deadlineMs: number;
+  readonly procPath: string;
+  readonly registry: Registry;
+  readonly history: HistoryStore | null;
+  readonly log: Logger;
+}
+
+interface InFlight {
+  readonly id: number;
+  readonly startedAt: number;
+  readonly done: Promise<ProbeReply>;
+  /** Set when the collector stopped waiting; the eventual reply is then reported as late. */
+  late: boolean;
+}
+
+/** One directory's worker and its probe in flight, if any. */
+class DirProbe {
+  private worker: Worker | undefined;
+  private inFlight: InFlight | undefined;
+  private nextId = 1;
+  private readonly waiting = new Map<number, (r: ProbeReply) => void>();
+
+  constructor(
+    readonly dir: string,
+    private readonly blockSize: number,
+    private readonly onLate: (dir: string, reply: ProbeReply) => void,
+  ) {}
+
+  private ensureWorker(): Worker {
+    if (this.worker) return this.worker;
+    const w = new Worker(new URL("./worker.js", import.meta.url), { workerData: { dir: this.dir, blockSize: this.blockSize } });
+    w.unref(); // a probe hung in D state must not keep a stopping agent alive
+    w.on("message", (r: ProbeReply) => {
+      const resolve = this.waiting.get(r.id);
+      this.waiting.delete(r.id);
+      resolve?.(r);
+    });
+    w.on("error", (e) => this.failAll("EWORKER", e.message));
+    w.on("exit", () => {
+      this.worker = undefined;
+      this.failAll("EWORKER", "probe worker exited");
+    });
+    this.worker = w;
+    return w;
+  }
+
+  private failAll(code: string, message: string): void {
+    for (const [id, resolve] of this.waiting) resolve({ id, ok: false, code, message });
+    this.waiting.clear();
+  }
+
+  /** Starts a probe unless one is still in flight; resolves by the deadline either way. */
+  async probe(deadlineMs: number, signal: AbortSignal): Promise<{ reply: ProbeReply } | { stalledSince: number }> {
+    if (this.inFlight) return { stalledSince: this.inFlight.startedAt };
+    const id = this.nextId++;
+    const done = new Promise<ProbeReply>((resolve) => this.waiting.set(id, resolve));
+    const flight: InFlight = { id, startedAt: Date.now(), done, late: false };
+    this.inFlight = flight;
+    void done.then((reply) => {
+      const late = this.inFlight === flight && flight.late;
+      this.inFlight = undefined;
+      if (late) this.onLate(this.dir, reply);
+    });
+    this.ensureWorker().postMessage({ id });
+    let timer: NodeJS.Timeout | undefined;
+    let onAbort: (() => void) | undefined;
+    const deadline = new Promise<"deadline">((resolve) => {
+      onAbort = () => resolve("deadline");
+      timer = setTimeout(onAbort, deadlineMs);
+      signal.addEventListener("abort", onAbort, { once: true });
+    });
+    const r = await Promise.race([done, deadline]);
+    clearTimeout(timer);
+    if (onAbort) signal.removeEventListener("abort", onAbort);
+    if (r === "deadline") {
+      flight.late = true;
+      return { stalledSince: flight.startedAt };
+    }
+    return { reply: r };
+  }
+
+  async close(): Promise<void> {
+    await this.worker?.terminate();
+    this.worker = undefined;
+  }
+}
+export class FsyncProbeCollector implements Collector<FsyncProbeObservation> {
+  readonly name = "fsync_probe";
+  private readonly probes: DirProbe[];
+  private readonly duration: Histogram<"mountpoint">;
+  private readonly errors: Counter<"mountpoint" | "errno">;
+  private readonly stalled: Gauge<"mountpoint">;
+  private readonly mountOf = new Map<string, string>();
+  private readonly lastState = new Map<string, string>();
+
+  constructor(private readonly opts: FsyncProbeOptions) {
+    this.probes = opts.dirs.map((d) => new DirProbe(d, opts.blockSize, (dir, reply) => this.late(dir, reply)));
+    const r = opts.registry;
+    this.duration = histogram(r, {
+      name: `${NS}fsync_probe_duration_seconds`,
+      help: "Time of one probe write plus fdatasync in the probed directory (a stalled probe is observed when it returns).",
+      labelNames: ["mountpoint"],
+      buckets: AWAIT_BUCKETS,
+    });
+    this.errors = counter(r, { name: `${NS}fsync_probe_errors_total`, help: "Probes that failed, by errno (EIO, EROFS, ENOSPC, ENOENT, ...).", labelNames: ["mountpoint", "errno"] });
+    this.stalled = gauge(r, { name: `${NS}fsync_probe_stalled_seconds`, help: "How long the probe in flight has been waiting; 0 when none is stuck.", labelNames: ["mountpoint"] });
+  }
+
+  async collect({ signal }: CollectContext): Promise<FsyncProbeObservation> {
+    const mounts = await this.mounts(signal);
+    const outcomes = await Promise.all(
+      this.probes.map(async (p): Promise<ProbeOutcome> => {
+        const mountpoint = await this.mountpointOf(p.dir, mounts);
+        const r = await p.probe(this.opts.deadlineMs, signal);
+        if ("stalledSince" in r) return { dir: p.dir, mountpoint, state: "stalled", stalled_seconds: (Date.now() - r.stalledSince) / 1000 };
+        if (r.reply.ok) return { dir: p.dir, mountpoint, state: "ok", seconds: r.reply.seconds };
+        return { dir: p.dir, mountpoint, state: "error", errno: r.reply.code, message: r.reply.message };
+      }),
+    );
+    return { probes: outcomes };
+  }
+
+  publish(o: FsyncProbeObservation): void {
+    const ts = Date.now();
+    for (const p of o.probes) {
+      const labels = { mountpoint: p.mountpoint };
+      this.stalled.set(labels, p.state === "stalled" ? p.stalled_seconds : 0);
+      if (p.state === "ok") {
+        this.duration.observe(labels, p.seconds);
+        this.opts.history?.record("fsync_probe_seconds", labels, p.seconds, ts);
+      } else if (p.state === "error") {
+        this.errors.inc({ mountpoint: p.mountpoint, errno: p.errno });
+      }
+      this.transition(p);
+    }
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.probes.map((p) => p.close()));
+  }
+
+  private late(dir: string, reply: ProbeReply): void {
+    const mountpoint = this.mountOf.get(dir) ?? dir;
+    if (reply.ok) {
+      this.duration.observe({ mountpoint }, reply.seconds);
+      this.opts.history?.record("fsync_probe_seconds", { mountpoint }, reply.seconds);
+      this.opts.log.warn({ dir, seconds: reply.seconds }, "fsync probe returned after its deadline");
+    } else {
+      this.errors.inc({ mountpoint, errno: reply.code });
+    }
+    this.stalled.set({ mountpoint }, 0);
+  }
+
+  /** An event when a directory's probe changes between ok, error (by errno) and stalled. */
+  private transition(p: ProbeOutcome): void {
+    const state = p.state === "error" ? `error:${p.errno}` : p.state;
+    const before = this.lastState.get(p.dir);
+    this.lastState.set(p.dir, state);
+    if (before === state || (before === undefined && state === "ok")) return;
+    const h = this.opts.history;
+    if (p.state === "ok") {
+      h?.event({ class: "disk", kind: "fsync_probe.recovered", severity: "info", subject: p.mountpoint, message: `fsync probe in ${p.dir} works again (${(p.seconds * 1000).toFixed(2)} ms)` });
+      this.opts.log.info({ dir: p.dir }, "fsync probe recovered");
+    } else if (p.state === "stalled") {
+      h?.event({ class: "disk", kind: "fsync_probe.stalled", severity: "crit", subject: p.mountpoint, message: `fsync probe in ${p.dir} has not returned for ${p.stalled_seconds.toFixed(1)} s` });
+      this.opts.log.error({ dir: p.dir, seconds: p.stalled_seconds }, "fsync probe stalled");
+    } else {
+      const severity = p.errno === "ENOENT" || p.errno === "EACCES" ? "warn" : "crit";
+      h?.event({ class: "disk", kind: "fsync_probe.failed", severity, subject: p.mountpoint, message: `fsync probe in ${p.dir} failed: ${p.errno} (${p.message})`, data: { errno: p.errno } });
+      this.opts.log.warn({ dir: p.dir, errno: p.errno, err: p.message }, "fsync probe failed");
+    }
+  }
+
+  private async mounts(signal: AbortSignal) {
+    try {
+      return parseMountinfo(await readFile(`${this.opts.procPath}/self/mountinfo`, { encoding: "utf8", signal })).mounts;
+    } catch {
+      return [];
+    }
+  }
+
+  /** Mount point of the directory (or of its nearest existing ancestor, if it is missing). */
+  private async mountpointOf(dir: string, mounts: ReturnType<typeof parseMountinfo>["mounts"]): Promise<string> {
+    let p = dir;
+    for (let i = 0; i < 64; i++) {
+      try {
+        const real = await realpath(p);
+        const mp = mountFor(real, mounts)?.mountPoint ?? "/";
+        this.mountOf.set(dir, mp);
+        return mp;
+      } catch {
+        const up = dirname(p);
+        if (up === p) break;
+        p = up;
+      }
+    }
+    return this.mountOf.get(dir) ?? "/";
+  }
+}
