@@ -38,9 +38,21 @@ const FACTORIES: readonly Factory[] = [
     name: "diskstats",
     enabled: (c) => c.collectors.diskstats.enabled,
     spec: (c) => c.collectors.diskstats,
-    fingerprint: (c) => JSON.stringify([c.host.proc_path, c.collectors.diskstats.include, c.collectors.diskstats.exclude]),
+    fingerprint: (c) => JSON.stringify([c.host.proc_path, c.host.sys_path, c.wal.dir, c.stemedb.data_dir, c.collectors.diskstats.include, c.collectors.diskstats.exclude]),
     create: ({ config, registry, history, log }) =>
-      new DiskstatsCollector({ procPath: config.host.proc_path, include: config.collectors.diskstats.include, exclude: config.collectors.diskstats.exclude, registry, history, log }),
+      new DiskstatsCollector({
+        procPath: config.host.proc_path,
+        sysPath: config.host.sys_path,
+        roles: [
+          { role: "wal", path: config.wal.dir },
+          { role: "data", path: config.stemedb.data_dir },
+        ],
+        include: config.collectors.diskstats.include,
+        exclude: config.collectors.diskstats.exclude,
+        registry,
+        history,
+        log,
+      }),
   },
   {
     name: "fsync_probe",

@@ -29,7 +29,7 @@ test("await, IOPS, throughput, aqu-sz and %util match iostat -x for the same int
   const { dir } = tempDir();
   const lfs = makeLoopFs(dir, { sizeMiB: 256 });
   t.teardown(() => lfs.cleanup());
-  const col = new DiskstatsCollector({ procPath: "/proc", include: `^${lfs.device}$`, exclude: "", registry: new Registry(), history: null, log: quietLog });
+  const col = new DiskstatsCollector({ procPath: "/proc", sysPath: "/sys", roles: [{ role: "wal", path: lfs.mnt }], include: `^${lfs.device}$`, exclude: "", registry: new Registry(), history: null, log: quietLog });
   const signal = new AbortController().signal;
   spawnSync("sync");
   await sleep(500);

@@ -10,7 +10,12 @@ import { counter, gauge, histogram } from "../../agent/metrics/define.js";
 import { NS } from "../../agent/metrics/registry.js";
 import type { CollectContext, Collector } from "../types.js";
 import { deltaU32, diskDelta, type Iostat, iostat } from "./iostat.js";
+import { type PathDevices, resolvePath } from "../blockdev/resolve.js";
+import { parseMountinfo } from "../mounts/mountinfo.js";
 import { type DiskCounters, parseDiskstats } from "./parse.js";
+
+/** Mounts and device stacks change rarely; sysfs is re-read this often. */
+const ROLE_REFRESH_MS = 60_000;
 
 export const AWAIT_BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 
@@ -23,14 +28,25 @@ export interface DiskObservation {
   readonly iostat: Iostat | null;
 }
 
+export type Role = "wal" | "data";
+
+export interface RoleMapping extends PathDevices {
+  readonly role: Role;
+}
+
 export interface DiskstatsObservation {
   readonly interval_seconds: number | null;
   readonly devices: DiskObservation[];
+  /** Which devices hold the WAL and data directories (refreshed every minute). */
+  readonly roles: RoleMapping[];
   readonly problems: string[];
 }
 
 export interface DiskstatsOptions {
   readonly procPath: string;
+  readonly sysPath: string;
+  /** Directories whose devices get a role label (the WAL dir, the data dir). */
+  readonly roles: ReadonlyArray<{ readonly role: Role; readonly path: string }>;
   readonly include: string;
   readonly exclude: string;
   readonly registry: Registry;
@@ -89,9 +105,14 @@ export class DiskstatsCollector implements Collector<DiskstatsObservation> {
   private readonly queue: Gauge<"device">;
   private readonly awaitHist: Histogram<"device" | "op">;
   private readonly parseProblems: Counter;
+  private readonly roleInfo: Gauge<"device" | "role">;
+  private readonly diskInfo: Gauge<"device" | "rotational" | "write_cache">;
+  private roles: RoleMapping[] = [];
+  private rolesAt = -Infinity;
   /** Devices whose series exist, so a vanished device's series can be removed. */
   private readonly exported = new Set<string>();
   private lastProblemLog = 0;
+  private publishedRoles: readonly RoleMapping[] | undefined;
 
   constructor(private readonly opts: DiskstatsOptions) {
     this.file = `${opts.procPath}/diskstats`;
@@ -108,6 +129,8 @@ export class DiskstatsCollector implements Collector<DiskstatsObservation> {
       labelNames: ["device", "op"],
       buckets: AWAIT_BUCKETS,
     });
+    this.roleInfo = gauge(r, { name: `${NS}disk_role`, help: "1 for each device the WAL or data directory's I/O lands on (filesystem device, its disk, lower and backing devices).", labelNames: ["device", "role"] });
+    this.diskInfo = gauge(r, { name: `${NS}disk_info`, help: "Write cache mode and rotational flag (sysfs) of the devices holding the WAL or data directory; always 1.", labelNames: ["device", "rotational", "write_cache"] });
     this.parseProblems = counter(r, { name: `${NS}disk_parse_problems_total`, help: "Lines of the diskstats file that could not be parsed and were skipped." });
   }
 
@@ -140,10 +163,41 @@ export class DiskstatsCollector implements Collector<DiskstatsObservation> {
       devices.push({ device: c.device, major: c.major, minor: c.minor, counters: c, iostat: figures });
     }
     for (const name of this.prev.keys()) if (!seen.has(name)) this.prev.delete(name);
-    return { interval_seconds: interval, devices, problems };
+    if (at - this.rolesAt >= ROLE_REFRESH_MS) {
+      this.rolesAt = at;
+      this.roles = await this.resolveRoles(signal);
+    }
+    return { interval_seconds: interval, devices, roles: this.roles, problems };
+  }
+
+  private async resolveRoles(signal: AbortSignal): Promise<RoleMapping[]> {
+    let mounts: ReturnType<typeof parseMountinfo>["mounts"] = [];
+    try {
+      mounts = parseMountinfo(await readFile(`${this.opts.procPath}/self/mountinfo`, { encoding: "utf8", signal })).mounts;
+    } catch {
+      // without mountinfo, anonymous devices (btrfs) stay unresolved
+    }
+    return Promise.all(this.opts.roles.map(async ({ role, path }) => ({ role, ...(await resolvePath(path, { sysPath: this.opts.sysPath, mounts })) })));
+  }
+
+  private publishRoles(roles: readonly RoleMapping[]): void {
+    this.roleInfo.reset();
+    this.diskInfo.reset();
+    for (const r of roles) {
+      for (const d of r.chain) {
+        this.roleInfo.set({ device: d.name, role: r.role }, 1);
+        if (d.rotational !== null || d.writeCache !== null) {
+          this.diskInfo.set({ device: d.name, rotational: d.rotational === null ? "unknown" : d.rotational ? "1" : "0", write_cache: d.writeCache ?? "unknown" }, 1);
+        }
+      }
+    }
   }
 
   publish(o: DiskstatsObservation): void {
+    if (o.roles !== this.publishedRoles) {
+      this.publishedRoles = o.roles;
+      this.publishRoles(o.roles);
+    }
     if (o.problems.length > 0) {
       this.parseProblems.inc(o.problems.length);
       const now = Date.now();
