@@ -6,6 +6,7 @@ import type { Logger } from "../agent/log.js";
 import type { ScheduleSpec } from "../agent/scheduler.js";
 import { DiskstatsCollector } from "./diskstats/collector.js";
 import { FsyncProbeCollector } from "./fsync_probe/collector.js";
+import { ProcioCollector } from "./procio/collector.js";
 import type { Collector } from "./types.js";
 
 export interface CollectorDeps {
@@ -70,6 +71,14 @@ const FACTORIES: readonly Factory[] = [
         history,
         log,
       }),
+  },
+  {
+    name: "procio",
+    enabled: (c) => c.collectors.procio.enabled,
+    spec: (c) => c.collectors.procio,
+    fingerprint: (c) => JSON.stringify([c.host.proc_path, c.collectors.procio.units, c.collectors.procio.top_k]),
+    create: ({ config, registry, history, log }) =>
+      new ProcioCollector({ procPath: config.host.proc_path, units: config.collectors.procio.units, topK: config.collectors.procio.top_k, registry, history, log }),
   },
 ];
 

@@ -5,8 +5,8 @@ out=$(mktemp)
 trap 'rm -f "$out"' EXIT
 npx ava "$@" 2>&1 | tee "$out"
 status=${PIPESTATUS[0]}
-count() { grep -Eo "^[[:space:]]*[0-9]+ (tests?|known failures?) $1" "$out" | grep -Eo '[0-9]+' | head -1; }
-passed=$(count passed); failed=$(count failed); skipped=$(count skipped)
+# Count ava's per-test marks (its own totals omit the passed count when something failed).
+passed=$(grep -cE '^[[:space:]]+✔' "$out"); failed=$(grep -cE '^[[:space:]]+✘' "$out"); skipped=$(grep -cE '^[[:space:]]+- \[skip\]' "$out")
 echo "tests: ${passed:-0} passed, ${failed:-0} failed, ${skipped:-0} skipped"
 if [ "$status" -eq 0 ] && [ "${passed:-0}" -eq 0 ]; then
   echo "run-tests: no test ran" >&2

@@ -8,11 +8,10 @@ import { Registry } from "prom-client";
 import { FsyncProbeCollector, type FsyncProbeObservation, type ProbeOutcome } from "../collectors/fsync_probe/collector.js";
 import { PROBE_FILE } from "../collectors/fsync_probe/protocol.js";
 import { HistoryStore } from "../agent/history/store.js";
-import { ms } from "../agent/config/units.js";
 import { CoreMetrics } from "../agent/metrics/registry.js";
 import { hasCommand, isRoot, tempDir } from "./helpers/agent-process.js";
 import { makeLoopFs } from "./helpers/loop.js";
-import { quietLog, sleep } from "./helpers/quiet.js";
+import { defaultRetention, quietLog, sleep } from "./helpers/quiet.js";
 
 function probe(dirs: string[], extra: { deadlineMs?: number; history?: HistoryStore } = {}) {
   const registry = new Registry();
@@ -57,7 +56,7 @@ test("a missing directory is an ENOENT probe error, with an event, and never cre
   const { dir } = tempDir();
   const missing = join(dir, "wal-not-here");
   const metrics = new CoreMetrics();
-  const history = new HistoryStore({ stateDir: join(dir, "state"), retention: { raw_retention: ms(3600_000), minute_retention: ms(86400_000), hour_retention: ms(86400_000), event_retention: ms(86400_000), max_pending_rows: 10000 }, log: quietLog, metrics });
+  const history = new HistoryStore({ stateDir: join(dir, "state"), retention: defaultRetention(), log: quietLog, metrics });
   const { col, registry, once } = probe([missing], { history });
   t.teardown(() => col.close());
   const p = first(await once());

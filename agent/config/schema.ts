@@ -97,6 +97,7 @@ export const configSchema = z
       minute_retention: duration.prefault("7d"),
       hour_retention: duration.prefault("90d"),
       event_retention: duration.prefault("90d"),
+      top_io_retention: duration.prefault("2d"),
       flush_interval: duration.prefault("10s"),
       /** Rows held in memory while the file cannot be written (disk full); the oldest are dropped past this. */
       max_pending_rows: z.number().int().min(1000).default(200_000),

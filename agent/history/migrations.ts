@@ -58,6 +58,23 @@ export const MIGRATIONS: readonly Migration[] = [
       `);
     },
   },
+  {
+    version: 2,
+    description: "top I/O consumers per interval (iotop -o, kept for incident review)",
+    up(db) {
+      db.exec(`
+        CREATE TABLE io_top (
+          ts        INTEGER NOT NULL,    -- unix ms, end of the interval
+          pid       INTEGER NOT NULL,
+          comm      TEXT NOT NULL,
+          unit      TEXT,                -- systemd unit, when known
+          read_bps  REAL NOT NULL,       -- bytes per second from storage
+          write_bps REAL NOT NULL        -- bytes per second dirtied (minus cancelled)
+        );
+        CREATE INDEX io_top_ts ON io_top (ts);
+      `);
+    },
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.reduce((v, m) => Math.max(v, m.version), 0);

@@ -40,11 +40,20 @@ export interface EventInput {
   readonly ts?: number;
 }
 
+export interface TopIoRow {
+  readonly pid: number;
+  readonly comm: string;
+  readonly unit: string | null;
+  readonly read_bps: number;
+  readonly write_bps: number;
+}
+
 export interface Retention {
   readonly raw_retention: Duration;
   readonly minute_retention: Duration;
   readonly hour_retention: Duration;
   readonly event_retention: Duration;
+  readonly top_io_retention: Duration;
   readonly max_pending_rows: number;
 }
 
@@ -104,6 +113,7 @@ export class HistoryStore {
   private pendingSamples: PendingSample[] = [];
   private pendingRollups: PendingRollup[] = [];
   private pendingEvents: PendingEvent[] = [];
+  private pendingTopIo: Array<TopIoRow & { readonly ts: number }> = [];
   private readonly minutes = new Map<string, MinuteAcc>();
   private dropped = 0;
   private rowCounts = { series: 0, samples: 0, rollups: 0, events: 0 };
@@ -151,6 +161,12 @@ export class HistoryStore {
     this.bound();
   }
 
+  /** Buffers the top I/O consumers of one interval. */
+  topIo(ts: number, rows: readonly TopIoRow[]): void {
+    for (const r of rows) this.pendingTopIo.push({ ...r, ts });
+    this.bound();
+  }
+
   /** Reads a small piece of durable state (resume points, baselines). */
   getState(key: string): string | undefined {
     try {
@@ -182,15 +198,13 @@ export class HistoryStore {
         this.minutes.delete(key);
       }
     }
-    if (this.pendingSamples.length + this.pendingRollups.length + this.pendingEvents.length === 0) return;
-    const samples = this.pendingSamples;
-    const rollups = this.pendingRollups;
-    const events = this.pendingEvents;
+    if (this.pendingCount() === 0) return;
     try {
-      this.writeBatch(samples, rollups, events);
+      this.writeBatch(this.pendingSamples, this.pendingRollups, this.pendingEvents, this.pendingTopIo);
       this.pendingSamples = [];
       this.pendingRollups = [];
       this.pendingEvents = [];
+      this.pendingTopIo = [];
       if (this.writeState !== "ok" && this.mode === "file") {
         this.log.info({ previous: this.writeState }, "history: writes resumed");
         this.writeState = "ok";
@@ -237,7 +251,7 @@ export class HistoryStore {
       last_error: this.lastError,
       schema_version: SCHEMA_VERSION,
       size_bytes: this.sizeBytes(),
-      pending_rows: this.pendingSamples.length + this.pendingRollups.length + this.pendingEvents.length,
+      pending_rows: this.pendingCount(),
       dropped_rows: this.dropped,
       rows: { ...this.rowCounts },
       rows_counted_at: this.rowsCountedAt === null ? null : new Date(this.rowsCountedAt).toISOString(),
@@ -281,13 +295,17 @@ export class HistoryStore {
     this.pendingRollups.push({ seriesKey: key, ts: acc.bucket, ...summarize(acc.values) });
   }
 
-  /** Bounds memory while writes are failing: the oldest samples go first, then rollups, then events. */
+  private pendingCount(): number {
+    return this.pendingSamples.length + this.pendingRollups.length + this.pendingEvents.length + this.pendingTopIo.length;
+  }
+
+  /** Bounds memory while writes are failing: the oldest raw samples go first, then top-I/O rows, rollups, events. */
   private bound(): void {
     const max = this.retention.max_pending_rows;
-    const total = this.pendingSamples.length + this.pendingRollups.length + this.pendingEvents.length;
+    const total = this.pendingCount();
     if (total <= max) return;
     let excess = total - max + Math.floor(max / 10); // drop in chunks, not one row per call
-    for (const queue of [this.pendingSamples, this.pendingRollups, this.pendingEvents] as unknown[][]) {
+    for (const queue of [this.pendingSamples, this.pendingTopIo, this.pendingRollups, this.pendingEvents] as unknown[][]) {
       const n = Math.min(excess, queue.length);
       queue.splice(0, n);
       excess -= n;
@@ -310,7 +328,7 @@ export class HistoryStore {
     return row.id;
   }
 
-  private writeBatch(samples: readonly PendingSample[], rollups: readonly PendingRollup[], events: readonly PendingEvent[]): void {
+  private writeBatch(samples: readonly PendingSample[], rollups: readonly PendingRollup[], events: readonly PendingEvent[], topIo: HistoryStore["pendingTopIo"]): void {
     const db = this.db;
     const insSeries = db.prepare("INSERT OR IGNORE INTO series (metric, labels) VALUES (?, ?)");
     const selSeries = db.prepare("SELECT id FROM series WHERE metric = ? AND labels = ?");
@@ -324,6 +342,7 @@ export class HistoryStore {
         count = count + excluded.count, sum = sum + excluded.sum,
         min = min(min, excluded.min), max = max(max, excluded.max)`);
     const insEvent = db.prepare("INSERT INTO events (ts, class, kind, severity, subject, message, data) VALUES (?, ?, ?, ?, ?, ?, ?)");
+    const insTop = db.prepare("INSERT INTO io_top (ts, pid, comm, unit, read_bps, write_bps) VALUES (?, ?, ?, ?, ?, ?)");
     // Ids of series created in this batch are cached only once it commits: a rolled-back
     // batch (disk full) must not leave ids in the cache that the file does not have.
     const fresh = new Map<string, number>();
@@ -331,6 +350,7 @@ export class HistoryStore {
       for (const [key, ts, value] of samples) insSample.run(this.seriesId(key, fresh, insSeries, selSeries), ts, value);
       for (const r of rollups) insRollup.run(this.seriesId(r.seriesKey, fresh, insSeries, selSeries), r.ts, r.count, r.sum, r.min, r.max, r.p50, r.p99);
       for (const e of events) insEvent.run(e.ts, e.class, e.kind, e.severity, e.subject ?? null, e.message, e.data === undefined ? null : JSON.stringify(e.data));
+      for (const r of topIo) insTop.run(r.ts, r.pid, r.comm, r.unit, r.read_bps, r.write_bps);
     })();
     for (const [k, id] of fresh) this.seriesIds.set(k, id);
   }
@@ -432,6 +452,7 @@ export class HistoryStore {
         delRoll.run(id, 3600, now - r.hour_retention);
       }
       this.db.prepare("DELETE FROM events WHERE ts < ?").run(now - r.event_retention);
+      this.db.prepare("DELETE FROM io_top WHERE ts < ?").run(now - r.top_io_retention);
     })();
   }
 

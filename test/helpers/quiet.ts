@@ -1,3 +1,5 @@
+import type { Retention } from "../../agent/history/store.js";
+import { loadConfig } from "../../agent/config/load.js";
 import { readFileSync } from "node:fs";
 import { pino } from "pino";
 import type { Logger } from "../../agent/log.js";
@@ -16,4 +18,11 @@ export function alive(pid: number): boolean {
   } catch {
     return false;
   }
+}
+
+/** The embedded default history settings (what the agent runs with absent a config file). */
+export function defaultRetention(): Retention {
+  const r = loadConfig({ env: {}, defaultFile: "/nonexistent" });
+  if (!r.ok) throw new Error(r.problems.join("\n"));
+  return r.loaded.config.history;
 }

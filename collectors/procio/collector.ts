@@ -1,0 +1,238 @@
+// procio: who is doing I/O right now (the runbook's `iotop -o`), per process from
+// <proc>/<pid>/io and per systemd unit from cgroup v2 io.stat where the io controller is on.
+// Top consumers go to history each interval; per-unit byte counters are exported only for the
+// configured units (cardinality). Processes vanishing mid-read and permission errors are normal.
+import { readdirSync, readFileSync } from "node:fs";
+import { readFile } from "node:fs/promises";
+import { performance } from "node:perf_hooks";
+import type { Counter, Gauge, Registry } from "prom-client";
+import type { HistoryStore, TopIoRow } from "../../agent/history/store.js";
+import type { Logger } from "../../agent/log.js";
+import { counter, gauge } from "../../agent/metrics/define.js";
+import { NS } from "../../agent/metrics/registry.js";
+import { parseMountinfo } from "../mounts/mountinfo.js";
+import type { CollectContext, Collector } from "../types.js";
+import { type IoStatEntry, parseCgroupUnit, parseIoStat, parseProcIo } from "./parse.js";
+
+/** Processes read per slice before yielding to the event loop (keeps loop lag low on busy hosts). */
+const SLICE = 64;
+
+export interface ProcessIo extends TopIoRow {
+  readonly read_bytes: number;
+  readonly write_bytes: number;
+}
+
+export interface UnitIo {
+  readonly unit: string;
+  /** Where the figures come from: the unit's cgroup io.stat (includes writeback done on its behalf), or the sum of its processes. */
+  readonly source: "io.stat" | "processes";
+  readonly read_bps: number;
+  readonly write_bps: number;
+  /** Bytes in the interval (exact; the rates are these over the interval). */
+  readonly read_bytes: number;
+  readonly write_bytes: number;
+  /** Per device "MAJ:MIN", from io.stat only. */
+  readonly devices: Record<string, { read_bps: number; write_bps: number }>;
+}
+
+export interface ProcioObservation {
+  readonly interval_seconds: number | null;
+  /** Processes with storage I/O in the interval, busiest first, at most top_k. */
+  readonly top: ProcessIo[];
+  /** Every unit seen doing I/O, and every configured unit. */
+  readonly units: UnitIo[];
+  readonly processes: number;
+  /** Processes whose io file could not be read (permissions): their I/O is invisible. */
+  readonly unreadable: number;
+}
+
+export interface ProcioOptions {
+  readonly procPath: string;
+  readonly units: readonly string[];
+  readonly topK: number;
+  readonly registry: Registry;
+  readonly history: HistoryStore | null;
+  readonly log: Logger;
+}
+
+interface PidState {
+  readonly comm: string;
+  readonly unit: string | null;
+  readonly cgroup: string | null;
+  read: number;
+  written: number;
+  seen: number;
+}
+
+interface UnitCounters {
+  read: number;
+  written: number;
+  devices: Map<string, IoStatEntry>;
+}
+
+export class ProcioCollector implements Collector<ProcioObservation> {
+  readonly name = "procio";
+  readonly onceWarmupMs = 1000;
+  private readonly pids = new Map<number, PidState>();
+  private readonly unitPrev = new Map<string, UnitCounters>();
+  private lastAt: number | null = null;
+  private generation = 0;
+  private cgroupRoot: string | null | undefined;
+  private readonly unitRead: Counter<"unit">;
+  private readonly unitWritten: Counter<"unit">;
+  private readonly unreadableGauge: Gauge;
+
+  constructor(private readonly opts: ProcioOptions) {
+    const r = opts.registry;
+    this.unitRead = counter(r, { name: `${NS}unit_read_bytes_total`, help: "Bytes read from storage by a configured systemd unit (cgroup io.stat, else the sum of its processes).", labelNames: ["unit"] });
+    this.unitWritten = counter(r, { name: `${NS}unit_written_bytes_total`, help: "Bytes written to storage by a configured systemd unit (cgroup io.stat, else dirtied by its processes).", labelNames: ["unit"] });
+    this.unreadableGauge = gauge(r, { name: `${NS}procio_unreadable_processes`, help: "Processes whose I/O counters the agent may not read (needs CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH)." });
+    for (const u of opts.units) {
+      this.unitRead.labels(u).inc(0);
+      this.unitWritten.labels(u).inc(0);
+    }
+  }
+
+  async collect({ signal }: CollectContext): Promise<ProcioObservation> {
+    const proc = this.opts.procPath;
+    const at = performance.now();
+    const seconds = this.lastAt === null ? null : (at - this.lastAt) / 1000;
+    this.lastAt = at;
+    const gen = ++this.generation;
+    let names: string[];
+    try {
+      names = readdirSync(proc).filter((n) => /^\d+$/.test(n));
+    } catch (e) {
+      throw new Error(`cannot list ${proc}: ${(e as Error).message}`);
+    }
+    const rows: ProcessIo[] = [];
+    const byUnit = new Map<string, { read: number; write: number }>();
+    let unreadable = 0;
+    for (let i = 0; i < names.length; i++) {
+      if (i > 0 && i % SLICE === 0) {
+        await new Promise<void>((r) => setImmediate(r));
+        if (signal.aborted) throw signal.reason as Error;
+      }
+      const pid = Number(names[i]);
+      let io;
+      try {
+        io = parseProcIo(readFileSync(`${proc}/${pid}/io`, "utf8"));
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code === "EACCES" || (e as NodeJS.ErrnoException).code === "EPERM") unreadable++;
+        continue; // ENOENT/ESRCH: it exited between readdir and read
+      }
+      if (typeof io === "string") continue;
+      const written = Math.max(0, io.writeBytes - io.cancelledWriteBytes);
+      let st = this.pids.get(pid);
+      if (st && (io.readBytes < st.read || written < st.written)) st = undefined; // pid reused
+      if (!st) {
+        st = { ...this.identify(pid), read: io.readBytes, written, seen: gen };
+        this.pids.set(pid, st);
+        continue; // no interval yet for a process first seen now
+      }
+      const dr = io.readBytes - st.read;
+      const dw = written - st.written;
+      st.read = io.readBytes;
+      st.written = written;
+      st.seen = gen;
+      if (seconds === null || (dr === 0 && dw === 0)) continue;
+      const row: ProcessIo = { pid, comm: st.comm, unit: st.unit, read_bps: dr / seconds, write_bps: dw / seconds, read_bytes: dr, write_bytes: dw };
+      rows.push(row);
+      if (st.unit) {
+        const u = byUnit.get(st.unit) ?? { read: 0, write: 0 };
+        u.read += dr;
+        u.write += dw;
+        byUnit.set(st.unit, u);
+      }
+    }
+    for (const [pid, st] of this.pids) if (st.seen !== gen) this.pids.delete(pid);
+    rows.sort((a, b) => b.read_bps + b.write_bps - (a.read_bps + a.write_bps));
+    const units = await this.unitFigures(byUnit, seconds, signal);
+    return { interval_seconds: seconds, top: rows.slice(0, this.opts.topK), units, processes: names.length, unreadable };
+  }
+
+  publish(o: ProcioObservation): void {
+    this.unreadableGauge.set(o.unreadable);
+    const configured = new Set(this.opts.units);
+    for (const u of o.units) {
+      if (!configured.has(u.unit)) continue;
+      this.unitRead.labels(u.unit).inc(u.read_bytes);
+      this.unitWritten.labels(u.unit).inc(u.write_bytes);
+    }
+    if (o.interval_seconds === null) return;
+    if (o.top.length > 0) this.opts.history?.topIo(Date.now(), o.top.map(({ pid, comm, unit, read_bps, write_bps }) => ({ pid, comm, unit, read_bps, write_bps })));
+  }
+
+  /** comm and unit, read once per process. */
+  private identify(pid: number): { comm: string; unit: string | null; cgroup: string | null } {
+    const proc = this.opts.procPath;
+    let comm = "?";
+    let unit: string | null = null;
+    let cgroup: string | null = null;
+    try {
+      comm = readFileSync(`${proc}/${pid}/comm`, "utf8").trim().slice(0, 64);
+    } catch {
+      // exited
+    }
+    try {
+      ({ unit, path: cgroup } = parseCgroupUnit(readFileSync(`${proc}/${pid}/cgroup`, "utf8")));
+    } catch {
+      // exited
+    }
+    return { comm, unit, cgroup };
+  }
+
+  /** Per-unit rates: io.stat for units whose cgroup has it, the processes' sum otherwise. */
+  private async unitFigures(byUnit: Map<string, { read: number; write: number }>, seconds: number | null, signal: AbortSignal): Promise<UnitIo[]> {
+    const names = new Set([...byUnit.keys(), ...this.opts.units]);
+    const root = await this.cgroup2Root(signal);
+    const cgroupOf = new Map<string, string>();
+    for (const st of this.pids.values()) if (st.unit && st.cgroup && !cgroupOf.has(st.unit)) cgroupOf.set(st.unit, st.cgroup);
+    const out: UnitIo[] = [];
+    for (const unit of names) {
+      const rel = cgroupOf.get(unit) ?? (unit.endsWith(".service") || unit.endsWith(".timer") ? `/system.slice/${unit}` : null);
+      let stat: Map<string, IoStatEntry> | null = null;
+      if (root && rel) {
+        try {
+          stat = parseIoStat(await readFile(`${root}${rel}/io.stat`, { encoding: "utf8", signal }));
+        } catch {
+          // no io controller for this cgroup, or no such cgroup
+        }
+      }
+      if (stat) {
+        let read = 0;
+        let written = 0;
+        for (const e of stat.values()) {
+          read += e.rbytes;
+          written += e.wbytes;
+        }
+        const prev = this.unitPrev.get(unit);
+        this.unitPrev.set(unit, { read, written, devices: stat });
+        if (!prev || seconds === null || read < prev.read || written < prev.written) continue;
+        const devices: UnitIo["devices"] = {};
+        for (const [dev, e] of stat) {
+          const p = prev.devices.get(dev);
+          if (p && (e.rbytes > p.rbytes || e.wbytes > p.wbytes)) devices[dev] = { read_bps: (e.rbytes - p.rbytes) / seconds, write_bps: (e.wbytes - p.wbytes) / seconds };
+        }
+        const dr = read - prev.read;
+        const dw = written - prev.written;
+        out.push({ unit, source: "io.stat", read_bps: dr / seconds, write_bps: dw / seconds, read_bytes: dr, write_bytes: dw, devices });
+      } else if (seconds !== null) {
+        const s = byUnit.get(unit) ?? { read: 0, write: 0 };
+        out.push({ unit, source: "processes", read_bps: s.read / seconds, write_bps: s.write / seconds, read_bytes: s.read, write_bytes: s.write, devices: {} });
+      }
+    }
+    return out.sort((a, b) => b.read_bps + b.write_bps - (a.read_bps + a.write_bps));
+  }
+
+  private async cgroup2Root(signal: AbortSignal): Promise<string | null> {
+    if (this.cgroupRoot !== undefined) return this.cgroupRoot;
+    try {
+      const mounts = parseMountinfo(await readFile(`${this.opts.procPath}/self/mountinfo`, { encoding: "utf8", signal })).mounts;
+      this.cgroupRoot = mounts.find((m) => m.fsType === "cgroup2")?.mountPoint ?? null;
+    } catch {
+      this.cgroupRoot = null;
+    }
+    return this.cgroupRoot;
+  }
+}
