@@ -119,3 +119,19 @@ test("top_k bounds the list", async (t) => {
   fakeTree(dir, { backupA: 10, backupB: 20, other: 30, stat: "" });
   t.deepEqual((await once()).top.map((r) => r.pid), [200, 101]);
 });
+
+test("a parent reaping a child is not charged with the child's lifetime I/O", async (t) => {
+  const { dir } = tempDir();
+  const file = join(dir, "blob");
+  // parent sh -> subshell (writes 32 MiB through dd, then lingers 1.5 s) ; the parent lives on.
+  const parent = spawn("sh", ["-c", `( dd if=/dev/zero of=${file} bs=1M count=32 conv=fsync status=none; sleep 1.5 ); sleep 6`], { stdio: "ignore" });
+  t.teardown(() => parent.kill("SIGKILL"));
+  const { once } = collector("/proc");
+  await once();
+  await sleep(900); // the subshell is alive and already carries dd's 32 MiB
+  await once();
+  await sleep(1600); // the subshell has exited and been reaped by the parent
+  const o = await once();
+  const parentRow = o.top.find((r) => r.pid === parent.pid);
+  t.true((parentRow?.write_bytes ?? 0) < 8 * 1024 * 1024, `parent charged ${parentRow?.write_bytes ?? 0} bytes`);
+});

@@ -56,6 +56,7 @@ export interface ProcioOptions {
 }
 
 interface PidState {
+  readonly ppid: number;
   readonly comm: string;
   readonly unit: string | null;
   readonly cgroup: string | null;
@@ -105,9 +106,8 @@ export class ProcioCollector implements Collector<ProcioObservation> {
     } catch (e) {
       throw new Error(`cannot list ${proc}: ${(e as Error).message}`);
     }
-    const rows: ProcessIo[] = [];
-    const byUnit = new Map<string, { read: number; write: number }>();
     let unreadable = 0;
+    const deltas = new Map<number, { st: PidState; dr: number; dw: number }>();
     for (let i = 0; i < names.length; i++) {
       if (i > 0 && i % SLICE === 0) {
         await new Promise<void>((r) => setImmediate(r));
@@ -130,14 +130,28 @@ export class ProcioCollector implements Collector<ProcioObservation> {
         this.pids.set(pid, st);
         continue; // no interval yet for a process first seen now
       }
-      const dr = io.readBytes - st.read;
-      const dw = written - st.written;
+      deltas.set(pid, { st, dr: io.readBytes - st.read, dw: written - st.written });
       st.read = io.readBytes;
       st.written = written;
       st.seen = gen;
+    }
+    // The kernel adds a reaped child's lifetime I/O to its parent's counters. Take back what the
+    // child had already been charged with when last seen, so the parent does not appear to have
+    // written it all in this one interval; only the child's last moments remain on the parent.
+    for (const [pid, st] of this.pids) {
+      if (st.seen === gen) continue;
+      const parent = deltas.get(st.ppid);
+      if (parent) {
+        parent.dr = Math.max(0, parent.dr - st.read);
+        parent.dw = Math.max(0, parent.dw - st.written);
+      }
+      this.pids.delete(pid);
+    }
+    const rows: ProcessIo[] = [];
+    const byUnit = new Map<string, { read: number; write: number }>();
+    for (const [pid, { st, dr, dw }] of deltas) {
       if (seconds === null || (dr === 0 && dw === 0)) continue;
-      const row: ProcessIo = { pid, comm: st.comm, unit: st.unit, read_bps: dr / seconds, write_bps: dw / seconds, read_bytes: dr, write_bytes: dw };
-      rows.push(row);
+      rows.push({ pid, comm: st.comm, unit: st.unit, read_bps: dr / seconds, write_bps: dw / seconds, read_bytes: dr, write_bytes: dw });
       if (st.unit) {
         const u = byUnit.get(st.unit) ?? { read: 0, write: 0 };
         u.read += dr;
@@ -145,7 +159,6 @@ export class ProcioCollector implements Collector<ProcioObservation> {
         byUnit.set(st.unit, u);
       }
     }
-    for (const [pid, st] of this.pids) if (st.seen !== gen) this.pids.delete(pid);
     rows.sort((a, b) => b.read_bps + b.write_bps - (a.read_bps + a.write_bps));
     const units = await this.unitFigures(byUnit, seconds, signal);
     return { interval_seconds: seconds, top: rows.slice(0, this.opts.topK), units, processes: names.length, unreadable };
@@ -163,9 +176,16 @@ export class ProcioCollector implements Collector<ProcioObservation> {
     if (o.top.length > 0) this.opts.history?.topIo(Date.now(), o.top.map(({ pid, comm, unit, read_bps, write_bps }) => ({ pid, comm, unit, read_bps, write_bps })));
   }
 
-  /** comm and unit, read once per process. */
-  private identify(pid: number): { comm: string; unit: string | null; cgroup: string | null } {
+  /** Parent, comm and unit, read once per process. */
+  private identify(pid: number): { ppid: number; comm: string; unit: string | null; cgroup: string | null } {
     const proc = this.opts.procPath;
+    let ppid = 0;
+    try {
+      const stat = readFileSync(`${proc}/${pid}/stat`, "utf8");
+      ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1] ?? 0);
+    } catch {
+      // exited
+    }
     let comm = "?";
     let unit: string | null = null;
     let cgroup: string | null = null;
@@ -179,7 +199,7 @@ export class ProcioCollector implements Collector<ProcioObservation> {
     } catch {
       // exited
     }
-    return { comm, unit, cgroup };
+    return { ppid, comm, unit, cgroup };
   }
 
   /** Per-unit rates: io.stat for units whose cgroup has it, the processes' sum otherwise. */
