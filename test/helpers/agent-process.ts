@@ -16,6 +16,8 @@ export function tempDir(prefix = "sa-"): { dir: string; cleanup: () => void } {
 export interface StartOptions {
   /** TOML appended after the [agent] table this helper writes. */
   readonly extraToml?: string;
+  /** agent.control_socket; default <dir>/ctl.sock. */
+  readonly socket?: string;
   /** Lines inside [agent], e.g. 'log_level = "debug"'. */
   readonly agentToml?: string;
   readonly env?: NodeJS.ProcessEnv;
@@ -47,7 +49,7 @@ export function writeConfig(dir: string, opts: StartOptions = {}): string {
   const file = join(dir, "agent.toml");
   writeFileSync(
     file,
-    `[agent]\nlisten = "127.0.0.1:0"\nstate_dir = "${join(dir, "state")}"\ncontrol_socket = "${join(dir, "ctl.sock")}"\nlog_level = "debug"\n${opts.agentToml ?? ""}\n${opts.extraToml ?? ""}`,
+    `[agent]\nlisten = "127.0.0.1:0"\nstate_dir = "${join(dir, "state")}"\ncontrol_socket = "${opts.socket ?? join(dir, "ctl.sock")}"\nlog_level = "debug"\n${opts.agentToml ?? ""}\n${opts.extraToml ?? ""}`,
   );
   return file;
 }
