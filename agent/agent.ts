@@ -231,7 +231,7 @@ export class Agent {
   }
 
   private collectorDeps(): CollectorDeps {
-    return { config: this.config, log: this.log, registry: this.metrics.registry, history: this.history };
+    return { config: this.config, log: this.log, registry: this.metrics.registry, history: this.history, once: false };
   }
 
   private addCollectors(entries: ReturnType<typeof buildCollectors>): void {

@@ -12,7 +12,7 @@ export interface OnceResult {
 }
 
 export async function runOnce(loaded: LoadedConfig, log: Logger): Promise<OnceResult> {
-  const entries = buildCollectors({ config: loaded.config, log, registry: new Registry(), history: null });
+  const entries = buildCollectors({ config: loaded.config, log, registry: new Registry(), history: null, once: true });
   const report: OnceResult["report"] = {};
   const failed: string[] = [];
   await Promise.all(

@@ -4,9 +4,11 @@ import type { Config } from "../agent/config/schema.js";
 import type { HistoryStore } from "../agent/history/store.js";
 import type { Logger } from "../agent/log.js";
 import type { ScheduleSpec } from "../agent/scheduler.js";
+import { ms } from "../agent/config/units.js";
 import { DiskstatsCollector } from "./diskstats/collector.js";
 import { FsyncProbeCollector } from "./fsync_probe/collector.js";
 import { ProcioCollector } from "./procio/collector.js";
+import { SmartCollector } from "./smart/collector.js";
 import type { Collector } from "./types.js";
 
 export interface CollectorDeps {
@@ -16,6 +18,8 @@ export interface CollectorDeps {
   readonly registry: Registry;
   /** Null for --once, which must not change the node's history. */
   readonly history: HistoryStore | null;
+  /** True for --once: collectors that work in the background wait for their results. */
+  readonly once: boolean;
 }
 
 export interface CollectorEntry {
@@ -80,7 +84,30 @@ const FACTORIES: readonly Factory[] = [
     create: ({ config, registry, history, log }) =>
       new ProcioCollector({ procPath: config.host.proc_path, units: config.collectors.procio.units, topK: config.collectors.procio.top_k, registry, history, log }),
   },
+  {
+    name: "smart",
+    enabled: (c) => c.collectors.smart.enabled,
+    // The tick only starts due device polls and returns the latest results; each device is
+    // polled every `interval`. --once waits for discovery and every poll, hence the budget.
+    spec: (c) => ({ interval: ms(SMART_TICK_MS), timeout: ms(2 * c.collectors.smart.timeout + 10_000), jitter: c.collectors.smart.jitter }),
+    fingerprint: (c) => JSON.stringify([c.host.sys_path, c.host.dev_path, c.collectors.smart]),
+    create: ({ config, registry, history, log, once }) =>
+      new SmartCollector({
+        smartctl: config.collectors.smart.smartctl,
+        interval: config.collectors.smart.interval,
+        timeout: config.collectors.smart.timeout,
+        devices: config.collectors.smart.devices,
+        sysPath: config.host.sys_path,
+        devPath: config.host.dev_path,
+        waitForRuns: once,
+        registry,
+        history,
+        log,
+      }),
+  },
 ];
+
+const SMART_TICK_MS = 10_000;
 
 /** Directories the fsync probe writes in: configured, or the WAL directory. */
 export function probeDirs(c: Config): string[] {

@@ -1,0 +1,313 @@
+// smart: SMART health of every disk, from smartctl --json. Each device is polled on its own
+// schedule (every `interval`, staggered) by a background run with a wall-clock timeout that kills
+// smartctl's process group; the collector's own tick only starts due runs and returns the latest
+// results, so a hung smartctl never blocks the agent, a scrape or another device, and never piles
+// up (a device whose smartctl will not die is not polled again until it does).
+import { readdirSync } from "node:fs";
+import type { Gauge, Registry } from "prom-client";
+import { ExecError, run } from "../../agent/exec.js";
+import { errorMessage } from "../../agent/errors.js";
+import type { HistoryStore } from "../../agent/history/store.js";
+import type { Logger } from "../../agent/log.js";
+import { gauge } from "../../agent/metrics/define.js";
+import { NS } from "../../agent/metrics/registry.js";
+import type { CollectContext, Collector } from "../types.js";
+import { classify, COLLECT_STATES, type CollectState } from "./classify.js";
+import { decodeExitStatus, parseScan, parseSmart, type SmartReport } from "./parse.js";
+import { judge, predictiveCounters, type Reason, RISING_IS_BAD, type Verdict } from "./verdict.js";
+
+const VERDICTS: readonly Verdict[] = ["pass", "warn", "fail", "unknown"];
+/** Discovery opens every disk: rarely. */
+const RESCAN_MS = 30 * 60_000;
+/** Gap between first polls of successive devices, so they never all hit the HBA at once. */
+const STAGGER_MS = 3_000;
+
+export interface DeviceResult {
+  /** Metric label: "sda", "nvme0", "bus_0_megaraid_1". */
+  readonly device: string;
+  readonly name: string;
+  readonly type: string;
+  readonly state: CollectState;
+  readonly detail: string | null;
+  readonly verdict: Verdict;
+  readonly reasons: readonly Reason[];
+  readonly exit_status: number | null;
+  readonly exit_bits: ReadonlyArray<{ bit: number; meaning: string }>;
+  readonly model: string | null;
+  readonly serial: string | null;
+  readonly firmware: string | null;
+  readonly protocol: string | null;
+  readonly temperature_celsius: number | null;
+  readonly power_on_hours: number | null;
+  readonly counters: Readonly<Record<string, number>>;
+  readonly collected_at: string;
+  readonly seconds: number;
+}
+
+export interface SmartObservation {
+  /** Set when smartctl itself cannot be run (not installed, wrong path). */
+  readonly smartctl_error: string | null;
+  readonly devices: DeviceResult[];
+}
+
+export interface SmartOptions {
+  readonly smartctl: string;
+  readonly interval: number;
+  readonly timeout: number;
+  /** Extra devices: "NAME" or "NAME;TYPE" (e.g. "/dev/bus/0;megaraid,1"). */
+  readonly devices: readonly string[];
+  readonly sysPath: string;
+  readonly devPath: string;
+  /** --once: wait for every device's run instead of returning what is known. */
+  readonly waitForRuns: boolean;
+  readonly registry: Registry;
+  readonly history: HistoryStore | null;
+  readonly log: Logger;
+}
+
+interface Slot {
+  readonly name: string;
+  readonly type: string;
+  readonly label: string;
+  readonly fromScan: boolean;
+  nextDue: number;
+  running: Promise<void> | null;
+  lingeringPid: number | null;
+  result: DeviceResult | null;
+  /** Last result with health data, kept while the disk sleeps. */
+  lastOk: DeviceResult | null;
+}
+
+export function deviceLabel(name: string, type: string): string {
+  const base = name.replace(/^\/dev\//, "").replace(/^disk\/by-id\//, "").replace(/\//g, "_");
+  return type.includes(",") ? `${base}_${type.replace(/[,+]/g, "_")}` : base;
+}
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export class SmartCollector implements Collector<SmartObservation> {
+  readonly name = "smart";
+  private readonly slots = new Map<string, Slot>();
+  private lastScan = -Infinity;
+  private discovering: Promise<void> | null = null;
+  private smartctlError: string | null = null;
+  private readonly stop = new AbortController();
+  private readonly gVerdict: Gauge<"device" | "verdict">;
+  private readonly gState: Gauge<"device" | "state">;
+  private readonly gTemp: Gauge<"device">;
+  private readonly gExit: Gauge<"device">;
+  private readonly gAttr: Gauge<"device" | "attribute">;
+  private readonly gHours: Gauge<"device">;
+  private readonly gLast: Gauge<"device">;
+  private readonly gInfo: Gauge<"device" | "type" | "protocol" | "model" | "serial" | "firmware">;
+  private readonly infoLabels = new Map<string, Record<string, string>>();
+
+  constructor(private readonly opts: SmartOptions) {
+    const r = opts.registry;
+    this.gVerdict = gauge(r, { name: `${NS}smart_verdict`, help: "SMART verdict of the device as a state set: 1 for the current verdict (pass, warn, fail, unknown), 0 for the others.", labelNames: ["device", "verdict"] });
+    this.gState = gauge(r, { name: `${NS}smart_collect_state`, help: "How the last SMART poll went, as a state set: ok, standby (asleep, not woken), unsupported, unresponsive (timed out), error.", labelNames: ["device", "state"] });
+    this.gTemp = gauge(r, { name: `${NS}smart_temperature_celsius`, help: "Drive temperature reported by SMART.", labelNames: ["device"] });
+    this.gExit = gauge(r, { name: `${NS}smart_exit_status`, help: "smartctl exit status bitmask of the last poll (see smartctl(8)).", labelNames: ["device"] });
+    this.gAttr = gauge(r, { name: `${NS}smart_attribute_raw`, help: "Raw value of the failure-predicting SMART counters (ATA 5/187/188/197/198/199, NVMe, SCSI).", labelNames: ["device", "attribute"] });
+    this.gHours = gauge(r, { name: `${NS}smart_power_on_hours`, help: "Power-on hours reported by SMART.", labelNames: ["device"] });
+    this.gLast = gauge(r, { name: `${NS}smart_last_collection_timestamp_seconds`, help: "Unix time of the device's last completed SMART poll.", labelNames: ["device"] });
+    this.gInfo = gauge(r, { name: `${NS}smart_info`, help: "Identity of the device; always 1.", labelNames: ["device", "type", "protocol", "model", "serial", "firmware"] });
+    for (const spec of opts.devices) this.addSlot(spec.split(";")[0] ?? spec, spec.split(";")[1] ?? "", false, 0);
+  }
+
+  async collect(_ctx: CollectContext): Promise<SmartObservation> {
+    const now = Date.now();
+    if (now - this.lastScan >= RESCAN_MS && !this.discovering) {
+      this.lastScan = now;
+      this.discovering = this.discover().finally(() => (this.discovering = null));
+    }
+    if (this.opts.waitForRuns && this.discovering) await this.discovering;
+    const started: Promise<void>[] = [];
+    for (const s of this.slots.values()) {
+      if (s.running || Date.now() < s.nextDue) continue;
+      if (s.lingeringPid !== null) {
+        if (pidAlive(s.lingeringPid)) continue; // the last smartctl is still stuck in the kernel
+        s.lingeringPid = null;
+      }
+      s.nextDue = Date.now() + this.opts.interval;
+      s.running = this.poll(s).finally(() => (s.running = null));
+      started.push(s.running);
+    }
+    if (this.opts.waitForRuns) await Promise.all(started);
+    return { smartctl_error: this.smartctlError, devices: [...this.slots.values()].flatMap((s) => (s.result ? [s.result] : [])) };
+  }
+
+  publish(o: SmartObservation): void {
+    for (const d of o.devices) {
+      for (const v of VERDICTS) this.gVerdict.set({ device: d.device, verdict: v }, v === d.verdict ? 1 : 0);
+      for (const st of COLLECT_STATES) this.gState.set({ device: d.device, state: st }, st === d.state ? 1 : 0);
+      if (d.exit_status !== null) this.gExit.set({ device: d.device }, d.exit_status);
+      if (d.temperature_celsius !== null) this.gTemp.set({ device: d.device }, d.temperature_celsius);
+      if (d.power_on_hours !== null) this.gHours.set({ device: d.device }, d.power_on_hours);
+      for (const [attribute, v] of Object.entries(d.counters)) this.gAttr.set({ device: d.device, attribute }, v);
+      this.gLast.set({ device: d.device }, Date.parse(d.collected_at) / 1000);
+      const info = { device: d.device, type: d.type || "auto", protocol: d.protocol ?? "", model: d.model ?? "", serial: d.serial ?? "", firmware: d.firmware ?? "" };
+      const prev = this.infoLabels.get(d.device);
+      if (prev && JSON.stringify(prev) !== JSON.stringify(info)) this.gInfo.remove(prev);
+      if (d.state === "ok" || !prev) {
+        this.gInfo.set(info, 1);
+        this.infoLabels.set(d.device, info);
+      }
+    }
+  }
+
+  close(): void {
+    this.stop.abort(new Error("agent stopping"));
+  }
+
+  private addSlot(name: string, type: string, fromScan: boolean, index: number): void {
+    const key = `${name};${type}`;
+    if (this.slots.has(key) || [...this.slots.values()].some((s) => s.name === name && (s.type === type || !s.type || !type))) return;
+    this.slots.set(key, { name, type, label: deviceLabel(name, type), fromScan, nextDue: this.opts.waitForRuns ? 0 : Date.now() + index * STAGGER_MS, running: null, lingeringPid: null, result: null, lastOk: null });
+  }
+
+  /** smartctl --scan-open, plus the physical disks sysfs knows (smartctl's scan skips virtio and others). */
+  private async discover(): Promise<void> {
+    const found: Array<{ name: string; type: string }> = [];
+    try {
+      const r = await run(this.opts.smartctl, ["--scan-open", "--json=c"], { signal: AbortSignal.any([this.stop.signal, AbortSignal.timeout(this.opts.timeout)]) });
+      const scan = parseScan(r.stdout);
+      if ("error" in scan) this.opts.log.warn({ err: scan.error }, "smart: cannot read smartctl --scan-open output");
+      else for (const d of scan.devices) found.push({ name: d.name, type: d.type });
+      this.smartctlError = null;
+    } catch (e) {
+      if (e instanceof ExecError && e.kind === "spawn") {
+        if (this.smartctlError === null) this.opts.log.error({ smartctl: this.opts.smartctl, err: e.message }, "smart: cannot run smartctl; install smartmontools or set collectors.smart.smartctl");
+        this.smartctlError = `cannot run ${this.opts.smartctl}: ${e.message}`;
+        return;
+      }
+      this.opts.log.warn({ err: errorMessage(e) }, "smart: device scan failed");
+    }
+    try {
+      for (const n of readdirSync(`${this.opts.sysPath}/block`).sort()) {
+        // A physical disk has a "device" link; loop, dm, md, zram, ram have none.
+        try {
+          readdirSync(`${this.opts.sysPath}/block/${n}/device`);
+        } catch {
+          continue;
+        }
+        found.push({ name: `${this.opts.devPath}/${n.replace(/!/g, "/")}`, type: "" });
+      }
+    } catch {
+      // no sysfs
+    }
+    found.forEach((d, i) => this.addSlot(d.name, d.type, true, i + this.slots.size));
+  }
+
+  private async poll(s: Slot): Promise<void> {
+    const t0 = performance.now();
+    const args = ["--json=c", "-a", "-n", "standby", ...(s.type ? ["-d", s.type] : []), s.name];
+    let result: DeviceResult;
+    try {
+      const r = await run(this.opts.smartctl, args, { signal: AbortSignal.any([this.stop.signal, AbortSignal.timeout(this.opts.timeout)]), killGrace: 2000 });
+      const report = parseSmart(r.stdout);
+      const seconds = (performance.now() - t0) / 1000;
+      if ("error" in report) result = this.failed(s, "error", `unreadable smartctl output (exit ${r.code}): ${report.error}`, r.code, seconds);
+      else result = this.interpret(s, report, r.code, seconds);
+    } catch (e) {
+      const seconds = (performance.now() - t0) / 1000;
+      if (e instanceof ExecError && e.kind === "aborted") {
+        if (this.stop.signal.aborted) return;
+        if (e.lingering && e.pid !== undefined) s.lingeringPid = e.pid;
+        result = this.failed(s, "unresponsive", `smartctl did not finish within ${this.opts.timeout / 1000}s; killed${e.lingering ? " (still stuck in the kernel)" : ""}`, null, seconds);
+      } else result = this.failed(s, "error", errorMessage(e), null, seconds);
+    }
+    this.note(s, result);
+  }
+
+  private interpret(s: Slot, report: SmartReport, code: number | null, seconds: number): DeviceResult {
+    const { state, detail } = classify(report, code);
+    const exit = report.exitStatus ?? code;
+    if (state !== "ok") {
+      const base = this.failed(s, state, detail, exit, seconds);
+      // Asleep: keep the health it had when last awake.
+      return state === "standby" && s.lastOk ? { ...s.lastOk, state, detail, exit_status: exit, exit_bits: decodeExitStatus(exit ?? 0), collected_at: base.collected_at, seconds } : base;
+    }
+    const v = judge(report);
+    const result: DeviceResult = {
+      device: s.label, name: s.name, type: report.device?.type ?? s.type, state, detail,
+      verdict: v.verdict, reasons: v.reasons, exit_status: exit, exit_bits: decodeExitStatus(exit ?? 0),
+      model: report.identity.model, serial: report.identity.serial, firmware: report.identity.firmware, protocol: report.device?.protocol ?? null,
+      temperature_celsius: report.temperature.current, power_on_hours: report.powerOnHours,
+      counters: predictiveCounters(report), collected_at: new Date().toISOString(), seconds,
+    };
+    s.lastOk = result;
+    this.trend(result);
+    return result;
+  }
+
+  private failed(s: Slot, state: CollectState, detail: string | null, exit: number | null, seconds: number): DeviceResult {
+    const prev = s.lastOk;
+    return {
+      device: s.label, name: s.name, type: s.type, state, detail, verdict: "unknown",
+      reasons: detail ? [{ level: "info", code: state, message: detail }] : [],
+      exit_status: exit, exit_bits: decodeExitStatus(exit ?? 0),
+      model: prev?.model ?? null, serial: prev?.serial ?? null, firmware: prev?.firmware ?? null, protocol: prev?.protocol ?? null,
+      temperature_celsius: null, power_on_hours: null, counters: {}, collected_at: new Date().toISOString(), seconds,
+    };
+  }
+
+  /** Logs and records transitions of state and verdict, once each. */
+  private note(s: Slot, r: DeviceResult): void {
+    const before = s.result;
+    s.result = r;
+    const h = this.opts.history;
+    if (!before || before.state !== r.state) {
+      const quiet = r.state === "ok" || r.state === "unsupported" || r.state === "standby";
+      this.opts.log[quiet ? "debug" : "warn"]({ device: s.name, state: r.state, detail: r.detail }, "smart: device state");
+      if (before && !quiet) h?.event({ class: "smart", kind: `smart.${r.state}`, severity: r.state === "unresponsive" ? "crit" : "warn", subject: r.device, message: `${s.name}: ${r.detail ?? r.state}` });
+    }
+    if (r.state === "ok" && (!before || before.verdict !== r.verdict)) {
+      const level = r.verdict === "fail" ? "crit" : r.verdict === "warn" ? "warn" : "info";
+      const why = r.reasons.filter((x) => x.level !== "info").map((x) => x.message).join("; ");
+      h?.event({ class: "smart", kind: "smart.verdict", severity: level, subject: r.device, message: `${s.name} (${r.model ?? "?"}, ${r.serial ?? "?"}): SMART ${r.verdict}${why ? `: ${why}` : ""}`, data: { verdict: r.verdict, reasons: r.reasons } });
+      if (r.verdict !== "pass") this.opts.log.warn({ device: s.name, verdict: r.verdict, reasons: why }, "smart: verdict");
+    }
+  }
+
+  /**
+   * smartd's attribute-change tracking, but persistent: the last raw values are kept in the
+   * history's state table by drive identity, so an agent restart still notices that
+   * reallocations grew since yesterday.
+   */
+  private trend(r: DeviceResult): void {
+    const h = this.opts.history;
+    if (!h) return;
+    const id = r.serial ? `${r.model ?? ""}:${r.serial}` : `${r.name}`;
+    const key = `smart.baseline.${id}`;
+    const now = Date.now();
+    let base: { at: number; counters: Record<string, number> } | null = null;
+    try {
+      const raw = h.getState(key);
+      if (raw) base = JSON.parse(raw) as { at: number; counters: Record<string, number> };
+    } catch {
+      base = null;
+    }
+    for (const [name, v] of Object.entries(r.counters)) {
+      h.record("smart_attribute_raw", { device: r.device, attribute: name }, v, now);
+      const prev = base?.counters[name];
+      if (base && prev !== undefined && v > prev && RISING_IS_BAD.has(name)) {
+        const hours = (now - base.at) / 3_600_000;
+        h.event({
+          class: "smart", kind: "smart.counter_increased", severity: "warn", subject: r.device,
+          message: `${r.name}: ${name} rose by ${v - prev} to ${v} in ${hours < 1 ? `${Math.round(hours * 60)} min` : `${hours.toFixed(1)} h`}`,
+          data: { attribute: name, previous: prev, current: v, delta: v - prev, since_seconds: Math.round((now - base.at) / 1000) },
+        });
+        this.opts.log.warn({ device: r.name, attribute: name, previous: prev, current: v }, "smart: failure-predicting counter increased");
+      }
+    }
+    h.setState(key, JSON.stringify({ at: now, counters: r.counters }));
+  }
+}

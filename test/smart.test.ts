@@ -1,0 +1,211 @@
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import test from "ava";
+import { Registry } from "prom-client";
+import { HistoryStore } from "../agent/history/store.js";
+import { CoreMetrics } from "../agent/metrics/registry.js";
+import { SmartCollector, type SmartObservation } from "../collectors/smart/collector.js";
+import { decodeExitStatus, parseSmart } from "../collectors/smart/parse.js";
+import { hasCommand, tempDir } from "./helpers/agent-process.js";
+import { type FakeBehaviour, fakeSmartctl, SMART_FIXTURES } from "./helpers/fake-smartctl.js";
+import { alive, defaultRetention, quietLog, sleep } from "./helpers/quiet.js";
+
+/** What each fixture's MANIFEST entry describes, as (collect state, verdict, reason codes that must be present). */
+const EXPECTED: Record<string, [string, string, string[]]> = {
+  "ata-hdd-FAILING-usbjmicron_hitachi-hds721050dle630_scrutiny.json": ["ok", "fail", ["smart_status", "attribute_5_failing", "attribute_197", "error_log", "selftest_log"]],
+  "ata-hdd-crc-cable-3M_wd2003fyys_exporter.json": ["ok", "warn", ["attribute_199"]],
+  "ata-hdd-errorlog-exit64-crc12_hgst-hus724020ale640_exporter.json": ["ok", "warn", ["error_log", "attribute_199"]],
+  "ata-hdd-healthy_wdc-wuh721818ale6l4_exporter.json": ["ok", "pass", []],
+  "ata-hdd-megaraid-reallocated-attrcheck-exit4_wd4000fyyx_scrutiny.json": ["ok", "warn", ["attribute_5"]],
+  "ata-hdd-reallocated304-passed_st3500418as_exporter.json": ["ok", "warn", ["attribute_5"]],
+  "ata-ssd-healthy-xall_samsung-860evo_scrutiny.json": ["ok", "pass", []],
+  "ata-ssd-healthy_samsung-mz7lh1t9hmlt_exporter.json": ["ok", "pass", []],
+  "error-open-failed-exit2_windows_scrutiny.json": ["error", "unknown", []],
+  "error-raid-volume-exit4_intel-raid1_scrutiny.json": ["ok", "unknown", ["no_health"]],
+  "nvme-CRITICAL-WARNING-exit8_samsung-mzwll3t2hajq_exporter.json": ["ok", "fail", ["smart_status", "nvme_critical_warning"]],
+  "nvme-healthy-errlog4871-v7.4_sabrent-rocket4_telegraf.json": ["ok", "pass", ["nvme_error_log"]],
+  "nvme-healthy_samsung-mzql21t9hcjr_exporter.json": ["ok", "pass", []],
+  "nvme-media-errors_samsung-970evo_scrutiny.json": ["ok", "warn", ["nvme_media_errors"]],
+  "nvme-wear-75pct_intel-ssdpe2kx020t7_exporter.json": ["ok", "pass", ["nvme_wear"]],
+  "sas-healthy_hitachi-h109060sesun600g_exporter.json": ["ok", "pass", []],
+  "scsi-grown-defects-260-uncorrected_seagate-st373453lc_exporter.json": ["ok", "warn", ["scsi_grown_defects", "scsi_uncorrected"]],
+  "usb-sat-ssd_sandisk-pssd_telegraf.json": ["ok", "pass", []],
+  "local-smartctl-7.3/bad-option-exit1.json": ["error", "unknown", []],
+  "local-smartctl-7.3/loop-d-nvme-identify-failed-exit2.json": ["error", "unknown", []],
+  "local-smartctl-7.3/loop-d-sat-T-permissive-exit6.json": ["error", "unknown", []],
+  "local-smartctl-7.3/loop-d-sat-n-standby-SLEEP-exit2.json": ["standby", "unknown", []],
+  "local-smartctl-7.3/loop-d-sat-n-standby7-SLEEP-exit7.json": ["standby", "unknown", []],
+  "local-smartctl-7.3/loop-d-scsi-inquiry-failed-exit2-no-message.json": ["error", "unknown", []],
+  "local-smartctl-7.3/nonexistent-unable-to-detect-exit1.json": ["unsupported", "unknown", []],
+  "local-smartctl-7.3/vda-d-sat-open-failed-eperm-exit2.json": ["error", "unknown", []],
+  "local-smartctl-7.3/vda-virtio-unable-to-detect-exit1.json": ["unsupported", "unknown", []],
+};
+
+function smart(dir: string, smartctl: string, devices: string[], extra: { timeout?: number; interval?: number; wait?: boolean; history?: HistoryStore; registry?: Registry } = {}) {
+  const sys = join(dir, "empty-sys");
+  mkdirSync(join(sys, "block"), { recursive: true }); // no physical disks: only the listed ones
+  const registry = extra.registry ?? new Registry();
+  const col = new SmartCollector({ smartctl, interval: extra.interval ?? 600_000, timeout: extra.timeout ?? 10_000, devices, sysPath: sys, devPath: "/dev", waitForRuns: extra.wait ?? true, registry, history: extra.history ?? null, log: quietLog });
+  const signal = new AbortController().signal;
+  const once = async (): Promise<SmartObservation> => {
+    const o = await col.collect({ signal });
+    col.publish(o);
+    return o;
+  };
+  return { col, registry, once };
+}
+
+test("every captured fixture yields the state and verdict its MANIFEST entry describes", async (t) => {
+  const { dir } = tempDir();
+  const devices: Record<string, FakeBehaviour> = {};
+  const names = Object.keys(EXPECTED).map((f, i) => {
+    devices[`/dev/fx${i}`] = f;
+    return `/dev/fx${i}`;
+  });
+  const fake = fakeSmartctl(dir, devices);
+  const { once, col } = smart(dir, fake.path, names);
+  t.teardown(() => col.close());
+  const o = await once();
+  const byName = new Map(o.devices.map((d) => [d.name, d]));
+  const table: string[] = [];
+  for (const [i, [file, [state, verdict, codes]]] of Object.entries(EXPECTED).entries()) {
+    const d = byName.get(`/dev/fx${i}`);
+    table.push(`${file.padEnd(72)} ${d?.state.padEnd(12)} ${d?.verdict}`);
+    t.is<string | undefined, string>(d?.state, state, file);
+    t.is<string | undefined, string>(d?.verdict, verdict, file);
+    for (const c of codes) t.true(d?.reasons.some((r) => r.code === c), `${file}: reason ${c} in ${JSON.stringify(d?.reasons.map((r) => r.code))}`);
+  }
+  t.log(`\n${table.join("\n")}`);
+  // Every device was polled with the documented arguments: JSON, all, never wake a sleeping disk.
+  t.true(fake.calls().filter((c) => !c.includes("--scan-open")).every((c) => c.startsWith("--json=c -a -n standby")));
+});
+
+test("the exit-status bitmask is decoded bit by bit", (t) => {
+  t.deepEqual(decodeExitStatus(216).map((b) => b.bit), [3, 4, 6, 7]);
+  t.regex(decodeExitStatus(64)[0]?.meaning ?? "", /error log/);
+  t.deepEqual(decodeExitStatus(0), []);
+});
+
+test("big counters are read from their _s twins (128-bit NVMe counters do not fit a JSON number)", (t) => {
+  // smartctl writes a >64-bit counter's JSON number truncated and the exact value as "KEY_s".
+  const text = '{"smartctl":{"version":[7,4],"exit_status":0},"device":{"name":"/dev/nvme0","type":"nvme","protocol":"NVMe"},"smart_status":{"passed":true},' +
+    '"nvme_smart_health_information_log":{"critical_warning":0,"media_errors":123,"media_errors_s":"18446744073709551739","media_errors_le":[123,0,0,0,0,0,0,0,1]}}';
+  const r = parseSmart(text);
+  if ("error" in r) return t.fail(r.error);
+  t.is(r.nvme?.mediaErrors, Number("18446744073709551739"), "not the truncated 123");
+});
+
+test("a hung smartctl is killed with its process group at the timeout, marks the device unresponsive, and never delays the others", async (t) => {
+  const { dir } = tempDir();
+  const fake = fakeSmartctl(dir, { "/dev/hang": "hang", "/dev/ok": "ata-hdd-healthy_wdc-wuh721818ale6l4_exporter.json" });
+  const { once, col, registry } = smart(dir, fake.path, ["/dev/hang", "/dev/ok"], { timeout: 1000, wait: false });
+  t.teardown(() => col.close());
+  const t0 = performance.now();
+  await once();
+  t.true(performance.now() - t0 < 500, "the tick does not wait for smartctl");
+  await sleep(400);
+  const early = await once();
+  t.is(early.devices.find((d) => d.name === "/dev/ok")?.verdict, "pass", "the healthy disk's result is there while the other hangs");
+  const sleeper = Number(readFileSync(fake.hangPidFile, "utf8"));
+  t.true(alive(sleeper));
+  await sleep(1500);
+  const late = await once();
+  const hung = late.devices.find((d) => d.name === "/dev/hang");
+  t.is(hung?.state, "unresponsive");
+  t.regex(hung?.detail ?? "", /did not finish within 1s; killed/);
+  t.false(alive(sleeper), "smartctl's child was killed with the group");
+  t.is(fake.calls().filter((c) => c.endsWith("/dev/hang")).length, 1, "never a second smartctl for the same device");
+  t.regex(await registry.metrics(), /stemedb_agent_smart_collect_state\{device="hang",state="unresponsive"\} 1/);
+});
+
+test("garbage output is an error state with a clear reason, not a crash", async (t) => {
+  const { dir } = tempDir();
+  const fake = fakeSmartctl(dir, { "/dev/junk": "garbage" });
+  const { once, col } = smart(dir, fake.path, ["/dev/junk"]);
+  t.teardown(() => col.close());
+  const d = (await once()).devices[0];
+  t.is(d?.state, "error");
+  t.regex(d?.detail ?? "", /unreadable smartctl output \(exit 0\): not JSON/);
+});
+
+test("discovery uses --scan-open, and MegaRAID members sharing a name are two devices", async (t) => {
+  const { dir } = tempDir();
+  const fake = fakeSmartctl(dir, {}, "scan-megaraid_scrutiny.json");
+  const { once, col, registry } = smart(dir, fake.path, []);
+  t.teardown(() => col.close());
+  const o = await once();
+  t.deepEqual(o.devices.map((d) => d.device).sort(), ["bus_0_megaraid_0", "bus_0_megaraid_1"]);
+  t.true(fake.calls().some((c) => c.endsWith("-d megaraid,1 /dev/bus/0")));
+  t.regex(await registry.metrics(), /stemedb_agent_smart_verdict\{device="bus_0_megaraid_1",verdict="unknown"\} 1/);
+});
+
+test("a sleeping disk is standby, not an error, and keeps the verdict it had awake", async (t) => {
+  const { dir } = tempDir();
+  const fake = fakeSmartctl(dir, { "/dev/sdz": "ata-hdd-reallocated304-passed_st3500418as_exporter.json" });
+  const { once, col, registry } = smart(dir, fake.path, ["/dev/sdz"], { interval: 1 });
+  t.teardown(() => col.close());
+  t.is((await once()).devices[0]?.verdict, "warn");
+  fake.set("/dev/sdz", "local-smartctl-7.3/loop-d-sat-n-standby-SLEEP-exit2.json");
+  await sleep(5);
+  const asleep = (await once()).devices[0];
+  t.is(asleep?.state, "standby");
+  t.regex(asleep?.detail ?? "", /SLEEP mode; not woken/);
+  t.is(asleep?.verdict, "warn", "the awake verdict is kept, not turned into unknown");
+  t.is(asleep?.counters["reallocated_sectors"], 304);
+  const text = await registry.metrics();
+  t.regex(text, /stemedb_agent_smart_collect_state\{device="sdz",state="standby"\} 1/);
+  t.regex(text, /stemedb_agent_smart_verdict\{device="sdz",verdict="warn"\} 1/);
+});
+
+test("counter increases are remembered across restarts and raise an event with the delta and the time since", async (t) => {
+  const { dir } = tempDir();
+  const base = JSON.parse(readFileSync(join(SMART_FIXTURES, "ata-hdd-reallocated304-passed_st3500418as_exporter.json"), "utf8")) as { ata_smart_attributes: { table: Array<{ id: number; raw: { value: number; string: string } }> } };
+  const grown = structuredClone(base);
+  for (const a of grown.ata_smart_attributes.table) if (a.id === 5) a.raw = { value: 310, string: "310" };
+  mkdirSync(join(dir, "fx"));
+  writeFileSync(join(dir, "fx", "grown.json"), JSON.stringify(grown));
+  const fake = fakeSmartctl(dir, { "/dev/sdq": "ata-hdd-reallocated304-passed_st3500418as_exporter.json" });
+  const open = () => new HistoryStore({ stateDir: join(dir, "state"), retention: defaultRetention(), log: quietLog, metrics: new CoreMetrics() });
+
+  const h1 = open();
+  const a = smart(dir, fake.path, ["/dev/sdq"], { history: h1 });
+  await a.once();
+  a.col.close();
+  h1.close(); // the agent restarts
+
+  fake.set("/dev/sdq", join(dir, "fx", "grown.json"));
+  const h2 = open();
+  const b = smart(dir, fake.path, ["/dev/sdq"], { history: h2 });
+  await b.once();
+  b.col.close();
+  h2.flush();
+  const ev = h2.database.prepare("SELECT message, data FROM events WHERE kind = 'smart.counter_increased'").all() as Array<{ message: string; data: string }>;
+  h2.close();
+  t.is(ev.length, 1);
+  t.regex(ev[0]?.message ?? "", /reallocated_sectors rose by 6 to 310 in \d+ min/);
+  t.like(JSON.parse(ev[0]?.data ?? "{}"), { attribute: "reallocated_sectors", previous: 304, current: 310, delta: 6 });
+});
+
+test("smartctl missing is one clear error, not noise per device", async (t) => {
+  const { dir } = tempDir();
+  const { once, col } = smart(dir, join(dir, "no-such-smartctl"), []);
+  t.teardown(() => col.close());
+  const o = await once();
+  t.regex(o.smartctl_error ?? "", /cannot run .*no-such-smartctl/);
+  t.deepEqual(o.devices, []);
+});
+
+test("the real smartctl on this machine reports its disks as unsupported, cleanly", async (t) => {
+  if (!hasCommand("smartctl")) return t.pass("skipped: smartctl not installed (npm test installs smartmontools as root)");
+  const registry = new Registry();
+  const col = new SmartCollector({ smartctl: "smartctl", interval: 600_000, timeout: 30_000, devices: [], sysPath: "/sys", devPath: "/dev", waitForRuns: true, registry, history: null, log: quietLog });
+  t.teardown(() => col.close());
+  const o = await col.collect({ signal: new AbortController().signal });
+  col.publish(o);
+  t.is(o.smartctl_error, null);
+  t.true(o.devices.length > 0, "the physical disks from sysfs are tried");
+  for (const d of o.devices) {
+    t.true(d.state === "unsupported" || d.state === "ok" || d.state === "standby", `${d.name}: ${d.state} ${d.detail}`);
+  }
+  t.log(o.devices.map((d) => `${d.name}: ${d.state} (${d.detail})`).join("\n"));
+});
