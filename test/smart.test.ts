@@ -6,7 +6,8 @@ import { HistoryStore } from "../agent/history/store.js";
 import { CoreMetrics } from "../agent/metrics/registry.js";
 import { SmartCollector, type SmartObservation } from "../collectors/smart/collector.js";
 import { decodeExitStatus, parseSmart } from "../collectors/smart/parse.js";
-import { hasCommand, tempDir } from "./helpers/agent-process.js";
+import { spawnSync } from "node:child_process";
+import { fetchText, hasCommand, startAgent, tempDir } from "./helpers/agent-process.js";
 import { type FakeBehaviour, fakeSmartctl, SMART_FIXTURES } from "./helpers/fake-smartctl.js";
 import { alive, defaultRetention, quietLog, sleep } from "./helpers/quiet.js";
 
@@ -208,4 +209,36 @@ test("the real smartctl on this machine reports its disks as unsupported, cleanl
     t.true(d.state === "unsupported" || d.state === "ok" || d.state === "standby", `${d.name}: ${d.state} ${d.detail}`);
   }
   t.log(o.devices.map((d) => `${d.name}: ${d.state} (${d.detail})`).join("\n"));
+});
+
+test("through the running agent: SMART series on /metrics, promtool-clean, and a hang never delays the scrape", async (t) => {
+  const { dir } = tempDir();
+  const fake = fakeSmartctl(dir, {
+    "/dev/sda": "ata-hdd-FAILING-usbjmicron_hitachi-hds721050dle630_scrutiny.json",
+    "/dev/nvme0": "nvme-CRITICAL-WARNING-exit8_samsung-mzwll3t2hajq_exporter.json",
+    "/dev/sdb": "scsi-grown-defects-260-uncorrected_seagate-st373453lc_exporter.json",
+    "/dev/sdh": "hang",
+  });
+  mkdirSync(join(dir, "sys", "block"), { recursive: true });
+  const a = await startAgent({
+    extraToml: `[host]\nsys_path = "${join(dir, "sys")}"\n[collectors.smart]\nsmartctl = "${fake.path}"\ntimeout = "30s"\ndevices = ["/dev/sda;sat", "/dev/nvme0;nvme", "/dev/sdb;scsi", "/dev/sdh"]\n[collectors.diskstats]\nenabled = false\n[collectors.procio]\nenabled = false\n[collectors.kmsg]\nenabled = false\n`,
+  });
+  t.teardown(() => a.stop("SIGKILL"));
+  let text = "";
+  for (let i = 0; i < 100 && !/device="sdb",verdict="warn"\} 1/.test(text); i++) {
+    await sleep(200);
+    const t0 = performance.now();
+    text = (await fetchText(`${a.url}/metrics`)).text;
+    t.true(performance.now() - t0 < 1000, "a scrape never waits for smartctl");
+  }
+  t.regex(text, /stemedb_agent_smart_verdict\{device="sda",verdict="fail"\} 1/);
+  t.regex(text, /stemedb_agent_smart_verdict\{device="nvme0",verdict="fail"\} 1/);
+  t.regex(text, /stemedb_agent_smart_attribute_raw\{device="sda",attribute="reallocated_sectors"\} 1975/);
+  t.regex(text, /stemedb_agent_smart_attribute_raw\{device="sdb",attribute="grown_defects"\} 260/);
+  t.regex(text, /stemedb_agent_smart_exit_status\{device="sda"\} 216/);
+  t.regex(text, /stemedb_agent_smart_info\{device="nvme0",type="nvme",protocol="NVMe",model="SAMSUNG MZWLL3T2HAJQ-00005"/);
+  if (hasCommand("promtool")) {
+    const r = spawnSync("promtool", ["check", "metrics"], { input: text, encoding: "utf8" });
+    t.is(`${r.stdout}${r.stderr}`.trim(), "");
+  }
 });

@@ -116,7 +116,7 @@ export class SmartCollector implements Collector<SmartObservation> {
     this.gTemp = gauge(r, { name: `${NS}smart_temperature_celsius`, help: "Drive temperature reported by SMART.", labelNames: ["device"] });
     this.gExit = gauge(r, { name: `${NS}smart_exit_status`, help: "smartctl exit status bitmask of the last poll (see smartctl(8)).", labelNames: ["device"] });
     this.gAttr = gauge(r, { name: `${NS}smart_attribute_raw`, help: "Raw value of the failure-predicting SMART counters (ATA 5/187/188/197/198/199, NVMe, SCSI).", labelNames: ["device", "attribute"] });
-    this.gHours = gauge(r, { name: `${NS}smart_power_on_hours`, help: "Power-on hours reported by SMART.", labelNames: ["device"] });
+    this.gHours = gauge(r, { name: `${NS}smart_power_on_seconds`, help: "Power-on time reported by SMART (whole hours).", labelNames: ["device"] });
     this.gLast = gauge(r, { name: `${NS}smart_last_collection_timestamp_seconds`, help: "Unix time of the device's last completed SMART poll.", labelNames: ["device"] });
     this.gInfo = gauge(r, { name: `${NS}smart_info`, help: "Identity of the device; always 1.", labelNames: ["device", "type", "protocol", "model", "serial", "firmware"] });
     for (const spec of opts.devices) this.addSlot(spec.split(";")[0] ?? spec, spec.split(";")[1] ?? "", false, 0);
@@ -150,7 +150,7 @@ export class SmartCollector implements Collector<SmartObservation> {
       for (const st of COLLECT_STATES) this.gState.set({ device: d.device, state: st }, st === d.state ? 1 : 0);
       if (d.exit_status !== null) this.gExit.set({ device: d.device }, d.exit_status);
       if (d.temperature_celsius !== null) this.gTemp.set({ device: d.device }, d.temperature_celsius);
-      if (d.power_on_hours !== null) this.gHours.set({ device: d.device }, d.power_on_hours);
+      if (d.power_on_hours !== null) this.gHours.set({ device: d.device }, d.power_on_hours * 3600);
       for (const [attribute, v] of Object.entries(d.counters)) this.gAttr.set({ device: d.device, attribute }, v);
       this.gLast.set({ device: d.device }, Date.parse(d.collected_at) / 1000);
       const info = { device: d.device, type: d.type || "auto", protocol: d.protocol ?? "", model: d.model ?? "", serial: d.serial ?? "", firmware: d.firmware ?? "" };
