@@ -7,6 +7,7 @@ import type { ScheduleSpec } from "../agent/scheduler.js";
 import { ms } from "../agent/config/units.js";
 import { DiskstatsCollector } from "./diskstats/collector.js";
 import { FsyncProbeCollector } from "./fsync_probe/collector.js";
+import { KmsgCollector } from "./kmsg/collector.js";
 import { ProcioCollector } from "./procio/collector.js";
 import { SmartCollector } from "./smart/collector.js";
 import type { Collector } from "./types.js";
@@ -104,6 +105,14 @@ const FACTORIES: readonly Factory[] = [
         history,
         log,
       }),
+  },
+  {
+    name: "kmsg",
+    enabled: (c) => c.collectors.kmsg.enabled,
+    spec: (c) => c.collectors.kmsg,
+    fingerprint: (c) => JSON.stringify([c.host.kmsg_path, c.host.proc_path, c.host.sys_path, c.collectors.kmsg.facilities]),
+    create: ({ config, registry, history, log, once }) =>
+      new KmsgCollector({ kmsgPath: config.host.kmsg_path, procPath: config.host.proc_path, sysPath: config.host.sys_path, facilities: config.collectors.kmsg.facilities, registry, history, log, once }),
   },
 ];
 

@@ -123,7 +123,7 @@ export const configSchema = z
         paths: z.array(absPath).default([]),
       }),
       kmsg: section({
-        enabled: z.boolean().default(true),
+        ...periodic("250ms", "5s"),
         facilities: z.array(z.enum(["kern", "user", "mail", "daemon", "auth", "syslog", "lpr", "news", "uucp", "cron", "authpriv", "ftp", "local0", "local1", "local2", "local3", "local4", "local5", "local6", "local7"])).min(1).default(["kern"]),
       }),
       wal: section({

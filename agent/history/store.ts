@@ -114,6 +114,8 @@ export class HistoryStore {
   private pendingRollups: PendingRollup[] = [];
   private pendingEvents: PendingEvent[] = [];
   private pendingTopIo: Array<TopIoRow & { readonly ts: number }> = [];
+  /** State written with the next batch, atomically with the events buffered before it. */
+  private pendingState = new Map<string, string>();
   private readonly minutes = new Map<string, MinuteAcc>();
   private dropped = 0;
   private rowCounts = { series: 0, samples: 0, rollups: 0, events: 0 };
@@ -167,8 +169,18 @@ export class HistoryStore {
     this.bound();
   }
 
+  /**
+   * Writes state in the same transaction as the rows buffered so far (a resume position and the
+   * events it accounts for commit together). getState sees it at once.
+   */
+  setStateWithBatch(key: string, value: string): void {
+    this.pendingState.set(key, value);
+  }
+
   /** Reads a small piece of durable state (resume points, baselines). */
   getState(key: string): string | undefined {
+    const pending = this.pendingState.get(key);
+    if (pending !== undefined) return pending;
     try {
       const row = this.db.prepare("SELECT value FROM state WHERE key = ?").get(key) as { value: string } | undefined;
       return row?.value;
@@ -198,9 +210,10 @@ export class HistoryStore {
         this.minutes.delete(key);
       }
     }
-    if (this.pendingCount() === 0) return;
+    if (this.pendingCount() === 0 && this.pendingState.size === 0) return;
     try {
       this.writeBatch(this.pendingSamples, this.pendingRollups, this.pendingEvents, this.pendingTopIo);
+      this.pendingState = new Map();
       this.pendingSamples = [];
       this.pendingRollups = [];
       this.pendingEvents = [];
@@ -343,6 +356,8 @@ export class HistoryStore {
         min = min(min, excluded.min), max = max(max, excluded.max)`);
     const insEvent = db.prepare("INSERT INTO events (ts, class, kind, severity, subject, message, data) VALUES (?, ?, ?, ?, ?, ?, ?)");
     const insTop = db.prepare("INSERT INTO io_top (ts, pid, comm, unit, read_bps, write_bps) VALUES (?, ?, ?, ?, ?, ?)");
+    const insState = db.prepare("INSERT INTO state (key, value, updated) VALUES (?, ?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated = excluded.updated");
+    const now = this.now();
     // Ids of series created in this batch are cached only once it commits: a rolled-back
     // batch (disk full) must not leave ids in the cache that the file does not have.
     const fresh = new Map<string, number>();
@@ -351,6 +366,7 @@ export class HistoryStore {
       for (const r of rollups) insRollup.run(this.seriesId(r.seriesKey, fresh, insSeries, selSeries), r.ts, r.count, r.sum, r.min, r.max, r.p50, r.p99);
       for (const e of events) insEvent.run(e.ts, e.class, e.kind, e.severity, e.subject ?? null, e.message, e.data === undefined ? null : JSON.stringify(e.data));
       for (const r of topIo) insTop.run(r.ts, r.pid, r.comm, r.unit, r.read_bps, r.write_bps);
+      for (const [k, v] of this.pendingState) insState.run(k, v, now);
     })();
     for (const [k, id] of fresh) this.seriesIds.set(k, id);
   }

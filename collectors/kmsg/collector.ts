@@ -1,0 +1,280 @@
+// kmsg: follows the kernel log and counts storage faults per device and class.
+//
+// /dev/kmsg is opened O_NONBLOCK and drained on each tick (default 250 ms) until EAGAIN: no
+// thread-pool thread is ever parked in a blocking read, so shutdown never waits for the kernel.
+// Only facilities from the config count (default kern: anything userspace writes into
+// /dev/kmsg has another facility and cannot fake a disk fault). The resume point (boot id,
+// next sequence number) is committed in the same history transaction as the events it
+// produced, so a restart neither re-counts nor misses. EPIPE (records overwritten) and gaps
+// are counted as lost. When /dev/kmsg cannot be read, `journalctl -k -f -o json` is followed
+// instead. Counters count every record; history is rate-limited per device and class.
+import { type ChildProcess, spawn } from "node:child_process";
+import { closeSync, constants, openSync, readFileSync, readSync } from "node:fs";
+import type { Counter, Gauge, Registry } from "prom-client";
+import type { HistoryStore } from "../../agent/history/store.js";
+import type { Logger } from "../../agent/log.js";
+import { counter, gauge } from "../../agent/metrics/define.js";
+import { NS } from "../../agent/metrics/registry.js";
+import type { CollectContext, Collector } from "../types.js";
+import { type Classified, classify } from "./classify.js";
+import { FACILITIES, type KmsgRecord, parseRecord } from "./record.js";
+import { DeviceResolver } from "./resolve.js";
+
+const READ_BUFFER = 16 * 1024; // > the kernel's 8 KiB record limit: a short buffer loses records
+const MAX_RECORDS_PER_TICK = 100_000;
+const YIELD_EVERY = 2_000;
+/** History keeps this many events per (device, class) per minute; the rest are summarised. */
+const EVENTS_PER_MINUTE = 20;
+const RESUME_KEY = "kmsg.resume";
+const CURSOR_KEY = "kmsg.journal_cursor";
+
+export interface KernelFault {
+  readonly seq: number | null;
+  readonly class: Classified["class"];
+  readonly severity: Classified["severity"];
+  readonly device: string;
+  readonly logical: string | null;
+  readonly count: number;
+  readonly line: string;
+}
+
+export interface KmsgObservation {
+  readonly source: "kmsg" | "journal";
+  readonly records: number;
+  readonly faults: KernelFault[];
+  readonly lost: number;
+  readonly suppressed: number;
+  /** Where to resume: committed with this observation's events. */
+  readonly resume: { readonly boot_id: string; readonly next_seq: number } | { readonly cursor: string } | null;
+}
+
+export interface KmsgOptions {
+  readonly kmsgPath: string;
+  readonly procPath: string;
+  readonly sysPath: string;
+  readonly facilities: readonly string[];
+  readonly registry: Registry;
+  readonly history: HistoryStore | null;
+  readonly log: Logger;
+  /** --once: read what is in the buffer now and stop; do not resume or persist. */
+  readonly once: boolean;
+}
+
+export class KmsgCollector implements Collector<KmsgObservation> {
+  readonly name = "kmsg";
+  private fd: number | null = null;
+  private journal: ChildProcess | null = null;
+  private journalLines: string[] = [];
+  private journalCursor: string | null = null;
+  private source: "kmsg" | "journal" | null = null;
+  private readonly facilities: Set<number>;
+  private readonly bootId: string;
+  private nextSeq: number | null = null;
+  private readonly buf = Buffer.alloc(READ_BUFFER);
+  private readonly resolver: DeviceResolver;
+  private readonly btrfsLast = new Map<string, number>();
+  private readonly limiter = new Map<string, { minute: number; written: number; dropped: number; severity: Classified["severity"] }>();
+  private readonly errors: Counter<"device" | "class">;
+  private readonly lostTotal: Counter;
+  private readonly suppressedTotal: Counter;
+  private readonly recordsTotal: Counter<"source">;
+  private readonly sourceGauge: Gauge<"source">;
+
+  constructor(private readonly opts: KmsgOptions) {
+    this.facilities = new Set(opts.facilities.map((f) => FACILITIES[f] ?? 0));
+    this.resolver = new DeviceResolver(opts.sysPath);
+    this.bootId = readBootId(opts.procPath);
+    const r = opts.registry;
+    this.errors = counter(r, { name: `${NS}kernel_io_errors_total`, help: "Storage fault records in the kernel log, by whole disk and class (every record counts; history is rate-limited).", labelNames: ["device", "class"] });
+    this.lostTotal = counter(r, { name: `${NS}kernel_log_lost_records_total`, help: "Kernel log records overwritten before the agent read them (EPIPE and sequence gaps): fault counts are lower bounds." });
+    this.suppressedTotal = counter(r, { name: `${NS}kernel_log_suppressed_total`, help: "Kernel messages the kernel itself dropped (\"N callbacks suppressed\"): fault counts are lower bounds." });
+    this.recordsTotal = counter(r, { name: `${NS}kernel_log_records_total`, help: "Kernel log records read, by source (kmsg, journal).", labelNames: ["source"] });
+    this.sourceGauge = gauge(r, { name: `${NS}kernel_log_source`, help: "Where the kernel log is read from: 1 for the source in use.", labelNames: ["source"] });
+  }
+
+  async collect({ signal }: CollectContext): Promise<KmsgObservation> {
+    if (this.source === null) this.open();
+    if (this.source === "journal") return this.drainJournal();
+    return this.drainKmsg(signal);
+  }
+
+  publish(o: KmsgObservation): void {
+    this.recordsTotal.labels(o.source).inc(o.records);
+    if (o.lost > 0) this.lostTotal.inc(o.lost);
+    if (o.suppressed > 0) this.suppressedTotal.inc(o.suppressed);
+    const h = this.opts.history;
+    const minute = Math.floor(Date.now() / 60_000);
+    for (const f of o.faults) {
+      if (f.count > 0) this.errors.labels(f.device, f.class).inc(f.count);
+      const key = `${f.device}\u0000${f.class}`;
+      let l = this.limiter.get(key);
+      if (!l || l.minute !== minute) {
+        if (l && l.dropped > 0) this.summarise(key, l);
+        l = { minute, written: 0, dropped: 0, severity: f.severity };
+        if (this.limiter.size > 1000) this.limiter.clear(); // bounded memory in a storm of distinct devices
+        this.limiter.set(key, l);
+      }
+      if (l.written < EVENTS_PER_MINUTE) {
+        l.written++;
+        h?.event({ class: "kernel", kind: f.class, severity: f.severity === "error" ? "warn" : f.severity, subject: f.device, message: f.line, data: { logical: f.logical, seq: f.seq } });
+      } else l.dropped++;
+    }
+    for (const [key, l] of this.limiter) if (l.minute !== minute && l.dropped > 0) this.summarise(key, l);
+    if (o.lost > 0) h?.event({ class: "kernel", kind: "kernel_log.lost", severity: "warn", message: `${o.lost} kernel log records were overwritten before they could be read; fault counts are lower bounds` });
+    if (o.resume && h) h.setStateWithBatch("cursor" in o.resume ? CURSOR_KEY : RESUME_KEY, JSON.stringify(o.resume));
+  }
+
+  close(): void {
+    if (this.fd !== null) closeSync(this.fd);
+    this.fd = null;
+    this.journal?.kill("SIGTERM");
+    this.journal = null;
+  }
+
+  private summarise(key: string, l: { dropped: number; severity: Classified["severity"] }): void {
+    const [device, cls] = key.split("\u0000");
+    this.opts.history?.event({ class: "kernel", kind: cls ?? "unknown", severity: l.severity === "error" ? "warn" : l.severity, subject: device, message: `${l.dropped} more ${cls} records on ${device} in that minute (counted in the metrics, not stored one by one)`, data: { suppressed_in_history: l.dropped } });
+    l.dropped = 0;
+  }
+
+  private open(): void {
+    try {
+      this.fd = openSync(this.opts.kmsgPath, constants.O_RDONLY | constants.O_NONBLOCK);
+      this.source = "kmsg";
+      if (!this.opts.once) {
+        const saved = this.opts.history?.getState(RESUME_KEY);
+        if (saved) {
+          const s = JSON.parse(saved) as { boot_id?: string; next_seq?: number };
+          if (s.boot_id === this.bootId && typeof s.next_seq === "number") this.nextSeq = s.next_seq;
+        }
+      }
+    } catch (e) {
+      this.opts.log.warn({ path: this.opts.kmsgPath, err: (e as Error).message }, "kmsg: cannot open; following journalctl -k instead");
+      this.startJournal();
+    }
+    this.sourceGauge.reset();
+    this.sourceGauge.set({ source: this.source ?? "none" }, 1);
+  }
+
+  private async drainKmsg(signal: AbortSignal): Promise<KmsgObservation> {
+    const faults: KernelFault[] = [];
+    let records = 0;
+    let lost = 0;
+    let suppressed = 0;
+    for (let n = 0; n < MAX_RECORDS_PER_TICK; n++) {
+      if (n > 0 && n % YIELD_EVERY === 0) {
+        await new Promise<void>((r) => setImmediate(r));
+        if (signal.aborted) break;
+      }
+      let len: number;
+      try {
+        len = readSync(this.fd as number, this.buf, 0, READ_BUFFER, null);
+      } catch (e) {
+        const code = (e as NodeJS.ErrnoException).code;
+        if (code === "EAGAIN") break;
+        if (code === "EPIPE") continue; // records were overwritten; the next record's sequence tells how many
+        throw e;
+      }
+      const rec = parseRecord(this.buf.toString("utf8", 0, len));
+      if (typeof rec === "string") continue;
+      if (this.nextSeq !== null) {
+        if (rec.seq < this.nextSeq) continue; // already counted before a restart
+        if (rec.seq > this.nextSeq) lost += rec.seq - this.nextSeq;
+      }
+      this.nextSeq = rec.seq + 1;
+      records++;
+      suppressed += this.handle(rec, faults);
+    }
+    return { source: "kmsg", records, faults, lost, suppressed, resume: this.nextSeq === null || this.opts.once ? null : { boot_id: this.bootId, next_seq: this.nextSeq } };
+  }
+
+  /** Classifies one record into `faults`; returns the kernel's own suppressed count. */
+  private handle(rec: KmsgRecord, faults: KernelFault[]): number {
+    if (!this.facilities.has(rec.facility)) return 0;
+    const c = classify(rec.text);
+    if (c === null) return 0;
+    if ("suppressed" in c) return c.suppressed;
+    const where = this.resolver.resolve(c);
+    let count = c.count;
+    if (c.btrfsCounters && c.device) {
+      // Cumulative counters: count the rise since the last line for this member (1 when unknown).
+      const total = Object.values(c.btrfsCounters).reduce((a, b) => a + b, 0);
+      const prev = this.btrfsLast.get(c.device);
+      this.btrfsLast.set(c.device, total);
+      count = prev === undefined ? 1 : Math.max(0, total - prev);
+    }
+    faults.push({ seq: rec.seq, class: c.class, severity: c.severity, device: where.disk, logical: where.logical, count, line: rec.text.slice(0, 1024) });
+    return 0;
+  }
+
+  private startJournal(): void {
+    const cursor = this.opts.once ? null : this.readCursor();
+    const args = ["-k", "-f", "-o", "json", "--no-pager", ...(cursor ? [`--after-cursor=${cursor}`] : ["-n", "all"])];
+    const child = spawn("journalctl", args, { stdio: ["ignore", "pipe", "pipe"] });
+    this.source = "journal";
+    this.journal = child;
+    let partial = "";
+    child.stdout.on("data", (b: Buffer) => {
+      partial += b.toString("utf8");
+      const lines = partial.split("\n");
+      partial = lines.pop() ?? "";
+      for (const l of lines) if (this.journalLines.length < 200_000) this.journalLines.push(l);
+    });
+    let stderr = "";
+    child.stderr.on("data", (b: Buffer) => (stderr = (stderr + b.toString("utf8")).slice(-2000)));
+    child.on("error", (e) => this.opts.log.error({ err: e.message }, "kmsg: journalctl fallback failed"));
+    child.on("exit", (code) => {
+      this.opts.log.error({ code, stderr: stderr.trim() }, "kmsg: journalctl exited; retrying /dev/kmsg next tick");
+      if (this.journal === child) {
+        this.journal = null;
+        this.source = null;
+      }
+    });
+  }
+
+  private readCursor(): string | null {
+    const saved = this.opts.history?.getState(CURSOR_KEY);
+    if (!saved) return null;
+    try {
+      return (JSON.parse(saved) as { cursor?: string }).cursor ?? null;
+    } catch {
+      return null;
+    }
+  }
+
+  private drainJournal(): KmsgObservation {
+    const lines = this.journalLines;
+    this.journalLines = [];
+    const faults: KernelFault[] = [];
+    let suppressed = 0;
+    let records = 0;
+    for (const l of lines) {
+      const rec = parseJournalLine(l);
+      if (!rec) continue;
+      records++;
+      this.journalCursor = rec.cursor;
+      suppressed += this.handle({ facility: rec.facility, level: rec.level, seq: -1, tsUsec: 0, text: rec.text, meta: {} }, faults);
+    }
+    return { source: "journal", records, faults, lost: 0, suppressed, resume: this.journalCursor && !this.opts.once ? { cursor: this.journalCursor } : null };
+  }
+}
+
+export function parseJournalLine(line: string): { facility: number; level: number; text: string; cursor: string } | null {
+  try {
+    const o = JSON.parse(line) as Record<string, unknown>;
+    const msg = o["MESSAGE"];
+    const text = typeof msg === "string" ? msg : Array.isArray(msg) ? Buffer.from(msg as number[]).toString("utf8") : null;
+    if (text === null) return null;
+    return { facility: Number(o["SYSLOG_FACILITY"] ?? 0), level: Number(o["PRIORITY"] ?? 6), text, cursor: String(o["__CURSOR"] ?? "") };
+  } catch {
+    return null;
+  }
+}
+
+function readBootId(procPath: string): string {
+  try {
+    return readFileSync(`${procPath}/sys/kernel/random/boot_id`, "utf8").trim();
+  } catch {
+    return "unknown";
+  }
+}

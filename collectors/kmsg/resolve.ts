@@ -1,0 +1,77 @@
+// Turning a device as the kernel printed it into the whole disk it belongs to, through sysfs.
+// Results are cached: a failing device often vanishes from sysfs moments after its errors.
+import { existsSync, readdirSync, realpathSync } from "node:fs";
+import { basename, dirname } from "node:path";
+import type { Classified } from "./classify.js";
+import { normaliseBlockName } from "./classify.js";
+
+export interface ResolvedDevice {
+  /** Whole disk (metric label), or the name as printed when it cannot be resolved. */
+  readonly disk: string;
+  /** The partition, dm/md or path device as printed, when it differs from the disk. */
+  readonly logical: string | null;
+}
+
+export class DeviceResolver {
+  private readonly cache = new Map<string, ResolvedDevice>();
+
+  constructor(private readonly sysPath: string) {}
+
+  resolve(c: Classified): ResolvedDevice {
+    if (c.device === null) return { disk: "unknown", logical: null };
+    const key = `${c.deviceKind}:${c.device}`;
+    const hit = this.cache.get(key);
+    if (hit) return hit;
+    const r = this.lookup(c.device, c.deviceKind);
+    if (this.cache.size > 4096) this.cache.clear();
+    this.cache.set(key, r);
+    return r;
+  }
+
+  private lookup(dev: string, kind: Classified["deviceKind"]): ResolvedDevice {
+    switch (kind) {
+      case "block": {
+        const byName = normaliseBlockName(dev);
+        // sysfs knows partitions the name rules do not (e.g. dm partitions).
+        try {
+          const node = realpathSync(`${this.sysPath}/class/block/${dev.replace(/\//g, "!")}`);
+          if (existsSync(`${node}/partition`)) return { disk: basename(dirname(node)), logical: dev };
+        } catch {
+          // not in sysfs (gone, or another host's name)
+        }
+        return { disk: byName.disk, logical: byName.partition ?? (byName.disk !== dev ? dev : null) };
+      }
+      case "scsi": {
+        try {
+          const [name] = readdirSync(`${this.sysPath}/class/scsi_device/${dev}/device/block`);
+          if (name) return { disk: name, logical: `scsi ${dev}` };
+        } catch {
+          // gone
+        }
+        return { disk: `scsi-${dev}`, logical: null };
+      }
+      case "ata": {
+        const port = dev.split(".")[0] ?? dev;
+        try {
+          for (const b of readdirSync(`${this.sysPath}/block`)) {
+            if (realpathSync(`${this.sysPath}/block/${b}`).includes(`/${port}/`)) return { disk: b, logical: dev };
+          }
+        } catch {
+          // no sysfs
+        }
+        return { disk: port, logical: dev === port ? null : dev };
+      }
+      case "devt": {
+        try {
+          return { disk: basename(realpathSync(`${this.sysPath}/dev/block/${dev}`)), logical: dev };
+        } catch {
+          return { disk: dev, logical: null };
+        }
+      }
+      case "nvme_ctrl":
+        return { disk: dev, logical: null };
+      case "none":
+        return { disk: "unknown", logical: null };
+    }
+  }
+}

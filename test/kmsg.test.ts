@@ -1,0 +1,155 @@
+// The kernel log follower against the real /dev/kmsg. Needs root; userspace writes are made
+// unthrottled by setting kernel.printk_devkmsg=on for the run (restored after).
+import { execFileSync, spawnSync } from "node:child_process";
+import { closeSync, mkdirSync, openSync, readFileSync, writeFileSync, writeSync } from "node:fs";
+import { join } from "node:path";
+import test from "ava";
+import { Registry } from "prom-client";
+import { HistoryStore } from "../agent/history/store.js";
+import { CoreMetrics } from "../agent/metrics/registry.js";
+import { KmsgCollector, type KmsgObservation } from "../collectors/kmsg/collector.js";
+import { fetchText, hasCommand, isRoot, startAgent, tempDir } from "./helpers/agent-process.js";
+import { makeLoopFs } from "./helpers/loop.js";
+import { defaultRetention, quietLog, sleep } from "./helpers/quiet.js";
+
+const DEVKMSG = "/proc/sys/kernel/printk_devkmsg";
+let previous: string | null = null;
+
+test.before(() => {
+  if (!isRoot) return;
+  previous = readFileSync(DEVKMSG, "utf8").trim();
+  writeFileSync(DEVKMSG, "on\n");
+});
+test.after.always(() => {
+  if (previous !== null) writeFileSync(DEVKMSG, `${previous}\n`);
+});
+
+/** Writes lines into the kernel log as userspace (facility user), one record each. */
+function inject(lines: string[]): void {
+  const fd = openSync("/dev/kmsg", "w");
+  try {
+    for (const l of lines) writeSync(fd, `<3>${l}\n`); // without the newline the kernel holds the record open for a continuation
+  } finally {
+    closeSync(fd);
+  }
+}
+
+function follower(facilities: string[], history: HistoryStore | null = null) {
+  const registry = new Registry();
+  const col = new KmsgCollector({ kmsgPath: "/dev/kmsg", procPath: "/proc", sysPath: "/sys", facilities, registry, history, log: quietLog, once: false });
+  const signal = new AbortController().signal;
+  const once = async (): Promise<KmsgObservation> => {
+    const o = await col.collect({ signal });
+    col.publish(o);
+    return o;
+  };
+  return { col, registry, once };
+}
+
+/** A disk name nobody has ("sdq" + five letters), so partitions of it normalise like real ones. */
+const tag = () => `sdq${Array.from({ length: 5 }, () => String.fromCharCode(97 + Math.floor(Math.random() * 26))).join("")}`;
+const faultsOn = (o: KmsgObservation, dev: string) => o.faults.filter((f) => f.device === dev);
+
+test.serial("records written into /dev/kmsg are counted per device and class when their facility is allowed", async (t) => {
+  if (!isRoot) return t.pass("skipped: needs root to write /dev/kmsg");
+  const dev = tag();
+  const { once, col, registry } = follower(["kern", "user"]);
+  t.teardown(() => col.close());
+  await once(); // catch up with what is already there
+  inject([`I/O error, dev ${dev}, sector 18434 op 0x1:(WRITE) flags 0x800 phys_seg 16 prio class 2`, `Buffer I/O error on dev ${dev}1, logical block 16385, lost sync page write`, `critical medium error, dev ${dev}, sector 0 op 0x0:(READ) flags 0x0 phys_seg 1 prio class 2`, "blk_print_req_error: 7 callbacks suppressed"]);
+  const o = await once();
+  t.deepEqual(faultsOn(o, dev).map((f) => [f.class, f.logical]), [["blk_io_error", null], ["buffer_io_error", `${dev}1`], ["blk_medium_error", null]]);
+  const text = await registry.metrics();
+  t.regex(text, new RegExp(`stemedb_agent_kernel_io_errors_total\\{device="${dev}",class="buffer_io_error"\\} 1`));
+  t.true(o.suppressed >= 7);
+});
+
+test.serial("by default only kernel-facility records count: userspace cannot fake a disk fault", async (t) => {
+  if (!isRoot) return t.pass("skipped: needs root to write /dev/kmsg");
+  const dev = tag();
+  const { once, col } = follower(["kern"]);
+  t.teardown(() => col.close());
+  await once();
+  inject([`I/O error, dev ${dev}, sector 1 op 0x1:(WRITE) flags 0x0 phys_seg 1 prio class 2`]);
+  const o = await once();
+  t.true(o.records >= 1);
+  t.deepEqual(faultsOn(o, dev), []);
+});
+
+test.serial("a restart in the middle neither re-counts nor misses (resume point committed with the events)", async (t) => {
+  if (!isRoot) return t.pass("skipped: needs root to write /dev/kmsg");
+  const dev = tag();
+  const { dir } = tempDir();
+  const open = () => new HistoryStore({ stateDir: dir, retention: defaultRetention(), log: quietLog, metrics: new CoreMetrics() });
+  const line = (i: number) => `EXT4-fs error (device ${dev}): ext4_find_entry:1613: inode #${i}: comm cat: reading directory lblock 0`;
+  const h1 = open();
+  const a = follower(["kern", "user"], h1);
+  await a.once();
+  inject([line(1), line(2), line(3)]);
+  const first = faultsOn(await a.once(), dev).length;
+  a.col.close();
+  h1.close(); // flushes events and the resume point together
+  inject([line(4), line(5)]); // written while the agent is down
+  const h2 = open();
+  const b = follower(["kern", "user"], h2);
+  const second = faultsOn(await b.once(), dev);
+  b.col.close();
+  h2.close();
+  t.is(first, 3);
+  t.deepEqual(second.map((f) => f.line.match(/inode #(\d)/)?.[1]), ["4", "5"], "only the records written while down");
+});
+
+test.serial("records overwritten before they were read (EPIPE) are counted as lost", async (t) => {
+  if (!isRoot) return t.pass("skipped: needs root to write /dev/kmsg");
+  const { once, col, registry } = follower(["kern"]);
+  t.teardown(() => col.close());
+  await once();
+  // Far more than the ring buffer holds (128 KiB here): the oldest unread records are overwritten.
+  const size = Number(spawnSync("sh", ["-c", "dmesg --buffer-size 2>/dev/null; true"]).stdout.toString().trim()) || 0;
+  const n = Math.max(6000, Math.ceil((size || 262144) / 80) * 2);
+  inject(Array.from({ length: n }, (_, i) => `flood line ${i} ${"x".repeat(40)}`));
+  const o = await once();
+  t.true(o.lost > 0, `lost ${o.lost} of ${n}`);
+  t.regex(await registry.metrics(), /stemedb_agent_kernel_log_lost_records_total [1-9]\d*/);
+});
+
+test.serial("genuine kernel I/O errors from a loop device whose backing filesystem is shut down are classified", async (t) => {
+  if (!isRoot || !hasCommand("xfs_io") || !hasCommand("losetup")) return t.pass("skipped: needs root, losetup and xfs_io");
+  const { dir } = tempDir();
+  const outer = makeLoopFs(dir, { sizeMiB: 192 });
+  t.teardown(() => outer.cleanup());
+  const innerDir = join(outer.mnt, "inner");
+  mkdirSync(innerDir);
+  const inner = makeLoopFs(innerDir, { sizeMiB: 64 });
+  t.teardown(() => inner.cleanup());
+  const { once, col, registry } = follower(["kern"]);
+  t.teardown(() => col.close());
+  await once();
+  writeFileSync(join(inner.mnt, "before"), "x".repeat(4096));
+  spawnSync("sync");
+  execFileSync("xfs_io", ["-x", "-c", "shutdown", outer.mnt]); // the inner loop device's backing file becomes unwritable
+  spawnSync("sh", ["-c", `dd if=/dev/urandom of=${join(inner.mnt, "after")} bs=64k count=32 conv=fsync 2>/dev/null; sync`], { timeout: 20_000 });
+  await sleep(500);
+  const o = await once();
+  const mine = faultsOn(o, inner.device);
+  t.log(mine.map((f) => `${f.class}: ${f.line.slice(0, 100)}`).slice(0, 8).join("\n"));
+  t.true(mine.some((f) => f.class === "blk_io_error"), "block-layer I/O error on the inner loop device");
+  t.true(mine.some((f) => f.class === "buffer_io_error" || f.class === "ext4_error" || f.class === "fs_journal_abort"), "and the filesystem's reaction");
+  t.regex(await registry.metrics(), new RegExp(`stemedb_agent_kernel_io_errors_total\\{device="${inner.device}",class="blk_io_error"\\} [1-9]`));
+});
+
+test.serial("through the running agent: a record written to /dev/kmsg is in /metrics within a second", async (t) => {
+  if (!isRoot) return t.pass("skipped: needs root to write /dev/kmsg");
+  const dev = tag();
+  const a = await startAgent({ extraToml: `[collectors.kmsg]\nfacilities = ["kern", "user"]\n[collectors.diskstats]\nenabled = false\n[collectors.smart]\nenabled = false\n[collectors.procio]\nenabled = false\n` });
+  t.teardown(() => a.stop("SIGKILL"));
+  await sleep(500);
+  inject([`I/O error, dev ${dev}, sector 8 op 0x1:(WRITE) flags 0x0 phys_seg 1 prio class 2`]);
+  const t0 = performance.now();
+  let text = "";
+  while (performance.now() - t0 < 1000 && !text.includes(`device="${dev}"`)) {
+    await sleep(50);
+    text = (await fetchText(`${a.url}/metrics`)).text;
+  }
+  t.regex(text, new RegExp(`stemedb_agent_kernel_io_errors_total\\{device="${dev}",class="blk_io_error"\\} 1`), "within a second");
+});
