@@ -265,7 +265,7 @@ export function parseJournalLine(line: string): { facility: number; level: numbe
     const msg = o["MESSAGE"];
     const text = typeof msg === "string" ? msg : Array.isArray(msg) ? Buffer.from(msg as number[]).toString("utf8") : null;
     if (text === null) return null;
-    return { facility: Number(o["SYSLOG_FACILITY"] ?? 0), level: Number(o["PRIORITY"] ?? 6), text, cursor: String(o["__CURSOR"] ?? "") };
+    return { facility: Number(o["SYSLOG_FACILITY"] ?? 0), level: Number(o["PRIORITY"] ?? 6), text, cursor: typeof o["__CURSOR"] === "string" ? o["__CURSOR"] : "" };
   } catch {
     return null;
   }
