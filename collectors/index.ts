@@ -8,6 +8,7 @@ import { ms } from "../agent/config/units.js";
 import { DiskstatsCollector } from "./diskstats/collector.js";
 import { FsyncProbeCollector } from "./fsync_probe/collector.js";
 import { KmsgCollector } from "./kmsg/collector.js";
+import { MountsCollector } from "./mounts/collector.js";
 import { ProcioCollector } from "./procio/collector.js";
 import { SmartCollector } from "./smart/collector.js";
 import type { Collector } from "./types.js";
@@ -114,7 +115,21 @@ const FACTORIES: readonly Factory[] = [
     create: ({ config, registry, history, log, once }) =>
       new KmsgCollector({ kmsgPath: config.host.kmsg_path, procPath: config.host.proc_path, sysPath: config.host.sys_path, facilities: config.collectors.kmsg.facilities, registry, history, log, once }),
   },
+  {
+    name: "mounts",
+    enabled: (c) => c.collectors.mounts.enabled,
+    spec: (c) => c.collectors.mounts,
+    fingerprint: (c) => JSON.stringify([c.host.proc_path, mountPaths(c), c.collectors.mounts.fill_window, c.collectors.mounts.fill_min_span]),
+    create: ({ config, registry, history, log }) =>
+      new MountsCollector({ paths: mountPaths(config), procPath: config.host.proc_path, fillWindowMs: config.collectors.mounts.fill_window, fillMinSpanMs: config.collectors.mounts.fill_min_span, registry, history, log }),
+  },
 ];
+
+/** Paths whose mounts are watched: configured, or the WAL and data directories. */
+export function mountPaths(c: Config): Array<{ path: string; role: string }> {
+  const p = c.collectors.mounts.paths;
+  return p.length > 0 ? p.map((path) => ({ path, role: "configured" })) : [{ path: c.wal.dir, role: "wal" }, { path: c.stemedb.data_dir, role: "data" }];
+}
 
 const SMART_TICK_MS = 10_000;
 

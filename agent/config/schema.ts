@@ -121,6 +121,10 @@ export const configSchema = z
       mounts: section({
         ...periodic("30s", "5s"),
         paths: z.array(absPath).default([]),
+        /** How much used-bytes history the time-to-full fit looks at. */
+        fill_window: duration.prefault("6h"),
+        /** Below this much history, time-to-full is not estimated (+Inf). */
+        fill_min_span: duration.prefault("10m"),
       }),
       kmsg: section({
         ...periodic("250ms", "5s"),

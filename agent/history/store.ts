@@ -271,6 +271,23 @@ export class HistoryStore {
     };
   }
 
+  /** One series since `since` (ms): raw samples where still kept, per-minute averages before them. */
+  series(metric: string, labels: Labels, since: number): Array<{ ts: number; value: number }> {
+    try {
+      const key = seriesKey(metric, labels);
+      const sep = key.indexOf("\u0000");
+      const id = this.db.prepare("SELECT id FROM series WHERE metric = ? AND labels = ?").pluck().get(metric, key.slice(sep + 1)) as number | undefined;
+      if (id === undefined) return [];
+      const raw = this.db.prepare("SELECT ts, value FROM samples WHERE series_id = ? AND ts >= ? ORDER BY ts").all(id, since) as Array<{ ts: number; value: number }>;
+      const firstRaw = raw[0]?.ts ?? Number.MAX_SAFE_INTEGER;
+      const minutes = this.db.prepare("SELECT ts, sum / count AS value FROM rollups WHERE series_id = ? AND resolution = 60 AND ts >= ? AND ts < ? ORDER BY ts").all(id, since, firstRaw) as Array<{ ts: number; value: number }>;
+      return [...minutes, ...raw];
+    } catch (e) {
+      this.log.warn({ metric, err: errorMessage(e) }, "history: query failed");
+      return [];
+    }
+  }
+
   /** Read access for queries (agentctl history/events). */
   get database(): Db {
     return this.db;
