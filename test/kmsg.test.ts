@@ -138,6 +138,36 @@ test.serial("genuine kernel I/O errors from a loop device whose backing filesyst
   t.regex(await registry.metrics(), new RegExp(`stemedb_agent_kernel_io_errors_total\\{device="${inner.device}",class="blk_io_error"\\} [1-9]`));
 });
 
+test.serial("a storm of 10,000 fault records: every one counted, history rate-limited with a summary", async (t) => {
+  if (!isRoot) return t.pass("skipped: needs root to write /dev/kmsg");
+  const dev = tag();
+  const { dir } = tempDir();
+  const history = new HistoryStore({ stateDir: dir, retention: defaultRetention(), log: quietLog, metrics: new CoreMetrics() });
+  t.teardown(() => history.close());
+  const { once, col, registry } = follower(["kern", "user"], history);
+  t.teardown(() => col.close());
+  await once();
+  const heapBefore = process.memoryUsage().heapUsed;
+  for (let batch = 0; batch < 10; batch++) {
+    // 1,000 records at a time stay inside the kernel's ring buffer, so none is lost.
+    inject(Array.from({ length: 1000 }, (_, i) => `Buffer I/O error on dev ${dev}, logical block ${batch * 1000 + i}, lost sync page write`));
+    const o = await once();
+    t.is(o.lost, 0);
+  }
+  const text = await registry.metrics();
+  t.regex(text, new RegExp(`stemedb_agent_kernel_io_errors_total\\{device="${dev}",class="buffer_io_error"\\} 10000`), "counters are exact");
+  col.close(); // writes the summary of what was not stored one by one
+  history.flush();
+  const stored = history.database.prepare("SELECT count(*) FROM events WHERE subject = ?").pluck().get(dev) as number;
+  t.true(stored <= 2 * 21, `history holds ${stored} rows for the storm, not 10,000`);
+  const one = (sql: string): number => Number(history.database.prepare(sql).pluck().get(dev));
+  const summaries = one("SELECT count(*) FROM events WHERE subject = ? AND data LIKE '%suppressed_in_history%'");
+  const summarised = one("SELECT coalesce(sum(json_extract(data, '$.suppressed_in_history')), 0) FROM events WHERE subject = ?");
+  t.true(summaries >= 1);
+  t.is(stored - summaries + summarised, 10_000, "rows stored one by one plus the summarised counts add up to every record");
+  t.true(process.memoryUsage().heapUsed - heapBefore < 64 * 1024 * 1024, "memory stays bounded");
+});
+
 test.serial("through the running agent: a record written to /dev/kmsg is in /metrics within a second", async (t) => {
   if (!isRoot) return t.pass("skipped: needs root to write /dev/kmsg");
   const dev = tag();

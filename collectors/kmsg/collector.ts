@@ -125,6 +125,7 @@ export class KmsgCollector implements Collector<KmsgObservation> {
   }
 
   close(): void {
+    for (const [key, l] of this.limiter) if (l.dropped > 0) this.summarise(key, l); // nothing counted goes unmentioned
     if (this.fd !== null) closeSync(this.fd);
     this.fd = null;
     this.journal?.kill("SIGTERM");
