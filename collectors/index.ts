@@ -9,6 +9,7 @@ import { DiskstatsCollector } from "./diskstats/collector.js";
 import { FsyncProbeCollector } from "./fsync_probe/collector.js";
 import { KmsgCollector } from "./kmsg/collector.js";
 import { MountsCollector } from "./mounts/collector.js";
+import { WalCollector } from "./wal/collector.js";
 import { ProcioCollector } from "./procio/collector.js";
 import { SmartCollector } from "./smart/collector.js";
 import type { Collector } from "./types.js";
@@ -123,7 +124,33 @@ const FACTORIES: readonly Factory[] = [
     create: ({ config, registry, history, log }) =>
       new MountsCollector({ paths: mountPaths(config), procPath: config.host.proc_path, fillWindowMs: config.collectors.mounts.fill_window, fillMinSpanMs: config.collectors.mounts.fill_min_span, registry, history, log }),
   },
+  {
+    name: "wal",
+    enabled: (c) => c.collectors.wal.enabled,
+    // A cheap tick re-reads the active segment; `interval` is the full rescan (or sooner on a watch event).
+    spec: (c) => ({ interval: ms(WAL_TICK_MS), timeout: c.collectors.wal.timeout, jitter: c.collectors.wal.jitter }),
+    fingerprint: (c) => JSON.stringify([c.wal, c.collectors.wal, c.stemedb, c.host.proc_path]),
+    create: ({ config, registry, history, log, once }) =>
+      new WalCollector({
+        dir: config.wal.dir,
+        pattern: config.wal.segment_pattern,
+        rescanMs: config.collectors.wal.interval,
+        stallAfterMs: config.wal.stall_after,
+        expectedSegmentSize: config.wal.expected_segment_size,
+        verifyCommand: config.wal.verify_command,
+        checkCompressed: config.wal.check_compressed,
+        dbMetricsUrl: config.stemedb.metrics_url,
+        service: config.stemedb.service,
+        procPath: config.host.proc_path,
+        watch: !once,
+        registry,
+        history,
+        log,
+      }),
+  },
 ];
+
+const WAL_TICK_MS = 2_000;
 
 /** Paths whose mounts are watched: configured, or the WAL and data directories. */
 export function mountPaths(c: Config): Array<{ path: string; role: string }> {

@@ -90,7 +90,15 @@ export const configSchema = z
     }),
     wal: section({
       dir: absPath.default("/var/lib/stemedb/wal"),
-      segment_pattern: z.string().min(1).default("segment.*.wal"),
+      segment_pattern: z.string().min(1).refine((p) => (p.match(/\*/g) ?? []).length === 1, "must contain exactly one * (the sequence number)").default("segment.*.wal"),
+      /** The active segment not written for this long while the database runs is a stalled WAL. */
+      stall_after: duration.prefault("2m"),
+      /** Size a sealed segment should have; "0" learns it from the median of the sealed ones. */
+      expected_segment_size: size.prefault("0"),
+      /** Run once per sealed segment, "{}" replaced by its path (e.g. "stemedb-wal-verify --file {}"); empty: off. */
+      verify_command: z.string().default(""),
+      /** Stream-check each compressed segment once. */
+      check_compressed: z.boolean().default(true),
     }),
     history: section({
       raw_retention: duration.prefault("1h"),

@@ -1,0 +1,408 @@
+// wal: the StemeDB WAL directory. A full rescan every `interval` (the rescan is the truth:
+// watchers miss events) and as soon as the chokidar watcher reports a change (a burst of events
+// is one rescan); between rescans, each tick only re-reads the active segment. Symbolic links are
+// never followed and nothing outside the directory is read.
+import { execFile } from "node:child_process";
+import { createReadStream, lstatSync, readdirSync, readFileSync } from "node:fs";
+import { statfs } from "node:fs/promises";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import { createGunzip } from "node:zlib";
+import { type FSWatcher, watch } from "chokidar";
+import type { Counter, Gauge, Registry } from "prom-client";
+import type { HistoryStore } from "../../agent/history/store.js";
+import type { Logger } from "../../agent/log.js";
+import { counter, gauge } from "../../agent/metrics/define.js";
+import { NS } from "../../agent/metrics/registry.js";
+import { estimateFill } from "../mounts/fill.js";
+import type { CollectContext, Collector } from "../types.js";
+import { type DbWalMetrics, parseDbMetrics } from "./dbmetrics.js";
+import { analyse, type DirEntry, type FindingKind, type Inventory, patternRegex, type SegmentState, type WalFinding } from "./inventory.js";
+
+const execFileAsync = promisify(execFile);
+const STATES: readonly SegmentState[] = ["active", "sealed", "compressed"];
+const KINDS: readonly FindingKind[] = ["gap", "plain_and_compressed", "zero_length", "truncated", "wrong_owner_or_mode", "unreadable", "corrupt_gz", "symlink", "not_regular", "stalled", "dir_missing", "verify_failed", "filesystem_filling", "db_metrics_unreachable"];
+const YIELD_EVERY = 2000;
+
+export interface WalObservation {
+  readonly dir: string;
+  readonly scanned: boolean;
+  readonly segments: Record<SegmentState, { count: number; bytes: number }>;
+  readonly active: { name: string; size: number; write_age_seconds: number; bytes_per_second: number | null } | null;
+  readonly oldest_age_seconds: number | null;
+  readonly newest_age_seconds: number | null;
+  readonly rotations: number;
+  readonly rotations_per_hour: number | null;
+  readonly expected_segment_size: number | null;
+  readonly findings: WalFinding[];
+  readonly filesystem: { used_ratio: number; avail_bytes: number; full_in_seconds: number } | null;
+  readonly database: (DbWalMetrics & { ok: true }) | { ok: false; error: string } | null;
+  readonly scan_seconds: number;
+}
+
+export interface WalOptions {
+  readonly dir: string;
+  readonly pattern: string;
+  readonly rescanMs: number;
+  readonly stallAfterMs: number;
+  readonly expectedSegmentSize: number;
+  readonly verifyCommand: string;
+  readonly checkCompressed: boolean;
+  readonly dbMetricsUrl: string;
+  readonly service: string;
+  readonly procPath: string;
+  /** Watch the directory (off for --once). */
+  readonly watch: boolean;
+  readonly registry: Registry;
+  readonly history: HistoryStore | null;
+  readonly log: Logger;
+}
+
+export class WalCollector implements Collector<WalObservation> {
+  readonly name = "wal";
+  private watcher: FSWatcher | null = null;
+  private dirty = true;
+  private lastScan = -Infinity;
+  private inventory: Inventory | null = null;
+  private dirMissing = false;
+  private highest: number | null = null;
+  private rotations: number[] = []; // times of rotations in the last hour
+  private lastActive: { name: string; size: number; at: number } | null = null;
+  private readonly gzChecked = new Map<string, boolean>(); // name|size|mtime -> ok
+  private gzRunning = false;
+  private readonly verified = new Map<string, boolean>();
+  private verifyRunning = false;
+  private previousFindings = new Map<FindingKind, string>();
+  private readonly gSegments: Gauge<"state">;
+  private readonly gBytes: Gauge<"state">;
+  private readonly gActiveAge: Gauge;
+  private readonly gOldest: Gauge;
+  private readonly gWriteRate: Gauge;
+  private readonly cRotations: Counter;
+  private readonly gProblems: Gauge<"kind">;
+  private readonly gDbP99: Gauge;
+  private readonly gDbErrors: Gauge;
+
+  constructor(private readonly opts: WalOptions) {
+    const r = opts.registry;
+    this.gSegments = gauge(r, { name: `${NS}wal_segments`, help: "WAL segments by state (active: being written, sealed, compressed).", labelNames: ["state"] });
+    this.gBytes = gauge(r, { name: `${NS}wal_segment_bytes`, help: "Bytes of WAL segments by state.", labelNames: ["state"] });
+    this.gActiveAge = gauge(r, { name: `${NS}wal_active_write_age_seconds`, help: "Seconds since the active segment was last written." });
+    this.gOldest = gauge(r, { name: `${NS}wal_oldest_segment_age_seconds`, help: "Age of the oldest segment (by modification time)." });
+    this.gWriteRate = gauge(r, { name: `${NS}wal_write_bytes_per_second`, help: "Bytes per second written into the WAL (active segment growth, rotations included)." });
+    this.cRotations = counter(r, { name: `${NS}wal_rotations_total`, help: "New active segments seen (segment rotations)." });
+    this.gProblems = gauge(r, { name: `${NS}wal_problems`, help: "Files (or gaps) per WAL finding kind; 0 when clear. Names are in history, not in labels.", labelNames: ["kind"] });
+    this.gDbP99 = gauge(r, { name: `${NS}db_wal_fsync_p99_seconds`, help: "The database's own WAL fsync p99 (from stemedb.metrics_url; absent when not scraped)." });
+    this.gDbErrors = gauge(r, { name: `${NS}db_wal_fsync_errors`, help: "The database's own WAL fsync error count (stemedb_wal_fsync_errors_total, mirrored)." });
+    for (const k of KINDS) this.gProblems.set({ kind: k }, 0);
+    this.cRotations.inc(0);
+  }
+
+  async collect({ signal }: CollectContext): Promise<WalObservation> {
+    const t0 = performance.now();
+    const now = Date.now();
+    this.ensureWatcher();
+    let scanned = false;
+    if (this.dirty || now - this.lastScan >= this.opts.rescanMs || this.inventory === null) {
+      this.dirty = false;
+      this.lastScan = now;
+      scanned = true;
+      const entries = await this.list(signal);
+      this.dirMissing = entries === null;
+      this.inventory = analyse(entries ?? [], this.opts.pattern, this.opts.expectedSegmentSize);
+      this.noteRotation(this.inventory, now);
+    }
+    const inv = this.inventory;
+    const findings = [...inv.findings];
+    if (this.dirMissing) findings.push({ kind: "dir_missing", files: [this.opts.dir], message: `the WAL directory ${this.opts.dir} does not exist or cannot be listed` });
+    // The active segment is re-read every tick: its size and age are what a stall shows in.
+    let active: WalObservation["active"] = null;
+    if (inv.active) {
+      try {
+        const st = lstatSync(join(this.opts.dir, inv.active.name));
+        const rate = this.writeRate(inv.active.name, st.size, now);
+        active = { name: inv.active.name, size: st.size, write_age_seconds: Math.max(0, (now - st.mtimeMs) / 1000), bytes_per_second: rate };
+        if (now - st.mtimeMs > this.opts.stallAfterMs && this.databaseRunning()) {
+          findings.push({ kind: "stalled", files: [inv.active.name], message: `the active segment ${inv.active.name} has not been written for ${Math.round((now - st.mtimeMs) / 1000)} s while the database is running` });
+        }
+      } catch {
+        this.dirty = true; // rotated or removed since the scan
+      }
+    }
+    findings.push(...this.unreadable(inv), ...this.gzFindings(inv), ...this.verifyFindings(inv));
+    const filesystem = await this.filesystem(now);
+    if (filesystem && (filesystem.used_ratio >= 0.9 || filesystem.full_in_seconds < 6 * 3600)) {
+      findings.push({ kind: "filesystem_filling", files: [this.opts.dir], message: `the WAL filesystem is ${(filesystem.used_ratio * 100).toFixed(1)}% used${Number.isFinite(filesystem.full_in_seconds) ? `, full in ${(filesystem.full_in_seconds / 3600).toFixed(1)} h at the recent rate` : ""}` });
+    }
+    const database = scanned ? await this.scrapeDb(signal) : this.lastDb;
+    if (database && !database.ok) findings.push({ kind: "db_metrics_unreachable", files: [], message: `the database's metrics endpoint did not answer: ${database.error}` });
+    const ageOf = (ms: number | null) => (ms === null ? null : Math.max(0, (now - ms) / 1000));
+    const hourAgo = now - 3_600_000;
+    const span = this.firstSeen === null ? 0 : Math.min(now - this.firstSeen, 3_600_000);
+    return {
+      dir: this.opts.dir,
+      scanned,
+      segments: inv.totals,
+      active,
+      oldest_age_seconds: ageOf(inv.oldestMtimeMs),
+      newest_age_seconds: ageOf(inv.newestMtimeMs),
+      rotations: this.rotations.length,
+      rotations_per_hour: span >= 60_000 ? (this.rotations.filter((t) => t >= hourAgo).length / span) * 3_600_000 : null,
+      expected_segment_size: inv.expectedSize,
+      findings,
+      filesystem,
+      database,
+      scan_seconds: (performance.now() - t0) / 1000,
+    };
+  }
+
+  publish(o: WalObservation): void {
+    for (const s of STATES) {
+      this.gSegments.set({ state: s }, o.segments[s].count);
+      this.gBytes.set({ state: s }, o.segments[s].bytes);
+    }
+    if (o.active) this.gActiveAge.set(o.active.write_age_seconds);
+    if (o.active?.bytes_per_second !== null && o.active?.bytes_per_second !== undefined) this.gWriteRate.set(o.active.bytes_per_second);
+    if (o.oldest_age_seconds !== null) this.gOldest.set(o.oldest_age_seconds);
+    const byKind = new Map<FindingKind, WalFinding>();
+    for (const f of o.findings) byKind.set(f.kind, f);
+    for (const k of KINDS) {
+      const f = byKind.get(k);
+      this.gProblems.set({ kind: k }, f ? Math.max(1, f.files.length) : 0);
+    }
+    if (o.database && o.database.ok) {
+      if (o.database.p99 !== null) this.gDbP99.set(o.database.p99);
+      if (o.database.errors !== null) this.gDbErrors.set(o.database.errors);
+    }
+    const h = this.opts.history;
+    const ts = Date.now();
+    if (o.active?.bytes_per_second !== null && o.active?.bytes_per_second !== undefined) h?.record("wal_write_bytes_per_second", {}, o.active.bytes_per_second, ts);
+    if (o.database && o.database.ok && o.database.p99 !== null) h?.record("db_wal_fsync_p99_seconds", {}, o.database.p99, ts);
+    // An event when a kind appears, when its files change, and when it clears.
+    const now = new Map<FindingKind, string>();
+    for (const [k, f] of byKind) now.set(k, f.files.join("\u0000"));
+    for (const [k, files] of now) {
+      if (this.previousFindings.get(k) === files) continue;
+      const f = byKind.get(k) as WalFinding;
+      const sev = k === "stalled" || k === "dir_missing" || k === "corrupt_gz" || k === "gap" || k === "verify_failed" ? "crit" : k === "symlink" || k === "wrong_owner_or_mode" ? "info" : "warn";
+      h?.event({ class: "wal", kind: `wal.${k}`, severity: sev, subject: this.opts.dir, message: f.message, data: { files: f.files } });
+      this.opts.log.warn({ kind: k, files: f.files.slice(0, 5) }, `wal: ${f.message}`);
+    }
+    for (const k of this.previousFindings.keys()) {
+      if (!now.has(k)) h?.event({ class: "wal", kind: `wal.${k}.cleared`, severity: "info", subject: this.opts.dir, message: `WAL finding cleared: ${k}` });
+    }
+    this.previousFindings = now;
+  }
+
+  async close(): Promise<void> {
+    await this.watcher?.close();
+    this.watcher = null;
+  }
+
+  // ------------------------------------------------------------------ internals
+
+  private ensureWatcher(): void {
+    if (!this.opts.watch || this.watcher) return;
+    // Depth 0, no symlink following: only names in the directory itself. The watcher only marks
+    // the inventory dirty; many events before the next tick make one rescan.
+    this.watcher = watch(this.opts.dir, { depth: 0, followSymlinks: false, ignoreInitial: true, persistent: false });
+    this.watcher.on("all", () => (this.dirty = true));
+    this.watcher.on("error", (e) => this.opts.log.debug({ err: (e as Error).message }, "wal: watcher error (the periodic rescan still runs)"));
+  }
+
+  /** Candidates only (names matching the pattern) are lstat'ed; null when the directory cannot be listed. */
+  private async list(signal: AbortSignal): Promise<DirEntry[] | null> {
+    let names: string[];
+    try {
+      names = readdirSync(this.opts.dir);
+    } catch {
+      return null;
+    }
+    const re = patternRegex(this.opts.pattern);
+    const out: DirEntry[] = [];
+    let n = 0;
+    for (const name of names) {
+      if (!re.plain.test(name) && !re.gz.test(name)) continue;
+      if (++n % YIELD_EVERY === 0) {
+        await new Promise<void>((r) => setImmediate(r));
+        if (signal.aborted) throw signal.reason as Error;
+      }
+      try {
+        const st = lstatSync(join(this.opts.dir, name));
+        out.push({ name, type: st.isSymbolicLink() ? "symlink" : st.isFile() ? "file" : st.isDirectory() ? "dir" : "other", size: st.size, mtimeMs: st.mtimeMs, mode: st.mode, uid: st.uid, gid: st.gid });
+      } catch {
+        // removed between readdir and lstat: the next scan sees the truth
+      }
+    }
+    return out;
+  }
+
+  private firstSeen: number | null = null;
+
+  private noteRotation(inv: Inventory, now: number): void {
+    this.firstSeen ??= now;
+    if (inv.highestSeq !== null && this.highest !== null && inv.highestSeq > this.highest) {
+      const n = Math.min(inv.highestSeq - this.highest, 10_000);
+      this.cRotations.inc(n);
+      for (let i = 0; i < n; i++) this.rotations.push(now);
+    }
+    if (inv.highestSeq !== null) this.highest = Math.max(this.highest ?? 0, inv.highestSeq);
+    this.rotations = this.rotations.filter((t) => t >= now - 3_600_000).slice(-10_000);
+  }
+
+  /** Growth of the active segment; across a rotation, the previous active's remainder and the sealed ones between count too. */
+  private writeRate(name: string, size: number, now: number): number | null {
+    const prev = this.lastActive;
+    this.lastActive = { name, size, at: now };
+    if (!prev || now <= prev.at) return null;
+    let bytes = size - prev.size;
+    if (prev.name !== name) {
+      const inv = this.inventory;
+      const prevSeg = inv?.segments.find((s) => s.name === prev.name && s.state !== "compressed");
+      const between = inv?.segments.filter((s) => s.state === "sealed" && s.seq > (prevSeg?.seq ?? Infinity)) ?? [];
+      bytes = (prevSeg ? prevSeg.size - prev.size : 0) + between.reduce((a, s) => a + s.size, 0) + size;
+    }
+    return Math.max(0, bytes) / ((now - prev.at) / 1000);
+  }
+
+  private databaseRunning(): boolean {
+    try {
+      for (const pid of readdirSync(this.opts.procPath)) {
+        if (!/^\d+$/.test(pid)) continue;
+        try {
+          const comm = readFileSync(`${this.opts.procPath}/${pid}/comm`, "utf8").trim();
+          if (comm.startsWith("stemedb") && comm !== "stemedb-agent") return true;
+          if (readFileSync(`${this.opts.procPath}/${pid}/cgroup`, "utf8").includes(`/${this.opts.service}`)) return true;
+        } catch {
+          // exited
+        }
+      }
+    } catch {
+      // no procfs
+    }
+    return false;
+  }
+
+  /** With root or the files' owner everything is readable; otherwise judge from mode bits. */
+  private unreadable(inv: Inventory): WalFinding[] {
+    const uid = process.getuid?.() ?? 0;
+    if (uid === 0) return [];
+    const groups = new Set(process.getgroups?.() ?? []);
+    const bad: string[] = [];
+    for (const s of inv.segments) {
+      try {
+        const st = lstatSync(join(this.opts.dir, s.name));
+        const ok = (st.uid === uid && st.mode & 0o400) || (groups.has(st.gid) && st.mode & 0o040) || st.mode & 0o004;
+        if (!ok) bad.push(s.name);
+      } catch {
+        // gone
+      }
+      if (bad.length > 20) break;
+    }
+    return bad.length > 0 ? [{ kind: "unreadable", files: bad, message: "segments the agent may not read" }] : [];
+  }
+
+  /** Each compressed segment is stream-checked once, one at a time in the background. */
+  private gzFindings(inv: Inventory): WalFinding[] {
+    if (!this.opts.checkCompressed) return [];
+    const key = (s: { name: string; size: number; mtimeMs: number }) => `${s.name}|${s.size}|${s.mtimeMs}`;
+    const compressed = inv.segments.filter((s) => s.state === "compressed");
+    const next = compressed.find((s) => !this.gzChecked.has(key(s)));
+    if (next && !this.gzRunning) {
+      this.gzRunning = true;
+      void checkGzip(join(this.opts.dir, next.name)).then((ok) => {
+        this.gzChecked.set(key(next), ok);
+        this.gzRunning = false;
+        this.dirty = true; // report at the next tick
+      });
+    }
+    const bad = compressed.filter((s) => this.gzChecked.get(key(s)) === false).map((s) => s.name);
+    return bad.length > 0 ? [{ kind: "corrupt_gz", files: bad, message: "compressed segments that do not decompress" }] : [];
+  }
+
+  /** The optional verifier, run once per sealed segment at idle priority. */
+  private verifyFindings(inv: Inventory): WalFinding[] {
+    if (!this.opts.verifyCommand) return [];
+    const next = inv.segments.find((s) => s.state === "sealed" && !this.verified.has(s.name));
+    if (next && !this.verifyRunning) {
+      this.verifyRunning = true;
+      const [cmd, ...args] = this.opts.verifyCommand.split(/\s+/).map((a) => (a === "{}" ? join(this.opts.dir, next.name) : a));
+      void execFileAsync("nice", ["-n", "19", cmd ?? "true", ...args], { timeout: 300_000 }).then(
+        () => this.verified.set(next.name, true),
+        (e: NodeJS.ErrnoException & { code?: unknown }) => {
+          this.verified.set(next.name, false);
+          this.opts.log.warn({ segment: next.name, err: e.message }, "wal: verifier reported a problem");
+        },
+      ).finally(() => {
+        this.verifyRunning = false;
+        this.dirty = true;
+      });
+    }
+    const bad = [...this.verified].filter(([, ok]) => !ok).map(([n]) => n);
+    return bad.length > 0 ? [{ kind: "verify_failed", files: bad, message: `segments the verifier (${this.opts.verifyCommand}) rejected` }] : [];
+  }
+
+  private async filesystem(now: number): Promise<WalObservation["filesystem"]> {
+    try {
+      const st = await statfs(this.opts.dir);
+      const size = st.blocks * st.bsize;
+      const avail = st.bavail * st.bsize;
+      const used = size - st.bfree * st.bsize;
+      const mountpoint = this.mountpoint();
+      const history = mountpoint ? (this.opts.history?.series("filesystem_used_bytes", { mountpoint }, now - 6 * 3_600_000) ?? []) : [];
+      const fill = estimateFill([...history.map((p) => ({ ts: p.ts, used: p.value })), { ts: now, used }], avail, 10 * 60_000);
+      return { used_ratio: size > 0 ? (size - avail) / size : 0, avail_bytes: avail, full_in_seconds: fill.fullInSeconds };
+    } catch {
+      return null;
+    }
+  }
+
+  private mountpointCache: string | null | undefined;
+  private mountpoint(): string | null {
+    if (this.mountpointCache !== undefined) return this.mountpointCache;
+    try {
+      const lines = readFileSync(`${this.opts.procPath}/self/mountinfo`, "utf8").split("\n");
+      let best = "/";
+      for (const l of lines) {
+        const mp = (l.split(" ")[4] ?? "").replace(/\\040/g, " ");
+        if ((this.opts.dir === mp || this.opts.dir.startsWith(mp.endsWith("/") ? mp : `${mp}/`)) && mp.length > best.length) best = mp;
+      }
+      this.mountpointCache = best;
+    } catch {
+      this.mountpointCache = null;
+    }
+    return this.mountpointCache;
+  }
+
+  private lastDb: WalObservation["database"] = null;
+  private async scrapeDb(signal: AbortSignal): Promise<WalObservation["database"]> {
+    if (!this.opts.dbMetricsUrl) return null;
+    try {
+      const res = await fetch(this.opts.dbMetricsUrl, { signal: AbortSignal.any([signal, AbortSignal.timeout(3000)]) });
+      if (!res.ok) throw new Error(`HTTP ${res.status}`);
+      this.lastDb = { ok: true, ...parseDbMetrics(await res.text()) };
+    } catch (e) {
+      this.lastDb = { ok: false, error: `${this.opts.dbMetricsUrl}: ${(e as Error).message}` };
+    }
+    return this.lastDb;
+  }
+}
+
+function checkGzip(path: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const src = createReadStream(path, { highWaterMark: 64 * 1024 });
+    const gunzip = createGunzip();
+    let done = false;
+    const finish = (ok: boolean) => {
+      if (done) return;
+      done = true;
+      src.destroy();
+      resolve(ok);
+    };
+    src.on("error", () => finish(false));
+    gunzip.on("error", () => finish(false));
+    gunzip.on("data", () => undefined);
+    gunzip.on("end", () => finish(true));
+    src.pipe(gunzip);
+  });
+}

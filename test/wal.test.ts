@@ -1,0 +1,215 @@
+import { spawn, spawnSync } from "node:child_process";
+import { chmodSync, copyFileSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, symlinkSync, unlinkSync, writeFileSync } from "node:fs";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
+import { join } from "node:path";
+import { gzipSync } from "node:zlib";
+import test from "ava";
+import { Registry } from "prom-client";
+import { WalCollector, type WalObservation } from "../collectors/wal/collector.js";
+import { parseDbMetrics } from "../collectors/wal/dbmetrics.js";
+import { tempDir } from "./helpers/agent-process.js";
+import { quietLog, sleep } from "./helpers/quiet.js";
+
+const seg = (i: number) => `segment.${String(i).padStart(4, "0")}.wal`;
+
+function walDir(n: number, size = 4096): string {
+  const { dir } = tempDir();
+  const wal = join(dir, "wal");
+  mkdirSync(wal);
+  for (let i = 1; i <= n; i++) writeFileSync(join(wal, seg(i)), Buffer.alloc(size, i % 251));
+  return wal;
+}
+
+function collector(dir: string, extra: Partial<{ rescanMs: number; stallAfterMs: number; verifyCommand: string; dbMetricsUrl: string; watch: boolean }> = {}) {
+  const registry = new Registry();
+  const col = new WalCollector({
+    dir, pattern: "segment.*.wal", rescanMs: extra.rescanMs ?? 0, stallAfterMs: extra.stallAfterMs ?? 3_600_000, expectedSegmentSize: 0,
+    verifyCommand: extra.verifyCommand ?? "", checkCompressed: true, dbMetricsUrl: extra.dbMetricsUrl ?? "", service: "stemedb-api.service",
+    procPath: "/proc", watch: extra.watch ?? false, registry, history: null, log: quietLog,
+  });
+  const signal = new AbortController().signal;
+  const once = async (): Promise<WalObservation> => {
+    const o = await col.collect({ signal });
+    col.publish(o);
+    return o;
+  };
+  return { col, registry, once };
+}
+
+const kinds = (o: WalObservation) => o.findings.map((f) => f.kind).sort();
+
+test("a directory with a few hundred segments is inventoried by state, with ages and sizes", async (t) => {
+  const dir = walDir(300);
+  for (const i of [1, 2, 3]) {
+    writeFileSync(join(dir, `${seg(i)}.gz`), gzipSync(readFileSync(join(dir, seg(i)))));
+    unlinkSync(join(dir, seg(i)));
+  }
+  const { once, registry, col } = collector(dir);
+  t.teardown(() => col.close());
+  const o = await once();
+  t.deepEqual(o.segments, { active: { count: 1, bytes: 4096 }, sealed: { count: 296, bytes: 296 * 4096 }, compressed: { count: 3, bytes: o.segments.compressed.bytes } });
+  t.is(o.active?.name, seg(300));
+  t.deepEqual(o.findings, []);
+  t.is(o.expected_segment_size, 4096);
+  const text = await registry.metrics();
+  t.regex(text, /stemedb_agent_wal_segments\{state="sealed"\} 296/);
+  t.regex(text, /stemedb_agent_wal_problems\{kind="gap"\} 0/);
+});
+
+test("each finding is produced for real and clears when fixed", async (t) => {
+  const dir = walDir(40);
+  // A symlink named like a compressed segment, to a valid gzip outside the directory: followed,
+  // it would be counted (and stream-checked) as a segment.
+  const outside = join(dir, "..", "outside-target.gz");
+  writeFileSync(outside, gzipSync(Buffer.alloc(4096)));
+  const { once, col } = collector(dir);
+  t.teardown(() => col.close());
+  t.deepEqual(kinds(await once()), []);
+
+  renameSync(join(dir, seg(10)), join(dir, "moved-away"));
+  writeFileSync(join(dir, `${seg(11)}.gz`), gzipSync(readFileSync(join(dir, seg(11)))));
+  writeFileSync(join(dir, seg(12)), "");
+  writeFileSync(join(dir, seg(13)), "short");
+  chmodSync(join(dir, seg(14)), 0o666);
+  symlinkSync(outside, join(dir, `${seg(41)}.gz`));
+  mkdirSync(join(dir, seg(42)));
+  writeFileSync(join(dir, `${seg(5)}.gz`), "this is not gzip data");
+  unlinkSync(join(dir, seg(5)));
+  await once(); // starts the background gzip check
+  await sleep(100);
+  const o = await once();
+  t.deepEqual(kinds(o), ["corrupt_gz", "gap", "not_regular", "plain_and_compressed", "symlink", "truncated", "wrong_owner_or_mode", "zero_length"]);
+  const files = (k: string) => o.findings.find((f) => f.kind === k)?.files;
+  t.deepEqual(files("gap"), ["#10"]);
+  t.deepEqual(files("plain_and_compressed"), [seg(11)]);
+  t.deepEqual(files("zero_length"), [seg(12)]);
+  t.deepEqual(files("truncated"), [seg(13)]);
+  t.deepEqual(files("wrong_owner_or_mode"), [seg(14)]);
+  t.deepEqual(files("symlink"), [`${seg(41)}.gz`]);
+  t.deepEqual(files("corrupt_gz"), [`${seg(5)}.gz`]);
+  t.is(o.active?.name, seg(40), "a symlink or directory with a higher number is never the active segment");
+  const realGz = [`${seg(5)}.gz`, `${seg(11)}.gz`].map((n) => statSync(join(dir, n)).size);
+  t.deepEqual(o.segments.compressed, { count: 2, bytes: (realGz[0] ?? 0) + (realGz[1] ?? 0) }, "the symlinked .gz is not counted as a segment");
+
+  renameSync(join(dir, "moved-away"), join(dir, seg(10)));
+  unlinkSync(join(dir, `${seg(11)}.gz`));
+  writeFileSync(join(dir, seg(12)), Buffer.alloc(4096));
+  writeFileSync(join(dir, seg(13)), Buffer.alloc(4096));
+  chmodSync(join(dir, seg(14)), statSync(join(dir, seg(15))).mode & 0o777);
+  unlinkSync(join(dir, `${seg(41)}.gz`));
+  rmSync(join(dir, seg(42)), { recursive: true });
+  writeFileSync(join(dir, `${seg(5)}.gz`), gzipSync(Buffer.alloc(4096, 5)));
+  await once();
+  await sleep(100);
+  t.deepEqual(kinds(await once()), [], "every finding cleared");
+});
+
+test("the directory disappearing and coming back", async (t) => {
+  const dir = walDir(5);
+  const { once, col } = collector(dir);
+  t.teardown(() => col.close());
+  await once();
+  renameSync(dir, `${dir}.away`);
+  const gone = await once();
+  t.deepEqual(kinds(gone), ["dir_missing"]);
+  t.is(gone.segments.sealed.count, 0);
+  renameSync(`${dir}.away`, dir);
+  const back = await once();
+  t.deepEqual(kinds(back), []);
+  t.is(back.segments.sealed.count, 4);
+});
+
+test("a stalled WAL: the active segment not written while a stemedb process is alive", async (t) => {
+  const dir = walDir(5);
+  const old = Date.now() / 1000 - 600;
+  spawnSync("touch", ["-d", `@${old}`, join(dir, seg(5))]);
+  const { once, col } = collector(dir, { stallAfterMs: 60_000 });
+  t.teardown(() => col.close());
+  t.deepEqual(kinds(await once()), [], "no database process: stopped, not stalled");
+  const bin = join(dir, "..", "stemedb");
+  copyFileSync("/bin/sleep", bin);
+  chmodSync(bin, 0o755);
+  const db = spawn(bin, ["30"], { stdio: "ignore" });
+  t.teardown(() => db.kill("SIGKILL"));
+  await sleep(100);
+  const o = await once();
+  t.deepEqual(kinds(o), ["stalled"]);
+  t.true((o.active?.write_age_seconds ?? 0) >= 600);
+  writeFileSync(join(dir, seg(5)), Buffer.alloc(8192)); // the database writes again
+  t.deepEqual(kinds(await once()), []);
+});
+
+test("a watch event triggers a rescan before the interval; rotations and write rate are measured", async (t) => {
+  const dir = walDir(3);
+  const { once, col, registry } = collector(dir, { rescanMs: 3_600_000, watch: true });
+  t.teardown(() => col.close());
+  await once();
+  await sleep(300); // the watcher is ready
+  writeFileSync(join(dir, seg(3)), Buffer.alloc(4096 + 100_000));
+  writeFileSync(join(dir, seg(4)), Buffer.alloc(50_000));
+  writeFileSync(join(dir, seg(5)), Buffer.alloc(1000));
+  await sleep(500);
+  const o = await once();
+  t.true(o.scanned, "rescanned because of the watch events, long before the hour");
+  t.is(o.active?.name, seg(5));
+  t.true((o.active?.bytes_per_second ?? 0) > 0);
+  t.regex(await registry.metrics(), /stemedb_agent_wal_rotations_total 2/);
+});
+
+test("the optional verifier runs once per sealed segment and its rejections are findings", async (t) => {
+  const dir = walDir(4);
+  const script = join(dir, "..", "verify.sh");
+  writeFileSync(script, `#!/bin/sh\necho "$1" >> ${join(dir, "..", "verified.log")}\ncase "$1" in *0002.wal) exit 3;; esac\nexit 0\n`);
+  chmodSync(script, 0o755);
+  const { once, col } = collector(dir, { verifyCommand: `${script} {}` });
+  t.teardown(() => col.close());
+  let o = await once();
+  for (let i = 0; i < 30 && !kinds(o).includes("verify_failed"); i++) {
+    await sleep(100);
+    o = await once();
+  }
+  for (let i = 0; i < 10; i++) {
+    await sleep(100);
+    o = await once();
+  }
+  t.deepEqual(o.findings.find((f) => f.kind === "verify_failed")?.files, [seg(2)]);
+  const log = readFileSync(join(dir, "..", "verified.log"), "utf8").trim().split("\n");
+  t.deepEqual([...log].sort(), [1, 2, 3].map((i) => join(dir, seg(i))), "each sealed segment once, never the active one");
+});
+
+test("the database's own WAL fsync view is scraped from a real HTTP endpoint; a dead endpoint is a finding, not a crash", async (t) => {
+  const body = [
+    "# HELP stemedb_wal_fsync_duration_seconds WAL fsync latency.",
+    "# TYPE stemedb_wal_fsync_duration_seconds summary",
+    'stemedb_wal_fsync_duration_seconds{quantile="0.5"} 0.0021',
+    'stemedb_wal_fsync_duration_seconds{quantile="0.99"} 0.142',
+    "stemedb_wal_fsync_duration_seconds_sum 48.2",
+    "stemedb_wal_fsync_duration_seconds_count 12000",
+    "# TYPE stemedb_wal_fsync_errors_total counter",
+    "stemedb_wal_fsync_errors_total 3",
+    "",
+  ].join("\n");
+  const srv = createServer((_, res) => res.writeHead(200, { "content-type": "text/plain; version=0.0.4" }).end(body));
+  await new Promise<void>((r) => srv.listen(0, "127.0.0.1", () => r()));
+  t.teardown(() => srv.close());
+  const url = `http://127.0.0.1:${(srv.address() as AddressInfo).port}/metrics`;
+  const dir = walDir(3);
+  const { once, col, registry } = collector(dir, { dbMetricsUrl: url });
+  t.teardown(() => col.close());
+  const o = await once();
+  t.like(o.database, { ok: true, p99: 0.142, errors: 3, count: 12000 });
+  t.regex(await registry.metrics(), /stemedb_agent_db_wal_fsync_p99_seconds 0\.142/);
+  const dead = collector(dir, { dbMetricsUrl: "http://127.0.0.1:1/metrics" });
+  t.teardown(() => dead.col.close());
+  const d = await dead.once();
+  t.like(d.database, { ok: false });
+  t.deepEqual(kinds(d), ["db_metrics_unreachable"]);
+  t.regex((d.database as { error: string }).error, /127\.0\.0\.1:1/);
+});
+
+test("a histogram exposition gives p99 as the upper bound of its bucket", (t) => {
+  const text = ['stemedb_wal_fsync_duration_seconds_bucket{le="0.001"} 10', 'stemedb_wal_fsync_duration_seconds_bucket{le="0.01"} 90', 'stemedb_wal_fsync_duration_seconds_bucket{le="0.1"} 99', 'stemedb_wal_fsync_duration_seconds_bucket{le="1"} 100', 'stemedb_wal_fsync_duration_seconds_bucket{le="+Inf"} 100', "garbage {{{"].join("\n");
+  t.is(parseDbMetrics(text).p99, 0.1);
+  t.deepEqual(parseDbMetrics(""), { quantiles: {}, p99: null, count: null, errors: null });
+});
