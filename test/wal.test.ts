@@ -8,7 +8,7 @@ import test from "ava";
 import { Registry } from "prom-client";
 import { WalCollector, type WalObservation } from "../collectors/wal/collector.js";
 import { parseDbMetrics } from "../collectors/wal/dbmetrics.js";
-import { tempDir } from "./helpers/agent-process.js";
+import { fetchText, startAgent, tempDir } from "./helpers/agent-process.js";
 import { quietLog, sleep } from "./helpers/quiet.js";
 
 const seg = (i: number) => `segment.${String(i).padStart(4, "0")}.wal`;
@@ -212,4 +212,19 @@ test("a histogram exposition gives p99 as the upper bound of its bucket", (t) =>
   const text = ['stemedb_wal_fsync_duration_seconds_bucket{le="0.001"} 10', 'stemedb_wal_fsync_duration_seconds_bucket{le="0.01"} 90', 'stemedb_wal_fsync_duration_seconds_bucket{le="0.1"} 99', 'stemedb_wal_fsync_duration_seconds_bucket{le="1"} 100', 'stemedb_wal_fsync_duration_seconds_bucket{le="+Inf"} 100', "garbage {{{"].join("\n");
   t.is(parseDbMetrics(text).p99, 0.1);
   t.deepEqual(parseDbMetrics(""), { quantiles: {}, p99: null, count: null, errors: null });
+});
+
+test("through the running agent: a WAL directory of a few hundred segments on /metrics", async (t) => {
+  const dir = walDir(300);
+  unlinkSync(join(dir, seg(77)));
+  const a = await startAgent({ extraToml: `[wal]\ndir = "${dir}"\n[collectors.diskstats]\nenabled = false\n[collectors.smart]\nenabled = false\n[collectors.procio]\nenabled = false\n[collectors.kmsg]\nenabled = false\n` });
+  t.teardown(() => a.stop("SIGKILL"));
+  let text = "";
+  for (let i = 0; i < 50 && !/stemedb_agent_wal_segments\{state="sealed"\} 298/.test(text); i++) {
+    await sleep(100);
+    text = (await fetchText(`${a.url}/metrics`)).text;
+  }
+  t.regex(text, /stemedb_agent_wal_segments\{state="sealed"\} 298/);
+  t.regex(text, /stemedb_agent_wal_segments\{state="active"\} 1/);
+  t.regex(text, /stemedb_agent_wal_problems\{kind="gap"\} 1/);
 });
