@@ -13,6 +13,9 @@ import { CoreMetrics } from "./metrics/registry.js";
 import { SelfMetrics } from "./metrics/self.js";
 import { type Health, MetricsServer } from "./metrics/server.js";
 import { type CollectorStatus, Scheduler } from "./scheduler.js";
+import { type Area, type AreaVerdict, buildAreas, worst } from "./status/areas.js";
+import { diagnose } from "./status/diagnose.js";
+import { eventsQuery, historyQuery, sinceMs, topIoQuery } from "./status/queries.js";
 import { VERSION } from "./version.js";
 
 const TICK_MS = 1000;
@@ -41,13 +44,24 @@ export interface StatusReport {
     readonly state_dir: string;
   };
   readonly health: AgentHealth;
+  /** The node's storage, worst area first is not implied: the order is fixed (see README). */
+  readonly verdict: AreaVerdict;
+  readonly areas: Area[];
   readonly collectors: CollectorStatus[];
   readonly history: ReturnType<HistoryStore["stats"]>;
+}
+
+/** The node's verdict: the worst known area; unknown only when nothing is known. */
+function overall(areas: readonly Area[]): AreaVerdict {
+  const known = areas.filter((a) => a.verdict !== "unknown");
+  return known.length === 0 ? "unknown" : worst(known.map((a) => a.verdict));
 }
 
 export class Agent {
   private readonly metrics = new CoreMetrics();
   private readonly self: SelfMetrics;
+  /** The latest observation of each collector, for status and diagnose. */
+  private readonly latest = new Map<string, { at: number; observation: unknown }>();
   private ticks = 0;
   private readonly scheduler: Scheduler;
   private readonly history: HistoryStore;
@@ -69,7 +83,7 @@ export class Agent {
   ) {
     this.config = loaded.config;
     this.configFile = loaded.file;
-    this.scheduler = new Scheduler(this.metrics, log);
+    this.scheduler = new Scheduler(this.metrics, log, Math.random, (name, obs) => this.latest.set(name, { at: Date.now(), observation: obs }));
     this.self = new SelfMetrics(this.metrics.registry, this.config.host.proc_path);
     this.history = new HistoryStore({ stateDir: this.config.agent.state_dir, retention: this.config.history, log, metrics: this.metrics });
   }
@@ -184,6 +198,8 @@ export class Agent {
 
   status(): StatusReport {
     const c = this.config;
+    const health = this.agentHealth();
+    const areas = buildAreas(c, this.latestView(), this.history, health);
     return {
       schema: 1,
       agent: {
@@ -197,7 +213,9 @@ export class Agent {
         control_socket: this.controlPath(),
         state_dir: c.agent.state_dir,
       },
-      health: this.agentHealth(),
+      health,
+      verdict: overall(areas),
+      areas,
       collectors: this.scheduler.status(),
       history: this.history.stats(),
     };
@@ -223,10 +241,19 @@ export class Agent {
     return { verdict, reasons };
   }
 
+  private latestView() {
+    return { get: <T>(name: string) => this.latest.get(name) as { at: number; observation: T } | undefined };
+  }
+
   private routes(): Map<string, RouteHandler> {
+    const limit = (u: URL, d: number) => Math.min(10_000, Math.max(1, Number(u.searchParams.get("limit") ?? d) || d));
     return new Map<string, RouteHandler>([
       ["GET /v1/status", () => this.status()],
       ["GET /v1/health", () => this.agentHealth()],
+      ["GET /v1/diagnose", () => ({ schema: 1, generated_at: new Date().toISOString(), ...diagnose(this.config, this.latestView(), this.history) })],
+      ["GET /v1/history", (u) => historyQuery(this.history, this.config, u.searchParams.get("metric") ?? "", u.searchParams.get("device"), sinceMs(u.searchParams.get("since"), "6h"))],
+      ["GET /v1/events", (u) => ({ events: eventsQuery(this.history, sinceMs(u.searchParams.get("since"), "24h"), u.searchParams.get("class"), limit(u, 200)) })],
+      ["GET /v1/top-io", (u) => ({ top: topIoQuery(this.history, sinceMs(u.searchParams.get("since"), "10m"), limit(u, 20)) })],
     ]);
   }
 

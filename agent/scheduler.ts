@@ -56,6 +56,8 @@ export class Scheduler {
     private readonly metrics: CoreMetrics,
     private readonly log: Logger,
     private readonly random: () => number = Math.random,
+    /** Told of every successful observation (the core keeps the latest for status and diagnose). */
+    private readonly onObservation: (name: string, observation: unknown) => void = () => undefined,
   ) {}
 
   add(collector: Collector, spec: ScheduleSpec): void {
@@ -182,6 +184,7 @@ export class Scheduler {
       this.metrics.collectorUp.labels(collector.name).set(1);
       try {
         collector.publish?.(obs);
+        this.onObservation(collector.name, obs);
       } catch (e) {
         this.fail(slot, "error", `publishing failed: ${errorMessage(e)}`);
       }

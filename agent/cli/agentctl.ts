@@ -1,17 +1,26 @@
 #!/usr/bin/env node
-// agentctl [--socket PATH] [--config FILE] <command> [--json]
-// Exit codes: 0 healthy, 1 degraded, 2 critical, 3 agent unreachable, 64 usage error.
+// agentctl [--socket PATH] [--config FILE] <command> [options]
+// Exit codes: 0 ok, 1 warn, 2 crit, 3 agent unreachable, 64 usage error.
 import { parseArgs } from "node:util";
-import type { StatusReport, Verdict } from "../agent.js";
+import type { StatusReport } from "../agent.js";
+import type { AreaVerdict } from "../status/areas.js";
+import type { Diagnosis } from "../status/diagnose.js";
+import type { EventRow, HistoryAnswer, TopIoRow } from "../status/queries.js";
 import { ApiError, get, socketCandidates, Unreachable } from "./client.js";
-import { ago, detectStyle, humanBytes, humanDuration, paint, type Style, table } from "./format.js";
+import { detectStyle } from "./format.js";
+import { renderDiagnosis, renderEvents, renderHistory, renderStatus, renderTopIo } from "./render.js";
 
-export const EXIT = { ok: 0, degraded: 1, critical: 2, unreachable: 3, usage: 64 } as const;
+export const EXIT = { ok: 0, warn: 1, crit: 2, unreachable: 3, usage: 64 } as const;
 
-const USAGE = `usage: agentctl [--socket PATH] [--config FILE] <command> [--json] [--no-color]
+const USAGE = `usage: agentctl [--socket PATH] [--config FILE] <command> [options] [--json] [--no-color]
 
 commands:
-  status     the agent: version, uptime, config, collectors, history
+  status [-v]                          is this node's storage OK, and if not, why (one line per area)
+  diagnose                             walk the StemeDB runbooks against current state and history
+  history METRIC [--device D] [--since 6h]
+                                       a metric from history, as a table with a sparkline
+  events [--since 24h] [--class C]     what happened (kernel, smart, mount, wal, disk, agent)
+  top-io [--since 10m]                 the recent top I/O consumers, like iotop -o
 
 options:
   --socket PATH   control socket (default: from the config, else /run/stemedb-agent/agentctl.sock,
@@ -19,46 +28,9 @@ options:
   --config FILE   agent configuration to read the socket path from
   --json          machine-readable output (stable schema, see README)
 
-exit codes: 0 healthy, 1 degraded, 2 critical, 3 agent unreachable, 64 usage error`;
+exit codes: 0 ok, 1 warn, 2 crit, 3 agent unreachable, 64 usage error`;
 
-const VERDICT_EXIT: Record<Verdict, number> = { healthy: EXIT.ok, degraded: EXIT.degraded, critical: EXIT.critical };
-
-function verdictText(style: Style, v: Verdict): string {
-  return paint(style, v === "healthy" ? "green" : v === "degraded" ? "yellow" : "red", v);
-}
-
-export function renderStatus(s: StatusReport, style: Style, now = Date.now()): string {
-  const a = s.agent;
-  const out: string[] = [];
-  out.push(`${paint(style, "bold", `stemedb-agent ${a.version}`)}: ${verdictText(style, s.health.verdict)}`);
-  for (const r of s.health.reasons) out.push(`  ${paint(style, s.health.verdict === "critical" ? "red" : "yellow", "!")} ${r}`);
-  out.push(
-    table([
-      ["pid", `${a.pid}, up ${humanDuration(a.uptime_seconds)} (since ${a.started_at}), node ${a.node_version}`],
-      ["config", a.config_file ?? "(embedded defaults)"],
-      ["metrics", `http://${a.listen}/metrics`],
-      ["control", a.control_socket],
-      ["state dir", a.state_dir],
-    ]),
-  );
-  out.push("");
-  out.push("collectors");
-  if (s.collectors.length === 0) out.push("  (none enabled)");
-  else {
-    const rows: string[][] = [["name", "every", "last success", "runs", "failed", "last error"]];
-    for (const c of s.collectors) {
-      const err = c.last_error ? `${paint(style, c.consecutive_failures > 0 ? "red" : "dim", c.last_error.reason)} ${ago(c.last_error.at, now)}: ${c.last_error.message}` : "-";
-      rows.push([c.name, humanDuration(c.interval_seconds), ago(c.last_success, now), String(c.runs), String(c.failures), err]);
-    }
-    out.push(table(rows));
-  }
-  out.push("");
-  const h = s.history;
-  const state = h.write_state === "ok" ? paint(style, "green", "ok") : paint(style, "red", h.write_state);
-  out.push(`history  ${h.path ?? "(in memory only)"}  ${humanBytes(h.size_bytes)}  writes ${state}${h.last_error ? `: ${h.last_error}` : ""}`);
-  out.push(`  rows: ${h.rows.series} series, ${h.rows.samples} samples, ${h.rows.rollups} rollups, ${h.rows.events} events (counted ${ago(h.rows_counted_at, now)}); ${h.pending_rows} pending, ${h.dropped_rows} dropped`);
-  return `${out.join("\n")}\n`;
-}
+const VERDICT_EXIT: Record<AreaVerdict, number> = { ok: EXIT.ok, unknown: EXIT.warn, warn: EXIT.warn, crit: EXIT.crit };
 
 async function main(argv: string[]): Promise<number> {
   let parsed;
@@ -70,6 +42,11 @@ async function main(argv: string[]): Promise<number> {
         config: { type: "string" },
         json: { type: "boolean", default: false },
         "no-color": { type: "boolean", default: false },
+        verbose: { type: "boolean", short: "v", default: false },
+        device: { type: "string" },
+        since: { type: "string" },
+        class: { type: "string" },
+        limit: { type: "string" },
         help: { type: "boolean", short: "h", default: false },
       },
       allowPositionals: true,
@@ -87,13 +64,44 @@ async function main(argv: string[]): Promise<number> {
   const command = positionals[0] ?? "status";
   const candidates = socketCandidates({ socket: o.socket, config: o.config });
   const style = detectStyle(process.stdout, process.env, o["no-color"]);
+  const q = (params: Record<string, string | undefined>) => {
+    const u = new URLSearchParams();
+    for (const [k, v] of Object.entries(params)) if (v !== undefined) u.set(k, v);
+    const s = u.toString();
+    return s ? `?${s}` : "";
+  };
+  const out = (body: unknown, text: () => string) => process.stdout.write(o.json ? `${JSON.stringify(body, null, 2)}\n` : text());
   try {
     switch (command) {
       case "status": {
-        const { body } = await get(candidates, "/v1/status");
-        const s = body as StatusReport;
-        process.stdout.write(o.json ? `${JSON.stringify(s, null, 2)}\n` : renderStatus(s, style));
-        return VERDICT_EXIT[s.health.verdict] ?? EXIT.critical;
+        const s = (await get(candidates, "/v1/status")).body as StatusReport;
+        out(s, () => renderStatus(s, style, o.verbose));
+        return VERDICT_EXIT[s.verdict] ?? EXIT.crit;
+      }
+      case "diagnose": {
+        const d = (await get(candidates, "/v1/diagnose")).body as Diagnosis;
+        out(d, () => renderDiagnosis(d, style));
+        return VERDICT_EXIT[d.verdict] ?? EXIT.crit;
+      }
+      case "history": {
+        const metric = positionals[1];
+        if (!metric) {
+          process.stderr.write("agentctl: history needs a METRIC, e.g. agentctl history disk_w_await_seconds --device sda\n");
+          return EXIT.usage;
+        }
+        const h = (await get(candidates, `/v1/history${q({ metric, device: o.device, since: o.since })}`)).body as HistoryAnswer;
+        out(h, () => renderHistory(h, style));
+        return EXIT.ok;
+      }
+      case "events": {
+        const e = (await get(candidates, `/v1/events${q({ since: o.since, class: o.class, limit: o.limit })}`)).body as { events: EventRow[] };
+        out(e, () => renderEvents(e.events, style));
+        return EXIT.ok;
+      }
+      case "top-io": {
+        const t = (await get(candidates, `/v1/top-io${q({ since: o.since, limit: o.limit })}`)).body as { top: TopIoRow[] };
+        out(t, () => renderTopIo(t.top));
+        return EXIT.ok;
       }
       default:
         process.stderr.write(`agentctl: unknown command ${JSON.stringify(command)}\n${USAGE}\n`);
@@ -108,8 +116,8 @@ async function main(argv: string[]): Promise<number> {
       return EXIT.unreachable;
     }
     if (e instanceof ApiError) {
-      process.stderr.write(`agentctl: the agent refused: ${e.message}\n`);
-      return EXIT.critical;
+      process.stderr.write(`agentctl: ${e.status === 400 ? "bad request" : "the agent failed"}: ${e.message}\n`);
+      return e.status === 400 ? EXIT.usage : EXIT.crit;
     }
     throw e;
   }

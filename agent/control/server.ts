@@ -8,6 +8,9 @@ import { listenUnix, SocketInUse } from "./socket.js";
 
 export type RouteHandler = (url: URL) => unknown;
 
+/** Thrown by a route for a request it cannot answer as asked (answered 400, not 500). */
+export class BadRequest extends Error {}
+
 export interface ControlServerOptions {
   /** Tried in order: the configured path, then the fallback in the state dir. */
   readonly paths: readonly string[];
@@ -72,6 +75,10 @@ function handle(req: IncomingMessage, res: ServerResponse, opts: ControlServerOp
   try {
     send(res, 200, route(url));
   } catch (e) {
+    if (e instanceof BadRequest) {
+      send(res, 400, { error: e.message });
+      return;
+    }
     opts.log.error({ path: url.pathname, err: errorMessage(e) }, "control: request failed");
     send(res, 500, { error: errorMessage(e) });
   }

@@ -20,6 +20,8 @@ const SLICE = 64;
 export interface ProcessIo extends TopIoRow {
   readonly read_bytes: number;
   readonly write_bytes: number;
+  /** A kernel thread (writeback, loop, jbd2): it works on someone else's behalf and cannot be paused. */
+  readonly kthread: boolean;
 }
 
 export interface UnitIo {
@@ -151,7 +153,7 @@ export class ProcioCollector implements Collector<ProcioObservation> {
     const byUnit = new Map<string, { read: number; write: number }>();
     for (const [pid, { st, dr, dw }] of deltas) {
       if (seconds === null || (dr === 0 && dw === 0)) continue;
-      rows.push({ pid, comm: st.comm, unit: st.unit, read_bps: dr / seconds, write_bps: dw / seconds, read_bytes: dr, write_bytes: dw });
+      rows.push({ pid, comm: st.comm, unit: st.unit, read_bps: dr / seconds, write_bps: dw / seconds, read_bytes: dr, write_bytes: dw, kthread: st.ppid === 2 || pid === 2 });
       if (st.unit) {
         const u = byUnit.get(st.unit) ?? { read: 0, write: 0 };
         u.read += dr;

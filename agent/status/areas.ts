@@ -1,0 +1,191 @@
+// "Is this node's storage OK, and if not, why": one line per area, each with a verdict and the
+// one number that matters, from the collectors' latest observations and the history.
+import type { DiskstatsObservation } from "../../collectors/diskstats/collector.js";
+import type { FsyncProbeObservation } from "../../collectors/fsync_probe/collector.js";
+import type { MountsObservation } from "../../collectors/mounts/collector.js";
+import type { ProcioObservation } from "../../collectors/procio/collector.js";
+import type { SmartObservation } from "../../collectors/smart/collector.js";
+import type { WalObservation } from "../../collectors/wal/collector.js";
+import type { Config } from "../config/schema.js";
+import type { HistoryStore } from "../history/store.js";
+import { percentileSorted } from "../history/percentile.js";
+
+export type AreaVerdict = "ok" | "warn" | "crit" | "unknown";
+export type AreaName = "disks" | "fsync" | "smart" | "mounts" | "filesystems" | "kernel" | "wal" | "competing_io" | "remediation" | "agent";
+
+export interface Area {
+  readonly area: AreaName;
+  readonly verdict: AreaVerdict;
+  /** The one number that matters, as text ("w_await p99 142 ms on sdb"). */
+  readonly summary: string;
+  /** Supporting facts, one per line. */
+  readonly details: string[];
+}
+
+export interface Latest {
+  get<T>(collector: string): { at: number; observation: T } | undefined;
+}
+
+const RANK: Record<AreaVerdict, number> = { ok: 0, unknown: 1, warn: 2, crit: 3 };
+export const worst = (vs: readonly AreaVerdict[]): AreaVerdict => vs.reduce<AreaVerdict>((a, b) => (RANK[b] > RANK[a] ? b : a), "ok");
+
+export const ms = (s: number) => (s >= 1 ? `${s.toFixed(2)} s` : s >= 0.01 ? `${(s * 1000).toFixed(0)} ms` : `${(s * 1000).toFixed(2)} ms`);
+export const pct = (r: number) => `${(r * 100).toFixed(r < 0.1 ? 1 : 0)}%`;
+export const mib = (b: number) => (b >= 1024 ** 3 ? `${(b / 1024 ** 3).toFixed(1)} GiB` : `${(b / 1024 ** 2).toFixed(1)} MiB`);
+export const dur = (s: number) => (!Number.isFinite(s) ? "never" : s < 120 ? `${Math.round(s)} s` : s < 7200 ? `${Math.round(s / 60)} min` : s < 172800 ? `${(s / 3600).toFixed(1)} h` : `${(s / 86400).toFixed(1)} d`);
+
+/** p99 of one series' raw samples in the last `windowMs`. */
+export function recentP99(h: HistoryStore | null, metric: string, labels: Record<string, string>, windowMs: number, now = Date.now()): number | null {
+  const pts = h?.series(metric, labels, now - windowMs).map((p) => p.value).sort((a, b) => a - b) ?? [];
+  return pts.length > 0 ? percentileSorted(pts, 0.99) : null;
+}
+
+export function walDevices(latest: Latest): string[] {
+  const d = latest.get<DiskstatsObservation>("diskstats")?.observation;
+  return [...new Set(d?.roles.filter((r) => r.role === "wal").flatMap((r) => r.chain.map((c) => c.name)) ?? [])];
+}
+
+export function buildAreas(c: Config, latest: Latest, h: HistoryStore | null, agentHealth: { verdict: string; reasons: string[] }, now = Date.now()): Area[] {
+  return [disks(c, latest, h, now), fsync(c, latest, h, now), smart(latest), mounts(latest), filesystems(latest), kernel(h, now), wal(latest), competing(latest), remediation(c), agent(agentHealth)];
+}
+
+function disks(_c: Config, latest: Latest, h: HistoryStore | null, now: number): Area {
+  const d = latest.get<DiskstatsObservation>("diskstats")?.observation;
+  if (!d) return { area: "disks", verdict: "unknown", summary: "no disk samples yet (diskstats collector off or starting)", details: [] };
+  const walDevs = walDevices(latest);
+  const rows = d.devices.map((dev) => ({ dev: dev.device, wal: walDevs.includes(dev.device), util: dev.iostat?.util_pct ?? null, p99: recentP99(h, "disk_w_await_seconds", { device: dev.device }, 60_000, now) }));
+  rows.sort((a, b) => Number(b.wal) - Number(a.wal) || (b.p99 ?? 0) - (a.p99 ?? 0));
+  const verdictOf = (r: (typeof rows)[number]): AreaVerdict => ((r.p99 ?? 0) >= 0.1 ? "crit" : (r.p99 ?? 0) >= 0.02 || (r.util ?? 0) >= 90 ? "warn" : "ok");
+  const first = rows[0];
+  if (!first) return { area: "disks", verdict: "unknown", summary: "no block devices matched collectors.diskstats include/exclude", details: [] };
+  const line = (r: (typeof rows)[number]) => `${r.dev}${r.wal ? " (WAL)" : ""}: w_await p99 ${r.p99 === null ? "n/a (no writes)" : ms(r.p99)} over 1 min, %util ${r.util === null ? "n/a" : r.util.toFixed(0)}`;
+  return { area: "disks", verdict: worst(rows.map(verdictOf)), summary: line(first), details: rows.slice(1, 6).map(line) };
+}
+
+function fsync(c: Config, latest: Latest, h: HistoryStore | null, now: number): Area {
+  const f = latest.get<FsyncProbeObservation>("fsync_probe")?.observation;
+  const wal = latest.get<WalObservation>("wal")?.observation;
+  const db = wal?.database && wal.database.ok ? wal.database.p99 : null;
+  if (!f || f.probes.length === 0) return { area: "fsync", verdict: "unknown", summary: "no fsync probe results yet", details: [] };
+  const threshold = c.remediators.backup_pause.fsync_p99_threshold / 1000;
+  const slow = c.remediators.backup_pause.resume_below / 1000;
+  const details: string[] = [];
+  const verdicts: AreaVerdict[] = [];
+  let summary = "";
+  for (const p of f.probes) {
+    if (p.state === "error") {
+      const v: AreaVerdict = p.errno === "ENOENT" || p.errno === "EACCES" ? "warn" : "crit";
+      verdicts.push(v);
+      const line = `probe in ${p.dir} fails: ${p.errno}${p.errno === "ENOENT" ? " (directory missing)" : ""}`;
+      summary ||= line;
+      details.push(line);
+      continue;
+    }
+    if (p.state === "stalled") {
+      verdicts.push("crit");
+      const line = `probe in ${p.dir} stalled for ${dur(p.stalled_seconds)}`;
+      summary ||= line;
+      details.push(line);
+      continue;
+    }
+    const p99 = recentP99(h, "fsync_probe_seconds", { mountpoint: p.mountpoint }, 60_000, now) ?? p.seconds;
+    verdicts.push(p99 >= threshold ? "crit" : p99 >= slow ? "warn" : "ok");
+    const line = `fsync p99 ${ms(p99)} over 1 min on ${p.mountpoint} (last ${ms(p.seconds)})`;
+    summary ||= line;
+    details.push(line);
+  }
+  if (db !== null) {
+    verdicts.push(db >= threshold ? "crit" : db >= slow ? "warn" : "ok");
+    details.push(`database's own WAL fsync p99 ${ms(db)}`);
+  }
+  return { area: "fsync", verdict: worst(verdicts), summary, details: details.slice(1) };
+}
+
+function smart(latest: Latest): Area {
+  const s = latest.get<SmartObservation>("smart")?.observation;
+  if (!s) return { area: "smart", verdict: "unknown", summary: "no SMART results yet", details: [] };
+  if (s.smartctl_error) return { area: "smart", verdict: "unknown", summary: s.smartctl_error, details: [] };
+  const map: Record<string, AreaVerdict> = { pass: "ok", warn: "warn", fail: "crit", unknown: "unknown" };
+  const devs = s.devices;
+  if (devs.length === 0) return { area: "smart", verdict: "unknown", summary: "no devices found", details: [] };
+  const checked = devs.filter((d) => d.state === "ok" || d.state === "standby");
+  const stuck = devs.filter((d) => d.state === "unresponsive");
+  const verdicts = checked.map((d) => map[d.verdict] ?? "unknown");
+  if (stuck.length > 0) verdicts.push("crit");
+  const bad = devs.filter((d) => d.verdict === "fail" || d.verdict === "warn" || d.state === "unresponsive");
+  const line = (d: (typeof devs)[number]) => `${d.name}: ${d.state === "ok" || d.state === "standby" ? d.verdict : d.state}${d.reasons.length ? ` (${d.reasons.filter((r) => r.level !== "info").map((r) => r.message).join("; ") || d.reasons[0]?.message})` : ""}`;
+  const summary = bad.length > 0 ? line(bad[0] as (typeof devs)[number]) : checked.length > 0 ? `${checked.length} of ${devs.length} disks pass` : `${devs.length} disks, none SMART-capable here (${devs[0]?.detail ?? devs[0]?.state})`;
+  return { area: "smart", verdict: checked.length === 0 && stuck.length === 0 ? "unknown" : worst(verdicts), summary, details: devs.filter((d) => d !== bad[0]).slice(0, 8).map(line) };
+}
+
+function mounts(latest: Latest): Area {
+  const m = latest.get<MountsObservation>("mounts")?.observation;
+  if (!m) return { area: "mounts", verdict: "unknown", summary: "no mount information yet", details: [] };
+  const sev: Record<string, AreaVerdict> = { crit: "crit", warn: "warn", info: "ok" };
+  const findings = m.mounts.flatMap((x) => x.findings.map((f) => ({ ...f, mp: x.mountpoint, fs: x.fs_type })));
+  const serious = findings.filter((f) => f.severity !== "info");
+  const roles = (x: MountsObservation["mounts"][number]) => x.paths.map((p) => p.role).join("+");
+  const summary = serious.length > 0 ? `${serious[0]?.mp}: ${serious[0]?.option} (${serious[0]?.reason})` : m.mounts.map((x) => `${x.mountpoint} ${x.fs_type} (${roles(x)}) ok`).join(", ");
+  return { area: "mounts", verdict: worst(findings.map((f) => sev[f.severity] ?? "ok")), summary, details: serious.slice(1).map((f) => `${f.mp}: ${f.option}: ${f.reason}`) };
+}
+
+function filesystems(latest: Latest): Area {
+  const m = latest.get<MountsObservation>("mounts")?.observation;
+  if (!m) return { area: "filesystems", verdict: "unknown", summary: "no filesystem information yet", details: [] };
+  const rows = m.mounts.filter((x) => x.space).map((x) => ({ mp: x.mountpoint, used: x.space?.used_ratio ?? 0, full: x.full_in_seconds ?? Infinity, avail: x.space?.avail_bytes ?? 0 }));
+  const v = (r: (typeof rows)[number]): AreaVerdict => (r.used >= 0.95 || r.full < 3600 ? "crit" : r.used >= 0.85 || r.full < 86_400 ? "warn" : "ok");
+  rows.sort((a, b) => RANK[v(b)] - RANK[v(a)] || b.used - a.used);
+  const line = (r: (typeof rows)[number]) => `${r.mp} ${pct(r.used)} used, ${mib(r.avail)} free, full in ${dur(r.full)}`;
+  const first = rows[0];
+  return first ? { area: "filesystems", verdict: worst(rows.map(v)), summary: line(first), details: rows.slice(1).map(line) } : { area: "filesystems", verdict: "unknown", summary: "statfs failed", details: [] };
+}
+
+function kernel(h: HistoryStore | null, now: number): Area {
+  if (!h) return { area: "kernel", verdict: "unknown", summary: "no history", details: [] };
+  const rows = h.database
+    .prepare("SELECT subject, kind, max(severity) AS sev, count(*) AS n, max(ts) AS last FROM events WHERE class = 'kernel' AND ts >= ? AND kind != 'kernel_log.lost' GROUP BY subject, kind ORDER BY n DESC LIMIT 20")
+    .all(now - 86_400_000) as Array<{ subject: string | null; kind: string; sev: string; n: number; last: number }>;
+  const summed = h.database.prepare("SELECT coalesce(sum(json_extract(data, '$.suppressed_in_history')), 0) FROM events WHERE class = 'kernel' AND ts >= ?").pluck().get(now - 86_400_000) as number;
+  if (rows.length === 0) return { area: "kernel", verdict: "ok", summary: "no storage errors in the kernel log in the last 24 h", details: [] };
+  const total = rows.reduce((a, r) => a + r.n, 0) + summed;
+  const crit = rows.some((r) => r.sev === "crit");
+  const first = rows[0];
+  return {
+    area: "kernel",
+    verdict: crit ? "crit" : "warn",
+    summary: `${total} storage errors in 24 h; most: ${first?.n} ${first?.kind} on ${first?.subject ?? "?"} (last ${new Date(first?.last ?? 0).toISOString().slice(11, 19)} UTC)`,
+    details: rows.slice(1, 8).map((r) => `${r.n} ${r.kind} on ${r.subject ?? "?"}`),
+  };
+}
+
+function wal(latest: Latest): Area {
+  const w = latest.get<WalObservation>("wal")?.observation;
+  if (!w) return { area: "wal", verdict: "unknown", summary: "no WAL inventory yet", details: [] };
+  const critKinds = new Set(["stalled", "dir_missing", "gap", "corrupt_gz", "verify_failed"]);
+  const infoKinds = new Set(["symlink", "db_metrics_unreachable"]);
+  const verdict = w.findings.some((f) => critKinds.has(f.kind)) ? "crit" : w.findings.some((f) => !infoKinds.has(f.kind)) ? "warn" : "ok";
+  const s = w.segments;
+  const count = `${s.active.count + s.sealed.count} segments (${mib(s.active.bytes + s.sealed.bytes)}), ${s.compressed.count} compressed`;
+  const last = w.active ? `, last write ${dur(w.active.write_age_seconds)} ago` : "";
+  const first = w.findings[0];
+  return { area: "wal", verdict, summary: first ? `${first.message}${first.files.length ? `: ${first.files.slice(0, 3).join(", ")}` : ""}` : `${count}${last}`, details: [...(first ? [`${count}${last}`] : []), ...w.findings.slice(1).map((f) => f.message)] };
+}
+
+function competing(latest: Latest): Area {
+  const p = latest.get<ProcioObservation>("procio")?.observation;
+  if (!p || p.interval_seconds === null) return { area: "competing_io", verdict: "unknown", summary: "no I/O attribution yet", details: [] };
+  const rows = [...p.top.filter((r) => !r.kthread), ...p.top.filter((r) => r.kthread)];
+  const top = rows[0];
+  const line = (r: ProcioObservation["top"][number]) => `${r.comm}[${r.pid}]${r.unit ? ` (${r.unit})` : ""}${r.kthread ? " (kernel thread)" : ""} writes ${mib(r.write_bps)}/s, reads ${mib(r.read_bps)}/s`;
+  return { area: "competing_io", verdict: "ok", summary: top ? `top: ${line(top)}` : "no process is doing storage I/O", details: [...rows.slice(1, 5).map(line), ...(p.unreadable > 0 ? [`${p.unreadable} processes not readable (capabilities)`] : [])] };
+}
+
+function remediation(c: Config): Area {
+  const modes = `wal_compress ${c.remediators.wal_compress.mode}, backup_pause ${c.remediators.backup_pause.mode}`;
+  return { area: "remediation", verdict: "ok", summary: `no remediation has acted (${modes}; the remediators are not built yet)`, details: [] };
+}
+
+function agent(health: { verdict: string; reasons: string[] }): Area {
+  const v: AreaVerdict = health.verdict === "healthy" ? "ok" : health.verdict === "degraded" ? "warn" : "crit";
+  return { area: "agent", verdict: v, summary: health.reasons[0] ?? "all collectors running, history written", details: health.reasons.slice(1) };
+}

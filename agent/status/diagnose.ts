@@ -1,0 +1,136 @@
+// agentctl diagnose: the node-local steps of the StemeDB runbooks, in runbook order, each with
+// its evidence and the action taken by the agent or suggested to the operator.
+import type { DiskstatsObservation } from "../../collectors/diskstats/collector.js";
+import type { FsyncProbeObservation } from "../../collectors/fsync_probe/collector.js";
+import type { MountsObservation } from "../../collectors/mounts/collector.js";
+import type { ProcioObservation } from "../../collectors/procio/collector.js";
+import type { SmartObservation } from "../../collectors/smart/collector.js";
+import type { WalObservation } from "../../collectors/wal/collector.js";
+import type { Config } from "../config/schema.js";
+import type { HistoryStore } from "../history/store.js";
+import { type AreaVerdict, dur, type Latest, mib, ms, pct, recentP99, walDevices, worst } from "./areas.js";
+
+export interface Step {
+  readonly runbook: "slow-wal-fsync" | "wal-fsync-failure" | "storage-errors" | "disk-full";
+  readonly step: string;
+  readonly verdict: AreaVerdict;
+  readonly evidence: string;
+  /** What the agent did, or what the operator should do; null when nothing is needed. */
+  readonly action: string | null;
+}
+
+export interface Diagnosis {
+  readonly verdict: AreaVerdict;
+  readonly steps: Step[];
+}
+
+export function diagnose(c: Config, latest: Latest, h: HistoryStore | null, now = Date.now()): Diagnosis {
+  const steps: Step[] = [];
+  const add = (s: Step) => steps.push(s);
+  const probe = latest.get<FsyncProbeObservation>("fsync_probe")?.observation;
+  const disk = latest.get<DiskstatsObservation>("diskstats")?.observation;
+  const proc = latest.get<ProcioObservation>("procio")?.observation;
+  const wal = latest.get<WalObservation>("wal")?.observation;
+  const mounts = latest.get<MountsObservation>("mounts")?.observation;
+  const smart = latest.get<SmartObservation>("smart")?.observation;
+  const threshold = c.remediators.backup_pause.fsync_p99_threshold / 1000;
+  const walDev = walDevices(latest);
+
+  // ---- slow WAL fsync: 1 fsync latency, 2 iostat, 3 iotop, 4 write cache, 5 raw fsync test
+  const okProbes = probe?.probes.filter((p) => p.state === "ok") ?? [];
+  const p99s = okProbes.map((p) => ({ mp: p.mountpoint, v: recentP99(h, "fsync_probe_seconds", { mountpoint: p.mountpoint }, 10 * 60_000, now) ?? p.seconds }));
+  const worstP99 = p99s.reduce((a, b) => (b.v > a.v ? b : a), { mp: "", v: 0 });
+  const db = wal?.database && wal.database.ok ? wal.database.p99 : null;
+  const slow = worstP99.v >= threshold || (db ?? 0) >= threshold;
+  add({
+    runbook: "slow-wal-fsync", step: "1. WAL fsync latency",
+    verdict: p99s.length === 0 && db === null ? "unknown" : slow ? "crit" : worstP99.v >= threshold / 2 ? "warn" : "ok",
+    evidence: p99s.length === 0 && db === null ? "no fsync measurements (probe failing or not started; see WAL fsync failure below)" : `agent probe p99 ${ms(worstP99.v)} over 10 min on ${worstP99.mp}${db !== null ? `; database's own p99 ${ms(db)}` : ""} (threshold ${ms(threshold)})`,
+    action: slow ? "continue with the steps below to find the cause" : null,
+  });
+  const devRows = (disk?.devices ?? []).filter((d) => walDev.length === 0 || walDev.includes(d.device));
+  const dv = devRows.map((d) => ({ d: d.device, w: recentP99(h, "disk_w_await_seconds", { device: d.device }, 10 * 60_000, now), f: recentP99(h, "disk_f_await_seconds", { device: d.device }, 10 * 60_000, now), util: d.iostat?.util_pct ?? null, aqu: d.iostat?.aqu_sz ?? null }));
+  add({
+    runbook: "slow-wal-fsync", step: "2. iostat -x on the WAL device",
+    verdict: dv.length === 0 ? "unknown" : worst(dv.map((x) => ((x.w ?? 0) >= 0.1 || (x.f ?? 0) >= 0.1 ? "crit" : (x.util ?? 0) >= 90 || (x.w ?? 0) >= 0.02 ? "warn" : "ok"))),
+    evidence: dv.length === 0 ? "no WAL device samples" : dv.map((x) => `${x.d}: w_await p99 ${x.w === null ? "n/a" : ms(x.w)}, f_await p99 ${x.f === null ? "n/a" : ms(x.f)}, %util ${x.util?.toFixed(0) ?? "n/a"}, aqu-sz ${x.aqu?.toFixed(2) ?? "n/a"} (10 min)`).join("; "),
+    action: dv.some((x) => (x.util ?? 0) >= 90) ? "the device is saturated: find who else writes (next step)" : null,
+  });
+  // User processes first: kernel threads (writeback, loop) do someone else's I/O and cannot be paused.
+  const others = proc?.top.filter((r) => r.comm !== "stemedb" && !r.comm.startsWith("stemedb-")) ?? [];
+  const top = [...others.filter((r) => !r.kthread), ...others.filter((r) => r.kthread)];
+  const backups = new Set(c.remediators.backup_pause.units);
+  const heavy = top.filter((r) => !r.kthread && r.write_bps + r.read_bps > 10 * 1024 * 1024);
+  add({
+    runbook: "slow-wal-fsync", step: "3. iotop: competing I/O",
+    verdict: !proc ? "unknown" : slow && heavy.length > 0 ? "warn" : "ok",
+    evidence: top.length === 0 ? "no other process is doing storage I/O right now" : top.slice(0, 3).map((r) => `${r.comm}[${r.pid}]${r.unit ? ` (${r.unit})` : ""}${r.kthread ? " (kernel thread)" : ""} writes ${mib(r.write_bps)}/s, reads ${mib(r.read_bps)}/s`).join("; "),
+    action: slow && heavy.some((r) => r.unit && backups.has(r.unit)) ? `a listed backup unit competes for the disk: pause it (systemctl stop ${heavy.find((r) => r.unit && backups.has(r.unit))?.unit}; the backup_pause remediator will do this once built)` : slow && heavy.length > 0 ? `${heavy[0]?.comm} competes for the disk; it is not a listed backup unit, so the agent will not touch it` : null,
+  });
+  const info = disk?.roles.filter((r) => r.role === "wal").flatMap((r) => r.chain) ?? [];
+  const wc = info.filter((d) => d.writeCache !== null);
+  add({
+    runbook: "slow-wal-fsync", step: "4. write cache",
+    verdict: wc.length === 0 ? "unknown" : "ok",
+    evidence: wc.length === 0 ? "write cache mode not known for the WAL device" : wc.map((d) => `${d.name}: ${d.writeCache}${d.rotational ? ", rotational" : ""}`).join("; "),
+    action: wc.some((d) => d.writeCache === "write back") && slow ? "write-back cache: each fsync flushes it; check the controller's cache battery/BBU or power-loss protection" : null,
+  });
+  add({
+    runbook: "slow-wal-fsync", step: "5. raw fsync test",
+    verdict: okProbes.length === 0 ? "unknown" : slow ? "crit" : "ok",
+    evidence: okProbes.length === 0 ? "the probe has no result" : okProbes.map((p) => `last probe on ${p.mountpoint}: ${ms(p.seconds)}`).join("; "),
+    action: null,
+  });
+
+  // ---- WAL fsync failure: probe errors, read-only, kernel errors on the WAL device
+  const failing = probe?.probes.filter((p) => p.state !== "ok") ?? [];
+  add({
+    runbook: "wal-fsync-failure", step: "1. can the WAL filesystem fsync at all",
+    verdict: failing.length === 0 ? (okProbes.length > 0 ? "ok" : "unknown") : failing.some((p) => p.state === "stalled" || (p.state === "error" && !["ENOENT", "EACCES"].includes(p.errno))) ? "crit" : "warn",
+    evidence: failing.length === 0 ? "the fsync probe succeeds" : failing.map((p) => (p.state === "error" ? `${p.dir}: ${p.errno} (${p.message})` : p.state === "stalled" ? `${p.dir}: probe stuck for ${dur(p.stalled_seconds)}` : "")).join("; "),
+    action: failing.some((p) => p.state === "error" && p.errno === "EROFS") ? "the filesystem is read-only: check the kernel log below, then fsck before remounting" : failing.some((p) => p.state === "error" && p.errno === "ENOSPC") ? "the filesystem is full: see disk full" : failing.some((p) => p.state === "error" && p.errno === "ENOENT") ? `the WAL directory ${c.wal.dir} does not exist: check [wal] dir` : null,
+  });
+  const walMount = mounts?.mounts.find((m) => m.paths.some((p) => p.role === "wal"));
+  add({
+    runbook: "wal-fsync-failure", step: "2. mount | grep wal",
+    verdict: !walMount ? "unknown" : walMount.findings.some((f) => f.severity === "crit") ? "crit" : walMount.findings.some((f) => f.severity === "warn") ? "warn" : "ok",
+    evidence: walMount ? `${walMount.mountpoint} ${walMount.fs_type} on ${walMount.source} (${walMount.options.join(",")})${walMount.findings.filter((f) => f.severity !== "info").map((f) => `; ${f.option}: ${f.reason}`).join("")}` : "WAL mount not known",
+    action: walMount?.read_only ? "remounted read-only after errors: do not remount rw before checking the kernel log and SMART" : null,
+  });
+  const kern = h ? (h.database.prepare("SELECT subject, kind, count(*) AS n, max(ts) AS last, max(message) AS line FROM events WHERE class = 'kernel' AND ts >= ? AND kind != 'kernel_log.lost' GROUP BY subject, kind ORDER BY n DESC LIMIT 10").all(now - 86_400_000) as Array<{ subject: string; kind: string; n: number; last: number; line: string }>) : [];
+  const onWal = kern.filter((k) => walDev.includes(k.subject));
+  add({
+    runbook: "storage-errors", step: "1. dmesg | grep -i 'i/o error' (24 h)",
+    verdict: kern.length === 0 ? "ok" : onWal.length > 0 ? "crit" : "warn",
+    evidence: kern.length === 0 ? "no storage errors in the kernel log" : kern.slice(0, 4).map((k) => `${k.n} ${k.kind} on ${k.subject} (last ${new Date(k.last).toISOString().slice(0, 19)}Z)`).join("; "),
+    action: onWal.length > 0 ? `the WAL device ${onWal[0]?.subject} reports I/O errors: plan to move the WAL off it; check SMART (next step)` : null,
+  });
+  const sm = smart?.devices ?? [];
+  const smBad = sm.filter((d) => d.verdict === "fail" || d.verdict === "warn" || d.state === "unresponsive");
+  add({
+    runbook: "storage-errors", step: "2. smartctl -a",
+    verdict: sm.length === 0 || sm.every((d) => d.verdict === "unknown" && d.state !== "unresponsive") ? "unknown" : smBad.some((d) => d.verdict === "fail" || d.state === "unresponsive") ? "crit" : smBad.length > 0 ? "warn" : "ok",
+    evidence: sm.length === 0 ? "no SMART results" : sm.map((d) => `${d.name}: ${d.state === "ok" ? d.verdict : d.state}${d.reasons.filter((r) => r.level !== "info").length ? ` (${d.reasons.filter((r) => r.level !== "info").map((r) => r.message).join("; ")})` : ""}`).join("; "),
+    action: smBad.some((d) => d.verdict === "fail") ? "replace the failing disk" : smBad.length > 0 ? "schedule replacement of the degraded disk; watch its counters (agentctl events --class smart)" : null,
+  });
+
+  // ---- disk full
+  const fs = walMount?.space;
+  const full = walMount?.full_in_seconds ?? Infinity;
+  add({
+    runbook: "disk-full", step: "1. df -h on the WAL filesystem",
+    verdict: !fs ? "unknown" : fs.used_ratio >= 0.95 || full < 3600 ? "crit" : fs.used_ratio >= 0.85 || full < 86_400 ? "warn" : "ok",
+    evidence: fs ? `${walMount?.mountpoint}: ${pct(fs.used_ratio)} used, ${mib(fs.avail_bytes)} free, full in ${dur(full)} at the recent rate` : "no statfs of the WAL filesystem",
+    action: null,
+  });
+  const keep = c.remediators.wal_compress.keep_uncompressed;
+  const sealed = wal?.segments.sealed;
+  const candidates = Math.max(0, (sealed?.count ?? 0) + (wal?.segments.active.count ?? 0) - keep);
+  add({
+    runbook: "disk-full", step: "2. ls wal/: what can be compressed",
+    verdict: !wal ? "unknown" : "ok",
+    evidence: wal ? `${(sealed?.count ?? 0) + wal.segments.active.count} uncompressed segments (${mib((sealed?.bytes ?? 0) + wal.segments.active.bytes)}), ${wal.segments.compressed.count} compressed; oldest ${dur(wal.oldest_age_seconds ?? 0)} old` : "no WAL inventory",
+    action: fs && (fs.used_ratio >= 0.85 || full < 86_400) && candidates > 0 ? `compress all but the newest ${keep} segments (${candidates} segments; the wal_compress remediator will do this once built): gzip $(ls -t ${c.wal.dir}/segment.*.wal | tail -n +${keep + 1})` : null,
+  });
+  return { verdict: worst(steps.map((s) => s.verdict)), steps };
+}
