@@ -67,9 +67,11 @@ test("agentctl status, text and --json, against a running agent", async (t) => {
   t.teardown(() => a.stop("SIGKILL"));
   const text = agentctl(["--socket", a.socket, "status"]);
   t.is(text.code, 0, text.stderr);
-  t.regex(text.stdout, /^stemedb-agent \d+\.\d+\.\d+: healthy$/m);
-  t.true(text.stdout.includes(`config     ${a.configFile}`));
-  t.true(text.stdout.includes(`history  ${join(a.stateDir, "history.db")}`));
+  t.regex(text.stdout, /^storage OK\s+stemedb-agent \d+\.\d+\.\d+, pid \d+, up \d+s, config /m);
+  t.true(text.stdout.includes(`config ${a.configFile}`));
+  t.regex(text.stdout, /^OK\s+agent\s+all collectors running, history written$/m);
+  const verbose = agentctl(["--socket", a.socket, "status", "-v"]);
+  t.true(verbose.stdout.includes(`history  ${join(a.stateDir, "history.db")}`));
   t.false(text.stdout.includes("\u001b["), "no colour when piped");
 
   const js = agentctl(["--socket", a.socket, "status", "--json"]);

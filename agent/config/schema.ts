@@ -135,7 +135,7 @@ export const configSchema = z
         fill_min_span: duration.prefault("10m"),
       }),
       kmsg: section({
-        ...periodic("250ms", "5s"),
+        ...periodic("500ms", "5s"),
         facilities: z.array(z.enum(["kern", "user", "mail", "daemon", "auth", "syslog", "lpr", "news", "uucp", "cron", "authpriv", "ftp", "local0", "local1", "local2", "local3", "local4", "local5", "local6", "local7"])).min(1).default(["kern"]),
       }),
       wal: section({

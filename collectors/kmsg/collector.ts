@@ -1,6 +1,6 @@
 // kmsg: follows the kernel log and counts storage faults per device and class.
 //
-// /dev/kmsg is opened O_NONBLOCK and drained on each tick (default 250 ms) until EAGAIN: no
+// /dev/kmsg is opened O_NONBLOCK and drained on each tick (default 500 ms) until EAGAIN: no
 // thread-pool thread is ever parked in a blocking read, so shutdown never waits for the kernel.
 // Only facilities from the config count (default kern: anything userspace writes into
 // /dev/kmsg has another facility and cannot fake a disk fault). The resume point (boot id,
@@ -99,6 +99,8 @@ export class KmsgCollector implements Collector<KmsgObservation> {
   }
 
   publish(o: KmsgObservation): void {
+    // Most ticks read nothing: then there is nothing to count, record or remember.
+    if (o.records === 0 && o.lost === 0) return;
     this.recordsTotal.labels(o.source).inc(o.records);
     if (o.lost > 0) this.lostTotal.inc(o.lost);
     if (o.suppressed > 0) this.suppressedTotal.inc(o.suppressed);
