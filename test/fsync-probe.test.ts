@@ -11,17 +11,12 @@ import { HistoryStore } from "../agent/history/store.js";
 import { CoreMetrics } from "../agent/metrics/registry.js";
 import { hasCommand, isRoot, tempDir } from "./helpers/agent-process.js";
 import { makeLoopFs } from "./helpers/loop.js";
-import { defaultRetention, quietLog, sleep } from "./helpers/quiet.js";
+import { defaultRetention, quietLog, sampler, sleep } from "./helpers/quiet.js";
 
 function probe(dirs: string[], extra: { deadlineMs?: number; history?: HistoryStore } = {}) {
   const registry = new Registry();
   const col = new FsyncProbeCollector({ dirs, blockSize: 4096, deadlineMs: extra.deadlineMs ?? 5000, procPath: "/proc", registry, history: extra.history ?? null, log: quietLog });
-  const signal = new AbortController().signal;
-  const once = async (): Promise<FsyncProbeObservation> => {
-    const o = await col.collect({ signal });
-    col.publish(o);
-    return o;
-  };
+  const once = sampler(col);
   return { col, registry, once };
 }
 

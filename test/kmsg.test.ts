@@ -10,7 +10,7 @@ import { CoreMetrics } from "../agent/metrics/registry.js";
 import { KmsgCollector, type KmsgObservation } from "../collectors/kmsg/collector.js";
 import { fetchText, hasCommand, isRoot, startAgent, tempDir } from "./helpers/agent-process.js";
 import { makeLoopFs } from "./helpers/loop.js";
-import { defaultRetention, quietLog, sleep } from "./helpers/quiet.js";
+import { defaultRetention, quietLog, sampler, sleep } from "./helpers/quiet.js";
 
 const DEVKMSG = "/proc/sys/kernel/printk_devkmsg";
 let previous: string | null = null;
@@ -37,12 +37,7 @@ function inject(lines: string[]): void {
 function follower(facilities: string[], history: HistoryStore | null = null) {
   const registry = new Registry();
   const col = new KmsgCollector({ kmsgPath: "/dev/kmsg", procPath: "/proc", sysPath: "/sys", facilities, registry, history, log: quietLog, once: false });
-  const signal = new AbortController().signal;
-  const once = async (): Promise<KmsgObservation> => {
-    const o = await col.collect({ signal });
-    col.publish(o);
-    return o;
-  };
+  const once = sampler(col);
   return { col, registry, once };
 }
 

@@ -11,7 +11,7 @@ import { mountFor, parseMountinfo, unescapeMountPath } from "../collectors/mount
 import { mountFindings } from "../collectors/mounts/policy.js";
 import { hasCommand, isRoot, tempDir } from "./helpers/agent-process.js";
 import { makeLoopFs } from "./helpers/loop.js";
-import { defaultRetention, quietLog, sleep } from "./helpers/quiet.js";
+import { defaultRetention, quietLog, sampler, sleep } from "./helpers/quiet.js";
 
 const MOUNTINFO = [
   "27 1 254:0 / / rw,relatime - ext4 /dev/vda rw,discard",
@@ -61,12 +61,7 @@ test("Theil-Sen ignores a one-off burst that would swing a least-squares fit", (
 function collector(paths: Array<{ path: string; role: string }>, extra: { history?: HistoryStore; minSpanMs?: number } = {}) {
   const registry = new Registry();
   const col = new MountsCollector({ paths, procPath: "/proc", fillWindowMs: 3_600_000, fillMinSpanMs: extra.minSpanMs ?? 0, registry, history: extra.history ?? null, log: quietLog });
-  const signal = new AbortController().signal;
-  const once = async (): Promise<MountsObservation> => {
-    const o = await col.collect({ signal });
-    col.publish(o);
-    return o;
-  };
+  const once = sampler(col);
   return { col, registry, once };
 }
 

@@ -3,10 +3,10 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import test from "ava";
 import { Registry } from "prom-client";
-import { ProcioCollector, type ProcioObservation } from "../collectors/procio/collector.js";
+import { ProcioCollector } from "../collectors/procio/collector.js";
 import { parseCgroupUnit, parseIoStat, parseProcIo } from "../collectors/procio/parse.js";
 import { hasCommand, tempDir } from "./helpers/agent-process.js";
-import { quietLog, sleep } from "./helpers/quiet.js";
+import { quietLog, sampler, sleep } from "./helpers/quiet.js";
 
 test("/proc/<pid>/io parses; garbage is a reason, not a throw", (t) => {
   const real = "rchar: 16777702\nwchar: 33554432\nsyscr: 20\nsyscw: 512\nread_bytes: 20979712\nwrite_bytes: 41943040\ncancelled_write_bytes: 33554432\n";
@@ -34,12 +34,7 @@ test("io.stat parses per device, with extra keys ignored and junk skipped", (t) 
 function collector(procPath: string, units: string[] = [], topK = 10) {
   const registry = new Registry();
   const col = new ProcioCollector({ procPath, units, topK, registry, history: null, log: quietLog });
-  const signal = new AbortController().signal;
-  const once = async (): Promise<ProcioObservation> => {
-    const o = await col.collect({ signal });
-    col.publish(o);
-    return o;
-  };
+  const once = sampler(col);
   return { col, registry, once };
 }
 

@@ -4,12 +4,12 @@ import test from "ava";
 import { Registry } from "prom-client";
 import { HistoryStore } from "../agent/history/store.js";
 import { CoreMetrics } from "../agent/metrics/registry.js";
-import { SmartCollector, type SmartObservation } from "../collectors/smart/collector.js";
+import { SmartCollector } from "../collectors/smart/collector.js";
 import { decodeExitStatus, parseSmart } from "../collectors/smart/parse.js";
 import { spawnSync } from "node:child_process";
 import { fetchText, hasCommand, startAgent, tempDir } from "./helpers/agent-process.js";
 import { type FakeBehaviour, fakeSmartctl, SMART_FIXTURES } from "./helpers/fake-smartctl.js";
-import { alive, defaultRetention, quietLog, sleep } from "./helpers/quiet.js";
+import { alive, defaultRetention, quietLog, sampler, sleep } from "./helpers/quiet.js";
 
 /** What each fixture's MANIFEST entry describes, as (collect state, verdict, reason codes that must be present). */
 const EXPECTED: Record<string, [string, string, string[]]> = {
@@ -47,12 +47,7 @@ function smart(dir: string, smartctl: string, devices: string[], extra: { timeou
   mkdirSync(join(sys, "block"), { recursive: true }); // no physical disks: only the listed ones
   const registry = extra.registry ?? new Registry();
   const col = new SmartCollector({ smartctl, interval: extra.interval ?? 600_000, timeout: extra.timeout ?? 10_000, devices, sysPath: sys, devPath: "/dev", waitForRuns: extra.wait ?? true, registry, history: extra.history ?? null, log: quietLog });
-  const signal = new AbortController().signal;
-  const once = async (): Promise<SmartObservation> => {
-    const o = await col.collect({ signal });
-    col.publish(o);
-    return o;
-  };
+  const once = sampler(col);
   return { col, registry, once };
 }
 

@@ -9,7 +9,7 @@ import { Registry } from "prom-client";
 import { WalCollector, type WalObservation } from "../collectors/wal/collector.js";
 import { parseDbMetrics } from "../collectors/wal/dbmetrics.js";
 import { fetchText, startAgent, tempDir } from "./helpers/agent-process.js";
-import { quietLog, sleep } from "./helpers/quiet.js";
+import { quietLog, sampler, sleep } from "./helpers/quiet.js";
 
 const seg = (i: number) => `segment.${String(i).padStart(4, "0")}.wal`;
 
@@ -28,12 +28,7 @@ function collector(dir: string, extra: Partial<{ rescanMs: number; stallAfterMs:
     verifyCommand: extra.verifyCommand ?? "", checkCompressed: true, dbMetricsUrl: extra.dbMetricsUrl ?? "", service: "stemedb-api.service",
     procPath: "/proc", watch: extra.watch ?? false, registry, history: null, log: quietLog,
   });
-  const signal = new AbortController().signal;
-  const once = async (): Promise<WalObservation> => {
-    const o = await col.collect({ signal });
-    col.publish(o);
-    return o;
-  };
+  const once = sampler(col);
   return { col, registry, once };
 }
 

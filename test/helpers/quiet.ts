@@ -1,3 +1,4 @@
+import type { Collector } from "../../collectors/types.js";
 import type { Retention } from "../../agent/history/store.js";
 import { loadConfig } from "../../agent/config/load.js";
 import { readFileSync } from "node:fs";
@@ -25,4 +26,14 @@ export function defaultRetention(): Retention {
   const r = loadConfig({ env: {}, defaultFile: "/nonexistent" });
   if (!r.ok) throw new Error(r.problems.join("\n"));
   return r.loaded.config.history;
+}
+
+/** One collector run the way the scheduler does it: collect, then publish; returns the observation. */
+export function sampler<O>(col: Collector<O>): () => Promise<O> {
+  const signal = new AbortController().signal;
+  return async () => {
+    const o = await col.collect({ signal });
+    col.publish?.(o);
+    return o;
+  };
 }
