@@ -1,13 +1,15 @@
 // The kernel log follower against the real /dev/kmsg. Needs root; userspace writes are made
 // unthrottled by setting kernel.printk_devkmsg=on for the run (restored after).
 import { execFileSync, spawnSync } from "node:child_process";
-import { closeSync, mkdirSync, openSync, readFileSync, writeFileSync, writeSync } from "node:fs";
+import { closeSync, mkdirSync, openSync, readFileSync, rmSync, symlinkSync, writeFileSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import test from "ava";
 import { Registry } from "prom-client";
 import { HistoryStore } from "../agent/history/store.js";
 import { CoreMetrics } from "../agent/metrics/registry.js";
-import { KmsgCollector, type KmsgObservation } from "../collectors/kmsg/collector.js";
+import { classify } from "../collectors/kmsg/classify.js";
+import { KmsgCollector, type KmsgObservation, parseJournalLine } from "../collectors/kmsg/collector.js";
+import { DeviceResolver } from "../collectors/kmsg/resolve.js";
 import { fetchText, hasCommand, isRoot, startAgent, tempDir } from "./helpers/agent-process.js";
 import { makeLoopFs } from "./helpers/loop.js";
 import { defaultRetention, quietLog, sampler, sleep } from "./helpers/quiet.js";
@@ -178,4 +180,47 @@ test.serial("through the running agent: a record written to /dev/kmsg is in /met
     text = (await fetchText(`${a.url}/metrics`)).text;
   }
   t.regex(text, new RegExp(`stemedb_agent_kernel_io_errors_total\\{device="${dev}",class="blk_io_error"\\} 1`), "within a second");
+});
+
+test("the device resolver maps ATA ports, SCSI addresses, dev_t numbers and partitions through sysfs (prepared tree), and caches", (t) => {
+  const { dir } = tempDir();
+  const sys = join(dir, "sys");
+  const mk = (p: string) => mkdirSync(join(sys, p), { recursive: true });
+  mk("devices/pci0/ata3/host2/target2:0:0/2:0:0:0/block/sdc/sdc1");
+  writeFileSync(join(sys, "devices/pci0/ata3/host2/target2:0:0/2:0:0:0/block/sdc/sdc1/partition"), "1\n");
+  mk("block");
+  symlinkSync(join(sys, "devices/pci0/ata3/host2/target2:0:0/2:0:0:0/block/sdc"), join(sys, "block/sdc"));
+  mk("class/block");
+  symlinkSync(join(sys, "devices/pci0/ata3/host2/target2:0:0/2:0:0:0/block/sdc/sdc1"), join(sys, "class/block/sdc1"));
+  mk("class/scsi_device/2:0:0:0/device/block/sdc");
+  mk("dev/block");
+  symlinkSync(join(sys, "devices/pci0/ata3/host2/target2:0:0/2:0:0:0/block/sdc"), join(sys, "dev/block/8:32"));
+  const r = new DeviceResolver(sys);
+  const res = (text: string) => {
+    const c = classify(text);
+    if (!c || "suppressed" in c) throw new Error(`not classified: ${text}`);
+    return r.resolve(c);
+  };
+  t.deepEqual(res("ata3.00: exception Emask 0x0 SAct 0x1 SErr 0x0 action 0x0"), { disk: "sdc", logical: "ata3.00" });
+  t.deepEqual(res("sd 2:0:0:0: rejecting I/O to offline device"), { disk: "sdc", logical: "scsi 2:0:0:0" });
+  t.deepEqual(res("device-mapper: multipath: 253:2: Failing path 8:32."), { disk: "sdc", logical: "8:32" });
+  t.deepEqual(res("Buffer I/O error on dev sdc1, logical block 7, lost sync page write"), { disk: "sdc", logical: "sdc1" });
+  t.deepEqual(res("XFS (dm-3): log I/O error -5"), { disk: "dm-3", logical: null }, "unknown to sysfs: the name as printed");
+  rmSync(join(sys, "class/scsi_device"), { recursive: true });
+  t.deepEqual(res("sd 2:0:0:0: rejecting I/O to offline device"), { disk: "sdc", logical: "scsi 2:0:0:0" }, "cached: a failing device vanishes from sysfs");
+});
+
+test("when /dev/kmsg cannot be opened the follower switches to journalctl -k -f -o json, and reads its records", async (t) => {
+  if (!hasCommand("journalctl")) return t.pass("skipped: journalctl not installed");
+  const registry = new Registry();
+  const col = new KmsgCollector({ kmsgPath: "/nonexistent/kmsg", procPath: "/proc", sysPath: "/sys", facilities: ["kern"], registry, history: null, log: quietLog, once: false });
+  t.teardown(() => col.close());
+  const o = await sampler(col)();
+  t.is(o.source, "journal");
+  t.regex(await registry.metrics(), /stemedb_agent_kernel_log_source\{source="journal"\} 1/);
+  // Journal entries as journald writes them for kernel records (no journald runs on this test machine).
+  t.deepEqual(parseJournalLine('{"__CURSOR":"s=abc;i=12","MESSAGE":"I/O error, dev sdb, sector 8 op 0x1:(WRITE) flags 0x0 phys_seg 1 prio class 2","PRIORITY":"3","SYSLOG_FACILITY":"0","_TRANSPORT":"kernel","_BOOT_ID":"5daeb7bc6bc54fdf8aa792aa8e44fe53"}'), { facility: 0, level: 3, text: "I/O error, dev sdb, sector 8 op 0x1:(WRITE) flags 0x0 phys_seg 1 prio class 2", cursor: "s=abc;i=12" });
+  t.is(parseJournalLine('{"MESSAGE":[73,47,79],"SYSLOG_FACILITY":"0","PRIORITY":"3"}')?.text, "I/O", "binary MESSAGE arrays are decoded");
+  t.like(parseJournalLine('{"MESSAGE":"testdisk: I/O error, dev sda, sector 0","SYSLOG_FACILITY":"1","PRIORITY":"3"}'), { facility: 1 }, "userspace-injected lines keep their facility, so they are filtered out");
+  t.is(parseJournalLine("not json"), null);
 });

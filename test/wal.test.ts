@@ -8,7 +8,7 @@ import test from "ava";
 import { Registry } from "prom-client";
 import { WalCollector, type WalObservation } from "../collectors/wal/collector.js";
 import { parseDbMetrics } from "../collectors/wal/dbmetrics.js";
-import { fetchText, startAgent, tempDir } from "./helpers/agent-process.js";
+import { AGENT_BIN, fetchText, hasCommand, isRoot, QUIET_COLLECTORS, startAgent, tempDir } from "./helpers/agent-process.js";
 import { quietLog, sampler, sleep } from "./helpers/quiet.js";
 
 const seg = (i: number) => `segment.${String(i).padStart(4, "0")}.wal`;
@@ -222,4 +222,30 @@ test("through the running agent: a WAL directory of a few hundred segments on /m
   t.regex(text, /stemedb_agent_wal_segments\{state="sealed"\} 298/);
   t.regex(text, /stemedb_agent_wal_segments\{state="active"\} 1/);
   t.regex(text, /stemedb_agent_wal_problems\{kind="gap"\} 1/);
+});
+
+test("permission errors: run as nobody, an unlistable WAL directory and unreadable segments are findings", (t) => {
+  if (!isRoot || !hasCommand("runuser")) return t.pass("skipped: needs root and runuser to run the agent as nobody");
+  const { dir } = tempDir();
+  chmodSync(dir, 0o755);
+  const open = join(dir, "wal-open");
+  const closed = join(dir, "wal-closed");
+  for (const d of [open, closed]) {
+    mkdirSync(d, { mode: 0o755 });
+    for (let i = 1; i <= 4; i++) writeFileSync(join(d, seg(i)), Buffer.alloc(4096), { mode: 0o644 });
+  }
+  chmodSync(join(open, seg(2)), 0o600); // nobody may not read this one
+  chmodSync(closed, 0o700); // nor list this directory
+  const run = (wal: string) => {
+    const cfg = join(dir, `agent-${wal.endsWith("open") ? "a" : "b"}.toml`);
+    writeFileSync(cfg, `[wal]\ndir = "${wal}"\n${QUIET_COLLECTORS.replace("[collectors.wal]\nenabled = false\n", "")}`);
+    chmodSync(cfg, 0o644);
+    const r = spawnSync("runuser", ["-u", "nobody", "--", process.execPath, AGENT_BIN, "--once", "--config", cfg], { encoding: "utf8", timeout: 30_000 });
+    return JSON.parse(r.stdout) as { wal: { observation: WalObservation } };
+  };
+  const a = run(open).wal.observation;
+  t.deepEqual(a.findings.filter((f) => f.kind !== "wrong_owner_or_mode").map((f) => [f.kind, f.files]), [["unreadable", [seg(2)]]]);
+  const b = run(closed).wal.observation;
+  t.deepEqual(b.findings.map((f) => f.kind), ["dir_missing"]);
+  t.regex(b.findings[0]?.message ?? "", /does not exist or cannot be listed/);
 });

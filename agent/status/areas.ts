@@ -126,7 +126,13 @@ function mounts(latest: Latest): Area {
   const serious = findings.filter((f) => f.severity !== "info");
   const roles = (x: MountsObservation["mounts"][number]) => x.paths.map((p) => p.role).join("+");
   const summary = serious.length > 0 ? `${serious[0]?.mp}: ${serious[0]?.option} (${serious[0]?.reason})` : m.mounts.map((x) => `${x.mountpoint} ${x.fs_type} (${roles(x)}) ok`).join(", ");
-  return { area: "mounts", verdict: worst(findings.map((f) => sev[f.severity] ?? "ok")), summary, details: serious.slice(1).map((f) => `${f.mp}: ${f.option}: ${f.reason}`) };
+  const base: Area = { area: "mounts", verdict: worst(findings.map((f) => sev[f.severity] ?? "ok")), summary, details: serious.slice(1).map((f) => `${f.mp}: ${f.option}: ${f.reason}`) };
+  // Read-only shows in the fsync probe (EROFS) as soon as it happens, even before the flags are re-read.
+  const erofs = latest.get<FsyncProbeObservation>("fsync_probe")?.observation.probes.find((p) => p.state === "error" && p.errno === "EROFS");
+  if (erofs && !m.mounts.some((x) => x.read_only && x.mountpoint === erofs.mountpoint)) {
+    return { ...base, verdict: "crit", summary: `${erofs.mountpoint}: read-only (the fsync probe gets EROFS)`, details: [base.summary, ...base.details] };
+  }
+  return base;
 }
 
 function filesystems(latest: Latest): Area {
