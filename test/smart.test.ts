@@ -114,6 +114,18 @@ test("a hung smartctl is killed with its process group at the timeout, marks the
   t.regex(await registry.metrics(), /stemedb_agent_smart_collect_state\{device="hang",state="unresponsive"\} 1/);
 });
 
+test("a device found without a type is polled with the type smartctl detected the first time", async (t) => {
+  const { dir } = tempDir();
+  const fake = fakeSmartctl(dir, { "/dev/sdy": "ata-hdd-healthy_wdc-wuh721818ale6l4_exporter.json" });
+  const { once, col } = smart(dir, fake.path, ["/dev/sdy"], { interval: 1 });
+  t.teardown(() => col.close());
+  await once();
+  await sleep(5);
+  await once();
+  const polls = fake.calls().filter((c) => c.endsWith("/dev/sdy"));
+  t.deepEqual(polls, ["--json=c -a -n standby /dev/sdy", "--json=c -a -n standby -d sat /dev/sdy"]);
+});
+
 test("garbage output is an error state with a clear reason, not a crash", async (t) => {
   const { dir } = tempDir();
   const fake = fakeSmartctl(dir, { "/dev/junk": "garbage" });

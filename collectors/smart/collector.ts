@@ -68,6 +68,9 @@ export interface SmartOptions {
 interface Slot {
   readonly name: string;
   readonly type: string;
+  /** The type smartctl detected on an earlier poll: passed with -d afterwards, because
+   *  autodetection itself may wake a sleeping disk before -n standby is honoured (smartctl(8)). */
+  detectedType: string | null;
   readonly label: string;
   readonly fromScan: boolean;
   nextDue: number;
@@ -170,7 +173,7 @@ export class SmartCollector implements Collector<SmartObservation> {
   private addSlot(name: string, type: string, fromScan: boolean, index: number): void {
     const key = `${name};${type}`;
     if (this.slots.has(key) || [...this.slots.values()].some((s) => s.name === name && (s.type === type || !s.type || !type))) return;
-    this.slots.set(key, { name, type, label: deviceLabel(name, type), fromScan, nextDue: this.opts.waitForRuns ? 0 : Date.now() + index * STAGGER_MS, running: null, lingeringPid: null, result: null, lastOk: null });
+    this.slots.set(key, { name, type, detectedType: null, label: deviceLabel(name, type), fromScan, nextDue: this.opts.waitForRuns ? 0 : Date.now() + index * STAGGER_MS, running: null, lingeringPid: null, result: null, lastOk: null });
   }
 
   /** smartctl --scan-open, plus the physical disks sysfs knows (smartctl's scan skips virtio and others). */
@@ -208,7 +211,8 @@ export class SmartCollector implements Collector<SmartObservation> {
 
   private async poll(s: Slot): Promise<void> {
     const t0 = performance.now();
-    const args = ["--json=c", "-a", "-n", "standby", ...(s.type ? ["-d", s.type] : []), s.name];
+    const type = s.type || s.detectedType;
+    const args = ["--json=c", "-a", "-n", "standby", ...(type ? ["-d", type] : []), s.name];
     let result: DeviceResult;
     try {
       const r = await run(this.opts.smartctl, args, { signal: AbortSignal.any([this.stop.signal, AbortSignal.timeout(this.opts.timeout)]), killGrace: 2000 });
@@ -235,6 +239,7 @@ export class SmartCollector implements Collector<SmartObservation> {
       // Asleep: keep the health it had when last awake.
       return state === "standby" && s.lastOk ? { ...s.lastOk, state, detail, exit_status: exit, exit_bits: decodeExitStatus(exit ?? 0), collected_at: base.collected_at, seconds } : base;
     }
+    if (!s.type && report.device?.type) s.detectedType = report.device.type;
     const v = judge(report);
     const result: DeviceResult = {
       device: s.label, name: s.name, type: report.device?.type ?? s.type, state, detail,
