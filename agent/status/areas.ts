@@ -107,7 +107,7 @@ function smart(latest: Latest): Area {
   if (s.smartctl_error) return { area: "smart", verdict: "unknown", summary: s.smartctl_error, details: [] };
   const map: Record<string, AreaVerdict> = { pass: "ok", warn: "warn", fail: "crit", unknown: "unknown" };
   const devs = s.devices;
-  if (devs.length === 0) return { area: "smart", verdict: "unknown", summary: "no devices found", details: [] };
+  if (devs.length === 0) return { area: "smart", verdict: "unknown", summary: "no SMART results yet (first polls running, or no disks found)", details: [] };
   const checked = devs.filter((d) => d.state === "ok" || d.state === "standby");
   const stuck = devs.filter((d) => d.state === "unresponsive");
   const verdicts = checked.map((d) => map[d.verdict] ?? "unknown");
