@@ -1,11 +1,11 @@
 // The running agent: builds collectors, schedules them, keeps history, serves /metrics and the
 // control socket, reloads on SIGHUP and shuts down cleanly. Owns time and state; collectors
 // only observe.
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { buildCollectors, type CollectorDeps, collectorFingerprints } from "../collectors/index.js";
 import type { LoadedConfig } from "./config/load.js";
 import type { Config } from "./config/schema.js";
-import { ControlServer, type RouteHandler } from "./control/server.js";
+import { BadRequest, ControlServer, type RouteHandler } from "./control/server.js";
 import { errorMessage } from "./errors.js";
 import { HistoryStore } from "./history/store.js";
 import type { Logger } from "./log.js";
@@ -17,6 +17,8 @@ import { type Area, type AreaVerdict, buildAreas, worst } from "./status/areas.j
 import { diagnose } from "./status/diagnose.js";
 import { eventsQuery, historyQuery, sinceMs, topIoQuery } from "./status/queries.js";
 import { VERSION } from "./version.js";
+import { NAME as WAL_COMPRESS, WalCompressRemediator } from "../remediators/wal_compress/remediator.js";
+import { Journal } from "../remediators/framework.js";
 
 const TICK_MS = 1000;
 /** /healthz fails when the core loop has not ticked for this long. */
@@ -67,6 +69,8 @@ export class Agent {
   private readonly history: HistoryStore;
   private metricsServer: MetricsServer | undefined;
   private control: ControlServer | undefined;
+  private admin: ControlServer | undefined;
+  private readonly walCompress: WalCompressRemediator;
   private config: Config;
   private configFile: string | null;
   private fingerprints = new Map<string, string>();
@@ -86,6 +90,7 @@ export class Agent {
     this.scheduler = new Scheduler(this.metrics, log, Math.random, (name, obs) => this.latest.set(name, { at: Date.now(), observation: obs }));
     this.self = new SelfMetrics(this.metrics.registry, this.config.host.proc_path);
     this.history = new HistoryStore({ stateDir: this.config.agent.state_dir, retention: this.config.history, log, metrics: this.metrics });
+    this.walCompress = new WalCompressRemediator(this.config, this.history, WalCompressRemediator.metrics(this.metrics.registry), log);
   }
 
   static async start(loaded: LoadedConfig, log: Logger): Promise<Agent> {
@@ -101,12 +106,23 @@ export class Agent {
 
   private async begin(): Promise<void> {
     const c = this.config;
+    // Half-done remediation work is resolved before anything else runs.
+    await this.walCompress.recoverAtStart();
     this.addCollectors(buildCollectors(this.collectorDeps()));
     this.metricsServer = await MetricsServer.start({ listen: c.agent.listen, registry: this.metrics.registry, health: () => this.health(), log: this.log });
     this.control = await ControlServer.start({
       paths: [...new Set([c.agent.control_socket, join(c.agent.state_dir, "agentctl.sock")])],
       group: c.agent.socket_group,
       routes: this.routes(),
+      log: this.log,
+    });
+    // Actions (root only): a second socket, mode 0600, next to the read-only one. Node cannot read a
+    // unix peer's credentials, so who may act is decided by who may open the socket.
+    this.admin = await ControlServer.start({
+      paths: [...new Set([join(dirname(this.control.path), "agentctl-admin.sock"), join(c.agent.state_dir, "agentctl-admin.sock")])],
+      group: c.agent.socket_group,
+      mode: 0o600,
+      routes: this.adminRoutes(),
       log: this.log,
     });
     this.scheduler.start();
@@ -143,6 +159,7 @@ export class Agent {
     this.configFile = r.loaded.file;
     this.log.level = next.agent.log_level;
     this.history.setRetention(next.history);
+    this.walCompress.setConfig(next);
     for (const key of ["state_dir", "control_socket", "socket_group"] as const) {
       if (prev.agent[key] !== next.agent[key]) this.log.warn({ key: `agent.${key}` }, "this key changes only at restart; the running value stays");
     }
@@ -182,7 +199,7 @@ export class Agent {
         this.log.warn({ collector: name, err: errorMessage(e) }, "collector close failed");
       }
     }
-    await Promise.allSettled([this.metricsServer?.close(), this.control?.close()]);
+    await Promise.allSettled([this.metricsServer?.close(), this.control?.close(), this.admin?.close(), this.walCompress.close()]);
     this.history.event({ class: "agent", kind: "agent.stopped", severity: "info", message: "stemedb-agent stopped" });
     this.history.close();
     this.self.stop();
@@ -199,7 +216,7 @@ export class Agent {
   status(): StatusReport {
     const c = this.config;
     const health = this.agentHealth();
-    const areas = buildAreas(c, this.latestView(), this.history, health);
+    const areas = buildAreas(c, this.latestView(), this.history, health, Date.now(), [this.walCompress.state()]);
     return {
       schema: 1,
       agent: {
@@ -254,6 +271,21 @@ export class Agent {
       ["GET /v1/history", (u) => historyQuery(this.history, this.config, u.searchParams.get("metric") ?? "", u.searchParams.get("device"), sinceMs(u.searchParams.get("since"), "6h"))],
       ["GET /v1/events", (u) => ({ events: eventsQuery(this.history, sinceMs(u.searchParams.get("since"), "24h"), u.searchParams.get("class"), limit(u, 200)) })],
       ["GET /v1/top-io", (u) => ({ top: topIoQuery(this.history, sinceMs(u.searchParams.get("since"), "10m"), limit(u, 20)) })],
+      ["GET /v1/remediations", () => ({ remediators: [this.walCompress.state()], journal: new Journal(this.history).recent(20) })],
+    ]);
+  }
+
+  private adminRoutes(): Map<string, RouteHandler> {
+    return new Map<string, RouteHandler>([
+      [
+        "POST /v1/remediations/reset-breaker",
+        (u) => {
+          const name = u.searchParams.get("name");
+          if (name !== WAL_COMPRESS) throw new BadRequest(`no remediator named ${JSON.stringify(name)} (known: ${WAL_COMPRESS})`);
+          this.walCompress.resetBreaker();
+          return { reset: name };
+        },
+      ],
     ]);
   }
 
@@ -277,6 +309,7 @@ export class Agent {
       this.lastFlush = now;
       this.history.flush();
     }
+    this.walCompress.tick(this.latestView());
     if (now - this.lastMaintain >= MAINTAIN_EVERY_MS || now < this.lastMaintain) {
       this.lastMaintain = now;
       this.history.maintain();

@@ -6,11 +6,11 @@ import type { StatusReport } from "../agent.js";
 import type { AreaVerdict } from "../status/areas.js";
 import type { Diagnosis } from "../status/diagnose.js";
 import type { EventRow, HistoryAnswer, TopIoRow } from "../status/queries.js";
-import { ApiError, get, socketCandidates, Unreachable } from "./client.js";
+import { adminCandidates, ApiError, get, Refused, socketCandidates, Unreachable } from "./client.js";
 import { detectStyle } from "./format.js";
 import { renderDiagnosis, renderEvents, renderHistory, renderStatus, renderTopIo } from "./render.js";
 
-export const EXIT = { ok: 0, warn: 1, crit: 2, unreachable: 3, usage: 64 } as const;
+export const EXIT = { ok: 0, warn: 1, crit: 2, unreachable: 3, usage: 64, refused: 77 } as const;
 
 const USAGE = `usage: agentctl [--socket PATH] [--config FILE] <command> [options] [--json] [--no-color]
 
@@ -21,6 +21,8 @@ commands:
                                        a metric from history, as a table with a sparkline
   events [--since 24h] [--class C]     what happened (kernel, smart, mount, wal, disk, agent)
   top-io [--since 10m]                 the recent top I/O consumers, like iotop -o
+  remediations                         modes, plans (dry-run), breakers, the journal
+  remediations reset-breaker NAME      (root) let a stopped remediator act again
 
 options:
   --socket PATH   control socket (default: from the config, else /run/stemedb-agent/agentctl.sock,
@@ -28,7 +30,7 @@ options:
   --config FILE   agent configuration to read the socket path from
   --json          machine-readable output (stable schema, see README)
 
-exit codes: 0 ok, 1 warn, 2 crit, 3 agent unreachable, 64 usage error`;
+exit codes: 0 ok, 1 warn, 2 crit, 3 agent unreachable, 64 usage error, 77 action refused (not root)`;
 
 const VERDICT_EXIT: Record<AreaVerdict, number> = { ok: EXIT.ok, unknown: EXIT.warn, warn: EXIT.warn, crit: EXIT.crit };
 
@@ -103,6 +105,32 @@ async function main(argv: string[]): Promise<number> {
         out(t, () => renderTopIo(t.top));
         return EXIT.ok;
       }
+      case "remediations": {
+        if (positionals[1] === "reset-breaker") {
+          const name = positionals[2];
+          if (!name) {
+            process.stderr.write("agentctl: reset-breaker needs a remediator name, e.g. wal_compress\n");
+            return EXIT.usage;
+          }
+          const r = (await get(adminCandidates(candidates), `/v1/remediations/reset-breaker${q({ name })}`, 5000, "POST")).body;
+          out(r, () => `circuit breaker of ${name} reset\n`);
+          return EXIT.ok;
+        }
+        const r = (await get(candidates, "/v1/remediations")).body as { remediators: Array<{ name: string; mode: string; breaker_open: boolean; busy: string | null; last_decision: string; plan: { compress: string[]; skipped: number } | null }>; journal: Array<{ id: number; remediator: string; action: string; target: string; state: string; started_at: string }> };
+        out(r, () => {
+          const lines: string[] = [];
+          for (const x of r.remediators) {
+            lines.push(`${x.name}: mode ${x.mode}${x.breaker_open ? ", CIRCUIT BREAKER OPEN" : ""}${x.busy ? `, compressing ${x.busy}` : ""}`);
+            lines.push(`  last decision: ${x.last_decision}`);
+            if (x.plan) lines.push(`  plan: ${x.plan.compress.length} to compress${x.plan.compress.length ? ` (${x.plan.compress.slice(0, 5).join(", ")}${x.plan.compress.length > 5 ? ", …" : ""})` : ""}, ${x.plan.skipped} kept`);
+          }
+          lines.push("journal (newest first):");
+          for (const j of r.journal) lines.push(`  #${j.id} ${j.started_at.slice(0, 19)} ${j.remediator} ${j.action} ${j.target}: ${j.state}`);
+          if (r.journal.length === 0) lines.push("  (empty)");
+          return `${lines.join("\n")}\n`;
+        });
+        return EXIT.ok;
+      }
       default:
         process.stderr.write(`agentctl: unknown command ${JSON.stringify(command)}\n${USAGE}\n`);
         return EXIT.usage;
@@ -114,6 +142,10 @@ async function main(argv: string[]): Promise<number> {
           "  check: is it running (systemctl status stemedb-agent)? are you root or in group stemedb-agent? is the socket elsewhere (--socket PATH)?\n",
       );
       return EXIT.unreachable;
+    }
+    if (e instanceof Refused) {
+      process.stderr.write(`agentctl: refused: ${e.message} (run as root)\n`);
+      return EXIT.refused;
     }
     if (e instanceof ApiError) {
       process.stderr.write(`agentctl: ${e.status === 400 ? "bad request" : "the agent failed"}: ${e.message}\n`);

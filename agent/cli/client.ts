@@ -1,6 +1,6 @@
 // Talking to the agent over its control socket.
 import { request } from "node:http";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { loadConfig } from "../config/load.js";
 
 export class Unreachable extends Error {
@@ -32,9 +32,14 @@ export function socketCandidates(opts: { socket?: string | undefined; config?: s
   return [...new Set([primary, join(stateDir, "agentctl.sock")])];
 }
 
-function getOnce(socketPath: string, path: string, timeoutMs: number): Promise<unknown> {
+/** The root-only socket for actions, next to each read socket. */
+export function adminCandidates(candidates: readonly string[]): string[] {
+  return candidates.map((c) => join(dirname(c), "agentctl-admin.sock"));
+}
+
+function getOnce(socketPath: string, path: string, timeoutMs: number, method = "GET"): Promise<unknown> {
   return new Promise((resolve, reject) => {
-    const req = request({ socketPath, path, method: "GET", timeout: timeoutMs }, (res) => {
+    const req = request({ socketPath, path, method, timeout: timeoutMs }, (res) => {
       const chunks: Buffer[] = [];
       res.on("data", (c: Buffer) => chunks.push(c));
       res.on("end", () => {
@@ -60,14 +65,17 @@ function getOnce(socketPath: string, path: string, timeoutMs: number): Promise<u
   });
 }
 
-export async function get(candidates: readonly string[], path: string, timeoutMs = 5000): Promise<{ body: unknown; socket: string }> {
+export class Refused extends Error {}
+
+export async function get(candidates: readonly string[], path: string, timeoutMs = 5000, method = "GET"): Promise<{ body: unknown; socket: string }> {
   const reasons: string[] = [];
   for (const socket of candidates) {
     try {
-      return { body: await getOnce(socket, path, timeoutMs), socket };
+      return { body: await getOnce(socket, path, timeoutMs, method), socket };
     } catch (e) {
       if (e instanceof ApiError) throw e;
       const code = (e as NodeJS.ErrnoException).code;
+      if (code === "EACCES" && method !== "GET") throw new Refused(`${socket}: permission denied: actions are for root only`);
       const why = code === "ENOENT" ? "no such socket" : code === "ECONNREFUSED" ? "nothing listening (stale socket)" : code === "EACCES" ? "permission denied" : (e as Error).message;
       reasons.push(`${socket}: ${why}`);
     }

@@ -155,6 +155,10 @@ export const configSchema = z
         trigger_used_percent: percent.default(80),
         level: z.number().int().min(1).max(9).default(6),
         max_bytes_per_second: size.prefault("32MiB"),
+        /** Time-to-full below this is a trigger too. */
+        full_horizon: duration.prefault("24h"),
+        /** No new segment is started while the fsync probe's recent p99 is above this. */
+        pause_fsync_above: duration.prefault("50ms"),
       }),
       backup_pause: section({
         mode: mode.default("dry-run"),

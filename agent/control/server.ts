@@ -15,6 +15,8 @@ export interface ControlServerOptions {
   /** Tried in order: the configured path, then the fallback in the state dir. */
   readonly paths: readonly string[];
   readonly group: string;
+  /** Socket file mode: 0660 (group may read) by default; 0600 for the root-only admin socket. */
+  readonly mode?: number;
   readonly routes: ReadonlyMap<string, RouteHandler>;
   readonly log: Logger;
 }
@@ -32,7 +34,7 @@ export class ControlServer {
     const failures: string[] = [];
     for (const path of opts.paths) {
       try {
-        const { groupApplied } = await listenUnix(server, path, opts.group);
+        const { groupApplied } = await listenUnix(server, path, opts.group, opts.mode ?? 0o660);
         if (failures.length > 0) opts.log.warn({ path, failures }, "control: configured socket path unusable; using the fallback");
         if (!groupApplied) opts.log.info({ path, group: opts.group }, "control: group not found or not settable; socket readable by its owner's group only");
         server.on("error", (e) => opts.log.error({ err: errorMessage(e) }, "control: server error"));

@@ -36,7 +36,7 @@ export function groupId(name: string, groupFile = "/etc/group"): number | undefi
 }
 
 /** Listens on `path`; returns whether the group could be applied. Throws with a reason otherwise. */
-export async function listenUnix(server: Server, path: string, group: string): Promise<{ groupApplied: boolean }> {
+export async function listenUnix(server: Server, path: string, group: string, mode = 0o660): Promise<{ groupApplied: boolean }> {
   if (Buffer.byteLength(path) > MAX_SOCKET_PATH) throw new Error(`socket path is longer than ${MAX_SOCKET_PATH} bytes: ${path}`);
   mkdirSync(dirname(path), { recursive: true, mode: 0o750 });
   let st;
@@ -57,7 +57,8 @@ export async function listenUnix(server: Server, path: string, group: string): P
       resolve();
     });
   });
-  chmodSync(path, 0o660);
+  chmodSync(path, mode);
+  if ((mode & 0o070) === 0) return { groupApplied: true }; // no group access wanted
   const gid = groupId(group);
   if (gid === undefined) return { groupApplied: false };
   try {

@@ -75,6 +75,25 @@ export const MIGRATIONS: readonly Migration[] = [
       `);
     },
   },
+  {
+    version: 3,
+    description: "remediation journal: a row before every action, completed after",
+    up(db) {
+      db.exec(`
+        CREATE TABLE remediation_journal (
+          id          INTEGER PRIMARY KEY,
+          remediator  TEXT NOT NULL,
+          action      TEXT NOT NULL,
+          target      TEXT NOT NULL,
+          state       TEXT NOT NULL CHECK (state IN ('started', 'done', 'failed', 'aborted', 'recovered')),
+          started_at  INTEGER NOT NULL,
+          finished_at INTEGER,
+          detail      TEXT
+        );
+        CREATE INDEX remediation_journal_state ON remediation_journal (remediator, state);
+      `);
+    },
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.reduce((v, m) => Math.max(v, m.version), 0);

@@ -45,8 +45,16 @@ export function walDevices(latest: Latest): string[] {
   return [...new Set(d?.roles.filter((r) => r.role === "wal").flatMap((r) => r.chain.map((c) => c.name)) ?? [])];
 }
 
-export function buildAreas(c: Config, latest: Latest, h: HistoryStore | null, agentHealth: { verdict: string; reasons: string[] }, now = Date.now()): Area[] {
-  return [disks(c, latest, h, now), fsync(c, latest, h, now), smart(latest), mounts(latest), filesystems(latest), kernel(h, now), wal(latest), competing(latest), remediation(c), agent(agentHealth)];
+export interface RemediatorState {
+  readonly name: string;
+  readonly mode: string;
+  readonly breaker_open: boolean;
+  readonly busy: string | null;
+  readonly last_decision: string;
+}
+
+export function buildAreas(c: Config, latest: Latest, h: HistoryStore | null, agentHealth: { verdict: string; reasons: string[] }, now = Date.now(), remediators: readonly RemediatorState[] = []): Area[] {
+  return [disks(c, latest, h, now), fsync(c, latest, h, now), smart(latest), mounts(latest), filesystems(latest), kernel(h, now), wal(latest), competing(latest), remediation(c, remediators), agent(agentHealth)];
 }
 
 function disks(_c: Config, latest: Latest, h: HistoryStore | null, now: number): Area {
@@ -186,9 +194,12 @@ function competing(latest: Latest): Area {
   return { area: "competing_io", verdict: "ok", summary: top ? `top: ${line(top)}` : "no process is doing storage I/O", details: [...rows.slice(1, 5).map(line), ...(p.unreadable > 0 ? [`${p.unreadable} processes not readable (capabilities)`] : [])] };
 }
 
-function remediation(c: Config): Area {
-  const modes = `wal_compress ${c.remediators.wal_compress.mode}, backup_pause ${c.remediators.backup_pause.mode}`;
-  return { area: "remediation", verdict: "ok", summary: `no remediation has acted (${modes}; the remediators are not built yet)`, details: [] };
+function remediation(c: Config, rs: readonly RemediatorState[]): Area {
+  const broken = rs.filter((r) => r.breaker_open);
+  if (broken.length > 0) return { area: "remediation", verdict: "warn", summary: `${broken.map((r) => r.name).join(", ")}: circuit breaker open (agentctl remediations)`, details: rs.map((r) => `${r.name} (${r.mode}): ${r.last_decision}`) };
+  const first = rs.find((r) => r.busy) ?? rs[0];
+  const line = (r: RemediatorState) => `${r.name} (${r.mode}): ${r.busy ? `compressing ${r.busy}` : r.last_decision}`;
+  return { area: "remediation", verdict: "ok", summary: first ? line(first) : `none (backup_pause ${c.remediators.backup_pause.mode}: not built yet)`, details: rs.filter((r) => r !== first).map(line) };
 }
 
 function agent(health: { verdict: string; reasons: string[] }): Area {

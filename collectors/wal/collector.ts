@@ -17,12 +17,12 @@ import { NS } from "../../agent/metrics/registry.js";
 import { estimateFill } from "../mounts/fill.js";
 import type { CollectContext, Collector } from "../types.js";
 import { type DbWalMetrics, parseDbMetrics } from "./dbmetrics.js";
-import { analyse, type DirEntry, type FindingKind, type Inventory, patternRegex, type SegmentState, type WalFinding } from "./inventory.js";
+import { analyse, type FindingKind, type Inventory, type SegmentState, type WalFinding } from "./inventory.js";
+import { listSegments } from "./list.js";
 
 const execFileAsync = promisify(execFile);
 const STATES: readonly SegmentState[] = ["active", "sealed", "compressed"];
 const KINDS: readonly FindingKind[] = ["gap", "plain_and_compressed", "zero_length", "truncated", "wrong_owner_or_mode", "unreadable", "corrupt_gz", "symlink", "not_regular", "stalled", "dir_missing", "verify_failed", "filesystem_filling", "db_metrics_unreachable"];
-const YIELD_EVERY = 2000;
 
 export interface WalObservation {
   readonly dir: string;
@@ -107,7 +107,7 @@ export class WalCollector implements Collector<WalObservation> {
       this.dirty = false;
       this.lastScan = now;
       scanned = true;
-      const entries = await this.list(signal);
+      const entries = await listSegments(this.opts.dir, this.opts.pattern, signal);
       this.dirMissing = entries === null;
       this.inventory = analyse(entries ?? [], this.opts.pattern, this.opts.expectedSegmentSize);
       this.noteRotation(this.inventory, now);
@@ -208,33 +208,6 @@ export class WalCollector implements Collector<WalObservation> {
     this.watcher = watch(this.opts.dir, { depth: 0, followSymlinks: false, ignoreInitial: true, persistent: false });
     this.watcher.on("all", () => (this.dirty = true));
     this.watcher.on("error", (e) => this.opts.log.debug({ err: (e as Error).message }, "wal: watcher error (the periodic rescan still runs)"));
-  }
-
-  /** Candidates only (names matching the pattern) are lstat'ed; null when the directory cannot be listed. */
-  private async list(signal: AbortSignal): Promise<DirEntry[] | null> {
-    let names: string[];
-    try {
-      names = readdirSync(this.opts.dir);
-    } catch {
-      return null;
-    }
-    const re = patternRegex(this.opts.pattern);
-    const out: DirEntry[] = [];
-    let n = 0;
-    for (const name of names) {
-      if (!re.plain.test(name) && !re.gz.test(name)) continue;
-      if (++n % YIELD_EVERY === 0) {
-        await new Promise<void>((r) => setImmediate(r));
-        if (signal.aborted) throw signal.reason as Error;
-      }
-      try {
-        const st = lstatSync(join(this.opts.dir, name));
-        out.push({ name, type: st.isSymbolicLink() ? "symlink" : st.isFile() ? "file" : st.isDirectory() ? "dir" : "other", size: st.size, mtimeMs: st.mtimeMs, mode: st.mode, uid: st.uid, gid: st.gid });
-      } catch {
-        // removed between readdir and lstat: the next scan sees the truth
-      }
-    }
-    return out;
   }
 
   private firstSeen: number | null = null;

@@ -1,0 +1,301 @@
+// wal_compress: frees WAL space the way the storage-errors runbook does by hand
+// (gzip all but the newest 20 sealed segments), one segment at a time, crash-safe.
+// Triggers: the WAL filesystem above trigger_used_percent, time-to-full below full_horizon, or
+// sealed segments older than min_age. Never while the fsync probe says the WAL is slow.
+import { readdirSync, readlinkSync } from "node:fs";
+import { statfs } from "node:fs/promises";
+import { join } from "node:path";
+import { Worker } from "node:worker_threads";
+import { execFile } from "node:child_process";
+import type { Registry } from "prom-client";
+import type { FsyncProbeObservation } from "../../collectors/fsync_probe/collector.js";
+import { analyse, patternRegex } from "../../collectors/wal/inventory.js";
+import type { WalObservation } from "../../collectors/wal/collector.js";
+import { listSegments } from "../../collectors/wal/list.js";
+import type { Config } from "../../agent/config/schema.js";
+import type { HistoryStore } from "../../agent/history/store.js";
+import type { Logger } from "../../agent/log.js";
+import { Breaker, DecisionLog, Journal, type Mode, RemediationMetrics } from "../framework.js";
+import { type Plan, planCompression } from "./plan.js";
+import { recover, TMP_SUFFIX, type RecoveryAction } from "./steps.js";
+import type { CompressJob } from "./worker.js";
+
+export const NAME = "wal_compress";
+const COOLDOWN_AFTER_FAILURE_MS = 60_000;
+
+export interface Latest {
+  get<T>(collector: string): { at: number; observation: T } | undefined;
+}
+
+export interface WalCompressState {
+  readonly name: string;
+  readonly mode: Mode;
+  readonly breaker_open: boolean;
+  readonly consecutive_failures: number;
+  readonly busy: string | null;
+  readonly last_decision: string;
+  readonly plan: { readonly compress: string[]; readonly skipped: number } | null;
+}
+
+type WorkerMsg = { step: string } | { result: { segment: string; bytes: number; compressedBytes: number; sha256: string } } | { error: string; code: string };
+
+export class WalCompressRemediator {
+  private readonly breaker = new Breaker(3);
+  private readonly decisions: DecisionLog;
+  private readonly journal: Journal | null;
+  private worker: Worker | null = null;
+  private busy: string | null = null;
+  private cooldownUntil = 0;
+  private lastDecision = "not evaluated yet";
+  private lastPlan: Plan | null = null;
+  private lastPlanAt = 0;
+
+  constructor(
+    private config: Config,
+    history: HistoryStore | null,
+    private readonly metrics: RemediationMetrics,
+    private readonly log: Logger,
+  ) {
+    this.decisions = new DecisionLog(NAME, history, log);
+    this.journal = history ? new Journal(history) : null;
+    metrics.setMode(NAME, this.mode);
+    metrics.setBreaker(NAME, false);
+  }
+
+  static metrics(registry: Registry): RemediationMetrics {
+    return new RemediationMetrics(registry);
+  }
+
+  get mode(): Mode {
+    return this.config.remediators.wal_compress.mode;
+  }
+
+  setConfig(c: Config): void {
+    this.config = c;
+    this.metrics.setMode(NAME, this.mode);
+  }
+
+  resetBreaker(): void {
+    this.breaker.reset();
+    this.metrics.setBreaker(NAME, false);
+    this.decisions.note("breaker_reset", "info", "circuit breaker reset by an operator", undefined, true);
+  }
+
+  state(): WalCompressState {
+    return {
+      name: NAME, mode: this.mode, breaker_open: this.breaker.open, consecutive_failures: this.breaker.consecutiveFailures, busy: this.busy, last_decision: this.lastDecision,
+      plan: this.lastPlan ? { compress: this.lastPlan.compress.map((s) => s.name), skipped: this.lastPlan.skipped.length } : null,
+    };
+  }
+
+  /**
+   * At start: our own interrupted work (journal rows still 'started') and leftovers on disk
+   * (X.gz.tmp, X with X.gz) are resolved by verification. Only when on, or when the journal
+   * says the work was ours: in off/dry-run an operator's own files are left alone.
+   */
+  async recoverAtStart(): Promise<RecoveryAction[]> {
+    const unfinished = this.journal?.unfinished(NAME) ?? [];
+    if (this.mode !== "on" && unfinished.length === 0) return [];
+    const dir = this.config.wal.dir;
+    const re = patternRegex(this.config.wal.segment_pattern);
+    let names: string[];
+    try {
+      names = readdirSync(dir);
+    } catch {
+      return [];
+    }
+    const set = new Set(names);
+    const tmps = names.filter((n) => n.endsWith(TMP_SUFFIX) && re.plain.test(n.slice(0, -TMP_SUFFIX.length)));
+    const pairs = names.filter((n) => re.plain.test(n) && set.has(`${n}.gz`));
+    const actions = await recover(dir, pairs, tmps);
+    for (const row of unfinished) this.journal?.finish(row.id, "recovered", { actions: actions.filter((a) => a.file.startsWith(row.target)) });
+    for (const a of actions) {
+      this.decisions.note("recovered", a.kind === "moved_aside_unverifiable_gz" ? "crit" : "info", a.kind === "removed_tmp" ? `removed an unfinished ${a.file} (the segment itself was never touched)` : a.kind === "removed_plain_after_verify" ? `${a.file}: the compressed copy verified; removed the plain one` : `${a.file} did not verify against its segment: moved aside to ${a.to}, segment kept`, a, true);
+    }
+    return actions;
+  }
+
+  /** Called by the core loop every second; never blocks: compression runs in a worker thread. */
+  tick(latest: Latest): void {
+    this.latest = latest;
+    if (this.busy !== null || this.mode === "off") return;
+    void this.evaluate(latest).catch((e: Error) => this.log.error({ err: e.message }, "wal_compress: evaluation failed"));
+  }
+
+  private evaluating = false;
+  private latest: Latest | null = null;
+
+  private async evaluate(latest: Latest): Promise<void> {
+    if (this.evaluating) return;
+    this.evaluating = true;
+    try {
+      await this.evaluateOnce(latest);
+    } finally {
+      this.evaluating = false;
+    }
+  }
+
+  private skip(reason: string, kind = "skipped"): void {
+    this.lastDecision = `skipped: ${reason}`;
+    this.metrics.actions.labels(NAME, "skipped").inc(0);
+    this.decisions.note(kind, "info", `not compressing: ${reason}`);
+  }
+
+  private async evaluateOnce(latest: Latest): Promise<void> {
+    const c = this.config.remediators.wal_compress;
+    const now = Date.now();
+    if (this.breaker.open) return this.skip(`circuit breaker open since ${new Date(this.breaker.since ?? 0).toISOString()} after repeated failures (agentctl remediations reset-breaker ${NAME})`, "breaker_open");
+    if (now < this.cooldownUntil) return this.skip(`cooling down after a failure until ${new Date(this.cooldownUntil).toISOString()}`);
+    const probe = latest.get<FsyncProbeObservation>("fsync_probe")?.observation.probes.find((p) => p.state === "ok" || p.state === "stalled");
+    if (probe && (probe.state === "stalled" || probe.seconds * 1000 >= c.pause_fsync_above)) return this.skip(`WAL fsync is slow (${probe.state === "stalled" ? "probe stalled" : `${(probe.seconds * 1000).toFixed(1)} ms`}); compressing would make it worse`, "paused");
+    // Triggers.
+    let used = 0;
+    try {
+      const st = await statfs(this.config.wal.dir);
+      used = st.blocks > 0 ? (st.blocks - st.bavail) / st.blocks : 0;
+    } catch {
+      return this.skip(`cannot statfs ${this.config.wal.dir}`);
+    }
+    const fullIn = latest.get<WalObservation>("wal")?.observation.filesystem?.full_in_seconds ?? Infinity;
+    const entries = await listSegments(this.config.wal.dir, this.config.wal.segment_pattern);
+    if (entries === null) return this.skip(`cannot list ${this.config.wal.dir}`);
+    const inv = analyse(entries, this.config.wal.segment_pattern, 0);
+    const open = await openSegments(this.config.wal.dir);
+    const plan = planCompression({ segments: inv.segments, keep: c.keep_uncompressed, minAgeMs: c.min_age, now, open });
+    this.lastPlan = plan;
+    const triggers: string[] = [];
+    if (used * 100 >= c.trigger_used_percent) triggers.push(`filesystem ${(used * 100).toFixed(1)}% used (>= ${c.trigger_used_percent}%)`);
+    if (fullIn * 1000 < c.full_horizon) triggers.push(`full in ${(fullIn / 3600).toFixed(1)} h`);
+    if (plan.compress.length > 0) triggers.push(`${plan.compress.length} sealed segments older than min_age beyond the newest ${c.keep_uncompressed}`);
+    if (plan.compress.length === 0) return this.skip(`nothing to compress (${plan.skipped.length} segments kept: newest ${c.keep_uncompressed}, active, open or younger than min_age)`);
+    const first = plan.compress[0];
+    if (!first) return;
+    const summary = `${plan.compress.length} segments (${plan.compress.slice(0, 3).map((s) => s.name).join(", ")}${plan.compress.length > 3 ? ", …" : ""}); trigger: ${triggers.join("; ")}`;
+    if (this.mode === "dry-run") {
+      this.lastDecision = `dry-run: would compress ${summary}`;
+      if (now - this.lastPlanAt > 60_000) {
+        this.lastPlanAt = now;
+        this.metrics.actions.labels(NAME, "planned").inc();
+      }
+      this.decisions.note("plan", "info", `dry-run: would compress ${summary}`, { compress: plan.compress.map((s) => s.name), skipped: plan.skipped });
+      return;
+    }
+    await this.compress(first.name, summary);
+  }
+
+  private async compress(name: string, why: string): Promise<void> {
+    const c = this.config.remediators.wal_compress;
+    const path = join(this.config.wal.dir, name);
+    // Re-checked right before acting: nobody may have it open.
+    if ((await openSegments(this.config.wal.dir)).has(name)) return this.skip(`${name} was opened by a process`);
+    this.busy = name;
+    this.lastDecision = `compressing ${name}`;
+    const id = this.journal?.begin(NAME, "compress", name, { why, level: c.level }) ?? -1;
+    this.decisions.note("started", "info", `compressing ${name}: ${why}`, undefined, true);
+    const w = this.ensureWorker();
+    const job: CompressJob = { path, level: c.level, bytesPerSecond: c.max_bytes_per_second };
+    const outcome = await new Promise<WorkerMsg>((resolve) => {
+      const onMsg = (m: WorkerMsg) => {
+        if ("step" in m) {
+          this.log.debug({ segment: name, step: m.step }, "wal_compress step");
+          return;
+        }
+        w.off("message", onMsg);
+        w.off("error", onErr);
+        resolve(m);
+      };
+      const onErr = (e: Error) => {
+        w.off("message", onMsg);
+        this.worker = null;
+        resolve({ error: e.message, code: "EWORKER" });
+      };
+      w.on("message", onMsg);
+      w.once("error", onErr);
+      w.postMessage(job);
+    });
+    this.busy = null;
+    if ("result" in outcome) {
+      const r = outcome.result;
+      this.journal?.finish(id, "done", r);
+      this.breaker.succeeded();
+      this.metrics.actions.labels(NAME, "done").inc();
+      this.lastDecision = `compressed ${name}: ${r.bytes} -> ${r.compressedBytes} bytes`;
+      this.decisions.note("done", "info", `compressed ${name}: ${r.bytes} -> ${r.compressedBytes} bytes (sha256 verified)`, r, true);
+      // Straight on to the next segment (each one re-checks every condition), not a tick later.
+      setImmediate(() => this.latest && this.tick(this.latest));
+      return;
+    }
+    if ("error" in outcome) {
+      const aborted = outcome.code === "SegmentChanged";
+      this.journal?.finish(id, aborted ? "aborted" : "failed", { error: outcome.error, code: outcome.code });
+      this.metrics.actions.labels(NAME, aborted ? "aborted" : "failed").inc();
+      this.lastDecision = `${aborted ? "aborted" : "failed"} on ${name}: ${outcome.error}`;
+      this.decisions.note(aborted ? "aborted" : "failed", "warn", `${aborted ? "aborted" : "failed"} compressing ${name}: ${outcome.error} (the segment is untouched)`, outcome, true);
+      if (!aborted) {
+        this.cooldownUntil = Date.now() + COOLDOWN_AFTER_FAILURE_MS;
+        if (this.breaker.failed()) {
+          this.metrics.setBreaker(NAME, true);
+          this.decisions.note("breaker_open", "crit", `circuit breaker opened after ${this.breaker.consecutiveFailures} failures; no more compression until an operator resets it`, undefined, true);
+        }
+      }
+    }
+  }
+
+  private ensureWorker(): Worker {
+    if (this.worker) return this.worker;
+    const before = taskIds();
+    const w = new Worker(new URL("./worker.js", import.meta.url));
+    w.unref();
+    this.worker = w;
+    // Idle I/O class for the compressing thread only (ioprio is per thread): the probe and
+    // history keep their normal priority. Best effort: ionice may be missing or refused.
+    setTimeout(() => {
+      for (const tid of taskIds()) if (!before.has(tid)) execFile("ionice", ["-c", "3", "-p", String(tid)], () => undefined);
+    }, 200).unref();
+    return w;
+  }
+
+  async close(): Promise<void> {
+    await this.worker?.terminate();
+    this.worker = null;
+  }
+}
+
+function taskIds(): Set<string> {
+  try {
+    return new Set(readdirSync("/proc/self/task"));
+  } catch {
+    return new Set();
+  }
+}
+
+/** Segment names in `dir` that some process holds open (from /proc/<pid>/fd). */
+export async function openSegments(dir: string, procPath = "/proc"): Promise<Set<string>> {
+  const out = new Set<string>();
+  const prefix = dir.endsWith("/") ? dir : `${dir}/`;
+  let pids: string[];
+  try {
+    pids = readdirSync(procPath).filter((p) => /^\d+$/.test(p));
+  } catch {
+    return out;
+  }
+  let n = 0;
+  for (const pid of pids) {
+    if (++n % 64 === 0) await new Promise<void>((r) => setImmediate(r));
+    let fds: string[];
+    try {
+      fds = readdirSync(`${procPath}/${pid}/fd`);
+    } catch {
+      continue;
+    }
+    for (const fd of fds) {
+      try {
+        const target = readlinkSync(`${procPath}/${pid}/fd/${fd}`);
+        if (target.startsWith(prefix) && !target.slice(prefix.length).includes("/")) out.add(target.slice(prefix.length));
+      } catch {
+        // closed meanwhile
+      }
+    }
+  }
+  return out;
+}
