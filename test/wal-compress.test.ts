@@ -1,0 +1,152 @@
+import { execFileSync, spawnSync } from "node:child_process";
+import { appendFileSync, chmodSync, closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, statSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { gzipSync } from "node:zlib";
+import test from "ava";
+import { compressSegment, recover, SegmentChanged } from "../remediators/wal_compress/steps.js";
+import { planCompression } from "../remediators/wal_compress/plan.js";
+import { openSegments } from "../remediators/wal_compress/remediator.js";
+import { analyse } from "../collectors/wal/inventory.js";
+import { listSegments } from "../collectors/wal/list.js";
+import { AGENTCTL_BIN, agentctl, hasCommand, isRoot, QUIET_COLLECTORS, startAgent, tempDir } from "./helpers/agent-process.js";
+import { sleep } from "./helpers/quiet.js";
+
+const seg = (i: number) => `segment.${i}.wal`;
+
+function walDir(n: number, size = 64 * 1024, ageSeconds = 7200): string {
+  const { dir } = tempDir();
+  const wal = join(dir, "wal");
+  mkdirSync(wal);
+  const old = Date.now() / 1000 - ageSeconds;
+  for (let i = 1; i <= n; i++) {
+    writeFileSync(join(wal, seg(i)), Buffer.alloc(size, i));
+    utimesSync(join(wal, seg(i)), old + i, old + i);
+  }
+  return wal;
+}
+
+test("the dry-run plan is the runbook's 'all but the newest 20', minus open, active and young segments", async (t) => {
+  const wal = walDir(30);
+  writeFileSync(join(wal, seg(5)), Buffer.alloc(100)); // rewritten just now: younger than min_age
+  const fd = openSync(join(wal, seg(3)), "r"); // held open by a process (this one)
+  t.teardown(() => closeSync(fd));
+  const inv = analyse((await listSegments(wal, "segment.*.wal")) ?? [], "segment.*.wal", 0);
+  const plan = planCompression({ segments: inv.segments, keep: 20, minAgeMs: 3_600_000, now: Date.now(), open: await openSegments(wal) });
+  t.deepEqual(plan.compress.map((s) => s.name), [1, 2, 4, 6, 7, 8, 9, 10].map(seg));
+  const why = new Map(plan.skipped.map((s) => [s.name, s.reason]));
+  t.is(why.get(seg(30)), "active segment");
+  t.is(why.get(seg(21)), "among the newest 20");
+  t.is(why.get(seg(3)), "open by a process");
+  t.is(why.get(seg(5)), "younger than min_age");
+
+  const a = await startAgent({ extraToml: `[wal]\ndir = "${wal}"\n[remediators.wal_compress]\nmode = "dry-run"\n${QUIET_COLLECTORS}` });
+  t.teardown(() => a.stop("SIGKILL"));
+  let r: { remediators: Array<{ mode: string; last_decision: string; plan: { compress: string[] } | null }> } = { remediators: [] };
+  for (let i = 0; i < 40 && !r.remediators[0]?.plan; i++) {
+    await sleep(100);
+    r = JSON.parse(agentctl(["--socket", a.socket, "remediations", "--json"]).stdout) as typeof r;
+  }
+  t.deepEqual(r.remediators[0]?.plan?.compress, [1, 2, 4, 6, 7, 8, 9, 10].map(seg));
+  t.regex(r.remediators[0]?.last_decision ?? "", /^dry-run: would compress 8 segments/);
+  t.deepEqual(readdirSync(wal).filter((f) => f.endsWith(".gz")), [], "dry-run touches nothing");
+});
+
+test("compressing keeps owner, group, mode and mtime, and the bytes", async (t) => {
+  const wal = walDir(3);
+  const path = join(wal, seg(1));
+  chmodSync(path, 0o640);
+  if (isRoot) execFileSync("chown", ["65534:65534", path]);
+  const before = statSync(path);
+  const r = await compressSegment(path, 6, 0);
+  const after = statSync(`${path}.gz`);
+  t.false(existsSync(path));
+  t.is(after.mode & 0o7777, 0o640);
+  t.is(after.uid, before.uid);
+  t.is(after.gid, before.gid);
+  t.is(Math.round(after.mtimeMs), Math.round(before.mtimeMs));
+  t.is(r.bytes, 64 * 1024);
+});
+
+test("recovery decides from the files alone: a stray .gz.tmp goes, a verified .gz lets the plain copy go, a bad .gz is moved aside", async (t) => {
+  const wal = walDir(4);
+  writeFileSync(join(wal, `${seg(1)}.gz.tmp`), "half written");
+  writeFileSync(join(wal, `${seg(2)}.gz`), gzipSync(readFileSync(join(wal, seg(2)))));
+  writeFileSync(join(wal, `${seg(3)}.gz`), gzipSync(Buffer.from("some other bytes")));
+  const actions = await recover(wal, [seg(2), seg(3)], [`${seg(1)}.gz.tmp`]);
+  t.deepEqual(actions.map((a) => `${a.kind}:${a.file}`), [`removed_tmp:${seg(1)}.gz.tmp`, `removed_plain_after_verify:${seg(2)}`, `moved_aside_unverifiable_gz:${seg(3)}.gz`]);
+  const files = readdirSync(wal).sort();
+  t.true(files.includes(seg(1)) && files.includes(`${seg(2)}.gz`) && files.includes(seg(3)), files.join(","));
+  t.false(files.includes(seg(2)));
+  t.true(files.some((f) => f.startsWith(`${seg(3)}.gz.unverified-`)), "the bad .gz is kept aside, not deleted");
+});
+
+test("a segment modified during compression is detected and left as it was", async (t) => {
+  const wal = walDir(2, 4 * 1024 * 1024);
+  const path = join(wal, seg(1));
+  const p = compressSegment(path, 6, 8 * 1024 * 1024); // ~0.5 s
+  await sleep(150);
+  appendFileSync(path, "a late write");
+  const e = await t.throwsAsync(p, { instanceOf: SegmentChanged });
+  t.regex(e?.message ?? "", /changed while it was being compressed/);
+  t.true(readFileSync(path).subarray(-12).toString() === "a late write");
+  t.deepEqual(readdirSync(wal).filter((f) => f.includes(".gz")), []);
+});
+
+test("ENOSPC in the middle: the segment is untouched, nothing is left behind, the failure is journalled and counted toward the breaker", async (t) => {
+  if (!isRoot) return t.pass("skipped: needs root to mount a small tmpfs");
+  const { dir } = tempDir();
+  const mnt = join(dir, "walfs");
+  mkdirSync(mnt);
+  execFileSync("mount", ["-t", "tmpfs", "-o", "size=6m", "tmpfs", mnt]);
+  t.teardown(() => spawnSync("umount", ["-l", mnt]));
+  const wal = join(mnt, "wal");
+  mkdirSync(wal);
+  const { randomBytes } = await import("node:crypto");
+  const old = Date.now() / 1000 - 7200;
+  for (let i = 1; i <= 5; i++) {
+    writeFileSync(join(wal, seg(i)), randomBytes(1100 * 1024)); // incompressible: a .gz needs as much room again
+    utimesSync(join(wal, seg(i)), old + i, old + i);
+  }
+  await t.throwsAsync(compressSegment(join(wal, seg(1)), 6, 0), { code: "ENOSPC" });
+  t.deepEqual(readdirSync(wal).filter((f) => f.includes(".gz")), []);
+  t.is(statSync(join(wal, seg(1))).size, 1100 * 1024);
+
+  const a = await startAgent({ extraToml: `[wal]\ndir = "${wal}"\n[remediators.wal_compress]\nmode = "on"\nkeep_uncompressed = 1\nmin_age = "0"\npause_fsync_above = "10s"\n${QUIET_COLLECTORS}` });
+  t.teardown(() => a.stop("SIGKILL"));
+  await a.waitForLog((l) => String(l["msg"]).startsWith("failed compressing"), 10_000);
+  const r = JSON.parse(agentctl(["--socket", a.socket, "remediations", "--json"]).stdout) as { remediators: Array<{ consecutive_failures: number; last_decision: string }>; journal: Array<{ state: string }> };
+  t.is(r.remediators[0]?.consecutive_failures, 1);
+  t.regex(r.remediators[0]?.last_decision ?? "", /failed on segment\.1\.wal: .*ENOSPC|no space/i);
+  t.is(r.journal[0]?.state, "failed");
+  t.deepEqual(readdirSync(wal).filter((f) => f.includes(".gz")), []);
+});
+
+test("a symlink named like a segment is never touched, nor its target", async (t) => {
+  const wal = walDir(25);
+  const target = join(wal, "..", "precious");
+  writeFileSync(target, "not a segment");
+  symlinkSync(target, join(wal, seg(0)));
+  const a = await startAgent({ extraToml: `[wal]\ndir = "${wal}"\n[remediators.wal_compress]\nmode = "on"\nmin_age = "0"\npause_fsync_above = "10s"\n${QUIET_COLLECTORS}` });
+  t.teardown(() => a.stop("SIGKILL"));
+  // 25 segments, the newest 20 kept (the active one among them): 5 to compress.
+  for (let i = 0; i < 50 && readdirSync(wal).filter((f) => f.endsWith(".gz")).length < 5; i++) await sleep(100);
+  await sleep(300);
+  t.deepEqual(readdirSync(wal).filter((f) => f.endsWith(".gz")).sort(), [1, 2, 3, 4, 5].map((i) => `${seg(i)}.gz`).sort());
+  t.true(existsSync(join(wal, seg(0))));
+  t.is(readFileSync(target, "utf8"), "not a segment");
+});
+
+test("reset-breaker is an action: root may, anyone else is refused with exit 77", async (t) => {
+  const a = await startAgent({ extraToml: QUIET_COLLECTORS });
+  t.teardown(() => a.stop("SIGKILL"));
+  const ok = agentctl(["--socket", a.socket, "remediations", "reset-breaker", "wal_compress"]);
+  t.is(ok.code, isRoot ? 0 : 77, ok.stderr);
+  if (!isRoot || !hasCommand("runuser")) return;
+  chmodSync(a.dir, 0o755);
+  chmodSync(a.socket, 0o666); // even with the read socket open to everyone, the action socket is not
+  const nobody = spawnSync("runuser", ["-u", "nobody", "--", process.execPath, AGENTCTL_BIN, "--socket", a.socket, "remediations", "reset-breaker", "wal_compress"], { encoding: "utf8" });
+  t.is(nobody.status, 77);
+  t.regex(nobody.stderr, /refused: .*agentctl-admin\.sock: permission denied: actions are for root only/);
+  const read = spawnSync("runuser", ["-u", "nobody", "--", process.execPath, AGENTCTL_BIN, "--socket", a.socket, "remediations"], { encoding: "utf8" });
+  t.is(read.status, 0, "reading is allowed to whoever may open the read socket");
+});
