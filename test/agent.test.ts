@@ -129,7 +129,8 @@ test("SIGTERM stops the agent cleanly within 5 s: exit 0, socket removed, histor
   const db = new Database(join(a.stateDir, "history.db"), { readonly: true });
   const kinds = db.prepare("SELECT kind FROM events ORDER BY id").pluck().all();
   db.close();
-  t.deepEqual(kinds, ["agent.started", "agent.stopped"]);
+  t.is(kinds[0], "agent.started");
+  t.is(kinds.at(-1), "agent.stopped", "the last event before exit is flushed");
   t.true(a.logs.some((l) => l["msg"] === "stemedb-agent stopped"));
 });
 

@@ -95,12 +95,11 @@ test("a frozen filesystem stalls the probe; the agent is told at the deadline an
   if (!isRoot || !hasCommand("fsfreeze")) return t.pass("skipped: needs root and fsfreeze for a loop device");
   const { dir } = tempDir();
   const lfs = makeLoopFs(dir, { sizeMiB: 64 });
-  t.teardown(() => {
-    spawnSync("fsfreeze", ["-u", lfs.mnt]);
-    lfs.cleanup();
-  });
+  t.teardown(() => lfs.cleanup());
   const { col, registry, once } = probe([lfs.mnt], { deadlineMs: 300 });
   t.teardown(() => col.close());
+  // Registered last, so it runs first: thaw before anything waits on the frozen filesystem.
+  t.teardown(() => spawnSync("fsfreeze", ["-u", lfs.mnt]));
   t.is(first(await once()).state, "ok");
   execFileSync("fsfreeze", ["-f", lfs.mnt]);
   const t0 = performance.now();

@@ -39,7 +39,7 @@ test("a fresh file gets the current schema in WAL mode with incremental vacuum",
   t.is(db.pragma("journal_mode", { simple: true }), "wal");
   t.is(db.pragma("auto_vacuum", { simple: true }), 2);
   const tables = (db.prepare("SELECT name FROM sqlite_schema WHERE type = 'table' ORDER BY name").pluck().all() as string[]).join(",");
-  t.is(tables, "events,io_top,rollups,samples,series,state");
+  t.is(tables, "events,io_top,remediation_journal,rollups,samples,series,state");
   db.close();
 });
 

@@ -230,7 +230,8 @@ test("through the running agent: SMART series on /metrics, promtool-clean, and a
   const a = await startAgent({
     extraToml: `[host]\nsys_path = "${join(dir, "sys")}"\n[collectors.smart]\nsmartctl = "${fake.path}"\ntimeout = "30s"\ndevices = ["/dev/sda;sat", "/dev/nvme0;nvme", "/dev/sdb;scsi", "/dev/sdh"]\n[collectors.diskstats]\nenabled = false\n[collectors.procio]\nenabled = false\n[collectors.kmsg]\nenabled = false\n`,
   });
-  t.teardown(() => a.stop("SIGKILL"));
+  // SIGTERM, not SIGKILL: stopping kills the hung smartctl's process group (systemd would kill the cgroup).
+  t.teardown(() => a.stop("SIGTERM"));
   let text = "";
   for (let i = 0; i < 100 && !/device="sdb",verdict="warn"\} 1/.test(text); i++) {
     await sleep(200);

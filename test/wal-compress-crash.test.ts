@@ -2,7 +2,7 @@
 // segment's bytes must survive (as the .wal or inside the .wal.gz), with no stray files and a
 // consistent journal.
 import { createHash, randomBytes } from "node:crypto";
-import { readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { gunzipSync } from "node:zlib";
 import test from "ava";
@@ -33,6 +33,7 @@ test("60 SIGKILLs at random moments during compression: every segment intact, no
     originals.set(`segment.${String(i).padStart(3, "0")}.wal`, sha(b));
   }
   const toml = `[wal]\ndir = "${wal}"\n[remediators.wal_compress]\nmode = "on"\nmin_age = "0"\nkeep_uncompressed = ${KEEP}\nlevel = 6\nmax_bytes_per_second = "6MiB"\npause_fsync_above = "10s"\n${QUIET_COLLECTORS.replace("[collectors.fsync_probe]\nenabled = false\n", "")}`;
+  const bytesBefore = readdirSync(wal).reduce((sum, f) => sum + statSync(join(wal, f)).size, 0);
   const steps = new Map<string, number>();
   let kills = 0;
   for (let k = 0; k < KILLS * 2 && kills < KILLS; k++) {
@@ -77,6 +78,9 @@ test("60 SIGKILLs at random moments during compression: every segment intact, no
     if (gz) compressed++;
   }
   t.is(compressed, SEGMENTS - KEEP, `all but the newest ${KEEP} ended up compressed`);
+  const bytesAfter = files.reduce((sum, f) => sum + statSync(join(wal, f)).size, 0);
+  t.log(`WAL directory ${(bytesBefore / 1048576).toFixed(1)} MiB -> ${(bytesAfter / 1048576).toFixed(1)} MiB`);
+  t.true(bytesAfter < bytesBefore * 0.8, "the space comes back");
   const db = new Database(join(dir, "state", "history.db"), { readonly: true });
   const states = db.prepare("SELECT state, count(*) AS n FROM remediation_journal GROUP BY state").all() as Array<{ state: string; n: number }>;
   db.close();

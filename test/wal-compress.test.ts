@@ -92,7 +92,7 @@ test("a segment modified during compression is detected and left as it was", asy
   t.deepEqual(readdirSync(wal).filter((f) => f.includes(".gz")), []);
 });
 
-test("ENOSPC in the middle: the segment is untouched, nothing is left behind, the failure is journalled and counted toward the breaker", async (t) => {
+test("ENOSPC in the middle: the segment is untouched, nothing is left behind; three failures open the breaker, which holds until reset", async (t) => {
   if (!isRoot) return t.pass("skipped: needs root to mount a small tmpfs");
   const { dir } = tempDir();
   const mnt = join(dir, "walfs");
@@ -111,14 +111,21 @@ test("ENOSPC in the middle: the segment is untouched, nothing is left behind, th
   t.deepEqual(readdirSync(wal).filter((f) => f.includes(".gz")), []);
   t.is(statSync(join(wal, seg(1))).size, 1100 * 1024);
 
-  const a = await startAgent({ extraToml: `[wal]\ndir = "${wal}"\n[remediators.wal_compress]\nmode = "on"\nkeep_uncompressed = 1\nmin_age = "0"\npause_fsync_above = "10s"\n${QUIET_COLLECTORS}` });
+  const a = await startAgent({ extraToml: `[wal]\ndir = "${wal}"\n[remediators.wal_compress]\nmode = "on"\nkeep_uncompressed = 1\nmin_age = "0"\npause_fsync_above = "10s"\ncooldown = "200ms"\nbreaker_after = 3\n${QUIET_COLLECTORS}` });
   t.teardown(() => a.stop("SIGKILL"));
-  await a.waitForLog((l) => String(l["msg"]).startsWith("failed compressing"), 10_000);
-  const r = JSON.parse(agentctl(["--socket", a.socket, "remediations", "--json"]).stdout) as { remediators: Array<{ consecutive_failures: number; last_decision: string }>; journal: Array<{ state: string }> };
-  t.is(r.remediators[0]?.consecutive_failures, 1);
-  t.regex(r.remediators[0]?.last_decision ?? "", /failed on segment\.1\.wal: .*ENOSPC|no space/i);
-  t.is(r.journal[0]?.state, "failed");
-  t.deepEqual(readdirSync(wal).filter((f) => f.includes(".gz")), []);
+  await a.waitForLog((l) => String(l["msg"]).startsWith("circuit breaker opened after 3 failures"), 15_000);
+  const r = JSON.parse(agentctl(["--socket", a.socket, "remediations", "--json"]).stdout) as { remediators: Array<{ breaker_open: boolean; last_decision: string }>; journal: Array<{ state: string; target: string }> };
+  t.true(r.remediators[0]?.breaker_open);
+  t.deepEqual(r.journal.slice(0, 3).map((j) => j.state), ["failed", "failed", "failed"]);
+  t.deepEqual(readdirSync(wal).filter((f) => f.includes(".gz")), [], "nothing half-written left behind");
+  const status = agentctl(["--socket", a.socket, "status"]);
+  t.regex(status.stdout, /^WARN\s+remediation\s+wal_compress: circuit breaker open/m);
+  await sleep(1500);
+  t.is((JSON.parse(agentctl(["--socket", a.socket, "remediations", "--json"]).stdout) as { journal: unknown[] }).journal.length, 3, "no attempt while the breaker is open");
+  if (isRoot) {
+    t.is(agentctl(["--socket", a.socket, "remediations", "reset-breaker", "wal_compress"]).code, 0);
+    t.false((JSON.parse(agentctl(["--socket", a.socket, "remediations", "--json"]).stdout) as { remediators: Array<{ breaker_open: boolean }> }).remediators[0]?.breaker_open);
+  }
 });
 
 test("a symlink named like a segment is never touched, nor its target", async (t) => {

@@ -159,6 +159,10 @@ export const configSchema = z
         full_horizon: duration.prefault("24h"),
         /** No new segment is started while the fsync probe's recent p99 is above this. */
         pause_fsync_above: duration.prefault("50ms"),
+        /** After a failure, no new attempt for this long. */
+        cooldown: duration.prefault("1m"),
+        /** Consecutive failures that open the circuit breaker (it stays open until reset). */
+        breaker_after: z.number().int().min(1).default(3),
       }),
       backup_pause: section({
         mode: mode.default("dry-run"),

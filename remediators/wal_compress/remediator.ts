@@ -21,7 +21,6 @@ import { recover, TMP_SUFFIX, type RecoveryAction } from "./steps.js";
 import type { CompressJob } from "./worker.js";
 
 export const NAME = "wal_compress";
-const COOLDOWN_AFTER_FAILURE_MS = 60_000;
 
 export interface Latest {
   get<T>(collector: string): { at: number; observation: T } | undefined;
@@ -40,7 +39,7 @@ export interface WalCompressState {
 type WorkerMsg = { step: string } | { result: { segment: string; bytes: number; compressedBytes: number; sha256: string } } | { error: string; code: string };
 
 export class WalCompressRemediator {
-  private readonly breaker = new Breaker(3);
+  private readonly breaker: Breaker;
   private readonly decisions: DecisionLog;
   private readonly journal: Journal | null;
   private worker: Worker | null = null;
@@ -56,6 +55,7 @@ export class WalCompressRemediator {
     private readonly metrics: RemediationMetrics,
     private readonly log: Logger,
   ) {
+    this.breaker = new Breaker(config.remediators.wal_compress.breaker_after);
     this.decisions = new DecisionLog(NAME, history, log);
     this.journal = history ? new Journal(history) : null;
     metrics.setMode(NAME, this.mode);
@@ -232,7 +232,7 @@ export class WalCompressRemediator {
       this.lastDecision = `${aborted ? "aborted" : "failed"} on ${name}: ${outcome.error}`;
       this.decisions.note(aborted ? "aborted" : "failed", "warn", `${aborted ? "aborted" : "failed"} compressing ${name}: ${outcome.error} (the segment is untouched)`, outcome, true);
       if (!aborted) {
-        this.cooldownUntil = Date.now() + COOLDOWN_AFTER_FAILURE_MS;
+        this.cooldownUntil = Date.now() + c.cooldown;
         if (this.breaker.failed()) {
           this.metrics.setBreaker(NAME, true);
           this.decisions.note("breaker_open", "crit", `circuit breaker opened after ${this.breaker.consecutiveFailures} failures; no more compression until an operator resets it`, undefined, true);
