@@ -1,10 +1,10 @@
 // agentctl, the real binary, against a running agent with real history.
-import { execFileSync, spawn, spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import test from "ava";
 import { AGENTCTL_BIN, agentctl, hasCommand, isRoot, startAgent, tempDir } from "./helpers/agent-process.js";
-import { makeLoopFs } from "./helpers/loop.js";
+import { makeLoopFs, makeTmpfs } from "./helpers/loop.js";
 import { sleep } from "./helpers/quiet.js";
 
 /** A node where every area can be known and healthy: WAL and data on tmpfs, no disk or kernel noise from other tests. */
@@ -119,10 +119,7 @@ test("history, events and top-io answer from the history file; a bad --since is 
 test("diagnose on a disk-full WAL filesystem: the disk-full steps are critical and suggest compressing all but the newest 20", async (t) => {
   if (!isRoot) return t.pass("skipped: needs root to mount a small tmpfs");
   const { dir } = tempDir();
-  const mnt = join(dir, "walfs");
-  mkdirSync(mnt);
-  execFileSync("mount", ["-t", "tmpfs", "-o", "size=8m", "tmpfs", mnt]);
-  t.teardown(() => spawnSync("umount", ["-l", mnt]));
+  const mnt = makeTmpfs(dir, "walfs", "8m", t.teardown.bind(t));
   const wal = join(mnt, "wal");
   mkdirSync(wal);
   for (let i = 1; i <= 30; i++) writeFileSync(join(wal, `segment.${i}.wal`), Buffer.alloc(256 * 1024, i));

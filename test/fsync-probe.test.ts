@@ -1,7 +1,7 @@
 // The fsync probe on real filesystems: a working probe, each failure errno for real, a real
 // stall (fsfreeze) and a real slow device (fio's writeback flood on a loop device).
 import { execFileSync, spawn, spawnSync } from "node:child_process";
-import { mkdirSync, statSync } from "node:fs";
+import { statSync } from "node:fs";
 import { join } from "node:path";
 import test from "ava";
 import { Registry } from "prom-client";
@@ -10,7 +10,7 @@ import { PROBE_FILE } from "../collectors/fsync_probe/protocol.js";
 import { HistoryStore } from "../agent/history/store.js";
 import { CoreMetrics } from "../agent/metrics/registry.js";
 import { hasCommand, isRoot, tempDir } from "./helpers/agent-process.js";
-import { makeLoopFs } from "./helpers/loop.js";
+import { makeLoopFs, makeTmpfs } from "./helpers/loop.js";
 import { defaultRetention, quietLog, sampler, sleep } from "./helpers/quiet.js";
 
 function probe(dirs: string[], extra: { deadlineMs?: number; history?: HistoryStore } = {}) {
@@ -79,10 +79,7 @@ test("a read-only filesystem gives EROFS", async (t) => {
 test("a full filesystem gives ENOSPC, and the probe works again once space returns", async (t) => {
   if (!isRoot) return t.pass("skipped: needs root to mount a tmpfs");
   const { dir } = tempDir();
-  const mnt = join(dir, "mnt");
-  mkdirSync(mnt);
-  execFileSync("mount", ["-t", "tmpfs", "-o", "size=2m", "tmpfs", mnt]);
-  t.teardown(() => spawnSync("umount", ["-l", mnt]));
+  const mnt = makeTmpfs(dir, "mnt", "2m", t.teardown.bind(t));
   spawnSync("dd", ["if=/dev/zero", `of=${join(mnt, "filler")}`, "bs=64k"], { stdio: "ignore" });
   const { col, once } = probe([mnt]);
   t.teardown(() => col.close());

@@ -1,7 +1,8 @@
-import { execFileSync, spawnSync } from "node:child_process";
-import { mkdirSync, readdirSync, rmSync, truncateSync, unlinkSync, writeFileSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import { readdirSync, rmSync, truncateSync, unlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import test from "ava";
+import { makeTmpfs } from "./helpers/loop.js";
 import Database from "better-sqlite3";
 import { ms } from "../agent/config/units.js";
 import { MIGRATIONS, migrate, SCHEMA_VERSION } from "../agent/history/migrations.js";
@@ -189,10 +190,7 @@ test("state is durable at once and survives reopening", (t) => {
 test("a full filesystem stops history writes, keeps the rows bounded and resumes when space returns", (t) => {
   if (!isRoot) return t.pass("skipped: needs root to mount a small tmpfs");
   const { dir } = tempDir();
-  const mnt = join(dir, "mnt");
-  mkdirSync(mnt);
-  execFileSync("mount", ["-t", "tmpfs", "-o", "size=3m", "tmpfs", mnt]);
-  t.teardown(() => spawnSync("umount", ["-l", mnt]));
+  const mnt = makeTmpfs(dir, "mnt", "3m", t.teardown.bind(t));
   const metrics = new CoreMetrics();
   const s = store(mnt, { metrics, retention: { ...RETENTION, max_pending_rows: 20_000 } });
   s.record("x", { device: "sda" }, 1);

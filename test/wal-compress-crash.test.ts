@@ -83,9 +83,14 @@ test("60 SIGKILLs at random moments during compression: every segment intact, no
   t.true(bytesAfter < bytesBefore * 0.8, "the space comes back");
   const db = new Database(join(dir, "state", "history.db"), { readonly: true });
   const states = db.prepare("SELECT state, count(*) AS n FROM remediation_journal GROUP BY state").all() as Array<{ state: string; n: number }>;
+  const accounted = new Set(db.prepare("SELECT DISTINCT target FROM remediation_journal WHERE state IN ('done', 'recovered')").pluck().all() as string[]);
   db.close();
   t.log(`journal: ${JSON.stringify(states)}`);
   t.false(states.some((s) => s.state === "started"), "no journal row is left open");
-  t.is(states.find((s) => s.state === "done")?.n ?? 0, SEGMENTS - KEEP, "each segment compressed exactly once to completion");
+  // A kill between the unlink and the journal update leaves a finished compression whose row is
+  // 'recovered' rather than 'done': every compressed segment must have one or the other.
+  const gzNames = files.filter((f) => f.endsWith(".gz")).map((f) => f.slice(0, -3));
+  t.deepEqual(gzNames.filter((n) => !accounted.has(n)), [], "every compressed segment is in the journal");
+  t.true((states.find((s) => s.state === "done")?.n ?? 0) <= SEGMENTS - KEEP);
   t.true((states.find((s) => s.state === "recovered")?.n ?? 0) >= 50, "at least 50 interrupted compressions were recovered from the journal");
 });

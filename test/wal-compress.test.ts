@@ -3,6 +3,7 @@ import { appendFileSync, chmodSync, closeSync, existsSync, mkdirSync, openSync, 
 import { join } from "node:path";
 import { gzipSync } from "node:zlib";
 import test from "ava";
+import { makeTmpfs } from "./helpers/loop.js";
 import { compressSegment, recover, SegmentChanged } from "../remediators/wal_compress/steps.js";
 import { planCompression } from "../remediators/wal_compress/plan.js";
 import { openSegments } from "../remediators/wal_compress/remediator.js";
@@ -95,10 +96,7 @@ test("a segment modified during compression is detected and left as it was", asy
 test("ENOSPC in the middle: the segment is untouched, nothing is left behind; three failures open the breaker, which holds until reset", async (t) => {
   if (!isRoot) return t.pass("skipped: needs root to mount a small tmpfs");
   const { dir } = tempDir();
-  const mnt = join(dir, "walfs");
-  mkdirSync(mnt);
-  execFileSync("mount", ["-t", "tmpfs", "-o", "size=6m", "tmpfs", mnt]);
-  t.teardown(() => spawnSync("umount", ["-l", mnt]));
+  const mnt = makeTmpfs(dir, "walfs", "6m", t.teardown.bind(t));
   const wal = join(mnt, "wal");
   mkdirSync(wal);
   const { randomBytes } = await import("node:crypto");

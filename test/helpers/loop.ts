@@ -38,3 +38,12 @@ export function makeLoopFs(dir: string, opts: { sizeMiB?: number; fs?: "ext4" | 
     },
   };
 }
+
+/** A small tmpfs at <dir>/<name> (for full-filesystem tests); unmounted at teardown. */
+export function makeTmpfs(dir: string, name: string, size: string, teardown: (fn: () => void) => void): string {
+  const mnt = join(dir, name);
+  mkdirSync(mnt, { recursive: true });
+  execFileSync("mount", ["-t", "tmpfs", "-o", `size=${size}`, "tmpfs", mnt]);
+  teardown(() => spawnSync("umount", ["-l", mnt]));
+  return mnt;
+}
