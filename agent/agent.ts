@@ -286,6 +286,19 @@ export class Agent {
           return { reset: name };
         },
       ],
+      [
+        "POST /v1/remediations/undo",
+        async (u) => {
+          const name = u.searchParams.get("name");
+          const target = u.searchParams.get("target") ?? "";
+          if (name !== WAL_COMPRESS) throw new BadRequest(`no remediator named ${JSON.stringify(name)} (known: ${WAL_COMPRESS})`);
+          try {
+            return { undone: await this.walCompress.undo(target) };
+          } catch (e) {
+            throw new BadRequest((e as Error).message);
+          }
+        },
+      ],
     ]);
   }
 

@@ -9,6 +9,27 @@ import { counter, gauge } from "../agent/metrics/define.js";
 import { NS } from "../agent/metrics/registry.js";
 
 export type Mode = "off" | "dry-run" | "on";
+
+/**
+ * What every remediator declares. The framework around it (journal, decisions, cooldown,
+ * breaker, dry-run) is the same for all; a remediator only answers these questions.
+ */
+export interface Remediator<Item, Inputs> {
+  readonly name: string;
+  readonly mode: Mode;
+  /** Why acting is worth considering now; empty when nothing calls for it. */
+  triggers(inputs: Inputs, plan: readonly Item[]): Promise<string[]>;
+  /** A reason not to act at this moment (slow fsync, cooldown, open breaker), or null. */
+  precondition(inputs: Inputs): string | null;
+  /** Exactly what would be done, in order, and what is left alone and why (dry-run shows it). */
+  plan(inputs: Inputs): Promise<{ items: Item[]; skipped: ReadonlyArray<{ name: string; reason: string }> }>;
+  /** Do one item (journalled before and after by the caller). */
+  act(item: Item): Promise<unknown>;
+  /** Check an item's result after the fact. */
+  verify(target: string): Promise<boolean>;
+  /** Reverse one item. */
+  undo(target: string): Promise<unknown>;
+}
 export type Outcome = "done" | "failed" | "skipped" | "planned" | "aborted";
 const MODES: readonly Mode[] = ["off", "dry-run", "on"];
 

@@ -155,3 +155,29 @@ test("reset-breaker is an action: root may, anyone else is refused with exit 77"
   const read = spawnSync("runuser", ["-u", "nobody", "--", process.execPath, AGENTCTL_BIN, "--socket", a.socket, "remediations"], { encoding: "utf8" });
   t.is(read.status, 0, "reading is allowed to whoever may open the read socket");
 });
+
+test("undo puts a compressed segment back, byte for byte, through the root-only action, journalled", async (t) => {
+  if (!isRoot) return t.pass("skipped: actions need root");
+  const wal = walDir(25, 256 * 1024);
+  const original = readFileSync(join(wal, seg(1)));
+  const before = statSync(join(wal, seg(1)));
+  const a = await startAgent({ extraToml: `[wal]\ndir = "${wal}"\n[remediators.wal_compress]\nmode = "on"\nmin_age = "0"\npause_fsync_above = "10s"\n${QUIET_COLLECTORS}` });
+  t.teardown(() => a.stop("SIGKILL"));
+  for (let i = 0; i < 50 && !existsSync(join(wal, `${seg(1)}.gz`)); i++) await sleep(100);
+  t.false(existsSync(join(wal, seg(1))));
+  const r = agentctl(["--socket", a.socket, "remediations", "undo", "wal_compress", seg(1)]);
+  t.is(r.code, 0, r.stderr);
+  t.true(existsSync(join(wal, seg(1))));
+  t.false(existsSync(join(wal, `${seg(1)}.gz`)));
+  t.true(readFileSync(join(wal, seg(1))).equals(original), "the same bytes");
+  const after = statSync(join(wal, seg(1)));
+  t.is(after.mode & 0o7777, before.mode & 0o7777);
+  t.is(Math.round(after.mtimeMs), Math.round(before.mtimeMs));
+  const journal = (JSON.parse(agentctl(["--socket", a.socket, "remediations", "--json"]).stdout) as { journal: Array<{ action: string; target: string; state: string }> }).journal;
+  t.like(journal[0], { action: "decompress", target: seg(1), state: "done" });
+  await sleep(1500); // ticks pass: the undone segment is not compressed again
+  t.true(existsSync(join(wal, seg(1))) && !existsSync(join(wal, `${seg(1)}.gz`)), "held out of future plans");
+  const bad = agentctl(["--socket", a.socket, "remediations", "undo", "wal_compress", "../../etc/passwd"]);
+  t.is(bad.code, 64);
+  t.regex(bad.stderr, /is not a segment of/);
+});

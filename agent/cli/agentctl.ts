@@ -23,6 +23,8 @@ commands:
   top-io [--since 10m]                 the recent top I/O consumers, like iotop -o
   remediations                         modes, plans (dry-run), breakers, the journal
   remediations reset-breaker NAME      (root) let a stopped remediator act again
+  remediations undo wal_compress SEGMENT
+                                       (root) decompress one segment back to plain, crash-safely
 
 options:
   --socket PATH   control socket (default: from the config, else /run/stemedb-agent/agentctl.sock,
@@ -106,6 +108,16 @@ async function main(argv: string[]): Promise<number> {
         return EXIT.ok;
       }
       case "remediations": {
+        if (positionals[1] === "undo") {
+          const [name, target] = [positionals[2], positionals[3]];
+          if (!name || !target) {
+            process.stderr.write("agentctl: undo needs a remediator and a target, e.g. agentctl remediations undo wal_compress segment.42.wal\n");
+            return EXIT.usage;
+          }
+          const r = (await get(adminCandidates(candidates), `/v1/remediations/undo${q({ name, target })}`, 60_000, "POST")).body;
+          out(r, () => `${target}: decompressed back to plain\n`);
+          return EXIT.ok;
+        }
         if (positionals[1] === "reset-breaker") {
           const name = positionals[2];
           if (!name) {

@@ -28,7 +28,7 @@ export class ControlServer {
   ) {}
 
   static async start(opts: ControlServerOptions): Promise<ControlServer> {
-    const server = createServer({ maxHeaderSize: 8 * 1024, requestTimeout: 10_000, headersTimeout: 5_000 }, (req, res) => handle(req, res, opts));
+    const server = createServer({ maxHeaderSize: 8 * 1024, requestTimeout: 60_000, headersTimeout: 5_000 }, (req, res) => void handle(req, res, opts));
     server.maxConnections = 1024;
     server.setTimeout(30_000, (sock) => sock.destroy());
     const failures: string[] = [];
@@ -66,7 +66,7 @@ function send(res: ServerResponse, status: number, body: unknown): void {
   res.end(text);
 }
 
-function handle(req: IncomingMessage, res: ServerResponse, opts: ControlServerOptions): void {
+async function handle(req: IncomingMessage, res: ServerResponse, opts: ControlServerOptions): Promise<void> {
   req.resume();
   const url = new URL(req.url ?? "/", "http://agent");
   const route = opts.routes.get(`${req.method ?? "GET"} ${url.pathname}`);
@@ -75,7 +75,7 @@ function handle(req: IncomingMessage, res: ServerResponse, opts: ControlServerOp
     return;
   }
   try {
-    send(res, 200, route(url));
+    send(res, 200, await route(url));
   } catch (e) {
     if (e instanceof BadRequest) {
       send(res, 400, { error: e.message });

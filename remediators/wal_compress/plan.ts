@@ -12,6 +12,8 @@ export interface PlanInput {
   readonly now: number;
   /** Names of segments some process has open (from /proc/<pid>/fd). */
   readonly open: ReadonlySet<string>;
+  /** Segments an operator decompressed (undo): never compressed again by the agent. */
+  readonly held?: ReadonlySet<string>;
 }
 
 export interface Plan {
@@ -31,6 +33,7 @@ export function planCompression(p: PlanInput): Plan {
     else if (i < p.keep) skipped.push({ name: s.name, reason: `among the newest ${p.keep}` });
     else if (compressedSeqs.has(s.seq)) skipped.push({ name: s.name, reason: "a compressed copy exists (recovery resolves it)" });
     else if (p.open.has(s.name)) skipped.push({ name: s.name, reason: "open by a process" });
+    else if (p.held?.has(s.name)) skipped.push({ name: s.name, reason: "decompressed by an operator (undo): left plain" });
     else if (p.now - s.mtimeMs < p.minAgeMs) skipped.push({ name: s.name, reason: `younger than min_age` });
     else compress.push(s);
   });

@@ -15,12 +15,14 @@ import { listSegments } from "../../collectors/wal/list.js";
 import type { Config } from "../../agent/config/schema.js";
 import type { HistoryStore } from "../../agent/history/store.js";
 import type { Logger } from "../../agent/log.js";
-import { Breaker, DecisionLog, Journal, type Mode, RemediationMetrics } from "../framework.js";
+import type { Segment } from "../../collectors/wal/inventory.js";
+import { Breaker, DecisionLog, Journal, type Mode, RemediationMetrics, type Remediator } from "../framework.js";
 import { type Plan, planCompression } from "./plan.js";
-import { recover, TMP_SUFFIX, type RecoveryAction } from "./steps.js";
+import { decompressSegment, digest, recover, RESTORE_SUFFIX, TMP_SUFFIX, type RecoveryAction } from "./steps.js";
 import type { CompressJob } from "./worker.js";
 
 export const NAME = "wal_compress";
+const HELD_KEY = "wal_compress.held";
 
 export interface Latest {
   get<T>(collector: string): { at: number; observation: T } | undefined;
@@ -38,7 +40,8 @@ export interface WalCompressState {
 
 type WorkerMsg = { step: string } | { result: { segment: string; bytes: number; compressedBytes: number; sha256: string } } | { error: string; code: string };
 
-export class WalCompressRemediator {
+export class WalCompressRemediator implements Remediator<Segment, Latest> {
+  readonly name = NAME;
   private readonly breaker: Breaker;
   private readonly decisions: DecisionLog;
   private readonly journal: Journal | null;
@@ -51,7 +54,7 @@ export class WalCompressRemediator {
 
   constructor(
     private config: Config,
-    history: HistoryStore | null,
+    private readonly history: HistoryStore | null,
     private readonly metrics: RemediationMetrics,
     private readonly log: Logger,
   ) {
@@ -105,7 +108,8 @@ export class WalCompressRemediator {
       return [];
     }
     const set = new Set(names);
-    const tmps = names.filter((n) => n.endsWith(TMP_SUFFIX) && re.plain.test(n.slice(0, -TMP_SUFFIX.length)));
+    // X.gz.tmp (an unfinished compression) and X.restore.tmp (an unfinished undo): the other form is intact.
+    const tmps = names.filter((n) => [TMP_SUFFIX, RESTORE_SUFFIX].some((sfx) => n.endsWith(sfx) && re.plain.test(n.slice(0, -sfx.length))));
     const pairs = names.filter((n) => re.plain.test(n) && set.has(`${n}.gz`));
     const actions = await recover(dir, pairs, tmps);
     for (const row of unfinished) this.journal?.finish(row.id, "recovered", { actions: actions.filter((a) => a.file.startsWith(row.target)) });
@@ -141,81 +145,148 @@ export class WalCompressRemediator {
     this.decisions.note(kind, "info", `not compressing: ${reason}`);
   }
 
-  private async evaluateOnce(latest: Latest): Promise<void> {
+  /** A reason not to act at this moment, or null. */
+  precondition(latest: Latest): string | null {
     const c = this.config.remediators.wal_compress;
-    const now = Date.now();
-    if (this.breaker.open) return this.skip(`circuit breaker open since ${new Date(this.breaker.since ?? 0).toISOString()} after repeated failures (agentctl remediations reset-breaker ${NAME})`, "breaker_open");
-    if (now < this.cooldownUntil) return this.skip(`cooling down after a failure until ${new Date(this.cooldownUntil).toISOString()}`);
+    if (this.breaker.open) return `circuit breaker open since ${new Date(this.breaker.since ?? 0).toISOString()} after repeated failures (agentctl remediations reset-breaker ${NAME})`;
+    if (Date.now() < this.cooldownUntil) return `cooling down after a failure until ${new Date(this.cooldownUntil).toISOString()}`;
     const probe = latest.get<FsyncProbeObservation>("fsync_probe")?.observation.probes.find((p) => p.state === "ok" || p.state === "stalled");
-    if (probe && (probe.state === "stalled" || probe.seconds * 1000 >= c.pause_fsync_above)) return this.skip(`WAL fsync is slow (${probe.state === "stalled" ? "probe stalled" : `${(probe.seconds * 1000).toFixed(1)} ms`}); compressing would make it worse`, "paused");
-    // Triggers.
-    let used = 0;
-    try {
-      const st = await statfs(this.config.wal.dir);
-      used = st.blocks > 0 ? (st.blocks - st.bavail) / st.blocks : 0;
-    } catch {
-      return this.skip(`cannot statfs ${this.config.wal.dir}`);
-    }
-    const fullIn = latest.get<WalObservation>("wal")?.observation.filesystem?.full_in_seconds ?? Infinity;
+    if (probe && (probe.state === "stalled" || probe.seconds * 1000 >= c.pause_fsync_above)) return `WAL fsync is slow (${probe.state === "stalled" ? "probe stalled" : `${(probe.seconds * 1000).toFixed(1)} ms`}); compressing would make it worse`;
+    return null;
+  }
+
+  /** The segments that would be compressed, oldest first, and why the others are left alone. */
+  async plan(_latest: Latest): Promise<{ items: Segment[]; skipped: Plan["skipped"] }> {
+    const c = this.config.remediators.wal_compress;
     const entries = await listSegments(this.config.wal.dir, this.config.wal.segment_pattern);
-    if (entries === null) return this.skip(`cannot list ${this.config.wal.dir}`);
+    if (entries === null) throw new Error(`cannot list ${this.config.wal.dir}`);
     const inv = analyse(entries, this.config.wal.segment_pattern, 0);
-    const open = await openSegments(this.config.wal.dir);
-    const plan = planCompression({ segments: inv.segments, keep: c.keep_uncompressed, minAgeMs: c.min_age, now, open });
+    const plan = planCompression({ segments: inv.segments, keep: c.keep_uncompressed, minAgeMs: c.min_age, now: Date.now(), open: await openSegments(this.config.wal.dir), held: this.held() });
     this.lastPlan = plan;
-    const triggers: string[] = [];
-    if (used * 100 >= c.trigger_used_percent) triggers.push(`filesystem ${(used * 100).toFixed(1)}% used (>= ${c.trigger_used_percent}%)`);
-    if (fullIn * 1000 < c.full_horizon) triggers.push(`full in ${(fullIn / 3600).toFixed(1)} h`);
-    if (plan.compress.length > 0) triggers.push(`${plan.compress.length} sealed segments older than min_age beyond the newest ${c.keep_uncompressed}`);
-    if (plan.compress.length === 0) return this.skip(`nothing to compress (${plan.skipped.length} segments kept: newest ${c.keep_uncompressed}, active, open or younger than min_age)`);
-    const first = plan.compress[0];
+    return { items: plan.compress, skipped: plan.skipped };
+  }
+
+  /** What calls for compression now: space used, time-to-full, or old sealed segments. */
+  async triggers(latest: Latest, plan: readonly Segment[]): Promise<string[]> {
+    const c = this.config.remediators.wal_compress;
+    const out: string[] = [];
+    const st = await statfs(this.config.wal.dir);
+    const used = st.blocks > 0 ? (st.blocks - st.bavail) / st.blocks : 0;
+    const fullIn = latest.get<WalObservation>("wal")?.observation.filesystem?.full_in_seconds ?? Infinity;
+    if (used * 100 >= c.trigger_used_percent) out.push(`filesystem ${(used * 100).toFixed(1)}% used (>= ${c.trigger_used_percent}%)`);
+    if (fullIn * 1000 < c.full_horizon) out.push(`full in ${(fullIn / 3600).toFixed(1)} h`);
+    if (plan.length > 0) out.push(`${plan.length} sealed segments older than min_age beyond the newest ${c.keep_uncompressed}`);
+    return out;
+  }
+
+  /** Compresses one segment in the worker thread; throws with the worker's error code. */
+  act(seg: Segment): Promise<{ segment: string; bytes: number; compressedBytes: number; sha256: string }> {
+    const c = this.config.remediators.wal_compress;
+    const w = this.ensureWorker();
+    const job: CompressJob = { path: join(this.config.wal.dir, seg.name), level: c.level, bytesPerSecond: c.max_bytes_per_second };
+    return new Promise((resolve, reject) => {
+      const onMsg = (m: WorkerMsg) => {
+        if ("step" in m) {
+          this.log.debug({ segment: seg.name, step: m.step }, "wal_compress step");
+          return;
+        }
+        w.off("message", onMsg);
+        w.off("error", onErr);
+        if ("result" in m) resolve(m.result);
+        else reject(Object.assign(new Error(m.error), { code: m.code }));
+      };
+      const onErr = (e: Error) => {
+        w.off("message", onMsg);
+        this.worker = null;
+        reject(Object.assign(e, { code: "EWORKER" }));
+      };
+      w.on("message", onMsg);
+      w.once("error", onErr);
+      w.postMessage(job);
+    });
+  }
+
+  /** A compressed segment decompresses completely (its original is gone, so this is the check left). */
+  async verify(target: string): Promise<boolean> {
+    try {
+      await digest(join(this.config.wal.dir, target.endsWith(".gz") ? target : `${target}.gz`), true);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  /** Segments undone by an operator, kept in the history's state table so a restart respects them. */
+  private held(): Set<string> {
+    try {
+      return new Set(JSON.parse(this.history?.getState(HELD_KEY) ?? "[]") as string[]);
+    } catch {
+      return new Set();
+    }
+  }
+
+  /** Puts one segment back to plain, crash-safely, journalled like any action; it is then held out of future plans. */
+  async undo(target: string): Promise<unknown> {
+    const name = target.endsWith(".gz") ? target.slice(0, -3) : target;
+    if (!patternRegex(this.config.wal.segment_pattern).plain.test(name) || name.includes("/")) throw new Error(`${target} is not a segment of ${this.config.wal.dir}`);
+    const held = this.held();
+    held.add(name);
+    this.history?.setState(HELD_KEY, JSON.stringify([...held].slice(-10_000)));
+    const id = this.journal?.begin(NAME, "decompress", name, { by: "operator" }) ?? -1;
+    try {
+      const r = await decompressSegment(join(this.config.wal.dir, `${name}.gz`));
+      this.journal?.finish(id, "done", r);
+      this.decisions.note("undone", "info", `decompressed ${name} back to plain on an operator's request (sha256 checked)`, r, true);
+      return r;
+    } catch (e) {
+      this.journal?.finish(id, "failed", { error: (e as Error).message });
+      throw e;
+    }
+  }
+
+  private async evaluateOnce(latest: Latest): Promise<void> {
+    const reason = this.precondition(latest);
+    if (reason) return this.skip(reason, this.breaker.open ? "breaker_open" : reason.startsWith("WAL fsync") ? "paused" : "skipped");
+    let plan;
+    let triggers: string[];
+    try {
+      plan = await this.plan(latest);
+      triggers = await this.triggers(latest, plan.items);
+    } catch (e) {
+      return this.skip((e as Error).message);
+    }
+    const c = this.config.remediators.wal_compress;
+    if (plan.items.length === 0) return this.skip(`nothing to compress (${plan.skipped.length} segments kept: newest ${c.keep_uncompressed}, active, open or younger than min_age)`);
+    if (triggers.length === 0) return this.skip("no trigger");
+    const first = plan.items[0];
     if (!first) return;
-    const summary = `${plan.compress.length} segments (${plan.compress.slice(0, 3).map((s) => s.name).join(", ")}${plan.compress.length > 3 ? ", …" : ""}); trigger: ${triggers.join("; ")}`;
+    const summary = `${plan.items.length} segments (${plan.items.slice(0, 3).map((s) => s.name).join(", ")}${plan.items.length > 3 ? ", …" : ""}); trigger: ${triggers.join("; ")}`;
     if (this.mode === "dry-run") {
       this.lastDecision = `dry-run: would compress ${summary}`;
+      const now = Date.now();
       if (now - this.lastPlanAt > 60_000) {
         this.lastPlanAt = now;
         this.metrics.actions.labels(NAME, "planned").inc();
       }
-      this.decisions.note("plan", "info", `dry-run: would compress ${summary}`, { compress: plan.compress.map((s) => s.name), skipped: plan.skipped });
+      this.decisions.note("plan", "info", `dry-run: would compress ${summary}`, { compress: plan.items.map((s) => s.name), skipped: plan.skipped });
       return;
     }
-    await this.compress(first.name, summary);
+    await this.compress(first, summary);
   }
 
-  private async compress(name: string, why: string): Promise<void> {
+  /** The framework around act: the journal row before and after, the breaker, the cooldown, the events. */
+  private async compress(seg: Segment, why: string): Promise<void> {
     const c = this.config.remediators.wal_compress;
-    const path = join(this.config.wal.dir, name);
+    const name = seg.name;
     // Re-checked right before acting: nobody may have it open.
     if ((await openSegments(this.config.wal.dir)).has(name)) return this.skip(`${name} was opened by a process`);
     this.busy = name;
     this.lastDecision = `compressing ${name}`;
     const id = this.journal?.begin(NAME, "compress", name, { why, level: c.level }) ?? -1;
     this.decisions.note("started", "info", `compressing ${name}: ${why}`, undefined, true);
-    const w = this.ensureWorker();
-    const job: CompressJob = { path, level: c.level, bytesPerSecond: c.max_bytes_per_second };
-    const outcome = await new Promise<WorkerMsg>((resolve) => {
-      const onMsg = (m: WorkerMsg) => {
-        if ("step" in m) {
-          this.log.debug({ segment: name, step: m.step }, "wal_compress step");
-          return;
-        }
-        w.off("message", onMsg);
-        w.off("error", onErr);
-        resolve(m);
-      };
-      const onErr = (e: Error) => {
-        w.off("message", onMsg);
-        this.worker = null;
-        resolve({ error: e.message, code: "EWORKER" });
-      };
-      w.on("message", onMsg);
-      w.once("error", onErr);
-      w.postMessage(job);
-    });
-    this.busy = null;
-    if ("result" in outcome) {
-      const r = outcome.result;
+    try {
+      const r = await this.act(seg);
+      this.busy = null;
       this.journal?.finish(id, "done", r);
       this.breaker.succeeded();
       this.metrics.actions.labels(NAME, "done").inc();
@@ -223,14 +294,14 @@ export class WalCompressRemediator {
       this.decisions.note("done", "info", `compressed ${name}: ${r.bytes} -> ${r.compressedBytes} bytes (sha256 verified)`, r, true);
       // Straight on to the next segment (each one re-checks every condition), not a tick later.
       setImmediate(() => this.latest && this.tick(this.latest));
-      return;
-    }
-    if ("error" in outcome) {
-      const aborted = outcome.code === "SegmentChanged";
-      this.journal?.finish(id, aborted ? "aborted" : "failed", { error: outcome.error, code: outcome.code });
+    } catch (e) {
+      this.busy = null;
+      const err = e as Error & { code?: string };
+      const aborted = err.code === "SegmentChanged";
+      this.journal?.finish(id, aborted ? "aborted" : "failed", { error: err.message, code: err.code });
       this.metrics.actions.labels(NAME, aborted ? "aborted" : "failed").inc();
-      this.lastDecision = `${aborted ? "aborted" : "failed"} on ${name}: ${outcome.error}`;
-      this.decisions.note(aborted ? "aborted" : "failed", "warn", `${aborted ? "aborted" : "failed"} compressing ${name}: ${outcome.error} (the segment is untouched)`, outcome, true);
+      this.lastDecision = `${aborted ? "aborted" : "failed"} on ${name}: ${err.message}`;
+      this.decisions.note(aborted ? "aborted" : "failed", "warn", `${aborted ? "aborted" : "failed"} compressing ${name}: ${err.message} (the segment is untouched)`, { error: err.message, code: err.code }, true);
       if (!aborted) {
         this.cooldownUntil = Date.now() + c.cooldown;
         if (this.breaker.failed()) {

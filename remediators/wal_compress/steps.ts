@@ -117,6 +117,59 @@ export async function compressSegment(path: string, level: number, bytesPerSecon
   return { segment: basename(path), bytes: original.bytes, compressedBytes: lstatSync(gz).size, sha256: original.sha256 };
 }
 
+export const RESTORE_SUFFIX = ".restore.tmp";
+
+/**
+ * The undo of a compression: X.gz back to X, with the same care. X.restore.tmp is written,
+ * fsynced and checked to hash like the decompressed stream, renamed to X (owner, mode, mtime of
+ * X.gz), the directory fsynced, and only then X.gz unlinked. A kill leaves X.gz, or both
+ * (which recovery resolves by verification, keeping the bytes either way).
+ */
+export async function decompressSegment(gzPath: string): Promise<{ segment: string; bytes: number; sha256: string }> {
+  if (!gzPath.endsWith(".gz")) throw new Error(`${gzPath} is not a .gz segment`);
+  const plain = gzPath.slice(0, -3);
+  const tmp = `${plain}${RESTORE_SUFFIX}`;
+  const st = lstatSync(gzPath);
+  if (!st.isFile()) throw new Error(`${gzPath} is not a regular file`);
+  try {
+    lstatSync(plain);
+    throw new Error(`${basename(plain)} already exists; nothing to undo`);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== "ENOENT") throw e;
+  }
+  const meter = new Meter();
+  try {
+    await pipeline(createReadStream(gzPath), createGunzip(), meter, createWriteStream(tmp, { mode: 0o600 }));
+  } catch (e) {
+    try {
+      unlinkSync(tmp);
+    } catch {
+      // never created
+    }
+    throw e;
+  }
+  const expected = meter.hash.digest("hex");
+  const fd = openSync(tmp, "r+");
+  try {
+    fchownSync(fd, st.uid, st.gid);
+    fchmodSync(fd, st.mode & 0o7777);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  const check = await digest(tmp, false);
+  if (check.sha256 !== expected || check.bytes !== meter.bytes) {
+    unlinkSync(tmp);
+    throw new Error(`${basename(tmp)} does not match ${basename(gzPath)}; discarded`);
+  }
+  renameSync(tmp, plain);
+  utimesSync(plain, st.atime, st.mtime);
+  fsyncPath(dirname(plain));
+  unlinkSync(gzPath);
+  fsyncPath(dirname(plain));
+  return { segment: basename(plain), bytes: check.bytes, sha256: check.sha256 };
+}
+
 export type RecoveryAction =
   | { readonly kind: "removed_tmp"; readonly file: string }
   | { readonly kind: "removed_plain_after_verify"; readonly file: string }
