@@ -52,6 +52,32 @@ export async function digest(path: string, gunzip: boolean): Promise<{ bytes: nu
   return { bytes: m.bytes, sha256: m.hash.digest("hex") };
 }
 
+/** Streams into `tmp` (created 0600); on any failure (ENOSPC, EIO...) no partial temporary is left. */
+async function writeTemp(tmp: string, ...streams: Parameters<typeof pipeline>): Promise<void> {
+  try {
+    await pipeline(...streams, createWriteStream(tmp, { mode: 0o600 }));
+  } catch (e) {
+    try {
+      unlinkSync(tmp);
+    } catch {
+      // never created
+    }
+    throw e;
+  }
+}
+
+/** Gives `tmp` the owner, group and mode of `like`, then makes its data durable. */
+function adoptAndSync(tmp: string, like: { uid: number; gid: number; mode: number }): void {
+  const fd = openSync(tmp, "r+");
+  try {
+    fchownSync(fd, like.uid, like.gid);
+    fchmodSync(fd, like.mode & 0o7777);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
 export class SegmentChanged extends Error {
   override readonly name = "SegmentChanged";
 }
@@ -73,17 +99,7 @@ export async function compressSegment(path: string, level: number, bytesPerSecon
   const before = lstatSync(path);
   if (!before.isFile()) throw new Error(`${path} is not a regular file`);
   const meter = new Meter(bytesPerSecond);
-  try {
-    await pipeline(createReadStream(path), meter, createGzip({ level }), createWriteStream(tmp, { mode: 0o600 }));
-  } catch (e) {
-    // ENOSPC, EIO...: X is untouched; leave no partial temporary behind.
-    try {
-      unlinkSync(tmp);
-    } catch {
-      // never created
-    }
-    throw e;
-  }
+  await writeTemp(tmp, createReadStream(path), meter, createGzip({ level })); // on failure X is untouched
   const original = { bytes: meter.bytes, sha256: meter.hash.digest("hex") };
   onStep("hashed");
   // The segment must not have changed while it was read (a writer we did not see).
@@ -92,14 +108,7 @@ export async function compressSegment(path: string, level: number, bytesPerSecon
     unlinkSync(tmp);
     throw new SegmentChanged(`${basename(path)} changed while it was being compressed; left as it was`);
   }
-  const fd = openSync(tmp, "r+");
-  try {
-    fchownSync(fd, before.uid, before.gid);
-    fchmodSync(fd, before.mode & 0o7777);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
+  adoptAndSync(tmp, before);
   onStep("tmp_synced");
   const check = await digest(tmp, true);
   if (check.bytes !== original.bytes || check.sha256 !== original.sha256) {
@@ -138,25 +147,9 @@ export async function decompressSegment(gzPath: string): Promise<{ segment: stri
     if ((e as NodeJS.ErrnoException).code !== "ENOENT") throw e;
   }
   const meter = new Meter();
-  try {
-    await pipeline(createReadStream(gzPath), createGunzip(), meter, createWriteStream(tmp, { mode: 0o600 }));
-  } catch (e) {
-    try {
-      unlinkSync(tmp);
-    } catch {
-      // never created
-    }
-    throw e;
-  }
+  await writeTemp(tmp, createReadStream(gzPath), createGunzip(), meter);
   const expected = meter.hash.digest("hex");
-  const fd = openSync(tmp, "r+");
-  try {
-    fchownSync(fd, st.uid, st.gid);
-    fchmodSync(fd, st.mode & 0o7777);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
+  adoptAndSync(tmp, st);
   const check = await digest(tmp, false);
   if (check.sha256 !== expected || check.bytes !== meter.bytes) {
     unlinkSync(tmp);
