@@ -5,6 +5,7 @@
 import { readdir, readFile, realpath, stat } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import { mountFor, type MountInfo } from "../mounts/mountinfo.js";
+import { nearestExisting } from "../mounts/paths.js";
 
 export interface DeviceNode {
   readonly name: string;
@@ -42,20 +43,6 @@ async function readText(p: string): Promise<string | null> {
   }
 }
 
-async function nearestExisting(path: string): Promise<string> {
-  let p = path;
-  for (let i = 0; i < 64; i++) {
-    try {
-      return await realpath(p);
-    } catch {
-      const up = dirname(p);
-      if (up === p) break;
-      p = up;
-    }
-  }
-  return "/";
-}
-
 export interface ResolveOptions {
   readonly sysPath: string;
   readonly mounts: readonly MountInfo[];
@@ -64,7 +51,7 @@ export interface ResolveOptions {
 }
 
 export async function resolvePath(path: string, opts: ResolveOptions): Promise<PathDevices> {
-  const real = await nearestExisting(path);
+  const { real } = await nearestExisting(path);
   const mount = mountFor(real, opts.mounts) ?? null;
   const chain: DeviceNode[] = [];
   let note: string | null = null;

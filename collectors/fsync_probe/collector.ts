@@ -3,8 +3,7 @@
 // One worker thread per directory, so a hung device stalls only its own probe. A probe that is
 // not back by its deadline is reported as stalled; when it does return, its real duration still
 // goes into the histogram (a 30 s fsync must show up as 30 s, not vanish as a timeout).
-import { readFile, realpath } from "node:fs/promises";
-import { dirname } from "node:path";
+import { readFile } from "node:fs/promises";
 import { Worker } from "node:worker_threads";
 import type { Counter, Gauge, Histogram, Registry } from "prom-client";
 import type { HistoryStore } from "../../agent/history/store.js";
@@ -13,6 +12,7 @@ import { counter, gauge, histogram } from "../../agent/metrics/define.js";
 import { NS } from "../../agent/metrics/registry.js";
 import { AWAIT_BUCKETS } from "../diskstats/collector.js";
 import { mountFor, parseMountinfo } from "../mounts/mountinfo.js";
+import { nearestExisting } from "../mounts/paths.js";
 import type { CollectContext, Collector } from "../types.js";
 import type { ProbeReply } from "./protocol.js";
 
@@ -212,19 +212,8 @@ export class FsyncProbeCollector implements Collector<FsyncProbeObservation> {
 
   /** Mount point of the directory (or of its nearest existing ancestor, if it is missing). */
   private async mountpointOf(dir: string, mounts: ReturnType<typeof parseMountinfo>["mounts"]): Promise<string> {
-    let p = dir;
-    for (let i = 0; i < 64; i++) {
-      try {
-        const real = await realpath(p);
-        const mp = mountFor(real, mounts)?.mountPoint ?? "/";
-        this.mountOf.set(dir, mp);
-        return mp;
-      } catch {
-        const up = dirname(p);
-        if (up === p) break;
-        p = up;
-      }
-    }
-    return this.mountOf.get(dir) ?? "/";
+    const mp = mountFor((await nearestExisting(dir)).real, mounts)?.mountPoint ?? "/";
+    this.mountOf.set(dir, mp); // for probes that report after their deadline
+    return mp;
   }
 }

@@ -2,8 +2,7 @@
 // its options judged by the runbooks' policy, statfs space and inodes, and time-to-full from a
 // robust fit of used bytes over `fill_window`. A change of options (remounted ro at 03:12) is
 // an event, and so is each finding appearing or clearing.
-import { open, readFile, realpath, statfs } from "node:fs/promises";
-import { dirname } from "node:path";
+import { open, readFile, statfs } from "node:fs/promises";
 import type { Gauge, Registry } from "prom-client";
 import type { HistoryStore } from "../../agent/history/store.js";
 import type { Logger } from "../../agent/log.js";
@@ -12,6 +11,7 @@ import { NS } from "../../agent/metrics/registry.js";
 import type { CollectContext, Collector } from "../types.js";
 import { estimateFill, type UsedSample } from "./fill.js";
 import { mountFor, parseMountinfo } from "./mountinfo.js";
+import { nearestExisting } from "./paths.js";
 import { type Ext4ErrorsDefault, type MountFinding, mountFindings } from "./policy.js";
 
 /** s_errors of an ext2/3/4 superblock (offset 1024 + 0x3C), after checking its magic (0xEF53 at +0x38). */
@@ -68,20 +68,6 @@ export interface MountsOptions {
   readonly registry: Registry;
   readonly history: HistoryStore | null;
   readonly log: Logger;
-}
-
-async function nearestExisting(p: string): Promise<{ real: string; exists: boolean }> {
-  let cur = p;
-  for (let i = 0; i < 64; i++) {
-    try {
-      return { real: await realpath(cur), exists: cur === p };
-    } catch {
-      const up = dirname(cur);
-      if (up === cur) break;
-      cur = up;
-    }
-  }
-  return { real: "/", exists: false };
 }
 
 export class MountsCollector implements Collector<MountsObservation> {

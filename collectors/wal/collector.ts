@@ -15,6 +15,7 @@ import type { Logger } from "../../agent/log.js";
 import { counter, gauge } from "../../agent/metrics/define.js";
 import { NS } from "../../agent/metrics/registry.js";
 import { estimateFill } from "../mounts/fill.js";
+import { mountFor, parseMountinfo } from "../mounts/mountinfo.js";
 import type { CollectContext, Collector } from "../types.js";
 import { type DbWalMetrics, parseDbMetrics } from "./dbmetrics.js";
 import { analyse, type FindingKind, type Inventory, type SegmentState, type WalFinding } from "./inventory.js";
@@ -331,16 +332,12 @@ export class WalCollector implements Collector<WalObservation> {
   }
 
   private mountpointCache: string | null | undefined;
+  /** The WAL's mount point, as the mounts collector labels its used-bytes history. */
   private mountpoint(): string | null {
     if (this.mountpointCache !== undefined) return this.mountpointCache;
     try {
-      const lines = readFileSync(`${this.opts.procPath}/self/mountinfo`, "utf8").split("\n");
-      let best = "/";
-      for (const l of lines) {
-        const mp = (l.split(" ")[4] ?? "").replace(/\\040/g, " ");
-        if ((this.opts.dir === mp || this.opts.dir.startsWith(mp.endsWith("/") ? mp : `${mp}/`)) && mp.length > best.length) best = mp;
-      }
-      this.mountpointCache = best;
+      const { mounts } = parseMountinfo(readFileSync(`${this.opts.procPath}/self/mountinfo`, "utf8"));
+      this.mountpointCache = mountFor(this.opts.dir, mounts)?.mountPoint ?? "/";
     } catch {
       this.mountpointCache = null;
     }
