@@ -12,6 +12,7 @@ PACKAGES=(
   e2fsprogs             # mkfs.ext4
   xfsprogs              # mkfs.xfs
   procps                # ps, pgrep
+  systemd-container     # systemd-nspawn: a real systemd 252 for backup-pause and unit tests
 )
 
 missing=()
