@@ -12,6 +12,7 @@ PACKAGES=(
   e2fsprogs             # mkfs.ext4
   xfsprogs              # mkfs.xfs
   procps                # ps, pgrep
+  faketime              # libfaketime: the agent under a wall clock that jumps (clock fault tests)
   systemd-container     # systemd-nspawn: a real systemd 252 for backup-pause and unit tests
 )
 
