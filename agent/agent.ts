@@ -79,6 +79,8 @@ export class Agent {
   private lastFlush = Date.now();
   private lastMaintain = Date.now();
   private ticker: NodeJS.Timeout | undefined;
+  /** Called from every core-loop tick (systemd WATCHDOG=1 and STATUS= from main.ts); must not throw or block. */
+  onTick: ((now: number) => void) | undefined;
   private stopping = false;
 
   private constructor(
@@ -316,6 +318,11 @@ export class Agent {
   private tick(): void {
     const now = Date.now();
     this.lastTick = now;
+    try {
+      this.onTick?.(now);
+    } catch (e) {
+      this.log.warn({ err: errorMessage(e) }, "tick hook failed");
+    }
     this.metrics.coreLoopLastTick.set(now / 1000);
     if (++this.ticks % 10 === 0) this.self.rollWindow();
     if (now - this.lastFlush >= this.config.history.flush_interval || now < this.lastFlush) {
