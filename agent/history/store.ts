@@ -120,6 +120,7 @@ export class HistoryStore {
   private dropped = 0;
   private rowCounts = { series: 0, samples: 0, rollups: 0, events: 0 };
   private rowsCountedAt: number | null = null;
+  private knownTables: string[] | undefined;
 
   constructor(opts: HistoryOptions) {
     this.path = join(opts.stateDir, HISTORY_FILE);
@@ -212,6 +213,10 @@ export class HistoryStore {
     }
     if (this.pendingCount() === 0 && this.pendingState.size === 0) return;
     try {
+      // Never write a batch into a file that was removed, replaced, truncated or overwritten
+      // under us: it would be lost at the next start. Checked here, not only each minute.
+      this.checkFileIdentity();
+      this.checkFileContent();
       this.writeBatch(this.pendingSamples, this.pendingRollups, this.pendingEvents, this.pendingTopIo);
       this.pendingState = new Map();
       this.pendingSamples = [];
@@ -233,6 +238,7 @@ export class HistoryStore {
   maintain(): void {
     try {
       this.checkFileIdentity();
+      this.checkFileContent();
       this.rollupHours();
       this.prune();
       this.db.pragma("incremental_vacuum(2000)");
@@ -417,6 +423,7 @@ export class HistoryStore {
       // already unusable
     }
     this.seriesIds.clear();
+    this.knownTables = undefined;
     let movedTo = "(file was gone)";
     try {
       movedTo = moveAside(this.path, reason);
@@ -444,6 +451,53 @@ export class HistoryStore {
       this.log.error({ path: this.path }, "history: file was removed or replaced while running");
       this.replaceFile("replaced", ino === -1 ? "file removed while running" : "file replaced while running");
     }
+  }
+
+  /**
+   * Reads the file through a second connection with an empty page cache: the agent's own
+   * connection keeps serving cached pages after the file was truncated or overwritten, and would
+   * go on writing into it. A cheap look (the schema, then the first and last row of each table:
+   * a root-to-leaf path each), so it can run at every flush; garbage or holes where the header,
+   * the schema or a table's edges were are "corrupt" and the file is moved aside.
+   */
+  private checkFileContent(): void {
+    if (this.mode !== "file") return;
+    let problem: string | null = null;
+    let probe: Db | undefined;
+    try {
+      probe = new Database(this.path, { readonly: true, fileMustExist: true });
+      const tables = new Set(probe.prepare("SELECT name FROM sqlite_schema WHERE type = 'table'").pluck().all() as string[]);
+      const missing = this.tables().filter((t) => !tables.has(t));
+      if (missing.length > 0) problem = `tables missing from the file: ${missing.join(", ")}`;
+      else {
+        for (const t of tables) {
+          if (t.startsWith("sqlite_")) continue;
+          const q = (n: string) => `"${n.replace(/"/g, '""')}"`;
+          // The key the table's b-tree is ordered by: its PRIMARY KEY when WITHOUT ROWID, else rowid.
+          const pk = (probe.prepare(`SELECT name FROM pragma_table_info(?) WHERE pk > 0 ORDER BY pk`).pluck().all(t) as string[]);
+          const withoutRowid = (probe.prepare("SELECT sql FROM sqlite_schema WHERE name = ?").pluck().get(t) as string).includes("WITHOUT ROWID");
+          const key = withoutRowid && pk.length > 0 ? pk.map(q) : ["rowid"];
+          for (const dir of ["ASC", "DESC"]) probe.prepare(`SELECT * FROM ${q(t)} ORDER BY ${key.map((k) => `${k} ${dir}`).join(", ")} LIMIT 1`).all();
+        }
+      }
+    } catch (e) {
+      const code = errorCode(e) ?? "";
+      // Only the answers that mean "this is not our database any more"; anything else (EMFILE, a
+      // busy lock) is no reason to move a good history aside.
+      if (code === "SQLITE_CORRUPT" || code === "SQLITE_NOTADB" || code === "SQLITE_IOERR_SHORT_READ" || code === "SQLITE_CANTOPEN") problem = `${code}: ${errorMessage(e)}`;
+    } finally {
+      probe?.close();
+    }
+    if (problem === null) return;
+    this.log.error({ path: this.path, problem }, "history: file damaged while running");
+    this.metrics.historyWriteErrors.labels("corrupt").inc();
+    this.replaceFile("corrupt", `damaged while running (${problem})`);
+  }
+
+  /** The tables our own connection knows (from its cache: what the file should have). */
+  private tables(): string[] {
+    this.knownTables ??= (this.db.prepare("SELECT name FROM sqlite_schema WHERE type = 'table'").pluck().all() as string[]).filter((t) => !t.startsWith("sqlite_"));
+    return this.knownTables;
   }
 
   private rollupHours(): void {
