@@ -7,6 +7,8 @@ import { DEFAULT_CONFIG_FILE } from "./config/schema.js";
 import { errorMessage } from "./errors.js";
 import { createLogger, type Logger } from "./log.js";
 import { runOnce } from "./once.js";
+import { SystemdNotifier } from "./systemd/notify.js";
+import { attachSystemd, reloadWithNotify } from "./systemd/wire.js";
 import { VERSION } from "./version.js";
 
 const USAGE = `usage: stemedb-agent [--config FILE] [--once] [--print-config] [--log-pretty]
@@ -72,6 +74,8 @@ async function main(): Promise<number> {
   }
 
   const log = createLogger(r.loaded.config.agent.log_level, format);
+  // Before anything spawns: takes NOTIFY_SOCKET/WATCHDOG_* out of the environment children inherit.
+  const sd = new SystemdNotifier({ log });
   let agent: Agent;
   try {
     agent = await Agent.start(r.loaded, log);
@@ -80,12 +84,14 @@ async function main(): Promise<number> {
     await flush(log);
     return 1;
   }
+  attachSystemd(sd, agent, log);
   return new Promise<number>((resolve) => {
     let stopping = false;
     const stop = (signal: string) => {
       if (stopping) return;
       stopping = true;
       log.info({ signal }, "stopping");
+      sd.stopping();
       const deadline = setTimeout(() => {
         log.error("shutdown took too long; exiting anyway");
         resolve(1);
@@ -94,7 +100,7 @@ async function main(): Promise<number> {
       agent.stop().then(
         async () => {
           clearTimeout(deadline);
-          await flush(log);
+          await Promise.all([flush(log), sd.drain(1000)]);
           resolve(0);
         },
         (e: unknown) => {
@@ -110,7 +116,7 @@ async function main(): Promise<number> {
     process.on("SIGINT", () => stop("SIGINT"));
     process.on("SIGHUP", () => {
       log.info("SIGHUP: reloading configuration");
-      agent.reload(load).catch((e: unknown) => log.error({ err: errorMessage(e) }, "reload failed"));
+      reloadWithNotify(sd, agent, log, () => agent.reload(load)).catch((e: unknown) => log.error({ err: errorMessage(e) }, "reload failed"));
     });
   });
 }
