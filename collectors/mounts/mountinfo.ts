@@ -51,12 +51,15 @@ export function parseMountinfoLine(line: string): MountInfo | string {
   if (tok.length < 10 || sep < 0 || tok.length < sep + 4) return `malformed (expected "... - fstype source options")`;
   const [id, parent, devno, root, mp, opts] = tok as [string, string, string, string, string, string];
   const dm = /^(\d+):(\d+)$/.exec(devno);
-  if (!/^\d+$/.test(id) || !/^\d+$/.test(parent) || !dm) return `malformed ids or device number ${JSON.stringify(devno)}`;
+  if (!/^\d+$/.test(id) || !/^\d+$/.test(parent) || !dm) return `malformed ids or device number ${JSON.stringify(devno.slice(0, 40))}`;
+  const [mountId, parentId, major, minor] = [Number(id), Number(parent), Number(dm[1]), Number(dm[2])];
+  // Digits alone do not make a number: past 2^53 they lose units, past ~1e308 they are Infinity.
+  if (![mountId, parentId, major, minor].every(Number.isSafeInteger)) return `ids or device number out of range: ${JSON.stringify(`${id} ${parent} ${devno}`.slice(0, 80))}`;
   return {
-    mountId: Number(id),
-    parentId: Number(parent),
-    major: Number(dm[1]),
-    minor: Number(dm[2]),
+    mountId,
+    parentId,
+    major,
+    minor,
     root: unescapeMountPath(root),
     mountPoint: unescapeMountPath(mp),
     mountOptions: opts.split(","),
