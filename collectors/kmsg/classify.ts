@@ -69,7 +69,8 @@ export function classify(text: string): Outcome {
   // Cheapest checks first; most lines leave here.
   if (text.includes("callbacks suppressed")) {
     const m = RE_SUPPRESSED.exec(text);
-    return m ? { suppressed: Number(m[2]) } : null;
+    const n = Number(m?.[2]);
+    return Number.isSafeInteger(n) ? { suppressed: n } : null; // past 2^53 the count is garbage
   }
   if (text.includes("error, dev ")) {
     const m = RE_BLK.exec(text);
@@ -178,7 +179,9 @@ export function classify(text: string): Outcome {
     if (errs) {
       if (level === "info") return null; // the mount-time replay of cumulative counters
       const counters = { wr: Number(errs[2]), rd: Number(errs[3]), flush: Number(errs[4]), corrupt: Number(errs[5]), gen: Number(errs[6]) };
-      return { ...c("btrfs_error", "error", errs[1] ?? null, "block", rest), btrfsCounters: counters };
+      const fault = c("btrfs_error", "error", errs[1] ?? null, "block", rest);
+      // Counters past 2^53 cannot be differenced: the line still counts as one fault.
+      return Object.values(counters).every(Number.isSafeInteger) ? { ...fault, btrfsCounters: counters } : fault;
     }
     if (/forced readonly/.test(rest)) return c("fs_readonly", "crit", m[2] ?? null, "block", rest);
     if (level === "error" || level === "critical" || level === "crit") return c("btrfs_error", "error", m[2] ?? null, "block", rest);

@@ -39,6 +39,8 @@ export function parseRecord(raw: string): KmsgRecord | string {
       if (eq > 1) meta[line.slice(1, eq)] = unescapeKmsg(line.slice(eq + 1));
     }
   }
-  const p = Number(pri);
-  return { facility: p >> 3, level: p & 7, seq: Number(seq), tsUsec: Number(ts), text, meta };
+  const [p, sq, us] = [Number(pri), Number(seq), Number(ts)];
+  // Past 2^53 digits lose units (and `>>` would wrap PRI at 2^31): garbage, not a record.
+  if (![p, sq, us].every(Number.isSafeInteger)) return "header field out of range";
+  return { facility: Math.floor(p / 8), level: p % 8, seq: sq, tsUsec: us, text, meta };
 }

@@ -1,0 +1,168 @@
+// Property-based fuzzing of the /dev/kmsg record parser and the kernel-line classifier
+// (fast-check). On failure fast-check prints the seed and the shrunk counterexample.
+import test from "ava";
+import fc from "fast-check";
+import { classify, normaliseBlockName, type Outcome } from "../collectors/kmsg/classify.js";
+import { parseRecord, unescapeKmsg } from "../collectors/kmsg/record.js";
+
+const RUNS = 4000;
+
+/** The kernel's escaping in /dev/kmsg text and dictionary values (printk: c < ' ' || c >= 127 || c == '\\'). */
+// eslint-disable-next-line no-control-regex -- the kernel escapes exactly these bytes
+const escapeKmsg = (s: string) => s.replace(/[\x00-\x1f\x7f-\xff\\]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`);
+
+const junk = fc.oneof(
+  fc.string({ unit: "binary", maxLength: 300 }),
+  fc.uint8Array({ maxLength: 300 }).map((b) => Buffer.from(b).toString("latin1")),
+  fc.array(fc.constantFrom("6", ",", ";", "\n", " ", "=", "\\x", "0a", "-", "99999999999999999999", "SUBSYSTEM", "a"), { maxLength: 40 }).map((a) => a.join("")),
+);
+
+/** One byte per char: what a record's text is after unescaping. */
+const byteText = fc.string({ unit: fc.integer({ min: 0, max: 255 }).map((c) => String.fromCharCode(c)), maxLength: 120 });
+const digits = fc.oneof(fc.nat(1000).map(String), fc.maxSafeNat().map(String), fc.integer({ min: 16, max: 400 }).map((n) => "9".repeat(n)), fc.bigInt({ min: 2n ** 31n, max: 2n ** 70n }).map(String));
+
+const safeNat = (n: number) => Number.isSafeInteger(n) && n >= 0;
+const readable = (s: string) => s.length > 0 && s.length < 300 && !s.includes("\n");
+
+test("fuzz: unescapeKmsg inverts the kernel's \\xHH escaping for any byte string", (t) => {
+  fc.assert(fc.property(byteText, (s) => unescapeKmsg(escapeKmsg(s)) === s), { numRuns: RUNS });
+  t.pass();
+});
+
+test("fuzz: arbitrary records never throw; a record has safe-integer fields, facility >= 0 and level 0-7", (t) => {
+  fc.assert(
+    fc.property(junk, (raw) => {
+      const r = parseRecord(raw);
+      if (typeof r === "string") return readable(r);
+      return safeNat(r.facility) && r.level >= 0 && r.level <= 7 && safeNat(r.seq) && safeNat(r.tsUsec) && typeof r.text === "string" && Object.values(r.meta).every((v) => typeof v === "string");
+    }),
+    { numRuns: RUNS },
+  );
+  t.pass();
+});
+
+test("fuzz: a record built from fields (any PRI, SEQ, TS digits; escaped text and dictionary) parses back to them, or is a reason when a number is out of range", (t) => {
+  const rec = fc.record({
+    pri: digits,
+    seq: digits,
+    ts: digits,
+    flags: fc.constantFrom("-", "c", "+", "-,caller=T1", "-,extra,more"),
+    text: byteText,
+    meta: fc.dictionary(fc.stringMatching(/^[A-Z_]{1,10}$/), byteText, { maxKeys: 3 }),
+  });
+  fc.assert(
+    fc.property(rec, (f) => {
+      const raw = `${f.pri},${f.seq},${f.ts},${f.flags};${escapeKmsg(f.text)}\n${Object.entries(f.meta).map(([k, v]) => ` ${k}=${escapeKmsg(v)}\n`).join("")}`;
+      const r = parseRecord(raw);
+      const [p, s, ts] = [Number(f.pri), Number(f.seq), Number(f.ts)];
+      if (![p, s, ts].every(Number.isSafeInteger)) return typeof r === "string" && readable(r);
+      if (typeof r === "string") return false;
+      return r.facility === Math.floor(p / 8) && r.level === p % 8 && r.seq === s && r.tsUsec === ts && r.text === f.text && JSON.stringify(r.meta) === JSON.stringify(f.meta);
+    }),
+    { numRuns: RUNS },
+  );
+  t.pass();
+});
+
+const CLASSES = new Set([
+  "blk_io_error", "blk_medium_error", "blk_target_error", "blk_timeout", "blk_transport_error", "blk_offline", "buffer_io_error", "writeback_error",
+  "scsi_medium_error", "scsi_device_offline", "ata_error", "ata_link_reset", "nvme_timeout", "nvme_controller_failure", "nvme_io_error",
+  "ext4_error", "fs_journal_abort", "fs_readonly", "xfs_error", "xfs_shutdown", "btrfs_error", "md_disk_failure", "dm_path_failure", "hung_task",
+]);
+const KINDS = new Set(["block", "ata", "scsi", "devt", "nvme_ctrl", "none"]);
+
+function wellTyped(o: Outcome): boolean {
+  if (o === null) return true;
+  if ("suppressed" in o) return safeNat(o.suppressed);
+  if (!CLASSES.has(o.class) || !["warn", "error", "crit"].includes(o.severity) || !KINDS.has(o.deviceKind)) return false;
+  if (o.device !== null && (typeof o.device !== "string" || o.device === "")) return false;
+  if (o.count !== 0 && o.count !== 1) return false;
+  if (o.detail !== undefined && typeof o.detail !== "string") return false;
+  return o.btrfsCounters === undefined || Object.values(o.btrfsCounters).every(safeNat);
+}
+
+/** Real line shapes from several kernel eras, with their variable parts ({D} device, {N} number, {W} word) fuzzed. */
+const TEMPLATES = [
+  "I/O error, dev {D}, sector {N} op 0x1:({W}) flags 0x800 phys_seg 16 prio class 2",
+  "print_req_error: {W} error, dev {D}, sector {N}",
+  "critical medium error, dev {D}, sector {N} op 0x0:(READ) flags 0x0 phys_seg 1 prio class 2",
+  "blk_update_request: critical target error, dev {D}, sector {N} op 0x3:(DISCARD) flags 0x800",
+  "Buffer I/O error on device {D}, logical block {N}",
+  "Buffer I/O error on dev {D}, logical block {N}, lost async page write",
+  "lost page write due to I/O error on {D}",
+  "{D}: writeback error on inode {N}, offset 0, sector {N}",
+  "sd {N}:{N}:{N}:{N}: [{D}]  Sense Key : Medium Error [current] [descriptor]",
+  "sd {N}:0:0:0: rejecting I/O to offline device",
+  "ata{N}.00: error: { UNC }",
+  "ata{N}: SATA link down (SStatus 0 SControl 300)",
+  "ata{N}.00: exception Emask 0x0 SAct 0x0 SErr 0x0 action 0x0",
+  "nvme nvme{N}: I/O tag {N} (0004) QID 0 timeout, reset controller",
+  "nvme nvme{N}: controller is down; will reset: CSTS=0xffffffff",
+  "nvme{N}n{N}: Read(0x2) @ LBA {N}, {N} blocks, {W} (sct 0x{N} / sc 0x81) DNR",
+  "EXT4-fs error (device {D}) in ext4_reserve_inode_write:{N}: Journal has aborted",
+  "EXT4-fs ({D}): Remounting filesystem read-only",
+  "Aborting journal on device {D}-{N}.",
+  "JBD2: Detected IO errors while flushing file data on {D}-{N}",
+  "XFS ({D}): log I/O error -{N}",
+  "XFS ({D}): Corruption detected. Unmount and run xfs_repair",
+  "BTRFS error (device {D}): bdev /dev/{D} errs: wr {N}, rd {N}, flush {N}, corrupt {N}, gen {N}",
+  "BTRFS warning (device {D}): csum failed root {N} ino {N} off {N}",
+  "BTRFS: error (device {D} state EA) in btrfs_commit_transaction:{N}: errno=-5 IO failure",
+  "md/raid1:md{N}: Disk failure on {D}, disabling device.",
+  "device-mapper: multipath: {N}:{N}: Failing path {N}:{N}.",
+  "INFO: task jbd2/{D}-{N}:{N} blocked for more than {N} seconds.",
+  "INFO: task {W}:{N} blocked for more than {N} seconds.",
+  "{W}: {N} callbacks suppressed",
+  "blk_print_req_error: {N} callbacks suppressed",
+];
+const fill = fc.record({
+  D: fc.oneof(fc.constantFrom("sda", "sdb1", "nvme0n1p2", "dm-0", "md127", "loop3", "", " ", "a,b", "(x)", "sd\u00e9"), fc.string({ unit: "grapheme", maxLength: 20 })),
+  N: fc.oneof(fc.nat(100).map(String), fc.maxSafeNat().map(String), fc.integer({ min: 16, max: 400 }).map((n) => "9".repeat(n)), fc.constantFrom("-1", "", "1.5", "0x1f")),
+  W: fc.oneof(fc.constantFrom("WRITE", "READ", "FLUSH", "I/O", "critical medium", "timeout"), fc.string({ maxLength: 12 })),
+});
+const kernelish = fc.tuple(fc.constantFrom(...TEMPLATES), fill, fill, fill).map(([tpl, ...fills]) => {
+  let i = 0;
+  return tpl.replace(/\{([DNW])\}/g, (_, k: "D" | "N" | "W") => (fills[i++ % fills.length] as Record<string, string>)[k] as string);
+});
+
+test("fuzz: classify never throws on any text; outcomes are well-typed (known class/severity, counts finite)", (t) => {
+  fc.assert(fc.property(fc.oneof(junk, kernelish, fc.string({ unit: "grapheme-ascii", minLength: 900, maxLength: 1100 })), (s) => wellTyped(classify(s))), { numRuns: RUNS });
+  t.pass();
+});
+
+test("fuzz: kernel line shapes with fuzzed devices and numbers classify to well-typed outcomes, counters are safe integers", (t) => {
+  fc.assert(fc.property(kernelish, (s) => wellTyped(classify(s))), { numRuns: RUNS });
+  t.pass();
+});
+
+test("fuzz: normaliseBlockName never throws; the disk is a prefix of the name, the partition is the name or null", (t) => {
+  const name = fc.oneof(fc.string({ maxLength: 30 }), fc.stringMatching(/^(nvme\d{1,3}(c\d)?n\d{1,3}(p\d{1,3})?|mmcblk\d(p\d)?|[shv]d[a-z]{1,3}\d{0,3}|xvd[a-z]\d?|loop\d{1,3}(p\d)?|nbd\d(p\d)?)$/));
+  fc.assert(
+    fc.property(name, (n) => {
+      const r = normaliseBlockName(n);
+      if (r.partition !== null) return r.partition === n && n.startsWith(r.disk) && r.disk.length < n.length;
+      return r.disk === n || /^nvme\d+c\d+n\d+$/.test(n);
+    }),
+    { numRuns: RUNS },
+  );
+  t.pass();
+});
+
+// Regressions found by the properties above (shrunk counterexamples).
+test("regression: a header number past 2^53 is a reason, and PRI past 2^31 no longer wraps into a negative facility", (t) => {
+  t.is(parseRecord("0,9007199254740992,2147483648,-;"), "header field out of range");
+  t.is(parseRecord(`${"9".repeat(400)},1,1,-;x`), "header field out of range");
+  t.like(parseRecord("17179869190,1,1,-;x"), { facility: 2147483648, level: 6 }); // was facility -2147483648 via >> 3
+});
+
+test("regression: 'N callbacks suppressed' with N past 2^53 is not a suppressed count of 1e16 or Infinity", (t) => {
+  t.is(classify("blk_print_req_error: 9999999999999999 callbacks suppressed"), null);
+  t.is(classify(`blk_print_req_error: ${"9".repeat(400)} callbacks suppressed`), null);
+  t.deepEqual(classify("blk_print_req_error: 98 callbacks suppressed"), { suppressed: 98 });
+});
+
+test("regression: btrfs error counters past 2^53 are dropped (one fault), never Infinity", (t) => {
+  const o = classify("BTRFS error (device !): bdev /dev/! errs: wr 0, rd 9999999999999999, flush 0, corrupt 0, gen 9999999999999999");
+  t.like(o, { class: "btrfs_error", count: 1, device: "!" });
+  t.false(o !== null && "btrfsCounters" in o);
+});
