@@ -18,7 +18,9 @@ import { diagnose } from "./status/diagnose.js";
 import { eventsQuery, historyQuery, sinceMs, topIoQuery } from "./status/queries.js";
 import { VERSION } from "./version.js";
 import { NAME as WAL_COMPRESS, WalCompressRemediator } from "../remediators/wal_compress/remediator.js";
-import { Journal } from "../remediators/framework.js";
+import { Journal, RemediationMetrics } from "../remediators/framework.js";
+import { ActionRefused, BackupPauseRemediator, NAME as BACKUP_PAUSE } from "../remediators/backup_pause/remediator.js";
+import { parseDuration } from "./config/units.js";
 
 const TICK_MS = 1000;
 /** /healthz fails when the core loop has not ticked for this long. */
@@ -71,6 +73,7 @@ export class Agent {
   private control: ControlServer | undefined;
   private admin: ControlServer | undefined;
   private readonly walCompress: WalCompressRemediator;
+  private readonly backupPause: BackupPauseRemediator;
   private config: Config;
   private configFile: string | null;
   private fingerprints = new Map<string, string>();
@@ -92,7 +95,9 @@ export class Agent {
     this.scheduler = new Scheduler(this.metrics, log, Math.random, (name, obs) => this.latest.set(name, { at: Date.now(), observation: obs }));
     this.self = new SelfMetrics(this.metrics.registry, this.config.host.proc_path);
     this.history = new HistoryStore({ stateDir: this.config.agent.state_dir, retention: this.config.history, log, metrics: this.metrics });
-    this.walCompress = new WalCompressRemediator(this.config, this.history, WalCompressRemediator.metrics(this.metrics.registry), log);
+    const remediation = new RemediationMetrics(this.metrics.registry);
+    this.walCompress = new WalCompressRemediator(this.config, this.history, remediation, log);
+    this.backupPause = new BackupPauseRemediator(this.config, this.history, remediation, this.metrics.registry, log);
   }
 
   static async start(loaded: LoadedConfig, log: Logger): Promise<Agent> {
@@ -110,6 +115,9 @@ export class Agent {
     const c = this.config;
     // Half-done remediation work is resolved before anything else runs.
     await this.walCompress.recoverAtStart();
+    // Pauses from before a restart: resumed or adopted (queued ahead of any new decision; not
+    // awaited, so a slow systemd cannot hold up the agent's start).
+    this.backupPause.reconcileAtStart().catch((e: unknown) => this.log.error({ err: errorMessage(e) }, "backup_pause: reconcile at start failed"));
     this.addCollectors(buildCollectors(this.collectorDeps()));
     this.metricsServer = await MetricsServer.start({ listen: c.agent.listen, registry: this.metrics.registry, health: () => this.health(), log: this.log });
     this.control = await ControlServer.start({
@@ -162,6 +170,7 @@ export class Agent {
     this.log.level = next.agent.log_level;
     this.history.setRetention(next.history);
     this.walCompress.setConfig(next);
+    this.backupPause.setConfig(next);
     for (const key of ["state_dir", "control_socket", "socket_group"] as const) {
       if (prev.agent[key] !== next.agent[key]) this.log.warn({ key: `agent.${key}` }, "this key changes only at restart; the running value stays");
     }
@@ -193,6 +202,8 @@ export class Agent {
     if (this.stopping) return;
     this.stopping = true;
     clearInterval(this.ticker);
+    // Nothing the agent paused stays paused behind it (ExecStopPost and the dead-man timers cover a crash).
+    await Promise.race([this.backupPause.resumeAll("the agent is stopping").catch(() => []), new Promise((r) => setTimeout(r, 3000).unref())]);
     await this.scheduler.stop(2000);
     for (const name of this.scheduler.names()) {
       try {
@@ -201,7 +212,7 @@ export class Agent {
         this.log.warn({ collector: name, err: errorMessage(e) }, "collector close failed");
       }
     }
-    await Promise.allSettled([this.metricsServer?.close(), this.control?.close(), this.admin?.close(), this.walCompress.close()]);
+    await Promise.allSettled([this.metricsServer?.close(), this.control?.close(), this.admin?.close(), this.walCompress.close(), this.backupPause.close()]);
     this.history.event({ class: "agent", kind: "agent.stopped", severity: "info", message: "stemedb-agent stopped" });
     this.history.close();
     this.self.stop();
@@ -218,7 +229,7 @@ export class Agent {
   status(): StatusReport {
     const c = this.config;
     const health = this.agentHealth();
-    const areas = buildAreas(c, this.latestView(), this.history, health, Date.now(), [this.walCompress.state()]);
+    const areas = buildAreas(c, this.latestView(), this.history, health, Date.now(), [this.walCompress.state(), this.backupPause.state()]);
     return {
       schema: 1,
       agent: {
@@ -273,7 +284,8 @@ export class Agent {
       ["GET /v1/history", (u) => historyQuery(this.history, this.config, u.searchParams.get("metric") ?? "", u.searchParams.get("device"), sinceMs(u.searchParams.get("since"), "6h"))],
       ["GET /v1/events", (u) => ({ events: eventsQuery(this.history, sinceMs(u.searchParams.get("since"), "24h"), u.searchParams.get("class"), limit(u, 200)) })],
       ["GET /v1/top-io", (u) => ({ top: topIoQuery(this.history, sinceMs(u.searchParams.get("since"), "10m"), limit(u, 20)) })],
-      ["GET /v1/remediations", () => ({ remediators: [this.walCompress.state()], journal: new Journal(this.history).recent(20) })],
+      ["GET /v1/remediations", () => ({ remediators: [this.walCompress.state(), this.backupPause.state()], journal: new Journal(this.history).recent(20) })],
+      ["GET /v1/backups", async () => ({ schema: 1, ...(await this.backupPause.detailed()) })],
     ]);
   }
 
@@ -283,8 +295,9 @@ export class Agent {
         "POST /v1/remediations/reset-breaker",
         (u) => {
           const name = u.searchParams.get("name");
-          if (name !== WAL_COMPRESS) throw new BadRequest(`no remediator named ${JSON.stringify(name)} (known: ${WAL_COMPRESS})`);
-          this.walCompress.resetBreaker();
+          if (name === BACKUP_PAUSE) this.backupPause.resetBreaker();
+          else if (name === WAL_COMPRESS) this.walCompress.resetBreaker();
+          else throw new BadRequest(`no remediator named ${JSON.stringify(name)} (known: ${WAL_COMPRESS}, ${BACKUP_PAUSE})`);
           return { reset: name };
         },
       ],
@@ -301,7 +314,28 @@ export class Agent {
           }
         },
       ],
+      ["POST /v1/backups/pause", (u) => this.backupAction(() => {
+          const forText = u.searchParams.get("for");
+          let forMs: number | null = null;
+          if (forText) {
+            const d = parseDuration(forText);
+            if (!d.ok) throw new BadRequest(`--for: ${d.reason}`);
+            forMs = d.value;
+          }
+          return this.backupPause.operatorPause(u.searchParams.get("unit") ?? "", forMs);
+        })],
+      ["POST /v1/backups/resume", (u) => this.backupAction(() => this.backupPause.operatorResume(u.searchParams.get("unit") ?? ""))],
     ]);
+  }
+
+  /** An operator's pause or resume: refusals are the operator's answer (400), not the agent's failure. */
+  private async backupAction(fn: () => Promise<unknown>): Promise<unknown> {
+    try {
+      return { unit: await fn() };
+    } catch (e) {
+      if (e instanceof ActionRefused || e instanceof BadRequest) throw new BadRequest(e.message);
+      throw e;
+    }
   }
 
   private collectorDeps(): CollectorDeps {
@@ -330,6 +364,7 @@ export class Agent {
       this.history.flush();
     }
     this.walCompress.tick(this.latestView());
+    this.backupPause.tick(this.latestView());
     if (now - this.lastMaintain >= MAINTAIN_EVERY_MS || now < this.lastMaintain) {
       this.lastMaintain = now;
       this.history.maintain();

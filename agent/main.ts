@@ -7,15 +7,17 @@ import { DEFAULT_CONFIG_FILE } from "./config/schema.js";
 import { errorMessage } from "./errors.js";
 import { createLogger, type Logger } from "./log.js";
 import { runOnce } from "./once.js";
+import { resumePaused } from "../remediators/backup_pause/remediator.js";
 import { SystemdNotifier } from "./systemd/notify.js";
 import { attachSystemd, reloadWithNotify } from "./systemd/wire.js";
 import { VERSION } from "./version.js";
 
-const USAGE = `usage: stemedb-agent [--config FILE] [--once] [--print-config] [--log-pretty]
+const USAGE = `usage: stemedb-agent [--config FILE] [--once] [--print-config] [--resume-paused] [--log-pretty]
 
   --config FILE    configuration file (default ${DEFAULT_CONFIG_FILE} if it exists, else embedded defaults)
   --once           run every enabled collector once, print the observations as JSON, exit
   --print-config   print the effective configuration as TOML and exit
+  --resume-paused  resume every backup unit the agent holds paused, then exit (the unit's ExecStopPost)
   --log-pretty     human-readable logs instead of JSON lines
   --version        print the version and exit
 
@@ -32,6 +34,7 @@ async function main(): Promise<number> {
         config: { type: "string" },
         once: { type: "boolean", default: false },
         "print-config": { type: "boolean", default: false },
+        "resume-paused": { type: "boolean", default: false },
         "log-pretty": { type: "boolean", default: false },
         version: { type: "boolean", default: false },
         help: { type: "boolean", short: "h", default: false },
@@ -63,6 +66,14 @@ async function main(): Promise<number> {
     return 0;
   }
   const format = args["log-pretty"] ? "pretty" : r.loaded.config.agent.log_format;
+
+  if (args["resume-paused"]) {
+    const log = createLogger(r.loaded.config.agent.log_level, format);
+    const res = await resumePaused(r.loaded.config, log);
+    log.info(res, res.resumed.length + res.left.length === 0 ? "resume-paused: the agent held nothing paused" : "resume-paused: done");
+    await flush(log);
+    return res.left.length > 0 ? 1 : 0;
+  }
 
   if (args.once) {
     // Logs go to stderr so stdout stays pure JSON.

@@ -8,7 +8,8 @@ import type { Diagnosis } from "../status/diagnose.js";
 import type { EventRow, HistoryAnswer, TopIoRow } from "../status/queries.js";
 import { adminCandidates, ApiError, get, Refused, socketCandidates, Unreachable } from "./client.js";
 import { detectStyle } from "./format.js";
-import { renderDiagnosis, renderEvents, renderHistory, renderStatus, renderTopIo } from "./render.js";
+import type { BackupPauseState, BackupUnitView } from "../../remediators/backup_pause/remediator.js";
+import { renderBackups, renderDiagnosis, renderEvents, renderHistory, renderStatus, renderTopIo } from "./render.js";
 
 export const EXIT = { ok: 0, warn: 1, crit: 2, unreachable: 3, usage: 64, refused: 77 } as const;
 
@@ -25,6 +26,9 @@ commands:
   remediations reset-breaker NAME      (root) let a stopped remediator act again
   remediations undo wal_compress SEGMENT
                                        (root) decompress one segment back to plain, crash-safely
+  backups                              the listed backup units: paused or not, until when, budget left
+  backups pause UNIT [--for 20m]       (root) pause a listed unit, with its dead-man's switch armed
+  backups resume UNIT                  (root) resume a unit the agent paused
 
 options:
   --socket PATH   control socket (default: from the config, else /run/stemedb-agent/agentctl.sock,
@@ -32,7 +36,8 @@ options:
   --config FILE   agent configuration to read the socket path from
   --json          machine-readable output (stable schema, see README)
 
-exit codes: 0 ok, 1 warn, 2 crit, 3 agent unreachable, 64 usage error, 77 action refused (not root)`;
+exit codes: 0 ok, 1 warn (or an action the agent declined, with its reason), 2 crit, 3 agent unreachable,
+            64 usage error, 77 action refused (not root)`;
 
 const VERDICT_EXIT: Record<AreaVerdict, number> = { ok: EXIT.ok, unknown: EXIT.warn, warn: EXIT.warn, crit: EXIT.crit };
 
@@ -51,6 +56,7 @@ async function main(argv: string[]): Promise<number> {
         since: { type: "string" },
         class: { type: "string" },
         limit: { type: "string" },
+        for: { type: "string" },
         help: { type: "boolean", short: "h", default: false },
       },
       allowPositionals: true,
@@ -141,6 +147,33 @@ async function main(argv: string[]): Promise<number> {
           if (r.journal.length === 0) lines.push("  (empty)");
           return `${lines.join("\n")}\n`;
         });
+        return EXIT.ok;
+      }
+      case "backups": {
+        const verb = positionals[1];
+        if (verb === "pause" || verb === "resume") {
+          const unit = positionals[2];
+          if (!unit) {
+            process.stderr.write(`agentctl: backups ${verb} needs a unit, e.g. agentctl backups ${verb} backup.service${verb === "pause" ? " --for 20m" : ""}\n`);
+            return EXIT.usage;
+          }
+          try {
+            const r = (await get(adminCandidates(candidates), `/v1/backups/${verb}${q({ unit, for: verb === "pause" ? o.for : undefined })}`, 60_000, "POST")).body as { unit: BackupUnitView };
+            out(r, () => (r.unit.paused ? `${unit}: paused (${r.unit.paused.method}) until ${r.unit.paused.until}; dead-man's switch ${r.unit.paused.deadman} resumes it even if the agent dies\n` : `${unit}: resumed\n`));
+            return EXIT.ok;
+          } catch (e) {
+            // The agent declined (not listed, budget spent, not active, not paused): its reason, exit 1.
+            if (!(e instanceof ApiError) || e.status !== 400) throw e;
+            process.stderr.write(`agentctl: ${unit} not ${verb === "pause" ? "paused" : "resumed"}: ${e.message}\n`);
+            return EXIT.warn;
+          }
+        }
+        if (verb !== undefined) {
+          process.stderr.write(`agentctl: unknown backups command ${JSON.stringify(verb)} (pause, resume, or nothing to list)\n`);
+          return EXIT.usage;
+        }
+        const b = (await get(candidates, "/v1/backups", 20_000)).body as BackupPauseState;
+        out(b, () => renderBackups(b, style));
         return EXIT.ok;
       }
       default:

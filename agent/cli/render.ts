@@ -3,6 +3,7 @@ import type { StatusReport } from "../agent.js";
 import type { Area, AreaVerdict } from "../status/areas.js";
 import type { Diagnosis } from "../status/diagnose.js";
 import type { EventRow, HistoryAnswer, TopIoRow } from "../status/queries.js";
+import type { BackupPauseState } from "../../remediators/backup_pause/remediator.js";
 import { ago, humanBytes, humanDuration, paint, type Style, table } from "./format.js";
 
 const AREA_TITLE: Record<Area["area"], string> = {
@@ -99,4 +100,24 @@ export function renderTopIo(rows: readonly TopIoRow[]): string {
   const t: string[][] = [["pid", "command", "unit", "write avg", "write max", "read avg", "read max", "seen"]];
   for (const r of rows) t.push([String(r.pid), r.comm, r.unit ?? "-", `${humanBytes(Math.round(r.avg_write_bps))}/s`, `${humanBytes(Math.round(r.max_write_bps))}/s`, `${humanBytes(Math.round(r.avg_read_bps))}/s`, `${humanBytes(Math.round(r.max_read_bps))}/s`, `${r.intervals}x`]);
   return `${table(t)}\n`;
+}
+
+/** agentctl backups: each listed unit, whether the agent holds it paused, until when, and its budget. */
+export function renderBackups(s: BackupPauseState, style: Style, now = Date.now()): string {
+  const f = s.fsync;
+  const out: string[] = [];
+  const p99 = f.p99_seconds === null ? "n/a" : `${(f.p99_seconds * 1000).toFixed(1)} ms`;
+  out.push(`backup_pause: mode ${s.mode}${s.breaker_open ? paint(style, "red", ", CIRCUIT BREAKER OPEN") : ""}; WAL fsync p99 ${p99} over the window (threshold ${(f.threshold_seconds * 1000).toFixed(0)} ms${f.slow_for_seconds > 0 ? `, slow for ${humanDuration(f.slow_for_seconds)} of the ${humanDuration(f.for_seconds)} that trigger a pause` : ""})`);
+  const t: string[][] = [["unit", "systemd", "agent", "until", "I/O", "paused 24h", "budget left"]];
+  for (const u of s.units) {
+    const sd = u.systemd ? `${u.systemd.active}/${u.systemd.sub}${u.systemd.freezer && u.systemd.freezer !== "running" ? ` (${u.systemd.freezer})` : ""}` : "?";
+    const held = u.paused ? paint(style, "yellow", `paused (${u.paused.method}, by ${u.paused.by})`) : u.cooldown_until ? `cooldown until ${u.cooldown_until.slice(11, 19)}` : "-";
+    const until = u.paused ? `${u.paused.until.slice(11, 19)} (in ${humanDuration(Math.max(0, Math.round((Date.parse(u.paused.until) - now) / 1000)))})` : "-";
+    const io = u.io_bytes_per_second === null ? "-" : `${humanBytes(Math.round(u.io_bytes_per_second))}/s`;
+    t.push([u.unit, sd, held, until, io, humanDuration(u.paused_last_24h_seconds), u.budget_left_seconds <= 0 ? paint(style, "red", "spent") : humanDuration(u.budget_left_seconds)]);
+  }
+  out.push(table(t));
+  for (const u of s.units) if (u.paused) out.push(`${u.unit}: ${u.paused.reason}; dead-man's switch ${u.paused.deadman}`);
+  out.push(`last decision: ${s.last_decision}`);
+  return `${out.join("\n")}\n`;
 }

@@ -172,6 +172,19 @@ export const configSchema = z
         resume_below: duration.prefault("50ms"),
         max_pause: duration.prefault("30m"),
         daily_budget: duration.prefault("2h"),
+        /** Where the p99 comes from: the agent's probe, the database's own metric, or the worse of the two available. */
+        source: z.enum(["auto", "probe", "database"]).default("auto"),
+        /** The p99 is taken over this much recent time. */
+        window: duration.prefault("1m"),
+        /** p99 below resume_below for this long ends a pause (hysteresis). */
+        resume_after: duration.prefault("2m"),
+        /** A pause that has not brought p99 under the threshold by then is undone: it was not the cure. */
+        improve_within: duration.prefault("3m"),
+        /** After a pause that did not help, no automatic pause of that unit for this long. */
+        cooldown: duration.prefault("1h"),
+        /** A service doing less I/O than this (per second, max over the window) is not competing. */
+        min_io_per_second: size.prefault("1MiB"),
+        breaker_after: z.number().int().min(1).default(3),
         systemctl: command.default("/usr/bin/systemctl"),
         systemd_run: command.default("/usr/bin/systemd-run"),
       }),
@@ -181,6 +194,9 @@ export const configSchema = z
     const bp = c.remediators.backup_pause;
     if (bp.resume_below >= bp.fsync_p99_threshold) {
       ctx.addIssue({ code: "custom", path: ["remediators", "backup_pause", "resume_below"], message: "must be below fsync_p99_threshold, or a pause would never end by recovery" });
+    }
+    if (bp.max_pause > bp.daily_budget) {
+      ctx.addIssue({ code: "custom", path: ["remediators", "backup_pause", "max_pause"], message: "must not exceed daily_budget" });
     }
     const h = c.history;
     if (h.minute_retention < h.raw_retention || h.hour_retention < h.minute_retention) {

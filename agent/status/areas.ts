@@ -51,6 +51,8 @@ export interface RemediatorState {
   readonly breaker_open: boolean;
   readonly busy: string | null;
   readonly last_decision: string;
+  /** backup_pause: the listed units and the pauses the agent holds. */
+  readonly units?: ReadonlyArray<{ readonly unit: string; readonly paused: { readonly method: string; readonly until: string; readonly reason: string } | null }>;
 }
 
 export function buildAreas(c: Config, latest: Latest, h: HistoryStore | null, agentHealth: { verdict: string; reasons: string[] }, now = Date.now(), remediators: readonly RemediatorState[] = []): Area[] {
@@ -197,9 +199,13 @@ function competing(latest: Latest): Area {
 function remediation(c: Config, rs: readonly RemediatorState[]): Area {
   const broken = rs.filter((r) => r.breaker_open);
   if (broken.length > 0) return { area: "remediation", verdict: "warn", summary: `${broken.map((r) => r.name).join(", ")}: circuit breaker open (agentctl remediations)`, details: rs.map((r) => `${r.name} (${r.mode}): ${r.last_decision}`) };
+  // Units held paused come first: that is what an on-call SRE must know about (agentctl backups).
+  const paused = rs.flatMap((r) => r.units ?? []).filter((u) => u.paused);
+  const held = paused.map((u) => `${u.unit} paused (${u.paused?.method}) until ${u.paused?.until.slice(11, 19)}Z: ${u.paused?.reason}`);
+  const line = (r: RemediatorState) => `${r.name} (${r.mode}): ${r.busy ? `working on ${r.busy}` : r.last_decision}`;
+  if (held.length > 0) return { area: "remediation", verdict: "ok", summary: held[0] ?? "", details: [...held.slice(1), ...rs.map(line)] };
   const first = rs.find((r) => r.busy) ?? rs[0];
-  const line = (r: RemediatorState) => `${r.name} (${r.mode}): ${r.busy ? `compressing ${r.busy}` : r.last_decision}`;
-  return { area: "remediation", verdict: "ok", summary: first ? line(first) : `none (backup_pause ${c.remediators.backup_pause.mode}: not built yet)`, details: rs.filter((r) => r !== first).map(line) };
+  return { area: "remediation", verdict: "ok", summary: first ? line(first) : `none configured (backup_pause ${c.remediators.backup_pause.mode})`, details: rs.filter((r) => r !== first).map(line) };
 }
 
 function agent(health: { verdict: string; reasons: string[] }): Area {
