@@ -5,9 +5,14 @@
 // need a C++ toolchain and libsystemd-dev at install time and a rebuild for every Node major;
 // a failed build of the optional one silently sends nothing. systemd ships `systemd-notify`, so
 // each message is one `systemd-notify` run (11-22 ms measured; see ../shared/notes/disk-systemd.md
-// 5.1). It sends, then waits on a BARRIER=1 until PID 1 has processed the message, so PID 1 can
-// still attribute it to our unit after systemd-notify exits. It tries our PID as the sender
-// (needs CAP_SYS_ADMIN) and falls back to its own, hence `NotifyAccess=all` in the unit.
+// 5.1). systemd-notify puts its parent's PID (ours) in SCM_CREDENTIALS, which the kernel accepts
+// only from a process with CAP_SYS_ADMIN; without it, it falls back to its own PID.
+//  - With CAP_SYS_ADMIN (the shipped unit keeps it): the message comes from the main PID, so the
+//    unit can say NotifyAccess=main, and we pass --no-block: no BARRIER=1 round trip is needed
+//    since PID 1 attributes the message to our live PID, not to the exiting systemd-notify.
+//  - Without it (a drop-in removed it, or a non-root variant): systemd-notify sends as itself and
+//    waits on a BARRIER=1 until PID 1 has processed the message (so PID 1 can still attribute it
+//    after systemd-notify exits); the unit must then say NotifyAccess=all.
 //
 // Rules that keep it cheap and safe:
 //  - at most one systemd-notify runs at a time; later messages queue (bounded) and STATUS/WATCHDOG
@@ -18,6 +23,7 @@
 //  - NOTIFY_SOCKET and WATCHDOG_* are taken out of process.env, so smartctl, systemctl and other
 //    children cannot talk to the notify socket; only systemd-notify gets them back explicitly.
 import { execFile } from "node:child_process";
+import { readFileSync } from "node:fs";
 
 export const SYSTEMD_NOTIFY = "/usr/bin/systemd-notify";
 
@@ -34,6 +40,20 @@ export interface NotifierOptions {
   readonly timeoutMs?: number;
   readonly log?: NotifyLog;
   readonly pid?: number;
+  /** Pass --no-block (the sender is our PID, see above). Default: whether we hold CAP_SYS_ADMIN. */
+  readonly noBlock?: boolean;
+}
+
+const CAP_SYS_ADMIN = 21n;
+
+/** Whether this process has CAP_SYS_ADMIN in its effective set (root children then get it too). */
+export function hasCapSysAdmin(statusFile = "/proc/self/status"): boolean {
+  try {
+    const m = /^CapEff:\s*([0-9a-f]+)$/m.exec(readFileSync(statusFile, "utf8"));
+    return m?.[1] !== undefined && ((BigInt(`0x${m[1]}`) >> CAP_SYS_ADMIN) & 1n) === 1n && process.getuid?.() === 0;
+  } catch {
+    return false;
+  }
 }
 
 /** Bounded queue: beyond this, the oldest merged STATUS/WATCHDOG-only message is dropped. */
@@ -57,6 +77,8 @@ export class SystemdNotifier {
   readonly watchdogIntervalMs: number | null;
   private readonly socket: string;
   private readonly binary: string;
+  /** --no-block: messages are sent with our PID (CAP_SYS_ADMIN), no barrier. */
+  readonly noBlock: boolean;
   private readonly timeoutMs: number;
   private readonly log: NotifyLog | undefined;
   private readonly queue: Message[] = [];
@@ -70,6 +92,7 @@ export class SystemdNotifier {
     this.socket = env["NOTIFY_SOCKET"] ?? "";
     this.enabled = this.socket !== "";
     this.binary = opts.binary ?? SYSTEMD_NOTIFY;
+    this.noBlock = opts.noBlock ?? (this.enabled && hasCapSysAdmin());
     this.timeoutMs = opts.timeoutMs ?? 5000;
     this.log = opts.log;
     const usec = Number(env["WATCHDOG_USEC"] ?? "");
@@ -149,7 +172,7 @@ export class SystemdNotifier {
 
   private run(msg: Message): Promise<void> {
     // Positional VARIABLE=VALUE arguments: systemd-notify sends them as one datagram.
-    const args = [...msg].map(([k, v]) => `${k}=${v}`);
+    const args = [...(this.noBlock ? ["--no-block"] : []), ...[...msg].map(([k, v]) => `${k}=${v}`)];
     return new Promise<void>((resolve) => {
       execFile(
         this.binary,
