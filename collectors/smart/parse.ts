@@ -62,7 +62,7 @@ const bool = (o: Obj | null, k: string): boolean | null => (o && typeof o[k] ===
 function num(o: Obj | null, k: string): number | null {
   if (!o) return null;
   const s = o[`${k}_s`];
-  if (typeof s === "string" && /^\d+$/.test(s)) return Number(s);
+  if (typeof s === "string" && /^\d+$/.test(s) && Number.isFinite(Number(s))) return Number(s); // 309+ digits would be Infinity
   const v = o[k];
   return typeof v === "number" && Number.isFinite(v) ? v : null;
 }
