@@ -28,7 +28,9 @@ export class ControlServer {
   ) {}
 
   static async start(opts: ControlServerOptions): Promise<ControlServer> {
-    const server = createServer({ maxHeaderSize: 8 * 1024, requestTimeout: 60_000, headersTimeout: 5_000 }, (req, res) => void handle(req, res, opts));
+    // connectionsCheckingInterval: Node enforces the header/request timeouts only when it sweeps its
+    // connections (default every 30 s), so without it a slow client lives up to 35 s, not 5.
+    const server = createServer({ maxHeaderSize: 8 * 1024, requestTimeout: 60_000, headersTimeout: 5_000, connectionsCheckingInterval: 1_000 }, (req, res) => void handle(req, res, opts));
     server.maxConnections = 1024;
     server.setTimeout(30_000, (sock) => sock.destroy());
     const failures: string[] = [];

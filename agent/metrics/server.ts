@@ -34,7 +34,9 @@ export class MetricsServer {
 
   static async start(opts: MetricsServerOptions): Promise<MetricsServer> {
     const server = createServer(
-      { maxHeaderSize: 8 * 1024, requestTimeout: 10_000, headersTimeout: 5_000, keepAliveTimeout: 30_000 },
+      // connectionsCheckingInterval: Node enforces headersTimeout/requestTimeout only when it sweeps
+      // its connections (default every 30 s), so without it a slow-loris lives up to 35 s, not 5.
+      { maxHeaderSize: 8 * 1024, requestTimeout: 10_000, headersTimeout: 5_000, keepAliveTimeout: 30_000, connectionsCheckingInterval: 1_000 },
       (req, res) => {
         handle(req, res, opts).catch((e: unknown) => {
           opts.log.error({ err: errorMessage(e) }, "metrics: request failed");
