@@ -13,6 +13,11 @@ export function parseProcIo(text: string): ProcIo | string {
     const m = /^(\w+):\s+(\d+)$/.exec(line.trim());
     if (m) v.set(m[1] as string, Number(m[2]));
   }
+  // Past 2^53 digits lose units (past ~1e308 they are Infinity): garbage, not a counter.
+  for (const k of ["read_bytes", "write_bytes", "cancelled_write_bytes"]) {
+    const n = v.get(k);
+    if (n !== undefined && !Number.isSafeInteger(n)) return `${k} out of range`;
+  }
   const readBytes = v.get("read_bytes");
   const writeBytes = v.get("write_bytes");
   if (readBytes === undefined || writeBytes === undefined) return "no read_bytes/write_bytes";
@@ -60,7 +65,8 @@ export function parseIoStat(text: string): Map<string, IoStatEntry> {
     for (const t of tok.slice(1)) {
       const i = t.indexOf("=");
       const n = Number(t.slice(i + 1));
-      if (i > 0 && Number.isFinite(n)) kv.set(t.slice(0, i), n);
+      // Counters are unsigned decimal integers; Number() would also take "", "-1", "1e3", "0x10".
+      if (i > 0 && /^\d+$/.test(t.slice(i + 1)) && Number.isSafeInteger(n)) kv.set(t.slice(0, i), n);
     }
     out.set(dev, { rbytes: kv.get("rbytes") ?? 0, wbytes: kv.get("wbytes") ?? 0, rios: kv.get("rios") ?? 0, wios: kv.get("wios") ?? 0, dbytes: kv.get("dbytes") ?? 0, dios: kv.get("dios") ?? 0 });
   }
