@@ -37,6 +37,8 @@ export interface PrometheusOptions {
   readonly scrapeInterval?: string;
   /** Absolute paths of rule files to load. */
   readonly ruleFiles?: readonly string[];
+  /** A remote_write endpoint (the bench's sink). */
+  readonly remoteWriteUrl?: string;
 }
 
 export async function startPrometheus(dir: string, opts: PrometheusOptions): Promise<PrometheusServer> {
@@ -49,6 +51,7 @@ export async function startPrometheus(dir: string, opts: PrometheusOptions): Pro
       `  scrape_interval: ${interval}`,
       `  evaluation_interval: ${interval}`,
       ...(opts.ruleFiles?.length ? ["rule_files:", ...opts.ruleFiles.map((f) => `  - ${JSON.stringify(f)}`)] : []),
+      ...(opts.remoteWriteUrl ? ["remote_write:", `  - url: ${JSON.stringify(opts.remoteWriteUrl)}`] : []),
       "scrape_configs:",
       `  - job_name: ${JSON.stringify(opts.job ?? "stemedb-agent")}`,
       "    static_configs:",
