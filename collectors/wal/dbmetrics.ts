@@ -26,11 +26,13 @@ export function parseDbMetrics(text: string): DbWalMetrics {
     const value = Number(v === "+Inf" ? Infinity : v);
     if (!Number.isFinite(value) && v !== "+Inf") continue;
     if (name === "stemedb_wal_fsync_duration_seconds") {
-      const q = /quantile="([^"]+)"/.exec(labels)?.[1];
+      const q = /[{,\s]quantile="([^"]+)"/.exec(labels)?.[1];
       if (q !== undefined) quantiles[q] = value;
     } else if (name === "stemedb_wal_fsync_duration_seconds_bucket") {
-      const le = /le="([^"]+)"/.exec(labels)?.[1];
-      if (le !== undefined) buckets.push([le === "+Inf" ? Infinity : Number(le), value]);
+      // Anchored: `quantile="..."` ends in `le="` too. A bound that is not a number is no bucket.
+      const le = /[{,\s]le="([^"]+)"/.exec(labels)?.[1];
+      const bound = le === "+Inf" ? Infinity : Number(le);
+      if (le !== undefined && le.trim() !== "" && !Number.isNaN(bound)) buckets.push([bound, value]);
     } else if (name === "stemedb_wal_fsync_duration_seconds_count") count = value;
     else if (name === "stemedb_wal_fsync_errors_total") errors = (errors ?? 0) + value;
   }

@@ -52,7 +52,7 @@ export interface Inventory {
 
 export function patternRegex(pattern: string): { plain: RegExp; gz: RegExp } {
   const star = pattern.indexOf("*");
-  const esc = (s: string) => s.replace(/[.+?^${}()|[\]\\]/g, "\\$&");
+  const esc = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&"); // a star after the first is literal
   const body = star < 0 ? esc(pattern) : `${esc(pattern.slice(0, star))}(\\d{1,18})${esc(pattern.slice(star + 1))}`;
   return { plain: new RegExp(`^${body}$`), gz: new RegExp(`^${body}\\.gz$`) };
 }
