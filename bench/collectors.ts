@@ -1,6 +1,7 @@
 // Cost of one sample of each disk-side collector, in µs of wall time and CPU, and the fsync
 // probe's cost; node_exporter's diskstats collector on the same synthetic 64-device tree is the
-// reference (CPU per scrape, its own process). Usage: node dist/bench/collectors.js
+// reference (CPU per scrape, its own process). Usage: node dist/bench/collectors.js [scale]
+// (scale multiplies the iteration counts; `npm run bench -- --quick` uses 0.2)
 import { spawn, spawnSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -13,6 +14,8 @@ import { ProcioCollector } from "../collectors/procio/collector.js";
 import type { Collector } from "../collectors/types.js";
 
 const log = pino({ level: "silent" });
+const scale = Number(process.argv[2] ?? 1);
+const times = (n: number) => Math.max(20, Math.round(n * scale));
 const signal = new AbortController().signal;
 const work = mkdtempSync(join(tmpdir(), "bench-col-"));
 
@@ -86,23 +89,23 @@ const rows = [];
 const proc64 = syntheticProc(64, 1);
 let step = 1;
 const disk64 = new DiskstatsCollector({ procPath: proc64, sysPath: "/sys", roles: [], include: "", exclude: "", registry: new Registry(), history: null, log });
-rows.push(await cost("diskstats, 64 devices (synthetic proc)", disk64, 2000, () => syntheticProc(64, ++step)));
+rows.push(await cost("diskstats, 64 devices (synthetic proc)", disk64, times(2000), () => syntheticProc(64, ++step)));
 // Like for like with node_exporter's per-scrape figure: sample, publish and render the exposition.
 const reg64 = new Registry();
 const disk64r = new DiskstatsCollector({ procPath: proc64, sysPath: "/sys", roles: [], include: "", exclude: "", registry: reg64, history: null, log });
 const rendering: Collector<unknown> = { name: "r", collect: async (ctx) => { const o = await disk64r.collect(ctx); disk64r.publish(o); await reg64.metrics(); return o; } };
-rows.push(await cost("diskstats, 64 devices + render /metrics text", rendering, 500, () => syntheticProc(64, ++step)));
+rows.push(await cost("diskstats, 64 devices + render /metrics text", rendering, times(500), () => syntheticProc(64, ++step)));
 const diskHere = new DiskstatsCollector({ procPath: "/proc", sysPath: "/sys", roles: [{ role: "wal", path: work }], include: "", exclude: "^(ram|zram)\\d+$", registry: new Registry(), history: null, log });
-rows.push(await cost("diskstats, this machine", diskHere, 2000));
+rows.push(await cost("diskstats, this machine", diskHere, times(2000)));
 const procio = new ProcioCollector({ procPath: "/proc", units: [], topK: 10, registry: new Registry(), history: null, log });
 const nproc = (await procio.collect({ signal })).processes;
-rows.push(await cost(`procio, this machine (${nproc} processes)`, procio, 300));
+rows.push(await cost(`procio, this machine (${nproc} processes)`, procio, times(300)));
 const probeDir = join(work, "probe");
 mkdirSync(probeDir);
 const probe = new FsyncProbeCollector({ dirs: [probeDir], blockSize: 4096, deadlineMs: 5000, procPath: "/proc", registry: new Registry(), history: null, log });
-rows.push(await cost("fsync probe, 4 KiB + fdatasync (ext4 on vda)", probe, 300));
+rows.push(await cost("fsync probe, 4 KiB + fdatasync (ext4 on vda)", probe, times(300)));
 await probe.close();
-const ref = await nodeExporterScrape(proc64, 500);
+const ref = await nodeExporterScrape(proc64, times(500));
 if (ref) rows.push(ref);
 
 console.log(`collector cost per sample (${new Date().toISOString()}, node ${process.version})`);

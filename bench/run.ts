@@ -23,7 +23,7 @@ if (!Number.isFinite(duration) || duration < 20) {
 type Json = Record<string, unknown>;
 const here = (f: string) => fileURLToPath(new URL(f, import.meta.url));
 const benches: Array<{ name: string; file: string; args: string[]; node?: string[] }> = [
-  { name: "collectors", file: "collectors.js", args: [] },
+  { name: "collectors", file: "collectors.js", args: [quick ? "0.2" : "1"] },
   { name: "kmsg", file: "kmsg.js", args: [quick ? "200000" : "1000000"] },
   { name: "wal", file: "wal.js", args: [quick ? "20000" : "100000"], node: ["--expose-gc"] },
   { name: "wal-compress", file: "wal-compress.js", args: quick ? ["4", "8"] : ["12", "8"] },

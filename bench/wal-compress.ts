@@ -52,6 +52,7 @@ const g0 = performance.now();
 for (let i = 1; i <= files; i++) execFileSync("sh", ["-c", `gzip -${level} '${join(g, `segment.${i}.wal`)}' && sync -f '${g}'`]);
 const gzipSecs = (performance.now() - g0) / 1000;
 const size = (d: string) => Array.from({ length: files }, (_, i) => statSync(join(d, `segment.${i + 1}.wal.gz`)).size).reduce((x, y) => x + y, 0);
+const late = (ns: number) => Number(Math.max(0, ns / 1e6 - 5).toFixed(2));
 const result = {
   bench: "wal-compress",
   files,
@@ -62,7 +63,8 @@ const result = {
   ratio_to_gzip: Number((gzipSecs / agentSecs).toFixed(2)),
   agent_output_ratio: Number((size(a) / total).toFixed(3)),
   gzip_output_ratio: Number((size(g) / total).toFixed(3)),
-  event_loop_lag_ms: { p50: Number((lag.percentile(50) / 1e6).toFixed(2)), p99: Number((lag.percentile(99) / 1e6).toFixed(2)), max: Number((lag.max / 1e6).toFixed(2)) },
+  // Node records the whole interval between its 5 ms timer runs: the lag is what exceeds it.
+  event_loop_lag_ms: { p50: late(lag.percentile(50)), p99: late(lag.percentile(99)), max: late(lag.max) },
 };
 console.log(`WAL compression, ${files} x ${mib} MiB, level ${level}: agent ${result.agent_mb_per_second} MB/s (every file fsynced, verified by decompression and sha256, renamed, dir fsynced) vs gzip -${level} ${result.gzip_mb_per_second} MB/s (with sync) = ${result.ratio_to_gzip}x; output ${result.agent_output_ratio} vs ${result.gzip_output_ratio} of input; event-loop lag during compression p50 ${result.event_loop_lag_ms.p50} ms, p99 ${result.event_loop_lag_ms.p99} ms, max ${result.event_loop_lag_ms.max} ms`);
 console.log(JSON.stringify(result));
