@@ -1,0 +1,124 @@
+#!/usr/bin/env bash
+# Installs stemedb-agent from this checkout as a systemd service. Run as root:
+#
+#   sudo scripts/install.sh          (or: sudo npm run install-service)
+#
+# Idempotent: running it again upgrades in place (the service is restarted if it was running) and
+# never touches an existing /etc/stemedb/agent.toml.
+#
+#   /usr/lib/stemedb-agent/           dist (agent, collectors, remediators) + production node_modules
+#   /usr/bin/stemedb-agent, agentctl  symlinks into it
+#   /usr/lib/systemd/system/stemedb-agent.service
+#   /usr/lib/sysusers.d/stemedb-agent.conf, /usr/lib/tmpfiles.d/stemedb-agent.conf
+#   /etc/stemedb/agent.toml           documented defaults, only if missing
+#
+# Builds first when dist/ is missing or older than the sources. Production dependencies come from
+# this checkout's node_modules pruned with `npm prune --omit=dev` (offline; keeps the compiled
+# better-sqlite3), or, without node_modules, from `npm ci --omit=dev` (needs the registry).
+# Environment: STEMEDB_AGENT_NO_START=1 installs without enabling/starting the service.
+set -euo pipefail
+
+LIBDIR=/usr/lib/stemedb-agent
+BINDIR=/usr/bin
+UNITDIR=/usr/lib/systemd/system
+SYSUSERSDIR=/usr/lib/sysusers.d
+TMPFILESDIR=/usr/lib/tmpfiles.d
+CONFDIR=/etc/stemedb
+UNIT=stemedb-agent.service
+
+say() { printf 'install: %s\n' "$*"; }
+die() { printf 'install: error: %s\n' "$*" >&2; exit 1; }
+
+[ "$(id -u)" -eq 0 ] || die "run as root (sudo $0)"
+REPO=$(cd "$(dirname "$0")/.." && pwd -P)
+cd "$REPO"
+
+command -v node >/dev/null || die "node not found (Node.js >= 20.3 is required)"
+node -e 'const [a,b]=process.versions.node.split(".").map(Number); process.exit(a>20||(a===20&&b>=3)?0:1)' \
+  || die "Node.js >= 20.3 is required, found $(node --version)"
+
+# 1. build if needed
+needs_build() {
+  [ -f dist/agent/main.js ] && [ -f dist/agent/cli/agentctl.js ] || return 0
+  [ -n "$(find agent collectors remediators -name '*.ts' -newer dist/agent/main.js -print -quit)" ]
+}
+if needs_build; then
+  [ -w "$REPO" ] || die "dist/ is missing or stale and $REPO is read-only: run 'npm ci && npm run build' first"
+  say "building"
+  [ -x node_modules/.bin/tsc ] || npm ci --no-audit --no-fund
+  npm run build
+fi
+
+# 2. stage the tree next to the target, check it runs, then swap it in
+STAGE="$LIBDIR.new.$$"
+cleanup() { rm -rf "$STAGE"; }
+trap cleanup EXIT
+rm -rf "$STAGE"
+install -d -m 0755 "$STAGE/dist"
+cp -a dist/agent dist/collectors dist/remediators "$STAGE/dist/"
+find "$STAGE/dist" -name '*.map' -delete
+cp -a package.json package-lock.json README.md "$STAGE/"
+install -d -m 0755 "$STAGE/systemd"
+cp -a systemd/. "$STAGE/systemd/"
+if [ -d node_modules ]; then
+  say "copying production dependencies from node_modules"
+  cp -a node_modules "$STAGE/"
+  (cd "$STAGE" && npm prune --omit=dev --offline --no-audit --no-fund --ignore-scripts >/dev/null)
+else
+  say "fetching production dependencies (npm ci --omit=dev)"
+  (cd "$STAGE" && npm ci --omit=dev --no-audit --no-fund >/dev/null)
+fi
+chmod 0755 "$STAGE/dist/agent/main.js" "$STAGE/dist/agent/cli/agentctl.js"
+chown -R root:root "$STAGE"
+chmod -R u+rwX,go+rX,go-w "$STAGE"
+node "$STAGE/dist/agent/main.js" --version >/dev/null || die "the staged agent does not run"
+node "$STAGE/dist/agent/main.js" --print-config --config /dev/null >/dev/null || die "the staged agent cannot load its configuration"
+
+if [ -d "$LIBDIR" ]; then
+  rm -rf "$LIBDIR.old"
+  mv "$LIBDIR" "$LIBDIR.old"
+fi
+mv "$STAGE" "$LIBDIR"
+rm -rf "$LIBDIR.old"
+trap - EXIT
+say "installed $LIBDIR ($(node "$LIBDIR/dist/agent/main.js" --version))"
+
+# 3. commands, unit, sysusers/tmpfiles snippets
+ln -sfn "$LIBDIR/dist/agent/main.js" "$BINDIR/stemedb-agent"
+ln -sfn "$LIBDIR/dist/agent/cli/agentctl.js" "$BINDIR/agentctl"
+install -D -m 0644 systemd/stemedb-agent.service "$UNITDIR/$UNIT"
+install -D -m 0644 systemd/stemedb-agent.sysusers.conf "$SYSUSERSDIR/stemedb-agent.conf"
+install -D -m 0644 systemd/stemedb-agent.tmpfiles.conf "$TMPFILESDIR/stemedb-agent.conf"
+say "installed $BINDIR/stemedb-agent, $BINDIR/agentctl, $UNITDIR/$UNIT"
+
+# 4. default configuration, never overwriting
+install -d -m 0755 "$CONFDIR"
+if [ -e "$CONFDIR/agent.toml" ]; then
+  say "kept existing $CONFDIR/agent.toml (documented defaults: $LIBDIR/systemd/agent.toml)"
+  "$BINDIR/stemedb-agent" --config "$CONFDIR/agent.toml" --print-config >/dev/null \
+    || say "WARNING: $CONFDIR/agent.toml has problems (above); the service will refuse to start"
+else
+  install -m 0644 systemd/agent.toml "$CONFDIR/agent.toml"
+  say "wrote $CONFDIR/agent.toml (documented defaults, all commented out)"
+fi
+
+# 5. systemd
+if [ -d /run/systemd/system ]; then
+  systemd-sysusers "$SYSUSERSDIR/stemedb-agent.conf"
+  systemd-tmpfiles --create "$TMPFILESDIR/stemedb-agent.conf"
+  systemctl daemon-reload
+  if [ "${STEMEDB_AGENT_NO_START:-0}" = 1 ]; then
+    systemctl enable "$UNIT"
+    say "enabled $UNIT (not started: STEMEDB_AGENT_NO_START=1)"
+  else
+    was_active=0
+    systemctl -q is-active "$UNIT" && was_active=1
+    systemctl enable --now "$UNIT"
+    [ "$was_active" = 1 ] && systemctl restart "$UNIT"   # pick up the new code
+    say "$(systemctl is-active "$UNIT"): $UNIT ($(systemctl show -p StatusText --value "$UNIT"))"
+  fi
+else
+  say "systemd is not running (not PID 1): files installed, nothing started. On a systemd host:"
+  say "  systemd-sysusers; systemd-tmpfiles --create; systemctl daemon-reload; systemctl enable --now $UNIT"
+fi
+say "done. Status: agentctl status (root, or members of group stemedb-agent: usermod -aG stemedb-agent USER)"
