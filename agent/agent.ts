@@ -2,7 +2,7 @@
 // control socket, reloads on SIGHUP and shuts down cleanly. Owns time and state; collectors
 // only observe.
 import { dirname, join } from "node:path";
-import { buildCollectors, type CollectorDeps, collectorFingerprints } from "../collectors/index.js";
+import { buildCollectors, type CollectorDeps, collectorFingerprints, collectorSpecs } from "../collectors/index.js";
 import type { LoadedConfig } from "./config/load.js";
 import type { Config } from "./config/schema.js";
 import { BadRequest, ControlServer, type RouteHandler } from "./control/server.js";
@@ -192,6 +192,8 @@ export class Agent {
       }
     }
     this.addCollectors(buildCollectors(this.collectorDeps(), (name) => !this.fingerprints.has(name)));
+    // A changed interval, timeout or jitter alone does not rebuild a collector: apply it to its schedule.
+    for (const [name, spec] of collectorSpecs(next)) this.scheduler.update(name, spec);
     this.history.event({ class: "agent", kind: "config.reloaded", severity: "info", message: "configuration reloaded" });
     this.log.info({ collectors: this.scheduler.names() }, "configuration reloaded");
     return [];

@@ -176,3 +176,8 @@ export function buildCollectors(deps: CollectorDeps, only?: (name: string) => bo
 export function collectorFingerprints(c: Config): Map<string, string> {
   return new Map(FACTORIES.filter((f) => f.enabled(c)).map((f) => [f.name, f.fingerprint(c)]));
 }
+
+/** The schedule (interval, timeout, jitter) of each enabled collector: a reload applies it without a rebuild. */
+export function collectorSpecs(c: Config): Map<string, ScheduleSpec> {
+  return new Map(FACTORIES.filter((f) => f.enabled(c)).map((f) => [f.name, f.spec(c)]));
+}
