@@ -32,7 +32,8 @@ const regex = z.string().superRefine((src, ctx) => {
   try {
     new RegExp(src);
   } catch (e) {
-    ctx.addIssue({ code: "custom", message: `invalid regular expression: ${(e as Error).message}` });
+    // V8 quotes the pattern raw; a newline in it would split the one-line problem.
+    ctx.addIssue({ code: "custom", message: `invalid regular expression: ${(e as Error).message.replace(/\r/g, "\\r").replace(/\n/g, "\\n")}` });
   }
 });
 
