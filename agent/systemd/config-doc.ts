@@ -84,7 +84,8 @@ export function documentedConfig(printed: string, readme: string): string {
     const kv = /^([a-z_]+) = (.*)$/.exec(line);
     if (kv?.[1] === undefined) continue;
     const key = kv[1];
-    const meaning = meanings.get(section)?.get(key) ?? (section.startsWith("collectors.") ? COMMON[key] : undefined) ?? "see README.md, Configuration reference";
+    const documented = meanings.get(section)?.get(key);
+    const meaning = (documented === undefined || documented === "" ? undefined : documented) ?? (section.startsWith("collectors.") ? COMMON[key] : undefined) ?? "see README.md, Configuration reference";
     for (const l of wrap(meaning)) out.push(`# ${l}`);
     out.push(`#${line}`);
   }

@@ -85,7 +85,7 @@ export class SystemdNotifier {
   private inFlight: Promise<void> | null = null;
   private lastPing = -Infinity;
   /** Runs and their outcomes, for tests and logs. */
-  readonly counts = { sent: 0, failed: 0, dropped: 0 };
+  readonly counts = { started: 0, sent: 0, failed: 0, dropped: 0 };
 
   constructor(opts: NotifierOptions = {}) {
     const env = opts.env ?? process.env;
@@ -173,6 +173,7 @@ export class SystemdNotifier {
   private run(msg: Message): Promise<void> {
     // Positional VARIABLE=VALUE arguments: systemd-notify sends them as one datagram.
     const args = [...(this.noBlock ? ["--no-block"] : []), ...[...msg].map(([k, v]) => `${k}=${v}`)];
+    this.counts.started++;
     return new Promise<void>((resolve) => {
       execFile(
         this.binary,
