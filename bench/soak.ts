@@ -15,7 +15,7 @@
 //   --warmup S      minutes ignored at the start (default: 5, or a fifth of a shorter run)
 //   --max-slope X   failure threshold, MB of RSS per hour (default 5: at that rate 80 MB
 //                   would double in 16 h, while a steady agent's fit stays within about ±2)
-import { closeSync, openSync, readdirSync, rmSync, statSync, unlinkSync, writeSync } from "node:fs";
+import { closeSync, existsSync, openSync, readdirSync, rmSync, statSync, unlinkSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import { gunzipSync } from "node:zlib";
 import { controlGet, metricValue, procSample, round, ScrapeClient, sleep, slope, startAgent } from "./lib.js";
@@ -85,7 +85,8 @@ let lastT = t0;
 let died = false;
 const hist = () => {
   try {
-    return statSync(join(agent.stateDir, "history.db")).size / 1e6;
+    const f = join(agent.stateDir, "history.db"); // with its WAL, where recent writes sit until a checkpoint
+    return (statSync(f).size + (existsSync(`${f}-wal`) ? statSync(`${f}-wal`).size : 0)) / 1e6;
   } catch {
     return NaN;
   }
