@@ -80,6 +80,8 @@ test("fuzz: analyse over any listing: every segment-named regular file is invent
       const actives = inv.segments.filter((s) => s.state === "active");
       if (actives.length > 1 || (actives[0] && actives[0].seq !== highest) || inv.active !== (actives[0] ?? null)) return false;
       if (inv.segments.some((s) => s.state === "compressed" && !s.name.endsWith(".gz"))) return false;
+      // A plain segment is active exactly when it has the highest number; every other plain one is sealed.
+      if (inv.segments.some((s) => re.plain.test(s.name) && s.state !== (s.seq === highest ? "active" : "sealed"))) return false;
       return inv.findings.every((f) => KINDS.has(f.kind) && f.files.length > 0 && f.files.length <= 20 && f.message.length > 0);
     }),
     { numRuns: 1500 },
