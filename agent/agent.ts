@@ -279,7 +279,7 @@ export class Agent {
 
   private routes(): Map<string, RouteHandler> {
     const limit = (u: URL, d: number) => Math.min(10_000, Math.max(1, Number(u.searchParams.get("limit") ?? d) || d));
-    return new Map<string, RouteHandler>([
+    const routes = new Map<string, RouteHandler>([
       ["GET /v1/status", () => this.status()],
       ["GET /v1/health", () => this.agentHealth()],
       ["GET /v1/diagnose", () => ({ schema: 1, generated_at: new Date().toISOString(), ...diagnose(this.config, this.latestView(), this.history) })],
@@ -289,6 +289,10 @@ export class Agent {
       ["GET /v1/remediations", () => ({ remediators: [this.walCompress.state(), this.backupPause.state()], journal: new Journal(this.history).recent(20) })],
       ["GET /v1/backups", async () => ({ schema: 1, ...(await this.backupPause.detailed()) })],
     ]);
+    // Answers include what happened a moment ago: rows buffered for the next flush are written
+    // first (an operator who just paused a unit must see the event now, not in 10 s).
+    for (const [key, handler] of routes) if (key !== "GET /v1/health") routes.set(key, (u) => (this.history.flush(), handler(u)));
+    return routes;
   }
 
   private adminRoutes(): Map<string, RouteHandler> {

@@ -107,7 +107,7 @@ export function renderBackups(s: BackupPauseState, style: Style, now = Date.now(
   const f = s.fsync;
   const out: string[] = [];
   const p99 = f.p99_seconds === null ? "n/a" : `${(f.p99_seconds * 1000).toFixed(1)} ms`;
-  out.push(`backup_pause: mode ${s.mode}${s.breaker_open ? paint(style, "red", ", CIRCUIT BREAKER OPEN") : ""}; WAL fsync p99 ${p99} over the window (threshold ${(f.threshold_seconds * 1000).toFixed(0)} ms${f.slow_for_seconds > 0 ? `, slow for ${humanDuration(f.slow_for_seconds)} of the ${humanDuration(f.for_seconds)} that trigger a pause` : ""})`);
+  out.push(`backup_pause: mode ${s.mode}${s.breaker_open ? paint(style, "red", ", CIRCUIT BREAKER OPEN") : ""}; WAL fsync p99 ${p99} over the window (threshold ${(f.threshold_seconds * 1000).toFixed(0)} ms${f.slow_for_seconds > 0 ? `, slow for ${humanDuration(f.slow_for_seconds)}; ${humanDuration(f.for_seconds)} of that triggers a pause` : ""})`);
   const t: string[][] = [["unit", "systemd", "agent", "until", "I/O", "paused 24h", "budget left"]];
   for (const u of s.units) {
     const sd = u.systemd ? `${u.systemd.active}/${u.systemd.sub}${u.systemd.freezer && u.systemd.freezer !== "running" ? ` (${u.systemd.freezer})` : ""}` : "?";

@@ -362,7 +362,7 @@ export class BackupPauseRemediator {
         this.metrics.actions.labels(NAME, "planned").inc(0);
         continue;
       }
-      await this.pause(unit, choice.method, choice.forMs, "agent", `${why}; ${unit} doing ${((this.ioOf(unit) ?? 0) / 1048576).toFixed(1)} MiB/s of I/O`);
+      await this.pause(unit, choice.method, choice.forMs, "agent", unitKind(unit) === "service" ? `${why}; ${unit} doing ${((this.ioOf(unit) ?? 0) / 1048576).toFixed(1)} MiB/s of I/O` : why);
     }
     if (candidates.length === 0) {
       this.lastDecision = `${why}, but no listed unit is active and doing I/O: the backups are not the cause`;

@@ -131,11 +131,25 @@ export class Systemd {
   }
 
   pause(unit: string, method: PauseMethod): Promise<string> {
-    return this.call(this.pauseArgs(unit, method));
+    return this.signalled(this.pauseArgs(unit, method));
   }
 
   resume(unit: string, method: PauseMethod): Promise<string> {
-    return this.call(this.resumeArgs(unit, method));
+    return this.signalled(this.resumeArgs(unit, method));
+  }
+
+  /**
+   * systemctl kill --kill-who=all can fail on the unit's other processes ("Failed to send signal
+   * ... to auxiliary processes: Input/output error", seen on a cgroup v1 systemd 252) after the
+   * main process got it: then the main process alone, and the caller verifies the state.
+   */
+  private async signalled(args: string[]): Promise<string> {
+    try {
+      return await this.call(args);
+    } catch (e) {
+      if (args[0] !== "kill" || !(e instanceof SystemdError) || !/auxiliary processes/.test(e.stderr)) throw e;
+      return this.call(args.map((a) => (a === "--kill-who=all" ? "--kill-who=main" : a)));
+    }
   }
 
   /**
@@ -153,12 +167,20 @@ export class Systemd {
         "--timer-property=AccuracySec=1s",
         `--description=stemedb-agent dead-man's switch: resume ${unit}`,
         "--",
-        this.systemctl,
-        ...this.resumeArgs(unit, method),
+        ...this.deadmanCommand(unit, method),
       ],
       this.systemdRun,
     );
     return name;
+  }
+
+  /** What the switch runs: the resume command; for SIGCONT with the same main-process fallback as signalled(). */
+  deadmanCommand(unit: string, method: PauseMethod): string[] {
+    const args = this.resumeArgs(unit, method);
+    if (method !== "sigstop") return [this.systemctl, ...args];
+    const q = (a: string) => `'${a.replace(/'/g, "'\\''")}'`;
+    const all = [this.systemctl, ...args].map(q).join(" ");
+    return ["/bin/sh", "-c", `${all} || ${all.replace("--kill-who=all", "--kill-who=main")}`];
   }
 
   /** Stops the switch (normal resume); a missing one is fine. */
