@@ -19,6 +19,9 @@ import { MIGRATIONS, migrate, SCHEMA_VERSION } from "./migrations.js";
 import { type Db, moveAside, openHistory } from "./open.js";
 import { summarize } from "./percentile.js";
 
+/** How often maintenance recounts the rows of each table (they are counted at open too). */
+const ROW_COUNT_EVERY_MS = 15 * 60_000;
+
 export const HISTORY_FILE = "history.db";
 const MINUTE = 60_000;
 const HOUR = 3_600_000;
@@ -242,7 +245,10 @@ export class HistoryStore {
       this.rollupHours();
       this.prune();
       this.db.pragma("incremental_vacuum(2000)");
-      this.countRows();
+      // count(*) walks every page of a table on the event loop (~140 ms for 30 days of rollups
+      // for 12 disks), so the counts, which status shows with their time, are refreshed rarely.
+      const now = this.now();
+      if (this.rowsCountedAt === null || now - this.rowsCountedAt >= ROW_COUNT_EVERY_MS || now < this.rowsCountedAt) this.countRows();
     } catch (e) {
       this.onWriteError(e);
     }
@@ -424,6 +430,7 @@ export class HistoryStore {
     }
     this.seriesIds.clear();
     this.knownTables = undefined;
+    this.rowsCountedAt = null; // a fresh file: recount at the next maintenance
     let movedTo = "(file was gone)";
     try {
       movedTo = moveAside(this.path, reason);
