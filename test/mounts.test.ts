@@ -9,7 +9,7 @@ import { MountsCollector, type MountsObservation } from "../collectors/mounts/co
 import { estimateFill, theilSenSlope } from "../collectors/mounts/fill.js";
 import { mountFor, parseMountinfo, unescapeMountPath } from "../collectors/mounts/mountinfo.js";
 import { mountFindings } from "../collectors/mounts/policy.js";
-import { hasCommand, isRoot, tempDir } from "./helpers/agent-process.js";
+import { AGENT_BIN, hasCommand, isRoot, tempDir } from "./helpers/agent-process.js";
 import { makeLoopFs } from "./helpers/loop.js";
 import { defaultRetention, quietLog, sampler, sleep } from "./helpers/quiet.js";
 
@@ -137,4 +137,30 @@ test("time to full on a loop filesystem being filled at a steady rate", async (t
   t.true(Number.isFinite(eta) && Math.abs(eta - avail / rate) < 1);
   t.regex(await registry.metrics(), new RegExp(`stemedb_agent_filesystem_full_in_seconds\\{mountpoint="${lfs.mnt}"\\} \\d`));
   filler.kill("SIGKILL");
+});
+
+test("a read-only remount in the agent's own mount namespace (ProtectSystem=strict) is not reported: PID 1's view decides per-mount flags", (t) => {
+  if (!isRoot || !hasCommand("unshare")) return t.pass("skipped: needs root and unshare");
+  const { dir, cleanup } = tempDir("sa-mntns-");
+  const fs = makeLoopFs(dir, { sizeMiB: 64 });
+  t.teardown(() => (fs.cleanup(), cleanup()));
+  mkdirSync(join(fs.mnt, "wal"));
+  const toml = join(dir, "agent.toml");
+  execFileSync("sh", ["-c", `printf '[agent]\\nstate_dir = "%s"\\n[wal]\\ndir = "%s"\\n[stemedb]\\ndata_dir = "%s"\\n' "${join(dir, "state")}" "${join(fs.mnt, "wal")}" "${fs.mnt}" > ${toml}`]);
+  for (const c of ["diskstats", "fsync_probe", "smart", "kmsg", "wal", "procio"]) execFileSync("sh", ["-c", `printf '[collectors.${c}]\\nenabled = false\\n' >> ${toml}`]);
+  const once = (remount: boolean) => {
+    // unshare -m makes private mounts: the remount is seen by the agent only, as systemd's sandbox does.
+    const script = `${remount ? `mount -o remount,bind,ro ${fs.mnt} && ` : ""}exec ${process.execPath} ${AGENT_BIN} --once --config ${toml}`;
+    const out = execFileSync("unshare", ["-m", "sh", "-c", script], { encoding: "utf8" });
+    const obs = (JSON.parse(out) as { mounts: { observation: MountsObservation } }).mounts.observation;
+    return obs.mounts.find((m) => m.mountpoint === fs.mnt);
+  };
+  const sandboxed = once(true);
+  t.truthy(sandboxed);
+  t.false(sandboxed?.options.includes("ro"), `options ${sandboxed?.options.join(",")}`);
+  t.false(sandboxed?.findings.some((f) => f.option === "ro"));
+  // Remounted read-only for everyone: reported.
+  execFileSync("mount", ["-o", "remount,ro", fs.mnt]);
+  t.teardown(() => execFileSync("mount", ["-o", "remount,rw", fs.mnt]));
+  t.true(once(false)?.findings.some((f) => f.option === "ro" && f.severity === "crit"));
 });

@@ -2,7 +2,7 @@
 // its options judged by the runbooks' policy, statfs space and inodes, and time-to-full from a
 // robust fit of used bytes over `fill_window`. A change of options (remounted ro at 03:12) is
 // an event, and so is each finding appearing or clearing.
-import { open, readFile, statfs } from "node:fs/promises";
+import { open, readFile, readlink, statfs } from "node:fs/promises";
 import type { Gauge, Registry } from "prom-client";
 import type { HistoryStore } from "../../agent/history/store.js";
 import type { Logger } from "../../agent/log.js";
@@ -10,7 +10,7 @@ import { gauge } from "../../agent/metrics/define.js";
 import { NS } from "../../agent/metrics/registry.js";
 import type { CollectContext, Collector } from "../types.js";
 import { estimateFill, type UsedSample } from "./fill.js";
-import { mountFor, parseMountinfo } from "./mountinfo.js";
+import { mountFor, type MountInfo, parseMountinfo } from "./mountinfo.js";
 import { nearestExisting } from "./paths.js";
 import { type Ext4ErrorsDefault, type MountFinding, mountFindings } from "./policy.js";
 
@@ -97,8 +97,22 @@ export class MountsCollector implements Collector<MountsObservation> {
     this.gFull = g("filesystem_full_in_seconds", "Estimated seconds until available space runs out at the recent fill rate (robust fit); +Inf when not filling.");
   }
 
+  /** PID 1's mount table, when the agent may read it and lives in another mount namespace; else null. */
+  private async pid1Mounts(signal: AbortSignal): Promise<MountInfo[] | null> {
+    const proc = this.opts.procPath;
+    // Same namespace: nothing to learn. A link we may not read (seen in sandboxes) is no answer.
+    const [own, init] = await Promise.all([readlink(`${proc}/self/ns/mnt`).catch(() => "?self"), readlink(`${proc}/1/ns/mnt`).catch(() => "?init")]);
+    if (own === init) return null;
+    try {
+      return parseMountinfo(await readFile(`${proc}/1/mountinfo`, { encoding: "utf8", signal })).mounts;
+    } catch {
+      return null; // not permitted, or a prepared tree without it: our own view is all there is
+    }
+  }
+
   async collect({ signal }: CollectContext): Promise<MountsObservation> {
     const { mounts } = parseMountinfo(await readFile(`${this.opts.procPath}/self/mountinfo`, { encoding: "utf8", signal }));
+    const hostView = await this.pid1Mounts(signal);
     const byMount = new Map<string, { mount: ReturnType<typeof mountFor>; paths: MountState["paths"][number][] }>();
     for (const { path, role } of this.opts.paths) {
       const { real, exists } = await nearestExisting(path);
@@ -111,7 +125,10 @@ export class MountsCollector implements Collector<MountsObservation> {
     const now = Date.now();
     const out: MountState[] = [];
     for (const [mountpoint, { mount, paths }] of byMount) {
-      const options = [...new Set([...(mount?.mountOptions ?? []), ...(mount?.superOptions ?? [])])];
+      // Per-mount flags as the system sees them: under ProtectSystem=strict the agent's own view of
+      // / and the data dir is a read-only remount that the database never sees.
+      const seen = (mount && hostView?.find((h) => h.mountPoint === mount.mountPoint && h.major === mount.major && h.minor === mount.minor && h.root === mount.root)) ?? mount;
+      const options = [...new Set([...(seen?.mountOptions ?? []), ...(mount?.superOptions ?? [])])];
       const fsType = mount?.fsType ?? "unknown";
       let space: FilesystemSpace | null = null;
       let error: string | null = null;
