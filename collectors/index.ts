@@ -13,6 +13,7 @@ import { WalCollector } from "./wal/collector.js";
 import { ProcioCollector } from "./procio/collector.js";
 import { SmartCollector } from "./smart/collector.js";
 import type { Collector } from "./types.js";
+import { shouldIsolate } from "./smart/isolate.js";
 
 export interface CollectorDeps {
   readonly config: Config;
@@ -97,6 +98,7 @@ const FACTORIES: readonly Factory[] = [
     create: ({ config, registry, history, log, once }) =>
       new SmartCollector({
         smartctl: config.collectors.smart.smartctl,
+        isolateWith: shouldIsolate(config.collectors.smart.isolate, config.host.proc_path) ? config.collectors.smart.systemd_run : null,
         interval: config.collectors.smart.interval,
         timeout: config.collectors.smart.timeout,
         devices: config.collectors.smart.devices,

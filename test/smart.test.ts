@@ -10,6 +10,7 @@ import { spawnSync } from "node:child_process";
 import { fetchText, hasCommand, startAgent, tempDir } from "./helpers/agent-process.js";
 import { type FakeBehaviour, fakeSmartctl, SMART_FIXTURES } from "./helpers/fake-smartctl.js";
 import { alive, defaultRetention, quietLog, sampler, sleep } from "./helpers/quiet.js";
+import { isolatedCommand, shouldIsolate } from "../collectors/smart/isolate.js";
 
 /** What each fixture's MANIFEST entry describes, as (collect state, verdict, reason codes that must be present). */
 const EXPECTED: Record<string, [string, string, string[]]> = {
@@ -46,7 +47,7 @@ function smart(dir: string, smartctl: string, devices: string[], extra: { timeou
   const sys = join(dir, "empty-sys");
   mkdirSync(join(sys, "block"), { recursive: true }); // no physical disks: only the listed ones
   const registry = extra.registry ?? new Registry();
-  const col = new SmartCollector({ smartctl, interval: extra.interval ?? 600_000, timeout: extra.timeout ?? 10_000, devices, sysPath: sys, devPath: "/dev", waitForRuns: extra.wait ?? true, registry, history: extra.history ?? null, log: quietLog });
+  const col = new SmartCollector({ smartctl, isolateWith: null, interval: extra.interval ?? 600_000, timeout: extra.timeout ?? 10_000, devices, sysPath: sys, devPath: "/dev", waitForRuns: extra.wait ?? true, registry, history: extra.history ?? null, log: quietLog });
   const once = sampler(col);
   return { col, registry, once };
 }
@@ -206,7 +207,7 @@ test("smartctl missing is one clear error, not noise per device", async (t) => {
 test("the real smartctl on this machine reports its disks as unsupported, cleanly", async (t) => {
   if (!hasCommand("smartctl")) return t.pass("skipped: smartctl not installed (npm test installs smartmontools as root)");
   const registry = new Registry();
-  const col = new SmartCollector({ smartctl: "smartctl", interval: 600_000, timeout: 30_000, devices: [], sysPath: "/sys", devPath: "/dev", waitForRuns: true, registry, history: null, log: quietLog });
+  const col = new SmartCollector({ isolateWith: null, smartctl: "smartctl", interval: 600_000, timeout: 30_000, devices: [], sysPath: "/sys", devPath: "/dev", waitForRuns: true, registry, history: null, log: quietLog });
   t.teardown(() => col.close());
   const o = await col.collect({ signal: new AbortController().signal });
   col.publish(o);
@@ -249,4 +250,31 @@ test("through the running agent: SMART series on /metrics, promtool-clean, and a
     const r = spawnSync("promtool", ["check", "metrics"], { input: text, encoding: "utf8" });
     t.is(`${r.stdout}${r.stderr}`.trim(), "");
   }
+});
+
+test("isolate: auto runs smartctl apart only as root under systemd without CAP_SYS_RAWIO; the command keeps smartctl's args and bounds its life", (t) => {
+  const { dir } = tempDir();
+  const proc = (capEff: string) => {
+    const p = join(dir, `proc-${capEff}`);
+    mkdirSync(join(p, "self"), { recursive: true });
+    writeFileSync(join(p, "self", "status"), `Name:\tnode\nCapInh:\t0000000000000000\nCapEff:\t${capEff}\nCapBnd:\t${capEff}\n`);
+    return p;
+  };
+  const hardened = proc("00000000000c0400"); // CAP_SYSLOG, CAP_SYS_PTRACE, CAP_DAC_READ_SEARCH
+  const full = proc("000001ffffffffff");
+  const root = { uid: 0, systemdRunning: true };
+  t.true(shouldIsolate("auto", hardened, root));
+  t.false(shouldIsolate("auto", full, root), "a root agent with every capability runs smartctl itself");
+  t.false(shouldIsolate("auto", hardened, { uid: 0, systemdRunning: false }), "no systemd to ask");
+  t.false(shouldIsolate("auto", hardened, { uid: 1000, systemdRunning: true }), "not root: PID 1 would ask polkit");
+  t.false(shouldIsolate("auto", join(dir, "nowhere"), root));
+  t.true(shouldIsolate("always", full, { uid: 1000, systemdRunning: false }));
+  t.false(shouldIsolate("never", hardened, root));
+  const cmd = isolatedCommand("/usr/bin/systemd-run", "/usr/sbin/smartctl", ["--json=c", "-a", "-n", "standby", "/dev/sda"], 60_000);
+  t.is(cmd.file, "/usr/bin/systemd-run");
+  t.deepEqual(cmd.args.slice(cmd.args.indexOf("--")), ["--", "/usr/sbin/smartctl", "--json=c", "-a", "-n", "standby", "/dev/sda"]);
+  t.true(cmd.args.includes("--wait") && cmd.args.includes("--pipe"));
+  t.true(cmd.args.includes("RuntimeMaxSec=65"), "a smartctl the agent gave up on still ends");
+  t.true(cmd.args.includes("CapabilityBoundingSet=CAP_SYS_RAWIO CAP_SYS_ADMIN"));
+  t.true(cmd.args.includes("PrivateNetwork=yes") && cmd.args.includes("DevicePolicy=closed"));
 });

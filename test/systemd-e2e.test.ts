@@ -137,6 +137,11 @@ test.serial("runs smartctl under its hardening: devices reported, or a clear uns
   for (const l of states) t.regex(l, /state="(ok|standby|unsupported)"/, `smartctl under the unit's hardening: ${l}`);
   const all = JSON.stringify(status());
   t.notRegex(all, /EPERM|EACCES|[Oo]peration not permitted|[Pp]ermission denied/);
+  // The agent holds no disk privileges: each smartctl ran in a sandboxed transient unit of its own.
+  t.regex(container.exec("journalctl", ["--no-pager", "-o", "cat"]).stdout, /stemedb-agent: smartctl \(sandboxed\)/);
+  const capBnd = BigInt(`0x${/CapBnd:\s*([0-9a-f]+)/.exec(container.sh(`grep CapBnd /proc/$(systemctl show -p MainPID --value ${UNIT})/status`))?.[1] ?? "ffffffffff"}`);
+  t.is((capBnd >> 17n) & 1n, 0n, "no CAP_SYS_RAWIO (bit 17) in the agent's bounding set");
+  t.is((capBnd >> 21n) & 1n, 0n, "no CAP_SYS_ADMIN (bit 21)");
   t.log(states.join("\n"));
 });
 

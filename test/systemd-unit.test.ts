@@ -28,23 +28,20 @@ const ACCEPTED = new Set([
   "RestrictAddressFamilies=~AF_(INET|INET6)", // same
   "RestrictAddressFamilies=~AF_UNIX", // control sockets, systemd-notify, systemctl
   "IPAddressDeny=", // allow list has the private ranges (remote Prometheus)
-  "CapabilityBoundingSet=~CAP_SYS_ADMIN", // NVMe SMART; PID 1 privilege for root callers
   "CapabilityBoundingSet=~CAP_SYS_PTRACE", // /proc/<pid>/io of other users
   "CapabilityBoundingSet=~CAP_(DAC_*|FOWNER|IPC_OWNER)", // CAP_DAC_READ_SEARCH, with SYS_PTRACE
-  "CapabilityBoundingSet=~CAP_SYS_RAWIO", // SATA/SAS SMART pass-through
   "CapabilityBoundingSet=~CAP_SYSLOG", // /dev/kmsg with dmesg_restrict=1
   "ProtectKernelLogs=", // would remove CAP_SYSLOG and /dev/kmsg
-  "PrivateDevices=", // /dev/kmsg and the disks
-  "DeviceAllow=", // the closed list of those
-  "ProtectProc=", // other users' /proc/<pid>/io
+  "DeviceAllow=", // /dev/kmsg (and ProtectClock's rtc); the disks are smartctl's, in its own unit
+  "NotifyAccess=", // all: without CAP_SYS_ADMIN, systemd-notify sends as itself
   "ProcSubset=", // /proc/diskstats, /proc/sys
   "PrivateUsers=", // capabilities must act in the host's user namespace
   "MemoryDenyWriteExecute=", // V8's JIT
   "RootDirectory=/RootImage=", // runs the host's tools (smartctl, systemctl)
 ]);
-/** Where the accepted set leaves the score (systemd 252's weights). The issue asked for 2.5; see the report. */
-const EXPOSURE_LIMIT = 3.0;
-// --threshold takes tenths on systemd 252 (0-100): 30 means 3.0.
+/** The target the agent is held to (systemd 252's weights). */
+const EXPOSURE_LIMIT = 2.5;
+// --threshold takes tenths on systemd 252 (0-100): 25 means 2.5.
 
 test("systemd-analyze security --offline: only the deliberate findings, exposure within the limit", (t) => {
   if (!existsSync(ANALYZE)) return t.pass("skipped: systemd-analyze missing (Debian package systemd)");

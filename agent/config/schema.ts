@@ -125,6 +125,9 @@ export const configSchema = z
       smart: section({
         ...periodic("10m", "60s"),
         smartctl: command.default("/usr/sbin/smartctl"),
+        /** Run smartctl in its own sandboxed transient unit (systemd-run), so the agent needs no disk privileges; auto: when root under systemd without CAP_SYS_RAWIO. */
+        isolate: z.enum(["auto", "always", "never"]).default("auto"),
+        systemd_run: command.default("/usr/bin/systemd-run"),
         devices: z.array(z.string().min(1)).default([]),
       }),
       mounts: section({

@@ -12,6 +12,7 @@ import type { Logger } from "../../agent/log.js";
 import { gauge } from "../../agent/metrics/define.js";
 import { NS } from "../../agent/metrics/registry.js";
 import type { CollectContext, Collector } from "../types.js";
+import { isolatedCommand } from "./isolate.js";
 import { classify, COLLECT_STATES, type CollectState } from "./classify.js";
 import { decodeExitStatus, parseScan, parseSmart, type SmartReport } from "./parse.js";
 import { judge, predictiveCounters, type Reason, RISING_IS_BAD, type Verdict } from "./verdict.js";
@@ -52,6 +53,8 @@ export interface SmartObservation {
 
 export interface SmartOptions {
   readonly smartctl: string;
+  /** Run each smartctl in its own sandboxed transient unit through this systemd-run; null: directly. */
+  readonly isolateWith: string | null;
   readonly interval: number;
   readonly timeout: number;
   /** Extra devices: "NAME" or "NAME;TYPE" (e.g. "/dev/bus/0;megaraid,1"). */
@@ -180,7 +183,8 @@ export class SmartCollector implements Collector<SmartObservation> {
   private async discover(): Promise<void> {
     const found: Array<{ name: string; type: string }> = [];
     try {
-      const r = await run(this.opts.smartctl, ["--scan-open", "--json=c"], { signal: AbortSignal.any([this.stop.signal, AbortSignal.timeout(this.opts.timeout)]) });
+      const cmd = this.command(["--scan-open", "--json=c"]);
+      const r = await run(cmd.file, cmd.args, { signal: AbortSignal.any([this.stop.signal, AbortSignal.timeout(this.opts.timeout)]) });
       const scan = parseScan(r.stdout);
       if ("error" in scan) this.opts.log.warn({ err: scan.error }, "smart: cannot read smartctl --scan-open output");
       else for (const d of scan.devices) found.push({ name: d.name, type: d.type });
@@ -209,13 +213,18 @@ export class SmartCollector implements Collector<SmartObservation> {
     found.forEach((d, i) => this.addSlot(d.name, d.type, true, i + this.slots.size));
   }
 
+  private command(args: string[]): { file: string; args: string[] } {
+    return this.opts.isolateWith ? isolatedCommand(this.opts.isolateWith, this.opts.smartctl, args, this.opts.timeout) : { file: this.opts.smartctl, args };
+  }
+
   private async poll(s: Slot): Promise<void> {
     const t0 = performance.now();
     const type = s.type || s.detectedType;
     const args = ["--json=c", "-a", "-n", "standby", ...(type ? ["-d", type] : []), s.name];
     let result: DeviceResult;
     try {
-      const r = await run(this.opts.smartctl, args, { signal: AbortSignal.any([this.stop.signal, AbortSignal.timeout(this.opts.timeout)]), killGrace: 2000 });
+      const cmd = this.command(args);
+      const r = await run(cmd.file, cmd.args, { signal: AbortSignal.any([this.stop.signal, AbortSignal.timeout(this.opts.timeout)]), killGrace: 2000 });
       const report = parseSmart(r.stdout);
       const seconds = (performance.now() - t0) / 1000;
       if ("error" in report) result = this.failed(s, "error", `unreadable smartctl output (exit ${r.code}): ${report.error}`, r.code, seconds);
