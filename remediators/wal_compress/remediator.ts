@@ -22,6 +22,8 @@ import { decompressSegment, digest, recover, RESTORE_SUFFIX, TMP_SUFFIX, type Re
 import type { CompressJob } from "./worker.js";
 
 export const NAME = "wal_compress";
+/** How often the plan is looked at when nothing is happening. */
+const EVALUATE_EVERY_MS = 10_000;
 const HELD_KEY = "wal_compress.held";
 
 export interface Latest {
@@ -75,6 +77,7 @@ export class WalCompressRemediator implements Remediator<Segment, Latest> {
 
   setConfig(c: Config): void {
     this.config = c;
+    this.nextEvalAt = 0;
     this.metrics.setMode(NAME, this.mode);
   }
 
@@ -120,13 +123,19 @@ export class WalCompressRemediator implements Remediator<Segment, Latest> {
   }
 
   /** Called by the core loop every second; never blocks: compression runs in a worker thread. */
-  tick(latest: Latest): void {
+  tick(latest: Latest, force = false): void {
     this.latest = latest;
     if (this.busy !== null || this.mode === "off") return;
+    // Not every second: listing the WAL and planning cost real CPU on a big WAL. Straight on after
+    // a segment is done (force), and when a cooldown ends. Monotonic, so a clock jump cannot stall it.
+    const now = performance.now();
+    if (!force && now < this.nextEvalAt) return;
+    this.nextEvalAt = now + EVALUATE_EVERY_MS;
     void this.evaluate(latest).catch((e: Error) => this.log.error({ err: e.message }, "wal_compress: evaluation failed"));
   }
 
   private evaluating = false;
+  private nextEvalAt = 0;
   private latest: Latest | null = null;
 
   private async evaluate(latest: Latest): Promise<void> {
@@ -161,7 +170,11 @@ export class WalCompressRemediator implements Remediator<Segment, Latest> {
     const entries = await listSegments(this.config.wal.dir, this.config.wal.segment_pattern);
     if (entries === null) throw new Error(`cannot list ${this.config.wal.dir}`);
     const inv = analyse(entries, this.config.wal.segment_pattern, 0);
-    const plan = planCompression({ segments: inv.segments, keep: c.keep_uncompressed, minAgeMs: c.min_age, now: Date.now(), open: await openSegments(this.config.wal.dir), held: this.held() });
+    const input = { segments: inv.segments, keep: c.keep_uncompressed, minAgeMs: c.min_age, now: Date.now(), held: this.held() };
+    // Who holds which segment open needs every /proc/<pid>/fd: only looked at when there is a
+    // candidate at all (and again right before each file is compressed).
+    let plan = planCompression({ ...input, open: new Set() });
+    if (plan.compress.length > 0) plan = planCompression({ ...input, open: await openSegments(this.config.wal.dir) });
     this.lastPlan = plan;
     return { items: plan.compress, skipped: plan.skipped };
   }
@@ -293,7 +306,7 @@ export class WalCompressRemediator implements Remediator<Segment, Latest> {
       this.lastDecision = `compressed ${name}: ${r.bytes} -> ${r.compressedBytes} bytes`;
       this.decisions.note("done", "info", `compressed ${name}: ${r.bytes} -> ${r.compressedBytes} bytes (sha256 verified)`, r, true);
       // Straight on to the next segment (each one re-checks every condition), not a tick later.
-      setImmediate(() => this.latest && this.tick(this.latest));
+      setImmediate(() => this.latest && this.tick(this.latest, true));
     } catch (e) {
       this.busy = null;
       const err = e as Error & { code?: string };
@@ -304,6 +317,7 @@ export class WalCompressRemediator implements Remediator<Segment, Latest> {
       this.decisions.note(aborted ? "aborted" : "failed", "warn", `${aborted ? "aborted" : "failed"} compressing ${name}: ${err.message} (the segment is untouched)`, { error: err.message, code: err.code }, true);
       if (!aborted) {
         this.cooldownUntil = Date.now() + c.cooldown;
+        this.nextEvalAt = performance.now() + c.cooldown; // retry when the cooldown ends, not later
         if (this.breaker.failed()) {
           this.metrics.setBreaker(NAME, true);
           this.decisions.note("breaker_open", "crit", `circuit breaker opened after ${this.breaker.consecutiveFailures} failures; no more compression until an operator resets it`, undefined, true);
