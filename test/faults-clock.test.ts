@@ -9,6 +9,9 @@ import test from "ava";
 import Database from "better-sqlite3";
 import { agentctl, fetchText, startAgent, tempDir } from "./helpers/agent-process.js";
 import { diskstatsOnly, procTree, sample, scrape, until } from "./helpers/faults.js";
+import { HistoryStore } from "../agent/history/store.js";
+import { CoreMetrics } from "../agent/metrics/registry.js";
+import { defaultRetention, quietLog } from "./helpers/quiet.js";
 
 const LIB = ["/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1", "/usr/lib/aarch64-linux-gnu/faketime/libfaketime.so.1"].find((p) => existsSync(p));
 const RUNS = 'stemedb_agent_collector_duration_seconds_count{collector="diskstats"}';
@@ -75,4 +78,23 @@ test("wall clock jumping back an hour and forward two under libfaketime: no stuc
   t.deepEqual(negative, [], "no negative sample in history");
   t.true(rates > 0, "rates were recorded through the jumps");
   t.false(a.logs.some((l) => (l["level"] as number) >= 50), JSON.stringify(a.logs.filter((l) => (l["level"] as number) >= 50)));
+});
+
+test("minute summaries go on after the wall clock steps back an hour (HistoryStore through its clock seam)", (t) => {
+  const { dir } = tempDir();
+  let now = Date.UTC(2026, 0, 1, 12, 0, 0);
+  const h = new HistoryStore({ stateDir: dir, retention: defaultRetention(), log: quietLog, metrics: new CoreMetrics(), now: () => now });
+  t.teardown(() => h.close());
+  for (let i = 0; i < 30; i++, now += 1000) h.record("x", {}, 1);
+  h.flush();
+  now -= 3_600_000; // NTP steps the clock back an hour
+  const back = now;
+  for (let i = 0; i < 150; i++, now += 1000) {
+    h.record("x", {}, 2);
+    if (i % 10 === 0) h.flush();
+  }
+  h.flush();
+  const minutes = h.database.prepare("SELECT ts, count FROM rollups WHERE resolution = 60 AND ts >= ? AND ts < ?").all(back - 60_000, back + 3_000_000) as Array<{ ts: number; count: number }>;
+  t.true(minutes.length >= 1, "the minutes after the step are summarised, not held until the clock catches up");
+  t.true(minutes.every((m) => m.count > 0));
 });

@@ -29,6 +29,8 @@ const HOUR = 3_600_000;
 const MINUTE_GRACE = 5_000;
 /** Values kept per series per minute for percentiles; a 1 s collector gives 60. */
 const MAX_VALUES_PER_MINUTE = 1_000;
+/** A sample this far before its series' current minute means the wall clock went back. */
+const CLOCK_STEP_BACK = 5 * MINUTE;
 
 export type Labels = Readonly<Record<string, string>>;
 export type Severity = "info" | "warn" | "crit";
@@ -149,7 +151,10 @@ export class HistoryStore {
     const bucket = ts - (ts % MINUTE);
     let acc = this.minutes.get(key);
     if (acc && acc.bucket !== bucket) {
-      if (bucket < acc.bucket) return; // a late sample for a minute already summarised: raw only
+      // A late sample for a minute already summarised: raw only. Far behind is no late sample but
+      // the wall clock stepped back (NTP): summarise what we had and go on, or no minute would be
+      // summarised until the clock caught up again.
+      if (bucket < acc.bucket && acc.bucket - bucket <= CLOCK_STEP_BACK) return;
       this.closeMinute(key, acc);
       acc = undefined;
     }
