@@ -309,6 +309,42 @@ test.serial("the daily budget: a pause is cut to what is left, and once spent th
   c.exec("systemctl", ["stop", "nightly.service"]);
 });
 
+test.serial("as a new user would: the installed unit (no /dev/kmsg here) pauses on request; SIGKILL -> its ExecStopPost resumes at once; without that net the dead-man's switch does", async (t) => {
+  if (!ctx) return t.pass(`skipped: ${why}`);
+  t.timeout(240_000);
+  const { c } = ctx;
+  c.exec("systemctl", ["stop", "agent-under-test.service"]);
+  // The container's /usr is the host's, read-only: an overlay lets install.sh write /usr/lib and /usr/bin.
+  c.sh("mkdir -p /var/tmp/ou /var/tmp/ow && mount -t overlay overlay -o lowerdir=/usr,upperdir=/var/tmp/ou,workdir=/var/tmp/ow /usr");
+  t.false(c.exec("test", ["-e", "/dev/kmsg"]).status === 0, "this container has no /dev/kmsg");
+  c.sh(`cd ${REPO_ROOT} && bash scripts/install.sh 2>&1`, 200_000);
+  t.is(active(c, "stemedb-agent.service"), "active");
+  const ctlI = (args: string[]) => c.exec("agentctl", args, { timeoutMs: 60_000 });
+  c.sh("systemctl start backup.service");
+  const p1 = ctlI(["backups", "pause", "backup.service", "--for", "1m"]);
+  t.is(p1.status, 0, p1.stderr);
+  t.is(freezer(c, "backup.service"), "frozen");
+  c.sh("systemctl kill --signal=SIGKILL stemedb-agent.service");
+  await c.waitFor("ExecStopPost resumed it", () => freezer(c, "backup.service") === "running", 20_000);
+  t.regex(c.sh("journalctl -u stemedb-agent --no-pager -o cat"), /resume-paused: done/);
+  // Without the second net, only the dead-man's switch is left.
+  c.writeFile("/etc/systemd/system/stemedb-agent.service.d/no-net.conf", "[Service]\nExecStopPost=\nRestart=no\n");
+  c.sh("systemctl daemon-reload && systemctl restart stemedb-agent.service");
+  await c.waitFor("agent up", () => ctlI(["events", "--since", "1m"]).status === 0, 30_000);
+  t.is(ctlI(["backups", "pause", "backup.service", "--for", "20s"]).status, 0);
+  const t0 = Date.now();
+  c.sh("systemctl kill --signal=SIGKILL stemedb-agent.service");
+  await c.waitFor("the agent dead", () => active(c, "stemedb-agent.service") !== "active", 10_000);
+  t.is(freezer(c, "backup.service"), "frozen", "nothing resumed it yet");
+  await c.waitFor("the dead-man's switch resumed it", () => freezer(c, "backup.service") === "running", 60_000);
+  t.true(Date.now() - t0 > 10_000, "by the timer, at the pause's end");
+  t.not(active(c, "stemedb-agent.service"), "active", "with the agent still dead");
+  c.exec("rm", ["-r", "/etc/systemd/system/stemedb-agent.service.d"]);
+  c.exec("/bin/sh", ["-c", `cd ${REPO_ROOT} && bash scripts/uninstall.sh --purge`]);
+  c.exec("umount", ["/usr"]);
+  await quiet(c);
+});
+
 test.serial("without the unified cgroup hierarchy freezing is unsupported: the agent falls back to SIGSTOP and its switch sends SIGCONT", async (t) => {
   if (!ctx) return t.pass(`skipped: ${why}`);
   t.timeout(120_000);
