@@ -65,12 +65,16 @@ export async function bootContainer(opts: ContainerOptions): Promise<Container> 
   nspawn.once("exit", () => (exited = true));
 
   const deadline = Date.now() + (opts.bootTimeoutMs ?? 60_000);
+  // SIGKILL to the container's init ends every process in its PID namespace (a writer left
+  // running would load the machine for later tests); then systemd-nspawn itself.
   let pid = 0;
   const kill = () => {
-    try {
-      process.kill(nspawn.pid ?? 0, "SIGKILL");
-    } catch {
-      // gone
+    for (const p of [pid, nspawn.pid ?? 0]) {
+      try {
+        if (p > 0) process.kill(p, "SIGKILL");
+      } catch {
+        // gone
+      }
     }
   };
   while (Date.now() < deadline && !exited) {
