@@ -1,7 +1,7 @@
 // Talking to the agent over its control socket.
 import { request } from "node:http";
 import { dirname, join } from "node:path";
-import { loadConfig } from "../config/load.js";
+import { controlPaths } from "../config/paths.js";
 
 export class Unreachable extends Error {
   constructor(
@@ -25,11 +25,8 @@ export class ApiError extends Error {
 export function socketCandidates(opts: { socket?: string | undefined; config?: string | undefined }, env = process.env): string[] {
   if (opts.socket) return [opts.socket];
   if (env["STEMEDB_AGENT_SOCKET"]) return [env["STEMEDB_AGENT_SOCKET"]];
-  const r = loadConfig({ file: opts.config, env });
-  const c = r.ok ? r.loaded.config : undefined;
-  const primary = c?.agent.control_socket ?? "/run/stemedb-agent/agentctl.sock";
-  const stateDir = c?.agent.state_dir ?? "/var/lib/stemedb-agent";
-  return [...new Set([primary, join(stateDir, "agentctl.sock")])];
+  const { controlSocket, stateDir } = controlPaths(opts.config, env);
+  return [...new Set([controlSocket, join(stateDir, "agentctl.sock")])];
 }
 
 /** The root-only socket for actions, next to each read socket. */

@@ -3,10 +3,11 @@
 // (Duration/Size numbers). `z.encode` turns the output back into TOML-ready input,
 // which is how --print-config prints exactly what is in force.
 import { z } from "zod";
+import { DEFAULT_CONTROL_SOCKET, DEFAULT_STATE_DIR } from "./paths.js";
 import { type Duration, formatDuration, formatSize, parseDuration, parseSize, type Size } from "./units.js";
 
 export const DEFAULT_PORT = 9735;
-export const DEFAULT_CONFIG_FILE = "/etc/stemedb/agent.toml";
+export { DEFAULT_CONFIG_FILE } from "./paths.js";
 
 const duration = z.codec(z.string({ error: (i) => `expected a duration string such as "500ms", "10s" or "10m", got ${JSON.stringify(i.input)}` }), z.custom<Duration>((v) => typeof v === "number"), {
   decode: (text, ctx) => {
@@ -72,8 +73,8 @@ export const configSchema = z
   .strictObject({
     agent: section({
       listen: listen.default(`0.0.0.0:${DEFAULT_PORT}`),
-      state_dir: absPath.default("/var/lib/stemedb-agent"),
-      control_socket: absPath.default("/run/stemedb-agent/agentctl.sock"),
+      state_dir: absPath.default(DEFAULT_STATE_DIR),
+      control_socket: absPath.default(DEFAULT_CONTROL_SOCKET),
       socket_group: z.string().default("stemedb-agent"),
       log_level: logLevel.default("info"),
       log_format: z.enum(["json", "pretty"]).default("json"),
