@@ -3,24 +3,22 @@
 // What must survive: every record written to /dev/kmsg, while the agent ran or while it was down,
 // ends up in history exactly once: no duplicate, no lost row. (The remediation journal under
 // SIGKILL is covered by wal-compress-crash.test.ts.)
-import { closeSync, openSync, readFileSync, writeFileSync, writeSync } from "node:fs";
+import { closeSync, openSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import test from "ava";
 import Database from "better-sqlite3";
 import { isRoot, startAgent, tempDir } from "./helpers/agent-process.js";
 import { until } from "./helpers/faults.js";
 import { sleep } from "./helpers/quiet.js";
+import { exclusive, holdSysctl } from "./helpers/sysctl.js";
 
-const DEVKMSG = "/proc/sys/kernel/printk_devkmsg";
-let previous: string | null = null;
-test.before(() => {
-  if (!isRoot) return;
-  previous = readFileSync(DEVKMSG, "utf8").trim();
-  writeFileSync(DEVKMSG, "on\n");
+// The kernel ring buffer is shared: this file and faults-sigkill (which reads records back after
+// each restart) must not write to /dev/kmsg at the same time.
+let release: Array<() => void> = [];
+test.before(async () => {
+  if (isRoot) release = [await exclusive("kmsg-ring"), holdSysctl("/proc/sys/kernel/printk_devkmsg", "on")];
 });
-test.after.always(() => {
-  if (previous !== null) writeFileSync(DEVKMSG, `${previous}\n`);
-});
+test.after.always(() => release.reverse().forEach((r) => r()));
 
 const KILLS = 15;
 

@@ -1,7 +1,7 @@
 // The kernel log follower against the real /dev/kmsg. Needs root; userspace writes are made
 // unthrottled by setting kernel.printk_devkmsg=on for the run (restored after).
 import { execFileSync, spawnSync } from "node:child_process";
-import { closeSync, mkdirSync, openSync, readFileSync, rmSync, symlinkSync, writeFileSync, writeSync } from "node:fs";
+import { closeSync, mkdirSync, openSync, rmSync, symlinkSync, writeFileSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import test from "ava";
 import { Registry } from "prom-client";
@@ -13,18 +13,15 @@ import { DeviceResolver } from "../collectors/kmsg/resolve.js";
 import { fetchText, hasCommand, isRoot, startAgent, tempDir } from "./helpers/agent-process.js";
 import { makeLoopFs } from "./helpers/loop.js";
 import { defaultRetention, quietLog, sampler, sleep } from "./helpers/quiet.js";
+import { exclusive, holdSysctl } from "./helpers/sysctl.js";
 
-const DEVKMSG = "/proc/sys/kernel/printk_devkmsg";
-let previous: string | null = null;
-
-test.before(() => {
-  if (!isRoot) return;
-  previous = readFileSync(DEVKMSG, "utf8").trim();
-  writeFileSync(DEVKMSG, "on\n");
+// The kernel ring buffer is shared: this file and faults-sigkill (which reads records back after
+// each restart) must not write to /dev/kmsg at the same time.
+let release: Array<() => void> = [];
+test.before(async () => {
+  if (isRoot) release = [await exclusive("kmsg-ring"), holdSysctl("/proc/sys/kernel/printk_devkmsg", "on")];
 });
-test.after.always(() => {
-  if (previous !== null) writeFileSync(DEVKMSG, `${previous}\n`);
-});
+test.after.always(() => release.reverse().forEach((r) => r()));
 
 /** Writes lines into the kernel log as userspace (facility user), one record each. */
 function inject(lines: string[]): void {

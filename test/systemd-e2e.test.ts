@@ -12,20 +12,15 @@
 //    about reading /dev/kmsg (DevicePolicy, seccomp, ProtectSystem, namespaces) is the unit's own.
 //  - kernel.printk_devkmsg=on on the host (restored after) so our injected line is not rate-limited.
 import test from "ava";
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, writeFileSync } from "node:fs";
 import { randomBytes } from "node:crypto";
 import { bootContainer, type Container, containerUnavailable, REPO_ROOT } from "./helpers/container.js";
+import { holdSysctl } from "./helpers/sysctl.js";
 
 const UNIT = "stemedb-agent.service";
 let c: Container | undefined;
 let skip: string | null = containerUnavailable();
-const restore: Array<[string, string]> = [];
-
-function setSysctl(path: string, value: string): void {
-  const before = readFileSync(path, "utf8").trim();
-  restore.push([path, before]);
-  writeFileSync(path, `${value}\n`);
-}
+const releases: Array<() => void> = [];
 
 test.before(async () => {
   if (skip !== null) return;
@@ -42,16 +37,15 @@ test.before(async () => {
     return;
   }
   c.sh("mkdir -p /run/usr-overlay/upper /run/usr-overlay/work && mount -t overlay overlay -o lowerdir=/usr,upperdir=/run/usr-overlay/upper,workdir=/run/usr-overlay/work /usr");
-  setSysctl("/proc/sys/kernel/dmesg_restrict", "0");
-  setSysctl("/proc/sys/kernel/printk_devkmsg", "on");
+  releases.push(holdSysctl("/proc/sys/kernel/dmesg_restrict", "0"), holdSysctl("/proc/sys/kernel/printk_devkmsg", "on"));
   // An existing configuration is kept by the installer: count userspace-injected kernel-log lines.
   c.writeFile("/etc/stemedb/agent.toml", '[collectors.kmsg]\nfacilities = ["kern", "user"]\n');
 });
 
 test.after.always(async () => {
-  for (const [path, value] of restore.reverse()) {
+  for (const release of releases.reverse()) {
     try {
-      writeFileSync(path, `${value}\n`);
+      release();
     } catch {
       // best effort
     }
