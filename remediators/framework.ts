@@ -30,6 +30,17 @@ export interface Remediator<Item, Inputs> {
   /** Reverse one item. */
   undo(target: string): Promise<unknown>;
 }
+/** What every remediator reports about itself (agentctl remediations, status). */
+export interface RemediatorSummary {
+  readonly name: string;
+  readonly mode: Mode;
+  readonly breaker_open: boolean;
+  readonly consecutive_failures: number;
+  /** What it is acting on right now, if anything. */
+  readonly busy: string | null;
+  readonly last_decision: string;
+}
+
 export type Outcome = "done" | "failed" | "skipped" | "planned" | "aborted";
 const MODES: readonly Mode[] = ["off", "dry-run", "on"];
 

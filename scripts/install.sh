@@ -18,13 +18,8 @@
 # Environment: STEMEDB_AGENT_NO_START=1 installs without enabling/starting the service.
 set -euo pipefail
 
-LIBDIR=/usr/lib/stemedb-agent
-BINDIR=/usr/bin
-UNITDIR=/usr/lib/systemd/system
-SYSUSERSDIR=/usr/lib/sysusers.d
-TMPFILESDIR=/usr/lib/tmpfiles.d
-CONFDIR=/etc/stemedb
-UNIT=stemedb-agent.service
+# shellcheck source=scripts/install-paths.sh
+. "$(dirname "$0")/install-paths.sh"
 
 say() { printf 'install: %s\n' "$*"; }
 die() { printf 'install: error: %s\n' "$*" >&2; exit 1; }

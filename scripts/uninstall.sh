@@ -8,15 +8,8 @@
 # Stopping the service runs its ExecStopPost=, which resumes any backup unit the agent paused.
 set -euo pipefail
 
-LIBDIR=/usr/lib/stemedb-agent
-BINDIR=/usr/bin
-UNITDIR=/usr/lib/systemd/system
-SYSUSERSDIR=/usr/lib/sysusers.d
-TMPFILESDIR=/usr/lib/tmpfiles.d
-CONFDIR=/etc/stemedb
-STATEDIR=/var/lib/stemedb-agent
-RUNDIR=/run/stemedb-agent
-UNIT=stemedb-agent.service
+# shellcheck source=scripts/install-paths.sh
+. "$(dirname "$0")/install-paths.sh"
 
 say() { printf 'uninstall: %s\n' "$*"; }
 die() { printf 'uninstall: error: %s\n' "$*" >&2; exit 1; }

@@ -15,7 +15,7 @@ import type { DiskstatsObservation } from "../../collectors/diskstats/collector.
 import type { FsyncProbeObservation } from "../../collectors/fsync_probe/collector.js";
 import type { ProcioObservation } from "../../collectors/procio/collector.js";
 import type { WalObservation } from "../../collectors/wal/collector.js";
-import { Breaker, DecisionLog, Journal, type Mode, RemediationMetrics } from "../framework.js";
+import { Breaker, DecisionLog, Journal, type Mode, RemediationMetrics, type RemediatorSummary } from "../framework.js";
 import { budgetLeft, choosePause, fmtMs, judgeHeld, LatencyWindow, pausedInLastDay, type PolicyConfig, Streak, type UnitFacts } from "./policy.js";
 import { deadmanName, type PauseMethod, Systemd, SystemdError, unitKind, type UnitState } from "./systemd.js";
 
@@ -62,14 +62,7 @@ export interface BackupUnitView {
   readonly cooldown_until: string | null;
 }
 
-export interface BackupPauseState {
-  readonly name: string;
-  readonly mode: Mode;
-  readonly breaker_open: boolean;
-  readonly consecutive_failures: number;
-  /** The unit being paused or resumed right now, if any. */
-  readonly busy: string | null;
-  readonly last_decision: string;
+export interface BackupPauseState extends RemediatorSummary {
   readonly fsync: { readonly p99_seconds: number | null; readonly samples: number; readonly slow_for_seconds: number; readonly threshold_seconds: number; readonly for_seconds: number };
   readonly units: BackupUnitView[];
 }

@@ -16,7 +16,7 @@ import type { Config } from "../../agent/config/schema.js";
 import type { HistoryStore } from "../../agent/history/store.js";
 import type { Logger } from "../../agent/log.js";
 import type { Segment } from "../../collectors/wal/inventory.js";
-import { Breaker, DecisionLog, Journal, type Mode, RemediationMetrics, type Remediator } from "../framework.js";
+import { Breaker, DecisionLog, Journal, type Mode, RemediationMetrics, type Remediator, type RemediatorSummary } from "../framework.js";
 import { type Plan, planCompression } from "./plan.js";
 import { decompressSegment, digest, recover, RESTORE_SUFFIX, TMP_SUFFIX, type RecoveryAction } from "./steps.js";
 import type { CompressJob } from "./worker.js";
@@ -30,13 +30,7 @@ export interface Latest {
   get<T>(collector: string): { at: number; observation: T } | undefined;
 }
 
-export interface WalCompressState {
-  readonly name: string;
-  readonly mode: Mode;
-  readonly breaker_open: boolean;
-  readonly consecutive_failures: number;
-  readonly busy: string | null;
-  readonly last_decision: string;
+export interface WalCompressState extends RemediatorSummary {
   readonly plan: { readonly compress: string[]; readonly skipped: number } | null;
 }
 
