@@ -79,6 +79,7 @@ export class Agent {
   private fingerprints = new Map<string, string>();
   private readonly startedAt = Date.now();
   private lastTick = Date.now();
+  private lastTickMono: number | null = null;
   private lastFlush = Date.now();
   private lastMaintain = Date.now();
   private ticker: NodeJS.Timeout | undefined;
@@ -94,6 +95,7 @@ export class Agent {
     this.configFile = loaded.file;
     this.scheduler = new Scheduler(this.metrics, log, Math.random, (name, obs) => this.latest.set(name, { at: Date.now(), observation: obs }));
     this.self = new SelfMetrics(this.metrics.registry, this.config.host.proc_path);
+    this.scheduler.onLate = (ms) => this.self.late(ms);
     this.history = new HistoryStore({ stateDir: this.config.agent.state_dir, retention: this.config.history, log, metrics: this.metrics });
     const remediation = new RemediationMetrics(this.metrics.registry);
     this.walCompress = new WalCompressRemediator(this.config, this.history, remediation, log);
@@ -358,6 +360,10 @@ export class Agent {
   private tick(): void {
     const now = Date.now();
     this.lastTick = now;
+    // How late this 1 s tick came (Node re-arms an interval from when its callback ran).
+    const mono = performance.now();
+    if (this.lastTickMono !== null) this.self.late(mono - this.lastTickMono - TICK_MS);
+    this.lastTickMono = mono;
     try {
       this.onTick?.(now);
     } catch (e) {

@@ -143,10 +143,17 @@ export class Scheduler {
     this.schedule(slot);
   }
 
+  /** Told how late each collector's timer fired (ms): the agent's event-loop delay, sampled for free. */
+  onLate: ((ms: number) => void) | undefined;
+
   private schedule(slot: Slot): void {
     if (!this.started) return;
     const delay = Math.max(0, slot.nextDue - performance.now()) + this.random() * slot.spec.jitter;
-    slot.timer = setTimeout(() => this.tick(slot), delay);
+    const due = performance.now() + delay;
+    slot.timer = setTimeout(() => {
+      this.onLate?.(performance.now() - due);
+      this.tick(slot);
+    }, delay);
   }
 
   private tick(slot: Slot): void {

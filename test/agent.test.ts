@@ -158,3 +158,24 @@ test("SIGHUP with a broken file keeps the running config; a good file is applied
   t.is((await fetchText(`http://127.0.0.1:${port}/healthz`)).status, 200);
   await t.throwsAsync(fetchText(`${a.url}/healthz`));
 });
+
+test("the event-loop delay gauge shows a stalled loop (measured by the agent's own timers) and an idle one as near zero", async (t) => {
+  const a = await startAgent({ extraToml: QUIET_COLLECTORS.replace("[collectors.kmsg]\nenabled = false\n", "") });
+  t.teardown(() => a.stop("SIGKILL"));
+  const lag = async (stat: string) => Number(new RegExp(`stemedb_agent_event_loop_delay_seconds\\{stat="${stat}"\\} (\\S+)`).exec((await fetchText(`${a.url}/metrics`)).text)?.[1] ?? NaN);
+  // Idle: a window closes every 10 ticks.
+  const end = Date.now() + 20_000;
+  while (Date.now() < end && !(Number.isFinite(await lag("p50")) && (await lag("max")) > 0)) await new Promise((r) => setTimeout(r, 500));
+  t.true((await lag("p50")) < 0.05, `idle p50 ${await lag("p50")} s`);
+  // The whole process stopped for 2 s: every timer due meanwhile fires ~2 s late.
+  process.kill(a.proc.pid ?? 0, "SIGSTOP");
+  await new Promise((r) => setTimeout(r, 2000));
+  process.kill(a.proc.pid ?? 0, "SIGCONT");
+  const end2 = Date.now() + 25_000;
+  let max = 0;
+  while (Date.now() < end2 && max < 1.5) {
+    await new Promise((r) => setTimeout(r, 500));
+    max = await lag("max");
+  }
+  t.true(max >= 1.5 && max < 10, `max delay ${max} s after a 2 s stop`);
+});
