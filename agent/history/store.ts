@@ -145,8 +145,17 @@ export class HistoryStore {
 
   /** Buffers one sample; it reaches the file at the next flush. */
   record(metric: string, labels: Labels, value: number, ts = this.now()): void {
-    if (!Number.isFinite(value)) return;
+    this.recordKey(seriesKey(metric, labels), value, ts);
+  }
+
+  /** A recorder for one series with its key computed once (collectors that record every second). */
+  recorder(metric: string, labels: Labels): (value: number, ts?: number) => void {
     const key = seriesKey(metric, labels);
+    return (value, ts = this.now()) => this.recordKey(key, value, ts);
+  }
+
+  private recordKey(key: string, value: number, ts: number): void {
+    if (!Number.isFinite(value)) return;
     this.pendingSamples.push([key, ts, value]);
     const bucket = ts - (ts % MINUTE);
     let acc = this.minutes.get(key);

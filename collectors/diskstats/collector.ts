@@ -87,6 +87,18 @@ const COUNTERS: readonly CounterSpec[] = [
   { name: "disk_flush_requests_time_seconds_total", help: "Total time spent by flush requests: the device-level cost of fsync.", raw: (c) => c.flush?.ms, scale: MS, u32: true },
 ];
 
+/** History series recorded per device every interval, in the order publish() fills them. */
+const HISTORY_SERIES = ["disk_r_await_seconds", "disk_w_await_seconds", "disk_f_await_seconds", "disk_utilization_ratio", "disk_queue_depth", "disk_reads_per_second", "disk_writes_per_second", "disk_read_bytes_per_second", "disk_written_bytes_per_second", "disk_flushes_per_second"] as const;
+
+interface DeviceHandles {
+  readonly counters: ReadonlyArray<readonly [CounterSpec, { inc(v: number): void }]>;
+  readonly inFlight: { set(v: number): void };
+  readonly util: { set(v: number): void };
+  readonly queue: { set(v: number): void };
+  readonly await: Record<"read" | "write" | "flush", { observe(v: number): void }>;
+  readonly rec: ReadonlyArray<(value: number, ts?: number) => void> | null;
+}
+
 interface DeviceState {
   counters: DiskCounters;
   at: number;
@@ -100,6 +112,7 @@ export class DiskstatsCollector implements Collector<DiskstatsObservation> {
   private readonly include: RegExp | null;
   private readonly exclude: RegExp | null;
   private readonly prev = new Map<string, DeviceState>();
+  private readonly handles = new Map<string, DeviceHandles>();
   private readonly counters: ReadonlyArray<readonly [CounterSpec, Counter<"device">]>;
   private readonly inFlight: Gauge<"device">;
   private readonly util: Gauge<"device">;
@@ -214,29 +227,30 @@ export class DiskstatsCollector implements Collector<DiskstatsObservation> {
     for (const d of o.devices) {
       present.add(d.device);
       this.exportCounters(d);
-      this.inFlight.labels(d.device).set(d.counters.inFlight);
+      const b = this.bound(d.device); // after: a counter reset forgets the device's old children
+      b.inFlight.set(d.counters.inFlight);
       const f = d.iostat;
       if (!f) continue;
-      this.util.labels(d.device).set(f.util_pct / 100);
-      this.queue.labels(d.device).set(f.aqu_sz);
-      const h = this.opts.history;
-      const rec = (metric: string, v: number | null) => {
-        if (v !== null) h?.record(metric, { device: d.device }, v, ts);
-      };
+      b.util.set(f.util_pct / 100);
+      b.queue.set(f.aqu_sz);
       for (const [op, ms] of [["read", f.r_await_ms], ["write", f.w_await_ms], ["flush", f.f_await_ms]] as const) {
-        if (ms === null) continue;
-        this.awaitHist.labels(d.device, op).observe(ms / 1000);
+        if (ms !== null) b.await[op].observe(ms / 1000);
       }
-      rec("disk_r_await_seconds", f.r_await_ms === null ? null : f.r_await_ms / 1000);
-      rec("disk_w_await_seconds", f.w_await_ms === null ? null : f.w_await_ms / 1000);
-      rec("disk_f_await_seconds", f.f_await_ms === null ? null : f.f_await_ms / 1000);
-      rec("disk_utilization_ratio", f.util_pct / 100);
-      rec("disk_queue_depth", f.aqu_sz);
-      rec("disk_reads_per_second", f.r_s);
-      rec("disk_writes_per_second", f.w_s);
-      rec("disk_read_bytes_per_second", f.rkB_s * 1024);
-      rec("disk_written_bytes_per_second", f.wkB_s * 1024);
-      rec("disk_flushes_per_second", f.f_s);
+      const r = b.rec;
+      if (!r) continue;
+      const rec = (i: number, v: number | null) => {
+        if (v !== null) r[i]?.(v, ts);
+      };
+      rec(0, f.r_await_ms === null ? null : f.r_await_ms / 1000);
+      rec(1, f.w_await_ms === null ? null : f.w_await_ms / 1000);
+      rec(2, f.f_await_ms === null ? null : f.f_await_ms / 1000);
+      rec(3, f.util_pct / 100);
+      rec(4, f.aqu_sz);
+      rec(5, f.r_s);
+      rec(6, f.w_s);
+      rec(7, f.rkB_s * 1024);
+      rec(8, f.wkB_s * 1024);
+      rec(9, f.f_s);
     }
     for (const dev of this.exported) {
       if (!present.has(dev)) this.forget(dev);
@@ -249,23 +263,46 @@ export class DiskstatsCollector implements Collector<DiskstatsObservation> {
    * back) restarts its series, which Prometheus reads as a counter reset.
    */
   private lastExported = new Map<string, DiskCounters>();
+  /**
+   * A device's metric children and history recorders, bound once: labels() hashes its labels and
+   * a history key is built by sorting and serialising them, ~30 times per device every second.
+   */
+  private bound(device: string): DeviceHandles {
+    let b = this.handles.get(device);
+    if (!b) {
+      const h = this.opts.history;
+      b = {
+        counters: this.counters.map(([spec, metric]) => [spec, metric.labels(device)] as const),
+        inFlight: this.inFlight.labels(device),
+        util: this.util.labels(device),
+        queue: this.queue.labels(device),
+        await: { read: this.awaitHist.labels(device, "read"), write: this.awaitHist.labels(device, "write"), flush: this.awaitHist.labels(device, "flush") },
+        rec: h ? HISTORY_SERIES.map((m) => h.recorder(m, { device })) : null,
+      };
+      this.handles.set(device, b);
+    }
+    return b;
+  }
+
   private exportCounters(d: DiskObservation): void {
     const before = this.lastExported.get(d.device);
     const reset = before !== undefined && diskDelta(before, d.counters) === null;
     if (reset) this.forget(d.device);
+    const b = this.bound(d.device);
     const base = reset ? undefined : before;
     this.exported.add(d.device);
     this.lastExported.set(d.device, d.counters);
-    for (const [spec, metric] of this.counters) {
+    for (const [spec, child] of b.counters) {
       const cur = spec.raw(d.counters);
       if (cur === undefined) continue;
       const prev = base ? spec.raw(base) : undefined;
       const step = prev === undefined ? cur : spec.u32 ? deltaU32(prev, cur) : cur - prev;
-      metric.labels(d.device).inc(step * spec.scale);
+      child.inc(step * spec.scale);
     }
   }
 
   private forget(device: string): void {
+    this.handles.delete(device);
     for (const [, m] of this.counters) m.remove(device);
     this.inFlight.remove(device);
     this.util.remove(device);
