@@ -101,6 +101,34 @@ test.serial("/healthz answers, agentctl status works as root, the socket is 0660
   t.is(container.sh("stat -c '%a %U' /run/stemedb-agent/agentctl-admin.sock").trim(), "600 root");
 });
 
+test.serial("a real Prometheus in the container scrapes the installed service, with the alert rules loaded", async (t) => {
+  t.timeout(90_000);
+  if (skip !== null || c === undefined) return t.pass(`skipped: ${skip ?? "no container"}`);
+  if (!existsSync("/usr/bin/prometheus")) return t.pass("skipped: prometheus not installed (npm test installs it as root)");
+  const container = c;
+  container.writeFile(
+    "/etc/prom/prometheus.yml",
+    `global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nrule_files:\n  - ${REPO_ROOT}/monitoring/stemedb-agent.rules.yml\nscrape_configs:\n  - job_name: stemedb-agent\n    static_configs:\n      - targets: ["127.0.0.1:9735"]\n`,
+  );
+  container.sh("systemd-run --unit=prom /usr/bin/prometheus --config.file=/etc/prom/prometheus.yml --storage.tsdb.path=/var/tmp/prom --web.listen-address=127.0.0.1:19090");
+  t.teardown(() => container.exec("systemctl", ["stop", "prom.service"]));
+  const query = (q: string) => {
+    const r = container.exec("curl", ["-s", "--get", "--data-urlencode", `query=${q}`, "http://127.0.0.1:19090/api/v1/query"]);
+    try {
+      return (JSON.parse(r.stdout) as { data: { result: Array<{ metric: Record<string, string>; value: [number, string] }> } }).data.result;
+    } catch {
+      return [];
+    }
+  };
+  await container.waitFor("Prometheus sees the agent up", () => query('up{job="stemedb-agent"}')[0]?.value[1] === "1", 60_000);
+  t.is(query("stemedb_agent_build_info")[0]?.metric["instance"], "127.0.0.1:9735");
+  const series = Number(query('count({job="stemedb-agent",__name__=~"stemedb_agent_.+"})')[0]?.value[1] ?? 0);
+  t.true(series > 50, `${series} agent series stored`);
+  const rules = JSON.parse(container.exec("curl", ["-s", "http://127.0.0.1:19090/api/v1/rules"]).stdout) as { data: { groups: Array<{ rules: Array<{ health: string }> }> } };
+  const all = rules.data.groups.flatMap((g) => g.rules);
+  t.true(all.length > 10 && all.every((r) => r.health !== "err"), `${all.length} rules, none in error`);
+});
+
 test.serial("reads /dev/kmsg under its hardening: an injected line reaches /metrics and the events", async (t) => {
   t.timeout(90_000);
   if (skip !== null || c === undefined) return t.pass(`skipped: ${skip ?? "no container"}`);
