@@ -316,6 +316,7 @@ test.serial("as a new user would: the installed unit (no /dev/kmsg here) pauses 
   t.timeout(240_000);
   const { c } = ctx;
   c.exec("systemctl", ["stop", "agent-under-test.service"]);
+  c.exec("rm", ["-f", CONFIG]); // the earlier tests' config: a new user has none (install.sh keeps an existing one)
   // The container's /usr is the host's, read-only: an overlay lets install.sh write /usr/lib and /usr/bin.
   c.sh("mkdir -p /var/tmp/ou /var/tmp/ow && mount -t overlay overlay -o lowerdir=/usr,upperdir=/var/tmp/ou,workdir=/var/tmp/ow /usr");
   t.false(c.exec("test", ["-e", "/dev/kmsg"]).status === 0, "this container has no /dev/kmsg");

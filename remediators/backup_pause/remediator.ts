@@ -302,14 +302,13 @@ export class BackupPauseRemediator {
       }
       const post = this.p99(Math.max(h.since, now - p.windowMs), now);
       const v = judgeHeld(p, h, now, post, this.recovered.get(h.unit)?.heldFor(now) ?? 0);
-      if (v.kind === "keep") {
-        if (v.improved && h.improvedAt === null) {
-          h.improvedAt = now;
-          this.save();
-          this.decisions.note("improved", "info", `WAL fsync p99 back under ${fmtMs(p.threshold)} ${Math.round((now - h.since) / 1000)} s after pausing ${h.unit}`, { unit: h.unit, p99: post?.p99 }, true);
-        }
-        continue;
+      // Improvement is recorded even when recovery came so fast that this same look ends the pause.
+      if (h.improvedAt === null && ((v.kind === "keep" && v.improved) || (v.kind === "resume" && v.reason === "recovered"))) {
+        h.improvedAt = now;
+        this.save();
+        this.decisions.note("improved", "info", `WAL fsync p99 back under ${fmtMs(p.threshold)} ${Math.round((now - h.since) / 1000)} s after pausing ${h.unit}`, { unit: h.unit, p99: post?.p99 }, true);
       }
+      if (v.kind === "keep") continue;
       if (v.reason === "not_improving") this.held.cooldown[h.unit] = now + this.config.remediators.backup_pause.cooldown;
       await this.resume(h, v.reason, v.message);
     }
