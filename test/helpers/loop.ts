@@ -33,7 +33,13 @@ export function makeLoopFs(dir: string, opts: { sizeMiB?: number; fs?: "ext4" | 
     image,
     mnt,
     cleanup() {
-      spawnSync("umount", [mnt]);
+      // A process killed in the teardown just before (fio, the agent) may still hold a file for a
+      // moment: retry, then detach lazily; losetup -d frees the device once it is released.
+      for (let i = 0; i < 20 && spawnSync("umount", [mnt]).status !== 0; i++) {
+        if (spawnSync("mountpoint", ["-q", mnt]).status !== 0) break;
+        spawnSync("sleep", ["0.1"]);
+      }
+      if (spawnSync("mountpoint", ["-q", mnt]).status === 0) spawnSync("umount", ["-l", mnt]);
       spawnSync("losetup", ["-d", dev]);
     },
   };
