@@ -10,6 +10,11 @@ import { NS } from "../agent/metrics/registry.js";
 
 export type Mode = "off" | "dry-run" | "on";
 
+/** The collectors' latest observations, as the core hands them to remediators each tick. */
+export interface Latest {
+  get<T>(collector: string): { at: number; observation: T } | undefined;
+}
+
 /**
  * What every remediator declares. The framework around it (journal, decisions, cooldown,
  * breaker, dry-run) is the same for all; a remediator only answers these questions.

@@ -15,7 +15,7 @@ import type { DiskstatsObservation } from "../../collectors/diskstats/collector.
 import type { FsyncProbeObservation } from "../../collectors/fsync_probe/collector.js";
 import type { ProcioObservation } from "../../collectors/procio/collector.js";
 import type { WalObservation } from "../../collectors/wal/collector.js";
-import { Breaker, DecisionLog, Journal, type Mode, RemediationMetrics, type RemediatorSummary } from "../framework.js";
+import { Breaker, DecisionLog, Journal, type Latest, type Mode, RemediationMetrics, type RemediatorSummary } from "../framework.js";
 import { budgetLeft, choosePause, fmtMs, judgeHeld, LatencyWindow, pausedInLastDay, type PolicyConfig, Streak, type UnitFacts } from "./policy.js";
 import { deadmanName, type PauseMethod, Systemd, SystemdError, unitKind, type UnitState } from "./systemd.js";
 
@@ -25,10 +25,6 @@ const STATE_KEY = "backup_pause.state";
 const CHECK_EVERY_MS = 5000;
 /** How long a freeze or SIGSTOP may take to show (a write in flight finishes first: 2.5 s seen). */
 const SETTLE_MS = 15_000;
-
-export interface Latest {
-  get<T>(collector: string): { at: number; observation: T } | undefined;
-}
 
 /** One pause the agent holds; persisted before the unit is touched, so a restart never forgets it. */
 interface Hold {
@@ -609,14 +605,17 @@ export class BackupPauseRemediator {
 
   /** With systemd's view of each listed unit (agentctl backups). */
   async detailed(): Promise<BackupPauseState> {
-    const units = this.config.remediators.backup_pause.units;
-    const sts = await Promise.all(units.map((u) => this.systemd.show(u).catch(() => null)));
-    return this.describe(units.map((u, i) => [u, sts[i] ?? null] as const));
+    return this.describeWithSystemd(this.config.remediators.backup_pause.units);
   }
 
   private async views(units: string[]): Promise<BackupUnitView[]> {
+    return (await this.describeWithSystemd(units)).units;
+  }
+
+  /** describe() with systemd asked about each unit (null where it did not answer). */
+  private async describeWithSystemd(units: readonly string[]): Promise<BackupPauseState> {
     const sts = await Promise.all(units.map((u) => this.systemd.show(u).catch(() => null)));
-    return this.describe(units.map((u, i) => [u, sts[i] ?? null] as const)).units;
+    return this.describe(units.map((u, i) => [u, sts[i] ?? null] as const));
   }
 
   private describe(units: ReadonlyArray<readonly [string, UnitState | null]>): BackupPauseState {

@@ -7,7 +7,6 @@ import { statfs } from "node:fs/promises";
 import { join } from "node:path";
 import { Worker } from "node:worker_threads";
 import { execFile } from "node:child_process";
-import type { Registry } from "prom-client";
 import type { FsyncProbeObservation } from "../../collectors/fsync_probe/collector.js";
 import { analyse, patternRegex } from "../../collectors/wal/inventory.js";
 import type { WalObservation } from "../../collectors/wal/collector.js";
@@ -16,7 +15,7 @@ import type { Config } from "../../agent/config/schema.js";
 import type { HistoryStore } from "../../agent/history/store.js";
 import type { Logger } from "../../agent/log.js";
 import type { Segment } from "../../collectors/wal/inventory.js";
-import { Breaker, DecisionLog, Journal, type Mode, RemediationMetrics, type Remediator, type RemediatorSummary } from "../framework.js";
+import { Breaker, DecisionLog, Journal, type Latest, type Mode, type RemediationMetrics, type Remediator, type RemediatorSummary } from "../framework.js";
 import { type Plan, planCompression } from "./plan.js";
 import { decompressSegment, digest, recover, RESTORE_SUFFIX, TMP_SUFFIX, type RecoveryAction } from "./steps.js";
 import type { CompressJob } from "./worker.js";
@@ -25,10 +24,6 @@ export const NAME = "wal_compress";
 /** How often the plan is looked at when nothing is happening. */
 const EVALUATE_EVERY_MS = 10_000;
 const HELD_KEY = "wal_compress.held";
-
-export interface Latest {
-  get<T>(collector: string): { at: number; observation: T } | undefined;
-}
 
 export interface WalCompressState extends RemediatorSummary {
   readonly plan: { readonly compress: string[]; readonly skipped: number } | null;
@@ -59,10 +54,6 @@ export class WalCompressRemediator implements Remediator<Segment, Latest> {
     this.journal = history ? new Journal(history) : null;
     metrics.setMode(NAME, this.mode);
     metrics.setBreaker(NAME, false);
-  }
-
-  static metrics(registry: Registry): RemediationMetrics {
-    return new RemediationMetrics(registry);
   }
 
   get mode(): Mode {
