@@ -8,6 +8,11 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 
+/** Extra node flags for the agent under test, e.g. BENCH_AGENT_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" to profile it (NODE_OPTIONS refuses --cpu-prof). */
+export function agentNodeArgs(): string[] {
+  return (process.env["BENCH_AGENT_NODE_ARGS"] ?? "").split(/\s+/).filter(Boolean);
+}
+
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 const TICKS = 100; // sysconf(_SC_CLK_TCK) on Linux
 
@@ -71,7 +76,7 @@ export async function startAgent(prefix: string, extraToml = ""): Promise<Runnin
   const cfg = join(root, "agent.toml");
   writeFileSync(cfg, `[agent]\nlisten = "127.0.0.1:0"\nstate_dir = "${stateDir}"\ncontrol_socket = "${socket}"\n[stemedb]\ndata_dir = "${join(root, "db")}"\n[wal]\ndir = "${walDir}"\n${extraToml}`);
   const bin = fileURLToPath(new URL("../agent/main.js", import.meta.url));
-  const child = spawn(process.execPath, [bin, "--config", cfg], { stdio: ["ignore", "pipe", "inherit"] });
+  const child = spawn(process.execPath, [...agentNodeArgs(), bin, "--config", cfg], { stdio: ["ignore", "pipe", "inherit"] });
   const port = await new Promise<number>((resolve, reject) => {
     let buf = "";
     const onData = (b: Buffer) => {

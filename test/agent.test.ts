@@ -120,6 +120,20 @@ test("agentctl exits 3 naming the socket when no agent runs", (t) => {
   t.is(agentctl(["--socket", sock, "bogus"]).code, 64);
 });
 
+test("agentctl gives up on an agent that accepts but never answers: exit 3 after its 5 s timeout, saying so", async (t) => {
+  const { dir } = tempDir();
+  const sock = join(dir, "wedged.sock");
+  const server = createServer(() => {}); // a wedged agent: the connection is accepted, nothing comes back
+  await new Promise<void>((r) => server.listen(sock, r));
+  t.teardown(() => server.close());
+  const started = Date.now();
+  const r = agentctl(["--socket", sock, "status"]); // the kernel accepts into the backlog while this process waits
+  const took = Date.now() - started;
+  t.is(r.code, 3, r.stderr);
+  t.true(r.stderr.includes(`${sock}: no answer within 5000 ms`), r.stderr);
+  t.true(took >= 4500 && took < 15_000, `gave up after ${took} ms`);
+});
+
 test("SIGTERM stops the agent cleanly within 5 s: exit 0, socket removed, history flushed", async (t) => {
   const a = await startAgent({ extraToml: QUIET_COLLECTORS });
   const res = await a.stop("SIGTERM");

@@ -13,7 +13,7 @@ import { tempDir } from "./helpers/agent-process.js";
 import { makeLoopFs, type LoopFs } from "./helpers/loop.js";
 
 const AGENT = `${REPO_ROOT}/dist/agent/main.js`;
-const AGENTCTL = `${REPO_ROOT}/dist/agent/cli/agentctl.js`;
+const AGENTCTL = `${REPO_ROOT}/dist/agentctl.cjs`;
 const SOCKET = "/run/stemedb-agent/agentctl.sock";
 const CONFIG = "/etc/stemedb/agent.toml";
 const WRITER = (file: string, mib: number) => `/bin/sh -c 'while :; do dd if=/dev/zero of=/var/lib/stemedb/${file} bs=1M count=${mib} status=none; done'`;

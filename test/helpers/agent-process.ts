@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 
 export const AGENT_BIN = fileURLToPath(new URL("../../agent/main.js", import.meta.url));
-export const AGENTCTL_BIN = fileURLToPath(new URL("../../agent/cli/agentctl.js", import.meta.url));
+export const AGENTCTL_BIN = fileURLToPath(new URL("../../agentctl.cjs", import.meta.url));
 
 export function tempDir(prefix = "sa-"): { dir: string; cleanup: () => void } {
   const dir = mkdtempSync(join(tmpdir(), prefix));
