@@ -68,7 +68,7 @@ export class Scheduler {
       runs: 0, failures: 0, consecutiveFailures: 0, lastSuccess: null, lastDuration: null, lastError: null,
     };
     this.slots.set(collector.name, slot);
-    if (this.started) this.arm(slot, performance.now());
+    if (this.started) this.arm(slot, performance.now() + this.phase(slot));
   }
 
   /** New interval/timeout/jitter (config reload); takes effect from the next run. */
@@ -79,7 +79,7 @@ export class Scheduler {
     slot.spec = spec;
     if (changed && this.started) {
       clearTimeout(slot.timer);
-      this.arm(slot, performance.now());
+      this.arm(slot, performance.now() + this.phase(slot));
     }
   }
 
@@ -101,7 +101,7 @@ export class Scheduler {
     if (this.started) return;
     this.started = true;
     const now = performance.now();
-    for (const slot of this.slots.values()) this.arm(slot, now);
+    for (const slot of this.slots.values()) this.arm(slot, now + this.phase(slot));
   }
 
   /** Stop scheduling, abort runs in flight and wait for them (bounded by `graceMs`). */
@@ -137,9 +137,15 @@ export class Scheduler {
     }));
   }
 
-  /** Plan the first run: a random offset within the jitter spreads collectors (and nodes) apart. */
-  private arm(slot: Slot, now: number): void {
-    slot.nextDue = now;
+  /** This collector's offset from start (see phases()). */
+  private phase(slot: Slot): number {
+    const slots = [...this.slots.values()];
+    return phases(slots.map((s) => s.spec.interval))[slots.indexOf(slot)] ?? 0;
+  }
+
+  /** Plan the first run at `due`; a random offset within the jitter spreads nodes apart. */
+  private arm(slot: Slot, due: number): void {
+    slot.nextDue = due;
     this.schedule(slot);
   }
 
@@ -221,4 +227,19 @@ export class Scheduler {
     const n = slot.consecutiveFailures;
     if (n === 1 || (n & (n - 1)) === 0) this.log.warn({ collector: name, reason, consecutive: n }, `collector failed: ${message}`);
   }
+}
+
+/**
+ * Offsets of the collectors' first runs, so their cadences keep them apart. In one phase, every
+ * collector whose interval is a multiple of 5 s ran in the same turn of the event loop (every
+ * 30 s all of them): a 30-60 ms burst that delayed scrapes and the control socket. Collectors
+ * of 1 s or faster stay at 0 (each would otherwise cost a wake-up of its own every second); the
+ * k-th slower one starts k base steps later (the shortest interval, at most 1 s), so it runs in
+ * a turn the fast ones wake for anyway, and never in the same one as another slow collector
+ * while there are fewer of them than base steps in their intervals.
+ */
+export function phases(intervals: readonly number[]): number[] {
+  const base = Math.min(1000, ...intervals);
+  let k = 0;
+  return intervals.map((i) => (i <= 1000 ? 0 : (++k * base) % i));
 }

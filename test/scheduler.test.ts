@@ -5,7 +5,7 @@ import type { Collector } from "../collectors/types.js";
 import { ms } from "../agent/config/units.js";
 import { run } from "../agent/exec.js";
 import { CoreMetrics } from "../agent/metrics/registry.js";
-import { Scheduler } from "../agent/scheduler.js";
+import { phases, Scheduler } from "../agent/scheduler.js";
 import { tempDir } from "./helpers/agent-process.js";
 import { alive, quietLog, sleep } from "./helpers/quiet.js";
 
@@ -135,4 +135,36 @@ test("jitter spreads first runs and a changed interval takes effect on update", 
   await sleep(300);
   await sched.stop();
   t.true(times.length >= 5, `ran ${times.length} times after the interval dropped to 50 ms`);
+});
+
+test("slower collectors start at phases of their own, on turns the fast ones wake for: at the defaults no two ever run together", (t) => {
+  // diskstats, fsync_probe, smart, mounts, kmsg, wal, procio at their default intervals.
+  const intervals = [1000, 5000, 600_000, 30_000, 500, 30_000, 5000];
+  const p = phases(intervals);
+  t.deepEqual(p, [0, 500, 1000, 1500, 0, 2000, 2500]);
+  // Over an hour, the second each slow collector runs in: never shared with another slow one.
+  const seen = new Map<number, string>();
+  intervals.forEach((iv, k) => {
+    if (iv <= 1000) return;
+    for (let at = p[k] ?? 0; at < 3_600_000; at += iv) {
+      t.false(seen.has(at), `collector ${k} runs at ${at} ms together with ${seen.get(at)}`);
+      seen.set(at, String(k));
+      t.is(at % 500, 0, "on a turn the 500 ms collector wakes for anyway");
+    }
+  });
+});
+
+test("collectors on the same slower cadence run in turns of their own, not in one burst", async (t) => {
+  const sched = new Scheduler(new CoreMetrics(), quietLog);
+  const slow: number[] = [];
+  sched.add({ name: "fast", collect: () => Promise.resolve(0) }, { interval: ms(500), timeout: ms(500), jitter: ms(0) });
+  for (let i = 0; i < 3; i++) sched.add({ name: `slow${i}`, collect: () => (slow.push(performance.now()), Promise.resolve(0)) }, { interval: ms(2000), timeout: ms(500), jitter: ms(0) });
+  sched.start();
+  await sleep(4200);
+  await sched.stop();
+  t.true(slow.length >= 6, `slow collectors ran ${slow.length} times`);
+  // Phases 500, 1000, 1500 ms: 500 ms apart. In one phase they would run within a millisecond.
+  const gaps = slow.slice(1).map((v, i) => v - (slow[i] ?? v)).sort((a, b) => a - b);
+  const median = gaps[Math.floor(gaps.length / 2)] ?? 0;
+  t.true(median >= 250, `median gap between slow runs ${median.toFixed(1)} ms (expected ~500)`);
 });
