@@ -13,6 +13,17 @@ export function agentNodeArgs(): string[] {
   return (process.env["BENCH_AGENT_NODE_ARGS"] ?? "").split(/\s+/).filter(Boolean);
 }
 
+/**
+ * The environment the agent gets under its unit: PATH and the unit's Environment= lines, not
+ * this shell's (a shell may export e.g. NODE_EXTRA_CA_CERTS, which Node loads at start).
+ */
+export function unitEnvironment(): NodeJS.ProcessEnv {
+  const unit = readFileSync(fileURLToPath(new URL("../../systemd/stemedb-agent.service", import.meta.url)), "utf8");
+  const env: NodeJS.ProcessEnv = { PATH: process.env["PATH"] ?? "/usr/sbin:/usr/bin:/sbin:/bin" };
+  for (const m of unit.matchAll(/^Environment=([A-Za-z_][A-Za-z0-9_]*)=(\S*)$/gm)) env[m[1] as string] = m[2];
+  return env;
+}
+
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 const TICKS = 100; // sysconf(_SC_CLK_TCK) on Linux
 
@@ -76,7 +87,7 @@ export async function startAgent(prefix: string, extraToml = ""): Promise<Runnin
   const cfg = join(root, "agent.toml");
   writeFileSync(cfg, `[agent]\nlisten = "127.0.0.1:0"\nstate_dir = "${stateDir}"\ncontrol_socket = "${socket}"\n[stemedb]\ndata_dir = "${join(root, "db")}"\n[wal]\ndir = "${walDir}"\n${extraToml}`);
   const bin = fileURLToPath(new URL("../agent/main.js", import.meta.url));
-  const child = spawn(process.execPath, [...agentNodeArgs(), bin, "--config", cfg], { stdio: ["ignore", "pipe", "inherit"] });
+  const child = spawn(process.execPath, [...agentNodeArgs(), bin, "--config", cfg], { env: unitEnvironment(), stdio: ["ignore", "pipe", "inherit"] });
   const port = await new Promise<number>((resolve, reject) => {
     let buf = "";
     const onData = (b: Buffer) => {

@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import Database from "better-sqlite3";
 import { migrate } from "../agent/history/migrations.js";
-import { agentNodeArgs, controlGet } from "./lib.js";
+import { agentNodeArgs, controlGet, unitEnvironment } from "./lib.js";
 
 const days = Number(process.argv[2] ?? 30);
 const disks = Number(process.argv[3] ?? 12);
@@ -51,7 +51,7 @@ writeFileSync(cfg, `[agent]\nlisten = "127.0.0.1:0"\nstate_dir = "${state}"\ncon
 const bin = fileURLToPath(new URL("../agent/main.js", import.meta.url));
 const ctl = fileURLToPath(new URL("../agentctl.cjs", import.meta.url));
 const s0 = performance.now();
-const agent = spawn(process.execPath, [...agentNodeArgs(), bin, "--config", cfg], { stdio: ["ignore", "pipe", "inherit"] });
+const agent = spawn(process.execPath, [...agentNodeArgs(), bin, "--config", cfg], { env: unitEnvironment(), stdio: ["ignore", "pipe", "inherit"] });
 const port = await new Promise<number>((resolve) => {
   let buf = "";
   agent.stdout.on("data", (b: Buffer) => {
