@@ -82,6 +82,7 @@ export class Agent {
   private lastTickMono: number | null = null;
   private lastFlush = Date.now();
   private lastMaintain = Date.now();
+  private maintenance: Generator<void, void, void> | undefined;
   private ticker: NodeJS.Timeout | undefined;
   /** Called from every core-loop tick (systemd WATCHDOG=1 and STATUS= from main.ts); must not throw or block. */
   onTick: ((now: number) => void) | undefined;
@@ -379,7 +380,9 @@ export class Agent {
     this.backupPause.tick(this.latestView());
     if (now - this.lastMaintain >= MAINTAIN_EVERY_MS || now < this.lastMaintain) {
       this.lastMaintain = now;
-      this.history.maintain();
+      this.maintenance = this.history.maintenanceSteps();
     }
+    // One step per tick (see maintenanceSteps).
+    if (this.maintenance?.next().done === true) this.maintenance = undefined;
   }
 }

@@ -253,18 +253,37 @@ export class HistoryStore {
 
   /** Summarises closed hours, prunes past retention, checks the file is still ours. Never throws. */
   maintain(): void {
-    try {
-      this.checkFileIdentity();
-      this.checkFileContent();
-      this.rollupHours();
-      this.prune();
-      this.db.pragma("incremental_vacuum(2000)");
-      // count(*) walks every page of a table on the event loop (~140 ms for 30 days of rollups
-      // for 12 disks), so the counts, which status shows with their time, are refreshed rarely.
-      const now = this.now();
-      if (this.rowsCountedAt === null || now - this.rowsCountedAt >= ROW_COUNT_EVERY_MS || now < this.rowsCountedAt) this.countRows();
-    } catch (e) {
-      this.onWriteError(e);
+    for (const _ of this.maintenanceSteps()) {
+      // every step, now
+    }
+  }
+
+  /**
+   * maintain() one step per next(): the core takes one step per 1 s tick, so on a large history
+   * the event loop is never held for all of it at once. Never throws; a failing step ends the
+   * round (the next round starts over).
+   */
+  *maintenanceSteps(): Generator<void, void, void> {
+    const steps: Array<() => void> = [
+      () => (this.checkFileIdentity(), this.checkFileContent()),
+      () => this.rollupHours(),
+      () => this.prune(),
+      () => this.db.pragma("incremental_vacuum(2000)"),
+      () => {
+        // count(*) walks every page of a table on the event loop (~140 ms for 30 days of rollups
+        // for 12 disks), so the counts, which status shows with their time, are refreshed rarely.
+        const now = this.now();
+        if (this.rowsCountedAt === null || now - this.rowsCountedAt >= ROW_COUNT_EVERY_MS || now < this.rowsCountedAt) this.countRows();
+      },
+    ];
+    for (const step of steps) {
+      try {
+        step();
+      } catch (e) {
+        this.onWriteError(e);
+        break;
+      }
+      yield;
     }
     this.metrics.historyFileBytes.set(this.sizeBytes());
   }
