@@ -253,7 +253,8 @@ export class HistoryStore {
 
   /** Summarises closed hours, prunes past retention, checks the file is still ours. Never throws. */
   maintain(): void {
-    for (const _ of this.maintenanceSteps()) {
+    const steps = this.maintenanceSteps();
+    while (steps.next().done !== true) {
       // every step, now
     }
   }
