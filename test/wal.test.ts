@@ -119,7 +119,8 @@ test("a stalled WAL: the active segment not written while a stemedb process is a
   const dir = walDir(5);
   const old = Date.now() / 1000 - 600;
   spawnSync("touch", ["-d", `@${old}`, join(dir, seg(5))]);
-  const { once, col } = collector(dir, { stallAfterMs: 60_000 });
+  // stall_after 1 s: the process walk is then repeated at most every 250 ms.
+  const { once, col } = collector(dir, { stallAfterMs: 1000 });
   t.teardown(() => col.close());
   t.deepEqual(kinds(await once()), [], "no database process: stopped, not stalled");
   const bin = join(dir, "..", "stemedb");
@@ -127,7 +128,7 @@ test("a stalled WAL: the active segment not written while a stemedb process is a
   chmodSync(bin, 0o755);
   const db = spawn(bin, ["30"], { stdio: "ignore" });
   t.teardown(() => db.kill("SIGKILL"));
-  await sleep(100);
+  await sleep(300); // past the 250 ms the last walk's answer is kept
   const o = await once();
   t.deepEqual(kinds(o), ["stalled"]);
   t.true((o.active?.write_age_seconds ?? 0) >= 600);
