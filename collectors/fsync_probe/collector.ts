@@ -59,7 +59,13 @@ class DirProbe {
 
   private ensureWorker(): Worker {
     if (this.worker) return this.worker;
-    const w = new Worker(new URL("./worker.js", import.meta.url), { workerData: { dir: this.dir, blockSize: this.blockSize } });
+    // It allocates one block and a reply per probe: small heap limits keep its isolate ~1.3 MB
+    // smaller (a worker thread is ~9 MB resident; it stays because its timing must not include
+    // the main event loop's delays, which would read as slow fsyncs).
+    const w = new Worker(new URL("./worker.js", import.meta.url), {
+      workerData: { dir: this.dir, blockSize: this.blockSize },
+      resourceLimits: { maxYoungGenerationSizeMb: 1, maxOldGenerationSizeMb: 8 },
+    });
     w.unref(); // a probe hung in D state must not keep a stopping agent alive
     w.on("message", (r: ProbeReply) => {
       const resolve = this.waiting.get(r.id);
