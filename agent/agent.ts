@@ -285,7 +285,7 @@ export class Agent {
     const routes = new Map<string, RouteHandler>([
       ["GET /v1/status", () => this.status()],
       ["GET /v1/health", () => this.agentHealth()],
-      ["GET /v1/diagnose", () => ({ schema: 1, generated_at: new Date().toISOString(), ...diagnose(this.config, this.latestView(), this.history) })],
+      ["GET /v1/diagnose", () => ({ schema: 1, generated_at: new Date().toISOString(), ...diagnose(this.config, this.latestView(), this.history, Date.now(), [this.walCompress.state(), this.backupPause.state()]) })],
       ["GET /v1/history", (u) => historyQuery(this.history, this.config, u.searchParams.get("metric") ?? "", u.searchParams.get("device"), sinceMs(u.searchParams.get("since"), "6h"))],
       ["GET /v1/events", (u) => ({ events: eventsQuery(this.history, sinceMs(u.searchParams.get("since"), "24h"), u.searchParams.get("class"), limit(u, 200)) })],
       ["GET /v1/top-io", (u) => ({ top: topIoQuery(this.history, sinceMs(u.searchParams.get("since"), "10m"), limit(u, 20)) })],

@@ -130,6 +130,7 @@ test("diagnose on a disk-full WAL filesystem: the disk-full steps are critical a
   t.is(d.code, 2, d.stdout);
   t.regex(d.stdout, /runbook: disk-full\n {2}CRIT\s+1\. df -h on the WAL filesystem\n\s+.*walfs: 9[5-9]\.\d% used|runbook: disk-full\n {2}CRIT\s+1\. df -h on the WAL filesystem\n\s+.*walfs: 100% used/);
   t.regex(d.stdout, /-> compress all but the newest 20 segments \(10 segments;/);
+  t.regex(d.stdout, /wal_compress is dry-run, it only plans; mode = "on" lets it act\): gzip \$\(ls -t /);
   const js = JSON.parse(agentctl(["--socket", a.socket, "diagnose", "--json"]).stdout) as { verdict: string; steps: Array<{ runbook: string; step: string; verdict: string; evidence: string; action: string | null }> };
   t.deepEqual([...new Set(js.steps.map((s) => s.runbook))], ["slow-wal-fsync", "wal-fsync-failure", "storage-errors", "disk-full"], "runbook order");
   t.is(js.steps.find((s) => s.runbook === "disk-full")?.verdict, "crit");
@@ -157,4 +158,5 @@ test("diagnose during a write storm on the WAL's loop device tells the slow-fsyn
   t.regex(d.stdout, new RegExp(`2\\. iostat -x on the WAL device\\n\\s+${lfs.device}: w_await p99`));
   t.regex(d.stdout, /3\. iotop: competing I\/O\n\s+fio\[\d+\]/);
   t.regex(s.stdout, /^CRIT\s+fsync\s+fsync p99/m);
+  t.regex(s.stdout, /^WARN\s+other I\/O\s+top: fio\[\d+\]/m, "a heavy writer while fsync is slow is a warning");
 });

@@ -148,6 +148,8 @@ test.serial("a backup writing to the WAL's filesystem is frozen while fsync is s
   const human = ctl(c, ["backups"]).stdout;
   t.regex(human, /backup\.service .*paused \(freeze, by agent\)/);
   t.log(human);
+  // diagnose names the action already taken, with its reason and end.
+  t.regex(ctl(c, ["diagnose"]).stdout, /backup\.service paused \(freeze\) since \d\d:\d\d:\d\dZ, resumes by \d\d:\d\d:\d\dZ at the latest: .*backup\.service doing [\d.]+ MiB\/s of I\/O/);
 
   // Frozen, the writer stops; its dirty pages drain; the probe recovers; the agent thaws it.
   await c.waitFor("backup.service thawed after recovery", () => freezer(c, "backup.service") === "running", 120_000);

@@ -52,11 +52,12 @@ export interface RemediatorState {
   readonly busy: string | null;
   readonly last_decision: string;
   /** backup_pause: the listed units and the pauses the agent holds. */
-  readonly units?: ReadonlyArray<{ readonly unit: string; readonly paused: { readonly method: string; readonly until: string; readonly reason: string } | null }>;
+  readonly units?: ReadonlyArray<{ readonly unit: string; readonly paused: { readonly method: string; readonly since: string; readonly until: string; readonly reason: string } | null }>;
 }
 
 export function buildAreas(c: Config, latest: Latest, h: HistoryStore | null, agentHealth: { verdict: string; reasons: string[] }, now = Date.now(), remediators: readonly RemediatorState[] = []): Area[] {
-  return [disks(c, latest, h, now), fsync(c, latest, h, now), smart(latest), mounts(latest), filesystems(latest), kernel(h, now), wal(latest), competing(latest), remediation(c, remediators), agent(agentHealth)];
+  const f = fsync(c, latest, h, now);
+  return [disks(c, latest, h, now), f, smart(latest), mounts(latest), filesystems(latest), kernel(h, now), wal(latest), competing(latest, f.verdict), remediation(c, remediators), agent(agentHealth)];
 }
 
 function disks(_c: Config, latest: Latest, h: HistoryStore | null, now: number): Area {
@@ -187,13 +188,19 @@ function wal(latest: Latest): Area {
   return { area: "wal", verdict, summary: first ? `${first.message}${first.files.length ? `: ${first.files.slice(0, 3).join(", ")}` : ""}` : `${count}${last}`, details: [...(first ? [`${count}${last}`] : []), ...w.findings.slice(1).map((f) => f.message)] };
 }
 
-function competing(latest: Latest): Area {
+/** A process doing more than this while WAL fsync is slow is named as competing (as diagnose does). */
+export const HEAVY_IO_BPS = 10 * 1024 * 1024;
+
+/** Informational, except while WAL fsync is slow: then a heavy user-space reader/writer is a warning. */
+function competing(latest: Latest, fsyncVerdict: AreaVerdict): Area {
   const p = latest.get<ProcioObservation>("procio")?.observation;
   if (!p || p.interval_seconds === null) return { area: "competing_io", verdict: "unknown", summary: "no I/O attribution yet", details: [] };
   const rows = [...p.top.filter((r) => !r.kthread), ...p.top.filter((r) => r.kthread)];
   const top = rows[0];
   const line = (r: ProcioObservation["top"][number]) => `${r.comm}[${r.pid}]${r.unit ? ` (${r.unit})` : ""}${r.kthread ? " (kernel thread)" : ""} writes ${mib(r.write_bps)}/s, reads ${mib(r.read_bps)}/s`;
-  return { area: "competing_io", verdict: "ok", summary: top ? `top: ${line(top)}` : "no process is doing storage I/O", details: [...rows.slice(1, 5).map(line), ...(p.unreadable > 0 ? [`${p.unreadable} processes not readable (capabilities)`] : [])] };
+  const slow = fsyncVerdict === "warn" || fsyncVerdict === "crit";
+  const heavy = rows.some((r) => !r.kthread && r.comm !== "stemedb" && !r.comm.startsWith("stemedb-") && r.write_bps + r.read_bps > HEAVY_IO_BPS);
+  return { area: "competing_io", verdict: slow && heavy ? "warn" : "ok", summary: top ? `top: ${line(top)}` : "no process is doing storage I/O", details: [...rows.slice(1, 5).map(line), ...(p.unreadable > 0 ? [`${p.unreadable} processes not readable (capabilities)`] : [])] };
 }
 
 function remediation(c: Config, rs: readonly RemediatorState[]): Area {
