@@ -16,7 +16,7 @@ for (let i = 1; i <= n; i++) closeSync(openSync(join(dir, `segment.${String(i).p
 const createSecs = (performance.now() - c0) / 1000;
 const col = new WalCollector({
   dir, pattern: "segment.*.wal", rescanMs: 0, stallAfterMs: 3_600_000, expectedSegmentSize: 0, verifyCommand: "", checkCompressed: false,
-  dbMetricsUrl: "", service: "stemedb-api.service", procPath: "/proc", watch: false, registry: new Registry(), history: null, log: pino({ level: "silent" }),
+  dbMetricsUrl: "", service: "stemedb-api.service", procPath: "/proc", registry: new Registry(), history: null, log: pino({ level: "silent" }),
 });
 const signal = new AbortController().signal;
 const heap0 = process.memoryUsage().heapUsed;
@@ -29,7 +29,7 @@ for (let i = 0; i < 5; i++) {
   if (o.segments.sealed.count + o.segments.active.count !== n) throw new Error(`inventoried ${o.segments.sealed.count + 1} of ${n}`);
 }
 // Between rescans a tick only re-reads the active segment.
-const slow = new WalCollector({ dir, pattern: "segment.*.wal", rescanMs: 3_600_000, stallAfterMs: 3_600_000, expectedSegmentSize: 0, verifyCommand: "", checkCompressed: false, dbMetricsUrl: "", service: "x", procPath: "/proc", watch: false, registry: new Registry(), history: null, log: pino({ level: "silent" }) });
+const slow = new WalCollector({ dir, pattern: "segment.*.wal", rescanMs: 3_600_000, stallAfterMs: 3_600_000, expectedSegmentSize: 0, verifyCommand: "", checkCompressed: false, dbMetricsUrl: "", service: "x", procPath: "/proc", registry: new Registry(), history: null, log: pino({ level: "silent" }) });
 await slow.collect({ signal });
 const t1 = performance.now();
 for (let i = 0; i < 200; i++) await slow.collect({ signal });

@@ -129,10 +129,10 @@ const FACTORIES: readonly Factory[] = [
   {
     name: "wal",
     enabled: (c) => c.collectors.wal.enabled,
-    // A cheap tick re-reads the active segment; `interval` is the full rescan (or sooner on a watch event).
+    // A cheap tick stats the directory and the active segment; `interval` is the full rescan (sooner when a name changed).
     spec: (c) => ({ interval: ms(WAL_TICK_MS), timeout: c.collectors.wal.timeout, jitter: c.collectors.wal.jitter }),
     fingerprint: (c) => JSON.stringify([c.wal, c.collectors.wal, c.stemedb, c.host.proc_path]),
-    create: ({ config, registry, history, log, once }) =>
+    create: ({ config, registry, history, log }) =>
       new WalCollector({
         dir: config.wal.dir,
         pattern: config.wal.segment_pattern,
@@ -144,7 +144,6 @@ const FACTORIES: readonly Factory[] = [
         dbMetricsUrl: config.stemedb.metrics_url,
         service: config.stemedb.service,
         procPath: config.host.proc_path,
-        watch: !once,
         registry,
         history,
         log,

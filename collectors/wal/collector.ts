@@ -1,14 +1,15 @@
-// wal: the StemeDB WAL directory. A full rescan every `interval` (the rescan is the truth:
-// watchers miss events) and as soon as the chokidar watcher reports a change (a burst of events
-// is one rescan); between rescans, each tick only re-reads the active segment. Symbolic links are
-// never followed and nothing outside the directory is read.
+// wal: the StemeDB WAL directory. A full rescan every `interval` (the rescan is the truth), and
+// at the next tick after the directory's own modification time changes: a segment created,
+// removed or renamed. Between rescans each tick only stats the directory and the active segment,
+// so what the database writes into its segments costs nothing (a watcher wakes on every write:
+// chokidar re-read and lstat'ed the whole directory each time, ~2 ms per write). Symbolic links
+// are never followed and nothing outside the directory is read.
 import { execFile } from "node:child_process";
-import { createReadStream, lstatSync, readdirSync, readFileSync } from "node:fs";
+import { createReadStream, lstatSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { statfs } from "node:fs/promises";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { createGunzip } from "node:zlib";
-import { type FSWatcher, watch } from "chokidar";
 import type { Counter, Gauge, Registry } from "prom-client";
 import type { HistoryStore } from "../../agent/history/store.js";
 import type { Logger } from "../../agent/log.js";
@@ -52,8 +53,6 @@ export interface WalOptions {
   readonly dbMetricsUrl: string;
   readonly service: string;
   readonly procPath: string;
-  /** Watch the directory (off for --once). */
-  readonly watch: boolean;
   readonly registry: Registry;
   readonly history: HistoryStore | null;
   readonly log: Logger;
@@ -61,8 +60,9 @@ export interface WalOptions {
 
 export class WalCollector implements Collector<WalObservation> {
   readonly name = "wal";
-  private watcher: FSWatcher | null = null;
   private dirty = true;
+  /** The directory's identity and modification time at the last tick, and when it was taken. */
+  private dirStamp: { key: string; mtimeMs: number; at: number } | null = null;
   private lastScan = -Infinity;
   private inventory: Inventory | null = null;
   private dirMissing = false;
@@ -103,7 +103,7 @@ export class WalCollector implements Collector<WalObservation> {
   async collect({ signal }: CollectContext): Promise<WalObservation> {
     const t0 = performance.now();
     const now = Date.now();
-    this.ensureWatcher();
+    this.noteDirChange(now);
     let scanned = false;
     if (this.dirty || now - this.lastScan >= this.opts.rescanMs || this.inventory === null) {
       this.dirty = false;
@@ -197,19 +197,26 @@ export class WalCollector implements Collector<WalObservation> {
   }
 
   async close(): Promise<void> {
-    await this.watcher?.close();
-    this.watcher = null;
+    // nothing held between ticks
   }
 
   // ------------------------------------------------------------------ internals
 
-  private ensureWatcher(): void {
-    if (!this.opts.watch || this.watcher) return;
-    // Depth 0, no symlink following: only names in the directory itself. The watcher only marks
-    // the inventory dirty; many events before the next tick make one rescan.
-    this.watcher = watch(this.opts.dir, { depth: 0, followSymlinks: false, ignoreInitial: true, persistent: false });
-    this.watcher.on("all", () => (this.dirty = true));
-    this.watcher.on("error", (e) => this.opts.log.debug({ err: (e as Error).message }, "wal: watcher error (the periodic rescan still runs)"));
+  /**
+   * Marks the inventory dirty when a name in the directory changed since the last tick: creating,
+   * removing or renaming an entry sets the directory's mtime (writing into a file does not).
+   * Timestamps come from a coarse clock (a few ms), so a change in the same clock step as the
+   * stamp would not show: while the stamp is that young, the next tick rescans as well.
+   */
+  private noteDirChange(now: number): void {
+    const prev = this.dirStamp;
+    try {
+      const st = statSync(this.opts.dir);
+      this.dirStamp = { key: `${st.dev}:${st.ino}:${st.mtimeMs}:${st.ctimeMs}`, mtimeMs: st.mtimeMs, at: now };
+    } catch {
+      this.dirStamp = null; // missing or unreadable: the rescan says which
+    }
+    if (prev === null || this.dirStamp === null || prev.key !== this.dirStamp.key || prev.at - prev.mtimeMs < 1000) this.dirty = true;
   }
 
   private firstSeen: number | null = null;
