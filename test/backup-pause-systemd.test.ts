@@ -340,13 +340,15 @@ test.serial("as a new user would: the installed unit (no /dev/kmsg here) pauses 
   c.writeFile("/etc/systemd/system/stemedb-agent.service.d/no-net.conf", "[Service]\nExecStopPost=\nRestart=no\n");
   c.sh("systemctl daemon-reload && systemctl restart stemedb-agent.service");
   await c.waitFor("agent up", () => ctlI(["events", "--since", "1m"]).status === 0, 30_000);
-  t.is(ctlI(["backups", "pause", "backup.service", "--for", "20s"]).status, 0);
+  // The issue's own words: paused for a minute, it resumes by itself with the agent killed.
+  t.is(ctlI(["backups", "pause", "backup.service", "--for", "1m"]).status, 0);
   const t0 = Date.now();
   c.sh("systemctl kill --signal=SIGKILL stemedb-agent.service");
   await c.waitFor("the agent dead", () => active(c, "stemedb-agent.service") !== "active", 10_000);
   t.is(freezer(c, "backup.service"), "frozen", "nothing resumed it yet");
-  await c.waitFor("the dead-man's switch resumed it", () => freezer(c, "backup.service") === "running", 60_000);
-  t.true(Date.now() - t0 > 10_000, "by the timer, at the pause's end");
+  await c.waitFor("the dead-man's switch resumed it", () => freezer(c, "backup.service") === "running", 120_000);
+  t.true(Date.now() - t0 > 50_000, "by the timer, at the pause's end");
+  t.log(`thawed ${((Date.now() - t0) / 1000).toFixed(1)} s after the kill (pause of 1 min)`);
   t.not(active(c, "stemedb-agent.service"), "active", "with the agent still dead");
   c.exec("rm", ["-r", "/etc/systemd/system/stemedb-agent.service.d"]);
   c.exec("/bin/sh", ["-c", `cd ${REPO_ROOT} && bash scripts/uninstall.sh --purge`]);
