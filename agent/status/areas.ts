@@ -188,8 +188,11 @@ function wal(latest: Latest): Area {
   return { area: "wal", verdict, summary: first ? `${first.message}${first.files.length ? `: ${first.files.slice(0, 3).join(", ")}` : ""}` : `${count}${last}`, details: [...(first ? [`${count}${last}`] : []), ...w.findings.slice(1).map((f) => f.message)] };
 }
 
-/** A process doing more than this while WAL fsync is slow is named as competing (as diagnose does). */
-export const HEAVY_IO_BPS = 10 * 1024 * 1024;
+/** Not StemeDB itself (the database and this agent do not compete with the WAL). */
+export const notStemedb = (r: { comm: string }) => r.comm !== "stemedb" && !r.comm.startsWith("stemedb-");
+
+/** A user-space process (not StemeDB) moving more than 10 MiB/s: named as competing while WAL fsync is slow. */
+export const heavyCompetitor = (r: ProcioObservation["top"][number]) => !r.kthread && notStemedb(r) && r.write_bps + r.read_bps > 10 * 1024 * 1024;
 
 /** Informational, except while WAL fsync is slow: then a heavy user-space reader/writer is a warning. */
 function competing(latest: Latest, fsyncVerdict: AreaVerdict): Area {
@@ -199,7 +202,7 @@ function competing(latest: Latest, fsyncVerdict: AreaVerdict): Area {
   const top = rows[0];
   const line = (r: ProcioObservation["top"][number]) => `${r.comm}[${r.pid}]${r.unit ? ` (${r.unit})` : ""}${r.kthread ? " (kernel thread)" : ""} writes ${mib(r.write_bps)}/s, reads ${mib(r.read_bps)}/s`;
   const slow = fsyncVerdict === "warn" || fsyncVerdict === "crit";
-  const heavy = rows.some((r) => !r.kthread && r.comm !== "stemedb" && !r.comm.startsWith("stemedb-") && r.write_bps + r.read_bps > HEAVY_IO_BPS);
+  const heavy = rows.some(heavyCompetitor);
   return { area: "competing_io", verdict: slow && heavy ? "warn" : "ok", summary: top ? `top: ${line(top)}` : "no process is doing storage I/O", details: [...rows.slice(1, 5).map(line), ...(p.unreadable > 0 ? [`${p.unreadable} processes not readable (capabilities)`] : [])] };
 }
 

@@ -8,7 +8,7 @@ import type { SmartObservation } from "../../collectors/smart/collector.js";
 import type { WalObservation } from "../../collectors/wal/collector.js";
 import type { Config } from "../config/schema.js";
 import type { HistoryStore } from "../history/store.js";
-import { type AreaVerdict, dur, HEAVY_IO_BPS, type Latest, mib, ms, pct, recentP99, type RemediatorState, walDevices, worst } from "./areas.js";
+import { type AreaVerdict, dur, heavyCompetitor, type Latest, mib, ms, notStemedb, pct, recentP99, type RemediatorState, walDevices, worst } from "./areas.js";
 
 export interface Step {
   readonly runbook: "slow-wal-fsync" | "wal-fsync-failure" | "storage-errors" | "disk-full";
@@ -58,10 +58,10 @@ export function diagnose(c: Config, latest: Latest, h: HistoryStore | null, now 
     action: dv.some((x) => (x.util ?? 0) >= 90) ? "the device is saturated: find who else writes (next step)" : null,
   });
   // User processes first: kernel threads (writeback, loop) do someone else's I/O and cannot be paused.
-  const others = proc?.top.filter((r) => r.comm !== "stemedb" && !r.comm.startsWith("stemedb-")) ?? [];
+  const others = proc?.top.filter(notStemedb) ?? [];
   const top = [...others.filter((r) => !r.kthread), ...others.filter((r) => r.kthread)];
   const backups = new Set(c.remediators.backup_pause.units);
-  const heavy = top.filter((r) => !r.kthread && r.write_bps + r.read_bps > HEAVY_IO_BPS);
+  const heavy = top.filter(heavyCompetitor);
   add({
     runbook: "slow-wal-fsync", step: "3. iotop: competing I/O",
     verdict: !proc ? "unknown" : slow && heavy.length > 0 ? "warn" : "ok",
@@ -146,10 +146,9 @@ function backupAction(c: Config, bp: RemediatorState | undefined, slow: boolean,
   if (!slow) return null;
   if (listedHeavy !== null) {
     const bpc = c.remediators.backup_pause;
-    const mode = bp?.mode ?? bpc.mode;
-    const last = bp ? ` (last decision: ${bp.last_decision})` : "";
+    const { mode, note, last } = modeOf(bp, bpc.mode);
     if (mode === "on") return `${listedHeavy} competes for the disk: backup_pause pauses it once p99 has been over ${ms(bpc.fsync_p99_threshold / 1000)} for ${dur(bpc.for / 1000)}${last}`;
-    return `${listedHeavy} competes for the disk: pause it with agentctl backups pause ${listedHeavy} --for 30m (backup_pause is ${mode}${mode === "dry-run" ? ", it only plans; mode = \"on\" lets it act" : ""})${last}`;
+    return `${listedHeavy} competes for the disk: pause it with agentctl backups pause ${listedHeavy} --for 30m (backup_pause is ${mode}${note})${last}`;
   }
   return otherHeavy !== null ? `${otherHeavy} competes for the disk; it is not a listed backup unit, so the agent will not touch it` : null;
 }
@@ -157,8 +156,13 @@ function backupAction(c: Config, bp: RemediatorState | undefined, slow: boolean,
 /** Disk-full step 2's action: what wal_compress does in its mode, or the command to run by hand. */
 function compressAction(c: Config, wc: RemediatorState | undefined, candidates: number): string {
   const keep = c.remediators.wal_compress.keep_uncompressed;
-  const mode = wc?.mode ?? c.remediators.wal_compress.mode;
-  const last = wc ? ` (last decision: ${wc.last_decision})` : "";
+  const { mode, note, last } = modeOf(wc, c.remediators.wal_compress.mode);
   if (mode === "on") return `wal_compress compresses all but the newest ${keep} segments (${candidates} now)${last}`;
-  return `compress all but the newest ${keep} segments (${candidates} segments; wal_compress is ${mode}${mode === "dry-run" ? ", it only plans; mode = \"on\" lets it act" : ""}): gzip $(ls -t ${c.wal.dir}/segment.*.wal | tail -n +${keep + 1})${last}`;
+  return `compress all but the newest ${keep} segments (${candidates} segments; wal_compress is ${mode}${note}): gzip $(ls -t ${c.wal.dir}/segment.*.wal | tail -n +${keep + 1})${last}`;
+}
+
+/** A remediator's mode as it runs (else as configured), what dry-run means, and its last decision. */
+function modeOf(r: RemediatorState | undefined, configured: string): { mode: string; note: string; last: string } {
+  const mode = r?.mode ?? configured;
+  return { mode, note: mode === "dry-run" ? ", it only plans; mode = \"on\" lets it act" : "", last: r ? ` (last decision: ${r.last_decision})` : "" };
 }
