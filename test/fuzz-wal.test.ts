@@ -46,7 +46,7 @@ test("fuzz: a name made from a one-star pattern and a number matches (plain, and
 
 const entryType = fc.constantFrom<DirEntry["type"]>("file", "file", "file", "symlink", "dir", "other");
 // Sizes up to 2^40 so that 30 of them still add up exactly in any order.
-const meta = fc.record({ size: fc.oneof(fc.nat(1 << 26), fc.constant(0), fc.nat(2 ** 40)), mtimeMs: fc.nat(2 ** 42), mode: fc.constantFrom(0o100640, 0o100600, 0o100644), uid: fc.constantFrom(0, 1000), gid: fc.constantFrom(0, 1000) });
+const meta = fc.record({ size: fc.oneof(fc.nat(1 << 26), fc.constant(0), fc.nat(2 ** 40)), mtimeMs: fc.nat(2 ** 42), mode: fc.constantFrom(0o100640, 0o100600, 0o100644), uid: fc.constantFrom(0, 1000), gid: fc.constantFrom(0, 1000), dev: fc.nat(2 ** 20), ino: fc.nat(2 ** 40), nlink: fc.constantFrom(1, 1, 2) });
 
 test("fuzz: analyse over any listing: every segment-named regular file is inventoried once, totals add up, one active (the highest), findings well-formed", (t) => {
   const listing = fc.tuple(

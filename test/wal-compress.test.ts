@@ -1,18 +1,26 @@
 import { execFileSync, spawnSync } from "node:child_process";
 import { appendFileSync, chmodSync, closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, statSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { basename, dirname, join } from "node:path";
 import { gzipSync } from "node:zlib";
 import test from "ava";
 import { makeTmpfs } from "./helpers/loop.js";
-import { compressSegment, recover, SegmentChanged } from "../remediators/wal_compress/steps.js";
+import { type CompressOptions, compressSegment, recover, SegmentChanged } from "../remediators/wal_compress/steps.js";
 import { planCompression } from "../remediators/wal_compress/plan.js";
-import { openSegments } from "../remediators/wal_compress/remediator.js";
+import { openSegments } from "../remediators/wal_compress/holders.js";
+import { withDir } from "../agent/safefs.js";
 import { analyse } from "../collectors/wal/inventory.js";
 import { listSegments } from "../collectors/wal/list.js";
 import { AGENTCTL_BIN, agentctl, hasCommand, isRoot, QUIET_COLLECTORS, startAgent, tempDir } from "./helpers/agent-process.js";
 import { sleep } from "./helpers/quiet.js";
 
 const seg = (i: number) => `segment.${i}.wal`;
+
+/** Compresses the file at `path` as the worker does: through its directory's descriptor, as listed now. */
+function compressAt(path: string, level: number, bytesPerSecond: number, o: Partial<CompressOptions> = {}) {
+  const st = statSync(path);
+  return withDir(dirname(path), (d) =>
+    compressSegment(d, basename(path), st, { level, bytesPerSecond, maxRatio: 1, reserve: 0, ...o }));
+}
 
 function walDir(n: number, size = 64 * 1024, ageSeconds = 7200): string {
   const { dir } = tempDir();
@@ -58,7 +66,7 @@ test("compressing keeps owner, group, mode and mtime, and the bytes", async (t) 
   chmodSync(path, 0o640);
   if (isRoot) execFileSync("chown", ["65534:65534", path]);
   const before = statSync(path);
-  const r = await compressSegment(path, 6, 0);
+  const r = await compressAt(path, 6, 0);
   const after = statSync(`${path}.gz`);
   t.false(existsSync(path));
   t.is(after.mode & 0o7777, 0o640);
@@ -73,7 +81,7 @@ test("recovery decides from the files alone: a stray .gz.tmp goes, a verified .g
   writeFileSync(join(wal, `${seg(1)}.gz.tmp`), "half written");
   writeFileSync(join(wal, `${seg(2)}.gz`), gzipSync(readFileSync(join(wal, seg(2)))));
   writeFileSync(join(wal, `${seg(3)}.gz`), gzipSync(Buffer.from("some other bytes")));
-  const actions = await recover(wal, [seg(2), seg(3)], [`${seg(1)}.gz.tmp`]);
+  const actions = await withDir(wal, (d) => recover(d, [seg(2), seg(3)], [`${seg(1)}.gz.tmp`]));
   t.deepEqual(actions.map((a) => `${a.kind}:${a.file}`), [`removed_tmp:${seg(1)}.gz.tmp`, `removed_plain_after_verify:${seg(2)}`, `moved_aside_unverifiable_gz:${seg(3)}.gz`]);
   const files = readdirSync(wal).sort();
   t.true(files.includes(seg(1)) && files.includes(`${seg(2)}.gz`) && files.includes(seg(3)), files.join(","));
@@ -84,7 +92,7 @@ test("recovery decides from the files alone: a stray .gz.tmp goes, a verified .g
 test("a segment modified during compression is detected and left as it was", async (t) => {
   const wal = walDir(2, 4 * 1024 * 1024);
   const path = join(wal, seg(1));
-  const p = compressSegment(path, 6, 8 * 1024 * 1024); // ~0.5 s
+  const p = compressAt(path, 6, 8 * 1024 * 1024); // ~0.5 s
   await sleep(150);
   appendFileSync(path, "a late write");
   const e = await t.throwsAsync(p, { instanceOf: SegmentChanged });
@@ -93,7 +101,7 @@ test("a segment modified during compression is detected and left as it was", asy
   t.deepEqual(readdirSync(wal).filter((f) => f.includes(".gz")), []);
 });
 
-test("ENOSPC in the middle: the segment is untouched, nothing is left behind; three failures open the breaker, which holds until reset", async (t) => {
+test("a nearly full filesystem: no segment is started without its size plus the reserve free, nothing is left behind, the round stops with an event", async (t) => {
   if (!isRoot) return t.pass("skipped: needs root to mount a small tmpfs");
   const { dir } = tempDir();
   const mnt = makeTmpfs(dir, "walfs", "6m", t.teardown.bind(t));
@@ -105,25 +113,45 @@ test("ENOSPC in the middle: the segment is untouched, nothing is left behind; th
     writeFileSync(join(wal, seg(i)), randomBytes(1100 * 1024)); // incompressible: a .gz needs as much room again
     utimesSync(join(wal, seg(i)), old + i, old + i);
   }
-  await t.throwsAsync(compressSegment(join(wal, seg(1)), 6, 0), { code: "ENOSPC" });
+  await t.throwsAsync(compressAt(join(wal, seg(1)), 6, 0, { reserve: 64 * 1024 }), { code: "NoSpace" });
   t.deepEqual(readdirSync(wal).filter((f) => f.includes(".gz")), []);
   t.is(statSync(join(wal, seg(1))).size, 1100 * 1024);
 
-  const a = await startAgent({ extraToml: `[wal]\ndir = "${wal}"\n[remediators.wal_compress]\nmode = "on"\nkeep_uncompressed = 1\nmin_age = "0"\npause_fsync_above = "10s"\ncooldown = "200ms"\nbreaker_after = 3\n${QUIET_COLLECTORS}` });
+  const a = await startAgent({ extraToml: `[wal]\ndir = "${wal}"\n[remediators.wal_compress]\nmode = "on"\nkeep_uncompressed = 1\nmin_age = "0"\npause_fsync_above = "10s"\ncooldown = "1h"\nreserve = "1MiB"\n${QUIET_COLLECTORS}` });
+  t.teardown(() => a.stop("SIGKILL"));
+  await a.waitForLog((l) => String(l["msg"]).startsWith("stopped compressing at"), 15_000);
+  const r = JSON.parse(agentctl(["--socket", a.socket, "remediations", "--json"]).stdout) as { remediators: Array<{ breaker_open: boolean; last_decision: string }>; journal: Array<{ state: string; target: string }> };
+  t.false(r.remediators[0]?.breaker_open, "a full filesystem is not a fault of the remediator");
+  t.deepEqual(r.journal.map((j) => j.state), ["aborted"], "one attempt, then the round stops");
+  t.deepEqual(readdirSync(wal).filter((f) => f.includes(".gz")), [], "nothing half-written left behind");
+  t.regex(agentctl(["--socket", a.socket, "status"]).stdout, /remediation\s+wal_compress.*(stopped at|cooling down)/);
+  const events = agentctl(["--socket", a.socket, "events", "--class", "agent", "--json"]).stdout + agentctl(["--socket", a.socket, "events", "--json"]).stdout;
+  t.regex(events, /no_space/);
+});
+
+test("three real failures open the breaker, which holds until reset", async (t) => {
+  if (!isRoot) return t.pass("skipped: needs root to mount a tmpfs");
+  const { dir } = tempDir();
+  const mnt = makeTmpfs(dir, "walfs", "16m", t.teardown.bind(t));
+  const wal = join(mnt, "wal");
+  mkdirSync(wal);
+  const old = Date.now() / 1000 - 7200;
+  for (let i = 1; i <= 5; i++) {
+    writeFileSync(join(wal, seg(i)), Buffer.alloc(100 * 1024, i));
+    utimesSync(join(wal, seg(i)), old + i, old + i);
+  }
+  execFileSync("mount", ["-o", "remount,ro", mnt]); // EROFS on the temporary: a real failure
+  const a = await startAgent({ extraToml: `[wal]\ndir = "${wal}"\n[remediators.wal_compress]\nmode = "on"\nkeep_uncompressed = 1\nmin_age = "0"\npause_fsync_above = "10s"\ncooldown = "200ms"\nbreaker_after = 3\nreserve = "0"\n${QUIET_COLLECTORS}` });
   t.teardown(() => a.stop("SIGKILL"));
   await a.waitForLog((l) => String(l["msg"]).startsWith("circuit breaker opened after 3 failures"), 15_000);
-  const r = JSON.parse(agentctl(["--socket", a.socket, "remediations", "--json"]).stdout) as { remediators: Array<{ breaker_open: boolean; last_decision: string }>; journal: Array<{ state: string; target: string }> };
+  const r = JSON.parse(agentctl(["--socket", a.socket, "remediations", "--json"]).stdout) as { remediators: Array<{ breaker_open: boolean }>; journal: Array<{ state: string }> };
   t.true(r.remediators[0]?.breaker_open);
   t.deepEqual(r.journal.slice(0, 3).map((j) => j.state), ["failed", "failed", "failed"]);
-  t.deepEqual(readdirSync(wal).filter((f) => f.includes(".gz")), [], "nothing half-written left behind");
-  const status = agentctl(["--socket", a.socket, "status"]);
-  t.regex(status.stdout, /^WARN\s+remediation\s+wal_compress: circuit breaker open/m);
+  t.regex(agentctl(["--socket", a.socket, "status"]).stdout, /^WARN\s+remediation\s+wal_compress: circuit breaker open/m);
   await sleep(1500);
   t.is((JSON.parse(agentctl(["--socket", a.socket, "remediations", "--json"]).stdout) as { journal: unknown[] }).journal.length, 3, "no attempt while the breaker is open");
-  if (isRoot) {
-    t.is(agentctl(["--socket", a.socket, "remediations", "reset-breaker", "wal_compress"]).code, 0);
-    t.false((JSON.parse(agentctl(["--socket", a.socket, "remediations", "--json"]).stdout) as { remediators: Array<{ breaker_open: boolean }> }).remediators[0]?.breaker_open);
-  }
+  t.is(agentctl(["--socket", a.socket, "remediations", "reset-breaker", "wal_compress"]).code, 0);
+  t.false((JSON.parse(agentctl(["--socket", a.socket, "remediations", "--json"]).stdout) as { remediators: Array<{ breaker_open: boolean }> }).remediators[0]?.breaker_open);
 });
 
 test("a symlink named like a segment is never touched, nor its target", async (t) => {

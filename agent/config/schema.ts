@@ -168,6 +168,10 @@ export const configSchema = z
         cooldown: duration.prefault("1m"),
         /** Consecutive failures that open the circuit breaker (it stays open until reset). */
         breaker_after: z.number().int().min(1).default(3),
+        /** A segment is started only with its size plus this much free; writing stops at it. */
+        reserve: size.prefault("256MiB"),
+        /** The temporary is abandoned once larger than this share of the segment. */
+        max_ratio: z.number().gt(0).lte(1).default(0.9),
       }),
       backup_pause: section({
         mode: mode.default("dry-run"),

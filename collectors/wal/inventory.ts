@@ -11,6 +11,11 @@ export interface DirEntry {
   readonly mode: number;
   readonly uid: number;
   readonly gid: number;
+  /** Device and inode: what compression checks it reads, whatever the name says by then. */
+  readonly dev: number;
+  readonly ino: number;
+  /** More than one link: a hard link may reach a file outside the directory. */
+  readonly nlink: number;
 }
 
 export type SegmentState = "active" | "sealed" | "compressed";
@@ -21,6 +26,9 @@ export interface Segment {
   readonly state: SegmentState;
   readonly size: number;
   readonly mtimeMs: number;
+  readonly dev: number;
+  readonly ino: number;
+  readonly nlink: number;
 }
 
 export type FindingKind =
@@ -108,8 +116,9 @@ export function analyse(entries: readonly DirEntry[], pattern: string, expectedS
   for (const seq of seqs) {
     const p = plain.get(seq);
     const g = gz.get(seq);
-    if (p) segments.push({ name: p.name, seq, state: seq === highest ? "active" : "sealed", size: p.size, mtimeMs: p.mtimeMs });
-    if (g) segments.push({ name: g.name, seq, state: "compressed", size: g.size, mtimeMs: g.mtimeMs });
+    const id = (e: DirEntry) => ({ size: e.size, mtimeMs: e.mtimeMs, dev: e.dev, ino: e.ino, nlink: e.nlink });
+    if (p) segments.push({ name: p.name, seq, state: seq === highest ? "active" : "sealed", ...id(p) });
+    if (g) segments.push({ name: g.name, seq, state: "compressed", ...id(g) });
   }
 
   // A gap: numbers missing between the lowest and highest present.

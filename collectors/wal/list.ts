@@ -24,7 +24,7 @@ export async function listSegments(dir: string, pattern: string, signal?: AbortS
     }
     try {
       const st = lstatSync(join(dir, name));
-      out.push({ name, type: st.isSymbolicLink() ? "symlink" : st.isFile() ? "file" : st.isDirectory() ? "dir" : "other", size: st.size, mtimeMs: st.mtimeMs, mode: st.mode, uid: st.uid, gid: st.gid });
+      out.push({ name, type: st.isSymbolicLink() ? "symlink" : st.isFile() ? "file" : st.isDirectory() ? "dir" : "other", size: st.size, mtimeMs: st.mtimeMs, mode: st.mode, uid: st.uid, gid: st.gid, dev: st.dev, ino: st.ino, nlink: st.nlink });
     } catch {
       // removed between readdir and lstat: the next scan sees the truth
     }

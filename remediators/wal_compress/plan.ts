@@ -14,7 +14,12 @@ export interface PlanInput {
   readonly open: ReadonlySet<string>;
   /** Segments an operator decompressed (undo): never compressed again by the agent. */
   readonly held?: ReadonlySet<string>;
+  /** Segments found not to compress below max_ratio, by name, with the fingerprint they had. */
+  readonly incompressible?: ReadonlyMap<string, string>;
 }
+
+/** What a segment was when judged: a change (rewrite, append, new inode) earns a new attempt. */
+export const fingerprint = (s: Pick<Segment, "ino" | "size" | "mtimeMs">): string => `${s.ino}:${s.size}:${s.mtimeMs}`;
 
 export interface Plan {
   /** Oldest first: what would be compressed. */
@@ -33,6 +38,8 @@ export function planCompression(p: PlanInput): Plan {
     else if (i < p.keep) skipped.push({ name: s.name, reason: `among the newest ${p.keep}` });
     else if (compressedSeqs.has(s.seq)) skipped.push({ name: s.name, reason: "a compressed copy exists (recovery resolves it)" });
     else if (p.open.has(s.name)) skipped.push({ name: s.name, reason: "open by a process" });
+    else if (s.nlink !== 1) skipped.push({ name: s.name, reason: `${s.nlink} hard links: never compressed` });
+    else if (p.incompressible?.get(s.name) === fingerprint(s)) skipped.push({ name: s.name, reason: "incompressible (tried; left until it changes)" });
     else if (p.held?.has(s.name)) skipped.push({ name: s.name, reason: "decompressed by an operator (undo): left plain" });
     else if (p.now - s.mtimeMs < p.minAgeMs) skipped.push({ name: s.name, reason: `younger than min_age` });
     else compress.push(s);

@@ -2,9 +2,8 @@
 // (gzip all but the newest 20 sealed segments), one segment at a time, crash-safe.
 // Triggers: the WAL filesystem above trigger_used_percent, time-to-full below full_horizon, or
 // sealed segments older than min_age. Never while the fsync probe says the WAL is slow.
-import { readdirSync, readlinkSync } from "node:fs";
+import { closeSync, readdirSync } from "node:fs";
 import { statfs } from "node:fs/promises";
-import { join } from "node:path";
 import { Worker } from "node:worker_threads";
 import { execFile } from "node:child_process";
 import type { FsyncProbeObservation } from "../../collectors/fsync_probe/collector.js";
@@ -15,21 +14,26 @@ import type { Config } from "../../agent/config/schema.js";
 import type { HistoryStore } from "../../agent/history/store.js";
 import type { Logger } from "../../agent/log.js";
 import type { Segment } from "../../collectors/wal/inventory.js";
+import { DirHandle, type ResolvedDir, resolveDir, stillResolves, withDir } from "../../agent/safefs.js";
 import { Breaker, DecisionLog, Journal, type Latest, type Mode, type RemediationMetrics, type Remediator, type RemediatorSummary } from "../framework.js";
-import { type Plan, planCompression } from "./plan.js";
-import { decompressSegment, digest, recover, RESTORE_SUFFIX, TMP_SUFFIX, type RecoveryAction } from "./steps.js";
-import type { CompressJob } from "./worker.js";
+import { openSegments } from "./holders.js";
+import { fingerprint, type Plan, planCompression } from "./plan.js";
+import { decompressSegment, digestFd, recover, RESTORE_SUFFIX, TMP_SUFFIX, type RecoveryAction } from "./steps.js";
+import type { CompressJob, WorkerMsg } from "./worker.js";
+
+export { openSegments };
 
 export const NAME = "wal_compress";
 /** How often the plan is looked at when nothing is happening. */
 const EVALUATE_EVERY_MS = 10_000;
 const HELD_KEY = "wal_compress.held";
+const INCOMPRESSIBLE_KEY = "wal_compress.incompressible";
+/** Outcomes that say the segment was not ours to take right then: no breaker, no cooldown. */
+const ABORTS = new Set(["SegmentChanged", "NotTheListedFile", "HeldOpen", "DirChanged"]);
 
 export interface WalCompressState extends RemediatorSummary {
   readonly plan: { readonly compress: string[]; readonly skipped: number } | null;
 }
-
-type WorkerMsg = { step: string } | { result: { segment: string; bytes: number; compressedBytes: number; sha256: string } } | { error: string; code: string };
 
 export class WalCompressRemediator implements Remediator<Segment, Latest> {
   readonly name = NAME;
@@ -39,6 +43,7 @@ export class WalCompressRemediator implements Remediator<Segment, Latest> {
   private worker: Worker | null = null;
   private busy: string | null = null;
   private cooldownUntil = 0;
+  private cooldownWhy = "";
   private lastDecision = "not evaluated yet";
   private lastPlan: Plan | null = null;
   private lastPlanAt = 0;
@@ -52,8 +57,33 @@ export class WalCompressRemediator implements Remediator<Segment, Latest> {
     this.breaker = new Breaker(config.remediators.wal_compress.breaker_after);
     this.decisions = new DecisionLog(NAME, history, log);
     this.journal = history ? new Journal(history) : null;
+    this.resolve();
     metrics.setMode(NAME, this.mode);
     metrics.setBreaker(NAME, false);
+  }
+
+  /** Where wal.dir leads, followed once at start and at reload; never acted through if it changes. */
+  private walDir: ResolvedDir | null = null;
+  private walDirProblem: string | null = null;
+  private resolve(): void {
+    try {
+      this.walDir = resolveDir(this.config.wal.dir);
+      this.walDirProblem = null;
+    } catch (e) {
+      this.walDir = null;
+      this.walDirProblem = `cannot resolve ${this.config.wal.dir}: ${(e as Error).message}`;
+    }
+  }
+
+  /** The resolved WAL directory, if wal.dir still leads to it. */
+  private dir(): ResolvedDir {
+    if (!this.walDir) this.resolve(); // a directory created after start
+    const d = this.walDir;
+    if (!d) throw new Error(this.walDirProblem ?? `cannot resolve ${this.config.wal.dir}`);
+    if (!stillResolves(d)) {
+      throw new Error(`${d.configured} no longer leads to ${d.real} (the directory resolved at start or reload); nothing is done through it until a reload (SIGHUP) accepts the change`);
+    }
+    return d;
   }
 
   get mode(): Mode {
@@ -62,6 +92,7 @@ export class WalCompressRemediator implements Remediator<Segment, Latest> {
 
   setConfig(c: Config): void {
     this.config = c;
+    this.resolve();
     this.nextEvalAt = 0;
     this.metrics.setMode(NAME, this.mode);
   }
@@ -87,11 +118,12 @@ export class WalCompressRemediator implements Remediator<Segment, Latest> {
   async recoverAtStart(): Promise<RecoveryAction[]> {
     const unfinished = this.journal?.unfinished(NAME) ?? [];
     if (this.mode !== "on" && unfinished.length === 0) return [];
-    const dir = this.config.wal.dir;
     const re = patternRegex(this.config.wal.segment_pattern);
+    let d: DirHandle;
     let names: string[];
     try {
-      names = readdirSync(dir);
+      d = DirHandle.open(this.dir());
+      names = readdirSync(d.at("."));
     } catch {
       return [];
     }
@@ -99,10 +131,15 @@ export class WalCompressRemediator implements Remediator<Segment, Latest> {
     // X.gz.tmp (an unfinished compression) and X.restore.tmp (an unfinished undo): the other form is intact.
     const tmps = names.filter((n) => [TMP_SUFFIX, RESTORE_SUFFIX].some((sfx) => n.endsWith(sfx) && re.plain.test(n.slice(0, -sfx.length))));
     const pairs = names.filter((n) => re.plain.test(n) && set.has(`${n}.gz`));
-    const actions = await recover(dir, pairs, tmps);
+    let actions: RecoveryAction[];
+    try {
+      actions = await recover(d, pairs, tmps, this.config.host.proc_path);
+    } finally {
+      d.close();
+    }
     for (const row of unfinished) this.journal?.finish(row.id, "recovered", { actions: actions.filter((a) => a.file.startsWith(row.target)) });
     for (const a of actions) {
-      this.decisions.note("recovered", a.kind === "moved_aside_unverifiable_gz" ? "crit" : "info", a.kind === "removed_tmp" ? `removed an unfinished ${a.file} (the segment itself was never touched)` : a.kind === "removed_plain_after_verify" ? `${a.file}: the compressed copy verified; removed the plain one` : `${a.file} did not verify against its segment: moved aside to ${a.to}, segment kept`, a, true);
+      this.decisions.note("recovered", a.kind === "moved_aside_unverifiable_gz" ? "crit" : "info", a.kind === "removed_tmp" ? `removed an unfinished ${a.file} (the segment itself was never touched)` : a.kind === "removed_plain_after_verify" ? `${a.file}: the compressed copy verified; removed the plain one` : a.kind === "kept_both" ? `${a.file}: kept both forms (${a.why})` : `${a.file} did not verify against its segment: moved aside to ${a.to}, segment kept`, a, true);
     }
     return actions;
   }
@@ -143,7 +180,7 @@ export class WalCompressRemediator implements Remediator<Segment, Latest> {
   precondition(latest: Latest): string | null {
     const c = this.config.remediators.wal_compress;
     if (this.breaker.open) return `circuit breaker open since ${new Date(this.breaker.since ?? 0).toISOString()} after repeated failures (agentctl remediations reset-breaker ${NAME})`;
-    if (Date.now() < this.cooldownUntil) return `cooling down after a failure until ${new Date(this.cooldownUntil).toISOString()}`;
+    if (Date.now() < this.cooldownUntil) return `cooling down until ${new Date(this.cooldownUntil).toISOString()} (${this.cooldownWhy})`;
     const probe = latest.get<FsyncProbeObservation>("fsync_probe")?.observation.probes.find((p) => p.state === "ok" || p.state === "stalled");
     if (probe && (probe.state === "stalled" || probe.seconds * 1000 >= c.pause_fsync_above)) return `WAL fsync is slow (${probe.state === "stalled" ? "probe stalled" : `${(probe.seconds * 1000).toFixed(1)} ms`}); compressing would make it worse`;
     return null;
@@ -152,14 +189,15 @@ export class WalCompressRemediator implements Remediator<Segment, Latest> {
   /** The segments that would be compressed, oldest first, and why the others are left alone. */
   async plan(_latest: Latest): Promise<{ items: Segment[]; skipped: Plan["skipped"] }> {
     const c = this.config.remediators.wal_compress;
-    const entries = await listSegments(this.config.wal.dir, this.config.wal.segment_pattern);
+    const dir = this.dir();
+    const entries = await listSegments(dir.real, this.config.wal.segment_pattern);
     if (entries === null) throw new Error(`cannot list ${this.config.wal.dir}`);
     const inv = analyse(entries, this.config.wal.segment_pattern, 0);
-    const input = { segments: inv.segments, keep: c.keep_uncompressed, minAgeMs: c.min_age, now: Date.now(), held: this.held() };
+    const input = { segments: inv.segments, keep: c.keep_uncompressed, minAgeMs: c.min_age, now: Date.now(), held: this.held(), incompressible: this.incompressible() };
     // Who holds which segment open needs every /proc/<pid>/fd: only looked at when there is a
     // candidate at all (and again right before each file is compressed).
     let plan = planCompression({ ...input, open: new Set() });
-    if (plan.compress.length > 0) plan = planCompression({ ...input, open: await openSegments(this.config.wal.dir) });
+    if (plan.compress.length > 0) plan = planCompression({ ...input, open: await openSegments(dir.real, this.config.host.proc_path) });
     this.lastPlan = plan;
     return { items: plan.compress, skipped: plan.skipped };
   }
@@ -168,7 +206,7 @@ export class WalCompressRemediator implements Remediator<Segment, Latest> {
   async triggers(latest: Latest, plan: readonly Segment[]): Promise<string[]> {
     const c = this.config.remediators.wal_compress;
     const out: string[] = [];
-    const st = await statfs(this.config.wal.dir);
+    const st = await statfs(this.dir().real);
     const used = st.blocks > 0 ? (st.blocks - st.bavail) / st.blocks : 0;
     const fullIn = latest.get<WalObservation>("wal")?.observation.filesystem?.full_in_seconds ?? Infinity;
     if (used * 100 >= c.trigger_used_percent) out.push(`filesystem ${(used * 100).toFixed(1)}% used (>= ${c.trigger_used_percent}%)`);
@@ -180,8 +218,13 @@ export class WalCompressRemediator implements Remediator<Segment, Latest> {
   /** Compresses one segment in the worker thread; throws with the worker's error code. */
   act(seg: Segment): Promise<{ segment: string; bytes: number; compressedBytes: number; sha256: string }> {
     const c = this.config.remediators.wal_compress;
+    const job: CompressJob = {
+      dir: this.dir(),
+      name: seg.name,
+      listed: { dev: seg.dev, ino: seg.ino, size: seg.size, mtimeMs: seg.mtimeMs },
+      options: { level: c.level, bytesPerSecond: c.max_bytes_per_second, maxRatio: c.max_ratio, reserve: c.reserve, procPath: this.config.host.proc_path },
+    };
     const w = this.ensureWorker();
-    const job: CompressJob = { path: join(this.config.wal.dir, seg.name), level: c.level, bytesPerSecond: c.max_bytes_per_second };
     return new Promise((resolve, reject) => {
       const onMsg = (m: WorkerMsg) => {
         if ("step" in m) {
@@ -206,9 +249,19 @@ export class WalCompressRemediator implements Remediator<Segment, Latest> {
 
   /** A compressed segment decompresses completely (its original is gone, so this is the check left). */
   async verify(target: string): Promise<boolean> {
+    const name = target.endsWith(".gz") ? target : `${target}.gz`;
     try {
-      await digest(join(this.config.wal.dir, target.endsWith(".gz") ? target : `${target}.gz`), true);
-      return true;
+      return await withDir(this.dir(), async (d) => {
+        const st = d.lstat(name);
+        if (!st) return false;
+        const f = d.openListed(name, st);
+        try {
+          await digestFd(f.fd, true);
+          return true;
+        } finally {
+          closeQuietly(f.fd);
+        }
+      });
     } catch {
       return false;
     }
@@ -223,6 +276,26 @@ export class WalCompressRemediator implements Remediator<Segment, Latest> {
     }
   }
 
+  /** Segments that did not compress below max_ratio, with the fingerprint they had then. */
+  private incompressible(): Map<string, string> {
+    try {
+      return new Map(Object.entries(JSON.parse(this.history?.getState(INCOMPRESSIBLE_KEY) ?? "{}") as Record<string, string>));
+    } catch {
+      return new Map();
+    }
+  }
+
+  private markIncompressible(seg: Segment): void {
+    const m = this.incompressible();
+    m.set(seg.name, fingerprint(seg));
+    const kept = [...m].slice(-10_000); // bounded: the oldest marks go first
+    try {
+      this.history?.setState(INCOMPRESSIBLE_KEY, JSON.stringify(Object.fromEntries(kept)));
+    } catch (e) {
+      this.log.warn({ err: (e as Error).message }, "wal_compress: cannot record an incompressible segment");
+    }
+  }
+
   /** Puts one segment back to plain, crash-safely, journalled like any action; it is then held out of future plans. */
   async undo(target: string): Promise<unknown> {
     const name = target.endsWith(".gz") ? target.slice(0, -3) : target;
@@ -232,7 +305,8 @@ export class WalCompressRemediator implements Remediator<Segment, Latest> {
     this.history?.setState(HELD_KEY, JSON.stringify([...held].slice(-10_000)));
     const id = this.journal?.begin(NAME, "decompress", name, { by: "operator" }) ?? -1;
     try {
-      const r = await decompressSegment(join(this.config.wal.dir, `${name}.gz`));
+      const reserve = this.config.remediators.wal_compress.reserve;
+      const r = await withDir(this.dir(), (d) => decompressSegment(d, `${name}.gz`, reserve));
       this.journal?.finish(id, "done", r);
       this.decisions.note("undone", "info", `decompressed ${name} back to plain on an operator's request (sha256 checked)`, r, true);
       return r;
@@ -276,16 +350,23 @@ export class WalCompressRemediator implements Remediator<Segment, Latest> {
   private async compress(seg: Segment, why: string): Promise<void> {
     const c = this.config.remediators.wal_compress;
     const name = seg.name;
-    // Re-checked right before acting: nobody may have it open.
-    if ((await openSegments(this.config.wal.dir)).has(name)) return this.skip(`${name} was opened by a process`);
+    // Re-checked right before acting: nobody may have it open (and again before the unlink).
+    if ((await openSegments(this.dir().real, this.config.host.proc_path)).has(name)) return this.skip(`${name} was opened by a process`);
     this.busy = name;
     this.lastDecision = `compressing ${name}`;
-    const id = this.journal?.begin(NAME, "compress", name, { why, level: c.level }) ?? -1;
+    let id = -1;
+    try {
+      // Journalled before it happens: a journal that cannot be written (a full disk) means no action.
+      id = this.journal?.begin(NAME, "compress", name, { why, level: c.level }) ?? -1;
+    } catch (e) {
+      this.busy = null;
+      return this.skip(`the journal cannot be written (${(e as Error).message}); nothing is done unjournalled`);
+    }
     this.decisions.note("started", "info", `compressing ${name}: ${why}`, undefined, true);
     try {
       const r = await this.act(seg);
       this.busy = null;
-      this.journal?.finish(id, "done", r);
+      this.finish(id, "done", r);
       this.breaker.succeeded();
       this.metrics.actions.labels(NAME, "done").inc();
       this.lastDecision = `compressed ${name}: ${r.bytes} -> ${r.compressedBytes} bytes`;
@@ -294,20 +375,58 @@ export class WalCompressRemediator implements Remediator<Segment, Latest> {
       setImmediate(() => this.latest && this.tick(this.latest, true));
     } catch (e) {
       this.busy = null;
-      const err = e as Error & { code?: string };
-      const aborted = err.code === "SegmentChanged";
-      this.journal?.finish(id, aborted ? "aborted" : "failed", { error: err.message, code: err.code });
-      this.metrics.actions.labels(NAME, aborted ? "aborted" : "failed").inc();
-      this.lastDecision = `${aborted ? "aborted" : "failed"} on ${name}: ${err.message}`;
-      this.decisions.note(aborted ? "aborted" : "failed", "warn", `${aborted ? "aborted" : "failed"} compressing ${name}: ${err.message} (the segment is untouched)`, { error: err.message, code: err.code }, true);
-      if (!aborted) {
-        this.cooldownUntil = Date.now() + c.cooldown;
-        this.nextEvalAt = performance.now() + c.cooldown; // retry when the cooldown ends, not later
-        if (this.breaker.failed()) {
-          this.metrics.setBreaker(NAME, true);
-          this.decisions.note("breaker_open", "crit", `circuit breaker opened after ${this.breaker.consecutiveFailures} failures; no more compression until an operator resets it`, undefined, true);
-        }
-      }
+      this.failed(seg, id, e as Error & { code?: string });
+    }
+  }
+
+  /** A journal row closed, or the reason it could not be, logged: the outcome stands either way. */
+  private finish(id: number, outcome: "done" | "aborted" | "failed", detail: unknown): void {
+    try {
+      this.journal?.finish(id, outcome, detail);
+    } catch (e) {
+      this.log.error({ err: (e as Error).message, id, outcome }, "wal_compress: cannot close the journal row");
+    }
+  }
+
+  private coolDown(ms: number, why: string): void {
+    this.cooldownUntil = Date.now() + ms;
+    this.cooldownWhy = why;
+    this.nextEvalAt = performance.now() + ms; // retry when the cooldown ends, not later
+  }
+
+  /** Sorts an unfinished compression: not ours to take, not worth it, no room, or a failure. */
+  private failed(seg: Segment, id: number, err: Error & { code?: string }): void {
+    const c = this.config.remediators.wal_compress;
+    const name = seg.name;
+    const detail = { error: err.message, code: err.code };
+    if (err.code === "Incompressible") {
+      this.markIncompressible(seg);
+      this.finish(id, "aborted", detail);
+      this.metrics.actions.labels(NAME, "aborted").inc();
+      this.lastDecision = `left ${name} plain: ${err.message}`;
+      this.decisions.note("incompressible", "info", `${name} left plain: ${err.message}; not tried again until it changes`, detail, true);
+      setImmediate(() => this.latest && this.tick(this.latest, true));
+      return;
+    }
+    if (err.code === "NoSpace") {
+      // The round stops here: the next segment would meet the same full filesystem.
+      this.finish(id, "aborted", detail);
+      this.metrics.actions.labels(NAME, "aborted").inc();
+      this.lastDecision = `stopped at ${name}: ${err.message}`;
+      this.decisions.note("no_space", "warn", `stopped compressing at ${name}: ${err.message} (the segment is untouched; reserve ${c.reserve} bytes)`, detail, true);
+      this.coolDown(c.cooldown, "free space short of a segment plus the reserve");
+      return;
+    }
+    const aborted = ABORTS.has(err.code ?? "");
+    this.finish(id, aborted ? "aborted" : "failed", detail);
+    this.metrics.actions.labels(NAME, aborted ? "aborted" : "failed").inc();
+    this.lastDecision = `${aborted ? "aborted" : "failed"} on ${name}: ${err.message}`;
+    this.decisions.note(aborted ? "aborted" : "failed", "warn", `${aborted ? "aborted" : "failed"} compressing ${name}: ${err.message} (the segment is untouched)`, detail, true);
+    if (aborted) return;
+    this.coolDown(c.cooldown, "after a failure");
+    if (this.breaker.failed()) {
+      this.metrics.setBreaker(NAME, true);
+      this.decisions.note("breaker_open", "crit", `circuit breaker opened after ${this.breaker.consecutiveFailures} failures; no more compression until an operator resets it`, undefined, true);
     }
   }
 
@@ -339,33 +458,10 @@ function taskIds(): Set<string> {
   }
 }
 
-/** Segment names in `dir` that some process holds open (from /proc/<pid>/fd). */
-export async function openSegments(dir: string, procPath = "/proc"): Promise<Set<string>> {
-  const out = new Set<string>();
-  const prefix = dir.endsWith("/") ? dir : `${dir}/`;
-  let pids: string[];
+function closeQuietly(fd: number): void {
   try {
-    pids = readdirSync(procPath).filter((p) => /^\d+$/.test(p));
+    closeSync(fd);
   } catch {
-    return out;
+    // already closed
   }
-  let n = 0;
-  for (const pid of pids) {
-    if (++n % 64 === 0) await new Promise<void>((r) => setImmediate(r));
-    let fds: string[];
-    try {
-      fds = readdirSync(`${procPath}/${pid}/fd`);
-    } catch {
-      continue;
-    }
-    for (const fd of fds) {
-      try {
-        const target = readlinkSync(`${procPath}/${pid}/fd/${fd}`);
-        if (target.startsWith(prefix) && !target.slice(prefix.length).includes("/")) out.add(target.slice(prefix.length));
-      } catch {
-        // closed meanwhile
-      }
-    }
-  }
-  return out;
 }

@@ -1,17 +1,41 @@
 // Compression runs in a worker thread: off the event loop, and killed with the agent (a child
 // process would outlive a SIGKILL and race the restarted agent's recovery).
 import { parentPort } from "node:worker_threads";
-import { compressSegment } from "./steps.js";
+import { DirHandle, type Listed, type ResolvedDir } from "../../agent/safefs.js";
+import { type CompressOptions, compressSegment, type Step } from "./steps.js";
 
 export interface CompressJob {
-  readonly path: string;
-  readonly level: number;
-  readonly bytesPerSecond: number;
+  readonly dir: ResolvedDir;
+  readonly name: string;
+  readonly listed: Listed;
+  readonly options: CompressOptions;
+}
+
+export type WorkerMsg =
+  | { readonly step: Step }
+  | { readonly result: { segment: string; bytes: number; compressedBytes: number; sha256: string } }
+  | { readonly error: string; readonly code: string };
+
+// Fault injection for the crash test only: after this step the worker waits, so a SIGKILL
+// lands there deliberately. Unset in production; it can only delay, never change, the work.
+const PAUSE_AFTER = process.env["STEMEDB_AGENT_TEST_PAUSE_AFTER_STEP"] ?? "";
+
+async function run(job: CompressJob): Promise<WorkerMsg> {
+  const d = DirHandle.open(job.dir);
+  try {
+    const result = await compressSegment(d, job.name, job.listed, job.options, async (step) => {
+      parentPort?.postMessage({ step } satisfies WorkerMsg);
+      if (step === PAUSE_AFTER) await new Promise((r) => setTimeout(r, 30_000));
+    });
+    return { result };
+  } finally {
+    d.close();
+  }
 }
 
 parentPort?.on("message", (job: CompressJob) => {
-  compressSegment(job.path, job.level, job.bytesPerSecond, (step) => parentPort?.postMessage({ step })).then(
-    (result) => parentPort?.postMessage({ result }),
-    (e: Error & { code?: string }) => parentPort?.postMessage({ error: e.message, code: e.code ?? e.name }),
+  run(job).then(
+    (msg) => parentPort?.postMessage(msg),
+    (e: Error & { code?: string }) => parentPort?.postMessage({ error: e.message, code: e.code ?? e.name } satisfies WorkerMsg),
   );
 });
