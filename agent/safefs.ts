@@ -7,7 +7,7 @@
 // by fstat with what was listed; new files are created O_EXCL; owner, mode and times are set
 // through the descriptor. Synchronous on purpose: it runs in worker threads.
 import {
-  closeSync, constants as C, fstatSync, fsyncSync, lstatSync, openSync, realpathSync, renameSync, type Stats, statfsSync, unlinkSync,
+  closeSync, constants as C, fstatSync, fsyncSync, lstatSync, openSync, readdirSync, realpathSync, renameSync, type Stats, statfsSync, unlinkSync,
 } from "node:fs";
 
 /** What a file or directory is, independent of its name. */
@@ -117,6 +117,11 @@ export class DirHandle implements Identity {
   /** A path the kernel resolves through this descriptor (for the one name only). */
   at(name: string): string {
     return `/proc/self/fd/${this.fd}/${checkName(name)}`;
+  }
+
+  /** The names in the directory. */
+  list(): string[] {
+    return readdirSync(`/proc/self/fd/${this.fd}`);
   }
 
   /** lstat of a name in the directory, or null when there is none. */

@@ -120,11 +120,18 @@ export class WalCompressRemediator implements Remediator<Segment, Latest> {
     if (this.mode !== "on" && unfinished.length === 0) return [];
     const re = patternRegex(this.config.wal.segment_pattern);
     let d: DirHandle;
-    let names: string[];
     try {
       d = DirHandle.open(this.dir());
-      names = readdirSync(d.at("."));
-    } catch {
+    } catch (e) {
+      this.log.warn({ err: (e as Error).message }, "wal_compress: no recovery at start: the WAL directory cannot be opened");
+      return [];
+    }
+    let names: string[];
+    try {
+      names = d.list();
+    } catch (e) {
+      d.close();
+      this.log.warn({ err: (e as Error).message }, "wal_compress: no recovery at start: the WAL directory cannot be listed");
       return [];
     }
     const set = new Set(names);
