@@ -94,3 +94,43 @@ test("60 SIGKILLs at random moments during compression: every segment intact, no
   t.true((states.find((s) => s.state === "done")?.n ?? 0) <= SEGMENTS - KEEP);
   t.true((states.find((s) => s.state === "recovered")?.n ?? 0) >= 50, "at least 50 interrupted compressions were recovered from the journal");
 });
+
+// The random kills above land mostly while data streams. Here the worker is held after each
+// named step (a test-only pause, STEMEDB_AGENT_TEST_PAUSE_AFTER_STEP) and killed there, so every
+// step boundary is hit on purpose; the restarted agent must leave exactly one complete form.
+for (const step of ["hashed", "tmp_synced", "verified", "renamed", "unlinked"] as const) {
+  test(`SIGKILL right after '${step}': one complete form of the segment after the restart`, async (t) => {
+    const { dir } = tempDir();
+    const wal = join(dir, "wal");
+    (await import("node:fs")).mkdirSync(wal);
+    const originals = new Map<string, string>();
+    for (let i = 1; i <= 3; i++) {
+      const b = mixedSegment(i);
+      writeFileSync(join(wal, `segment.00${i}.wal`), b);
+      originals.set(`segment.00${i}.wal`, sha(b));
+    }
+    const toml = `[wal]\ndir = "${wal}"\n[remediators.wal_compress]\nmode = "on"\nmin_age = "0"\nkeep_uncompressed = 2\npause_fsync_above = "10s"\n${QUIET_COLLECTORS}`;
+    const a = await startAgent({ dir, extraToml: toml, env: { STEMEDB_AGENT_TEST_PAUSE_AFTER_STEP: step } });
+    await a.waitForLog((l) => l["msg"] === "wal_compress step" && l["step"] === step, 20_000);
+    await a.stop("SIGKILL");
+    const name = "segment.001.wal";
+    const left = readdirSync(wal).sort();
+    // What the kill left: the steps before the rename leave the plain segment (and maybe a
+    // temporary), 'renamed' leaves both forms, 'unlinked' only the compressed one.
+    t.is(left.includes(name), step !== "unlinked", `plain form after the kill: ${left.join(" ")}`);
+    t.is(left.includes(`${name}.gz`), step === "renamed" || step === "unlinked", `gz form after the kill: ${left.join(" ")}`);
+    const b = await startAgent({ dir, extraToml: toml.replace('mode = "on"', 'mode = "on"\ncooldown = "1h"') });
+    for (let i = 0; i < 100 && readdirSync(wal).includes(name); i++) await sleep(100);
+    await b.stop("SIGTERM");
+    const files = readdirSync(wal);
+    t.deepEqual(files.filter((f) => f.includes(".tmp") || f.includes("unverified")), [], "no temporary or moved-aside file");
+    for (const [n, digest] of originals) {
+      const plain = files.includes(n);
+      const gz = files.includes(`${n}.gz`);
+      t.true(plain !== gz, `${n}: exactly one form (plain ${plain}, gz ${gz})`);
+      const bytes = plain ? readFileSync(join(wal, n)) : gunzipSync(readFileSync(join(wal, `${n}.gz`)));
+      t.is(sha(bytes), digest, `${n}: bytes intact`);
+    }
+    t.true(files.includes(`${name}.gz`) && !files.includes(name), "the restarted agent finished the job");
+  });
+}
