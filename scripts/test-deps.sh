@@ -14,6 +14,10 @@ PACKAGES=(
   procps                # ps, pgrep
   faketime              # libfaketime: the agent under a wall clock that jumps (clock fault tests)
   systemd-container     # systemd-nspawn: a real systemd 252 for backup-pause and unit tests
+  strace                # the order of WAL compression's syscalls, as the kernel saw them
+  gcc                   # test helpers in C (the renameat2 racer, crashing programs)
+  libc6-dev
+  passwd                # useradd/userdel: real unprivileged users owning the WAL directory
 )
 
 missing=()
