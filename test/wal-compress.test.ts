@@ -117,14 +117,20 @@ test("a nearly full filesystem: no segment is started without its size plus the 
   t.deepEqual(readdirSync(wal).filter((f) => f.includes(".gz")), []);
   t.is(statSync(join(wal, seg(1))).size, 1100 * 1024);
 
-  const a = await startAgent({ extraToml: `[wal]\ndir = "${wal}"\n[remediators.wal_compress]\nmode = "on"\nkeep_uncompressed = 1\nmin_age = "0"\npause_fsync_above = "10s"\ncooldown = "1h"\nreserve = "1MiB"\n${QUIET_COLLECTORS}` });
+  const a = await startAgent({ extraToml: `[wal]\ndir = "${wal}"\n[remediators.wal_compress]\nmode = "on"\nkeep_uncompressed = 1\nmin_age = "0"\npause_fsync_above = "10s"\ncooldown = "1h"\nreserve = "1MiB"\n${QUIET_COLLECTORS.replace("[collectors.wal]\nenabled = false\n", "")}` });
   t.teardown(() => a.stop("SIGKILL"));
   await a.waitForLog((l) => String(l["msg"]).startsWith("stopped compressing at"), 15_000);
   const r = JSON.parse(agentctl(["--socket", a.socket, "remediations", "--json"]).stdout) as { remediators: Array<{ breaker_open: boolean; last_decision: string }>; journal: Array<{ state: string; target: string }> };
   t.false(r.remediators[0]?.breaker_open, "a full filesystem is not a fault of the remediator");
   t.deepEqual(r.journal.map((j) => j.state), ["aborted"], "one attempt, then the round stops");
   t.deepEqual(readdirSync(wal).filter((f) => f.includes(".gz")), [], "nothing half-written left behind");
-  t.regex(agentctl(["--socket", a.socket, "status"]).stdout, /remediation\s+wal_compress.*(stopped at|cooling down)/);
+  t.regex(agentctl(["--socket", a.socket, "status"]).stdout, /^WARN\s+remediation\s+wal_compress: stopped, free space short on the WAL filesystem at segment\.1\.wal/m);
+  let diag = "";
+  for (let i = 0; i < 30 && !/wal_compress stopped: free space short/.test(diag); i++) {
+    await sleep(200); // the WAL inventory comes with the collector's first run
+    diag = agentctl(["--socket", a.socket, "diagnose"]).stdout;
+  }
+  t.regex(diag, /2\. ls wal\/: what can be compressed\n\s+.*wal_compress stopped: free space short/);
   const events = agentctl(["--socket", a.socket, "events", "--class", "agent", "--json"]).stdout + agentctl(["--socket", a.socket, "events", "--json"]).stdout;
   t.regex(events, /no_space/);
 });

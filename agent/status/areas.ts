@@ -53,6 +53,10 @@ export interface RemediatorState {
   readonly last_decision: string;
   /** backup_pause: the listed units and the pauses the agent holds. */
   readonly units?: ReadonlyArray<{ readonly unit: string; readonly paused: { readonly method: string; readonly since: string; readonly until: string; readonly reason: string } | null }>;
+  /** wal_compress: why the last round stopped for want of free space, until a segment is done again. */
+  readonly space_short?: string | null;
+  /** wal_compress: segments left plain because they do not compress below max_ratio. */
+  readonly incompressible?: number;
 }
 
 export function buildAreas(c: Config, latest: Latest, h: HistoryStore | null, agentHealth: { verdict: string; reasons: string[] }, now = Date.now(), remediators: readonly RemediatorState[] = []): Area[] {
@@ -214,6 +218,9 @@ function remediation(c: Config, rs: readonly RemediatorState[]): Area {
   const held = paused.map((u) => `${u.unit} paused (${u.paused?.method}) until ${u.paused?.until.slice(11, 19)}Z: ${u.paused?.reason}`);
   const line = (r: RemediatorState) => `${r.name} (${r.mode}): ${r.busy ? `working on ${r.busy}` : r.last_decision}`;
   if (held.length > 0) return { area: "remediation", verdict: "ok", summary: held[0] ?? "", details: [...held.slice(1), ...rs.map(line)] };
+  // A remediator held back by a full filesystem is the one thing a disk-full page needs to hear.
+  const short = rs.find((r) => r.space_short);
+  if (short) return { area: "remediation", verdict: "warn", summary: `${short.name}: stopped, ${short.space_short}`, details: rs.filter((r) => r !== short).map(line) };
   const first = rs.find((r) => r.busy) ?? rs[0];
   return { area: "remediation", verdict: "ok", summary: first ? line(first) : `none configured (backup_pause ${c.remediators.backup_pause.mode})`, details: rs.filter((r) => r !== first).map(line) };
 }

@@ -131,7 +131,7 @@ export function diagnose(c: Config, latest: Latest, h: HistoryStore | null, now 
   add({
     runbook: "disk-full", step: "2. ls wal/: what can be compressed",
     verdict: !wal ? "unknown" : "ok",
-    evidence: wal ? `${(sealed?.count ?? 0) + wal.segments.active.count} uncompressed segments (${mib((sealed?.bytes ?? 0) + wal.segments.active.bytes)}), ${wal.segments.compressed.count} compressed; oldest ${dur(wal.oldest_age_seconds ?? 0)} old` : "no WAL inventory",
+    evidence: wal ? `${(sealed?.count ?? 0) + wal.segments.active.count} uncompressed segments (${mib((sealed?.bytes ?? 0) + wal.segments.active.bytes)}), ${wal.segments.compressed.count} compressed; oldest ${dur(wal.oldest_age_seconds ?? 0)} old${compressNotes(c, remediators.find((r) => r.name === "wal_compress"))}` : "no WAL inventory",
     action: fs && (fs.used_ratio >= 0.85 || full < 86_400) && candidates > 0 ? compressAction(c, remediators.find((r) => r.name === "wal_compress"), candidates) : null,
   });
   return { verdict: worst(steps.map((s) => s.verdict)), steps };
@@ -151,6 +151,14 @@ function backupAction(c: Config, bp: RemediatorState | undefined, slow: boolean,
     return `${listedHeavy} competes for the disk: pause it with agentctl backups pause ${listedHeavy} --for 30m (backup_pause is ${mode}${note})${last}`;
   }
   return otherHeavy !== null ? `${otherHeavy} competes for the disk; it is not a listed backup unit, so the agent will not touch it` : null;
+}
+
+/** What keeps segments plain beyond the newest ones: not worth compressing, or no room to. */
+function compressNotes(c: Config, wc: RemediatorState | undefined): string {
+  const notes: string[] = [];
+  if (wc?.incompressible) notes.push(`${wc.incompressible} left plain as incompressible (over max_ratio ${c.remediators.wal_compress.max_ratio})`);
+  if (wc?.space_short) notes.push(`wal_compress stopped: ${wc.space_short}`);
+  return notes.length > 0 ? `; ${notes.join("; ")}` : "";
 }
 
 /** Disk-full step 2's action: what wal_compress does in its mode, or the command to run by hand. */

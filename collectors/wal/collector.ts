@@ -15,6 +15,7 @@ import type { HistoryStore } from "../../agent/history/store.js";
 import type { Logger } from "../../agent/log.js";
 import { counter, gauge } from "../../agent/metrics/define.js";
 import { NS } from "../../agent/metrics/registry.js";
+import { withDir } from "../../agent/safefs.js";
 import { estimateFill } from "../mounts/fill.js";
 import { mountFor, parseMountinfo } from "../mounts/mountinfo.js";
 import type { CollectContext, Collector } from "../types.js";
@@ -304,7 +305,7 @@ export class WalCollector implements Collector<WalObservation> {
     const next = compressed.find((s) => !this.gzChecked.has(key(s)));
     if (next && !this.gzRunning) {
       this.gzRunning = true;
-      void checkGzip(join(this.opts.dir, next.name)).then((ok) => {
+      void checkGzip(this.opts.dir, next.name, next).then((ok) => {
         this.gzChecked.set(key(next), ok);
         this.gzRunning = false;
         this.dirty = true; // report at the next tick
@@ -378,9 +379,20 @@ export class WalCollector implements Collector<WalObservation> {
   }
 }
 
-function checkGzip(path: string): Promise<boolean> {
+/**
+ * Whether a compressed segment decompresses whole. Opened through the directory's descriptor,
+ * never following a link, and only if it is the regular single-link file that was listed: the
+ * directory's owner may have swapped in anything (a FIFO would hang a plain open forever).
+ */
+function checkGzip(dir: string, name: string, listed: { dev: number; ino: number }): Promise<boolean> {
+  let fd: number;
+  try {
+    fd = withDir(dir, (d) => d.openListed(name, listed).fd);
+  } catch {
+    return Promise.resolve(false);
+  }
   return new Promise((resolve) => {
-    const src = createReadStream(path, { highWaterMark: 64 * 1024 });
+    const src = createReadStream("", { fd, highWaterMark: 64 * 1024 });
     const gunzip = createGunzip();
     let done = false;
     const finish = (ok: boolean) => {

@@ -1,6 +1,6 @@
 // Who holds WAL segments open, from /proc/<pid>/fd (needs CAP_SYS_PTRACE and
 // CAP_DAC_READ_SEARCH for other users' processes: the unit keeps both for this).
-import { readdirSync, readlinkSync, statSync } from "node:fs";
+import { readdirSync, readFileSync, readlinkSync, statSync } from "node:fs";
 import { type Identity, sameFile } from "../../agent/safefs.js";
 
 function pids(procPath: string): string[] {
@@ -11,12 +11,47 @@ function pids(procPath: string): string[] {
   }
 }
 
+/** A process whose descriptors cannot be read: whether it holds a segment is unknown. */
+export class HoldersUnknown extends Error {
+  override readonly name = "HoldersUnknown";
+  readonly code = "HoldersUnknown";
+}
+
+/** The descriptors of a process; [] when it is gone; throws when it exists but may not be read. */
 function fds(procPath: string, pid: string): string[] {
   try {
     return readdirSync(`${procPath}/${pid}/fd`);
-  } catch {
-    return []; // gone, or not ours to see
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === "ENOENT" || code === "ESRCH") return [];
+    // Fail closed: "nobody holds it" must never be concluded from what could not be seen.
+    throw new HoldersUnknown(`cannot read ${procPath}/${pid}/fd (${code}): which processes hold WAL segments open is unknown (the agent needs CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH)`);
   }
+}
+
+const CAP_DAC_OVERRIDE = 1n;
+const CAP_DAC_READ_SEARCH = 2n;
+const CAP_SYS_PTRACE = 19n;
+
+/**
+ * Why this process cannot see every other process's open files, or null when it can. With
+ * ProtectProc=ptraceable a process the agent may not ptrace is not even listed, so reading
+ * errors alone would not tell: the effective capabilities do.
+ */
+export function cannotSeeHolders(procPath = "/proc"): string | null {
+  let eff: bigint;
+  try {
+    const line = /^CapEff:\s*([0-9a-f]+)$/m.exec(readFileSync(`${procPath}/self/status`, "utf8"));
+    eff = BigInt(`0x${line?.[1] ?? "0"}`);
+  } catch {
+    return `cannot read ${procPath}/self/status`;
+  }
+  const has = (bit: bigint) => (eff >> bit) & 1n;
+  const missing = [
+    ...(has(CAP_SYS_PTRACE) ? [] : ["CAP_SYS_PTRACE"]),
+    ...(has(CAP_DAC_READ_SEARCH) || has(CAP_DAC_OVERRIDE) ? [] : ["CAP_DAC_READ_SEARCH"]),
+  ];
+  return missing.length === 0 ? null : `without ${missing.join(" and ")} the agent cannot see which processes hold WAL segments open, so it compresses none`;
 }
 
 /** Names directly in `realDir` that some process holds open (by the path the kernel shows). */

@@ -16,7 +16,7 @@ import type { Logger } from "../../agent/log.js";
 import type { Segment } from "../../collectors/wal/inventory.js";
 import { DirHandle, type ResolvedDir, resolveDir, stillResolves, withDir } from "../../agent/safefs.js";
 import { Breaker, DecisionLog, Journal, type Latest, type Mode, type RemediationMetrics, type Remediator, type RemediatorSummary } from "../framework.js";
-import { openSegments } from "./holders.js";
+import { cannotSeeHolders, openSegments } from "./holders.js";
 import { fingerprint, type Plan, planCompression } from "./plan.js";
 import { decompressSegment, digestFd, recover, RESTORE_SUFFIX, TMP_SUFFIX, type RecoveryAction } from "./steps.js";
 import type { CompressJob, WorkerMsg } from "./worker.js";
@@ -29,10 +29,12 @@ const EVALUATE_EVERY_MS = 10_000;
 const HELD_KEY = "wal_compress.held";
 const INCOMPRESSIBLE_KEY = "wal_compress.incompressible";
 /** Outcomes that say the segment was not ours to take right then: no breaker, no cooldown. */
-const ABORTS = new Set(["SegmentChanged", "NotTheListedFile", "HeldOpen", "DirChanged"]);
+const ABORTS = new Set(["SegmentChanged", "NotTheListedFile", "HeldOpen", "HoldersUnknown", "DirChanged"]);
 
 export interface WalCompressState extends RemediatorSummary {
   readonly plan: { readonly compress: string[]; readonly skipped: number } | null;
+  readonly space_short: string | null;
+  readonly incompressible: number;
 }
 
 export class WalCompressRemediator implements Remediator<Segment, Latest> {
@@ -44,6 +46,7 @@ export class WalCompressRemediator implements Remediator<Segment, Latest> {
   private busy: string | null = null;
   private cooldownUntil = 0;
   private cooldownWhy = "";
+  private spaceShort: string | null = null;
   private lastDecision = "not evaluated yet";
   private lastPlan: Plan | null = null;
   private lastPlanAt = 0;
@@ -107,6 +110,8 @@ export class WalCompressRemediator implements Remediator<Segment, Latest> {
     return {
       name: NAME, mode: this.mode, breaker_open: this.breaker.open, consecutive_failures: this.breaker.consecutiveFailures, busy: this.busy, last_decision: this.lastDecision,
       plan: this.lastPlan ? { compress: this.lastPlan.compress.map((s) => s.name), skipped: this.lastPlan.skipped.length } : null,
+      space_short: this.spaceShort,
+      incompressible: this.lastPlan?.skipped.filter((s) => s.reason.startsWith("incompressible")).length ?? 0,
     };
   }
 
@@ -188,6 +193,8 @@ export class WalCompressRemediator implements Remediator<Segment, Latest> {
     const c = this.config.remediators.wal_compress;
     if (this.breaker.open) return `circuit breaker open since ${new Date(this.breaker.since ?? 0).toISOString()} after repeated failures (agentctl remediations reset-breaker ${NAME})`;
     if (Date.now() < this.cooldownUntil) return `cooling down until ${new Date(this.cooldownUntil).toISOString()} (${this.cooldownWhy})`;
+    const blind = cannotSeeHolders(this.config.host.proc_path);
+    if (blind && this.mode === "on") return blind;
     const probe = latest.get<FsyncProbeObservation>("fsync_probe")?.observation.probes.find((p) => p.state === "ok" || p.state === "stalled");
     if (probe && (probe.state === "stalled" || probe.seconds * 1000 >= c.pause_fsync_above)) return `WAL fsync is slow (${probe.state === "stalled" ? "probe stalled" : `${(probe.seconds * 1000).toFixed(1)} ms`}); compressing would make it worse`;
     return null;
@@ -375,6 +382,7 @@ export class WalCompressRemediator implements Remediator<Segment, Latest> {
       this.busy = null;
       this.finish(id, "done", r);
       this.breaker.succeeded();
+      this.spaceShort = null;
       this.metrics.actions.labels(NAME, "done").inc();
       this.lastDecision = `compressed ${name}: ${r.bytes} -> ${r.compressedBytes} bytes`;
       this.decisions.note("done", "info", `compressed ${name}: ${r.bytes} -> ${r.compressedBytes} bytes (sha256 verified)`, r, true);
@@ -422,6 +430,7 @@ export class WalCompressRemediator implements Remediator<Segment, Latest> {
       this.lastDecision = `stopped at ${name}: ${err.message}`;
       this.decisions.note("no_space", "warn", `stopped compressing at ${name}: ${err.message} (the segment is untouched; reserve ${c.reserve} bytes)`, detail, true);
       this.coolDown(c.cooldown, "free space short of a segment plus the reserve");
+      this.spaceShort = `free space short on the WAL filesystem at ${name}: ${err.message}`;
       return;
     }
     const aborted = ABORTS.has(err.code ?? "");

@@ -31,7 +31,7 @@ const CHUNK = 1024 * 1024;
 const SPACE_CHECK_EVERY = 256 * 1024;
 
 /** Errors a compression ends with that are not a fault of the agent or the disk. */
-export type AbortCode = "SegmentChanged" | "NotTheListedFile" | "HeldOpen" | "DirChanged";
+export type AbortCode = "SegmentChanged" | "NotTheListedFile" | "HeldOpen" | "HoldersUnknown" | "DirChanged";
 
 class CodedError extends Error {
   constructor(
@@ -384,7 +384,13 @@ export async function recover(d: DirHandle, plainNames: readonly string[], tmpNa
     if (!a) {
       out.push({ kind: "kept_both", file: name, why: "the plain copy is not a regular single-link file" });
     } else if (b && a.bytes === b.bytes && a.sha256 === b.sha256) {
-      const holders = holdersOf(a.st, process.pid, procPath);
+      let holders: number[];
+      try {
+        holders = holdersOf(a.st, process.pid, procPath);
+      } catch (e) {
+        out.push({ kind: "kept_both", file: name, why: (e as Error).message });
+        continue;
+      }
       const now = d.lstat(name);
       if (holders.length > 0 || !now || !unchanged(now, a.st)) {
         out.push({ kind: "kept_both", file: name, why: holders.length > 0 ? "open in a process" : "changed while verified" });
