@@ -66,6 +66,8 @@ test.serial("install from the checkout: the unit becomes active (running) throug
   t.is(c.readFile("/etc/stemedb/agent.toml"), '[collectors.kmsg]\nfacilities = ["kern", "user"]\n');
   const p = props(["ActiveState", "SubState", "StatusText", "NRestarts", "Type", "NotifyAccess", "WatchdogUSec", "UnitFileState"]);
   t.is(p["Type"], "notify");
+  // Only the agent's own PID may notify (the sd_notify addon), so active(running) below proves it.
+  t.is(p["NotifyAccess"], "main");
   t.is(p["ActiveState"], "active", JSON.stringify(p));
   t.is(p["SubState"], "running");
   t.regex(p["StatusText"] ?? "", /^node \w+; agent \w+; \d+ collectors/);
