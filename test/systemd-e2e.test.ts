@@ -1,6 +1,7 @@
 // End to end under a real systemd 252 (systemd-nspawn, the host's OS booted volatile): the install
-// command from this checkout, then the shipped unit with all its hardening: Type=notify readiness,
-// /healthz, agentctl, /dev/kmsg, smartctl, the watchdog restart and a clean stop.
+// command from this checkout, then the shipped unit with all its hardening: Type=notify readiness
+// from the main PID (NotifyAccess=main), /healthz, agentctl, the kernel log (through the
+// journal), smartctl, the watchdog restart and a clean stop.
 //
 // Test-environment adjustments (each stands in for something a real host has):
 //  - /usr inside the container is the host's, read-only: an overlay (upper on /run) makes it
