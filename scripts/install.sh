@@ -7,6 +7,7 @@
 # never touches an existing /etc/stemedb/agent.toml.
 #
 #   /usr/lib/stemedb-agent/           dist (agent, collectors, remediators) + production node_modules
+#                                     + build/Release/sd_notify.node (the sd_notify addon)
 #   /usr/bin/stemedb-agent, agentctl  symlinks into it
 #   /usr/lib/systemd/system/stemedb-agent.service
 #   /usr/lib/sysusers.d/stemedb-agent.conf, /usr/lib/tmpfiles.d/stemedb-agent.conf
@@ -43,6 +44,14 @@ if needs_build; then
   [ -x node_modules/.bin/tsc ] || npm ci --no-audit --no-fund
   npm run build
 fi
+# The sd_notify addon (native/sd_notify.c): npm ci builds it; without it the service never
+# reports READY=1 (Type=notify, NotifyAccess=main: only the agent's own PID may).
+ADDON=build/Release/sd_notify.node
+if [ ! -f "$ADDON" ] || [ native/sd_notify.c -nt "$ADDON" ]; then
+  [ -w "$REPO" ] || die "$ADDON is missing or stale and $REPO is read-only: run 'npm ci' first"
+  say "building the sd_notify addon"
+  npm run build:native >/dev/null || die "cannot build $ADDON (needs g++/make and Node headers)"
+fi
 
 # 2. stage the tree next to the target, check it runs, then swap it in
 STAGE="$LIBDIR.new.$$"
@@ -52,6 +61,7 @@ rm -rf "$STAGE"
 install -d -m 0755 "$STAGE/dist"
 cp -a dist/agent dist/collectors dist/remediators dist/agentctl.cjs "$STAGE/dist/"
 find "$STAGE/dist" -name '*.map' -delete
+install -D -m 0755 "$ADDON" "$STAGE/$ADDON"
 cp -a package.json package-lock.json README.md "$STAGE/"
 install -d -m 0755 "$STAGE/systemd"
 cp -a systemd/. "$STAGE/systemd/"
@@ -68,6 +78,8 @@ chown -R root:root "$STAGE"
 chmod -R u+rwX,go+rX,go-w "$STAGE"
 node "$STAGE/dist/agent/main.js" --version >/dev/null || die "the staged agent does not run"
 node "$STAGE/dist/agent/main.js" --print-config --config /dev/null >/dev/null || die "the staged agent cannot load its configuration"
+node -e 'process.exit(typeof require(process.argv[1]).send === "function" ? 0 : 1)' "$STAGE/$ADDON" \
+  || die "the staged sd_notify addon does not load"
 
 if [ -d "$LIBDIR" ]; then
   rm -rf "$LIBDIR.old"

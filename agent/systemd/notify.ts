@@ -1,68 +1,52 @@
 // sd_notify(3) for the agent: READY=1, STATUS=, WATCHDOG=1, RELOADING=1, STOPPING=1.
 //
-// Why a subprocess: Node core cannot send a unix datagram (dgram knows only udp4/udp6, net only
-// streams), and the notify socket is SOCK_DGRAM. The native addons (npm sd-notify, unix-dgram)
-// need a C++ toolchain and libsystemd-dev at install time and a rebuild for every Node major;
-// a failed build of the optional one silently sends nothing. systemd ships `systemd-notify`, so
-// each message is one `systemd-notify` run (11-22 ms measured; see ../shared/notes/disk-systemd.md
-// 5.1). systemd-notify puts its parent's PID (ours) in SCM_CREDENTIALS, which the kernel accepts
-// only from a process with CAP_SYS_ADMIN; without it, it falls back to its own PID.
-//  - With CAP_SYS_ADMIN (the shipped unit keeps it): the message comes from the main PID, so the
-//    unit can say NotifyAccess=main, and we pass --no-block: no BARRIER=1 round trip is needed
-//    since PID 1 attributes the message to our live PID, not to the exiting systemd-notify.
-//  - Without it (a drop-in removed it, or a non-root variant): systemd-notify sends as itself and
-//    waits on a BARRIER=1 until PID 1 has processed the message (so PID 1 can still attribute it
-//    after systemd-notify exits); the unit must then say NotifyAccess=all.
+// Sent by the agent's own process (the unit's main PID), so the unit can say
+// NotifyAccess=main: no child can tell systemd the service is ready or alive.
+// Node core cannot send a unix datagram (dgram knows only udp4/udp6, net only
+// streams), so one small Node-API addon does it: native/sd_notify.c, built by
+// npm (binding.gyp) into build/Release/sd_notify.node. Node-API is ABI-stable,
+// so one build serves every Node major; it has no dependency but libc.
+// Why not npm unix-dgram: it copies the address with strncpy and passes
+// sizeof(sockaddr_un), so it cannot reach an abstract ("@name") socket, and it
+// is built on nan (V8's API: a rebuild per Node major).
 //
 // Rules that keep it cheap and safe:
-//  - at most one systemd-notify runs at a time; later messages queue (bounded) and STATUS/WATCHDOG
-//    messages are merged, so a hung systemd-notify never piles up processes;
-//  - a run is killed (SIGKILL) after `timeoutMs`; the next WATCHDOG=1 is tried on a later tick;
-//  - WATCHDOG=1 at most once per WATCHDOG_USEC/2, driven by the core loop's tick, so a wedged event
-//    loop stops the pings and systemd restarts the agent;
-//  - NOTIFY_SOCKET and WATCHDOG_* are taken out of process.env, so smartctl, systemctl and other
-//    children cannot talk to the notify socket; only systemd-notify gets them back explicitly.
-import { execFile } from "node:child_process";
-import { readFileSync } from "node:fs";
-
-export const SYSTEMD_NOTIFY = "/usr/bin/systemd-notify";
+//  - each message is one non-blocking sendmsg (MSG_DONTWAIT) on a fresh socket:
+//    microseconds, never waits; a full queue or a missing socket is a failure
+//    that is logged (once per distinct error), never fatal, never retried;
+//  - WATCHDOG=1 at most once per WATCHDOG_USEC/2, driven by the core loop's
+//    tick, so a wedged event loop stops the pings and systemd restarts us;
+//  - NOTIFY_SOCKET and WATCHDOG_* are taken out of process.env, so smartctl,
+//    systemctl and other children cannot talk to the notify socket.
+import { createRequire } from "node:module";
 
 export interface NotifyLog {
   warn(obj: object, msg: string): void;
+  error(obj: object, msg: string): void;
   debug(obj: object, msg: string): void;
+}
+
+/** send(address, message) -> 0 or a negative errno (the addon's one function). */
+export type DatagramSender = (address: string, message: Buffer) => number;
+
+/** Where the addon is, from dist/agent/systemd/ (the repo or the installed tree). */
+export const ADDON = "../../../build/Release/sd_notify.node";
+
+/** Loads the addon; throws (with the reason) when it is missing or broken. */
+export function loadSender(path = ADDON): DatagramSender {
+  const mod = createRequire(import.meta.url)(path) as { send?: unknown };
+  if (typeof mod.send !== "function") throw new Error(`${path} has no send()`);
+  return mod.send as DatagramSender;
 }
 
 export interface NotifierOptions {
   /** Environment to read NOTIFY_SOCKET / WATCHDOG_USEC / WATCHDOG_PID from (default process.env, which is then cleaned). */
   readonly env?: NodeJS.ProcessEnv;
-  readonly binary?: string;
-  /** A systemd-notify run is killed after this long (ms). */
-  readonly timeoutMs?: number;
+  /** Default: the addon, loaded when NOTIFY_SOCKET is set. */
+  readonly sender?: DatagramSender;
   readonly log?: NotifyLog;
   readonly pid?: number;
-  /** Pass --no-block (the sender is our PID, see above). Default: whether we hold CAP_SYS_ADMIN. */
-  readonly noBlock?: boolean;
 }
-
-const CAP_SYS_ADMIN = 21n;
-
-/** Whether this process has CAP_SYS_ADMIN in its effective set (root children then get it too). */
-export function hasCapSysAdmin(statusFile = "/proc/self/status"): boolean {
-  try {
-    const m = /^CapEff:\s*([0-9a-f]+)$/m.exec(readFileSync(statusFile, "utf8"));
-    return m?.[1] !== undefined && ((BigInt(`0x${m[1]}`) >> CAP_SYS_ADMIN) & 1n) === 1n && process.getuid?.() === 0;
-  } catch {
-    return false;
-  }
-}
-
-/** Bounded queue: beyond this, the oldest merged STATUS/WATCHDOG-only message is dropped. */
-const MAX_QUEUE = 8;
-const MERGEABLE = new Set(["STATUS", "WATCHDOG"]);
-
-type Message = Map<string, string>;
-
-const mergeable = (m: Message) => [...m.keys()].every((k) => MERGEABLE.has(k));
 
 /** One line, bounded: systemctl status shows the first line only. */
 export function statusLine(s: string): string {
@@ -70,30 +54,37 @@ export function statusLine(s: string): string {
   return one.length > 200 ? `${one.slice(0, 199)}…` : one;
 }
 
+/** errno names for the log (the addon returns numbers). */
+const ERRNO: Record<number, string> = {
+  2: "ENOENT",
+  11: "EAGAIN",
+  13: "EACCES",
+  22: "EINVAL",
+  36: "ENAMETOOLONG",
+  90: "EMSGSIZE",
+  97: "EAFNOSUPPORT",
+  105: "ENOBUFS",
+  111: "ECONNREFUSED",
+};
+
 export class SystemdNotifier {
   /** NOTIFY_SOCKET was set: we run under systemd (Type=notify). */
   readonly enabled: boolean;
   /** How often WATCHDOG=1 is sent (WATCHDOG_USEC/2), or null when no watchdog applies to us. */
   readonly watchdogIntervalMs: number | null;
   private readonly socket: string;
-  private readonly binary: string;
-  /** --no-block: messages are sent with our PID (CAP_SYS_ADMIN), no barrier. */
-  readonly noBlock: boolean;
-  private readonly timeoutMs: number;
+  private readonly sender: DatagramSender | null;
   private readonly log: NotifyLog | undefined;
-  private readonly queue: Message[] = [];
-  private inFlight: Promise<void> | null = null;
   private lastPing = -Infinity;
-  /** Runs and their outcomes, for tests and logs. */
-  readonly counts = { started: 0, sent: 0, failed: 0, dropped: 0 };
+  /** The last failure logged at warn; repeats go to debug until a send works. */
+  private lastError: string | null = null;
+  /** Messages sent and failed, for tests and logs. */
+  readonly counts = { sent: 0, failed: 0 };
 
   constructor(opts: NotifierOptions = {}) {
     const env = opts.env ?? process.env;
     this.socket = env["NOTIFY_SOCKET"] ?? "";
     this.enabled = this.socket !== "";
-    this.binary = opts.binary ?? SYSTEMD_NOTIFY;
-    this.noBlock = opts.noBlock ?? (this.enabled && hasCapSysAdmin());
-    this.timeoutMs = opts.timeoutMs ?? 5000;
     this.log = opts.log;
     const usec = Number(env["WATCHDOG_USEC"] ?? "");
     const wpid = env["WATCHDOG_PID"];
@@ -101,6 +92,17 @@ export class SystemdNotifier {
     this.watchdogIntervalMs = this.enabled && forUs && Number.isFinite(usec) && usec > 0 ? Math.max(500, Math.floor(usec / 2000)) : null;
     if (opts.env === undefined) {
       for (const k of ["NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"]) delete process.env[k];
+    }
+    this.sender = this.enabled ? (opts.sender ?? this.load()) : null;
+  }
+
+  private load(): DatagramSender | null {
+    try {
+      return loadSender();
+    } catch (e) {
+      // systemd will see no READY=1: the start times out (TimeoutStartSec=), with this line in the journal.
+      this.log?.error({ err: (e as Error).message, addon: ADDON }, "systemd: cannot load the sd_notify addon (run npm ci); nothing reaches NOTIFY_SOCKET");
+      return null;
     }
   }
 
@@ -130,66 +132,30 @@ export class SystemdNotifier {
     return true;
   }
 
-  /** Waits (bounded) for queued messages, e.g. STOPPING=1 before exit. */
-  async drain(maxMs = 1000): Promise<void> {
-    const end = Date.now() + maxMs;
-    while ((this.inFlight !== null || this.queue.length > 0) && Date.now() < end) {
-      await Promise.race([this.inFlight ?? Promise.resolve(), new Promise((r) => setTimeout(r, Math.max(1, end - Date.now())).unref())]);
-    }
-  }
-
-  /** Whether a systemd-notify is running right now. */
-  busy(): boolean {
-    return this.inFlight !== null;
-  }
-
   private send(fields: ReadonlyArray<readonly [string, string]>): void {
     if (!this.enabled) return;
-    const msg: Message = new Map(fields);
-    const last = this.queue.at(-1);
-    if (last !== undefined && mergeable(last) && mergeable(msg)) {
-      for (const [k, v] of msg) last.set(k, v);
+    const text = fields.map(([k, v]) => `${k}=${v}`).join("\n");
+    let err: string | null;
+    if (this.sender === null) {
+      err = "no sd_notify addon";
     } else {
-      this.queue.push(msg);
-      while (this.queue.length > MAX_QUEUE) {
-        const i = this.queue.findIndex(mergeable);
-        this.queue.splice(i >= 0 ? i : 0, 1);
-        this.counts.dropped++;
+      try {
+        const r = this.sender(this.socket, Buffer.from(text));
+        err = r === 0 ? null : (ERRNO[-r] ?? `errno ${-r}`);
+      } catch (e) {
+        err = (e as Error).message;
       }
     }
-    this.pump();
-  }
-
-  private pump(): void {
-    if (this.inFlight !== null) return;
-    const msg = this.queue.shift();
-    if (msg === undefined) return;
-    this.inFlight = this.run(msg).finally(() => {
-      this.inFlight = null;
-      this.pump();
-    });
-  }
-
-  private run(msg: Message): Promise<void> {
-    // Positional VARIABLE=VALUE arguments: systemd-notify sends them as one datagram.
-    const args = [...(this.noBlock ? ["--no-block"] : []), ...[...msg].map(([k, v]) => `${k}=${v}`)];
-    this.counts.started++;
-    return new Promise<void>((resolve) => {
-      execFile(
-        this.binary,
-        args,
-        { env: { NOTIFY_SOCKET: this.socket, PATH: "/usr/bin:/bin" }, timeout: this.timeoutMs, killSignal: "SIGKILL", windowsHide: true },
-        (err, _stdout, stderr) => {
-          if (err) {
-            this.counts.failed++;
-            this.log?.warn({ args, err: err.message, stderr: String(stderr).trim().slice(0, 300) }, "systemd-notify failed");
-          } else {
-            this.counts.sent++;
-            this.log?.debug({ args }, "systemd-notify sent");
-          }
-          resolve();
-        },
-      );
-    });
+    if (err === null) {
+      this.counts.sent++;
+      this.lastError = null;
+      this.log?.debug({ message: text }, "sd_notify sent");
+      return;
+    }
+    this.counts.failed++;
+    const o = { message: text, socket: this.socket, err };
+    if (err !== this.lastError) this.log?.warn(o, "sd_notify failed");
+    else this.log?.debug(o, "sd_notify failed again");
+    this.lastError = err;
   }
 }

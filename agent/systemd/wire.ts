@@ -40,7 +40,7 @@ export function attachSystemd(sd: SystemdNotifier, agent: Agent, log: Logger): v
       sd.status(safeSummary(agent, log));
     }
   };
-  log.info({ watchdog_interval_ms: sd.watchdogIntervalMs, sender: sd.noBlock ? "main pid (--no-block)" : "systemd-notify pid (barrier; needs NotifyAccess=all)" }, "systemd: READY=1 sent");
+  log.info({ watchdog_interval_ms: sd.watchdogIntervalMs, sent: sd.counts.sent, failed: sd.counts.failed }, "systemd: READY=1 sent from the main PID");
 }
 
 /** SIGHUP: RELOADING=1, reload, then READY=1 with a fresh status (also when the file was refused). */

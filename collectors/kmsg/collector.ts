@@ -152,7 +152,10 @@ export class KmsgCollector implements Collector<KmsgObservation> {
         }
       }
     } catch (e) {
-      this.opts.log.warn({ path: this.opts.kmsgPath, err: (e as Error).message }, "kmsg: cannot open; following journalctl -k instead");
+      // The shipped unit (ProtectKernelLogs=yes) hides /dev/kmsg on purpose: info, not warn.
+      const code = (e as NodeJS.ErrnoException).code ?? "";
+      const expected = ["ENOENT", "EACCES", "EPERM"].includes(code);
+      this.opts.log[expected ? "info" : "warn"]({ path: this.opts.kmsgPath, err: (e as Error).message }, "kmsg: /dev/kmsg not readable; following journalctl -k (kernel_log_source=journal)");
       this.startJournal();
     }
     this.sourceGauge.reset();
