@@ -98,7 +98,7 @@ test("60 SIGKILLs at random moments during compression: every segment intact, no
 // The random kills above land mostly while data streams. Here the worker is held after each
 // named step (a test-only pause, STEMEDB_AGENT_TEST_PAUSE_AFTER_STEP) and killed there, so every
 // step boundary is hit on purpose; the restarted agent must leave exactly one complete form.
-for (const step of ["hashed", "tmp_synced", "verified", "renamed", "unlinked"] as const) {
+for (const step of ["hashed", "tmp_synced", "verified", "renamed", "checked", "unlinked"] as const) {
   test(`SIGKILL right after '${step}': one complete form of the segment after the restart`, async (t) => {
     const { dir } = tempDir();
     const wal = join(dir, "wal");
@@ -118,7 +118,7 @@ for (const step of ["hashed", "tmp_synced", "verified", "renamed", "unlinked"] a
     // What the kill left: the steps before the rename leave the plain segment (and maybe a
     // temporary), 'renamed' leaves both forms, 'unlinked' only the compressed one.
     t.is(left.includes(name), step !== "unlinked", `plain form after the kill: ${left.join(" ")}`);
-    t.is(left.includes(`${name}.gz`), step === "renamed" || step === "unlinked", `gz form after the kill: ${left.join(" ")}`);
+    t.is(left.includes(`${name}.gz`), step === "renamed" || step === "checked" || step === "unlinked", `gz form after the kill: ${left.join(" ")}`);
     const b = await startAgent({ dir, extraToml: toml.replace('mode = "on"', 'mode = "on"\ncooldown = "1h"') });
     for (let i = 0; i < 100 && readdirSync(wal).includes(name); i++) await sleep(100);
     await b.stop("SIGTERM");

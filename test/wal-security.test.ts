@@ -287,9 +287,31 @@ test.serial("bytes appended after verification: the original is kept, whole, and
   await a.waitForLog((l) => l["msg"] === "wal_compress step" && l["step"] === "verified", 15_000);
   runAsUser(["sh", "-c", `printf 'late record\\n' >> ${join(s.wal, seg(1))}`]);
   unlinkSync(pauseFile);
-  await a.waitForLog((l) => String(l["msg"]).startsWith("aborted compressing segment.001.wal"), 15_000);
+  const l = await a.waitForLog((x) => String(x["msg"]).startsWith("aborted compressing segment.001.wal"), 15_000);
+  t.regex(String(l["msg"]), /changed after it was hashed; kept/, "caught by the last look before the unlink");
   const bytes = readFileSync(join(s.wal, seg(1)));
   t.true(bytes.subarray(-12).toString() === "late record\n", "the appended bytes are there");
+  t.false(existsSync(join(s.wal, `${seg(1)}.gz`)), "no compressed copy of the old bytes");
+  t.deepEqual(readdirSync(s.wal).filter((f) => f.includes(".tmp")), []);
+});
+
+test.serial("bytes appended after the last look, before the unlink: the segment is put back whole from the agent's descriptor", async (t) => {
+  if (skip(t)) return;
+  const s = setup(3);
+  const { dir } = tempDir();
+  const pauseFile = join(dir, "pause");
+  writeFileSync(pauseFile, "");
+  const a = await startAgent({ extraToml: toml(s.wal, { cooldown: '"1h"' }), env: { STEMEDB_AGENT_TEST_PAUSE_AFTER_STEP: "checked", STEMEDB_AGENT_TEST_PAUSE_FILE: pauseFile } });
+  t.teardown(() => a.stop("SIGKILL"));
+  await a.waitForLog((l) => l["msg"] === "wal_compress step" && l["step"] === "checked", 15_000);
+  runAsUser(["sh", "-c", `printf 'later record\\n' >> ${join(s.wal, seg(1))}`]);
+  unlinkSync(pauseFile);
+  const l = await a.waitForLog((x) => String(x["msg"]).startsWith("aborted compressing segment.001.wal"), 15_000);
+  t.regex(String(l["msg"]), /written to while it was being removed; put back whole/);
+  const bytes = readFileSync(join(s.wal, seg(1)));
+  t.is(bytes.subarray(-13).toString(), "later record\n", "the appended bytes are there");
+  t.is(bytes.length, 256 * 1024 + 13);
+  t.is(statSync(join(s.wal, seg(1))).uid, uid, "owned by its owner again");
   t.false(existsSync(join(s.wal, `${seg(1)}.gz`)), "no compressed copy of the old bytes");
   t.deepEqual(readdirSync(s.wal).filter((f) => f.includes(".tmp")), []);
 });

@@ -197,7 +197,7 @@ export interface CompressResult {
   readonly sha256: string;
 }
 
-export type Step = "hashed" | "tmp_synced" | "verified" | "renamed" | "unlinked";
+export type Step = "hashed" | "tmp_synced" | "verified" | "renamed" | "checked" | "unlinked";
 /** Step hook, so the journal and tests see each step; the crash test kills after each one. */
 export type StepHook = (step: Step) => void | Promise<void>;
 
@@ -256,6 +256,7 @@ export async function compressSegment(d: DirHandle, name: string, listed: Listed
     const now = d.lstat(name);
     if (!now || !unchanged(now, hashed)) throw new SegmentChanged(`${name} changed after it was hashed; kept`);
     expectAt(d, gz, tmp.st, "the compressed copy the agent wrote");
+    await onStep("checked");
     d.unlink(name);
     d.fsync();
     // Anything appended between the last look and the unlink is still in our descriptor.
