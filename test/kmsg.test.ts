@@ -216,7 +216,7 @@ test("when /dev/kmsg cannot be opened the follower switches to journalctl -k -f 
   t.is(o.source, "journal");
   t.regex(await registry.metrics(), /stemedb_agent_kernel_log_source\{source="journal"\} 1/);
   // Journal entries as journald writes them for kernel records (no journald runs on this test machine).
-  t.deepEqual(parseJournalLine('{"__CURSOR":"s=abc;i=12","MESSAGE":"I/O error, dev sdb, sector 8 op 0x1:(WRITE) flags 0x0 phys_seg 1 prio class 2","PRIORITY":"3","SYSLOG_FACILITY":"0","_TRANSPORT":"kernel","_BOOT_ID":"5daeb7bc6bc54fdf8aa792aa8e44fe53"}'), { facility: 0, level: 3, text: "I/O error, dev sdb, sector 8 op 0x1:(WRITE) flags 0x0 phys_seg 1 prio class 2", cursor: "s=abc;i=12" });
+  t.deepEqual(parseJournalLine('{"__CURSOR":"s=abc;i=12","MESSAGE":"I/O error, dev sdb, sector 8 op 0x1:(WRITE) flags 0x0 phys_seg 1 prio class 2","PRIORITY":"3","SYSLOG_FACILITY":"0","_TRANSPORT":"kernel","_BOOT_ID":"5daeb7bc6bc54fdf8aa792aa8e44fe53"}'), { facility: 0, level: 3, text: "I/O error, dev sdb, sector 8 op 0x1:(WRITE) flags 0x0 phys_seg 1 prio class 2", cursor: "s=abc;i=12", meta: {} });
   t.is(parseJournalLine('{"MESSAGE":[73,47,79],"SYSLOG_FACILITY":"0","PRIORITY":"3"}')?.text, "I/O", "binary MESSAGE arrays are decoded");
   t.like(parseJournalLine('{"MESSAGE":"testdisk: I/O error, dev sda, sector 0","SYSLOG_FACILITY":"1","PRIORITY":"3"}'), { facility: 1 }, "userspace-injected lines keep their facility, so they are filtered out");
   t.is(parseJournalLine("not json"), null);
