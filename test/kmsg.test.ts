@@ -1,7 +1,7 @@
 // The kernel log follower against the real /dev/kmsg. Needs root; userspace writes are made
 // unthrottled by setting kernel.printk_devkmsg=on for the run (restored after).
 import { execFileSync, spawnSync } from "node:child_process";
-import { closeSync, mkdirSync, openSync, rmSync, symlinkSync, writeFileSync, writeSync } from "node:fs";
+import { closeSync, constants, mkdirSync, openSync, rmSync, symlinkSync, writeFileSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import test from "ava";
 import { Registry } from "prom-client";
@@ -189,6 +189,24 @@ test.serial("a hung task names a device only when it is a kernel thread (any pro
   inject([`INFO: task jbd2/${dev}1-8:2 blocked for more than 120 seconds.`, `INFO: task jbd2/${dev}2-8:${process.pid} blocked for more than 120 seconds.`]);
   const hung = (await once()).faults.filter((f) => f.class === "hung_task" && f.line.includes(dev));
   t.deepEqual(hung.map((f) => [f.device, f.logical]), [[dev, `${dev}1`], ["unknown", null]]);
+});
+
+test("the follower hands record metadata to the classifier: DEVICE= decides the device (a FIFO stands in for /dev/kmsg)", async (t) => {
+  // User-space writes to /dev/kmsg carry no metadata; only the kernel's dev_printk does.
+  if (!hasCommand("mkfifo")) return t.pass("skipped: no mkfifo");
+  const { dir } = tempDir();
+  const fifo = join(dir, "kmsg");
+  execFileSync("mkfifo", [fifo]);
+  const registry = new Registry();
+  const col = new KmsgCollector({ kmsgPath: fifo, procPath: "/proc", sysPath: join(dir, "nosys"), facilities: ["kern"], registry, history: null, log: quietLog, once: false });
+  t.teardown(() => col.close());
+  const once = sampler(col);
+  await once(); // opens the read end
+  const w = openSync(fifo, constants.O_WRONLY | constants.O_NONBLOCK);
+  writeSync(w, "3,7,1,-;I/O error, dev vda, sector 8 op 0x1:(WRITE) flags 0x0 phys_seg 1 prio class 0\n SUBSYSTEM=block\n DEVICE=b8:16\n");
+  closeSync(w);
+  const o = await once();
+  t.deepEqual(o.faults.map((f) => f.device), ["8:16"], "the dev_t from metadata (no sysfs here), not the text's vda");
 });
 
 test("the device resolver maps ATA ports, SCSI addresses, dev_t numbers and partitions through sysfs (prepared tree), and caches", (t) => {
