@@ -53,7 +53,8 @@ const BLK_STATUS: ReadonlyArray<readonly [string, KernelErrorClass, Severity]> =
 
 /**
  * Every status the block layer prints before " error, dev": blk_errors[] in block/blk-core.c
- * (4.13 to 6.x, read for 4.13, 5.4, 6.6 and 6.15) and the switch in blk_update_request
+ * (4.13 on: "critical nexus" became "reservation conflict", then "device offline", zone,
+ * duration-limit and "invalid" were added) and the switch in end_request/blk_update_request
  * before it (3.x to 4.12). A closed set: anything else before " error, dev" is not the kernel's.
  */
 export const BLK_STATUS_NAMES: readonly string[] = [
