@@ -2,7 +2,7 @@
 // (fast-check). On failure fast-check prints the seed and the shrunk counterexample.
 import test from "ava";
 import fc from "fast-check";
-import { classify, normaliseBlockName, type Outcome } from "../collectors/kmsg/classify.js";
+import { classify, isUserCrash, normaliseBlockName, type Outcome } from "../collectors/kmsg/classify.js";
 import { parseRecord, unescapeKmsg } from "../collectors/kmsg/record.js";
 
 const RUNS = 4000;
@@ -142,6 +142,32 @@ test("fuzz: normaliseBlockName never throws; the disk is a prefix of the name, t
       const r = normaliseBlockName(n);
       if (r.partition !== null) return r.partition === n && n.startsWith(r.disk) && r.disk.length < n.length;
       return r.disk === n || /^nvme\d+c\d+n\d+$/.test(n);
+    }),
+    { numRuns: RUNS },
+  );
+  t.pass();
+});
+
+// Issue 16: a crash report's comm (<= 15 bytes) and file name (<= 255 bytes) are user-chosen.
+// Whatever they hold, including any kernel line shape above, the report is never a fault.
+// comm is at most 15 bytes: one char per byte from /dev/kmsg (\xHH unescaped), UTF-8 decoded
+// from the journal (never more UTF-16 units than bytes).
+const commBytes = fc.uint8Array({ minLength: 1, maxLength: 15 }).map((b) => Buffer.from(b));
+const comm = fc.oneof(commBytes.map((b) => b.toString("latin1")), commBytes.map((b) => b.toString("utf8")), kernelish.map((k) => k.slice(0, 15)), fc.constantFrom("XFS (vda): ", "sd 2:0:0:0: ", "nvme nvme0: ", "ata1: error: {", "INFO: task jbd2"));
+const fileName = fc.oneof(kernelish, fc.string({ unit: "binary", maxLength: 255 }), fc.tuple(kernelish, kernelish).map(([a, b]) => `${a} ${b}`.slice(0, 255)));
+const CRASH = [
+  (c: string, f: string, pid: number) => `${c}[${pid}]: segfault at 0 ip 0000556cdf019270 sp 00007ffcc65d0380 error 6 in ${f}[1270,556cdf019000+1000] likely on CPU 1 (core 1, socket 0)`,
+  (c: string, f: string, pid: number) => `traps: ${c}[${pid}] general protection fault ip:55e4ed60120f sp:7ffd54578780 error:0 in ${f}[120f,55e4ed601000+1000]`,
+  (c: string, f: string, pid: number) => `traps: ${c}[${pid}] trap divide error ip:55c417372232 sp:7ffc4ecdfcf0 error:0 in ${f}[55c417372000+1000]`,
+  (c: string, f: string, pid: number) => `${c}[${pid}] trap invalid opcode ip:56511f851269 sp:7fff4539ffe0 error:0 in ${f}[56511f851000+1000]`,
+  (c: string, f: string, pid: number) => `${c}[${pid}]: unhandled signal 11 code 0x1 at 0x0 in ${f}[2aaab000+1000]`,
+];
+
+test("fuzz: a crash report holding any user-chosen comm and file name never classifies", (t) => {
+  fc.assert(
+    fc.property(fc.constantFrom(...CRASH), comm, fileName, fc.integer({ min: 1, max: 4194304 }), (shape, c, f, pid) => {
+      const text = shape(c, f, pid);
+      return isUserCrash(text) && classify(text) === null;
     }),
     { numRuns: RUNS },
   );

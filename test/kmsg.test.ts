@@ -1,7 +1,7 @@
 // The kernel log follower against the real /dev/kmsg. Needs root; userspace writes are made
 // unthrottled by setting kernel.printk_devkmsg=on for the run (restored after).
 import { execFileSync, spawnSync } from "node:child_process";
-import { closeSync, mkdirSync, openSync, rmSync, symlinkSync, writeFileSync, writeSync } from "node:fs";
+import { closeSync, constants, mkdirSync, openSync, rmSync, symlinkSync, writeFileSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import test from "ava";
 import { Registry } from "prom-client";
@@ -179,6 +179,36 @@ test.serial("through the running agent: a record written to /dev/kmsg is in /met
   t.regex(text, new RegExp(`stemedb_agent_kernel_io_errors_total\\{device="${dev}",class="blk_io_error"\\} 1`), "within a second");
 });
 
+test.serial("a hung task names a device only when it is a kernel thread (any program can call itself jbd2/sdb1-8)", async (t) => {
+  if (!isRoot) return t.pass("skipped: needs root to write /dev/kmsg");
+  const dev = tag();
+  const { once, col } = follower(["kern", "user"]);
+  t.teardown(() => col.close());
+  await once();
+  // pid 2 is kthreadd, a kernel thread; this test process is not.
+  inject([`INFO: task jbd2/${dev}1-8:2 blocked for more than 120 seconds.`, `INFO: task jbd2/${dev}2-8:${process.pid} blocked for more than 120 seconds.`]);
+  const hung = (await once()).faults.filter((f) => f.class === "hung_task" && f.line.includes(dev));
+  t.deepEqual(hung.map((f) => [f.device, f.logical]), [[dev, `${dev}1`], ["unknown", null]]);
+});
+
+test("the follower hands record metadata to the classifier: DEVICE= decides the device (a FIFO stands in for /dev/kmsg)", async (t) => {
+  // User-space writes to /dev/kmsg carry no metadata; only the kernel's dev_printk does.
+  if (!hasCommand("mkfifo")) return t.pass("skipped: no mkfifo");
+  const { dir } = tempDir();
+  const fifo = join(dir, "kmsg");
+  execFileSync("mkfifo", [fifo]);
+  const registry = new Registry();
+  const col = new KmsgCollector({ kmsgPath: fifo, procPath: "/proc", sysPath: join(dir, "nosys"), facilities: ["kern"], registry, history: null, log: quietLog, once: false });
+  t.teardown(() => col.close());
+  const once = sampler(col);
+  await once(); // opens the read end
+  const w = openSync(fifo, constants.O_WRONLY | constants.O_NONBLOCK);
+  writeSync(w, "3,7,1,-;I/O error, dev vda, sector 8 op 0x1:(WRITE) flags 0x0 phys_seg 1 prio class 0\n SUBSYSTEM=block\n DEVICE=b8:16\n");
+  closeSync(w);
+  const o = await once();
+  t.deepEqual(o.faults.map((f) => f.device), ["8:16"], "the dev_t from metadata (no sysfs here), not the text's vda");
+});
+
 test("the device resolver maps ATA ports, SCSI addresses, dev_t numbers and partitions through sysfs (prepared tree), and caches", (t) => {
   const { dir } = tempDir();
   const sys = join(dir, "sys");
@@ -203,6 +233,18 @@ test("the device resolver maps ATA ports, SCSI addresses, dev_t numbers and part
   t.deepEqual(res("device-mapper: multipath: 253:2: Failing path 8:32."), { disk: "sdc", logical: "8:32" });
   t.deepEqual(res("Buffer I/O error on dev sdc1, logical block 7, lost sync page write"), { disk: "sdc", logical: "sdc1" });
   t.deepEqual(res("XFS (dm-3): log I/O error -5"), { disk: "dm-3", logical: null }, "unknown to sysfs: the name as printed");
+  // Record metadata: a partition's dev_t names its disk; an nvme controller's char dev_t its name.
+  symlinkSync(join(sys, "devices/pci0/ata3/host2/target2:0:0/2:0:0:0/block/sdc/sdc1"), join(sys, "dev/block/8:33"));
+  mk("devices/pci0/nvme/nvme0");
+  mk("dev/char");
+  symlinkSync(join(sys, "devices/pci0/nvme/nvme0"), join(sys, "dev/char/259:1"));
+  const meta = (text: string, m: Record<string, string>) => {
+    const c = classify(text, m);
+    if (!c || "suppressed" in c) throw new Error(`not classified: ${text}`);
+    return r.resolve(c);
+  };
+  t.deepEqual(meta("I/O error, dev vda, sector 8 op 0x1:(WRITE) flags 0x0 phys_seg 1 prio class 0", { SUBSYSTEM: "block", DEVICE: "b8:33" }), { disk: "sdc", logical: "sdc1" }, "metadata, not the text's vda");
+  t.deepEqual(meta("nvme nvme7: controller is down; will reset: CSTS=0x1", { SUBSYSTEM: "nvme", DEVICE: "c259:1" }), { disk: "nvme0", logical: null });
   rmSync(join(sys, "class/scsi_device"), { recursive: true });
   t.deepEqual(res("sd 2:0:0:0: rejecting I/O to offline device"), { disk: "sdc", logical: "scsi 2:0:0:0" }, "cached: a failing device vanishes from sysfs");
 });
@@ -216,8 +258,9 @@ test("when /dev/kmsg cannot be opened the follower switches to journalctl -k -f 
   t.is(o.source, "journal");
   t.regex(await registry.metrics(), /stemedb_agent_kernel_log_source\{source="journal"\} 1/);
   // Journal entries as journald writes them for kernel records (no journald runs on this test machine).
-  t.deepEqual(parseJournalLine('{"__CURSOR":"s=abc;i=12","MESSAGE":"I/O error, dev sdb, sector 8 op 0x1:(WRITE) flags 0x0 phys_seg 1 prio class 2","PRIORITY":"3","SYSLOG_FACILITY":"0","_TRANSPORT":"kernel","_BOOT_ID":"5daeb7bc6bc54fdf8aa792aa8e44fe53"}'), { facility: 0, level: 3, text: "I/O error, dev sdb, sector 8 op 0x1:(WRITE) flags 0x0 phys_seg 1 prio class 2", cursor: "s=abc;i=12" });
+  t.deepEqual(parseJournalLine('{"__CURSOR":"s=abc;i=12","MESSAGE":"I/O error, dev sdb, sector 8 op 0x1:(WRITE) flags 0x0 phys_seg 1 prio class 2","PRIORITY":"3","SYSLOG_FACILITY":"0","_TRANSPORT":"kernel","_BOOT_ID":"5daeb7bc6bc54fdf8aa792aa8e44fe53"}'), { facility: 0, level: 3, text: "I/O error, dev sdb, sector 8 op 0x1:(WRITE) flags 0x0 phys_seg 1 prio class 2", cursor: "s=abc;i=12", meta: {} });
   t.is(parseJournalLine('{"MESSAGE":[73,47,79],"SYSLOG_FACILITY":"0","PRIORITY":"3"}')?.text, "I/O", "binary MESSAGE arrays are decoded");
   t.like(parseJournalLine('{"MESSAGE":"testdisk: I/O error, dev sda, sector 0","SYSLOG_FACILITY":"1","PRIORITY":"3"}'), { facility: 1 }, "userspace-injected lines keep their facility, so they are filtered out");
+  t.like(parseJournalLine('{"MESSAGE":"sd 2:0:0:0: [sda] Sense Key : Medium Error [current]","SYSLOG_FACILITY":"0","PRIORITY":"6","_KERNEL_SUBSYSTEM":"scsi","_KERNEL_DEVICE":"+scsi:2:0:0:0"}'), { meta: { SUBSYSTEM: "scsi", DEVICE: "+scsi:2:0:0:0" } }, "journald's copy of the record metadata");
   t.is(parseJournalLine("not json"), null);
 });

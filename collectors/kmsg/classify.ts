@@ -2,6 +2,12 @@
 // Formats from several kernel eras (shared/notes/kmsg.md section 5); regressions are pinned by
 // the table in test/kmsg-classify.test.ts. Prefilters (indexOf) keep the common non-matching
 // line cheap: a storm must classify at tens of thousands of lines per second.
+//
+// Kernel lines can carry user-chosen text: a crash report names the program (comm, 15 bytes)
+// and the mapped file (255 bytes). So every pattern is anchored where the subsystem's own
+// message begins, variable parts are closed sets or narrow tokens, and crash reports are
+// dropped before anything else looks at them. Record metadata (SUBSYSTEM=/DEVICE=), which
+// user space cannot write, decides the device over the text.
 
 export type KernelErrorClass =
   | "blk_io_error" | "blk_medium_error" | "blk_target_error" | "blk_timeout" | "blk_transport_error" | "blk_offline"
@@ -23,12 +29,16 @@ export interface Classified {
   /** As printed: a disk, partition, dm/md name, "ata3.00", "2:0:0:0" (SCSI), "8:16" (dev_t), or null. */
   readonly device: string | null;
   /** How the device token is to be resolved. */
-  readonly deviceKind: "block" | "ata" | "scsi" | "devt" | "nvme_ctrl" | "none";
+  readonly deviceKind: "block" | "ata" | "scsi" | "devt" | "chardev" | "nvme_ctrl" | "raw" | "none";
   /** How many faults this line stands for (btrfs counter deltas are computed by the caller). */
   readonly count: number;
   readonly detail?: string;
   /** btrfs cumulative counters ("errs: wr a, rd b, ..."), for deltas. */
   readonly btrfsCounters?: Readonly<Record<string, number>>;
+  /** SCSI address ("2:0:0:0") of a line that names its disk "[sdX]". */
+  readonly scsi?: string;
+  /** hung_task: the blocked task; a device named by its comm holds only for a kernel thread. */
+  readonly pid?: number;
 }
 
 export type Outcome = Classified | { readonly suppressed: number } | null;
@@ -41,14 +51,38 @@ const BLK_STATUS: ReadonlyArray<readonly [string, KernelErrorClass, Severity]> =
   ["device offline", "blk_offline", "crit"],
 ];
 
-const RE_BLK = /^(?:(?:end_request|blk_update_request|print_req_error|blk_print_req_error): )?(.+?) error, dev ([^,\s]+), sector (\d+)(?: op 0x[0-9a-f]+:\((\w+)\))?/;
+/**
+ * Every status the block layer prints before " error, dev": blk_errors[] in block/blk-core.c
+ * (4.13 on: "critical nexus" became "reservation conflict", then "device offline", zone,
+ * duration-limit and "invalid" were added) and the switch in end_request/blk_update_request
+ * before it (3.x to 4.12). A closed set: anything else before " error, dev" is not the kernel's.
+ */
+export const BLK_STATUS_NAMES: readonly string[] = [
+  "I/O", "operation not supported", "timeout", "critical space allocation", "recoverable transport",
+  "critical target", "critical nexus", "reservation conflict", "critical medium", "protection",
+  "kernel resource", "device resource", "nonblocking retry", "device offline", "dm internal retry",
+  "open zones exceeded", "active zones exceeded", "duration limit exceeded", "invalid",
+];
+const reEsc = (s: string) => s.replace(/[/.*+?^${}()|[\]\\]/g, "\\$&");
+
+// The caller prefix is the function name the kernel printed: none since 5.16.
+const RE_BLK = new RegExp(
+  `^(?:(?:end_request|blk_update_request|print_req_error|blk_print_req_error): )?(${BLK_STATUS_NAMES.map(reEsc).join("|")}) error, dev ([^,\\s]+), sector (\\d+)(?: op 0x[0-9a-f]+:\\((\\w+)\\))?`,
+);
+
+/**
+ * A user-space crash report: "comm[pid]: segfault at", "traps: comm[pid] general protection",
+ * "comm[pid] trap divide error ip:", arm64/riscv "comm[pid]: unhandled ...". They begin with
+ * the program's name (at most 15 bytes, one char each after unescaping), then "[pid]".
+ */
+const RE_CRASH = /^(?:traps: |umip: )?[^]{0,16}?\[\d+\][: ]/;
 const RE_BUFFER = /^Buffer I\/O error on (?:dev|device) ([^,\s]+), logical block \d+(?:, (lost (?:a?sync )?page write|async page read))?/;
 const RE_LOST_PAGE = /^lost page write due to I\/O error on (\S+?)(?:,|$)/;
 const RE_WRITEBACK = /^([\w.-]+): writeback error on inode \d+/;
 const RE_SCSI = /^sd (\d+:\d+:\d+:\d+): (?:\[(\w+)\] )?(?:tag#\d+ )?(.*)$/;
 const RE_ATA = /^(ata\d+(?:\.\d+)?): (.*)$/;
 const RE_NVME_CTRL = /^nvme (nvme\d+): (.*)$/;
-const RE_NVME_CMD = /^(nvme\d+(?:c\d+)?n\d+): .*@ LBA \d+, \d+ blocks, (.+?) \(sct (0x[0-9a-f]+) \/ sc (0x[0-9a-f]+)\)/;
+const RE_NVME_CMD = /^(nvme\d+(?:c\d+)?n\d+): [\w /]+\(0x[0-9a-f]+\) @ LBA \d+, \d+ blocks, ([^()]+?) \(sct (0x[0-9a-f]+) \/ sc (0x[0-9a-f]+)\)/;
 const RE_EXT4_ERR = /^EXT4-fs (error|warning) \(device ([^)\s]+)\)(?::| in) (.*)$/;
 const RE_EXT4_FS = /^EXT4-fs \(([^)\s]+)\): (.*)$/;
 const RE_JOURNAL = /^(?:Aborting journal on device (\S+?)-\d+\.?$|JBD2: (?:Detected IO errors while flushing file data on|I\/O error when updating journal superblock for|Error -?\d+ detected when updating journal superblock for) (\S+?)-\d+\.?$)/;
@@ -65,7 +99,50 @@ const c = (cls: KernelErrorClass, severity: Severity, device: string | null, dev
   class: cls, severity, device, deviceKind, count: 1, ...(detail !== undefined ? { detail } : {}),
 });
 
-export function classify(text: string): Outcome {
+/**
+ * Classifies one kernel record. `meta` is the record's dictionary (SUBSYSTEM=, DEVICE=; the
+ * journal's _KERNEL_SUBSYSTEM/_KERNEL_DEVICE): when present it decides the device.
+ */
+export function classify(text: string, meta?: Readonly<Record<string, string>>): Outcome {
+  if (isUserCrash(text)) return null;
+  const o = classifyText(text);
+  if (o === null || "suppressed" in o || meta?.["DEVICE"] === undefined) return o;
+  return withMeta(o, meta["DEVICE"], meta["SUBSYSTEM"] ?? "");
+}
+
+/** A user-space crash report, whatever else the line contains: never a storage fault. */
+export function isUserCrash(text: string): boolean {
+  return RE_CRASH.test(text) || text.startsWith("potentially unexpected fatal signal");
+}
+
+const STORAGE_SUBSYSTEMS = new Set(["block", "scsi", "nvme", "nvme-subsystem", "ata_port", "ata_link", "ata_device"]);
+
+/**
+ * The device from record metadata, which only the kernel writes (dev_printk). Block dev_t
+ * ("b8:0") and SCSI addresses ("+scsi:2:0:0:0") replace what the text says; a char dev_t of
+ * the nvme class names the controller. Metadata naming a device outside the storage
+ * subsystems (a netdev "n3", "+usb:1-1", ...) means the text is not the storage subsystem's
+ * message at all: not counted.
+ */
+export function withMeta(o: Classified, device: string, subsystem: string): Classified | null {
+  const dt = /^([bc])(\d+):(\d+)$/.exec(device);
+  if (dt) {
+    if (dt[1] === "b") return { ...o, device: `${dt[2]}:${dt[3]}`, deviceKind: "devt" };
+    return subsystem === "nvme" ? { ...o, device: `${dt[2]}:${dt[3]}`, deviceKind: "chardev" } : null;
+  }
+  const named = /^\+([\w-]+):(.+)$/.exec(device);
+  if (!named || !STORAGE_SUBSYSTEMS.has(named[1] as string)) return null;
+  const [, sub, name] = named as unknown as [string, string, string];
+  if (sub === "scsi") {
+    // "sd H:C:T:L: [sdX]" names the same device more precisely (and sysfs may lose it): keep it.
+    if (o.deviceKind === "block" && o.scsi === name) return o;
+    return /^\d+:\d+:\d+:\d+$/.test(name) ? { ...o, device: name, deviceKind: "scsi" } : null;
+  }
+  if (sub === "block") return { ...o, device: name, deviceKind: "block" };
+  return { ...o, device: `${sub}:${name}`, deviceKind: "raw" }; // libata, nvme-subsystem: as named
+}
+
+function classifyText(text: string): Outcome {
   // Cheapest checks first; most lines leave here.
   if (text.includes("callbacks suppressed")) {
     const m = RE_SUPPRESSED.exec(text);
@@ -102,9 +179,10 @@ export function classify(text: string): Outcome {
     const m = RE_SCSI.exec(text);
     if (m) {
       const rest = m[3] ?? "";
-      if (/rejecting I\/O to (offline|dead) device|Device offlined - not ready after error recovery/.test(rest)) return c("scsi_device_offline", "crit", m[1] ?? null, "scsi", rest);
-      if (/Sense Key : (Medium Error|Hardware Error)|Add\. Sense: (Unrecovered read error|Write error)/.test(rest)) {
-        return m[2] ? c("scsi_medium_error", "crit", m[2], "block", rest) : c("scsi_medium_error", "crit", m[1] ?? null, "scsi", rest);
+      if (/^(?:rejecting I\/O to (?:offline|dead) device|Device offlined - not ready after error recovery)/.test(rest)) return c("scsi_device_offline", "crit", m[1] ?? null, "scsi", rest);
+      // 3.x printed two spaces after "[sdX]".
+      if (/^ ?(?:Sense Key : (?:Medium Error|Hardware Error)|Add\. Sense: (?:Unrecovered read error|Write error))/.test(rest)) {
+        return m[2] ? { ...c("scsi_medium_error", "crit", m[2], "block", rest), scsi: m[1] ?? "" } : c("scsi_medium_error", "crit", m[1] ?? null, "scsi", rest);
       }
     }
     return null;
@@ -114,10 +192,11 @@ export function classify(text: string): Outcome {
     if (m) {
       const rest = m[2] ?? "";
       if (/^(hard resetting link|SATA link down|limiting SATA link speed|COMRESET failed|link is slow to respond|softreset failed)/.test(rest)) return c("ata_link_reset", "warn", m[1] ?? null, "ata", rest);
-      if (/^exception Emask|^failed command: |^error: \{.*UNC|^status: \{.*ERR/.test(rest)) {
-        // One ATA incident prints several lines; count the exception header, keep the rest as context.
-        if (rest.startsWith("exception Emask")) return c("ata_error", "error", m[1] ?? null, "ata", rest);
-        if (/UNC|media error/.test(rest)) return c("ata_error", "crit", m[1] ?? null, "ata", rest);
+      // One ATA incident prints several lines; count the exception header, keep the rest as context.
+      if (/^exception Emask 0x[0-9a-f]+ /.test(rest)) return c("ata_error", "error", m[1] ?? null, "ata", rest);
+      // The flag words between braces are the kernel's (ata_eh); nothing else may sit there.
+      if (/^error: \{ (?:[A-Z]+ )*UNC (?:[A-Z]+ )*\}/.test(rest)) return c("ata_error", "crit", m[1] ?? null, "ata", rest);
+      if (/^failed command: [A-Z]|^(?:status|error): \{ (?:[A-Z]+ )+\}/.test(rest)) {
         return { ...c("ata_error", "error", m[1] ?? null, "ata", rest), count: 0 };
       }
     }
@@ -127,7 +206,8 @@ export function classify(text: string): Outcome {
     const ctrl = RE_NVME_CTRL.exec(text);
     if (ctrl) {
       const rest = ctrl[2] ?? "";
-      if (/ timeout, (aborting|reset controller|disable controller|completion polled)/.test(rest)) {
+      // "I/O 728 QID 6", "I/O tag 4 (0004) QID 0", "I/O tag 0 (3000) opcode 0x1 (I/O Cmd) QID 1"
+      if (/^I\/O (?:tag )?\d+ (?:\(\w+\) )?(?:opcode 0x[0-9a-f]+ \([\w /]+\) )?QID \d+ timeout, (?:aborting|reset controller|disable controller|completion polled)/.test(rest)) {
         return c("nvme_timeout", /reset controller|disable controller/.test(rest) ? "error" : "warn", ctrl[1] ?? null, "nvme_ctrl", rest);
       }
       if (/^(controller is down; will reset|Device not ready; aborting reset|Removing after probe failure|frozen state error detected|Disabling device after reset failure)/.test(rest)) {
@@ -143,7 +223,8 @@ export function classify(text: string): Outcome {
     const e = RE_EXT4_ERR.exec(text);
     if (e) {
       const rest = e[3] ?? "";
-      if (/error count since last fsck|initial error at|last error at/.test(rest)) return null; // periodic history reminders
+      // Periodic history reminders; anchored, so a comm in a real error cannot hide it.
+      if (/^(?:error count since last fsck|initial error at|last error at)/.test(rest)) return null;
       return c("ext4_error", e[1] === "error" ? "crit" : "error", e[2] ?? null, "block", rest);
     }
     const f = RE_EXT4_FS.exec(text);
@@ -163,9 +244,13 @@ export function classify(text: string): Outcome {
     const m = RE_XFS.exec(text);
     if (!m) return null;
     const rest = m[2] ?? "";
-    if (/Shutting down filesystem|Filesystem has been shut down|xfs_do_force_shutdown/.test(rest)) return c("xfs_shutdown", "crit", m[1] ?? null, "block", rest);
-    if (/[Cc]orruption detected|Metadata CRC error/.test(rest)) return c("xfs_error", "crit", m[1] ?? null, "block", rest);
-    if (/metadata I\/O error|log I\/O error|writeback error|I\/O error/.test(rest)) return c("xfs_error", "error", m[1] ?? null, "block", rest);
+    // "Metadata I/O Error (0x1) detected at f+0x2a0/0x3a0 (fs/xfs/x.c:311).  Shutting down
+    // filesystem." (5.x/6.x), "Log I/O Error Detected.  Shutting down filesystem" (4.x).
+    if (/^(?:Filesystem has been shut down|xfs_do_force_shutdown\(|[\w/ -]+ (?:\(0x[0-9a-f]+\) )?[Dd]etected(?: at \S+ \(\S+\))?\.\s+Shutting down filesystem)/.test(rest)) {
+      return c("xfs_shutdown", "crit", m[1] ?? null, "block", rest);
+    }
+    if (/^(?:Corruption detected|Metadata corruption detected|Metadata CRC error detected)/.test(rest)) return c("xfs_error", "crit", m[1] ?? null, "block", rest);
+    if (/^(?:(?:metadata |log )?I\/O error|writeback error)/.test(rest)) return c("xfs_error", "error", m[1] ?? null, "block", rest);
     return null; // "Please unmount ..." and mount chatter are context
   }
   if (text.startsWith("BTRFS")) {
@@ -183,9 +268,9 @@ export function classify(text: string): Outcome {
       // Counters past 2^53 cannot be differenced: the line still counts as one fault.
       return Object.values(counters).every(Number.isSafeInteger) ? { ...fault, btrfsCounters: counters } : fault;
     }
-    if (/forced readonly/.test(rest)) return c("fs_readonly", "crit", m[2] ?? null, "block", rest);
+    if (rest.startsWith("forced readonly")) return c("fs_readonly", "crit", m[2] ?? null, "block", rest);
     if (level === "error" || level === "critical" || level === "crit") return c("btrfs_error", "error", m[2] ?? null, "block", rest);
-    if (level === "warning" && /csum failed/.test(rest)) return c("btrfs_error", "error", m[2] ?? null, "block", rest);
+    if (level === "warning" && rest.startsWith("csum failed ")) return c("btrfs_error", "error", m[2] ?? null, "block", rest);
     return null;
   }
   if (text.startsWith("md/raid")) {
@@ -203,7 +288,9 @@ export function classify(text: string): Outcome {
     if (m) {
       const comm = m[1] ?? "";
       const dev = /^jbd2\/(\S+?)-\d+$/.exec(comm)?.[1] ?? /^xfsaild\/(\S+)$/.exec(comm)?.[1] ?? null;
-      return c("hung_task", "warn", dev, dev ? "block" : "none", `${comm}:${m[2]} blocked for more than ${m[3]} s`);
+      const hung = c("hung_task", "warn", dev, dev ? "block" : "none", `${comm}:${m[2]} blocked for more than ${m[3]} s`);
+      const pid = Number(m[2]);
+      return Number.isSafeInteger(pid) ? { ...hung, pid } : hung;
     }
   }
   return null;

@@ -27,6 +27,7 @@ const YIELD_EVERY = 2_000;
 const EVENTS_PER_MINUTE = 20;
 const RESUME_KEY = "kmsg.resume";
 const CURSOR_KEY = "kmsg.journal_cursor";
+const PF_KTHREAD = 0x00200000; // include/linux/sched.h
 
 export interface KernelFault {
   readonly seq: number | null;
@@ -197,9 +198,10 @@ export class KmsgCollector implements Collector<KmsgObservation> {
   /** Classifies one record into `faults`; returns the kernel's own suppressed count. */
   private handle(rec: KmsgRecord, faults: KernelFault[]): number {
     if (!this.facilities.has(rec.facility)) return 0;
-    const c = classify(rec.text);
-    if (c === null) return 0;
-    if ("suppressed" in c) return c.suppressed;
+    const o = classify(rec.text, rec.meta);
+    if (o === null) return 0;
+    if ("suppressed" in o) return o.suppressed;
+    const c = o.class === "hung_task" && o.device !== null && !this.isKernelThread(o.pid) ? { ...o, device: null, deviceKind: "none" as const } : o;
     const where = this.resolver.resolve(c);
     let count = c.count;
     if (c.btrfsCounters && c.device) {
@@ -211,6 +213,21 @@ export class KmsgCollector implements Collector<KmsgObservation> {
     }
     faults.push({ seq: rec.seq, class: c.class, severity: c.severity, device: where.disk, logical: where.logical, count, line: rec.text.slice(0, 1024) });
     return 0;
+  }
+
+  /**
+   * Whether a hung task is a kernel thread (jbd2/sdb1-8, xfsaild/sdb1). Any program can take
+   * such a comm; only a kernel thread's names a device. Read while the task is still blocked.
+   */
+  private isKernelThread(pid: number | undefined): boolean {
+    if (pid === undefined) return false;
+    try {
+      const stat = readFileSync(`${this.opts.procPath}/${pid}/stat`, "utf8");
+      const flags = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[6]); // field 9
+      return (flags & PF_KTHREAD) !== 0;
+    } catch {
+      return false; // gone: not known to be the kernel's
+    }
   }
 
   private startJournal(): void {
@@ -259,19 +276,32 @@ export class KmsgCollector implements Collector<KmsgObservation> {
       if (!rec) continue;
       records++;
       this.journalCursor = rec.cursor;
-      suppressed += this.handle({ facility: rec.facility, level: rec.level, seq: -1, tsUsec: 0, text: rec.text, meta: {} }, faults);
+      suppressed += this.handle({ facility: rec.facility, level: rec.level, seq: -1, tsUsec: 0, text: rec.text, meta: rec.meta }, faults);
     }
     return { source: "journal", records, faults, lost: 0, suppressed, resume: this.journalCursor && !this.opts.once ? { cursor: this.journalCursor } : null };
   }
 }
 
-export function parseJournalLine(line: string): { facility: number; level: number; text: string; cursor: string } | null {
+export interface JournalRecord {
+  readonly facility: number;
+  readonly level: number;
+  readonly text: string;
+  readonly cursor: string;
+  /** journald's copy of the record's dictionary: SUBSYSTEM, DEVICE (as in /dev/kmsg). */
+  readonly meta: Readonly<Record<string, string>>;
+}
+
+export function parseJournalLine(line: string): JournalRecord | null {
   try {
     const o = JSON.parse(line) as Record<string, unknown>;
     const msg = o["MESSAGE"];
     const text = typeof msg === "string" ? msg : Array.isArray(msg) ? Buffer.from(msg as number[]).toString("utf8") : null;
     if (text === null) return null;
-    return { facility: Number(o["SYSLOG_FACILITY"] ?? 0), level: Number(o["PRIORITY"] ?? 6), text, cursor: typeof o["__CURSOR"] === "string" ? o["__CURSOR"] : "" };
+    const meta: Record<string, string> = {};
+    for (const [k, f] of [["SUBSYSTEM", "_KERNEL_SUBSYSTEM"], ["DEVICE", "_KERNEL_DEVICE"]] as const) {
+      if (typeof o[f] === "string") meta[k] = o[f];
+    }
+    return { facility: Number(o["SYSLOG_FACILITY"] ?? 0), level: Number(o["PRIORITY"] ?? 6), text, cursor: typeof o["__CURSOR"] === "string" ? o["__CURSOR"] : "", meta };
   } catch {
     return null;
   }

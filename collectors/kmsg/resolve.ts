@@ -63,11 +63,22 @@ export class DeviceResolver {
       }
       case "devt": {
         try {
-          return { disk: basename(realpathSync(`${this.sysPath}/dev/block/${dev}`)), logical: dev };
+          const node = realpathSync(`${this.sysPath}/dev/block/${dev}`);
+          // A partition's dev_t (metadata "b8:1"): the metric names its disk.
+          if (existsSync(`${node}/partition`)) return { disk: basename(dirname(node)), logical: basename(node) };
+          return { disk: basename(node), logical: dev };
         } catch {
           return { disk: dev, logical: null };
         }
       }
+      case "chardev": {
+        try {
+          return { disk: basename(realpathSync(`${this.sysPath}/dev/char/${dev}`)), logical: null };
+        } catch {
+          return { disk: `char-${dev}`, logical: null };
+        }
+      }
+      case "raw":
       case "nvme_ctrl":
         return { disk: dev, logical: null };
       case "none":
