@@ -70,9 +70,11 @@ async function main(): Promise<number> {
   if (args["resume-paused"]) {
     const log = createLogger(r.loaded.config.agent.log_level, format);
     const res = await resumePaused(r.loaded.config, log);
-    log.info(res, res.resumed.length + res.left.length === 0 ? "resume-paused: the agent held nothing paused" : "resume-paused: done");
+    const held = res.resumed.length + res.left.length + res.not_listed.length;
+    log.info(res, held === 0 ? "resume-paused: the agent held nothing paused" : "resume-paused: done");
     await flush(log);
-    return res.left.length > 0 ? 1 : 0;
+    // A unit still paused (left to its dead-man's switch) is a failure worth the exit status.
+    return res.left.length + res.not_listed.length > 0 ? 1 : 0;
   }
 
   if (args.once) {
