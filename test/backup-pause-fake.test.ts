@@ -6,7 +6,8 @@
 import { request } from "node:http";
 import { join } from "node:path";
 import test from "ava";
-import { agentctl, startAgent, tempDir } from "./helpers/agent-process.js";
+import { readFileSync, writeFileSync } from "node:fs";
+import { agentctl, agentOnce, startAgent, tempDir } from "./helpers/agent-process.js";
 import { fakeSystemd, type FakeSystemd } from "./helpers/fake-systemd.js";
 import { CoreMetrics } from "../agent/metrics/registry.js";
 import { HistoryStore } from "../agent/history/store.js";
@@ -162,4 +163,28 @@ test("a unit name that reaches the command builder still goes after '--'", (t) =
     const cmd = s.deadmanCommand(evil, m);
     t.true(cmd.join(" ").includes(m === "sigstop" ? `'--' '${evil}'` : `-- ${evil}`), JSON.stringify(cmd));
   }
+});
+
+test("--resume-paused resumes only units both configured and held: a held unit the config does not list is reported and left alone", async (t) => {
+  const { dir } = tempDir("sa-bpf-");
+  const fake = fakeSystemd(dir);
+  for (const u of ["backup.service", "other.service"]) fake.setActive(u, true);
+  // The state comes to name other.service: it was listed when paused (or the file was edited).
+  const a = await startAgent({ dir, extraToml: toml(fake, ["backup.service", "other.service"]) });
+  for (const u of ["backup.service", "other.service"]) t.is(agentctl(["--socket", a.socket, "backups", "pause", u, "--for", "10m"]).code, 0);
+  await a.stop("SIGKILL");
+  t.is(fake.freezer("other.service"), "frozen");
+  const before = fake.calls().length;
+  const file = join(dir, "narrow.toml");
+  writeFileSync(file, readFileSync(a.configFile, "utf8").replace('units = ["backup.service","other.service"]', 'units = ["backup.service"]'));
+  const r = agentOnce(["--resume-paused", "--config", file]);
+  const after = fake.calls().slice(before);
+  t.log(r.stdout, after.join("\n"));
+  t.is(r.code, 1, "something is still paused: exit 1");
+  t.is(fake.freezer("backup.service"), "running", "the configured, held unit is resumed");
+  t.is(fake.freezer("other.service"), "frozen", "the unlisted one is left to its dead-man's switch");
+  t.false(after.some((l) => l.includes("other.service")), after.join("\n"));
+  const lines = r.stdout.split("\n").filter((l) => l !== "").map((l) => JSON.parse(l) as Record<string, unknown>);
+  t.true(lines.some((l) => /holds other\.service paused, but it is not in remediators\.backup_pause\.units: left alone/.test(String(l["msg"]))));
+  t.like(lines.find((l) => l["msg"] === "resume-paused: done"), { resumed: ["backup.service"], not_listed: ["other.service"] });
 });
