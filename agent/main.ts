@@ -2,7 +2,8 @@
 // stemedb-agent [--config FILE] [--once] [--print-config] [--log-pretty]
 import { parseArgs } from "node:util";
 import { Agent } from "./agent.js";
-import { loadConfig, printConfig } from "./config/load.js";
+import { loadConfig, type LoadResult, printConfig } from "./config/load.js";
+import { configFileProblem, prepareStateDir, runningAsRoot } from "./config/trust.js";
 import { DEFAULT_CONFIG_FILE } from "./config/schema.js";
 import { errorMessage } from "./errors.js";
 import { createLogger, type Logger } from "./log.js";
@@ -54,9 +55,20 @@ async function main(): Promise<number> {
     process.stdout.write(`stemedb-agent ${VERSION}\n`);
     return 0;
   }
-  const load = () => loadConfig({ file: args.config });
-  const r = load();
+  // As root, a configuration anyone else could have written is refused, at start and at reload
+  // (not for --print-config, which runs nothing).
+  const load = (check = true): LoadResult => {
+    const res = loadConfig({ file: args.config });
+    if (!check || !res.ok || res.loaded.file === null || !runningAsRoot()) return res;
+    const p = configFileProblem(res.loaded.file);
+    return p === null ? res : { ok: false, problems: [p], untrusted: true };
+  };
+  const r = load(!args["print-config"]);
   if (!r.ok) {
+    if (r.untrusted) {
+      process.stderr.write(`stemedb-agent: refusing to run as root: ${r.problems[0]}\n`);
+      return 2;
+    }
     for (const p of r.problems) process.stderr.write(`stemedb-agent: config: ${p}\n`);
     process.stderr.write(`stemedb-agent: not started: ${r.problems.length} configuration problem(s)\n`);
     return 2;
@@ -65,19 +77,33 @@ async function main(): Promise<number> {
     process.stdout.write(`# effective configuration (${r.loaded.file ?? "embedded defaults"})\n${printConfig(r.loaded.config)}`);
     return 0;
   }
+  // The state directory: what --resume-paused acts on and where history is kept.
+  let stateNotes: string[] = [];
+  if (runningAsRoot()) {
+    const st = prepareStateDir(r.loaded.config.agent.state_dir);
+    if ("problem" in st) {
+      process.stderr.write(`stemedb-agent: refusing to run as root: ${st.problem}\n`);
+      return 2;
+    }
+    stateNotes = st.notes;
+  }
   const format = args["log-pretty"] ? "pretty" : r.loaded.config.agent.log_format;
 
   if (args["resume-paused"]) {
     const log = createLogger(r.loaded.config.agent.log_level, format);
+    for (const n of stateNotes) log.warn(n);
     const res = await resumePaused(r.loaded.config, log);
-    log.info(res, res.resumed.length + res.left.length === 0 ? "resume-paused: the agent held nothing paused" : "resume-paused: done");
+    const held = res.resumed.length + res.left.length + res.not_listed.length;
+    log.info(res, held === 0 ? "resume-paused: the agent held nothing paused" : "resume-paused: done");
     await flush(log);
-    return res.left.length > 0 ? 1 : 0;
+    // A unit still paused (left to its dead-man's switch) is a failure worth the exit status.
+    return res.left.length + res.not_listed.length > 0 ? 1 : 0;
   }
 
   if (args.once) {
     // Logs go to stderr so stdout stays pure JSON.
     const log = createLogger(r.loaded.config.agent.log_level === "info" ? "warn" : r.loaded.config.agent.log_level, format);
+    for (const n of stateNotes) log.warn(n);
     const res = await runOnce(r.loaded, log);
     process.stdout.write(`${JSON.stringify(res.report, null, 2)}\n`);
     for (const f of res.failed) process.stderr.write(`stemedb-agent: collector failed: ${f}\n`);
@@ -85,6 +111,7 @@ async function main(): Promise<number> {
   }
 
   const log = createLogger(r.loaded.config.agent.log_level, format);
+  for (const n of stateNotes) log.warn(n);
   // Before anything spawns: takes NOTIFY_SOCKET/WATCHDOG_* out of the environment children inherit.
   const sd = new SystemdNotifier({ log });
   let agent: Agent;
@@ -128,7 +155,7 @@ async function main(): Promise<number> {
     process.on("SIGINT", () => stop("SIGINT"));
     process.on("SIGHUP", () => {
       log.info("SIGHUP: reloading configuration");
-      reloadWithNotify(sd, agent, log, () => agent.reload(load)).catch((e: unknown) => log.error({ err: errorMessage(e) }, "reload failed"));
+      reloadWithNotify(sd, agent, log, () => agent.reload(() => load())).catch((e: unknown) => log.error({ err: errorMessage(e) }, "reload failed"));
     });
   });
 }

@@ -137,3 +137,33 @@ test("unknown command-line flags exit 2 with usage", (t) => {
   t.is(r.code, 2);
   t.regex(r.stderr, /usage: stemedb-agent/);
 });
+
+test("backup unit names follow systemd's naming rules; one that reads as an option is refused at load", (t) => {
+  const bad: Array<[string, RegExp]> = [
+    ["-Hroot@host.service", /starts with '-' \(it would be read as an option\)/],
+    ["backup", /must end in \.service or \.timer/],
+    ["backup.mount", /must end in \.service or \.timer/],
+    ["back up.service", /contains " "/],
+    ["back$up.service", /contains "\$"/],
+    ["backup@.service", /is a template/],
+    ["@x.service", /starts with '@'/],
+    [".service", /must end in/],
+    [`${"a".repeat(250)}.service`, /longer than 255/],
+  ];
+  for (const [unit, why] of bad) {
+    const { file, problems } = problemsFor(`[remediators.backup_pause]\nunits = [${JSON.stringify(unit)}]\n`);
+    t.is(problems.length, 1, unit);
+    t.true(problems[0]?.startsWith(`${file}: remediators.backup_pause.units.0: ${JSON.stringify(unit)} is not a usable systemd unit name: it `), problems[0]);
+    t.regex(problems[0] ?? "", why, unit);
+  }
+  for (const unit of ["backup.service", "log-archiver.timer", "backup@nightly.service", "pg_dump\\x2dall.service", "a:b_c.d-e.timer", `${"a".repeat(247)}.service`]) {
+    t.deepEqual(problemsFor(`[remediators.backup_pause]\nunits = [${JSON.stringify(unit)}]\n`).problems, [], unit);
+  }
+  // Through the binary: exit 2, the name and the reason on stderr.
+  const { dir } = tempDir();
+  const file = join(dir, "agent.toml");
+  writeFileSync(file, '[remediators.backup_pause]\nunits = ["-Hroot@host.service"]\n');
+  const r = agentOnce(["--config", file, "--print-config"]);
+  t.is(r.code, 2);
+  t.regex(r.stderr, /remediators\.backup_pause\.units\.0: "-Hroot@host\.service" is not a usable systemd unit name: it starts with '-'/);
+});

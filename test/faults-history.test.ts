@@ -100,7 +100,7 @@ test("a full filesystem under the history file while running: metrics flow, rows
   const { dir, cleanup } = tempDir();
   t.teardown(cleanup); // teardowns run last-registered first: stop the agent, unmount, then remove
   const proc = procTree(dir);
-  const state = makeTmpfs(dir, "state", "6m", t.teardown.bind(t));
+  const state = makeTmpfs(dir, "state", "6m", t.teardown.bind(t), "0700");
   const a = await startAgent({ dir, extraToml: diskstatsOnly(proc.root, join(dir, "sys"), `[history]\nflush_interval = "1s"\n`) });
   let n = 1;
   const mover = setInterval(() => proc.tick(++n), 300);

@@ -156,3 +156,28 @@ test("oversized requests on /metrics: a 1 MiB header and a 1 MiB URL are refused
   // And the port still works for a normal scrape afterwards.
   t.is((await fetchText(`${a.url}/metrics`)).status, 200);
 });
+
+test("malformed request targets on the control socket are answered 400 and the connection closed at once; no unhandled rejection", async (t) => {
+  const a = await startAgent({ extraToml: QUIET_COLLECTORS });
+  t.teardown(() => a.stop("SIGKILL"));
+  const targets = ["//%zz", "http://%zz/", "http://[/v1/status", "*", "//agent/v1/status", "v1/status", `/v1/status?${"a".repeat(3000)}`];
+  for (const target of targets) {
+    for (const method of ["GET", "POST"]) {
+      const c = await open(a.socket);
+      c.sock.write(`${method} ${target} HTTP/1.1\r\nHost: agent\r\n\r\n`);
+      await until(`${method} ${target}: closed`, () => c.closedAt !== null, 3000);
+      t.true((c.closedAt ?? Infinity) - c.opened < 2000, `${method} ${target}: closed promptly`);
+      t.regex(c.data, /^HTTP\/1\.1 400 /, `${method} ${target}`);
+      // Node's parser answers some itself (no body); the rest reach the agent's check.
+      if (!c.data.endsWith("\r\n\r\n")) t.regex(c.data, /"error":"request target /, `${method} ${target}`);
+      else t.log(`${method} ${target}: refused by Node's HTTP parser`);
+    }
+  }
+  // The admin socket runs the same handler.
+  const adm = await open(a.socket.replace(/ctl\.sock$/, "agentctl-admin.sock"));
+  adm.sock.write("POST //%zz HTTP/1.1\r\nHost: agent\r\n\r\n");
+  await until("admin: closed", () => adm.closedAt !== null, 3000);
+  t.regex(adm.data, /^HTTP\/1\.1 400 /);
+  t.is(agentctl(["--socket", a.socket, "status", "--json"]).code, 0, "still serving");
+  t.false(a.logs.some((l) => /unhandled rejection/.test(String(l["msg"]))), JSON.stringify(a.logs.filter((l) => (l["level"] as number) >= 50)));
+});

@@ -6,6 +6,7 @@ import { HistoryStore } from "../agent/history/store.js";
 import { CoreMetrics } from "../agent/metrics/registry.js";
 import { SmartCollector } from "../collectors/smart/collector.js";
 import { decodeExitStatus, parseSmart } from "../collectors/smart/parse.js";
+import { judge } from "../collectors/smart/verdict.js";
 import { spawnSync } from "node:child_process";
 import { fetchText, hasCommand, startAgent, tempDir } from "./helpers/agent-process.js";
 import { type FakeBehaviour, fakeSmartctl, SMART_FIXTURES } from "./helpers/fake-smartctl.js";
@@ -277,4 +278,22 @@ test("isolate: auto runs smartctl apart only as root under systemd without CAP_S
   t.true(cmd.args.includes("RuntimeMaxSec=65"), "a smartctl the agent gave up on still ends");
   t.true(cmd.args.includes("CapabilityBoundingSet=CAP_SYS_RAWIO CAP_SYS_ADMIN"));
   t.true(cmd.args.includes("PrivateNetwork=yes") && cmd.args.includes("DevicePolicy=closed"));
+});
+
+test("an NVMe critical warning fails the drive even when smartctl's overall status says passed", (t) => {
+  // The captured CRITICAL-WARNING drive also fails smart_status, so it cannot show that the
+  // critical warning alone decides: a healthy drive's report with only that field changed.
+  const src = JSON.parse(readFileSync(join(SMART_FIXTURES, "nvme-healthy_samsung-mzql21t9hcjr_exporter.json"), "utf8")) as Record<string, Record<string, unknown>>;
+  const healthy = parseSmart(JSON.stringify(src));
+  if ("error" in healthy) return t.fail(healthy.error);
+  t.is(judge(healthy).verdict, "pass", "the unchanged fixture passes");
+  for (const bit of [0x01, 0x04, 0x08]) {
+    const doc = structuredClone(src);
+    (doc["nvme_smart_health_information_log"] as Record<string, unknown>)["critical_warning"] = bit;
+    (doc["smart_status"] as Record<string, unknown>)["passed"] = true;
+    const r = parseSmart(JSON.stringify(doc));
+    if ("error" in r) return t.fail(r.error);
+    t.is(r.passed, true, "smartctl's overall status still says passed");
+    t.is(judge(r).verdict, "fail", `critical_warning 0x${bit.toString(16)}`);
+  }
 });

@@ -12,7 +12,8 @@ export interface LoadedConfig {
   readonly file: string | null;
 }
 
-export type LoadResult = { ok: true; loaded: LoadedConfig } | { ok: false; problems: string[] };
+/** untrusted: the file is fine but a root agent may not trust it (see trust.ts). */
+export type LoadResult = { ok: true; loaded: LoadedConfig } | { ok: false; problems: string[]; untrusted?: boolean };
 
 /** Environment variables that override single keys (for quick starts and containers). */
 export const ENV_OVERRIDES: ReadonlyArray<{ env: string; section: "agent"; key: string }> = [

@@ -4,6 +4,7 @@
 // which is how --print-config prints exactly what is in force.
 import { z } from "zod";
 import { DEFAULT_CONTROL_SOCKET, DEFAULT_STATE_DIR } from "./paths.js";
+import { unitNameProblem } from "./unit-name.js";
 import { type Duration, formatDuration, formatSize, parseDuration, parseSize, type Size } from "./units.js";
 
 export const DEFAULT_PORT = 9735;
@@ -50,6 +51,12 @@ const listen = z.string().superRefine((s, ctx) => {
   if (!m || port < 0 || port > 65535) {
     ctx.addIssue({ code: "custom", message: `invalid listen address ${JSON.stringify(s)}: use "host:port", e.g. "127.0.0.1:${DEFAULT_PORT}" or "[::1]:${DEFAULT_PORT}"` });
   }
+});
+
+/** A unit backup_pause may hold: systemd's naming rules, no leading '-', a .service or .timer. */
+const backupUnit = z.string().superRefine((u, ctx) => {
+  const p = unitNameProblem(u, ["service", "timer"]);
+  if (p !== null) ctx.addIssue({ code: "custom", message: `${JSON.stringify(u)} is not a usable systemd unit name: it ${p}` });
 });
 
 const logLevel = z.enum(["trace", "debug", "info", "warn", "error", "fatal"]);
@@ -175,7 +182,7 @@ export const configSchema = z
       }),
       backup_pause: section({
         mode: mode.default("dry-run"),
-        units: z.array(z.string().regex(/^[\w:.@\\-]+\.(service|timer)$/, "must be a systemd .service or .timer unit name")).default(["backup.service", "log-archiver.timer"]),
+        units: z.array(backupUnit).default(["backup.service", "log-archiver.timer"]),
         fsync_p99_threshold: duration.prefault("100ms"),
         for: duration.prefault("10m"),
         resume_below: duration.prefault("50ms"),

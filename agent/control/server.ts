@@ -62,28 +62,60 @@ export class ControlServer {
   }
 }
 
-function send(res: ServerResponse, status: number, body: unknown): void {
+/** Longer request targets are refused: no route or parameter the agent knows needs more. */
+const MAX_URL = 2048;
+
+function send(res: ServerResponse, status: number, body: unknown, close = false): void {
   const text = `${JSON.stringify(body)}\n`;
-  res.writeHead(status, { "content-type": "application/json", "content-length": Buffer.byteLength(text) });
+  const headers: Record<string, string | number> = { "content-type": "application/json", "content-length": Buffer.byteLength(text) };
+  // A malformed request is answered and its connection closed at once, not left to the timeout.
+  if (close) headers["connection"] = "close";
+  res.writeHead(status, headers);
   res.end(text);
+}
+
+/**
+ * The request target as a URL, or why not. Anything a socket member sends is untrusted: only the
+ * origin form ("/path?query") is accepted, bounded in length, parsed where a throw is caught.
+ */
+export function requestUrl(target: string | undefined): URL | string {
+  const t = target ?? "";
+  if (t.length > MAX_URL) return `request target longer than ${MAX_URL} bytes`;
+  if (!t.startsWith("/") || t.startsWith("//")) return "request target must be a path such as /v1/status";
+  try {
+    return new URL(t, "http://agent");
+  } catch {
+    return "request target is not a valid URL";
+  }
 }
 
 async function handle(req: IncomingMessage, res: ServerResponse, opts: ControlServerOptions): Promise<void> {
   req.resume();
-  const url = new URL(req.url ?? "/", "http://agent");
-  const route = opts.routes.get(`${req.method ?? "GET"} ${url.pathname}`);
-  if (!route) {
-    send(res, 404, { error: `no such command: ${req.method} ${url.pathname}` });
-    return;
-  }
   try {
-    send(res, 200, await route(url));
-  } catch (e) {
-    if (e instanceof BadRequest) {
-      send(res, 400, { error: e.message });
+    const url = requestUrl(req.url);
+    if (typeof url === "string") {
+      send(res, 400, { error: url }, true);
       return;
     }
-    opts.log.error({ path: url.pathname, err: errorMessage(e) }, "control: request failed");
-    send(res, 500, { error: errorMessage(e) });
+    const route = opts.routes.get(`${req.method ?? "GET"} ${url.pathname}`);
+    if (!route) {
+      send(res, 404, { error: `no such command: ${req.method} ${url.pathname}` });
+      return;
+    }
+    try {
+      send(res, 200, await route(url));
+    } catch (e) {
+      if (e instanceof BadRequest) {
+        send(res, 400, { error: e.message });
+        return;
+      }
+      opts.log.error({ path: url.pathname, err: errorMessage(e) }, "control: request failed");
+      send(res, 500, { error: errorMessage(e) });
+    }
+  } catch (e) {
+    // Nothing a client sends may become an unhandled rejection; a reply already begun is cut.
+    opts.log.error({ err: errorMessage(e) }, "control: cannot answer a request");
+    if (!res.headersSent) send(res, 500, { error: "internal error" }, true);
+    else res.destroy();
   }
 }

@@ -1,6 +1,6 @@
 // Opening the history file, and what to do when it cannot be trusted: a corrupt, unreadable
 // or too-new file is moved aside (never deleted) and a fresh one is started.
-import { existsSync, mkdirSync, renameSync } from "node:fs";
+import { chmodSync, closeSync, constants, existsSync, fchmodSync, mkdirSync, openSync, renameSync } from "node:fs";
 import Database from "better-sqlite3";
 import { errorCode, errorMessage } from "../errors.js";
 import { migrate, type MigrationOutcome } from "./migrations.js";
@@ -50,9 +50,32 @@ export function moveAside(path: string, tag: string): string {
   const stamp = new Date().toISOString().replace(/[:.]/g, "-");
   const target = `${path}.${tag}-${stamp}`;
   for (const suffix of ["", "-wal", "-shm"]) {
-    if (existsSync(path + suffix)) renameSync(path + suffix, target + suffix);
+    if (!existsSync(path + suffix)) continue;
+    renameSync(path + suffix, target + suffix);
+    // Kept for an operator to inspect: as private as the live file, whatever it had before.
+    chmodSync(target + suffix, FILE_MODE);
   }
   return target;
+}
+
+/** The history holds what the agent saw and did: root's, nobody else's. */
+export const FILE_MODE = 0o600;
+export const DIR_MODE = 0o700;
+
+/**
+ * Creates `path` 0600 before SQLite opens it (SQLite gives -wal/-shm the main file's mode) and
+ * tightens an existing file and its companions (older agents created them 0644 under umask 022).
+ */
+function ensurePrivate(path: string): void {
+  const fd = openSync(path, constants.O_RDWR | constants.O_CREAT | constants.O_NOFOLLOW, FILE_MODE);
+  try {
+    fchmodSync(fd, FILE_MODE); // the mode given to open is masked by the umask; this is not
+  } finally {
+    closeSync(fd);
+  }
+  for (const suffix of ["-wal", "-shm"]) {
+    if (existsSync(path + suffix)) chmodSync(path + suffix, FILE_MODE);
+  }
 }
 
 /**
@@ -60,12 +83,14 @@ export function moveAside(path: string, tag: string): string {
  * file cannot be created there (the caller then runs without a history file).
  */
 export function openHistory(path: string, dir: string): Opened {
-  mkdirSync(dir, { recursive: true, mode: 0o750 });
+  mkdirSync(dir, { recursive: true, mode: DIR_MODE });
   try {
+    ensurePrivate(path);
     return openOnce(path);
   } catch (e) {
     if (!(e instanceof Untrusted) || !existsSync(path)) throw e;
     const movedTo = moveAside(path, "corrupt");
+    ensurePrivate(path);
     const { db, migration } = openOnce(path);
     return { db, migration, recovered: { reason: e.message, movedTo } };
   }

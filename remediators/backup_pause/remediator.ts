@@ -17,6 +17,7 @@ import type { ProcioObservation } from "../../collectors/procio/collector.js";
 import type { WalObservation } from "../../collectors/wal/collector.js";
 import { Breaker, DecisionLog, Journal, type Latest, type Mode, RemediationMetrics, type RemediatorSummary } from "../framework.js";
 import { budgetLeft, choosePause, fmtMs, judgeHeld, LatencyWindow, pausedInLastDay, type PolicyConfig, Streak, type UnitFacts } from "./policy.js";
+import { unitNameProblem } from "../../agent/config/unit-name.js";
 import { deadmanName, type PauseMethod, Systemd, SystemdError, unitKind, type UnitState } from "./systemd.js";
 
 export const NAME = "backup_pause";
@@ -79,6 +80,11 @@ export class BackupPauseRemediator {
   private readonly recovered = new Map<string, Streak>();
   private readonly io = new Map<string, Array<{ t: number; bps: number }>>();
   private held: Persisted;
+  /**
+   * Holds in the persisted state for units not in remediators.backup_pause.units: never acted on
+   * (the state is trusted only as far as the configuration agrees), kept in the file untouched.
+   */
+  private foreign: Record<string, Hold> = {};
   private lastProbeAt = 0;
   private lastDbAt = 0;
   private lastProcioAt = 0;
@@ -109,6 +115,9 @@ export class BackupPauseRemediator {
     this.probe = new LatencyWindow(keep);
     this.db = new LatencyWindow(keep);
     this.held = this.load();
+    for (const h of Object.values(this.foreign)) {
+      this.log.warn({ unit: h.unit }, `backup_pause: the state holds ${h.unit} paused, but it is not in remediators.backup_pause.units: left alone (its dead-man's switch ends the pause)`);
+    }
     this.gPaused = gauge(registry, { name: `${NS}backup_paused`, help: "1 while the agent holds this listed unit paused (frozen, SIGSTOPped or, a timer, stopped).", labelNames: ["unit"] });
     this.cPausedSeconds = counter(registry, { name: `${NS}backup_paused_seconds_total`, help: "Time this unit spent paused by the agent.", labelNames: ["unit"] });
     this.gBudget = gauge(registry, { name: `${NS}backup_budget_remaining_seconds`, help: "Pause time this unit has left in the last 24 h (daily_budget minus time paused).", labelNames: ["unit"] });
@@ -156,7 +165,13 @@ export class BackupPauseRemediator {
     if (!raw) return empty;
     try {
       const p = JSON.parse(raw) as Partial<Persisted>;
-      return { holds: p.holds ?? {}, intervals: p.intervals ?? {}, cooldown: p.cooldown ?? {} };
+      const listed = new Set(this.config.remediators.backup_pause.units);
+      const holds: Record<string, Hold> = {};
+      for (const [u, h] of Object.entries(p.holds ?? {})) {
+        if (listed.has(u) && h.unit === u) holds[u] = h;
+        else this.foreign[u] = h;
+      }
+      return { holds, intervals: p.intervals ?? {}, cooldown: p.cooldown ?? {} };
     } catch (e) {
       this.log.error({ err: (e as Error).message }, "backup_pause: persisted state unreadable; starting empty (dead-man timers still resume anything paused)");
       return empty;
@@ -167,7 +182,8 @@ export class BackupPauseRemediator {
   private save(): boolean {
     const cut = this.now() - 2 * 86_400_000;
     for (const [u, ivs] of Object.entries(this.held.intervals)) this.held.intervals[u] = ivs.filter((iv) => iv.end === null || iv.end >= cut);
-    return this.history?.setState(STATE_KEY, JSON.stringify(this.held)) ?? false;
+    const all: Persisted = { ...this.held, holds: { ...this.foreign, ...this.held.holds } };
+    return this.history?.setState(STATE_KEY, JSON.stringify(all)) ?? false;
   }
 
   private intervals(unit: string) {
@@ -410,10 +426,13 @@ export class BackupPauseRemediator {
       throw new ActionRefused(`cannot write the journal: ${(e as Error).message}`);
     }
     this.busy = unit;
+    // Whether a pause command was sent: a switch that failed to arm leaves nothing to undo.
+    let sent = false;
     try {
       let method = method0;
       await this.systemd.arm(unit, method, forMs / 1000);
       try {
+        sent = true;
         await this.systemd.pause(unit, method);
       } catch (e) {
         if (!(method === "freeze" && e instanceof SystemdError && e.freezeUnsupported)) throw e;
@@ -436,8 +455,8 @@ export class BackupPauseRemediator {
       return hold;
     } catch (e) {
       const msg = (e as Error).message;
-      // Undo whatever got done: resume (harmless if never paused) and disarm.
-      await this.systemd.resume(unit, hold.method).catch(() => undefined);
+      // Undo whatever got done: resume (only if a pause was sent) and disarm.
+      if (sent) await this.systemd.resume(unit, hold.method).catch(() => undefined);
       await this.systemd.disarm(unit);
       undoRecord();
       this.journal?.finish(id, "failed", { error: msg });
@@ -531,6 +550,9 @@ export class BackupPauseRemediator {
           this.decisions.note("adopted", "info", `${h.unit} is still paused (${h.method}) from before the restart: kept until ${new Date(h.deadline).toISOString()}, dead-man's switch armed`, { unit: h.unit }, true);
         }
       }
+      for (const h of Object.values(this.foreign)) {
+        this.decisions.note("not_listed", "warn", `the state holds ${h.unit} paused since ${new Date(h.since).toISOString()}, but it is not in remediators.backup_pause.units: left alone (its dead-man's switch ends the pause)`, { unit: h.unit }, true);
+      }
       for (const row of this.journal?.unfinished(NAME) ?? []) this.journal?.finish(row.id, "recovered", { note: "interrupted by a restart; reconciled with systemd at start", held: Boolean(this.held.holds[row.target]) });
       // A listed unit frozen by someone else is reported, never thawed behind an operator's back.
       for (const unit of this.config.remediators.backup_pause.units) {
@@ -557,10 +579,16 @@ export class BackupPauseRemediator {
     });
   }
 
+  /** Units the persisted state holds that the configuration does not list (never touched). */
+  notListed(): string[] {
+    return Object.keys(this.foreign);
+  }
+
   /** agentctl backups pause UNIT [--for D] (root): the same safety net and journal. */
   async operatorPause(unit: string, forMs: number | null): Promise<BackupUnitView> {
     return this.enqueue(async () => {
       const c = this.config.remediators.backup_pause;
+      checkRequested(unit);
       if (!c.units.includes(unit)) throw new ActionRefused(`${unit} is not in remediators.backup_pause.units (${c.units.join(", ")}): the agent never touches other units`);
       if (this.mode === "off") throw new ActionRefused("backup_pause is off in the configuration");
       if (this.held.holds[unit]) throw new ActionRefused(`${unit} is already paused until ${new Date(this.held.holds[unit]?.deadline ?? 0).toISOString()}`);
@@ -578,6 +606,7 @@ export class BackupPauseRemediator {
 
   async operatorResume(unit: string): Promise<BackupUnitView> {
     return this.enqueue(async () => {
+      checkRequested(unit);
       const h = this.held.holds[unit];
       if (!h) throw new ActionRefused(`${unit} is not paused by the agent (nothing to resume)`);
       await this.resume(h, "operator", "an operator asked (agentctl backups resume)");
@@ -653,6 +682,12 @@ export class BackupPauseRemediator {
   }
 }
 
+/** A unit name from a request: systemd's rules first, so nothing odd reaches a message or systemctl. */
+function checkRequested(unit: string): void {
+  const p = unitNameProblem(unit, ["service", "timer"]);
+  if (p !== null) throw new ActionRefused(`${JSON.stringify(unit.slice(0, 300))} is not a usable systemd unit name: it ${p}`);
+}
+
 /** A process's state letter from <proc>/<pid>/stat ("T" when stopped), or null. */
 function processState(procPath: string, pid: number): string | null {
   if (pid <= 0) return null;
@@ -669,13 +704,13 @@ function processState(procPath: string, pid: number): string | null {
  * OOM kill, watchdog, stop), resume every unit its persisted state says it holds. It only undoes.
  * Returns the units still held afterwards (their dead-man timers end those pauses).
  */
-export async function resumePaused(config: Config, log: Logger): Promise<{ resumed: string[]; left: string[] }> {
+export async function resumePaused(config: Config, log: Logger): Promise<{ resumed: string[]; left: string[]; not_listed: string[] }> {
   const core = new CoreMetrics();
   const history = new HistoryStore({ stateDir: config.agent.state_dir, retention: config.history, log, metrics: core });
   try {
     const r = new BackupPauseRemediator(config, history, new RemediationMetrics(core.registry), core.registry, log);
     const resumed = await r.resumeAll("the agent stopped (ExecStopPost)");
-    return { resumed, left: r.state().units.filter((u) => u.paused).map((u) => u.unit) };
+    return { resumed, left: r.state().units.filter((u) => u.paused).map((u) => u.unit), not_listed: r.notListed() };
   } finally {
     history.close();
   }

@@ -104,29 +104,29 @@ export class Systemd {
   }
 
   async show(unit: string): Promise<UnitState> {
-    return unitState(unit, parseShow(await this.call(["show", unit, ...SHOW_PROPS.map((p) => `--property=${p}`)])));
+    return unitState(unit, parseShow(await this.call(["show", ...SHOW_PROPS.map((p) => `--property=${p}`), "--", unit])));
   }
 
   /** The command that undoes `method` on `unit`: what the dead-man timer runs, and what resume runs. */
   resumeArgs(unit: string, method: PauseMethod): string[] {
     switch (method) {
       case "freeze":
-        return ["thaw", unit];
+        return ["thaw", "--", unit];
       case "sigstop":
-        return ["kill", "--signal=SIGCONT", "--kill-who=all", unit];
+        return ["kill", "--signal=SIGCONT", "--kill-who=all", "--", unit];
       case "stop-timer":
-        return ["start", unit];
+        return ["start", "--", unit];
     }
   }
 
   pauseArgs(unit: string, method: PauseMethod): string[] {
     switch (method) {
       case "freeze":
-        return ["freeze", unit];
+        return ["freeze", "--", unit];
       case "sigstop":
-        return ["kill", "--signal=SIGSTOP", "--kill-who=all", unit];
+        return ["kill", "--signal=SIGSTOP", "--kill-who=all", "--", unit];
       case "stop-timer":
-        return ["stop", unit];
+        return ["stop", "--", unit];
     }
   }
 
@@ -186,7 +186,7 @@ export class Systemd {
   /** Stops the switch (normal resume); a missing one is fine. */
   async disarm(unit: string): Promise<void> {
     const name = deadmanName(unit);
-    for (const args of [["stop", `${name}.timer`, `${name}.service`], ["reset-failed", `${name}.timer`, `${name}.service`]]) {
+    for (const args of [["stop", "--", `${name}.timer`, `${name}.service`], ["reset-failed", "--", `${name}.timer`, `${name}.service`]]) {
       try {
         await this.call(args);
       } catch {
@@ -198,7 +198,7 @@ export class Systemd {
   /** Whether the switch for `unit` is still waiting to fire. */
   async armed(unit: string): Promise<boolean> {
     try {
-      const p = parseShow(await this.call(["show", `${deadmanName(unit)}.timer`, "--property=ActiveState"]));
+      const p = parseShow(await this.call(["show", "--property=ActiveState", "--", `${deadmanName(unit)}.timer`]));
       return p.get("ActiveState") === "active";
     } catch {
       return false;

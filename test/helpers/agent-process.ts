@@ -1,6 +1,6 @@
 // Runs the real stemedb-agent binary against a temporary state dir, socket and config.
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -22,6 +22,8 @@ export interface StartOptions {
   readonly agentToml?: string;
   readonly env?: NodeJS.ProcessEnv;
   readonly dir?: string;
+  /** The config file's mode (default: as the umask leaves it). */
+  readonly configMode?: number;
 }
 
 export interface RunningAgent {
@@ -51,6 +53,7 @@ export function writeConfig(dir: string, opts: StartOptions = {}): string {
     file,
     `[agent]\nlisten = "127.0.0.1:0"\nstate_dir = "${join(dir, "state")}"\ncontrol_socket = "${opts.socket ?? join(dir, "ctl.sock")}"\nlog_level = "debug"\n${opts.agentToml ?? ""}\n${opts.extraToml ?? ""}`,
   );
+  if (opts.configMode !== undefined) chmodSync(file, opts.configMode);
   return file;
 }
 

@@ -46,10 +46,11 @@ export function makeLoopFs(dir: string, opts: { sizeMiB?: number; fs?: "ext4" | 
 }
 
 /** A small tmpfs at <dir>/<name> (for full-filesystem tests); unmounted at teardown. */
-export function makeTmpfs(dir: string, name: string, size: string, teardown: (fn: () => void) => void): string {
+/** mode: of the tmpfs root (default 1777, which a root agent refuses as its state dir). */
+export function makeTmpfs(dir: string, name: string, size: string, teardown: (fn: () => void) => void, mode?: string): string {
   const mnt = join(dir, name);
   mkdirSync(mnt, { recursive: true });
-  execFileSync("mount", ["-t", "tmpfs", "-o", `size=${size}`, "tmpfs", mnt]);
+  execFileSync("mount", ["-t", "tmpfs", "-o", `size=${size}${mode ? `,mode=${mode}` : ""}`, "tmpfs", mnt]);
   teardown(() => spawnSync("umount", ["-l", mnt]));
   return mnt;
 }
