@@ -4,11 +4,10 @@
 // so what the database writes into its segments costs nothing (a watcher wakes on every write:
 // chokidar re-read and lstat'ed the whole directory each time, ~2 ms per write). Symbolic links
 // are never followed and nothing outside the directory is read.
-import { execFile } from "node:child_process";
-import { createReadStream, lstatSync, readdirSync, readFileSync, statSync } from "node:fs";
+import { spawn } from "node:child_process";
+import { closeSync, createReadStream, lstatSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { statfs } from "node:fs/promises";
 import { join } from "node:path";
-import { promisify } from "node:util";
 import { createGunzip } from "node:zlib";
 import type { Counter, Gauge, Registry } from "prom-client";
 import type { HistoryStore } from "../../agent/history/store.js";
@@ -20,10 +19,9 @@ import { estimateFill } from "../mounts/fill.js";
 import { mountFor, parseMountinfo } from "../mounts/mountinfo.js";
 import type { CollectContext, Collector } from "../types.js";
 import { type DbWalMetrics, parseDbMetrics } from "./dbmetrics.js";
-import { analyse, type FindingKind, type Inventory, type SegmentState, type WalFinding } from "./inventory.js";
+import { analyse, type FindingKind, type Inventory, type Segment, type SegmentState, type WalFinding } from "./inventory.js";
 import { listSegments } from "./list.js";
 
-const execFileAsync = promisify(execFile);
 const STATES: readonly SegmentState[] = ["active", "sealed", "compressed"];
 const KINDS: readonly FindingKind[] = ["gap", "plain_and_compressed", "zero_length", "truncated", "wrong_owner_or_mode", "unreadable", "corrupt_gz", "symlink", "not_regular", "stalled", "dir_missing", "verify_failed", "filesystem_filling", "db_metrics_unreachable"];
 
@@ -315,26 +313,51 @@ export class WalCollector implements Collector<WalObservation> {
     return bad.length > 0 ? [{ kind: "corrupt_gz", files: bad, message: "compressed segments that do not decompress" }] : [];
   }
 
-  /** The optional verifier, run once per sealed segment at idle priority. */
+  /**
+   * The optional verifier, run once per sealed segment at idle priority. It gets the segment as
+   * it was listed, already open, on its standard input, and `{}` stands for /dev/stdin: a name
+   * in the WAL directory is the database user's to swap, and the verifier runs as root.
+   */
   private verifyFindings(inv: Inventory): WalFinding[] {
     if (!this.opts.verifyCommand) return [];
     const next = inv.segments.find((s) => s.state === "sealed" && !this.verified.has(s.name));
     if (next && !this.verifyRunning) {
       this.verifyRunning = true;
-      const [cmd, ...args] = this.opts.verifyCommand.split(/\s+/).map((a) => (a === "{}" ? join(this.opts.dir, next.name) : a));
-      void execFileAsync("nice", ["-n", "19", cmd ?? "true", ...args], { timeout: 300_000 }).then(
-        () => this.verified.set(next.name, true),
-        (e: NodeJS.ErrnoException & { code?: unknown }) => {
-          this.verified.set(next.name, false);
-          this.opts.log.warn({ segment: next.name, err: e.message }, "wal: verifier reported a problem");
-        },
-      ).finally(() => {
+      void this.verifyOne(next).then((ok) => {
+        this.verified.set(next.name, ok);
         this.verifyRunning = false;
         this.dirty = true;
       });
     }
     const bad = [...this.verified].filter(([, ok]) => !ok).map(([n]) => n);
     return bad.length > 0 ? [{ kind: "verify_failed", files: bad, message: `segments the verifier (${this.opts.verifyCommand}) rejected` }] : [];
+  }
+
+  private verifyOne(seg: Segment): Promise<boolean> {
+    let fd: number;
+    try {
+      fd = withDir(this.opts.dir, (d) => d.openListed(seg.name, seg).fd);
+    } catch (e) {
+      this.opts.log.warn({ segment: seg.name, err: (e as Error).message }, "wal: segment not verified: it is not the file that was listed");
+      return Promise.resolve(false);
+    }
+    const [cmd, ...args] = this.opts.verifyCommand.split(/\s+/).map((a) => (a === "{}" ? "/dev/stdin" : a));
+    return new Promise((resolve) => {
+      const child = spawn("nice", ["-n", "19", cmd ?? "true", ...args], {
+        stdio: [fd, "ignore", "pipe"], env: { ...process.env, STEMEDB_WAL_SEGMENT: seg.name }, timeout: 300_000,
+      });
+      closeSync(fd); // the child has its own copy
+      let err = "";
+      child.stderr?.on("data", (c: Buffer) => (err = (err + c.toString()).slice(-500)));
+      child.on("error", (e) => {
+        this.opts.log.warn({ segment: seg.name, err: e.message }, "wal: verifier could not run");
+        resolve(false);
+      });
+      child.on("close", (code, signal) => {
+        if (code !== 0) this.opts.log.warn({ segment: seg.name, code, signal, stderr: err }, "wal: verifier reported a problem");
+        resolve(code === 0);
+      });
+    });
   }
 
   private async filesystem(now: number): Promise<WalObservation["filesystem"]> {
