@@ -138,6 +138,26 @@ async function until(cond: () => boolean, ms: number): Promise<boolean> {
   return cond();
 }
 
+/**
+ * The real agent compressing segment 1, held right after `step` (the worker's test-only pause)
+ * until `release()`: what the test does meanwhile lands at that step, deliberately.
+ */
+async function heldAfter(t: ExecutionContext, s: Setup, step: string) {
+  const { dir } = tempDir();
+  const pauseFile = join(dir, "pause");
+  writeFileSync(pauseFile, "");
+  const env = { STEMEDB_AGENT_TEST_PAUSE_AFTER_STEP: step, STEMEDB_AGENT_TEST_PAUSE_FILE: pauseFile };
+  const a = await startAgent({ extraToml: toml(s.wal, { cooldown: '"1h"' }), env });
+  t.teardown(() => a.stop("SIGKILL"));
+  await a.waitForLog((l) => l["msg"] === "wal_compress step" && l["step"] === step, 15_000);
+  const release = async () => {
+    unlinkSync(pauseFile);
+    const l = await a.waitForLog((x) => String(x["msg"]).startsWith("aborted compressing segment.001.wal"), 15_000);
+    return String(l["msg"]);
+  };
+  return { a, release };
+}
+
 test.serial("a planted link at the fsync probe's name is replaced, never written through", async (t) => {
   if (skip(t)) return;
   const s = setup(2);
@@ -279,16 +299,9 @@ test.serial("a segment swapped with a link to a root-only file (renameat2 exchan
 test.serial("bytes appended after verification: the original is kept, whole, and no .gz is left", async (t) => {
   if (skip(t)) return;
   const s = setup(3);
-  const { dir } = tempDir();
-  const pauseFile = join(dir, "pause");
-  writeFileSync(pauseFile, "");
-  const a = await startAgent({ extraToml: toml(s.wal, { cooldown: '"1h"' }), env: { STEMEDB_AGENT_TEST_PAUSE_AFTER_STEP: "verified", STEMEDB_AGENT_TEST_PAUSE_FILE: pauseFile } });
-  t.teardown(() => a.stop("SIGKILL"));
-  await a.waitForLog((l) => l["msg"] === "wal_compress step" && l["step"] === "verified", 15_000);
+  const { release } = await heldAfter(t, s, "verified");
   runAsUser(["sh", "-c", `printf 'late record\\n' >> ${join(s.wal, seg(1))}`]);
-  unlinkSync(pauseFile);
-  const l = await a.waitForLog((x) => String(x["msg"]).startsWith("aborted compressing segment.001.wal"), 15_000);
-  t.regex(String(l["msg"]), /changed after it was hashed; kept/, "caught by the last look before the unlink");
+  t.regex(await release(), /changed after it was hashed; kept/, "caught by the last look before the unlink");
   const bytes = readFileSync(join(s.wal, seg(1)));
   t.true(bytes.subarray(-12).toString() === "late record\n", "the appended bytes are there");
   t.false(existsSync(join(s.wal, `${seg(1)}.gz`)), "no compressed copy of the old bytes");
@@ -298,16 +311,9 @@ test.serial("bytes appended after verification: the original is kept, whole, and
 test.serial("bytes appended after the last look, before the unlink: the segment is put back whole from the agent's descriptor", async (t) => {
   if (skip(t)) return;
   const s = setup(3);
-  const { dir } = tempDir();
-  const pauseFile = join(dir, "pause");
-  writeFileSync(pauseFile, "");
-  const a = await startAgent({ extraToml: toml(s.wal, { cooldown: '"1h"' }), env: { STEMEDB_AGENT_TEST_PAUSE_AFTER_STEP: "checked", STEMEDB_AGENT_TEST_PAUSE_FILE: pauseFile } });
-  t.teardown(() => a.stop("SIGKILL"));
-  await a.waitForLog((l) => l["msg"] === "wal_compress step" && l["step"] === "checked", 15_000);
+  const { release } = await heldAfter(t, s, "checked");
   runAsUser(["sh", "-c", `printf 'later record\\n' >> ${join(s.wal, seg(1))}`]);
-  unlinkSync(pauseFile);
-  const l = await a.waitForLog((x) => String(x["msg"]).startsWith("aborted compressing segment.001.wal"), 15_000);
-  t.regex(String(l["msg"]), /written to while it was being removed; put back whole/);
+  t.regex(await release(), /written to while it was being removed; put back whole/);
   const bytes = readFileSync(join(s.wal, seg(1)));
   t.is(bytes.subarray(-13).toString(), "later record\n", "the appended bytes are there");
   t.is(bytes.length, 256 * 1024 + 13);
@@ -319,19 +325,12 @@ test.serial("bytes appended after the last look, before the unlink: the segment 
 test.serial("a segment opened by a process after the plan is kept: the final look finds the holder", async (t) => {
   if (skip(t)) return;
   const s = setup(3);
-  const { dir } = tempDir();
-  const pauseFile = join(dir, "pause");
-  writeFileSync(pauseFile, "");
-  const a = await startAgent({ extraToml: toml(s.wal, { cooldown: '"1h"' }), env: { STEMEDB_AGENT_TEST_PAUSE_AFTER_STEP: "verified", STEMEDB_AGENT_TEST_PAUSE_FILE: pauseFile } });
-  t.teardown(() => a.stop("SIGKILL"));
-  await a.waitForLog((l) => l["msg"] === "wal_compress step" && l["step"] === "verified", 15_000);
+  const { a, release } = await heldAfter(t, s, "verified");
   // The database (the user) opens the sealed segment for writing and keeps it open.
   const stopHolder = asUser(`exec 3>>${join(s.wal, seg(1))}; sleep 60`);
   t.teardown(stopHolder);
   await sleep(300);
-  unlinkSync(pauseFile);
-  const l = await a.waitForLog((x) => String(x["msg"]).startsWith("aborted compressing segment.001.wal"), 15_000);
-  t.regex(String(l["msg"]), /is open in process \d+(, \d+)*; kept/);
+  t.regex(await release(), /is open in process \d+(, \d+)*; kept/);
   t.true(existsSync(join(s.wal, seg(1))));
   t.false(existsSync(join(s.wal, `${seg(1)}.gz`)), "one form only: the compressed copy was removed again");
   const r = JSON.parse(agentctl(["--socket", a.socket, "remediations", "--json"]).stdout) as { journal: Array<{ target: string; state: string }> };
