@@ -8,6 +8,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { monitorEventLoopDelay } from "node:perf_hooks";
 import { Worker } from "node:worker_threads";
+import { resolveDir } from "../agent/safefs.js";
+import type { CompressJob } from "../remediators/wal_compress/worker.js";
 
 const files = Number(process.argv[2] ?? 12);
 const mib = Number(process.argv[3] ?? 8);
@@ -29,6 +31,9 @@ for (let i = 1; i <= files; i++) {
 }
 execFileSync("sync");
 
+// As the agent runs it: through the directory resolved once, every safety check included
+// (descriptor-relative names, fstat comparison, the holder scan of /proc before each unlink).
+const dir = resolveDir(a);
 const lag = monitorEventLoopDelay({ resolution: 5 });
 const worker = new Worker(new URL("../remediators/wal_compress/worker.js", import.meta.url));
 lag.enable();
@@ -42,7 +47,12 @@ for (let i = 1; i <= files; i++) {
       else resolve();
     };
     worker.on("message", onMsg);
-    worker.postMessage({ path: join(a, `segment.${i}.wal`), level, bytesPerSecond: 0 });
+    const st = statSync(join(a, `segment.${i}.wal`));
+    const job: CompressJob = {
+      dir, name: `segment.${i}.wal`, listed: st,
+      options: { level, bytesPerSecond: 0, maxRatio: 1, reserve: 0 },
+    };
+    worker.postMessage(job);
   });
 }
 const agentSecs = (performance.now() - t0) / 1000;

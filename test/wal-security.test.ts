@@ -20,6 +20,7 @@ const USER = `sa-wal-${process.pid}`;
 const seg = (i: number) => `segment.${String(i).padStart(3, "0")}.wal`;
 const sha = (b: Buffer) => createHash("sha256").update(b).digest("hex");
 const MARK = "ROOT-ONLY-SECRET-7f3a";
+const SECRET_LINES = 40_000;
 let uid = -1;
 let gid = -1;
 
@@ -61,7 +62,8 @@ function setup(n: number, make: (i: number) => Buffer = (i) => walBytes(i), unde
   execFileSync("chown", [`${uid}:${gid}`, base, wal]);
   chmodSync(wal, 0o750);
   const secret = join(dir, "secret");
-  writeFileSync(secret, `${MARK}\n`.repeat(1000), { mode: 0o600 });
+  // Larger than any segment here: a read that followed a link would fill a whole segment's length.
+  writeFileSync(secret, `${MARK}\n`.repeat(SECRET_LINES), { mode: 0o600 });
   const originals = new Map<string, string>();
   const old = Date.now() / 1000 - 7200;
   for (let i = 1; i <= n; i++) {
@@ -89,7 +91,7 @@ function toml(wal: string, over: Record<string, string> = {}): string {
 
 /** Every segment is there in exactly one complete form, and nothing in the directory holds the secret. */
 function intact(t: ExecutionContext, s: Setup): void {
-  t.is(readFileSync(s.secret, "utf8"), `${MARK}\n`.repeat(1000), "the root-only file is unchanged");
+  t.is(readFileSync(s.secret, "utf8"), `${MARK}\n`.repeat(SECRET_LINES), "the root-only file is unchanged");
   t.is(statSync(s.secret).uid, 0, "and still root's");
   const files = readdirSync(s.wal);
   for (const [name, digest] of s.originals) {
@@ -370,7 +372,8 @@ test.serial("a nearly full filesystem: free space never falls under the reserve;
   t.teardown(() => clearInterval(sampler));
   const a = await startAgent({ extraToml: toml(s.wal, { reserve: `"${reserve}B"`, max_ratio: "1", cooldown: '"1h"' }) });
   t.teardown(() => a.stop("SIGKILL"));
-  await a.waitForLog((l) => String(l["msg"]).startsWith("stopped compressing at"), 15_000);
+  const stop = await a.waitForLog((l) => String(l["msg"]).startsWith("stopped compressing at"), 15_000);
+  t.regex(String(stop["msg"]), /needs \d+ plus the reserve/, "refused before a byte was written");
   await sleep(500);
   clearInterval(sampler);
   t.log(`lowest free space ${min} bytes, reserve ${reserve}`);
@@ -389,11 +392,12 @@ test.serial("a writer filling the filesystem while a segment is compressed: the 
   const a = await startAgent({ extraToml: toml(s.wal, { reserve: `"${reserve}B"`, max_ratio: "1", max_bytes_per_second: '"1MiB"', cooldown: '"1h"' }) });
   t.teardown(() => a.stop("SIGKILL"));
   await a.waitForLog((l) => String(l["msg"]).startsWith("compressing "), 15_000);
+  await sleep(500); // ~0.5 MiB into the 2 s of throttled streaming, past the start's own check
   // The database takes all but ~1.5 MiB while the throttled compression streams.
   const room = withDir(s.wal, (d) => d.available());
   runAsUser(["dd", "if=/dev/zero", `of=${join(s.wal, "segment.900.wal")}`, "bs=64k", `count=${Math.floor((room - 1536 * 1024) / 65536)}`, "status=none"]);
   const l = await a.waitForLog((x) => String(x["msg"]).startsWith("stopped compressing at"), 15_000);
-  t.regex(String(l["msg"]), /reserve/);
+  t.regex(String(l["msg"]), /free space would fall under the reserve/, "the temporary gave way before ENOSPC");
   t.deepEqual(readdirSync(s.wal).filter((f) => f.includes(".tmp")), [], "the temporary is gone");
   t.true(withDir(s.wal, (d) => d.available()) >= reserve, "and its room given back");
   rmSync(join(s.wal, "segment.900.wal"));
