@@ -55,7 +55,7 @@ const cfg = loadConfig({ env: {}, defaultFile: "/nonexistent" });
 if (!cfg.ok) throw new Error(cfg.problems.join("\n"));
 const history = new HistoryStore({ stateDir: dir, retention: cfg.loaded.config.history, log, metrics: new CoreMetrics() });
 const col = new KmsgCollector({ kmsgPath: "/nonexistent", procPath: "/proc", sysPath: "/sys", facilities: ["kern"], registry: new Registry(), history, log, once: false });
-const batch: KernelFault[] = Array.from({ length: 10_000 }, (_, i) => ({ seq: i, class: "buffer_io_error", severity: "crit", device: `sd${String.fromCharCode(97 + (i % 12))}`, logical: null, count: 1, line: lines[1] as string }));
+const batch: KernelFault[] = Array.from({ length: 10_000 }, (_, i) => ({ seq: i, class: "buffer_io_error", severity: "crit", device: `sd${String.fromCharCode(97 + (i % 12))}`, logical: null, count: 1, line: lines[1] as string, atMs: i }));
 const p0 = performance.now();
 const rounds = Math.max(1, Math.floor(n / 10_000));
 for (let i = 0; i < rounds; i++) {

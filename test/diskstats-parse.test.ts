@@ -46,6 +46,19 @@ test("odd but real device names parse", (t) => {
   }
 });
 
+test("names with '/' (cciss/c0d0) are kept, spelt as sysfs spells them (cciss!c0d0); empty parts are not", (t) => {
+  // /proc/diskstats of a Smart Array host (cciss driver; kernel prints disk->disk_name as is).
+  const names: Array<[string, string]> = [["cciss/c0d0", "cciss!c0d0"], ["cciss/c0d0p1", "cciss!c0d0p1"], ["ida/c0d1", "ida!c0d1"], ["rd/c0d0p2", "rd!c0d0p2"]];
+  for (const [printed, label] of names) {
+    const r = parseLine(`104 0 ${printed} 1 2 3 4 5 6 7 8 9 10 11`);
+    t.is(typeof r === "object" && r !== null ? r.device : r, label, printed);
+  }
+  for (const bad of ["/sda", "cciss/", "cciss//c0d0", "/"]) {
+    const r = parseLine(`8 0 ${bad} 1 2 3 4 5 6 7 8 9 10 11`);
+    t.regex(typeof r === "string" ? r : "parsed", /^implausible device name/, bad);
+  }
+});
+
 test("iostat figures of the notes' fio run match sysstat's printed row to its precision", (t) => {
   // Snapshots A and B bracketing one 12 s `iostat -y -x -d loop1 12 1` (shared/notes/disk-systemd.md 1.6).
   const A = parseLine("  7 1 loop1 121 0 4388 9 19361 6576 357144 4207 0 4128 7899 2 0 2097160 0 12897 3682");

@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
 import test from "ava";
-import { BLK_STATUS_NAMES, classify, isUserCrash, normaliseBlockName } from "../collectors/kmsg/classify.js";
+import { BLK_OP_SEVERITY, BLK_STATUS_NAMES, classify, isUserCrash, normaliseBlockName } from "../collectors/kmsg/classify.js";
 import { parseRecord } from "../collectors/kmsg/record.js";
 
 // [line, class (or null for no fault, or "suppressed:N"), device as printed, severity]
@@ -13,7 +13,8 @@ const TABLE: Array<[string, string | null, string | null, string | null]> = [
   ["critical medium error, dev nvme0n1, sector 0 op 0x0:(READ) flags 0x0 phys_seg 1 prio class 2", "blk_medium_error", "nvme0n1", "crit"],
   ["blk_update_request: critical medium error, dev sdd, sector 123 op 0x0:(READ) flags 0x0 phys_seg 1 prio class 0", "blk_medium_error", "sdd", "crit"],
   ["blk_update_request: critical target error, dev sdc, sector 2048 op 0x3:(DISCARD) flags 0x800 phys_seg 1 prio class 0", "blk_target_error", "sdc", "warn"],
-  ["critical target error, dev sdc, sector 2048 op 0x1:(WRITE) flags 0x0 phys_seg 1 prio class 0", "blk_target_error", "sdc", "error"],
+  // Was "error": a write the target rejected is not retried on another path (blk_path_error): lost.
+  ["critical target error, dev sdc, sector 2048 op 0x1:(WRITE) flags 0x0 phys_seg 1 prio class 0", "blk_target_error", "sdc", "crit"],
   ["timeout error, dev sdaa, sector 8 op 0x0:(READ) flags 0x0 phys_seg 1 prio class 0", "blk_timeout", "sdaa", "error"],
   ["recoverable transport error, dev sdcg, sector 88 op 0x1:(WRITE) flags 0x0 phys_seg 1 prio class 0", "blk_transport_error", "sdcg", "error"],
   ["device offline error, dev sde, sector 0 op 0x0:(READ) flags 0x0 phys_seg 1 prio class 0", "blk_offline", "sde", "crit"],
@@ -243,4 +244,58 @@ test("the classifier stays fast with the crash check in front: >= 50 000 lines/s
   const perSec = n / ((performance.now() - t0) / 1000);
   t.log(`${Math.round(perSec)} lines/s (${hits} faults)`);
   t.true(perSec >= 50_000);
+});
+
+// Issue 17: real lines from public bug reports (source next to each), and look-alikes.
+const PUBLIC = readFileSync(new URL("../../test/fixtures/kmsg/public_lines.tsv", import.meta.url), "utf8")
+  .split("\n")
+  .filter((l) => l !== "" && !l.startsWith("#"))
+  .map((l) => l.split("\t") as [string, string, string, string, string]);
+
+test(`public kernel lines: ${PUBLIC.length} lines from bug reports and look-alikes get an SRE's class, device and severity`, (t) => {
+  const real = PUBLIC.filter(([, , , src]) => src.startsWith("https://"));
+  t.true(real.length >= 60, `${real.length} quoted lines`);
+  t.true(new Set(real.map(([, , , src]) => src)).size >= 20, "from many threads");
+  const dash = (v: string) => (v === "-" ? null : v);
+  for (const [cls, dev, sev, src, line] of PUBLIC) {
+    const got = classify(line);
+    const gotCls = got === null ? null : "suppressed" in got ? `suppressed:${got.suppressed}` : got.class;
+    t.is(gotCls, dash(cls), `${line} (${src})`);
+    if (got && !("suppressed" in got)) {
+      t.is(got.device, dash(dev), `${line} (${src})`);
+      t.is<string | null, string | null>(got.severity, dash(sev), `${line} (${src})`);
+    }
+  }
+});
+
+test("every op the block layer prints has a severity: a failed FLUSH or WRITE is crit (the WAL's fsync failed)", (t) => {
+  // blk_op_name[] across 4.x-6.x, and "UNKNOWN" (blk_op_str for anything else).
+  const ops = ["READ", "WRITE", "FLUSH", "DISCARD", "SECURE_ERASE", "ZONE_RESET", "ZONE_RESET_ALL", "ZONE_OPEN", "ZONE_CLOSE", "ZONE_FINISH", "ZONE_APPEND", "WRITE_SAME", "WRITE_ZEROES", "SCSI_IN", "SCSI_OUT", "DRV_IN", "DRV_OUT", "UNKNOWN"];
+  t.deepEqual(Object.keys(BLK_OP_SEVERITY).sort(), [...ops].sort());
+  const expect: Record<string, string> = {
+    READ: "error", WRITE: "crit", FLUSH: "crit", DISCARD: "warn", SECURE_ERASE: "warn", ZONE_RESET: "error", ZONE_RESET_ALL: "error", ZONE_OPEN: "error", ZONE_CLOSE: "error", ZONE_FINISH: "error",
+    ZONE_APPEND: "crit", WRITE_SAME: "crit", WRITE_ZEROES: "error", SCSI_IN: "warn", SCSI_OUT: "warn", DRV_IN: "warn", DRV_OUT: "warn", UNKNOWN: "error",
+  };
+  for (const [i, op] of ops.entries()) {
+    for (const caller of ["", "blk_update_request: ", "blk_print_req_error: "]) {
+      const line = `${caller}I/O error, dev sdb, sector 8 op 0x${i.toString(16)}:(${op}) flags 0x800 phys_seg 0 prio class 0`;
+      t.like(classify(line), { class: "blk_io_error", device: "sdb", severity: expect[op], sector: "8" }, line);
+    }
+  }
+  // The WAL's fsync on 5.x/6.x: a cache flush the disk failed, whatever the status word.
+  for (const st of ["I/O", "critical target", "protection", "critical space allocation"]) {
+    t.like(classify(`${st} error, dev nvme0n1, sector 0 op 0x2:(FLUSH) flags 0x800 phys_seg 0 prio class 2`), { severity: "crit" }, st);
+  }
+  // Timeouts and transport errors are retried on another path by dm-multipath: error, any op.
+  t.like(classify("timeout error, dev sdc, sector 0 op 0x2:(FLUSH) flags 0x0 phys_seg 0 prio class 0"), { class: "blk_timeout", severity: "error" });
+  t.like(classify("critical medium error, dev sdc, sector 0 op 0x3:(DISCARD) flags 0x0 phys_seg 0 prio class 0"), { severity: "crit" }, "a medium error is one, whatever the op");
+  t.like(classify("I/O error, dev sdc, sector 0 op 0x1:(__proto__) flags 0x0 phys_seg 0 prio class 0"), { severity: "error" }, "printed text is never an object key");
+});
+
+test("btrfs lines that name a member device after the filesystem's are charged to the member", (t) => {
+  t.like(classify("BTRFS error (device dm-15): fixed up error at logical 1 on dev /dev/dm-10 physical 2"), { device: "dm-10", severity: "warn" });
+  t.like(classify("BTRFS error (device dm-0): bdev /dev/mapper/root_1 errs: wr 0, rd 3535, flush 0, corrupt 0, gen 0"), { device: "mapper/root_1", deviceKind: "block" });
+  // The path at the end of a scrub line is a file name anyone can choose: anchored, it names nothing.
+  t.is(classify("BTRFS warning (device sda): checksum error at logical 1 (path: on dev /dev/sdz, x)"), null);
+  t.like(classify("BTRFS warning (device sda): checksum error at logical 1 on dev /dev/sdb, physical 2, root 5, inode 257, offset 0, length 4096, links 1 (path: on dev /dev/sdz, x)"), { device: "sdb" });
 });

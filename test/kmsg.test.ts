@@ -153,11 +153,13 @@ test.serial("a storm of 10,000 fault records: every one counted, history rate-li
   t.regex(text, new RegExp(`stemedb_agent_kernel_io_errors_total\\{device="${dev}",class="buffer_io_error"\\} 10000`), "counters are exact");
   col.close(); // writes the summary of what was not stored one by one
   history.flush();
-  const stored = history.database.prepare("SELECT count(*) FROM events WHERE subject = ?").pluck().get(dev) as number;
+  // Per-record rows (class kernel); the storm's incidents are rows of class kernel_incident.
+  const stored = history.database.prepare("SELECT count(*) FROM events WHERE class = 'kernel' AND subject = ?").pluck().get(dev) as number;
   t.true(stored <= 2 * 21, `history holds ${stored} rows for the storm, not 10,000`);
   const one = (sql: string): number => Number(history.database.prepare(sql).pluck().get(dev));
-  const summaries = one("SELECT count(*) FROM events WHERE subject = ? AND data LIKE '%suppressed_in_history%'");
-  const summarised = one("SELECT coalesce(sum(json_extract(data, '$.suppressed_in_history')), 0) FROM events WHERE subject = ?");
+  const summaries = one("SELECT count(*) FROM events WHERE class = 'kernel' AND subject = ? AND data LIKE '%suppressed_in_history%'");
+  const summarised = one("SELECT coalesce(sum(json_extract(data, '$.suppressed_in_history')), 0) FROM events WHERE class = 'kernel' AND subject = ?");
+  t.true(one("SELECT count(*) FROM events WHERE class = 'kernel_incident' AND subject = ?") >= 1, "and the storm is an incident");
   t.true(summaries >= 1);
   t.is(stored - summaries + summarised, 10_000, "rows stored one by one plus the summarised counts add up to every record");
   t.true(process.memoryUsage().heapUsed - heapBefore < 64 * 1024 * 1024, "memory stays bounded");

@@ -31,7 +31,9 @@ export interface ParseResult {
   readonly problems: string[];
 }
 
-const DEVICE_RE = /^[\w.:!@+-]{1,128}$/;
+// The kernel prints a gendisk's own name, which may hold "/" (cciss/c0d0, ida/c0d0p1, rd/c0d0);
+// sysfs, and so every other collector's label, spells it with "!" (cciss!c0d0). Kept, as sysfs.
+const DEVICE_RE = /^[\w.:!@+-]+(?:\/[\w.:!@+-]+)*$/;
 const MAX_LINE = 1024;
 
 export function parseDiskstats(text: string): ParseResult {
@@ -54,8 +56,9 @@ export function parseLine(line: string): DiskCounters | null | string {
   const tok = line.trim().split(/\s+/);
   if (tok.length === 7) return null;
   if (tok.length !== 14 && tok.length !== 18 && tok.length !== 20) return `expected 14, 18 or 20 fields, got ${tok.length}`;
-  const device = tok[2] as string;
-  if (!DEVICE_RE.test(device)) return `implausible device name ${JSON.stringify(device.slice(0, 40))}`;
+  const printed = tok[2] as string;
+  if (printed.length > 128 || !DEVICE_RE.test(printed)) return `implausible device name ${JSON.stringify(printed.slice(0, 40))}`;
+  const device = printed.replace(/\//g, "!");
   const nums: number[] = [];
   for (let k = 0; k < tok.length; k++) {
     if (k === 2) continue;

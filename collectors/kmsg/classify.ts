@@ -18,7 +18,7 @@ export type KernelErrorClass =
   | "ext4_error" | "fs_journal_abort" | "fs_readonly"
   | "xfs_error" | "xfs_shutdown"
   | "btrfs_error"
-  | "md_disk_failure" | "dm_path_failure"
+  | "md_disk_failure" | "md_array_failed" | "md_io_error" | "dm_path_failure"
   | "hung_task";
 
 export type Severity = "warn" | "error" | "crit";
@@ -39,6 +39,12 @@ export interface Classified {
   readonly scsi?: string;
   /** hung_task: the blocked task; a device named by its comm holds only for a kernel thread. */
   readonly pid?: number;
+  /** The failed request's sector as printed (block layer, md), for grouping lines into incidents. */
+  readonly sector?: string;
+  /** The failed request's SCSI tag ("tag#40"): every line of one failed command carries it. */
+  readonly request?: string;
+  /** A reminder the kernel repeats while a state lasts (xfs_log_force every 30 s after shutdown). */
+  readonly repeats?: true;
 }
 
 export type Outcome = Classified | { readonly suppressed: number } | null;
@@ -63,6 +69,21 @@ export const BLK_STATUS_NAMES: readonly string[] = [
   "kernel resource", "device resource", "nonblocking retry", "device offline", "dm internal retry",
   "open zones exceeded", "active zones exceeded", "duration limit exceeded", "invalid",
 ];
+/**
+ * Severity a failed request's operation gives, by the names blk_op_name[] (block/blk-core.c)
+ * prints in "op 0x2:(FLUSH)": 5.x-6.x, WRITE_SAME until 5.17, SCSI_IN/OUT until 5.10,
+ * "UNKNOWN" for anything else. A failed WRITE or FLUSH (the cache flush behind every fsync),
+ * ZONE_APPEND or WRITE_SAME means data the application was, or is about to be, told is durable
+ * is not on the medium: crit. DISCARD/SECURE_ERASE lose no data; DRV_IN/OUT and SCSI_IN/OUT are
+ * passthrough commands (smartctl, sg_*) a device may refuse: warn. null: the status decides
+ * (READ, WRITE_ZEROES, zone management, UNKNOWN, and old kernels that print no op).
+ */
+export const BLK_OP_SEVERITY: Readonly<Record<string, Severity | null>> = {
+  READ: null, WRITE: "crit", FLUSH: "crit", DISCARD: "warn", SECURE_ERASE: "warn",
+  ZONE_RESET: null, ZONE_RESET_ALL: null, ZONE_OPEN: null, ZONE_CLOSE: null, ZONE_FINISH: null,
+  ZONE_APPEND: "crit", WRITE_SAME: "crit", WRITE_ZEROES: null,
+  SCSI_IN: "warn", SCSI_OUT: "warn", DRV_IN: "warn", DRV_OUT: "warn", UNKNOWN: null,
+};
 const reEsc = (s: string) => s.replace(/[/.*+?^${}()|[\]\\]/g, "\\$&");
 
 // The caller prefix is the function name the kernel printed: none since 5.16.
@@ -79,7 +100,15 @@ const RE_CRASH = /^(?:traps: |umip: )?[^]{0,16}?\[\d+\][: ]/;
 const RE_BUFFER = /^Buffer I\/O error on (?:dev|device) ([^,\s]+), logical block \d+(?:, (lost (?:a?sync )?page write|async page read))?/;
 const RE_LOST_PAGE = /^lost page write due to I\/O error on (\S+?)(?:,|$)/;
 const RE_WRITEBACK = /^([\w.-]+): writeback error on inode \d+/;
-const RE_SCSI = /^sd (\d+:\d+:\d+:\d+): (?:\[(\w+)\] )?(?:tag#\d+ )?(.*)$/;
+const RE_SCSI = /^sd (\d+:\d+:\d+:\d+): (?:\[(\w+)\] )?(?:tag#(\d+) )?(.*)$/;
+// scsi_logging.c: "Sense Key : %s " (scsi_sense_key_string) or "0x%x " without
+// CONFIG_SCSI_CONSTANTS, then "[current] "/"[deferred] ". 0x3 MEDIUM ERROR, 0x4 HARDWARE ERROR.
+const RE_SENSE_KEY = /^ ?Sense Key : (?:Medium Error|Hardware Error|0x[34] \[(?:current|deferred)\])/;
+// "Add. Sense: %s" (constants.c additional[]) or "ASC=0x%x ASCQ=0x%x " without the table:
+// 0x03 write fault, 0x0C write error (but 0x0C/0x01 "recovered with auto reallocation"),
+// 0x10 ID CRC/ECC and protection-information checks, 0x11 unrecovered read, 0x44 internal
+// target failure. Other keys (Illegal Request, Unit Attention, Aborted Command) are context.
+const RE_ADD_SENSE = /^ ?(?:Add\. Sense: (?:Unrecovered read error|Read retries exhausted|Error too long to correct|Multiple read errors|L-EC uncorrectable error|Id CRC or ECC error|Logical block (?:guard|application tag|reference tag) check failed|Write error(?! - recovered)|Peripheral device write fault|Internal target failure)|(?:<<vendor>>)?ASC=0x(?:3|c|10|11|44) (?:<<vendor>>)?ASCQ=0x[0-9a-f]+(?<!ASC=0xc ASCQ=0x1)(?:\s|$))/;
 const RE_ATA = /^(ata\d+(?:\.\d+)?): (.*)$/;
 const RE_NVME_CTRL = /^nvme (nvme\d+): (.*)$/;
 const RE_NVME_CMD = /^(nvme\d+(?:c\d+)?n\d+): [\w /]+\(0x[0-9a-f]+\) @ LBA \d+, \d+ blocks, ([^()]+?) \(sct (0x[0-9a-f]+) \/ sc (0x[0-9a-f]+)\)/;
@@ -87,10 +116,32 @@ const RE_EXT4_ERR = /^EXT4-fs (error|warning) \(device ([^)\s]+)\)(?::| in) (.*)
 const RE_EXT4_FS = /^EXT4-fs \(([^)\s]+)\): (.*)$/;
 const RE_JOURNAL = /^(?:Aborting journal on device (\S+?)-\d+\.?$|JBD2: (?:Detected IO errors while flushing file data on|I\/O error when updating journal superblock for|Error -?\d+ detected when updating journal superblock for) (\S+?)-\d+\.?$)/;
 const RE_XFS = /^XFS \(([^)\s]+)\): (.*)$/;
-const RE_BTRFS = /^BTRFS(?: (error|warning|critical|info|crit))? \(device ([^)\s]+)(?: state \w+)?\): (.*)$/;
-const RE_BTRFS_ERR2 = /^BTRFS: error \(device ([^)\s]+)(?: state \w+)?\) in (.*)$/;
+// xfs_error_report: "Internal error %s at line %d of file %s.  Caller %pS"; %s is the failed
+// check as written in the source (XFS_WANT_CORRUPTED_RETURN, !xfs_verify_ino(...)).
+const RE_XFS_INTERNAL = /^Internal error .{1,200} at line \d+ of file fs\/xfs\/[\w/.-]+\.\s+Caller /;
+// 6.x prints "(device sda: state EA)", 5.x "(device sda state EA)".
+const RE_BTRFS = /^BTRFS(?: (error|warning|critical|info|crit))? \(device ([^)\s:]+)(?::? state \w+)?\): (.*)$/;
+const RE_BTRFS_ERR2 = /^BTRFS: error \(device ([^)\s:]+)(?::? state \w+)?\) in (.*)$/;
+// Lines naming the member device the error was on, after the filesystem's device (scrub,
+// repair, super block writes): charged to that member, which may be /dev/mapper/NAME.
+const RE_BTRFS_MEMBER: ReadonlyArray<readonly [RegExp, Severity]> = [
+  [/^unable to fixup \(regular\) error at logical \d+ on dev \/dev\/([^\s,]+)/, "crit"],
+  [/^lost page write due to IO error on \/dev\/([^\s,]+)/, "crit"],
+  [/^(?:checksum|i\/o) error at logical \d+ on dev \/dev\/([^\s,]+),/, "error"],
+  [/^fixed up error at logical \d+ on dev \/dev\/([^\s,]+)/, "warn"],
+  [/^read error corrected: ino \d+ off \d+ \(dev \/dev\/([^\s,]+) sector \d+\)/, "warn"],
+];
+// btrfs_end_dio_bio / btrfs_dio_end_io: "rw %d,%u" (4.x-5.8), "op 0x%x" (5.9 on); 1 is WRITE.
+const RE_BTRFS_DIO = /^direct IO failed ino \d+ (?:rw (\d+),\d+|op (0x[0-9a-f]+)) /;
 const RE_BTRFS_ERRS = /^bdev \/dev\/(\S+) errs: wr (\d+), rd (\d+), flush (\d+), corrupt (\d+), gen (\d+)/;
 const RE_MD = /^md\/raid\d*:(md\w+): Disk failure on ([^,\s]+), disabling device\./;
+// md/raid1.c, raid10.c, raid5.c format strings, 4.x to 6.x ("%s" became "%pg": same text).
+const RE_MD_ARRAY = /^md\/raid\d*:(md\w+): Cannot continue operation \((\d+)\/(\d+) failed\)/;
+const RE_MD_SECTOR = /^md\/raid\d*:(md\w+): (read error not correctable|read error NOT corrected!!) \(sector (\d+) on ([^)\s]+)\)/;
+const RE_MD_CORRECTED = /^md\/raid\d*:(md\w+): (read error corrected|unable to read back corrected sectors) \((\d+) sectors at (\d+) on ([^)\s]+)\)/;
+const RE_MD_MEMBER = /^md\/raid\d*:(md\w+): ([^:\s]+): (unrecoverable I\/O read error for block|rescheduling sector|Raid device exceeded read_error threshold|Failing raid device)(?: (\d+))?/;
+const RE_MD_TOO_MANY = /^md\/raid\d*:(md\w+): Too many read errors, failing device ([^\s]+?)\.?$/;
+const RE_MD_SUPER = /^md: super_written gets error=(-?\d+)/;
 const RE_DM_PATH = /^device-mapper: multipath: (?:\d+:\d+: )?Failing path (\d+:\d+)\./;
 const RE_HUNG = /^INFO: task (.+):(\d+) blocked for more than (\d+) seconds\./;
 const RE_SUPPRESSED = /^([\w.]+): (\d+) callbacks suppressed$/;
@@ -155,12 +206,9 @@ function classifyText(text: string): Outcome {
       const status = m[1] ?? "";
       const op = m[4];
       const known = BLK_STATUS.find(([s]) => status === s);
-      if (known) {
-        // Thin/SAN LUNs rejecting DISCARD/WRITE_ZEROES is common and mostly benign.
-        const sev = known[1] === "blk_target_error" && (op === "DISCARD" || op === "WRITE_ZEROES") ? "warn" : known[2];
-        return c(known[1], sev, m[2] ?? null, "block", `${status} error${op ? ` on ${op}` : ""}, sector ${m[3]}`);
-      }
-      return c("blk_io_error", op === "WRITE" || op === "FLUSH" ? "crit" : "error", m[2] ?? null, "block", `${status} error${op ? ` on ${op}` : ""}, sector ${m[3]}`);
+      const cls = known?.[1] ?? "blk_io_error";
+      const detail = `${status} error${op ? ` on ${op}` : ""}, sector ${m[3]}`;
+      return { ...c(cls, blkSeverity(cls, known?.[2] ?? "error", op), m[2] ?? null, "block", detail), sector: m[3] ?? "" };
     }
   }
   if (text.startsWith("Buffer I/O error on ")) {
@@ -178,11 +226,12 @@ function classifyText(text: string): Outcome {
   if (text.startsWith("sd ")) {
     const m = RE_SCSI.exec(text);
     if (m) {
-      const rest = m[3] ?? "";
+      const rest = m[4] ?? "";
       if (/^(?:rejecting I\/O to (?:offline|dead) device|Device offlined - not ready after error recovery)/.test(rest)) return c("scsi_device_offline", "crit", m[1] ?? null, "scsi", rest);
       // 3.x printed two spaces after "[sdX]".
-      if (/^ ?(?:Sense Key : (?:Medium Error|Hardware Error)|Add\. Sense: (?:Unrecovered read error|Write error))/.test(rest)) {
-        return m[2] ? { ...c("scsi_medium_error", "crit", m[2], "block", rest), scsi: m[1] ?? "" } : c("scsi_medium_error", "crit", m[1] ?? null, "scsi", rest);
+      if (RE_SENSE_KEY.test(rest) || RE_ADD_SENSE.test(rest)) {
+        const o = m[2] ? { ...c("scsi_medium_error", "crit", m[2], "block", rest), scsi: m[1] ?? "" } : c("scsi_medium_error", "crit", m[1] ?? null, "scsi", rest);
+        return m[3] === undefined ? o : { ...o, request: `tag#${m[3]}` };
       }
     }
     return null;
@@ -240,10 +289,25 @@ function classifyText(text: string): Outcome {
     if (m) return c("fs_journal_abort", "crit", m[1] ?? m[2] ?? null, "block", text);
     return null;
   }
+  if (text.startsWith("XFS: ")) {
+    // No filesystem to name (xfs_alert(NULL, ...)): 2.6.32-era and early-mount reports.
+    const rest = text.slice(5);
+    if (RE_XFS_INTERNAL.test(rest)) return c("xfs_error", "crit", null, "none", rest);
+    if (rest.startsWith("Assertion failed: ")) return c("xfs_error", "error", null, "none", rest);
+    return null;
+  }
   if (text.startsWith("XFS (")) {
     const m = RE_XFS.exec(text);
     if (!m) return null;
     const rest = m[2] ?? "";
+    // Repeated every 30 s (xfs_log_force, 3.x-4.x) while the filesystem stays shut down.
+    if (/^xfs_log_force: error -?\d+ returned/.test(rest)) return { ...c("xfs_shutdown", "crit", m[1] ?? null, "block", rest), repeats: true };
+    if (RE_XFS_INTERNAL.test(rest)) return c("xfs_error", "crit", m[1] ?? null, "block", rest);
+    // xfs_log_mount / xlog_recover: the log cannot be replayed, the filesystem does not mount.
+    if (/^(?:log mount\/recovery failed: error -?\d+|log mount failed|empty log check failed|Log inconsistent|Failed to recover intents|log record CRC mismatch|failed to locate log tail)/.test(rest)) {
+      return c("xfs_error", "crit", m[1] ?? null, "block", rest);
+    }
+    if (/^(?:Corruption warning: Metadata has LSN|Failing async write on buffer block 0x[0-9a-f]+\.|Assertion failed: )/.test(rest)) return c("xfs_error", "error", m[1] ?? null, "block", rest);
     // "Metadata I/O Error (0x1) detected at f+0x2a0/0x3a0 (fs/xfs/x.c:311).  Shutting down
     // filesystem." (5.x/6.x), "Log I/O Error Detected.  Shutting down filesystem" (4.x).
     if (/^(?:Filesystem has been shut down|xfs_do_force_shutdown\(|[\w/ -]+ (?:\(0x[0-9a-f]+\) )?[Dd]etected(?: at \S+ \(\S+\))?\.\s+Shutting down filesystem)/.test(rest)) {
@@ -260,6 +324,13 @@ function classifyText(text: string): Outcome {
     if (!m) return null;
     const level = m[1] ?? "";
     const rest = m[3] ?? "";
+    for (const [re, sev] of RE_BTRFS_MEMBER) {
+      const mm = re.exec(rest);
+      // The kernel prints these at error/warning level; an "info" copy is not its message.
+      if (mm) return level === "info" ? null : c("btrfs_error", sev, mm[1] ?? null, "block", rest);
+    }
+    const dio = RE_BTRFS_DIO.exec(rest);
+    if (dio) return c("btrfs_error", dio[1] === "1" || dio[2] === "0x1" ? "crit" : "error", m[2] ?? null, "block", rest);
     const errs = RE_BTRFS_ERRS.exec(rest);
     if (errs) {
       if (level === "info") return null; // the mount-time replay of cumulative counters
@@ -273,10 +344,12 @@ function classifyText(text: string): Outcome {
     if (level === "warning" && rest.startsWith("csum failed ")) return c("btrfs_error", "error", m[2] ?? null, "block", rest);
     return null;
   }
-  if (text.startsWith("md/raid")) {
-    const m = RE_MD.exec(text);
-    if (m) return c("md_disk_failure", "crit", m[2] ?? null, "block", `array ${m[1]}`);
-    return null;
+  if (text.startsWith("md/raid")) return classifyMd(text);
+  if (text.startsWith("md: ")) {
+    // md.c super_written: the array's superblock write failed on some member (the line does
+    // not say which; the member's "Disk failure" line follows).
+    const m = RE_MD_SUPER.exec(text);
+    return m ? c("md_io_error", "crit", null, "none", text) : null;
   }
   if (text.startsWith("device-mapper: multipath")) {
     const m = RE_DM_PATH.exec(text);
@@ -296,6 +369,33 @@ function classifyText(text: string): Outcome {
   return null;
 }
 
+function blkSeverity(cls: KernelErrorClass, status: Severity, op: string | undefined): Severity {
+  if (cls === "blk_medium_error" || cls === "blk_offline") return "crit";
+  // Thin/SAN LUNs rejecting DISCARD/WRITE_ZEROES is common and mostly benign.
+  if (cls === "blk_target_error" && (op === "DISCARD" || op === "WRITE_ZEROES")) return "warn";
+  // Timeouts and transport errors are retried on another path by dm-multipath
+  // (blk_path_error): on a path device they lose nothing yet, whatever the operation.
+  if (cls === "blk_timeout" || cls === "blk_transport_error") return status;
+  // Own keys only: the op is printed text ("__proto__" is a \w+ too).
+  return op !== undefined && Object.hasOwn(BLK_OP_SEVERITY, op) ? (BLK_OP_SEVERITY[op] ?? status) : status;
+}
+
+function classifyMd(text: string): Classified | null {
+  let m = RE_MD.exec(text);
+  if (m) return c("md_disk_failure", "crit", m[2] ?? null, "block", `array ${m[1]}`);
+  if ((m = RE_MD_ARRAY.exec(text))) return c("md_array_failed", "crit", m[1] ?? null, "block", `${m[2]} of ${m[3]} devices failed: the array stopped`);
+  if ((m = RE_MD_TOO_MANY.exec(text))) return c("md_disk_failure", "crit", m[2] ?? null, "block", `array ${m[1]}: too many read errors`);
+  if ((m = RE_MD_SECTOR.exec(text))) return { ...c("md_io_error", "crit", m[4] ?? null, "block", `array ${m[1]}: ${m[2]}`), sector: m[3] ?? "" };
+  // Corrected from redundancy: nothing lost, but the member has a bad spot.
+  if ((m = RE_MD_CORRECTED.exec(text))) return { ...c("md_io_error", m[2] === "read error corrected" ? "warn" : "error", m[5] ?? null, "block", `array ${m[1]}: ${m[2]}`), sector: m[4] ?? "" };
+  if ((m = RE_MD_MEMBER.exec(text))) {
+    const what = m[3] ?? "";
+    const sev: Severity = what === "rescheduling sector" ? "warn" : "crit";
+    return c(what.startsWith("Raid device") || what.startsWith("Failing") ? "md_disk_failure" : "md_io_error", sev, m[2] ?? null, "block", `array ${m[1]}: ${what}`);
+  }
+  return null;
+}
+
 /**
  * Name rules that need no sysfs: nvme path devices to their namespace, partitions to their disk.
  * Returns the whole disk (for the metric label) and the partition, if the name was one.
@@ -308,6 +408,7 @@ export function normaliseBlockName(name: string): { disk: string; partition: str
     /^(mmcblk\d+)p\d+$/.exec(name) ??
     /^((?:s|h|v|xv)d[a-z]+)\d+$/.exec(name) ??
     /^(nbd\d+)p\d+$/.exec(name) ??
-    /^(loop\d+)p\d+$/.exec(name);
+    /^(loop\d+)p\d+$/.exec(name) ??
+    /^((?:cciss|ida|rd)!c\d+d\d+)p\d+$/.exec(name); // sysfs spelling of cciss/c0d0p1
   return p ? { disk: p[1] as string, partition: name } : { disk: name, partition: null };
 }

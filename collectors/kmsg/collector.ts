@@ -17,6 +17,7 @@ import { counter, gauge } from "../../agent/metrics/define.js";
 import { NS } from "../../agent/metrics/registry.js";
 import type { CollectContext, Collector } from "../types.js";
 import { type Classified, classify } from "./classify.js";
+import { describeClasses, type Incident, IncidentGrouper } from "./incidents.js";
 import { FACILITIES, type KmsgRecord, parseRecord } from "./record.js";
 import { DeviceResolver } from "./resolve.js";
 
@@ -37,6 +38,11 @@ export interface KernelFault {
   readonly logical: string | null;
   readonly count: number;
   readonly line: string;
+  /** Record time in ms (kmsg's monotonic clock, the journal's, or the wall clock). */
+  readonly atMs: number;
+  readonly sector?: string;
+  readonly request?: string;
+  readonly repeats?: true;
 }
 
 export interface KmsgObservation {
@@ -76,6 +82,8 @@ export class KmsgCollector implements Collector<KmsgObservation> {
   private readonly btrfsLast = new Map<string, number>();
   private readonly limiter = new Map<string, { minute: number; written: number; dropped: number; severity: Classified["severity"] }>();
   private readonly errors: Counter<"device" | "class">;
+  private readonly incidents: Counter<"device" | "severity">;
+  private readonly grouper = new IncidentGrouper();
   private readonly lostTotal: Counter;
   private readonly suppressedTotal: Counter;
   private readonly recordsTotal: Counter<"source">;
@@ -87,6 +95,7 @@ export class KmsgCollector implements Collector<KmsgObservation> {
     this.bootId = readBootId(opts.procPath);
     const r = opts.registry;
     this.errors = counter(r, { name: `${NS}kernel_io_errors_total`, help: "Storage fault records in the kernel log, by whole disk and class (every record counts; history is rate-limited).", labelNames: ["device", "class"] });
+    this.incidents = counter(r, { name: `${NS}kernel_io_incidents_total`, help: "Storage failures in the kernel log, by whole disk and worst severity: the lines one failure prints (sense, block layer, buffer cache) within seconds on one disk are one incident.", labelNames: ["device", "severity"] });
     this.lostTotal = counter(r, { name: `${NS}kernel_log_lost_records_total`, help: "Kernel log records overwritten before the agent read them (EPIPE and sequence gaps): fault counts are lower bounds." });
     this.suppressedTotal = counter(r, { name: `${NS}kernel_log_suppressed_total`, help: "Kernel messages the kernel itself dropped (\"N callbacks suppressed\"): fault counts are lower bounds." });
     this.recordsTotal = counter(r, { name: `${NS}kernel_log_records_total`, help: "Kernel log records read, by source (kmsg, journal).", labelNames: ["source"] });
@@ -100,6 +109,12 @@ export class KmsgCollector implements Collector<KmsgObservation> {
   }
 
   publish(o: KmsgObservation): void {
+    const wall = Date.now();
+    for (const f of o.faults) {
+      if (f.count > 0) this.grouper.add({ device: f.device, class: f.class, severity: f.severity, atMs: f.atMs, wallMs: wall, line: f.line, ...(f.sector !== undefined ? { sector: f.sector } : {}), ...(f.request !== undefined ? { request: f.request } : {}), ...(f.repeats ? { repeats: true as const } : {}) });
+    }
+    // Incidents close a few seconds after their last line, on a tick that may read nothing.
+    for (const i of this.grouper.flush(wall)) this.incident(i);
     // Most ticks read nothing: then there is nothing to count, record or remember.
     if (o.records === 0 && o.lost === 0) return;
     this.recordsTotal.labels(o.source).inc(o.records);
@@ -128,11 +143,20 @@ export class KmsgCollector implements Collector<KmsgObservation> {
   }
 
   close(): void {
+    for (const i of this.grouper.flush(Date.now(), true)) this.incident(i);
     for (const [key, l] of this.limiter) if (l.dropped > 0) this.summarise(key, l); // nothing counted goes unmentioned
     if (this.fd !== null) closeSync(this.fd);
     this.fd = null;
     this.journal?.kill("SIGTERM");
     this.journal = null;
+  }
+
+  private incident(i: Incident): void {
+    this.incidents.labels(i.device, i.severity).inc();
+    const where = [i.sectors.length ? `sector ${i.sectors.slice(0, 3).join(", ")}` : "", i.requests.length ? i.requests.slice(0, 3).join(", ") : ""].filter(Boolean).join("; ");
+    const message = `${i.repeats ? "repeating: " : ""}${describeClasses(i)} (${i.lines} line${i.lines === 1 ? "" : "s"}${where ? `; ${where}` : ""}): ${i.firstLine.slice(0, 300)}`;
+    // Its own history class: per-line "kernel" events keep their one-row-per-record meaning.
+    this.opts.history?.event({ class: "kernel_incident", kind: i.severity, severity: i.severity === "error" ? "warn" : i.severity, subject: i.device, message, data: { classes: i.classes, lines: i.lines, sectors: i.sectors, requests: i.requests, worst: i.severity } });
   }
 
   private summarise(key: string, l: { dropped: number; severity: Classified["severity"] }): void {
@@ -211,7 +235,11 @@ export class KmsgCollector implements Collector<KmsgObservation> {
       this.btrfsLast.set(c.device, total);
       count = prev === undefined ? 1 : Math.max(0, total - prev);
     }
-    faults.push({ seq: rec.seq, class: c.class, severity: c.severity, device: where.disk, logical: where.logical, count, line: rec.text.slice(0, 1024) });
+    faults.push({
+      seq: rec.seq, class: c.class, severity: c.severity, device: where.disk, logical: where.logical, count, line: rec.text.slice(0, 1024),
+      atMs: rec.tsUsec > 0 ? rec.tsUsec / 1000 : Date.now(),
+      ...(c.sector !== undefined ? { sector: c.sector } : {}), ...(c.request !== undefined ? { request: c.request } : {}), ...(c.repeats ? { repeats: true as const } : {}),
+    });
     return 0;
   }
 
@@ -276,7 +304,7 @@ export class KmsgCollector implements Collector<KmsgObservation> {
       if (!rec) continue;
       records++;
       this.journalCursor = rec.cursor;
-      suppressed += this.handle({ facility: rec.facility, level: rec.level, seq: -1, tsUsec: 0, text: rec.text, meta: rec.meta }, faults);
+      suppressed += this.handle({ facility: rec.facility, level: rec.level, seq: -1, tsUsec: rec.tsUsec ?? 0, text: rec.text, meta: rec.meta }, faults);
     }
     return { source: "journal", records, faults, lost: 0, suppressed, resume: this.journalCursor && !this.opts.once ? { cursor: this.journalCursor } : null };
   }
@@ -289,6 +317,8 @@ export interface JournalRecord {
   readonly cursor: string;
   /** journald's copy of the record's dictionary: SUBSYSTEM, DEVICE (as in /dev/kmsg). */
   readonly meta: Readonly<Record<string, string>>;
+  /** The kernel's own timestamp of the record (_SOURCE_MONOTONIC_TIMESTAMP), when journald kept it. */
+  readonly tsUsec?: number;
 }
 
 export function parseJournalLine(line: string): JournalRecord | null {
@@ -301,7 +331,10 @@ export function parseJournalLine(line: string): JournalRecord | null {
     for (const [k, f] of [["SUBSYSTEM", "_KERNEL_SUBSYSTEM"], ["DEVICE", "_KERNEL_DEVICE"]] as const) {
       if (typeof o[f] === "string") meta[k] = o[f];
     }
-    return { facility: Number(o["SYSLOG_FACILITY"] ?? 0), level: Number(o["PRIORITY"] ?? 6), text, cursor: typeof o["__CURSOR"] === "string" ? o["__CURSOR"] : "", meta };
+    // Record time for grouping lines into incidents: a replayed backlog arrives all at once.
+    const ts = Number(o["_SOURCE_MONOTONIC_TIMESTAMP"] ?? o["__MONOTONIC_TIMESTAMP"]);
+    const base = { facility: Number(o["SYSLOG_FACILITY"] ?? 0), level: Number(o["PRIORITY"] ?? 6), text, cursor: typeof o["__CURSOR"] === "string" ? o["__CURSOR"] : "", meta };
+    return Number.isSafeInteger(ts) && ts > 0 ? { ...base, tsUsec: ts } : base;
   } catch {
     return null;
   }

@@ -1,6 +1,6 @@
 // Turning a device as the kernel printed it into the whole disk it belongs to, through sysfs.
 // Results are cached: a failing device often vanishes from sysfs moments after its errors.
-import { existsSync, readdirSync, realpathSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, realpathSync } from "node:fs";
 import { basename, dirname } from "node:path";
 import type { Classified } from "./classify.js";
 import { normaliseBlockName } from "./classify.js";
@@ -31,15 +31,20 @@ export class DeviceResolver {
   private lookup(dev: string, kind: Classified["deviceKind"]): ResolvedDevice {
     switch (kind) {
       case "block": {
-        const byName = normaliseBlockName(dev);
+        // btrfs names members by path: /dev/mapper/NAME is the dm-N whose dm/name is NAME,
+        // the name diskstats and every other label use.
+        if (dev.startsWith("mapper/")) return { disk: this.dmByName(dev.slice(7)) ?? dev, logical: dev };
+        // The kernel's "cciss/c0d0" is sysfs's (and diskstats' label) "cciss!c0d0".
+        const name = dev.replace(/\//g, "!");
+        const byName = normaliseBlockName(name);
         // sysfs knows partitions the name rules do not (e.g. dm partitions).
         try {
-          const node = realpathSync(`${this.sysPath}/class/block/${dev.replace(/\//g, "!")}`);
+          const node = realpathSync(`${this.sysPath}/class/block/${name}`);
           if (existsSync(`${node}/partition`)) return { disk: basename(dirname(node)), logical: dev };
         } catch {
           // not in sysfs (gone, or another host's name)
         }
-        return { disk: byName.disk, logical: byName.partition ?? (byName.disk !== dev ? dev : null) };
+        return { disk: byName.disk, logical: byName.partition ?? (byName.disk !== name ? name : null) };
       }
       case "scsi": {
         try {
@@ -84,5 +89,21 @@ export class DeviceResolver {
       case "none":
         return { disk: "unknown", logical: null };
     }
+  }
+
+  private dmByName(name: string): string | null {
+    try {
+      for (const b of readdirSync(`${this.sysPath}/block`)) {
+        if (!b.startsWith("dm-")) continue;
+        try {
+          if (readFileSync(`${this.sysPath}/block/${b}/dm/name`, "utf8").trim() === name) return b;
+        } catch {
+          // being removed
+        }
+      }
+    } catch {
+      // no sysfs
+    }
+    return null;
   }
 }
