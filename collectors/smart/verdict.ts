@@ -6,7 +6,11 @@
 // - Backblaze (2014, 2016 drive-stats posts): the raw values of ATA 5, 187, 188, 197, 198 are
 //   the counters that predict failure while SMART still says PASSED; any of them > 0 is their
 //   trigger to investigate => warn. Backblaze Q3 2019: non-zero 197/198 mark failing media.
-// - 199 UDMA CRC errors are a cable/backplane signal, not media wear => warn, with that hint.
+// - 184 End-to-End (IOEDC) errors: parity failed inside the drive's data path => warn.
+// - 199 UDMA CRC errors (and 188 on SSDs) are link signals: warn only while rising
+//   (trend.ts), a static count is info.
+// - SATA SSD wear (device statistics, 233/177/202/231 by drivedb name) like NVMe wear.
+// The full table with sources: README "SMART".
 // - NVMe (NVMe base spec; scrutiny's rules): critical_warning != 0 or spare below its own
 //   threshold => fail; media_errors > 0 => warn; percentage_used >= 80 => warn, >= 100 => fail
 //   (the vendor's endurance estimate is spent); error-log entries are usually benign => info.
