@@ -84,6 +84,9 @@ test("packed 188: Seagate's three 16-bit counters decode to the total, raw or st
   // The issue's example: 0x0005_0005_0005.
   const five = edited(cases[0]?.[0] ?? "", 188, (a) => (a["raw"] = { value: 21475164165, string: "21475164165" }));
   t.is(predictiveCounters(five)["command_timeouts"], 5);
+  // smartctl's raw16 string is "w2 w1 w0": the total is the last number.
+  const str = edited(cases[0]?.[0] ?? "", 188, (a) => (a["raw"] = { value: 3, string: "0 0 3" }));
+  t.is(predictiveCounters(str)["command_timeouts"], 3);
   // Words that do not nest (high > low) are not Seagate's packing: kept as is.
   const odd = edited(cases[0]?.[0] ?? "", 188, (a) => (a["raw"] = { value: 0x0009_0001_0002, string: String(0x0009_0001_0002) }));
   t.is(predictiveCounters(odd)["command_timeouts"], 0x0009_0001_0002);
