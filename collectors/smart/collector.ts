@@ -15,7 +15,8 @@ import type { CollectContext, Collector } from "../types.js";
 import { isolatedCommand } from "./isolate.js";
 import { classify, COLLECT_STATES, type CollectState } from "./classify.js";
 import { decodeExitStatus, parseScan, parseSmart, type SmartReport } from "./parse.js";
-import { judge, predictiveCounters, type Reason, RISING_IS_BAD, type Verdict } from "./verdict.js";
+import { advanceTrend, readTrendState, type TrendState, type Trends, trendView } from "./trend.js";
+import { enduranceUsed, judge, predictiveCounters, type Reason, RISING_IS_BAD, type Verdict } from "./verdict.js";
 
 const VERDICTS: readonly Verdict[] = ["pass", "warn", "fail", "unknown"];
 /** Discovery opens every disk: rarely. */
@@ -41,6 +42,8 @@ export interface DeviceResult {
   readonly temperature_celsius: number | null;
   readonly power_on_hours: number | null;
   readonly counters: Readonly<Record<string, number>>;
+  /** Endurance used (NVMe percentage_used, ATA device statistics or vendor wear attribute). */
+  readonly wear: { readonly percent_used: number; readonly source: string } | null;
   readonly collected_at: string;
   readonly seconds: number;
 }
@@ -111,6 +114,9 @@ export class SmartCollector implements Collector<SmartObservation> {
   private readonly gExit: Gauge<"device">;
   private readonly gAttr: Gauge<"device" | "attribute">;
   private readonly gHours: Gauge<"device">;
+  private readonly gWear: Gauge<"device">;
+  /** Counter history per drive when there is no history store (else it is persisted). */
+  private readonly trends = new Map<string, TrendState>();
   private readonly gLast: Gauge<"device">;
   private readonly gInfo: Gauge<"device" | "type" | "protocol" | "model" | "serial" | "firmware">;
   private readonly infoLabels = new Map<string, Record<string, string>>();
@@ -122,6 +128,7 @@ export class SmartCollector implements Collector<SmartObservation> {
     this.gTemp = gauge(r, { name: `${NS}smart_temperature_celsius`, help: "Drive temperature reported by SMART.", labelNames: ["device"] });
     this.gExit = gauge(r, { name: `${NS}smart_exit_status`, help: "smartctl exit status bitmask of the last poll (see smartctl(8)).", labelNames: ["device"] });
     this.gAttr = gauge(r, { name: `${NS}smart_attribute_raw`, help: "Raw value of the failure-predicting SMART counters (ATA 5/187/188/197/198/199, NVMe, SCSI).", labelNames: ["device", "attribute"] });
+    this.gWear = gauge(r, { name: `${NS}smart_endurance_used_percent`, help: "Percent of the SSD's rated endurance used (NVMe percentage_used, ATA device statistics, or the vendor's wear attribute); may exceed 100.", labelNames: ["device"] });
     this.gHours = gauge(r, { name: `${NS}smart_power_on_seconds`, help: "Power-on time reported by SMART (whole hours).", labelNames: ["device"] });
     this.gLast = gauge(r, { name: `${NS}smart_last_collection_timestamp_seconds`, help: "Unix time of the device's last completed SMART poll.", labelNames: ["device"] });
     this.gInfo = gauge(r, { name: `${NS}smart_info`, help: "Identity of the device; always 1.", labelNames: ["device", "type", "protocol", "model", "serial", "firmware"] });
@@ -156,6 +163,7 @@ export class SmartCollector implements Collector<SmartObservation> {
       for (const st of COLLECT_STATES) this.gState.set({ device: d.device, state: st }, st === d.state ? 1 : 0);
       if (d.exit_status !== null) this.gExit.set({ device: d.device }, d.exit_status);
       if (d.temperature_celsius !== null) this.gTemp.set({ device: d.device }, d.temperature_celsius);
+      if (d.wear !== null) this.gWear.set({ device: d.device }, d.wear.percent_used);
       if (d.power_on_hours !== null) this.gHours.set({ device: d.device }, d.power_on_hours * 3600);
       for (const [attribute, v] of Object.entries(d.counters)) this.gAttr.set({ device: d.device, attribute }, v);
       this.gLast.set({ device: d.device }, Date.parse(d.collected_at) / 1000);
@@ -249,16 +257,19 @@ export class SmartCollector implements Collector<SmartObservation> {
       return state === "standby" && s.lastOk ? { ...s.lastOk, state, detail, exit_status: exit, exit_bits: decodeExitStatus(exit ?? 0), collected_at: base.collected_at, seconds } : base;
     }
     if (!s.type && report.device?.type) s.detectedType = report.device.type;
-    const v = judge(report);
+    const counters = predictiveCounters(report);
+    const trends = this.trend(s, report, counters);
+    const v = judge(report, trends);
+    const wear = enduranceUsed(report);
     const result: DeviceResult = {
       device: s.label, name: s.name, type: report.device?.type ?? s.type, state, detail,
       verdict: v.verdict, reasons: v.reasons, exit_status: exit, exit_bits: decodeExitStatus(exit ?? 0),
       model: report.identity.model, serial: report.identity.serial, firmware: report.identity.firmware, protocol: report.device?.protocol ?? null,
       temperature_celsius: report.temperature.current, power_on_hours: report.powerOnHours,
-      counters: predictiveCounters(report), collected_at: new Date().toISOString(), seconds,
+      counters, wear: wear ? { percent_used: wear.percentUsed, source: wear.source } : null,
+      collected_at: new Date().toISOString(), seconds,
     };
     s.lastOk = result;
-    this.trend(result);
     return result;
   }
 
@@ -269,7 +280,7 @@ export class SmartCollector implements Collector<SmartObservation> {
       reasons: detail ? [{ level: "info", code: state, message: detail }] : [],
       exit_status: exit, exit_bits: decodeExitStatus(exit ?? 0),
       model: prev?.model ?? null, serial: prev?.serial ?? null, firmware: prev?.firmware ?? null, protocol: prev?.protocol ?? null,
-      temperature_celsius: null, power_on_hours: null, counters: {}, collected_at: new Date().toISOString(), seconds,
+      temperature_celsius: null, power_on_hours: null, counters: {}, wear: null, collected_at: new Date().toISOString(), seconds,
     };
   }
 
@@ -292,36 +303,32 @@ export class SmartCollector implements Collector<SmartObservation> {
   }
 
   /**
-   * smartd's attribute-change tracking, but persistent: the last raw values are kept in the
-   * history's state table by drive identity, so an agent restart still notices that
-   * reallocations grew since yesterday.
+   * smartd's attribute-change tracking, but persistent: the counters, when each was first
+   * seen and its last rise are kept in the history's state table by drive identity, so an
+   * agent restart still knows that reallocations grew since yesterday, and the verdict can
+   * tell a rising CRC count from an old one (trend.ts).
    */
-  private trend(r: DeviceResult): void {
+  private trend(s: Slot, report: SmartReport, counters: Record<string, number>): Trends {
     const h = this.opts.history;
-    if (!h) return;
-    const id = r.serial ? `${r.model ?? ""}:${r.serial}` : `${r.name}`;
+    const serial = report.identity.serial;
+    const id = serial ? `${report.identity.model ?? ""}:${serial}` : `${s.name}`;
     const key = `smart.baseline.${id}`;
     const now = Date.now();
-    let base: { at: number; counters: Record<string, number> } | null = null;
-    try {
-      const raw = h.getState(key);
-      if (raw) base = JSON.parse(raw) as { at: number; counters: Record<string, number> };
-    } catch {
-      base = null;
+    const prev = this.trends.get(key) ?? (h ? readTrendState(h.getState(key)) : null);
+    const { state, increases } = advanceTrend(prev, counters, now);
+    this.trends.set(key, state);
+    for (const [name, v] of Object.entries(counters)) h?.record("smart_attribute_raw", { device: s.label, attribute: name }, v, now);
+    for (const inc of increases) {
+      if (!RISING_IS_BAD.has(inc.name)) continue;
+      const hours = inc.sinceMs / 3_600_000;
+      h?.event({
+        class: "smart", kind: "smart.counter_increased", severity: "warn", subject: s.label,
+        message: `${s.name}: ${inc.name} rose by ${inc.current - inc.previous} to ${inc.current} in ${hours < 1 ? `${Math.round(hours * 60)} min` : `${hours.toFixed(1)} h`}`,
+        data: { attribute: inc.name, previous: inc.previous, current: inc.current, delta: inc.current - inc.previous, since_seconds: Math.round(inc.sinceMs / 1000) },
+      });
+      this.opts.log.warn({ device: s.name, attribute: inc.name, previous: inc.previous, current: inc.current }, "smart: failure-predicting counter increased");
     }
-    for (const [name, v] of Object.entries(r.counters)) {
-      h.record("smart_attribute_raw", { device: r.device, attribute: name }, v, now);
-      const prev = base?.counters[name];
-      if (base && prev !== undefined && v > prev && RISING_IS_BAD.has(name)) {
-        const hours = (now - base.at) / 3_600_000;
-        h.event({
-          class: "smart", kind: "smart.counter_increased", severity: "warn", subject: r.device,
-          message: `${r.name}: ${name} rose by ${v - prev} to ${v} in ${hours < 1 ? `${Math.round(hours * 60)} min` : `${hours.toFixed(1)} h`}`,
-          data: { attribute: name, previous: prev, current: v, delta: v - prev, since_seconds: Math.round((now - base.at) / 1000) },
-        });
-        this.opts.log.warn({ device: r.name, attribute: name, previous: prev, current: v }, "smart: failure-predicting counter increased");
-      }
-    }
-    h.setState(key, JSON.stringify({ at: now, counters: r.counters }));
+    h?.setState(key, JSON.stringify(state));
+    return trendView(state, now);
   }
 }

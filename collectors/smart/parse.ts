@@ -35,7 +35,13 @@ export interface SmartReport {
   readonly passed: boolean | null;
   readonly temperature: { readonly current: number | null; /** the drive's own limit: SCSI drive_trip, ATA SCT op_limit_max */ readonly limit: number | null };
   readonly powerOnHours: number | null;
-  readonly ata: { readonly attributes: readonly AtaAttribute[]; readonly errorLogCount: number | null; readonly selfTestErrors: number | null } | null;
+  readonly ata: {
+    readonly attributes: readonly AtaAttribute[];
+    readonly errorLogCount: number | null;
+    readonly selfTestErrors: number | null;
+    /** Device statistics page 7 "Percentage Used Endurance Indicator" (ACS-3; `-x` or `-l devstat`). */
+    readonly enduranceUsed: number | null;
+  } | null;
   readonly nvme: {
     readonly criticalWarning: number;
     readonly availableSpare: number | null;
@@ -80,6 +86,23 @@ function parseJsonObject(text: string): Obj | string {
   } catch (e) {
     return `not JSON: ${(e as Error).message}`;
   }
+}
+
+/** The device-statistics endurance entry, unless its flags say it is not valid. */
+function enduranceIndicator(ds: Obj | null): number | null {
+  const pages = Array.isArray(ds?.["pages"]) ? (ds?.["pages"] as unknown[]) : [];
+  for (const p of pages) {
+    const rows = obj(p)?.["table"];
+    for (const e of Array.isArray(rows) ? (rows as unknown[]) : []) {
+      const o = obj(e);
+      if (str(o, "name") !== "Percentage Used Endurance Indicator") continue;
+      if (bool(obj(o?.["flags"] ?? null), "valid") === false) return null;
+      const v = num(o, "value");
+      // One byte, 0-255 (ACS-3): anything else is not this field.
+      return v !== null && v >= 0 && v <= 255 ? v : null;
+    }
+  }
+  return null;
 }
 
 export function parseScan(text: string): { devices: ScanEntry[] } | { error: string } {
@@ -162,6 +185,7 @@ export function parseSmart(text: string): SmartReport | { error: string } {
         }),
         errorLogCount: num(obj(obj(root["ata_smart_error_log"])?.["summary"]), "count") ?? num(obj(obj(root["ata_smart_error_log"])?.["extended"]), "count"),
         selfTestErrors: num(obj(obj(root["ata_smart_self_test_log"])?.["standard"]), "error_count_total") ?? num(obj(obj(root["ata_smart_self_test_log"])?.["extended"]), "error_count_total"),
+        enduranceUsed: enduranceIndicator(obj(root["ata_device_statistics"])),
       }
     : null;
 

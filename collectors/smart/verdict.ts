@@ -6,7 +6,11 @@
 // - Backblaze (2014, 2016 drive-stats posts): the raw values of ATA 5, 187, 188, 197, 198 are
 //   the counters that predict failure while SMART still says PASSED; any of them > 0 is their
 //   trigger to investigate => warn. Backblaze Q3 2019: non-zero 197/198 mark failing media.
-// - 199 UDMA CRC errors are a cable/backplane signal, not media wear => warn, with that hint.
+// - 184 End-to-End (IOEDC) errors: parity failed inside the drive's data path => warn.
+// - 199 UDMA CRC errors (and 188 on SSDs) are link signals: warn only while rising
+//   (trend.ts), a static count is info.
+// - SATA SSD wear (device statistics, 233/177/202/231 by drivedb name) like NVMe wear.
+// The full table with sources: README "SMART".
 // - NVMe (NVMe base spec; scrutiny's rules): critical_warning != 0 or spare below its own
 //   threshold => fail; media_errors > 0 => warn; percentage_used >= 80 => warn, >= 100 => fail
 //   (the vendor's endurance estimate is spent); error-log entries are usually benign => info.
@@ -14,7 +18,8 @@
 // - Temperature against the drive's own limit (SCSI drive_trip, ATA SCT op_limit_max):
 //   at or above it => fail, within 5 degrees of it => warn.
 // - Exit bits 5, 6, 7 (attribute below threshold in the past; error log; self-test log) => warn.
-import { nvmeCriticalBits, type SmartReport } from "./parse.js";
+import { type AtaAttribute, nvmeCriticalBits, type SmartReport } from "./parse.js";
+import { RISE_WINDOW_MS, type Trends } from "./trend.js";
 
 export type Verdict = "pass" | "warn" | "fail" | "unknown";
 
@@ -29,37 +34,148 @@ export interface VerdictResult {
   readonly reasons: Reason[];
 }
 
-/** The ATA attributes that predict failure (Backblaze's five) plus 199 for cabling. */
-export const ATA_PREDICTIVE: ReadonlyArray<readonly [number, string, string]> = [
-  [5, "reallocated_sectors", "reallocated sectors"],
-  [187, "reported_uncorrectable", "reported uncorrectable errors"],
-  [188, "command_timeouts", "command timeouts"],
-  [197, "pending_sectors", "sectors pending reallocation"],
-  [198, "offline_uncorrectable", "offline uncorrectable sectors"],
-  [199, "udma_crc_errors", "UDMA CRC errors (cable, connector or backplane)"],
+type CounterRule =
+  /** any raw > 0 warns (Backblaze's "reason to investigate") */
+  | "any"
+  /** harmless once, harmful when it grows: warn only while rising */
+  | "rising"
+  /** "any" on spinning disks (Backblaze's data), "rising" on SSDs */
+  | "any-hdd";
+
+interface AtaCounter {
+  readonly id: number;
+  readonly key: string;
+  readonly what: string;
+  readonly rule: CounterRule;
+  /** Attribute names smartctl gives this meaning; other drives reuse the ID (drivedb.h). */
+  readonly names?: RegExp;
+}
+
+/** The ATA counters that are judged. Sources: README "SMART verdict". */
+export const ATA_COUNTERS: readonly AtaCounter[] = [
+  { id: 5, key: "reallocated_sectors", what: "reallocated sectors", rule: "any" },
+  // IOEDC: parity over the drive's internal data path (buffer, FIFO) failed; on writes
+  // the drive may have stored bad data (Seagate Barracuda ES+ product manual, 4.3.3).
+  { id: 184, key: "end_to_end_errors", what: "end-to-end (IOEDC) parity errors inside the drive", rule: "any", names: /End-to-End/i },
+  { id: 187, key: "reported_uncorrectable", what: "reported uncorrectable errors", rule: "any" },
+  // Micron and other SSDs count host-side aborts here; healthy ones show tens.
+  { id: 188, key: "command_timeouts", what: "command timeouts", rule: "any-hdd", names: /Command_Timeout/i },
+  { id: 197, key: "pending_sectors", what: "sectors pending reallocation", rule: "any" },
+  { id: 198, key: "offline_uncorrectable", what: "offline uncorrectable sectors", rule: "any" },
+  // 199 is "Host_Writes_GiB" on some SSDs: only the CRC meanings count.
+  { id: 199, key: "udma_crc_errors", what: "UDMA CRC errors (cable, connector or backplane)", rule: "rising", names: /CRC/i },
 ];
 
-/** 188 on Seagate packs three 16-bit counters ("0 0 3"): the last one is the count (as scrutiny reads it). */
-function ataRaw(id: number, raw: number, rawString: string): number {
-  if (id === 188) {
-    const parts = rawString.trim().split(/\s+/).map(Number);
-    if (parts.length === 3 && parts.every(Number.isFinite) && (parts[0] ?? 0) <= (parts[1] ?? 0) && (parts[1] ?? 0) <= (parts[2] ?? 0)) return parts[2] ?? raw;
+/** [id, key, what] of the judged ATA counters (the old table's shape). */
+export const ATA_PREDICTIVE: ReadonlyArray<readonly [number, string, string]> = ATA_COUNTERS.map((c) => [c.id, c.key, c.what] as const);
+
+const W16 = 0x10000;
+const W32 = 0x100000000;
+
+/** The three 16-bit words of a 48-bit raw value, lowest first. */
+export function rawWords(raw: number): [number, number, number] {
+  const r = Number.isFinite(raw) && raw > 0 ? Math.floor(raw) : 0;
+  return [r % W16, Math.floor(r / W16) % W16, Math.floor(r / W32) % W16];
+}
+
+/** Seagate spinning disks pack 1, 7 and 195 as raw24/raw32 (drivedb.h presets). */
+function seagateHdd(r: SmartReport): boolean {
+  const id = r.identity;
+  return id.rotationRate !== 0 && (/Seagate/i.test(id.family ?? "") || /^ST\d/.test(id.model ?? ""));
+}
+
+/**
+ * The count in an attribute's raw value, decoded as smartctl's -v formats do.
+ * 188 raw16 ("-v 188,raw16", Seagate and others): three 16-bit counters, the lowest
+ * the total (0x0005_0005_0005 is 5 timeouts, not 21475164165). 1, 7, 195 raw24/raw32
+ * on Seagate: errors in the top 16 bits, operations in the low 32. raw.string shows
+ * the decoded form when drivedb applied the preset, so it is read first.
+ */
+export function decodeRaw(a: AtaAttribute, seagate: boolean): number {
+  const s = a.rawString.trim();
+  if (a.id === 188) {
+    const m = /^(\d+) (\d+) (\d+)$/.exec(s);
+    if (m) return Number(m[3]);
+    const [w0, w1, w2] = rawWords(a.raw);
+    // Packed only when the words nest like the counters do (total >= >5 s >= >7.5 s).
+    if (a.raw >= W16 && w0 >= w1 && w1 >= w2 && w2 > 0) return w0;
+    return a.raw;
   }
-  return raw;
+  if (a.id === 1 || a.id === 7 || a.id === 195) {
+    const m = /^(\d+)\/(\d+)$/.exec(s);
+    if (m) return Number(m[1]);
+    if (seagate) return rawWords(a.raw)[2];
+  }
+  return a.raw;
+}
+
+function counterOf(r: SmartReport, c: AtaCounter): { a: AtaAttribute; value: number } | null {
+  const a = r.ata?.attributes.find((x) => x.id === c.id && (!c.names || c.names.test(x.name)));
+  return a ? { a, value: decodeRaw(a, seagateHdd(r)) } : null;
+}
+
+export interface Wear {
+  /** Percent of the rated endurance used (may exceed 100). */
+  readonly percentUsed: number;
+  /** Which field it came from, for the reason. */
+  readonly source: string;
+}
+
+/**
+ * SATA SSD wear attributes by ID and drivedb name, and how to read them.
+ * "remaining": normalised value = percent of life left (counts down from 100);
+ * "used": raw value = percent of rated life used (counts up).
+ */
+const WEAR_ATTRS: ReadonlyArray<{ id: number; name: string; read: "remaining" | "used" }> = [
+  { id: 233, name: "Media_Wearout_Indicator", read: "remaining" }, // Intel: 100 down to 1
+  { id: 177, name: "Wear_Leveling_Count", read: "remaining" }, // Samsung: 100 down
+  { id: 202, name: "Percent_Lifetime_Remain", read: "remaining" }, // Micron: norm = 100 - raw
+  { id: 231, name: "SSD_Life_Left", read: "remaining" }, // Kingston, SandForce, Phison
+  { id: 202, name: "Percent_Lifetime_Used", read: "used" }, // ATP
+  { id: 202, name: "Perc_Rated_Life_Used", read: "used" }, // Crucial/Micron RealSSD, others
+];
+
+/** Endurance used: NVMe percentage_used, ATA device statistics, then vendor attributes. */
+export function enduranceUsed(r: SmartReport): Wear | null {
+  const nvme = r.nvme?.percentageUsed;
+  if (nvme !== null && nvme !== undefined) return { percentUsed: nvme, source: "NVMe percentage_used" };
+  if (!r.ata) return null;
+  if (r.ata.enduranceUsed !== null) return { percentUsed: r.ata.enduranceUsed, source: "ATA device statistics, Percentage Used Endurance Indicator" };
+  for (const w of WEAR_ATTRS) {
+    const a = r.ata.attributes.find((x) => x.id === w.id && x.name === w.name);
+    if (!a) continue;
+    if (w.read === "used") {
+      if (a.raw >= 0 && a.raw <= 255) return { percentUsed: a.raw, source: `ATA ${a.id} ${a.name} raw ${a.raw}` };
+      continue;
+    }
+    // Normalised values above 100 are not percentages; at 1 they bottom out (Intel:
+    // 233 falls to 1 at the rated endurance), so <= 1 is "all used".
+    if (a.value === null || a.value < 0 || a.value > 100) continue;
+    return { percentUsed: a.value <= 1 ? 100 : 100 - a.value, source: `ATA ${a.id} ${a.name} normalised ${a.value} (life left)` };
+  }
+  return null;
 }
 
 /** The failure-predicting counters of a report, by attribute name (kept in history for trends). */
 export function predictiveCounters(r: SmartReport): Record<string, number> {
   const out: Record<string, number> = {};
-  for (const a of r.ata?.attributes ?? []) {
-    const p = ATA_PREDICTIVE.find(([id]) => id === a.id);
-    if (p) out[p[1]] = ataRaw(a.id, a.raw, a.rawString);
+  for (const c of ATA_COUNTERS) {
+    const v = counterOf(r, c);
+    if (v) out[c.key] = v.value;
   }
+  if (r.ata && seagateHdd(r)) {
+    // Decoded error counts of Seagate's packed rates (not judged: rates, not events).
+    for (const [id, key] of [[1, "read_errors"], [7, "seek_errors"], [195, "ecc_recovered"]] as const) {
+      const a = r.ata.attributes.find((x) => x.id === id);
+      if (a) out[key] = decodeRaw(a, true);
+    }
+  }
+  const wear = enduranceUsed(r);
+  if (wear) out["percentage_used"] = wear.percentUsed;
   if (r.nvme) {
     out["critical_warning"] = r.nvme.criticalWarning;
     if (r.nvme.mediaErrors !== null) out["media_errors"] = r.nvme.mediaErrors;
     if (r.nvme.availableSpare !== null) out["available_spare_percent"] = r.nvme.availableSpare;
-    if (r.nvme.percentageUsed !== null) out["percentage_used"] = r.nvme.percentageUsed;
     if (r.nvme.numErrLogEntries !== null) out["error_log_entries"] = r.nvme.numErrLogEntries;
   }
   if (r.scsi) {
@@ -71,9 +187,16 @@ export function predictiveCounters(r: SmartReport): Record<string, number> {
 }
 
 /** Counters where a rise is bad news (the others, like spare, fall when things get worse). */
-export const RISING_IS_BAD = new Set(["reallocated_sectors", "reported_uncorrectable", "command_timeouts", "pending_sectors", "offline_uncorrectable", "udma_crc_errors", "media_errors", "grown_defects", "uncorrected_errors", "critical_warning"]);
+export const RISING_IS_BAD = new Set(["reallocated_sectors", "end_to_end_errors", "reported_uncorrectable", "command_timeouts", "pending_sectors", "offline_uncorrectable", "udma_crc_errors", "media_errors", "grown_defects", "uncorrected_errors", "critical_warning"]);
 
-export function judge(r: SmartReport): VerdictResult {
+/** Wear levels, the same for NVMe and SATA SSDs: >= 100 fail, >= 80 warn, >= 50 info. */
+export const WEAR_FAIL = 100;
+export const WEAR_WARN = 80;
+export const WEAR_INFO = 50;
+
+const days = (ms: number) => (ms < 86_400_000 ? `${Math.round(ms / 3_600_000)} h` : `${Math.round(ms / 86_400_000)} d`);
+
+export function judge(r: SmartReport, trends: Trends = {}): VerdictResult {
   const reasons: Reason[] = [];
   const add = (level: Reason["level"], code: string, message: string) => reasons.push({ level, code, message });
 
@@ -81,20 +204,39 @@ export function judge(r: SmartReport): VerdictResult {
   for (const a of r.ata?.attributes ?? []) {
     if (a.whenFailed === "now" && a.prefailure) add("fail", `attribute_${a.id}_failing`, `pre-fail attribute ${a.id} ${a.name} is at or below its threshold now (${a.value} <= ${a.thresh})`);
   }
-  for (const [id, , what] of ATA_PREDICTIVE) {
-    const a = r.ata?.attributes.find((x) => x.id === id);
-    if (!a) continue;
-    const v = ataRaw(a.id, a.raw, a.rawString);
-    if (v > 0) add("warn", `attribute_${id}`, `${v} ${what} (ATA ${id} ${a.name})`);
+  for (const c of ATA_COUNTERS) {
+    const got = counterOf(r, c);
+    if (!got || got.value <= 0) continue;
+    const { a, value } = got;
+    const packed = value !== a.raw ? `, decoded from raw ${a.raw}` : "";
+    const head = `${value} ${c.what} (ATA ${c.id} ${a.name}${packed})`;
+    const rule = c.rule === "any-hdd" ? (r.identity.rotationRate === 0 ? "rising" : "any") : c.rule;
+    if (rule === "any") {
+      add("warn", `attribute_${c.id}`, head);
+      continue;
+    }
+    const t = trends[c.key];
+    const win = days(RISE_WINDOW_MS);
+    if (t?.rising) add("warn", `attribute_${c.id}`, `${head}: rose by ${t.delta} within ${win} (rising rule: judged on growth)`);
+    else if (t) add("info", `attribute_${c.id}`, `${head}: not grown in ${days(t.watchedMs)} watched (static rule: info; warns if it grows within ${win})`);
+    else add("info", `attribute_${c.id}`, `${head}: first look, no history (static rule: info; warns if it grows within ${win})`);
+  }
+  const wear = r.nvme ? null : enduranceUsed(r);
+  if (wear) {
+    const p = wear.percentUsed;
+    const why = `endurance used ${p}% (${wear.source})`;
+    if (p >= WEAR_FAIL) add("fail", "ata_wear", `${why}: the vendor's rated life is spent`);
+    else if (p >= WEAR_WARN) add("warn", "ata_wear", why);
+    else if (p >= WEAR_INFO) add("info", "ata_wear", why);
   }
   if (r.nvme) {
     const n = r.nvme;
     if (n.criticalWarning !== 0) add("fail", "nvme_critical_warning", `NVMe critical warning 0x${n.criticalWarning.toString(16)}: ${nvmeCriticalBits(n.criticalWarning).join(", ")}`);
     if (n.availableSpare !== null && n.availableSpareThreshold !== null && n.availableSpare < n.availableSpareThreshold) add("fail", "nvme_spare", `available spare ${n.availableSpare}% is below the drive's threshold ${n.availableSpareThreshold}%`);
     if (n.mediaErrors !== null && n.mediaErrors > 0) add("warn", "nvme_media_errors", `${n.mediaErrors} unrecovered media errors`);
-    if (n.percentageUsed !== null && n.percentageUsed >= 100) add("fail", "nvme_wear", `endurance used ${n.percentageUsed}%: the vendor's rated life is spent`);
-    else if (n.percentageUsed !== null && n.percentageUsed >= 80) add("warn", "nvme_wear", `endurance used ${n.percentageUsed}%`);
-    else if (n.percentageUsed !== null && n.percentageUsed >= 50) add("info", "nvme_wear", `endurance used ${n.percentageUsed}%`);
+    if (n.percentageUsed !== null && n.percentageUsed >= WEAR_FAIL) add("fail", "nvme_wear", `endurance used ${n.percentageUsed}%: the vendor's rated life is spent`);
+    else if (n.percentageUsed !== null && n.percentageUsed >= WEAR_WARN) add("warn", "nvme_wear", `endurance used ${n.percentageUsed}%`);
+    else if (n.percentageUsed !== null && n.percentageUsed >= WEAR_INFO) add("info", "nvme_wear", `endurance used ${n.percentageUsed}%`);
     if (n.numErrLogEntries !== null && n.numErrLogEntries > 0) add("info", "nvme_error_log", `${n.numErrLogEntries} error-log entries (usually the host probing optional features; see the trend)`);
   }
   if (r.scsi) {
