@@ -10,6 +10,9 @@ import { bootContainer, type Container, containerUnavailable, REPO_ROOT } from "
 const WAL = "/var/lib/stemedb/wal";
 const SHIPPED = readFileSync(join(REPO_ROOT, "systemd/stemedb-agent.service"), "utf8");
 const PROBE = join(REPO_ROOT, "dist/test/helpers/capprobe.js");
+// Inside the container the probe runs from /etc: the checkout may live under /tmp or /home,
+// which the unit's PrivateTmp=/ProtectHome= hide (a CI clone in /tmp failed that way).
+const PROBE_IN = "/etc/stemedb-capprobe.mjs";
 let c: Container | undefined;
 let skip: string | null = containerUnavailable();
 let dbPid = "";
@@ -26,6 +29,7 @@ test.before(async () => {
     skip = `container did not boot: ${(e as Error).message.slice(0, 300)}`;
     return;
   }
+  c.writeFile(PROBE_IN, readFileSync(PROBE, "utf8"));
   c.exec("systemd-sysusers", ["-"], { input: 'g stemedb-agent -\nu stemedbtest - "database stand-in" /\n' });
   c.sh(`mkdir -p ${WAL} && echo x > ${WAL}/seg1 && chown -R stemedbtest:stemedbtest ${WAL} && chmod 0700 ${WAL}`);
   c.sh(`systemd-run --unit=dbhold --uid=stemedbtest --gid=stemedbtest sh -c 'exec 3<${WAL}/seg1; exec sleep 600'`);
@@ -46,7 +50,7 @@ function probe(name: string, caps: string): Record<string, string> {
   const unit = lines
     .map((l) => (l.startsWith("CapabilityBoundingSet=") ? `CapabilityBoundingSet=${caps}` : l))
     .join("\n")
-    .replace("[Service]\n", `[Service]\nType=oneshot\nExecStart=/usr/bin/node ${PROBE} ${dbPid} ${WAL}\nStandardOutput=file:/run/${name}.json\n`);
+    .replace("[Service]\n", `[Service]\nType=oneshot\nExecStart=/usr/bin/node ${PROBE_IN} ${dbPid} ${WAL}\nStandardOutput=file:/run/${name}.json\n`);
   c.writeFile(`/etc/systemd/system/${name}.service`, unit);
   c.sh(`systemctl daemon-reload && systemctl start ${name}.service`);
   return JSON.parse(c.readFile(`/run/${name}.json`)) as Record<string, string>;

@@ -275,11 +275,11 @@ export class KmsgCollector implements Collector<KmsgObservation> {
     child.stderr.on("data", (b: Buffer) => (stderr = (stderr + b.toString("utf8")).slice(-2000)));
     child.on("error", (e) => this.opts.log.error({ err: e.message }, "kmsg: journalctl fallback failed"));
     child.on("exit", (code) => {
+      // close() lets go of it first: an exit we asked for is no failure.
+      if (this.journal !== child) return;
       this.opts.log.error({ code, stderr: stderr.trim() }, "kmsg: journalctl exited; retrying /dev/kmsg next tick");
-      if (this.journal === child) {
-        this.journal = null;
-        this.source = null;
-      }
+      this.journal = null;
+      this.source = null;
     });
   }
 
