@@ -92,6 +92,14 @@ test("the dashboard has a node picker, heatmaps of the await histograms, and val
   t.is(new Set(d.panels.map((p) => p.id)).size, d.panels.length, "panel ids are unique");
 });
 
+test("every metric the rules and the dashboard use is documented in the README's metrics reference", (t) => {
+  const readme = readmeMetricNames();
+  const used = [...metricNames(RULES), ...dashboardExprs().flatMap((e) => [...metricNames(e)])];
+  // A histogram is documented by its name, not by its _bucket/_sum/_count series.
+  const base = new Set(used.map((n) => n.replace(/_(bucket|sum|count)$/, "")));
+  t.deepEqual([...base].filter((n) => !readme.has(n)).sort(), []);
+});
+
 test("every metric the rules and the dashboard use exists in a real scrape (every collector on, SMART from a fixture)", async (t) => {
   const { dir } = tempDir("sa-mon-");
   const wal = join(dir, "wal");
