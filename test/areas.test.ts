@@ -1,7 +1,11 @@
 import test from "ava";
 import { loadConfig } from "../agent/config/load.js";
+import { HistoryStore } from "../agent/history/store.js";
+import { CoreMetrics } from "../agent/metrics/registry.js";
 import { buildAreas, type Latest } from "../agent/status/areas.js";
 import { diagnose } from "../agent/status/diagnose.js";
+import { tempDir } from "./helpers/agent-process.js";
+import { defaultRetention, quietLog } from "./helpers/quiet.js";
 
 const cfg = (() => {
   const r = loadConfig({ env: {}, defaultFile: "/nonexistent" });
@@ -46,4 +50,73 @@ test("diagnose says what the agent did or will do about a competing backup, in e
   t.is(held?.action, "backup.service paused (freeze) since 10:02:00Z, resumes by 10:32:00Z at the latest: WAL fsync p99 140 ms; backup.service doing 180.0 MiB/s of I/O (agentctl backups)");
   const raw = diagnose(cfg, latest(slowNode), null).steps.find((s) => s.step === "5. raw fsync test");
   t.is(raw?.verdict, "crit", "the last probe itself took 200 ms");
+});
+
+// Kernel log in incidents: rows as the kmsg collector writes them (class kernel_incident, kind
+// the worst severity; class kernel, one per fault line).
+function kernelHistory(): HistoryStore {
+  const { dir, cleanup } = tempDir("sa-areas-");
+  const h = new HistoryStore({ stateDir: dir, retention: defaultRetention(), log: quietLog, metrics: new CoreMetrics() });
+  kernelCleanup.push(() => {
+    h.close();
+    cleanup();
+  });
+  return h;
+}
+const kernelCleanup: Array<() => void> = [];
+test.after.always(() => kernelCleanup.forEach((c) => c()));
+
+const NOW = Date.parse("2026-12-02T10:30:00Z");
+const incident = (h: HistoryStore, ts: number, device: string, worst: "crit" | "error" | "warn", classes: Record<string, number>, sectors: string[] = []) => {
+  const lines = Object.values(classes).reduce((a, b) => a + b, 0);
+  h.event({ ts, class: "kernel_incident", kind: worst, severity: worst === "error" ? "warn" : worst, subject: device, message: "x", data: { classes, lines, sectors, requests: [], worst } });
+};
+const line = (h: HistoryStore, ts: number, device: string, cls: string, sev: "crit" | "warn") => h.event({ ts, class: "kernel", kind: cls, severity: sev, subject: device, message: cls });
+
+/** One failed SCSI read on sdb at 10:02:03 (four lines, one incident), a link reset on sdc later. */
+function twoIncidents(): HistoryStore {
+  const h = kernelHistory();
+  const at = Date.parse("2026-12-02T10:02:03Z");
+  for (const c of ["scsi_medium_error", "scsi_medium_error", "blk_medium_error"]) line(h, at, "sdb", c, "crit");
+  line(h, at, "sdb", "buffer_io_error", "warn");
+  incident(h, at, "sdb", "crit", { scsi_medium_error: 2, blk_medium_error: 1, buffer_io_error: 1 }, ["5256"]);
+  line(h, at + 60_000, "sdc", "ata_link_reset", "warn");
+  incident(h, at + 60_000, "sdc", "warn", { ata_link_reset: 1 });
+  incident(h, NOW - 25 * 3_600_000, "sdd", "crit", { blk_io_error: 1 }); // older than 24 h
+  h.flush();
+  return h;
+}
+const kernelArea = (h: HistoryStore) => buildAreas(cfg, latest({}), h, { verdict: "healthy", reasons: [] }, NOW).find((a) => a.area === "kernel");
+const storageStep = (h: HistoryStore, obs: Record<string, unknown> = {}) => diagnose(cfg, latest(obs), h, NOW).steps.find((s) => s.runbook === "storage-errors" && s.step.startsWith("1."));
+
+test("status: the kernel log in incidents, worst first, not in lines", (t) => {
+  const k = kernelArea(twoIncidents());
+  t.is(k?.verdict, "crit");
+  t.is(k?.summary, "2 incidents in 24 h, worst crit on sdb (scsi_medium_error, blk_medium_error, buffer_io_error)");
+  t.deepEqual(k?.details, ["crit on sdb at 10:02:03 UTC: scsi_medium_error x2, blk_medium_error, buffer_io_error (4 lines; sector 5256)", "warn on sdc at 10:03:03 UTC: ata_link_reset (1 line)", "5 fault lines in the kernel log behind them"]);
+});
+
+test("status: incidents of error or warn severity only are a warning; lines no incident holds yet are still said", (t) => {
+  const h = kernelHistory();
+  incident(h, NOW - 60_000, "nvme0n1", "error", { nvme_timeout: 2 });
+  h.flush();
+  t.like(kernelArea(h), { verdict: "warn", summary: "1 incident in 24 h, worst error on nvme0n1 (nvme_timeout)" });
+  const fresh = kernelHistory();
+  line(fresh, NOW - 1_000, "sdb", "blk_medium_error", "crit");
+  line(fresh, NOW - 1_000, "sdb", "buffer_io_error", "warn");
+  fresh.flush();
+  t.like(kernelArea(fresh), { verdict: "crit", summary: "2 storage error lines in 24 h, no incident closed yet; most: 1 blk_medium_error on sdb (last 10:29:59 UTC)" });
+  t.like(kernelArea(kernelHistory()), { verdict: "ok", summary: "no storage errors in the kernel log in the last 24 h" });
+});
+
+test("diagnose: storage errors step 1 speaks in incidents; one on the WAL device is critical", (t) => {
+  const h = twoIncidents();
+  const s = storageStep(h);
+  t.is(s?.verdict, "warn", "not on the WAL device");
+  t.is(s?.evidence, "2 incidents (5 fault lines): crit on sdb at 10:02:03 UTC: scsi_medium_error x2, blk_medium_error, buffer_io_error (4 lines; sector 5256); warn on sdc at 10:03:03 UTC: ata_link_reset (1 line)");
+  t.is(s?.action, null);
+  const onWal = storageStep(h, { diskstats: { devices: [], roles: [{ role: "wal", chain: [{ name: "sdc" }] }] } });
+  t.is(onWal?.verdict, "crit");
+  t.is(onWal?.action, "the WAL device sdc reports I/O errors: plan to move the WAL off it; check SMART (next step)");
+  t.like(storageStep(kernelHistory()), { verdict: "ok", evidence: "no storage errors in the kernel log" });
 });

@@ -67,9 +67,10 @@ test("fuzz: a record built from fields (any PRI, SEQ, TS digits; escaped text an
 const CLASSES = new Set([
   "blk_io_error", "blk_medium_error", "blk_target_error", "blk_timeout", "blk_transport_error", "blk_offline", "buffer_io_error", "writeback_error",
   "scsi_medium_error", "scsi_device_offline", "ata_error", "ata_link_reset", "nvme_timeout", "nvme_controller_failure", "nvme_io_error",
-  "ext4_error", "fs_journal_abort", "fs_readonly", "xfs_error", "xfs_shutdown", "btrfs_error", "md_disk_failure", "dm_path_failure", "hung_task",
+  "ext4_error", "fs_journal_abort", "fs_readonly", "xfs_error", "xfs_shutdown", "btrfs_error",
+  "md_disk_failure", "md_array_failed", "md_io_error", "dm_path_failure", "hung_task",
 ]);
-const KINDS = new Set(["block", "ata", "scsi", "devt", "nvme_ctrl", "none"]);
+const KINDS = new Set(["block", "ata", "scsi", "devt", "chardev", "nvme_ctrl", "raw", "none"]);
 
 function wellTyped(o: Outcome): boolean {
   if (o === null) return true;
@@ -78,6 +79,9 @@ function wellTyped(o: Outcome): boolean {
   if (o.device !== null && (typeof o.device !== "string" || o.device === "")) return false;
   if (o.count !== 0 && o.count !== 1) return false;
   if (o.detail !== undefined && typeof o.detail !== "string") return false;
+  // Grouping keys are printed text: strings, never a number or an object from a lookup.
+  if (o.sector !== undefined && typeof o.sector !== "string") return false;
+  if (o.request !== undefined && typeof o.request !== "string") return false;
   return o.btrfsCounters === undefined || Object.values(o.btrfsCounters).every(safeNat);
 }
 
@@ -109,12 +113,43 @@ const TEMPLATES = [
   "BTRFS warning (device {D}): csum failed root {N} ino {N} off {N}",
   "BTRFS: error (device {D} state EA) in btrfs_commit_transaction:{N}: errno=-5 IO failure",
   "md/raid1:md{N}: Disk failure on {D}, disabling device.",
+  // md array and member errors (drivers/md/raid1.c, raid10.c, raid5.c; md.c).
+  "md/raid:md{N}: Cannot continue operation ({N}/{N} failed).",
+  "md/raid:md{N}: read error not correctable (sector {N} on {D}).",
+  "md/raid:md{N}: read error corrected ({N} sectors at {N} on {D})",
+  "md/raid:md{N}: Too many read errors, failing device {D}.",
+  "md/raid1:md{N}: {D}: unrecoverable I/O read error for block {N}",
+  "md/raid10:md{N}: {D}: Raid device exceeded read_error threshold [cur {N}:max {N}]",
+  "md: super_written gets error={N}",
+  // Numeric sense (kernels without CONFIG_SCSI_CONSTANTS), with the request's tag.
+  "sd {N}:0:{N}:0: [{D}] tag#{N} Sense Key : 0x{N} [current] ",
+  "sd {N}:0:{N}:0: [{D}] tag#{N} ASC=0x{N} ASCQ=0x{N} ",
+  "sd {N}:0:0:0: [{D}] tag#{N} <<vendor>>ASC=0x{N} <<vendor>>ASCQ=0x{N} ",
+  // btrfs lines naming a member device after the filesystem's.
+  "BTRFS error (device {D}): bdev /dev/mapper/{D} errs: wr {N}, rd {N}, flush {N}, corrupt {N}, gen {N}",
+  "BTRFS error (device {D}): fixed up error at logical {N} on dev /dev/{D} physical {N}",
+  "BTRFS error (device {D}): unable to fixup (regular) error at logical {N} on dev /dev/mapper/{D}",
+  "BTRFS warning (device {D}): i/o error at logical {N} on dev /dev/{D}, physical {N}, root 5, inode 257",
+  "BTRFS warning (device {D}): direct IO failed ino {N} op 0x{N} offset 0x0 len 4096 err no 10",
+  "BTRFS warning (device {D}: state EA): direct IO failed ino {N} rw {N},0 sector 0x{N} len 4096 err no 10",
   "device-mapper: multipath: {N}:{N}: Failing path {N}:{N}.",
   "INFO: task jbd2/{D}-{N}:{N} blocked for more than {N} seconds.",
   "INFO: task {W}:{N} blocked for more than {N} seconds.",
   "{W}: {N} callbacks suppressed",
   "blk_print_req_error: {N} callbacks suppressed",
 ];
+test("every template is a line the classifier knows, filled plainly (a shape that never matches fuzzes nothing)", (t) => {
+  // {W} is a block status in some shapes, an op or a task name in others.
+  const plain = (tpl: string, w: string) => tpl.replace(/\{D\}/g, "sdb1").replace(/\{N\}/g, "3").replace(/\{W\}/g, w);
+  const seen = new Set<string>();
+  for (const tpl of TEMPLATES) {
+    const o = classify(plain(tpl, "I/O")) ?? classify(plain(tpl, "WRITE"));
+    t.not(o, null, tpl);
+    if (o && "class" in o) seen.add(o.class);
+  }
+  for (const cls of ["md_disk_failure", "md_array_failed", "md_io_error", "scsi_medium_error", "btrfs_error"]) t.true(seen.has(cls), cls);
+});
+
 const fill = fc.record({
   D: fc.oneof(fc.constantFrom("sda", "sdb1", "nvme0n1p2", "dm-0", "md127", "loop3", "", " ", "a,b", "(x)", "sd\u00e9"), fc.string({ unit: "grapheme", maxLength: 20 })),
   N: fc.oneof(fc.nat(100).map(String), fc.maxSafeNat().map(String), fc.integer({ min: 16, max: 400 }).map((n) => "9".repeat(n)), fc.constantFrom("-1", "", "1.5", "0x1f")),
@@ -191,4 +226,15 @@ test("regression: btrfs error counters past 2^53 are dropped (one fault), never 
   const o = classify("BTRFS error (device !): bdev /dev/! errs: wr 0, rd 9999999999999999, flush 0, corrupt 0, gen 9999999999999999");
   t.like(o, { class: "btrfs_error", count: 1, device: "!" });
   t.false(o !== null && "btrfsCounters" in o);
+});
+
+test("regression: an op printed as __proto__ (or another Object.prototype name) keeps the status's severity, a string", (t) => {
+  // BLK_OP_SEVERITY is a plain object: BLK_OP_SEVERITY["__proto__"] is Object.prototype.
+  for (const op of ["__proto__", "constructor", "toString", "hasOwnProperty"]) {
+    const o = classify(`I/O error, dev sdb, sector 8 op 0x1:(${op}) flags 0x0 phys_seg 1 prio class 0`);
+    t.like(o, { class: "blk_io_error", device: "sdb" }, op);
+    t.is(o !== null && "severity" in o ? typeof o.severity : "none", "string", op);
+    t.true(o !== null && "severity" in o && ["warn", "error", "crit"].includes(o.severity), op);
+  }
+  t.like(classify("I/O error, dev sdb, sector 8 op 0x1:(WRITE) flags 0x0 phys_seg 1 prio class 0"), { severity: "crit" }, "a real op still decides");
 });

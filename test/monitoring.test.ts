@@ -82,7 +82,7 @@ test("the dashboard has a node picker, heatmaps of the await histograms, and val
     t.is(h?.targets?.[0]?.format, "heatmap");
   }
   t.true(heatmaps.some((p) => p.targets?.some((x) => x.expr.includes("stemedb_agent_fsync_probe_duration_seconds_bucket"))));
-  for (const needle of ["histogram_quantile(0.99, rate(stemedb_agent_fsync_probe_duration_seconds_bucket", "stemedb_agent_smart_verdict", "stemedb_agent_kernel_io_errors_total", "stemedb_agent_wal_segments", "stemedb_agent_remediation_actions_total", "stemedb_agent_backup_paused"]) {
+  for (const needle of ["histogram_quantile(0.99, rate(stemedb_agent_fsync_probe_duration_seconds_bucket", "stemedb_agent_smart_verdict", "stemedb_agent_kernel_io_errors_total", "stemedb_agent_kernel_io_incidents_total", "stemedb_agent_wal_segments", "stemedb_agent_remediation_actions_total", "stemedb_agent_backup_paused"]) {
     t.true(dashboardExprs().some((e) => e.includes(needle)), needle);
   }
   for (const p of d.panels) {
@@ -90,6 +90,14 @@ test("the dashboard has a node picker, heatmaps of the await histograms, and val
     t.true(p.gridPos.x + p.gridPos.w <= 24, p.title);
   }
   t.is(new Set(d.panels.map((p) => p.id)).size, d.panels.length, "panel ids are unique");
+});
+
+test("every metric the rules and the dashboard use is documented in the README's metrics reference", (t) => {
+  const readme = readmeMetricNames();
+  const used = [...metricNames(RULES), ...dashboardExprs().flatMap((e) => [...metricNames(e)])];
+  // A histogram is documented by its name, not by its _bucket/_sum/_count series.
+  const base = new Set(used.map((n) => n.replace(/_(bucket|sum|count)$/, "")));
+  t.deepEqual([...base].filter((n) => !readme.has(n)).sort(), []);
 });
 
 test("every metric the rules and the dashboard use exists in a real scrape (every collector on, SMART from a fixture)", async (t) => {

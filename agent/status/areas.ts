@@ -161,21 +161,92 @@ function filesystems(latest: Latest): Area {
   return first ? { area: "filesystems", verdict: worst(rows.map(v)), summary: line(first), details: rows.slice(1).map(line) } : { area: "filesystems", verdict: "unknown", summary: "statfs failed", details: [] };
 }
 
+export interface KernelIncidentRow {
+  readonly ts: number;
+  readonly device: string;
+  /** The incident's worst line: crit, error or warn. */
+  readonly severity: string;
+  readonly classes: Record<string, number>;
+  readonly lines: number;
+  readonly sectors: string[];
+}
+
+export interface KernelLineRow { readonly subject: string | null; readonly kind: string; readonly sev: string; readonly n: number; readonly last: number }
+
+export interface KernelLog {
+  /** Incidents in the window, worst severity first, then the latest. */
+  readonly incidents: KernelIncidentRow[];
+  readonly incidentCount: number;
+  /** Per-line fault records (class `kernel`) by device and class, most first. */
+  readonly lines: KernelLineRow[];
+  readonly lineCount: number;
+}
+
+const SEV_RANK = "CASE kind WHEN 'crit' THEN 2 WHEN 'error' THEN 1 ELSE 0 END";
+
+/**
+ * The kernel log's storage failures since `since`, from history: incidents (the lines of one
+ * failure grouped, class kernel_incident) and the per-line records (class kernel) behind them.
+ */
+export function kernelLog(h: HistoryStore, since: number, limit = 20): KernelLog {
+  const db = h.database;
+  const raw = db
+    .prepare(`SELECT ts, subject, kind, data FROM events WHERE class = 'kernel_incident' AND ts >= ? ORDER BY ${SEV_RANK} DESC, ts DESC LIMIT ?`)
+    .all(since, limit) as Array<{ ts: number; subject: string | null; kind: string; data: string | null }>;
+  const incidents = raw.map((r) => {
+    let d: { classes?: unknown; lines?: unknown; sectors?: unknown } = {};
+    try {
+      d = JSON.parse(r.data ?? "{}") as typeof d;
+    } catch {
+      // a damaged row still counts as an incident
+    }
+    const classes = d.classes && typeof d.classes === "object" ? (d.classes as Record<string, number>) : {};
+    const sectors = Array.isArray(d.sectors) ? d.sectors.map(String) : [];
+    return { ts: r.ts, device: r.subject ?? "?", severity: r.kind, classes, lines: Number(d.lines) || 0, sectors };
+  });
+  const incidentCount = db.prepare("SELECT count(*) FROM events WHERE class = 'kernel_incident' AND ts >= ?").pluck().get(since) as number;
+  const lines = db
+    .prepare("SELECT subject, kind, max(severity) AS sev, count(*) AS n, max(ts) AS last FROM events WHERE class = 'kernel' AND ts >= ? AND kind != 'kernel_log.lost' GROUP BY subject, kind ORDER BY n DESC LIMIT ?")
+    .all(since, limit) as KernelLineRow[];
+  // Records past history's per-minute limit are in a summary row, not one by one.
+  const summed = db.prepare("SELECT coalesce(sum(json_extract(data, '$.suppressed_in_history')), 0) FROM events WHERE class = 'kernel' AND ts >= ?").pluck().get(since) as number;
+  return { incidents, incidentCount, lines, lineCount: lines.reduce((a, r) => a + r.n, 0) + summed };
+}
+
+const hhmmss = (ts: number) => new Date(ts).toISOString().slice(11, 19);
+const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? "" : "s"}`;
+
+/** "crit on sdb at 10:02:03 UTC: scsi_medium_error x2, blk_medium_error (3 lines; sector 5256)" */
+export function incidentLine(i: KernelIncidentRow): string {
+  const classes = Object.entries(i.classes).map(([k, n]) => (n > 1 ? `${k} x${n}` : k)).join(", ");
+  const where = i.sectors.length ? `; sector ${i.sectors.slice(0, 3).join(", ")}` : "";
+  return `${i.severity} on ${i.device} at ${hhmmss(i.ts)} UTC: ${classes || "?"} (${plural(i.lines, "line")}${where})`;
+}
+
 function kernel(h: HistoryStore | null, now: number): Area {
   if (!h) return { area: "kernel", verdict: "unknown", summary: "no history", details: [] };
-  const rows = h.database
-    .prepare("SELECT subject, kind, max(severity) AS sev, count(*) AS n, max(ts) AS last FROM events WHERE class = 'kernel' AND ts >= ? AND kind != 'kernel_log.lost' GROUP BY subject, kind ORDER BY n DESC LIMIT 20")
-    .all(now - 86_400_000) as Array<{ subject: string | null; kind: string; sev: string; n: number; last: number }>;
-  const summed = h.database.prepare("SELECT coalesce(sum(json_extract(data, '$.suppressed_in_history')), 0) FROM events WHERE class = 'kernel' AND ts >= ?").pluck().get(now - 86_400_000) as number;
-  if (rows.length === 0) return { area: "kernel", verdict: "ok", summary: "no storage errors in the kernel log in the last 24 h", details: [] };
-  const total = rows.reduce((a, r) => a + r.n, 0) + summed;
-  const crit = rows.some((r) => r.sev === "crit");
-  const first = rows[0];
+  const k = kernelLog(h, now - 86_400_000);
+  const first = k.incidents[0];
+  if (first) {
+    // One failure, one incident: a failed read is not four errors.
+    const names = Object.keys(first.classes).join(", ");
+    const linesNote = `${plural(k.lineCount, "fault line")} in the kernel log behind them`;
+    return {
+      area: "kernel",
+      verdict: first.severity === "crit" ? "crit" : "warn",
+      summary: `${plural(k.incidentCount, "incident")} in 24 h, worst ${first.severity} on ${first.device} (${names})`,
+      details: [...k.incidents.slice(0, 7).map(incidentLine), linesNote],
+    };
+  }
+  // Lines not grouped yet: an incident closes 5 s after its last line (or history from an
+  // agent that did not group). Said as lines, never as nothing.
+  const top = k.lines[0];
+  if (!top) return { area: "kernel", verdict: "ok", summary: "no storage errors in the kernel log in the last 24 h", details: [] };
   return {
     area: "kernel",
-    verdict: crit ? "crit" : "warn",
-    summary: `${total} storage errors in 24 h; most: ${first?.n} ${first?.kind} on ${first?.subject ?? "?"} (last ${new Date(first?.last ?? 0).toISOString().slice(11, 19)} UTC)`,
-    details: rows.slice(1, 8).map((r) => `${r.n} ${r.kind} on ${r.subject ?? "?"}`),
+    verdict: k.lines.some((r) => r.sev === "crit") ? "crit" : "warn",
+    summary: `${plural(k.lineCount, "storage error line")} in 24 h, no incident closed yet; most: ${top.n} ${top.kind} on ${top.subject ?? "?"} (last ${hhmmss(top.last)} UTC)`,
+    details: k.lines.slice(1, 8).map((r) => `${r.n} ${r.kind} on ${r.subject ?? "?"}`),
   };
 }
 

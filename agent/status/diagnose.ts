@@ -8,7 +8,7 @@ import type { SmartObservation } from "../../collectors/smart/collector.js";
 import type { WalObservation } from "../../collectors/wal/collector.js";
 import type { Config } from "../config/schema.js";
 import type { HistoryStore } from "../history/store.js";
-import { type AreaVerdict, dur, heavyCompetitor, type Latest, mib, ms, notStemedb, pct, recentP99, type RemediatorState, walDevices, worst } from "./areas.js";
+import { type AreaVerdict, dur, heavyCompetitor, incidentLine, kernelLog, type Latest, mib, ms, notStemedb, pct, recentP99, type RemediatorState, walDevices, worst } from "./areas.js";
 
 export interface Step {
   readonly runbook: "slow-wal-fsync" | "wal-fsync-failure" | "storage-errors" | "disk-full";
@@ -99,13 +99,21 @@ export function diagnose(c: Config, latest: Latest, h: HistoryStore | null, now 
     evidence: walMount ? `${walMount.mountpoint} ${walMount.fs_type} on ${walMount.source} (${walMount.options.join(",")})${walMount.findings.filter((f) => f.severity !== "info").map((f) => `; ${f.option}: ${f.reason}`).join("")}` : "WAL mount not known",
     action: walMount?.read_only ? "remounted read-only after errors: do not remount rw before checking the kernel log and SMART" : null,
   });
-  const kern = h ? (h.database.prepare("SELECT subject, kind, count(*) AS n, max(ts) AS last, max(message) AS line FROM events WHERE class = 'kernel' AND ts >= ? AND kind != 'kernel_log.lost' GROUP BY subject, kind ORDER BY n DESC LIMIT 10").all(now - 86_400_000) as Array<{ subject: string; kind: string; n: number; last: number; line: string }>) : [];
-  const onWal = kern.filter((k) => walDev.includes(k.subject));
+  // In incidents (the lines of one failure are one); lines only while none has closed yet.
+  const kern = h ? kernelLog(h, now - 86_400_000, 10) : null;
+  const inc = kern?.incidents ?? [];
+  const lines = kern?.lines ?? [];
+  const onWal = inc.length > 0 ? inc.filter((i) => walDev.includes(i.device)).map((i) => i.device) : lines.filter((k) => walDev.includes(k.subject ?? "")).map((k) => k.subject);
+  const none = inc.length === 0 && lines.length === 0;
   add({
     runbook: "storage-errors", step: "1. dmesg | grep -i 'i/o error' (24 h)",
-    verdict: kern.length === 0 ? "ok" : onWal.length > 0 ? "crit" : "warn",
-    evidence: kern.length === 0 ? "no storage errors in the kernel log" : kern.slice(0, 4).map((k) => `${k.n} ${k.kind} on ${k.subject} (last ${new Date(k.last).toISOString().slice(0, 19)}Z)`).join("; "),
-    action: onWal.length > 0 ? `the WAL device ${onWal[0]?.subject} reports I/O errors: plan to move the WAL off it; check SMART (next step)` : null,
+    verdict: none ? "ok" : onWal.length > 0 ? "crit" : "warn",
+    evidence: none
+      ? "no storage errors in the kernel log"
+      : inc.length > 0
+        ? `${kern?.incidentCount} incident${kern?.incidentCount === 1 ? "" : "s"} (${kern?.lineCount} fault lines): ${inc.slice(0, 4).map(incidentLine).join("; ")}`
+        : `no incident closed yet; lines: ${lines.slice(0, 4).map((k) => `${k.n} ${k.kind} on ${k.subject} (last ${new Date(k.last).toISOString().slice(0, 19)}Z)`).join("; ")}`,
+    action: onWal.length > 0 ? `the WAL device ${onWal[0]} reports I/O errors: plan to move the WAL off it; check SMART (next step)` : null,
   });
   const sm = smart?.devices ?? [];
   const smBad = sm.filter((d) => d.verdict === "fail" || d.verdict === "warn" || d.state === "unresponsive");
