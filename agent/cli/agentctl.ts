@@ -22,7 +22,7 @@ commands:
   diagnose                             walk the StemeDB runbooks against current state and history
   history METRIC [--device D] [--since 6h]
                                        a metric from history, as a table with a sparkline
-  events [--since 24h] [--class C]     what happened (kernel, smart, mount, wal, disk, agent)
+  events [--since 24h] [--class C]     what happened (kernel, kernel_incident, smart, mount, wal, disk, remediation, agent)
   top-io [--since 10m]                 the recent top I/O consumers, like iotop -o
   remediations                         modes, plans (dry-run), breakers, the journal
   remediations reset-breaker NAME      (root) let a stopped remediator act again
