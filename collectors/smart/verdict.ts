@@ -186,6 +186,24 @@ export function predictiveCounters(r: SmartReport): Record<string, number> {
   return out;
 }
 
+/**
+ * Every `attribute` label value of smart_attribute_raw (what predictiveCounters can return), and
+ * what it is: the metric's help text and the README list are built from / checked against this.
+ */
+export const EXPORTED_ATTRIBUTES: ReadonlyArray<readonly [string, string]> = [
+  ...ATA_COUNTERS.map((c) => [c.key, `ATA ${c.id}`] as const),
+  ["read_errors", "Seagate ATA 1 error count"],
+  ["seek_errors", "Seagate ATA 7 error count"],
+  ["ecc_recovered", "Seagate ATA 195 error count"],
+  ["percentage_used", "SSD endurance used, NVMe or SATA"],
+  ["critical_warning", "NVMe"],
+  ["media_errors", "NVMe"],
+  ["available_spare_percent", "NVMe"],
+  ["error_log_entries", "NVMe"],
+  ["grown_defects", "SCSI"],
+  ["uncorrected_errors", "SCSI read+write+verify"],
+];
+
 /** Counters where a rise is bad news (the others, like spare, fall when things get worse). */
 export const RISING_IS_BAD = new Set(["reallocated_sectors", "end_to_end_errors", "reported_uncorrectable", "command_timeouts", "pending_sectors", "offline_uncorrectable", "udma_crc_errors", "media_errors", "grown_defects", "uncorrected_errors", "critical_warning"]);
 
@@ -194,11 +212,40 @@ export const WEAR_FAIL = 100;
 export const WEAR_WARN = 80;
 export const WEAR_INFO = 50;
 
-const days = (ms: number) => (ms < 86_400_000 ? `${Math.round(ms / 3_600_000)} h` : `${Math.round(ms / 86_400_000)} d`);
+/** A span for a reason: "45 s", "12 min", "5 h", "7 d" (never NaN: bad input reads as 0). */
+export function span(ms: number): string {
+  const v = Number.isFinite(ms) && ms > 0 ? ms : 0;
+  if (v < 60_000) return `${Math.round(v / 1000)} s`;
+  if (v < 3_600_000) return `${Math.round(v / 60_000)} min`;
+  if (v < 86_400_000) return `${Math.round(v / 3_600_000)} h`;
+  return `${Math.round(v / 86_400_000)} d`;
+}
 
-export function judge(r: SmartReport, trends: Trends = {}): VerdictResult {
+export interface JudgeOptions {
+  /** How long a rise counts as current (collectors.smart.growth_window); the trend was computed with it. */
+  readonly growthWindowMs?: number;
+}
+
+/** A trend entry as judge uses it: anything that is not a finite, positive number reads as none. */
+function trendOf(trends: Trends, key: string): { rising: boolean; delta: number; watchedMs: number } | null {
+  const t = Object.hasOwn(trends, key) ? trends[key] : undefined;
+  if (typeof t !== "object" || t === null) return null;
+  const pos = (n: unknown) => (typeof n === "number" && Number.isFinite(n) && n > 0 ? n : 0);
+  return { rising: t.rising === true, delta: pos(t.delta), watchedMs: pos(t.watchedMs) };
+}
+
+/** The count rule's reason: any non-zero count warns, and a rise within the window is said too. */
+const COUNT_RULE = "count rule: any non-zero count warns, static or not";
+
+export function judge(r: SmartReport, trends: Trends = {}, opts: JudgeOptions = {}): VerdictResult {
   const reasons: Reason[] = [];
   const add = (level: Reason["level"], code: string, message: string) => reasons.push({ level, code, message });
+  const win = span(opts.growthWindowMs ?? RISE_WINDOW_MS);
+  /** "; rose by N within W" when the trend says so (the count rule still decides the level). */
+  const rose = (key: string) => {
+    const t = trendOf(trends, key);
+    return t?.rising && t.delta > 0 ? `, rose by ${t.delta} within ${win}` : "";
+  };
 
   if (r.passed === false) add("fail", "smart_status", "the drive's own SMART health check says FAILING");
   for (const a of r.ata?.attributes ?? []) {
@@ -212,13 +259,12 @@ export function judge(r: SmartReport, trends: Trends = {}): VerdictResult {
     const head = `${value} ${c.what} (ATA ${c.id} ${a.name}${packed})`;
     const rule = c.rule === "any-hdd" ? (r.identity.rotationRate === 0 ? "rising" : "any") : c.rule;
     if (rule === "any") {
-      add("warn", `attribute_${c.id}`, head);
+      add("warn", `attribute_${c.id}`, `${head} (${COUNT_RULE}${rose(c.key)})`);
       continue;
     }
-    const t = trends[c.key];
-    const win = days(RISE_WINDOW_MS);
+    const t = trendOf(trends, c.key);
     if (t?.rising) add("warn", `attribute_${c.id}`, `${head}: rose by ${t.delta} within ${win} (rising rule: judged on growth)`);
-    else if (t) add("info", `attribute_${c.id}`, `${head}: not grown in ${days(t.watchedMs)} watched (static rule: info; warns if it grows within ${win})`);
+    else if (t && t.watchedMs > 0) add("info", `attribute_${c.id}`, `${head}: not grown in ${span(t.watchedMs)} watched (static rule: info; warns if it grows within ${win})`);
     else add("info", `attribute_${c.id}`, `${head}: first look, no history (static rule: info; warns if it grows within ${win})`);
   }
   const wear = r.nvme ? null : enduranceUsed(r);
@@ -233,17 +279,19 @@ export function judge(r: SmartReport, trends: Trends = {}): VerdictResult {
     const n = r.nvme;
     if (n.criticalWarning !== 0) add("fail", "nvme_critical_warning", `NVMe critical warning 0x${n.criticalWarning.toString(16)}: ${nvmeCriticalBits(n.criticalWarning).join(", ")}`);
     if (n.availableSpare !== null && n.availableSpareThreshold !== null && n.availableSpare < n.availableSpareThreshold) add("fail", "nvme_spare", `available spare ${n.availableSpare}% is below the drive's threshold ${n.availableSpareThreshold}%`);
-    if (n.mediaErrors !== null && n.mediaErrors > 0) add("warn", "nvme_media_errors", `${n.mediaErrors} unrecovered media errors`);
+    if (n.mediaErrors !== null && n.mediaErrors > 0) add("warn", "nvme_media_errors", `${n.mediaErrors} unrecovered media errors (${COUNT_RULE}${rose("media_errors")})`);
     if (n.percentageUsed !== null && n.percentageUsed >= WEAR_FAIL) add("fail", "nvme_wear", `endurance used ${n.percentageUsed}%: the vendor's rated life is spent`);
     else if (n.percentageUsed !== null && n.percentageUsed >= WEAR_WARN) add("warn", "nvme_wear", `endurance used ${n.percentageUsed}%`);
     else if (n.percentageUsed !== null && n.percentageUsed >= WEAR_INFO) add("info", "nvme_wear", `endurance used ${n.percentageUsed}%`);
-    if (n.numErrLogEntries !== null && n.numErrLogEntries > 0) add("info", "nvme_error_log", `${n.numErrLogEntries} error-log entries (usually the host probing optional features; see the trend)`);
+    if (n.numErrLogEntries !== null && n.numErrLogEntries > 0) {
+      add("info", "nvme_error_log", `${n.numErrLogEntries} error-log entries${rose("error_log_entries")} (not judged, static or rising: the count grows with the host probing optional features, "Invalid Field in Command")`);
+    }
   }
   if (r.scsi) {
     const s = r.scsi;
-    if (s.grownDefects !== null && s.grownDefects > 0) add("warn", "scsi_grown_defects", `${s.grownDefects} grown defects (sectors remapped since manufacture)`);
+    if (s.grownDefects !== null && s.grownDefects > 0) add("warn", "scsi_grown_defects", `${s.grownDefects} grown defects, sectors remapped since manufacture (${COUNT_RULE}${rose("grown_defects")})`);
     const unc = [["read", s.uncorrectedRead], ["write", s.uncorrectedWrite], ["verify", s.uncorrectedVerify]].filter(([, v]) => typeof v === "number" && v > 0);
-    if (unc.length > 0) add("warn", "scsi_uncorrected", `uncorrected errors: ${unc.map(([k, v]) => `${v} ${k}`).join(", ")}`);
+    if (unc.length > 0) add("warn", "scsi_uncorrected", `uncorrected errors: ${unc.map(([k, v]) => `${v} ${k}`).join(", ")} (${COUNT_RULE}${rose("uncorrected_errors")})`);
   }
   const t = r.temperature;
   if (t.current !== null && t.limit !== null) {
