@@ -130,10 +130,23 @@ const WEAR_ATTRS: ReadonlyArray<{ id: number; name: string; read: "remaining" | 
   { id: 233, name: "Media_Wearout_Indicator", read: "remaining" }, // Intel: 100 down to 1
   { id: 177, name: "Wear_Leveling_Count", read: "remaining" }, // Samsung: 100 down
   { id: 202, name: "Percent_Lifetime_Remain", read: "remaining" }, // Micron: norm = 100 - raw
-  { id: 231, name: "SSD_Life_Left", read: "remaining" }, // Kingston, SandForce, Phison
+  { id: 231, name: "SSD_Life_Left", read: "remaining" }, // SandForce (Kingston SF-2281 too); Phison: raw, see phisonRaw231
   { id: 202, name: "Percent_Lifetime_Used", read: "used" }, // ATP
   { id: 202, name: "Perc_Rated_Life_Used", read: "used" }, // Crucial/Micron RealSSD, others
 ];
+
+/**
+ * Phison-controller SSDs (drivedb.h "Phison Driven SSDs" and "Phison Driven OEM SSDs": Kingston
+ * KC400, A400, UV300, DC400/DC500/DC600M, HyperX Savage, Goodram, Patriot, ...) declare
+ * "-v 231,raw48,SSD_Life_Left": the life left is the raw value, and their normalised values sit
+ * at 100 (KC400: normalised 100, raw 74). Known by the family smartctl printed, or, when the
+ * installed drivedb predates the entry, by the Kingston Phison model names from that record.
+ */
+const PHISON_FAMILY = /^Phison Driven/i;
+const KINGSTON_PHISON = /^KINGSTON +(SKC400S37|SA400(M8|S37)|SUV300S37A|SKC310S3|SV310S3|SHSS3|SM2280S3|SEDC(400S37|450R|500[MR]|600ME?)|SS200S3|O(C|M[48S])P0S3|RBUSNS)/i;
+export function phisonRaw231(r: SmartReport): boolean {
+  return PHISON_FAMILY.test(r.identity.family ?? "") || KINGSTON_PHISON.test(r.identity.model ?? "");
+}
 
 /** Endurance used: NVMe percentage_used, ATA device statistics, then vendor attributes. */
 export function enduranceUsed(r: SmartReport): Wear | null {
@@ -141,9 +154,15 @@ export function enduranceUsed(r: SmartReport): Wear | null {
   if (nvme !== null && nvme !== undefined) return { percentUsed: nvme, source: "NVMe percentage_used" };
   if (!r.ata) return null;
   if (r.ata.enduranceUsed !== null) return { percentUsed: r.ata.enduranceUsed, source: "ATA device statistics, Percentage Used Endurance Indicator" };
+  const phison = phisonRaw231(r);
   for (const w of WEAR_ATTRS) {
     const a = r.ata.attributes.find((x) => x.id === w.id && x.name === w.name);
     if (!a) continue;
+    if (a.id === 231 && phison) {
+      // Phison: the raw value is the percent of life left; the normalised value stays at 100.
+      if (a.raw >= 0 && a.raw <= 100) return { percentUsed: 100 - a.raw, source: `ATA 231 ${a.name} raw ${a.raw} (life left; Phison reports it in the raw value)` };
+      continue;
+    }
     if (w.read === "used") {
       if (a.raw >= 0 && a.raw <= 255) return { percentUsed: a.raw, source: `ATA ${a.id} ${a.name} raw ${a.raw}` };
       continue;
