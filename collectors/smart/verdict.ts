@@ -234,10 +234,12 @@ export const WEAR_INFO = 50;
 /** A span for a reason: "45 s", "12 min", "5 h", "7 d" (never NaN: bad input reads as 0). */
 export function span(ms: number): string {
   const v = Number.isFinite(ms) && ms > 0 ? ms : 0;
-  if (v < 60_000) return `${Math.round(v / 1000)} s`;
-  if (v < 3_600_000) return `${Math.round(v / 60_000)} min`;
-  if (v < 86_400_000) return `${Math.round(v / 3_600_000)} h`;
-  return `${Math.round(v / 86_400_000)} d`;
+  // BigInt: whole digits even past 1e21, where String() would switch to exponent notation.
+  const n = (x: number) => BigInt(Math.round(x)).toString();
+  if (v < 60_000) return `${n(v / 1000)} s`;
+  if (v < 3_600_000) return `${n(v / 60_000)} min`;
+  if (v < 86_400_000) return `${n(v / 3_600_000)} h`;
+  return `${n(v / 86_400_000)} d`;
 }
 
 export interface JudgeOptions {
@@ -250,7 +252,9 @@ function trendOf(trends: Trends, key: string): { rising: boolean; delta: number;
   const t = Object.hasOwn(trends, key) ? trends[key] : undefined;
   if (typeof t !== "object" || t === null) return null;
   const pos = (n: unknown) => (typeof n === "number" && Number.isFinite(n) && n > 0 ? n : 0);
-  return { rising: t.rising === true, delta: pos(t.delta), watchedMs: pos(t.watchedMs) };
+  const delta = pos(t.delta);
+  // "Rising" without a rise to name is no rise (a damaged or hand-made trend).
+  return { rising: t.rising === true && delta > 0, delta, watchedMs: pos(t.watchedMs) };
 }
 
 /** The count rule's reason: any non-zero count warns, and a rise within the window is said too. */
