@@ -57,7 +57,8 @@ function mutate(base: unknown, es: readonly Edit[]): unknown {
     for (const k of p.slice(0, -1)) parent = (parent as Record<string | number, unknown>)[k];
     const key = p.at(-1) as string | number;
     const container = parent as Record<string | number, unknown>;
-    if (e.kind === "replace") container[key] = e.value;
+    // A copy: one generated value may be shared by two edits, and the second could put it inside itself.
+    if (e.kind === "replace") container[key] = structuredClone(e.value);
     else if (e.kind === "delete") {
       if (Array.isArray(container)) container.splice(key as number, 1);
       else delete container[key];
