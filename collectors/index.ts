@@ -102,6 +102,7 @@ const FACTORIES: readonly Factory[] = [
         interval: config.collectors.smart.interval,
         timeout: config.collectors.smart.timeout,
         devices: config.collectors.smart.devices,
+        growthWindow: config.collectors.smart.growth_window,
         sysPath: config.host.sys_path,
         devPath: config.host.dev_path,
         waitForRuns: once,

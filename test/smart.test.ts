@@ -48,6 +48,8 @@ const EXPECTED: Record<string, [string, string, string[]]> = {
   "ata-ssd-crc2-timeouts27_micron-5300-mtfddak480tds_exporter.json": ["ok", "pass", ["attribute_188", "attribute_199"]],
   "ata-ssd-healthy_micron-5210-mtfddak960qde_exporter.json": ["ok", "pass", []],
   "ata-ssd-exit4-life-left98_kingston-sa400m8120g_exporter.json": ["ok", "pass", []],
+  // Phison: 231 life left is the raw value (74), the normalised one stays at 100; 5 Retired_Block_Count 1 warns.
+  "ata-ssd-phison-231-raw74-norm100_kingston-kc400-skc400s371t_exporter.json": ["ok", "warn", ["attribute_5"]],
   "ata-ssd-healthy-wlc98_samsung-pm893-mz7l3240hchq_exporter.json": ["ok", "pass", []],
   "ata-ssd-healthy_samsung-pm883-mz7lh480hahq_exporter.json": ["ok", "pass", []],
   "ata-ssd-LOOKALIKE-202-exception-mode_samsung-sm843t_exporter.json": ["ok", "pass", []],

@@ -137,6 +137,8 @@ export const configSchema = z
         isolate: z.enum(["auto", "always", "never"]).default("auto"),
         systemd_run: command.default("/usr/bin/systemd-run"),
         devices: z.array(z.string().min(1)).default([]),
+        /** How long a rise of a counter judged on growth (199 CRC, SSD 188) keeps the verdict at warn. */
+        growth_window: duration.prefault("7d").refine((d) => d >= 1000, "must be at least 1s"),
       }),
       mounts: section({
         ...periodic("30s", "5s"),

@@ -15,8 +15,8 @@ import type { CollectContext, Collector } from "../types.js";
 import { isolatedCommand } from "./isolate.js";
 import { classify, COLLECT_STATES, type CollectState } from "./classify.js";
 import { decodeExitStatus, parseScan, parseSmart, type SmartReport } from "./parse.js";
-import { advanceTrend, readTrendState, type TrendState, type Trends, trendView } from "./trend.js";
-import { enduranceUsed, judge, predictiveCounters, type Reason, RISING_IS_BAD, type Verdict } from "./verdict.js";
+import { advanceTrend, readTrendState, RISE_WINDOW_MS, type TrendState, type Trends, trendView } from "./trend.js";
+import { enduranceUsed, EXPORTED_ATTRIBUTES, judge, predictiveCounters, type Reason, RISING_IS_BAD, type Verdict } from "./verdict.js";
 
 const VERDICTS: readonly Verdict[] = ["pass", "warn", "fail", "unknown"];
 /** Discovery opens every disk: rarely. */
@@ -62,6 +62,8 @@ export interface SmartOptions {
   readonly timeout: number;
   /** Extra devices: "NAME" or "NAME;TYPE" (e.g. "/dev/bus/0;megaraid,1"). */
   readonly devices: readonly string[];
+  /** How long a rise counts as current for the counters judged on growth (default RISE_WINDOW_MS, 7 d). */
+  readonly growthWindow?: number;
   readonly sysPath: string;
   readonly devPath: string;
   /** --once: wait for every device's run instead of returning what is known. */
@@ -121,13 +123,16 @@ export class SmartCollector implements Collector<SmartObservation> {
   private readonly gInfo: Gauge<"device" | "type" | "protocol" | "model" | "serial" | "firmware">;
   private readonly infoLabels = new Map<string, Record<string, string>>();
 
+  private readonly growthWindow: number;
+
   constructor(private readonly opts: SmartOptions) {
     const r = opts.registry;
+    this.growthWindow = opts.growthWindow ?? RISE_WINDOW_MS;
     this.gVerdict = gauge(r, { name: `${NS}smart_verdict`, help: "SMART verdict of the device as a state set: 1 for the current verdict (pass, warn, fail, unknown), 0 for the others.", labelNames: ["device", "verdict"] });
     this.gState = gauge(r, { name: `${NS}smart_collect_state`, help: "How the last SMART poll went, as a state set: ok, standby (asleep, not woken), unsupported, unresponsive (timed out), error.", labelNames: ["device", "state"] });
     this.gTemp = gauge(r, { name: `${NS}smart_temperature_celsius`, help: "Drive temperature reported by SMART.", labelNames: ["device"] });
     this.gExit = gauge(r, { name: `${NS}smart_exit_status`, help: "smartctl exit status bitmask of the last poll (see smartctl(8)).", labelNames: ["device"] });
-    this.gAttr = gauge(r, { name: `${NS}smart_attribute_raw`, help: "Raw value of the failure-predicting SMART counters (ATA 5/187/188/197/198/199, NVMe, SCSI).", labelNames: ["device", "attribute"] });
+    this.gAttr = gauge(r, { name: `${NS}smart_attribute_raw`, help: `Failure-predicting SMART counters, packed raw values decoded (Seagate 188 raw16, 1/7/195 raw24/raw32); attribute is one of: ${EXPORTED_ATTRIBUTES.map(([k, what]) => `${k} (${what})`).join(", ")}.`, labelNames: ["device", "attribute"] });
     this.gWear = gauge(r, { name: `${NS}smart_endurance_used_percent`, help: "Percent of the SSD's rated endurance used (NVMe percentage_used, ATA device statistics, or the vendor's wear attribute); may exceed 100.", labelNames: ["device"] });
     this.gHours = gauge(r, { name: `${NS}smart_power_on_seconds`, help: "Power-on time reported by SMART (whole hours).", labelNames: ["device"] });
     this.gLast = gauge(r, { name: `${NS}smart_last_collection_timestamp_seconds`, help: "Unix time of the device's last completed SMART poll.", labelNames: ["device"] });
@@ -259,7 +264,7 @@ export class SmartCollector implements Collector<SmartObservation> {
     if (!s.type && report.device?.type) s.detectedType = report.device.type;
     const counters = predictiveCounters(report);
     const trends = this.trend(s, report, counters);
-    const v = judge(report, trends);
+    const v = judge(report, trends, { growthWindowMs: this.growthWindow });
     const wear = enduranceUsed(report);
     const result: DeviceResult = {
       device: s.label, name: s.name, type: report.device?.type ?? s.type, state, detail,
@@ -329,6 +334,6 @@ export class SmartCollector implements Collector<SmartObservation> {
       this.opts.log.warn({ device: s.name, attribute: inc.name, previous: inc.previous, current: inc.current }, "smart: failure-predicting counter increased");
     }
     h?.setState(key, JSON.stringify(state));
-    return trendView(state, now);
+    return trendView(state, now, this.growthWindow);
   }
 }

@@ -130,10 +130,23 @@ const WEAR_ATTRS: ReadonlyArray<{ id: number; name: string; read: "remaining" | 
   { id: 233, name: "Media_Wearout_Indicator", read: "remaining" }, // Intel: 100 down to 1
   { id: 177, name: "Wear_Leveling_Count", read: "remaining" }, // Samsung: 100 down
   { id: 202, name: "Percent_Lifetime_Remain", read: "remaining" }, // Micron: norm = 100 - raw
-  { id: 231, name: "SSD_Life_Left", read: "remaining" }, // Kingston, SandForce, Phison
+  { id: 231, name: "SSD_Life_Left", read: "remaining" }, // SandForce (Kingston SF-2281 too); Phison: raw, see phisonRaw231
   { id: 202, name: "Percent_Lifetime_Used", read: "used" }, // ATP
   { id: 202, name: "Perc_Rated_Life_Used", read: "used" }, // Crucial/Micron RealSSD, others
 ];
+
+/**
+ * Phison-controller SSDs (drivedb.h "Phison Driven SSDs" and "Phison Driven OEM SSDs": Kingston
+ * KC400, A400, UV300, DC400/DC500/DC600M, HyperX Savage, Goodram, Patriot, ...) declare
+ * "-v 231,raw48,SSD_Life_Left": the life left is the raw value, and their normalised values sit
+ * at 100 (KC400: normalised 100, raw 74). Known by the family smartctl printed, or, when the
+ * installed drivedb predates the entry, by the Kingston Phison model names from that record.
+ */
+const PHISON_FAMILY = /^Phison Driven/i;
+const KINGSTON_PHISON = /^KINGSTON +(SKC400S37|SA400(M8|S37)|SUV300S37A|SKC310S3|SV310S3|SHSS3|SM2280S3|SEDC(400S37|450R|500[MR]|600ME?)|SS200S3|O(C|M[48S])P0S3|RBUSNS)/i;
+export function phisonRaw231(r: SmartReport): boolean {
+  return PHISON_FAMILY.test(r.identity.family ?? "") || KINGSTON_PHISON.test(r.identity.model ?? "");
+}
 
 /** Endurance used: NVMe percentage_used, ATA device statistics, then vendor attributes. */
 export function enduranceUsed(r: SmartReport): Wear | null {
@@ -141,9 +154,15 @@ export function enduranceUsed(r: SmartReport): Wear | null {
   if (nvme !== null && nvme !== undefined) return { percentUsed: nvme, source: "NVMe percentage_used" };
   if (!r.ata) return null;
   if (r.ata.enduranceUsed !== null) return { percentUsed: r.ata.enduranceUsed, source: "ATA device statistics, Percentage Used Endurance Indicator" };
+  const phison = phisonRaw231(r);
   for (const w of WEAR_ATTRS) {
     const a = r.ata.attributes.find((x) => x.id === w.id && x.name === w.name);
     if (!a) continue;
+    if (a.id === 231 && phison) {
+      // Phison: the raw value is the percent of life left; the normalised value stays at 100.
+      if (a.raw >= 0 && a.raw <= 100) return { percentUsed: 100 - a.raw, source: `ATA 231 ${a.name} raw ${a.raw} (life left; Phison reports it in the raw value)` };
+      continue;
+    }
     if (w.read === "used") {
       if (a.raw >= 0 && a.raw <= 255) return { percentUsed: a.raw, source: `ATA ${a.id} ${a.name} raw ${a.raw}` };
       continue;
@@ -186,6 +205,24 @@ export function predictiveCounters(r: SmartReport): Record<string, number> {
   return out;
 }
 
+/**
+ * Every `attribute` label value of smart_attribute_raw (what predictiveCounters can return), and
+ * what it is: the metric's help text and the README list are built from / checked against this.
+ */
+export const EXPORTED_ATTRIBUTES: ReadonlyArray<readonly [string, string]> = [
+  ...ATA_COUNTERS.map((c) => [c.key, `ATA ${c.id}`] as const),
+  ["read_errors", "Seagate ATA 1 error count"],
+  ["seek_errors", "Seagate ATA 7 error count"],
+  ["ecc_recovered", "Seagate ATA 195 error count"],
+  ["percentage_used", "SSD endurance used, NVMe or SATA"],
+  ["critical_warning", "NVMe"],
+  ["media_errors", "NVMe"],
+  ["available_spare_percent", "NVMe"],
+  ["error_log_entries", "NVMe"],
+  ["grown_defects", "SCSI"],
+  ["uncorrected_errors", "SCSI read+write+verify"],
+];
+
 /** Counters where a rise is bad news (the others, like spare, fall when things get worse). */
 export const RISING_IS_BAD = new Set(["reallocated_sectors", "end_to_end_errors", "reported_uncorrectable", "command_timeouts", "pending_sectors", "offline_uncorrectable", "udma_crc_errors", "media_errors", "grown_defects", "uncorrected_errors", "critical_warning"]);
 
@@ -194,11 +231,44 @@ export const WEAR_FAIL = 100;
 export const WEAR_WARN = 80;
 export const WEAR_INFO = 50;
 
-const days = (ms: number) => (ms < 86_400_000 ? `${Math.round(ms / 3_600_000)} h` : `${Math.round(ms / 86_400_000)} d`);
+/** A span for a reason: "45 s", "12 min", "5 h", "7 d" (never NaN: bad input reads as 0). */
+export function span(ms: number): string {
+  const v = Number.isFinite(ms) && ms > 0 ? ms : 0;
+  // BigInt: whole digits even past 1e21, where String() would switch to exponent notation.
+  const n = (x: number) => BigInt(Math.round(x)).toString();
+  if (v < 60_000) return `${n(v / 1000)} s`;
+  if (v < 3_600_000) return `${n(v / 60_000)} min`;
+  if (v < 86_400_000) return `${n(v / 3_600_000)} h`;
+  return `${n(v / 86_400_000)} d`;
+}
 
-export function judge(r: SmartReport, trends: Trends = {}): VerdictResult {
+export interface JudgeOptions {
+  /** How long a rise counts as current (collectors.smart.growth_window); the trend was computed with it. */
+  readonly growthWindowMs?: number;
+}
+
+/** A trend entry as judge uses it: anything that is not a finite, positive number reads as none. */
+function trendOf(trends: Trends, key: string): { rising: boolean; delta: number; watchedMs: number } | null {
+  const t = Object.hasOwn(trends, key) ? trends[key] : undefined;
+  if (typeof t !== "object" || t === null) return null;
+  const pos = (n: unknown) => (typeof n === "number" && Number.isFinite(n) && n > 0 ? n : 0);
+  const delta = pos(t.delta);
+  // "Rising" without a rise to name is no rise (a damaged or hand-made trend).
+  return { rising: t.rising === true && delta > 0, delta, watchedMs: pos(t.watchedMs) };
+}
+
+/** The count rule's reason: any non-zero count warns, and a rise within the window is said too. */
+const COUNT_RULE = "count rule: any non-zero count warns, static or not";
+
+export function judge(r: SmartReport, trends: Trends = {}, opts: JudgeOptions = {}): VerdictResult {
   const reasons: Reason[] = [];
   const add = (level: Reason["level"], code: string, message: string) => reasons.push({ level, code, message });
+  const win = span(opts.growthWindowMs ?? RISE_WINDOW_MS);
+  /** "; rose by N within W" when the trend says so (the count rule still decides the level). */
+  const rose = (key: string) => {
+    const t = trendOf(trends, key);
+    return t?.rising && t.delta > 0 ? `, rose by ${t.delta} within ${win}` : "";
+  };
 
   if (r.passed === false) add("fail", "smart_status", "the drive's own SMART health check says FAILING");
   for (const a of r.ata?.attributes ?? []) {
@@ -212,13 +282,12 @@ export function judge(r: SmartReport, trends: Trends = {}): VerdictResult {
     const head = `${value} ${c.what} (ATA ${c.id} ${a.name}${packed})`;
     const rule = c.rule === "any-hdd" ? (r.identity.rotationRate === 0 ? "rising" : "any") : c.rule;
     if (rule === "any") {
-      add("warn", `attribute_${c.id}`, head);
+      add("warn", `attribute_${c.id}`, `${head} (${COUNT_RULE}${rose(c.key)})`);
       continue;
     }
-    const t = trends[c.key];
-    const win = days(RISE_WINDOW_MS);
+    const t = trendOf(trends, c.key);
     if (t?.rising) add("warn", `attribute_${c.id}`, `${head}: rose by ${t.delta} within ${win} (rising rule: judged on growth)`);
-    else if (t) add("info", `attribute_${c.id}`, `${head}: not grown in ${days(t.watchedMs)} watched (static rule: info; warns if it grows within ${win})`);
+    else if (t && t.watchedMs > 0) add("info", `attribute_${c.id}`, `${head}: not grown in ${span(t.watchedMs)} watched (static rule: info; warns if it grows within ${win})`);
     else add("info", `attribute_${c.id}`, `${head}: first look, no history (static rule: info; warns if it grows within ${win})`);
   }
   const wear = r.nvme ? null : enduranceUsed(r);
@@ -233,17 +302,19 @@ export function judge(r: SmartReport, trends: Trends = {}): VerdictResult {
     const n = r.nvme;
     if (n.criticalWarning !== 0) add("fail", "nvme_critical_warning", `NVMe critical warning 0x${n.criticalWarning.toString(16)}: ${nvmeCriticalBits(n.criticalWarning).join(", ")}`);
     if (n.availableSpare !== null && n.availableSpareThreshold !== null && n.availableSpare < n.availableSpareThreshold) add("fail", "nvme_spare", `available spare ${n.availableSpare}% is below the drive's threshold ${n.availableSpareThreshold}%`);
-    if (n.mediaErrors !== null && n.mediaErrors > 0) add("warn", "nvme_media_errors", `${n.mediaErrors} unrecovered media errors`);
+    if (n.mediaErrors !== null && n.mediaErrors > 0) add("warn", "nvme_media_errors", `${n.mediaErrors} unrecovered media errors (${COUNT_RULE}${rose("media_errors")})`);
     if (n.percentageUsed !== null && n.percentageUsed >= WEAR_FAIL) add("fail", "nvme_wear", `endurance used ${n.percentageUsed}%: the vendor's rated life is spent`);
     else if (n.percentageUsed !== null && n.percentageUsed >= WEAR_WARN) add("warn", "nvme_wear", `endurance used ${n.percentageUsed}%`);
     else if (n.percentageUsed !== null && n.percentageUsed >= WEAR_INFO) add("info", "nvme_wear", `endurance used ${n.percentageUsed}%`);
-    if (n.numErrLogEntries !== null && n.numErrLogEntries > 0) add("info", "nvme_error_log", `${n.numErrLogEntries} error-log entries (usually the host probing optional features; see the trend)`);
+    if (n.numErrLogEntries !== null && n.numErrLogEntries > 0) {
+      add("info", "nvme_error_log", `${n.numErrLogEntries} error-log entries${rose("error_log_entries")} (not judged, static or rising: the count grows with the host probing optional features, "Invalid Field in Command")`);
+    }
   }
   if (r.scsi) {
     const s = r.scsi;
-    if (s.grownDefects !== null && s.grownDefects > 0) add("warn", "scsi_grown_defects", `${s.grownDefects} grown defects (sectors remapped since manufacture)`);
+    if (s.grownDefects !== null && s.grownDefects > 0) add("warn", "scsi_grown_defects", `${s.grownDefects} grown defects, sectors remapped since manufacture (${COUNT_RULE}${rose("grown_defects")})`);
     const unc = [["read", s.uncorrectedRead], ["write", s.uncorrectedWrite], ["verify", s.uncorrectedVerify]].filter(([, v]) => typeof v === "number" && v > 0);
-    if (unc.length > 0) add("warn", "scsi_uncorrected", `uncorrected errors: ${unc.map(([k, v]) => `${v} ${k}`).join(", ")}`);
+    if (unc.length > 0) add("warn", "scsi_uncorrected", `uncorrected errors: ${unc.map(([k, v]) => `${v} ${k}`).join(", ")} (${COUNT_RULE}${rose("uncorrected_errors")})`);
   }
   const t = r.temperature;
   if (t.current !== null && t.limit !== null) {
