@@ -60,7 +60,7 @@ test("names with '/' (cciss/c0d0) are kept, spelt as sysfs spells them (cciss!c0
 });
 
 test("iostat figures of the notes' fio run match sysstat's printed row to its precision", (t) => {
-  // Snapshots A and B bracketing one 12 s `iostat -y -x -d loop1 12 1` (shared/notes/disk-systemd.md 1.6).
+  // Snapshots A and B bracketing one 12 s `iostat -y -x -d loop1 12 1`.
   const A = parseLine("  7 1 loop1 121 0 4388 9 19361 6576 357144 4207 0 4128 7899 2 0 2097160 0 12897 3682");
   const B = parseLine("  7 1 loop1 121 0 4388 9 33235 11199 542056 7319 0 7156 13635 2 0 2097160 0 22145 6307");
   if (typeof A !== "object" || A === null || typeof B !== "object" || B === null) return t.fail();

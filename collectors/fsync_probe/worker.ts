@@ -1,7 +1,7 @@
 // The fsync probe's worker thread: synchronous pwrite + fdatasync on a reused, fully written
 // file, timed right around the two calls. It runs off the main thread so that a device hung in
 // uninterruptible I/O blocks only this thread; the agent stays responsive and the hang itself
-// becomes the signal (see shared notes, disk-systemd 2.3).
+// becomes the signal.
 import { closeSync, fdatasyncSync, fstatSync, fsyncSync, writeSync } from "node:fs";
 import { performance } from "node:perf_hooks";
 import { parentPort, workerData } from "node:worker_threads";

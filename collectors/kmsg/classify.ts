@@ -1,5 +1,5 @@
 // Which kernel-log lines are storage faults, of what class, on which device. Pure.
-// Formats from several kernel eras (shared/notes/kmsg.md section 5); regressions are pinned by
+// Formats from several kernel eras (the kernels' own format strings); regressions are pinned by
 // the table in test/kmsg-classify.test.ts. Prefilters (indexOf) keep the common non-matching
 // line cheap: a storm must classify at tens of thousands of lines per second.
 //

@@ -1,6 +1,6 @@
 // pass | warn | fail | unknown for one device, with the reasons. Pure.
 //
-// Sources (shared/notes/smart.md section 3):
+// Sources (named per rule below and in the README SMART table):
 // - The drive's own verdict: smart_status.passed (ATA SMART RETURN STATUS, NVMe critical
 //   warning, SCSI informational exceptions). false => fail.
 // - Backblaze (2014, 2016 drive-stats posts): the raw values of ATA 5, 187, 188, 197, 198 are

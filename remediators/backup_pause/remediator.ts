@@ -3,7 +3,7 @@
 // has been over the threshold for `for` and (a service) it is doing I/O; every pause has an end
 // that does not need the agent (a transient systemd timer armed first), a maximum length and a
 // daily budget; it is judged by the latency after it, and undone when latency recovers, when it
-// did not help, or at its end. Facts behind each choice: shared/notes/disk-systemd.md section 4.
+// did not help, or at its end.
 import { readFileSync } from "node:fs";
 import type { Counter, Gauge, Registry } from "prom-client";
 import type { Config } from "../../agent/config/schema.js";

@@ -1,6 +1,7 @@
 // Talking to PID 1 through systemctl and systemd-run (configurable paths, so tests can point
 // them into a container). Every call has a timeout: a wedged systemd must not wedge the agent.
-// Facts behind the choices (systemd 252): ../../../shared/notes/disk-systemd.md section 4.
+// Facts behind the choices (systemd 252): freeze/thaw need cgroup v2 (v1 says "does not support
+// freezing", hence the SIGSTOP fallback); uid 0 on PID 1's private socket needs no polkit.
 import { run } from "../../agent/exec.js";
 
 export type UnitKind = "service" | "timer";

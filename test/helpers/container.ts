@@ -1,6 +1,7 @@
 // A real systemd 252 as PID 1, booted from the host's own OS by systemd-nspawn (volatile root,
 // the host's /usr read-only), for tests of what the agent does through systemctl and of its unit.
-// Recipe and its pitfalls: ../shared/notes/systemd-container.md. Boot once per test file.
+// Recipe: systemd-nspawn --directory=/ --volatile=yes, a preset 'disable *' so only what a test
+// starts runs, booted once per test file.
 import { type ChildProcess, spawn, spawnSync, type SpawnSyncReturns } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
