@@ -70,12 +70,14 @@ export function resolveDir(configured: string): ResolvedDir {
  */
 export function stillResolves(r: ResolvedDir): boolean {
   try {
-    const now = resolveDir(r.configured);
-    return now.real === r.real && sameFile(now, r);
+    return sameResolution(resolveDir(r.configured), r);
   } catch {
     return false;
   }
 }
+
+/** Two resolutions lead to the same directory: same real path, same device and inode. */
+export const sameResolution = (a: ResolvedDir, b: ResolvedDir): boolean => a.real === b.real && sameFile(a, b);
 
 export class DirHandle implements Identity {
   readonly dev: number;

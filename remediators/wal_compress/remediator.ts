@@ -2,7 +2,7 @@
 // (gzip all but the newest 20 sealed segments), one segment at a time, crash-safe.
 // Triggers: the WAL filesystem above trigger_used_percent, time-to-full below full_horizon, or
 // sealed segments older than min_age. Never while the fsync probe says the WAL is slow.
-import { closeSync, readdirSync } from "node:fs";
+import { readdirSync } from "node:fs";
 import { statfs } from "node:fs/promises";
 import { Worker } from "node:worker_threads";
 import { execFile } from "node:child_process";
@@ -18,7 +18,7 @@ import { DirHandle, type ResolvedDir, resolveDir, stillResolves, withDir } from 
 import { Breaker, DecisionLog, Journal, type Latest, type Mode, type RemediationMetrics, type Remediator, type RemediatorSummary } from "../framework.js";
 import { cannotSeeHolders, openSegments } from "./holders.js";
 import { fingerprint, type Plan, planCompression } from "./plan.js";
-import { decompressSegment, digestFd, recover, RESTORE_SUFFIX, TMP_SUFFIX, type RecoveryAction } from "./steps.js";
+import { decompressSegment, digestName, recover, RESTORE_SUFFIX, TMP_SUFFIX, type RecoveryAction } from "./steps.js";
 import type { CompressJob, WorkerMsg } from "./worker.js";
 
 export { openSegments };
@@ -265,17 +265,7 @@ export class WalCompressRemediator implements Remediator<Segment, Latest> {
   async verify(target: string): Promise<boolean> {
     const name = target.endsWith(".gz") ? target : `${target}.gz`;
     try {
-      return await withDir(this.dir(), async (d) => {
-        const st = d.lstat(name);
-        if (!st) return false;
-        const f = d.openListed(name, st);
-        try {
-          await digestFd(f.fd, true);
-          return true;
-        } finally {
-          closeQuietly(f.fd);
-        }
-      });
+      return (await withDir(this.dir(), (d) => digestName(d, name, true))) !== null;
     } catch {
       return false;
     }
@@ -471,13 +461,5 @@ function taskIds(): Set<string> {
     return new Set(readdirSync("/proc/self/task"));
   } catch {
     return new Set();
-  }
-}
-
-function closeQuietly(fd: number): void {
-  try {
-    closeSync(fd);
-  } catch {
-    // already closed
   }
 }

@@ -351,7 +351,7 @@ export type RecoveryAction =
   | { readonly kind: "moved_aside_unverifiable_gz"; readonly file: string; readonly to: string };
 
 /** Digest of a name as it is now, only if it is a plain single-link file; null otherwise. */
-async function digestName(d: DirHandle, name: string, gunzip: boolean): Promise<{ st: Stats; bytes: number; sha256: string } | null> {
+export async function digestName(d: DirHandle, name: string, gunzip: boolean): Promise<{ st: Stats; bytes: number; sha256: string } | null> {
   const st = d.lstat(name);
   if (!st) return null;
   let f: { fd: number; st: Stats };
