@@ -185,6 +185,7 @@ test.serial("a link planted at every temporary name, again and again while compr
   // The user keeps replacing each .gz.tmp and .restore.tmp name with a link to the root-only file.
   const names = [...s.originals.keys()].flatMap((n) => [`${n}.gz.tmp`, `${n}.restore.tmp`]);
   const stop = asUser(`cd ${s.wal} && while true; do for n in ${names.join(" ")}; do ln -sfn ${s.secret} $n; done; done`);
+  t.teardown(stop);
   const a = await startAgent({ extraToml: toml(s.wal) });
   t.teardown(() => a.stop("SIGKILL"));
   await sleep(4000);
@@ -219,9 +220,10 @@ int main(int argc, char **argv) {
   struct timespec s, n;
   clock_gettime(CLOCK_MONOTONIC, &s);
   long swaps = 0;
-  for (;;) {
+  for (long tries = 1;; tries++) {
     if (syscall(SYS_renameat2, d, argv[2], d, argv[3], 2 /* RENAME_EXCHANGE */) == 0) swaps++;
-    if ((swaps & 255) == 0) {
+    /* By attempts, not swaps: once a name is gone every swap fails, and the clock must still end it. */
+    if ((tries & 255) == 0) {
       clock_gettime(CLOCK_MONOTONIC, &n);
       if (n.tv_sec - s.tv_sec >= atol(argv[4])) break;
     }
@@ -249,6 +251,7 @@ test.serial("a segment swapped with a link to a root-only file (renameat2 exchan
     runAsUser(["ln", "-s", s.secret, join(s.wal, `decoy-${i}`)]);
     return asUser(`${racer} ${s.wal} ${seg(i)} decoy-${i} 6`);
   });
+  t.teardown(() => Promise.all(racers.map((r) => r())));
   // The race itself, as often as possible: each segment as listed, read and gzipped while the
   // racer swaps it; the temporary is inspected at 'hashed' and the attempt then stopped, so the
   // segment stays for the next round.
