@@ -2,7 +2,12 @@
 // control socket, reloads on SIGHUP and shuts down cleanly. Owns time and state; collectors
 // only observe.
 import { dirname, join } from "node:path";
-import { buildCollectors, type CollectorDeps, collectorFingerprints, collectorSpecs } from "../collectors/index.js";
+import {
+  buildCollectors,
+  type CollectorDeps,
+  collectorFingerprints,
+  collectorSpecs,
+} from "../collectors/index.js";
 import type { LoadedConfig } from "./config/load.js";
 import type { Config } from "./config/schema.js";
 import { BadRequest, ControlServer, type RouteHandler } from "./control/server.js";
@@ -17,9 +22,16 @@ import { type Area, type AreaVerdict, buildAreas, worst } from "./status/areas.j
 import { diagnose } from "./status/diagnose.js";
 import { eventsQuery, historyQuery, sinceMs, topIoQuery } from "./status/queries.js";
 import { VERSION } from "./version.js";
-import { NAME as WAL_COMPRESS, WalCompressRemediator } from "../remediators/wal_compress/remediator.js";
+import {
+  NAME as WAL_COMPRESS,
+  WalCompressRemediator,
+} from "../remediators/wal_compress/remediator.js";
 import { Journal, RemediationMetrics } from "../remediators/framework.js";
-import { ActionRefused, BackupPauseRemediator, NAME as BACKUP_PAUSE } from "../remediators/backup_pause/remediator.js";
+import {
+  ActionRefused,
+  BackupPauseRemediator,
+  NAME as BACKUP_PAUSE,
+} from "../remediators/backup_pause/remediator.js";
 import { parseDuration } from "./config/units.js";
 
 const TICK_MS = 1000;
@@ -94,13 +106,26 @@ export class Agent {
   ) {
     this.config = loaded.config;
     this.configFile = loaded.file;
-    this.scheduler = new Scheduler(this.metrics, log, Math.random, (name, obs) => this.latest.set(name, { at: Date.now(), observation: obs }));
+    this.scheduler = new Scheduler(this.metrics, log, Math.random, (name, obs) =>
+      this.latest.set(name, { at: Date.now(), observation: obs }),
+    );
     this.self = new SelfMetrics(this.metrics.registry, this.config.host.proc_path);
     this.scheduler.onLate = (ms) => this.self.late(ms);
-    this.history = new HistoryStore({ stateDir: this.config.agent.state_dir, retention: this.config.history, log, metrics: this.metrics });
+    this.history = new HistoryStore({
+      stateDir: this.config.agent.state_dir,
+      retention: this.config.history,
+      log,
+      metrics: this.metrics,
+    });
     const remediation = new RemediationMetrics(this.metrics.registry);
     this.walCompress = new WalCompressRemediator(this.config, this.history, remediation, log);
-    this.backupPause = new BackupPauseRemediator(this.config, this.history, remediation, this.metrics.registry, log);
+    this.backupPause = new BackupPauseRemediator(
+      this.config,
+      this.history,
+      remediation,
+      this.metrics.registry,
+      log,
+    );
   }
 
   static async start(loaded: LoadedConfig, log: Logger): Promise<Agent> {
@@ -120,9 +145,18 @@ export class Agent {
     await this.walCompress.recoverAtStart();
     // Pauses from before a restart: resumed or adopted (queued ahead of any new decision; not
     // awaited, so a slow systemd cannot hold up the agent's start).
-    this.backupPause.reconcileAtStart().catch((e: unknown) => this.log.error({ err: errorMessage(e) }, "backup_pause: reconcile at start failed"));
+    this.backupPause
+      .reconcileAtStart()
+      .catch((e: unknown) =>
+        this.log.error({ err: errorMessage(e) }, "backup_pause: reconcile at start failed"),
+      );
     this.addCollectors(buildCollectors(this.collectorDeps()));
-    this.metricsServer = await MetricsServer.start({ listen: c.agent.listen, registry: this.metrics.registry, health: () => this.health(), log: this.log });
+    this.metricsServer = await MetricsServer.start({
+      listen: c.agent.listen,
+      registry: this.metrics.registry,
+      health: () => this.health(),
+      log: this.log,
+    });
     this.control = await ControlServer.start({
       paths: [...new Set([c.agent.control_socket, join(c.agent.state_dir, "agentctl.sock")])],
       group: c.agent.socket_group,
@@ -132,7 +166,12 @@ export class Agent {
     // Actions (root only): a second socket, mode 0600, next to the read-only one. Node cannot read a
     // unix peer's credentials, so who may act is decided by who may open the socket.
     this.admin = await ControlServer.start({
-      paths: [...new Set([join(dirname(this.control.path), "agentctl-admin.sock"), join(c.agent.state_dir, "agentctl-admin.sock")])],
+      paths: [
+        ...new Set([
+          join(dirname(this.control.path), "agentctl-admin.sock"),
+          join(c.agent.state_dir, "agentctl-admin.sock"),
+        ]),
+      ],
       group: c.agent.socket_group,
       mode: 0o600,
       routes: this.adminRoutes(),
@@ -141,9 +180,22 @@ export class Agent {
     this.scheduler.start();
     this.ticker = setInterval(() => this.tick(), TICK_MS);
     this.tick();
-    this.history.event({ class: "agent", kind: "agent.started", severity: "info", message: `stemedb-agent ${VERSION} started`, data: { config_file: this.configFile, pid: process.pid } });
+    this.history.event({
+      class: "agent",
+      kind: "agent.started",
+      severity: "info",
+      message: `stemedb-agent ${VERSION} started`,
+      data: { config_file: this.configFile, pid: process.pid },
+    });
     this.log.info(
-      { version: VERSION, config_file: this.configFile ?? "(embedded defaults)", metrics: this.metricsAddress(), control_socket: this.control.path, state_dir: c.agent.state_dir, collectors: this.scheduler.names() },
+      {
+        version: VERSION,
+        config_file: this.configFile ?? "(embedded defaults)",
+        metrics: this.metricsAddress(),
+        control_socket: this.control.path,
+        state_dir: c.agent.state_dir,
+        collectors: this.scheduler.names(),
+      },
       "stemedb-agent started",
     );
   }
@@ -159,11 +211,20 @@ export class Agent {
   }
 
   /** SIGHUP: re-read the same file; a bad file keeps the running config. Returns the problems, if any. */
-  async reload(load: () => { ok: true; loaded: LoadedConfig } | { ok: false; problems: string[] }): Promise<string[]> {
+  async reload(
+    load: () => { ok: true; loaded: LoadedConfig } | { ok: false; problems: string[] },
+  ): Promise<string[]> {
     const r = load();
     if (!r.ok) {
-      for (const p of r.problems) this.log.error({ problem: p }, "reload refused: keeping the running configuration");
-      this.history.event({ class: "agent", kind: "config.reload_failed", severity: "warn", message: `configuration reload refused: ${r.problems.length} problem(s)`, data: { problems: r.problems } });
+      for (const p of r.problems)
+        this.log.error({ problem: p }, "reload refused: keeping the running configuration");
+      this.history.event({
+        class: "agent",
+        kind: "config.reload_failed",
+        severity: "warn",
+        message: `configuration reload refused: ${r.problems.length} problem(s)`,
+        data: { problems: r.problems },
+      });
       return r.problems;
     }
     const prev = this.config;
@@ -175,15 +236,27 @@ export class Agent {
     this.walCompress.setConfig(next);
     this.backupPause.setConfig(next);
     for (const key of ["state_dir", "control_socket", "socket_group"] as const) {
-      if (prev.agent[key] !== next.agent[key]) this.log.warn({ key: `agent.${key}` }, "this key changes only at restart; the running value stays");
+      if (prev.agent[key] !== next.agent[key])
+        this.log.warn(
+          { key: `agent.${key}` },
+          "this key changes only at restart; the running value stays",
+        );
     }
     if (prev.agent.listen !== next.agent.listen) {
       try {
-        const fresh = await MetricsServer.start({ listen: next.agent.listen, registry: this.metrics.registry, health: () => this.health(), log: this.log });
+        const fresh = await MetricsServer.start({
+          listen: next.agent.listen,
+          registry: this.metrics.registry,
+          health: () => this.health(),
+          log: this.log,
+        });
         await this.metricsServer?.close();
         this.metricsServer = fresh;
       } catch (e) {
-        this.log.error({ listen: next.agent.listen, err: errorMessage(e) }, "cannot listen on the new address; still serving on the old one");
+        this.log.error(
+          { listen: next.agent.listen, err: errorMessage(e) },
+          "cannot listen on the new address; still serving on the old one",
+        );
       }
     }
     // Rebuild only the collectors whose configuration changed.
@@ -194,10 +267,17 @@ export class Agent {
         this.fingerprints.delete(name);
       }
     }
-    this.addCollectors(buildCollectors(this.collectorDeps(), (name) => !this.fingerprints.has(name)));
+    this.addCollectors(
+      buildCollectors(this.collectorDeps(), (name) => !this.fingerprints.has(name)),
+    );
     // A changed interval, timeout or jitter alone does not rebuild a collector: apply it to its schedule.
     for (const [name, spec] of collectorSpecs(next)) this.scheduler.update(name, spec);
-    this.history.event({ class: "agent", kind: "config.reloaded", severity: "info", message: "configuration reloaded" });
+    this.history.event({
+      class: "agent",
+      kind: "config.reloaded",
+      severity: "info",
+      message: "configuration reloaded",
+    });
     this.log.info({ collectors: this.scheduler.names() }, "configuration reloaded");
     return [];
   }
@@ -208,7 +288,10 @@ export class Agent {
     this.stopping = true;
     clearInterval(this.ticker);
     // Nothing the agent paused stays paused behind it (ExecStopPost and the dead-man timers cover a crash).
-    await Promise.race([this.backupPause.resumeAll("the agent is stopping").catch(() => []), new Promise((r) => setTimeout(r, 3000).unref())]);
+    await Promise.race([
+      this.backupPause.resumeAll("the agent is stopping").catch(() => []),
+      new Promise((r) => setTimeout(r, 3000).unref()),
+    ]);
     await this.scheduler.stop(2000);
     for (const name of this.scheduler.names()) {
       try {
@@ -217,8 +300,19 @@ export class Agent {
         this.log.warn({ collector: name, err: errorMessage(e) }, "collector close failed");
       }
     }
-    await Promise.allSettled([this.metricsServer?.close(), this.control?.close(), this.admin?.close(), this.walCompress.close(), this.backupPause.close()]);
-    this.history.event({ class: "agent", kind: "agent.stopped", severity: "info", message: "stemedb-agent stopped" });
+    await Promise.allSettled([
+      this.metricsServer?.close(),
+      this.control?.close(),
+      this.admin?.close(),
+      this.walCompress.close(),
+      this.backupPause.close(),
+    ]);
+    this.history.event({
+      class: "agent",
+      kind: "agent.stopped",
+      severity: "info",
+      message: "stemedb-agent stopped",
+    });
     this.history.close();
     this.self.stop();
     this.log.info("stemedb-agent stopped");
@@ -227,14 +321,21 @@ export class Agent {
   health(): Health {
     const age = Date.now() - this.lastTick;
     if (this.stopping) return { ok: false, reason: "agent is stopping" };
-    if (age > STALE_TICK_MS) return { ok: false, reason: `core loop last ticked ${(age / 1000).toFixed(1)}s ago` };
-    return { ok: true, reason: `core loop ticking; ${this.scheduler.names().length} collectors scheduled` };
+    if (age > STALE_TICK_MS)
+      return { ok: false, reason: `core loop last ticked ${(age / 1000).toFixed(1)}s ago` };
+    return {
+      ok: true,
+      reason: `core loop ticking; ${this.scheduler.names().length} collectors scheduled`,
+    };
   }
 
   status(): StatusReport {
     const c = this.config;
     const health = this.agentHealth();
-    const areas = buildAreas(c, this.latestView(), this.history, health, Date.now(), [this.walCompress.state(), this.backupPause.state()]);
+    const areas = buildAreas(c, this.latestView(), this.history, health, Date.now(), [
+      this.walCompress.state(),
+      this.backupPause.state(),
+    ]);
     return {
       schema: 1,
       agent: {
@@ -267,34 +368,88 @@ export class Agent {
     if (!h.ok) worse("critical", h.reason);
     const cols = this.scheduler.status();
     const failing = cols.filter((s) => s.consecutive_failures > 0);
-    for (const s of failing) worse("degraded", `collector ${s.name} failing (${s.consecutive_failures}x): ${s.last_error?.message ?? "unknown"}`);
-    if (cols.length > 0 && failing.length === cols.length && failing.every((s) => s.consecutive_failures >= 3)) {
+    for (const s of failing)
+      worse(
+        "degraded",
+        `collector ${s.name} failing (${s.consecutive_failures}x): ${s.last_error?.message ?? "unknown"}`,
+      );
+    if (
+      cols.length > 0 &&
+      failing.length === cols.length &&
+      failing.every((s) => s.consecutive_failures >= 3)
+    ) {
       worse("critical", "every collector is failing");
     }
     const hs = this.history.stats();
-    if (hs.write_state !== "ok") worse("degraded", `history not being written (${hs.write_state}): ${hs.last_error ?? ""}`);
+    if (hs.write_state !== "ok")
+      worse("degraded", `history not being written (${hs.write_state}): ${hs.last_error ?? ""}`);
     return { verdict, reasons };
   }
 
   private latestView() {
-    return { get: <T>(name: string) => this.latest.get(name) as { at: number; observation: T } | undefined };
+    return {
+      get: <T>(name: string) => this.latest.get(name) as { at: number; observation: T } | undefined,
+    };
   }
 
   private routes(): Map<string, RouteHandler> {
-    const limit = (u: URL, d: number) => Math.min(10_000, Math.max(1, Number(u.searchParams.get("limit") ?? d) || d));
+    const limit = (u: URL, d: number) =>
+      Math.min(10_000, Math.max(1, Number(u.searchParams.get("limit") ?? d) || d));
     const routes = new Map<string, RouteHandler>([
       ["GET /v1/status", () => this.status()],
       ["GET /v1/health", () => this.agentHealth()],
-      ["GET /v1/diagnose", () => ({ schema: 1, generated_at: new Date().toISOString(), ...diagnose(this.config, this.latestView(), this.history, Date.now(), [this.walCompress.state(), this.backupPause.state()]) })],
-      ["GET /v1/history", (u) => historyQuery(this.history, this.config, u.searchParams.get("metric") ?? "", u.searchParams.get("device"), sinceMs(u.searchParams.get("since"), "6h"))],
-      ["GET /v1/events", (u) => ({ events: eventsQuery(this.history, sinceMs(u.searchParams.get("since"), "24h"), u.searchParams.get("class"), limit(u, 200)) })],
-      ["GET /v1/top-io", (u) => ({ top: topIoQuery(this.history, sinceMs(u.searchParams.get("since"), "10m"), limit(u, 20)) })],
-      ["GET /v1/remediations", () => ({ remediators: [this.walCompress.state(), this.backupPause.state()], journal: new Journal(this.history).recent(20) })],
+      [
+        "GET /v1/diagnose",
+        () => ({
+          schema: 1,
+          generated_at: new Date().toISOString(),
+          ...diagnose(this.config, this.latestView(), this.history, Date.now(), [
+            this.walCompress.state(),
+            this.backupPause.state(),
+          ]),
+        }),
+      ],
+      [
+        "GET /v1/history",
+        (u) =>
+          historyQuery(
+            this.history,
+            this.config,
+            u.searchParams.get("metric") ?? "",
+            u.searchParams.get("device"),
+            sinceMs(u.searchParams.get("since"), "6h"),
+          ),
+      ],
+      [
+        "GET /v1/events",
+        (u) => ({
+          events: eventsQuery(
+            this.history,
+            sinceMs(u.searchParams.get("since"), "24h"),
+            u.searchParams.get("class"),
+            limit(u, 200),
+          ),
+        }),
+      ],
+      [
+        "GET /v1/top-io",
+        (u) => ({
+          top: topIoQuery(this.history, sinceMs(u.searchParams.get("since"), "10m"), limit(u, 20)),
+        }),
+      ],
+      [
+        "GET /v1/remediations",
+        () => ({
+          remediators: [this.walCompress.state(), this.backupPause.state()],
+          journal: new Journal(this.history).recent(20),
+        }),
+      ],
       ["GET /v1/backups", async () => ({ schema: 1, ...(await this.backupPause.detailed()) })],
     ]);
     // Answers include what happened a moment ago: rows buffered for the next flush are written
     // first (an operator who just paused a unit must see the event now, not in 10 s).
-    for (const [key, handler] of routes) if (key !== "GET /v1/health") routes.set(key, (u) => (this.history.flush(), handler(u)));
+    for (const [key, handler] of routes)
+      if (key !== "GET /v1/health") routes.set(key, (u) => (this.history.flush(), handler(u)));
     return routes;
   }
 
@@ -306,7 +461,10 @@ export class Agent {
           const name = u.searchParams.get("name");
           if (name === BACKUP_PAUSE) this.backupPause.resetBreaker();
           else if (name === WAL_COMPRESS) this.walCompress.resetBreaker();
-          else throw new BadRequest(`no remediator named ${JSON.stringify(name)} (known: ${WAL_COMPRESS}, ${BACKUP_PAUSE})`);
+          else
+            throw new BadRequest(
+              `no remediator named ${JSON.stringify(name)} (known: ${WAL_COMPRESS}, ${BACKUP_PAUSE})`,
+            );
           return { reset: name };
         },
       ],
@@ -315,7 +473,10 @@ export class Agent {
         async (u) => {
           const name = u.searchParams.get("name");
           const target = u.searchParams.get("target") ?? "";
-          if (name !== WAL_COMPRESS) throw new BadRequest(`no remediator named ${JSON.stringify(name)} (known: ${WAL_COMPRESS})`);
+          if (name !== WAL_COMPRESS)
+            throw new BadRequest(
+              `no remediator named ${JSON.stringify(name)} (known: ${WAL_COMPRESS})`,
+            );
           try {
             return { undone: await this.walCompress.undo(target) };
           } catch (e) {
@@ -323,17 +484,27 @@ export class Agent {
           }
         },
       ],
-      ["POST /v1/backups/pause", (u) => this.backupAction(() => {
-          const forText = u.searchParams.get("for");
-          let forMs: number | null = null;
-          if (forText) {
-            const d = parseDuration(forText);
-            if (!d.ok) throw new BadRequest(`--for: ${d.reason}`);
-            forMs = d.value;
-          }
-          return this.backupPause.operatorPause(u.searchParams.get("unit") ?? "", forMs);
-        })],
-      ["POST /v1/backups/resume", (u) => this.backupAction(() => this.backupPause.operatorResume(u.searchParams.get("unit") ?? ""))],
+      [
+        "POST /v1/backups/pause",
+        (u) =>
+          this.backupAction(() => {
+            const forText = u.searchParams.get("for");
+            let forMs: number | null = null;
+            if (forText) {
+              const d = parseDuration(forText);
+              if (!d.ok) throw new BadRequest(`--for: ${d.reason}`);
+              forMs = d.value;
+            }
+            return this.backupPause.operatorPause(u.searchParams.get("unit") ?? "", forMs);
+          }),
+      ],
+      [
+        "POST /v1/backups/resume",
+        (u) =>
+          this.backupAction(() =>
+            this.backupPause.operatorResume(u.searchParams.get("unit") ?? ""),
+          ),
+      ],
     ]);
   }
 
@@ -348,7 +519,13 @@ export class Agent {
   }
 
   private collectorDeps(): CollectorDeps {
-    return { config: this.config, log: this.log, registry: this.metrics.registry, history: this.history, once: false };
+    return {
+      config: this.config,
+      log: this.log,
+      registry: this.metrics.registry,
+      history: this.history,
+      once: false,
+    };
   }
 
   private addCollectors(entries: ReturnType<typeof buildCollectors>): void {

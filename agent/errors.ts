@@ -3,7 +3,7 @@
 /** errno-style code of an error ("ENOENT", "SQLITE_FULL"), or undefined. */
 export function errorCode(e: unknown): string | undefined {
   if (typeof e === "object" && e !== null && "code" in e) {
-    const c = (e).code;
+    const c = e.code;
     if (typeof c === "string") return c;
   }
   return undefined;

@@ -40,7 +40,11 @@ export class ExecError extends Error {
   }
 }
 
-export function run(file: string, args: readonly string[], opts: RunOptions = {}): Promise<RunResult> {
+export function run(
+  file: string,
+  args: readonly string[],
+  opts: RunOptions = {},
+): Promise<RunResult> {
   const maxOutput = opts.maxOutput ?? 16 * 1024 * 1024;
   const killGrace = opts.killGrace ?? 2000;
   return new Promise<RunResult>((resolve, reject) => {
@@ -83,7 +87,12 @@ export function run(file: string, args: readonly string[], opts: RunOptions = {}
       killTimer = setTimeout(() => killGroup("SIGKILL"), killGrace);
       // A process in uninterruptible sleep ignores even SIGKILL: do not wait for it forever.
       lingerTimer = setTimeout(
-        () => finish(() => reject(new ExecError("aborted", `${file}: did not exit after SIGKILL`, child.pid, true))),
+        () =>
+          finish(() =>
+            reject(
+              new ExecError("aborted", `${file}: did not exit after SIGKILL`, child.pid, true),
+            ),
+          ),
         killGrace + 3000,
       );
     };
@@ -103,11 +112,19 @@ export function run(file: string, args: readonly string[], opts: RunOptions = {}
       child.stdin.on("error", () => undefined); // EPIPE when the child does not read
       child.stdin.end(opts.input);
     }
-    child.on("error", (e) => finish(() => reject(new ExecError("spawn", `${file}: ${errorMessage(e)}`, child.pid))));
+    child.on("error", (e) =>
+      finish(() => reject(new ExecError("spawn", `${file}: ${errorMessage(e)}`, child.pid))),
+    );
     child.on("close", (code, signal) =>
       finish(() => {
         if (opts.signal?.aborted) {
-          reject(new ExecError("aborted", `${file}: killed (${signal ?? `exit ${code}`}) after abort`, child.pid));
+          reject(
+            new ExecError(
+              "aborted",
+              `${file}: killed (${signal ?? `exit ${code}`}) after abort`,
+              child.pid,
+            ),
+          );
           return;
         }
         resolve({

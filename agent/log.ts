@@ -10,10 +10,22 @@ export type LogLevel = "trace" | "debug" | "info" | "warn" | "error" | "fatal";
 const require = createRequire(import.meta.url);
 
 export function createLogger(level: LogLevel, format: "json" | "pretty"): Logger {
-  const opts = { level, base: { service: "stemedb-agent" }, timestamp: pino.stdTimeFunctions.isoTime };
+  const opts = {
+    level,
+    base: { service: "stemedb-agent" },
+    timestamp: pino.stdTimeFunctions.isoTime,
+  };
   if (format === "pretty") {
     const pretty = require("pino-pretty") as typeof PinoPretty;
-    return pino(opts, pretty({ colorize: process.stdout.isTTY && !process.env["NO_COLOR"], sync: true, translateTime: "SYS:HH:MM:ss.l", ignore: "pid,hostname,service" }));
+    return pino(
+      opts,
+      pretty({
+        colorize: process.stdout.isTTY && !process.env["NO_COLOR"],
+        sync: true,
+        translateTime: "SYS:HH:MM:ss.l",
+        ignore: "pid,hostname,service",
+      }),
+    );
   }
   return pino(opts, pino.destination({ dest: 1, sync: false }));
 }

@@ -70,11 +70,15 @@ async function main(): Promise<number> {
       return 2;
     }
     for (const p of r.problems) process.stderr.write(`stemedb-agent: config: ${p}\n`);
-    process.stderr.write(`stemedb-agent: not started: ${r.problems.length} configuration problem(s)\n`);
+    process.stderr.write(
+      `stemedb-agent: not started: ${r.problems.length} configuration problem(s)\n`,
+    );
     return 2;
   }
   if (args["print-config"]) {
-    process.stdout.write(`# effective configuration (${r.loaded.file ?? "embedded defaults"})\n${printConfig(r.loaded.config)}`);
+    process.stdout.write(
+      `# effective configuration (${r.loaded.file ?? "embedded defaults"})\n${printConfig(r.loaded.config)}`,
+    );
     return 0;
   }
   // The state directory: what --resume-paused acts on and where history is kept.
@@ -94,7 +98,10 @@ async function main(): Promise<number> {
     for (const n of stateNotes) log.warn(n);
     const res = await resumePaused(r.loaded.config, log);
     const held = res.resumed.length + res.left.length + res.not_listed.length;
-    log.info(res, held === 0 ? "resume-paused: the agent held nothing paused" : "resume-paused: done");
+    log.info(
+      res,
+      held === 0 ? "resume-paused: the agent held nothing paused" : "resume-paused: done",
+    );
     await flush(log);
     // A unit still paused (left to its dead-man's switch) is a failure worth the exit status.
     return res.left.length + res.not_listed.length > 0 ? 1 : 0;
@@ -102,7 +109,10 @@ async function main(): Promise<number> {
 
   if (args.once) {
     // Logs go to stderr so stdout stays pure JSON.
-    const log = createLogger(r.loaded.config.agent.log_level === "info" ? "warn" : r.loaded.config.agent.log_level, format);
+    const log = createLogger(
+      r.loaded.config.agent.log_level === "info" ? "warn" : r.loaded.config.agent.log_level,
+      format,
+    );
     for (const n of stateNotes) log.warn(n);
     const res = await runOnce(r.loaded, log);
     process.stdout.write(`${JSON.stringify(res.report, null, 2)}\n`);
@@ -150,12 +160,16 @@ async function main(): Promise<number> {
       );
     };
     // A bug in one promise chain is logged, not fatal: the rest of the agent keeps serving.
-    process.on("unhandledRejection", (e) => log.error({ err: errorMessage(e) }, "unhandled rejection (bug)"));
+    process.on("unhandledRejection", (e) =>
+      log.error({ err: errorMessage(e) }, "unhandled rejection (bug)"),
+    );
     process.on("SIGTERM", () => stop("SIGTERM"));
     process.on("SIGINT", () => stop("SIGINT"));
     process.on("SIGHUP", () => {
       log.info("SIGHUP: reloading configuration");
-      reloadWithNotify(sd, agent, log, () => agent.reload(() => load())).catch((e: unknown) => log.error({ err: errorMessage(e) }, "reload failed"));
+      reloadWithNotify(sd, agent, log, () => agent.reload(() => load())).catch((e: unknown) =>
+        log.error({ err: errorMessage(e) }, "reload failed"),
+      );
     });
   });
 }

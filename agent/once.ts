@@ -7,30 +7,55 @@ import { errorMessage, TimeoutError } from "./errors.js";
 import type { Logger } from "./log.js";
 
 export interface OnceResult {
-  readonly report: Record<string, { ok: true; seconds: number; observation: unknown } | { ok: false; seconds: number; error: string }>;
+  readonly report: Record<
+    string,
+    | { ok: true; seconds: number; observation: unknown }
+    | { ok: false; seconds: number; error: string }
+  >;
   readonly failed: string[];
 }
 
 export async function runOnce(loaded: LoadedConfig, log: Logger): Promise<OnceResult> {
-  const entries = buildCollectors({ config: loaded.config, log, registry: new Registry(), history: null, once: true });
+  const entries = buildCollectors({
+    config: loaded.config,
+    log,
+    registry: new Registry(),
+    history: null,
+    once: true,
+  });
   const report: OnceResult["report"] = {};
   const failed: string[] = [];
   await Promise.all(
     entries.map(async ({ collector, spec }) => {
       const ac = new AbortController();
       const budget = spec.timeout + (collector.onceWarmupMs ?? 0);
-      const timer = setTimeout(() => ac.abort(new TimeoutError(`timed out after ${budget / 1000}s`)), budget);
+      const timer = setTimeout(
+        () => ac.abort(new TimeoutError(`timed out after ${budget / 1000}s`)),
+        budget,
+      );
       const started = performance.now();
       try {
-        const aborted = new Promise<never>((_, reject) => ac.signal.addEventListener("abort", () => reject(ac.signal.reason as Error), { once: true }));
+        const aborted = new Promise<never>((_, reject) =>
+          ac.signal.addEventListener("abort", () => reject(ac.signal.reason as Error), {
+            once: true,
+          }),
+        );
         if (collector.onceWarmupMs !== undefined) {
           await Promise.race([collector.collect({ signal: ac.signal }), aborted]);
           await new Promise((r) => setTimeout(r, collector.onceWarmupMs));
         }
         const observation = await Promise.race([collector.collect({ signal: ac.signal }), aborted]);
-        report[collector.name] = { ok: true, seconds: (performance.now() - started) / 1000, observation };
+        report[collector.name] = {
+          ok: true,
+          seconds: (performance.now() - started) / 1000,
+          observation,
+        };
       } catch (e) {
-        report[collector.name] = { ok: false, seconds: (performance.now() - started) / 1000, error: errorMessage(e) };
+        report[collector.name] = {
+          ok: false,
+          seconds: (performance.now() - started) / 1000,
+          error: errorMessage(e),
+        };
         failed.push(`${collector.name}: ${errorMessage(e)}`);
       } finally {
         clearTimeout(timer);

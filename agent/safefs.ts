@@ -7,7 +7,18 @@
 // by fstat with what was listed; new files are created O_EXCL; owner, mode and times are set
 // through the descriptor. Synchronous on purpose: it runs in worker threads.
 import {
-  closeSync, constants as C, fstatSync, fsyncSync, lstatSync, openSync, readdirSync, realpathSync, renameSync, type Stats, statfsSync, unlinkSync,
+  closeSync,
+  constants as C,
+  fstatSync,
+  fsyncSync,
+  lstatSync,
+  openSync,
+  readdirSync,
+  realpathSync,
+  renameSync,
+  type Stats,
+  statfsSync,
+  unlinkSync,
 } from "node:fs";
 
 /** What a file or directory is, independent of its name. */
@@ -77,7 +88,8 @@ export function stillResolves(r: ResolvedDir): boolean {
 }
 
 /** Two resolutions lead to the same directory: same real path, same device and inode. */
-export const sameResolution = (a: ResolvedDir, b: ResolvedDir): boolean => a.real === b.real && sameFile(a, b);
+export const sameResolution = (a: ResolvedDir, b: ResolvedDir): boolean =>
+  a.real === b.real && sameFile(a, b);
 
 export class DirHandle implements Identity {
   readonly dev: number;
@@ -107,7 +119,9 @@ export class DirHandle implements Identity {
     try {
       st = fstatSync(fd);
       if (typeof dir !== "string" && !sameFile(st, dir)) {
-        throw new DirChanged(`${dir.configured} is no longer the directory resolved at start or reload (${dir.real})`);
+        throw new DirChanged(
+          `${dir.configured} is no longer the directory resolved at start or reload (${dir.real})`,
+        );
       }
     } catch (e) {
       closeSync(fd);
@@ -146,17 +160,23 @@ export class DirHandle implements Identity {
       fd = openSync(this.at(name), READ_FLAGS);
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
-      if (code === "ELOOP" || code === "ENOENT" || code === "ENXIO") throw new NotTheListedFile(`${name}: ${code === "ELOOP" ? "now a symbolic link" : "gone"}`);
+      if (code === "ELOOP" || code === "ENOENT" || code === "ENXIO")
+        throw new NotTheListedFile(`${name}: ${code === "ELOOP" ? "now a symbolic link" : "gone"}`);
       throw e;
     }
     try {
       const st = fstatSync(fd);
-      const why = !st.isFile() ? "not a regular file"
-        : st.nlink !== 1 ? `${st.nlink} links (a hard link could reach a file outside the directory)`
-        : !sameFile(st, listed) ? "not the file that was listed (another inode)"
-        : listed.size !== undefined && st.size !== listed.size ? `size changed (${listed.size} -> ${st.size})`
-        : listed.mtimeMs !== undefined && st.mtimeMs !== listed.mtimeMs ? "modified since it was listed"
-        : null;
+      const why = !st.isFile()
+        ? "not a regular file"
+        : st.nlink !== 1
+          ? `${st.nlink} links (a hard link could reach a file outside the directory)`
+          : !sameFile(st, listed)
+            ? "not the file that was listed (another inode)"
+            : listed.size !== undefined && st.size !== listed.size
+              ? `size changed (${listed.size} -> ${st.size})`
+              : listed.mtimeMs !== undefined && st.mtimeMs !== listed.mtimeMs
+                ? "modified since it was listed"
+                : null;
       if (why) throw new NotTheListedFile(`${name}: ${why}`);
       return { fd, st };
     } catch (e) {

@@ -28,7 +28,11 @@ export interface CollectorStatus {
   readonly consecutive_failures: number;
   readonly last_success: string | null;
   readonly last_duration_seconds: number | null;
-  readonly last_error: { readonly at: string; readonly reason: CollectorErrorReason; readonly message: string } | null;
+  readonly last_error: {
+    readonly at: string;
+    readonly reason: CollectorErrorReason;
+    readonly message: string;
+  } | null;
 }
 
 interface Slot {
@@ -64,8 +68,18 @@ export class Scheduler {
     if (this.slots.has(collector.name)) throw new Error(`collector ${collector.name} added twice`);
     this.metrics.declareCollector(collector.name);
     const slot: Slot = {
-      collector, spec, timer: undefined, nextDue: 0, inFlight: undefined, abort: undefined,
-      runs: 0, failures: 0, consecutiveFailures: 0, lastSuccess: null, lastDuration: null, lastError: null,
+      collector,
+      spec,
+      timer: undefined,
+      nextDue: 0,
+      inFlight: undefined,
+      abort: undefined,
+      runs: 0,
+      failures: 0,
+      consecutiveFailures: 0,
+      lastSuccess: null,
+      lastDuration: null,
+      lastError: null,
     };
     this.slots.set(collector.name, slot);
     if (this.started) this.arm(slot, performance.now() + this.phase(slot));
@@ -118,7 +132,10 @@ export class Scheduler {
     }
     if (pending.length === 0) return;
     let t: NodeJS.Timeout | undefined;
-    await Promise.race([Promise.allSettled(pending), new Promise<void>((r) => (t = setTimeout(r, graceMs)))]);
+    await Promise.race([
+      Promise.allSettled(pending),
+      new Promise<void>((r) => (t = setTimeout(r, graceMs))),
+    ]);
     clearTimeout(t);
   }
 
@@ -133,7 +150,11 @@ export class Scheduler {
       consecutive_failures: s.consecutiveFailures,
       last_success: s.lastSuccess === null ? null : new Date(s.lastSuccess).toISOString(),
       last_duration_seconds: s.lastDuration,
-      last_error: s.lastError && { at: new Date(s.lastError.at).toISOString(), reason: s.lastError.reason, message: s.lastError.message },
+      last_error: s.lastError && {
+        at: new Date(s.lastError.at).toISOString(),
+        reason: s.lastError.reason,
+        message: s.lastError.message,
+      },
     }));
   }
 
@@ -169,7 +190,11 @@ export class Scheduler {
     slot.nextDue += slot.spec.interval;
     if (slot.nextDue < now) slot.nextDue = now + slot.spec.interval;
     if (slot.inFlight) {
-      this.fail(slot, "overlap", `previous run (started ${slot.spec.timeout / 1000}s+ ago) has not ended; run skipped`);
+      this.fail(
+        slot,
+        "overlap",
+        `previous run (started ${slot.spec.timeout / 1000}s+ ago) has not ended; run skipped`,
+      );
     } else {
       slot.inFlight = this.runOnce(slot);
     }
@@ -203,13 +228,18 @@ export class Scheduler {
       }
     } catch (e) {
       if (!timedOut && !ac.signal.aborted) this.fail(slot, "error", errorMessage(e));
-      else if (!timedOut) this.log.debug({ collector: collector.name }, "collector aborted while stopping");
+      else if (!timedOut)
+        this.log.debug({ collector: collector.name }, "collector aborted while stopping");
     } finally {
       clearTimeout(timer);
       const secs = (performance.now() - started) / 1000;
       slot.lastDuration = secs;
       this.metrics.collectorDuration.labels(collector.name).observe(secs);
-      if (timedOut) this.log.warn({ collector: collector.name, seconds: secs }, "timed-out collector run finally ended");
+      if (timedOut)
+        this.log.warn(
+          { collector: collector.name, seconds: secs },
+          "timed-out collector run finally ended",
+        );
       slot.inFlight = undefined;
       slot.abort = undefined;
     }
@@ -225,7 +255,8 @@ export class Scheduler {
     this.metrics.collectorUp.labels(name).set(0);
     // Log the first failure of a streak and then sparsely, so a broken collector cannot flood the journal.
     const n = slot.consecutiveFailures;
-    if (n === 1 || (n & (n - 1)) === 0) this.log.warn({ collector: name, reason, consecutive: n }, `collector failed: ${message}`);
+    if (n === 1 || (n & (n - 1)) === 0)
+      this.log.warn({ collector: name, reason, consecutive: n }, `collector failed: ${message}`);
   }
 }
 

@@ -3,7 +3,9 @@ import { readFileSync } from "node:fs";
 // dist/agent/version.js -> ../../package.json; read once at start.
 export const VERSION: string = (() => {
   try {
-    const pkg = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version?: unknown };
+    const pkg = JSON.parse(
+      readFileSync(new URL("../../package.json", import.meta.url), "utf8"),
+    ) as { version?: unknown };
     return typeof pkg.version === "string" ? pkg.version : "unknown";
   } catch {
     return "unknown";

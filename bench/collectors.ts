@@ -26,7 +26,9 @@ function syntheticProc(n: number, step: number): string {
   const lines: string[] = [];
   for (let i = 0; i < n; i++) {
     const b = 1000 + step * (i + 1);
-    lines.push(`   8 ${i * 16} sd${String.fromCharCode(97 + (i % 26))}${Math.floor(i / 26) || ""} ${b} ${b} ${b * 8} ${b} ${b * 2} ${b} ${b * 16} ${b * 2} 1 ${b} ${b * 3} ${b} 0 ${b} ${b} ${b} ${b}`);
+    lines.push(
+      `   8 ${i * 16} sd${String.fromCharCode(97 + (i % 26))}${Math.floor(i / 26) || ""} ${b} ${b} ${b * 8} ${b} ${b * 2} ${b} ${b * 16} ${b * 2} 1 ${b} ${b * 3} ${b} 0 ${b} ${b} ${b} ${b}`,
+    );
   }
   writeFileSync(join(proc, "diskstats"), `${lines.join("\n")}\n`);
   writeFileSync(join(proc, "self", "mountinfo"), readFileSync("/proc/self/mountinfo"));
@@ -34,7 +36,12 @@ function syntheticProc(n: number, step: number): string {
 }
 
 /** Mean wall and CPU time of collect()+publish(); `between` (e.g. rewriting a synthetic file) is not counted. */
-async function cost<O>(name: string, c: Collector<O>, iterations: number, between?: (i: number) => void) {
+async function cost<O>(
+  name: string,
+  c: Collector<O>,
+  iterations: number,
+  between?: (i: number) => void,
+) {
   // Not `c.publish?.(await c.collect())`: an optional call skips its arguments when absent.
   const sampleOnce = async () => {
     const o = await c.collect({ signal });
@@ -52,7 +59,12 @@ async function cost<O>(name: string, c: Collector<O>, iterations: number, betwee
     const d = process.cpuUsage(cpu0);
     cpu += d.user + d.system;
   }
-  return { name, iterations, wall_us: Math.round((wall / iterations) * 1000), cpu_us: Math.round(cpu / iterations) };
+  return {
+    name,
+    iterations,
+    wall_us: Math.round((wall / iterations) * 1000),
+    cpu_us: Math.round(cpu / iterations),
+  };
 }
 
 function pidCpuSeconds(pid: number): number {
@@ -64,7 +76,17 @@ async function nodeExporterScrape(proc: string, scrapes: number) {
   const bin = "/usr/bin/prometheus-node-exporter";
   if (spawnSync("test", ["-x", bin]).status !== 0) return null;
   const port = 19000 + Math.floor(Math.random() * 1000);
-  const ne = spawn(bin, [`--web.listen-address=127.0.0.1:${port}`, `--path.procfs=${proc}`, "--collector.disable-defaults", "--collector.diskstats", "--collector.diskstats.device-exclude=^$"], { stdio: "ignore" });
+  const ne = spawn(
+    bin,
+    [
+      `--web.listen-address=127.0.0.1:${port}`,
+      `--path.procfs=${proc}`,
+      "--collector.disable-defaults",
+      "--collector.diskstats",
+      "--collector.diskstats.device-exclude=^$",
+    ],
+    { stdio: "ignore" },
+  );
   try {
     for (let i = 0; i < 50; i++) {
       try {
@@ -76,10 +98,16 @@ async function nodeExporterScrape(proc: string, scrapes: number) {
     }
     const cpu0 = pidCpuSeconds(ne.pid ?? 0);
     const t0 = performance.now();
-    for (let i = 0; i < scrapes; i++) await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+    for (let i = 0; i < scrapes; i++)
+      await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
     const wall = ((performance.now() - t0) / scrapes) * 1000;
     const cpu = ((pidCpuSeconds(ne.pid ?? 0) - cpu0) / scrapes) * 1e6;
-    return { name: "node_exporter 1.5 diskstats, 64 devices (per scrape)", iterations: scrapes, wall_us: Math.round(wall), cpu_us: Math.round(cpu) };
+    return {
+      name: "node_exporter 1.5 diskstats, 64 devices (per scrape)",
+      iterations: scrapes,
+      wall_us: Math.round(wall),
+      cpu_us: Math.round(cpu),
+    };
   } finally {
     ne.kill("SIGTERM");
   }
@@ -88,21 +116,79 @@ async function nodeExporterScrape(proc: string, scrapes: number) {
 const rows = [];
 const proc64 = syntheticProc(64, 1);
 let step = 1;
-const disk64 = new DiskstatsCollector({ procPath: proc64, sysPath: "/sys", roles: [], include: "", exclude: "", registry: new Registry(), history: null, log });
-rows.push(await cost("diskstats, 64 devices (synthetic proc)", disk64, times(2000), () => syntheticProc(64, ++step)));
+const disk64 = new DiskstatsCollector({
+  procPath: proc64,
+  sysPath: "/sys",
+  roles: [],
+  include: "",
+  exclude: "",
+  registry: new Registry(),
+  history: null,
+  log,
+});
+rows.push(
+  await cost("diskstats, 64 devices (synthetic proc)", disk64, times(2000), () =>
+    syntheticProc(64, ++step),
+  ),
+);
 // Like for like with node_exporter's per-scrape figure: sample, publish and render the exposition.
 const reg64 = new Registry();
-const disk64r = new DiskstatsCollector({ procPath: proc64, sysPath: "/sys", roles: [], include: "", exclude: "", registry: reg64, history: null, log });
-const rendering: Collector<unknown> = { name: "r", collect: async (ctx) => { const o = await disk64r.collect(ctx); disk64r.publish(o); await reg64.metrics(); return o; } };
-rows.push(await cost("diskstats, 64 devices + render /metrics text", rendering, times(500), () => syntheticProc(64, ++step)));
-const diskHere = new DiskstatsCollector({ procPath: "/proc", sysPath: "/sys", roles: [{ role: "wal", path: work }], include: "", exclude: "^(ram|zram)\\d+$", registry: new Registry(), history: null, log });
+const disk64r = new DiskstatsCollector({
+  procPath: proc64,
+  sysPath: "/sys",
+  roles: [],
+  include: "",
+  exclude: "",
+  registry: reg64,
+  history: null,
+  log,
+});
+const rendering: Collector<unknown> = {
+  name: "r",
+  collect: async (ctx) => {
+    const o = await disk64r.collect(ctx);
+    disk64r.publish(o);
+    await reg64.metrics();
+    return o;
+  },
+};
+rows.push(
+  await cost("diskstats, 64 devices + render /metrics text", rendering, times(500), () =>
+    syntheticProc(64, ++step),
+  ),
+);
+const diskHere = new DiskstatsCollector({
+  procPath: "/proc",
+  sysPath: "/sys",
+  roles: [{ role: "wal", path: work }],
+  include: "",
+  exclude: "^(ram|zram)\\d+$",
+  registry: new Registry(),
+  history: null,
+  log,
+});
 rows.push(await cost("diskstats, this machine", diskHere, times(2000)));
-const procio = new ProcioCollector({ procPath: "/proc", units: [], topK: 10, registry: new Registry(), history: null, log });
+const procio = new ProcioCollector({
+  procPath: "/proc",
+  units: [],
+  topK: 10,
+  registry: new Registry(),
+  history: null,
+  log,
+});
 const nproc = (await procio.collect({ signal })).processes;
 rows.push(await cost(`procio, this machine (${nproc} processes)`, procio, times(300)));
 const probeDir = join(work, "probe");
 mkdirSync(probeDir);
-const probe = new FsyncProbeCollector({ dirs: [probeDir], blockSize: 4096, deadlineMs: 5000, procPath: "/proc", registry: new Registry(), history: null, log });
+const probe = new FsyncProbeCollector({
+  dirs: [probeDir],
+  blockSize: 4096,
+  deadlineMs: 5000,
+  procPath: "/proc",
+  registry: new Registry(),
+  history: null,
+  log,
+});
 rows.push(await cost("fsync probe, 4 KiB + fdatasync (ext4 on vda)", probe, times(300)));
 await probe.close();
 const ref = await nodeExporterScrape(proc64, times(500));
@@ -110,7 +196,13 @@ if (ref) rows.push(ref);
 
 console.log(`collector cost per sample (${new Date().toISOString()}, node ${process.version})`);
 console.log(`${"collector".padEnd(56)} ${"wall µs".padStart(9)} ${"CPU µs".padStart(9)}`);
-for (const r of rows) console.log(`${r.name.padEnd(56)} ${String(r.wall_us).padStart(9)} ${String(r.cpu_us).padStart(9)}`);
-if (!ref) console.log("(node_exporter not installed: reference skipped; bash bench/deps.sh installs it as root)");
+for (const r of rows)
+  console.log(
+    `${r.name.padEnd(56)} ${String(r.wall_us).padStart(9)} ${String(r.cpu_us).padStart(9)}`,
+  );
+if (!ref)
+  console.log(
+    "(node_exporter not installed: reference skipped; bash bench/deps.sh installs it as root)",
+  );
 console.log(JSON.stringify({ bench: "collectors", rows }));
 rmSync(work, { recursive: true, force: true });

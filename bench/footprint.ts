@@ -12,7 +12,17 @@ import { gunzipSync } from "node:zlib";
 import Database from "better-sqlite3";
 import { loadConfig } from "../agent/config/load.js";
 import { migrate } from "../agent/history/migrations.js";
-import { metricValue, percentile, procSample, round, type Scrape, ScrapeClient, sleep, startAgent, startNodeExporter } from "./lib.js";
+import {
+  metricValue,
+  percentile,
+  procSample,
+  round,
+  type Scrape,
+  ScrapeClient,
+  sleep,
+  startAgent,
+  startNodeExporter,
+} from "./lib.js";
 
 function arg(name: string, dflt: number): number {
   const i = process.argv.indexOf(`--${name}`);
@@ -29,14 +39,20 @@ const agent = await startAgent("bench-fp-");
 const ne = await startNodeExporter();
 const aClient = new ScrapeClient(agent.port);
 const nClient = ne ? new ScrapeClient(ne.port) : null;
-log(`agent pid ${agent.pid} on :${agent.port}, node_exporter ${ne ? `pid ${ne.pid} on :${ne.port}` : "not installed"}; ${duration} s long run after ${warmupS} s warm-up`);
+log(
+  `agent pid ${agent.pid} on :${agent.port}, node_exporter ${ne ? `pid ${ne.pid} on :${ne.port}` : "not installed"}; ${duration} s long run after ${warmupS} s warm-up`,
+);
 
 // RSS of both every 5 s, for the whole run.
 const rssTrace: Array<{ t: number; agent: number; ne: number | null }> = [];
 const t00 = performance.now();
 const tracer = setInterval(() => {
   try {
-    rssTrace.push({ t: (performance.now() - t00) / 1000, agent: procSample(agent.pid).rssMB, ne: ne ? procSample(ne.pid).rssMB : null });
+    rssTrace.push({
+      t: (performance.now() - t00) / 1000,
+      agent: procSample(agent.pid).rssMB,
+      ne: ne ? procSample(ne.pid).rssMB : null,
+    });
   } catch {
     // a process went away; the run reports it below
   }
@@ -48,7 +64,8 @@ let lastKey = "";
 function noteLag(s: Scrape, gz: boolean) {
   const text = (gz ? gunzipSync(s.body) : s.body).toString();
   const w = { p50: 0, p99: 0, max: 0 };
-  for (const k of ["p50", "p99", "max"] as const) w[k] = (metricValue(text, `stemedb_agent_event_loop_delay_seconds{stat="${k}"}`) ?? NaN) * 1000;
+  for (const k of ["p50", "p99", "max"] as const)
+    w[k] = (metricValue(text, `stemedb_agent_event_loop_delay_seconds{stat="${k}"}`) ?? NaN) * 1000;
   const key = `${w.p50}|${w.p99}|${w.max}`;
   if (key !== lastKey && w.max > 0) lagWindows.push(w);
   lastKey = key;
@@ -56,9 +73,16 @@ function noteLag(s: Scrape, gz: boolean) {
 
 await sleep(warmupS * 1000);
 const warm = { agent: procSample(agent.pid), ne: ne ? procSample(ne.pid) : null };
-log(`after warm-up: agent RSS ${warm.agent.rssMB.toFixed(1)} MB${warm.ne ? `, node_exporter ${warm.ne.rssMB.toFixed(1)} MB` : ""}`);
+log(
+  `after warm-up: agent RSS ${warm.agent.rssMB.toFixed(1)} MB${warm.ne ? `, node_exporter ${warm.ne.rssMB.toFixed(1)} MB` : ""}`,
+);
 
-async function every(client: ScrapeClient, intervalS: number, untilMs: number, isAgent: boolean): Promise<number> {
+async function every(
+  client: ScrapeClient,
+  intervalS: number,
+  untilMs: number,
+  isAgent: boolean,
+): Promise<number> {
   let n = 0;
   let next = performance.now();
   while (next < untilMs) {
@@ -71,7 +95,13 @@ async function every(client: ScrapeClient, intervalS: number, untilMs: number, i
   return n;
 }
 
-interface PhaseCpu { seconds: number; agent_cpu_s_per_h: number; ne_cpu_s_per_h: number | null; agent_scrapes: number; ne_scrapes: number }
+interface PhaseCpu {
+  seconds: number;
+  agent_cpu_s_per_h: number;
+  ne_cpu_s_per_h: number | null;
+  agent_scrapes: number;
+  ne_scrapes: number;
+}
 async function phase(name: string, seconds: number, intervalS: number | null): Promise<PhaseCpu> {
   const a0 = procSample(agent.pid).cpu;
   const n0 = ne ? procSample(ne.pid).cpu : 0;
@@ -79,7 +109,11 @@ async function phase(name: string, seconds: number, intervalS: number | null): P
   const until = t0 + seconds * 1000;
   let counts = [0, 0];
   if (intervalS === null) await sleep(seconds * 1000);
-  else counts = await Promise.all([every(aClient, intervalS, until, true), nClient ? every(nClient, intervalS, until, false) : Promise.resolve(0)]);
+  else
+    counts = await Promise.all([
+      every(aClient, intervalS, until, true),
+      nClient ? every(nClient, intervalS, until, false) : Promise.resolve(0),
+    ]);
   const wall = (performance.now() - t0) / 1000;
   const r = {
     seconds: round(wall, 0),
@@ -88,7 +122,9 @@ async function phase(name: string, seconds: number, intervalS: number | null): P
     agent_scrapes: counts[0] ?? 0,
     ne_scrapes: counts[1] ?? 0,
   };
-  log(`${name}: agent ${r.agent_cpu_s_per_h} CPU s/h${ne ? `, node_exporter ${r.ne_cpu_s_per_h} CPU s/h` : ""} over ${r.seconds} s`);
+  log(
+    `${name}: agent ${r.agent_cpu_s_per_h} CPU s/h${ne ? `, node_exporter ${r.ne_cpu_s_per_h} CPU s/h` : ""} over ${r.seconds} s`,
+  );
   return r;
 }
 
@@ -101,7 +137,10 @@ const longRun = { agent: procSample(agent.pid), ne: ne ? procSample(ne.pid) : nu
 clearInterval(tracer);
 
 // Latency: `burst` scrapes each, plain then gzip, interleaved agent / node_exporter.
-const lat = { agent: { plain: [] as number[], gzip: [] as number[] }, ne: { plain: [] as number[], gzip: [] as number[] } };
+const lat = {
+  agent: { plain: [] as number[], gzip: [] as number[] },
+  ne: { plain: [] as number[], gzip: [] as number[] },
+};
 const bytes = { agent: { plain: 0, gzip: 0 }, ne: { plain: 0, gzip: 0 } };
 for (const mode of ["plain", "gzip"] as const) {
   for (let i = 0; i < burst; i++) {
@@ -123,7 +162,11 @@ aClient.close();
 nClient?.close();
 await agent.stop();
 await ne?.stop();
-const ms = (v: number[]) => ({ p50: round(percentile(v, 50), 2), p99: round(percentile(v, 99), 2), max: round(Math.max(...v), 2) });
+const ms = (v: number[]) => ({
+  p50: round(percentile(v, 50), 2),
+  p99: round(percentile(v, 99), 2),
+  max: round(Math.max(...v), 2),
+});
 
 // History: what the agent recorded during the run, projected to `disks` disks for a day and 30 days.
 const history = projectHistory(join(agent.stateDir, "history.db"), disks);
@@ -131,15 +174,30 @@ rmSync(agent.root, { recursive: true, force: true });
 
 function projectHistory(path: string, nDisks: number) {
   const src = new Database(path, { readonly: true });
-  const series = src.prepare("SELECT id, metric, labels FROM series").all() as Array<{ id: number; metric: string; labels: string }>;
+  const series = src.prepare("SELECT id, metric, labels FROM series").all() as Array<{
+    id: number;
+    metric: string;
+    labels: string;
+  }>;
   const rate = new Map<number, number>();
-  for (const r of src.prepare("SELECT series_id AS id, count(*) AS n, min(ts) AS t0, max(ts) AS t1 FROM samples GROUP BY series_id").all() as Array<{ id: number; n: number; t0: number; t1: number }>) {
+  for (const r of src
+    .prepare(
+      "SELECT series_id AS id, count(*) AS n, min(ts) AS t0, max(ts) AS t1 FROM samples GROUP BY series_id",
+    )
+    .all() as Array<{ id: number; n: number; t0: number; t1: number }>) {
     rate.set(r.id, r.t1 > r.t0 ? (r.n - 1) / ((r.t1 - r.t0) / 1000) : 0);
   }
-  const span = src.prepare("SELECT min(ts) AS t0, max(ts) AS t1 FROM samples").get() as { t0: number; t1: number };
+  const span = src.prepare("SELECT min(ts) AS t0, max(ts) AS t1 FROM samples").get() as {
+    t0: number;
+    t1: number;
+  };
   const spanS = Math.max(1, (span.t1 - span.t0) / 1000);
   const ioTopPerS = (src.prepare("SELECT count(*) FROM io_top").pluck().get() as number) / spanS;
-  const eventsPerS = (src.prepare("SELECT count(*) FROM events WHERE kind NOT LIKE 'agent.%' AND ts > ?").pluck().get(span.t0 + warmupS * 1000) as number) / spanS;
+  const eventsPerS =
+    (src
+      .prepare("SELECT count(*) FROM events WHERE kind NOT LIKE 'agent.%' AND ts > ?")
+      .pluck()
+      .get(span.t0 + warmupS * 1000) as number) / spanS;
   src.close();
   const disk = series.filter((s) => s.metric.startsWith("disk_"));
   const devices = new Set(disk.map((s) => (JSON.parse(s.labels) as { device?: string }).device));
@@ -147,8 +205,16 @@ function projectHistory(path: string, nDisks: number) {
   // I/O), so each is projected at the fastest rate any disk series was recorded at.
   const diskRate = Math.max(0, ...disk.map((s) => rate.get(s.id) ?? 0));
   const perDisk = new Map<string, number>(disk.map((s) => [s.metric, diskRate]));
-  const plan: Array<{ metric: string; labels: string; perS: number }> = series.filter((s) => !s.metric.startsWith("disk_")).map((s) => ({ metric: s.metric, labels: s.labels, perS: rate.get(s.id) ?? 0 }));
-  for (let d = 0; d < nDisks; d++) for (const [metric, perS] of perDisk) plan.push({ metric, labels: JSON.stringify({ device: `sd${String.fromCharCode(97 + d)}` }), perS });
+  const plan: Array<{ metric: string; labels: string; perS: number }> = series
+    .filter((s) => !s.metric.startsWith("disk_"))
+    .map((s) => ({ metric: s.metric, labels: s.labels, perS: rate.get(s.id) ?? 0 }));
+  for (let d = 0; d < nDisks; d++)
+    for (const [metric, perS] of perDisk)
+      plan.push({
+        metric,
+        labels: JSON.stringify({ device: `sd${String.fromCharCode(97 + d)}` }),
+        perS,
+      });
 
   // The same schema and pragmas, filled with one hour of raw samples and one day of everything else.
   const dir = mkdtempSync(join(tmpdir(), "bench-hist-"));
@@ -156,28 +222,67 @@ function projectHistory(path: string, nDisks: number) {
   db.pragma("auto_vacuum = INCREMENTAL");
   db.pragma("journal_mode = WAL");
   migrate(db);
-  const size = (tables: string[]) => (db.prepare(`SELECT coalesce(sum(pgsize), 0) FROM dbstat WHERE name IN (${tables.map(() => "?").join(",")})`).pluck().get(...tables) as number) / 1e6;
+  const size = (tables: string[]) =>
+    (db
+      .prepare(
+        `SELECT coalesce(sum(pgsize), 0) FROM dbstat WHERE name IN (${tables.map(() => "?").join(",")})`,
+      )
+      .pluck()
+      .get(...tables) as number) / 1e6;
   const now = Date.now() - (Date.now() % 3_600_000);
   const insS = db.prepare("INSERT INTO series (metric, labels) VALUES (?, ?)");
   const insRaw = db.prepare("INSERT INTO samples (series_id, ts, value) VALUES (?, ?, ?)");
-  const insRoll = db.prepare("INSERT INTO rollups (series_id, resolution, ts, count, sum, min, max, p50, p99) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)");
-  const insTop = db.prepare("INSERT INTO io_top (ts, pid, comm, unit, read_bps, write_bps) VALUES (?, ?, ?, ?, ?, ?)");
-  const insEv = db.prepare("INSERT INTO events (ts, class, kind, severity, subject, message, data) VALUES (?, ?, ?, ?, ?, ?, ?)");
-  const ids = db.transaction(() => plan.map((p) => Number(insS.run(p.metric, p.labels).lastInsertRowid)))();
+  const insRoll = db.prepare(
+    "INSERT INTO rollups (series_id, resolution, ts, count, sum, min, max, p50, p99) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+  );
+  const insTop = db.prepare(
+    "INSERT INTO io_top (ts, pid, comm, unit, read_bps, write_bps) VALUES (?, ?, ?, ?, ?, ?)",
+  );
+  const insEv = db.prepare(
+    "INSERT INTO events (ts, class, kind, severity, subject, message, data) VALUES (?, ?, ?, ?, ?, ?, ?)",
+  );
+  const ids = db.transaction(() =>
+    plan.map((p) => Number(insS.run(p.metric, p.labels).lastInsertRowid)),
+  )();
   db.transaction(() => {
     plan.forEach((p, i) => {
       if (p.perS <= 0) return;
       const step = 1000 / p.perS;
-      for (let t = now - 3_600_000; t < now; t += step) insRaw.run(ids[i], Math.round(t), Math.random());
+      for (let t = now - 3_600_000; t < now; t += step)
+        insRaw.run(ids[i], Math.round(t), Math.random());
     });
   })();
   const rawMB = size(["samples"]);
   const recorded = plan.map((p, i) => ({ p, id: ids[i] as number })).filter((x) => x.p.perS > 0);
   db.transaction(() => {
-    for (const { id } of recorded) for (let t = now - 86_400_000; t < now; t += 60_000) insRoll.run(id, 60, t, 60, Math.random() * 60, Math.random(), Math.random(), Math.random(), Math.random());
+    for (const { id } of recorded)
+      for (let t = now - 86_400_000; t < now; t += 60_000)
+        insRoll.run(
+          id,
+          60,
+          t,
+          60,
+          Math.random() * 60,
+          Math.random(),
+          Math.random(),
+          Math.random(),
+          Math.random(),
+        );
   })();
   db.transaction(() => {
-    for (const { id } of recorded) for (let t = now - 86_400_000; t < now; t += 3_600_000) insRoll.run(id, 3600, t, 3600, Math.random() * 3600, Math.random(), Math.random(), Math.random(), Math.random());
+    for (const { id } of recorded)
+      for (let t = now - 86_400_000; t < now; t += 3_600_000)
+        insRoll.run(
+          id,
+          3600,
+          t,
+          3600,
+          Math.random() * 3600,
+          Math.random(),
+          Math.random(),
+          Math.random(),
+          Math.random(),
+        );
   })();
   // Hour rows land between minute rows (same key prefix), so page deltas mislead: share by row count.
   const rollupsMB = size(["rollups"]);
@@ -185,9 +290,26 @@ function projectHistory(path: string, nDisks: number) {
   const hourMB = (rollupsMB * 24) / 1464;
   db.transaction(() => {
     const n = Math.round(ioTopPerS * 86400);
-    for (let i = 0; i < n; i++) insTop.run(now - 86_400_000 + Math.round((i * 86_400_000) / n), 1000 + (i % 50), `proc${i % 50}`, "backup.service", Math.random() * 1e6, Math.random() * 1e6);
+    for (let i = 0; i < n; i++)
+      insTop.run(
+        now - 86_400_000 + Math.round((i * 86_400_000) / n),
+        1000 + (i % 50),
+        `proc${i % 50}`,
+        "backup.service",
+        Math.random() * 1e6,
+        Math.random() * 1e6,
+      );
     const e = Math.round(eventsPerS * 86400);
-    for (let i = 0; i < e; i++) insEv.run(now - 86_400_000 + Math.round((i * 86_400_000) / e), "wal", "wal.finding", "warn", "/var/lib/stemedb/wal", "a finding of typical length, with a file name and a number or two in it", "{}");
+    for (let i = 0; i < e; i++)
+      insEv.run(
+        now - 86_400_000 + Math.round((i * 86_400_000) / e),
+        "wal",
+        "wal.finding",
+        "warn",
+        "/var/lib/stemedb/wal",
+        "a finding of typical length, with a file name and a number or two in it",
+        "{}",
+      );
   })();
   const ioTopMB = size(["io_top", "io_top_ts"]);
   const eventsMB = size(["events", "events_ts", "events_class_ts"]);
@@ -198,14 +320,27 @@ function projectHistory(path: string, nDisks: number) {
   if (!cfg.ok) throw new Error(cfg.problems.join("\n"));
   const r = cfg.loaded.config.history;
   const days = (d: number) => d / 86_400_000;
-  const at = (day: number) => rawMB + minuteMB * Math.min(day, days(r.minute_retention)) + hourMB * Math.min(day, days(r.hour_retention)) + ioTopMB * Math.min(day, days(r.top_io_retention)) + eventsMB * Math.min(day, days(r.event_retention));
-  const longest = Math.max(days(r.minute_retention), days(r.hour_retention), days(r.top_io_retention), days(r.event_retention));
+  const at = (day: number) =>
+    rawMB +
+    minuteMB * Math.min(day, days(r.minute_retention)) +
+    hourMB * Math.min(day, days(r.hour_retention)) +
+    ioTopMB * Math.min(day, days(r.top_io_retention)) +
+    eventsMB * Math.min(day, days(r.event_retention));
+  const longest = Math.max(
+    days(r.minute_retention),
+    days(r.hour_retention),
+    days(r.top_io_retention),
+    days(r.event_retention),
+  );
   return {
     disks: nDisks,
     measured_devices: [...devices],
     series: plan.length,
     disk_metrics_per_disk: perDisk.size,
-    raw_samples_per_second: round(recorded.reduce((a, x) => a + x.p.perS, 0), 1),
+    raw_samples_per_second: round(
+      recorded.reduce((a, x) => a + x.p.perS, 0),
+      1,
+    ),
     io_top_rows_per_second: round(ioTopPerS, 3),
     raw_window_mb: round(rawMB, 1),
     minute_rollups_mb_per_day: round(minuteMB, 1),
@@ -216,7 +351,13 @@ function projectHistory(path: string, nDisks: number) {
     written_mb_per_day: round(rawMB * 24 + minuteMB + hourMB + ioTopMB + eventsMB, 0),
     size_mb_after_30_days: round(at(30), 1),
     bound_mb: round(at(longest), 1),
-    retention_days: { raw: round(days(r.raw_retention), 3), minute: days(r.minute_retention), hour: days(r.hour_retention), io_top: days(r.top_io_retention), events: days(r.event_retention) },
+    retention_days: {
+      raw: round(days(r.raw_retention), 3),
+      minute: days(r.minute_retention),
+      hour: days(r.hour_retention),
+      io_top: days(r.top_io_retention),
+      events: days(r.event_retention),
+    },
   };
 }
 
@@ -229,21 +370,49 @@ const result = {
   node_exporter: ne !== null,
   cpu,
   rss_mb: {
-    agent: { after_warmup: round(warm.agent.rssMB), after_long_run: round(longRun.agent.rssMB), after_scrape_burst: round(afterBurst.agent.rssMB), max: rssMax("agent") },
-    ne: warm.ne && longRun.ne && afterBurst.ne ? { after_warmup: round(warm.ne.rssMB), after_long_run: round(longRun.ne.rssMB), after_scrape_burst: round(afterBurst.ne.rssMB), max: rssMax("ne") } : null,
+    agent: {
+      after_warmup: round(warm.agent.rssMB),
+      after_long_run: round(longRun.agent.rssMB),
+      after_scrape_burst: round(afterBurst.agent.rssMB),
+      max: rssMax("agent"),
+    },
+    ne:
+      warm.ne && longRun.ne && afterBurst.ne
+        ? {
+            after_warmup: round(warm.ne.rssMB),
+            after_long_run: round(longRun.ne.rssMB),
+            after_scrape_burst: round(afterBurst.ne.rssMB),
+            max: rssMax("ne"),
+          }
+        : null,
   },
-  rss_trace: rssTrace.map((x) => [round(x.t, 0), round(x.agent), x.ne === null ? null : round(x.ne)]),
+  rss_trace: rssTrace.map((x) => [
+    round(x.t, 0),
+    round(x.agent),
+    x.ne === null ? null : round(x.ne),
+  ]),
   scrapes_per_mode: burst,
-  scrape_ms: { agent: { plain: ms(lat.agent.plain), gzip: ms(lat.agent.gzip) }, ne: ne ? { plain: ms(lat.ne.plain), gzip: ms(lat.ne.gzip) } : null },
+  scrape_ms: {
+    agent: { plain: ms(lat.agent.plain), gzip: ms(lat.agent.gzip) },
+    ne: ne ? { plain: ms(lat.ne.plain), gzip: ms(lat.ne.gzip) } : null,
+  },
   scrape_bytes: { agent: bytes.agent, ne: ne ? bytes.ne : null },
   event_loop_lag_ms: {
     windows: lagWindows.length,
-    p50_median: round(percentile(lagWindows.map((w) => w.p50), 50), 2),
+    p50_median: round(
+      percentile(
+        lagWindows.map((w) => w.p50),
+        50,
+      ),
+      2,
+    ),
     p99_median: round(percentile(lagP99s, 50), 2),
     p99_worst: round(Math.max(...lagP99s), 2),
     max: round(Math.max(...lagWindows.map((w) => w.max)), 2),
   },
   history,
 };
-log(`scrape p99 gzip: agent ${result.scrape_ms.agent.gzip.p99} ms${ne ? `, node_exporter ${result.scrape_ms.ne?.gzip.p99} ms` : ""}; RSS after long run: agent ${result.rss_mb.agent.after_long_run} MB; history ${history.growth_mb_per_day} MB/day for ${disks} disks`);
+log(
+  `scrape p99 gzip: agent ${result.scrape_ms.agent.gzip.p99} ms${ne ? `, node_exporter ${result.scrape_ms.ne?.gzip.p99} ms` : ""}; RSS after long run: agent ${result.rss_mb.agent.after_long_run} MB; history ${history.growth_mb_per_day} MB/day for ${disks} disks`,
+);
 console.log(JSON.stringify(result));

@@ -29,7 +29,12 @@ const templates = [
 const lines: string[] = [];
 for (let i = 0; i < 10_000; i++) {
   const t = templates[i % templates.length] as string;
-  lines.push(t.replace("%s", String(i)).replace(/%d/g, String.fromCharCode(97 + (i % 12))).replace(/%n/g, String(i % 977)));
+  lines.push(
+    t
+      .replace("%s", String(i))
+      .replace(/%d/g, String.fromCharCode(97 + (i % 12)))
+      .replace(/%n/g, String(i % 977)),
+  );
 }
 const resolver = new DeviceResolver("/sys");
 const allowed = new Set([0]);
@@ -53,13 +58,43 @@ const log = pino({ level: "silent" });
 const dir = mkdtempSync(join(tmpdir(), "bench-kmsg-"));
 const cfg = loadConfig({ env: {}, defaultFile: "/nonexistent" });
 if (!cfg.ok) throw new Error(cfg.problems.join("\n"));
-const history = new HistoryStore({ stateDir: dir, retention: cfg.loaded.config.history, log, metrics: new CoreMetrics() });
-const col = new KmsgCollector({ kmsgPath: "/nonexistent", procPath: "/proc", sysPath: "/sys", facilities: ["kern"], registry: new Registry(), history, log, once: false });
-const batch: KernelFault[] = Array.from({ length: 10_000 }, (_, i) => ({ seq: i, class: "buffer_io_error", severity: "crit", device: `sd${String.fromCharCode(97 + (i % 12))}`, logical: null, count: 1, line: lines[1] as string, atMs: i }));
+const history = new HistoryStore({
+  stateDir: dir,
+  retention: cfg.loaded.config.history,
+  log,
+  metrics: new CoreMetrics(),
+});
+const col = new KmsgCollector({
+  kmsgPath: "/nonexistent",
+  procPath: "/proc",
+  sysPath: "/sys",
+  facilities: ["kern"],
+  registry: new Registry(),
+  history,
+  log,
+  once: false,
+});
+const batch: KernelFault[] = Array.from({ length: 10_000 }, (_, i) => ({
+  seq: i,
+  class: "buffer_io_error",
+  severity: "crit",
+  device: `sd${String.fromCharCode(97 + (i % 12))}`,
+  logical: null,
+  count: 1,
+  line: lines[1] as string,
+  atMs: i,
+}));
 const p0 = performance.now();
 const rounds = Math.max(1, Math.floor(n / 10_000));
 for (let i = 0; i < rounds; i++) {
-  col.publish({ source: "kmsg", records: batch.length, faults: batch, lost: 0, suppressed: 0, resume: { boot_id: "x", next_seq: i } });
+  col.publish({
+    source: "kmsg",
+    records: batch.length,
+    faults: batch,
+    lost: 0,
+    suppressed: 0,
+    resume: { boot_id: "x", next_seq: i },
+  });
   if (i % 10 === 0) history.flush();
 }
 history.flush();
@@ -78,5 +113,7 @@ const result = {
   rss_mib_before: Number((rss0 / 1048576).toFixed(1)),
   rss_mib_after: Number((process.memoryUsage().rss / 1048576).toFixed(1)),
 };
-console.log(`kernel log storm: ${n} records (${faults} faults) parsed and classified in ${secs.toFixed(2)} s = ${result.lines_per_second.toLocaleString("en")} lines/s; faults published (counters + rate-limited history) at ${publishRate.toLocaleString("en")}/s; RSS ${result.rss_mib_before} -> ${result.rss_mib_after} MiB`);
+console.log(
+  `kernel log storm: ${n} records (${faults} faults) parsed and classified in ${secs.toFixed(2)} s = ${result.lines_per_second.toLocaleString("en")} lines/s; faults published (counters + rate-limited history) at ${publishRate.toLocaleString("en")}/s; RSS ${result.rss_mib_before} -> ${result.rss_mib_after} MiB`,
+);
 console.log(JSON.stringify(result));

@@ -2,7 +2,14 @@
 // temporary state dir, reading a process's CPU and RSS from /proc, a keep-alive /metrics client
 // used identically against the agent and node_exporter, and small statistics.
 import { type ChildProcess, spawn } from "node:child_process";
-import { accessSync, constants, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import {
+  accessSync,
+  constants,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  writeFileSync,
+} from "node:fs";
 import { Agent, request } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -18,9 +25,13 @@ export function agentNodeArgs(): string[] {
  * this shell's (a shell may export e.g. NODE_EXTRA_CA_CERTS, which Node loads at start).
  */
 export function unitEnvironment(): NodeJS.ProcessEnv {
-  const unit = readFileSync(fileURLToPath(new URL("../../systemd/stemedb-agent.service", import.meta.url)), "utf8");
+  const unit = readFileSync(
+    fileURLToPath(new URL("../../systemd/stemedb-agent.service", import.meta.url)),
+    "utf8",
+  );
   const env: NodeJS.ProcessEnv = { PATH: process.env["PATH"] ?? "/usr/sbin:/usr/bin:/sbin:/bin" };
-  for (const m of unit.matchAll(/^Environment=([A-Za-z_][A-Za-z0-9_]*)=(\S*)$/gm)) env[m[1] as string] = m[2];
+  for (const m of unit.matchAll(/^Environment=([A-Za-z_][A-Za-z0-9_]*)=(\S*)$/gm))
+    env[m[1] as string] = m[2];
   return env;
 }
 
@@ -82,12 +93,22 @@ export async function startAgent(prefix: string, extraToml = ""): Promise<Runnin
   const walDir = join(root, "db", "wal");
   mkdirSync(stateDir);
   mkdirSync(walDir, { recursive: true });
-  for (let i = 1; i <= 8; i++) writeFileSync(join(walDir, `segment.${String(i).padStart(6, "0")}.wal`), Buffer.alloc(1 << 20, i));
+  for (let i = 1; i <= 8; i++)
+    writeFileSync(
+      join(walDir, `segment.${String(i).padStart(6, "0")}.wal`),
+      Buffer.alloc(1 << 20, i),
+    );
   const socket = join(root, "ctl.sock");
   const cfg = join(root, "agent.toml");
-  writeFileSync(cfg, `[agent]\nlisten = "127.0.0.1:0"\nstate_dir = "${stateDir}"\ncontrol_socket = "${socket}"\n[stemedb]\ndata_dir = "${join(root, "db")}"\n[wal]\ndir = "${walDir}"\n${extraToml}`);
+  writeFileSync(
+    cfg,
+    `[agent]\nlisten = "127.0.0.1:0"\nstate_dir = "${stateDir}"\ncontrol_socket = "${socket}"\n[stemedb]\ndata_dir = "${join(root, "db")}"\n[wal]\ndir = "${walDir}"\n${extraToml}`,
+  );
   const bin = fileURLToPath(new URL("../agent/main.js", import.meta.url));
-  const child = spawn(process.execPath, [...agentNodeArgs(), bin, "--config", cfg], { env: unitEnvironment(), stdio: ["ignore", "pipe", "inherit"] });
+  const child = spawn(process.execPath, [...agentNodeArgs(), bin, "--config", cfg], {
+    env: unitEnvironment(),
+    stdio: ["ignore", "pipe", "inherit"],
+  });
   const port = await new Promise<number>((resolve, reject) => {
     let buf = "";
     const onData = (b: Buffer) => {
@@ -103,7 +124,13 @@ export async function startAgent(prefix: string, extraToml = ""): Promise<Runnin
   child.stdout?.removeAllListeners("data");
   child.stdout?.resume(); // keep draining its log so it never blocks on a full pipe
   return {
-    child, pid: child.pid ?? 0, port, root, stateDir, walDir, socket,
+    child,
+    pid: child.pid ?? 0,
+    port,
+    root,
+    stateDir,
+    walDir,
+    socket,
     stop: async () => {
       if (child.exitCode !== null) return;
       const closed = new Promise((r) => child.once("close", r));
@@ -116,7 +143,12 @@ export async function startAgent(prefix: string, extraToml = ""): Promise<Runnin
 export const NODE_EXPORTER = "/usr/bin/prometheus-node-exporter";
 
 /** node_exporter with only the diskstats and filesystem collectors, on a free loopback port. */
-export async function startNodeExporter(): Promise<{ child: ChildProcess; pid: number; port: number; stop(): Promise<void> } | null> {
+export async function startNodeExporter(): Promise<{
+  child: ChildProcess;
+  pid: number;
+  port: number;
+  stop(): Promise<void>;
+} | null> {
   try {
     accessSync(NODE_EXPORTER, constants.X_OK);
   } catch {
@@ -124,14 +156,25 @@ export async function startNodeExporter(): Promise<{ child: ChildProcess; pid: n
   }
   for (let attempt = 0; attempt < 5; attempt++) {
     const port = 19100 + Math.floor(Math.random() * 800);
-    const child = spawn(NODE_EXPORTER, [`--web.listen-address=127.0.0.1:${port}`, "--collector.disable-defaults", "--collector.diskstats", "--collector.filesystem"], { stdio: "ignore" });
+    const child = spawn(
+      NODE_EXPORTER,
+      [
+        `--web.listen-address=127.0.0.1:${port}`,
+        "--collector.disable-defaults",
+        "--collector.diskstats",
+        "--collector.filesystem",
+      ],
+      { stdio: "ignore" },
+    );
     const client = new ScrapeClient(port);
     for (let i = 0; i < 50 && child.exitCode === null; i++) {
       try {
         await client.scrape(false);
         client.close();
         return {
-          child, pid: child.pid ?? 0, port,
+          child,
+          pid: child.pid ?? 0,
+          port,
           stop: async () => {
             if (child.exitCode !== null) return;
             const closed = new Promise((r) => child.once("close", r));
@@ -162,23 +205,29 @@ export interface Scrape {
 export class ScrapeClient {
   private readonly agent = new Agent({ keepAlive: true, maxSockets: 1 });
 
-  constructor(private readonly port: number, private readonly path = "/metrics") {}
+  constructor(
+    private readonly port: number,
+    private readonly path = "/metrics",
+  ) {}
 
   scrape(gzip: boolean): Promise<Scrape> {
     return new Promise((resolve, reject) => {
       const t0 = performance.now();
       const headers: Record<string, string> = { accept: "text/plain;version=0.0.4;q=1,*/*;q=0.1" };
       if (gzip) headers["accept-encoding"] = "gzip";
-      const req = request({ host: "127.0.0.1", port: this.port, path: this.path, agent: this.agent, headers }, (res) => {
-        const chunks: Buffer[] = [];
-        res.on("data", (c: Buffer) => chunks.push(c));
-        res.on("error", reject);
-        res.on("end", () => {
-          const body = Buffer.concat(chunks);
-          if (res.statusCode !== 200) reject(new Error(`HTTP ${res.statusCode}`));
-          else resolve({ ms: performance.now() - t0, bytes: body.length, body });
-        });
-      });
+      const req = request(
+        { host: "127.0.0.1", port: this.port, path: this.path, agent: this.agent, headers },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on("data", (c: Buffer) => chunks.push(c));
+          res.on("error", reject);
+          res.on("end", () => {
+            const body = Buffer.concat(chunks);
+            if (res.statusCode !== 200) reject(new Error(`HTTP ${res.statusCode}`));
+            else resolve({ ms: performance.now() - t0, bytes: body.length, body });
+          });
+        },
+      );
       req.setTimeout(10_000, () => req.destroy(new Error("scrape timed out")));
       req.on("error", reject);
       req.end();

@@ -15,10 +15,28 @@
 //   --warmup S      minutes ignored at the start (default: 5, or a fifth of a shorter run)
 //   --max-slope X   failure threshold, MB of RSS per hour (default 5: at that rate 80 MB
 //                   would double in 16 h, while a steady agent's fit stays within about ±2)
-import { closeSync, existsSync, openSync, readdirSync, rmSync, statSync, unlinkSync, writeSync } from "node:fs";
+import {
+  closeSync,
+  existsSync,
+  openSync,
+  readdirSync,
+  rmSync,
+  statSync,
+  unlinkSync,
+  writeSync,
+} from "node:fs";
 import { join } from "node:path";
 import { gunzipSync } from "node:zlib";
-import { controlGet, metricValue, procSample, round, ScrapeClient, sleep, slope, startAgent } from "./lib.js";
+import {
+  controlGet,
+  metricValue,
+  procSample,
+  round,
+  ScrapeClient,
+  sleep,
+  slope,
+  startAgent,
+} from "./lib.js";
 
 function arg(name: string, dflt: number): number {
   const i = process.argv.indexOf(`--${name}`);
@@ -36,7 +54,9 @@ const maxSlope = arg("max-slope", 5);
 
 const agent = await startAgent("soak-");
 const scraper = new ScrapeClient(agent.port);
-console.log(`soak: agent pid ${agent.pid}, metrics 127.0.0.1:${agent.port}, ${minutes} min; fails if RSS grows faster than ${maxSlope} MB/h over the last ${round(window, 1)} min (after ${round(warmup, 1)} min warm-up)`);
+console.log(
+  `soak: agent pid ${agent.pid}, metrics 127.0.0.1:${agent.port}, ${minutes} min; fails if RSS grows faster than ${maxSlope} MB/h over the last ${round(window, 1)} min (after ${round(warmup, 1)} min warm-up)`,
+);
 
 // The WAL writer.
 let seq = 100;
@@ -50,7 +70,9 @@ const writer = setInterval(() => {
       if (fd >= 0) closeSync(fd);
       fd = openSync(seg(++seq), "a");
       size = 0;
-      const old = readdirSync(agent.walDir).filter((f) => /^segment\.\d+\.wal(\.gz)?$/.test(f)).sort();
+      const old = readdirSync(agent.walDir)
+        .filter((f) => /^segment\.\d+\.wal(\.gz)?$/.test(f))
+        .sort();
       for (const f of old.slice(0, Math.max(0, old.length - 30))) unlinkSync(join(agent.walDir, f));
     }
     size += writeSync(fd, block);
@@ -63,19 +85,25 @@ let heapMB = NaN;
 let lagP99 = NaN;
 let scrapeErrors = 0;
 const scrapes = setInterval(() => {
-  scraper.scrape(true).then((s) => {
-    const text = gunzipSync(s.body).toString();
-    heapMB = (metricValue(text, "nodejs_heap_used_bytes") ?? NaN) / 1e6;
-    lagP99 = (metricValue(text, 'stemedb_agent_event_loop_delay_seconds{stat="p99"}') ?? NaN) * 1000;
-  }).catch(() => scrapeErrors++);
+  scraper
+    .scrape(true)
+    .then((s) => {
+      const text = gunzipSync(s.body).toString();
+      heapMB = (metricValue(text, "nodejs_heap_used_bytes") ?? NaN) / 1e6;
+      lagP99 =
+        (metricValue(text, 'stemedb_agent_event_loop_delay_seconds{stat="p99"}') ?? NaN) * 1000;
+    })
+    .catch(() => scrapeErrors++);
 }, 15_000);
 let statusErrors = 0;
 let statusMs = NaN;
 const status = setInterval(() => {
-  controlGet(agent.socket, "/v1/status").then((r) => {
-    statusMs = r.ms;
-    if (r.status !== 200) statusErrors++;
-  }).catch(() => statusErrors++);
+  controlGet(agent.socket, "/v1/status")
+    .then((r) => {
+      statusMs = r.ms;
+      if (r.status !== 200) statusErrors++;
+    })
+    .catch(() => statusErrors++);
 }, 60_000);
 
 const samples: Array<{ min: number; rss: number }> = [];
@@ -105,7 +133,9 @@ for (let tick = 1; tick <= minutes * 6; tick++) {
     const cpuPct = ((s.cpu - last.cpu) / ((now - lastT) / 1000)) * 100;
     last = s;
     lastT = now;
-    console.log(`${String(tick / 6).padStart(6)}   ${s.rssMB.toFixed(1).padStart(6)}   ${cpuPct.toFixed(2).padStart(16)}   ${heapMB.toFixed(1).padStart(7)}   ${lagP99.toFixed(1).padStart(10)}   ${statusMs.toFixed(0).padStart(9)}   ${hist().toFixed(1).padStart(10)}`);
+    console.log(
+      `${String(tick / 6).padStart(6)}   ${s.rssMB.toFixed(1).padStart(6)}   ${cpuPct.toFixed(2).padStart(16)}   ${heapMB.toFixed(1).padStart(7)}   ${lagP99.toFixed(1).padStart(10)}   ${statusMs.toFixed(0).padStart(9)}   ${hist().toFixed(1).padStart(10)}`,
+    );
   }
 }
 clearInterval(writer);
@@ -119,7 +149,10 @@ rmSync(agent.root, { recursive: true, force: true });
 
 const from = minutes - window;
 const fit = samples.filter((s) => s.min >= from && s.min >= warmup);
-const mbPerHour = slope(fit.map((s) => s.min / 60), fit.map((s) => s.rss));
+const mbPerHour = slope(
+  fit.map((s) => s.min / 60),
+  fit.map((s) => s.rss),
+);
 const failed = died || fit.length < 6 || mbPerHour > maxSlope;
 const result = {
   bench: "soak",
@@ -136,6 +169,8 @@ const result = {
   agent_died: died,
   passed: !failed,
 };
-console.log(`soak: RSS ${result.rss_mb_first} -> ${result.rss_mb_last} MB (max ${result.rss_mb_max}); fit over minutes ${round(Math.max(from, warmup), 1)}-${minutes}: ${result.rss_slope_mb_per_hour} MB/h (limit ${maxSlope}); ${scrapeErrors} scrape and ${statusErrors} status errors${died ? "; THE AGENT DIED" : ""} -> ${failed ? "FAILED" : "passed"}`);
+console.log(
+  `soak: RSS ${result.rss_mb_first} -> ${result.rss_mb_last} MB (max ${result.rss_mb_max}); fit over minutes ${round(Math.max(from, warmup), 1)}-${minutes}: ${result.rss_slope_mb_per_hour} MB/h (limit ${maxSlope}); ${scrapeErrors} scrape and ${statusErrors} status errors${died ? "; THE AGENT DIED" : ""} -> ${failed ? "FAILED" : "passed"}`,
+);
 console.log(JSON.stringify(result));
 process.exit(failed ? 1 : 0);

@@ -23,7 +23,9 @@ let total = 0;
 for (let i = 1; i <= files; i++) {
   // A WAL-like mix: one third incompressible, one third repetitive, one third text.
   const third = Math.floor((mib * 1024 * 1024) / 3);
-  const text = Buffer.from(`INSERT INTO t VALUES (${i}, 'row payload ${"y".repeat(48)}');\n`.repeat(Math.ceil(third / 60))).subarray(0, third);
+  const text = Buffer.from(
+    `INSERT INTO t VALUES (${i}, 'row payload ${"y".repeat(48)}');\n`.repeat(Math.ceil(third / 60)),
+  ).subarray(0, third);
   const buf = Buffer.concat([randomBytes(third), Buffer.alloc(third, i % 11), text]);
   writeFileSync(join(a, `segment.${i}.wal`), buf);
   copyFileSync(join(a, `segment.${i}.wal`), join(g, `segment.${i}.wal`));
@@ -49,7 +51,9 @@ for (let i = 1; i <= files; i++) {
     worker.on("message", onMsg);
     const st = statSync(join(a, `segment.${i}.wal`));
     const job: CompressJob = {
-      dir, name: `segment.${i}.wal`, listed: st,
+      dir,
+      name: `segment.${i}.wal`,
+      listed: st,
       options: { level, bytesPerSecond: 0, maxRatio: 1, reserve: 0 },
     };
     worker.postMessage(job);
@@ -59,9 +63,14 @@ const agentSecs = (performance.now() - t0) / 1000;
 lag.disable();
 await worker.terminate();
 const g0 = performance.now();
-for (let i = 1; i <= files; i++) execFileSync("sh", ["-c", `gzip -${level} '${join(g, `segment.${i}.wal`)}' && sync -f '${g}'`]);
+for (let i = 1; i <= files; i++)
+  execFileSync("sh", ["-c", `gzip -${level} '${join(g, `segment.${i}.wal`)}' && sync -f '${g}'`]);
 const gzipSecs = (performance.now() - g0) / 1000;
-const size = (d: string) => Array.from({ length: files }, (_, i) => statSync(join(d, `segment.${i + 1}.wal.gz`)).size).reduce((x, y) => x + y, 0);
+const size = (d: string) =>
+  Array.from({ length: files }, (_, i) => statSync(join(d, `segment.${i + 1}.wal.gz`)).size).reduce(
+    (x, y) => x + y,
+    0,
+  );
 const late = (ns: number) => Number(Math.max(0, ns / 1e6 - 5).toFixed(2));
 const result = {
   bench: "wal-compress",
@@ -74,8 +83,14 @@ const result = {
   agent_output_ratio: Number((size(a) / total).toFixed(3)),
   gzip_output_ratio: Number((size(g) / total).toFixed(3)),
   // Node records the whole interval between its 5 ms timer runs: the lag is what exceeds it.
-  event_loop_lag_ms: { p50: late(lag.percentile(50)), p99: late(lag.percentile(99)), max: late(lag.max) },
+  event_loop_lag_ms: {
+    p50: late(lag.percentile(50)),
+    p99: late(lag.percentile(99)),
+    max: late(lag.max),
+  },
 };
-console.log(`WAL compression, ${files} x ${mib} MiB, level ${level}: agent ${result.agent_mb_per_second} MB/s (every file fsynced, verified by decompression and sha256, renamed, dir fsynced) vs gzip -${level} ${result.gzip_mb_per_second} MB/s (with sync) = ${result.ratio_to_gzip}x; output ${result.agent_output_ratio} vs ${result.gzip_output_ratio} of input; event-loop lag during compression p50 ${result.event_loop_lag_ms.p50} ms, p99 ${result.event_loop_lag_ms.p99} ms, max ${result.event_loop_lag_ms.max} ms`);
+console.log(
+  `WAL compression, ${files} x ${mib} MiB, level ${level}: agent ${result.agent_mb_per_second} MB/s (every file fsynced, verified by decompression and sha256, renamed, dir fsynced) vs gzip -${level} ${result.gzip_mb_per_second} MB/s (with sync) = ${result.ratio_to_gzip}x; output ${result.agent_output_ratio} vs ${result.gzip_output_ratio} of input; event-loop lag during compression p50 ${result.event_loop_lag_ms.p50} ms, p99 ${result.event_loop_lag_ms.p99} ms, max ${result.event_loop_lag_ms.max} ms`,
+);
 console.log(JSON.stringify(result));
 rmSync(root, { recursive: true, force: true });

@@ -12,11 +12,23 @@ const root = mkdtempSync(join(tmpdir(), "bench-wal-"));
 const dir = join(root, "wal");
 mkdirSync(dir);
 const c0 = performance.now();
-for (let i = 1; i <= n; i++) closeSync(openSync(join(dir, `segment.${String(i).padStart(6, "0")}.wal`), "w"));
+for (let i = 1; i <= n; i++)
+  closeSync(openSync(join(dir, `segment.${String(i).padStart(6, "0")}.wal`), "w"));
 const createSecs = (performance.now() - c0) / 1000;
 const col = new WalCollector({
-  dir, pattern: "segment.*.wal", rescanMs: 0, stallAfterMs: 3_600_000, expectedSegmentSize: 0, verifyCommand: "", checkCompressed: false,
-  dbMetricsUrl: "", service: "stemedb-api.service", procPath: "/proc", registry: new Registry(), history: null, log: pino({ level: "silent" }),
+  dir,
+  pattern: "segment.*.wal",
+  rescanMs: 0,
+  stallAfterMs: 3_600_000,
+  expectedSegmentSize: 0,
+  verifyCommand: "",
+  checkCompressed: false,
+  dbMetricsUrl: "",
+  service: "stemedb-api.service",
+  procPath: "/proc",
+  registry: new Registry(),
+  history: null,
+  log: pino({ level: "silent" }),
 });
 const signal = new AbortController().signal;
 const heap0 = process.memoryUsage().heapUsed;
@@ -26,10 +38,25 @@ for (let i = 0; i < 5; i++) {
   const t0 = performance.now();
   const o = await col.collect({ signal });
   scans.push(performance.now() - t0);
-  if (o.segments.sealed.count + o.segments.active.count !== n) throw new Error(`inventoried ${o.segments.sealed.count + 1} of ${n}`);
+  if (o.segments.sealed.count + o.segments.active.count !== n)
+    throw new Error(`inventoried ${o.segments.sealed.count + 1} of ${n}`);
 }
 // Between rescans a tick only re-reads the active segment.
-const slow = new WalCollector({ dir, pattern: "segment.*.wal", rescanMs: 3_600_000, stallAfterMs: 3_600_000, expectedSegmentSize: 0, verifyCommand: "", checkCompressed: false, dbMetricsUrl: "", service: "x", procPath: "/proc", registry: new Registry(), history: null, log: pino({ level: "silent" }) });
+const slow = new WalCollector({
+  dir,
+  pattern: "segment.*.wal",
+  rescanMs: 3_600_000,
+  stallAfterMs: 3_600_000,
+  expectedSegmentSize: 0,
+  verifyCommand: "",
+  checkCompressed: false,
+  dbMetricsUrl: "",
+  service: "x",
+  procPath: "/proc",
+  registry: new Registry(),
+  history: null,
+  log: pino({ level: "silent" }),
+});
 await slow.collect({ signal });
 const t1 = performance.now();
 for (let i = 0; i < 200; i++) await slow.collect({ signal });
@@ -40,7 +67,19 @@ gc?.();
 const heapMiB = (process.memoryUsage().heapUsed - heap0) / 1048576;
 const rssMiB = process.memoryUsage().rss / 1048576;
 scans.sort((a, b) => a - b);
-const result = { bench: "wal", segments: n, create_seconds: Number(createSecs.toFixed(1)), rescan_ms_median: Math.round(scans[2] ?? 0), rescan_ms_max: Math.round(scans[4] ?? 0), tick_ms: Number(tickMs.toFixed(3)), heap_mib_held: Number(heapMiB.toFixed(1)), rss_mib: Number(rssMiB.toFixed(1)), rss_mib_before: Number((rss0 / 1048576).toFixed(1)) };
-console.log(`WAL inventory of ${n.toLocaleString("en")} segments: full rescan ${result.rescan_ms_median} ms (max ${result.rescan_ms_max}), tick between rescans ${result.tick_ms} ms, heap held ${result.heap_mib_held} MiB, RSS ${result.rss_mib} MiB`);
+const result = {
+  bench: "wal",
+  segments: n,
+  create_seconds: Number(createSecs.toFixed(1)),
+  rescan_ms_median: Math.round(scans[2] ?? 0),
+  rescan_ms_max: Math.round(scans[4] ?? 0),
+  tick_ms: Number(tickMs.toFixed(3)),
+  heap_mib_held: Number(heapMiB.toFixed(1)),
+  rss_mib: Number(rssMiB.toFixed(1)),
+  rss_mib_before: Number((rss0 / 1048576).toFixed(1)),
+};
+console.log(
+  `WAL inventory of ${n.toLocaleString("en")} segments: full rescan ${result.rescan_ms_median} ms (max ${result.rescan_ms_max}), tick between rescans ${result.tick_ms} ms, heap held ${result.heap_mib_held} MiB, RSS ${result.rss_mib} MiB`,
+);
 console.log(JSON.stringify(result));
 rmSync(root, { recursive: true, force: true });

@@ -47,7 +47,15 @@ const FACTORIES: readonly Factory[] = [
     name: "diskstats",
     enabled: (c) => c.collectors.diskstats.enabled,
     spec: (c) => c.collectors.diskstats,
-    fingerprint: (c) => JSON.stringify([c.host.proc_path, c.host.sys_path, c.wal.dir, c.stemedb.data_dir, c.collectors.diskstats.include, c.collectors.diskstats.exclude]),
+    fingerprint: (c) =>
+      JSON.stringify([
+        c.host.proc_path,
+        c.host.sys_path,
+        c.wal.dir,
+        c.stemedb.data_dir,
+        c.collectors.diskstats.include,
+        c.collectors.diskstats.exclude,
+      ]),
     create: ({ config, registry, history, log }) =>
       new DiskstatsCollector({
         procPath: config.host.proc_path,
@@ -67,7 +75,13 @@ const FACTORIES: readonly Factory[] = [
     name: "fsync_probe",
     enabled: (c) => c.collectors.fsync_probe.enabled,
     spec: (c) => c.collectors.fsync_probe,
-    fingerprint: (c) => JSON.stringify([c.host.proc_path, probeDirs(c), c.collectors.fsync_probe.block_size, c.collectors.fsync_probe.timeout]),
+    fingerprint: (c) =>
+      JSON.stringify([
+        c.host.proc_path,
+        probeDirs(c),
+        c.collectors.fsync_probe.block_size,
+        c.collectors.fsync_probe.timeout,
+      ]),
     create: ({ config, registry, history, log }) =>
       new FsyncProbeCollector({
         dirs: probeDirs(config),
@@ -84,21 +98,35 @@ const FACTORIES: readonly Factory[] = [
     name: "procio",
     enabled: (c) => c.collectors.procio.enabled,
     spec: (c) => c.collectors.procio,
-    fingerprint: (c) => JSON.stringify([c.host.proc_path, c.collectors.procio.units, c.collectors.procio.top_k]),
+    fingerprint: (c) =>
+      JSON.stringify([c.host.proc_path, c.collectors.procio.units, c.collectors.procio.top_k]),
     create: ({ config, registry, history, log }) =>
-      new ProcioCollector({ procPath: config.host.proc_path, units: config.collectors.procio.units, topK: config.collectors.procio.top_k, registry, history, log }),
+      new ProcioCollector({
+        procPath: config.host.proc_path,
+        units: config.collectors.procio.units,
+        topK: config.collectors.procio.top_k,
+        registry,
+        history,
+        log,
+      }),
   },
   {
     name: "smart",
     enabled: (c) => c.collectors.smart.enabled,
     // The tick only starts due device polls and returns the latest results; each device is
     // polled every `interval`. --once waits for discovery and every poll, hence the budget.
-    spec: (c) => ({ interval: ms(SMART_TICK_MS), timeout: ms(2 * c.collectors.smart.timeout + 10_000), jitter: c.collectors.smart.jitter }),
+    spec: (c) => ({
+      interval: ms(SMART_TICK_MS),
+      timeout: ms(2 * c.collectors.smart.timeout + 10_000),
+      jitter: c.collectors.smart.jitter,
+    }),
     fingerprint: (c) => JSON.stringify([c.host.sys_path, c.host.dev_path, c.collectors.smart]),
     create: ({ config, registry, history, log, once }) =>
       new SmartCollector({
         smartctl: config.collectors.smart.smartctl,
-        isolateWith: shouldIsolate(config.collectors.smart.isolate, config.host.proc_path) ? config.collectors.smart.systemd_run : null,
+        isolateWith: shouldIsolate(config.collectors.smart.isolate, config.host.proc_path)
+          ? config.collectors.smart.systemd_run
+          : null,
         interval: config.collectors.smart.interval,
         timeout: config.collectors.smart.timeout,
         devices: config.collectors.smart.devices,
@@ -115,23 +143,56 @@ const FACTORIES: readonly Factory[] = [
     name: "kmsg",
     enabled: (c) => c.collectors.kmsg.enabled,
     spec: (c) => c.collectors.kmsg,
-    fingerprint: (c) => JSON.stringify([c.host.kmsg_path, c.host.proc_path, c.host.sys_path, c.collectors.kmsg.facilities]),
+    fingerprint: (c) =>
+      JSON.stringify([
+        c.host.kmsg_path,
+        c.host.proc_path,
+        c.host.sys_path,
+        c.collectors.kmsg.facilities,
+      ]),
     create: ({ config, registry, history, log, once }) =>
-      new KmsgCollector({ kmsgPath: config.host.kmsg_path, procPath: config.host.proc_path, sysPath: config.host.sys_path, facilities: config.collectors.kmsg.facilities, registry, history, log, once }),
+      new KmsgCollector({
+        kmsgPath: config.host.kmsg_path,
+        procPath: config.host.proc_path,
+        sysPath: config.host.sys_path,
+        facilities: config.collectors.kmsg.facilities,
+        registry,
+        history,
+        log,
+        once,
+      }),
   },
   {
     name: "mounts",
     enabled: (c) => c.collectors.mounts.enabled,
     spec: (c) => c.collectors.mounts,
-    fingerprint: (c) => JSON.stringify([c.host.proc_path, mountPaths(c), c.collectors.mounts.fill_window, c.collectors.mounts.fill_min_span]),
+    fingerprint: (c) =>
+      JSON.stringify([
+        c.host.proc_path,
+        mountPaths(c),
+        c.collectors.mounts.fill_window,
+        c.collectors.mounts.fill_min_span,
+      ]),
     create: ({ config, registry, history, log }) =>
-      new MountsCollector({ paths: mountPaths(config), procPath: config.host.proc_path, fillWindowMs: config.collectors.mounts.fill_window, fillMinSpanMs: config.collectors.mounts.fill_min_span, registry, history, log }),
+      new MountsCollector({
+        paths: mountPaths(config),
+        procPath: config.host.proc_path,
+        fillWindowMs: config.collectors.mounts.fill_window,
+        fillMinSpanMs: config.collectors.mounts.fill_min_span,
+        registry,
+        history,
+        log,
+      }),
   },
   {
     name: "wal",
     enabled: (c) => c.collectors.wal.enabled,
     // A cheap tick stats the directory and the active segment; `interval` is the full rescan (sooner when a name changed).
-    spec: (c) => ({ interval: ms(WAL_TICK_MS), timeout: c.collectors.wal.timeout, jitter: c.collectors.wal.jitter }),
+    spec: (c) => ({
+      interval: ms(WAL_TICK_MS),
+      timeout: c.collectors.wal.timeout,
+      jitter: c.collectors.wal.jitter,
+    }),
     fingerprint: (c) => JSON.stringify([c.wal, c.collectors.wal, c.stemedb, c.host.proc_path]),
     create: ({ config, registry, history, log }) =>
       new WalCollector({
@@ -157,17 +218,27 @@ const WAL_TICK_MS = 2_000;
 /** Paths whose mounts are watched: configured, or the WAL and data directories. */
 export function mountPaths(c: Config): Array<{ path: string; role: string }> {
   const p = c.collectors.mounts.paths;
-  return p.length > 0 ? p.map((path) => ({ path, role: "configured" })) : [{ path: c.wal.dir, role: "wal" }, { path: c.stemedb.data_dir, role: "data" }];
+  return p.length > 0
+    ? p.map((path) => ({ path, role: "configured" }))
+    : [
+        { path: c.wal.dir, role: "wal" },
+        { path: c.stemedb.data_dir, role: "data" },
+      ];
 }
 
 const SMART_TICK_MS = 10_000;
 
 /** Directories the fsync probe writes in: configured, or the WAL directory. */
 export function probeDirs(c: Config): string[] {
-  return c.collectors.fsync_probe.dirs.length > 0 ? [...c.collectors.fsync_probe.dirs] : [c.wal.dir];
+  return c.collectors.fsync_probe.dirs.length > 0
+    ? [...c.collectors.fsync_probe.dirs]
+    : [c.wal.dir];
 }
 
-export function buildCollectors(deps: CollectorDeps, only?: (name: string) => boolean): CollectorEntry[] {
+export function buildCollectors(
+  deps: CollectorDeps,
+  only?: (name: string) => boolean,
+): CollectorEntry[] {
   return FACTORIES.filter((f) => f.enabled(deps.config) && (only?.(f.name) ?? true)).map((f) => ({
     collector: f.create(deps),
     spec: f.spec(deps.config),

@@ -27,7 +27,9 @@ export interface Remediator<Item, Inputs> {
   /** A reason not to act at this moment (slow fsync, cooldown, open breaker), or null. */
   precondition(inputs: Inputs): string | null;
   /** Exactly what would be done, in order, and what is left alone and why (dry-run shows it). */
-  plan(inputs: Inputs): Promise<{ items: Item[]; skipped: ReadonlyArray<{ name: string; reason: string }> }>;
+  plan(
+    inputs: Inputs,
+  ): Promise<{ items: Item[]; skipped: ReadonlyArray<{ name: string; reason: string }> }>;
   /** Do one item (journalled before and after by the caller). */
   act(item: Item): Promise<unknown>;
   /** Check an item's result after the fact. */
@@ -65,21 +67,42 @@ export class Journal {
 
   /** Durable at once (not batched): the row exists before the action starts. */
   begin(remediator: string, action: string, target: string, detail: unknown): number {
-    const r = this.history.database.prepare("INSERT INTO remediation_journal (remediator, action, target, state, started_at, detail) VALUES (?, ?, ?, 'started', ?, ?)").run(remediator, action, target, Date.now(), JSON.stringify(detail));
+    const r = this.history.database
+      .prepare(
+        "INSERT INTO remediation_journal (remediator, action, target, state, started_at, detail) VALUES (?, ?, ?, 'started', ?, ?)",
+      )
+      .run(remediator, action, target, Date.now(), JSON.stringify(detail));
     return Number(r.lastInsertRowid);
   }
 
   finish(id: number, state: "done" | "failed" | "aborted" | "recovered", detail: unknown): void {
-    this.history.database.prepare("UPDATE remediation_journal SET state = ?, finished_at = ?, detail = ? WHERE id = ?").run(state, Date.now(), JSON.stringify(detail), id);
+    this.history.database
+      .prepare("UPDATE remediation_journal SET state = ?, finished_at = ?, detail = ? WHERE id = ?")
+      .run(state, Date.now(), JSON.stringify(detail), id);
   }
 
   unfinished(remediator: string): Array<{ id: number; target: string }> {
-    return this.history.database.prepare("SELECT id, target FROM remediation_journal WHERE remediator = ? AND state = 'started'").all(remediator) as Array<{ id: number; target: string }>;
+    return this.history.database
+      .prepare(
+        "SELECT id, target FROM remediation_journal WHERE remediator = ? AND state = 'started'",
+      )
+      .all(remediator) as Array<{ id: number; target: string }>;
   }
 
   recent(limit: number): JournalRow[] {
-    const rows = this.history.database.prepare("SELECT * FROM remediation_journal ORDER BY id DESC LIMIT ?").all(limit) as Array<Omit<JournalRow, "started_at" | "finished_at"> & { started_at: number; finished_at: number | null }>;
-    return rows.map((r) => ({ ...r, started_at: new Date(r.started_at).toISOString(), finished_at: r.finished_at === null ? null : new Date(r.finished_at).toISOString() }));
+    const rows = this.history.database
+      .prepare("SELECT * FROM remediation_journal ORDER BY id DESC LIMIT ?")
+      .all(limit) as Array<
+      Omit<JournalRow, "started_at" | "finished_at"> & {
+        started_at: number;
+        finished_at: number | null;
+      }
+    >;
+    return rows.map((r) => ({
+      ...r,
+      started_at: new Date(r.started_at).toISOString(),
+      finished_at: r.finished_at === null ? null : new Date(r.finished_at).toISOString(),
+    }));
   }
 }
 
@@ -119,9 +142,21 @@ export class RemediationMetrics {
   private readonly mode: Gauge<"remediator" | "mode">;
   private readonly breaker: Gauge<"remediator">;
   constructor(registry: Registry) {
-    this.actions = counter(registry, { name: `${NS}remediation_actions_total`, help: "Remediation decisions by outcome: done, failed, aborted (acted), planned (dry-run), skipped.", labelNames: ["remediator", "outcome"] });
-    this.mode = gauge(registry, { name: `${NS}remediation_mode`, help: "The remediator's mode as a state set (off, dry-run, on).", labelNames: ["remediator", "mode"] });
-    this.breaker = gauge(registry, { name: `${NS}remediation_breaker_open`, help: "1 while the remediator's circuit breaker is open (stopped after repeated failures until reset).", labelNames: ["remediator"] });
+    this.actions = counter(registry, {
+      name: `${NS}remediation_actions_total`,
+      help: "Remediation decisions by outcome: done, failed, aborted (acted), planned (dry-run), skipped.",
+      labelNames: ["remediator", "outcome"],
+    });
+    this.mode = gauge(registry, {
+      name: `${NS}remediation_mode`,
+      help: "The remediator's mode as a state set (off, dry-run, on).",
+      labelNames: ["remediator", "mode"],
+    });
+    this.breaker = gauge(registry, {
+      name: `${NS}remediation_breaker_open`,
+      help: "1 while the remediator's circuit breaker is open (stopped after repeated failures until reset).",
+      labelNames: ["remediator"],
+    });
   }
   setMode(remediator: string, mode: Mode): void {
     for (const m of MODES) this.mode.set({ remediator, mode: m }, m === mode ? 1 : 0);
@@ -139,11 +174,24 @@ export class DecisionLog {
     private readonly history: HistoryStore | null,
     private readonly log: Logger,
   ) {}
-  note(kind: string, severity: "info" | "warn" | "crit", message: string, data?: unknown, always = false): void {
+  note(
+    kind: string,
+    severity: "info" | "warn" | "crit",
+    message: string,
+    data?: unknown,
+    always = false,
+  ): void {
     const key = `${kind}\u0000${message}`;
     if (!always && key === this.last) return;
     this.last = key;
-    this.history?.event({ class: "remediation", kind: `${this.remediator}.${kind}`, severity, subject: this.remediator, message, data });
+    this.history?.event({
+      class: "remediation",
+      kind: `${this.remediator}.${kind}`,
+      severity,
+      subject: this.remediator,
+      message,
+      data,
+    });
     this.log[severity === "info" ? "info" : "warn"]({ remediator: this.remediator, kind }, message);
   }
 }

@@ -6,7 +6,15 @@ import { join } from "node:path";
 import { gunzipSync } from "node:zlib";
 import test from "ava";
 import Database from "better-sqlite3";
-import { agentctl, fetchText, hasCommand, QUIET_COLLECTORS, startAgent, tempDir, writeConfig } from "./helpers/agent-process.js";
+import {
+  agentctl,
+  fetchText,
+  hasCommand,
+  QUIET_COLLECTORS,
+  startAgent,
+  tempDir,
+  writeConfig,
+} from "./helpers/agent-process.js";
 
 function freePort(): Promise<number> {
   return new Promise((resolve) => {
@@ -17,12 +25,22 @@ function freePort(): Promise<number> {
   });
 }
 
-function rawGet(port: number, path: string, headers: Record<string, string> = {}): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: Buffer }> {
+function rawGet(
+  port: number,
+  path: string,
+  headers: Record<string, string> = {},
+): Promise<{
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  body: Buffer;
+}> {
   return new Promise((resolve, reject) => {
     const req = request({ host: "127.0.0.1", port, path, headers }, (res) => {
       const chunks: Buffer[] = [];
       res.on("data", (c: Buffer) => chunks.push(c));
-      res.on("end", () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
+      res.on("end", () =>
+        resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }),
+      );
     });
     req.on("error", reject);
     req.end();
@@ -39,7 +57,10 @@ test("/metrics and /healthz over a real TCP socket; nothing else is served", asy
   const m = await fetchText(`${a.url}/metrics`);
   t.is(m.status, 200);
   t.regex(m.headers.get("content-type") ?? "", /^text\/plain; version=0\.0\.4/);
-  t.regex(m.text, /^stemedb_agent_build_info\{version="\d+\.\d+\.\d+",node_version="v\d+\.\d+\.\d+"\} 1$/m);
+  t.regex(
+    m.text,
+    /^stemedb_agent_build_info\{version="\d+\.\d+\.\d+",node_version="v\d+\.\d+\.\d+"\} 1$/m,
+  );
   t.regex(m.text, /^stemedb_agent_history_writable 1$/m);
   t.regex(m.text, /^process_resident_memory_bytes \d+/m);
 
@@ -53,7 +74,10 @@ test("/metrics and /healthz over a real TCP socket; nothing else is served", asy
 });
 
 test("promtool check metrics is clean on a real scrape", async (t) => {
-  if (!hasCommand("promtool")) return t.pass("skipped: promtool not installed (Debian package prometheus; npm test installs it as root)");
+  if (!hasCommand("promtool"))
+    return t.pass(
+      "skipped: promtool not installed (Debian package prometheus; npm test installs it as root)",
+    );
   const a = await startAgent({ extraToml: QUIET_COLLECTORS });
   t.teardown(() => a.stop("SIGKILL"));
   const { text } = await fetchText(`${a.url}/metrics`);
@@ -76,7 +100,13 @@ test("agentctl status, text and --json, against a running agent", async (t) => {
 
   const js = agentctl(["--socket", a.socket, "status", "--json"]);
   t.is(js.code, 0);
-  const s = JSON.parse(js.stdout) as { schema: number; agent: Record<string, unknown>; health: { verdict: string }; collectors: unknown[]; history: { mode: string; rows: Record<string, number> } };
+  const s = JSON.parse(js.stdout) as {
+    schema: number;
+    agent: Record<string, unknown>;
+    health: { verdict: string };
+    collectors: unknown[];
+    history: { mode: string; rows: Record<string, number> };
+  };
   t.is(s.schema, 1);
   t.is(s.agent["config_file"], a.configFile);
   t.is(s.agent["pid"], a.proc.pid);
@@ -95,8 +125,15 @@ test("the control socket is mode 0660 and a second agent on it refuses to start"
   t.is(statSync(a.socket).mode & 0o777, 0o660);
   const { dir } = tempDir();
   const cfg = writeConfig(dir, { extraToml: QUIET_COLLECTORS });
-  writeFileSync(cfg, `[agent]\nlisten = "127.0.0.1:0"\nstate_dir = "${join(dir, "state")}"\ncontrol_socket = "${a.socket}"\n${QUIET_COLLECTORS}`);
-  const r = spawnSync(process.execPath, [join(import.meta.dirname, "../agent/main.js"), "--config", cfg], { encoding: "utf8", timeout: 20_000 });
+  writeFileSync(
+    cfg,
+    `[agent]\nlisten = "127.0.0.1:0"\nstate_dir = "${join(dir, "state")}"\ncontrol_socket = "${a.socket}"\n${QUIET_COLLECTORS}`,
+  );
+  const r = spawnSync(
+    process.execPath,
+    [join(import.meta.dirname, "../agent/main.js"), "--config", cfg],
+    { encoding: "utf8", timeout: 20_000 },
+  );
   t.is(r.status, 1);
   t.regex(r.stdout, /another agent is already answering on/);
 });
@@ -160,13 +197,20 @@ test("SIGHUP with a broken file keeps the running config; a good file is applied
   const good = await import("node:fs").then((fs) => fs.readFileSync(a.configFile, "utf8"));
   writeFileSync(a.configFile, `${good}\n[history]\nflush_interval = "forever"\n`);
   a.proc.kill("SIGHUP");
-  const refused = await a.waitForLog((l) => l["msg"] === "reload refused: keeping the running configuration");
+  const refused = await a.waitForLog(
+    (l) => l["msg"] === "reload refused: keeping the running configuration",
+  );
   t.regex(String(refused["problem"]), /history\.flush_interval: invalid duration "forever"/);
   t.is((await fetchText(`${a.url}/healthz`)).status, 200, "still serving");
 
   // A good file: the metrics port moves, the old one closes.
   const port = await freePort();
-  writeFileSync(a.configFile, good.replace('listen = "127.0.0.1:0"', `listen = "127.0.0.1:${port}"`).replace('log_level = "debug"', 'log_level = "info"'));
+  writeFileSync(
+    a.configFile,
+    good
+      .replace('listen = "127.0.0.1:0"', `listen = "127.0.0.1:${port}"`)
+      .replace('log_level = "debug"', 'log_level = "info"'),
+  );
   a.proc.kill("SIGHUP");
   await a.waitForLog((l) => l["msg"] === "configuration reloaded");
   t.is((await fetchText(`http://127.0.0.1:${port}/healthz`)).status, 200);
@@ -174,12 +218,20 @@ test("SIGHUP with a broken file keeps the running config; a good file is applied
 });
 
 test("the event-loop delay gauge shows a stalled loop (measured by the agent's own timers) and an idle one as near zero", async (t) => {
-  const a = await startAgent({ extraToml: QUIET_COLLECTORS.replace("[collectors.kmsg]\nenabled = false\n", "") });
+  const a = await startAgent({
+    extraToml: QUIET_COLLECTORS.replace("[collectors.kmsg]\nenabled = false\n", ""),
+  });
   t.teardown(() => a.stop("SIGKILL"));
-  const lag = async (stat: string) => Number(new RegExp(`stemedb_agent_event_loop_delay_seconds\\{stat="${stat}"\\} (\\S+)`).exec((await fetchText(`${a.url}/metrics`)).text)?.[1] ?? NaN);
+  const lag = async (stat: string) =>
+    Number(
+      new RegExp(`stemedb_agent_event_loop_delay_seconds\\{stat="${stat}"\\} (\\S+)`).exec(
+        (await fetchText(`${a.url}/metrics`)).text,
+      )?.[1] ?? NaN,
+    );
   // Idle: a window closes every 10 ticks.
   const end = Date.now() + 20_000;
-  while (Date.now() < end && !(Number.isFinite(await lag("p50")) && (await lag("max")) > 0)) await new Promise((r) => setTimeout(r, 500));
+  while (Date.now() < end && !(Number.isFinite(await lag("p50")) && (await lag("max")) > 0))
+    await new Promise((r) => setTimeout(r, 500));
   t.true((await lag("p50")) < 0.05, `idle p50 ${await lag("p50")} s`);
   // The whole process stopped for 2 s: every timer due meanwhile fires ~2 s late.
   process.kill(a.proc.pid ?? 0, "SIGSTOP");

@@ -3,7 +3,14 @@ import { spawn, spawnSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import test from "ava";
-import { AGENTCTL_BIN, agentctl, hasCommand, isRoot, startAgent, tempDir } from "./helpers/agent-process.js";
+import {
+  AGENTCTL_BIN,
+  agentctl,
+  hasCommand,
+  isRoot,
+  startAgent,
+  tempDir,
+} from "./helpers/agent-process.js";
 import { makeLoopFs, makeTmpfs } from "./helpers/loop.js";
 import { sleep } from "./helpers/quiet.js";
 
@@ -21,11 +28,17 @@ function calmNode(extra = "") {
   return { shm, wal, toml };
 }
 
-async function settle(socket: string, until: (s: { verdict: string; areas: Array<{ area: string; verdict: string }> }) => boolean) {
+async function settle(
+  socket: string,
+  until: (s: { verdict: string; areas: Array<{ area: string; verdict: string }> }) => boolean,
+) {
   for (let i = 0; i < 60; i++) {
     const r = agentctl(["--socket", socket, "status", "--json"]);
     if (r.code !== 3) {
-      const s = JSON.parse(r.stdout) as { verdict: string; areas: Array<{ area: string; verdict: string }> };
+      const s = JSON.parse(r.stdout) as {
+        verdict: string;
+        areas: Array<{ area: string; verdict: string }>;
+      };
       if (until(s)) return s;
     }
     await sleep(250);
@@ -33,14 +46,30 @@ async function settle(socket: string, until: (s: { verdict: string; areas: Array
   throw new Error("status never settled");
 }
 
-const AREAS = ["disks", "fsync", "smart", "mounts", "filesystems", "kernel", "wal", "competing_io", "remediation", "agent"];
+const AREAS = [
+  "disks",
+  "fsync",
+  "smart",
+  "mounts",
+  "filesystems",
+  "kernel",
+  "wal",
+  "competing_io",
+  "remediation",
+  "agent",
+];
 
 test("status: one line per area in a fixed order, plain when piped, exit 0 when everything known is ok; stable JSON schema", async (t) => {
   const n = calmNode();
   const a = await startAgent({ extraToml: n.toml });
   t.teardown(() => a.stop("SIGKILL"));
-  const s = await settle(a.socket, (x) => x.areas.every((y) => y.area === "smart" || y.area === "disks" || y.verdict !== "unknown"));
-  t.deepEqual(s.areas.map((x) => x.area), AREAS);
+  const s = await settle(a.socket, (x) =>
+    x.areas.every((y) => y.area === "smart" || y.area === "disks" || y.verdict !== "unknown"),
+  );
+  t.deepEqual(
+    s.areas.map((x) => x.area),
+    AREAS,
+  );
   const text = agentctl(["--socket", a.socket, "status"]);
   t.is(text.code, 0, text.stdout);
   t.false(text.stdout.includes("\u001b["), "no colour when piped");
@@ -50,8 +79,19 @@ test("status: one line per area in a fixed order, plain when piped, exit 0 when 
   t.regex(text.stdout, /^OK\s+fsync\s+fsync p99 [\d.]+ ms over 1 min on \/dev\/shm/m);
   t.regex(text.stdout, /^OK\s+WAL\s+0 segments \(0\.0 MiB\), 0 compressed$/m);
   t.regex(text.stdout, /^UNKNOWN\s+SMART\s+/m);
-  const js = JSON.parse(agentctl(["--socket", a.socket, "status", "--json"]).stdout) as Record<string, unknown> & { areas: Array<Record<string, unknown>> };
-  t.deepEqual(Object.keys(js).sort(), ["agent", "areas", "collectors", "health", "history", "schema", "verdict"]);
+  const js = JSON.parse(agentctl(["--socket", a.socket, "status", "--json"]).stdout) as Record<
+    string,
+    unknown
+  > & { areas: Array<Record<string, unknown>> };
+  t.deepEqual(Object.keys(js).sort(), [
+    "agent",
+    "areas",
+    "collectors",
+    "health",
+    "history",
+    "schema",
+    "verdict",
+  ]);
   t.is(js["schema"], 1);
   for (const area of js.areas) {
     t.deepEqual(Object.keys(area).sort(), ["area", "details", "summary", "verdict"]);
@@ -67,9 +107,21 @@ test("status on a terminal is coloured, and NO_COLOR turns it off", async (t) =>
   const a = await startAgent({ extraToml: n.toml });
   t.teardown(() => a.stop("SIGKILL"));
   await settle(a.socket, () => true);
-  const tty = spawnSync("script", ["-qec", `${process.execPath} ${AGENTCTL_BIN} --socket ${a.socket} status`, "/dev/null"], { encoding: "utf8" });
+  const tty = spawnSync(
+    "script",
+    ["-qec", `${process.execPath} ${AGENTCTL_BIN} --socket ${a.socket} status`, "/dev/null"],
+    { encoding: "utf8" },
+  );
   t.true(tty.stdout.includes("\u001b[32m"), "green on a terminal");
-  const nocolor = spawnSync("script", ["-qec", `NO_COLOR=1 ${process.execPath} ${AGENTCTL_BIN} --socket ${a.socket} status`, "/dev/null"], { encoding: "utf8" });
+  const nocolor = spawnSync(
+    "script",
+    [
+      "-qec",
+      `NO_COLOR=1 ${process.execPath} ${AGENTCTL_BIN} --socket ${a.socket} status`,
+      "/dev/null",
+    ],
+    { encoding: "utf8" },
+  );
   t.false(nocolor.stdout.includes("\u001b["));
 });
 
@@ -86,7 +138,8 @@ test("exit codes follow the verdict: 1 for a warning, 2 for a critical finding",
   t.regex(w.stdout, /^WARN\s+WAL\s+sealed segments of zero length: segment\.2\.wal$/m);
 
   const critNode = calmNode();
-  for (const i of [1, 2, 4]) writeFileSync(join(critNode.wal, `segment.${i}.wal`), Buffer.alloc(4096)); // #3 missing: a gap
+  for (const i of [1, 2, 4])
+    writeFileSync(join(critNode.wal, `segment.${i}.wal`), Buffer.alloc(4096)); // #3 missing: a gap
   const b = await startAgent({ extraToml: critNode.toml });
   t.teardown(() => b.stop("SIGKILL"));
   await settle(b.socket, (s) => s.verdict === "crit");
@@ -101,21 +154,35 @@ test("history, events and top-io answer from the history file; a bad --since is 
   t.teardown(() => a.stop("SIGKILL"));
   // On a disk-backed directory (tmpfs writes are not storage I/O).
   const onDisk = tempDir().dir;
-  const writer = spawn("sh", ["-c", `for i in $(seq 1 30); do dd if=/dev/zero of=${join(onDisk, "blob")} bs=1M count=8 conv=fsync status=none; sleep 0.1; done`], { stdio: "ignore" });
+  const writer = spawn(
+    "sh",
+    [
+      "-c",
+      `for i in $(seq 1 30); do dd if=/dev/zero of=${join(onDisk, "blob")} bs=1M count=8 conv=fsync status=none; sleep 0.1; done`,
+    ],
+    { stdio: "ignore" },
+  );
   t.teardown(() => writer.kill("SIGKILL"));
   await sleep(4000);
   const h = agentctl(["--socket", a.socket, "history", "fsync_probe_seconds", "--since", "5m"]);
   t.is(h.code, 0, h.stderr);
   t.regex(h.stdout, /^fsync_probe_seconds\{mountpoint=\/dev\/shm\} over 5m00s \(raw samples\)$/m);
   t.regex(h.stdout, /^ {2}p99 [▁▂▃▄▅▆▇█]+$/m);
-  const hj = JSON.parse(agentctl(["--socket", a.socket, "history", "fsync_probe_seconds", "--json"]).stdout) as { series: Array<{ buckets: unknown[] }> };
+  const hj = JSON.parse(
+    agentctl(["--socket", a.socket, "history", "fsync_probe_seconds", "--json"]).stdout,
+  ) as { series: Array<{ buckets: unknown[] }> };
   t.true((hj.series[0]?.buckets.length ?? 0) > 0);
   const none = agentctl(["--socket", a.socket, "history", "no_such_metric"]);
   t.regex(none.stdout, /no history for "no_such_metric"; recorded metrics: .*fsync_probe_seconds/);
   const ev = agentctl(["--socket", a.socket, "events", "--class", "agent"]);
   t.regex(ev.stdout, /info\s+agent\s+stemedb-agent \d+\.\d+\.\d+ started/);
   const top = agentctl(["--socket", a.socket, "top-io", "--since", "1m", "--json"]);
-  t.true((JSON.parse(top.stdout) as { top: Array<{ comm: string }> }).top.some((r) => r.comm === "dd" || r.comm === "sh"), top.stdout);
+  t.true(
+    (JSON.parse(top.stdout) as { top: Array<{ comm: string }> }).top.some(
+      (r) => r.comm === "dd" || r.comm === "sh",
+    ),
+    top.stdout,
+  );
   const bad = agentctl(["--socket", a.socket, "events", "--since", "yesterday"]);
   t.is(bad.code, 64);
   t.regex(bad.stderr, /bad request: --since: invalid duration "yesterday"/);
@@ -127,42 +194,92 @@ test("diagnose on a disk-full WAL filesystem: the disk-full steps are critical a
   const mnt = makeTmpfs(dir, "walfs", "8m", t.teardown.bind(t));
   const wal = join(mnt, "wal");
   mkdirSync(wal);
-  for (let i = 1; i <= 30; i++) writeFileSync(join(wal, `segment.${i}.wal`), Buffer.alloc(256 * 1024, i));
-  const a = await startAgent({ extraToml: `[wal]\ndir = "${wal}"\n[stemedb]\ndata_dir = "${mnt}"\n[collectors.diskstats]\ninclude = "^none$"\n[collectors.smart]\nenabled = false\n[collectors.kmsg]\nenabled = false\n[collectors.mounts]\ninterval = "1s"\n[collectors.wal]\ninterval = "1s"\n` });
+  for (let i = 1; i <= 30; i++)
+    writeFileSync(join(wal, `segment.${i}.wal`), Buffer.alloc(256 * 1024, i));
+  const a = await startAgent({
+    extraToml: `[wal]\ndir = "${wal}"\n[stemedb]\ndata_dir = "${mnt}"\n[collectors.diskstats]\ninclude = "^none$"\n[collectors.smart]\nenabled = false\n[collectors.kmsg]\nenabled = false\n[collectors.mounts]\ninterval = "1s"\n[collectors.wal]\ninterval = "1s"\n`,
+  });
   t.teardown(() => a.stop("SIGKILL"));
   await settle(a.socket, (s) => s.areas.find((x) => x.area === "filesystems")?.verdict === "crit");
   const d = agentctl(["--socket", a.socket, "diagnose"]);
   t.is(d.code, 2, d.stdout);
-  t.regex(d.stdout, /runbook: disk-full\n {2}CRIT\s+1\. df -h on the WAL filesystem\n\s+.*walfs: 9[5-9]\.\d% used|runbook: disk-full\n {2}CRIT\s+1\. df -h on the WAL filesystem\n\s+.*walfs: 100% used/);
+  t.regex(
+    d.stdout,
+    /runbook: disk-full\n {2}CRIT\s+1\. df -h on the WAL filesystem\n\s+.*walfs: 9[5-9]\.\d% used|runbook: disk-full\n {2}CRIT\s+1\. df -h on the WAL filesystem\n\s+.*walfs: 100% used/,
+  );
   t.regex(d.stdout, /-> compress all but the newest 20 segments \(10 segments;/);
-  t.regex(d.stdout, /wal_compress is dry-run, it only plans; mode = "on" lets it act\): gzip \$\(ls -t /);
-  const js = JSON.parse(agentctl(["--socket", a.socket, "diagnose", "--json"]).stdout) as { verdict: string; steps: Array<{ runbook: string; step: string; verdict: string; evidence: string; action: string | null }> };
-  t.deepEqual([...new Set(js.steps.map((s) => s.runbook))], ["slow-wal-fsync", "wal-fsync-failure", "storage-errors", "disk-full"], "runbook order");
+  t.regex(
+    d.stdout,
+    /wal_compress is dry-run, it only plans; mode = "on" lets it act\): gzip \$\(ls -t /,
+  );
+  const js = JSON.parse(agentctl(["--socket", a.socket, "diagnose", "--json"]).stdout) as {
+    verdict: string;
+    steps: Array<{
+      runbook: string;
+      step: string;
+      verdict: string;
+      evidence: string;
+      action: string | null;
+    }>;
+  };
+  t.deepEqual(
+    [...new Set(js.steps.map((s) => s.runbook))],
+    ["slow-wal-fsync", "wal-fsync-failure", "storage-errors", "disk-full"],
+    "runbook order",
+  );
   t.is(js.steps.find((s) => s.runbook === "disk-full")?.verdict, "crit");
 });
 
 // Serial: ava runs it before this file's other tests, so its storm does not land on their calm nodes.
-test.serial("diagnose during a write storm on the WAL's loop device tells the slow-fsync story, naming the competing writer", async (t) => {
-  if (!isRoot || !hasCommand("fio")) return t.pass("skipped: needs root and fio for a loop device");
-  const { dir } = tempDir();
-  const lfs = makeLoopFs(dir, { sizeMiB: 512, mountOptions: "noatime,errors=remount-ro" });
-  t.teardown(() => lfs.cleanup());
-  const wal = join(lfs.mnt, "wal");
-  mkdirSync(wal);
-  // On this machine a loop device is fast: the threshold is set where this storm crosses it.
-  const a = await startAgent({
-    extraToml: `[wal]\ndir = "${wal}"\n[stemedb]\ndata_dir = "${lfs.mnt}"\n[remediators.backup_pause]\nfsync_p99_threshold = "2ms"\nresume_below = "1ms"\n[collectors.diskstats]\ninclude = "^${lfs.device}$"\nexclude = ""\n[collectors.smart]\nenabled = false\n[collectors.kmsg]\nenabled = false\n[collectors.fsync_probe]\ninterval = "250ms"\n[collectors.procio]\ninterval = "1s"\n[history]\nflush_interval = "1s"\n`,
-  });
-  t.teardown(() => a.stop("SIGKILL"));
-  const fio = spawn("fio", ["--name=backup", `--directory=${lfs.mnt}`, "--rw=write", "--bs=1M", "--size=300M", "--ioengine=psync", "--runtime=12", "--time_based", "--fsync=64"], { stdio: "ignore" });
-  t.teardown(() => fio.kill("SIGKILL"));
-  await sleep(6000);
-  const d = agentctl(["--socket", a.socket, "diagnose"]);
-  const s = agentctl(["--socket", a.socket, "status"]);
-  t.log(`\n$ agentctl status\n${s.stdout}\n$ agentctl diagnose\n${d.stdout}`);
-  t.regex(d.stdout, /runbook: slow-wal-fsync\n {2}CRIT\s+1\. WAL fsync latency\n\s+agent probe p99 [\d.]+ ms over 10 min/);
-  t.regex(d.stdout, new RegExp(`2\\. iostat -x on the WAL device\\n\\s+${lfs.device}: w_await p99`));
-  t.regex(d.stdout, /3\. iotop: competing I\/O\n\s+fio\[\d+\]/);
-  t.regex(s.stdout, /^CRIT\s+fsync\s+fsync p99/m);
-  t.regex(s.stdout, /^WARN\s+other I\/O\s+top: fio\[\d+\]/m, "a heavy writer while fsync is slow is a warning");
-});
+test.serial(
+  "diagnose during a write storm on the WAL's loop device tells the slow-fsync story, naming the competing writer",
+  async (t) => {
+    if (!isRoot || !hasCommand("fio"))
+      return t.pass("skipped: needs root and fio for a loop device");
+    const { dir } = tempDir();
+    const lfs = makeLoopFs(dir, { sizeMiB: 512, mountOptions: "noatime,errors=remount-ro" });
+    t.teardown(() => lfs.cleanup());
+    const wal = join(lfs.mnt, "wal");
+    mkdirSync(wal);
+    // On this machine a loop device is fast: the threshold is set where this storm crosses it.
+    const a = await startAgent({
+      extraToml: `[wal]\ndir = "${wal}"\n[stemedb]\ndata_dir = "${lfs.mnt}"\n[remediators.backup_pause]\nfsync_p99_threshold = "2ms"\nresume_below = "1ms"\n[collectors.diskstats]\ninclude = "^${lfs.device}$"\nexclude = ""\n[collectors.smart]\nenabled = false\n[collectors.kmsg]\nenabled = false\n[collectors.fsync_probe]\ninterval = "250ms"\n[collectors.procio]\ninterval = "1s"\n[history]\nflush_interval = "1s"\n`,
+    });
+    t.teardown(() => a.stop("SIGKILL"));
+    const fio = spawn(
+      "fio",
+      [
+        "--name=backup",
+        `--directory=${lfs.mnt}`,
+        "--rw=write",
+        "--bs=1M",
+        "--size=300M",
+        "--ioengine=psync",
+        "--runtime=12",
+        "--time_based",
+        "--fsync=64",
+      ],
+      { stdio: "ignore" },
+    );
+    t.teardown(() => fio.kill("SIGKILL"));
+    await sleep(6000);
+    const d = agentctl(["--socket", a.socket, "diagnose"]);
+    const s = agentctl(["--socket", a.socket, "status"]);
+    t.log(`\n$ agentctl status\n${s.stdout}\n$ agentctl diagnose\n${d.stdout}`);
+    t.regex(
+      d.stdout,
+      /runbook: slow-wal-fsync\n {2}CRIT\s+1\. WAL fsync latency\n\s+agent probe p99 [\d.]+ ms over 10 min/,
+    );
+    t.regex(
+      d.stdout,
+      new RegExp(`2\\. iostat -x on the WAL device\\n\\s+${lfs.device}: w_await p99`),
+    );
+    t.regex(d.stdout, /3\. iotop: competing I\/O\n\s+fio\[\d+\]/);
+    t.regex(s.stdout, /^CRIT\s+fsync\s+fsync p99/m);
+    t.regex(
+      s.stdout,
+      /^WARN\s+other I\/O\s+top: fio\[\d+\]/m,
+      "a heavy writer while fsync is slow is a warning",
+    );
+  },
+);

@@ -1,8 +1,23 @@
 // The pure parts of backup_pause: systemctl output, the decision to pause and how, the judgement
 // of a pause, the budget. The real systemd path is in backup-pause-systemd.test.ts.
 import test from "ava";
-import { budgetLeft, choosePause, DAY_MS, judgeHeld, LatencyWindow, pausedInLastDay, type PolicyConfig, Streak, type UnitFacts } from "../remediators/backup_pause/policy.js";
-import { deadmanName, parseShow, parseTimespanUsec, unitState } from "../remediators/backup_pause/systemd.js";
+import {
+  budgetLeft,
+  choosePause,
+  DAY_MS,
+  judgeHeld,
+  LatencyWindow,
+  pausedInLastDay,
+  type PolicyConfig,
+  Streak,
+  type UnitFacts,
+} from "../remediators/backup_pause/policy.js";
+import {
+  deadmanName,
+  parseShow,
+  parseTimespanUsec,
+  unitState,
+} from "../remediators/backup_pause/systemd.js";
 
 const cfg: PolicyConfig = {
   threshold: 0.1,
@@ -15,17 +30,41 @@ const cfg: PolicyConfig = {
   dailyBudgetMs: 7_200_000,
   minIoBytesPerSecond: 1 << 20,
 };
-const svc: UnitFacts = { unit: "backup.service", kind: "service", active: true, load: "loaded", watchdog: false, canFreeze: true, ioBytesPerSecond: 50 << 20 };
+const svc: UnitFacts = {
+  unit: "backup.service",
+  kind: "service",
+  active: true,
+  load: "loaded",
+  watchdog: false,
+  canFreeze: true,
+  ioBytesPerSecond: 50 << 20,
+};
 
 test("systemctl show output becomes a unit state; WatchdogUSec is a time span", (t) => {
-  const p = parseShow("LoadState=loaded\nActiveState=active\nSubState=running\nFreezerState=frozen\nCanFreeze=yes\nWatchdogUSec=3s\nMainPID=412\nDescription=a=b\n");
+  const p = parseShow(
+    "LoadState=loaded\nActiveState=active\nSubState=running\nFreezerState=frozen\nCanFreeze=yes\nWatchdogUSec=3s\nMainPID=412\nDescription=a=b\n",
+  );
   t.is(p.get("Description"), "a=b");
-  t.deepEqual(unitState("backup.service", p), { unit: "backup.service", kind: "service", load: "loaded", active: "active", sub: "running", freezer: "frozen", canFreeze: true, watchdogUsec: 3e6, mainPid: 412 });
+  t.deepEqual(unitState("backup.service", p), {
+    unit: "backup.service",
+    kind: "service",
+    load: "loaded",
+    active: "active",
+    sub: "running",
+    freezer: "frozen",
+    canFreeze: true,
+    watchdogUsec: 3e6,
+    mainPid: 412,
+  });
   t.is(parseTimespanUsec("0"), 0);
   t.is(parseTimespanUsec("1min 30s"), 90e6);
   t.is(parseTimespanUsec("500ms"), 500e3);
   t.is(parseTimespanUsec("infinity"), Infinity);
-  t.is(parseTimespanUsec("garbage"), Infinity, "unknown text counts as a watchdog: never freeze on a guess");
+  t.is(
+    parseTimespanUsec("garbage"),
+    Infinity,
+    "unknown text counts as a watchdog: never freeze on a guess",
+  );
   t.is(unitState("log-archiver.timer", new Map()).kind, "timer");
   t.is(deadmanName("backup@nightly.service"), "stemedb-agent-resume-backup_nightly_service");
 });
@@ -52,7 +91,9 @@ test("what is never paused: inactive, idle, not loaded, budget spent", (t) => {
   t.is(spent.kind, "refuse");
   t.regex(spent.kind === "refuse" ? spent.reason : "", /budget .* spent/);
   // An operator's pause needs no I/O, but it is bounded like any other.
-  const manual = choosePause(cfg, { ...svc, ioBytesPerSecond: 0 }, 600_000, { manual: { forMs: 3_600_000 } });
+  const manual = choosePause(cfg, { ...svc, ioBytesPerSecond: 0 }, 600_000, {
+    manual: { forMs: 3_600_000 },
+  });
   t.deepEqual(manual.kind === "pause" ? manual.forMs : null, 600_000, "capped by the budget left");
   const manual2 = choosePause(cfg, svc, cfg.dailyBudgetMs, { manual: { forMs: 7_000_000 } });
   t.is(manual2.kind === "pause" ? manual2.forMs : null, cfg.maxPauseMs, "capped by max_pause");
@@ -81,10 +122,20 @@ test("a held pause: kept while it helps, resumed on recovery (hysteresis), on it
   const since = 1_000_000;
   const h = { since, deadline: since + cfg.maxPauseMs, by: "agent" as const, improvedAt: null };
   // Early on, still slow: keep.
-  t.deepEqual(judgeHeld(cfg, h, since + 30_000, { p99: 0.3, n: 6 }, 0), { kind: "keep", improved: false });
+  t.deepEqual(judgeHeld(cfg, h, since + 30_000, { p99: 0.3, n: 6 }, 0), {
+    kind: "keep",
+    improved: false,
+  });
   // Came under the threshold (3+ samples): improved, but not yet under resume_below long enough.
-  t.deepEqual(judgeHeld(cfg, h, since + 60_000, { p99: 0.07, n: 6 }, 0), { kind: "keep", improved: true });
-  t.deepEqual(judgeHeld(cfg, h, since + 60_000, { p99: 0.07, n: 2 }, 0), { kind: "keep", improved: false }, "two samples are not evidence");
+  t.deepEqual(judgeHeld(cfg, h, since + 60_000, { p99: 0.07, n: 6 }, 0), {
+    kind: "keep",
+    improved: true,
+  });
+  t.deepEqual(
+    judgeHeld(cfg, h, since + 60_000, { p99: 0.07, n: 2 }, 0),
+    { kind: "keep", improved: false },
+    "two samples are not evidence",
+  );
   const improved = { ...h, improvedAt: since + 60_000 };
   t.is(judgeHeld(cfg, improved, since + 200_000, { p99: 0.01, n: 20 }, 119_000).kind, "keep");
   const rec = judgeHeld(cfg, improved, since + 200_000, { p99: 0.01, n: 20 }, 120_000);

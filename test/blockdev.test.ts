@@ -39,19 +39,32 @@ test("tmpfs has no block device, and a missing path resolves through its nearest
   t.deepEqual(shm.chain, []);
   t.regex(shm.note ?? "", /tmpfs has no block device/);
   const { dir } = tempDir();
-  const missing = await resolvePath(join(dir, "no", "such", "wal"), { sysPath: "/sys", mounts: hostMounts() });
+  const missing = await resolvePath(join(dir, "no", "such", "wal"), {
+    sysPath: "/sys",
+    mounts: hostMounts(),
+  });
   const parent = await resolvePath(dir, { sysPath: "/sys", mounts: hostMounts() });
   t.deepEqual(missing.chain, parent.chain);
 });
 
 /** A sysfs tree shaped like the kernel's: /sys/dev/block/M:m -> /sys/devices/.../block/<disk>[/<part>]. */
 function fakeSysfs(root: string) {
-  const disk = (path: string, devno: string, attrs: { rotational?: string; writeCache?: string; partition?: boolean; slaves?: Record<string, string> } = {}) => {
+  const disk = (
+    path: string,
+    devno: string,
+    attrs: {
+      rotational?: string;
+      writeCache?: string;
+      partition?: boolean;
+      slaves?: Record<string, string>;
+    } = {},
+  ) => {
     const node = join(root, "devices", path);
     mkdirSync(join(node, "queue"), { recursive: true });
     writeFileSync(join(node, "dev"), `${devno}\n`);
     if (attrs.rotational) writeFileSync(join(node, "queue", "rotational"), `${attrs.rotational}\n`);
-    if (attrs.writeCache) writeFileSync(join(node, "queue", "write_cache"), `${attrs.writeCache}\n`);
+    if (attrs.writeCache)
+      writeFileSync(join(node, "queue", "write_cache"), `${attrs.writeCache}\n`);
     if (attrs.partition) writeFileSync(join(node, "partition"), "2\n");
     for (const [name, dev] of Object.entries(attrs.slaves ?? {})) {
       mkdirSync(join(node, "slaves", name), { recursive: true });
@@ -64,7 +77,10 @@ function fakeSysfs(root: string) {
   disk("pci0/block/sda/sda2", "8:2", { partition: true });
   disk("pci0/block/nvme0n1", "259:0", { rotational: "0", writeCache: "write back" });
   disk("pci0/block/nvme1n1", "259:1", { rotational: "0", writeCache: "write back" });
-  disk("virtual/block/md0", "9:0", { rotational: "0", slaves: { nvme0n1: "259:0", nvme1n1: "259:1" } });
+  disk("virtual/block/md0", "9:0", {
+    rotational: "0",
+    slaves: { nvme0n1: "259:0", nvme1n1: "259:1" },
+  });
   disk("virtual/block/dm-0", "253:0", { slaves: { md0: "9:0" } });
   disk("pci0/block/cciss!c0d0", "104:0", { rotational: "1", writeCache: "write back" });
   return dirname(join(root, "x"));
@@ -74,18 +90,28 @@ test("partition -> whole disk, with the disk's queue attributes (prepared sysfs 
   const { dir } = tempDir();
   const sys = fakeSysfs(dir);
   const chain = await resolveDevice({ major: 8, minor: 2 }, { sysPath: sys, mounts: [] });
-  t.deepEqual(chain.map((d) => [d.name, d.via, d.rotational, d.writeCache]), [
-    ["sda2", "filesystem", null, null],
-    ["sda", "partition-of", false, "write through"],
-  ]);
+  t.deepEqual(
+    chain.map((d) => [d.name, d.via, d.rotational, d.writeCache]),
+    [
+      ["sda2", "filesystem", null, null],
+      ["sda", "partition-of", false, "write through"],
+    ],
+  );
 });
 
 test("dm -> md -> two NVMe disks, and '!' in sysfs names becomes '/' (prepared sysfs tree)", async (t) => {
   const { dir } = tempDir();
   const sys = fakeSysfs(dir);
   const chain = await resolveDevice({ major: 253, minor: 0 }, { sysPath: sys, mounts: [] });
-  t.deepEqual(chain.map((d) => `${d.name}:${d.via}`), ["dm-0:filesystem", "md0:lower-of", "nvme0n1:lower-of", "nvme1n1:lower-of"]);
+  t.deepEqual(
+    chain.map((d) => `${d.name}:${d.via}`),
+    ["dm-0:filesystem", "md0:lower-of", "nvme0n1:lower-of", "nvme1n1:lower-of"],
+  );
   const cciss = await resolveDevice({ major: 104, minor: 0 }, { sysPath: sys, mounts: [] });
   t.is(cciss[0]?.name, "cciss/c0d0");
-  t.deepEqual(await resolveDevice({ major: 1, minor: 99 }, { sysPath: sys, mounts: [] }), [], "unknown device: empty chain, no throw");
+  t.deepEqual(
+    await resolveDevice({ major: 1, minor: 99 }, { sysPath: sys, mounts: [] }),
+    [],
+    "unknown device: empty chain, no throw",
+  );
 });

@@ -7,7 +7,10 @@ import { agentOnce, tempDir } from "./helpers/agent-process.js";
 
 const NO_DEFAULT = "/nonexistent/agent.toml";
 
-function problemsFor(toml: string, env: NodeJS.ProcessEnv = {}): { file: string; problems: string[] } {
+function problemsFor(
+  toml: string,
+  env: NodeJS.ProcessEnv = {},
+): { file: string; problems: string[] } {
   const { dir } = tempDir();
   const file = join(dir, "agent.toml");
   writeFileSync(file, toml);
@@ -32,7 +35,9 @@ test("embedded defaults load without a file and carry the documented contract va
 });
 
 test("an unknown key is named with its full path", (t) => {
-  const { file, problems } = problemsFor('[collectors.smart]\ntimeout = "30s"\ntimeuot = "30s"\n[bogus]\nx = 1\n');
+  const { file, problems } = problemsFor(
+    '[collectors.smart]\ntimeout = "30s"\ntimeuot = "30s"\n[bogus]\nx = 1\n',
+  );
   t.deepEqual(problems.sort(), [
     `${file}: bogus: unknown key (check the spelling against the configuration reference)`,
     `${file}: collectors.smart.timeuot: unknown key (check the spelling against the configuration reference)`,
@@ -40,18 +45,40 @@ test("an unknown key is named with its full path", (t) => {
 });
 
 test("a wrong type names the key, what was expected and what was given", (t) => {
-  const { file, problems } = problemsFor("[collectors.diskstats]\nenabled = \"yes\"\n[collectors.procio]\ntop_k = 2.5\n");
-  t.true(problems.includes(`${file}: collectors.diskstats.enabled: expected boolean, got string "yes"`), problems.join("\n"));
-  t.true(problems.some((p) => p.startsWith(`${file}: collectors.procio.top_k: `)), problems.join("\n"));
+  const { file, problems } = problemsFor(
+    '[collectors.diskstats]\nenabled = "yes"\n[collectors.procio]\ntop_k = 2.5\n',
+  );
+  t.true(
+    problems.includes(`${file}: collectors.diskstats.enabled: expected boolean, got string "yes"`),
+    problems.join("\n"),
+  );
+  t.true(
+    problems.some((p) => p.startsWith(`${file}: collectors.procio.top_k: `)),
+    problems.join("\n"),
+  );
   t.is(problems.length, 2);
 });
 
 test("bad durations and sizes are refused with the text and a hint", (t) => {
-  const { file, problems } = problemsFor('[collectors.smart]\ninterval = "10x"\ntimeout = 60\n[remediators.wal_compress]\nmax_bytes_per_second = "64MB/s"\n');
+  const { file, problems } = problemsFor(
+    '[collectors.smart]\ninterval = "10x"\ntimeout = 60\n[remediators.wal_compress]\nmax_bytes_per_second = "64MB/s"\n',
+  );
   t.is(problems.length, 3, problems.join("\n"));
-  t.true(problems.includes(`${file}: collectors.smart.interval: invalid duration "10x": use a number with a unit, e.g. "500ms", "10s", "10m", "1h30m", "7d"`));
-  t.true(problems.includes(`${file}: collectors.smart.timeout: expected a duration string such as "500ms", "10s" or "10m", got 60`));
-  t.true(problems.some((p) => p.startsWith(`${file}: remediators.wal_compress.max_bytes_per_second: invalid size "64MB/s"`)));
+  t.true(
+    problems.includes(
+      `${file}: collectors.smart.interval: invalid duration "10x": use a number with a unit, e.g. "500ms", "10s", "10m", "1h30m", "7d"`,
+    ),
+  );
+  t.true(
+    problems.includes(
+      `${file}: collectors.smart.timeout: expected a duration string such as "500ms", "10s" or "10m", got 60`,
+    ),
+  );
+  t.true(
+    problems.some((p) =>
+      p.startsWith(`${file}: remediators.wal_compress.max_bytes_per_second: invalid size "64MB/s"`),
+    ),
+  );
 });
 
 test("enum values, regexes, addresses and cross-key rules are checked", (t) => {
@@ -59,7 +86,17 @@ test("enum values, regexes, addresses and cross-key rules are checked", (t) => {
     '[agent]\nlisten = "localhost"\nlog_level = "verbose"\n[collectors.diskstats]\nexclude = "(("\n[remediators.backup_pause]\nmode = "yes"\nresume_below = "200ms"\nunits = ["backup"]\n',
   );
   const keys = problems.map((p) => p.split(": ")[1]).sort();
-  t.deepEqual(keys, ["agent.listen", "agent.log_level", "collectors.diskstats.exclude", "remediators.backup_pause.mode", "remediators.backup_pause.units.0"], problems.join("\n"));
+  t.deepEqual(
+    keys,
+    [
+      "agent.listen",
+      "agent.log_level",
+      "collectors.diskstats.exclude",
+      "remediators.backup_pause.mode",
+      "remediators.backup_pause.units.0",
+    ],
+    problems.join("\n"),
+  );
   // The cross-key rule runs once the keys themselves are valid.
   const cross = problemsFor('[remediators.backup_pause]\nresume_below = "200ms"\n').problems;
   t.is(cross.length, 1);
@@ -74,17 +111,26 @@ test("TOML syntax errors give file, line and column", (t) => {
 });
 
 test("environment overrides apply to listen and state_dir and are validated as such", (t) => {
-  const ok = loadConfig({ env: { STEMEDB_AGENT_LISTEN: "127.0.0.1:9999", STEMEDB_AGENT_STATE_DIR: "/tmp/x" }, defaultFile: NO_DEFAULT });
+  const ok = loadConfig({
+    env: { STEMEDB_AGENT_LISTEN: "127.0.0.1:9999", STEMEDB_AGENT_STATE_DIR: "/tmp/x" },
+    defaultFile: NO_DEFAULT,
+  });
   if (!ok.ok) return t.fail();
   t.is(ok.loaded.config.agent.listen, "127.0.0.1:9999");
   t.is(ok.loaded.config.agent.state_dir, "/tmp/x");
   const bad = loadConfig({ env: { STEMEDB_AGENT_LISTEN: "nope" }, defaultFile: NO_DEFAULT });
   t.false(bad.ok);
-  if (!bad.ok) t.regex(bad.problems[0] ?? "", /^environment variable STEMEDB_AGENT_LISTEN: agent\.listen: invalid listen address "nope"/);
+  if (!bad.ok)
+    t.regex(
+      bad.problems[0] ?? "",
+      /^environment variable STEMEDB_AGENT_LISTEN: agent\.listen: invalid listen address "nope"/,
+    );
 });
 
 test("the printed config is valid TOML that loads back to the same config", (t) => {
-  const { file } = problemsFor('[collectors.smart]\ninterval = "90m"\n[history]\nraw_retention = "90m"\n[remediators.wal_compress]\nmax_bytes_per_second = "10MB"\n');
+  const { file } = problemsFor(
+    '[collectors.smart]\ninterval = "90m"\n[history]\nraw_retention = "90m"\n[remediators.wal_compress]\nmax_bytes_per_second = "10MB"\n',
+  );
   const first = loadConfig({ file, env: {} });
   if (!first.ok) return t.fail(first.problems.join("\n"));
   const printed = printConfig(first.loaded.config);
@@ -101,7 +147,10 @@ test("the printed config is valid TOML that loads back to the same config", (t) 
 test("the binary refuses a bad config with exit 2, one line per problem, and starts nothing", (t) => {
   const { dir } = tempDir();
   const file = join(dir, "agent.toml");
-  writeFileSync(file, `[agent]\nstate_dir = "${join(dir, "state")}"\nlisten = "127.0.0.1:0"\nbogus = 1\n[collectors.smart]\ntimeout = "soon"\n`);
+  writeFileSync(
+    file,
+    `[agent]\nstate_dir = "${join(dir, "state")}"\nlisten = "127.0.0.1:0"\nbogus = 1\n[collectors.smart]\ntimeout = "soon"\n`,
+  );
   const r = agentOnce(["--config", file]);
   t.is(r.code, 2);
   const lines = r.stderr.trim().split("\n");
@@ -118,9 +167,14 @@ test("--print-config prints the effective configuration, env overrides included"
   const { dir } = tempDir();
   const file = join(dir, "agent.toml");
   writeFileSync(file, '[collectors.diskstats]\ninterval = "2s"\n');
-  const r = agentOnce(["--config", file, "--print-config"], { STEMEDB_AGENT_STATE_DIR: "/srv/agent-state" });
+  const r = agentOnce(["--config", file, "--print-config"], {
+    STEMEDB_AGENT_STATE_DIR: "/srv/agent-state",
+  });
   t.is(r.code, 0, r.stderr);
-  const doc = parse(r.stdout) as { agent: { state_dir: string }; collectors: { diskstats: { interval: string } } };
+  const doc = parse(r.stdout) as {
+    agent: { state_dir: string };
+    collectors: { diskstats: { interval: string } };
+  };
   t.is(doc.agent.state_dir, "/srv/agent-state");
   t.is(doc.collectors.diskstats.interval, "2s");
   t.true(r.stdout.startsWith(`# effective configuration (${file})`));
@@ -151,13 +205,31 @@ test("backup unit names follow systemd's naming rules; one that reads as an opti
     [`${"a".repeat(250)}.service`, /longer than 255/],
   ];
   for (const [unit, why] of bad) {
-    const { file, problems } = problemsFor(`[remediators.backup_pause]\nunits = [${JSON.stringify(unit)}]\n`);
+    const { file, problems } = problemsFor(
+      `[remediators.backup_pause]\nunits = [${JSON.stringify(unit)}]\n`,
+    );
     t.is(problems.length, 1, unit);
-    t.true(problems[0]?.startsWith(`${file}: remediators.backup_pause.units.0: ${JSON.stringify(unit)} is not a usable systemd unit name: it `), problems[0]);
+    t.true(
+      problems[0]?.startsWith(
+        `${file}: remediators.backup_pause.units.0: ${JSON.stringify(unit)} is not a usable systemd unit name: it `,
+      ),
+      problems[0],
+    );
     t.regex(problems[0] ?? "", why, unit);
   }
-  for (const unit of ["backup.service", "log-archiver.timer", "backup@nightly.service", "pg_dump\\x2dall.service", "a:b_c.d-e.timer", `${"a".repeat(247)}.service`]) {
-    t.deepEqual(problemsFor(`[remediators.backup_pause]\nunits = [${JSON.stringify(unit)}]\n`).problems, [], unit);
+  for (const unit of [
+    "backup.service",
+    "log-archiver.timer",
+    "backup@nightly.service",
+    "pg_dump\\x2dall.service",
+    "a:b_c.d-e.timer",
+    `${"a".repeat(247)}.service`,
+  ]) {
+    t.deepEqual(
+      problemsFor(`[remediators.backup_pause]\nunits = [${JSON.stringify(unit)}]\n`).problems,
+      [],
+      unit,
+    );
   }
   // Through the binary: exit 2, the name and the reason on stderr.
   const { dir } = tempDir();
@@ -165,5 +237,8 @@ test("backup unit names follow systemd's naming rules; one that reads as an opti
   writeFileSync(file, '[remediators.backup_pause]\nunits = ["-Hroot@host.service"]\n');
   const r = agentOnce(["--config", file, "--print-config"]);
   t.is(r.code, 2);
-  t.regex(r.stderr, /remediators\.backup_pause\.units\.0: "-Hroot@host\.service" is not a usable systemd unit name: it starts with '-'/);
+  t.regex(
+    r.stderr,
+    /remediators\.backup_pause\.units\.0: "-Hroot@host\.service" is not a usable systemd unit name: it starts with '-'/,
+  );
 });

@@ -16,7 +16,8 @@ import { exclusive, holdSysctl } from "./helpers/sysctl.js";
 // each restart) must not write to /dev/kmsg at the same time.
 let release: Array<() => void> = [];
 test.before(async () => {
-  if (isRoot) release = [await exclusive("kmsg-ring"), holdSysctl("/proc/sys/kernel/printk_devkmsg", "on")];
+  if (isRoot)
+    release = [await exclusive("kmsg-ring"), holdSysctl("/proc/sys/kernel/printk_devkmsg", "on")];
 });
 test.after.always(() => release.reverse().forEach((r) => r()));
 
@@ -27,19 +28,27 @@ test("SIGKILL at random moments while kernel-log events are written, restart eac
   // A disk name of our own per record ("sdq" + 3 random letters + 2 letters for the index), so the
   // per-device history rate limit never merges them and other tests' records never match.
   const base = `sdq${Array.from({ length: 3 }, () => String.fromCharCode(97 + Math.floor(Math.random() * 26))).join("")}`;
-  const devOf = (i: number) => `${base}${String.fromCharCode(97 + Math.floor(i / 26))}${String.fromCharCode(97 + (i % 26))}`;
+  const devOf = (i: number) =>
+    `${base}${String.fromCharCode(97 + Math.floor(i / 26))}${String.fromCharCode(97 + (i % 26))}`;
   let written = 0;
   const inject = (count: number) => {
     const fd = openSync("/dev/kmsg", "w");
     try {
-      for (let k = 0; k < count; k++, written++) writeSync(fd, `<3>I/O error, dev ${devOf(written)}, sector ${written} op 0x1:(WRITE) flags 0x0 phys_seg 1 prio class 2\n`);
+      for (let k = 0; k < count; k++, written++)
+        writeSync(
+          fd,
+          `<3>I/O error, dev ${devOf(written)}, sector ${written} op 0x1:(WRITE) flags 0x0 phys_seg 1 prio class 2\n`,
+        );
     } finally {
       closeSync(fd);
     }
   };
   const { dir } = tempDir();
-  const toml = `[history]\nflush_interval = "1s"\n[collectors.kmsg]\nfacilities = ["kern", "user"]\ninterval = "200ms"\n` +
-    ["diskstats", "fsync_probe", "smart", "mounts", "wal", "procio"].map((c) => `[collectors.${c}]\nenabled = false\n`).join("");
+  const toml =
+    `[history]\nflush_interval = "1s"\n[collectors.kmsg]\nfacilities = ["kern", "user"]\ninterval = "200ms"\n` +
+    ["diskstats", "fsync_probe", "smart", "mounts", "wal", "procio"]
+      .map((c) => `[collectors.${c}]\nenabled = false\n`)
+      .join("");
   // The first start reads the whole ring buffer: later restarts resume from the saved point.
   const first = await startAgent({ dir, extraToml: toml });
   await sleep(1500);
@@ -65,12 +74,17 @@ test("SIGKILL at random moments while kernel-log events are written, restart eac
   const rows = () => {
     const db = new Database(file, { readonly: true });
     try {
-      return db.prepare("SELECT subject FROM events WHERE class = 'kernel' AND subject LIKE ?").pluck().all(`${base}%`) as string[];
+      return db
+        .prepare("SELECT subject FROM events WHERE class = 'kernel' AND subject LIKE ?")
+        .pluck()
+        .all(`${base}%`) as string[];
     } finally {
       db.close();
     }
   };
-  await until("every record is in history", () => rows().length >= written, 30_000, 500).catch(() => undefined);
+  await until("every record is in history", () => rows().length >= written, 30_000, 500).catch(
+    () => undefined,
+  );
   const res = await a.stop("SIGTERM");
   t.is(res.code, 0);
   const got = rows();

@@ -5,7 +5,11 @@ import { statSync } from "node:fs";
 import { join } from "node:path";
 import test from "ava";
 import { Registry } from "prom-client";
-import { FsyncProbeCollector, type FsyncProbeObservation, type ProbeOutcome } from "../collectors/fsync_probe/collector.js";
+import {
+  FsyncProbeCollector,
+  type FsyncProbeObservation,
+  type ProbeOutcome,
+} from "../collectors/fsync_probe/collector.js";
 import { PROBE_FILE } from "../collectors/fsync_probe/protocol.js";
 import { HistoryStore } from "../agent/history/store.js";
 import { CoreMetrics } from "../agent/metrics/registry.js";
@@ -15,7 +19,15 @@ import { defaultRetention, quietLog, sampler, sleep } from "./helpers/quiet.js";
 
 function probe(dirs: string[], extra: { deadlineMs?: number; history?: HistoryStore } = {}) {
   const registry = new Registry();
-  const col = new FsyncProbeCollector({ dirs, blockSize: 4096, deadlineMs: extra.deadlineMs ?? 5000, procPath: "/proc", registry, history: extra.history ?? null, log: quietLog });
+  const col = new FsyncProbeCollector({
+    dirs,
+    blockSize: 4096,
+    deadlineMs: extra.deadlineMs ?? 5000,
+    procPath: "/proc",
+    registry,
+    history: extra.history ?? null,
+    log: quietLog,
+  });
   const once = sampler(col);
   return { col, registry, once };
 }
@@ -51,17 +63,31 @@ test("a missing directory is an ENOENT probe error, with an event, and never cre
   const { dir } = tempDir();
   const missing = join(dir, "wal-not-here");
   const metrics = new CoreMetrics();
-  const history = new HistoryStore({ stateDir: join(dir, "state"), retention: defaultRetention(), log: quietLog, metrics });
+  const history = new HistoryStore({
+    stateDir: join(dir, "state"),
+    retention: defaultRetention(),
+    log: quietLog,
+    metrics,
+  });
   const { col, registry, once } = probe([missing], { history });
   t.teardown(() => col.close());
   const p = first(await once());
   t.like(p, { state: "error", errno: "ENOENT" });
   await once();
-  t.regex(await metricText(registry), /stemedb_agent_fsync_probe_errors_total\{mountpoint="[^"]+",errno="ENOENT"\} 2/);
+  t.regex(
+    await metricText(registry),
+    /stemedb_agent_fsync_probe_errors_total\{mountpoint="[^"]+",errno="ENOENT"\} 2/,
+  );
   t.throws(() => statSync(missing));
   history.flush();
-  const ev = history.database.prepare("SELECT kind, severity FROM events WHERE class = 'disk'").all();
-  t.deepEqual(ev, [{ kind: "fsync_probe.failed", severity: "warn" }], "one event for the transition, not one per probe");
+  const ev = history.database
+    .prepare("SELECT kind, severity FROM events WHERE class = 'disk'")
+    .all();
+  t.deepEqual(
+    ev,
+    [{ kind: "fsync_probe.failed", severity: "warn" }],
+    "one event for the transition, not one per probe",
+  );
   history.close();
 });
 
@@ -73,7 +99,12 @@ test("a read-only filesystem gives EROFS", async (t) => {
   const { col, registry, once } = probe([lfs.mnt]);
   t.teardown(() => col.close());
   t.like(first(await once()), { state: "error", errno: "EROFS", mountpoint: lfs.mnt });
-  t.regex(await metricText(registry), new RegExp(`stemedb_agent_fsync_probe_errors_total\\{mountpoint="${lfs.mnt}",errno="EROFS"\\} 1`));
+  t.regex(
+    await metricText(registry),
+    new RegExp(
+      `stemedb_agent_fsync_probe_errors_total\\{mountpoint="${lfs.mnt}",errno="EROFS"\\} 1`,
+    ),
+  );
 });
 
 test("a full filesystem gives ENOSPC, and the probe works again once space returns", async (t) => {
@@ -89,7 +120,8 @@ test("a full filesystem gives ENOSPC, and the probe works again once space retur
 });
 
 test("a frozen filesystem stalls the probe; the agent is told at the deadline and the real duration is recorded when it thaws", async (t) => {
-  if (!isRoot || !hasCommand("fsfreeze")) return t.pass("skipped: needs root and fsfreeze for a loop device");
+  if (!isRoot || !hasCommand("fsfreeze"))
+    return t.pass("skipped: needs root and fsfreeze for a loop device");
   const { dir } = tempDir();
   const lfs = makeLoopFs(dir, { sizeMiB: 64 });
   t.teardown(() => lfs.cleanup());
@@ -108,7 +140,12 @@ test("a frozen filesystem stalls the probe; the agent is told at the deadline an
   const counts = async () => {
     const text = await metricText(registry);
     const n = (re: RegExp) => Number(re.exec(text)?.[1] ?? NaN);
-    return { all: n(/stemedb_agent_fsync_probe_duration_seconds_count\{mountpoint="[^"]+"\} (\d+)/), fast: n(/stemedb_agent_fsync_probe_duration_seconds_bucket\{le="0\.5",mountpoint="[^"]+"\} (\d+)/) };
+    return {
+      all: n(/stemedb_agent_fsync_probe_duration_seconds_count\{mountpoint="[^"]+"\} (\d+)/),
+      fast: n(
+        /stemedb_agent_fsync_probe_duration_seconds_bucket\{le="0\.5",mountpoint="[^"]+"\} (\d+)/,
+      ),
+    };
   };
   const before = await counts();
   execFileSync("fsfreeze", ["-f", lfs.mnt]);
@@ -119,8 +156,12 @@ test("a frozen filesystem stalls the probe; the agent is told at the deadline an
   await sleep(700);
   const again = first(await once());
   t.is(again.state, "stalled", "no second probe is started while one is stuck");
-  if (again.state === "stalled") t.true(again.stalled_seconds >= 0.9, `stalled ${again.stalled_seconds}s`);
-  t.regex(await metricText(registry), /stemedb_agent_fsync_probe_stalled_seconds\{mountpoint="[^"]+"\} (0\.9|1\.|[2-9])/);
+  if (again.state === "stalled")
+    t.true(again.stalled_seconds >= 0.9, `stalled ${again.stalled_seconds}s`);
+  t.regex(
+    await metricText(registry),
+    /stemedb_agent_fsync_probe_stalled_seconds\{mountpoint="[^"]+"\} (0\.9|1\.|[2-9])/,
+  );
   execFileSync("fsfreeze", ["-u", lfs.mnt]);
   await sleep(300);
   const after = await counts();
@@ -147,11 +188,27 @@ test("the probe shows the latency when a writeback flood saturates the device", 
   };
   const median = (v: number[]) => v[Math.floor(v.length / 2)] ?? 0;
   const idle = await sample(10);
-  const fio = spawn("fio", ["--name=flood", `--directory=${lfs.mnt}`, "--rw=write", "--bs=1M", "--size=300M", "--ioengine=psync", "--runtime=8", "--time_based", "--fsync=64"], { stdio: "ignore" });
+  const fio = spawn(
+    "fio",
+    [
+      "--name=flood",
+      `--directory=${lfs.mnt}`,
+      "--rw=write",
+      "--bs=1M",
+      "--size=300M",
+      "--ioengine=psync",
+      "--runtime=8",
+      "--time_based",
+      "--fsync=64",
+    ],
+    { stdio: "ignore" },
+  );
   t.teardown(() => fio.kill("SIGKILL"));
   await sleep(1500);
   const loaded = await sample(15);
   fio.kill("SIGTERM");
-  t.log(`fsync probe median idle ${(median(idle) * 1000).toFixed(2)} ms, under the flood ${(median(loaded) * 1000).toFixed(2)} ms (max ${((loaded.at(-1) ?? 0) * 1000).toFixed(2)} ms)`);
+  t.log(
+    `fsync probe median idle ${(median(idle) * 1000).toFixed(2)} ms, under the flood ${(median(loaded) * 1000).toFixed(2)} ms (max ${((loaded.at(-1) ?? 0) * 1000).toFixed(2)} ms)`,
+  );
   t.true(median(loaded) > 2 * median(idle), "the flood shows in the probe");
 });

@@ -1,6 +1,15 @@
 import { spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { chmodSync, readdirSync, readFileSync, rmSync, statSync, truncateSync, unlinkSync, writeFileSync } from "node:fs";
+import {
+  chmodSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  truncateSync,
+  unlinkSync,
+  writeFileSync,
+} from "node:fs";
 import { join } from "node:path";
 import test from "ava";
 import { makeTmpfs } from "./helpers/loop.js";
@@ -14,21 +23,35 @@ import { defaultRetention, quietLog } from "./helpers/quiet.js";
 
 const RETENTION: Retention = defaultRetention();
 
-function store(dir: string, extra: Partial<{ now: () => number; retention: Retention; metrics: CoreMetrics }> = {}): HistoryStore {
-  return new HistoryStore({ stateDir: dir, retention: extra.retention ?? RETENTION, log: quietLog, metrics: extra.metrics ?? new CoreMetrics(), ...(extra.now ? { now: extra.now } : {}) });
+function store(
+  dir: string,
+  extra: Partial<{ now: () => number; retention: Retention; metrics: CoreMetrics }> = {},
+): HistoryStore {
+  return new HistoryStore({
+    stateDir: dir,
+    retention: extra.retention ?? RETENTION,
+    log: quietLog,
+    metrics: extra.metrics ?? new CoreMetrics(),
+    ...(extra.now ? { now: extra.now } : {}),
+  });
 }
 
 function events(dir: string): Array<{ kind: string; message: string }> {
   const db = new Database(join(dir, "history.db"), { readonly: true });
   try {
-    return db.prepare("SELECT kind, message FROM events ORDER BY id").all() as Array<{ kind: string; message: string }>;
+    return db.prepare("SELECT kind, message FROM events ORDER BY id").all() as Array<{
+      kind: string;
+      message: string;
+    }>;
   } finally {
     db.close();
   }
 }
 
 async function counterValue(m: CoreMetrics, labels: Record<string, string>): Promise<number> {
-  const v = (await m.historyWriteErrors.get()).values.find((x) => Object.entries(labels).every(([k, val]) => x.labels[k as "reason"] === val));
+  const v = (await m.historyWriteErrors.get()).values.find((x) =>
+    Object.entries(labels).every(([k, val]) => x.labels[k as "reason"] === val),
+  );
   return v?.value ?? 0;
 }
 
@@ -40,7 +63,12 @@ test("a fresh file gets the current schema in WAL mode with incremental vacuum",
   t.is(db.pragma("user_version", { simple: true }), SCHEMA_VERSION);
   t.is(db.pragma("journal_mode", { simple: true }), "wal");
   t.is(db.pragma("auto_vacuum", { simple: true }), 2);
-  const tables = (db.prepare("SELECT name FROM sqlite_schema WHERE type = 'table' ORDER BY name").pluck().all() as string[]).join(",");
+  const tables = (
+    db
+      .prepare("SELECT name FROM sqlite_schema WHERE type = 'table' ORDER BY name")
+      .pluck()
+      .all() as string[]
+  ).join(",");
   t.is(tables, "events,io_top,remediation_journal,rollups,samples,series,state");
   db.close();
 });
@@ -54,11 +82,29 @@ test("migrations run forward once, in order, keeping data", (t) => {
   db.prepare("INSERT INTO state (key, value, updated) VALUES ('k', 'v', 1)").run();
   t.deepEqual(migrate(db), { kind: "migrated", from: 1, to: SCHEMA_VERSION });
   let applied = 0;
-  const next = [...MIGRATIONS, { version: SCHEMA_VERSION + 1, description: "test: add a column", up: (d: Database.Database) => { applied++; d.exec("ALTER TABLE state ADD COLUMN note TEXT"); } }];
-  t.deepEqual(migrate(db, next), { kind: "migrated", from: SCHEMA_VERSION, to: SCHEMA_VERSION + 1 });
+  const next = [
+    ...MIGRATIONS,
+    {
+      version: SCHEMA_VERSION + 1,
+      description: "test: add a column",
+      up: (d: Database.Database) => {
+        applied++;
+        d.exec("ALTER TABLE state ADD COLUMN note TEXT");
+      },
+    },
+  ];
+  t.deepEqual(migrate(db, next), {
+    kind: "migrated",
+    from: SCHEMA_VERSION,
+    to: SCHEMA_VERSION + 1,
+  });
   t.deepEqual(migrate(db, next), { kind: "current", version: SCHEMA_VERSION + 1 });
   t.is(applied, 1);
-  t.deepEqual(db.prepare("SELECT key, value, note FROM state").get(), { key: "k", value: "v", note: null });
+  t.deepEqual(db.prepare("SELECT key, value, note FROM state").get(), {
+    key: "k",
+    value: "v",
+    note: null,
+  });
   t.deepEqual(migrate(db, MIGRATIONS), { kind: "too-new", version: SCHEMA_VERSION + 1 });
   db.close();
 });
@@ -67,7 +113,14 @@ test("a failing migration leaves the file at the previous version", (t) => {
   const { dir } = tempDir();
   const db = new Database(join(dir, "m.db"));
   migrate(db);
-  const bad = [...MIGRATIONS, { version: SCHEMA_VERSION + 1, description: "broken", up: (d: Database.Database) => d.exec("CREATE TABLE x (a); THIS IS NOT SQL") }];
+  const bad = [
+    ...MIGRATIONS,
+    {
+      version: SCHEMA_VERSION + 1,
+      description: "broken",
+      up: (d: Database.Database) => d.exec("CREATE TABLE x (a); THIS IS NOT SQL"),
+    },
+  ];
   t.throws(() => migrate(db, bad), { any: true });
   t.is(db.pragma("user_version", { simple: true }), SCHEMA_VERSION);
   t.is(db.prepare("SELECT count(*) FROM sqlite_schema WHERE name = 'x'").pluck().get(), 0);
@@ -77,7 +130,14 @@ test("a failing migration leaves the file at the previous version", (t) => {
 for (const [what, damage] of [
   ["garbage bytes", (f: string) => writeFileSync(f, Buffer.alloc(8192, 0x5a))],
   ["a truncated file", (f: string) => truncateSync(f, 1500)],
-  ["a file from a newer agent", (f: string) => { const d = new Database(f); d.pragma("user_version = 999"); d.close(); }],
+  [
+    "a file from a newer agent",
+    (f: string) => {
+      const d = new Database(f);
+      d.pragma("user_version = 999");
+      d.close();
+    },
+  ],
 ] as const) {
   test(`${what} is moved aside, never deleted, and a fresh history starts with an event`, (t) => {
     const { dir } = tempDir();
@@ -91,7 +151,9 @@ for (const [what, damage] of [
     t.is(st.mode, "file");
     t.is(st.write_state, "ok");
     s.close();
-    const aside = readdirSync(dir).filter((f) => f.startsWith("history.db.corrupt-") && !f.endsWith("-wal") && !f.endsWith("-shm"));
+    const aside = readdirSync(dir).filter(
+      (f) => f.startsWith("history.db.corrupt-") && !f.endsWith("-wal") && !f.endsWith("-shm"),
+    );
     t.is(aside.length, 1, readdirSync(dir).join(","));
     const ev = events(dir);
     t.is(ev[0]?.kind, "history.recovered");
@@ -116,7 +178,14 @@ test("an unusable state dir falls back to memory and says so", (t) => {
 test("minutes are summarised with p50/p99/max, hours from minutes, and retention prunes each resolution", (t) => {
   const { dir } = tempDir();
   let now = Date.UTC(2026, 0, 1, 10, 0, 0);
-  const s = store(dir, { now: () => now, retention: { ...RETENTION, raw_retention: ms(30 * 60_000), minute_retention: ms(4 * 3_600_000) } });
+  const s = store(dir, {
+    now: () => now,
+    retention: {
+      ...RETENTION,
+      raw_retention: ms(30 * 60_000),
+      minute_retention: ms(4 * 3_600_000),
+    },
+  });
   // Three hours at 1 Hz: value = second within the minute (0..59), so p50 = 29, p99 = 59.
   for (let i = 0; i < 3 * 3600; i++) {
     now += 1000;
@@ -127,10 +196,14 @@ test("minutes are summarised with p50/p99/max, hours from minutes, and retention
   s.flush();
   s.maintain();
   const db = s.database;
-  const minutes = db.prepare("SELECT ts, count, min, max, p50, p99 FROM rollups WHERE resolution = 60 ORDER BY ts").all() as Array<Record<string, number>>;
+  const minutes = db
+    .prepare("SELECT ts, count, min, max, p50, p99 FROM rollups WHERE resolution = 60 ORDER BY ts")
+    .all() as Array<Record<string, number>>;
   t.is(minutes.length, 180);
   t.like(minutes[5], { count: 60, min: 0, max: 59, p50: 29, p99: 59 });
-  const hours = db.prepare("SELECT ts, count, max, p99 FROM rollups WHERE resolution = 3600 ORDER BY ts").all() as Array<Record<string, number>>;
+  const hours = db
+    .prepare("SELECT ts, count, max, p99 FROM rollups WHERE resolution = 3600 ORDER BY ts")
+    .all() as Array<Record<string, number>>;
   t.true(hours.length >= 2, `hours: ${hours.length}`);
   t.like(hours[0], { count: 3599, max: 59, p99: 59 }); // the first sample came at +1 s
   t.like(hours[1], { count: 3600, max: 59, p99: 59 });
@@ -141,7 +214,10 @@ test("minutes are summarised with p50/p99/max, hours from minutes, and retention
   now += 86_400_000;
   s.maintain();
   t.is(db.prepare("SELECT count(*) FROM rollups WHERE resolution = 60").pluck().get(), 0);
-  t.true((db.prepare("SELECT count(*) FROM rollups WHERE resolution = 3600").pluck().get() as number) >= 2);
+  t.true(
+    (db.prepare("SELECT count(*) FROM rollups WHERE resolution = 3600").pluck().get() as number) >=
+      2,
+  );
   t.is(db.prepare("SELECT count(*) FROM samples").pluck().get(), 0);
   s.close();
 });
@@ -158,7 +234,9 @@ test("a minute seen across a restart is merged, not overwritten", (t) => {
   for (let i = 30; i < 60; i++) b.record("x", {}, 5, base + i * 1000);
   now = base + 120_000;
   b.flush();
-  const row = b.database.prepare("SELECT count, sum, min, max FROM rollups WHERE resolution = 60").get();
+  const row = b.database
+    .prepare("SELECT count, sum, min, max FROM rollups WHERE resolution = 60")
+    .get();
   t.deepEqual(row, { count: 50, sum: 170, min: 1, max: 5 });
   b.close();
 });
@@ -174,7 +252,11 @@ test("the file removed while running is noticed and replaced", (t) => {
   s.flush();
   t.is(s.stats().write_state, "ok");
   s.close();
-  t.true(events(dir).some((e) => e.kind === "history.recovered" && /removed while running/.test(e.message)));
+  t.true(
+    events(dir).some(
+      (e) => e.kind === "history.recovered" && /removed while running/.test(e.message),
+    ),
+  );
 });
 
 test("state is durable at once and survives reopening", (t) => {
@@ -230,7 +312,11 @@ test("a corrupt history file is moved aside with every byte, kept 0600; the fres
   // A good file left 0644 by an older agent is tightened when opened.
   chmodSync(join(state, "history.db"), 0o644);
   store(state).close();
-  t.is(statSync(join(state, "history.db")).mode & 0o777, 0o600, "an existing 0644 file is made 0600");
+  t.is(
+    statSync(join(state, "history.db")).mode & 0o777,
+    0o600,
+    "an existing 0644 file is made 0600",
+  );
   // Damaged, and 0644 again: garbage after a valid-looking header.
   const bytes = Buffer.concat([Buffer.from("SQLite format 3\0"), randomBytes(8192)]);
   writeFileSync(join(state, "history.db"), bytes, { mode: 0o644 });
@@ -240,10 +326,13 @@ test("a corrupt history file is moved aside with every byte, kept 0600; the fres
   s.record("m", {}, 2);
   s.flush();
   s.close();
-  const aside = readdirSync(state).filter((f) => f.startsWith("history.db.corrupt-") && !/-(wal|shm)$/.test(f));
+  const aside = readdirSync(state).filter(
+    (f) => f.startsWith("history.db.corrupt-") && !/-(wal|shm)$/.test(f),
+  );
   t.is(aside.length, 1, readdirSync(state).join(","));
   const kept = join(state, aside[0] ?? "?");
   t.deepEqual(readFileSync(kept), bytes, "every byte of the corrupt file is still there");
   t.is(statSync(kept).mode & 0o777, 0o600, "moved aside 0600");
-  for (const f of readdirSync(state).filter((n) => n.startsWith("history.db"))) t.is(statSync(join(state, f)).mode & 0o777, 0o600, f);
+  for (const f of readdirSync(state).filter((n) => n.startsWith("history.db")))
+    t.is(statSync(join(state, f)).mode & 0o777, 0o600, f);
 });

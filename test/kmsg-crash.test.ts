@@ -4,12 +4,27 @@
 // user, under the real agent; their lines must be in /dev/kmsg and must count for nothing,
 // while a block-layer line written in the same run does count. Needs root and gcc.
 import { spawnSync } from "node:child_process";
-import { chmodSync, closeSync, constants, openSync, readSync, writeFileSync, writeSync } from "node:fs";
+import {
+  chmodSync,
+  closeSync,
+  constants,
+  openSync,
+  readSync,
+  writeFileSync,
+  writeSync,
+} from "node:fs";
 import { join } from "node:path";
 import test from "ava";
 import Database from "better-sqlite3";
 import { parseRecord } from "../collectors/kmsg/record.js";
-import { agentctl, fetchText, hasCommand, isRoot, startAgent, tempDir } from "./helpers/agent-process.js";
+import {
+  agentctl,
+  fetchText,
+  hasCommand,
+  isRoot,
+  startAgent,
+  tempDir,
+} from "./helpers/agent-process.js";
 import { sleep } from "./helpers/quiet.js";
 import { exclusive, holdSysctl } from "./helpers/sysctl.js";
 
@@ -39,8 +54,16 @@ const T = `sdq${Array.from({ length: 5 }, () => String.fromCharCode(97 + Math.fl
 // Each pattern counted under the old classifier (matches anywhere, unanchored tails).
 const CRASHES: Array<[string, string, "segv" | "gp" | "div" | "ud"]> = [
   ["", `x error, dev ${T}, sector 2048 op 0x1:(WRITE) flags 0x800 phys_seg 1 prio class 2`, "segv"],
-  ["", `critical medium error, dev ${T}, sector 2048 op 0x0:(READ) flags 0x0 phys_seg 1 prio class 2`, "gp"],
-  ["", `EXT4-fs error (device ${T}): ext4_find_entry:1613: inode #2: comm x: reading directory lblock 0`, "div"],
+  [
+    "",
+    `critical medium error, dev ${T}, sector 2048 op 0x0:(READ) flags 0x0 phys_seg 1 prio class 2`,
+    "gp",
+  ],
+  [
+    "",
+    `EXT4-fs error (device ${T}): ext4_find_entry:1613: inode #2: comm x: reading directory lblock 0`,
+    "div",
+  ],
   ["XFS (sdqzx): ", "Filesystem has been shut down due to log error (0x2).", "segv"],
   ["sd 9:9:9:9: ", "Device offlined - not ready after error recovery", "ud"],
   ["nvme nvme9: ", "x timeout, reset controller", "segv"],
@@ -93,73 +116,122 @@ function readKmsg(): Array<{ facility: number; text: string }> {
 async function ioErrors(url: string): Promise<Map<string, number>> {
   const text = (await fetchText(`${url}/metrics`)).text;
   const m = new Map<string, number>();
-  for (const x of text.matchAll(/^stemedb_agent_kernel_io_errors_total\{device="([^"]*)",class="([^"]*)"\} (\S+)$/gm)) m.set(`${x[1]}/${x[2]}`, Number(x[3]));
+  for (const x of text.matchAll(
+    /^stemedb_agent_kernel_io_errors_total\{device="([^"]*)",class="([^"]*)"\} (\S+)$/gm,
+  ))
+    m.set(`${x[1]}/${x[2]}`, Number(x[3]));
   return m;
 }
 
-test.serial("programs with crafted names that really crash count for nothing; a block-layer line in the same run counts", async (t) => {
-  if (!isRoot || !hasCommand("gcc") || !hasCommand("setpriv")) return t.pass("skipped: needs root, gcc and setpriv");
-  if (process.arch !== "x64") return t.pass("skipped: the crash report formats exercised are x86's");
-  const { dir, cleanup } = tempDir("sa-crash-");
-  t.teardown(cleanup);
-  chmodSync(dir, 0o755); // the crashing user must reach its programs
-  writeFileSync(join(dir, "crash.c"), SOURCE);
+test.serial(
+  "programs with crafted names that really crash count for nothing; a block-layer line in the same run counts",
+  async (t) => {
+    if (!isRoot || !hasCommand("gcc") || !hasCommand("setpriv"))
+      return t.pass("skipped: needs root, gcc and setpriv");
+    if (process.arch !== "x64")
+      return t.pass("skipped: the crash report formats exercised are x86's");
+    const { dir, cleanup } = tempDir("sa-crash-");
+    t.teardown(cleanup);
+    chmodSync(dir, 0o755); // the crashing user must reach its programs
+    writeFileSync(join(dir, "crash.c"), SOURCE);
 
-  const a = await startAgent({ extraToml: `[collectors.kmsg]\nfacilities = ["kern", "user"]\n[collectors.diskstats]\nenabled = false\n[collectors.smart]\nenabled = false\n[collectors.procio]\nenabled = false\n[collectors.wal]\nenabled = false\n` });
-  t.teardown(() => a.stop("SIGKILL"));
-  await sleep(1500); // the agent has drained what was already in the ring buffer
-  const before = await ioErrors(a.url);
+    const a = await startAgent({
+      extraToml: `[collectors.kmsg]\nfacilities = ["kern", "user"]\n[collectors.diskstats]\nenabled = false\n[collectors.smart]\nenabled = false\n[collectors.procio]\nenabled = false\n[collectors.wal]\nenabled = false\n`,
+    });
+    t.teardown(() => a.stop("SIGKILL"));
+    await sleep(1500); // the agent has drained what was already in the ring buffer
+    const before = await ioErrors(a.url);
 
-  const seen: string[] = [];
-  for (const [comm, file, fault] of CRASHES) {
-    const exe = join(dir, file);
-    const cc = spawnSync("gcc", ["-O0", "-o", exe, join(dir, "crash.c")], { encoding: "utf8" });
-    t.is(cc.status, 0, cc.stderr);
-    // As nobody, the adversary of the issue; no core file in the test directory.
-    const r = spawnSync("sh", ["-c", 'ulimit -c 0; exec "$0" "$@"', "setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", exe, comm, fault], { cwd: dir, timeout: 10_000 });
-    t.truthy(r.signal, `${file}: the program was killed by a signal (${r.signal}, status ${r.status})`);
-    t.is(r.signal, fault === "div" ? "SIGFPE" : fault === "ud" ? "SIGILL" : "SIGSEGV", file);
-    seen.push(`${r.pid}\u0000${comm || file.slice(0, 15)}\u0000${file}\u0000${fault}`);
-  }
+    const seen: string[] = [];
+    for (const [comm, file, fault] of CRASHES) {
+      const exe = join(dir, file);
+      const cc = spawnSync("gcc", ["-O0", "-o", exe, join(dir, "crash.c")], { encoding: "utf8" });
+      t.is(cc.status, 0, cc.stderr);
+      // As nobody, the adversary of the issue; no core file in the test directory.
+      const r = spawnSync(
+        "sh",
+        [
+          "-c",
+          'ulimit -c 0; exec "$0" "$@"',
+          "setpriv",
+          "--reuid=65534",
+          "--regid=65534",
+          "--clear-groups",
+          exe,
+          comm,
+          fault,
+        ],
+        { cwd: dir, timeout: 10_000 },
+      );
+      t.truthy(
+        r.signal,
+        `${file}: the program was killed by a signal (${r.signal}, status ${r.status})`,
+      );
+      t.is(r.signal, fault === "div" ? "SIGFPE" : fault === "ud" ? "SIGILL" : "SIGSEGV", file);
+      seen.push(`${r.pid}\u0000${comm || file.slice(0, 15)}\u0000${file}\u0000${fault}`);
+    }
 
-  // The kernel really printed each crash, with the crafted names, at kernel facility.
-  const records = readKmsg();
-  for (const s of seen) {
-    const [pid, comm, file, fault] = s.split("\u0000") as [string, string, string, string];
-    const rec = records.find((x) => x.text.includes(`${comm}[${pid}]`));
-    t.truthy(rec, `the crash report of pid ${pid} (${comm}) is in /dev/kmsg`);
-    if (!rec) continue;
-    t.is(rec.facility, 0, rec.text);
-    t.true(rec.text.includes(` in ${file}[`), `the file name is in the kernel's line: ${rec.text}`);
-    const kind = { segv: "]: segfault at ", gp: "] general protection fault ip:", div: "] trap divide error ip:", ud: "] trap invalid opcode ip:" }[fault];
-    t.true(rec.text.includes(kind ?? "?"), `${fault}: ${rec.text}`);
-  }
+    // The kernel really printed each crash, with the crafted names, at kernel facility.
+    const records = readKmsg();
+    for (const s of seen) {
+      const [pid, comm, file, fault] = s.split("\u0000") as [string, string, string, string];
+      const rec = records.find((x) => x.text.includes(`${comm}[${pid}]`));
+      t.truthy(rec, `the crash report of pid ${pid} (${comm}) is in /dev/kmsg`);
+      if (!rec) continue;
+      t.is(rec.facility, 0, rec.text);
+      t.true(
+        rec.text.includes(` in ${file}[`),
+        `the file name is in the kernel's line: ${rec.text}`,
+      );
+      const kind = {
+        segv: "]: segfault at ",
+        gp: "] general protection fault ip:",
+        div: "] trap divide error ip:",
+        ud: "] trap invalid opcode ip:",
+      }[fault];
+      t.true(rec.text.includes(kind ?? "?"), `${fault}: ${rec.text}`);
+    }
 
-  // A block-layer fault on the same disk label, after the crashes: once it is counted, the
-  // agent has read every crash record before it (one sequence).
-  const fd = openSync("/dev/kmsg", "w");
-  writeSync(fd, `<3>I/O error, dev ${T}, sector 8 op 0x1:(WRITE) flags 0x0 phys_seg 1 prio class 2\n`);
-  closeSync(fd);
-  let after = before;
-  for (let i = 0; i < 50 && !after.has(`${T}/blk_io_error`); i++) {
-    await sleep(100);
-    after = await ioErrors(a.url);
-  }
-  t.is(after.get(`${T}/blk_io_error`), 1, "the real block-layer line counts");
-  for (const [k, v] of after) {
-    const dev = k.slice(0, k.lastIndexOf("/"));
-    if (k === `${T}/blk_io_error` || !WATCHED.includes(dev)) continue;
-    t.is(v, before.get(k) ?? 0, `${k} did not rise`);
-  }
+    // A block-layer fault on the same disk label, after the crashes: once it is counted, the
+    // agent has read every crash record before it (one sequence).
+    const fd = openSync("/dev/kmsg", "w");
+    writeSync(
+      fd,
+      `<3>I/O error, dev ${T}, sector 8 op 0x1:(WRITE) flags 0x0 phys_seg 1 prio class 2\n`,
+    );
+    closeSync(fd);
+    let after = before;
+    for (let i = 0; i < 50 && !after.has(`${T}/blk_io_error`); i++) {
+      await sleep(100);
+      after = await ioErrors(a.url);
+    }
+    t.is(after.get(`${T}/blk_io_error`), 1, "the real block-layer line counts");
+    for (const [k, v] of after) {
+      const dev = k.slice(0, k.lastIndexOf("/"));
+      if (k === `${T}/blk_io_error` || !WATCHED.includes(dev)) continue;
+      t.is(v, before.get(k) ?? 0, `${k} did not rise`);
+    }
 
-  // History: one kernel event on T (the real line), none made of a crash report.
-  const st = agentctl(["--socket", a.socket, "status", "--json"]);
-  t.is(await a.stop("SIGTERM").then((x) => x.code), 0);
-  const db = new Database(join(a.stateDir, "history.db"), { readonly: true });
-  t.teardown(() => db.close());
-  const onT = db.prepare("SELECT kind, message FROM events WHERE class = 'kernel' AND subject = ?").all(T) as Array<{ kind: string; message: string }>;
-  t.deepEqual(onT.map((e) => e.kind), ["blk_io_error"], JSON.stringify(onT));
-  const crashEvents = db.prepare("SELECT message FROM events WHERE class = 'kernel' AND (message LIKE '%segfault at%' OR message LIKE 'traps:%' OR message LIKE '%] trap %')").pluck().all();
-  t.deepEqual(crashEvents, []);
-  t.false(/sdqzx|9:9:9:9|nvme9|ata9/.test(st.stdout), "status names no crafted device");
-});
+    // History: one kernel event on T (the real line), none made of a crash report.
+    const st = agentctl(["--socket", a.socket, "status", "--json"]);
+    t.is(await a.stop("SIGTERM").then((x) => x.code), 0);
+    const db = new Database(join(a.stateDir, "history.db"), { readonly: true });
+    t.teardown(() => db.close());
+    const onT = db
+      .prepare("SELECT kind, message FROM events WHERE class = 'kernel' AND subject = ?")
+      .all(T) as Array<{ kind: string; message: string }>;
+    t.deepEqual(
+      onT.map((e) => e.kind),
+      ["blk_io_error"],
+      JSON.stringify(onT),
+    );
+    const crashEvents = db
+      .prepare(
+        "SELECT message FROM events WHERE class = 'kernel' AND (message LIKE '%segfault at%' OR message LIKE 'traps:%' OR message LIKE '%] trap %')",
+      )
+      .pluck()
+      .all();
+    t.deepEqual(crashEvents, []);
+    t.false(/sdqzx|9:9:9:9|nvme9|ata9/.test(st.stdout), "status names no crafted device");
+  },
+);

@@ -28,24 +28,56 @@ test("mountinfo parses optional fields, octal escapes and super options; garbage
   t.is(mounts.length, 6);
   t.deepEqual(problems, ['line 6: malformed (expected "... - fstype source options")']);
   const wal = mounts[2];
-  t.like(wal, { mountPoint: "/var/lib/stemedb/wal disk", fsType: "ext4", source: "/dev/loop2", major: 7, minor: 2, optionalFields: ["shared:5", "master:2"] });
+  t.like(wal, {
+    mountPoint: "/var/lib/stemedb/wal disk",
+    fsType: "ext4",
+    source: "/dev/loop2",
+    major: 7,
+    minor: 2,
+    optionalFields: ["shared:5", "master:2"],
+  });
   t.deepEqual(wal?.superOptions, ["rw", "data=journal"]);
   t.is(mounts[4]?.source, "tmp\tfs");
   t.is(mounts[5]?.root, "/@data");
   t.is(unescapeMountPath("a\\134b\\012c"), "a\\b\nc");
-  t.is(mountFor("/var/lib/stemedb/wal disk/segment.1.wal", mounts)?.mountPoint, "/var/lib/stemedb/wal disk");
-  t.is(mountFor("/var/lib/stemedb/wal disk/tmp/x", mounts)?.fsType, "tmpfs", "the deeper mount wins");
-  t.is(mountFor("/var/lib/stemedb/wal diskette", mounts)?.mountPoint, "/", "a prefix of the name is not a parent");
+  t.is(
+    mountFor("/var/lib/stemedb/wal disk/segment.1.wal", mounts)?.mountPoint,
+    "/var/lib/stemedb/wal disk",
+  );
+  t.is(
+    mountFor("/var/lib/stemedb/wal disk/tmp/x", mounts)?.fsType,
+    "tmpfs",
+    "the deeper mount wins",
+  );
+  t.is(
+    mountFor("/var/lib/stemedb/wal diskette", mounts)?.mountPoint,
+    "/",
+    "a prefix of the name is not a parent",
+  );
 });
 
 test("the mount policy flags each runbook option with its severity", (t) => {
-  const f = (fs: string, o: string) => mountFindings(fs, o.split(",")).map((x) => `${x.option}:${x.severity}`);
+  const f = (fs: string, o: string) =>
+    mountFindings(fs, o.split(",")).map((x) => `${x.option}:${x.severity}`);
   t.deepEqual(f("ext4", "rw,noatime"), []);
   t.deepEqual(f("ext4", "rw,relatime"), ["atime:info"]);
   t.deepEqual(f("xfs", "ro,noatime,nobarrier"), ["ro:crit", "nobarrier:crit"]);
-  t.deepEqual(f("ext4", "rw,noatime,barrier=0,errors=continue,data=journal,sync"), ["barrier=0:crit", "errors=continue:warn", "data=journal:warn", "sync:warn"]);
-  t.deepEqual(mountFindings("ext4", ["rw", "noatime"], "continue").map((x) => x.option), ["errors=continue"], "the superblock default counts when no option is shown");
-  t.deepEqual(mountFindings("ext4", ["rw", "noatime", "errors=remount-ro"], "continue"), [], "an explicit option overrides it");
+  t.deepEqual(f("ext4", "rw,noatime,barrier=0,errors=continue,data=journal,sync"), [
+    "barrier=0:crit",
+    "errors=continue:warn",
+    "data=journal:warn",
+    "sync:warn",
+  ]);
+  t.deepEqual(
+    mountFindings("ext4", ["rw", "noatime"], "continue").map((x) => x.option),
+    ["errors=continue"],
+    "the superblock default counts when no option is shown",
+  );
+  t.deepEqual(
+    mountFindings("ext4", ["rw", "noatime", "errors=remount-ro"], "continue"),
+    [],
+    "an explicit option overrides it",
+  );
   t.deepEqual(f("tmpfs", "rw"), [], "no atime advice for tmpfs");
 });
 
@@ -54,13 +86,36 @@ test("Theil-Sen ignores a one-off burst that would swing a least-squares fit", (
   s[25] = { ts: 25 * 60_000, used: 5e9 }; // someone wrote then deleted a 4 GB file
   t.is(Math.round(theilSenSlope(s) ?? 0), 100_000);
   t.is(Math.round(estimateFill(s, 1e9, 600_000).fullInSeconds), 10_000);
-  t.is(estimateFill(s.slice(0, 3), 1e9, 600_000).fullInSeconds, Infinity, "too little history: no estimate");
-  t.is(estimateFill(s.map((p, i) => ({ ts: p.ts, used: 2e9 - i * 1000 })), 1e9, 600_000).fullInSeconds, Infinity, "shrinking: not filling");
+  t.is(
+    estimateFill(s.slice(0, 3), 1e9, 600_000).fullInSeconds,
+    Infinity,
+    "too little history: no estimate",
+  );
+  t.is(
+    estimateFill(
+      s.map((p, i) => ({ ts: p.ts, used: 2e9 - i * 1000 })),
+      1e9,
+      600_000,
+    ).fullInSeconds,
+    Infinity,
+    "shrinking: not filling",
+  );
 });
 
-function collector(paths: Array<{ path: string; role: string }>, extra: { history?: HistoryStore; minSpanMs?: number } = {}) {
+function collector(
+  paths: Array<{ path: string; role: string }>,
+  extra: { history?: HistoryStore; minSpanMs?: number } = {},
+) {
   const registry = new Registry();
-  const col = new MountsCollector({ paths, procPath: "/proc", fillWindowMs: 3_600_000, fillMinSpanMs: extra.minSpanMs ?? 0, registry, history: extra.history ?? null, log: quietLog });
+  const col = new MountsCollector({
+    paths,
+    procPath: "/proc",
+    fillWindowMs: 3_600_000,
+    fillMinSpanMs: extra.minSpanMs ?? 0,
+    registry,
+    history: extra.history ?? null,
+    log: quietLog,
+  });
   const once = sampler(col);
   return { col, registry, once };
 }
@@ -84,13 +139,25 @@ for (const [fs, opts, expect] of [
     const { once, registry } = collector([{ path: join(lfs.mnt, "wal"), role: "wal" }]);
     const m = (await once()).mounts[0];
     t.is(m?.mountpoint, lfs.mnt);
-    t.deepEqual(m?.findings.filter((f) => f.severity !== "info").map((f) => `${f.option}:${f.severity}`), [...expect]);
+    t.deepEqual(
+      m?.findings.filter((f) => f.severity !== "info").map((f) => `${f.option}:${f.severity}`),
+      [...expect],
+    );
     const ro = opts.split(",").includes("ro");
     t.is(m?.read_only, ro);
     t.true((m?.space?.size_bytes ?? 0) > 200 * 1024 * 1024);
     const text = await registry.metrics();
-    t.regex(text, new RegExp(`stemedb_agent_mount_read_only\\{mountpoint="${lfs.mnt}"\\} ${ro ? 1 : 0}`));
-    for (const e of expect) t.regex(text, new RegExp(`stemedb_agent_mount_finding\\{mountpoint="${lfs.mnt}",option="${e.split(":")[0]}",severity="${e.split(":")[1]}"\\} 1`));
+    t.regex(
+      text,
+      new RegExp(`stemedb_agent_mount_read_only\\{mountpoint="${lfs.mnt}"\\} ${ro ? 1 : 0}`),
+    );
+    for (const e of expect)
+      t.regex(
+        text,
+        new RegExp(
+          `stemedb_agent_mount_finding\\{mountpoint="${lfs.mnt}",option="${e.split(":")[0]}",severity="${e.split(":")[1]}"\\} 1`,
+        ),
+      );
   });
 }
 
@@ -99,7 +166,12 @@ test("a remount to read-only is an event with the old and new options", async (t
   const { dir } = tempDir();
   const lfs = makeLoopFs(dir, { sizeMiB: 64, mountOptions: "noatime,errors=remount-ro" });
   t.teardown(() => lfs.cleanup());
-  const history = new HistoryStore({ stateDir: join(dir, "state"), retention: defaultRetention(), log: quietLog, metrics: new CoreMetrics() });
+  const history = new HistoryStore({
+    stateDir: join(dir, "state"),
+    retention: defaultRetention(),
+    log: quietLog,
+    metrics: new CoreMetrics(),
+  });
   t.teardown(() => history.close());
   const { once } = collector([{ path: lfs.mnt, role: "wal" }], { history });
   await once();
@@ -107,9 +179,17 @@ test("a remount to read-only is an event with the old and new options", async (t
   const m = (await once()).mounts[0];
   t.true(m?.read_only);
   history.flush();
-  const ev = history.database.prepare("SELECT kind, severity, message FROM events WHERE class = 'mount' ORDER BY id").all() as Array<{ kind: string; severity: string; message: string }>;
-  t.like(ev.find((e) => e.kind === "mount.remounted_ro"), { severity: "crit" });
-  t.regex(ev.find((e) => e.kind === "mount.remounted_ro")?.message ?? "", /rw,noatime.* -> ro,noatime/);
+  const ev = history.database
+    .prepare("SELECT kind, severity, message FROM events WHERE class = 'mount' ORDER BY id")
+    .all() as Array<{ kind: string; severity: string; message: string }>;
+  t.like(
+    ev.find((e) => e.kind === "mount.remounted_ro"),
+    { severity: "crit" },
+  );
+  t.regex(
+    ev.find((e) => e.kind === "mount.remounted_ro")?.message ?? "",
+    /rw,noatime.* -> ro,noatime/,
+  );
   t.true(ev.some((e) => e.kind === "mount.finding" && e.message.includes(": ro: ")));
 });
 
@@ -119,9 +199,18 @@ test("time to full on a loop filesystem being filled at a steady rate", async (t
   const lfs = makeLoopFs(dir, { sizeMiB: 128 });
   t.teardown(() => lfs.cleanup());
   mkdirSync(join(lfs.mnt, "wal"));
-  const { once, registry } = collector([{ path: join(lfs.mnt, "wal"), role: "wal" }], { minSpanMs: 1500 });
+  const { once, registry } = collector([{ path: join(lfs.mnt, "wal"), role: "wal" }], {
+    minSpanMs: 1500,
+  });
   // ~8 MiB/s of durable writes, as a WAL would.
-  const filler = spawn("sh", ["-c", `i=0; while [ $i -lt 40 ]; do dd if=/dev/zero of=${join(lfs.mnt, "wal")}/seg.$i bs=1M count=2 conv=fsync status=none; i=$((i+1)); sleep 0.25; done`], { stdio: "ignore" });
+  const filler = spawn(
+    "sh",
+    [
+      "-c",
+      `i=0; while [ $i -lt 40 ]; do dd if=/dev/zero of=${join(lfs.mnt, "wal")}/seg.$i bs=1M count=2 conv=fsync status=none; i=$((i+1)); sleep 0.25; done`,
+    ],
+    { stdio: "ignore" },
+  );
   t.teardown(() => filler.kill("SIGKILL"));
   let last: MountsObservation | null = null;
   for (let i = 0; i < 12; i++) {
@@ -132,10 +221,15 @@ test("time to full on a loop filesystem being filled at a steady rate", async (t
   const rate = m?.fill_bytes_per_second ?? 0;
   const eta = m?.full_in_seconds ?? Infinity;
   const avail = m?.space?.avail_bytes ?? 0;
-  t.log(`fill rate ${(rate / 1048576).toFixed(1)} MiB/s, ${(avail / 1048576).toFixed(0)} MiB available, full in ${eta.toFixed(0)} s`);
+  t.log(
+    `fill rate ${(rate / 1048576).toFixed(1)} MiB/s, ${(avail / 1048576).toFixed(0)} MiB available, full in ${eta.toFixed(0)} s`,
+  );
   t.true(rate > 2 * 1048576 && rate < 20 * 1048576, `rate ${rate}`);
   t.true(Number.isFinite(eta) && Math.abs(eta - avail / rate) < 1);
-  t.regex(await registry.metrics(), new RegExp(`stemedb_agent_filesystem_full_in_seconds\\{mountpoint="${lfs.mnt}"\\} \\d`));
+  t.regex(
+    await registry.metrics(),
+    new RegExp(`stemedb_agent_filesystem_full_in_seconds\\{mountpoint="${lfs.mnt}"\\} \\d`),
+  );
   filler.kill("SIGKILL");
 });
 
@@ -146,13 +240,18 @@ test("a read-only remount in the agent's own mount namespace (ProtectSystem=stri
   t.teardown(() => (fs.cleanup(), cleanup()));
   mkdirSync(join(fs.mnt, "wal"));
   const toml = join(dir, "agent.toml");
-  execFileSync("sh", ["-c", `printf '[agent]\\nstate_dir = "%s"\\n[wal]\\ndir = "%s"\\n[stemedb]\\ndata_dir = "%s"\\n' "${join(dir, "state")}" "${join(fs.mnt, "wal")}" "${fs.mnt}" > ${toml}`]);
-  for (const c of ["diskstats", "fsync_probe", "smart", "kmsg", "wal", "procio"]) execFileSync("sh", ["-c", `printf '[collectors.${c}]\\nenabled = false\\n' >> ${toml}`]);
+  execFileSync("sh", [
+    "-c",
+    `printf '[agent]\\nstate_dir = "%s"\\n[wal]\\ndir = "%s"\\n[stemedb]\\ndata_dir = "%s"\\n' "${join(dir, "state")}" "${join(fs.mnt, "wal")}" "${fs.mnt}" > ${toml}`,
+  ]);
+  for (const c of ["diskstats", "fsync_probe", "smart", "kmsg", "wal", "procio"])
+    execFileSync("sh", ["-c", `printf '[collectors.${c}]\\nenabled = false\\n' >> ${toml}`]);
   const once = (remount: boolean) => {
     // unshare -m makes private mounts: the remount is seen by the agent only, as systemd's sandbox does.
     const script = `${remount ? `mount -o remount,bind,ro ${fs.mnt} && ` : ""}exec ${process.execPath} ${AGENT_BIN} --once --config ${toml}`;
     const out = execFileSync("unshare", ["-m", "sh", "-c", script], { encoding: "utf8" });
-    const obs = (JSON.parse(out) as { mounts: { observation: MountsObservation } }).mounts.observation;
+    const obs = (JSON.parse(out) as { mounts: { observation: MountsObservation } }).mounts
+      .observation;
     return obs.mounts.find((m) => m.mountpoint === fs.mnt);
   };
   const sandboxed = once(true);

@@ -10,7 +10,9 @@ import { tempDir } from "./helpers/agent-process.js";
 import { alive, quietLog, sleep } from "./helpers/quiet.js";
 
 async function counter(m: CoreMetrics, collector: string, reason: string): Promise<number> {
-  const v = (await m.collectorErrors.get()).values.find((x) => x.labels.collector === collector && x.labels.reason === reason);
+  const v = (await m.collectorErrors.get()).values.find(
+    (x) => x.labels.collector === collector && x.labels.reason === reason,
+  );
   return v?.value ?? 0;
 }
 
@@ -21,14 +23,20 @@ test("a throwing, a hanging and a never-settling collector do not delay a steady
   const pidFile = join(dir, "grandchild.pid");
 
   const steadyTimes: number[] = [];
-  const steady: Collector = { name: "steady", collect: () => (steadyTimes.push(performance.now()), Promise.resolve(1)) };
+  const steady: Collector = {
+    name: "steady",
+    collect: () => (steadyTimes.push(performance.now()), Promise.resolve(1)),
+  };
   const thrower: Collector = { name: "thrower", collect: () => Promise.reject(new Error("boom")) };
   let childPid = 0;
   const hanger: Collector = {
     name: "hanger",
     // A shell that starts a grandchild and waits: the whole process group must die on timeout.
     collect: async ({ signal }) => {
-      const p = run("sh", ["-c", `sleep 600 & echo $! > ${pidFile}; wait`], { signal, killGrace: 200 });
+      const p = run("sh", ["-c", `sleep 600 & echo $! > ${pidFile}; wait`], {
+        signal,
+        killGrace: 200,
+      });
       await sleep(50);
       return p.then((r) => {
         childPid = r.pid;
@@ -61,14 +69,20 @@ test("a throwing, a hanging and a never-settling collector do not delay a steady
   // The steady collector kept its 100 ms cadence throughout.
   // Bounds are loose for a loaded CI machine; a serial scheduler would fail them by far
   // (the ignorer never settles, the hanger holds 600 ms).
-  t.true(steadyTimes.length >= 10 && steadyTimes.length <= 18, `steady ran ${steadyTimes.length} times in 1.6 s`);
+  t.true(
+    steadyTimes.length >= 10 && steadyTimes.length <= 18,
+    `steady ran ${steadyTimes.length} times in 1.6 s`,
+  );
   const gaps = steadyTimes.slice(1).map((v, i) => v - (steadyTimes[i] ?? v));
   t.true(Math.max(...gaps) < 450, `largest gap ${Math.max(...gaps).toFixed(0)} ms`);
 
   t.true((await counter(metrics, "thrower", "error")) >= 10);
   t.is(await counter(metrics, "hanger", "timeout"), 1);
   t.is(await counter(metrics, "ignorer", "timeout"), 1);
-  t.true((await counter(metrics, "ignorer", "overlap")) >= 8, "each due slot while hung counts as overlap");
+  t.true(
+    (await counter(metrics, "ignorer", "overlap")) >= 8,
+    "each due slot while hung counts as overlap",
+  );
   t.is(ignorerCalls, 1, "a hung run is never started again");
   t.is(maxConcurrent, 1);
   t.is(await counter(metrics, "steady", "error"), 0);
@@ -87,7 +101,9 @@ test("a throwing, a hanging and a never-settling collector do not delay a steady
   const up = (await metrics.collectorUp.get()).values;
   t.is(up.find((v) => v.labels.collector === "steady")?.value, 1);
   t.is(up.find((v) => v.labels.collector === "thrower")?.value, 0);
-  const durations = (await metrics.collectorDuration.get()).values.filter((v) => v.labels.collector === "steady" && v.metricName?.endsWith("_count"));
+  const durations = (await metrics.collectorDuration.get()).values.filter(
+    (v) => v.labels.collector === "steady" && v.metricName?.endsWith("_count"),
+  );
   t.true((durations[0]?.value ?? 0) >= 10);
 });
 
@@ -96,12 +112,27 @@ test("a collector's published observation is the one it returned, and publish er
   const sched = new Scheduler(metrics, quietLog);
   const seen: number[] = [];
   let n = 0;
-  sched.add({ name: "pub", collect: () => Promise.resolve(++n), publish: (o) => seen.push(o as number) }, { interval: ms(50), timeout: ms(500), jitter: ms(0) });
-  sched.add({ name: "badpub", collect: () => Promise.resolve(1), publish: () => { throw new Error("sink broke"); } }, { interval: ms(50), timeout: ms(500), jitter: ms(0) });
+  sched.add(
+    { name: "pub", collect: () => Promise.resolve(++n), publish: (o) => seen.push(o as number) },
+    { interval: ms(50), timeout: ms(500), jitter: ms(0) },
+  );
+  sched.add(
+    {
+      name: "badpub",
+      collect: () => Promise.resolve(1),
+      publish: () => {
+        throw new Error("sink broke");
+      },
+    },
+    { interval: ms(50), timeout: ms(500), jitter: ms(0) },
+  );
   sched.start();
   await sleep(280);
   await sched.stop();
-  t.deepEqual(seen, seen.map((_, i) => i + 1));
+  t.deepEqual(
+    seen,
+    seen.map((_, i) => i + 1),
+  );
   t.true(seen.length >= 4);
   t.true((await counter(metrics, "badpub", "error")) >= 4);
 });
@@ -110,7 +141,16 @@ test("stop() aborts runs in flight and returns within its grace", async (t) => {
   const sched = new Scheduler(new CoreMetrics(), quietLog);
   let aborted = false;
   sched.add(
-    { name: "slow", collect: ({ signal }) => new Promise((resolve) => signal.addEventListener("abort", () => { aborted = true; resolve(0); })) },
+    {
+      name: "slow",
+      collect: ({ signal }) =>
+        new Promise((resolve) =>
+          signal.addEventListener("abort", () => {
+            aborted = true;
+            resolve(0);
+          }),
+        ),
+    },
     { interval: ms(1000), timeout: ms(60_000), jitter: ms(0) },
   );
   sched.start();
@@ -125,7 +165,10 @@ test("jitter spreads first runs and a changed interval takes effect on update", 
   let r = 0;
   const sched = new Scheduler(new CoreMetrics(), quietLog, () => (r = (r + 0.37) % 1));
   const times: number[] = [];
-  sched.add({ name: "j", collect: () => (times.push(performance.now()), Promise.resolve(0)) }, { interval: ms(1000), timeout: ms(500), jitter: ms(200) });
+  sched.add(
+    { name: "j", collect: () => (times.push(performance.now()), Promise.resolve(0)) },
+    { interval: ms(1000), timeout: ms(500), jitter: ms(200) },
+  );
   const t0 = performance.now();
   sched.start();
   await sleep(300);
@@ -157,14 +200,24 @@ test("slower collectors start at phases of their own, on turns the fast ones wak
 test("collectors on the same slower cadence run in turns of their own, not in one burst", async (t) => {
   const sched = new Scheduler(new CoreMetrics(), quietLog);
   const slow: number[] = [];
-  sched.add({ name: "fast", collect: () => Promise.resolve(0) }, { interval: ms(500), timeout: ms(500), jitter: ms(0) });
-  for (let i = 0; i < 3; i++) sched.add({ name: `slow${i}`, collect: () => (slow.push(performance.now()), Promise.resolve(0)) }, { interval: ms(2000), timeout: ms(500), jitter: ms(0) });
+  sched.add(
+    { name: "fast", collect: () => Promise.resolve(0) },
+    { interval: ms(500), timeout: ms(500), jitter: ms(0) },
+  );
+  for (let i = 0; i < 3; i++)
+    sched.add(
+      { name: `slow${i}`, collect: () => (slow.push(performance.now()), Promise.resolve(0)) },
+      { interval: ms(2000), timeout: ms(500), jitter: ms(0) },
+    );
   sched.start();
   await sleep(4200);
   await sched.stop();
   t.true(slow.length >= 6, `slow collectors ran ${slow.length} times`);
   // Phases 500, 1000, 1500 ms: 500 ms apart. In one phase they would run within a millisecond.
-  const gaps = slow.slice(1).map((v, i) => v - (slow[i] ?? v)).sort((a, b) => a - b);
+  const gaps = slow
+    .slice(1)
+    .map((v, i) => v - (slow[i] ?? v))
+    .sort((a, b) => a - b);
   const median = gaps[Math.floor(gaps.length / 2)] ?? 0;
   t.true(median >= 250, `median gap between slow runs ${median.toFixed(1)} ms (expected ~500)`);
 });

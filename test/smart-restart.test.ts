@@ -18,8 +18,11 @@ const WINDOW_S = 12;
 
 /** The fixture with 199 set to `crc`. */
 function withCrc(dir: string, crc: number): string {
-  const doc = JSON.parse(readFileSync(join(SMART_FIXTURES, FIXTURE), "utf8")) as { ata_smart_attributes: { table: Array<{ id: number; raw: { value: number; string: string } }> } };
-  for (const a of doc.ata_smart_attributes.table) if (a.id === 199) a.raw = { value: crc, string: String(crc) };
+  const doc = JSON.parse(readFileSync(join(SMART_FIXTURES, FIXTURE), "utf8")) as {
+    ata_smart_attributes: { table: Array<{ id: number; raw: { value: number; string: string } }> };
+  };
+  for (const a of doc.ata_smart_attributes.table)
+    if (a.id === 199) a.raw = { value: crc, string: String(crc) };
   const file = join(dir, "fx", `crc${crc}.json`);
   writeFileSync(file, JSON.stringify(doc));
   return file;
@@ -36,13 +39,29 @@ async function polls(calls: () => string[], n: number, timeoutMs = 30_000): Prom
 }
 
 /** The smart.verdict events the agent recorded, oldest first (read after it stopped). */
-function verdictEvents(stateDir: string): Array<{ ts: number; verdict: string; reason199: string | undefined }> {
-  const h = new HistoryStore({ stateDir, retention: defaultRetention(), log: quietLog, metrics: new CoreMetrics() });
+function verdictEvents(
+  stateDir: string,
+): Array<{ ts: number; verdict: string; reason199: string | undefined }> {
+  const h = new HistoryStore({
+    stateDir,
+    retention: defaultRetention(),
+    log: quietLog,
+    metrics: new CoreMetrics(),
+  });
   try {
-    const rows = h.database.prepare("SELECT ts, data FROM events WHERE kind = 'smart.verdict' ORDER BY id").all() as Array<{ ts: number; data: string }>;
+    const rows = h.database
+      .prepare("SELECT ts, data FROM events WHERE kind = 'smart.verdict' ORDER BY id")
+      .all() as Array<{ ts: number; data: string }>;
     return rows.map((r) => {
-      const d = JSON.parse(r.data) as { verdict: string; reasons: Array<{ code: string; message: string }> };
-      return { ts: r.ts, verdict: d.verdict, reason199: d.reasons.find((x) => x.code === "attribute_199")?.message };
+      const d = JSON.parse(r.data) as {
+        verdict: string;
+        reasons: Array<{ code: string; message: string }>;
+      };
+      return {
+        ts: r.ts,
+        verdict: d.verdict,
+        reason199: d.reasons.find((x) => x.code === "attribute_199")?.message,
+      };
     });
   } finally {
     h.close();
@@ -87,14 +106,43 @@ test("a rising 199 verdict survives a restart: warn from the persisted rise with
   await c.stop("SIGTERM");
 
   const ev = verdictEvents(join(dir, "state"));
-  t.deepEqual(ev.map((e) => e.verdict), ["pass", "warn", "warn", "pass", "warn"], JSON.stringify(ev, null, 1));
+  t.deepEqual(
+    ev.map((e) => e.verdict),
+    ["pass", "warn", "warn", "pass", "warn"],
+    JSON.stringify(ev, null, 1),
+  );
   const [, up, kept, back] = ev;
-  t.true((kept?.ts ?? Infinity) - (up?.ts ?? 0) < WINDOW_S * 1000, "the restarted agent's warn is within the window of the rise");
-  t.true((back?.ts ?? 0) - (up?.ts ?? Infinity) > WINDOW_S * 1000, "pass only once the window has passed");
-  t.regex(shown, /stemedb_agent_smart_verdict\{device="sdc",verdict="pass"\} 1/, "and /metrics says so");
-  t.regex(ev[0]?.reason199 ?? "", /^3 UDMA CRC errors .*first look, no history \(static rule: info; warns if it grows within 12 s\)/);
+  t.true(
+    (kept?.ts ?? Infinity) - (up?.ts ?? 0) < WINDOW_S * 1000,
+    "the restarted agent's warn is within the window of the rise",
+  );
+  t.true(
+    (back?.ts ?? 0) - (up?.ts ?? Infinity) > WINDOW_S * 1000,
+    "pass only once the window has passed",
+  );
+  t.regex(
+    shown,
+    /stemedb_agent_smart_verdict\{device="sdc",verdict="pass"\} 1/,
+    "and /metrics says so",
+  );
+  t.regex(
+    ev[0]?.reason199 ?? "",
+    /^3 UDMA CRC errors .*first look, no history \(static rule: info; warns if it grows within 12 s\)/,
+  );
   t.regex(ev[1]?.reason199 ?? "", /^5 UDMA CRC errors .*rose by 2 within 12 s \(rising rule/);
-  t.regex(ev[2]?.reason199 ?? "", /^5 UDMA CRC errors .*rose by 2 within 12 s \(rising rule/, "after the restart: the persisted rise");
-  t.regex(ev[3]?.reason199 ?? "", /^5 UDMA CRC errors .*not grown in \d+ (s|min) watched \(static rule/, "the window has passed");
-  t.regex(ev[4]?.reason199 ?? "", /^6 UDMA CRC errors .*rose by 1 within 12 s \(rising rule/, "measured from the persisted count");
+  t.regex(
+    ev[2]?.reason199 ?? "",
+    /^5 UDMA CRC errors .*rose by 2 within 12 s \(rising rule/,
+    "after the restart: the persisted rise",
+  );
+  t.regex(
+    ev[3]?.reason199 ?? "",
+    /^5 UDMA CRC errors .*not grown in \d+ (s|min) watched \(static rule/,
+    "the window has passed",
+  );
+  t.regex(
+    ev[4]?.reason199 ?? "",
+    /^6 UDMA CRC errors .*rose by 1 within 12 s \(rising rule/,
+    "measured from the persisted count",
+  );
 });

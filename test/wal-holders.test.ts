@@ -34,10 +34,20 @@ test("as root with the capabilities, every process can be seen; as an unprivileg
     try { console.log(JSON.stringify({ holders: m.holdersOf({ dev: ${st.dev}, ino: ${st.ino} }, process.pid) })); }
     catch (e) { console.log(JSON.stringify({ error: e.code, message: e.message })); }
   });`;
-  const r = spawnSync("runuser", ["-u", "nobody", "--", process.execPath, "--input-type=module", "-e", script], { encoding: "utf8" });
+  const r = spawnSync(
+    "runuser",
+    ["-u", "nobody", "--", process.execPath, "--input-type=module", "-e", script],
+    { encoding: "utf8" },
+  );
   t.is(r.status, 0, r.stderr);
-  const [blind, out] = r.stdout.trim().split("\n").map((l) => JSON.parse(l) as Record<string, string>);
-  t.regex(blind?.["blind"] ?? "", /without CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH the agent cannot see/);
+  const [blind, out] = r.stdout
+    .trim()
+    .split("\n")
+    .map((l) => JSON.parse(l) as Record<string, string>);
+  t.regex(
+    blind?.["blind"] ?? "",
+    /without CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH the agent cannot see/,
+  );
   t.is(out?.["error"], "HoldersUnknown", JSON.stringify(out));
   t.regex(out?.["message"] ?? "", /which processes hold WAL segments open is unknown/);
 });

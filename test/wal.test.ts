@@ -1,5 +1,17 @@
 import { spawn, spawnSync } from "node:child_process";
-import { appendFileSync, chmodSync, copyFileSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, symlinkSync, unlinkSync, writeFileSync } from "node:fs";
+import {
+  appendFileSync,
+  chmodSync,
+  copyFileSync,
+  mkdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  unlinkSync,
+  writeFileSync,
+} from "node:fs";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
@@ -8,7 +20,15 @@ import test from "ava";
 import { Registry } from "prom-client";
 import { WalCollector, type WalObservation } from "../collectors/wal/collector.js";
 import { parseDbMetrics } from "../collectors/wal/dbmetrics.js";
-import { AGENT_BIN, fetchText, hasCommand, isRoot, QUIET_COLLECTORS, startAgent, tempDir } from "./helpers/agent-process.js";
+import {
+  AGENT_BIN,
+  fetchText,
+  hasCommand,
+  isRoot,
+  QUIET_COLLECTORS,
+  startAgent,
+  tempDir,
+} from "./helpers/agent-process.js";
 import { quietLog, sampler, sleep } from "./helpers/quiet.js";
 
 const seg = (i: number) => `segment.${String(i).padStart(4, "0")}.wal`;
@@ -21,12 +41,30 @@ function walDir(n: number, size = 4096): string {
   return wal;
 }
 
-function collector(dir: string, extra: Partial<{ rescanMs: number; stallAfterMs: number; verifyCommand: string; dbMetricsUrl: string }> = {}) {
+function collector(
+  dir: string,
+  extra: Partial<{
+    rescanMs: number;
+    stallAfterMs: number;
+    verifyCommand: string;
+    dbMetricsUrl: string;
+  }> = {},
+) {
   const registry = new Registry();
   const col = new WalCollector({
-    dir, pattern: "segment.*.wal", rescanMs: extra.rescanMs ?? 0, stallAfterMs: extra.stallAfterMs ?? 3_600_000, expectedSegmentSize: 0,
-    verifyCommand: extra.verifyCommand ?? "", checkCompressed: true, dbMetricsUrl: extra.dbMetricsUrl ?? "", service: "stemedb-api.service",
-    procPath: "/proc", registry, history: null, log: quietLog,
+    dir,
+    pattern: "segment.*.wal",
+    rescanMs: extra.rescanMs ?? 0,
+    stallAfterMs: extra.stallAfterMs ?? 3_600_000,
+    expectedSegmentSize: 0,
+    verifyCommand: extra.verifyCommand ?? "",
+    checkCompressed: true,
+    dbMetricsUrl: extra.dbMetricsUrl ?? "",
+    service: "stemedb-api.service",
+    procPath: "/proc",
+    registry,
+    history: null,
+    log: quietLog,
   });
   const once = sampler(col);
   return { col, registry, once };
@@ -43,7 +81,11 @@ test("a directory with a few hundred segments is inventoried by state, with ages
   const { once, registry, col } = collector(dir);
   t.teardown(() => col.close());
   const o = await once();
-  t.deepEqual(o.segments, { active: { count: 1, bytes: 4096 }, sealed: { count: 296, bytes: 296 * 4096 }, compressed: { count: 3, bytes: o.segments.compressed.bytes } });
+  t.deepEqual(o.segments, {
+    active: { count: 1, bytes: 4096 },
+    sealed: { count: 296, bytes: 296 * 4096 },
+    compressed: { count: 3, bytes: o.segments.compressed.bytes },
+  });
   t.is(o.active?.name, seg(300));
   t.deepEqual(o.findings, []);
   t.is(o.expected_segment_size, 4096);
@@ -74,7 +116,16 @@ test("each finding is produced for real and clears when fixed", async (t) => {
   await once(); // starts the background gzip check
   await sleep(100);
   const o = await once();
-  t.deepEqual(kinds(o), ["corrupt_gz", "gap", "not_regular", "plain_and_compressed", "symlink", "truncated", "wrong_owner_or_mode", "zero_length"]);
+  t.deepEqual(kinds(o), [
+    "corrupt_gz",
+    "gap",
+    "not_regular",
+    "plain_and_compressed",
+    "symlink",
+    "truncated",
+    "wrong_owner_or_mode",
+    "zero_length",
+  ]);
   const files = (k: string) => o.findings.find((f) => f.kind === k)?.files;
   t.deepEqual(files("gap"), ["#10"]);
   t.deepEqual(files("plain_and_compressed"), [seg(11)]);
@@ -83,9 +134,17 @@ test("each finding is produced for real and clears when fixed", async (t) => {
   t.deepEqual(files("wrong_owner_or_mode"), [seg(14)]);
   t.deepEqual(files("symlink"), [`${seg(41)}.gz`]);
   t.deepEqual(files("corrupt_gz"), [`${seg(5)}.gz`]);
-  t.is(o.active?.name, seg(40), "a symlink or directory with a higher number is never the active segment");
+  t.is(
+    o.active?.name,
+    seg(40),
+    "a symlink or directory with a higher number is never the active segment",
+  );
   const realGz = [`${seg(5)}.gz`, `${seg(11)}.gz`].map((n) => statSync(join(dir, n)).size);
-  t.deepEqual(o.segments.compressed, { count: 2, bytes: (realGz[0] ?? 0) + (realGz[1] ?? 0) }, "the symlinked .gz is not counted as a segment");
+  t.deepEqual(
+    o.segments.compressed,
+    { count: 2, bytes: (realGz[0] ?? 0) + (realGz[1] ?? 0) },
+    "the symlinked .gz is not counted as a segment",
+  );
 
   renameSync(join(dir, "moved-away"), join(dir, seg(10)));
   unlinkSync(join(dir, `${seg(11)}.gz`));
@@ -160,7 +219,10 @@ test("the optional verifier runs once per sealed segment and its rejections are 
   const dir = walDir(4);
   const script = join(dir, "..", "verify.sh");
   // The segment comes open on stdin ({} is /dev/stdin), its name in STEMEDB_WAL_SEGMENT.
-  writeFileSync(script, `#!/bin/sh\n[ "$1" = /dev/stdin ] && [ "$(wc -c < "$1")" -gt 0 ] || exit 9\necho "$STEMEDB_WAL_SEGMENT" >> ${join(dir, "..", "verified.log")}\ncase "$STEMEDB_WAL_SEGMENT" in *0002.wal) exit 3;; esac\nexit 0\n`);
+  writeFileSync(
+    script,
+    `#!/bin/sh\n[ "$1" = /dev/stdin ] && [ "$(wc -c < "$1")" -gt 0 ] || exit 9\necho "$STEMEDB_WAL_SEGMENT" >> ${join(dir, "..", "verified.log")}\ncase "$STEMEDB_WAL_SEGMENT" in *0002.wal) exit 3;; esac\nexit 0\n`,
+  );
   chmodSync(script, 0o755);
   const { once, col } = collector(dir, { verifyCommand: `${script} {}` });
   t.teardown(() => col.close());
@@ -174,8 +236,14 @@ test("the optional verifier runs once per sealed segment and its rejections are 
     o = await once();
   }
   t.deepEqual(o.findings.find((f) => f.kind === "verify_failed")?.files, [seg(2)]);
-  const log = readFileSync(join(dir, "..", "verified.log"), "utf8").trim().split("\n");
-  t.deepEqual([...log].sort(), [1, 2, 3].map((i) => seg(i)), "each sealed segment once, never the active one");
+  const log = readFileSync(join(dir, "..", "verified.log"), "utf8")
+    .trim()
+    .split("\n");
+  t.deepEqual(
+    [...log].sort(),
+    [1, 2, 3].map((i) => seg(i)),
+    "each sealed segment once, never the active one",
+  );
 });
 
 test("the database's own WAL fsync view is scraped from a real HTTP endpoint; a dead endpoint is a finding, not a crash", async (t) => {
@@ -190,7 +258,9 @@ test("the database's own WAL fsync view is scraped from a real HTTP endpoint; a 
     "stemedb_wal_fsync_errors_total 3",
     "",
   ].join("\n");
-  const srv = createServer((_, res) => res.writeHead(200, { "content-type": "text/plain; version=0.0.4" }).end(body));
+  const srv = createServer((_, res) =>
+    res.writeHead(200, { "content-type": "text/plain; version=0.0.4" }).end(body),
+  );
   await new Promise<void>((r) => srv.listen(0, "127.0.0.1", () => r()));
   t.teardown(() => srv.close());
   const url = `http://127.0.0.1:${(srv.address() as AddressInfo).port}/metrics`;
@@ -209,7 +279,14 @@ test("the database's own WAL fsync view is scraped from a real HTTP endpoint; a 
 });
 
 test("a histogram exposition gives p99 as the upper bound of its bucket", (t) => {
-  const text = ['stemedb_wal_fsync_duration_seconds_bucket{le="0.001"} 10', 'stemedb_wal_fsync_duration_seconds_bucket{le="0.01"} 90', 'stemedb_wal_fsync_duration_seconds_bucket{le="0.1"} 99', 'stemedb_wal_fsync_duration_seconds_bucket{le="1"} 100', 'stemedb_wal_fsync_duration_seconds_bucket{le="+Inf"} 100', "garbage {{{"].join("\n");
+  const text = [
+    'stemedb_wal_fsync_duration_seconds_bucket{le="0.001"} 10',
+    'stemedb_wal_fsync_duration_seconds_bucket{le="0.01"} 90',
+    'stemedb_wal_fsync_duration_seconds_bucket{le="0.1"} 99',
+    'stemedb_wal_fsync_duration_seconds_bucket{le="1"} 100',
+    'stemedb_wal_fsync_duration_seconds_bucket{le="+Inf"} 100',
+    "garbage {{{",
+  ].join("\n");
   t.is(parseDbMetrics(text).p99, 0.1);
   t.deepEqual(parseDbMetrics(""), { quantiles: {}, p99: null, count: null, errors: null });
 });
@@ -217,7 +294,9 @@ test("a histogram exposition gives p99 as the upper bound of its bucket", (t) =>
 test("through the running agent: a WAL directory of a few hundred segments on /metrics", async (t) => {
   const dir = walDir(300);
   unlinkSync(join(dir, seg(77)));
-  const a = await startAgent({ extraToml: `[wal]\ndir = "${dir}"\n[collectors.diskstats]\nenabled = false\n[collectors.smart]\nenabled = false\n[collectors.procio]\nenabled = false\n[collectors.kmsg]\nenabled = false\n` });
+  const a = await startAgent({
+    extraToml: `[wal]\ndir = "${dir}"\n[collectors.diskstats]\nenabled = false\n[collectors.smart]\nenabled = false\n[collectors.procio]\nenabled = false\n[collectors.kmsg]\nenabled = false\n`,
+  });
   t.teardown(() => a.stop("SIGKILL"));
   let text = "";
   for (let i = 0; i < 50 && !/stemedb_agent_wal_segments\{state="sealed"\} 298/.test(text); i++) {
@@ -230,27 +309,42 @@ test("through the running agent: a WAL directory of a few hundred segments on /m
 });
 
 test("permission errors: run as nobody, an unlistable WAL directory and unreadable segments are findings", (t) => {
-  if (!isRoot || !hasCommand("runuser")) return t.pass("skipped: needs root and runuser to run the agent as nobody");
+  if (!isRoot || !hasCommand("runuser"))
+    return t.pass("skipped: needs root and runuser to run the agent as nobody");
   const { dir } = tempDir();
   chmodSync(dir, 0o755);
   const open = join(dir, "wal-open");
   const closed = join(dir, "wal-closed");
   for (const d of [open, closed]) {
     mkdirSync(d, { mode: 0o755 });
-    for (let i = 1; i <= 4; i++) writeFileSync(join(d, seg(i)), Buffer.alloc(4096), { mode: 0o644 });
+    for (let i = 1; i <= 4; i++)
+      writeFileSync(join(d, seg(i)), Buffer.alloc(4096), { mode: 0o644 });
   }
   chmodSync(join(open, seg(2)), 0o600); // nobody may not read this one
   chmodSync(closed, 0o700); // nor list this directory
   const run = (wal: string) => {
     const cfg = join(dir, `agent-${wal.endsWith("open") ? "a" : "b"}.toml`);
-    writeFileSync(cfg, `[wal]\ndir = "${wal}"\n${QUIET_COLLECTORS.replace("[collectors.wal]\nenabled = false\n", "")}`);
+    writeFileSync(
+      cfg,
+      `[wal]\ndir = "${wal}"\n${QUIET_COLLECTORS.replace("[collectors.wal]\nenabled = false\n", "")}`,
+    );
     chmodSync(cfg, 0o644);
-    const r = spawnSync("runuser", ["-u", "nobody", "--", process.execPath, AGENT_BIN, "--once", "--config", cfg], { encoding: "utf8", timeout: 30_000 });
+    const r = spawnSync(
+      "runuser",
+      ["-u", "nobody", "--", process.execPath, AGENT_BIN, "--once", "--config", cfg],
+      { encoding: "utf8", timeout: 30_000 },
+    );
     return JSON.parse(r.stdout) as { wal: { observation: WalObservation } };
   };
   const a = run(open).wal.observation;
-  t.deepEqual(a.findings.filter((f) => f.kind !== "wrong_owner_or_mode").map((f) => [f.kind, f.files]), [["unreadable", [seg(2)]]]);
+  t.deepEqual(
+    a.findings.filter((f) => f.kind !== "wrong_owner_or_mode").map((f) => [f.kind, f.files]),
+    [["unreadable", [seg(2)]]],
+  );
   const b = run(closed).wal.observation;
-  t.deepEqual(b.findings.map((f) => f.kind), ["dir_missing"]);
+  t.deepEqual(
+    b.findings.map((f) => f.kind),
+    ["dir_missing"],
+  );
   t.regex(b.findings[0]?.message ?? "", /does not exist or cannot be listed/);
 });

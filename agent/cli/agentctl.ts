@@ -8,10 +8,27 @@ import type { StatusReport } from "../agent.js";
 import type { AreaVerdict } from "../status/areas.js";
 import type { Diagnosis } from "../status/diagnose.js";
 import type { EventRow, HistoryAnswer, TopIoRow } from "../status/queries.js";
-import { adminCandidates, ApiError, get, Refused, socketCandidates, Unreachable } from "./client.js";
+import {
+  adminCandidates,
+  ApiError,
+  get,
+  Refused,
+  socketCandidates,
+  Unreachable,
+} from "./client.js";
 import { detectStyle } from "./format.js";
-import type { BackupPauseState, BackupUnitView } from "../../remediators/backup_pause/remediator.js";
-import { renderBackups, renderDiagnosis, renderEvents, renderHistory, renderStatus, renderTopIo } from "./render.js";
+import type {
+  BackupPauseState,
+  BackupUnitView,
+} from "../../remediators/backup_pause/remediator.js";
+import {
+  renderBackups,
+  renderDiagnosis,
+  renderEvents,
+  renderHistory,
+  renderStatus,
+  renderTopIo,
+} from "./render.js";
 
 export const EXIT = { ok: 0, warn: 1, crit: 2, unreachable: 3, usage: 64, refused: 77 } as const;
 
@@ -41,7 +58,12 @@ options:
 exit codes: 0 ok, 1 warn (or an action the agent declined, with its reason), 2 crit, 3 agent unreachable,
             64 usage error, 77 action refused (not root)`;
 
-const VERDICT_EXIT: Record<AreaVerdict, number> = { ok: EXIT.ok, unknown: EXIT.warn, warn: EXIT.warn, crit: EXIT.crit };
+const VERDICT_EXIT: Record<AreaVerdict, number> = {
+  ok: EXIT.ok,
+  unknown: EXIT.warn,
+  warn: EXIT.warn,
+  crit: EXIT.crit,
+};
 
 async function main(argv: string[]): Promise<number> {
   let parsed;
@@ -82,7 +104,8 @@ async function main(argv: string[]): Promise<number> {
     const s = u.toString();
     return s ? `?${s}` : "";
   };
-  const out = (body: unknown, text: () => string) => process.stdout.write(o.json ? `${JSON.stringify(body, null, 2)}\n` : text());
+  const out = (body: unknown, text: () => string) =>
+    process.stdout.write(o.json ? `${JSON.stringify(body, null, 2)}\n` : text());
   try {
     switch (command) {
       case "status": {
@@ -98,20 +121,30 @@ async function main(argv: string[]): Promise<number> {
       case "history": {
         const metric = positionals[1];
         if (!metric) {
-          process.stderr.write("agentctl: history needs a METRIC, e.g. agentctl history disk_w_await_seconds --device sda\n");
+          process.stderr.write(
+            "agentctl: history needs a METRIC, e.g. agentctl history disk_w_await_seconds --device sda\n",
+          );
           return EXIT.usage;
         }
-        const h = (await get(candidates, `/v1/history${q({ metric, device: o.device, since: o.since })}`)).body as HistoryAnswer;
+        const h = (
+          await get(candidates, `/v1/history${q({ metric, device: o.device, since: o.since })}`)
+        ).body as HistoryAnswer;
         out(h, () => renderHistory(h, style));
         return EXIT.ok;
       }
       case "events": {
-        const e = (await get(candidates, `/v1/events${q({ since: o.since, class: o.class, limit: o.limit })}`)).body as { events: EventRow[] };
+        const e = (
+          await get(
+            candidates,
+            `/v1/events${q({ since: o.since, class: o.class, limit: o.limit })}`,
+          )
+        ).body as { events: EventRow[] };
         out(e, () => renderEvents(e.events, style));
         return EXIT.ok;
       }
       case "top-io": {
-        const t = (await get(candidates, `/v1/top-io${q({ since: o.since, limit: o.limit })}`)).body as { top: TopIoRow[] };
+        const t = (await get(candidates, `/v1/top-io${q({ since: o.since, limit: o.limit })}`))
+          .body as { top: TopIoRow[] };
         out(t, () => renderTopIo(t.top));
         return EXIT.ok;
       }
@@ -119,33 +152,76 @@ async function main(argv: string[]): Promise<number> {
         if (positionals[1] === "undo") {
           const [name, target] = [positionals[2], positionals[3]];
           if (!name || !target) {
-            process.stderr.write("agentctl: undo needs a remediator and a target, e.g. agentctl remediations undo wal_compress segment.42.wal\n");
+            process.stderr.write(
+              "agentctl: undo needs a remediator and a target, e.g. agentctl remediations undo wal_compress segment.42.wal\n",
+            );
             return EXIT.usage;
           }
-          const r = (await get(adminCandidates(candidates), `/v1/remediations/undo${q({ name, target })}`, 60_000, "POST")).body;
+          const r = (
+            await get(
+              adminCandidates(candidates),
+              `/v1/remediations/undo${q({ name, target })}`,
+              60_000,
+              "POST",
+            )
+          ).body;
           out(r, () => `${target}: decompressed back to plain\n`);
           return EXIT.ok;
         }
         if (positionals[1] === "reset-breaker") {
           const name = positionals[2];
           if (!name) {
-            process.stderr.write("agentctl: reset-breaker needs a remediator name, e.g. wal_compress\n");
+            process.stderr.write(
+              "agentctl: reset-breaker needs a remediator name, e.g. wal_compress\n",
+            );
             return EXIT.usage;
           }
-          const r = (await get(adminCandidates(candidates), `/v1/remediations/reset-breaker${q({ name })}`, 5000, "POST")).body;
+          const r = (
+            await get(
+              adminCandidates(candidates),
+              `/v1/remediations/reset-breaker${q({ name })}`,
+              5000,
+              "POST",
+            )
+          ).body;
           out(r, () => `circuit breaker of ${name} reset\n`);
           return EXIT.ok;
         }
-        const r = (await get(candidates, "/v1/remediations")).body as { remediators: Array<{ name: string; mode: string; breaker_open: boolean; busy: string | null; last_decision: string; plan: { compress: string[]; skipped: number } | null }>; journal: Array<{ id: number; remediator: string; action: string; target: string; state: string; started_at: string }> };
+        const r = (await get(candidates, "/v1/remediations")).body as {
+          remediators: Array<{
+            name: string;
+            mode: string;
+            breaker_open: boolean;
+            busy: string | null;
+            last_decision: string;
+            plan: { compress: string[]; skipped: number } | null;
+          }>;
+          journal: Array<{
+            id: number;
+            remediator: string;
+            action: string;
+            target: string;
+            state: string;
+            started_at: string;
+          }>;
+        };
         out(r, () => {
           const lines: string[] = [];
           for (const x of r.remediators) {
-            lines.push(`${x.name}: mode ${x.mode}${x.breaker_open ? ", CIRCUIT BREAKER OPEN" : ""}${x.busy ? `, compressing ${x.busy}` : ""}`);
+            lines.push(
+              `${x.name}: mode ${x.mode}${x.breaker_open ? ", CIRCUIT BREAKER OPEN" : ""}${x.busy ? `, compressing ${x.busy}` : ""}`,
+            );
             lines.push(`  last decision: ${x.last_decision}`);
-            if (x.plan) lines.push(`  plan: ${x.plan.compress.length} to compress${x.plan.compress.length ? ` (${x.plan.compress.slice(0, 5).join(", ")}${x.plan.compress.length > 5 ? ", …" : ""})` : ""}, ${x.plan.skipped} kept`);
+            if (x.plan)
+              lines.push(
+                `  plan: ${x.plan.compress.length} to compress${x.plan.compress.length ? ` (${x.plan.compress.slice(0, 5).join(", ")}${x.plan.compress.length > 5 ? ", …" : ""})` : ""}, ${x.plan.skipped} kept`,
+              );
           }
           lines.push("journal (newest first):");
-          for (const j of r.journal) lines.push(`  #${j.id} ${j.started_at.slice(0, 19)} ${j.remediator} ${j.action} ${j.target}: ${j.state}`);
+          for (const j of r.journal)
+            lines.push(
+              `  #${j.id} ${j.started_at.slice(0, 19)} ${j.remediator} ${j.action} ${j.target}: ${j.state}`,
+            );
           if (r.journal.length === 0) lines.push("  (empty)");
           return `${lines.join("\n")}\n`;
         });
@@ -156,22 +232,39 @@ async function main(argv: string[]): Promise<number> {
         if (verb === "pause" || verb === "resume") {
           const unit = positionals[2];
           if (!unit) {
-            process.stderr.write(`agentctl: backups ${verb} needs a unit, e.g. agentctl backups ${verb} backup.service${verb === "pause" ? " --for 20m" : ""}\n`);
+            process.stderr.write(
+              `agentctl: backups ${verb} needs a unit, e.g. agentctl backups ${verb} backup.service${verb === "pause" ? " --for 20m" : ""}\n`,
+            );
             return EXIT.usage;
           }
           try {
-            const r = (await get(adminCandidates(candidates), `/v1/backups/${verb}${q({ unit, for: verb === "pause" ? o.for : undefined })}`, 60_000, "POST")).body as { unit: BackupUnitView };
-            out(r, () => (r.unit.paused ? `${unit}: paused (${r.unit.paused.method}) until ${r.unit.paused.until}; dead-man's switch ${r.unit.paused.deadman} resumes it even if the agent dies\n` : `${unit}: resumed\n`));
+            const r = (
+              await get(
+                adminCandidates(candidates),
+                `/v1/backups/${verb}${q({ unit, for: verb === "pause" ? o.for : undefined })}`,
+                60_000,
+                "POST",
+              )
+            ).body as { unit: BackupUnitView };
+            out(r, () =>
+              r.unit.paused
+                ? `${unit}: paused (${r.unit.paused.method}) until ${r.unit.paused.until}; dead-man's switch ${r.unit.paused.deadman} resumes it even if the agent dies\n`
+                : `${unit}: resumed\n`,
+            );
             return EXIT.ok;
           } catch (e) {
             // The agent declined (not listed, budget spent, not active, not paused): its reason, exit 1.
             if (!(e instanceof ApiError) || e.status !== 400) throw e;
-            process.stderr.write(`agentctl: ${unit} not ${verb === "pause" ? "paused" : "resumed"}: ${e.message}\n`);
+            process.stderr.write(
+              `agentctl: ${unit} not ${verb === "pause" ? "paused" : "resumed"}: ${e.message}\n`,
+            );
             return EXIT.warn;
           }
         }
         if (verb !== undefined) {
-          process.stderr.write(`agentctl: unknown backups command ${JSON.stringify(verb)} (pause, resume, or nothing to list)\n`);
+          process.stderr.write(
+            `agentctl: unknown backups command ${JSON.stringify(verb)} (pause, resume, or nothing to list)\n`,
+          );
           return EXIT.usage;
         }
         const b = (await get(candidates, "/v1/backups", 20_000)).body as BackupPauseState;
@@ -195,7 +288,9 @@ async function main(argv: string[]): Promise<number> {
       return EXIT.refused;
     }
     if (e instanceof ApiError) {
-      process.stderr.write(`agentctl: ${e.status === 400 ? "bad request" : "the agent failed"}: ${e.message}\n`);
+      process.stderr.write(
+        `agentctl: ${e.status === 400 ? "bad request" : "the agent failed"}: ${e.message}\n`,
+      );
       return e.status === 400 ? EXIT.usage : EXIT.crit;
     }
     throw e;

@@ -23,7 +23,10 @@ export class ApiError extends Error {
 }
 
 /** Where to look for the socket: --socket alone if given, else $STEMEDB_AGENT_SOCKET, else the config's path and its fallback. */
-export function socketCandidates(opts: { socket?: string | undefined; config?: string | undefined }, env = process.env): string[] {
+export function socketCandidates(
+  opts: { socket?: string | undefined; config?: string | undefined },
+  env = process.env,
+): string[] {
   if (opts.socket) return [opts.socket];
   if (env["STEMEDB_AGENT_SOCKET"]) return [env["STEMEDB_AGENT_SOCKET"]];
   const { controlSocket, stateDir } = controlPaths(opts.config, env);
@@ -35,30 +38,46 @@ export function adminCandidates(candidates: readonly string[]): string[] {
   return candidates.map((c) => join(dirname(c), "agentctl-admin.sock"));
 }
 
-function getOnce(socketPath: string, path: string, timeoutMs: number, method = "GET"): Promise<unknown> {
+function getOnce(
+  socketPath: string,
+  path: string,
+  timeoutMs: number,
+  method = "GET",
+): Promise<unknown> {
   return new Promise((resolve, reject) => {
     // Our own connection instead of http's global Agent: the Agent checks whether the host
     // name is an IP address, and compiling that IPv6 regex costs agentctl ~14 ms per run.
-    const req = request({ createConnection: () => connect(socketPath), host: "agent", path, method }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on("data", (c: Buffer) => chunks.push(c));
-      res.on("end", () => {
-        const text = Buffer.concat(chunks).toString("utf8");
-        let body: unknown;
-        try {
-          body = JSON.parse(text);
-        } catch {
-          reject(new ApiError(res.statusCode ?? 0, `agent answered with non-JSON: ${text.slice(0, 200)}`));
-          return;
-        }
-        if ((res.statusCode ?? 500) >= 400) {
-          const msg = typeof body === "object" && body !== null && "error" in body ? String((body).error) : text;
-          reject(new ApiError(res.statusCode ?? 0, msg));
-          return;
-        }
-        resolve(body);
-      });
-    });
+    const req = request(
+      { createConnection: () => connect(socketPath), host: "agent", path, method },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on("data", (c: Buffer) => chunks.push(c));
+        res.on("end", () => {
+          const text = Buffer.concat(chunks).toString("utf8");
+          let body: unknown;
+          try {
+            body = JSON.parse(text);
+          } catch {
+            reject(
+              new ApiError(
+                res.statusCode ?? 0,
+                `agent answered with non-JSON: ${text.slice(0, 200)}`,
+              ),
+            );
+            return;
+          }
+          if ((res.statusCode ?? 500) >= 400) {
+            const msg =
+              typeof body === "object" && body !== null && "error" in body
+                ? String(body.error)
+                : text;
+            reject(new ApiError(res.statusCode ?? 0, msg));
+            return;
+          }
+          resolve(body);
+        });
+      },
+    );
     // setTimeout, not the `timeout` option: with createConnection the option is never applied.
     req.setTimeout(timeoutMs, () => req.destroy(new Error(`no answer within ${timeoutMs} ms`)));
     req.on("error", reject);
@@ -68,7 +87,12 @@ function getOnce(socketPath: string, path: string, timeoutMs: number, method = "
 
 export class Refused extends Error {}
 
-export async function get(candidates: readonly string[], path: string, timeoutMs = 5000, method = "GET"): Promise<{ body: unknown; socket: string }> {
+export async function get(
+  candidates: readonly string[],
+  path: string,
+  timeoutMs = 5000,
+  method = "GET",
+): Promise<{ body: unknown; socket: string }> {
   const reasons: string[] = [];
   for (const socket of candidates) {
     try {
@@ -76,8 +100,16 @@ export async function get(candidates: readonly string[], path: string, timeoutMs
     } catch (e) {
       if (e instanceof ApiError) throw e;
       const code = (e as NodeJS.ErrnoException).code;
-      if (code === "EACCES" && method !== "GET") throw new Refused(`${socket}: permission denied: actions are for root only`);
-      const why = code === "ENOENT" ? "no such socket" : code === "ECONNREFUSED" ? "nothing listening (stale socket)" : code === "EACCES" ? "permission denied" : (e as Error).message;
+      if (code === "EACCES" && method !== "GET")
+        throw new Refused(`${socket}: permission denied: actions are for root only`);
+      const why =
+        code === "ENOENT"
+          ? "no such socket"
+          : code === "ECONNREFUSED"
+            ? "nothing listening (stale socket)"
+            : code === "EACCES"
+              ? "permission denied"
+              : (e as Error).message;
       reasons.push(`${socket}: ${why}`);
     }
   }

@@ -13,7 +13,8 @@ export interface LoadedConfig {
 }
 
 /** untrusted: the file is fine but a root agent may not trust it (see trust.ts). */
-export type LoadResult = { ok: true; loaded: LoadedConfig } | { ok: false; problems: string[]; untrusted?: boolean };
+export type LoadResult =
+  { ok: true; loaded: LoadedConfig } | { ok: false; problems: string[]; untrusted?: boolean };
 
 /** Environment variables that override single keys (for quick starts and containers). */
 export const ENV_OVERRIDES: ReadonlyArray<{ env: string; section: "agent"; key: string }> = [
@@ -49,7 +50,12 @@ export function loadConfig(opts: LoadOptions = {}): LoadResult {
     } catch (e) {
       if (e instanceof TomlError) {
         const first = e.message.split("\n")[0] ?? e.message;
-        return { ok: false, problems: [`${file}:${e.line}:${e.column}: TOML syntax error: ${first.replace(/^Invalid TOML document: /, "")}`] };
+        return {
+          ok: false,
+          problems: [
+            `${file}:${e.line}:${e.column}: TOML syntax error: ${first.replace(/^Invalid TOML document: /, "")}`,
+          ],
+        };
       }
       return { ok: false, problems: [`${file}: ${(e as Error).message}`] };
     }
@@ -60,7 +66,10 @@ export function loadConfig(opts: LoadOptions = {}): LoadResult {
     const v = env[o.env];
     if (v === undefined || v === "") continue;
     const sec = raw[o.section];
-    const target = typeof sec === "object" && sec !== null && !Array.isArray(sec) ? (sec as Record<string, unknown>) : {};
+    const target =
+      typeof sec === "object" && sec !== null && !Array.isArray(sec)
+        ? (sec as Record<string, unknown>)
+        : {};
     target[o.key] = v;
     raw[o.section] = target;
     origin.set(`${o.section}.${o.key}`, `environment variable ${o.env}`);
@@ -68,19 +77,28 @@ export function loadConfig(opts: LoadOptions = {}): LoadResult {
 
   const parsed = configSchema.safeParse(raw, { reportInput: true });
   if (!parsed.success) {
-    return { ok: false, problems: formatIssues(parsed.error.issues, file ?? "embedded defaults", origin) };
+    return {
+      ok: false,
+      problems: formatIssues(parsed.error.issues, file ?? "embedded defaults", origin),
+    };
   }
   return { ok: true, loaded: { config: absolutise(parsed.data), file } };
 }
 
-function formatIssues(issues: readonly z.core.$ZodIssue[], file: string, origin: Map<string, string>): string[] {
+function formatIssues(
+  issues: readonly z.core.$ZodIssue[],
+  file: string,
+  origin: Map<string, string>,
+): string[] {
   const out: string[] = [];
   for (const issue of issues) {
     const base = issue.path.map(String).join(".");
     if (issue.code === "unrecognized_keys") {
       for (const k of issue.keys) {
         const key = base ? `${base}.${k}` : k;
-        out.push(`${file}: ${key}: unknown key (check the spelling against the configuration reference)`);
+        out.push(
+          `${file}: ${key}: unknown key (check the spelling against the configuration reference)`,
+        );
       }
       continue;
     }
@@ -117,7 +135,11 @@ function typeName(v: unknown): string {
 function absolutise(c: Config): Config {
   return {
     ...c,
-    agent: { ...c.agent, state_dir: resolve(c.agent.state_dir), control_socket: resolve(c.agent.control_socket) },
+    agent: {
+      ...c.agent,
+      state_dir: resolve(c.agent.state_dir),
+      control_socket: resolve(c.agent.control_socket),
+    },
   };
 }
 

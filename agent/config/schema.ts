@@ -5,58 +5,94 @@
 import { z } from "zod";
 import { DEFAULT_CONTROL_SOCKET, DEFAULT_STATE_DIR } from "./paths.js";
 import { unitNameProblem } from "./unit-name.js";
-import { type Duration, formatDuration, formatSize, parseDuration, parseSize, type Size } from "./units.js";
+import {
+  type Duration,
+  formatDuration,
+  formatSize,
+  parseDuration,
+  parseSize,
+  type Size,
+} from "./units.js";
 
 export const DEFAULT_PORT = 9735;
 export { DEFAULT_CONFIG_FILE } from "./paths.js";
 
-const duration = z.codec(z.string({ error: (i) => `expected a duration string such as "500ms", "10s" or "10m", got ${JSON.stringify(i.input)}` }), z.custom<Duration>((v) => typeof v === "number"), {
-  decode: (text, ctx) => {
-    const r = parseDuration(text);
-    if (r.ok) return r.value;
-    ctx.issues.push({ code: "custom", message: r.reason, input: text });
-    return z.NEVER;
+const duration = z.codec(
+  z.string({
+    error: (i) =>
+      `expected a duration string such as "500ms", "10s" or "10m", got ${JSON.stringify(i.input)}`,
+  }),
+  z.custom<Duration>((v) => typeof v === "number"),
+  {
+    decode: (text, ctx) => {
+      const r = parseDuration(text);
+      if (r.ok) return r.value;
+      ctx.issues.push({ code: "custom", message: r.reason, input: text });
+      return z.NEVER;
+    },
+    encode: (d) => formatDuration(d),
   },
-  encode: (d) => formatDuration(d),
-});
+);
 
-const size = z.codec(z.string({ error: (i) => `expected a size string such as "4KiB" or "64MiB", got ${JSON.stringify(i.input)}` }), z.custom<Size>((v) => typeof v === "number"), {
-  decode: (text, ctx) => {
-    const r = parseSize(text);
-    if (r.ok) return r.value;
-    ctx.issues.push({ code: "custom", message: r.reason, input: text });
-    return z.NEVER;
+const size = z.codec(
+  z.string({
+    error: (i) =>
+      `expected a size string such as "4KiB" or "64MiB", got ${JSON.stringify(i.input)}`,
+  }),
+  z.custom<Size>((v) => typeof v === "number"),
+  {
+    decode: (text, ctx) => {
+      const r = parseSize(text);
+      if (r.ok) return r.value;
+      ctx.issues.push({ code: "custom", message: r.reason, input: text });
+      return z.NEVER;
+    },
+    encode: (b) => formatSize(b),
   },
-  encode: (b) => formatSize(b),
-});
+);
 
 const regex = z.string().superRefine((src, ctx) => {
   try {
     new RegExp(src);
   } catch (e) {
     // V8 quotes the pattern raw; a newline in it would split the one-line problem.
-    ctx.addIssue({ code: "custom", message: `invalid regular expression: ${(e as Error).message.replace(/\r/g, "\\r").replace(/\n/g, "\\n")}` });
+    ctx.addIssue({
+      code: "custom",
+      message: `invalid regular expression: ${(e as Error).message.replace(/\r/g, "\\r").replace(/\n/g, "\\n")}`,
+    });
   }
 });
 
-const absPath = z.string().refine((p) => p.startsWith("/") || p.startsWith("./") || p.startsWith("../"), {
-  message: "must be an absolute path (or start with ./ for a path relative to the working directory)",
-});
-const command = z.string().min(1, "must name a program (an absolute path, or a name looked up in PATH)");
+const absPath = z
+  .string()
+  .refine((p) => p.startsWith("/") || p.startsWith("./") || p.startsWith("../"), {
+    message:
+      "must be an absolute path (or start with ./ for a path relative to the working directory)",
+  });
+const command = z
+  .string()
+  .min(1, "must name a program (an absolute path, or a name looked up in PATH)");
 
 /** "host:port", "[v6]:port" or ":port"; port 0 picks a free port (tests). */
 const listen = z.string().superRefine((s, ctx) => {
   const m = /^(\[[0-9a-fA-F:.]+\]|[^:[\]\s]*):(\d{1,5})$/.exec(s);
   const port = m ? Number(m[2]) : NaN;
   if (!m || port < 0 || port > 65535) {
-    ctx.addIssue({ code: "custom", message: `invalid listen address ${JSON.stringify(s)}: use "host:port", e.g. "127.0.0.1:${DEFAULT_PORT}" or "[::1]:${DEFAULT_PORT}"` });
+    ctx.addIssue({
+      code: "custom",
+      message: `invalid listen address ${JSON.stringify(s)}: use "host:port", e.g. "127.0.0.1:${DEFAULT_PORT}" or "[::1]:${DEFAULT_PORT}"`,
+    });
   }
 });
 
 /** A unit backup_pause may hold: systemd's naming rules, no leading '-', a .service or .timer. */
 const backupUnit = z.string().superRefine((u, ctx) => {
   const p = unitNameProblem(u, ["service", "timer"]);
-  if (p !== null) ctx.addIssue({ code: "custom", message: `${JSON.stringify(u)} is not a usable systemd unit name: it ${p}` });
+  if (p !== null)
+    ctx.addIssue({
+      code: "custom",
+      message: `${JSON.stringify(u)} is not a usable systemd unit name: it ${p}`,
+    });
 });
 
 const logLevel = z.enum(["trace", "debug", "info", "warn", "error", "fatal"]);
@@ -74,7 +110,8 @@ const periodic = (interval: string, timeout: string) => ({
 
 // A missing table is an empty one: every key in it gets its default. (`{} as never`: the
 // generic input type cannot be shown to accept {} although every key has a default.)
-const section = <T extends z.core.$ZodLooseShape>(shape: T) => z.strictObject(shape).prefault({} as never);
+const section = <T extends z.core.$ZodLooseShape>(shape: T) =>
+  z.strictObject(shape).prefault({} as never);
 
 export const configSchema = z
   .strictObject({
@@ -99,7 +136,14 @@ export const configSchema = z
     }),
     wal: section({
       dir: absPath.default("/var/lib/stemedb/wal"),
-      segment_pattern: z.string().min(1).refine((p) => (p.match(/\*/g) ?? []).length === 1, "must contain exactly one * (the sequence number)").default("segment.*.wal"),
+      segment_pattern: z
+        .string()
+        .min(1)
+        .refine(
+          (p) => (p.match(/\*/g) ?? []).length === 1,
+          "must contain exactly one * (the sequence number)",
+        )
+        .default("segment.*.wal"),
       /** The active segment not written for this long while the database runs is a stalled WAL. */
       stall_after: duration.prefault("2m"),
       /** Size a sealed segment should have; "0" learns it from the median of the sealed ones. */
@@ -128,7 +172,12 @@ export const configSchema = z
       fsync_probe: section({
         ...periodic("5s", "10s"),
         dirs: z.array(absPath).default([]),
-        block_size: size.prefault("4KiB").refine((b) => b >= 512 && b <= 65536 && (b & (b - 1)) === 0, "must be a power of two from 512B to 64KiB"),
+        block_size: size
+          .prefault("4KiB")
+          .refine(
+            (b) => b >= 512 && b <= 65536 && (b & (b - 1)) === 0,
+            "must be a power of two from 512B to 64KiB",
+          ),
       }),
       smart: section({
         ...periodic("10m", "60s"),
@@ -150,7 +199,33 @@ export const configSchema = z
       }),
       kmsg: section({
         ...periodic("500ms", "5s"),
-        facilities: z.array(z.enum(["kern", "user", "mail", "daemon", "auth", "syslog", "lpr", "news", "uucp", "cron", "authpriv", "ftp", "local0", "local1", "local2", "local3", "local4", "local5", "local6", "local7"])).min(1).default(["kern"]),
+        facilities: z
+          .array(
+            z.enum([
+              "kern",
+              "user",
+              "mail",
+              "daemon",
+              "auth",
+              "syslog",
+              "lpr",
+              "news",
+              "uucp",
+              "cron",
+              "authpriv",
+              "ftp",
+              "local0",
+              "local1",
+              "local2",
+              "local3",
+              "local4",
+              "local5",
+              "local6",
+              "local7",
+            ]),
+          )
+          .min(1)
+          .default(["kern"]),
       }),
       wal: section({
         ...periodic("30s", "20s"),
@@ -211,19 +286,33 @@ export const configSchema = z
   .superRefine((c, ctx) => {
     const bp = c.remediators.backup_pause;
     if (bp.resume_below >= bp.fsync_p99_threshold) {
-      ctx.addIssue({ code: "custom", path: ["remediators", "backup_pause", "resume_below"], message: "must be below fsync_p99_threshold, or a pause would never end by recovery" });
+      ctx.addIssue({
+        code: "custom",
+        path: ["remediators", "backup_pause", "resume_below"],
+        message: "must be below fsync_p99_threshold, or a pause would never end by recovery",
+      });
     }
     if (bp.max_pause > bp.daily_budget) {
-      ctx.addIssue({ code: "custom", path: ["remediators", "backup_pause", "max_pause"], message: "must not exceed daily_budget" });
+      ctx.addIssue({
+        code: "custom",
+        path: ["remediators", "backup_pause", "max_pause"],
+        message: "must not exceed daily_budget",
+      });
     }
     const h = c.history;
     if (h.minute_retention < h.raw_retention || h.hour_retention < h.minute_retention) {
-      ctx.addIssue({ code: "custom", path: ["history"], message: "retentions must not shrink with coarser resolution (raw <= minute <= hour)" });
+      ctx.addIssue({
+        code: "custom",
+        path: ["history"],
+        message: "retentions must not shrink with coarser resolution (raw <= minute <= hour)",
+      });
     }
   });
 
 export type ConfigInput = z.input<typeof configSchema>;
 export type Config = z.output<typeof configSchema>;
 export type PeriodicCollectorName = {
-  [K in keyof Config["collectors"]]: Config["collectors"][K] extends { interval: Duration } ? K : never;
+  [K in keyof Config["collectors"]]: Config["collectors"][K] extends { interval: Duration }
+    ? K
+    : never;
 }[keyof Config["collectors"]];

@@ -39,8 +39,10 @@ function safeRealpath(p: string): string {
 /** Why an ancestor directory cannot be trusted, or null. */
 function ancestorProblem(dir: string, st: Stats, of: string): string | null {
   const fix = `fix: chown root ${dir} && chmod go-w ${dir}`;
-  if (st.uid !== 0) return `${dir} (above ${of}) is owned by uid ${st.uid}, not root (mode ${octal(st.mode)}); ${fix}`;
-  if ((st.mode & 0o022) !== 0 && (st.mode & 0o1000) === 0) return `${dir} (above ${of}) is group- or world-writable without the sticky bit (owner root, mode ${octal(st.mode)}); ${fix}`;
+  if (st.uid !== 0)
+    return `${dir} (above ${of}) is owned by uid ${st.uid}, not root (mode ${octal(st.mode)}); ${fix}`;
+  if ((st.mode & 0o022) !== 0 && (st.mode & 0o1000) === 0)
+    return `${dir} (above ${of}) is group- or world-writable without the sticky bit (owner root, mode ${octal(st.mode)}); ${fix}`;
   return null;
 }
 
@@ -70,8 +72,10 @@ export function configFileProblem(file: string): string | null {
   if (st.isCharacterDevice() && st.rdev === DEV_NULL) return null;
   const why = "it holds verify_command, run as root";
   const fix = `fix: chown root ${file} && chmod go-w ${file}`;
-  if (st.uid !== 0) return `${file} is owned by uid ${st.uid}, not root (mode ${octal(st.mode)}); ${why}; ${fix}`;
-  if ((st.mode & 0o022) !== 0) return `${file} is group- or world-writable (owner root, mode ${octal(st.mode)}); ${why}; ${fix}`;
+  if (st.uid !== 0)
+    return `${file} is owned by uid ${st.uid}, not root (mode ${octal(st.mode)}); ${why}; ${fix}`;
+  if ((st.mode & 0o022) !== 0)
+    return `${file} is group- or world-writable (owner root, mode ${octal(st.mode)}); ${why}; ${fix}`;
   return checkAncestors(file);
 }
 
@@ -89,13 +93,20 @@ export function prepareStateDir(dir: string): { problem: string } | { notes: str
   try {
     st = statSync(dir);
   } catch (e) {
-    if (errorCode(e) !== "ENOENT") return { problem: `state directory ${dir}: cannot check it: ${errorCode(e) ?? String(e)}` };
+    if (errorCode(e) !== "ENOENT")
+      return { problem: `state directory ${dir}: cannot check it: ${errorCode(e) ?? String(e)}` };
     return { notes }; // created 0700 where the history is opened
   }
   const fix = `fix: chown root ${dir} && chmod 0700 ${dir}`;
   if (!st.isDirectory()) return { problem: `state directory ${dir} is not a directory` };
-  if (st.uid !== 0) return { problem: `state directory ${dir} is owned by uid ${st.uid}, not root (mode ${octal(st.mode)}); it holds what --resume-paused acts on; ${fix}` };
-  if ((st.mode & 0o022) !== 0) return { problem: `state directory ${dir} is group- or world-writable (owner root, mode ${octal(st.mode)}); others may have planted files in it; check its contents, then ${fix}` };
+  if (st.uid !== 0)
+    return {
+      problem: `state directory ${dir} is owned by uid ${st.uid}, not root (mode ${octal(st.mode)}); it holds what --resume-paused acts on; ${fix}`,
+    };
+  if ((st.mode & 0o022) !== 0)
+    return {
+      problem: `state directory ${dir} is group- or world-writable (owner root, mode ${octal(st.mode)}); others may have planted files in it; check its contents, then ${fix}`,
+    };
   if ((st.mode & 0o7777) !== STATE_DIR_MODE) {
     chmodSync(dir, STATE_DIR_MODE);
     notes.push(`state directory ${dir} was mode ${octal(st.mode)}: tightened to 0700`);

@@ -7,10 +7,25 @@
 export const UNIT_NAME_MAX = 255;
 
 /** Every unit type systemd 252 knows (unit_type_table). */
-export const UNIT_TYPES = ["service", "mount", "swap", "socket", "target", "device", "automount", "timer", "path", "slice", "scope"] as const;
+export const UNIT_TYPES = [
+  "service",
+  "mount",
+  "swap",
+  "socket",
+  "target",
+  "device",
+  "automount",
+  "timer",
+  "path",
+  "slice",
+  "scope",
+] as const;
 
 /** Why `name` is not a usable unit name of one of `types`, or null when it is. */
-export function unitNameProblem(name: string, types: readonly string[] = UNIT_TYPES): string | null {
+export function unitNameProblem(
+  name: string,
+  types: readonly string[] = UNIT_TYPES,
+): string | null {
   if (name === "") return "is empty";
   if (name.length > UNIT_NAME_MAX) return `is longer than ${UNIT_NAME_MAX} characters`;
   // systemd allows it ("-.mount"), but on a command line it reads as an option.
@@ -20,10 +35,12 @@ export function unitNameProblem(name: string, types: readonly string[] = UNIT_TY
   if (!types.includes(suffix)) return `must end in .${types.join(" or .")}`;
   const prefix = name.slice(0, dot);
   const bad = /[^A-Za-z0-9:_.\\@-]/.exec(prefix);
-  if (bad) return `contains ${JSON.stringify(bad[0])}: allowed are letters, digits and : _ . \\ - @`;
+  if (bad)
+    return `contains ${JSON.stringify(bad[0])}: allowed are letters, digits and : _ . \\ - @`;
   const at = prefix.indexOf("@");
   if (at === 0) return "starts with '@'";
-  if (at === prefix.length - 1) return "is a template (nothing after '@'): name an instance, e.g. x@1.service";
+  if (at === prefix.length - 1)
+    return "is a template (nothing after '@'): name an instance, e.g. x@1.service";
   return null;
 }
 

@@ -26,14 +26,20 @@ export function parseDuration(text: string): Parsed<Duration> {
   const s = text.trim();
   if (s === "0") return { ok: true, value: ms(0) };
   if (!DURATION_RE.test(s)) {
-    return { ok: false, reason: `invalid duration ${JSON.stringify(text)}: use a number with a unit, e.g. "500ms", "10s", "10m", "1h30m", "7d"` };
+    return {
+      ok: false,
+      reason: `invalid duration ${JSON.stringify(text)}: use a number with a unit, e.g. "500ms", "10s", "10m", "1h30m", "7d"`,
+    };
   }
   let total = 0;
   for (const m of s.matchAll(DURATION_PART_RE)) {
     total += Number(m[1]) * (DURATION_FACTOR.get(m[2] ?? "") ?? NaN);
   }
   if (!Number.isFinite(total) || total > 10 * 365 * 86_400_000) {
-    return { ok: false, reason: `duration ${JSON.stringify(text)} is out of range (at most 10 years)` };
+    return {
+      ok: false,
+      reason: `duration ${JSON.stringify(text)} is out of range (at most 10 years)`,
+    };
   }
   return { ok: true, value: ms(Math.round(total)) };
 }
@@ -72,10 +78,14 @@ export function parseSize(text: string): Parsed<Size> {
   const m = SIZE_RE.exec(text.trim());
   const factor = m ? SIZE_FACTOR.get(m[2] ?? "") : undefined;
   if (!m || factor === undefined) {
-    return { ok: false, reason: `invalid size ${JSON.stringify(text)}: use a number with a unit, e.g. "512KiB", "64MiB", "2GiB", "10MB"` };
+    return {
+      ok: false,
+      reason: `invalid size ${JSON.stringify(text)}: use a number with a unit, e.g. "512KiB", "64MiB", "2GiB", "10MB"`,
+    };
   }
   const value = Math.round(Number(m[1]) * factor);
-  if (!Number.isSafeInteger(value)) return { ok: false, reason: `size ${JSON.stringify(text)} is out of range` };
+  if (!Number.isSafeInteger(value))
+    return { ok: false, reason: `size ${JSON.stringify(text)} is out of range` };
   return { ok: true, value: bytes(value) };
 }
 

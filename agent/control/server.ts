@@ -30,16 +30,34 @@ export class ControlServer {
   static async start(opts: ControlServerOptions): Promise<ControlServer> {
     // connectionsCheckingInterval: Node enforces the header/request timeouts only when it sweeps its
     // connections (default every 30 s), so without it a slow client lives up to 35 s, not 5.
-    const server = createServer({ maxHeaderSize: 8 * 1024, requestTimeout: 60_000, headersTimeout: 5_000, connectionsCheckingInterval: 1_000 }, (req, res) => void handle(req, res, opts));
+    const server = createServer(
+      {
+        maxHeaderSize: 8 * 1024,
+        requestTimeout: 60_000,
+        headersTimeout: 5_000,
+        connectionsCheckingInterval: 1_000,
+      },
+      (req, res) => void handle(req, res, opts),
+    );
     server.maxConnections = 1024;
     server.setTimeout(30_000, (sock) => sock.destroy());
     const failures: string[] = [];
     for (const path of opts.paths) {
       try {
         const { groupApplied } = await listenUnix(server, path, opts.group, opts.mode ?? 0o660);
-        if (failures.length > 0) opts.log.warn({ path, failures }, "control: configured socket path unusable; using the fallback");
-        if (!groupApplied) opts.log.info({ path, group: opts.group }, "control: group not found or not settable; socket readable by its owner's group only");
-        server.on("error", (e) => opts.log.error({ err: errorMessage(e) }, "control: server error"));
+        if (failures.length > 0)
+          opts.log.warn(
+            { path, failures },
+            "control: configured socket path unusable; using the fallback",
+          );
+        if (!groupApplied)
+          opts.log.info(
+            { path, group: opts.group },
+            "control: group not found or not settable; socket readable by its owner's group only",
+          );
+        server.on("error", (e) =>
+          opts.log.error({ err: errorMessage(e) }, "control: server error"),
+        );
         return new ControlServer(server, path);
       } catch (e) {
         if (e instanceof SocketInUse) throw e; // a second agent on one socket is a mistake, not a reason to hide elsewhere
@@ -67,7 +85,10 @@ const MAX_URL = 2048;
 
 function send(res: ServerResponse, status: number, body: unknown, close = false): void {
   const text = `${JSON.stringify(body)}\n`;
-  const headers: Record<string, string | number> = { "content-type": "application/json", "content-length": Buffer.byteLength(text) };
+  const headers: Record<string, string | number> = {
+    "content-type": "application/json",
+    "content-length": Buffer.byteLength(text),
+  };
   // A malformed request is answered and its connection closed at once, not left to the timeout.
   if (close) headers["connection"] = "close";
   res.writeHead(status, headers);
@@ -81,7 +102,8 @@ function send(res: ServerResponse, status: number, body: unknown, close = false)
 export function requestUrl(target: string | undefined): URL | string {
   const t = target ?? "";
   if (t.length > MAX_URL) return `request target longer than ${MAX_URL} bytes`;
-  if (!t.startsWith("/") || t.startsWith("//")) return "request target must be a path such as /v1/status";
+  if (!t.startsWith("/") || t.startsWith("//"))
+    return "request target must be a path such as /v1/status";
   try {
     return new URL(t, "http://agent");
   } catch {
@@ -89,7 +111,11 @@ export function requestUrl(target: string | undefined): URL | string {
   }
 }
 
-async function handle(req: IncomingMessage, res: ServerResponse, opts: ControlServerOptions): Promise<void> {
+async function handle(
+  req: IncomingMessage,
+  res: ServerResponse,
+  opts: ControlServerOptions,
+): Promise<void> {
   req.resume();
   try {
     const url = requestUrl(req.url);

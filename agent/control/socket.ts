@@ -36,8 +36,14 @@ export function groupId(name: string, groupFile = "/etc/group"): number | undefi
 }
 
 /** Listens on `path`; returns whether the group could be applied. Throws with a reason otherwise. */
-export async function listenUnix(server: Server, path: string, group: string, mode = 0o660): Promise<{ groupApplied: boolean }> {
-  if (Buffer.byteLength(path) > MAX_SOCKET_PATH) throw new Error(`socket path is longer than ${MAX_SOCKET_PATH} bytes: ${path}`);
+export async function listenUnix(
+  server: Server,
+  path: string,
+  group: string,
+  mode = 0o660,
+): Promise<{ groupApplied: boolean }> {
+  if (Buffer.byteLength(path) > MAX_SOCKET_PATH)
+    throw new Error(`socket path is longer than ${MAX_SOCKET_PATH} bytes: ${path}`);
   mkdirSync(dirname(path), { recursive: true, mode: 0o750 });
   let st;
   try {
@@ -46,7 +52,8 @@ export async function listenUnix(server: Server, path: string, group: string, mo
     if (errorCode(e) !== "ENOENT") throw e;
   }
   if (st) {
-    if (!st.isSocket()) throw new Error(`${path} exists and is not a socket; refusing to replace it`);
+    if (!st.isSocket())
+      throw new Error(`${path} exists and is not a socket; refusing to replace it`);
     if (await isLive(path)) throw new SocketInUse(`another agent is already answering on ${path}`);
     unlinkSync(path); // stale, from a crash
   }

@@ -104,7 +104,10 @@ export type MigrationOutcome =
   | { kind: "too-new"; version: number };
 
 /** Bring `db` to SCHEMA_VERSION; each migration in its own transaction with its version bump. */
-export function migrate(db: Database, migrations: readonly Migration[] = MIGRATIONS): MigrationOutcome {
+export function migrate(
+  db: Database,
+  migrations: readonly Migration[] = MIGRATIONS,
+): MigrationOutcome {
   const target = migrations.reduce((v, m) => Math.max(v, m.version), 0);
   const from = db.pragma("user_version", { simple: true }) as number;
   if (from > target) return { kind: "too-new", version: from };

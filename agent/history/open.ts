@@ -1,6 +1,15 @@
 // Opening the history file, and what to do when it cannot be trusted: a corrupt, unreadable
 // or too-new file is moved aside (never deleted) and a fresh one is started.
-import { chmodSync, closeSync, constants, existsSync, fchmodSync, mkdirSync, openSync, renameSync } from "node:fs";
+import {
+  chmodSync,
+  closeSync,
+  constants,
+  existsSync,
+  fchmodSync,
+  mkdirSync,
+  openSync,
+  renameSync,
+} from "node:fs";
 import Database from "better-sqlite3";
 import { errorCode, errorMessage } from "../errors.js";
 import { migrate, type MigrationOutcome } from "./migrations.js";
@@ -17,14 +26,22 @@ export interface Opened {
 /** Problems that mean "this file is not a usable database", as opposed to "cannot write here". */
 class Untrusted extends Error {}
 
-const UNTRUSTED_CODES = new Set(["SQLITE_CORRUPT", "SQLITE_NOTADB", "SQLITE_CANTOPEN", "SQLITE_IOERR_SHORT_READ", "SQLITE_PERM", "SQLITE_AUTH"]);
+const UNTRUSTED_CODES = new Set([
+  "SQLITE_CORRUPT",
+  "SQLITE_NOTADB",
+  "SQLITE_CANTOPEN",
+  "SQLITE_IOERR_SHORT_READ",
+  "SQLITE_PERM",
+  "SQLITE_AUTH",
+]);
 
 function openOnce(path: string): { db: Db; migration: MigrationOutcome } {
   let db: Db | undefined;
   try {
     db = new Database(path);
     // Reading the schema is also the first real read: garbage fails here with SQLITE_NOTADB.
-    const objects = (db.prepare("SELECT count(*) AS n FROM sqlite_schema").get() as { n: number }).n;
+    const objects = (db.prepare("SELECT count(*) AS n FROM sqlite_schema").get() as { n: number })
+      .n;
     // Must be chosen before the first table exists; lets pruning give pages back to the filesystem.
     if (objects === 0) db.pragma("auto_vacuum = INCREMENTAL");
     db.pragma("journal_mode = WAL");
@@ -34,13 +51,17 @@ function openOnce(path: string): { db: Db; migration: MigrationOutcome } {
     const check = db.pragma("quick_check", { simple: true });
     if (check !== "ok") throw new Untrusted(`integrity check failed: ${String(check)}`);
     const migration = migrate(db);
-    if (migration.kind === "too-new") throw new Untrusted(`schema version ${migration.version} is newer than this agent understands`);
+    if (migration.kind === "too-new")
+      throw new Untrusted(
+        `schema version ${migration.version} is newer than this agent understands`,
+      );
     return { db, migration };
   } catch (e) {
     db?.close();
     if (e instanceof Untrusted) throw e;
     const code = errorCode(e);
-    if (code !== undefined && UNTRUSTED_CODES.has(code)) throw new Untrusted(`${code}: ${errorMessage(e)}`);
+    if (code !== undefined && UNTRUSTED_CODES.has(code))
+      throw new Untrusted(`${code}: ${errorMessage(e)}`);
     throw e;
   }
 }

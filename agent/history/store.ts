@@ -74,7 +74,12 @@ export interface HistoryStats {
   readonly size_bytes: number;
   readonly pending_rows: number;
   readonly dropped_rows: number;
-  readonly rows: { readonly series: number; readonly samples: number; readonly rollups: number; readonly events: number };
+  readonly rows: {
+    readonly series: number;
+    readonly samples: number;
+    readonly rollups: number;
+    readonly events: number;
+  };
   readonly rows_counted_at: string | null;
 }
 
@@ -200,7 +205,8 @@ export class HistoryStore {
     const pending = this.pendingState.get(key);
     if (pending !== undefined) return pending;
     try {
-      const row = this.db.prepare("SELECT value FROM state WHERE key = ?").get(key) as { value: string } | undefined;
+      const row = this.db.prepare("SELECT value FROM state WHERE key = ?").get(key) as
+        { value: string } | undefined;
       return row?.value;
     } catch (e) {
       this.log.warn({ key, err: errorMessage(e) }, "history: cannot read state");
@@ -211,7 +217,11 @@ export class HistoryStore {
   /** Writes durable state at once (not buffered): callers rely on it surviving a crash. */
   setState(key: string, value: string): boolean {
     try {
-      this.db.prepare("INSERT INTO state (key, value, updated) VALUES (?, ?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated = excluded.updated").run(key, value, this.now());
+      this.db
+        .prepare(
+          "INSERT INTO state (key, value, updated) VALUES (?, ?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated = excluded.updated",
+        )
+        .run(key, value, this.now());
       return true;
     } catch (e) {
       this.onWriteError(e);
@@ -234,7 +244,12 @@ export class HistoryStore {
       // under us: it would be lost at the next start. Checked here, not only each minute.
       this.checkFileIdentity();
       this.checkFileContent();
-      this.writeBatch(this.pendingSamples, this.pendingRollups, this.pendingEvents, this.pendingTopIo);
+      this.writeBatch(
+        this.pendingSamples,
+        this.pendingRollups,
+        this.pendingEvents,
+        this.pendingTopIo,
+      );
       this.pendingState = new Map();
       this.pendingSamples = [];
       this.pendingRollups = [];
@@ -274,7 +289,12 @@ export class HistoryStore {
         // count(*) walks every page of a table on the event loop (~140 ms for 30 days of rollups
         // for 12 disks), so the counts, which status shows with their time, are refreshed rarely.
         const now = this.now();
-        if (this.rowsCountedAt === null || now - this.rowsCountedAt >= ROW_COUNT_EVERY_MS || now < this.rowsCountedAt) this.countRows();
+        if (
+          this.rowsCountedAt === null ||
+          now - this.rowsCountedAt >= ROW_COUNT_EVERY_MS ||
+          now < this.rowsCountedAt
+        )
+          this.countRows();
       },
     ];
     for (const step of steps) {
@@ -313,7 +333,8 @@ export class HistoryStore {
       pending_rows: this.pendingCount(),
       dropped_rows: this.dropped,
       rows: { ...this.rowCounts },
-      rows_counted_at: this.rowsCountedAt === null ? null : new Date(this.rowsCountedAt).toISOString(),
+      rows_counted_at:
+        this.rowsCountedAt === null ? null : new Date(this.rowsCountedAt).toISOString(),
     };
   }
 
@@ -322,11 +343,20 @@ export class HistoryStore {
     try {
       const key = seriesKey(metric, labels);
       const sep = key.indexOf("\u0000");
-      const id = this.db.prepare("SELECT id FROM series WHERE metric = ? AND labels = ?").pluck().get(metric, key.slice(sep + 1)) as number | undefined;
+      const id = this.db
+        .prepare("SELECT id FROM series WHERE metric = ? AND labels = ?")
+        .pluck()
+        .get(metric, key.slice(sep + 1)) as number | undefined;
       if (id === undefined) return [];
-      const raw = this.db.prepare("SELECT ts, value FROM samples WHERE series_id = ? AND ts >= ? ORDER BY ts").all(id, since) as Array<{ ts: number; value: number }>;
+      const raw = this.db
+        .prepare("SELECT ts, value FROM samples WHERE series_id = ? AND ts >= ? ORDER BY ts")
+        .all(id, since) as Array<{ ts: number; value: number }>;
       const firstRaw = raw[0]?.ts ?? Number.MAX_SAFE_INTEGER;
-      const minutes = this.db.prepare("SELECT ts, sum / count AS value FROM rollups WHERE series_id = ? AND resolution = 60 AND ts >= ? AND ts < ? ORDER BY ts").all(id, since, firstRaw) as Array<{ ts: number; value: number }>;
+      const minutes = this.db
+        .prepare(
+          "SELECT ts, sum / count AS value FROM rollups WHERE series_id = ? AND resolution = 60 AND ts >= ? AND ts < ? ORDER BY ts",
+        )
+        .all(id, since, firstRaw) as Array<{ ts: number; value: number }>;
       return [...minutes, ...raw];
     } catch (e) {
       this.log.warn({ metric, err: errorMessage(e) }, "history: query failed");
@@ -345,14 +375,22 @@ export class HistoryStore {
     try {
       const opened = openHistory(this.path, stateDir);
       this.inode = statSync(this.path).ino;
-      if (opened.recovered) this.noteRecovery("corrupt", opened.recovered.reason, opened.recovered.movedTo);
-      if (opened.migration.kind === "migrated") this.log.info({ from: opened.migration.from, to: opened.migration.to }, "history: schema migrated");
+      if (opened.recovered)
+        this.noteRecovery("corrupt", opened.recovered.reason, opened.recovered.movedTo);
+      if (opened.migration.kind === "migrated")
+        this.log.info(
+          { from: opened.migration.from, to: opened.migration.to },
+          "history: schema migrated",
+        );
       this.metrics.historyWritable.set(1);
       return { db: opened.db, mode: "file" };
     } catch (e) {
       this.writeState = "memory";
       this.lastError = `cannot use ${this.path}: ${errorMessage(e)}`;
-      this.log.error({ path: this.path, err: errorMessage(e) }, "history: no usable file; keeping history in memory only (lost at exit)");
+      this.log.error(
+        { path: this.path, err: errorMessage(e) },
+        "history: no usable file; keeping history in memory only (lost at exit)",
+      );
       this.metrics.historyWritable.set(0);
       const db = new Database(":memory:");
       migrate(db, MIGRATIONS);
@@ -362,8 +400,18 @@ export class HistoryStore {
 
   private noteRecovery(reason: string, detail: string, movedTo: string): void {
     this.metrics.historyRecoveries.labels(reason).inc();
-    this.log.error({ path: this.path, movedTo, detail }, "history: file could not be used; moved aside and started a new one");
-    this.event({ class: "agent", kind: "history.recovered", severity: "warn", subject: this.path, message: `history file moved aside to ${movedTo} (${detail}); a new one was started`, data: { reason, detail, moved_to: movedTo } });
+    this.log.error(
+      { path: this.path, movedTo, detail },
+      "history: file could not be used; moved aside and started a new one",
+    );
+    this.event({
+      class: "agent",
+      kind: "history.recovered",
+      severity: "warn",
+      subject: this.path,
+      message: `history file moved aside to ${movedTo} (${detail}); a new one was started`,
+      data: { reason, detail, moved_to: movedTo },
+    });
   }
 
   private closeMinute(key: string, acc: MinuteAcc): void {
@@ -372,7 +420,12 @@ export class HistoryStore {
   }
 
   private pendingCount(): number {
-    return this.pendingSamples.length + this.pendingRollups.length + this.pendingEvents.length + this.pendingTopIo.length;
+    return (
+      this.pendingSamples.length +
+      this.pendingRollups.length +
+      this.pendingEvents.length +
+      this.pendingTopIo.length
+    );
   }
 
   /** Bounds memory while writes are failing: the oldest raw samples go first, then top-I/O rows, rollups, events. */
@@ -381,7 +434,12 @@ export class HistoryStore {
     const total = this.pendingCount();
     if (total <= max) return;
     let excess = total - max + Math.floor(max / 10); // drop in chunks, not one row per call
-    for (const queue of [this.pendingSamples, this.pendingTopIo, this.pendingRollups, this.pendingEvents] as unknown[][]) {
+    for (const queue of [
+      this.pendingSamples,
+      this.pendingTopIo,
+      this.pendingRollups,
+      this.pendingEvents,
+    ] as unknown[][]) {
       const n = Math.min(excess, queue.length);
       queue.splice(0, n);
       excess -= n;
@@ -392,7 +450,12 @@ export class HistoryStore {
   }
 
   /** Series id for `key`; ids created inside a transaction go to `fresh` until it commits. */
-  private seriesId(key: string, fresh: Map<string, number>, insert: Database.Statement, select: Database.Statement): number {
+  private seriesId(
+    key: string,
+    fresh: Map<string, number>,
+    insert: Database.Statement,
+    select: Database.Statement,
+  ): number {
     const known = this.seriesIds.get(key) ?? fresh.get(key);
     if (known !== undefined) return known;
     const sep = key.indexOf("\u0000");
@@ -404,30 +467,64 @@ export class HistoryStore {
     return row.id;
   }
 
-  private writeBatch(samples: readonly PendingSample[], rollups: readonly PendingRollup[], events: readonly PendingEvent[], topIo: HistoryStore["pendingTopIo"]): void {
+  private writeBatch(
+    samples: readonly PendingSample[],
+    rollups: readonly PendingRollup[],
+    events: readonly PendingEvent[],
+    topIo: HistoryStore["pendingTopIo"],
+  ): void {
     const db = this.db;
     const insSeries = db.prepare("INSERT OR IGNORE INTO series (metric, labels) VALUES (?, ?)");
     const selSeries = db.prepare("SELECT id FROM series WHERE metric = ? AND labels = ?");
-    const insSample = db.prepare("INSERT OR REPLACE INTO samples (series_id, ts, value) VALUES (?, ?, ?)");
+    const insSample = db.prepare(
+      "INSERT OR REPLACE INTO samples (series_id, ts, value) VALUES (?, ?, ?)",
+    );
     // A minute seen twice (restart inside it) is merged, not overwritten.
-    const insRollup = db.prepare(`INSERT INTO rollups (series_id, resolution, ts, count, sum, min, max, p50, p99)
+    const insRollup =
+      db.prepare(`INSERT INTO rollups (series_id, resolution, ts, count, sum, min, max, p50, p99)
       VALUES (?, 60, ?, ?, ?, ?, ?, ?, ?)
       ON CONFLICT (series_id, resolution, ts) DO UPDATE SET
         p50 = (p50 * count + excluded.p50 * excluded.count) / (count + excluded.count),
         p99 = max(p99, excluded.p99),
         count = count + excluded.count, sum = sum + excluded.sum,
         min = min(min, excluded.min), max = max(max, excluded.max)`);
-    const insEvent = db.prepare("INSERT INTO events (ts, class, kind, severity, subject, message, data) VALUES (?, ?, ?, ?, ?, ?, ?)");
-    const insTop = db.prepare("INSERT INTO io_top (ts, pid, comm, unit, read_bps, write_bps) VALUES (?, ?, ?, ?, ?, ?)");
-    const insState = db.prepare("INSERT INTO state (key, value, updated) VALUES (?, ?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated = excluded.updated");
+    const insEvent = db.prepare(
+      "INSERT INTO events (ts, class, kind, severity, subject, message, data) VALUES (?, ?, ?, ?, ?, ?, ?)",
+    );
+    const insTop = db.prepare(
+      "INSERT INTO io_top (ts, pid, comm, unit, read_bps, write_bps) VALUES (?, ?, ?, ?, ?, ?)",
+    );
+    const insState = db.prepare(
+      "INSERT INTO state (key, value, updated) VALUES (?, ?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated = excluded.updated",
+    );
     const now = this.now();
     // Ids of series created in this batch are cached only once it commits: a rolled-back
     // batch (disk full) must not leave ids in the cache that the file does not have.
     const fresh = new Map<string, number>();
     db.transaction(() => {
-      for (const [key, ts, value] of samples) insSample.run(this.seriesId(key, fresh, insSeries, selSeries), ts, value);
-      for (const r of rollups) insRollup.run(this.seriesId(r.seriesKey, fresh, insSeries, selSeries), r.ts, r.count, r.sum, r.min, r.max, r.p50, r.p99);
-      for (const e of events) insEvent.run(e.ts, e.class, e.kind, e.severity, e.subject ?? null, e.message, e.data === undefined ? null : JSON.stringify(e.data));
+      for (const [key, ts, value] of samples)
+        insSample.run(this.seriesId(key, fresh, insSeries, selSeries), ts, value);
+      for (const r of rollups)
+        insRollup.run(
+          this.seriesId(r.seriesKey, fresh, insSeries, selSeries),
+          r.ts,
+          r.count,
+          r.sum,
+          r.min,
+          r.max,
+          r.p50,
+          r.p99,
+        );
+      for (const e of events)
+        insEvent.run(
+          e.ts,
+          e.class,
+          e.kind,
+          e.severity,
+          e.subject ?? null,
+          e.message,
+          e.data === undefined ? null : JSON.stringify(e.data),
+        );
       for (const r of topIo) insTop.run(r.ts, r.pid, r.comm, r.unit, r.read_bps, r.write_bps);
       for (const [k, v] of this.pendingState) insState.run(k, v, now);
     })();
@@ -436,11 +533,16 @@ export class HistoryStore {
 
   private onWriteError(e: unknown): void {
     const code = errorCode(e) ?? "";
-    const reason = code === "SQLITE_FULL" ? "full"
-      : code.startsWith("SQLITE_IOERR") ? "io"
-      : code.startsWith("SQLITE_READONLY") ? "readonly"
-      : code === "SQLITE_CORRUPT" || code === "SQLITE_NOTADB" ? "corrupt"
-      : "other";
+    const reason =
+      code === "SQLITE_FULL"
+        ? "full"
+        : code.startsWith("SQLITE_IOERR")
+          ? "io"
+          : code.startsWith("SQLITE_READONLY")
+            ? "readonly"
+            : code === "SQLITE_CORRUPT" || code === "SQLITE_NOTADB"
+              ? "corrupt"
+              : "other";
     this.metrics.historyWriteErrors.labels(reason).inc();
     this.metrics.historyWritable.set(0);
     this.lastError = `${code || "error"}: ${errorMessage(e)}`;
@@ -448,9 +550,13 @@ export class HistoryStore {
       this.replaceFile("corrupt", this.lastError);
       return;
     }
-    const state: WriteState = reason === "full" ? "full" : reason === "readonly" ? "read-only" : "io-error";
+    const state: WriteState =
+      reason === "full" ? "full" : reason === "readonly" ? "read-only" : "io-error";
     if (this.writeState !== state) {
-      this.log.error({ path: this.path, err: this.lastError, pending: this.stats().pending_rows }, `history: writes stopped (${state}); the agent keeps running and retries at each flush`);
+      this.log.error(
+        { path: this.path, err: this.lastError, pending: this.stats().pending_rows },
+        `history: writes stopped (${state}); the agent keeps running and retries at each flush`,
+      );
       this.writeState = state;
     }
   }
@@ -490,7 +596,10 @@ export class HistoryStore {
     }
     if (ino !== this.inode) {
       this.log.error({ path: this.path }, "history: file was removed or replaced while running");
-      this.replaceFile("replaced", ino === -1 ? "file removed while running" : "file replaced while running");
+      this.replaceFile(
+        "replaced",
+        ino === -1 ? "file removed while running" : "file replaced while running",
+      );
     }
   }
 
@@ -507,7 +616,12 @@ export class HistoryStore {
     let probe: Db | undefined;
     try {
       probe = new Database(this.path, { readonly: true, fileMustExist: true });
-      const tables = new Set(probe.prepare("SELECT name FROM sqlite_schema WHERE type = 'table'").pluck().all() as string[]);
+      const tables = new Set(
+        probe
+          .prepare("SELECT name FROM sqlite_schema WHERE type = 'table'")
+          .pluck()
+          .all() as string[],
+      );
       const missing = this.tables().filter((t) => !tables.has(t));
       if (missing.length > 0) problem = `tables missing from the file: ${missing.join(", ")}`;
       else {
@@ -515,17 +629,33 @@ export class HistoryStore {
           if (t.startsWith("sqlite_")) continue;
           const q = (n: string) => `"${n.replace(/"/g, '""')}"`;
           // The key the table's b-tree is ordered by: its PRIMARY KEY when WITHOUT ROWID, else rowid.
-          const pk = (probe.prepare(`SELECT name FROM pragma_table_info(?) WHERE pk > 0 ORDER BY pk`).pluck().all(t) as string[]);
-          const withoutRowid = (probe.prepare("SELECT sql FROM sqlite_schema WHERE name = ?").pluck().get(t) as string).includes("WITHOUT ROWID");
+          const pk = probe
+            .prepare(`SELECT name FROM pragma_table_info(?) WHERE pk > 0 ORDER BY pk`)
+            .pluck()
+            .all(t) as string[];
+          const withoutRowid = (
+            probe.prepare("SELECT sql FROM sqlite_schema WHERE name = ?").pluck().get(t) as string
+          ).includes("WITHOUT ROWID");
           const key = withoutRowid && pk.length > 0 ? pk.map(q) : ["rowid"];
-          for (const dir of ["ASC", "DESC"]) probe.prepare(`SELECT * FROM ${q(t)} ORDER BY ${key.map((k) => `${k} ${dir}`).join(", ")} LIMIT 1`).all();
+          for (const dir of ["ASC", "DESC"])
+            probe
+              .prepare(
+                `SELECT * FROM ${q(t)} ORDER BY ${key.map((k) => `${k} ${dir}`).join(", ")} LIMIT 1`,
+              )
+              .all();
         }
       }
     } catch (e) {
       const code = errorCode(e) ?? "";
       // Only the answers that mean "this is not our database any more"; anything else (EMFILE, a
       // busy lock) is no reason to move a good history aside.
-      if (code === "SQLITE_CORRUPT" || code === "SQLITE_NOTADB" || code === "SQLITE_IOERR_SHORT_READ" || code === "SQLITE_CANTOPEN") problem = `${code}: ${errorMessage(e)}`;
+      if (
+        code === "SQLITE_CORRUPT" ||
+        code === "SQLITE_NOTADB" ||
+        code === "SQLITE_IOERR_SHORT_READ" ||
+        code === "SQLITE_CANTOPEN"
+      )
+        problem = `${code}: ${errorMessage(e)}`;
     } finally {
       probe?.close();
     }
@@ -537,7 +667,12 @@ export class HistoryStore {
 
   /** The tables our own connection knows (from its cache: what the file should have). */
   private tables(): string[] {
-    this.knownTables ??= (this.db.prepare("SELECT name FROM sqlite_schema WHERE type = 'table'").pluck().all() as string[]).filter((t) => !t.startsWith("sqlite_"));
+    this.knownTables ??= (
+      this.db
+        .prepare("SELECT name FROM sqlite_schema WHERE type = 'table'")
+        .pluck()
+        .all() as string[]
+    ).filter((t) => !t.startsWith("sqlite_"));
     return this.knownTables;
   }
 
@@ -549,21 +684,29 @@ export class HistoryStore {
     if (doneRaw !== undefined) next = Number(doneRaw) + HOUR;
     else {
       // First time: start at the oldest minute we have.
-      const oldest = this.db.prepare("SELECT min(ts) FROM rollups WHERE resolution = 60").pluck().get() as number | null;
+      const oldest = this.db
+        .prepare("SELECT min(ts) FROM rollups WHERE resolution = 60")
+        .pluck()
+        .get() as number | null;
       if (oldest === null) return;
       next = oldest - (oldest % HOUR);
     }
     next = Math.max(next, now - this.retention.minute_retention - (now % HOUR));
     if (next > lastComplete) return;
     const ids = this.db.prepare("SELECT id FROM series").pluck().all() as number[];
-    const ins = this.db.prepare(`INSERT OR REPLACE INTO rollups (series_id, resolution, ts, count, sum, min, max, p50, p99)
+    const ins = this.db
+      .prepare(`INSERT OR REPLACE INTO rollups (series_id, resolution, ts, count, sum, min, max, p50, p99)
       SELECT series_id, 3600, ?, sum(count), sum(sum), min(min), max(max), sum(p50 * count) / sum(count), max(p99)
       FROM rollups WHERE series_id = ? AND resolution = 60 AND ts >= ? AND ts < ? GROUP BY series_id`);
     this.db.transaction(() => {
       for (let h = next; h <= lastComplete; h += HOUR) {
         for (const id of ids) ins.run(h, id, h, h + HOUR);
       }
-      this.db.prepare("INSERT INTO state (key, value, updated) VALUES ('rollup.hour.done', ?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated = excluded.updated").run(String(lastComplete), now);
+      this.db
+        .prepare(
+          "INSERT INTO state (key, value, updated) VALUES ('rollup.hour.done', ?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated = excluded.updated",
+        )
+        .run(String(lastComplete), now);
     })();
   }
 
@@ -572,7 +715,9 @@ export class HistoryStore {
     const r = this.retention;
     const ids = this.db.prepare("SELECT id FROM series").pluck().all() as number[];
     const delRaw = this.db.prepare("DELETE FROM samples WHERE series_id = ? AND ts < ?");
-    const delRoll = this.db.prepare("DELETE FROM rollups WHERE series_id = ? AND resolution = ? AND ts < ?");
+    const delRoll = this.db.prepare(
+      "DELETE FROM rollups WHERE series_id = ? AND resolution = ? AND ts < ?",
+    );
     this.db.transaction(() => {
       for (const id of ids) {
         delRaw.run(id, now - r.raw_retention);

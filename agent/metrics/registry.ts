@@ -28,7 +28,11 @@ export class CoreMetrics {
       labelNames: ["version", "node_version"],
       registers,
     }).set({ version: VERSION, node_version: process.version }, 1);
-    new Gauge({ name: `${NS}start_time_seconds`, help: "Unix time the agent started.", registers }).set(Date.now() / 1000);
+    new Gauge({
+      name: `${NS}start_time_seconds`,
+      help: "Unix time the agent started.",
+      registers,
+    }).set(Date.now() / 1000);
     this.collectorErrors = new Counter({
       name: `${NS}collector_errors_total`,
       help: "Collector runs that failed, by reason: error (threw or rejected), timeout (ran past its timeout), overlap (a run was due while the previous one had not yet ended).",
@@ -39,7 +43,9 @@ export class CoreMetrics {
       name: `${NS}collector_duration_seconds`,
       help: "Wall time of collector runs that finished, successful or not.",
       labelNames: ["collector"],
-      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
+      buckets: [
+        0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60,
+      ],
       registers,
     });
     this.collectorLastSuccess = new Gauge({
@@ -59,7 +65,11 @@ export class CoreMetrics {
       help: "1 while the history file accepts writes; 0 while writes are stopped (disk full, I/O error, in-memory fallback).",
       registers,
     });
-    this.historyFileBytes = new Gauge({ name: `${NS}history_file_bytes`, help: "Size of the history database including its WAL file.", registers });
+    this.historyFileBytes = new Gauge({
+      name: `${NS}history_file_bytes`,
+      help: "Size of the history database including its WAL file.",
+      registers,
+    });
     this.historyWriteErrors = new Counter({
       name: `${NS}history_write_errors_total`,
       help: "Failed history flushes, by reason (full, io, readonly, corrupt, other).",
@@ -87,6 +97,7 @@ export class CoreMetrics {
   /** Make a collector's series exist (at 0) before its first run, so absent() alerts work. */
   declareCollector(name: string): void {
     this.collectorLastSuccess.labels(name).set(0);
-    for (const reason of ["error", "timeout", "overlap"] as const) this.collectorErrors.labels(name, reason).inc(0);
+    for (const reason of ["error", "timeout", "overlap"] as const)
+      this.collectorErrors.labels(name, reason).inc(0);
   }
 }

@@ -13,8 +13,16 @@ export class SelfMetrics {
   constructor(registry: Registry, procPath = "/proc") {
     const registers = [registry];
     let lastCpu = process.cpuUsage();
-    const user = new Counter({ name: "process_cpu_user_seconds_total", help: "User CPU time spent by the agent.", registers });
-    const system = new Counter({ name: "process_cpu_system_seconds_total", help: "System CPU time spent by the agent.", registers });
+    const user = new Counter({
+      name: "process_cpu_user_seconds_total",
+      help: "User CPU time spent by the agent.",
+      registers,
+    });
+    const system = new Counter({
+      name: "process_cpu_system_seconds_total",
+      help: "System CPU time spent by the agent.",
+      registers,
+    });
     new Counter({
       name: "process_cpu_seconds_total",
       help: "User and system CPU time spent by the agent.",
@@ -29,8 +37,19 @@ export class SelfMetrics {
         this.inc(du + ds);
       },
     });
-    new Gauge({ name: "process_resident_memory_bytes", help: "Resident memory of the agent.", registers, collect() { this.set(process.memoryUsage.rss()); } });
-    new Gauge({ name: "process_start_time_seconds", help: "Unix time the agent process started.", registers }).set(Math.round(Date.now() / 1000 - process.uptime()));
+    new Gauge({
+      name: "process_resident_memory_bytes",
+      help: "Resident memory of the agent.",
+      registers,
+      collect() {
+        this.set(process.memoryUsage.rss());
+      },
+    });
+    new Gauge({
+      name: "process_start_time_seconds",
+      help: "Unix time the agent process started.",
+      registers,
+    }).set(Math.round(Date.now() / 1000 - process.uptime()));
     new Gauge({
       name: "process_open_fds",
       help: "Open file descriptors of the agent.",
@@ -43,7 +62,14 @@ export class SelfMetrics {
         }
       },
     });
-    new Gauge({ name: "nodejs_heap_used_bytes", help: "V8 heap in use.", registers, collect() { this.set(process.memoryUsage().heapUsed); } });
+    new Gauge({
+      name: "nodejs_heap_used_bytes",
+      help: "V8 heap in use.",
+      registers,
+      collect() {
+        this.set(process.memoryUsage().heapUsed);
+      },
+    });
     const win = () => this.window;
     new Gauge({
       name: `${NS}event_loop_delay_seconds`,
@@ -74,7 +100,8 @@ export class SelfMetrics {
   rollWindow(): void {
     const h = this.loop;
     const s = (ns: number) => (ns <= 1 ? 0 : ns / 1e9);
-    if (h.count > 0) this.window = { p50: s(h.percentile(50)), p99: s(h.percentile(99)), max: s(h.max) };
+    if (h.count > 0)
+      this.window = { p50: s(h.percentile(50)), p99: s(h.percentile(99)), max: s(h.max) };
     h.reset();
   }
 

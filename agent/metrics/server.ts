@@ -38,7 +38,13 @@ export class MetricsServer {
     const server = createServer(
       // connectionsCheckingInterval: Node enforces headersTimeout/requestTimeout only when it sweeps
       // its connections (default every 30 s), so without it a slow-loris lives up to 35 s, not 5.
-      { maxHeaderSize: 8 * 1024, requestTimeout: 10_000, headersTimeout: 5_000, keepAliveTimeout: 30_000, connectionsCheckingInterval: 1_000 },
+      {
+        maxHeaderSize: 8 * 1024,
+        requestTimeout: 10_000,
+        headersTimeout: 5_000,
+        keepAliveTimeout: 30_000,
+        connectionsCheckingInterval: 1_000,
+      },
       (req, res) => {
         handle(req, res, opts).catch((e: unknown) => {
           opts.log.error({ err: errorMessage(e) }, "metrics: request failed");
@@ -73,25 +79,40 @@ export class MetricsServer {
   }
 }
 
-async function handle(req: IncomingMessage, res: ServerResponse, opts: MetricsServerOptions): Promise<void> {
+async function handle(
+  req: IncomingMessage,
+  res: ServerResponse,
+  opts: MetricsServerOptions,
+): Promise<void> {
   req.resume(); // a body is never expected; drain it without buffering
   const url = new URL(req.url ?? "/", "http://x");
   if (req.method !== "GET" && req.method !== "HEAD") {
-    res.writeHead(405, { allow: "GET, HEAD", "content-type": "text/plain" }).end("method not allowed\n");
+    res
+      .writeHead(405, { allow: "GET, HEAD", "content-type": "text/plain" })
+      .end("method not allowed\n");
     return;
   }
   if (url.pathname === "/healthz") {
     const h = opts.health();
-    res.writeHead(h.ok ? 200 : 503, { "content-type": "text/plain; charset=utf-8", "cache-control": "no-store" });
+    res.writeHead(h.ok ? 200 : 503, {
+      "content-type": "text/plain; charset=utf-8",
+      "cache-control": "no-store",
+    });
     res.end(req.method === "HEAD" ? undefined : `${h.ok ? "ok" : "unhealthy"}: ${h.reason}\n`);
     return;
   }
   if (url.pathname !== "/metrics") {
-    res.writeHead(404, { "content-type": "text/plain" }).end("not found: this port serves /metrics and /healthz only\n");
+    res
+      .writeHead(404, { "content-type": "text/plain" })
+      .end("not found: this port serves /metrics and /healthz only\n");
     return;
   }
   const text = await opts.registry.metrics();
-  const headers: Record<string, string> = { "content-type": opts.registry.contentType, "cache-control": "no-store", vary: "accept-encoding" };
+  const headers: Record<string, string> = {
+    "content-type": opts.registry.contentType,
+    "cache-control": "no-store",
+    vary: "accept-encoding",
+  };
   const wantsGzip = /\bgzip\b/.test(req.headers["accept-encoding"] ?? "");
   const body = wantsGzip ? gzipSync(text, GZIP) : Buffer.from(text);
   if (wantsGzip) headers["content-encoding"] = "gzip";

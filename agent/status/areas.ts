@@ -11,7 +11,17 @@ import type { HistoryStore } from "../history/store.js";
 import { percentileSorted } from "../history/percentile.js";
 
 export type AreaVerdict = "ok" | "warn" | "crit" | "unknown";
-export type AreaName = "disks" | "fsync" | "smart" | "mounts" | "filesystems" | "kernel" | "wal" | "competing_io" | "remediation" | "agent";
+export type AreaName =
+  | "disks"
+  | "fsync"
+  | "smart"
+  | "mounts"
+  | "filesystems"
+  | "kernel"
+  | "wal"
+  | "competing_io"
+  | "remediation"
+  | "agent";
 
 export interface Area {
   readonly area: AreaName;
@@ -27,22 +37,52 @@ export interface Latest {
 }
 
 const RANK: Record<AreaVerdict, number> = { ok: 0, unknown: 1, warn: 2, crit: 3 };
-export const worst = (vs: readonly AreaVerdict[]): AreaVerdict => vs.reduce<AreaVerdict>((a, b) => (RANK[b] > RANK[a] ? b : a), "ok");
+export const worst = (vs: readonly AreaVerdict[]): AreaVerdict =>
+  vs.reduce<AreaVerdict>((a, b) => (RANK[b] > RANK[a] ? b : a), "ok");
 
-export const ms = (s: number) => (s >= 1 ? `${s.toFixed(2)} s` : s >= 0.01 ? `${(s * 1000).toFixed(0)} ms` : `${(s * 1000).toFixed(2)} ms`);
+export const ms = (s: number) =>
+  s >= 1
+    ? `${s.toFixed(2)} s`
+    : s >= 0.01
+      ? `${(s * 1000).toFixed(0)} ms`
+      : `${(s * 1000).toFixed(2)} ms`;
 export const pct = (r: number) => `${(r * 100).toFixed(r < 0.1 ? 1 : 0)}%`;
-export const mib = (b: number) => (b >= 1024 ** 3 ? `${(b / 1024 ** 3).toFixed(1)} GiB` : `${(b / 1024 ** 2).toFixed(1)} MiB`);
-export const dur = (s: number) => (!Number.isFinite(s) ? "never" : s < 120 ? `${Math.round(s)} s` : s < 7200 ? `${Math.round(s / 60)} min` : s < 172800 ? `${(s / 3600).toFixed(1)} h` : `${(s / 86400).toFixed(1)} d`);
+export const mib = (b: number) =>
+  b >= 1024 ** 3 ? `${(b / 1024 ** 3).toFixed(1)} GiB` : `${(b / 1024 ** 2).toFixed(1)} MiB`;
+export const dur = (s: number) =>
+  !Number.isFinite(s)
+    ? "never"
+    : s < 120
+      ? `${Math.round(s)} s`
+      : s < 7200
+        ? `${Math.round(s / 60)} min`
+        : s < 172800
+          ? `${(s / 3600).toFixed(1)} h`
+          : `${(s / 86400).toFixed(1)} d`;
 
 /** p99 of one series' raw samples in the last `windowMs`. */
-export function recentP99(h: HistoryStore | null, metric: string, labels: Record<string, string>, windowMs: number, now = Date.now()): number | null {
-  const pts = h?.series(metric, labels, now - windowMs).map((p) => p.value).sort((a, b) => a - b) ?? [];
+export function recentP99(
+  h: HistoryStore | null,
+  metric: string,
+  labels: Record<string, string>,
+  windowMs: number,
+  now = Date.now(),
+): number | null {
+  const pts =
+    h
+      ?.series(metric, labels, now - windowMs)
+      .map((p) => p.value)
+      .sort((a, b) => a - b) ?? [];
   return pts.length > 0 ? percentileSorted(pts, 0.99) : null;
 }
 
 export function walDevices(latest: Latest): string[] {
   const d = latest.get<DiskstatsObservation>("diskstats")?.observation;
-  return [...new Set(d?.roles.filter((r) => r.role === "wal").flatMap((r) => r.chain.map((c) => c.name)) ?? [])];
+  return [
+    ...new Set(
+      d?.roles.filter((r) => r.role === "wal").flatMap((r) => r.chain.map((c) => c.name)) ?? [],
+    ),
+  ];
 }
 
 export interface RemediatorState {
@@ -52,36 +92,92 @@ export interface RemediatorState {
   readonly busy: string | null;
   readonly last_decision: string;
   /** backup_pause: the listed units and the pauses the agent holds. */
-  readonly units?: ReadonlyArray<{ readonly unit: string; readonly paused: { readonly method: string; readonly since: string; readonly until: string; readonly reason: string } | null }>;
+  readonly units?: ReadonlyArray<{
+    readonly unit: string;
+    readonly paused: {
+      readonly method: string;
+      readonly since: string;
+      readonly until: string;
+      readonly reason: string;
+    } | null;
+  }>;
   /** wal_compress: why the last round stopped for want of free space, until a segment is done again. */
   readonly space_short?: string | null;
   /** wal_compress: segments left plain because they do not compress below max_ratio. */
   readonly incompressible?: number;
 }
 
-export function buildAreas(c: Config, latest: Latest, h: HistoryStore | null, agentHealth: { verdict: string; reasons: string[] }, now = Date.now(), remediators: readonly RemediatorState[] = []): Area[] {
+export function buildAreas(
+  c: Config,
+  latest: Latest,
+  h: HistoryStore | null,
+  agentHealth: { verdict: string; reasons: string[] },
+  now = Date.now(),
+  remediators: readonly RemediatorState[] = [],
+): Area[] {
   const f = fsync(c, latest, h, now);
-  return [disks(c, latest, h, now), f, smart(latest), mounts(latest), filesystems(latest), kernel(h, now), wal(latest), competing(latest, f.verdict), remediation(c, remediators), agent(agentHealth)];
+  return [
+    disks(c, latest, h, now),
+    f,
+    smart(latest),
+    mounts(latest),
+    filesystems(latest),
+    kernel(h, now),
+    wal(latest),
+    competing(latest, f.verdict),
+    remediation(c, remediators),
+    agent(agentHealth),
+  ];
 }
 
 function disks(_c: Config, latest: Latest, h: HistoryStore | null, now: number): Area {
   const d = latest.get<DiskstatsObservation>("diskstats")?.observation;
-  if (!d) return { area: "disks", verdict: "unknown", summary: "no disk samples yet (diskstats collector off or starting)", details: [] };
+  if (!d)
+    return {
+      area: "disks",
+      verdict: "unknown",
+      summary: "no disk samples yet (diskstats collector off or starting)",
+      details: [],
+    };
   const walDevs = walDevices(latest);
-  const rows = d.devices.map((dev) => ({ dev: dev.device, wal: walDevs.includes(dev.device), util: dev.iostat?.util_pct ?? null, p99: recentP99(h, "disk_w_await_seconds", { device: dev.device }, 60_000, now) }));
+  const rows = d.devices.map((dev) => ({
+    dev: dev.device,
+    wal: walDevs.includes(dev.device),
+    util: dev.iostat?.util_pct ?? null,
+    p99: recentP99(h, "disk_w_await_seconds", { device: dev.device }, 60_000, now),
+  }));
   rows.sort((a, b) => Number(b.wal) - Number(a.wal) || (b.p99 ?? 0) - (a.p99 ?? 0));
-  const verdictOf = (r: (typeof rows)[number]): AreaVerdict => ((r.p99 ?? 0) >= 0.1 ? "crit" : (r.p99 ?? 0) >= 0.02 || (r.util ?? 0) >= 90 ? "warn" : "ok");
+  const verdictOf = (r: (typeof rows)[number]): AreaVerdict =>
+    (r.p99 ?? 0) >= 0.1 ? "crit" : (r.p99 ?? 0) >= 0.02 || (r.util ?? 0) >= 90 ? "warn" : "ok";
   const first = rows[0];
-  if (!first) return { area: "disks", verdict: "unknown", summary: "no block devices matched collectors.diskstats include/exclude", details: [] };
-  const line = (r: (typeof rows)[number]) => `${r.dev}${r.wal ? " (WAL)" : ""}: w_await p99 ${r.p99 === null ? "n/a (no writes)" : ms(r.p99)} over 1 min, %util ${r.util === null ? "n/a" : r.util.toFixed(0)}`;
-  return { area: "disks", verdict: worst(rows.map(verdictOf)), summary: line(first), details: rows.slice(1, 6).map(line) };
+  if (!first)
+    return {
+      area: "disks",
+      verdict: "unknown",
+      summary: "no block devices matched collectors.diskstats include/exclude",
+      details: [],
+    };
+  const line = (r: (typeof rows)[number]) =>
+    `${r.dev}${r.wal ? " (WAL)" : ""}: w_await p99 ${r.p99 === null ? "n/a (no writes)" : ms(r.p99)} over 1 min, %util ${r.util === null ? "n/a" : r.util.toFixed(0)}`;
+  return {
+    area: "disks",
+    verdict: worst(rows.map(verdictOf)),
+    summary: line(first),
+    details: rows.slice(1, 6).map(line),
+  };
 }
 
 function fsync(c: Config, latest: Latest, h: HistoryStore | null, now: number): Area {
   const f = latest.get<FsyncProbeObservation>("fsync_probe")?.observation;
   const wal = latest.get<WalObservation>("wal")?.observation;
   const db = wal?.database && wal.database.ok ? wal.database.p99 : null;
-  if (!f || f.probes.length === 0) return { area: "fsync", verdict: "unknown", summary: "no fsync probe results yet", details: [] };
+  if (!f || f.probes.length === 0)
+    return {
+      area: "fsync",
+      verdict: "unknown",
+      summary: "no fsync probe results yet",
+      details: [],
+    };
   const threshold = c.remediators.backup_pause.fsync_p99_threshold / 1000;
   const slow = c.remediators.backup_pause.resume_below / 1000;
   const details: string[] = [];
@@ -103,7 +199,8 @@ function fsync(c: Config, latest: Latest, h: HistoryStore | null, now: number): 
       details.push(line);
       continue;
     }
-    const p99 = recentP99(h, "fsync_probe_seconds", { mountpoint: p.mountpoint }, 60_000, now) ?? p.seconds;
+    const p99 =
+      recentP99(h, "fsync_probe_seconds", { mountpoint: p.mountpoint }, 60_000, now) ?? p.seconds;
     verdicts.push(p99 >= threshold ? "crit" : p99 >= slow ? "warn" : "ok");
     const line = `fsync p99 ${ms(p99)} over 1 min on ${p.mountpoint} (last ${ms(p.seconds)})`;
     summary ||= line;
@@ -118,47 +215,125 @@ function fsync(c: Config, latest: Latest, h: HistoryStore | null, now: number): 
 
 function smart(latest: Latest): Area {
   const s = latest.get<SmartObservation>("smart")?.observation;
-  if (!s) return { area: "smart", verdict: "unknown", summary: "no SMART results yet", details: [] };
-  if (s.smartctl_error) return { area: "smart", verdict: "unknown", summary: s.smartctl_error, details: [] };
-  const map: Record<string, AreaVerdict> = { pass: "ok", warn: "warn", fail: "crit", unknown: "unknown" };
+  if (!s)
+    return { area: "smart", verdict: "unknown", summary: "no SMART results yet", details: [] };
+  if (s.smartctl_error)
+    return { area: "smart", verdict: "unknown", summary: s.smartctl_error, details: [] };
+  const map: Record<string, AreaVerdict> = {
+    pass: "ok",
+    warn: "warn",
+    fail: "crit",
+    unknown: "unknown",
+  };
   const devs = s.devices;
-  if (devs.length === 0) return { area: "smart", verdict: "unknown", summary: "no SMART results yet (first polls running, or no disks found)", details: [] };
+  if (devs.length === 0)
+    return {
+      area: "smart",
+      verdict: "unknown",
+      summary: "no SMART results yet (first polls running, or no disks found)",
+      details: [],
+    };
   const checked = devs.filter((d) => d.state === "ok" || d.state === "standby");
   const stuck = devs.filter((d) => d.state === "unresponsive");
   const verdicts = checked.map((d) => map[d.verdict] ?? "unknown");
   if (stuck.length > 0) verdicts.push("crit");
-  const bad = devs.filter((d) => d.verdict === "fail" || d.verdict === "warn" || d.state === "unresponsive");
-  const line = (d: (typeof devs)[number]) => `${d.name}: ${d.state === "ok" || d.state === "standby" ? d.verdict : d.state}${d.reasons.length ? ` (${d.reasons.filter((r) => r.level !== "info").map((r) => r.message).join("; ") || d.reasons[0]?.message})` : ""}`;
-  const summary = bad.length > 0 ? line(bad[0] as (typeof devs)[number]) : checked.length > 0 ? `${checked.length} of ${devs.length} disks pass` : `${devs.length} disks, none SMART-capable here (${devs[0]?.detail ?? devs[0]?.state})`;
-  return { area: "smart", verdict: checked.length === 0 && stuck.length === 0 ? "unknown" : worst(verdicts), summary, details: devs.filter((d) => d !== bad[0]).slice(0, 8).map(line) };
+  const bad = devs.filter(
+    (d) => d.verdict === "fail" || d.verdict === "warn" || d.state === "unresponsive",
+  );
+  const line = (d: (typeof devs)[number]) =>
+    `${d.name}: ${d.state === "ok" || d.state === "standby" ? d.verdict : d.state}${
+      d.reasons.length
+        ? ` (${
+            d.reasons
+              .filter((r) => r.level !== "info")
+              .map((r) => r.message)
+              .join("; ") || d.reasons[0]?.message
+          })`
+        : ""
+    }`;
+  const summary =
+    bad.length > 0
+      ? line(bad[0] as (typeof devs)[number])
+      : checked.length > 0
+        ? `${checked.length} of ${devs.length} disks pass`
+        : `${devs.length} disks, none SMART-capable here (${devs[0]?.detail ?? devs[0]?.state})`;
+  return {
+    area: "smart",
+    verdict: checked.length === 0 && stuck.length === 0 ? "unknown" : worst(verdicts),
+    summary,
+    details: devs
+      .filter((d) => d !== bad[0])
+      .slice(0, 8)
+      .map(line),
+  };
 }
 
 function mounts(latest: Latest): Area {
   const m = latest.get<MountsObservation>("mounts")?.observation;
-  if (!m) return { area: "mounts", verdict: "unknown", summary: "no mount information yet", details: [] };
+  if (!m)
+    return { area: "mounts", verdict: "unknown", summary: "no mount information yet", details: [] };
   const sev: Record<string, AreaVerdict> = { crit: "crit", warn: "warn", info: "ok" };
-  const findings = m.mounts.flatMap((x) => x.findings.map((f) => ({ ...f, mp: x.mountpoint, fs: x.fs_type })));
+  const findings = m.mounts.flatMap((x) =>
+    x.findings.map((f) => ({ ...f, mp: x.mountpoint, fs: x.fs_type })),
+  );
   const serious = findings.filter((f) => f.severity !== "info");
   const roles = (x: MountsObservation["mounts"][number]) => x.paths.map((p) => p.role).join("+");
-  const summary = serious.length > 0 ? `${serious[0]?.mp}: ${serious[0]?.option} (${serious[0]?.reason})` : m.mounts.map((x) => `${x.mountpoint} ${x.fs_type} (${roles(x)}) ok`).join(", ");
-  const base: Area = { area: "mounts", verdict: worst(findings.map((f) => sev[f.severity] ?? "ok")), summary, details: serious.slice(1).map((f) => `${f.mp}: ${f.option}: ${f.reason}`) };
+  const summary =
+    serious.length > 0
+      ? `${serious[0]?.mp}: ${serious[0]?.option} (${serious[0]?.reason})`
+      : m.mounts.map((x) => `${x.mountpoint} ${x.fs_type} (${roles(x)}) ok`).join(", ");
+  const base: Area = {
+    area: "mounts",
+    verdict: worst(findings.map((f) => sev[f.severity] ?? "ok")),
+    summary,
+    details: serious.slice(1).map((f) => `${f.mp}: ${f.option}: ${f.reason}`),
+  };
   // Read-only shows in the fsync probe (EROFS) as soon as it happens, even before the flags are re-read.
-  const erofs = latest.get<FsyncProbeObservation>("fsync_probe")?.observation.probes.find((p) => p.state === "error" && p.errno === "EROFS");
+  const erofs = latest
+    .get<FsyncProbeObservation>("fsync_probe")
+    ?.observation.probes.find((p) => p.state === "error" && p.errno === "EROFS");
   if (erofs && !m.mounts.some((x) => x.read_only && x.mountpoint === erofs.mountpoint)) {
-    return { ...base, verdict: "crit", summary: `${erofs.mountpoint}: read-only (the fsync probe gets EROFS)`, details: [base.summary, ...base.details] };
+    return {
+      ...base,
+      verdict: "crit",
+      summary: `${erofs.mountpoint}: read-only (the fsync probe gets EROFS)`,
+      details: [base.summary, ...base.details],
+    };
   }
   return base;
 }
 
 function filesystems(latest: Latest): Area {
   const m = latest.get<MountsObservation>("mounts")?.observation;
-  if (!m) return { area: "filesystems", verdict: "unknown", summary: "no filesystem information yet", details: [] };
-  const rows = m.mounts.filter((x) => x.space).map((x) => ({ mp: x.mountpoint, used: x.space?.used_ratio ?? 0, full: x.full_in_seconds ?? Infinity, avail: x.space?.avail_bytes ?? 0 }));
-  const v = (r: (typeof rows)[number]): AreaVerdict => (r.used >= 0.95 || r.full < 3600 ? "crit" : r.used >= 0.85 || r.full < 86_400 ? "warn" : "ok");
+  if (!m)
+    return {
+      area: "filesystems",
+      verdict: "unknown",
+      summary: "no filesystem information yet",
+      details: [],
+    };
+  const rows = m.mounts
+    .filter((x) => x.space)
+    .map((x) => ({
+      mp: x.mountpoint,
+      used: x.space?.used_ratio ?? 0,
+      full: x.full_in_seconds ?? Infinity,
+      avail: x.space?.avail_bytes ?? 0,
+    }));
+  const v = (r: (typeof rows)[number]): AreaVerdict =>
+    r.used >= 0.95 || r.full < 3600 ? "crit" : r.used >= 0.85 || r.full < 86_400 ? "warn" : "ok";
   rows.sort((a, b) => RANK[v(b)] - RANK[v(a)] || b.used - a.used);
-  const line = (r: (typeof rows)[number]) => `${r.mp} ${pct(r.used)} used, ${mib(r.avail)} free, full in ${dur(r.full)}`;
+  const line = (r: (typeof rows)[number]) =>
+    `${r.mp} ${pct(r.used)} used, ${mib(r.avail)} free, full in ${dur(r.full)}`;
   const first = rows[0];
-  return first ? { area: "filesystems", verdict: worst(rows.map(v)), summary: line(first), details: rows.slice(1).map(line) } : { area: "filesystems", verdict: "unknown", summary: "statfs failed", details: [] };
+  return first
+    ? {
+        area: "filesystems",
+        verdict: worst(rows.map(v)),
+        summary: line(first),
+        details: rows.slice(1).map(line),
+      }
+    : { area: "filesystems", verdict: "unknown", summary: "statfs failed", details: [] };
 }
 
 export interface KernelIncidentRow {
@@ -171,7 +346,13 @@ export interface KernelIncidentRow {
   readonly sectors: string[];
 }
 
-export interface KernelLineRow { readonly subject: string | null; readonly kind: string; readonly sev: string; readonly n: number; readonly last: number }
+export interface KernelLineRow {
+  readonly subject: string | null;
+  readonly kind: string;
+  readonly sev: string;
+  readonly n: number;
+  readonly last: number;
+}
 
 export interface KernelLog {
   /** Incidents in the window, worst severity first, then the latest. */
@@ -191,8 +372,15 @@ const SEV_RANK = "CASE kind WHEN 'crit' THEN 2 WHEN 'error' THEN 1 ELSE 0 END";
 export function kernelLog(h: HistoryStore, since: number, limit = 20): KernelLog {
   const db = h.database;
   const raw = db
-    .prepare(`SELECT ts, subject, kind, data FROM events WHERE class = 'kernel_incident' AND ts >= ? ORDER BY ${SEV_RANK} DESC, ts DESC LIMIT ?`)
-    .all(since, limit) as Array<{ ts: number; subject: string | null; kind: string; data: string | null }>;
+    .prepare(
+      `SELECT ts, subject, kind, data FROM events WHERE class = 'kernel_incident' AND ts >= ? ORDER BY ${SEV_RANK} DESC, ts DESC LIMIT ?`,
+    )
+    .all(since, limit) as Array<{
+    ts: number;
+    subject: string | null;
+    kind: string;
+    data: string | null;
+  }>;
   const incidents = raw.map((r) => {
     let d: { classes?: unknown; lines?: unknown; sectors?: unknown } = {};
     try {
@@ -200,17 +388,40 @@ export function kernelLog(h: HistoryStore, since: number, limit = 20): KernelLog
     } catch {
       // a damaged row still counts as an incident
     }
-    const classes = d.classes && typeof d.classes === "object" ? (d.classes as Record<string, number>) : {};
+    const classes =
+      d.classes && typeof d.classes === "object" ? (d.classes as Record<string, number>) : {};
     const sectors = Array.isArray(d.sectors) ? d.sectors.map(String) : [];
-    return { ts: r.ts, device: r.subject ?? "?", severity: r.kind, classes, lines: Number(d.lines) || 0, sectors };
+    return {
+      ts: r.ts,
+      device: r.subject ?? "?",
+      severity: r.kind,
+      classes,
+      lines: Number(d.lines) || 0,
+      sectors,
+    };
   });
-  const incidentCount = db.prepare("SELECT count(*) FROM events WHERE class = 'kernel_incident' AND ts >= ?").pluck().get(since) as number;
+  const incidentCount = db
+    .prepare("SELECT count(*) FROM events WHERE class = 'kernel_incident' AND ts >= ?")
+    .pluck()
+    .get(since) as number;
   const lines = db
-    .prepare("SELECT subject, kind, max(severity) AS sev, count(*) AS n, max(ts) AS last FROM events WHERE class = 'kernel' AND ts >= ? AND kind != 'kernel_log.lost' GROUP BY subject, kind ORDER BY n DESC LIMIT ?")
+    .prepare(
+      "SELECT subject, kind, max(severity) AS sev, count(*) AS n, max(ts) AS last FROM events WHERE class = 'kernel' AND ts >= ? AND kind != 'kernel_log.lost' GROUP BY subject, kind ORDER BY n DESC LIMIT ?",
+    )
     .all(since, limit) as KernelLineRow[];
   // Records past history's per-minute limit are in a summary row, not one by one.
-  const summed = db.prepare("SELECT coalesce(sum(json_extract(data, '$.suppressed_in_history')), 0) FROM events WHERE class = 'kernel' AND ts >= ?").pluck().get(since) as number;
-  return { incidents, incidentCount, lines, lineCount: lines.reduce((a, r) => a + r.n, 0) + summed };
+  const summed = db
+    .prepare(
+      "SELECT coalesce(sum(json_extract(data, '$.suppressed_in_history')), 0) FROM events WHERE class = 'kernel' AND ts >= ?",
+    )
+    .pluck()
+    .get(since) as number;
+  return {
+    incidents,
+    incidentCount,
+    lines,
+    lineCount: lines.reduce((a, r) => a + r.n, 0) + summed,
+  };
 }
 
 const hhmmss = (ts: number) => new Date(ts).toISOString().slice(11, 19);
@@ -218,7 +429,9 @@ const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? "" : "s"}`;
 
 /** "crit on sdb at 10:02:03 UTC: scsi_medium_error x2, blk_medium_error (3 lines; sector 5256)" */
 export function incidentLine(i: KernelIncidentRow): string {
-  const classes = Object.entries(i.classes).map(([k, n]) => (n > 1 ? `${k} x${n}` : k)).join(", ");
+  const classes = Object.entries(i.classes)
+    .map(([k, n]) => (n > 1 ? `${k} x${n}` : k))
+    .join(", ");
   const where = i.sectors.length ? `; sector ${i.sectors.slice(0, 3).join(", ")}` : "";
   return `${i.severity} on ${i.device} at ${hhmmss(i.ts)} UTC: ${classes || "?"} (${plural(i.lines, "line")}${where})`;
 }
@@ -241,7 +454,13 @@ function kernel(h: HistoryStore | null, now: number): Area {
   // Lines not grouped yet: an incident closes 5 s after its last line (or history from an
   // agent that did not group). Said as lines, never as nothing.
   const top = k.lines[0];
-  if (!top) return { area: "kernel", verdict: "ok", summary: "no storage errors in the kernel log in the last 24 h", details: [] };
+  if (!top)
+    return {
+      area: "kernel",
+      verdict: "ok",
+      summary: "no storage errors in the kernel log in the last 24 h",
+      details: [],
+    };
   return {
     area: "kernel",
     verdict: k.lines.some((r) => r.sev === "crit") ? "crit" : "warn",
@@ -255,48 +474,111 @@ function wal(latest: Latest): Area {
   if (!w) return { area: "wal", verdict: "unknown", summary: "no WAL inventory yet", details: [] };
   const critKinds = new Set(["stalled", "dir_missing", "gap", "corrupt_gz", "verify_failed"]);
   const infoKinds = new Set(["symlink", "db_metrics_unreachable"]);
-  const verdict = w.findings.some((f) => critKinds.has(f.kind)) ? "crit" : w.findings.some((f) => !infoKinds.has(f.kind)) ? "warn" : "ok";
+  const verdict = w.findings.some((f) => critKinds.has(f.kind))
+    ? "crit"
+    : w.findings.some((f) => !infoKinds.has(f.kind))
+      ? "warn"
+      : "ok";
   const s = w.segments;
   const count = `${s.active.count + s.sealed.count} segments (${mib(s.active.bytes + s.sealed.bytes)}), ${s.compressed.count} compressed`;
   const last = w.active ? `, last write ${dur(w.active.write_age_seconds)} ago` : "";
   const first = w.findings[0];
-  return { area: "wal", verdict, summary: first ? `${first.message}${first.files.length ? `: ${first.files.slice(0, 3).join(", ")}` : ""}` : `${count}${last}`, details: [...(first ? [`${count}${last}`] : []), ...w.findings.slice(1).map((f) => f.message)] };
+  return {
+    area: "wal",
+    verdict,
+    summary: first
+      ? `${first.message}${first.files.length ? `: ${first.files.slice(0, 3).join(", ")}` : ""}`
+      : `${count}${last}`,
+    details: [...(first ? [`${count}${last}`] : []), ...w.findings.slice(1).map((f) => f.message)],
+  };
 }
 
 /** Not StemeDB itself (the database and this agent do not compete with the WAL). */
-export const notStemedb = (r: { comm: string }) => r.comm !== "stemedb" && !r.comm.startsWith("stemedb-");
+export const notStemedb = (r: { comm: string }) =>
+  r.comm !== "stemedb" && !r.comm.startsWith("stemedb-");
 
 /** A user-space process (not StemeDB) moving more than 10 MiB/s: named as competing while WAL fsync is slow. */
-export const heavyCompetitor = (r: ProcioObservation["top"][number]) => !r.kthread && notStemedb(r) && r.write_bps + r.read_bps > 10 * 1024 * 1024;
+export const heavyCompetitor = (r: ProcioObservation["top"][number]) =>
+  !r.kthread && notStemedb(r) && r.write_bps + r.read_bps > 10 * 1024 * 1024;
 
 /** Informational, except while WAL fsync is slow: then a heavy user-space reader/writer is a warning. */
 function competing(latest: Latest, fsyncVerdict: AreaVerdict): Area {
   const p = latest.get<ProcioObservation>("procio")?.observation;
-  if (!p || p.interval_seconds === null) return { area: "competing_io", verdict: "unknown", summary: "no I/O attribution yet", details: [] };
+  if (!p || p.interval_seconds === null)
+    return {
+      area: "competing_io",
+      verdict: "unknown",
+      summary: "no I/O attribution yet",
+      details: [],
+    };
   const rows = [...p.top.filter((r) => !r.kthread), ...p.top.filter((r) => r.kthread)];
   const top = rows[0];
-  const line = (r: ProcioObservation["top"][number]) => `${r.comm}[${r.pid}]${r.unit ? ` (${r.unit})` : ""}${r.kthread ? " (kernel thread)" : ""} writes ${mib(r.write_bps)}/s, reads ${mib(r.read_bps)}/s`;
+  const line = (r: ProcioObservation["top"][number]) =>
+    `${r.comm}[${r.pid}]${r.unit ? ` (${r.unit})` : ""}${r.kthread ? " (kernel thread)" : ""} writes ${mib(r.write_bps)}/s, reads ${mib(r.read_bps)}/s`;
   const slow = fsyncVerdict === "warn" || fsyncVerdict === "crit";
   const heavy = rows.some(heavyCompetitor);
-  return { area: "competing_io", verdict: slow && heavy ? "warn" : "ok", summary: top ? `top: ${line(top)}` : "no process is doing storage I/O", details: [...rows.slice(1, 5).map(line), ...(p.unreadable > 0 ? [`${p.unreadable} processes not readable (capabilities)`] : [])] };
+  return {
+    area: "competing_io",
+    verdict: slow && heavy ? "warn" : "ok",
+    summary: top ? `top: ${line(top)}` : "no process is doing storage I/O",
+    details: [
+      ...rows.slice(1, 5).map(line),
+      ...(p.unreadable > 0 ? [`${p.unreadable} processes not readable (capabilities)`] : []),
+    ],
+  };
 }
 
 function remediation(c: Config, rs: readonly RemediatorState[]): Area {
   const broken = rs.filter((r) => r.breaker_open);
-  if (broken.length > 0) return { area: "remediation", verdict: "warn", summary: `${broken.map((r) => r.name).join(", ")}: circuit breaker open (agentctl remediations)`, details: rs.map((r) => `${r.name} (${r.mode}): ${r.last_decision}`) };
+  if (broken.length > 0)
+    return {
+      area: "remediation",
+      verdict: "warn",
+      summary: `${broken.map((r) => r.name).join(", ")}: circuit breaker open (agentctl remediations)`,
+      details: rs.map((r) => `${r.name} (${r.mode}): ${r.last_decision}`),
+    };
   // Units held paused come first: that is what an on-call SRE must know about (agentctl backups).
   const paused = rs.flatMap((r) => r.units ?? []).filter((u) => u.paused);
-  const held = paused.map((u) => `${u.unit} paused (${u.paused?.method}) until ${u.paused?.until.slice(11, 19)}Z: ${u.paused?.reason}`);
-  const line = (r: RemediatorState) => `${r.name} (${r.mode}): ${r.busy ? `working on ${r.busy}` : r.last_decision}`;
-  if (held.length > 0) return { area: "remediation", verdict: "ok", summary: held[0] ?? "", details: [...held.slice(1), ...rs.map(line)] };
+  const held = paused.map(
+    (u) =>
+      `${u.unit} paused (${u.paused?.method}) until ${u.paused?.until.slice(11, 19)}Z: ${u.paused?.reason}`,
+  );
+  const line = (r: RemediatorState) =>
+    `${r.name} (${r.mode}): ${r.busy ? `working on ${r.busy}` : r.last_decision}`;
+  if (held.length > 0)
+    return {
+      area: "remediation",
+      verdict: "ok",
+      summary: held[0] ?? "",
+      details: [...held.slice(1), ...rs.map(line)],
+    };
   // A remediator held back by a full filesystem is the one thing a disk-full page needs to hear.
   const short = rs.find((r) => r.space_short);
-  if (short) return { area: "remediation", verdict: "warn", summary: `${short.name}: stopped, ${short.space_short}`, details: rs.filter((r) => r !== short).map(line) };
+  if (short)
+    return {
+      area: "remediation",
+      verdict: "warn",
+      summary: `${short.name}: stopped, ${short.space_short}`,
+      details: rs.filter((r) => r !== short).map(line),
+    };
   const first = rs.find((r) => r.busy) ?? rs[0];
-  return { area: "remediation", verdict: "ok", summary: first ? line(first) : `none configured (backup_pause ${c.remediators.backup_pause.mode})`, details: rs.filter((r) => r !== first).map(line) };
+  return {
+    area: "remediation",
+    verdict: "ok",
+    summary: first
+      ? line(first)
+      : `none configured (backup_pause ${c.remediators.backup_pause.mode})`,
+    details: rs.filter((r) => r !== first).map(line),
+  };
 }
 
 function agent(health: { verdict: string; reasons: string[] }): Area {
-  const v: AreaVerdict = health.verdict === "healthy" ? "ok" : health.verdict === "degraded" ? "warn" : "crit";
-  return { area: "agent", verdict: v, summary: health.reasons[0] ?? "all collectors running, history written", details: health.reasons.slice(1) };
+  const v: AreaVerdict =
+    health.verdict === "healthy" ? "ok" : health.verdict === "degraded" ? "warn" : "crit";
+  return {
+    area: "agent",
+    verdict: v,
+    summary: health.reasons[0] ?? "all collectors running, history written",
+    details: health.reasons.slice(1),
+  };
 }

@@ -34,7 +34,8 @@ export function readmeMeanings(readme: string): Map<string, Map<string, string>>
       .map((c) => c.replaceAll("\u0000", "|").trim());
     // ["", "`key`", "`default`", "meaning", ""]
     const key = /^`([a-z_]+)`$/.exec(cells[1] ?? "")?.[1];
-    if (key !== undefined && cells.length >= 5) out.get(section)?.set(key, (cells[3] ?? "").replace(/`/g, ""));
+    if (key !== undefined && cells.length >= 5)
+      out.get(section)?.set(key, (cells[3] ?? "").replace(/`/g, ""));
   }
   return out;
 }
@@ -85,7 +86,10 @@ export function documentedConfig(printed: string, readme: string): string {
     if (kv?.[1] === undefined) continue;
     const key = kv[1];
     const documented = meanings.get(section)?.get(key);
-    const meaning = (documented === undefined || documented === "" ? undefined : documented) ?? (section.startsWith("collectors.") ? COMMON[key] : undefined) ?? "see README.md, Configuration reference";
+    const meaning =
+      (documented === undefined || documented === "" ? undefined : documented) ??
+      (section.startsWith("collectors.") ? COMMON[key] : undefined) ??
+      "see README.md, Configuration reference";
     for (const l of wrap(meaning)) out.push(`# ${l}`);
     out.push(`#${line}`);
   }
@@ -94,6 +98,10 @@ export function documentedConfig(printed: string, readme: string): string {
 
 if (process.argv[1] !== undefined && fileURLToPath(import.meta.url) === process.argv[1]) {
   const root = fileURLToPath(new URL("../../../", import.meta.url));
-  const printed = execFileSync(process.execPath, [`${root}dist/agent/main.js`, "--print-config", "--config", "/dev/null"], { encoding: "utf8" });
+  const printed = execFileSync(
+    process.execPath,
+    [`${root}dist/agent/main.js`, "--print-config", "--config", "/dev/null"],
+    { encoding: "utf8" },
+  );
   process.stdout.write(documentedConfig(printed, readFileSync(`${root}README.md`, "utf8")));
 }

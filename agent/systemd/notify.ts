@@ -89,7 +89,10 @@ export class SystemdNotifier {
     const usec = Number(env["WATCHDOG_USEC"] ?? "");
     const wpid = env["WATCHDOG_PID"];
     const forUs = wpid === undefined || wpid === "" || Number(wpid) === (opts.pid ?? process.pid);
-    this.watchdogIntervalMs = this.enabled && forUs && Number.isFinite(usec) && usec > 0 ? Math.max(500, Math.floor(usec / 2000)) : null;
+    this.watchdogIntervalMs =
+      this.enabled && forUs && Number.isFinite(usec) && usec > 0
+        ? Math.max(500, Math.floor(usec / 2000))
+        : null;
     if (opts.env === undefined) {
       for (const k of ["NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"]) delete process.env[k];
     }
@@ -101,14 +104,20 @@ export class SystemdNotifier {
       return loadSender();
     } catch (e) {
       // systemd will see no READY=1: the start times out (TimeoutStartSec=), with this line in the journal.
-      this.log?.error({ err: (e as Error).message, addon: ADDON }, "systemd: cannot load the sd_notify addon (run npm ci); nothing reaches NOTIFY_SOCKET");
+      this.log?.error(
+        { err: (e as Error).message, addon: ADDON },
+        "systemd: cannot load the sd_notify addon (run npm ci); nothing reaches NOTIFY_SOCKET",
+      );
       return null;
     }
   }
 
   /** READY=1 (start-up done, or a reload finished), with a status line. */
   ready(status?: string): void {
-    this.send([["READY", "1"], ...(status === undefined ? [] : ([["STATUS", statusLine(status)]] as const))]);
+    this.send([
+      ["READY", "1"],
+      ...(status === undefined ? [] : ([["STATUS", statusLine(status)]] as const)),
+    ]);
   }
 
   status(text: string): void {
@@ -116,11 +125,17 @@ export class SystemdNotifier {
   }
 
   reloading(): void {
-    this.send([["RELOADING", "1"], ["STATUS", "reloading configuration"]]);
+    this.send([
+      ["RELOADING", "1"],
+      ["STATUS", "reloading configuration"],
+    ]);
   }
 
   stopping(): void {
-    this.send([["STOPPING", "1"], ["STATUS", "stopping"]]);
+    this.send([
+      ["STOPPING", "1"],
+      ["STATUS", "stopping"],
+    ]);
   }
 
   /** Called from the core loop's tick: pings at most once per WATCHDOG_USEC/2. Returns whether it pinged. */

@@ -40,11 +40,19 @@ export function attachSystemd(sd: SystemdNotifier, agent: Agent, log: Logger): v
       sd.status(safeSummary(agent, log));
     }
   };
-  log.info({ watchdog_interval_ms: sd.watchdogIntervalMs, sent: sd.counts.sent, failed: sd.counts.failed }, "systemd: READY=1 sent from the main PID");
+  log.info(
+    { watchdog_interval_ms: sd.watchdogIntervalMs, sent: sd.counts.sent, failed: sd.counts.failed },
+    "systemd: READY=1 sent from the main PID",
+  );
 }
 
 /** SIGHUP: RELOADING=1, reload, then READY=1 with a fresh status (also when the file was refused). */
-export async function reloadWithNotify(sd: SystemdNotifier, agent: Agent, log: Logger, reload: () => Promise<unknown>): Promise<void> {
+export async function reloadWithNotify(
+  sd: SystemdNotifier,
+  agent: Agent,
+  log: Logger,
+  reload: () => Promise<unknown>,
+): Promise<void> {
   sd.reloading();
   try {
     await reload();

@@ -74,18 +74,34 @@ export async function resolvePath(path: string, opts: ResolveOptions): Promise<P
     if (!devno) note = `${mount?.fsType ?? "this filesystem"} has no block device`;
   }
   if (devno) chain.push(...(await resolveDevice(devno, opts)));
-  if (devno && chain.length === 0) note = `device ${devno.major}:${devno.minor} is not in ${opts.sysPath}/dev/block`;
-  return { path, mountPoint: mount?.mountPoint ?? null, fsType: mount?.fsType ?? null, chain, note };
+  if (devno && chain.length === 0)
+    note = `device ${devno.major}:${devno.minor} is not in ${opts.sysPath}/dev/block`;
+  return {
+    path,
+    mountPoint: mount?.mountPoint ?? null,
+    fsType: mount?.fsType ?? null,
+    chain,
+    note,
+  };
 }
 
 /** The chain below one device number: itself, its disk (partition), lower (dm/md) and backing (loop) devices. */
-export async function resolveDevice(devno: { major: number; minor: number }, opts: ResolveOptions): Promise<DeviceNode[]> {
+export async function resolveDevice(
+  devno: { major: number; minor: number },
+  opts: ResolveOptions,
+): Promise<DeviceNode[]> {
   const chain: DeviceNode[] = [];
   await walk(devno, "filesystem", chain, opts, 0);
   return chain;
 }
 
-async function walk(devno: { major: number; minor: number }, via: DeviceNode["via"], chain: DeviceNode[], opts: ResolveOptions, depth: number): Promise<void> {
+async function walk(
+  devno: { major: number; minor: number },
+  via: DeviceNode["via"],
+  chain: DeviceNode[],
+  opts: ResolveOptions,
+  depth: number,
+): Promise<void> {
   if (depth > (opts.maxDepth ?? 8)) return;
   let node: string;
   try {
@@ -97,12 +113,25 @@ async function walk(devno: { major: number; minor: number }, via: DeviceNode["vi
   if (chain.some((d) => d.name === name)) return;
   const isPartition = (await readText(join(node, "partition"))) !== null;
   const queue = isPartition ? null : await queueAttrs(node);
-  chain.push({ name, ...devno, via, rotational: queue?.rotational ?? null, writeCache: queue?.writeCache ?? null });
+  chain.push({
+    name,
+    ...devno,
+    via,
+    rotational: queue?.rotational ?? null,
+    writeCache: queue?.writeCache ?? null,
+  });
   if (isPartition) {
     const parent = dirname(node);
     const dev = await readText(join(parent, "dev"));
     const m = dev ? /^(\d+):(\d+)$/.exec(dev) : null;
-    if (m) await walk({ major: Number(m[1]), minor: Number(m[2]) }, "partition-of", chain, opts, depth + 1);
+    if (m)
+      await walk(
+        { major: Number(m[1]), minor: Number(m[2]) },
+        "partition-of",
+        chain,
+        opts,
+        depth + 1,
+      );
     return;
   }
   // dm-*, md*: the devices underneath.
@@ -115,20 +144,29 @@ async function walk(devno: { major: number; minor: number }, via: DeviceNode["vi
   for (const s of slaves) {
     const dev = await readText(join(node, "slaves", s, "dev"));
     const m = dev ? /^(\d+):(\d+)$/.exec(dev) : null;
-    if (m) await walk({ major: Number(m[1]), minor: Number(m[2]) }, "lower-of", chain, opts, depth + 1);
+    if (m)
+      await walk({ major: Number(m[1]), minor: Number(m[2]) }, "lower-of", chain, opts, depth + 1);
   }
   // A loop device's I/O lands on the filesystem holding its backing file.
   const backing = await readText(join(node, "loop", "backing_file"));
   if (backing && !backing.endsWith("(deleted)")) {
     try {
-      await walk(decodeDev((await stat(backing, { bigint: true })).dev), "backing-of", chain, opts, depth + 1);
+      await walk(
+        decodeDev((await stat(backing, { bigint: true })).dev),
+        "backing-of",
+        chain,
+        opts,
+        depth + 1,
+      );
     } catch {
       // backing file not visible here
     }
   }
 }
 
-async function queueAttrs(node: string): Promise<{ rotational: boolean | null; writeCache: "write back" | "write through" | null }> {
+async function queueAttrs(
+  node: string,
+): Promise<{ rotational: boolean | null; writeCache: "write back" | "write through" | null }> {
   const rot = await readText(join(node, "queue", "rotational"));
   const wc = await readText(join(node, "queue", "write_cache"));
   return {

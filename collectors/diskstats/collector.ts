@@ -18,7 +18,9 @@ import { type DiskCounters, parseDiskstats } from "./parse.js";
 /** Mounts and device stacks change rarely; sysfs is re-read this often. */
 const ROLE_REFRESH_MS = 60_000;
 
-export const AWAIT_BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+export const AWAIT_BUCKETS = [
+  0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10,
+];
 
 export interface DiskObservation {
   readonly device: string;
@@ -69,26 +71,133 @@ interface CounterSpec {
 const SECTOR = 512;
 const MS = 0.001;
 const COUNTERS: readonly CounterSpec[] = [
-  { name: "disk_reads_completed_total", help: "Reads completed (after merges).", raw: (c) => c.reads, scale: 1, u32: false },
-  { name: "disk_reads_merged_total", help: "Adjacent reads merged into one request.", raw: (c) => c.readsMerged, scale: 1, u32: false },
-  { name: "disk_read_bytes_total", help: "Bytes read.", raw: (c) => c.sectorsRead, scale: SECTOR, u32: false },
-  { name: "disk_read_time_seconds_total", help: "Total time spent by reads, queueing included.", raw: (c) => c.readMs, scale: MS, u32: true },
-  { name: "disk_writes_completed_total", help: "Writes completed (after merges; includes empty pre-flush writes).", raw: (c) => c.writes, scale: 1, u32: false },
-  { name: "disk_writes_merged_total", help: "Adjacent writes merged into one request.", raw: (c) => c.writesMerged, scale: 1, u32: false },
-  { name: "disk_written_bytes_total", help: "Bytes written.", raw: (c) => c.sectorsWritten, scale: SECTOR, u32: false },
-  { name: "disk_write_time_seconds_total", help: "Total time spent by writes, queueing included.", raw: (c) => c.writeMs, scale: MS, u32: true },
-  { name: "disk_io_time_seconds_total", help: "Time with at least one request in flight (rate = utilisation).", raw: (c) => c.ioMs, scale: MS, u32: true },
-  { name: "disk_io_time_weighted_seconds_total", help: "Sum of request time of all requests (rate = average queue depth).", raw: (c) => c.weightedMs, scale: MS, u32: true },
-  { name: "disk_discards_completed_total", help: "Discards completed.", raw: (c) => c.discard?.completed, scale: 1, u32: false },
-  { name: "disk_discards_merged_total", help: "Discards merged.", raw: (c) => c.discard?.merged, scale: 1, u32: false },
-  { name: "disk_discarded_bytes_total", help: "Bytes discarded.", raw: (c) => c.discard?.sectors, scale: SECTOR, u32: false },
-  { name: "disk_discard_time_seconds_total", help: "Total time spent by discards.", raw: (c) => c.discard?.ms, scale: MS, u32: true },
-  { name: "disk_flush_requests_total", help: "Flush requests completed by the device (not tracked for partitions).", raw: (c) => c.flush?.completed, scale: 1, u32: false },
-  { name: "disk_flush_requests_time_seconds_total", help: "Total time spent by flush requests: the device-level cost of fsync.", raw: (c) => c.flush?.ms, scale: MS, u32: true },
+  {
+    name: "disk_reads_completed_total",
+    help: "Reads completed (after merges).",
+    raw: (c) => c.reads,
+    scale: 1,
+    u32: false,
+  },
+  {
+    name: "disk_reads_merged_total",
+    help: "Adjacent reads merged into one request.",
+    raw: (c) => c.readsMerged,
+    scale: 1,
+    u32: false,
+  },
+  {
+    name: "disk_read_bytes_total",
+    help: "Bytes read.",
+    raw: (c) => c.sectorsRead,
+    scale: SECTOR,
+    u32: false,
+  },
+  {
+    name: "disk_read_time_seconds_total",
+    help: "Total time spent by reads, queueing included.",
+    raw: (c) => c.readMs,
+    scale: MS,
+    u32: true,
+  },
+  {
+    name: "disk_writes_completed_total",
+    help: "Writes completed (after merges; includes empty pre-flush writes).",
+    raw: (c) => c.writes,
+    scale: 1,
+    u32: false,
+  },
+  {
+    name: "disk_writes_merged_total",
+    help: "Adjacent writes merged into one request.",
+    raw: (c) => c.writesMerged,
+    scale: 1,
+    u32: false,
+  },
+  {
+    name: "disk_written_bytes_total",
+    help: "Bytes written.",
+    raw: (c) => c.sectorsWritten,
+    scale: SECTOR,
+    u32: false,
+  },
+  {
+    name: "disk_write_time_seconds_total",
+    help: "Total time spent by writes, queueing included.",
+    raw: (c) => c.writeMs,
+    scale: MS,
+    u32: true,
+  },
+  {
+    name: "disk_io_time_seconds_total",
+    help: "Time with at least one request in flight (rate = utilisation).",
+    raw: (c) => c.ioMs,
+    scale: MS,
+    u32: true,
+  },
+  {
+    name: "disk_io_time_weighted_seconds_total",
+    help: "Sum of request time of all requests (rate = average queue depth).",
+    raw: (c) => c.weightedMs,
+    scale: MS,
+    u32: true,
+  },
+  {
+    name: "disk_discards_completed_total",
+    help: "Discards completed.",
+    raw: (c) => c.discard?.completed,
+    scale: 1,
+    u32: false,
+  },
+  {
+    name: "disk_discards_merged_total",
+    help: "Discards merged.",
+    raw: (c) => c.discard?.merged,
+    scale: 1,
+    u32: false,
+  },
+  {
+    name: "disk_discarded_bytes_total",
+    help: "Bytes discarded.",
+    raw: (c) => c.discard?.sectors,
+    scale: SECTOR,
+    u32: false,
+  },
+  {
+    name: "disk_discard_time_seconds_total",
+    help: "Total time spent by discards.",
+    raw: (c) => c.discard?.ms,
+    scale: MS,
+    u32: true,
+  },
+  {
+    name: "disk_flush_requests_total",
+    help: "Flush requests completed by the device (not tracked for partitions).",
+    raw: (c) => c.flush?.completed,
+    scale: 1,
+    u32: false,
+  },
+  {
+    name: "disk_flush_requests_time_seconds_total",
+    help: "Total time spent by flush requests: the device-level cost of fsync.",
+    raw: (c) => c.flush?.ms,
+    scale: MS,
+    u32: true,
+  },
 ];
 
 /** History series recorded per device every interval, in the order publish() fills them. */
-const HISTORY_SERIES = ["disk_r_await_seconds", "disk_w_await_seconds", "disk_f_await_seconds", "disk_utilization_ratio", "disk_queue_depth", "disk_reads_per_second", "disk_writes_per_second", "disk_read_bytes_per_second", "disk_written_bytes_per_second", "disk_flushes_per_second"] as const;
+const HISTORY_SERIES = [
+  "disk_r_await_seconds",
+  "disk_w_await_seconds",
+  "disk_f_await_seconds",
+  "disk_utilization_ratio",
+  "disk_queue_depth",
+  "disk_reads_per_second",
+  "disk_writes_per_second",
+  "disk_read_bytes_per_second",
+  "disk_written_bytes_per_second",
+  "disk_flushes_per_second",
+] as const;
 
 interface DeviceHandles {
   readonly counters: ReadonlyArray<readonly [CounterSpec, { inc(v: number): void }]>;
@@ -133,19 +242,48 @@ export class DiskstatsCollector implements Collector<DiskstatsObservation> {
     this.include = opts.include ? new RegExp(opts.include) : null;
     this.exclude = opts.exclude ? new RegExp(opts.exclude) : null;
     const r = opts.registry;
-    this.counters = COUNTERS.map((spec) => [spec, counter(r, { name: NS + spec.name, help: spec.help, labelNames: ["device"] })] as const);
-    this.inFlight = gauge(r, { name: `${NS}disk_io_now`, help: "Requests in flight right now.", labelNames: ["device"] });
-    this.util = gauge(r, { name: `${NS}disk_utilization_ratio`, help: "Share of the last interval with a request in flight (iostat %util / 100).", labelNames: ["device"] });
-    this.queue = gauge(r, { name: `${NS}disk_queue_depth`, help: "Average requests in flight over the last interval (iostat aqu-sz).", labelNames: ["device"] });
+    this.counters = COUNTERS.map(
+      (spec) =>
+        [
+          spec,
+          counter(r, { name: NS + spec.name, help: spec.help, labelNames: ["device"] }),
+        ] as const,
+    );
+    this.inFlight = gauge(r, {
+      name: `${NS}disk_io_now`,
+      help: "Requests in flight right now.",
+      labelNames: ["device"],
+    });
+    this.util = gauge(r, {
+      name: `${NS}disk_utilization_ratio`,
+      help: "Share of the last interval with a request in flight (iostat %util / 100).",
+      labelNames: ["device"],
+    });
+    this.queue = gauge(r, {
+      name: `${NS}disk_queue_depth`,
+      help: "Average requests in flight over the last interval (iostat aqu-sz).",
+      labelNames: ["device"],
+    });
     this.awaitHist = histogram(r, {
       name: `${NS}disk_await_seconds`,
       help: "Average request latency of each interval (iostat r_await/w_await/f_await), one observation per interval in which such requests completed.",
       labelNames: ["device", "op"],
       buckets: AWAIT_BUCKETS,
     });
-    this.roleInfo = gauge(r, { name: `${NS}disk_role`, help: "1 for each device the WAL or data directory's I/O lands on (filesystem device, its disk, lower and backing devices).", labelNames: ["device", "role"] });
-    this.diskInfo = gauge(r, { name: `${NS}disk_info`, help: "Write cache mode and rotational flag (sysfs) of the devices holding the WAL or data directory; always 1.", labelNames: ["device", "rotational", "write_cache"] });
-    this.parseProblems = counter(r, { name: `${NS}disk_parse_problems_total`, help: "Lines of the diskstats file that could not be parsed and were skipped." });
+    this.roleInfo = gauge(r, {
+      name: `${NS}disk_role`,
+      help: "1 for each device the WAL or data directory's I/O lands on (filesystem device, its disk, lower and backing devices).",
+      labelNames: ["device", "role"],
+    });
+    this.diskInfo = gauge(r, {
+      name: `${NS}disk_info`,
+      help: "Write cache mode and rotational flag (sysfs) of the devices holding the WAL or data directory; always 1.",
+      labelNames: ["device", "rotational", "write_cache"],
+    });
+    this.parseProblems = counter(r, {
+      name: `${NS}disk_parse_problems_total`,
+      help: "Lines of the diskstats file that could not be parsed and were skipped.",
+    });
   }
 
   private wanted(device: string): boolean {
@@ -176,7 +314,13 @@ export class DiskstatsCollector implements Collector<DiskstatsObservation> {
         }
       }
       this.prev.set(c.device, { counters: c, at });
-      devices.push({ device: c.device, major: c.major, minor: c.minor, counters: c, iostat: figures });
+      devices.push({
+        device: c.device,
+        major: c.major,
+        minor: c.minor,
+        counters: c,
+        iostat: figures,
+      });
     }
     for (const name of this.prev.keys()) if (!seen.has(name)) this.prev.delete(name);
     if (at - this.rolesAt >= ROLE_REFRESH_MS) {
@@ -189,11 +333,18 @@ export class DiskstatsCollector implements Collector<DiskstatsObservation> {
   private async resolveRoles(signal: AbortSignal): Promise<RoleMapping[]> {
     let mounts: ReturnType<typeof parseMountinfo>["mounts"] = [];
     try {
-      mounts = parseMountinfo(await readFile(`${this.opts.procPath}/self/mountinfo`, { encoding: "utf8", signal })).mounts;
+      mounts = parseMountinfo(
+        await readFile(`${this.opts.procPath}/self/mountinfo`, { encoding: "utf8", signal }),
+      ).mounts;
     } catch {
       // without mountinfo, anonymous devices (btrfs) stay unresolved
     }
-    return Promise.all(this.opts.roles.map(async ({ role, path }) => ({ role, ...(await resolvePath(path, { sysPath: this.opts.sysPath, mounts })) })));
+    return Promise.all(
+      this.opts.roles.map(async ({ role, path }) => ({
+        role,
+        ...(await resolvePath(path, { sysPath: this.opts.sysPath, mounts })),
+      })),
+    );
   }
 
   private publishRoles(roles: readonly RoleMapping[]): void {
@@ -203,7 +354,14 @@ export class DiskstatsCollector implements Collector<DiskstatsObservation> {
       for (const d of r.chain) {
         this.roleInfo.set({ device: d.name, role: r.role }, 1);
         if (d.rotational !== null || d.writeCache !== null) {
-          this.diskInfo.set({ device: d.name, rotational: d.rotational === null ? "unknown" : d.rotational ? "1" : "0", write_cache: d.writeCache ?? "unknown" }, 1);
+          this.diskInfo.set(
+            {
+              device: d.name,
+              rotational: d.rotational === null ? "unknown" : d.rotational ? "1" : "0",
+              write_cache: d.writeCache ?? "unknown",
+            },
+            1,
+          );
         }
       }
     }
@@ -219,7 +377,10 @@ export class DiskstatsCollector implements Collector<DiskstatsObservation> {
       const now = Date.now();
       if (now - this.lastProblemLog > 600_000) {
         this.lastProblemLog = now;
-        this.opts.log.warn({ file: this.file, problems: o.problems.slice(0, 5), count: o.problems.length }, "diskstats: lines skipped");
+        this.opts.log.warn(
+          { file: this.file, problems: o.problems.slice(0, 5), count: o.problems.length },
+          "diskstats: lines skipped",
+        );
       }
     }
     const present = new Set<string>();
@@ -233,7 +394,11 @@ export class DiskstatsCollector implements Collector<DiskstatsObservation> {
       if (!f) continue;
       b.util.set(f.util_pct / 100);
       b.queue.set(f.aqu_sz);
-      for (const [op, ms] of [["read", f.r_await_ms], ["write", f.w_await_ms], ["flush", f.f_await_ms]] as const) {
+      for (const [op, ms] of [
+        ["read", f.r_await_ms],
+        ["write", f.w_await_ms],
+        ["flush", f.f_await_ms],
+      ] as const) {
         if (ms !== null) b.await[op].observe(ms / 1000);
       }
       const r = b.rec;
@@ -276,7 +441,11 @@ export class DiskstatsCollector implements Collector<DiskstatsObservation> {
         inFlight: this.inFlight.labels(device),
         util: this.util.labels(device),
         queue: this.queue.labels(device),
-        await: { read: this.awaitHist.labels(device, "read"), write: this.awaitHist.labels(device, "write"), flush: this.awaitHist.labels(device, "flush") },
+        await: {
+          read: this.awaitHist.labels(device, "read"),
+          write: this.awaitHist.labels(device, "write"),
+          flush: this.awaitHist.labels(device, "flush"),
+        },
         rec: h ? HISTORY_SERIES.map((m) => h.recorder(m, { device })) : null,
       };
       this.handles.set(device, b);

@@ -60,22 +60,50 @@ export interface Iostat {
 }
 
 export function diskDelta(prev: DiskCounters, cur: DiskCounters): DiskDelta | null {
-  if (prev.major !== cur.major || prev.minor !== cur.minor || prev.fields !== cur.fields) return null;
+  if (prev.major !== cur.major || prev.minor !== cur.minor || prev.fields !== cur.fields)
+    return null;
   const c64 = [
-    delta64(prev.reads, cur.reads), delta64(prev.readsMerged, cur.readsMerged), delta64(prev.sectorsRead, cur.sectorsRead),
-    delta64(prev.writes, cur.writes), delta64(prev.writesMerged, cur.writesMerged), delta64(prev.sectorsWritten, cur.sectorsWritten),
-    delta64(prev.discard?.completed ?? 0, cur.discard?.completed ?? 0), delta64(prev.discard?.merged ?? 0, cur.discard?.merged ?? 0),
-    delta64(prev.discard?.sectors ?? 0, cur.discard?.sectors ?? 0), delta64(prev.flush?.completed ?? 0, cur.flush?.completed ?? 0),
+    delta64(prev.reads, cur.reads),
+    delta64(prev.readsMerged, cur.readsMerged),
+    delta64(prev.sectorsRead, cur.sectorsRead),
+    delta64(prev.writes, cur.writes),
+    delta64(prev.writesMerged, cur.writesMerged),
+    delta64(prev.sectorsWritten, cur.sectorsWritten),
+    delta64(prev.discard?.completed ?? 0, cur.discard?.completed ?? 0),
+    delta64(prev.discard?.merged ?? 0, cur.discard?.merged ?? 0),
+    delta64(prev.discard?.sectors ?? 0, cur.discard?.sectors ?? 0),
+    delta64(prev.flush?.completed ?? 0, cur.flush?.completed ?? 0),
   ];
   if (c64.some((d) => d === null)) return null;
-  const [reads, readsMerged, sectorsRead, writes, writesMerged, sectorsWritten, discards, discardsMerged, sectorsDiscarded, flushes] = c64 as number[];
+  const [
+    reads,
+    readsMerged,
+    sectorsRead,
+    writes,
+    writesMerged,
+    sectorsWritten,
+    discards,
+    discardsMerged,
+    sectorsDiscarded,
+    flushes,
+  ] = c64 as number[];
   return {
-    reads: reads as number, readsMerged: readsMerged as number, sectorsRead: sectorsRead as number, readMs: deltaU32(prev.readMs, cur.readMs),
-    writes: writes as number, writesMerged: writesMerged as number, sectorsWritten: sectorsWritten as number, writeMs: deltaU32(prev.writeMs, cur.writeMs),
-    ioMs: deltaU32(prev.ioMs, cur.ioMs), weightedMs: deltaU32(prev.weightedMs, cur.weightedMs),
-    discards: discards as number, discardsMerged: discardsMerged as number, sectorsDiscarded: sectorsDiscarded as number,
+    reads: reads as number,
+    readsMerged: readsMerged as number,
+    sectorsRead: sectorsRead as number,
+    readMs: deltaU32(prev.readMs, cur.readMs),
+    writes: writes as number,
+    writesMerged: writesMerged as number,
+    sectorsWritten: sectorsWritten as number,
+    writeMs: deltaU32(prev.writeMs, cur.writeMs),
+    ioMs: deltaU32(prev.ioMs, cur.ioMs),
+    weightedMs: deltaU32(prev.weightedMs, cur.weightedMs),
+    discards: discards as number,
+    discardsMerged: discardsMerged as number,
+    sectorsDiscarded: sectorsDiscarded as number,
     discardMs: deltaU32(prev.discard?.ms ?? 0, cur.discard?.ms ?? 0),
-    flushes: flushes as number, flushMs: deltaU32(prev.flush?.ms ?? 0, cur.flush?.ms ?? 0),
+    flushes: flushes as number,
+    flushMs: deltaU32(prev.flush?.ms ?? 0, cur.flush?.ms ?? 0),
   };
 }
 

@@ -21,7 +21,12 @@ export interface DiskCounters {
   readonly ioMs: number;
   readonly weightedMs: number;
   /** Discard and flush fields are absent on older kernels. */
-  readonly discard?: { readonly completed: number; readonly merged: number; readonly sectors: number; readonly ms: number };
+  readonly discard?: {
+    readonly completed: number;
+    readonly merged: number;
+    readonly sectors: number;
+    readonly ms: number;
+  };
   readonly flush?: { readonly completed: number; readonly ms: number };
 }
 
@@ -55,27 +60,84 @@ export function parseLine(line: string): DiskCounters | null | string {
   if (line.length > MAX_LINE) return `longer than ${MAX_LINE} characters`;
   const tok = line.trim().split(/\s+/);
   if (tok.length === 7) return null;
-  if (tok.length !== 14 && tok.length !== 18 && tok.length !== 20) return `expected 14, 18 or 20 fields, got ${tok.length}`;
+  if (tok.length !== 14 && tok.length !== 18 && tok.length !== 20)
+    return `expected 14, 18 or 20 fields, got ${tok.length}`;
   const printed = tok[2] as string;
-  if (printed.length > 128 || !DEVICE_RE.test(printed)) return `implausible device name ${JSON.stringify(printed.slice(0, 40))}`;
+  if (printed.length > 128 || !DEVICE_RE.test(printed))
+    return `implausible device name ${JSON.stringify(printed.slice(0, 40))}`;
   const device = printed.replace(/\//g, "!");
   const nums: number[] = [];
   for (let k = 0; k < tok.length; k++) {
     if (k === 2) continue;
     const t = tok[k] as string;
-    if (!/^\d{1,20}$/.test(t)) return `field ${k + 1} of ${device} is not an unsigned integer: ${JSON.stringify(t.slice(0, 24))}`;
+    if (!/^\d{1,20}$/.test(t))
+      return `field ${k + 1} of ${device} is not an unsigned integer: ${JSON.stringify(t.slice(0, 24))}`;
     const n = Number(t);
     // Beyond 2^53 a JS number loses units; no real counter gets there, so this is garbage.
     if (!Number.isSafeInteger(n)) return `field ${k + 1} of ${device} is out of range: ${t}`;
     nums.push(n);
   }
-  const [major, minor, reads, readsMerged, sectorsRead, readMs, writes, writesMerged, sectorsWritten, writeMs, inFlight, ioMs, weightedMs, d1, d2, d3, d4, f1, f2] = nums as [
-    number, number, number, number, number, number, number, number, number, number, number, number, number, number?, number?, number?, number?, number?, number?,
+  const [
+    major,
+    minor,
+    reads,
+    readsMerged,
+    sectorsRead,
+    readMs,
+    writes,
+    writesMerged,
+    sectorsWritten,
+    writeMs,
+    inFlight,
+    ioMs,
+    weightedMs,
+    d1,
+    d2,
+    d3,
+    d4,
+    f1,
+    f2,
+  ] = nums as [
+    number,
+    number,
+    number,
+    number,
+    number,
+    number,
+    number,
+    number,
+    number,
+    number,
+    number,
+    number,
+    number,
+    number?,
+    number?,
+    number?,
+    number?,
+    number?,
+    number?,
   ];
   const fields = (tok.length - 3) as 11 | 15 | 17;
   return {
-    major, minor, device, fields, reads, readsMerged, sectorsRead, readMs, writes, writesMerged, sectorsWritten, writeMs, inFlight, ioMs, weightedMs,
-    ...(d4 !== undefined ? { discard: { completed: d1 ?? 0, merged: d2 ?? 0, sectors: d3 ?? 0, ms: d4 } } : {}),
+    major,
+    minor,
+    device,
+    fields,
+    reads,
+    readsMerged,
+    sectorsRead,
+    readMs,
+    writes,
+    writesMerged,
+    sectorsWritten,
+    writeMs,
+    inFlight,
+    ioMs,
+    weightedMs,
+    ...(d4 !== undefined
+      ? { discard: { completed: d1 ?? 0, merged: d2 ?? 0, sectors: d3 ?? 0, ms: d4 } }
+      : {}),
     ...(f2 !== undefined ? { flush: { completed: f1 ?? 0, ms: f2 } } : {}),
   };
 }

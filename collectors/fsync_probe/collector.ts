@@ -17,9 +17,25 @@ import type { CollectContext, Collector } from "../types.js";
 import type { ProbeReply } from "./protocol.js";
 
 export type ProbeOutcome =
-  | { readonly dir: string; readonly mountpoint: string; readonly state: "ok"; readonly seconds: number }
-  | { readonly dir: string; readonly mountpoint: string; readonly state: "error"; readonly errno: string; readonly message: string }
-  | { readonly dir: string; readonly mountpoint: string; readonly state: "stalled"; readonly stalled_seconds: number };
+  | {
+      readonly dir: string;
+      readonly mountpoint: string;
+      readonly state: "ok";
+      readonly seconds: number;
+    }
+  | {
+      readonly dir: string;
+      readonly mountpoint: string;
+      readonly state: "error";
+      readonly errno: string;
+      readonly message: string;
+    }
+  | {
+      readonly dir: string;
+      readonly mountpoint: string;
+      readonly state: "stalled";
+      readonly stalled_seconds: number;
+    };
 
 export interface FsyncProbeObservation {
   readonly probes: ProbeOutcome[];
@@ -87,7 +103,10 @@ class DirProbe {
   }
 
   /** Starts a probe unless one is still in flight; resolves by the deadline either way. */
-  async probe(deadlineMs: number, signal: AbortSignal): Promise<{ reply: ProbeReply } | { stalledSince: number }> {
+  async probe(
+    deadlineMs: number,
+    signal: AbortSignal,
+  ): Promise<{ reply: ProbeReply } | { stalledSince: number }> {
     if (this.inFlight) return { stalledSince: this.inFlight.startedAt };
     const id = this.nextId++;
     const done = new Promise<ProbeReply>((resolve) => this.waiting.set(id, resolve));
@@ -131,7 +150,9 @@ export class FsyncProbeCollector implements Collector<FsyncProbeObservation> {
   private readonly lastState = new Map<string, string>();
 
   constructor(private readonly opts: FsyncProbeOptions) {
-    this.probes = opts.dirs.map((d) => new DirProbe(d, opts.blockSize, (dir, reply) => this.late(dir, reply)));
+    this.probes = opts.dirs.map(
+      (d) => new DirProbe(d, opts.blockSize, (dir, reply) => this.late(dir, reply)),
+    );
     const r = opts.registry;
     this.duration = histogram(r, {
       name: `${NS}fsync_probe_duration_seconds`,
@@ -139,8 +160,16 @@ export class FsyncProbeCollector implements Collector<FsyncProbeObservation> {
       labelNames: ["mountpoint"],
       buckets: AWAIT_BUCKETS,
     });
-    this.errors = counter(r, { name: `${NS}fsync_probe_errors_total`, help: "Probes that failed, by errno (EIO, EROFS, ENOSPC, ENOENT, ...).", labelNames: ["mountpoint", "errno"] });
-    this.stalled = gauge(r, { name: `${NS}fsync_probe_stalled_seconds`, help: "How long the probe in flight has been waiting; 0 when none is stuck.", labelNames: ["mountpoint"] });
+    this.errors = counter(r, {
+      name: `${NS}fsync_probe_errors_total`,
+      help: "Probes that failed, by errno (EIO, EROFS, ENOSPC, ENOENT, ...).",
+      labelNames: ["mountpoint", "errno"],
+    });
+    this.stalled = gauge(r, {
+      name: `${NS}fsync_probe_stalled_seconds`,
+      help: "How long the probe in flight has been waiting; 0 when none is stuck.",
+      labelNames: ["mountpoint"],
+    });
   }
 
   async collect({ signal }: CollectContext): Promise<FsyncProbeObservation> {
@@ -149,9 +178,21 @@ export class FsyncProbeCollector implements Collector<FsyncProbeObservation> {
       this.probes.map(async (p): Promise<ProbeOutcome> => {
         const mountpoint = await this.mountpointOf(p.dir, mounts);
         const r = await p.probe(this.opts.deadlineMs, signal);
-        if ("stalledSince" in r) return { dir: p.dir, mountpoint, state: "stalled", stalled_seconds: (Date.now() - r.stalledSince) / 1000 };
+        if ("stalledSince" in r)
+          return {
+            dir: p.dir,
+            mountpoint,
+            state: "stalled",
+            stalled_seconds: (Date.now() - r.stalledSince) / 1000,
+          };
         if (r.reply.ok) return { dir: p.dir, mountpoint, state: "ok", seconds: r.reply.seconds };
-        return { dir: p.dir, mountpoint, state: "error", errno: r.reply.code, message: r.reply.message };
+        return {
+          dir: p.dir,
+          mountpoint,
+          state: "error",
+          errno: r.reply.code,
+          message: r.reply.message,
+        };
       }),
     );
     return { probes: outcomes };
@@ -181,7 +222,10 @@ export class FsyncProbeCollector implements Collector<FsyncProbeObservation> {
     if (reply.ok) {
       this.duration.observe({ mountpoint }, reply.seconds);
       this.opts.history?.record("fsync_probe_seconds", { mountpoint }, reply.seconds);
-      this.opts.log.warn({ dir, seconds: reply.seconds }, "fsync probe returned after its deadline");
+      this.opts.log.warn(
+        { dir, seconds: reply.seconds },
+        "fsync probe returned after its deadline",
+      );
     } else {
       this.errors.inc({ mountpoint, errno: reply.code });
     }
@@ -196,28 +240,52 @@ export class FsyncProbeCollector implements Collector<FsyncProbeObservation> {
     if (before === state || (before === undefined && state === "ok")) return;
     const h = this.opts.history;
     if (p.state === "ok") {
-      h?.event({ class: "disk", kind: "fsync_probe.recovered", severity: "info", subject: p.mountpoint, message: `fsync probe in ${p.dir} works again (${(p.seconds * 1000).toFixed(2)} ms)` });
+      h?.event({
+        class: "disk",
+        kind: "fsync_probe.recovered",
+        severity: "info",
+        subject: p.mountpoint,
+        message: `fsync probe in ${p.dir} works again (${(p.seconds * 1000).toFixed(2)} ms)`,
+      });
       this.opts.log.info({ dir: p.dir }, "fsync probe recovered");
     } else if (p.state === "stalled") {
-      h?.event({ class: "disk", kind: "fsync_probe.stalled", severity: "crit", subject: p.mountpoint, message: `fsync probe in ${p.dir} has not returned for ${p.stalled_seconds.toFixed(1)} s` });
+      h?.event({
+        class: "disk",
+        kind: "fsync_probe.stalled",
+        severity: "crit",
+        subject: p.mountpoint,
+        message: `fsync probe in ${p.dir} has not returned for ${p.stalled_seconds.toFixed(1)} s`,
+      });
       this.opts.log.error({ dir: p.dir, seconds: p.stalled_seconds }, "fsync probe stalled");
     } else {
       const severity = p.errno === "ENOENT" || p.errno === "EACCES" ? "warn" : "crit";
-      h?.event({ class: "disk", kind: "fsync_probe.failed", severity, subject: p.mountpoint, message: `fsync probe in ${p.dir} failed: ${p.errno} (${p.message})`, data: { errno: p.errno } });
+      h?.event({
+        class: "disk",
+        kind: "fsync_probe.failed",
+        severity,
+        subject: p.mountpoint,
+        message: `fsync probe in ${p.dir} failed: ${p.errno} (${p.message})`,
+        data: { errno: p.errno },
+      });
       this.opts.log.warn({ dir: p.dir, errno: p.errno, err: p.message }, "fsync probe failed");
     }
   }
 
   private async mounts(signal: AbortSignal) {
     try {
-      return parseMountinfo(await readFile(`${this.opts.procPath}/self/mountinfo`, { encoding: "utf8", signal })).mounts;
+      return parseMountinfo(
+        await readFile(`${this.opts.procPath}/self/mountinfo`, { encoding: "utf8", signal }),
+      ).mounts;
     } catch {
       return [];
     }
   }
 
   /** Mount point of the directory (or of its nearest existing ancestor, if it is missing). */
-  private async mountpointOf(dir: string, mounts: ReturnType<typeof parseMountinfo>["mounts"]): Promise<string> {
+  private async mountpointOf(
+    dir: string,
+    mounts: ReturnType<typeof parseMountinfo>["mounts"],
+  ): Promise<string> {
     const mp = mountFor((await nearestExisting(dir)).real, mounts)?.mountPoint ?? "/";
     this.mountOf.set(dir, mp); // for probes that report after their deadline
     return mp;

@@ -6,7 +6,12 @@ import { closeSync, fdatasyncSync, fstatSync, fsyncSync, writeSync } from "node:
 import { performance } from "node:perf_hooks";
 import { parentPort, workerData } from "node:worker_threads";
 import { DirHandle, type ResolvedDir, resolveDir, sameResolution } from "../../agent/safefs.js";
-import { PROBE_FILE, PROBE_FILE_SIZE as FILE_SIZE, type ProbeReply, type ProbeRequest } from "./protocol.js";
+import {
+  PROBE_FILE,
+  PROBE_FILE_SIZE as FILE_SIZE,
+  type ProbeReply,
+  type ProbeRequest,
+} from "./protocol.js";
 
 const { dir, blockSize } = workerData as { dir: string; blockSize: number };
 let fd: number | undefined;
@@ -23,7 +28,10 @@ let resolved: ResolvedDir | undefined;
 function prepare(): boolean {
   const now = resolveDir(dir);
   if (resolved && !sameResolution(now, resolved)) {
-    throw Object.assign(new Error(`${dir} now leads to ${now.real}, not ${resolved.real} as when the probe started`), { code: "EDIRCHANGED" });
+    throw Object.assign(
+      new Error(`${dir} now leads to ${now.real}, not ${resolved.real} as when the probe started`),
+      { code: "EDIRCHANGED" },
+    );
   }
   resolved ??= now;
   const d = DirHandle.open(resolved);

@@ -10,15 +10,31 @@
 // user space cannot write, decides the device over the text.
 
 export type KernelErrorClass =
-  | "blk_io_error" | "blk_medium_error" | "blk_target_error" | "blk_timeout" | "blk_transport_error" | "blk_offline"
-  | "buffer_io_error" | "writeback_error"
-  | "scsi_medium_error" | "scsi_device_offline"
-  | "ata_error" | "ata_link_reset"
-  | "nvme_timeout" | "nvme_controller_failure" | "nvme_io_error"
-  | "ext4_error" | "fs_journal_abort" | "fs_readonly"
-  | "xfs_error" | "xfs_shutdown"
+  | "blk_io_error"
+  | "blk_medium_error"
+  | "blk_target_error"
+  | "blk_timeout"
+  | "blk_transport_error"
+  | "blk_offline"
+  | "buffer_io_error"
+  | "writeback_error"
+  | "scsi_medium_error"
+  | "scsi_device_offline"
+  | "ata_error"
+  | "ata_link_reset"
+  | "nvme_timeout"
+  | "nvme_controller_failure"
+  | "nvme_io_error"
+  | "ext4_error"
+  | "fs_journal_abort"
+  | "fs_readonly"
+  | "xfs_error"
+  | "xfs_shutdown"
   | "btrfs_error"
-  | "md_disk_failure" | "md_array_failed" | "md_io_error" | "dm_path_failure"
+  | "md_disk_failure"
+  | "md_array_failed"
+  | "md_io_error"
+  | "dm_path_failure"
   | "hung_task";
 
 export type Severity = "warn" | "error" | "crit";
@@ -64,10 +80,25 @@ const BLK_STATUS: ReadonlyArray<readonly [string, KernelErrorClass, Severity]> =
  * before it (3.x to 4.12). A closed set: anything else before " error, dev" is not the kernel's.
  */
 export const BLK_STATUS_NAMES: readonly string[] = [
-  "I/O", "operation not supported", "timeout", "critical space allocation", "recoverable transport",
-  "critical target", "critical nexus", "reservation conflict", "critical medium", "protection",
-  "kernel resource", "device resource", "nonblocking retry", "device offline", "dm internal retry",
-  "open zones exceeded", "active zones exceeded", "duration limit exceeded", "invalid",
+  "I/O",
+  "operation not supported",
+  "timeout",
+  "critical space allocation",
+  "recoverable transport",
+  "critical target",
+  "critical nexus",
+  "reservation conflict",
+  "critical medium",
+  "protection",
+  "kernel resource",
+  "device resource",
+  "nonblocking retry",
+  "device offline",
+  "dm internal retry",
+  "open zones exceeded",
+  "active zones exceeded",
+  "duration limit exceeded",
+  "invalid",
 ];
 /**
  * Severity a failed request's operation gives, by the names blk_op_name[] (block/blk-core.c)
@@ -79,10 +110,24 @@ export const BLK_STATUS_NAMES: readonly string[] = [
  * (READ, WRITE_ZEROES, zone management, UNKNOWN, and old kernels that print no op).
  */
 export const BLK_OP_SEVERITY: Readonly<Record<string, Severity | null>> = {
-  READ: null, WRITE: "crit", FLUSH: "crit", DISCARD: "warn", SECURE_ERASE: "warn",
-  ZONE_RESET: null, ZONE_RESET_ALL: null, ZONE_OPEN: null, ZONE_CLOSE: null, ZONE_FINISH: null,
-  ZONE_APPEND: "crit", WRITE_SAME: "crit", WRITE_ZEROES: null,
-  SCSI_IN: "warn", SCSI_OUT: "warn", DRV_IN: "warn", DRV_OUT: "warn", UNKNOWN: null,
+  READ: null,
+  WRITE: "crit",
+  FLUSH: "crit",
+  DISCARD: "warn",
+  SECURE_ERASE: "warn",
+  ZONE_RESET: null,
+  ZONE_RESET_ALL: null,
+  ZONE_OPEN: null,
+  ZONE_CLOSE: null,
+  ZONE_FINISH: null,
+  ZONE_APPEND: "crit",
+  WRITE_SAME: "crit",
+  WRITE_ZEROES: null,
+  SCSI_IN: "warn",
+  SCSI_OUT: "warn",
+  DRV_IN: "warn",
+  DRV_OUT: "warn",
+  UNKNOWN: null,
 };
 const reEsc = (s: string) => s.replace(/[/.*+?^${}()|[\]\\]/g, "\\$&");
 
@@ -97,30 +142,37 @@ const RE_BLK = new RegExp(
  * the program's name (at most 15 bytes, one char each after unescaping), then "[pid]".
  */
 const RE_CRASH = /^(?:traps: |umip: )?[^]{0,16}?\[\d+\][: ]/;
-const RE_BUFFER = /^Buffer I\/O error on (?:dev|device) ([^,\s]+), logical block \d+(?:, (lost (?:a?sync )?page write|async page read))?/;
+const RE_BUFFER =
+  /^Buffer I\/O error on (?:dev|device) ([^,\s]+), logical block \d+(?:, (lost (?:a?sync )?page write|async page read))?/;
 const RE_LOST_PAGE = /^lost page write due to I\/O error on (\S+?)(?:,|$)/;
 const RE_WRITEBACK = /^([\w.-]+): writeback error on inode \d+/;
 const RE_SCSI = /^sd (\d+:\d+:\d+:\d+): (?:\[(\w+)\] )?(?:tag#(\d+) )?(.*)$/;
 // scsi_logging.c: "Sense Key : %s " (scsi_sense_key_string) or "0x%x " without
 // CONFIG_SCSI_CONSTANTS, then "[current] "/"[deferred] ". 0x3 MEDIUM ERROR, 0x4 HARDWARE ERROR.
-const RE_SENSE_KEY = /^ ?Sense Key : (?:Medium Error|Hardware Error|0x[34] \[(?:current|deferred)\])/;
+const RE_SENSE_KEY =
+  /^ ?Sense Key : (?:Medium Error|Hardware Error|0x[34] \[(?:current|deferred)\])/;
 // "Add. Sense: %s" (constants.c additional[]) or "ASC=0x%x ASCQ=0x%x " without the table:
 // 0x03 write fault, 0x0C write error (but 0x0C/0x01 "recovered with auto reallocation"),
 // 0x10 ID CRC/ECC and protection-information checks, 0x11 unrecovered read, 0x44 internal
 // target failure. Other keys (Illegal Request, Unit Attention, Aborted Command) are context.
-const RE_ADD_SENSE = /^ ?(?:Add\. Sense: (?:Unrecovered read error|Read retries exhausted|Error too long to correct|Multiple read errors|L-EC uncorrectable error|Id CRC or ECC error|Logical block (?:guard|application tag|reference tag) check failed|Write error(?! - recovered)|Peripheral device write fault|Internal target failure)|(?:<<vendor>>)?ASC=0x(?:3|c|10|11|44) (?:<<vendor>>)?ASCQ=0x[0-9a-f]+(?<!ASC=0xc ASCQ=0x1)(?:\s|$))/;
+const RE_ADD_SENSE =
+  /^ ?(?:Add\. Sense: (?:Unrecovered read error|Read retries exhausted|Error too long to correct|Multiple read errors|L-EC uncorrectable error|Id CRC or ECC error|Logical block (?:guard|application tag|reference tag) check failed|Write error(?! - recovered)|Peripheral device write fault|Internal target failure)|(?:<<vendor>>)?ASC=0x(?:3|c|10|11|44) (?:<<vendor>>)?ASCQ=0x[0-9a-f]+(?<!ASC=0xc ASCQ=0x1)(?:\s|$))/;
 const RE_ATA = /^(ata\d+(?:\.\d+)?): (.*)$/;
 const RE_NVME_CTRL = /^nvme (nvme\d+): (.*)$/;
-const RE_NVME_CMD = /^(nvme\d+(?:c\d+)?n\d+): [\w /]+\(0x[0-9a-f]+\) @ LBA \d+, \d+ blocks, ([^()]+?) \(sct (0x[0-9a-f]+) \/ sc (0x[0-9a-f]+)\)/;
+const RE_NVME_CMD =
+  /^(nvme\d+(?:c\d+)?n\d+): [\w /]+\(0x[0-9a-f]+\) @ LBA \d+, \d+ blocks, ([^()]+?) \(sct (0x[0-9a-f]+) \/ sc (0x[0-9a-f]+)\)/;
 const RE_EXT4_ERR = /^EXT4-fs (error|warning) \(device ([^)\s]+)\)(?::| in) (.*)$/;
 const RE_EXT4_FS = /^EXT4-fs \(([^)\s]+)\): (.*)$/;
-const RE_JOURNAL = /^(?:Aborting journal on device (\S+?)-\d+\.?$|JBD2: (?:Detected IO errors while flushing file data on|I\/O error when updating journal superblock for|Error -?\d+ detected when updating journal superblock for) (\S+?)-\d+\.?$)/;
+const RE_JOURNAL =
+  /^(?:Aborting journal on device (\S+?)-\d+\.?$|JBD2: (?:Detected IO errors while flushing file data on|I\/O error when updating journal superblock for|Error -?\d+ detected when updating journal superblock for) (\S+?)-\d+\.?$)/;
 const RE_XFS = /^XFS \(([^)\s]+)\): (.*)$/;
 // xfs_error_report: "Internal error %s at line %d of file %s.  Caller %pS"; %s is the failed
 // check as written in the source (XFS_WANT_CORRUPTED_RETURN, !xfs_verify_ino(...)).
-const RE_XFS_INTERNAL = /^Internal error .{1,200} at line \d+ of file fs\/xfs\/[\w/.-]+\.\s+Caller /;
+const RE_XFS_INTERNAL =
+  /^Internal error .{1,200} at line \d+ of file fs\/xfs\/[\w/.-]+\.\s+Caller /;
 // 6.x prints "(device sda: state EA)", 5.x "(device sda state EA)".
-const RE_BTRFS = /^BTRFS(?: (error|warning|critical|info|crit))? \(device ([^)\s:]+)(?::? state \w+)?\): (.*)$/;
+const RE_BTRFS =
+  /^BTRFS(?: (error|warning|critical|info|crit))? \(device ([^)\s:]+)(?::? state \w+)?\): (.*)$/;
 const RE_BTRFS_ERR2 = /^BTRFS: error \(device ([^)\s:]+)(?::? state \w+)?\) in (.*)$/;
 // Lines naming the member device the error was on, after the filesystem's device (scrub,
 // repair, super block writes): charged to that member, which may be /dev/mapper/NAME.
@@ -133,21 +185,36 @@ const RE_BTRFS_MEMBER: ReadonlyArray<readonly [RegExp, Severity]> = [
 ];
 // btrfs_end_dio_bio / btrfs_dio_end_io: "rw %d,%u" (4.x-5.8), "op 0x%x" (5.9 on); 1 is WRITE.
 const RE_BTRFS_DIO = /^direct IO failed ino \d+ (?:rw (\d+),\d+|op (0x[0-9a-f]+)) /;
-const RE_BTRFS_ERRS = /^bdev \/dev\/(\S+) errs: wr (\d+), rd (\d+), flush (\d+), corrupt (\d+), gen (\d+)/;
+const RE_BTRFS_ERRS =
+  /^bdev \/dev\/(\S+) errs: wr (\d+), rd (\d+), flush (\d+), corrupt (\d+), gen (\d+)/;
 const RE_MD = /^md\/raid\d*:(md\w+): Disk failure on ([^,\s]+), disabling device\./;
 // md/raid1.c, raid10.c, raid5.c format strings, 4.x to 6.x ("%s" became "%pg": same text).
 const RE_MD_ARRAY = /^md\/raid\d*:(md\w+): Cannot continue operation \((\d+)\/(\d+) failed\)/;
-const RE_MD_SECTOR = /^md\/raid\d*:(md\w+): (read error not correctable|read error NOT corrected!!) \(sector (\d+) on ([^)\s]+)\)/;
-const RE_MD_CORRECTED = /^md\/raid\d*:(md\w+): (read error corrected|unable to read back corrected sectors) \((\d+) sectors at (\d+) on ([^)\s]+)\)/;
-const RE_MD_MEMBER = /^md\/raid\d*:(md\w+): ([^:\s]+): (unrecoverable I\/O read error for block|rescheduling sector|Raid device exceeded read_error threshold|Failing raid device)(?: (\d+))?/;
+const RE_MD_SECTOR =
+  /^md\/raid\d*:(md\w+): (read error not correctable|read error NOT corrected!!) \(sector (\d+) on ([^)\s]+)\)/;
+const RE_MD_CORRECTED =
+  /^md\/raid\d*:(md\w+): (read error corrected|unable to read back corrected sectors) \((\d+) sectors at (\d+) on ([^)\s]+)\)/;
+const RE_MD_MEMBER =
+  /^md\/raid\d*:(md\w+): ([^:\s]+): (unrecoverable I\/O read error for block|rescheduling sector|Raid device exceeded read_error threshold|Failing raid device)(?: (\d+))?/;
 const RE_MD_TOO_MANY = /^md\/raid\d*:(md\w+): Too many read errors, failing device ([^\s]+?)\.?$/;
 const RE_MD_SUPER = /^md: super_written gets error=(-?\d+)/;
 const RE_DM_PATH = /^device-mapper: multipath: (?:\d+:\d+: )?Failing path (\d+:\d+)\./;
 const RE_HUNG = /^INFO: task (.+):(\d+) blocked for more than (\d+) seconds\./;
 const RE_SUPPRESSED = /^([\w.]+): (\d+) callbacks suppressed$/;
 
-const c = (cls: KernelErrorClass, severity: Severity, device: string | null, deviceKind: Classified["deviceKind"], detail?: string): Classified => ({
-  class: cls, severity, device, deviceKind, count: 1, ...(detail !== undefined ? { detail } : {}),
+const c = (
+  cls: KernelErrorClass,
+  severity: Severity,
+  device: string | null,
+  deviceKind: Classified["deviceKind"],
+  detail?: string,
+): Classified => ({
+  class: cls,
+  severity,
+  device,
+  deviceKind,
+  count: 1,
+  ...(detail !== undefined ? { detail } : {}),
 });
 
 /**
@@ -166,7 +233,15 @@ export function isUserCrash(text: string): boolean {
   return RE_CRASH.test(text) || text.startsWith("potentially unexpected fatal signal");
 }
 
-const STORAGE_SUBSYSTEMS = new Set(["block", "scsi", "nvme", "nvme-subsystem", "ata_port", "ata_link", "ata_device"]);
+const STORAGE_SUBSYSTEMS = new Set([
+  "block",
+  "scsi",
+  "nvme",
+  "nvme-subsystem",
+  "ata_port",
+  "ata_link",
+  "ata_device",
+]);
 
 /**
  * The device from record metadata, which only the kernel writes (dev_printk). Block dev_t
@@ -179,7 +254,9 @@ export function withMeta(o: Classified, device: string, subsystem: string): Clas
   const dt = /^([bc])(\d+):(\d+)$/.exec(device);
   if (dt) {
     if (dt[1] === "b") return { ...o, device: `${dt[2]}:${dt[3]}`, deviceKind: "devt" };
-    return subsystem === "nvme" ? { ...o, device: `${dt[2]}:${dt[3]}`, deviceKind: "chardev" } : null;
+    return subsystem === "nvme"
+      ? { ...o, device: `${dt[2]}:${dt[3]}`, deviceKind: "chardev" }
+      : null;
   }
   const named = /^\+([\w-]+):(.+)$/.exec(device);
   if (!named || !STORAGE_SUBSYSTEMS.has(named[1] as string)) return null;
@@ -208,12 +285,22 @@ function classifyText(text: string): Outcome {
       const known = BLK_STATUS.find(([s]) => status === s);
       const cls = known?.[1] ?? "blk_io_error";
       const detail = `${status} error${op ? ` on ${op}` : ""}, sector ${m[3]}`;
-      return { ...c(cls, blkSeverity(cls, known?.[2] ?? "error", op), m[2] ?? null, "block", detail), sector: m[3] ?? "" };
+      return {
+        ...c(cls, blkSeverity(cls, known?.[2] ?? "error", op), m[2] ?? null, "block", detail),
+        sector: m[3] ?? "",
+      };
     }
   }
   if (text.startsWith("Buffer I/O error on ")) {
     const m = RE_BUFFER.exec(text);
-    if (m) return c("buffer_io_error", m[2]?.startsWith("lost") ? "crit" : "error", m[1] ?? null, "block", m[2] ?? "read");
+    if (m)
+      return c(
+        "buffer_io_error",
+        m[2]?.startsWith("lost") ? "crit" : "error",
+        m[1] ?? null,
+        "block",
+        m[2] ?? "read",
+      );
   }
   if (text.startsWith("lost page write")) {
     const m = RE_LOST_PAGE.exec(text);
@@ -221,16 +308,30 @@ function classifyText(text: string): Outcome {
   }
   if (text.includes(": writeback error on inode ")) {
     const m = RE_WRITEBACK.exec(text);
-    if (m) return c("writeback_error", "crit", m[1] ?? null, "block", "writeback error: acknowledged data lost");
+    if (m)
+      return c(
+        "writeback_error",
+        "crit",
+        m[1] ?? null,
+        "block",
+        "writeback error: acknowledged data lost",
+      );
   }
   if (text.startsWith("sd ")) {
     const m = RE_SCSI.exec(text);
     if (m) {
       const rest = m[4] ?? "";
-      if (/^(?:rejecting I\/O to (?:offline|dead) device|Device offlined - not ready after error recovery)/.test(rest)) return c("scsi_device_offline", "crit", m[1] ?? null, "scsi", rest);
+      if (
+        /^(?:rejecting I\/O to (?:offline|dead) device|Device offlined - not ready after error recovery)/.test(
+          rest,
+        )
+      )
+        return c("scsi_device_offline", "crit", m[1] ?? null, "scsi", rest);
       // 3.x printed two spaces after "[sdX]".
       if (RE_SENSE_KEY.test(rest) || RE_ADD_SENSE.test(rest)) {
-        const o = m[2] ? { ...c("scsi_medium_error", "crit", m[2], "block", rest), scsi: m[1] ?? "" } : c("scsi_medium_error", "crit", m[1] ?? null, "scsi", rest);
+        const o = m[2]
+          ? { ...c("scsi_medium_error", "crit", m[2], "block", rest), scsi: m[1] ?? "" }
+          : c("scsi_medium_error", "crit", m[1] ?? null, "scsi", rest);
         return m[3] === undefined ? o : { ...o, request: `tag#${m[3]}` };
       }
     }
@@ -240,11 +341,18 @@ function classifyText(text: string): Outcome {
     const m = RE_ATA.exec(text);
     if (m) {
       const rest = m[2] ?? "";
-      if (/^(hard resetting link|SATA link down|limiting SATA link speed|COMRESET failed|link is slow to respond|softreset failed)/.test(rest)) return c("ata_link_reset", "warn", m[1] ?? null, "ata", rest);
+      if (
+        /^(hard resetting link|SATA link down|limiting SATA link speed|COMRESET failed|link is slow to respond|softreset failed)/.test(
+          rest,
+        )
+      )
+        return c("ata_link_reset", "warn", m[1] ?? null, "ata", rest);
       // One ATA incident prints several lines; count the exception header, keep the rest as context.
-      if (/^exception Emask 0x[0-9a-f]+ /.test(rest)) return c("ata_error", "error", m[1] ?? null, "ata", rest);
+      if (/^exception Emask 0x[0-9a-f]+ /.test(rest))
+        return c("ata_error", "error", m[1] ?? null, "ata", rest);
       // The flag words between braces are the kernel's (ata_eh); nothing else may sit there.
-      if (/^error: \{ (?:[A-Z]+ )*UNC (?:[A-Z]+ )*\}/.test(rest)) return c("ata_error", "crit", m[1] ?? null, "ata", rest);
+      if (/^error: \{ (?:[A-Z]+ )*UNC (?:[A-Z]+ )*\}/.test(rest))
+        return c("ata_error", "crit", m[1] ?? null, "ata", rest);
       if (/^failed command: [A-Z]|^(?:status|error): \{ (?:[A-Z]+ )+\}/.test(rest)) {
         return { ...c("ata_error", "error", m[1] ?? null, "ata", rest), count: 0 };
       }
@@ -256,16 +364,37 @@ function classifyText(text: string): Outcome {
     if (ctrl) {
       const rest = ctrl[2] ?? "";
       // "I/O 728 QID 6", "I/O tag 4 (0004) QID 0", "I/O tag 0 (3000) opcode 0x1 (I/O Cmd) QID 1"
-      if (/^I\/O (?:tag )?\d+ (?:\(\w+\) )?(?:opcode 0x[0-9a-f]+ \([\w /]+\) )?QID \d+ timeout, (?:aborting|reset controller|disable controller|completion polled)/.test(rest)) {
-        return c("nvme_timeout", /reset controller|disable controller/.test(rest) ? "error" : "warn", ctrl[1] ?? null, "nvme_ctrl", rest);
+      if (
+        /^I\/O (?:tag )?\d+ (?:\(\w+\) )?(?:opcode 0x[0-9a-f]+ \([\w /]+\) )?QID \d+ timeout, (?:aborting|reset controller|disable controller|completion polled)/.test(
+          rest,
+        )
+      ) {
+        return c(
+          "nvme_timeout",
+          /reset controller|disable controller/.test(rest) ? "error" : "warn",
+          ctrl[1] ?? null,
+          "nvme_ctrl",
+          rest,
+        );
       }
-      if (/^(controller is down; will reset|Device not ready; aborting reset|Removing after probe failure|frozen state error detected|Disabling device after reset failure)/.test(rest)) {
+      if (
+        /^(controller is down; will reset|Device not ready; aborting reset|Removing after probe failure|frozen state error detected|Disabling device after reset failure)/.test(
+          rest,
+        )
+      ) {
         return c("nvme_controller_failure", "crit", ctrl[1] ?? null, "nvme_ctrl", rest);
       }
       return null;
     }
     const cmd = RE_NVME_CMD.exec(text);
-    if (cmd) return c("nvme_io_error", cmd[3] === "0x2" ? "crit" : "error", cmd[1] ?? null, "block", `${cmd[2]} (sct ${cmd[3]} / sc ${cmd[4]})`);
+    if (cmd)
+      return c(
+        "nvme_io_error",
+        cmd[3] === "0x2" ? "crit" : "error",
+        cmd[1] ?? null,
+        "block",
+        `${cmd[2]} (sct ${cmd[3]} / sc ${cmd[4]})`,
+      );
     return null;
   }
   if (text.startsWith("EXT4-fs ")) {
@@ -279,8 +408,14 @@ function classifyText(text: string): Outcome {
     const f = RE_EXT4_FS.exec(text);
     if (f) {
       const rest = f[2] ?? "";
-      if (/^Remounting filesystem read-only/.test(rest)) return c("fs_readonly", "crit", f[1] ?? null, "block", rest);
-      if (/^(I\/O error while writing superblock|failed to convert unwritten extents|Delayed block allocation failed)/.test(rest)) return c("ext4_error", "crit", f[1] ?? null, "block", rest);
+      if (/^Remounting filesystem read-only/.test(rest))
+        return c("fs_readonly", "crit", f[1] ?? null, "block", rest);
+      if (
+        /^(I\/O error while writing superblock|failed to convert unwritten extents|Delayed block allocation failed)/.test(
+          rest,
+        )
+      )
+        return c("ext4_error", "crit", f[1] ?? null, "block", rest);
     }
     return null;
   }
@@ -301,20 +436,38 @@ function classifyText(text: string): Outcome {
     if (!m) return null;
     const rest = m[2] ?? "";
     // Repeated every 30 s (xfs_log_force, 3.x-4.x) while the filesystem stays shut down.
-    if (/^xfs_log_force: error -?\d+ returned/.test(rest)) return { ...c("xfs_shutdown", "crit", m[1] ?? null, "block", rest), repeats: true };
+    if (/^xfs_log_force: error -?\d+ returned/.test(rest))
+      return { ...c("xfs_shutdown", "crit", m[1] ?? null, "block", rest), repeats: true };
     if (RE_XFS_INTERNAL.test(rest)) return c("xfs_error", "crit", m[1] ?? null, "block", rest);
     // xfs_log_mount / xlog_recover: the log cannot be replayed, the filesystem does not mount.
-    if (/^(?:log mount\/recovery failed: error -?\d+|log mount failed|empty log check failed|Log inconsistent|Failed to recover intents|log record CRC mismatch|failed to locate log tail)/.test(rest)) {
+    if (
+      /^(?:log mount\/recovery failed: error -?\d+|log mount failed|empty log check failed|Log inconsistent|Failed to recover intents|log record CRC mismatch|failed to locate log tail)/.test(
+        rest,
+      )
+    ) {
       return c("xfs_error", "crit", m[1] ?? null, "block", rest);
     }
-    if (/^(?:Corruption warning: Metadata has LSN|Failing async write on buffer block 0x[0-9a-f]+\.|Assertion failed: )/.test(rest)) return c("xfs_error", "error", m[1] ?? null, "block", rest);
+    if (
+      /^(?:Corruption warning: Metadata has LSN|Failing async write on buffer block 0x[0-9a-f]+\.|Assertion failed: )/.test(
+        rest,
+      )
+    )
+      return c("xfs_error", "error", m[1] ?? null, "block", rest);
     // "Metadata I/O Error (0x1) detected at f+0x2a0/0x3a0 (fs/xfs/x.c:311).  Shutting down
     // filesystem." (5.x/6.x), "Log I/O Error Detected.  Shutting down filesystem" (4.x).
-    if (/^(?:Filesystem has been shut down|xfs_do_force_shutdown\(|[\w/ -]+ (?:\(0x[0-9a-f]+\) )?[Dd]etected(?: at \S+ \(\S+\))?\.\s+Shutting down filesystem)/.test(rest)) {
+    if (
+      /^(?:Filesystem has been shut down|xfs_do_force_shutdown\(|[\w/ -]+ (?:\(0x[0-9a-f]+\) )?[Dd]etected(?: at \S+ \(\S+\))?\.\s+Shutting down filesystem)/.test(
+        rest,
+      )
+    ) {
       return c("xfs_shutdown", "crit", m[1] ?? null, "block", rest);
     }
-    if (/^(?:Corruption detected|Metadata corruption detected|Metadata CRC error detected)/.test(rest)) return c("xfs_error", "crit", m[1] ?? null, "block", rest);
-    if (/^(?:(?:metadata |log )?I\/O error|writeback error)/.test(rest)) return c("xfs_error", "error", m[1] ?? null, "block", rest);
+    if (
+      /^(?:Corruption detected|Metadata corruption detected|Metadata CRC error detected)/.test(rest)
+    )
+      return c("xfs_error", "crit", m[1] ?? null, "block", rest);
+    if (/^(?:(?:metadata |log )?I\/O error|writeback error)/.test(rest))
+      return c("xfs_error", "error", m[1] ?? null, "block", rest);
     return null; // "Please unmount ..." and mount chatter are context
   }
   if (text.startsWith("BTRFS")) {
@@ -330,18 +483,36 @@ function classifyText(text: string): Outcome {
       if (mm) return level === "info" ? null : c("btrfs_error", sev, mm[1] ?? null, "block", rest);
     }
     const dio = RE_BTRFS_DIO.exec(rest);
-    if (dio) return c("btrfs_error", dio[1] === "1" || dio[2] === "0x1" ? "crit" : "error", m[2] ?? null, "block", rest);
+    if (dio)
+      return c(
+        "btrfs_error",
+        dio[1] === "1" || dio[2] === "0x1" ? "crit" : "error",
+        m[2] ?? null,
+        "block",
+        rest,
+      );
     const errs = RE_BTRFS_ERRS.exec(rest);
     if (errs) {
       if (level === "info") return null; // the mount-time replay of cumulative counters
-      const counters = { wr: Number(errs[2]), rd: Number(errs[3]), flush: Number(errs[4]), corrupt: Number(errs[5]), gen: Number(errs[6]) };
+      const counters = {
+        wr: Number(errs[2]),
+        rd: Number(errs[3]),
+        flush: Number(errs[4]),
+        corrupt: Number(errs[5]),
+        gen: Number(errs[6]),
+      };
       const fault = c("btrfs_error", "error", errs[1] ?? null, "block", rest);
       // Counters past 2^53 cannot be differenced: the line still counts as one fault.
-      return Object.values(counters).every(Number.isSafeInteger) ? { ...fault, btrfsCounters: counters } : fault;
+      return Object.values(counters).every(Number.isSafeInteger)
+        ? { ...fault, btrfsCounters: counters }
+        : fault;
     }
-    if (rest.startsWith("forced readonly")) return c("fs_readonly", "crit", m[2] ?? null, "block", rest);
-    if (level === "error" || level === "critical" || level === "crit") return c("btrfs_error", "error", m[2] ?? null, "block", rest);
-    if (level === "warning" && rest.startsWith("csum failed ")) return c("btrfs_error", "error", m[2] ?? null, "block", rest);
+    if (rest.startsWith("forced readonly"))
+      return c("fs_readonly", "crit", m[2] ?? null, "block", rest);
+    if (level === "error" || level === "critical" || level === "crit")
+      return c("btrfs_error", "error", m[2] ?? null, "block", rest);
+    if (level === "warning" && rest.startsWith("csum failed "))
+      return c("btrfs_error", "error", m[2] ?? null, "block", rest);
     return null;
   }
   if (text.startsWith("md/raid")) return classifyMd(text);
@@ -360,8 +531,15 @@ function classifyText(text: string): Outcome {
     const m = RE_HUNG.exec(text);
     if (m) {
       const comm = m[1] ?? "";
-      const dev = /^jbd2\/(\S+?)-\d+$/.exec(comm)?.[1] ?? /^xfsaild\/(\S+)$/.exec(comm)?.[1] ?? null;
-      const hung = c("hung_task", "warn", dev, dev ? "block" : "none", `${comm}:${m[2]} blocked for more than ${m[3]} s`);
+      const dev =
+        /^jbd2\/(\S+?)-\d+$/.exec(comm)?.[1] ?? /^xfsaild\/(\S+)$/.exec(comm)?.[1] ?? null;
+      const hung = c(
+        "hung_task",
+        "warn",
+        dev,
+        dev ? "block" : "none",
+        `${comm}:${m[2]} blocked for more than ${m[3]} s`,
+      );
       const pid = Number(m[2]);
       return Number.isSafeInteger(pid) ? { ...hung, pid } : hung;
     }
@@ -377,21 +555,59 @@ function blkSeverity(cls: KernelErrorClass, status: Severity, op: string | undef
   // (blk_path_error): on a path device they lose nothing yet, whatever the operation.
   if (cls === "blk_timeout" || cls === "blk_transport_error") return status;
   // Own keys only: the op is printed text ("__proto__" is a \w+ too).
-  return op !== undefined && Object.hasOwn(BLK_OP_SEVERITY, op) ? (BLK_OP_SEVERITY[op] ?? status) : status;
+  return op !== undefined && Object.hasOwn(BLK_OP_SEVERITY, op)
+    ? (BLK_OP_SEVERITY[op] ?? status)
+    : status;
 }
 
 function classifyMd(text: string): Classified | null {
   let m = RE_MD.exec(text);
   if (m) return c("md_disk_failure", "crit", m[2] ?? null, "block", `array ${m[1]}`);
-  if ((m = RE_MD_ARRAY.exec(text))) return c("md_array_failed", "crit", m[1] ?? null, "block", `${m[2]} of ${m[3]} devices failed: the array stopped`);
-  if ((m = RE_MD_TOO_MANY.exec(text))) return c("md_disk_failure", "crit", m[2] ?? null, "block", `array ${m[1]}: too many read errors`);
-  if ((m = RE_MD_SECTOR.exec(text))) return { ...c("md_io_error", "crit", m[4] ?? null, "block", `array ${m[1]}: ${m[2]}`), sector: m[3] ?? "" };
+  if ((m = RE_MD_ARRAY.exec(text)))
+    return c(
+      "md_array_failed",
+      "crit",
+      m[1] ?? null,
+      "block",
+      `${m[2]} of ${m[3]} devices failed: the array stopped`,
+    );
+  if ((m = RE_MD_TOO_MANY.exec(text)))
+    return c(
+      "md_disk_failure",
+      "crit",
+      m[2] ?? null,
+      "block",
+      `array ${m[1]}: too many read errors`,
+    );
+  if ((m = RE_MD_SECTOR.exec(text)))
+    return {
+      ...c("md_io_error", "crit", m[4] ?? null, "block", `array ${m[1]}: ${m[2]}`),
+      sector: m[3] ?? "",
+    };
   // Corrected from redundancy: nothing lost, but the member has a bad spot.
-  if ((m = RE_MD_CORRECTED.exec(text))) return { ...c("md_io_error", m[2] === "read error corrected" ? "warn" : "error", m[5] ?? null, "block", `array ${m[1]}: ${m[2]}`), sector: m[4] ?? "" };
+  if ((m = RE_MD_CORRECTED.exec(text)))
+    return {
+      ...c(
+        "md_io_error",
+        m[2] === "read error corrected" ? "warn" : "error",
+        m[5] ?? null,
+        "block",
+        `array ${m[1]}: ${m[2]}`,
+      ),
+      sector: m[4] ?? "",
+    };
   if ((m = RE_MD_MEMBER.exec(text))) {
     const what = m[3] ?? "";
     const sev: Severity = what === "rescheduling sector" ? "warn" : "crit";
-    return c(what.startsWith("Raid device") || what.startsWith("Failing") ? "md_disk_failure" : "md_io_error", sev, m[2] ?? null, "block", `array ${m[1]}: ${what}`);
+    return c(
+      what.startsWith("Raid device") || what.startsWith("Failing")
+        ? "md_disk_failure"
+        : "md_io_error",
+      sev,
+      m[2] ?? null,
+      "block",
+      `array ${m[1]}: ${what}`,
+    );
   }
   return null;
 }

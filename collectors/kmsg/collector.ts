@@ -52,7 +52,8 @@ export interface KmsgObservation {
   readonly lost: number;
   readonly suppressed: number;
   /** Where to resume: committed with this observation's events. */
-  readonly resume: { readonly boot_id: string; readonly next_seq: number } | { readonly cursor: string } | null;
+  readonly resume:
+    { readonly boot_id: string; readonly next_seq: number } | { readonly cursor: string } | null;
 }
 
 export interface KmsgOptions {
@@ -80,7 +81,10 @@ export class KmsgCollector implements Collector<KmsgObservation> {
   private readonly buf = Buffer.alloc(READ_BUFFER);
   private readonly resolver: DeviceResolver;
   private readonly btrfsLast = new Map<string, number>();
-  private readonly limiter = new Map<string, { minute: number; written: number; dropped: number; severity: Classified["severity"] }>();
+  private readonly limiter = new Map<
+    string,
+    { minute: number; written: number; dropped: number; severity: Classified["severity"] }
+  >();
   private readonly errors: Counter<"device" | "class">;
   private readonly incidents: Counter<"device" | "severity">;
   private readonly grouper = new IncidentGrouper();
@@ -94,12 +98,34 @@ export class KmsgCollector implements Collector<KmsgObservation> {
     this.resolver = new DeviceResolver(opts.sysPath);
     this.bootId = readBootId(opts.procPath);
     const r = opts.registry;
-    this.errors = counter(r, { name: `${NS}kernel_io_errors_total`, help: "Storage fault records in the kernel log, by whole disk and class (every record counts; history is rate-limited).", labelNames: ["device", "class"] });
-    this.incidents = counter(r, { name: `${NS}kernel_io_incidents_total`, help: "Storage failures in the kernel log, by whole disk and worst severity: the lines one failure prints (sense, block layer, buffer cache) within seconds on one disk are one incident.", labelNames: ["device", "severity"] });
-    this.lostTotal = counter(r, { name: `${NS}kernel_log_lost_records_total`, help: "Kernel log records overwritten before the agent read them (EPIPE and sequence gaps): fault counts are lower bounds." });
-    this.suppressedTotal = counter(r, { name: `${NS}kernel_log_suppressed_total`, help: "Kernel messages the kernel itself dropped (\"N callbacks suppressed\"): fault counts are lower bounds." });
-    this.recordsTotal = counter(r, { name: `${NS}kernel_log_records_total`, help: "Kernel log records read, by source (kmsg, journal).", labelNames: ["source"] });
-    this.sourceGauge = gauge(r, { name: `${NS}kernel_log_source`, help: "Where the kernel log is read from: 1 for the source in use.", labelNames: ["source"] });
+    this.errors = counter(r, {
+      name: `${NS}kernel_io_errors_total`,
+      help: "Storage fault records in the kernel log, by whole disk and class (every record counts; history is rate-limited).",
+      labelNames: ["device", "class"],
+    });
+    this.incidents = counter(r, {
+      name: `${NS}kernel_io_incidents_total`,
+      help: "Storage failures in the kernel log, by whole disk and worst severity: the lines one failure prints (sense, block layer, buffer cache) within seconds on one disk are one incident.",
+      labelNames: ["device", "severity"],
+    });
+    this.lostTotal = counter(r, {
+      name: `${NS}kernel_log_lost_records_total`,
+      help: "Kernel log records overwritten before the agent read them (EPIPE and sequence gaps): fault counts are lower bounds.",
+    });
+    this.suppressedTotal = counter(r, {
+      name: `${NS}kernel_log_suppressed_total`,
+      help: 'Kernel messages the kernel itself dropped ("N callbacks suppressed"): fault counts are lower bounds.',
+    });
+    this.recordsTotal = counter(r, {
+      name: `${NS}kernel_log_records_total`,
+      help: "Kernel log records read, by source (kmsg, journal).",
+      labelNames: ["source"],
+    });
+    this.sourceGauge = gauge(r, {
+      name: `${NS}kernel_log_source`,
+      help: "Where the kernel log is read from: 1 for the source in use.",
+      labelNames: ["source"],
+    });
   }
 
   async collect({ signal }: CollectContext): Promise<KmsgObservation> {
@@ -111,7 +137,18 @@ export class KmsgCollector implements Collector<KmsgObservation> {
   publish(o: KmsgObservation): void {
     const wall = Date.now();
     for (const f of o.faults) {
-      if (f.count > 0) this.grouper.add({ device: f.device, class: f.class, severity: f.severity, atMs: f.atMs, wallMs: wall, line: f.line, ...(f.sector !== undefined ? { sector: f.sector } : {}), ...(f.request !== undefined ? { request: f.request } : {}), ...(f.repeats ? { repeats: true as const } : {}) });
+      if (f.count > 0)
+        this.grouper.add({
+          device: f.device,
+          class: f.class,
+          severity: f.severity,
+          atMs: f.atMs,
+          wallMs: wall,
+          line: f.line,
+          ...(f.sector !== undefined ? { sector: f.sector } : {}),
+          ...(f.request !== undefined ? { request: f.request } : {}),
+          ...(f.repeats ? { repeats: true as const } : {}),
+        });
     }
     // Incidents close a few seconds after their last line, on a tick that may read nothing.
     for (const i of this.grouper.flush(wall)) this.incident(i);
@@ -134,12 +171,27 @@ export class KmsgCollector implements Collector<KmsgObservation> {
       }
       if (l.written < EVENTS_PER_MINUTE) {
         l.written++;
-        h?.event({ class: "kernel", kind: f.class, severity: f.severity === "error" ? "warn" : f.severity, subject: f.device, message: f.line, data: { logical: f.logical, seq: f.seq } });
+        h?.event({
+          class: "kernel",
+          kind: f.class,
+          severity: f.severity === "error" ? "warn" : f.severity,
+          subject: f.device,
+          message: f.line,
+          data: { logical: f.logical, seq: f.seq },
+        });
       } else l.dropped++;
     }
-    for (const [key, l] of this.limiter) if (l.minute !== minute && l.dropped > 0) this.summarise(key, l);
-    if (o.lost > 0) h?.event({ class: "kernel", kind: "kernel_log.lost", severity: "warn", message: `${o.lost} kernel log records were overwritten before they could be read; fault counts are lower bounds` });
-    if (o.resume && h) h.setStateWithBatch("cursor" in o.resume ? CURSOR_KEY : RESUME_KEY, JSON.stringify(o.resume));
+    for (const [key, l] of this.limiter)
+      if (l.minute !== minute && l.dropped > 0) this.summarise(key, l);
+    if (o.lost > 0)
+      h?.event({
+        class: "kernel",
+        kind: "kernel_log.lost",
+        severity: "warn",
+        message: `${o.lost} kernel log records were overwritten before they could be read; fault counts are lower bounds`,
+      });
+    if (o.resume && h)
+      h.setStateWithBatch("cursor" in o.resume ? CURSOR_KEY : RESUME_KEY, JSON.stringify(o.resume));
   }
 
   close(): void {
@@ -153,15 +205,40 @@ export class KmsgCollector implements Collector<KmsgObservation> {
 
   private incident(i: Incident): void {
     this.incidents.labels(i.device, i.severity).inc();
-    const where = [i.sectors.length ? `sector ${i.sectors.slice(0, 3).join(", ")}` : "", i.requests.length ? i.requests.slice(0, 3).join(", ") : ""].filter(Boolean).join("; ");
+    const where = [
+      i.sectors.length ? `sector ${i.sectors.slice(0, 3).join(", ")}` : "",
+      i.requests.length ? i.requests.slice(0, 3).join(", ") : "",
+    ]
+      .filter(Boolean)
+      .join("; ");
     const message = `${i.repeats ? "repeating: " : ""}${describeClasses(i)} (${i.lines} line${i.lines === 1 ? "" : "s"}${where ? `; ${where}` : ""}): ${i.firstLine.slice(0, 300)}`;
     // Its own history class: per-line "kernel" events keep their one-row-per-record meaning.
-    this.opts.history?.event({ class: "kernel_incident", kind: i.severity, severity: i.severity === "error" ? "warn" : i.severity, subject: i.device, message, data: { classes: i.classes, lines: i.lines, sectors: i.sectors, requests: i.requests, worst: i.severity } });
+    this.opts.history?.event({
+      class: "kernel_incident",
+      kind: i.severity,
+      severity: i.severity === "error" ? "warn" : i.severity,
+      subject: i.device,
+      message,
+      data: {
+        classes: i.classes,
+        lines: i.lines,
+        sectors: i.sectors,
+        requests: i.requests,
+        worst: i.severity,
+      },
+    });
   }
 
   private summarise(key: string, l: { dropped: number; severity: Classified["severity"] }): void {
     const [device, cls] = key.split("\u0000");
-    this.opts.history?.event({ class: "kernel", kind: cls ?? "unknown", severity: l.severity === "error" ? "warn" : l.severity, subject: device, message: `${l.dropped} more ${cls} records on ${device} in that minute (counted in the metrics, not stored one by one)`, data: { suppressed_in_history: l.dropped } });
+    this.opts.history?.event({
+      class: "kernel",
+      kind: cls ?? "unknown",
+      severity: l.severity === "error" ? "warn" : l.severity,
+      subject: device,
+      message: `${l.dropped} more ${cls} records on ${device} in that minute (counted in the metrics, not stored one by one)`,
+      data: { suppressed_in_history: l.dropped },
+    });
     l.dropped = 0;
   }
 
@@ -173,14 +250,18 @@ export class KmsgCollector implements Collector<KmsgObservation> {
         const saved = this.opts.history?.getState(RESUME_KEY);
         if (saved) {
           const s = JSON.parse(saved) as { boot_id?: string; next_seq?: number };
-          if (s.boot_id === this.bootId && typeof s.next_seq === "number") this.nextSeq = s.next_seq;
+          if (s.boot_id === this.bootId && typeof s.next_seq === "number")
+            this.nextSeq = s.next_seq;
         }
       }
     } catch (e) {
       // The shipped unit (ProtectKernelLogs=yes) hides /dev/kmsg on purpose: info, not warn.
       const code = (e as NodeJS.ErrnoException).code ?? "";
       const expected = ["ENOENT", "EACCES", "EPERM"].includes(code);
-      this.opts.log[expected ? "info" : "warn"]({ path: this.opts.kmsgPath, err: (e as Error).message }, "kmsg: /dev/kmsg not readable; following journalctl -k (kernel_log_source=journal)");
+      this.opts.log[expected ? "info" : "warn"](
+        { path: this.opts.kmsgPath, err: (e as Error).message },
+        "kmsg: /dev/kmsg not readable; following journalctl -k (kernel_log_source=journal)",
+      );
       this.startJournal();
     }
     this.sourceGauge.reset();
@@ -216,7 +297,17 @@ export class KmsgCollector implements Collector<KmsgObservation> {
       records++;
       suppressed += this.handle(rec, faults);
     }
-    return { source: "kmsg", records, faults, lost, suppressed, resume: this.nextSeq === null || this.opts.once ? null : { boot_id: this.bootId, next_seq: this.nextSeq } };
+    return {
+      source: "kmsg",
+      records,
+      faults,
+      lost,
+      suppressed,
+      resume:
+        this.nextSeq === null || this.opts.once
+          ? null
+          : { boot_id: this.bootId, next_seq: this.nextSeq },
+    };
   }
 
   /** Classifies one record into `faults`; returns the kernel's own suppressed count. */
@@ -225,7 +316,10 @@ export class KmsgCollector implements Collector<KmsgObservation> {
     const o = classify(rec.text, rec.meta);
     if (o === null) return 0;
     if ("suppressed" in o) return o.suppressed;
-    const c = o.class === "hung_task" && o.device !== null && !this.isKernelThread(o.pid) ? { ...o, device: null, deviceKind: "none" as const } : o;
+    const c =
+      o.class === "hung_task" && o.device !== null && !this.isKernelThread(o.pid)
+        ? { ...o, device: null, deviceKind: "none" as const }
+        : o;
     const where = this.resolver.resolve(c);
     let count = c.count;
     if (c.btrfsCounters && c.device) {
@@ -236,9 +330,17 @@ export class KmsgCollector implements Collector<KmsgObservation> {
       count = prev === undefined ? 1 : Math.max(0, total - prev);
     }
     faults.push({
-      seq: rec.seq, class: c.class, severity: c.severity, device: where.disk, logical: where.logical, count, line: rec.text.slice(0, 1024),
+      seq: rec.seq,
+      class: c.class,
+      severity: c.severity,
+      device: where.disk,
+      logical: where.logical,
+      count,
+      line: rec.text.slice(0, 1024),
       atMs: rec.tsUsec > 0 ? rec.tsUsec / 1000 : Date.now(),
-      ...(c.sector !== undefined ? { sector: c.sector } : {}), ...(c.request !== undefined ? { request: c.request } : {}), ...(c.repeats ? { repeats: true as const } : {}),
+      ...(c.sector !== undefined ? { sector: c.sector } : {}),
+      ...(c.request !== undefined ? { request: c.request } : {}),
+      ...(c.repeats ? { repeats: true as const } : {}),
     });
     return 0;
   }
@@ -260,7 +362,14 @@ export class KmsgCollector implements Collector<KmsgObservation> {
 
   private startJournal(): void {
     const cursor = this.opts.once ? null : this.readCursor();
-    const args = ["-k", "-f", "-o", "json", "--no-pager", ...(cursor ? [`--after-cursor=${cursor}`] : ["-n", "all"])];
+    const args = [
+      "-k",
+      "-f",
+      "-o",
+      "json",
+      "--no-pager",
+      ...(cursor ? [`--after-cursor=${cursor}`] : ["-n", "all"]),
+    ];
     const child = spawn("journalctl", args, { stdio: ["ignore", "pipe", "pipe"] });
     this.source = "journal";
     this.journal = child;
@@ -273,11 +382,16 @@ export class KmsgCollector implements Collector<KmsgObservation> {
     });
     let stderr = "";
     child.stderr.on("data", (b: Buffer) => (stderr = (stderr + b.toString("utf8")).slice(-2000)));
-    child.on("error", (e) => this.opts.log.error({ err: e.message }, "kmsg: journalctl fallback failed"));
+    child.on("error", (e) =>
+      this.opts.log.error({ err: e.message }, "kmsg: journalctl fallback failed"),
+    );
     child.on("exit", (code) => {
       // close() lets go of it first: an exit we asked for is no failure.
       if (this.journal !== child) return;
-      this.opts.log.error({ code, stderr: stderr.trim() }, "kmsg: journalctl exited; retrying /dev/kmsg next tick");
+      this.opts.log.error(
+        { code, stderr: stderr.trim() },
+        "kmsg: journalctl exited; retrying /dev/kmsg next tick",
+      );
       this.journal = null;
       this.source = null;
     });
@@ -304,9 +418,26 @@ export class KmsgCollector implements Collector<KmsgObservation> {
       if (!rec) continue;
       records++;
       this.journalCursor = rec.cursor;
-      suppressed += this.handle({ facility: rec.facility, level: rec.level, seq: -1, tsUsec: rec.tsUsec ?? 0, text: rec.text, meta: rec.meta }, faults);
+      suppressed += this.handle(
+        {
+          facility: rec.facility,
+          level: rec.level,
+          seq: -1,
+          tsUsec: rec.tsUsec ?? 0,
+          text: rec.text,
+          meta: rec.meta,
+        },
+        faults,
+      );
     }
-    return { source: "journal", records, faults, lost: 0, suppressed, resume: this.journalCursor && !this.opts.once ? { cursor: this.journalCursor } : null };
+    return {
+      source: "journal",
+      records,
+      faults,
+      lost: 0,
+      suppressed,
+      resume: this.journalCursor && !this.opts.once ? { cursor: this.journalCursor } : null,
+    };
   }
 }
 
@@ -325,15 +456,29 @@ export function parseJournalLine(line: string): JournalRecord | null {
   try {
     const o = JSON.parse(line) as Record<string, unknown>;
     const msg = o["MESSAGE"];
-    const text = typeof msg === "string" ? msg : Array.isArray(msg) ? Buffer.from(msg as number[]).toString("utf8") : null;
+    const text =
+      typeof msg === "string"
+        ? msg
+        : Array.isArray(msg)
+          ? Buffer.from(msg as number[]).toString("utf8")
+          : null;
     if (text === null) return null;
     const meta: Record<string, string> = {};
-    for (const [k, f] of [["SUBSYSTEM", "_KERNEL_SUBSYSTEM"], ["DEVICE", "_KERNEL_DEVICE"]] as const) {
+    for (const [k, f] of [
+      ["SUBSYSTEM", "_KERNEL_SUBSYSTEM"],
+      ["DEVICE", "_KERNEL_DEVICE"],
+    ] as const) {
       if (typeof o[f] === "string") meta[k] = o[f];
     }
     // Record time for grouping lines into incidents: a replayed backlog arrives all at once.
     const ts = Number(o["_SOURCE_MONOTONIC_TIMESTAMP"] ?? o["__MONOTONIC_TIMESTAMP"]);
-    const base = { facility: Number(o["SYSLOG_FACILITY"] ?? 0), level: Number(o["PRIORITY"] ?? 6), text, cursor: typeof o["__CURSOR"] === "string" ? o["__CURSOR"] : "", meta };
+    const base = {
+      facility: Number(o["SYSLOG_FACILITY"] ?? 0),
+      level: Number(o["PRIORITY"] ?? 6),
+      text,
+      cursor: typeof o["__CURSOR"] === "string" ? o["__CURSOR"] : "",
+      meta,
+    };
     return Number.isSafeInteger(ts) && ts > 0 ? { ...base, tsUsec: ts } : base;
   } catch {
     return null;

@@ -54,7 +54,11 @@ export interface GrouperOptions {
   readonly maxSpanMs: number;
 }
 
-export const DEFAULT_GROUPING: GrouperOptions = { windowMs: 5_000, repeatWindowMs: 120_000, maxSpanMs: 60_000 };
+export const DEFAULT_GROUPING: GrouperOptions = {
+  windowMs: 5_000,
+  repeatWindowMs: 120_000,
+  maxSpanMs: 60_000,
+};
 const MAX_OPEN = 1_000;
 
 export class IncidentGrouper {
@@ -69,7 +73,11 @@ export class IncidentGrouper {
     this.latestMs = Math.max(this.latestMs, l.atMs);
     const list = this.open.get(l.device) ?? [];
     // A repeating reminder lasts as long as its state: no span limit.
-    const live = list.filter((i) => l.atMs - i.lastMs <= (i.repeats ? this.o.repeatWindowMs : this.o.windowMs) && (i.repeats || l.atMs - i.firstMs <= this.o.maxSpanMs));
+    const live = list.filter(
+      (i) =>
+        l.atMs - i.lastMs <= (i.repeats ? this.o.repeatWindowMs : this.o.windowMs) &&
+        (i.repeats || l.atMs - i.firstMs <= this.o.maxSpanMs),
+    );
     const target = this.pick(l, live);
     if (target) {
       target.severity = worse(target.severity, l.severity);
@@ -77,13 +85,24 @@ export class IncidentGrouper {
       target.lines++;
       target.lastMs = Math.max(target.lastMs, l.atMs);
       target.lastWallMs = l.wallMs;
-      if (l.sector !== undefined && !target.sectors.includes(l.sector)) target.sectors.push(l.sector);
-      if (l.request !== undefined && !target.requests.includes(l.request)) target.requests.push(l.request);
+      if (l.sector !== undefined && !target.sectors.includes(l.sector))
+        target.sectors.push(l.sector);
+      if (l.request !== undefined && !target.requests.includes(l.request))
+        target.requests.push(l.request);
       return;
     }
     const inc: Incident = {
-      device: l.device, severity: l.severity, classes: { [l.class]: 1 }, lines: 1, firstMs: l.atMs, lastMs: l.atMs, lastWallMs: l.wallMs,
-      sectors: l.sector === undefined ? [] : [l.sector], requests: l.request === undefined ? [] : [l.request], firstLine: l.line, repeats: l.repeats === true,
+      device: l.device,
+      severity: l.severity,
+      classes: { [l.class]: 1 },
+      lines: 1,
+      firstMs: l.atMs,
+      lastMs: l.atMs,
+      lastWallMs: l.wallMs,
+      sectors: l.sector === undefined ? [] : [l.sector],
+      requests: l.request === undefined ? [] : [l.request],
+      firstLine: l.line,
+      repeats: l.repeats === true,
     };
     list.push(inc);
     this.open.set(l.device, list);
@@ -103,7 +122,8 @@ export class IncidentGrouper {
     }
     const latest = plain[plain.length - 1];
     if (!latest) return undefined;
-    if (l.request !== undefined) return latest.requests.length === 0 && latest.sectors.length === 0 ? latest : undefined;
+    if (l.request !== undefined)
+      return latest.requests.length === 0 && latest.sectors.length === 0 ? latest : undefined;
     if (l.sector !== undefined) return latest.sectors.length === 0 ? latest : undefined;
     return latest;
   }
@@ -117,7 +137,13 @@ export class IncidentGrouper {
       const keep: Incident[] = [];
       for (const i of list) {
         const w = i.repeats ? this.o.repeatWindowMs : this.o.windowMs;
-        if (all || this.latestMs - i.lastMs > w || nowWallMs - i.lastWallMs > w || (!i.repeats && this.latestMs - i.firstMs > this.o.maxSpanMs)) this.closed.push(i);
+        if (
+          all ||
+          this.latestMs - i.lastMs > w ||
+          nowWallMs - i.lastWallMs > w ||
+          (!i.repeats && this.latestMs - i.firstMs > this.o.maxSpanMs)
+        )
+          this.closed.push(i);
         else keep.push(i);
       }
       this.openCount -= list.length - keep.length;
@@ -130,7 +156,8 @@ export class IncidentGrouper {
 
   private closeOldest(): void {
     let oldest: Incident | undefined;
-    for (const list of this.open.values()) for (const i of list) if (!oldest || i.lastWallMs < oldest.lastWallMs) oldest = i;
+    for (const list of this.open.values())
+      for (const i of list) if (!oldest || i.lastWallMs < oldest.lastWallMs) oldest = i;
     if (!oldest) return;
     const list = this.open.get(oldest.device) ?? [];
     const rest = list.filter((i) => i !== oldest);
@@ -143,5 +170,7 @@ export class IncidentGrouper {
 
 /** "scsi_medium_error x2, blk_medium_error, buffer_io_error" */
 export function describeClasses(i: Pick<Incident, "classes">): string {
-  return Object.entries(i.classes).map(([k, n]) => (n && n > 1 ? `${k} x${n}` : k)).join(", ");
+  return Object.entries(i.classes)
+    .map(([k, n]) => (n && n > 1 ? `${k} x${n}` : k))
+    .join(", ");
 }

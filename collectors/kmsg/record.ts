@@ -13,12 +13,32 @@ export interface KmsgRecord {
 }
 
 export const FACILITIES: Readonly<Record<string, number>> = {
-  kern: 0, user: 1, mail: 2, daemon: 3, auth: 4, syslog: 5, lpr: 6, news: 7, uucp: 8, cron: 9, authpriv: 10, ftp: 11,
-  local0: 16, local1: 17, local2: 18, local3: 19, local4: 20, local5: 21, local6: 22, local7: 23,
+  kern: 0,
+  user: 1,
+  mail: 2,
+  daemon: 3,
+  auth: 4,
+  syslog: 5,
+  lpr: 6,
+  news: 7,
+  uucp: 8,
+  cron: 9,
+  authpriv: 10,
+  ftp: 11,
+  local0: 16,
+  local1: 17,
+  local2: 18,
+  local3: 19,
+  local4: 20,
+  local5: 21,
+  local6: 22,
+  local7: 23,
 };
 
 export function unescapeKmsg(s: string): string {
-  return s.indexOf("\\x") < 0 ? s : s.replace(/\\x([0-9a-fA-F]{2})/g, (_, h: string) => String.fromCharCode(parseInt(h, 16)));
+  return s.indexOf("\\x") < 0
+    ? s
+    : s.replace(/\\x([0-9a-fA-F]{2})/g, (_, h: string) => String.fromCharCode(parseInt(h, 16)));
 }
 
 export function parseRecord(raw: string): KmsgRecord | string {
@@ -27,7 +47,8 @@ export function parseRecord(raw: string): KmsgRecord | string {
   const head = raw.slice(0, semi).split(",");
   if (head.length < 4) return `header has ${head.length} fields, expected at least 4`;
   const [pri, seq, ts] = head as [string, string, string];
-  if (!/^\d+$/.test(pri) || !/^\d+$/.test(seq) || !/^\d+$/.test(ts)) return "non-numeric header field";
+  if (!/^\d+$/.test(pri) || !/^\d+$/.test(seq) || !/^\d+$/.test(ts))
+    return "non-numeric header field";
   const body = raw.slice(semi + 1);
   const nl = body.indexOf("\n");
   const text = unescapeKmsg(nl < 0 ? body : body.slice(0, nl));

@@ -33,18 +33,23 @@ export class DeviceResolver {
       case "block": {
         // btrfs names members by path: /dev/mapper/NAME is the dm-N whose dm/name is NAME,
         // the name diskstats and every other label use.
-        if (dev.startsWith("mapper/")) return { disk: this.dmByName(dev.slice(7)) ?? dev, logical: dev };
+        if (dev.startsWith("mapper/"))
+          return { disk: this.dmByName(dev.slice(7)) ?? dev, logical: dev };
         // The kernel's "cciss/c0d0" is sysfs's (and diskstats' label) "cciss!c0d0".
         const name = dev.replace(/\//g, "!");
         const byName = normaliseBlockName(name);
         // sysfs knows partitions the name rules do not (e.g. dm partitions).
         try {
           const node = realpathSync(`${this.sysPath}/class/block/${name}`);
-          if (existsSync(`${node}/partition`)) return { disk: basename(dirname(node)), logical: dev };
+          if (existsSync(`${node}/partition`))
+            return { disk: basename(dirname(node)), logical: dev };
         } catch {
           // not in sysfs (gone, or another host's name)
         }
-        return { disk: byName.disk, logical: byName.partition ?? (byName.disk !== name ? name : null) };
+        return {
+          disk: byName.disk,
+          logical: byName.partition ?? (byName.disk !== name ? name : null),
+        };
       }
       case "scsi": {
         try {
@@ -59,7 +64,8 @@ export class DeviceResolver {
         const port = dev.split(".")[0] ?? dev;
         try {
           for (const b of readdirSync(`${this.sysPath}/block`)) {
-            if (realpathSync(`${this.sysPath}/block/${b}`).includes(`/${port}/`)) return { disk: b, logical: dev };
+            if (realpathSync(`${this.sysPath}/block/${b}`).includes(`/${port}/`))
+              return { disk: b, logical: dev };
           }
         } catch {
           // no sysfs
@@ -70,7 +76,8 @@ export class DeviceResolver {
         try {
           const node = realpathSync(`${this.sysPath}/dev/block/${dev}`);
           // A partition's dev_t (metadata "b8:1"): the metric names its disk.
-          if (existsSync(`${node}/partition`)) return { disk: basename(dirname(node)), logical: basename(node) };
+          if (existsSync(`${node}/partition`))
+            return { disk: basename(dirname(node)), logical: basename(node) };
           return { disk: basename(node), logical: dev };
         } catch {
           return { disk: dev, logical: null };

@@ -43,13 +43,22 @@ export function theilSenSlope(samples: readonly UsedSample[]): number | null {
   if (slopes.length === 0) return null;
   slopes.sort((x, y) => x - y);
   const m = slopes.length >> 1;
-  return slopes.length % 2 ? (slopes[m] as number) : ((slopes[m - 1] as number) + (slopes[m] as number)) / 2;
+  return slopes.length % 2
+    ? (slopes[m] as number)
+    : ((slopes[m - 1] as number) + (slopes[m] as number)) / 2;
 }
 
-export function estimateFill(samples: readonly UsedSample[], availableBytes: number, minSpanMs: number, minPoints = 5): FillEstimate {
+export function estimateFill(
+  samples: readonly UsedSample[],
+  availableBytes: number,
+  minSpanMs: number,
+  minPoints = 5,
+): FillEstimate {
   const sorted = [...samples].sort((a, b) => a.ts - b.ts);
-  const span = sorted.length > 1 ? (sorted.at(-1) as UsedSample).ts - (sorted[0] as UsedSample).ts : 0;
-  if (sorted.length < minPoints || span < minSpanMs) return { bytesPerSecond: null, fullInSeconds: Infinity };
+  const span =
+    sorted.length > 1 ? (sorted.at(-1) as UsedSample).ts - (sorted[0] as UsedSample).ts : 0;
+  if (sorted.length < minPoints || span < minSpanMs)
+    return { bytesPerSecond: null, fullInSeconds: Infinity };
   const slope = theilSenSlope(sorted);
   if (slope === null || slope <= 0) return { bytesPerSecond: slope, fullInSeconds: Infinity };
   return { bytesPerSecond: slope, fullInSeconds: Math.max(0, availableBytes) / slope };

@@ -48,13 +48,28 @@ export function parseMountinfoLine(line: string): MountInfo | string {
   if (line.length > 64 * 1024) return "line too long";
   const tok = line.split(" ");
   const sep = tok.indexOf("-", 6);
-  if (tok.length < 10 || sep < 0 || tok.length < sep + 4) return `malformed (expected "... - fstype source options")`;
-  const [id, parent, devno, root, mp, opts] = tok as [string, string, string, string, string, string];
+  if (tok.length < 10 || sep < 0 || tok.length < sep + 4)
+    return `malformed (expected "... - fstype source options")`;
+  const [id, parent, devno, root, mp, opts] = tok as [
+    string,
+    string,
+    string,
+    string,
+    string,
+    string,
+  ];
   const dm = /^(\d+):(\d+)$/.exec(devno);
-  if (!/^\d+$/.test(id) || !/^\d+$/.test(parent) || !dm) return `malformed ids or device number ${JSON.stringify(devno.slice(0, 40))}`;
-  const [mountId, parentId, major, minor] = [Number(id), Number(parent), Number(dm[1]), Number(dm[2])];
+  if (!/^\d+$/.test(id) || !/^\d+$/.test(parent) || !dm)
+    return `malformed ids or device number ${JSON.stringify(devno.slice(0, 40))}`;
+  const [mountId, parentId, major, minor] = [
+    Number(id),
+    Number(parent),
+    Number(dm[1]),
+    Number(dm[2]),
+  ];
   // Digits alone do not make a number: past 2^53 they lose units, past ~1e308 they are Infinity.
-  if (![mountId, parentId, major, minor].every(Number.isSafeInteger)) return `ids or device number out of range: ${JSON.stringify(`${id} ${parent} ${devno}`.slice(0, 80))}`;
+  if (![mountId, parentId, major, minor].every(Number.isSafeInteger))
+    return `ids or device number out of range: ${JSON.stringify(`${id} ${parent} ${devno}`.slice(0, 80))}`;
   return {
     mountId,
     parentId,

@@ -87,9 +87,20 @@ export class ProcioCollector implements Collector<ProcioObservation> {
 
   constructor(private readonly opts: ProcioOptions) {
     const r = opts.registry;
-    this.unitRead = counter(r, { name: `${NS}unit_read_bytes_total`, help: "Bytes read from storage by a configured systemd unit (cgroup io.stat, else the sum of its processes).", labelNames: ["unit"] });
-    this.unitWritten = counter(r, { name: `${NS}unit_written_bytes_total`, help: "Bytes written to storage by a configured systemd unit (cgroup io.stat, else dirtied by its processes).", labelNames: ["unit"] });
-    this.unreadableGauge = gauge(r, { name: `${NS}procio_unreadable_processes`, help: "Processes whose I/O counters the agent may not read (needs CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH)." });
+    this.unitRead = counter(r, {
+      name: `${NS}unit_read_bytes_total`,
+      help: "Bytes read from storage by a configured systemd unit (cgroup io.stat, else the sum of its processes).",
+      labelNames: ["unit"],
+    });
+    this.unitWritten = counter(r, {
+      name: `${NS}unit_written_bytes_total`,
+      help: "Bytes written to storage by a configured systemd unit (cgroup io.stat, else dirtied by its processes).",
+      labelNames: ["unit"],
+    });
+    this.unreadableGauge = gauge(r, {
+      name: `${NS}procio_unreadable_processes`,
+      help: "Processes whose I/O counters the agent may not read (needs CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH).",
+    });
     for (const u of opts.units) {
       this.unitRead.labels(u).inc(0);
       this.unitWritten.labels(u).inc(0);
@@ -120,7 +131,11 @@ export class ProcioCollector implements Collector<ProcioObservation> {
       try {
         io = parseProcIo(readFileSync(`${proc}/${pid}/io`, "utf8"));
       } catch (e) {
-        if ((e as NodeJS.ErrnoException).code === "EACCES" || (e as NodeJS.ErrnoException).code === "EPERM") unreadable++;
+        if (
+          (e as NodeJS.ErrnoException).code === "EACCES" ||
+          (e as NodeJS.ErrnoException).code === "EPERM"
+        )
+          unreadable++;
         continue; // ENOENT/ESRCH: it exited between readdir and read
       }
       if (typeof io === "string") continue;
@@ -153,7 +168,16 @@ export class ProcioCollector implements Collector<ProcioObservation> {
     const byUnit = new Map<string, { read: number; write: number }>();
     for (const [pid, { st, dr, dw }] of deltas) {
       if (seconds === null || (dr === 0 && dw === 0)) continue;
-      rows.push({ pid, comm: st.comm, unit: st.unit, read_bps: dr / seconds, write_bps: dw / seconds, read_bytes: dr, write_bytes: dw, kthread: st.ppid === 2 || pid === 2 });
+      rows.push({
+        pid,
+        comm: st.comm,
+        unit: st.unit,
+        read_bps: dr / seconds,
+        write_bps: dw / seconds,
+        read_bytes: dr,
+        write_bytes: dw,
+        kthread: st.ppid === 2 || pid === 2,
+      });
       if (st.unit) {
         const u = byUnit.get(st.unit) ?? { read: 0, write: 0 };
         u.read += dr;
@@ -163,7 +187,13 @@ export class ProcioCollector implements Collector<ProcioObservation> {
     }
     rows.sort((a, b) => b.read_bps + b.write_bps - (a.read_bps + a.write_bps));
     const units = await this.unitFigures(byUnit, seconds, signal);
-    return { interval_seconds: seconds, top: rows.slice(0, this.opts.topK), units, processes: names.length, unreadable };
+    return {
+      interval_seconds: seconds,
+      top: rows.slice(0, this.opts.topK),
+      units,
+      processes: names.length,
+      unreadable,
+    };
   }
 
   publish(o: ProcioObservation): void {
@@ -175,11 +205,26 @@ export class ProcioCollector implements Collector<ProcioObservation> {
       this.unitWritten.labels(u.unit).inc(u.write_bytes);
     }
     if (o.interval_seconds === null) return;
-    if (o.top.length > 0) this.opts.history?.topIo(Date.now(), o.top.map(({ pid, comm, unit, read_bps, write_bps }) => ({ pid, comm, unit, read_bps, write_bps })));
+    if (o.top.length > 0)
+      this.opts.history?.topIo(
+        Date.now(),
+        o.top.map(({ pid, comm, unit, read_bps, write_bps }) => ({
+          pid,
+          comm,
+          unit,
+          read_bps,
+          write_bps,
+        })),
+      );
   }
 
   /** Parent, comm and unit, read once per process. */
-  private identify(pid: number): { ppid: number; comm: string; unit: string | null; cgroup: string | null } {
+  private identify(pid: number): {
+    ppid: number;
+    comm: string;
+    unit: string | null;
+    cgroup: string | null;
+  } {
     const proc = this.opts.procPath;
     let ppid = 0;
     try {
@@ -205,14 +250,21 @@ export class ProcioCollector implements Collector<ProcioObservation> {
   }
 
   /** Per-unit rates: io.stat for units whose cgroup has it, the processes' sum otherwise. */
-  private async unitFigures(byUnit: Map<string, { read: number; write: number }>, seconds: number | null, signal: AbortSignal): Promise<UnitIo[]> {
+  private async unitFigures(
+    byUnit: Map<string, { read: number; write: number }>,
+    seconds: number | null,
+    signal: AbortSignal,
+  ): Promise<UnitIo[]> {
     const names = new Set([...byUnit.keys(), ...this.opts.units]);
     const root = await this.cgroup2Root(signal);
     const cgroupOf = new Map<string, string>();
-    for (const st of this.pids.values()) if (st.unit && st.cgroup && !cgroupOf.has(st.unit)) cgroupOf.set(st.unit, st.cgroup);
+    for (const st of this.pids.values())
+      if (st.unit && st.cgroup && !cgroupOf.has(st.unit)) cgroupOf.set(st.unit, st.cgroup);
     const out: UnitIo[] = [];
     for (const unit of names) {
-      const rel = cgroupOf.get(unit) ?? (unit.endsWith(".service") || unit.endsWith(".timer") ? `/system.slice/${unit}` : null);
+      const rel =
+        cgroupOf.get(unit) ??
+        (unit.endsWith(".service") || unit.endsWith(".timer") ? `/system.slice/${unit}` : null);
       let stat: Map<string, IoStatEntry> | null = null;
       if (root && rel) {
         try {
@@ -234,14 +286,34 @@ export class ProcioCollector implements Collector<ProcioObservation> {
         const devices: UnitIo["devices"] = {};
         for (const [dev, e] of stat) {
           const p = prev.devices.get(dev);
-          if (p && (e.rbytes > p.rbytes || e.wbytes > p.wbytes)) devices[dev] = { read_bps: (e.rbytes - p.rbytes) / seconds, write_bps: (e.wbytes - p.wbytes) / seconds };
+          if (p && (e.rbytes > p.rbytes || e.wbytes > p.wbytes))
+            devices[dev] = {
+              read_bps: (e.rbytes - p.rbytes) / seconds,
+              write_bps: (e.wbytes - p.wbytes) / seconds,
+            };
         }
         const dr = read - prev.read;
         const dw = written - prev.written;
-        out.push({ unit, source: "io.stat", read_bps: dr / seconds, write_bps: dw / seconds, read_bytes: dr, write_bytes: dw, devices });
+        out.push({
+          unit,
+          source: "io.stat",
+          read_bps: dr / seconds,
+          write_bps: dw / seconds,
+          read_bytes: dr,
+          write_bytes: dw,
+          devices,
+        });
       } else if (seconds !== null) {
         const s = byUnit.get(unit) ?? { read: 0, write: 0 };
-        out.push({ unit, source: "processes", read_bps: s.read / seconds, write_bps: s.write / seconds, read_bytes: s.read, write_bytes: s.write, devices: {} });
+        out.push({
+          unit,
+          source: "processes",
+          read_bps: s.read / seconds,
+          write_bps: s.write / seconds,
+          read_bytes: s.read,
+          write_bytes: s.write,
+          devices: {},
+        });
       }
     }
     return out.sort((a, b) => b.read_bps + b.write_bps - (a.read_bps + a.write_bps));
@@ -250,7 +322,9 @@ export class ProcioCollector implements Collector<ProcioObservation> {
   private async cgroup2Root(signal: AbortSignal): Promise<string | null> {
     if (this.cgroupRoot !== undefined) return this.cgroupRoot;
     try {
-      const mounts = parseMountinfo(await readFile(`${this.opts.procPath}/self/mountinfo`, { encoding: "utf8", signal })).mounts;
+      const mounts = parseMountinfo(
+        await readFile(`${this.opts.procPath}/self/mountinfo`, { encoding: "utf8", signal }),
+      ).mounts;
       this.cgroupRoot = mounts.find((m) => m.fsType === "cgroup2")?.mountPoint ?? null;
     } catch {
       this.cgroupRoot = null;

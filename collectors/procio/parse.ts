@@ -33,7 +33,11 @@ export function parseCgroupUnit(text: string): { unit: string | null; path: stri
   let v2: string | null = null;
   let named: string | null = null;
   for (const line of text.split("\n")) {
-    const [id, controllers, path] = [line.slice(0, line.indexOf(":")), line.slice(line.indexOf(":") + 1, line.lastIndexOf(":")), line.slice(line.lastIndexOf(":") + 1)];
+    const [id, controllers, path] = [
+      line.slice(0, line.indexOf(":")),
+      line.slice(line.indexOf(":") + 1, line.lastIndexOf(":")),
+      line.slice(line.lastIndexOf(":") + 1),
+    ];
     if (id === "0" && controllers === "") v2 = path;
     else if (controllers === "name=systemd") named = path;
   }
@@ -66,9 +70,17 @@ export function parseIoStat(text: string): Map<string, IoStatEntry> {
       const i = t.indexOf("=");
       const n = Number(t.slice(i + 1));
       // Counters are unsigned decimal integers; Number() would also take "", "-1", "1e3", "0x10".
-      if (i > 0 && /^\d+$/.test(t.slice(i + 1)) && Number.isSafeInteger(n)) kv.set(t.slice(0, i), n);
+      if (i > 0 && /^\d+$/.test(t.slice(i + 1)) && Number.isSafeInteger(n))
+        kv.set(t.slice(0, i), n);
     }
-    out.set(dev, { rbytes: kv.get("rbytes") ?? 0, wbytes: kv.get("wbytes") ?? 0, rios: kv.get("rios") ?? 0, wios: kv.get("wios") ?? 0, dbytes: kv.get("dbytes") ?? 0, dios: kv.get("dios") ?? 0 });
+    out.set(dev, {
+      rbytes: kv.get("rbytes") ?? 0,
+      wbytes: kv.get("wbytes") ?? 0,
+      rios: kv.get("rios") ?? 0,
+      wios: kv.get("wios") ?? 0,
+      dbytes: kv.get("dbytes") ?? 0,
+      dios: kv.get("dios") ?? 0,
+    });
   }
   return out;
 }

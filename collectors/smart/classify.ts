@@ -4,16 +4,35 @@
 import type { SmartReport } from "./parse.js";
 
 export type CollectState = "ok" | "standby" | "unsupported" | "unresponsive" | "error";
-export const COLLECT_STATES: readonly CollectState[] = ["ok", "standby", "unsupported", "unresponsive", "error"];
+export const COLLECT_STATES: readonly CollectState[] = [
+  "ok",
+  "standby",
+  "unsupported",
+  "unresponsive",
+  "error",
+];
 
-export function classify(r: SmartReport, processExit: number | null): { state: CollectState; detail: string | null } {
+export function classify(
+  r: SmartReport,
+  processExit: number | null,
+): { state: CollectState; detail: string | null } {
   const exit = r.exitStatus ?? processExit ?? 0;
   const firstError = r.messages.find((m) => m.severity === "error")?.string ?? null;
-  if (r.lowPowerMode !== null) return { state: "standby", detail: `disk in ${r.lowPowerMode} mode; not woken` };
+  if (r.lowPowerMode !== null)
+    return { state: "standby", detail: `disk in ${r.lowPowerMode} mode; not woken` };
   if (exit & 1) {
-    if (r.messages.some((m) => /Unable to detect device type|Unknown device type|not supported/i.test(m.string))) return { state: "unsupported", detail: firstError };
+    if (
+      r.messages.some((m) =>
+        /Unable to detect device type|Unknown device type|not supported/i.test(m.string),
+      )
+    )
+      return { state: "unsupported", detail: firstError };
     return { state: "error", detail: firstError ?? "smartctl refused its command line" };
   }
-  if (exit & 2) return { state: "error", detail: firstError ?? "device open or identify failed (smartctl gave no reason)" };
+  if (exit & 2)
+    return {
+      state: "error",
+      detail: firstError ?? "device open or identify failed (smartctl gave no reason)",
+    };
   return { state: "ok", detail: null };
 }

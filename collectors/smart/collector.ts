@@ -15,8 +15,23 @@ import type { CollectContext, Collector } from "../types.js";
 import { isolatedCommand } from "./isolate.js";
 import { classify, COLLECT_STATES, type CollectState } from "./classify.js";
 import { decodeExitStatus, parseScan, parseSmart, type SmartReport } from "./parse.js";
-import { advanceTrend, readTrendState, RISE_WINDOW_MS, type TrendState, type Trends, trendView } from "./trend.js";
-import { enduranceUsed, EXPORTED_ATTRIBUTES, judge, predictiveCounters, type Reason, RISING_IS_BAD, type Verdict } from "./verdict.js";
+import {
+  advanceTrend,
+  readTrendState,
+  RISE_WINDOW_MS,
+  type TrendState,
+  type Trends,
+  trendView,
+} from "./trend.js";
+import {
+  enduranceUsed,
+  EXPORTED_ATTRIBUTES,
+  judge,
+  predictiveCounters,
+  type Reason,
+  RISING_IS_BAD,
+  type Verdict,
+} from "./verdict.js";
 
 const VERDICTS: readonly Verdict[] = ["pass", "warn", "fail", "unknown"];
 /** Discovery opens every disk: rarely. */
@@ -90,7 +105,10 @@ interface Slot {
 }
 
 export function deviceLabel(name: string, type: string): string {
-  const base = name.replace(/^\/dev\//, "").replace(/^disk\/by-id\//, "").replace(/\//g, "_");
+  const base = name
+    .replace(/^\/dev\//, "")
+    .replace(/^disk\/by-id\//, "")
+    .replace(/\//g, "_");
   return type.includes(",") ? `${base}_${type.replace(/[,+]/g, "_")}` : base;
 }
 
@@ -128,16 +146,53 @@ export class SmartCollector implements Collector<SmartObservation> {
   constructor(private readonly opts: SmartOptions) {
     const r = opts.registry;
     this.growthWindow = opts.growthWindow ?? RISE_WINDOW_MS;
-    this.gVerdict = gauge(r, { name: `${NS}smart_verdict`, help: "SMART verdict of the device as a state set: 1 for the current verdict (pass, warn, fail, unknown), 0 for the others.", labelNames: ["device", "verdict"] });
-    this.gState = gauge(r, { name: `${NS}smart_collect_state`, help: "How the last SMART poll went, as a state set: ok, standby (asleep, not woken), unsupported, unresponsive (timed out), error.", labelNames: ["device", "state"] });
-    this.gTemp = gauge(r, { name: `${NS}smart_temperature_celsius`, help: "Drive temperature reported by SMART.", labelNames: ["device"] });
-    this.gExit = gauge(r, { name: `${NS}smart_exit_status`, help: "smartctl exit status bitmask of the last poll (see smartctl(8)).", labelNames: ["device"] });
-    this.gAttr = gauge(r, { name: `${NS}smart_attribute_raw`, help: `Failure-predicting SMART counters, packed raw values decoded (Seagate 188 raw16, 1/7/195 raw24/raw32); attribute is one of: ${EXPORTED_ATTRIBUTES.map(([k, what]) => `${k} (${what})`).join(", ")}.`, labelNames: ["device", "attribute"] });
-    this.gWear = gauge(r, { name: `${NS}smart_endurance_used_percent`, help: "Percent of the SSD's rated endurance used (NVMe percentage_used, ATA device statistics, or the vendor's wear attribute); may exceed 100.", labelNames: ["device"] });
-    this.gHours = gauge(r, { name: `${NS}smart_power_on_seconds`, help: "Power-on time reported by SMART (whole hours).", labelNames: ["device"] });
-    this.gLast = gauge(r, { name: `${NS}smart_last_collection_timestamp_seconds`, help: "Unix time of the device's last completed SMART poll.", labelNames: ["device"] });
-    this.gInfo = gauge(r, { name: `${NS}smart_info`, help: "Identity of the device; always 1.", labelNames: ["device", "type", "protocol", "model", "serial", "firmware"] });
-    for (const spec of opts.devices) this.addSlot(spec.split(";")[0] ?? spec, spec.split(";")[1] ?? "", false, 0);
+    this.gVerdict = gauge(r, {
+      name: `${NS}smart_verdict`,
+      help: "SMART verdict of the device as a state set: 1 for the current verdict (pass, warn, fail, unknown), 0 for the others.",
+      labelNames: ["device", "verdict"],
+    });
+    this.gState = gauge(r, {
+      name: `${NS}smart_collect_state`,
+      help: "How the last SMART poll went, as a state set: ok, standby (asleep, not woken), unsupported, unresponsive (timed out), error.",
+      labelNames: ["device", "state"],
+    });
+    this.gTemp = gauge(r, {
+      name: `${NS}smart_temperature_celsius`,
+      help: "Drive temperature reported by SMART.",
+      labelNames: ["device"],
+    });
+    this.gExit = gauge(r, {
+      name: `${NS}smart_exit_status`,
+      help: "smartctl exit status bitmask of the last poll (see smartctl(8)).",
+      labelNames: ["device"],
+    });
+    this.gAttr = gauge(r, {
+      name: `${NS}smart_attribute_raw`,
+      help: `Failure-predicting SMART counters, packed raw values decoded (Seagate 188 raw16, 1/7/195 raw24/raw32); attribute is one of: ${EXPORTED_ATTRIBUTES.map(([k, what]) => `${k} (${what})`).join(", ")}.`,
+      labelNames: ["device", "attribute"],
+    });
+    this.gWear = gauge(r, {
+      name: `${NS}smart_endurance_used_percent`,
+      help: "Percent of the SSD's rated endurance used (NVMe percentage_used, ATA device statistics, or the vendor's wear attribute); may exceed 100.",
+      labelNames: ["device"],
+    });
+    this.gHours = gauge(r, {
+      name: `${NS}smart_power_on_seconds`,
+      help: "Power-on time reported by SMART (whole hours).",
+      labelNames: ["device"],
+    });
+    this.gLast = gauge(r, {
+      name: `${NS}smart_last_collection_timestamp_seconds`,
+      help: "Unix time of the device's last completed SMART poll.",
+      labelNames: ["device"],
+    });
+    this.gInfo = gauge(r, {
+      name: `${NS}smart_info`,
+      help: "Identity of the device; always 1.",
+      labelNames: ["device", "type", "protocol", "model", "serial", "firmware"],
+    });
+    for (const spec of opts.devices)
+      this.addSlot(spec.split(";")[0] ?? spec, spec.split(";")[1] ?? "", false, 0);
   }
 
   async collect(_ctx: CollectContext): Promise<SmartObservation> {
@@ -159,20 +214,34 @@ export class SmartCollector implements Collector<SmartObservation> {
       started.push(s.running);
     }
     if (this.opts.waitForRuns) await Promise.all(started);
-    return { smartctl_error: this.smartctlError, devices: [...this.slots.values()].flatMap((s) => (s.result ? [s.result] : [])) };
+    return {
+      smartctl_error: this.smartctlError,
+      devices: [...this.slots.values()].flatMap((s) => (s.result ? [s.result] : [])),
+    };
   }
 
   publish(o: SmartObservation): void {
     for (const d of o.devices) {
-      for (const v of VERDICTS) this.gVerdict.set({ device: d.device, verdict: v }, v === d.verdict ? 1 : 0);
-      for (const st of COLLECT_STATES) this.gState.set({ device: d.device, state: st }, st === d.state ? 1 : 0);
+      for (const v of VERDICTS)
+        this.gVerdict.set({ device: d.device, verdict: v }, v === d.verdict ? 1 : 0);
+      for (const st of COLLECT_STATES)
+        this.gState.set({ device: d.device, state: st }, st === d.state ? 1 : 0);
       if (d.exit_status !== null) this.gExit.set({ device: d.device }, d.exit_status);
-      if (d.temperature_celsius !== null) this.gTemp.set({ device: d.device }, d.temperature_celsius);
+      if (d.temperature_celsius !== null)
+        this.gTemp.set({ device: d.device }, d.temperature_celsius);
       if (d.wear !== null) this.gWear.set({ device: d.device }, d.wear.percent_used);
       if (d.power_on_hours !== null) this.gHours.set({ device: d.device }, d.power_on_hours * 3600);
-      for (const [attribute, v] of Object.entries(d.counters)) this.gAttr.set({ device: d.device, attribute }, v);
+      for (const [attribute, v] of Object.entries(d.counters))
+        this.gAttr.set({ device: d.device, attribute }, v);
       this.gLast.set({ device: d.device }, Date.parse(d.collected_at) / 1000);
-      const info = { device: d.device, type: d.type || "auto", protocol: d.protocol ?? "", model: d.model ?? "", serial: d.serial ?? "", firmware: d.firmware ?? "" };
+      const info = {
+        device: d.device,
+        type: d.type || "auto",
+        protocol: d.protocol ?? "",
+        model: d.model ?? "",
+        serial: d.serial ?? "",
+        firmware: d.firmware ?? "",
+      };
       const prev = this.infoLabels.get(d.device);
       if (prev && JSON.stringify(prev) !== JSON.stringify(info)) this.gInfo.remove(prev);
       if (d.state === "ok" || !prev) {
@@ -188,8 +257,23 @@ export class SmartCollector implements Collector<SmartObservation> {
 
   private addSlot(name: string, type: string, fromScan: boolean, index: number): void {
     const key = `${name};${type}`;
-    if (this.slots.has(key) || [...this.slots.values()].some((s) => s.name === name && (s.type === type || !s.type || !type))) return;
-    this.slots.set(key, { name, type, detectedType: null, label: deviceLabel(name, type), fromScan, nextDue: this.opts.waitForRuns ? 0 : Date.now() + index * STAGGER_MS, running: null, lingeringPid: null, result: null, lastOk: null });
+    if (
+      this.slots.has(key) ||
+      [...this.slots.values()].some((s) => s.name === name && (s.type === type || !s.type || !type))
+    )
+      return;
+    this.slots.set(key, {
+      name,
+      type,
+      detectedType: null,
+      label: deviceLabel(name, type),
+      fromScan,
+      nextDue: this.opts.waitForRuns ? 0 : Date.now() + index * STAGGER_MS,
+      running: null,
+      lingeringPid: null,
+      result: null,
+      lastOk: null,
+    });
   }
 
   /** smartctl --scan-open, plus the physical disks sysfs knows (smartctl's scan skips virtio and others). */
@@ -197,14 +281,21 @@ export class SmartCollector implements Collector<SmartObservation> {
     const found: Array<{ name: string; type: string }> = [];
     try {
       const cmd = this.command(["--scan-open", "--json=c"]);
-      const r = await run(cmd.file, cmd.args, { signal: AbortSignal.any([this.stop.signal, AbortSignal.timeout(this.opts.timeout)]) });
+      const r = await run(cmd.file, cmd.args, {
+        signal: AbortSignal.any([this.stop.signal, AbortSignal.timeout(this.opts.timeout)]),
+      });
       const scan = parseScan(r.stdout);
-      if ("error" in scan) this.opts.log.warn({ err: scan.error }, "smart: cannot read smartctl --scan-open output");
+      if ("error" in scan)
+        this.opts.log.warn({ err: scan.error }, "smart: cannot read smartctl --scan-open output");
       else for (const d of scan.devices) found.push({ name: d.name, type: d.type });
       this.smartctlError = null;
     } catch (e) {
       if (e instanceof ExecError && e.kind === "spawn") {
-        if (this.smartctlError === null) this.opts.log.error({ smartctl: this.opts.smartctl, err: e.message }, "smart: cannot run smartctl; install smartmontools or set collectors.smart.smartctl");
+        if (this.smartctlError === null)
+          this.opts.log.error(
+            { smartctl: this.opts.smartctl, err: e.message },
+            "smart: cannot run smartctl; install smartmontools or set collectors.smart.smartctl",
+          );
         this.smartctlError = `cannot run ${this.opts.smartctl}: ${e.message}`;
         return;
       }
@@ -227,7 +318,9 @@ export class SmartCollector implements Collector<SmartObservation> {
   }
 
   private command(args: string[]): { file: string; args: string[] } {
-    return this.opts.isolateWith ? isolatedCommand(this.opts.isolateWith, this.opts.smartctl, args, this.opts.timeout) : { file: this.opts.smartctl, args };
+    return this.opts.isolateWith
+      ? isolatedCommand(this.opts.isolateWith, this.opts.smartctl, args, this.opts.timeout)
+      : { file: this.opts.smartctl, args };
   }
 
   private async poll(s: Slot): Promise<void> {
@@ -237,29 +330,60 @@ export class SmartCollector implements Collector<SmartObservation> {
     let result: DeviceResult;
     try {
       const cmd = this.command(args);
-      const r = await run(cmd.file, cmd.args, { signal: AbortSignal.any([this.stop.signal, AbortSignal.timeout(this.opts.timeout)]), killGrace: 2000 });
+      const r = await run(cmd.file, cmd.args, {
+        signal: AbortSignal.any([this.stop.signal, AbortSignal.timeout(this.opts.timeout)]),
+        killGrace: 2000,
+      });
       const report = parseSmart(r.stdout);
       const seconds = (performance.now() - t0) / 1000;
-      if ("error" in report) result = this.failed(s, "error", `unreadable smartctl output (exit ${r.code}): ${report.error}`, r.code, seconds);
+      if ("error" in report)
+        result = this.failed(
+          s,
+          "error",
+          `unreadable smartctl output (exit ${r.code}): ${report.error}`,
+          r.code,
+          seconds,
+        );
       else result = this.interpret(s, report, r.code, seconds);
     } catch (e) {
       const seconds = (performance.now() - t0) / 1000;
       if (e instanceof ExecError && e.kind === "aborted") {
         if (this.stop.signal.aborted) return;
         if (e.lingering && e.pid !== undefined) s.lingeringPid = e.pid;
-        result = this.failed(s, "unresponsive", `smartctl did not finish within ${this.opts.timeout / 1000}s; killed${e.lingering ? " (still stuck in the kernel)" : ""}`, null, seconds);
+        result = this.failed(
+          s,
+          "unresponsive",
+          `smartctl did not finish within ${this.opts.timeout / 1000}s; killed${e.lingering ? " (still stuck in the kernel)" : ""}`,
+          null,
+          seconds,
+        );
       } else result = this.failed(s, "error", errorMessage(e), null, seconds);
     }
     this.note(s, result);
   }
 
-  private interpret(s: Slot, report: SmartReport, code: number | null, seconds: number): DeviceResult {
+  private interpret(
+    s: Slot,
+    report: SmartReport,
+    code: number | null,
+    seconds: number,
+  ): DeviceResult {
     const { state, detail } = classify(report, code);
     const exit = report.exitStatus ?? code;
     if (state !== "ok") {
       const base = this.failed(s, state, detail, exit, seconds);
       // Asleep: keep the health it had when last awake.
-      return state === "standby" && s.lastOk ? { ...s.lastOk, state, detail, exit_status: exit, exit_bits: decodeExitStatus(exit ?? 0), collected_at: base.collected_at, seconds } : base;
+      return state === "standby" && s.lastOk
+        ? {
+            ...s.lastOk,
+            state,
+            detail,
+            exit_status: exit,
+            exit_bits: decodeExitStatus(exit ?? 0),
+            collected_at: base.collected_at,
+            seconds,
+          }
+        : base;
     }
     if (!s.type && report.device?.type) s.detectedType = report.device.type;
     const counters = predictiveCounters(report);
@@ -267,25 +391,58 @@ export class SmartCollector implements Collector<SmartObservation> {
     const v = judge(report, trends, { growthWindowMs: this.growthWindow });
     const wear = enduranceUsed(report);
     const result: DeviceResult = {
-      device: s.label, name: s.name, type: report.device?.type ?? s.type, state, detail,
-      verdict: v.verdict, reasons: v.reasons, exit_status: exit, exit_bits: decodeExitStatus(exit ?? 0),
-      model: report.identity.model, serial: report.identity.serial, firmware: report.identity.firmware, protocol: report.device?.protocol ?? null,
-      temperature_celsius: report.temperature.current, power_on_hours: report.powerOnHours,
-      counters, wear: wear ? { percent_used: wear.percentUsed, source: wear.source } : null,
-      collected_at: new Date().toISOString(), seconds,
+      device: s.label,
+      name: s.name,
+      type: report.device?.type ?? s.type,
+      state,
+      detail,
+      verdict: v.verdict,
+      reasons: v.reasons,
+      exit_status: exit,
+      exit_bits: decodeExitStatus(exit ?? 0),
+      model: report.identity.model,
+      serial: report.identity.serial,
+      firmware: report.identity.firmware,
+      protocol: report.device?.protocol ?? null,
+      temperature_celsius: report.temperature.current,
+      power_on_hours: report.powerOnHours,
+      counters,
+      wear: wear ? { percent_used: wear.percentUsed, source: wear.source } : null,
+      collected_at: new Date().toISOString(),
+      seconds,
     };
     s.lastOk = result;
     return result;
   }
 
-  private failed(s: Slot, state: CollectState, detail: string | null, exit: number | null, seconds: number): DeviceResult {
+  private failed(
+    s: Slot,
+    state: CollectState,
+    detail: string | null,
+    exit: number | null,
+    seconds: number,
+  ): DeviceResult {
     const prev = s.lastOk;
     return {
-      device: s.label, name: s.name, type: s.type, state, detail, verdict: "unknown",
+      device: s.label,
+      name: s.name,
+      type: s.type,
+      state,
+      detail,
+      verdict: "unknown",
       reasons: detail ? [{ level: "info", code: state, message: detail }] : [],
-      exit_status: exit, exit_bits: decodeExitStatus(exit ?? 0),
-      model: prev?.model ?? null, serial: prev?.serial ?? null, firmware: prev?.firmware ?? null, protocol: prev?.protocol ?? null,
-      temperature_celsius: null, power_on_hours: null, counters: {}, wear: null, collected_at: new Date().toISOString(), seconds,
+      exit_status: exit,
+      exit_bits: decodeExitStatus(exit ?? 0),
+      model: prev?.model ?? null,
+      serial: prev?.serial ?? null,
+      firmware: prev?.firmware ?? null,
+      protocol: prev?.protocol ?? null,
+      temperature_celsius: null,
+      power_on_hours: null,
+      counters: {},
+      wear: null,
+      collected_at: new Date().toISOString(),
+      seconds,
     };
   }
 
@@ -296,14 +453,35 @@ export class SmartCollector implements Collector<SmartObservation> {
     const h = this.opts.history;
     if (!before || before.state !== r.state) {
       const quiet = r.state === "ok" || r.state === "unsupported" || r.state === "standby";
-      this.opts.log[quiet ? "debug" : "warn"]({ device: s.name, state: r.state, detail: r.detail }, "smart: device state");
-      if (before && !quiet) h?.event({ class: "smart", kind: `smart.${r.state}`, severity: r.state === "unresponsive" ? "crit" : "warn", subject: r.device, message: `${s.name}: ${r.detail ?? r.state}` });
+      this.opts.log[quiet ? "debug" : "warn"](
+        { device: s.name, state: r.state, detail: r.detail },
+        "smart: device state",
+      );
+      if (before && !quiet)
+        h?.event({
+          class: "smart",
+          kind: `smart.${r.state}`,
+          severity: r.state === "unresponsive" ? "crit" : "warn",
+          subject: r.device,
+          message: `${s.name}: ${r.detail ?? r.state}`,
+        });
     }
     if (r.state === "ok" && (!before || before.verdict !== r.verdict)) {
       const level = r.verdict === "fail" ? "crit" : r.verdict === "warn" ? "warn" : "info";
-      const why = r.reasons.filter((x) => x.level !== "info").map((x) => x.message).join("; ");
-      h?.event({ class: "smart", kind: "smart.verdict", severity: level, subject: r.device, message: `${s.name} (${r.model ?? "?"}, ${r.serial ?? "?"}): SMART ${r.verdict}${why ? `: ${why}` : ""}`, data: { verdict: r.verdict, reasons: r.reasons } });
-      if (r.verdict !== "pass") this.opts.log.warn({ device: s.name, verdict: r.verdict, reasons: why }, "smart: verdict");
+      const why = r.reasons
+        .filter((x) => x.level !== "info")
+        .map((x) => x.message)
+        .join("; ");
+      h?.event({
+        class: "smart",
+        kind: "smart.verdict",
+        severity: level,
+        subject: r.device,
+        message: `${s.name} (${r.model ?? "?"}, ${r.serial ?? "?"}): SMART ${r.verdict}${why ? `: ${why}` : ""}`,
+        data: { verdict: r.verdict, reasons: r.reasons },
+      });
+      if (r.verdict !== "pass")
+        this.opts.log.warn({ device: s.name, verdict: r.verdict, reasons: why }, "smart: verdict");
     }
   }
 
@@ -322,16 +500,29 @@ export class SmartCollector implements Collector<SmartObservation> {
     const prev = this.trends.get(key) ?? (h ? readTrendState(h.getState(key)) : null);
     const { state, increases } = advanceTrend(prev, counters, now);
     this.trends.set(key, state);
-    for (const [name, v] of Object.entries(counters)) h?.record("smart_attribute_raw", { device: s.label, attribute: name }, v, now);
+    for (const [name, v] of Object.entries(counters))
+      h?.record("smart_attribute_raw", { device: s.label, attribute: name }, v, now);
     for (const inc of increases) {
       if (!RISING_IS_BAD.has(inc.name)) continue;
       const hours = inc.sinceMs / 3_600_000;
       h?.event({
-        class: "smart", kind: "smart.counter_increased", severity: "warn", subject: s.label,
+        class: "smart",
+        kind: "smart.counter_increased",
+        severity: "warn",
+        subject: s.label,
         message: `${s.name}: ${inc.name} rose by ${inc.current - inc.previous} to ${inc.current} in ${hours < 1 ? `${Math.round(hours * 60)} min` : `${hours.toFixed(1)} h`}`,
-        data: { attribute: inc.name, previous: inc.previous, current: inc.current, delta: inc.current - inc.previous, since_seconds: Math.round(inc.sinceMs / 1000) },
+        data: {
+          attribute: inc.name,
+          previous: inc.previous,
+          current: inc.current,
+          delta: inc.current - inc.previous,
+          since_seconds: Math.round(inc.sinceMs / 1000),
+        },
       });
-      this.opts.log.warn({ device: s.name, attribute: inc.name, previous: inc.previous, current: inc.current }, "smart: failure-predicting counter increased");
+      this.opts.log.warn(
+        { device: s.name, attribute: inc.name, previous: inc.previous, current: inc.current },
+        "smart: failure-predicting counter increased",
+      );
     }
     h?.setState(key, JSON.stringify(state));
     return trendView(state, now, this.growthWindow);

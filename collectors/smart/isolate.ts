@@ -14,7 +14,14 @@ const CAP_SYS_RAWIO = 17n;
  * Whether to isolate: always/never as configured; auto when the agent runs as root under systemd
  * (PID 1 answers on /run/systemd/system) without CAP_SYS_RAWIO, i.e. in the hardened unit.
  */
-export function shouldIsolate(mode: IsolateMode, procPath: string, env: { uid: number; systemdRunning: boolean } = { uid: process.getuid?.() ?? -1, systemdRunning: existsSync("/run/systemd/system") }): boolean {
+export function shouldIsolate(
+  mode: IsolateMode,
+  procPath: string,
+  env: { uid: number; systemdRunning: boolean } = {
+    uid: process.getuid?.() ?? -1,
+    systemdRunning: existsSync("/run/systemd/system"),
+  },
+): boolean {
   if (mode !== "auto") return mode === "always";
   if (env.uid !== 0 || !env.systemdRunning) return false;
   try {
@@ -26,7 +33,12 @@ export function shouldIsolate(mode: IsolateMode, procPath: string, env: { uid: n
 }
 
 /** The command that runs `smartctl args` in a sandboxed transient unit. Pure. */
-export function isolatedCommand(systemdRun: string, smartctl: string, args: readonly string[], timeoutMs: number): { file: string; args: string[] } {
+export function isolatedCommand(
+  systemdRun: string,
+  smartctl: string,
+  args: readonly string[],
+  timeoutMs: number,
+): { file: string; args: string[] } {
   const props = [
     "CapabilityBoundingSet=CAP_SYS_RAWIO CAP_SYS_ADMIN",
     "NoNewPrivileges=yes",
@@ -53,6 +65,17 @@ export function isolatedCommand(systemdRun: string, smartctl: string, args: read
   ];
   return {
     file: systemdRun,
-    args: ["--pipe", "--wait", "--quiet", "--collect", "--service-type=exec", "--description=stemedb-agent: smartctl (sandboxed)", ...props.flatMap((p) => ["-p", p]), "--", smartctl, ...args],
+    args: [
+      "--pipe",
+      "--wait",
+      "--quiet",
+      "--collect",
+      "--service-type=exec",
+      "--description=stemedb-agent: smartctl (sandboxed)",
+      ...props.flatMap((p) => ["-p", p]),
+      "--",
+      smartctl,
+      ...args,
+    ],
   };
 }

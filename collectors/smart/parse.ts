@@ -27,13 +27,29 @@ export interface SmartReport {
   /** smartctl.exit_status as printed in the JSON (equals the process exit code). */
   readonly exitStatus: number | null;
   readonly messages: readonly SmartMessage[];
-  readonly device: { readonly name: string; readonly type: string; readonly protocol: Protocol | null; readonly infoName: string } | null;
+  readonly device: {
+    readonly name: string;
+    readonly type: string;
+    readonly protocol: Protocol | null;
+    readonly infoName: string;
+  } | null;
   /** Set when `-n` skipped the device: "STANDBY", "SLEEP", "IDLE_A", ... */
   readonly lowPowerMode: string | null;
-  readonly identity: { readonly model: string | null; readonly family: string | null; readonly serial: string | null; readonly firmware: string | null; readonly capacityBytes: number | null; readonly rotationRate: number | null };
+  readonly identity: {
+    readonly model: string | null;
+    readonly family: string | null;
+    readonly serial: string | null;
+    readonly firmware: string | null;
+    readonly capacityBytes: number | null;
+    readonly rotationRate: number | null;
+  };
   /** smart_status.passed; null when smartctl could not tell (absent is not failed). */
   readonly passed: boolean | null;
-  readonly temperature: { readonly current: number | null; /** the drive's own limit: SCSI drive_trip, ATA SCT op_limit_max */ readonly limit: number | null };
+  readonly temperature: {
+    readonly current: number | null;
+    /** the drive's own limit: SCSI drive_trip, ATA SCT op_limit_max */ readonly limit:
+      number | null;
+  };
   readonly powerOnHours: number | null;
   readonly ata: {
     readonly attributes: readonly AtaAttribute[];
@@ -50,7 +66,12 @@ export interface SmartReport {
     readonly mediaErrors: number | null;
     readonly numErrLogEntries: number | null;
   } | null;
-  readonly scsi: { readonly grownDefects: number | null; readonly uncorrectedRead: number | null; readonly uncorrectedWrite: number | null; readonly uncorrectedVerify: number | null } | null;
+  readonly scsi: {
+    readonly grownDefects: number | null;
+    readonly uncorrectedRead: number | null;
+    readonly uncorrectedWrite: number | null;
+    readonly uncorrectedVerify: number | null;
+  } | null;
 }
 
 export interface ScanEntry {
@@ -61,9 +82,12 @@ export interface ScanEntry {
 }
 
 type Obj = Record<string, unknown>;
-const obj = (v: unknown): Obj | null => (typeof v === "object" && v !== null && !Array.isArray(v) ? (v as Obj) : null);
-const str = (o: Obj | null, k: string): string | null => (o && typeof o[k] === "string" ? (o[k]) : null);
-const bool = (o: Obj | null, k: string): boolean | null => (o && typeof o[k] === "boolean" ? (o[k]) : null);
+const obj = (v: unknown): Obj | null =>
+  typeof v === "object" && v !== null && !Array.isArray(v) ? (v as Obj) : null;
+const str = (o: Obj | null, k: string): string | null =>
+  o && typeof o[k] === "string" ? o[k] : null;
+const bool = (o: Obj | null, k: string): boolean | null =>
+  o && typeof o[k] === "boolean" ? o[k] : null;
 /** A number, from the exact "KEY_s" twin when smartctl wrote one (values beyond 2^53). */
 function num(o: Obj | null, k: string): number | null {
   if (!o) return null;
@@ -79,7 +103,10 @@ const MAX_OUTPUT = 8 * 1024 * 1024;
 function parseJsonObject(text: string): Obj | string {
   if (text.length > MAX_OUTPUT) return `output larger than ${MAX_OUTPUT} bytes`;
   const start = text.indexOf("{");
-  if (start < 0) return text.trim() === "" ? "no output" : `not JSON: ${JSON.stringify(text.trim().slice(0, 80))}`;
+  if (start < 0)
+    return text.trim() === ""
+      ? "no output"
+      : `not JSON: ${JSON.stringify(text.trim().slice(0, 80))}`;
   try {
     const v = obj(JSON.parse(text.slice(start)));
     return v ?? "not a JSON object";
@@ -114,7 +141,12 @@ export function parseScan(text: string): { devices: ScanEntry[] } | { error: str
     const o = obj(d);
     const name = str(o, "name");
     if (!name) continue;
-    devices.push({ name, type: str(o, "type") ?? "auto", protocol: str(o, "protocol"), openError: str(o, "open_error") });
+    devices.push({
+      name,
+      type: str(o, "type") ?? "auto",
+      protocol: str(o, "protocol"),
+      openError: str(o, "open_error"),
+    });
   }
   return { devices };
 }
@@ -130,11 +162,16 @@ export function parseSmart(text: string): SmartReport | { error: string } {
     const o = obj(m);
     const s = str(o, "string");
     const sev = str(o, "severity");
-    if (s !== null) messages.push({ string: s, severity: sev === "error" || sev === "warning" ? sev : "information" });
+    if (s !== null)
+      messages.push({
+        string: s,
+        severity: sev === "error" || sev === "warning" ? sev : "information",
+      });
   }
   const dev = obj(root["device"]);
   const proto = str(dev, "protocol");
-  const protocol: Protocol | null = proto === "ATA" || proto === "NVMe" || proto === "SCSI" ? proto : null;
+  const protocol: Protocol | null =
+    proto === "ATA" || proto === "NVMe" || proto === "SCSI" ? proto : null;
 
   let lowPowerMode: string | null = null;
   for (const m of messages) {
@@ -142,18 +179,27 @@ export function parseSmart(text: string): SmartReport | { error: string } {
     if (lp) lowPowerMode = lp[1] ?? null;
   }
   const pm = obj(root["power_mode"]); // 7.5
-  if (lowPowerMode === null && pm && messages.some((m) => m.string.startsWith("Device is in"))) lowPowerMode = str(pm, "name");
+  if (lowPowerMode === null && pm && messages.some((m) => m.string.startsWith("Device is in")))
+    lowPowerMode = str(pm, "name");
 
   const temp = obj(root["temperature"]);
   let current = num(temp, "current");
-  let limit = num(temp, "drive_trip") ?? num(obj(obj(root["ata_sct_status"])?.["temperature"]), "op_limit_max") ?? num(temp, "op_limit_max");
+  let limit =
+    num(temp, "drive_trip") ??
+    num(obj(obj(root["ata_sct_status"])?.["temperature"]), "op_limit_max") ??
+    num(temp, "op_limit_max");
   if (current === 0 && (limit === 0 || limit === null) && protocol === "SCSI") current = null; // "not available" (RAID volumes)
   if (limit === 0) limit = null;
   if (current === null) current = num(obj(root["scsi_temperature"]), "current"); // 7.3 regression name
 
   const capacity = num(obj(root["user_capacity"]), "bytes") ?? num(root, "nvme_total_capacity");
   const identity = {
-    model: str(root, "model_name") ?? str(root, "scsi_model_name") ?? (str(root, "vendor") && str(root, "product") ? `${str(root, "vendor")} ${str(root, "product")}` : null),
+    model:
+      str(root, "model_name") ??
+      str(root, "scsi_model_name") ??
+      (str(root, "vendor") && str(root, "product")
+        ? `${str(root, "vendor")} ${str(root, "product")}`
+        : null),
     family: str(root, "model_family"),
     serial: str(root, "serial_number") || null,
     firmware: str(root, "firmware_version") ?? str(root, "scsi_revision") ?? str(root, "revision"),
@@ -171,20 +217,26 @@ export function parseSmart(text: string): SmartReport | { error: string } {
           if (!o || id === null) return [];
           const raw = obj(o["raw"]);
           const wf = str(o, "when_failed");
-          return [{
-            id,
-            name: str(o, "name") ?? `attribute_${id}`,
-            value: num(o, "value"),
-            worst: num(o, "worst"),
-            thresh: num(o, "thresh"),
-            whenFailed: wf === "now" || wf === "past" ? wf : "",
-            prefailure: bool(obj(o["flags"]), "prefailure") ?? false,
-            raw: num(raw, "value") ?? 0,
-            rawString: str(raw, "string") ?? "",
-          }];
+          return [
+            {
+              id,
+              name: str(o, "name") ?? `attribute_${id}`,
+              value: num(o, "value"),
+              worst: num(o, "worst"),
+              thresh: num(o, "thresh"),
+              whenFailed: wf === "now" || wf === "past" ? wf : "",
+              prefailure: bool(obj(o["flags"]), "prefailure") ?? false,
+              raw: num(raw, "value") ?? 0,
+              rawString: str(raw, "string") ?? "",
+            },
+          ];
         }),
-        errorLogCount: num(obj(obj(root["ata_smart_error_log"])?.["summary"]), "count") ?? num(obj(obj(root["ata_smart_error_log"])?.["extended"]), "count"),
-        selfTestErrors: num(obj(obj(root["ata_smart_self_test_log"])?.["standard"]), "error_count_total") ?? num(obj(obj(root["ata_smart_self_test_log"])?.["extended"]), "error_count_total"),
+        errorLogCount:
+          num(obj(obj(root["ata_smart_error_log"])?.["summary"]), "count") ??
+          num(obj(obj(root["ata_smart_error_log"])?.["extended"]), "count"),
+        selfTestErrors:
+          num(obj(obj(root["ata_smart_self_test_log"])?.["standard"]), "error_count_total") ??
+          num(obj(obj(root["ata_smart_self_test_log"])?.["extended"]), "error_count_total"),
         enduranceUsed: enduranceIndicator(obj(root["ata_device_statistics"])),
       }
     : null;
@@ -213,10 +265,18 @@ export function parseSmart(text: string): SmartReport | { error: string } {
     : null;
 
   return {
-    version: ver && typeof ver[0] === "number" && typeof ver[1] === "number" ? [ver[0], ver[1]] : null,
+    version:
+      ver && typeof ver[0] === "number" && typeof ver[1] === "number" ? [ver[0], ver[1]] : null,
     exitStatus: num(sc, "exit_status"),
     messages,
-    device: dev ? { name: str(dev, "name") ?? "", type: str(dev, "type") ?? "", protocol, infoName: str(dev, "info_name") ?? "" } : null,
+    device: dev
+      ? {
+          name: str(dev, "name") ?? "",
+          type: str(dev, "type") ?? "",
+          protocol,
+          infoName: str(dev, "info_name") ?? "",
+        }
+      : null,
     lowPowerMode,
     identity,
     passed: bool(obj(root["smart_status"]), "passed"),
@@ -242,13 +302,21 @@ export const EXIT_BITS: readonly string[] = [
 
 export function decodeExitStatus(status: number): Array<{ bit: number; meaning: string }> {
   const out: Array<{ bit: number; meaning: string }> = [];
-  for (let bit = 0; bit < 8; bit++) if (status & (1 << bit)) out.push({ bit, meaning: EXIT_BITS[bit] as string });
+  for (let bit = 0; bit < 8; bit++)
+    if (status & (1 << bit)) out.push({ bit, meaning: EXIT_BITS[bit] as string });
   return out;
 }
 
 /** Names of the NVMe critical warning bits set (NVMe base spec, SMART/Health log byte 0). */
 export function nvmeCriticalBits(value: number): string[] {
-  const names = ["available spare below threshold", "temperature above or below threshold", "NVM subsystem reliability degraded", "media placed in read-only mode", "volatile memory backup device failed", "persistent memory region read-only or unreliable"];
+  const names = [
+    "available spare below threshold",
+    "temperature above or below threshold",
+    "NVM subsystem reliability degraded",
+    "media placed in read-only mode",
+    "volatile memory backup device failed",
+    "persistent memory region read-only or unreliable",
+  ];
   const out = names.filter((_, i) => value & (1 << i));
   if (value & 0xc0) out.push(`other bits (0x${(value & 0xc0).toString(16)})`);
   return out;

@@ -42,7 +42,8 @@ export interface Increase {
 const finite = (v: unknown): v is number => typeof v === "number" && Number.isFinite(v);
 const nonNegative = (v: unknown): v is number => finite(v) && v >= 0;
 /** An own entry of a stored map: "constructor" or "__proto__" is a name, never Object.prototype's. */
-const own = <T>(m: Readonly<Record<string, T>> | undefined, k: string): T | undefined => (m !== undefined && Object.hasOwn(m, k) ? m[k] : undefined);
+const own = <T>(m: Readonly<Record<string, T>> | undefined, k: string): T | undefined =>
+  m !== undefined && Object.hasOwn(m, k) ? m[k] : undefined;
 
 /** Sets an own, enumerable entry (plain assignment of "__proto__" would change the prototype). */
 function put<T>(m: Record<string, T>, k: string, v: T): void {
@@ -50,7 +51,11 @@ function put<T>(m: Record<string, T>, k: string, v: T): void {
 }
 
 /** A map from stored JSON: only own entries whose value passes `ok`. */
-function pick<T>(m: unknown, ok: (x: unknown) => x is T, copy: (x: T) => T = (x) => x): Record<string, T> {
+function pick<T>(
+  m: unknown,
+  ok: (x: unknown) => x is T,
+  copy: (x: T) => T = (x) => x,
+): Record<string, T> {
   const out: Record<string, T> = {};
   if (typeof m !== "object" || m === null || Array.isArray(m)) return out;
   for (const [k, x] of Object.entries(m)) if (ok(x)) put(out, k, copy(x));
@@ -72,18 +77,33 @@ export function readTrendState(text: string | undefined): TrendState | null {
   }
   if (typeof v !== "object" || v === null || Array.isArray(v)) return null;
   const o = v as Record<string, unknown>;
-  if (!finite(o["at"]) || typeof o["counters"] !== "object" || o["counters"] === null || Array.isArray(o["counters"])) return null;
+  if (
+    !finite(o["at"]) ||
+    typeof o["counters"] !== "object" ||
+    o["counters"] === null ||
+    Array.isArray(o["counters"])
+  )
+    return null;
   const isRise = (x: unknown): x is { at: number; delta: number } => {
     if (typeof x !== "object" || x === null) return false;
     const r = x as { at?: unknown; delta?: unknown };
     return finite(r.at) && finite(r.delta) && r.delta > 0;
   };
   const rises = pick(o["rises"], isRise, (r) => ({ at: r.at, delta: r.delta }));
-  return { at: o["at"], counters: pick(o["counters"], nonNegative), first: pick(o["first"], finite), rises };
+  return {
+    at: o["at"],
+    counters: pick(o["counters"], nonNegative),
+    first: pick(o["first"], finite),
+    rises,
+  };
 }
 
 /** The next state after a poll at `now`, and the counters that grew since the last poll. */
-export function advanceTrend(prev: TrendState | null, counters: Readonly<Record<string, number>>, now: number): { state: TrendState; increases: Increase[] } {
+export function advanceTrend(
+  prev: TrendState | null,
+  counters: Readonly<Record<string, number>>,
+  now: number,
+): { state: TrendState; increases: Increase[] } {
   const first: Record<string, number> = {};
   const rises: Record<string, { at: number; delta: number }> = {};
   const kept: Record<string, number> = {};
@@ -111,7 +131,11 @@ export function advanceTrend(prev: TrendState | null, counters: Readonly<Record<
 }
 
 /** Rising or static, per counter, as of `now`. Every number in the result is finite and >= 0. */
-export function trendView(state: TrendState | null, now: number, windowMs = RISE_WINDOW_MS): Trends {
+export function trendView(
+  state: TrendState | null,
+  now: number,
+  windowMs = RISE_WINDOW_MS,
+): Trends {
   const out: Record<string, TrendEntry> = {};
   if (!state) return out;
   for (const name of Object.keys(state.counters)) {

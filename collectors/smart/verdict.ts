@@ -56,18 +56,38 @@ export const ATA_COUNTERS: readonly AtaCounter[] = [
   { id: 5, key: "reallocated_sectors", what: "reallocated sectors", rule: "any" },
   // IOEDC: parity over the drive's internal data path (buffer, FIFO) failed; on writes
   // the drive may have stored bad data (Seagate Barracuda ES+ product manual, 4.3.3).
-  { id: 184, key: "end_to_end_errors", what: "end-to-end (IOEDC) parity errors inside the drive", rule: "any", names: /End-to-End/i },
+  {
+    id: 184,
+    key: "end_to_end_errors",
+    what: "end-to-end (IOEDC) parity errors inside the drive",
+    rule: "any",
+    names: /End-to-End/i,
+  },
   { id: 187, key: "reported_uncorrectable", what: "reported uncorrectable errors", rule: "any" },
   // Micron and other SSDs count host-side aborts here; healthy ones show tens.
-  { id: 188, key: "command_timeouts", what: "command timeouts", rule: "any-hdd", names: /Command_Timeout/i },
+  {
+    id: 188,
+    key: "command_timeouts",
+    what: "command timeouts",
+    rule: "any-hdd",
+    names: /Command_Timeout/i,
+  },
   { id: 197, key: "pending_sectors", what: "sectors pending reallocation", rule: "any" },
   { id: 198, key: "offline_uncorrectable", what: "offline uncorrectable sectors", rule: "any" },
   // 199 is "Host_Writes_GiB" on some SSDs: only the CRC meanings count.
-  { id: 199, key: "udma_crc_errors", what: "UDMA CRC errors (cable, connector or backplane)", rule: "rising", names: /CRC/i },
+  {
+    id: 199,
+    key: "udma_crc_errors",
+    what: "UDMA CRC errors (cable, connector or backplane)",
+    rule: "rising",
+    names: /CRC/i,
+  },
 ];
 
 /** [id, key, what] of the judged ATA counters (the old table's shape). */
-export const ATA_PREDICTIVE: ReadonlyArray<readonly [number, string, string]> = ATA_COUNTERS.map((c) => [c.id, c.key, c.what] as const);
+export const ATA_PREDICTIVE: ReadonlyArray<readonly [number, string, string]> = ATA_COUNTERS.map(
+  (c) => [c.id, c.key, c.what] as const,
+);
 
 const W16 = 0x10000;
 const W32 = 0x100000000;
@@ -81,7 +101,9 @@ export function rawWords(raw: number): [number, number, number] {
 /** Seagate spinning disks pack 1, 7 and 195 as raw24/raw32 (drivedb.h presets). */
 function seagateHdd(r: SmartReport): boolean {
   const id = r.identity;
-  return id.rotationRate !== 0 && (/Seagate/i.test(id.family ?? "") || /^ST\d/.test(id.model ?? ""));
+  return (
+    id.rotationRate !== 0 && (/Seagate/i.test(id.family ?? "") || /^ST\d/.test(id.model ?? ""))
+  );
 }
 
 /**
@@ -143,34 +165,50 @@ const WEAR_ATTRS: ReadonlyArray<{ id: number; name: string; read: "remaining" | 
  * installed drivedb predates the entry, by the Kingston Phison model names from that record.
  */
 const PHISON_FAMILY = /^Phison Driven/i;
-const KINGSTON_PHISON = /^KINGSTON +(SKC400S37|SA400(M8|S37)|SUV300S37A|SKC310S3|SV310S3|SHSS3|SM2280S3|SEDC(400S37|450R|500[MR]|600ME?)|SS200S3|O(C|M[48S])P0S3|RBUSNS)/i;
+const KINGSTON_PHISON =
+  /^KINGSTON +(SKC400S37|SA400(M8|S37)|SUV300S37A|SKC310S3|SV310S3|SHSS3|SM2280S3|SEDC(400S37|450R|500[MR]|600ME?)|SS200S3|O(C|M[48S])P0S3|RBUSNS)/i;
 export function phisonRaw231(r: SmartReport): boolean {
-  return PHISON_FAMILY.test(r.identity.family ?? "") || KINGSTON_PHISON.test(r.identity.model ?? "");
+  return (
+    PHISON_FAMILY.test(r.identity.family ?? "") || KINGSTON_PHISON.test(r.identity.model ?? "")
+  );
 }
 
 /** Endurance used: NVMe percentage_used, ATA device statistics, then vendor attributes. */
 export function enduranceUsed(r: SmartReport): Wear | null {
   const nvme = r.nvme?.percentageUsed;
-  if (nvme !== null && nvme !== undefined) return { percentUsed: nvme, source: "NVMe percentage_used" };
+  if (nvme !== null && nvme !== undefined)
+    return { percentUsed: nvme, source: "NVMe percentage_used" };
   if (!r.ata) return null;
-  if (r.ata.enduranceUsed !== null) return { percentUsed: r.ata.enduranceUsed, source: "ATA device statistics, Percentage Used Endurance Indicator" };
+  if (r.ata.enduranceUsed !== null)
+    return {
+      percentUsed: r.ata.enduranceUsed,
+      source: "ATA device statistics, Percentage Used Endurance Indicator",
+    };
   const phison = phisonRaw231(r);
   for (const w of WEAR_ATTRS) {
     const a = r.ata.attributes.find((x) => x.id === w.id && x.name === w.name);
     if (!a) continue;
     if (a.id === 231 && phison) {
       // Phison: the raw value is the percent of life left; the normalised value stays at 100.
-      if (a.raw >= 0 && a.raw <= 100) return { percentUsed: 100 - a.raw, source: `ATA 231 ${a.name} raw ${a.raw} (life left; Phison reports it in the raw value)` };
+      if (a.raw >= 0 && a.raw <= 100)
+        return {
+          percentUsed: 100 - a.raw,
+          source: `ATA 231 ${a.name} raw ${a.raw} (life left; Phison reports it in the raw value)`,
+        };
       continue;
     }
     if (w.read === "used") {
-      if (a.raw >= 0 && a.raw <= 255) return { percentUsed: a.raw, source: `ATA ${a.id} ${a.name} raw ${a.raw}` };
+      if (a.raw >= 0 && a.raw <= 255)
+        return { percentUsed: a.raw, source: `ATA ${a.id} ${a.name} raw ${a.raw}` };
       continue;
     }
     // Normalised values above 100 are not percentages; at 1 they bottom out (Intel:
     // 233 falls to 1 at the rated endurance), so <= 1 is "all used".
     if (a.value === null || a.value < 0 || a.value > 100) continue;
-    return { percentUsed: a.value <= 1 ? 100 : 100 - a.value, source: `ATA ${a.id} ${a.name} normalised ${a.value} (life left)` };
+    return {
+      percentUsed: a.value <= 1 ? 100 : 100 - a.value,
+      source: `ATA ${a.id} ${a.name} normalised ${a.value} (life left)`,
+    };
   }
   return null;
 }
@@ -184,7 +222,11 @@ export function predictiveCounters(r: SmartReport): Record<string, number> {
   }
   if (r.ata && seagateHdd(r)) {
     // Decoded error counts of Seagate's packed rates (not judged: rates, not events).
-    for (const [id, key] of [[1, "read_errors"], [7, "seek_errors"], [195, "ecc_recovered"]] as const) {
+    for (const [id, key] of [
+      [1, "read_errors"],
+      [7, "seek_errors"],
+      [195, "ecc_recovered"],
+    ] as const) {
       const a = r.ata.attributes.find((x) => x.id === id);
       if (a) out[key] = decodeRaw(a, true);
     }
@@ -199,7 +241,9 @@ export function predictiveCounters(r: SmartReport): Record<string, number> {
   }
   if (r.scsi) {
     if (r.scsi.grownDefects !== null) out["grown_defects"] = r.scsi.grownDefects;
-    const unc = [r.scsi.uncorrectedRead, r.scsi.uncorrectedWrite, r.scsi.uncorrectedVerify].filter((v): v is number => v !== null);
+    const unc = [r.scsi.uncorrectedRead, r.scsi.uncorrectedWrite, r.scsi.uncorrectedVerify].filter(
+      (v): v is number => v !== null,
+    );
     if (unc.length > 0) out["uncorrected_errors"] = unc.reduce((a, b) => a + b, 0);
   }
   return out;
@@ -224,7 +268,19 @@ export const EXPORTED_ATTRIBUTES: ReadonlyArray<readonly [string, string]> = [
 ];
 
 /** Counters where a rise is bad news (the others, like spare, fall when things get worse). */
-export const RISING_IS_BAD = new Set(["reallocated_sectors", "end_to_end_errors", "reported_uncorrectable", "command_timeouts", "pending_sectors", "offline_uncorrectable", "udma_crc_errors", "media_errors", "grown_defects", "uncorrected_errors", "critical_warning"]);
+export const RISING_IS_BAD = new Set([
+  "reallocated_sectors",
+  "end_to_end_errors",
+  "reported_uncorrectable",
+  "command_timeouts",
+  "pending_sectors",
+  "offline_uncorrectable",
+  "udma_crc_errors",
+  "media_errors",
+  "grown_defects",
+  "uncorrected_errors",
+  "critical_warning",
+]);
 
 /** Wear levels, the same for NVMe and SATA SSDs: >= 100 fail, >= 80 warn, >= 50 info. */
 export const WEAR_FAIL = 100;
@@ -248,7 +304,10 @@ export interface JudgeOptions {
 }
 
 /** A trend entry as judge uses it: anything that is not a finite, positive number reads as none. */
-function trendOf(trends: Trends, key: string): { rising: boolean; delta: number; watchedMs: number } | null {
+function trendOf(
+  trends: Trends,
+  key: string,
+): { rising: boolean; delta: number; watchedMs: number } | null {
   const t = Object.hasOwn(trends, key) ? trends[key] : undefined;
   if (typeof t !== "object" || t === null) return null;
   const pos = (n: unknown) => (typeof n === "number" && Number.isFinite(n) && n > 0 ? n : 0);
@@ -262,7 +321,8 @@ const COUNT_RULE = "count rule: any non-zero count warns, static or not";
 
 export function judge(r: SmartReport, trends: Trends = {}, opts: JudgeOptions = {}): VerdictResult {
   const reasons: Reason[] = [];
-  const add = (level: Reason["level"], code: string, message: string) => reasons.push({ level, code, message });
+  const add = (level: Reason["level"], code: string, message: string) =>
+    reasons.push({ level, code, message });
   const win = span(opts.growthWindowMs ?? RISE_WINDOW_MS);
   /** "; rose by N within W" when the trend says so (the count rule still decides the level). */
   const rose = (key: string) => {
@@ -270,9 +330,15 @@ export function judge(r: SmartReport, trends: Trends = {}, opts: JudgeOptions = 
     return t?.rising && t.delta > 0 ? `, rose by ${t.delta} within ${win}` : "";
   };
 
-  if (r.passed === false) add("fail", "smart_status", "the drive's own SMART health check says FAILING");
+  if (r.passed === false)
+    add("fail", "smart_status", "the drive's own SMART health check says FAILING");
   for (const a of r.ata?.attributes ?? []) {
-    if (a.whenFailed === "now" && a.prefailure) add("fail", `attribute_${a.id}_failing`, `pre-fail attribute ${a.id} ${a.name} is at or below its threshold now (${a.value} <= ${a.thresh})`);
+    if (a.whenFailed === "now" && a.prefailure)
+      add(
+        "fail",
+        `attribute_${a.id}_failing`,
+        `pre-fail attribute ${a.id} ${a.name} is at or below its threshold now (${a.value} <= ${a.thresh})`,
+      );
   }
   for (const c of ATA_COUNTERS) {
     const got = counterOf(r, c);
@@ -286,9 +352,24 @@ export function judge(r: SmartReport, trends: Trends = {}, opts: JudgeOptions = 
       continue;
     }
     const t = trendOf(trends, c.key);
-    if (t?.rising) add("warn", `attribute_${c.id}`, `${head}: rose by ${t.delta} within ${win} (rising rule: judged on growth)`);
-    else if (t && t.watchedMs > 0) add("info", `attribute_${c.id}`, `${head}: not grown in ${span(t.watchedMs)} watched (static rule: info; warns if it grows within ${win})`);
-    else add("info", `attribute_${c.id}`, `${head}: first look, no history (static rule: info; warns if it grows within ${win})`);
+    if (t?.rising)
+      add(
+        "warn",
+        `attribute_${c.id}`,
+        `${head}: rose by ${t.delta} within ${win} (rising rule: judged on growth)`,
+      );
+    else if (t && t.watchedMs > 0)
+      add(
+        "info",
+        `attribute_${c.id}`,
+        `${head}: not grown in ${span(t.watchedMs)} watched (static rule: info; warns if it grows within ${win})`,
+      );
+    else
+      add(
+        "info",
+        `attribute_${c.id}`,
+        `${head}: first look, no history (static rule: info; warns if it grows within ${win})`,
+      );
   }
   const wear = r.nvme ? null : enduranceUsed(r);
   if (wear) {
@@ -300,36 +381,92 @@ export function judge(r: SmartReport, trends: Trends = {}, opts: JudgeOptions = 
   }
   if (r.nvme) {
     const n = r.nvme;
-    if (n.criticalWarning !== 0) add("fail", "nvme_critical_warning", `NVMe critical warning 0x${n.criticalWarning.toString(16)}: ${nvmeCriticalBits(n.criticalWarning).join(", ")}`);
-    if (n.availableSpare !== null && n.availableSpareThreshold !== null && n.availableSpare < n.availableSpareThreshold) add("fail", "nvme_spare", `available spare ${n.availableSpare}% is below the drive's threshold ${n.availableSpareThreshold}%`);
-    if (n.mediaErrors !== null && n.mediaErrors > 0) add("warn", "nvme_media_errors", `${n.mediaErrors} unrecovered media errors (${COUNT_RULE}${rose("media_errors")})`);
-    if (n.percentageUsed !== null && n.percentageUsed >= WEAR_FAIL) add("fail", "nvme_wear", `endurance used ${n.percentageUsed}%: the vendor's rated life is spent`);
-    else if (n.percentageUsed !== null && n.percentageUsed >= WEAR_WARN) add("warn", "nvme_wear", `endurance used ${n.percentageUsed}%`);
-    else if (n.percentageUsed !== null && n.percentageUsed >= WEAR_INFO) add("info", "nvme_wear", `endurance used ${n.percentageUsed}%`);
+    if (n.criticalWarning !== 0)
+      add(
+        "fail",
+        "nvme_critical_warning",
+        `NVMe critical warning 0x${n.criticalWarning.toString(16)}: ${nvmeCriticalBits(n.criticalWarning).join(", ")}`,
+      );
+    if (
+      n.availableSpare !== null &&
+      n.availableSpareThreshold !== null &&
+      n.availableSpare < n.availableSpareThreshold
+    )
+      add(
+        "fail",
+        "nvme_spare",
+        `available spare ${n.availableSpare}% is below the drive's threshold ${n.availableSpareThreshold}%`,
+      );
+    if (n.mediaErrors !== null && n.mediaErrors > 0)
+      add(
+        "warn",
+        "nvme_media_errors",
+        `${n.mediaErrors} unrecovered media errors (${COUNT_RULE}${rose("media_errors")})`,
+      );
+    if (n.percentageUsed !== null && n.percentageUsed >= WEAR_FAIL)
+      add(
+        "fail",
+        "nvme_wear",
+        `endurance used ${n.percentageUsed}%: the vendor's rated life is spent`,
+      );
+    else if (n.percentageUsed !== null && n.percentageUsed >= WEAR_WARN)
+      add("warn", "nvme_wear", `endurance used ${n.percentageUsed}%`);
+    else if (n.percentageUsed !== null && n.percentageUsed >= WEAR_INFO)
+      add("info", "nvme_wear", `endurance used ${n.percentageUsed}%`);
     if (n.numErrLogEntries !== null && n.numErrLogEntries > 0) {
-      add("info", "nvme_error_log", `${n.numErrLogEntries} error-log entries${rose("error_log_entries")} (not judged, static or rising: the count grows with the host probing optional features, "Invalid Field in Command")`);
+      add(
+        "info",
+        "nvme_error_log",
+        `${n.numErrLogEntries} error-log entries${rose("error_log_entries")} (not judged, static or rising: the count grows with the host probing optional features, "Invalid Field in Command")`,
+      );
     }
   }
   if (r.scsi) {
     const s = r.scsi;
-    if (s.grownDefects !== null && s.grownDefects > 0) add("warn", "scsi_grown_defects", `${s.grownDefects} grown defects, sectors remapped since manufacture (${COUNT_RULE}${rose("grown_defects")})`);
-    const unc = [["read", s.uncorrectedRead], ["write", s.uncorrectedWrite], ["verify", s.uncorrectedVerify]].filter(([, v]) => typeof v === "number" && v > 0);
-    if (unc.length > 0) add("warn", "scsi_uncorrected", `uncorrected errors: ${unc.map(([k, v]) => `${v} ${k}`).join(", ")} (${COUNT_RULE}${rose("uncorrected_errors")})`);
+    if (s.grownDefects !== null && s.grownDefects > 0)
+      add(
+        "warn",
+        "scsi_grown_defects",
+        `${s.grownDefects} grown defects, sectors remapped since manufacture (${COUNT_RULE}${rose("grown_defects")})`,
+      );
+    const unc = [
+      ["read", s.uncorrectedRead],
+      ["write", s.uncorrectedWrite],
+      ["verify", s.uncorrectedVerify],
+    ].filter(([, v]) => typeof v === "number" && v > 0);
+    if (unc.length > 0)
+      add(
+        "warn",
+        "scsi_uncorrected",
+        `uncorrected errors: ${unc.map(([k, v]) => `${v} ${k}`).join(", ")} (${COUNT_RULE}${rose("uncorrected_errors")})`,
+      );
   }
   const t = r.temperature;
   if (t.current !== null && t.limit !== null) {
-    if (t.current >= t.limit) add("fail", "temperature", `${t.current}°C is at or above the drive's limit ${t.limit}°C`);
-    else if (t.current >= t.limit - 5) add("warn", "temperature", `${t.current}°C is within 5°C of the drive's limit ${t.limit}°C`);
+    if (t.current >= t.limit)
+      add("fail", "temperature", `${t.current}°C is at or above the drive's limit ${t.limit}°C`);
+    else if (t.current >= t.limit - 5)
+      add("warn", "temperature", `${t.current}°C is within 5°C of the drive's limit ${t.limit}°C`);
   }
   const exit = r.exitStatus ?? 0;
   if (exit & 32) add("warn", "exit_bit5", "an attribute was at or below its threshold in the past");
-  if (exit & 64) add("warn", "error_log", `the device error log has ${r.ata?.errorLogCount ?? "some"} errors`);
-  if (exit & 128) add("warn", "selftest_log", `the self-test log has ${r.ata?.selfTestErrors ?? "some"} failed tests`);
+  if (exit & 64)
+    add("warn", "error_log", `the device error log has ${r.ata?.errorLogCount ?? "some"} errors`);
+  if (exit & 128)
+    add(
+      "warn",
+      "selftest_log",
+      `the self-test log has ${r.ata?.selfTestErrors ?? "some"} failed tests`,
+    );
 
   if (reasons.some((x) => x.level === "fail")) return { verdict: "fail", reasons };
   if (reasons.some((x) => x.level === "warn")) return { verdict: "warn", reasons };
   if (r.passed === null) {
-    add("info", "no_health", "smartctl reported no health status (RAID volume, virtual disk or unsupported transport)");
+    add(
+      "info",
+      "no_health",
+      "smartctl reported no health status (RAID volume, virtual disk or unsupported transport)",
+    );
     return { verdict: "unknown", reasons };
   }
   return { verdict: "pass", reasons };

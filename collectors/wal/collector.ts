@@ -5,7 +5,14 @@
 // chokidar re-read and lstat'ed the whole directory each time, ~2 ms per write). Symbolic links
 // are never followed and nothing outside the directory is read.
 import { spawn } from "node:child_process";
-import { closeSync, createReadStream, lstatSync, readdirSync, readFileSync, statSync } from "node:fs";
+import {
+  closeSync,
+  createReadStream,
+  lstatSync,
+  readdirSync,
+  readFileSync,
+  statSync,
+} from "node:fs";
 import { statfs } from "node:fs/promises";
 import { join } from "node:path";
 import { createGunzip } from "node:zlib";
@@ -19,17 +26,44 @@ import { estimateFill } from "../mounts/fill.js";
 import { mountFor, parseMountinfo } from "../mounts/mountinfo.js";
 import type { CollectContext, Collector } from "../types.js";
 import { type DbWalMetrics, parseDbMetrics } from "./dbmetrics.js";
-import { analyse, type FindingKind, type Inventory, type Segment, type SegmentState, type WalFinding } from "./inventory.js";
+import {
+  analyse,
+  type FindingKind,
+  type Inventory,
+  type Segment,
+  type SegmentState,
+  type WalFinding,
+} from "./inventory.js";
 import { listSegments } from "./list.js";
 
 const STATES: readonly SegmentState[] = ["active", "sealed", "compressed"];
-const KINDS: readonly FindingKind[] = ["gap", "plain_and_compressed", "zero_length", "truncated", "wrong_owner_or_mode", "unreadable", "corrupt_gz", "symlink", "not_regular", "stalled", "dir_missing", "verify_failed", "filesystem_filling", "db_metrics_unreachable"];
+const KINDS: readonly FindingKind[] = [
+  "gap",
+  "plain_and_compressed",
+  "zero_length",
+  "truncated",
+  "wrong_owner_or_mode",
+  "unreadable",
+  "corrupt_gz",
+  "symlink",
+  "not_regular",
+  "stalled",
+  "dir_missing",
+  "verify_failed",
+  "filesystem_filling",
+  "db_metrics_unreachable",
+];
 
 export interface WalObservation {
   readonly dir: string;
   readonly scanned: boolean;
   readonly segments: Record<SegmentState, { count: number; bytes: number }>;
-  readonly active: { name: string; size: number; write_age_seconds: number; bytes_per_second: number | null } | null;
+  readonly active: {
+    name: string;
+    size: number;
+    write_age_seconds: number;
+    bytes_per_second: number | null;
+  } | null;
   readonly oldest_age_seconds: number | null;
   readonly newest_age_seconds: number | null;
   readonly rotations: number;
@@ -86,15 +120,45 @@ export class WalCollector implements Collector<WalObservation> {
 
   constructor(private readonly opts: WalOptions) {
     const r = opts.registry;
-    this.gSegments = gauge(r, { name: `${NS}wal_segments`, help: "WAL segments by state (active: being written, sealed, compressed).", labelNames: ["state"] });
-    this.gBytes = gauge(r, { name: `${NS}wal_segment_bytes`, help: "Bytes of WAL segments by state.", labelNames: ["state"] });
-    this.gActiveAge = gauge(r, { name: `${NS}wal_active_write_age_seconds`, help: "Seconds since the active segment was last written." });
-    this.gOldest = gauge(r, { name: `${NS}wal_oldest_segment_age_seconds`, help: "Age of the oldest segment (by modification time)." });
-    this.gWriteRate = gauge(r, { name: `${NS}wal_write_bytes_per_second`, help: "Bytes per second written into the WAL (active segment growth, rotations included)." });
-    this.cRotations = counter(r, { name: `${NS}wal_rotations_total`, help: "New active segments seen (segment rotations)." });
-    this.gProblems = gauge(r, { name: `${NS}wal_problems`, help: "Files (or gaps) per WAL finding kind; 0 when clear. Names are in history, not in labels.", labelNames: ["kind"] });
-    this.gDbP99 = gauge(r, { name: `${NS}db_wal_fsync_p99_seconds`, help: "The database's own WAL fsync p99 (from stemedb.metrics_url; absent when not scraped)." });
-    this.gDbErrors = gauge(r, { name: `${NS}db_wal_fsync_errors`, help: "The database's own WAL fsync error count (stemedb_wal_fsync_errors_total, mirrored)." });
+    this.gSegments = gauge(r, {
+      name: `${NS}wal_segments`,
+      help: "WAL segments by state (active: being written, sealed, compressed).",
+      labelNames: ["state"],
+    });
+    this.gBytes = gauge(r, {
+      name: `${NS}wal_segment_bytes`,
+      help: "Bytes of WAL segments by state.",
+      labelNames: ["state"],
+    });
+    this.gActiveAge = gauge(r, {
+      name: `${NS}wal_active_write_age_seconds`,
+      help: "Seconds since the active segment was last written.",
+    });
+    this.gOldest = gauge(r, {
+      name: `${NS}wal_oldest_segment_age_seconds`,
+      help: "Age of the oldest segment (by modification time).",
+    });
+    this.gWriteRate = gauge(r, {
+      name: `${NS}wal_write_bytes_per_second`,
+      help: "Bytes per second written into the WAL (active segment growth, rotations included).",
+    });
+    this.cRotations = counter(r, {
+      name: `${NS}wal_rotations_total`,
+      help: "New active segments seen (segment rotations).",
+    });
+    this.gProblems = gauge(r, {
+      name: `${NS}wal_problems`,
+      help: "Files (or gaps) per WAL finding kind; 0 when clear. Names are in history, not in labels.",
+      labelNames: ["kind"],
+    });
+    this.gDbP99 = gauge(r, {
+      name: `${NS}db_wal_fsync_p99_seconds`,
+      help: "The database's own WAL fsync p99 (from stemedb.metrics_url; absent when not scraped).",
+    });
+    this.gDbErrors = gauge(r, {
+      name: `${NS}db_wal_fsync_errors`,
+      help: "The database's own WAL fsync error count (stemedb_wal_fsync_errors_total, mirrored).",
+    });
     for (const k of KINDS) this.gProblems.set({ kind: k }, 0);
     this.cRotations.inc(0);
   }
@@ -115,16 +179,30 @@ export class WalCollector implements Collector<WalObservation> {
     }
     const inv = this.inventory;
     const findings = [...inv.findings];
-    if (this.dirMissing) findings.push({ kind: "dir_missing", files: [this.opts.dir], message: `the WAL directory ${this.opts.dir} does not exist or cannot be listed` });
+    if (this.dirMissing)
+      findings.push({
+        kind: "dir_missing",
+        files: [this.opts.dir],
+        message: `the WAL directory ${this.opts.dir} does not exist or cannot be listed`,
+      });
     // The active segment is re-read every tick: its size and age are what a stall shows in.
     let active: WalObservation["active"] = null;
     if (inv.active) {
       try {
         const st = lstatSync(join(this.opts.dir, inv.active.name));
         const rate = this.writeRate(inv.active.name, st.size, now);
-        active = { name: inv.active.name, size: st.size, write_age_seconds: Math.max(0, (now - st.mtimeMs) / 1000), bytes_per_second: rate };
+        active = {
+          name: inv.active.name,
+          size: st.size,
+          write_age_seconds: Math.max(0, (now - st.mtimeMs) / 1000),
+          bytes_per_second: rate,
+        };
         if (now - st.mtimeMs > this.opts.stallAfterMs && this.databaseRunning(now)) {
-          findings.push({ kind: "stalled", files: [inv.active.name], message: `the active segment ${inv.active.name} has not been written for ${Math.round((now - st.mtimeMs) / 1000)} s while the database is running` });
+          findings.push({
+            kind: "stalled",
+            files: [inv.active.name],
+            message: `the active segment ${inv.active.name} has not been written for ${Math.round((now - st.mtimeMs) / 1000)} s while the database is running`,
+          });
         }
       } catch {
         this.dirty = true; // rotated or removed since the scan
@@ -133,10 +211,19 @@ export class WalCollector implements Collector<WalObservation> {
     findings.push(...this.unreadable(inv), ...this.gzFindings(inv), ...this.verifyFindings(inv));
     const filesystem = await this.filesystem(now);
     if (filesystem && (filesystem.used_ratio >= 0.9 || filesystem.full_in_seconds < 6 * 3600)) {
-      findings.push({ kind: "filesystem_filling", files: [this.opts.dir], message: `the WAL filesystem is ${(filesystem.used_ratio * 100).toFixed(1)}% used${Number.isFinite(filesystem.full_in_seconds) ? `, full in ${(filesystem.full_in_seconds / 3600).toFixed(1)} h at the recent rate` : ""}` });
+      findings.push({
+        kind: "filesystem_filling",
+        files: [this.opts.dir],
+        message: `the WAL filesystem is ${(filesystem.used_ratio * 100).toFixed(1)}% used${Number.isFinite(filesystem.full_in_seconds) ? `, full in ${(filesystem.full_in_seconds / 3600).toFixed(1)} h at the recent rate` : ""}`,
+      });
     }
     const database = scanned ? await this.scrapeDb(signal) : this.lastDb;
-    if (database && !database.ok) findings.push({ kind: "db_metrics_unreachable", files: [], message: `the database's metrics endpoint did not answer: ${database.error}` });
+    if (database && !database.ok)
+      findings.push({
+        kind: "db_metrics_unreachable",
+        files: [],
+        message: `the database's metrics endpoint did not answer: ${database.error}`,
+      });
     const ageOf = (ms: number | null) => (ms === null ? null : Math.max(0, (now - ms) / 1000));
     const hourAgo = now - 3_600_000;
     const span = this.firstSeen === null ? 0 : Math.min(now - this.firstSeen, 3_600_000);
@@ -148,7 +235,10 @@ export class WalCollector implements Collector<WalObservation> {
       oldest_age_seconds: ageOf(inv.oldestMtimeMs),
       newest_age_seconds: ageOf(inv.newestMtimeMs),
       rotations: this.rotations.length,
-      rotations_per_hour: span >= 60_000 ? (this.rotations.filter((t) => t >= hourAgo).length / span) * 3_600_000 : null,
+      rotations_per_hour:
+        span >= 60_000
+          ? (this.rotations.filter((t) => t >= hourAgo).length / span) * 3_600_000
+          : null,
       expected_segment_size: inv.expectedSize,
       findings,
       filesystem,
@@ -163,7 +253,8 @@ export class WalCollector implements Collector<WalObservation> {
       this.gBytes.set({ state: s }, o.segments[s].bytes);
     }
     if (o.active) this.gActiveAge.set(o.active.write_age_seconds);
-    if (o.active?.bytes_per_second !== null && o.active?.bytes_per_second !== undefined) this.gWriteRate.set(o.active.bytes_per_second);
+    if (o.active?.bytes_per_second !== null && o.active?.bytes_per_second !== undefined)
+      this.gWriteRate.set(o.active.bytes_per_second);
     if (o.oldest_age_seconds !== null) this.gOldest.set(o.oldest_age_seconds);
     const byKind = new Map<FindingKind, WalFinding>();
     for (const f of o.findings) byKind.set(f.kind, f);
@@ -177,20 +268,45 @@ export class WalCollector implements Collector<WalObservation> {
     }
     const h = this.opts.history;
     const ts = Date.now();
-    if (o.active?.bytes_per_second !== null && o.active?.bytes_per_second !== undefined) h?.record("wal_write_bytes_per_second", {}, o.active.bytes_per_second, ts);
-    if (o.database && o.database.ok && o.database.p99 !== null) h?.record("db_wal_fsync_p99_seconds", {}, o.database.p99, ts);
+    if (o.active?.bytes_per_second !== null && o.active?.bytes_per_second !== undefined)
+      h?.record("wal_write_bytes_per_second", {}, o.active.bytes_per_second, ts);
+    if (o.database && o.database.ok && o.database.p99 !== null)
+      h?.record("db_wal_fsync_p99_seconds", {}, o.database.p99, ts);
     // An event when a kind appears, when its files change, and when it clears.
     const now = new Map<FindingKind, string>();
     for (const [k, f] of byKind) now.set(k, f.files.join("\u0000"));
     for (const [k, files] of now) {
       if (this.previousFindings.get(k) === files) continue;
       const f = byKind.get(k) as WalFinding;
-      const sev = k === "stalled" || k === "dir_missing" || k === "corrupt_gz" || k === "gap" || k === "verify_failed" ? "crit" : k === "symlink" || k === "wrong_owner_or_mode" ? "info" : "warn";
-      h?.event({ class: "wal", kind: `wal.${k}`, severity: sev, subject: this.opts.dir, message: f.message, data: { files: f.files } });
+      const sev =
+        k === "stalled" ||
+        k === "dir_missing" ||
+        k === "corrupt_gz" ||
+        k === "gap" ||
+        k === "verify_failed"
+          ? "crit"
+          : k === "symlink" || k === "wrong_owner_or_mode"
+            ? "info"
+            : "warn";
+      h?.event({
+        class: "wal",
+        kind: `wal.${k}`,
+        severity: sev,
+        subject: this.opts.dir,
+        message: f.message,
+        data: { files: f.files },
+      });
       this.opts.log.warn({ kind: k, files: f.files.slice(0, 5) }, `wal: ${f.message}`);
     }
     for (const k of this.previousFindings.keys()) {
-      if (!now.has(k)) h?.event({ class: "wal", kind: `wal.${k}.cleared`, severity: "info", subject: this.opts.dir, message: `WAL finding cleared: ${k}` });
+      if (!now.has(k))
+        h?.event({
+          class: "wal",
+          kind: `wal.${k}.cleared`,
+          severity: "info",
+          subject: this.opts.dir,
+          message: `WAL finding cleared: ${k}`,
+        });
     }
     this.previousFindings = now;
   }
@@ -211,11 +327,21 @@ export class WalCollector implements Collector<WalObservation> {
     const prev = this.dirStamp;
     try {
       const st = statSync(this.opts.dir);
-      this.dirStamp = { key: `${st.dev}:${st.ino}:${st.mtimeMs}:${st.ctimeMs}`, mtimeMs: st.mtimeMs, at: now };
+      this.dirStamp = {
+        key: `${st.dev}:${st.ino}:${st.mtimeMs}:${st.ctimeMs}`,
+        mtimeMs: st.mtimeMs,
+        at: now,
+      };
     } catch {
       this.dirStamp = null; // missing or unreadable: the rescan says which
     }
-    if (prev === null || this.dirStamp === null || prev.key !== this.dirStamp.key || prev.at - prev.mtimeMs < 1000) this.dirty = true;
+    if (
+      prev === null ||
+      this.dirStamp === null ||
+      prev.key !== this.dirStamp.key ||
+      prev.at - prev.mtimeMs < 1000
+    )
+      this.dirty = true;
   }
 
   private firstSeen: number | null = null;
@@ -240,8 +366,11 @@ export class WalCollector implements Collector<WalObservation> {
     if (prev.name !== name) {
       const inv = this.inventory;
       const prevSeg = inv?.segments.find((s) => s.name === prev.name && s.state !== "compressed");
-      const between = inv?.segments.filter((s) => s.state === "sealed" && s.seq > (prevSeg?.seq ?? Infinity)) ?? [];
-      bytes = (prevSeg ? prevSeg.size - prev.size : 0) + between.reduce((a, s) => a + s.size, 0) + size;
+      const between =
+        inv?.segments.filter((s) => s.state === "sealed" && s.seq > (prevSeg?.seq ?? Infinity)) ??
+        [];
+      bytes =
+        (prevSeg ? prevSeg.size - prev.size : 0) + between.reduce((a, s) => a + s.size, 0) + size;
     }
     return Math.max(0, bytes) / ((now - prev.at) / 1000);
   }
@@ -253,7 +382,8 @@ export class WalCollector implements Collector<WalObservation> {
    */
   private databaseRunning(now: number): boolean {
     const ttl = Math.min(30_000, this.opts.stallAfterMs / 4);
-    if (this.dbRunning !== null && now >= this.dbRunning.at && now - this.dbRunning.at < ttl) return this.dbRunning.running;
+    if (this.dbRunning !== null && now >= this.dbRunning.at && now - this.dbRunning.at < ttl)
+      return this.dbRunning.running;
     this.dbRunning = { at: now, running: this.walkForDatabase() };
     return this.dbRunning.running;
   }
@@ -265,7 +395,12 @@ export class WalCollector implements Collector<WalObservation> {
         try {
           const comm = readFileSync(`${this.opts.procPath}/${pid}/comm`, "utf8").trim();
           if (comm.startsWith("stemedb") && comm !== "stemedb-agent") return true;
-          if (readFileSync(`${this.opts.procPath}/${pid}/cgroup`, "utf8").includes(`/${this.opts.service}`)) return true;
+          if (
+            readFileSync(`${this.opts.procPath}/${pid}/cgroup`, "utf8").includes(
+              `/${this.opts.service}`,
+            )
+          )
+            return true;
         } catch {
           // exited
         }
@@ -285,20 +420,26 @@ export class WalCollector implements Collector<WalObservation> {
     for (const s of inv.segments) {
       try {
         const st = lstatSync(join(this.opts.dir, s.name));
-        const ok = (st.uid === uid && st.mode & 0o400) || (groups.has(st.gid) && st.mode & 0o040) || st.mode & 0o004;
+        const ok =
+          (st.uid === uid && st.mode & 0o400) ||
+          (groups.has(st.gid) && st.mode & 0o040) ||
+          st.mode & 0o004;
         if (!ok) bad.push(s.name);
       } catch {
         // gone
       }
       if (bad.length > 20) break;
     }
-    return bad.length > 0 ? [{ kind: "unreadable", files: bad, message: "segments the agent may not read" }] : [];
+    return bad.length > 0
+      ? [{ kind: "unreadable", files: bad, message: "segments the agent may not read" }]
+      : [];
   }
 
   /** Each compressed segment is stream-checked once, one at a time in the background. */
   private gzFindings(inv: Inventory): WalFinding[] {
     if (!this.opts.checkCompressed) return [];
-    const key = (s: { name: string; size: number; mtimeMs: number }) => `${s.name}|${s.size}|${s.mtimeMs}`;
+    const key = (s: { name: string; size: number; mtimeMs: number }) =>
+      `${s.name}|${s.size}|${s.mtimeMs}`;
     const compressed = inv.segments.filter((s) => s.state === "compressed");
     const next = compressed.find((s) => !this.gzChecked.has(key(s)));
     if (next && !this.gzRunning) {
@@ -310,7 +451,9 @@ export class WalCollector implements Collector<WalObservation> {
       });
     }
     const bad = compressed.filter((s) => this.gzChecked.get(key(s)) === false).map((s) => s.name);
-    return bad.length > 0 ? [{ kind: "corrupt_gz", files: bad, message: "compressed segments that do not decompress" }] : [];
+    return bad.length > 0
+      ? [{ kind: "corrupt_gz", files: bad, message: "compressed segments that do not decompress" }]
+      : [];
   }
 
   /**
@@ -330,7 +473,15 @@ export class WalCollector implements Collector<WalObservation> {
       });
     }
     const bad = [...this.verified].filter(([, ok]) => !ok).map(([n]) => n);
-    return bad.length > 0 ? [{ kind: "verify_failed", files: bad, message: `segments the verifier (${this.opts.verifyCommand}) rejected` }] : [];
+    return bad.length > 0
+      ? [
+          {
+            kind: "verify_failed",
+            files: bad,
+            message: `segments the verifier (${this.opts.verifyCommand}) rejected`,
+          },
+        ]
+      : [];
   }
 
   private verifyOne(seg: Segment): Promise<boolean> {
@@ -338,13 +489,20 @@ export class WalCollector implements Collector<WalObservation> {
     try {
       fd = withDir(this.opts.dir, (d) => d.openListed(seg.name, seg).fd);
     } catch (e) {
-      this.opts.log.warn({ segment: seg.name, err: (e as Error).message }, "wal: segment not verified: it is not the file that was listed");
+      this.opts.log.warn(
+        { segment: seg.name, err: (e as Error).message },
+        "wal: segment not verified: it is not the file that was listed",
+      );
       return Promise.resolve(false);
     }
-    const [cmd, ...args] = this.opts.verifyCommand.split(/\s+/).map((a) => (a === "{}" ? "/dev/stdin" : a));
+    const [cmd, ...args] = this.opts.verifyCommand
+      .split(/\s+/)
+      .map((a) => (a === "{}" ? "/dev/stdin" : a));
     return new Promise((resolve) => {
       const child = spawn("nice", ["-n", "19", cmd ?? "true", ...args], {
-        stdio: [fd, "ignore", "pipe"], env: { ...process.env, STEMEDB_WAL_SEGMENT: seg.name }, timeout: 300_000,
+        stdio: [fd, "ignore", "pipe"],
+        env: { ...process.env, STEMEDB_WAL_SEGMENT: seg.name },
+        timeout: 300_000,
       });
       closeSync(fd); // the child has its own copy
       let err = "";
@@ -354,7 +512,11 @@ export class WalCollector implements Collector<WalObservation> {
         resolve(false);
       });
       child.on("close", (code, signal) => {
-        if (code !== 0) this.opts.log.warn({ segment: seg.name, code, signal, stderr: err }, "wal: verifier reported a problem");
+        if (code !== 0)
+          this.opts.log.warn(
+            { segment: seg.name, code, signal, stderr: err },
+            "wal: verifier reported a problem",
+          );
         resolve(code === 0);
       });
     });
@@ -367,9 +529,23 @@ export class WalCollector implements Collector<WalObservation> {
       const avail = st.bavail * st.bsize;
       const used = size - st.bfree * st.bsize;
       const mountpoint = this.mountpoint();
-      const history = mountpoint ? (this.opts.history?.series("filesystem_used_bytes", { mountpoint }, now - 6 * 3_600_000) ?? []) : [];
-      const fill = estimateFill([...history.map((p) => ({ ts: p.ts, used: p.value })), { ts: now, used }], avail, 10 * 60_000);
-      return { used_ratio: size > 0 ? (size - avail) / size : 0, avail_bytes: avail, full_in_seconds: fill.fullInSeconds };
+      const history = mountpoint
+        ? (this.opts.history?.series(
+            "filesystem_used_bytes",
+            { mountpoint },
+            now - 6 * 3_600_000,
+          ) ?? [])
+        : [];
+      const fill = estimateFill(
+        [...history.map((p) => ({ ts: p.ts, used: p.value })), { ts: now, used }],
+        avail,
+        10 * 60_000,
+      );
+      return {
+        used_ratio: size > 0 ? (size - avail) / size : 0,
+        avail_bytes: avail,
+        full_in_seconds: fill.fullInSeconds,
+      };
     } catch {
       return null;
     }
@@ -380,7 +556,9 @@ export class WalCollector implements Collector<WalObservation> {
   private mountpoint(): string | null {
     if (this.mountpointCache !== undefined) return this.mountpointCache;
     try {
-      const { mounts } = parseMountinfo(readFileSync(`${this.opts.procPath}/self/mountinfo`, "utf8"));
+      const { mounts } = parseMountinfo(
+        readFileSync(`${this.opts.procPath}/self/mountinfo`, "utf8"),
+      );
       this.mountpointCache = mountFor(this.opts.dir, mounts)?.mountPoint ?? "/";
     } catch {
       this.mountpointCache = null;
@@ -392,7 +570,9 @@ export class WalCollector implements Collector<WalObservation> {
   private async scrapeDb(signal: AbortSignal): Promise<WalObservation["database"]> {
     if (!this.opts.dbMetricsUrl) return null;
     try {
-      const res = await fetch(this.opts.dbMetricsUrl, { signal: AbortSignal.any([signal, AbortSignal.timeout(3000)]) });
+      const res = await fetch(this.opts.dbMetricsUrl, {
+        signal: AbortSignal.any([signal, AbortSignal.timeout(3000)]),
+      });
       if (!res.ok) throw new Error(`HTTP ${res.status}`);
       this.lastDb = { ok: true, ...parseDbMetrics(await res.text()) };
     } catch (e) {
@@ -407,7 +587,11 @@ export class WalCollector implements Collector<WalObservation> {
  * never following a link, and only if it is the regular single-link file that was listed: the
  * directory's owner may have swapped in anything (a FIFO would hang a plain open forever).
  */
-function checkGzip(dir: string, name: string, listed: { dev: number; ino: number }): Promise<boolean> {
+function checkGzip(
+  dir: string,
+  name: string,
+  listed: { dev: number; ino: number },
+): Promise<boolean> {
   let fd: number;
   try {
     fd = withDir(dir, (d) => d.openListed(name, listed).fd);

@@ -32,7 +32,8 @@ export function parseDbMetrics(text: string): DbWalMetrics {
       // Anchored: `quantile="..."` ends in `le="` too. A bound that is not a number is no bucket.
       const le = /[{,\s]le="([^"]+)"/.exec(labels)?.[1];
       const bound = le === "+Inf" ? Infinity : Number(le);
-      if (le !== undefined && le.trim() !== "" && !Number.isNaN(bound)) buckets.push([bound, value]);
+      if (le !== undefined && le.trim() !== "" && !Number.isNaN(bound))
+        buckets.push([bound, value]);
     } else if (name === "stemedb_wal_fsync_duration_seconds_count") count = value;
     else if (name === "stemedb_wal_fsync_errors_total") errors = (errors ?? 0) + value;
   }

@@ -32,8 +32,20 @@ export interface Segment {
 }
 
 export type FindingKind =
-  | "gap" | "plain_and_compressed" | "zero_length" | "truncated" | "wrong_owner_or_mode" | "unreadable"
-  | "corrupt_gz" | "symlink" | "not_regular" | "stalled" | "dir_missing" | "verify_failed" | "filesystem_filling" | "db_metrics_unreachable";
+  | "gap"
+  | "plain_and_compressed"
+  | "zero_length"
+  | "truncated"
+  | "wrong_owner_or_mode"
+  | "unreadable"
+  | "corrupt_gz"
+  | "symlink"
+  | "not_regular"
+  | "stalled"
+  | "dir_missing"
+  | "verify_failed"
+  | "filesystem_filling"
+  | "db_metrics_unreachable";
 
 export interface WalFinding {
   readonly kind: FindingKind;
@@ -61,7 +73,10 @@ export interface Inventory {
 export function patternRegex(pattern: string): { plain: RegExp; gz: RegExp } {
   const star = pattern.indexOf("*");
   const esc = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&"); // a star after the first is literal
-  const body = star < 0 ? esc(pattern) : `${esc(pattern.slice(0, star))}(\\d{1,18})${esc(pattern.slice(star + 1))}`;
+  const body =
+    star < 0
+      ? esc(pattern)
+      : `${esc(pattern.slice(0, star))}(\\d{1,18})${esc(pattern.slice(star + 1))}`;
   return { plain: new RegExp(`^${body}$`), gz: new RegExp(`^${body}\\.gz$`) };
 }
 
@@ -82,11 +97,20 @@ function majority<T>(values: readonly T[]): T | undefined {
   return best;
 }
 
-export function analyse(entries: readonly DirEntry[], pattern: string, expectedSegmentSize: number): Inventory {
+export function analyse(
+  entries: readonly DirEntry[],
+  pattern: string,
+  expectedSegmentSize: number,
+): Inventory {
   const re = patternRegex(pattern);
   const findings: WalFinding[] = [];
   const add = (kind: FindingKind, files: string[], message: string) => {
-    if (files.length > 0) findings.push({ kind, files: files.slice(0, MAX_LISTED), message: `${message}${files.length > MAX_LISTED ? ` (+${files.length - MAX_LISTED} more)` : ""}` });
+    if (files.length > 0)
+      findings.push({
+        kind,
+        files: files.slice(0, MAX_LISTED),
+        message: `${message}${files.length > MAX_LISTED ? ` (+${files.length - MAX_LISTED} more)` : ""}`,
+      });
   };
   const plain = new Map<number, DirEntry>();
   const gz = new Map<number, DirEntry>();
@@ -116,8 +140,15 @@ export function analyse(entries: readonly DirEntry[], pattern: string, expectedS
   for (const seq of seqs) {
     const p = plain.get(seq);
     const g = gz.get(seq);
-    const id = (e: DirEntry) => ({ size: e.size, mtimeMs: e.mtimeMs, dev: e.dev, ino: e.ino, nlink: e.nlink });
-    if (p) segments.push({ name: p.name, seq, state: seq === highest ? "active" : "sealed", ...id(p) });
+    const id = (e: DirEntry) => ({
+      size: e.size,
+      mtimeMs: e.mtimeMs,
+      dev: e.dev,
+      ino: e.ino,
+      nlink: e.nlink,
+    });
+    if (p)
+      segments.push({ name: p.name, seq, state: seq === highest ? "active" : "sealed", ...id(p) });
     if (g) segments.push({ name: g.name, seq, state: "compressed", ...id(g) });
   }
 
@@ -129,20 +160,51 @@ export function analyse(entries: readonly DirEntry[], pattern: string, expectedS
     if (b - a > 1) missing.push(b - a === 2 ? `#${a + 1}` : `#${a + 1}..#${b - 1}`);
   }
   add("gap", missing, "segments missing from the sequence");
-  add("plain_and_compressed", seqs.filter((s) => plain.has(s) && gz.has(s)).map((s) => (plain.get(s) as DirEntry).name), "segments present both plain and compressed (an interrupted compression)");
+  add(
+    "plain_and_compressed",
+    seqs.filter((s) => plain.has(s) && gz.has(s)).map((s) => (plain.get(s) as DirEntry).name),
+    "segments present both plain and compressed (an interrupted compression)",
+  );
 
   const sealed = segments.filter((s) => s.state === "sealed");
-  const sizes = sealed.map((s) => s.size).filter((s) => s > 0).sort((a, b) => a - b);
-  const expected = expectedSegmentSize > 0 ? expectedSegmentSize : sizes.length >= 3 ? (sizes[Math.floor(sizes.length / 2)] as number) : null;
-  add("zero_length", sealed.filter((s) => s.size === 0).map((s) => s.name), "sealed segments of zero length");
-  if (expected !== null) add("truncated", sealed.filter((s) => s.size > 0 && s.size < expected / 2).map((s) => s.name), `sealed segments under half the expected size (${expected} bytes)`);
+  const sizes = sealed
+    .map((s) => s.size)
+    .filter((s) => s > 0)
+    .sort((a, b) => a - b);
+  const expected =
+    expectedSegmentSize > 0
+      ? expectedSegmentSize
+      : sizes.length >= 3
+        ? (sizes[Math.floor(sizes.length / 2)] as number)
+        : null;
+  add(
+    "zero_length",
+    sealed.filter((s) => s.size === 0).map((s) => s.name),
+    "sealed segments of zero length",
+  );
+  if (expected !== null)
+    add(
+      "truncated",
+      sealed.filter((s) => s.size > 0 && s.size < expected / 2).map((s) => s.name),
+      `sealed segments under half the expected size (${expected} bytes)`,
+    );
 
   const files = [...plain.values(), ...gz.values()];
   const owner = majority(files.map((f) => `${f.uid}:${f.gid}`));
   const mode = majority(files.map((f) => f.mode & 0o777));
-  add("wrong_owner_or_mode", files.filter((f) => `${f.uid}:${f.gid}` !== owner || (f.mode & 0o777) !== mode).map((f) => f.name), `segments whose owner or mode differs from the others (${owner}, ${mode?.toString(8)})`);
+  add(
+    "wrong_owner_or_mode",
+    files
+      .filter((f) => `${f.uid}:${f.gid}` !== owner || (f.mode & 0o777) !== mode)
+      .map((f) => f.name),
+    `segments whose owner or mode differs from the others (${owner}, ${mode?.toString(8)})`,
+  );
 
-  const totals: Record<SegmentState, StateTotals> = { active: { count: 0, bytes: 0 }, sealed: { count: 0, bytes: 0 }, compressed: { count: 0, bytes: 0 } };
+  const totals: Record<SegmentState, StateTotals> = {
+    active: { count: 0, bytes: 0 },
+    sealed: { count: 0, bytes: 0 },
+    compressed: { count: 0, bytes: 0 },
+  };
   let oldest: number | null = null;
   let newest: number | null = null;
   for (const s of segments) {
@@ -151,5 +213,14 @@ export function analyse(entries: readonly DirEntry[], pattern: string, expectedS
     oldest = oldest === null ? s.mtimeMs : Math.min(oldest, s.mtimeMs);
     newest = newest === null ? s.mtimeMs : Math.max(newest, s.mtimeMs);
   }
-  return { segments, totals, active: segments.find((s) => s.state === "active") ?? null, oldestMtimeMs: oldest, newestMtimeMs: newest, highestSeq: highest, expectedSize: expected, findings };
+  return {
+    segments,
+    totals,
+    active: segments.find((s) => s.state === "active") ?? null,
+    oldestMtimeMs: oldest,
+    newestMtimeMs: newest,
+    highestSeq: highest,
+    expectedSize: expected,
+    findings,
+  };
 }

@@ -6,7 +6,11 @@ import { type DirEntry, patternRegex } from "./inventory.js";
 
 const YIELD_EVERY = 2000;
 
-export async function listSegments(dir: string, pattern: string, signal?: AbortSignal): Promise<DirEntry[] | null> {
+export async function listSegments(
+  dir: string,
+  pattern: string,
+  signal?: AbortSignal,
+): Promise<DirEntry[] | null> {
   let names: string[];
   try {
     names = readdirSync(dir);
@@ -24,7 +28,24 @@ export async function listSegments(dir: string, pattern: string, signal?: AbortS
     }
     try {
       const st = lstatSync(join(dir, name));
-      out.push({ name, type: st.isSymbolicLink() ? "symlink" : st.isFile() ? "file" : st.isDirectory() ? "dir" : "other", size: st.size, mtimeMs: st.mtimeMs, mode: st.mode, uid: st.uid, gid: st.gid, dev: st.dev, ino: st.ino, nlink: st.nlink });
+      out.push({
+        name,
+        type: st.isSymbolicLink()
+          ? "symlink"
+          : st.isFile()
+            ? "file"
+            : st.isDirectory()
+              ? "dir"
+              : "other",
+        size: st.size,
+        mtimeMs: st.mtimeMs,
+        mode: st.mode,
+        uid: st.uid,
+        gid: st.gid,
+        dev: st.dev,
+        ino: st.ino,
+        nlink: st.nlink,
+      });
     } catch {
       // removed between readdir and lstat: the next scan sees the truth
     }

@@ -43,7 +43,10 @@ export class LatencyWindow {
 
   /** p99 of the samples in [from, to], with how many there were; null when there are none. */
   p99(from: number, to: number): { p99: number; n: number } | null {
-    const vs = this.samples.filter((s) => s.t >= from && s.t <= to).map((s) => s.v).sort((a, b) => a - b);
+    const vs = this.samples
+      .filter((s) => s.t >= from && s.t <= to)
+      .map((s) => s.v)
+      .sort((a, b) => a - b);
     return vs.length === 0 ? null : { p99: percentileSorted(vs, 0.99), n: vs.length };
   }
 
@@ -69,7 +72,10 @@ export class Streak {
 }
 
 /** Paused time inside the last 24 h, from a unit's pause intervals (end null: still paused). */
-export function pausedInLastDay(intervals: ReadonlyArray<{ start: number; end: number | null }>, now: number): number {
+export function pausedInLastDay(
+  intervals: ReadonlyArray<{ start: number; end: number | null }>,
+  now: number,
+): number {
   const from = now - DAY_MS;
   let ms = 0;
   for (const iv of intervals) {
@@ -80,8 +86,11 @@ export function pausedInLastDay(intervals: ReadonlyArray<{ start: number; end: n
   return ms;
 }
 
-export const budgetLeft = (cfg: PolicyConfig, intervals: ReadonlyArray<{ start: number; end: number | null }>, now: number): number =>
-  Math.max(0, cfg.dailyBudgetMs - pausedInLastDay(intervals, now));
+export const budgetLeft = (
+  cfg: PolicyConfig,
+  intervals: ReadonlyArray<{ start: number; end: number | null }>,
+  now: number,
+): number => Math.max(0, cfg.dailyBudgetMs - pausedInLastDay(intervals, now));
 
 export interface UnitFacts {
   readonly unit: string;
@@ -96,17 +105,31 @@ export interface UnitFacts {
 }
 
 export type PauseChoice =
-  | { readonly kind: "pause"; readonly method: PauseMethod; readonly forMs: number; readonly why: string }
+  | {
+      readonly kind: "pause";
+      readonly method: PauseMethod;
+      readonly forMs: number;
+      readonly why: string;
+    }
   /** Not a candidate now; nothing to tell anyone (inactive, idle). */
   | { readonly kind: "skip"; readonly reason: string }
   /** A candidate the agent will not touch, worth an event (budget spent, not loaded). */
   | { readonly kind: "refuse"; readonly reason: string };
 
 /** How to pause a unit that should be paused: freezing where it is safe, SIGSTOP where not. */
-export function pauseMethod(f: Pick<UnitFacts, "kind" | "watchdog" | "canFreeze">): { method: PauseMethod; why: string } {
-  if (f.kind === "timer") return { method: "stop-timer", why: "a timer is stopped, and started again on resume" };
-  if (f.watchdog) return { method: "sigstop", why: "the unit has WatchdogSec=, and a frozen unit with a watchdog wedges on systemd 252: SIGSTOP instead" };
-  if (!f.canFreeze) return { method: "sigstop", why: "systemd says the unit cannot be frozen: SIGSTOP instead" };
+export function pauseMethod(f: Pick<UnitFacts, "kind" | "watchdog" | "canFreeze">): {
+  method: PauseMethod;
+  why: string;
+} {
+  if (f.kind === "timer")
+    return { method: "stop-timer", why: "a timer is stopped, and started again on resume" };
+  if (f.watchdog)
+    return {
+      method: "sigstop",
+      why: "the unit has WatchdogSec=, and a frozen unit with a watchdog wedges on systemd 252: SIGSTOP instead",
+    };
+  if (!f.canFreeze)
+    return { method: "sigstop", why: "systemd says the unit cannot be frozen: SIGSTOP instead" };
   return { method: "freeze", why: "frozen with the cgroup freezer" };
 }
 
@@ -114,13 +137,31 @@ export function pauseMethod(f: Pick<UnitFacts, "kind" | "watchdog" | "canFreeze"
  * Whether to pause one listed unit, given that WAL fsync has been slow for `for`.
  * `manual`: an operator asked (no I/O condition; the length is theirs, within max_pause and budget).
  */
-export function choosePause(cfg: PolicyConfig, f: UnitFacts, leftMs: number, opts: { manual?: { forMs: number } } = {}): PauseChoice {
-  if (f.load !== "loaded") return { kind: "refuse", reason: `${f.unit} is not a loaded unit (LoadState=${f.load || "unknown"})` };
+export function choosePause(
+  cfg: PolicyConfig,
+  f: UnitFacts,
+  leftMs: number,
+  opts: { manual?: { forMs: number } } = {},
+): PauseChoice {
+  if (f.load !== "loaded")
+    return {
+      kind: "refuse",
+      reason: `${f.unit} is not a loaded unit (LoadState=${f.load || "unknown"})`,
+    };
   if (!f.active) return { kind: "skip", reason: `${f.unit} is not active` };
-  if (leftMs <= 0) return { kind: "refuse", reason: `${f.unit}'s daily pause budget (${Math.round(cfg.dailyBudgetMs / 60_000)} min in 24 h) is spent: left alone so backups are delayed, never starved` };
+  if (leftMs <= 0)
+    return {
+      kind: "refuse",
+      reason: `${f.unit}'s daily pause budget (${Math.round(cfg.dailyBudgetMs / 60_000)} min in 24 h) is spent: left alone so backups are delayed, never starved`,
+    };
   if (!opts.manual && f.kind === "service") {
-    if (f.ioBytesPerSecond === null) return { kind: "skip", reason: `no I/O figures for ${f.unit} yet` };
-    if (f.ioBytesPerSecond < cfg.minIoBytesPerSecond) return { kind: "skip", reason: `${f.unit} is not doing I/O on the WAL's device (${(f.ioBytesPerSecond / 1048576).toFixed(2)} MiB/s)` };
+    if (f.ioBytesPerSecond === null)
+      return { kind: "skip", reason: `no I/O figures for ${f.unit} yet` };
+    if (f.ioBytesPerSecond < cfg.minIoBytesPerSecond)
+      return {
+        kind: "skip",
+        reason: `${f.unit} is not doing I/O on the WAL's device (${(f.ioBytesPerSecond / 1048576).toFixed(2)} MiB/s)`,
+      };
   }
   const { method, why } = pauseMethod(f);
   const want = opts.manual ? Math.min(opts.manual.forMs, cfg.maxPauseMs) : cfg.maxPauseMs;
@@ -137,17 +178,33 @@ export interface Held {
 
 export type HeldVerdict =
   | { readonly kind: "keep"; readonly improved: boolean }
-  | { readonly kind: "resume"; readonly reason: "deadline" | "recovered" | "not_improving"; readonly message: string };
+  | {
+      readonly kind: "resume";
+      readonly reason: "deadline" | "recovered" | "not_improving";
+      readonly message: string;
+    };
 
 /**
  * For a unit the agent holds: keep it paused, or resume it and why. `post` is the p99 over the
  * window counting only samples taken since the pause; `recoveredForMs` how long that p99 has
  * stayed under resume_below. An operator's pause ends only at its deadline or by the operator.
  */
-export function judgeHeld(cfg: PolicyConfig, h: Held, now: number, post: { p99: number; n: number } | null, recoveredForMs: number): HeldVerdict {
-  if (now >= h.deadline) return { kind: "resume", reason: "deadline", message: `the pause reached its end (${Math.round((h.deadline - h.since) / 1000)} s: max_pause or the budget left)` };
+export function judgeHeld(
+  cfg: PolicyConfig,
+  h: Held,
+  now: number,
+  post: { p99: number; n: number } | null,
+  recoveredForMs: number,
+): HeldVerdict {
+  if (now >= h.deadline)
+    return {
+      kind: "resume",
+      reason: "deadline",
+      message: `the pause reached its end (${Math.round((h.deadline - h.since) / 1000)} s: max_pause or the budget left)`,
+    };
   if (h.by === "operator") return { kind: "keep", improved: h.improvedAt !== null };
-  const improved = h.improvedAt !== null || (post !== null && post.n >= 3 && post.p99 < cfg.threshold);
+  const improved =
+    h.improvedAt !== null || (post !== null && post.n >= 3 && post.p99 < cfg.threshold);
   if (!improved && now - h.since >= cfg.improveWithinMs) {
     return {
       kind: "resume",
@@ -155,7 +212,12 @@ export function judgeHeld(cfg: PolicyConfig, h: Held, now: number, post: { p99: 
       message: `WAL fsync p99 did not come back under ${fmtMs(cfg.threshold)} within ${Math.round(cfg.improveWithinMs / 1000)} s of pausing (${post ? `p99 ${fmtMs(post.p99)} over ${post.n} samples since` : "no samples since"}): the pause was not the cure`,
     };
   }
-  if (improved && recoveredForMs >= cfg.resumeAfterMs) return { kind: "resume", reason: "recovered", message: `WAL fsync p99 stayed under ${fmtMs(cfg.resumeBelow)} for ${Math.round(recoveredForMs / 1000)} s` };
+  if (improved && recoveredForMs >= cfg.resumeAfterMs)
+    return {
+      kind: "resume",
+      reason: "recovered",
+      message: `WAL fsync p99 stayed under ${fmtMs(cfg.resumeBelow)} for ${Math.round(recoveredForMs / 1000)} s`,
+    };
   return { kind: "keep", improved };
 }
 

@@ -15,10 +15,35 @@ import type { DiskstatsObservation } from "../../collectors/diskstats/collector.
 import type { FsyncProbeObservation } from "../../collectors/fsync_probe/collector.js";
 import type { ProcioObservation } from "../../collectors/procio/collector.js";
 import type { WalObservation } from "../../collectors/wal/collector.js";
-import { Breaker, DecisionLog, Journal, type Latest, type Mode, RemediationMetrics, type RemediatorSummary } from "../framework.js";
-import { budgetLeft, choosePause, fmtMs, judgeHeld, LatencyWindow, pausedInLastDay, type PolicyConfig, Streak, type UnitFacts } from "./policy.js";
+import {
+  Breaker,
+  DecisionLog,
+  Journal,
+  type Latest,
+  type Mode,
+  RemediationMetrics,
+  type RemediatorSummary,
+} from "../framework.js";
+import {
+  budgetLeft,
+  choosePause,
+  fmtMs,
+  judgeHeld,
+  LatencyWindow,
+  pausedInLastDay,
+  type PolicyConfig,
+  Streak,
+  type UnitFacts,
+} from "./policy.js";
 import { unitNameProblem } from "../../agent/config/unit-name.js";
-import { deadmanName, type PauseMethod, Systemd, SystemdError, unitKind, type UnitState } from "./systemd.js";
+import {
+  deadmanName,
+  type PauseMethod,
+  Systemd,
+  SystemdError,
+  unitKind,
+  type UnitState,
+} from "./systemd.js";
 
 export const NAME = "backup_pause";
 const STATE_KEY = "backup_pause.state";
@@ -51,8 +76,22 @@ export interface BackupUnitView {
   readonly unit: string;
   readonly kind: "service" | "timer";
   /** systemd's view, when asked (agentctl backups); null when systemctl did not answer. */
-  readonly systemd: { readonly active: string; readonly sub: string; readonly freezer: string; readonly watchdog: boolean; readonly can_freeze: boolean } | null;
-  readonly paused: null | { readonly method: PauseMethod; readonly since: string; readonly until: string; readonly by: "agent" | "operator"; readonly reason: string; readonly improved: boolean; readonly deadman: string };
+  readonly systemd: {
+    readonly active: string;
+    readonly sub: string;
+    readonly freezer: string;
+    readonly watchdog: boolean;
+    readonly can_freeze: boolean;
+  } | null;
+  readonly paused: null | {
+    readonly method: PauseMethod;
+    readonly since: string;
+    readonly until: string;
+    readonly by: "agent" | "operator";
+    readonly reason: string;
+    readonly improved: boolean;
+    readonly deadman: string;
+  };
   readonly io_bytes_per_second: number | null;
   readonly paused_last_24h_seconds: number;
   readonly budget_left_seconds: number;
@@ -60,7 +99,13 @@ export interface BackupUnitView {
 }
 
 export interface BackupPauseState extends RemediatorSummary {
-  readonly fsync: { readonly p99_seconds: number | null; readonly samples: number; readonly slow_for_seconds: number; readonly threshold_seconds: number; readonly for_seconds: number };
+  readonly fsync: {
+    readonly p99_seconds: number | null;
+    readonly samples: number;
+    readonly slow_for_seconds: number;
+    readonly threshold_seconds: number;
+    readonly for_seconds: number;
+  };
   readonly units: BackupUnitView[];
 }
 
@@ -116,11 +161,26 @@ export class BackupPauseRemediator {
     this.db = new LatencyWindow(keep);
     this.held = this.load();
     for (const h of Object.values(this.foreign)) {
-      this.log.warn({ unit: h.unit }, `backup_pause: the state holds ${h.unit} paused, but it is not in remediators.backup_pause.units: left alone (its dead-man's switch ends the pause)`);
+      this.log.warn(
+        { unit: h.unit },
+        `backup_pause: the state holds ${h.unit} paused, but it is not in remediators.backup_pause.units: left alone (its dead-man's switch ends the pause)`,
+      );
     }
-    this.gPaused = gauge(registry, { name: `${NS}backup_paused`, help: "1 while the agent holds this listed unit paused (frozen, SIGSTOPped or, a timer, stopped).", labelNames: ["unit"] });
-    this.cPausedSeconds = counter(registry, { name: `${NS}backup_paused_seconds_total`, help: "Time this unit spent paused by the agent.", labelNames: ["unit"] });
-    this.gBudget = gauge(registry, { name: `${NS}backup_budget_remaining_seconds`, help: "Pause time this unit has left in the last 24 h (daily_budget minus time paused).", labelNames: ["unit"] });
+    this.gPaused = gauge(registry, {
+      name: `${NS}backup_paused`,
+      help: "1 while the agent holds this listed unit paused (frozen, SIGSTOPped or, a timer, stopped).",
+      labelNames: ["unit"],
+    });
+    this.cPausedSeconds = counter(registry, {
+      name: `${NS}backup_paused_seconds_total`,
+      help: "Time this unit spent paused by the agent.",
+      labelNames: ["unit"],
+    });
+    this.gBudget = gauge(registry, {
+      name: `${NS}backup_budget_remaining_seconds`,
+      help: "Pause time this unit has left in the last 24 h (daily_budget minus time paused).",
+      labelNames: ["unit"],
+    });
     metrics.setMode(NAME, this.mode);
     metrics.setBreaker(NAME, false);
     this.refreshGauges();
@@ -154,7 +214,13 @@ export class BackupPauseRemediator {
   resetBreaker(): void {
     this.breaker.reset();
     this.metrics.setBreaker(NAME, false);
-    this.decisions.note("breaker_reset", "info", "circuit breaker reset by an operator", undefined, true);
+    this.decisions.note(
+      "breaker_reset",
+      "info",
+      "circuit breaker reset by an operator",
+      undefined,
+      true,
+    );
   }
 
   // ------------------------------------------------------------------ persisted state
@@ -173,7 +239,10 @@ export class BackupPauseRemediator {
       }
       return { holds, intervals: p.intervals ?? {}, cooldown: p.cooldown ?? {} };
     } catch (e) {
-      this.log.error({ err: (e as Error).message }, "backup_pause: persisted state unreadable; starting empty (dead-man timers still resume anything paused)");
+      this.log.error(
+        { err: (e as Error).message },
+        "backup_pause: persisted state unreadable; starting empty (dead-man timers still resume anything paused)",
+      );
       return empty;
     }
   }
@@ -181,7 +250,8 @@ export class BackupPauseRemediator {
   /** Durable at once. False when it could not be written (then nothing new may be paused). */
   private save(): boolean {
     const cut = this.now() - 2 * 86_400_000;
-    for (const [u, ivs] of Object.entries(this.held.intervals)) this.held.intervals[u] = ivs.filter((iv) => iv.end === null || iv.end >= cut);
+    for (const [u, ivs] of Object.entries(this.held.intervals))
+      this.held.intervals[u] = ivs.filter((iv) => iv.end === null || iv.end >= cut);
     const all: Persisted = { ...this.held, holds: { ...this.foreign, ...this.held.holds } };
     return this.history?.setState(STATE_KEY, JSON.stringify(all)) ?? false;
   }
@@ -210,7 +280,9 @@ export class BackupPauseRemediator {
     }
     this.lastTickAt = now;
     this.refreshGauges();
-    const attention = Object.keys(this.held.holds).length > 0 || (this.mode !== "off" && this.slow.heldFor(now) >= p.forMs);
+    const attention =
+      Object.keys(this.held.holds).length > 0 ||
+      (this.mode !== "off" && this.slow.heldFor(now) >= p.forMs);
     if (attention && now - this.lastCheck >= CHECK_EVERY_MS) {
       this.lastCheck = now;
       this.enqueue(() => this.evaluate()).catch(() => undefined); // logged by enqueue
@@ -221,7 +293,9 @@ export class BackupPauseRemediator {
     const fp = latest.get<FsyncProbeObservation>("fsync_probe");
     if (fp && fp.at !== this.lastProbeAt) {
       this.lastProbeAt = fp.at;
-      const vs = fp.observation.probes.flatMap((p) => (p.state === "ok" ? [p.seconds] : p.state === "stalled" ? [p.stalled_seconds] : []));
+      const vs = fp.observation.probes.flatMap((p) =>
+        p.state === "ok" ? [p.seconds] : p.state === "stalled" ? [p.stalled_seconds] : [],
+      );
       if (vs.length > 0) this.probe.push(fp.at, Math.max(...vs));
     }
     const wal = latest.get<WalObservation>("wal");
@@ -240,7 +314,12 @@ export class BackupPauseRemediator {
         if (unitKind(unit) !== "service") continue;
         const u = seen.get(unit);
         // io.stat names devices: count only the WAL's. Process sums cannot tell devices apart.
-        const onWal = u && u.source === "io.stat" && walDevs.size > 0 ? Object.entries(u.devices).filter(([d]) => walDevs.has(d)).reduce((a, [, v]) => a + v.read_bps + v.write_bps, 0) : null;
+        const onWal =
+          u && u.source === "io.stat" && walDevs.size > 0
+            ? Object.entries(u.devices)
+                .filter(([d]) => walDevs.has(d))
+                .reduce((a, [, v]) => a + v.read_bps + v.write_bps, 0)
+            : null;
         const bps = u ? (onWal ?? u.read_bps + u.write_bps) : 0;
         const arr = this.io.get(unit) ?? [];
         arr.push({ t: pio.at, bps });
@@ -253,7 +332,11 @@ export class BackupPauseRemediator {
 
   private walDeviceNumbers(latest: Latest): Set<string> {
     const d = latest.get<DiskstatsObservation>("diskstats")?.observation;
-    return new Set(d?.roles.filter((r) => r.role === "wal").flatMap((r) => r.chain.map((n) => `${n.major}:${n.minor}`)) ?? []);
+    return new Set(
+      d?.roles
+        .filter((r) => r.role === "wal")
+        .flatMap((r) => r.chain.map((n) => `${n.major}:${n.minor}`)) ?? [],
+    );
   }
 
   /** WAL fsync p99 over [from, to] from the configured source(s); the worse of the two under "auto". */
@@ -275,7 +358,9 @@ export class BackupPauseRemediator {
   /** Serialises every systemd conversation: the tick, operators' commands and shutdown never interleave. */
   private enqueue<T>(fn: () => Promise<T>): Promise<T> {
     const p = this.queue.then(fn, fn);
-    this.queue = p.catch((e: Error) => this.log.error({ err: e.message }, "backup_pause: evaluation failed"));
+    this.queue = p.catch((e: Error) =>
+      this.log.error({ err: e.message }, "backup_pause: evaluation failed"),
+    );
     return p;
   }
 
@@ -299,13 +384,25 @@ export class BackupPauseRemediator {
       try {
         st = await this.systemd.show(h.unit);
       } catch (e) {
-        this.decisions.note("check_failed", "warn", `cannot ask systemd about ${h.unit}: ${(e as Error).message} (its dead-man's switch still ends the pause)`);
+        this.decisions.note(
+          "check_failed",
+          "warn",
+          `cannot ask systemd about ${h.unit}: ${(e as Error).message} (its dead-man's switch still ends the pause)`,
+        );
         continue;
       }
       if (!this.isPaused(st, h.method)) {
         this.closeHold(h.unit, now);
         const byDeadman = now >= h.deadline - 2000;
-        this.decisions.note(byDeadman ? "switch_fired" : "resumed_outside", byDeadman ? "info" : "warn", byDeadman ? `${h.unit} was resumed by its dead-man's switch at the end of the pause` : `${h.unit} is running again, but not by the agent's hand (an operator, a restart of the unit, or systemd's thaw before a job): the agent lets it be`, { unit: h.unit }, true);
+        this.decisions.note(
+          byDeadman ? "switch_fired" : "resumed_outside",
+          byDeadman ? "info" : "warn",
+          byDeadman
+            ? `${h.unit} was resumed by its dead-man's switch at the end of the pause`
+            : `${h.unit} is running again, but not by the agent's hand (an operator, a restart of the unit, or systemd's thaw before a job): the agent lets it be`,
+          { unit: h.unit },
+          true,
+        );
         continue;
       }
       if (this.mode === "off") {
@@ -315,13 +412,23 @@ export class BackupPauseRemediator {
       const post = this.p99(Math.max(h.since, now - p.windowMs), now);
       const v = judgeHeld(p, h, now, post, this.recovered.get(h.unit)?.heldFor(now) ?? 0);
       // Improvement is recorded even when recovery came so fast that this same look ends the pause.
-      if (h.improvedAt === null && ((v.kind === "keep" && v.improved) || (v.kind === "resume" && v.reason === "recovered"))) {
+      if (
+        h.improvedAt === null &&
+        ((v.kind === "keep" && v.improved) || (v.kind === "resume" && v.reason === "recovered"))
+      ) {
         h.improvedAt = now;
         this.save();
-        this.decisions.note("improved", "info", `WAL fsync p99 back under ${fmtMs(p.threshold)} ${Math.round((now - h.since) / 1000)} s after pausing ${h.unit}`, { unit: h.unit, p99: post?.p99 }, true);
+        this.decisions.note(
+          "improved",
+          "info",
+          `WAL fsync p99 back under ${fmtMs(p.threshold)} ${Math.round((now - h.since) / 1000)} s after pausing ${h.unit}`,
+          { unit: h.unit, p99: post?.p99 },
+          true,
+        );
       }
       if (v.kind === "keep") continue;
-      if (v.reason === "not_improving") this.held.cooldown[h.unit] = now + this.config.remediators.backup_pause.cooldown;
+      if (v.reason === "not_improving")
+        this.held.cooldown[h.unit] = now + this.config.remediators.backup_pause.cooldown;
       await this.resume(h, v.reason, v.message);
     }
   }
@@ -342,7 +449,11 @@ export class BackupPauseRemediator {
     for (const unit of this.config.remediators.backup_pause.units) {
       if (this.held.holds[unit]) continue;
       if ((this.held.cooldown[unit] ?? 0) > now) {
-        this.decisions.note("skipped", "info", `not pausing ${unit}: its last pause did not help; cooling down until ${new Date(this.held.cooldown[unit] ?? 0).toISOString()}`);
+        this.decisions.note(
+          "skipped",
+          "info",
+          `not pausing ${unit}: its last pause did not help; cooling down until ${new Date(this.held.cooldown[unit] ?? 0).toISOString()}`,
+        );
         continue;
       }
       let st: UnitState;
@@ -356,17 +467,35 @@ export class BackupPauseRemediator {
       if (choice.kind === "skip") continue;
       if (choice.kind === "refuse") {
         this.lastDecision = `refused ${unit}: ${choice.reason}`;
-        this.decisions.note("refused", "warn", `${why}, but not pausing ${unit}: ${choice.reason}`, { unit });
+        this.decisions.note(
+          "refused",
+          "warn",
+          `${why}, but not pausing ${unit}: ${choice.reason}`,
+          { unit },
+        );
         continue;
       }
       candidates.push(unit);
       if (this.mode === "dry-run") {
         this.lastDecision = `dry-run: would pause ${unit} (${choice.method}, at most ${Math.round(choice.forMs / 60_000)} min)`;
-        this.decisions.note("plan", "info", `dry-run: ${why}; would pause ${unit} by ${choice.method} for at most ${Math.round(choice.forMs / 60_000)} min`, { unit, method: choice.method });
+        this.decisions.note(
+          "plan",
+          "info",
+          `dry-run: ${why}; would pause ${unit} by ${choice.method} for at most ${Math.round(choice.forMs / 60_000)} min`,
+          { unit, method: choice.method },
+        );
         this.metrics.actions.labels(NAME, "planned").inc(0);
         continue;
       }
-      await this.pause(unit, choice.method, choice.forMs, "agent", unitKind(unit) === "service" ? `${why}; ${unit} doing ${((this.ioOf(unit) ?? 0) / 1048576).toFixed(1)} MiB/s of I/O` : why);
+      await this.pause(
+        unit,
+        choice.method,
+        choice.forMs,
+        "agent",
+        unitKind(unit) === "service"
+          ? `${why}; ${unit} doing ${((this.ioOf(unit) ?? 0) / 1048576).toFixed(1)} MiB/s of I/O`
+          : why,
+      );
     }
     if (candidates.length === 0) {
       this.lastDecision = `${why}, but no listed unit is active and doing I/O: the backups are not the cause`;
@@ -375,7 +504,15 @@ export class BackupPauseRemediator {
   }
 
   private facts(st: UnitState): UnitFacts {
-    return { unit: st.unit, kind: st.kind, active: st.active === "active", load: st.load, watchdog: st.watchdogUsec > 0, canFreeze: st.canFreeze, ioBytesPerSecond: this.ioOf(st.unit) };
+    return {
+      unit: st.unit,
+      kind: st.kind,
+      active: st.active === "active",
+      load: st.load,
+      watchdog: st.watchdogUsec > 0,
+      canFreeze: st.canFreeze,
+      ioBytesPerSecond: this.ioOf(st.unit),
+    };
   }
 
   /** Whether the unit is held the way `method` holds it. */
@@ -386,7 +523,9 @@ export class BackupPauseRemediator {
       case "stop-timer":
         return st.active !== "active";
       case "sigstop":
-        return st.active === "active" && processState(this.config.host.proc_path, st.mainPid) === "T";
+        return (
+          st.active === "active" && processState(this.config.host.proc_path, st.mainPid) === "T"
+        );
     }
   }
 
@@ -394,7 +533,13 @@ export class BackupPauseRemediator {
     this.metrics.actions.labels(NAME, "failed").inc();
     if (this.breaker.failed()) {
       this.metrics.setBreaker(NAME, true);
-      this.decisions.note("breaker_opened", "crit", `circuit breaker opened after ${this.breaker.consecutiveFailures} consecutive failures; no more pauses until an operator resets it (agentctl remediations reset-breaker ${NAME})`, undefined, true);
+      this.decisions.note(
+        "breaker_opened",
+        "crit",
+        `circuit breaker opened after ${this.breaker.consecutiveFailures} consecutive failures; no more pauses until an operator resets it (agentctl remediations reset-breaker ${NAME})`,
+        undefined,
+        true,
+      );
     }
     this.lastDecision = `failed: ${message}`;
     this.decisions.note("failed", "warn", message, undefined, true);
@@ -404,9 +549,24 @@ export class BackupPauseRemediator {
    * The safety net first, then the pause: record (durable) -> journal -> dead-man's switch armed
    * -> pause -> verify. Any step failing undoes the ones before it.
    */
-  private async pause(unit: string, method0: PauseMethod, forMs: number, by: "agent" | "operator", reason: string): Promise<Hold> {
+  private async pause(
+    unit: string,
+    method0: PauseMethod,
+    forMs: number,
+    by: "agent" | "operator",
+    reason: string,
+  ): Promise<Hold> {
     const now = this.now();
-    const hold: Hold = { unit, method: method0, since: now, deadline: now + forMs, by, reason, deadman: deadmanName(unit), improvedAt: null };
+    const hold: Hold = {
+      unit,
+      method: method0,
+      since: now,
+      deadline: now + forMs,
+      by,
+      reason,
+      deadman: deadmanName(unit),
+      improvedAt: null,
+    };
     this.held.holds[unit] = hold;
     this.intervals(unit).push({ start: now, end: null });
     const undoRecord = () => {
@@ -416,11 +576,19 @@ export class BackupPauseRemediator {
     };
     if (!this.save()) {
       undoRecord();
-      throw new ActionRefused(`cannot record the pause durably (history: ${this.history?.stats().write_state ?? "none"}); not pausing what could be forgotten`);
+      throw new ActionRefused(
+        `cannot record the pause durably (history: ${this.history?.stats().write_state ?? "none"}); not pausing what could be forgotten`,
+      );
     }
     let id = -1;
     try {
-      id = this.journal?.begin(NAME, "pause", unit, { method: method0, for_seconds: forMs / 1000, by, reason }) ?? -1;
+      id =
+        this.journal?.begin(NAME, "pause", unit, {
+          method: method0,
+          for_seconds: forMs / 1000,
+          by,
+          reason,
+        }) ?? -1;
     } catch (e) {
       undoRecord();
       throw new ActionRefused(`cannot write the journal: ${(e as Error).message}`);
@@ -442,15 +610,32 @@ export class BackupPauseRemediator {
         this.save();
         await this.systemd.arm(unit, method, forMs / 1000);
         await this.systemd.pause(unit, method);
-        this.decisions.note("fallback", "info", `${unit} cannot be frozen here (${e.stderr.trim()}): paused with SIGSTOP through systemd instead`, { unit }, true);
+        this.decisions.note(
+          "fallback",
+          "info",
+          `${unit} cannot be frozen here (${e.stderr.trim()}): paused with SIGSTOP through systemd instead`,
+          { unit },
+          true,
+        );
       }
-      if (!(await this.settle(unit, (s) => this.isPaused(s, method)))) throw new Error(`${unit} did not show as paused within ${SETTLE_MS / 1000} s`);
-      this.journal?.finish(id, "done", { method, until: new Date(hold.deadline).toISOString(), deadman: `${hold.deadman}.timer` });
+      if (!(await this.settle(unit, (s) => this.isPaused(s, method))))
+        throw new Error(`${unit} did not show as paused within ${SETTLE_MS / 1000} s`);
+      this.journal?.finish(id, "done", {
+        method,
+        until: new Date(hold.deadline).toISOString(),
+        deadman: `${hold.deadman}.timer`,
+      });
       this.breaker.succeeded();
       this.metrics.actions.labels(NAME, "done").inc();
       this.recovered.set(unit, new Streak());
       this.lastDecision = `paused ${unit} (${method}) until ${new Date(hold.deadline).toISOString()}`;
-      this.decisions.note("paused", "warn", `paused ${unit} by ${method} until ${new Date(hold.deadline).toISOString()} (dead-man's switch ${hold.deadman}.timer armed): ${reason}`, { unit, method, by, since: now, deadline: hold.deadline }, true);
+      this.decisions.note(
+        "paused",
+        "warn",
+        `paused ${unit} by ${method} until ${new Date(hold.deadline).toISOString()} (dead-man's switch ${hold.deadman}.timer armed): ${reason}`,
+        { unit, method, by, since: now, deadline: hold.deadline },
+        true,
+      );
       this.refreshGauges();
       return hold;
     } catch (e) {
@@ -509,14 +694,22 @@ export class BackupPauseRemediator {
       const ok = await this.settle(h.unit, (s) => !this.isPaused(s, h.method));
       if (!ok) {
         this.journal?.finish(id, "failed", { error: err?.message ?? "still paused" });
-        this.failed(`resuming ${h.unit} failed: ${err?.message ?? "still paused"}; its dead-man's switch ends the pause at ${new Date(h.deadline).toISOString()}`);
+        this.failed(
+          `resuming ${h.unit} failed: ${err?.message ?? "still paused"}; its dead-man's switch ends the pause at ${new Date(h.deadline).toISOString()}`,
+        );
         return;
       }
       await this.systemd.disarm(h.unit);
       this.closeHold(h.unit, this.now());
       this.journal?.finish(id, "done", { reason });
       this.lastDecision = `resumed ${h.unit}: ${message}`;
-      this.decisions.note(reason === "not_improving" ? "not_the_cure" : "resumed", reason === "not_improving" ? "warn" : "info", `resumed ${h.unit} after ${Math.round((this.now() - h.since) / 1000)} s: ${message}`, { unit: h.unit, reason, method: h.method }, true);
+      this.decisions.note(
+        reason === "not_improving" ? "not_the_cure" : "resumed",
+        reason === "not_improving" ? "warn" : "info",
+        `resumed ${h.unit} after ${Math.round((this.now() - h.since) / 1000)} s: ${message}`,
+        { unit: h.unit, reason, method: h.method },
+        true,
+      );
     } finally {
       this.busy = null;
     }
@@ -537,29 +730,65 @@ export class BackupPauseRemediator {
         try {
           st = await this.systemd.show(h.unit);
         } catch (e) {
-          this.decisions.note("check_failed", "warn", `at start, cannot ask systemd about ${h.unit}, paused since ${new Date(h.since).toISOString()}: ${(e as Error).message}; will retry`, undefined, true);
+          this.decisions.note(
+            "check_failed",
+            "warn",
+            `at start, cannot ask systemd about ${h.unit}, paused since ${new Date(h.since).toISOString()}: ${(e as Error).message}; will retry`,
+            undefined,
+            true,
+          );
           continue;
         }
         if (!this.isPaused(st, h.method)) {
           this.closeHold(h.unit, Math.min(now, h.deadline));
-          this.decisions.note("switch_fired", "info", `${h.unit}, paused at ${new Date(h.since).toISOString()}, was resumed while the agent was down (its dead-man's switch or the agent unit's ExecStopPost)`, { unit: h.unit }, true);
+          this.decisions.note(
+            "switch_fired",
+            "info",
+            `${h.unit}, paused at ${new Date(h.since).toISOString()}, was resumed while the agent was down (its dead-man's switch or the agent unit's ExecStopPost)`,
+            { unit: h.unit },
+            true,
+          );
         } else if (now >= h.deadline || this.mode === "off") {
           await this.resume(h, "deadline", "the pause ended while the agent was down");
         } else {
-          if (!(await this.systemd.armed(h.unit))) await this.systemd.arm(h.unit, h.method, (h.deadline - now) / 1000);
-          this.decisions.note("adopted", "info", `${h.unit} is still paused (${h.method}) from before the restart: kept until ${new Date(h.deadline).toISOString()}, dead-man's switch armed`, { unit: h.unit }, true);
+          if (!(await this.systemd.armed(h.unit)))
+            await this.systemd.arm(h.unit, h.method, (h.deadline - now) / 1000);
+          this.decisions.note(
+            "adopted",
+            "info",
+            `${h.unit} is still paused (${h.method}) from before the restart: kept until ${new Date(h.deadline).toISOString()}, dead-man's switch armed`,
+            { unit: h.unit },
+            true,
+          );
         }
       }
       for (const h of Object.values(this.foreign)) {
-        this.decisions.note("not_listed", "warn", `the state holds ${h.unit} paused since ${new Date(h.since).toISOString()}, but it is not in remediators.backup_pause.units: left alone (its dead-man's switch ends the pause)`, { unit: h.unit }, true);
+        this.decisions.note(
+          "not_listed",
+          "warn",
+          `the state holds ${h.unit} paused since ${new Date(h.since).toISOString()}, but it is not in remediators.backup_pause.units: left alone (its dead-man's switch ends the pause)`,
+          { unit: h.unit },
+          true,
+        );
       }
-      for (const row of this.journal?.unfinished(NAME) ?? []) this.journal?.finish(row.id, "recovered", { note: "interrupted by a restart; reconciled with systemd at start", held: Boolean(this.held.holds[row.target]) });
+      for (const row of this.journal?.unfinished(NAME) ?? [])
+        this.journal?.finish(row.id, "recovered", {
+          note: "interrupted by a restart; reconciled with systemd at start",
+          held: Boolean(this.held.holds[row.target]),
+        });
       // A listed unit frozen by someone else is reported, never thawed behind an operator's back.
       for (const unit of this.config.remediators.backup_pause.units) {
         if (this.held.holds[unit] || unitKind(unit) !== "service") continue;
         try {
           const st = await this.systemd.show(unit);
-          if (st.freezer === "frozen") this.decisions.note("foreign_pause", "warn", `${unit} is frozen, but not by the agent: left alone`, { unit }, true);
+          if (st.freezer === "frozen")
+            this.decisions.note(
+              "foreign_pause",
+              "warn",
+              `${unit} is frozen, but not by the agent: left alone`,
+              { unit },
+              true,
+            );
         } catch {
           // systemd not reachable: nothing to report on
         }
@@ -589,17 +818,40 @@ export class BackupPauseRemediator {
     return this.enqueue(async () => {
       const c = this.config.remediators.backup_pause;
       checkRequested(unit);
-      if (!c.units.includes(unit)) throw new ActionRefused(`${unit} is not in remediators.backup_pause.units (${c.units.join(", ")}): the agent never touches other units`);
+      if (!c.units.includes(unit))
+        throw new ActionRefused(
+          `${unit} is not in remediators.backup_pause.units (${c.units.join(", ")}): the agent never touches other units`,
+        );
       if (this.mode === "off") throw new ActionRefused("backup_pause is off in the configuration");
-      if (this.held.holds[unit]) throw new ActionRefused(`${unit} is already paused until ${new Date(this.held.holds[unit]?.deadline ?? 0).toISOString()}`);
+      if (this.held.holds[unit])
+        throw new ActionRefused(
+          `${unit} is already paused until ${new Date(this.held.holds[unit]?.deadline ?? 0).toISOString()}`,
+        );
       const st = await this.systemd.show(unit);
       const p = this.policy;
-      const choice = choosePause(p, this.facts(st), budgetLeft(p, this.intervals(unit), this.now()), { manual: { forMs: forMs ?? p.maxPauseMs } });
+      const choice = choosePause(
+        p,
+        this.facts(st),
+        budgetLeft(p, this.intervals(unit), this.now()),
+        { manual: { forMs: forMs ?? p.maxPauseMs } },
+      );
       if (choice.kind !== "pause") {
-        this.decisions.note("refused", "warn", `operator asked to pause ${unit}: refused, ${choice.reason}`, { unit }, true);
+        this.decisions.note(
+          "refused",
+          "warn",
+          `operator asked to pause ${unit}: refused, ${choice.reason}`,
+          { unit },
+          true,
+        );
         throw new ActionRefused(choice.reason);
       }
-      await this.pause(unit, choice.method, choice.forMs, "operator", `an operator asked (agentctl backups pause${forMs ? ` --for ${Math.round(forMs / 1000)}s` : ""})`);
+      await this.pause(
+        unit,
+        choice.method,
+        choice.forMs,
+        "operator",
+        `an operator asked (agentctl backups pause${forMs ? ` --for ${Math.round(forMs / 1000)}s` : ""})`,
+      );
       return (await this.views([unit]))[0] as BackupUnitView;
     });
   }
@@ -610,7 +862,10 @@ export class BackupPauseRemediator {
       const h = this.held.holds[unit];
       if (!h) throw new ActionRefused(`${unit} is not paused by the agent (nothing to resume)`);
       await this.resume(h, "operator", "an operator asked (agentctl backups resume)");
-      if (this.held.holds[unit]) throw new Error(`${unit} could not be resumed; its dead-man's switch ends the pause at ${new Date(h.deadline).toISOString()}`);
+      if (this.held.holds[unit])
+        throw new Error(
+          `${unit} could not be resumed; its dead-man's switch ends the pause at ${new Date(h.deadline).toISOString()}`,
+        );
       return (await this.views([unit]))[0] as BackupUnitView;
     });
   }
@@ -659,15 +914,39 @@ export class BackupPauseRemediator {
       consecutive_failures: this.breaker.consecutiveFailures,
       busy: this.busy,
       last_decision: this.lastDecision,
-      fsync: { p99_seconds: cur?.p99 ?? null, samples: cur?.n ?? 0, slow_for_seconds: Math.round(this.slow.heldFor(now) / 1000), threshold_seconds: p.threshold, for_seconds: p.forMs / 1000 },
+      fsync: {
+        p99_seconds: cur?.p99 ?? null,
+        samples: cur?.n ?? 0,
+        slow_for_seconds: Math.round(this.slow.heldFor(now) / 1000),
+        threshold_seconds: p.threshold,
+        for_seconds: p.forMs / 1000,
+      },
       units: units.map(([unit, st]) => {
         const h = this.held.holds[unit];
         const cd = this.held.cooldown[unit] ?? 0;
         return {
           unit,
           kind: unitKind(unit),
-          systemd: st ? { active: st.active, sub: st.sub, freezer: st.freezer, watchdog: st.watchdogUsec > 0, can_freeze: st.canFreeze } : null,
-          paused: h ? { method: h.method, since: iso(h.since), until: iso(h.deadline), by: h.by, reason: h.reason, improved: h.improvedAt !== null, deadman: `${h.deadman}.timer` } : null,
+          systemd: st
+            ? {
+                active: st.active,
+                sub: st.sub,
+                freezer: st.freezer,
+                watchdog: st.watchdogUsec > 0,
+                can_freeze: st.canFreeze,
+              }
+            : null,
+          paused: h
+            ? {
+                method: h.method,
+                since: iso(h.since),
+                until: iso(h.deadline),
+                by: h.by,
+                reason: h.reason,
+                improved: h.improvedAt !== null,
+                deadman: `${h.deadman}.timer`,
+              }
+            : null,
           io_bytes_per_second: this.ioOf(unit),
           paused_last_24h_seconds: Math.round(pausedInLastDay(this.intervals(unit), now) / 1000),
           budget_left_seconds: Math.round(budgetLeft(p, this.intervals(unit), now) / 1000),
@@ -685,7 +964,10 @@ export class BackupPauseRemediator {
 /** A unit name from a request: systemd's rules first, so nothing odd reaches a message or systemctl. */
 function checkRequested(unit: string): void {
   const p = unitNameProblem(unit, ["service", "timer"]);
-  if (p !== null) throw new ActionRefused(`${JSON.stringify(unit.slice(0, 300))} is not a usable systemd unit name: it ${p}`);
+  if (p !== null)
+    throw new ActionRefused(
+      `${JSON.stringify(unit.slice(0, 300))} is not a usable systemd unit name: it ${p}`,
+    );
 }
 
 /** A process's state letter from <proc>/<pid>/stat ("T" when stopped), or null. */
@@ -704,13 +986,34 @@ function processState(procPath: string, pid: number): string | null {
  * OOM kill, watchdog, stop), resume every unit its persisted state says it holds. It only undoes.
  * Returns the units still held afterwards (their dead-man timers end those pauses).
  */
-export async function resumePaused(config: Config, log: Logger): Promise<{ resumed: string[]; left: string[]; not_listed: string[] }> {
+export async function resumePaused(
+  config: Config,
+  log: Logger,
+): Promise<{ resumed: string[]; left: string[]; not_listed: string[] }> {
   const core = new CoreMetrics();
-  const history = new HistoryStore({ stateDir: config.agent.state_dir, retention: config.history, log, metrics: core });
+  const history = new HistoryStore({
+    stateDir: config.agent.state_dir,
+    retention: config.history,
+    log,
+    metrics: core,
+  });
   try {
-    const r = new BackupPauseRemediator(config, history, new RemediationMetrics(core.registry), core.registry, log);
+    const r = new BackupPauseRemediator(
+      config,
+      history,
+      new RemediationMetrics(core.registry),
+      core.registry,
+      log,
+    );
     const resumed = await r.resumeAll("the agent stopped (ExecStopPost)");
-    return { resumed, left: r.state().units.filter((u) => u.paused).map((u) => u.unit), not_listed: r.notListed() };
+    return {
+      resumed,
+      left: r
+        .state()
+        .units.filter((u) => u.paused)
+        .map((u) => u.unit),
+      not_listed: r.notListed(),
+    };
   } finally {
     history.close();
   }

@@ -37,7 +37,15 @@ export function parseShow(text: string): Map<string, string> {
   return m;
 }
 
-export const SHOW_PROPS = ["LoadState", "ActiveState", "SubState", "FreezerState", "CanFreeze", "WatchdogUSec", "MainPID"] as const;
+export const SHOW_PROPS = [
+  "LoadState",
+  "ActiveState",
+  "SubState",
+  "FreezerState",
+  "CanFreeze",
+  "WatchdogUSec",
+  "MainPID",
+] as const;
 
 /** A unit's state from its properties. WatchdogUSec is printed as a time span ("3s", "0", "infinity"). Pure. */
 export function unitState(unit: string, p: ReadonlyMap<string, string>): UnitState {
@@ -54,7 +62,17 @@ export function unitState(unit: string, p: ReadonlyMap<string, string>): UnitSta
   };
 }
 
-const SPAN_UNITS: Record<string, number> = { us: 1, usec: 1, ms: 1e3, msec: 1e3, s: 1e6, sec: 1e6, min: 60e6, h: 3600e6, d: 86400e6 };
+const SPAN_UNITS: Record<string, number> = {
+  us: 1,
+  usec: 1,
+  ms: 1e3,
+  msec: 1e3,
+  s: 1e6,
+  sec: 1e6,
+  min: 60e6,
+  h: 3600e6,
+  d: 86400e6,
+};
 
 /** systemd's printed time span ("0", "3s", "1min 30s", "infinity") in µs; unknown text counts as set. Pure. */
 export function parseTimespanUsec(text: string): number {
@@ -99,13 +117,19 @@ export class Systemd {
   ) {}
 
   async call(args: readonly string[], bin = this.systemctl): Promise<string> {
-    const r = await run(bin, args, { signal: AbortSignal.timeout(this.timeoutMs), maxOutput: 1 << 20 });
+    const r = await run(bin, args, {
+      signal: AbortSignal.timeout(this.timeoutMs),
+      maxOutput: 1 << 20,
+    });
     if (r.code !== 0) throw new SystemdError(args, r.stderr || r.stdout, r.code);
     return r.stdout;
   }
 
   async show(unit: string): Promise<UnitState> {
-    return unitState(unit, parseShow(await this.call(["show", ...SHOW_PROPS.map((p) => `--property=${p}`), "--", unit])));
+    return unitState(
+      unit,
+      parseShow(await this.call(["show", ...SHOW_PROPS.map((p) => `--property=${p}`), "--", unit])),
+    );
   }
 
   /** The command that undoes `method` on `unit`: what the dead-man timer runs, and what resume runs. */
@@ -148,7 +172,12 @@ export class Systemd {
     try {
       return await this.call(args);
     } catch (e) {
-      if (args[0] !== "kill" || !(e instanceof SystemdError) || !/auxiliary processes/.test(e.stderr)) throw e;
+      if (
+        args[0] !== "kill" ||
+        !(e instanceof SystemdError) ||
+        !/auxiliary processes/.test(e.stderr)
+      )
+        throw e;
       return this.call(args.map((a) => (a === "--kill-who=all" ? "--kill-who=main" : a)));
     }
   }
@@ -187,7 +216,10 @@ export class Systemd {
   /** Stops the switch (normal resume); a missing one is fine. */
   async disarm(unit: string): Promise<void> {
     const name = deadmanName(unit);
-    for (const args of [["stop", "--", `${name}.timer`, `${name}.service`], ["reset-failed", "--", `${name}.timer`, `${name}.service`]]) {
+    for (const args of [
+      ["stop", "--", `${name}.timer`, `${name}.service`],
+      ["reset-failed", "--", `${name}.timer`, `${name}.service`],
+    ]) {
       try {
         await this.call(args);
       } catch {
@@ -199,7 +231,9 @@ export class Systemd {
   /** Whether the switch for `unit` is still waiting to fire. */
   async armed(unit: string): Promise<boolean> {
     try {
-      const p = parseShow(await this.call(["show", "--property=ActiveState", "--", `${deadmanName(unit)}.timer`]));
+      const p = parseShow(
+        await this.call(["show", "--property=ActiveState", "--", `${deadmanName(unit)}.timer`]),
+      );
       return p.get("ActiveState") === "active";
     } catch {
       return false;

@@ -25,7 +25,9 @@ function fds(procPath: string, pid: string): string[] {
     const code = (e as NodeJS.ErrnoException).code;
     if (code === "ENOENT" || code === "ESRCH") return [];
     // Fail closed: "nobody holds it" must never be concluded from what could not be seen.
-    throw new HoldersUnknown(`cannot read ${procPath}/${pid}/fd (${code}): which processes hold WAL segments open is unknown (the agent needs CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH)`);
+    throw new HoldersUnknown(
+      `cannot read ${procPath}/${pid}/fd (${code}): which processes hold WAL segments open is unknown (the agent needs CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH)`,
+    );
   }
 }
 
@@ -51,7 +53,9 @@ export function cannotSeeHolders(procPath = "/proc"): string | null {
     ...(has(CAP_SYS_PTRACE) ? [] : ["CAP_SYS_PTRACE"]),
     ...(has(CAP_DAC_READ_SEARCH) || has(CAP_DAC_OVERRIDE) ? [] : ["CAP_DAC_READ_SEARCH"]),
   ];
-  return missing.length === 0 ? null : `without ${missing.join(" and ")} the agent cannot see which processes hold WAL segments open, so it compresses none`;
+  return missing.length === 0
+    ? null
+    : `without ${missing.join(" and ")} the agent cannot see which processes hold WAL segments open, so it compresses none`;
 }
 
 /** Names directly in `realDir` that some process holds open (by the path the kernel shows). */
@@ -65,7 +69,8 @@ export async function openSegments(realDir: string, procPath = "/proc"): Promise
       try {
         const target = readlinkSync(`${procPath}/${pid}/fd/${fd}`);
         const rest = target.slice(prefix.length);
-        if (target.startsWith(prefix) && !rest.includes("/")) out.add(rest.replace(/ \(deleted\)$/, ""));
+        if (target.startsWith(prefix) && !rest.includes("/"))
+          out.add(rest.replace(/ \(deleted\)$/, ""));
       } catch {
         // closed meanwhile
       }

@@ -19,7 +19,8 @@ export interface PlanInput {
 }
 
 /** What a segment was when judged: a change (rewrite, append, new inode) earns a new attempt. */
-export const fingerprint = (s: Pick<Segment, "ino" | "size" | "mtimeMs">): string => `${s.ino}:${s.size}:${s.mtimeMs}`;
+export const fingerprint = (s: Pick<Segment, "ino" | "size" | "mtimeMs">): string =>
+  `${s.ino}:${s.size}:${s.mtimeMs}`;
 
 export interface Plan {
   /** Oldest first: what would be compressed. */
@@ -29,19 +30,28 @@ export interface Plan {
 
 export function planCompression(p: PlanInput): Plan {
   // Newest first by sequence number, as `ls -t` would order a healthy WAL.
-  const plain = p.segments.filter((s) => s.state === "active" || s.state === "sealed").sort((a, b) => b.seq - a.seq);
-  const compressedSeqs = new Set(p.segments.filter((s) => s.state === "compressed").map((s) => s.seq));
+  const plain = p.segments
+    .filter((s) => s.state === "active" || s.state === "sealed")
+    .sort((a, b) => b.seq - a.seq);
+  const compressedSeqs = new Set(
+    p.segments.filter((s) => s.state === "compressed").map((s) => s.seq),
+  );
   const compress: Segment[] = [];
   const skipped: Array<{ name: string; reason: string }> = [];
   plain.forEach((s, i) => {
     if (s.state === "active") skipped.push({ name: s.name, reason: "active segment" });
     else if (i < p.keep) skipped.push({ name: s.name, reason: `among the newest ${p.keep}` });
-    else if (compressedSeqs.has(s.seq)) skipped.push({ name: s.name, reason: "a compressed copy exists (recovery resolves it)" });
+    else if (compressedSeqs.has(s.seq))
+      skipped.push({ name: s.name, reason: "a compressed copy exists (recovery resolves it)" });
     else if (p.open.has(s.name)) skipped.push({ name: s.name, reason: "open by a process" });
-    else if (s.nlink !== 1) skipped.push({ name: s.name, reason: `${s.nlink} hard links: never compressed` });
-    else if (p.incompressible?.get(s.name) === fingerprint(s)) skipped.push({ name: s.name, reason: "incompressible (tried; left until it changes)" });
-    else if (p.held?.has(s.name)) skipped.push({ name: s.name, reason: "decompressed by an operator (undo): left plain" });
-    else if (p.now - s.mtimeMs < p.minAgeMs) skipped.push({ name: s.name, reason: `younger than min_age` });
+    else if (s.nlink !== 1)
+      skipped.push({ name: s.name, reason: `${s.nlink} hard links: never compressed` });
+    else if (p.incompressible?.get(s.name) === fingerprint(s))
+      skipped.push({ name: s.name, reason: "incompressible (tried; left until it changes)" });
+    else if (p.held?.has(s.name))
+      skipped.push({ name: s.name, reason: "decompressed by an operator (undo): left plain" });
+    else if (p.now - s.mtimeMs < p.minAgeMs)
+      skipped.push({ name: s.name, reason: `younger than min_age` });
     else compress.push(s);
   });
   return { compress: compress.sort((a, b) => a.seq - b.seq), skipped };

@@ -14,11 +14,33 @@ import type { Config } from "../../agent/config/schema.js";
 import type { HistoryStore } from "../../agent/history/store.js";
 import type { Logger } from "../../agent/log.js";
 import type { Segment } from "../../collectors/wal/inventory.js";
-import { DirHandle, type ResolvedDir, resolveDir, stillResolves, withDir } from "../../agent/safefs.js";
-import { Breaker, DecisionLog, Journal, type Latest, type Mode, type RemediationMetrics, type Remediator, type RemediatorSummary } from "../framework.js";
+import {
+  DirHandle,
+  type ResolvedDir,
+  resolveDir,
+  stillResolves,
+  withDir,
+} from "../../agent/safefs.js";
+import {
+  Breaker,
+  DecisionLog,
+  Journal,
+  type Latest,
+  type Mode,
+  type RemediationMetrics,
+  type Remediator,
+  type RemediatorSummary,
+} from "../framework.js";
 import { cannotSeeHolders, openSegments } from "./holders.js";
 import { fingerprint, type Plan, planCompression } from "./plan.js";
-import { decompressSegment, digestName, recover, RESTORE_SUFFIX, TMP_SUFFIX, type RecoveryAction } from "./steps.js";
+import {
+  decompressSegment,
+  digestName,
+  recover,
+  RESTORE_SUFFIX,
+  TMP_SUFFIX,
+  type RecoveryAction,
+} from "./steps.js";
 import type { CompressJob, WorkerMsg } from "./worker.js";
 
 export { openSegments };
@@ -29,7 +51,13 @@ const EVALUATE_EVERY_MS = 10_000;
 const HELD_KEY = "wal_compress.held";
 const INCOMPRESSIBLE_KEY = "wal_compress.incompressible";
 /** Outcomes that say the segment was not ours to take right then: no breaker, no cooldown. */
-const ABORTS = new Set(["SegmentChanged", "NotTheListedFile", "HeldOpen", "HoldersUnknown", "DirChanged"]);
+const ABORTS = new Set([
+  "SegmentChanged",
+  "NotTheListedFile",
+  "HeldOpen",
+  "HoldersUnknown",
+  "DirChanged",
+]);
 
 export interface WalCompressState extends RemediatorSummary {
   readonly plan: { readonly compress: string[]; readonly skipped: number } | null;
@@ -84,7 +112,9 @@ export class WalCompressRemediator implements Remediator<Segment, Latest> {
     const d = this.walDir;
     if (!d) throw new Error(this.walDirProblem ?? `cannot resolve ${this.config.wal.dir}`);
     if (!stillResolves(d)) {
-      throw new Error(`${d.configured} no longer leads to ${d.real} (the directory resolved at start or reload); nothing is done through it until a reload (SIGHUP) accepts the change`);
+      throw new Error(
+        `${d.configured} no longer leads to ${d.real} (the directory resolved at start or reload); nothing is done through it until a reload (SIGHUP) accepts the change`,
+      );
     }
     return d;
   }
@@ -103,15 +133,32 @@ export class WalCompressRemediator implements Remediator<Segment, Latest> {
   resetBreaker(): void {
     this.breaker.reset();
     this.metrics.setBreaker(NAME, false);
-    this.decisions.note("breaker_reset", "info", "circuit breaker reset by an operator", undefined, true);
+    this.decisions.note(
+      "breaker_reset",
+      "info",
+      "circuit breaker reset by an operator",
+      undefined,
+      true,
+    );
   }
 
   state(): WalCompressState {
     return {
-      name: NAME, mode: this.mode, breaker_open: this.breaker.open, consecutive_failures: this.breaker.consecutiveFailures, busy: this.busy, last_decision: this.lastDecision,
-      plan: this.lastPlan ? { compress: this.lastPlan.compress.map((s) => s.name), skipped: this.lastPlan.skipped.length } : null,
+      name: NAME,
+      mode: this.mode,
+      breaker_open: this.breaker.open,
+      consecutive_failures: this.breaker.consecutiveFailures,
+      busy: this.busy,
+      last_decision: this.lastDecision,
+      plan: this.lastPlan
+        ? {
+            compress: this.lastPlan.compress.map((s) => s.name),
+            skipped: this.lastPlan.skipped.length,
+          }
+        : null,
       space_short: this.spaceShort,
-      incompressible: this.lastPlan?.skipped.filter((s) => s.reason.startsWith("incompressible")).length ?? 0,
+      incompressible:
+        this.lastPlan?.skipped.filter((s) => s.reason.startsWith("incompressible")).length ?? 0,
     };
   }
 
@@ -128,7 +175,10 @@ export class WalCompressRemediator implements Remediator<Segment, Latest> {
     try {
       d = DirHandle.open(this.dir());
     } catch (e) {
-      this.log.warn({ err: (e as Error).message }, "wal_compress: no recovery at start: the WAL directory cannot be opened");
+      this.log.warn(
+        { err: (e as Error).message },
+        "wal_compress: no recovery at start: the WAL directory cannot be opened",
+      );
       return [];
     }
     let names: string[];
@@ -136,12 +186,19 @@ export class WalCompressRemediator implements Remediator<Segment, Latest> {
       names = d.list();
     } catch (e) {
       d.close();
-      this.log.warn({ err: (e as Error).message }, "wal_compress: no recovery at start: the WAL directory cannot be listed");
+      this.log.warn(
+        { err: (e as Error).message },
+        "wal_compress: no recovery at start: the WAL directory cannot be listed",
+      );
       return [];
     }
     const set = new Set(names);
     // X.gz.tmp (an unfinished compression) and X.restore.tmp (an unfinished undo): the other form is intact.
-    const tmps = names.filter((n) => [TMP_SUFFIX, RESTORE_SUFFIX].some((sfx) => n.endsWith(sfx) && re.plain.test(n.slice(0, -sfx.length))));
+    const tmps = names.filter((n) =>
+      [TMP_SUFFIX, RESTORE_SUFFIX].some(
+        (sfx) => n.endsWith(sfx) && re.plain.test(n.slice(0, -sfx.length)),
+      ),
+    );
     const pairs = names.filter((n) => re.plain.test(n) && set.has(`${n}.gz`));
     let actions: RecoveryAction[];
     try {
@@ -149,9 +206,24 @@ export class WalCompressRemediator implements Remediator<Segment, Latest> {
     } finally {
       d.close();
     }
-    for (const row of unfinished) this.journal?.finish(row.id, "recovered", { actions: actions.filter((a) => a.file.startsWith(row.target)) });
+    for (const row of unfinished)
+      this.journal?.finish(row.id, "recovered", {
+        actions: actions.filter((a) => a.file.startsWith(row.target)),
+      });
     for (const a of actions) {
-      this.decisions.note("recovered", a.kind === "moved_aside_unverifiable_gz" ? "crit" : "info", a.kind === "removed_tmp" ? `removed an unfinished ${a.file} (the segment itself was never touched)` : a.kind === "removed_plain_after_verify" ? `${a.file}: the compressed copy verified; removed the plain one` : a.kind === "kept_both" ? `${a.file}: kept both forms (${a.why})` : `${a.file} did not verify against its segment: moved aside to ${a.to}, segment kept`, a, true);
+      this.decisions.note(
+        "recovered",
+        a.kind === "moved_aside_unverifiable_gz" ? "crit" : "info",
+        a.kind === "removed_tmp"
+          ? `removed an unfinished ${a.file} (the segment itself was never touched)`
+          : a.kind === "removed_plain_after_verify"
+            ? `${a.file}: the compressed copy verified; removed the plain one`
+            : a.kind === "kept_both"
+              ? `${a.file}: kept both forms (${a.why})`
+              : `${a.file} did not verify against its segment: moved aside to ${a.to}, segment kept`,
+        a,
+        true,
+      );
     }
     return actions;
   }
@@ -165,7 +237,9 @@ export class WalCompressRemediator implements Remediator<Segment, Latest> {
     const now = performance.now();
     if (!force && now < this.nextEvalAt) return;
     this.nextEvalAt = now + EVALUATE_EVERY_MS;
-    void this.evaluate(latest).catch((e: Error) => this.log.error({ err: e.message }, "wal_compress: evaluation failed"));
+    void this.evaluate(latest).catch((e: Error) =>
+      this.log.error({ err: e.message }, "wal_compress: evaluation failed"),
+    );
   }
 
   private evaluating = false;
@@ -191,12 +265,17 @@ export class WalCompressRemediator implements Remediator<Segment, Latest> {
   /** A reason not to act at this moment, or null. */
   precondition(latest: Latest): string | null {
     const c = this.config.remediators.wal_compress;
-    if (this.breaker.open) return `circuit breaker open since ${new Date(this.breaker.since ?? 0).toISOString()} after repeated failures (agentctl remediations reset-breaker ${NAME})`;
-    if (Date.now() < this.cooldownUntil) return `cooling down until ${new Date(this.cooldownUntil).toISOString()} (${this.cooldownWhy})`;
+    if (this.breaker.open)
+      return `circuit breaker open since ${new Date(this.breaker.since ?? 0).toISOString()} after repeated failures (agentctl remediations reset-breaker ${NAME})`;
+    if (Date.now() < this.cooldownUntil)
+      return `cooling down until ${new Date(this.cooldownUntil).toISOString()} (${this.cooldownWhy})`;
     const blind = cannotSeeHolders(this.config.host.proc_path);
     if (blind && this.mode === "on") return blind;
-    const probe = latest.get<FsyncProbeObservation>("fsync_probe")?.observation.probes.find((p) => p.state === "ok" || p.state === "stalled");
-    if (probe && (probe.state === "stalled" || probe.seconds * 1000 >= c.pause_fsync_above)) return `WAL fsync is slow (${probe.state === "stalled" ? "probe stalled" : `${(probe.seconds * 1000).toFixed(1)} ms`}); compressing would make it worse`;
+    const probe = latest
+      .get<FsyncProbeObservation>("fsync_probe")
+      ?.observation.probes.find((p) => p.state === "ok" || p.state === "stalled");
+    if (probe && (probe.state === "stalled" || probe.seconds * 1000 >= c.pause_fsync_above))
+      return `WAL fsync is slow (${probe.state === "stalled" ? "probe stalled" : `${(probe.seconds * 1000).toFixed(1)} ms`}); compressing would make it worse`;
     return null;
   }
 
@@ -207,11 +286,22 @@ export class WalCompressRemediator implements Remediator<Segment, Latest> {
     const entries = await listSegments(dir.real, this.config.wal.segment_pattern);
     if (entries === null) throw new Error(`cannot list ${this.config.wal.dir}`);
     const inv = analyse(entries, this.config.wal.segment_pattern, 0);
-    const input = { segments: inv.segments, keep: c.keep_uncompressed, minAgeMs: c.min_age, now: Date.now(), held: this.held(), incompressible: this.incompressible() };
+    const input = {
+      segments: inv.segments,
+      keep: c.keep_uncompressed,
+      minAgeMs: c.min_age,
+      now: Date.now(),
+      held: this.held(),
+      incompressible: this.incompressible(),
+    };
     // Who holds which segment open needs every /proc/<pid>/fd: only looked at when there is a
     // candidate at all (and again right before each file is compressed).
     let plan = planCompression({ ...input, open: new Set() });
-    if (plan.compress.length > 0) plan = planCompression({ ...input, open: await openSegments(dir.real, this.config.host.proc_path) });
+    if (plan.compress.length > 0)
+      plan = planCompression({
+        ...input,
+        open: await openSegments(dir.real, this.config.host.proc_path),
+      });
     this.lastPlan = plan;
     return { items: plan.compress, skipped: plan.skipped };
   }
@@ -222,21 +312,34 @@ export class WalCompressRemediator implements Remediator<Segment, Latest> {
     const out: string[] = [];
     const st = await statfs(this.dir().real);
     const used = st.blocks > 0 ? (st.blocks - st.bavail) / st.blocks : 0;
-    const fullIn = latest.get<WalObservation>("wal")?.observation.filesystem?.full_in_seconds ?? Infinity;
-    if (used * 100 >= c.trigger_used_percent) out.push(`filesystem ${(used * 100).toFixed(1)}% used (>= ${c.trigger_used_percent}%)`);
+    const fullIn =
+      latest.get<WalObservation>("wal")?.observation.filesystem?.full_in_seconds ?? Infinity;
+    if (used * 100 >= c.trigger_used_percent)
+      out.push(`filesystem ${(used * 100).toFixed(1)}% used (>= ${c.trigger_used_percent}%)`);
     if (fullIn * 1000 < c.full_horizon) out.push(`full in ${(fullIn / 3600).toFixed(1)} h`);
-    if (plan.length > 0) out.push(`${plan.length} sealed segments older than min_age beyond the newest ${c.keep_uncompressed}`);
+    if (plan.length > 0)
+      out.push(
+        `${plan.length} sealed segments older than min_age beyond the newest ${c.keep_uncompressed}`,
+      );
     return out;
   }
 
   /** Compresses one segment in the worker thread; throws with the worker's error code. */
-  act(seg: Segment): Promise<{ segment: string; bytes: number; compressedBytes: number; sha256: string }> {
+  act(
+    seg: Segment,
+  ): Promise<{ segment: string; bytes: number; compressedBytes: number; sha256: string }> {
     const c = this.config.remediators.wal_compress;
     const job: CompressJob = {
       dir: this.dir(),
       name: seg.name,
       listed: { dev: seg.dev, ino: seg.ino, size: seg.size, mtimeMs: seg.mtimeMs },
-      options: { level: c.level, bytesPerSecond: c.max_bytes_per_second, maxRatio: c.max_ratio, reserve: c.reserve, procPath: this.config.host.proc_path },
+      options: {
+        level: c.level,
+        bytesPerSecond: c.max_bytes_per_second,
+        maxRatio: c.max_ratio,
+        reserve: c.reserve,
+        procPath: this.config.host.proc_path,
+      },
     };
     const w = this.ensureWorker();
     return new Promise((resolve, reject) => {
@@ -283,7 +386,11 @@ export class WalCompressRemediator implements Remediator<Segment, Latest> {
   /** Segments that did not compress below max_ratio, with the fingerprint they had then. */
   private incompressible(): Map<string, string> {
     try {
-      return new Map(Object.entries(JSON.parse(this.history?.getState(INCOMPRESSIBLE_KEY) ?? "{}") as Record<string, string>));
+      return new Map(
+        Object.entries(
+          JSON.parse(this.history?.getState(INCOMPRESSIBLE_KEY) ?? "{}") as Record<string, string>,
+        ),
+      );
     } catch {
       return new Map();
     }
@@ -296,14 +403,18 @@ export class WalCompressRemediator implements Remediator<Segment, Latest> {
     try {
       this.history?.setState(INCOMPRESSIBLE_KEY, JSON.stringify(Object.fromEntries(kept)));
     } catch (e) {
-      this.log.warn({ err: (e as Error).message }, "wal_compress: cannot record an incompressible segment");
+      this.log.warn(
+        { err: (e as Error).message },
+        "wal_compress: cannot record an incompressible segment",
+      );
     }
   }
 
   /** Puts one segment back to plain, crash-safely, journalled like any action; it is then held out of future plans. */
   async undo(target: string): Promise<unknown> {
     const name = target.endsWith(".gz") ? target.slice(0, -3) : target;
-    if (!patternRegex(this.config.wal.segment_pattern).plain.test(name) || name.includes("/")) throw new Error(`${target} is not a segment of ${this.config.wal.dir}`);
+    if (!patternRegex(this.config.wal.segment_pattern).plain.test(name) || name.includes("/"))
+      throw new Error(`${target} is not a segment of ${this.config.wal.dir}`);
     const held = this.held();
     held.add(name);
     this.history?.setState(HELD_KEY, JSON.stringify([...held].slice(-10_000)));
@@ -312,7 +423,13 @@ export class WalCompressRemediator implements Remediator<Segment, Latest> {
       const reserve = this.config.remediators.wal_compress.reserve;
       const r = await withDir(this.dir(), (d) => decompressSegment(d, `${name}.gz`, reserve));
       this.journal?.finish(id, "done", r);
-      this.decisions.note("undone", "info", `decompressed ${name} back to plain on an operator's request (sha256 checked)`, r, true);
+      this.decisions.note(
+        "undone",
+        "info",
+        `decompressed ${name} back to plain on an operator's request (sha256 checked)`,
+        r,
+        true,
+      );
       return r;
     } catch (e) {
       this.journal?.finish(id, "failed", { error: (e as Error).message });
@@ -322,7 +439,11 @@ export class WalCompressRemediator implements Remediator<Segment, Latest> {
 
   private async evaluateOnce(latest: Latest): Promise<void> {
     const reason = this.precondition(latest);
-    if (reason) return this.skip(reason, this.breaker.open ? "breaker_open" : reason.startsWith("WAL fsync") ? "paused" : "skipped");
+    if (reason)
+      return this.skip(
+        reason,
+        this.breaker.open ? "breaker_open" : reason.startsWith("WAL fsync") ? "paused" : "skipped",
+      );
     let plan;
     let triggers: string[];
     try {
@@ -332,11 +453,17 @@ export class WalCompressRemediator implements Remediator<Segment, Latest> {
       return this.skip((e as Error).message);
     }
     const c = this.config.remediators.wal_compress;
-    if (plan.items.length === 0) return this.skip(`nothing to compress (${plan.skipped.length} segments kept: newest ${c.keep_uncompressed}, active, open or younger than min_age)`);
+    if (plan.items.length === 0)
+      return this.skip(
+        `nothing to compress (${plan.skipped.length} segments kept: newest ${c.keep_uncompressed}, active, open or younger than min_age)`,
+      );
     if (triggers.length === 0) return this.skip("no trigger");
     const first = plan.items[0];
     if (!first) return;
-    const summary = `${plan.items.length} segments (${plan.items.slice(0, 3).map((s) => s.name).join(", ")}${plan.items.length > 3 ? ", …" : ""}); trigger: ${triggers.join("; ")}`;
+    const summary = `${plan.items.length} segments (${plan.items
+      .slice(0, 3)
+      .map((s) => s.name)
+      .join(", ")}${plan.items.length > 3 ? ", …" : ""}); trigger: ${triggers.join("; ")}`;
     if (this.mode === "dry-run") {
       this.lastDecision = `dry-run: would compress ${summary}`;
       const now = Date.now();
@@ -344,7 +471,10 @@ export class WalCompressRemediator implements Remediator<Segment, Latest> {
         this.lastPlanAt = now;
         this.metrics.actions.labels(NAME, "planned").inc();
       }
-      this.decisions.note("plan", "info", `dry-run: would compress ${summary}`, { compress: plan.items.map((s) => s.name), skipped: plan.skipped });
+      this.decisions.note("plan", "info", `dry-run: would compress ${summary}`, {
+        compress: plan.items.map((s) => s.name),
+        skipped: plan.skipped,
+      });
       return;
     }
     await this.compress(first, summary);
@@ -355,7 +485,8 @@ export class WalCompressRemediator implements Remediator<Segment, Latest> {
     const c = this.config.remediators.wal_compress;
     const name = seg.name;
     // Re-checked right before acting: nobody may have it open (and again before the unlink).
-    if ((await openSegments(this.dir().real, this.config.host.proc_path)).has(name)) return this.skip(`${name} was opened by a process`);
+    if ((await openSegments(this.dir().real, this.config.host.proc_path)).has(name))
+      return this.skip(`${name} was opened by a process`);
     this.busy = name;
     this.lastDecision = `compressing ${name}`;
     let id = -1;
@@ -364,7 +495,9 @@ export class WalCompressRemediator implements Remediator<Segment, Latest> {
       id = this.journal?.begin(NAME, "compress", name, { why, level: c.level }) ?? -1;
     } catch (e) {
       this.busy = null;
-      return this.skip(`the journal cannot be written (${(e as Error).message}); nothing is done unjournalled`);
+      return this.skip(
+        `the journal cannot be written (${(e as Error).message}); nothing is done unjournalled`,
+      );
     }
     this.decisions.note("started", "info", `compressing ${name}: ${why}`, undefined, true);
     try {
@@ -375,7 +508,13 @@ export class WalCompressRemediator implements Remediator<Segment, Latest> {
       this.spaceShort = null;
       this.metrics.actions.labels(NAME, "done").inc();
       this.lastDecision = `compressed ${name}: ${r.bytes} -> ${r.compressedBytes} bytes`;
-      this.decisions.note("done", "info", `compressed ${name}: ${r.bytes} -> ${r.compressedBytes} bytes (sha256 verified)`, r, true);
+      this.decisions.note(
+        "done",
+        "info",
+        `compressed ${name}: ${r.bytes} -> ${r.compressedBytes} bytes (sha256 verified)`,
+        r,
+        true,
+      );
       // Straight on to the next segment (each one re-checks every condition), not a tick later.
       setImmediate(() => this.latest && this.tick(this.latest, true));
     } catch (e) {
@@ -389,7 +528,10 @@ export class WalCompressRemediator implements Remediator<Segment, Latest> {
     try {
       this.journal?.finish(id, outcome, detail);
     } catch (e) {
-      this.log.error({ err: (e as Error).message, id, outcome }, "wal_compress: cannot close the journal row");
+      this.log.error(
+        { err: (e as Error).message, id, outcome },
+        "wal_compress: cannot close the journal row",
+      );
     }
   }
 
@@ -409,7 +551,13 @@ export class WalCompressRemediator implements Remediator<Segment, Latest> {
       this.finish(id, "aborted", detail);
       this.metrics.actions.labels(NAME, "aborted").inc();
       this.lastDecision = `left ${name} plain: ${err.message}`;
-      this.decisions.note("incompressible", "info", `${name} left plain: ${err.message}; not tried again until it changes`, detail, true);
+      this.decisions.note(
+        "incompressible",
+        "info",
+        `${name} left plain: ${err.message}; not tried again until it changes`,
+        detail,
+        true,
+      );
       setImmediate(() => this.latest && this.tick(this.latest, true));
       return;
     }
@@ -418,7 +566,13 @@ export class WalCompressRemediator implements Remediator<Segment, Latest> {
       this.finish(id, "aborted", detail);
       this.metrics.actions.labels(NAME, "aborted").inc();
       this.lastDecision = `stopped at ${name}: ${err.message}`;
-      this.decisions.note("no_space", "warn", `stopped compressing at ${name}: ${err.message} (the segment is untouched; reserve ${c.reserve} bytes)`, detail, true);
+      this.decisions.note(
+        "no_space",
+        "warn",
+        `stopped compressing at ${name}: ${err.message} (the segment is untouched; reserve ${c.reserve} bytes)`,
+        detail,
+        true,
+      );
       this.coolDown(c.cooldown, "free space short of a segment plus the reserve");
       this.spaceShort = `free space short on the WAL filesystem at ${name}: ${err.message}`;
       return;
@@ -427,12 +581,24 @@ export class WalCompressRemediator implements Remediator<Segment, Latest> {
     this.finish(id, aborted ? "aborted" : "failed", detail);
     this.metrics.actions.labels(NAME, aborted ? "aborted" : "failed").inc();
     this.lastDecision = `${aborted ? "aborted" : "failed"} on ${name}: ${err.message}`;
-    this.decisions.note(aborted ? "aborted" : "failed", "warn", `${aborted ? "aborted" : "failed"} compressing ${name}: ${err.message} (the segment is untouched)`, detail, true);
+    this.decisions.note(
+      aborted ? "aborted" : "failed",
+      "warn",
+      `${aborted ? "aborted" : "failed"} compressing ${name}: ${err.message} (the segment is untouched)`,
+      detail,
+      true,
+    );
     if (aborted) return;
     this.coolDown(c.cooldown, "after a failure");
     if (this.breaker.failed()) {
       this.metrics.setBreaker(NAME, true);
-      this.decisions.note("breaker_open", "crit", `circuit breaker opened after ${this.breaker.consecutiveFailures} failures; no more compression until an operator resets it`, undefined, true);
+      this.decisions.note(
+        "breaker_open",
+        "crit",
+        `circuit breaker opened after ${this.breaker.consecutiveFailures} failures; no more compression until an operator resets it`,
+        undefined,
+        true,
+      );
     }
   }
 
@@ -445,7 +611,8 @@ export class WalCompressRemediator implements Remediator<Segment, Latest> {
     // Idle I/O class for the compressing thread only (ioprio is per thread): the probe and
     // history keep their normal priority. Best effort: ionice may be missing or refused.
     setTimeout(() => {
-      for (const tid of taskIds()) if (!before.has(tid)) execFile("ionice", ["-c", "3", "-p", String(tid)], () => undefined);
+      for (const tid of taskIds())
+        if (!before.has(tid)) execFile("ionice", ["-c", "3", "-p", String(tid)], () => undefined);
     }, 200).unref();
     return w;
   }

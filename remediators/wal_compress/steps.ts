@@ -17,7 +17,17 @@
 // into a file no name reaches. Appends that land before the agent closes X are caught by
 // comparing X's descriptor after the unlink, and X is then put back whole.
 import { createHash } from "node:crypto";
-import { closeSync, fchmodSync, fchownSync, fstatSync, fsyncSync, futimesSync, readSync, type Stats, writeSync } from "node:fs";
+import {
+  closeSync,
+  fchmodSync,
+  fchownSync,
+  fstatSync,
+  fsyncSync,
+  futimesSync,
+  readSync,
+  type Stats,
+  writeSync,
+} from "node:fs";
 import { Readable, Transform, type TransformCallback, Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { createGunzip, createGzip } from "node:zlib";
@@ -31,7 +41,8 @@ const CHUNK = 1024 * 1024;
 const SPACE_CHECK_EVERY = 256 * 1024;
 
 /** Errors a compression ends with that are not a fault of the agent or the disk. */
-export type AbortCode = "SegmentChanged" | "NotTheListedFile" | "HeldOpen" | "HoldersUnknown" | "DirChanged";
+export type AbortCode =
+  "SegmentChanged" | "NotTheListedFile" | "HeldOpen" | "HoldersUnknown" | "DirChanged";
 
 class CodedError extends Error {
   constructor(
@@ -130,15 +141,22 @@ class Sink extends Writable {
         this.sinceCheck = 0;
         const free = this.limits.dir.available();
         if (free - chunk.length < this.limits.reserve) {
-          throw new NoSpace(`free space would fall under the reserve (${free} bytes free, reserve ${this.limits.reserve})`);
+          throw new NoSpace(
+            `free space would fall under the reserve (${free} bytes free, reserve ${this.limits.reserve})`,
+          );
         }
       }
-      for (let off = 0; off < chunk.length; ) off += writeSync(this.fd, chunk, off, chunk.length - off, this.written + off);
+      for (let off = 0; off < chunk.length;)
+        off += writeSync(this.fd, chunk, off, chunk.length - off, this.written + off);
       this.written += chunk.length;
       cb();
     } catch (e) {
       const err = e as NodeJS.ErrnoException;
-      cb(err.code === "ENOSPC" || err.code === "EDQUOT" ? new NoSpace(`${err.code} while writing the temporary file`) : err);
+      cb(
+        err.code === "ENOSPC" || err.code === "EDQUOT"
+          ? new NoSpace(`${err.code} while writing the temporary file`)
+          : err,
+      );
     }
   }
 }
@@ -146,7 +164,10 @@ class Sink extends Writable {
 const discard = () => new Writable({ write: (_c, _e, cb) => cb() });
 
 /** sha256 and length of an open file's bytes, or of its decompressed bytes. */
-export async function digestFd(fd: number, gunzip: boolean): Promise<{ bytes: number; sha256: string }> {
+export async function digestFd(
+  fd: number,
+  gunzip: boolean,
+): Promise<{ bytes: number; sha256: string }> {
   const m = new Meter();
   const src = fdReader(fd, fstatSync(fd).size);
   if (gunzip) await pipeline(src, createGunzip(), m, discard());
@@ -162,7 +183,8 @@ function unchanged(a: Stats, b: Stats): boolean {
 /** The name still reaches the file we hold (`st`), or the step is abandoned. */
 function expectAt(d: DirHandle, name: string, st: Identity, what: string): void {
   const now = d.lstat(name);
-  if (!now || !sameFile(now, st)) throw new SegmentChanged(`${name} is no longer ${what}; left alone`);
+  if (!now || !sameFile(now, st))
+    throw new SegmentChanged(`${name} is no longer ${what}; left alone`);
 }
 
 /** Removes our temporary, if the name still is ours. */
@@ -212,12 +234,20 @@ export interface CompressOptions {
   readonly procPath?: string;
 }
 
-export async function compressSegment(d: DirHandle, name: string, listed: Listed, o: CompressOptions, onStep: StepHook = () => undefined): Promise<CompressResult> {
+export async function compressSegment(
+  d: DirHandle,
+  name: string,
+  listed: Listed,
+  o: CompressOptions,
+  onStep: StepHook = () => undefined,
+): Promise<CompressResult> {
   const gz = `${name}.gz`;
   const tmpName = `${name}${TMP_SUFFIX}`;
   const free = d.available();
   if (free < listed.size + o.reserve) {
-    throw new NoSpace(`${free} bytes free, ${name} needs ${listed.size} plus the reserve of ${o.reserve}`);
+    throw new NoSpace(
+      `${free} bytes free, ${name} needs ${listed.size} plus the reserve of ${o.reserve}`,
+    );
   }
   const src = d.openListed(name, listed);
   let tmp: { fd: number; st: Stats } | null = null;
@@ -226,7 +256,8 @@ export async function compressSegment(d: DirHandle, name: string, listed: Listed
     tmp = d.createExclusive(tmpName);
     const meter = new Meter(o.bytesPerSecond);
     const maxBytes = Math.floor(listed.size * o.maxRatio);
-    const tooBig = () => new Incompressible(`${name} does not compress below ${o.maxRatio} of its size`);
+    const tooBig = () =>
+      new Incompressible(`${name} does not compress below ${o.maxRatio} of its size`);
     const sink = new Sink(tmp.fd, { maxBytes, tooBig, reserve: o.reserve, dir: d });
     await pipeline(fdReader(src.fd, listed.size), meter, createGzip({ level: o.level }), sink);
     const original = { bytes: meter.bytes, sha256: meter.hash.digest("hex") };
@@ -252,9 +283,11 @@ export async function compressSegment(d: DirHandle, name: string, listed: Listed
     await onStep("renamed");
     // Last look before the original goes: the same file, unchanged since it was hashed, held by no one.
     const holders = holdersOf(src.st, process.pid, o.procPath);
-    if (holders.length > 0) throw new CodedError("HeldOpen", `${name} is open in process ${holders.join(", ")}; kept`);
+    if (holders.length > 0)
+      throw new CodedError("HeldOpen", `${name} is open in process ${holders.join(", ")}; kept`);
     const now = d.lstat(name);
-    if (!now || !unchanged(now, hashed)) throw new SegmentChanged(`${name} changed after it was hashed; kept`);
+    if (!now || !unchanged(now, hashed))
+      throw new SegmentChanged(`${name} changed after it was hashed; kept`);
     expectAt(d, gz, tmp.st, "the compressed copy the agent wrote");
     await onStep("checked");
     d.unlink(name);
@@ -268,7 +301,12 @@ export async function compressSegment(d: DirHandle, name: string, listed: Listed
       throw new SegmentChanged(`${name} was written to while it was being removed; put back whole`);
     }
     await onStep("unlinked");
-    return { segment: name, bytes: original.bytes, compressedBytes: fstatSync(tmp.fd).size, sha256: original.sha256 };
+    return {
+      segment: name,
+      bytes: original.bytes,
+      compressedBytes: fstatSync(tmp.fd).size,
+      sha256: original.sha256,
+    };
   } catch (e) {
     if (tmp && !placed) dropTemp(d, tmpName, tmp.st);
     if (tmp && placed && d.lstat(name)) dropTemp(d, gz, tmp.st); // the original stays: one form only
@@ -285,10 +323,10 @@ function restoreFrom(d: DirHandle, name: string, fd: number, like: Stats): void 
   try {
     const size = fstatSync(fd).size;
     const buf = Buffer.allocUnsafe(CHUNK);
-    for (let pos = 0; pos < size; ) {
+    for (let pos = 0; pos < size;) {
       const got = readSync(fd, buf, 0, Math.min(CHUNK, size - pos), pos);
       if (got === 0) break;
-      for (let off = 0; off < got; ) off += writeSync(out.fd, buf, off, got - off, pos + off);
+      for (let off = 0; off < got;) off += writeSync(out.fd, buf, off, got - off, pos + off);
       pos += got;
     }
     adopt(out.fd, like);
@@ -304,7 +342,11 @@ function restoreFrom(d: DirHandle, name: string, fd: number, like: Stats): void 
  * owner, mode and mtime of X.gz, renamed to X, the directory fsynced, and only then X.gz
  * unlinked. A kill leaves X.gz, or both (which recovery resolves by verification).
  */
-export async function decompressSegment(d: DirHandle, gzName: string, reserve: number): Promise<{ segment: string; bytes: number; sha256: string }> {
+export async function decompressSegment(
+  d: DirHandle,
+  gzName: string,
+  reserve: number,
+): Promise<{ segment: string; bytes: number; sha256: string }> {
   if (!gzName.endsWith(".gz")) throw new Error(`${gzName} is not a .gz segment`);
   const plain = gzName.slice(0, -3);
   const tmpName = `${plain}${RESTORE_SUFFIX}`;
@@ -323,7 +365,8 @@ export async function decompressSegment(d: DirHandle, gzName: string, reserve: n
     const expected = meter.hash.digest("hex");
     adopt(tmp.fd, src.st);
     const check = await digestFd(tmp.fd, false);
-    if (check.sha256 !== expected || check.bytes !== meter.bytes) throw new Error(`${tmpName} does not match ${gzName}; discarded`);
+    if (check.sha256 !== expected || check.bytes !== meter.bytes)
+      throw new Error(`${tmpName} does not match ${gzName}; discarded`);
     futimesSync(tmp.fd, src.st.atime, src.st.mtime);
     fsyncSync(tmp.fd);
     expectAt(d, tmpName, tmp.st, "the temporary file the agent created");
@@ -351,7 +394,11 @@ export type RecoveryAction =
   | { readonly kind: "moved_aside_unverifiable_gz"; readonly file: string; readonly to: string };
 
 /** Digest of a name as it is now, only if it is a plain single-link file; null otherwise. */
-export async function digestName(d: DirHandle, name: string, gunzip: boolean): Promise<{ st: Stats; bytes: number; sha256: string } | null> {
+export async function digestName(
+  d: DirHandle,
+  name: string,
+  gunzip: boolean,
+): Promise<{ st: Stats; bytes: number; sha256: string } | null> {
   const st = d.lstat(name);
   if (!st) return null;
   let f: { fd: number; st: Stats };
@@ -373,7 +420,12 @@ export async function digestName(d: DirHandle, name: string, gunzip: boolean): P
  * Resolves leftovers for the segment names given (plain names): stray temporaries, and X
  * present both plain and compressed. Deterministic: the result depends only on the files.
  */
-export async function recover(d: DirHandle, plainNames: readonly string[], tmpNames: readonly string[], procPath?: string): Promise<RecoveryAction[]> {
+export async function recover(
+  d: DirHandle,
+  plainNames: readonly string[],
+  tmpNames: readonly string[],
+  procPath?: string,
+): Promise<RecoveryAction[]> {
   const out: RecoveryAction[] = [];
   for (const t of tmpNames) {
     if (d.unlinkIfPresent(t)) out.push({ kind: "removed_tmp", file: t });
@@ -383,7 +435,11 @@ export async function recover(d: DirHandle, plainNames: readonly string[], tmpNa
     const gz = `${name}.gz`;
     const [a, b] = [await digestName(d, name, false), await digestName(d, gz, true)];
     if (!a) {
-      out.push({ kind: "kept_both", file: name, why: "the plain copy is not a regular single-link file" });
+      out.push({
+        kind: "kept_both",
+        file: name,
+        why: "the plain copy is not a regular single-link file",
+      });
     } else if (b && a.bytes === b.bytes && a.sha256 === b.sha256) {
       let holders: number[];
       try {
@@ -394,7 +450,11 @@ export async function recover(d: DirHandle, plainNames: readonly string[], tmpNa
       }
       const now = d.lstat(name);
       if (holders.length > 0 || !now || !unchanged(now, a.st)) {
-        out.push({ kind: "kept_both", file: name, why: holders.length > 0 ? "open in a process" : "changed while verified" });
+        out.push({
+          kind: "kept_both",
+          file: name,
+          why: holders.length > 0 ? "open in a process" : "changed while verified",
+        });
         continue;
       }
       d.unlink(name);

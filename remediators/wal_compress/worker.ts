@@ -25,7 +25,8 @@ const PAUSE_FILE = process.env["STEMEDB_AGENT_TEST_PAUSE_FILE"] ?? "";
 
 async function pause(): Promise<void> {
   const until = Date.now() + 60_000;
-  while (Date.now() < until && (PAUSE_FILE === "" || existsSync(PAUSE_FILE))) await new Promise((r) => setTimeout(r, 20));
+  while (Date.now() < until && (PAUSE_FILE === "" || existsSync(PAUSE_FILE)))
+    await new Promise((r) => setTimeout(r, 20));
 }
 
 async function run(job: CompressJob): Promise<WorkerMsg> {
@@ -44,6 +45,7 @@ async function run(job: CompressJob): Promise<WorkerMsg> {
 parentPort?.on("message", (job: CompressJob) => {
   run(job).then(
     (msg) => parentPort?.postMessage(msg),
-    (e: Error & { code?: string }) => parentPort?.postMessage({ error: e.message, code: e.code ?? e.name } satisfies WorkerMsg),
+    (e: Error & { code?: string }) =>
+      parentPort?.postMessage({ error: e.message, code: e.code ?? e.name } satisfies WorkerMsg),
   );
 });

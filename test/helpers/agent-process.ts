@@ -38,12 +38,26 @@ export interface RunningAgent {
   readonly logs: Array<Record<string, unknown>>;
   readonly stderr: string[];
   /** Sends `signal` and resolves with the exit, or rejects after `timeoutMs`. */
-  stop(signal?: NodeJS.Signals, timeoutMs?: number): Promise<{ code: number | null; signal: NodeJS.Signals | null; ms: number }>;
-  waitForLog(predicate: (l: Record<string, unknown>) => boolean, timeoutMs?: number): Promise<Record<string, unknown>>;
+  stop(
+    signal?: NodeJS.Signals,
+    timeoutMs?: number,
+  ): Promise<{ code: number | null; signal: NodeJS.Signals | null; ms: number }>;
+  waitForLog(
+    predicate: (l: Record<string, unknown>) => boolean,
+    timeoutMs?: number,
+  ): Promise<Record<string, unknown>>;
 }
 
 /** Collectors that read this host are off unless a test enables them. */
-export const QUIET_COLLECTORS = ["diskstats", "fsync_probe", "smart", "mounts", "kmsg", "wal", "procio"]
+export const QUIET_COLLECTORS = [
+  "diskstats",
+  "fsync_probe",
+  "smart",
+  "mounts",
+  "kmsg",
+  "wal",
+  "procio",
+]
   .map((n) => `[collectors.${n}]\nenabled = false\n`)
   .join("");
 
@@ -66,7 +80,10 @@ export async function startAgent(opts: StartOptions = {}): Promise<RunningAgent>
   });
   const logs: Array<Record<string, unknown>> = [];
   const stderr: string[] = [];
-  const waiters: Array<{ pred: (l: Record<string, unknown>) => boolean; resolve: (l: Record<string, unknown>) => void }> = [];
+  const waiters: Array<{
+    pred: (l: Record<string, unknown>) => boolean;
+    resolve: (l: Record<string, unknown>) => void;
+  }> = [];
   let buf = "";
   proc.stdout.on("data", (b: Buffer) => {
     buf += b.toString("utf8");
@@ -90,22 +107,40 @@ export async function startAgent(opts: StartOptions = {}): Promise<RunningAgent>
   });
   proc.stderr.on("data", (b: Buffer) => stderr.push(b.toString("utf8")));
   // "close", not "exit": only then has every line the agent wrote reached us.
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => proc.once("close", (code, signal) => resolve({ code, signal })));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    proc.once("close", (code, signal) => resolve({ code, signal })),
+  );
 
   const waitForLog = (pred: (l: Record<string, unknown>) => boolean, timeoutMs = 15_000) =>
     new Promise<Record<string, unknown>>((resolve, reject) => {
       const found = logs.find(pred);
       if (found) return resolve(found);
-      const timer = setTimeout(() => reject(new Error(`log line not seen within ${timeoutMs} ms; stderr: ${stderr.join("")}; logs: ${logs.map((l) => l["msg"]).join(" | ")}`)), timeoutMs);
+      const timer = setTimeout(
+        () =>
+          reject(
+            new Error(
+              `log line not seen within ${timeoutMs} ms; stderr: ${stderr.join("")}; logs: ${logs.map((l) => l["msg"]).join(" | ")}`,
+            ),
+          ),
+        timeoutMs,
+      );
       waiters.push({ pred, resolve: (l) => (clearTimeout(timer), resolve(l)) });
-      void exited.then(({ code }) => reject(new Error(`agent exited (${code}) before the log line; stderr: ${stderr.join("")}`)));
+      void exited.then(({ code }) =>
+        reject(new Error(`agent exited (${code}) before the log line; stderr: ${stderr.join("")}`)),
+      );
     });
 
   const started = await waitForLog((l) => l["msg"] === "stemedb-agent started");
   const metrics = String(started["metrics"]);
   const port = Number(metrics.slice(metrics.lastIndexOf(":") + 1));
   return {
-    proc, dir, configFile, logs, stderr, port, waitForLog,
+    proc,
+    dir,
+    configFile,
+    logs,
+    stderr,
+    port,
+    waitForLog,
     stateDir: join(dir, "state"),
     socket: String(started["control_socket"]),
     url: `http://127.0.0.1:${port}`,
@@ -115,7 +150,13 @@ export async function startAgent(opts: StartOptions = {}): Promise<RunningAgent>
       let timer: NodeJS.Timeout | undefined;
       const res = await Promise.race([
         exited,
-        new Promise<never>((_, reject) => (timer = setTimeout(() => { proc.kill("SIGKILL"); reject(new Error(`agent did not exit within ${timeoutMs} ms`)); }, timeoutMs))),
+        new Promise<never>(
+          (_, reject) =>
+            (timer = setTimeout(() => {
+              proc.kill("SIGKILL");
+              reject(new Error(`agent did not exit within ${timeoutMs} ms`));
+            }, timeoutMs)),
+        ),
       ]);
       clearTimeout(timer);
       return { ...res, ms: performance.now() - t0 };
@@ -130,13 +171,21 @@ export interface CtlResult {
 }
 
 export function agentctl(args: readonly string[], env: NodeJS.ProcessEnv = {}): CtlResult {
-  const r = spawnSync(process.execPath, [AGENTCTL_BIN, ...args], { env: { ...process.env, ...env }, encoding: "utf8", timeout: 20_000 });
+  const r = spawnSync(process.execPath, [AGENTCTL_BIN, ...args], {
+    env: { ...process.env, ...env },
+    encoding: "utf8",
+    timeout: 20_000,
+  });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
 /** Runs the agent binary to completion (for --once, --print-config, config errors). */
 export function agentOnce(args: readonly string[], env: NodeJS.ProcessEnv = {}): CtlResult {
-  const r = spawnSync(process.execPath, [AGENT_BIN, ...args], { env: { ...process.env, STEMEDB_AGENT_LISTEN: "", STEMEDB_AGENT_STATE_DIR: "", ...env }, encoding: "utf8", timeout: 60_000 });
+  const r = spawnSync(process.execPath, [AGENT_BIN, ...args], {
+    env: { ...process.env, STEMEDB_AGENT_LISTEN: "", STEMEDB_AGENT_STATE_DIR: "", ...env },
+    encoding: "utf8",
+    timeout: 60_000,
+  });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
@@ -146,7 +195,10 @@ export function hasCommand(cmd: string): boolean {
   return spawnSync("sh", ["-c", `command -v ${cmd}`], { encoding: "utf8" }).status === 0;
 }
 
-export async function fetchText(url: string, init?: RequestInit): Promise<{ status: number; text: string; headers: Headers }> {
+export async function fetchText(
+  url: string,
+  init?: RequestInit,
+): Promise<{ status: number; text: string; headers: Headers }> {
   const res = await fetch(url, init);
   return { status: res.status, text: await res.text(), headers: res.headers };
 }

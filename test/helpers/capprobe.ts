@@ -15,7 +15,9 @@ function probe(f: () => string | void): string {
 }
 
 function heldInWal(): string {
-  const held = readdirSync(`/proc/${pid}/fd`).map((fd) => probe(() => readlinkSync(`/proc/${pid}/fd/${fd}`)));
+  const held = readdirSync(`/proc/${pid}/fd`).map((fd) =>
+    probe(() => readlinkSync(`/proc/${pid}/fd/${fd}`)),
+  );
   return held.filter((t) => t.startsWith(`${wal}/`)).join(",") || "none";
 }
 

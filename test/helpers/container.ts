@@ -28,7 +28,11 @@ export interface Container {
   readonly pid: number;
   readonly unified: boolean;
   /** Runs a command inside every namespace of the container. */
-  exec(cmd: string, args?: readonly string[], opts?: { input?: string; timeoutMs?: number }): SpawnSyncReturns<string>;
+  exec(
+    cmd: string,
+    args?: readonly string[],
+    opts?: { input?: string; timeoutMs?: number },
+  ): SpawnSyncReturns<string>;
   /** Runs a shell script inside; throws with its output when it fails. */
   sh(script: string, timeoutMs?: number): string;
   /** Writes a file inside the container's (volatile) root. */
@@ -44,7 +48,8 @@ export interface Container {
 /** Why a container cannot be booted here, or null when it can be tried. */
 export function containerUnavailable(): string | null {
   if (process.getuid?.() !== 0) return "needs root to boot systemd-nspawn";
-  if (!existsSync("/usr/bin/systemd-nspawn")) return "systemd-nspawn missing (Debian package systemd-container; npm test installs it as root)";
+  if (!existsSync("/usr/bin/systemd-nspawn"))
+    return "systemd-nspawn missing (Debian package systemd-container; npm test installs it as root)";
   return null;
 }
 
@@ -55,7 +60,11 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 // load and fail there. Tests start what they need explicitly; nothing else is enabled.
 function presetFile(): string {
   const p = join(tmpdir(), "stemedb-agent-test-disable-all.preset");
-  if (!existsSync(p)) writeFileSync(p, "# stemedb-agent tests: only what a test starts runs in its container\ndisable *\n");
+  if (!existsSync(p))
+    writeFileSync(
+      p,
+      "# stemedb-agent tests: only what a test starts runs in its container\ndisable *\n",
+    );
   return p;
 }
 
@@ -70,13 +79,25 @@ function comm(pid: number): string {
 /** The container's PID 1 (host view) among systemd-nspawn's children, or 0 while it is not running yet. */
 function initOf(nspawnPid: number): number {
   if (nspawnPid <= 0) return 0;
-  const kids = spawnSync("pgrep", ["-P", String(nspawnPid)], { encoding: "utf8" }).stdout.trim().split("\n").filter(Boolean);
+  const kids = spawnSync("pgrep", ["-P", String(nspawnPid)], { encoding: "utf8" })
+    .stdout.trim()
+    .split("\n")
+    .filter(Boolean);
   return Number(kids.find((k) => comm(Number(k)) === "systemd") ?? 0);
 }
 
 export async function bootContainer(opts: ContainerOptions): Promise<Container> {
   const unified = opts.unified ?? true;
-  const args = ["--quiet", "--keep-unit", "--register=no", "--directory=/", "--volatile=yes", `--machine=${opts.name}`, "--private-network", `--bind-ro=${REPO_ROOT}`];
+  const args = [
+    "--quiet",
+    "--keep-unit",
+    "--register=no",
+    "--directory=/",
+    "--volatile=yes",
+    `--machine=${opts.name}`,
+    "--private-network",
+    `--bind-ro=${REPO_ROOT}`,
+  ];
   for (const [h, c] of Object.entries(opts.bindRo ?? {})) args.push(`--bind-ro=${h}:${c}`);
   for (const [h, c] of Object.entries(opts.bind ?? {})) args.push(`--bind=${h}:${c}`);
   args.push(`--bind-ro=${presetFile()}:/etc/systemd/system-preset/00-stemedb-agent-test.preset`);
@@ -84,7 +105,11 @@ export async function bootContainer(opts: ContainerOptions): Promise<Container> 
   const env = { ...process.env };
   if (unified) env["SYSTEMD_NSPAWN_UNIFIED_HIERARCHY"] = "1";
   else delete env["SYSTEMD_NSPAWN_UNIFIED_HIERARCHY"];
-  const nspawn: ChildProcess = spawn("systemd-nspawn", args, { env, stdio: ["ignore", "pipe", "pipe"], detached: true });
+  const nspawn: ChildProcess = spawn("systemd-nspawn", args, {
+    env,
+    stdio: ["ignore", "pipe", "pipe"],
+    detached: true,
+  });
   let out = "";
   nspawn.stdout?.on("data", (b: Buffer) => (out = (out + b.toString()).slice(-8000)));
   nspawn.stderr?.on("data", (b: Buffer) => (out = (out + b.toString()).slice(-8000)));
@@ -111,21 +136,38 @@ export async function bootContainer(opts: ContainerOptions): Promise<Container> 
     // So: the child whose command is systemd, looked up again until it is found.
     if (pid === 0 || comm(pid) !== "systemd") pid = initOf(nspawn.pid ?? 0);
     if (pid > 0) {
-      const r = spawnSync("nsenter", ["-t", String(pid), "-a", "systemctl", "is-system-running"], { encoding: "utf8", timeout: 5000 });
+      const r = spawnSync("nsenter", ["-t", String(pid), "-a", "systemctl", "is-system-running"], {
+        encoding: "utf8",
+        timeout: 5000,
+      });
       state = `${r.stdout}${r.stderr}`.trim() || `nsenter exit ${r.status} ${r.signal ?? ""}`;
       if (state === "running" || state === "degraded") break;
       // Reached the target but a straggler's job is still queued: as good as booted for a test.
-      if (state === "starting" && spawnSync("nsenter", ["-t", String(pid), "-a", "systemctl", "is-active", "multi-user.target"], { encoding: "utf8", timeout: 5000 }).stdout.trim() === "active") break;
+      if (
+        state === "starting" &&
+        spawnSync(
+          "nsenter",
+          ["-t", String(pid), "-a", "systemctl", "is-active", "multi-user.target"],
+          { encoding: "utf8", timeout: 5000 },
+        ).stdout.trim() === "active"
+      )
+        break;
     }
     await sleep(250);
   }
   if (exited || pid === 0 || Date.now() >= deadline) {
     kill();
-    throw new Error(`container ${opts.name} did not boot (init ${pid || "not found"}, is-system-running: ${state}): ${out.slice(-2000)}`);
+    throw new Error(
+      `container ${opts.name} did not boot (init ${pid || "not found"}, is-system-running: ${state}): ${out.slice(-2000)}`,
+    );
   }
 
   const exec: Container["exec"] = (cmd, a = [], o = {}) =>
-    spawnSync("nsenter", ["-t", String(pid), "-a", cmd, ...a], { encoding: "utf8", timeout: o.timeoutMs ?? 30_000, ...(o.input === undefined ? {} : { input: o.input }) });
+    spawnSync("nsenter", ["-t", String(pid), "-a", cmd, ...a], {
+      encoding: "utf8",
+      timeout: o.timeoutMs ?? 30_000,
+      ...(o.input === undefined ? {} : { input: o.input }),
+    });
   const root = `/proc/${pid}/root`;
   const c: Container = {
     name: opts.name,
@@ -134,7 +176,10 @@ export async function bootContainer(opts: ContainerOptions): Promise<Container> 
     exec,
     sh(script, timeoutMs) {
       const r = exec("/bin/sh", ["-c", script], timeoutMs === undefined ? {} : { timeoutMs });
-      if (r.status !== 0) throw new Error(`in ${opts.name}: ${script}\n-> exit ${r.status} ${r.signal ?? ""}\n${r.stdout}${r.stderr}`);
+      if (r.status !== 0)
+        throw new Error(
+          `in ${opts.name}: ${script}\n-> exit ${r.status} ${r.signal ?? ""}\n${r.stdout}${r.stderr}`,
+        );
       return r.stdout;
     },
     writeFile(path, content, mode = 0o644) {
@@ -163,7 +208,9 @@ export async function bootContainer(opts: ContainerOptions): Promise<Container> 
     },
     async stop() {
       if (exited) return;
-      spawnSync("nsenter", ["-t", String(pid), "-a", "systemctl", "poweroff", "--no-block"], { timeout: 5000 });
+      spawnSync("nsenter", ["-t", String(pid), "-a", "systemctl", "poweroff", "--no-block"], {
+        timeout: 5000,
+      });
       const end = Date.now() + 15_000;
       while (!exited && Date.now() < end) await sleep(100);
       if (!exited) kill();

@@ -71,11 +71,18 @@ export function fakeSystemd(dir: string): FakeSystemd {
   return {
     systemctl,
     systemdRun,
-    calls: () => readFileSync(join(d, "calls"), "utf8").split("\n").filter((l) => l !== ""),
-    setActive: (unit, on) => writeFileSync(join(d, "u", `${unit}.active`), on ? "active\n" : "inactive\n"),
+    calls: () =>
+      readFileSync(join(d, "calls"), "utf8")
+        .split("\n")
+        .filter((l) => l !== ""),
+    setActive: (unit, on) =>
+      writeFileSync(join(d, "u", `${unit}.active`), on ? "active\n" : "inactive\n"),
     freezer: (unit) => read(join(d, "u", `${unit}.freezer`), "running"),
     active: (unit) => read(join(d, "u", `${unit}.active`), "inactive"),
-    fail: (what, on = true) => (on ? writeFileSync(join(d, `fail-${what}`), "") : rmSync(join(d, `fail-${what}`), { force: true })),
+    fail: (what, on = true) =>
+      on
+        ? writeFileSync(join(d, `fail-${what}`), "")
+        : rmSync(join(d, `fail-${what}`), { force: true }),
     toml: `systemctl = "${systemctl}"\nsystemd_run = "${systemdRun}"\n`,
   };
 }

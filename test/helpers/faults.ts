@@ -7,7 +7,25 @@ import { fetchText } from "./agent-process.js";
 /** A diskstats line (kernel 5.5+ layout, 20 fields) for `device` with its counters scaled by `n`. */
 export function diskstatsLine(device: string, n: number, minor = 0): string {
   // reads, merged, sectors, ms, writes, merged, sectors, ms, in flight, io ms, weighted ms, discards x4, flushes, flush ms
-  const f = [10 * n, 0, 80 * n, 5 * n, 20 * n, 0, 160 * n, 40 * n, 0, 30 * n, 45 * n, 0, 0, 0, 0, n, 2 * n];
+  const f = [
+    10 * n,
+    0,
+    80 * n,
+    5 * n,
+    20 * n,
+    0,
+    160 * n,
+    40 * n,
+    0,
+    30 * n,
+    45 * n,
+    0,
+    0,
+    0,
+    0,
+    n,
+    2 * n,
+  ];
   return `   8       ${minor} ${device} ${f.join(" ")}`;
 }
 
@@ -15,8 +33,12 @@ export function diskstatsLine(device: string, n: number, minor = 0): string {
 export function procTree(dir: string): { root: string; tick: (n: number) => void } {
   const root = join(dir, "proc");
   mkdirSync(join(root, "self"), { recursive: true });
-  writeFileSync(join(root, "self", "mountinfo"), "22 1 8:1 / / rw,relatime shared:1 - ext4 /dev/sda1 rw\n");
-  const tick = (n: number) => writeFileSync(join(root, "diskstats"), `${diskstatsLine("sda", n)}\n`);
+  writeFileSync(
+    join(root, "self", "mountinfo"),
+    "22 1 8:1 / / rw,relatime shared:1 - ext4 /dev/sda1 rw\n",
+  );
+  const tick = (n: number) =>
+    writeFileSync(join(root, "diskstats"), `${diskstatsLine("sda", n)}\n`);
   tick(1);
   return { root, tick };
 }
@@ -24,7 +46,9 @@ export function procTree(dir: string): { root: string; tick: (n: number) => void
 /** Config that runs only the diskstats collector, over a prepared proc tree and an empty sysfs. */
 export function diskstatsOnly(proc: string, sys: string, extra = ""): string {
   mkdirSync(join(sys, "block"), { recursive: true });
-  const off = ["fsync_probe", "smart", "mounts", "kmsg", "wal", "procio"].map((n) => `[collectors.${n}]\nenabled = false\n`).join("");
+  const off = ["fsync_probe", "smart", "mounts", "kmsg", "wal", "procio"]
+    .map((n) => `[collectors.${n}]\nenabled = false\n`)
+    .join("");
   return `[host]\nproc_path = "${proc}"\nsys_path = "${sys}"\n[collectors.diskstats]\ninterval = "1s"\n${off}${extra}`;
 }
 
@@ -42,7 +66,12 @@ export async function scrape(url: string): Promise<{ status: number; text: strin
 }
 
 /** Polls `check` every `everyMs` until it returns a value other than undefined/false, or throws after `timeoutMs`. */
-export async function until<T>(what: string, check: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 30_000, everyMs = 200): Promise<T> {
+export async function until<T>(
+  what: string,
+  check: () => Promise<T | undefined | false> | T | undefined | false,
+  timeoutMs = 30_000,
+  everyMs = 200,
+): Promise<T> {
   const end = performance.now() + timeoutMs;
   let last: unknown;
   for (;;) {
@@ -52,7 +81,10 @@ export async function until<T>(what: string, check: () => Promise<T | undefined 
     } catch (e) {
       last = e;
     }
-    if (performance.now() > end) throw new Error(`not within ${timeoutMs} ms: ${what}${last ? ` (last error: ${last instanceof Error ? last.message : JSON.stringify(last)})` : ""}`);
+    if (performance.now() > end)
+      throw new Error(
+        `not within ${timeoutMs} ms: ${what}${last ? ` (last error: ${last instanceof Error ? last.message : JSON.stringify(last)})` : ""}`,
+      );
     await new Promise((r) => setTimeout(r, everyMs));
   }
 }

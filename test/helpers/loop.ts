@@ -11,7 +11,10 @@ export interface LoopFs {
   cleanup(): void;
 }
 
-export function makeLoopFs(dir: string, opts: { sizeMiB?: number; fs?: "ext4" | "xfs" | "btrfs"; mountOptions?: string } = {}): LoopFs {
+export function makeLoopFs(
+  dir: string,
+  opts: { sizeMiB?: number; fs?: "ext4" | "xfs" | "btrfs"; mountOptions?: string } = {},
+): LoopFs {
   const image = join(dir, "disk.img");
   const mnt = join(dir, "mnt");
   mkdirSync(mnt, { recursive: true });
@@ -20,7 +23,10 @@ export function makeLoopFs(dir: string, opts: { sizeMiB?: number; fs?: "ext4" | 
   const fs = opts.fs ?? "ext4";
   try {
     // No lazy init: ext4's background inode-table zeroing would write during the measurements.
-    const mkfsArgs = fs === "ext4" ? ["-q", "-F", "-E", "lazy_itable_init=0,lazy_journal_init=0", dev] : ["-q", "-f", dev];
+    const mkfsArgs =
+      fs === "ext4"
+        ? ["-q", "-F", "-E", "lazy_itable_init=0,lazy_journal_init=0", dev]
+        : ["-q", "-f", dev];
     execFileSync(`mkfs.${fs}`, mkfsArgs, { stdio: "ignore" });
     execFileSync("mount", [...(opts.mountOptions ? ["-o", opts.mountOptions] : []), dev, mnt]);
   } catch (e) {
@@ -47,10 +53,23 @@ export function makeLoopFs(dir: string, opts: { sizeMiB?: number; fs?: "ext4" | 
 
 /** A small tmpfs at <dir>/<name> (for full-filesystem tests); unmounted at teardown. */
 /** mode: of the tmpfs root (default 1777, which a root agent refuses as its state dir). */
-export function makeTmpfs(dir: string, name: string, size: string, teardown: (fn: () => void) => void, mode?: string): string {
+export function makeTmpfs(
+  dir: string,
+  name: string,
+  size: string,
+  teardown: (fn: () => void) => void,
+  mode?: string,
+): string {
   const mnt = join(dir, name);
   mkdirSync(mnt, { recursive: true });
-  execFileSync("mount", ["-t", "tmpfs", "-o", `size=${size}${mode ? `,mode=${mode}` : ""}`, "tmpfs", mnt]);
+  execFileSync("mount", [
+    "-t",
+    "tmpfs",
+    "-o",
+    `size=${size}${mode ? `,mode=${mode}` : ""}`,
+    "tmpfs",
+    mnt,
+  ]);
   teardown(() => spawnSync("umount", ["-l", mnt]));
   return mnt;
 }

@@ -14,8 +14,14 @@ export function metricNames(text: string): Set<string> {
   return new Set(text.match(/\b(?:stemedb_agent|process|nodejs)_[a-z0-9_]+\b/g) ?? []);
 }
 
-interface Panel { readonly targets?: ReadonlyArray<{ readonly expr?: string }>; readonly panels?: readonly Panel[] }
-interface Dashboard { readonly panels: readonly Panel[]; readonly templating: { readonly list: ReadonlyArray<{ readonly definition?: string }> } }
+interface Panel {
+  readonly targets?: ReadonlyArray<{ readonly expr?: string }>;
+  readonly panels?: readonly Panel[];
+}
+interface Dashboard {
+  readonly panels: readonly Panel[];
+  readonly templating: { readonly list: ReadonlyArray<{ readonly definition?: string }> };
+}
 
 /** Every PromQL expression of the dashboard: panel targets and template variable queries. */
 export function dashboardExprs(file = DASHBOARD_FILE): string[] {
@@ -78,7 +84,8 @@ export function scrapeMetricNames(exposition: string): Set<string> {
     const type = /^# TYPE (\S+) (\S+)/.exec(line);
     if (type?.[1]) {
       names.add(type[1]);
-      if (type[2] === "histogram" || type[2] === "summary") for (const s of ["_bucket", "_sum", "_count"]) names.add(type[1] + s);
+      if (type[2] === "histogram" || type[2] === "summary")
+        for (const s of ["_bucket", "_sum", "_count"]) names.add(type[1] + s);
       continue;
     }
     const sample = /^([a-zA-Z_:][\w:]*)[{ ]/.exec(line);

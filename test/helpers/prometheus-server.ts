@@ -24,7 +24,10 @@ export interface PrometheusServer {
   readonly proc: ChildProcess;
   readonly output: string[];
   /** GET /api/v1/<path> with query parameters; throws on a non-JSON answer. */
-  api<T = unknown>(path: string, params?: Record<string, string>): Promise<{ status: string; data: T; error?: string; errorType?: string }>;
+  api<T = unknown>(
+    path: string,
+    params?: Record<string, string>,
+  ): Promise<{ status: string; data: T; error?: string; errorType?: string }>;
   /** An instant query's vector result. */
   query(expr: string): Promise<Array<{ metric: Record<string, string>; value: [number, string] }>>;
   stop(): Promise<void>;
@@ -41,7 +44,10 @@ export interface PrometheusOptions {
   readonly remoteWriteUrl?: string;
 }
 
-export async function startPrometheus(dir: string, opts: PrometheusOptions): Promise<PrometheusServer> {
+export async function startPrometheus(
+  dir: string,
+  opts: PrometheusOptions,
+): Promise<PrometheusServer> {
   const interval = opts.scrapeInterval ?? "1s";
   const cfg = join(dir, "prometheus.yml");
   writeFileSync(
@@ -50,8 +56,12 @@ export async function startPrometheus(dir: string, opts: PrometheusOptions): Pro
       "global:",
       `  scrape_interval: ${interval}`,
       `  evaluation_interval: ${interval}`,
-      ...(opts.ruleFiles?.length ? ["rule_files:", ...opts.ruleFiles.map((f) => `  - ${JSON.stringify(f)}`)] : []),
-      ...(opts.remoteWriteUrl ? ["remote_write:", `  - url: ${JSON.stringify(opts.remoteWriteUrl)}`] : []),
+      ...(opts.ruleFiles?.length
+        ? ["rule_files:", ...opts.ruleFiles.map((f) => `  - ${JSON.stringify(f)}`)]
+        : []),
+      ...(opts.remoteWriteUrl
+        ? ["remote_write:", `  - url: ${JSON.stringify(opts.remoteWriteUrl)}`]
+        : []),
       "scrape_configs:",
       `  - job_name: ${JSON.stringify(opts.job ?? "stemedb-agent")}`,
       "    static_configs:",
@@ -66,7 +76,13 @@ export async function startPrometheus(dir: string, opts: PrometheusOptions): Pro
     const port = await freePort();
     const proc = spawn(
       PROMETHEUS_BIN,
-      [`--config.file=${cfg}`, `--storage.tsdb.path=${join(dir, "tsdb")}`, `--web.listen-address=127.0.0.1:${port}`, "--storage.tsdb.retention.time=1h", "--log.level=warn"],
+      [
+        `--config.file=${cfg}`,
+        `--storage.tsdb.path=${join(dir, "tsdb")}`,
+        `--web.listen-address=127.0.0.1:${port}`,
+        "--storage.tsdb.retention.time=1h",
+        "--log.level=warn",
+      ],
       { stdio: ["ignore", "pipe", "pipe"] },
     );
     proc.stdout.on("data", (b: Buffer) => output.push(b.toString("utf8")));
@@ -100,8 +116,12 @@ export async function startPrometheus(dir: string, opts: PrometheusOptions): Pro
       output,
       api,
       async query(expr) {
-        const r = await api<{ resultType: string; result: Array<{ metric: Record<string, string>; value: [number, string] }> }>("query", { query: expr });
-        if (r.status !== "success") throw new Error(`query ${expr}: ${r.errorType ?? ""} ${r.error ?? ""}`);
+        const r = await api<{
+          resultType: string;
+          result: Array<{ metric: Record<string, string>; value: [number, string] }>;
+        }>("query", { query: expr });
+        if (r.status !== "success")
+          throw new Error(`query ${expr}: ${r.errorType ?? ""} ${r.error ?? ""}`);
         return r.data.result;
       },
       async stop() {
@@ -116,7 +136,12 @@ export async function startPrometheus(dir: string, opts: PrometheusOptions): Pro
 }
 
 /** Polls `fn` until it returns a value that is not undefined, or throws after `timeoutMs` with `what`. */
-export async function until<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 60_000, everyMs = 500): Promise<T> {
+export async function until<T>(
+  what: string,
+  fn: () => Promise<T | undefined>,
+  timeoutMs = 60_000,
+  everyMs = 500,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown;
   while (Date.now() < deadline) {
@@ -128,5 +153,7 @@ export async function until<T>(what: string, fn: () => Promise<T | undefined>, t
     }
     await sleep(everyMs);
   }
-  throw new Error(`${what}: not seen within ${timeoutMs} ms${last instanceof Error ? ` (last error: ${last.message})` : ""}`);
+  throw new Error(
+    `${what}: not seen within ${timeoutMs} ms${last instanceof Error ? ` (last error: ${last.message})` : ""}`,
+  );
 }

@@ -2,7 +2,15 @@
 // held for as long as any test process needs them and restored by the last one. ava runs files
 // in parallel processes: a save/restore per file would let one file put "ratelimit" back under
 // another that is still writing, or save the other's "on" as the original and leave it behind.
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import {
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
 import { join } from "node:path";
 
 const ROOT = "/run/stemedb-agent-tests";
@@ -29,7 +37,8 @@ function locked<T>(dir: string, fn: () => T): T {
       break;
     } catch {
       try {
-        if (Date.now() - statSync(lock).mtimeMs > 10_000) rmSync(lock, { recursive: true, force: true });
+        if (Date.now() - statSync(lock).mtimeMs > 10_000)
+          rmSync(lock, { recursive: true, force: true });
       } catch {
         // released meanwhile
       }
@@ -64,7 +73,8 @@ export function holdSysctl(path: string, value: string): () => void {
   const original = join(dir, "original");
   const mine = join(dir, `holder.${process.pid}`);
   locked(dir, () => {
-    if (holders(dir).length === 0 || !existsSync(original)) writeFileSync(original, readFileSync(path, "utf8").trim());
+    if (holders(dir).length === 0 || !existsSync(original))
+      writeFileSync(original, readFileSync(path, "utf8").trim());
     writeFileSync(mine, "");
     writeFileSync(path, `${value}\n`);
   });
@@ -104,7 +114,8 @@ export async function exclusive(name: string, waitMs = 180_000): Promise<() => v
         // being created or removed
       }
       if (owner > 0 && !alive(owner)) rmSync(dir, { recursive: true, force: true });
-      if (Date.now() > end) throw new Error(`${name} still held by pid ${owner} after ${waitMs} ms`);
+      if (Date.now() > end)
+        throw new Error(`${name} still held by pid ${owner} after ${waitMs} ms`);
       await new Promise((r) => setTimeout(r, 200));
     }
   }
