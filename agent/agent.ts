@@ -8,20 +8,20 @@ import {
   collectorFingerprints,
   collectorSpecs,
 } from "../collectors/index.js";
-import type { LoadedConfig } from "./config/load.js";
-import type { Config } from "./config/schema.js";
+import type { LoadedConfig } from "../core/config/load.js";
+import type { Config } from "../core/config/schema.js";
 import { BadRequest, ControlServer, type RouteHandler } from "./control/server.js";
-import { errorMessage } from "./errors.js";
-import { HistoryStore } from "./history/store.js";
-import type { Logger } from "./log.js";
-import { CoreMetrics } from "./metrics/registry.js";
-import { SelfMetrics } from "./metrics/self.js";
-import { type Health, MetricsServer } from "./metrics/server.js";
-import { type CollectorStatus, Scheduler } from "./scheduler.js";
+import { errorMessage } from "../core/errors.js";
+import { HistoryStore } from "../core/history/store.js";
+import type { Logger } from "../core/log.js";
+import { CoreMetrics } from "../core/metrics/registry.js";
+import { SelfMetrics } from "../core/metrics/self.js";
+import { type Health, MetricsServer } from "./metrics-server.js";
+import { type CollectorStatus, Scheduler } from "../core/scheduler.js";
 import { type Area, type AreaVerdict, buildAreas, worst } from "./status/areas.js";
 import { diagnose } from "./status/diagnose.js";
 import { eventsQuery, historyQuery, sinceMs, topIoQuery } from "./status/queries.js";
-import { VERSION } from "./version.js";
+import { VERSION } from "../core/version.js";
 import {
   NAME as WAL_COMPRESS,
   WalCompressRemediator,
@@ -32,7 +32,7 @@ import {
   BackupPauseRemediator,
   NAME as BACKUP_PAUSE,
 } from "../remediators/backup_pause/remediator.js";
-import { parseDuration } from "./config/units.js";
+import { parseDuration } from "../core/config/units.js";
 
 const TICK_MS = 1000;
 /** /healthz fails when the core loop has not ticked for this long. */

@@ -2,16 +2,16 @@
 // stemedb-agent [--config FILE] [--once] [--print-config] [--log-pretty]
 import { parseArgs } from "node:util";
 import { Agent } from "./agent.js";
-import { loadConfig, type LoadResult, printConfig } from "./config/load.js";
-import { configFileProblem, prepareStateDir, runningAsRoot } from "./config/trust.js";
-import { DEFAULT_CONFIG_FILE } from "./config/schema.js";
-import { errorMessage } from "./errors.js";
-import { createLogger, type Logger } from "./log.js";
+import { loadConfig, type LoadResult, printConfig } from "../core/config/load.js";
+import { configFileProblem, prepareStateDir, runningAsRoot } from "../core/config/trust.js";
+import { DEFAULT_CONFIG_FILE } from "../core/config/schema.js";
+import { errorMessage } from "../core/errors.js";
+import { createLogger, type Logger } from "../core/log.js";
 import { runOnce } from "./once.js";
 import { resumePaused } from "../remediators/backup_pause/remediator.js";
 import { SystemdNotifier } from "./systemd/notify.js";
 import { attachSystemd, reloadWithNotify } from "./systemd/wire.js";
-import { VERSION } from "./version.js";
+import { VERSION } from "../core/version.js";
 
 const USAGE = `usage: stemedb-agent [--config FILE] [--once] [--print-config] [--resume-paused] [--log-pretty]
 

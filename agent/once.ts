@@ -2,9 +2,9 @@
 // Touches neither history nor any port.
 import { Registry } from "prom-client";
 import { buildCollectors } from "../collectors/index.js";
-import type { LoadedConfig } from "./config/load.js";
-import { errorMessage, TimeoutError } from "./errors.js";
-import type { Logger } from "./log.js";
+import type { LoadedConfig } from "../core/config/load.js";
+import { errorMessage, TimeoutError } from "../core/errors.js";
+import type { Logger } from "../core/log.js";
 
 export interface OnceResult {
   readonly report: Record<

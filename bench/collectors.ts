@@ -11,7 +11,7 @@ import { Registry } from "prom-client";
 import { DiskstatsCollector } from "../collectors/diskstats/collector.js";
 import { FsyncProbeCollector } from "../collectors/fsync_probe/collector.js";
 import { ProcioCollector } from "../collectors/procio/collector.js";
-import type { Collector } from "../collectors/types.js";
+import type { Collector } from "../core/collector.js";
 
 const log = pino({ level: "silent" });
 const scale = Number(process.argv[2] ?? 1);

@@ -10,8 +10,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { gunzipSync } from "node:zlib";
 import Database from "better-sqlite3";
-import { loadConfig } from "../agent/config/load.js";
-import { migrate } from "../agent/history/migrations.js";
+import { loadConfig } from "../core/config/load.js";
+import { migrate } from "../core/history/migrations.js";
 import {
   metricValue,
   percentile,

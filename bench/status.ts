@@ -15,7 +15,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import Database from "better-sqlite3";
-import { migrate } from "../agent/history/migrations.js";
+import { migrate } from "../core/history/migrations.js";
 import { agentNodeArgs, controlGet, unitEnvironment } from "./lib.js";
 
 const days = Number(process.argv[2] ?? 30);

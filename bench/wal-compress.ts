@@ -8,7 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { monitorEventLoopDelay } from "node:perf_hooks";
 import { Worker } from "node:worker_threads";
-import { resolveDir } from "../agent/safefs.js";
+import { resolveDir } from "../core/safefs.js";
 import type { CompressJob } from "../remediators/wal_compress/worker.js";
 
 const files = Number(process.argv[2] ?? 12);

@@ -1,10 +1,10 @@
 // Which collectors exist, and how each is built from the configuration.
 import type { Registry } from "prom-client";
-import type { Config } from "../agent/config/schema.js";
-import type { HistoryStore } from "../agent/history/store.js";
-import type { Logger } from "../agent/log.js";
-import type { ScheduleSpec } from "../agent/scheduler.js";
-import { ms } from "../agent/config/units.js";
+import type { Config } from "../core/config/schema.js";
+import type { HistoryStore } from "../core/history/store.js";
+import type { Logger } from "../core/log.js";
+import type { ScheduleSpec } from "../core/scheduler.js";
+import { ms } from "../core/config/units.js";
 import { DiskstatsCollector } from "./diskstats/collector.js";
 import { FsyncProbeCollector } from "./fsync_probe/collector.js";
 import { KmsgCollector } from "./kmsg/collector.js";
@@ -12,7 +12,7 @@ import { MountsCollector } from "./mounts/collector.js";
 import { WalCollector } from "./wal/collector.js";
 import { ProcioCollector } from "./procio/collector.js";
 import { SmartCollector } from "./smart/collector.js";
-import type { Collector } from "./types.js";
+import type { Collector } from "../core/collector.js";
 import { shouldIsolate } from "./smart/isolate.js";
 
 export interface CollectorDeps {

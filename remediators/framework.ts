@@ -3,10 +3,10 @@
 // and a circuit breaker that stops the remediator after repeated failures until an operator
 // resets it (agentctl remediations reset-breaker NAME).
 import type { Counter, Gauge, Registry } from "prom-client";
-import type { HistoryStore } from "../agent/history/store.js";
-import type { Logger } from "../agent/log.js";
-import { counter, gauge } from "../agent/metrics/define.js";
-import { NS } from "../agent/metrics/registry.js";
+import type { HistoryStore } from "../core/history/store.js";
+import type { Logger } from "../core/log.js";
+import { counter, gauge } from "../core/metrics/define.js";
+import { NS } from "../core/metrics/registry.js";
 
 export type Mode = "off" | "dry-run" | "on";
 

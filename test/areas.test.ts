@@ -1,7 +1,7 @@
 import test from "ava";
-import { loadConfig } from "../agent/config/load.js";
-import { HistoryStore } from "../agent/history/store.js";
-import { CoreMetrics } from "../agent/metrics/registry.js";
+import { loadConfig } from "../core/config/load.js";
+import { HistoryStore } from "../core/history/store.js";
+import { CoreMetrics } from "../core/metrics/registry.js";
 import { buildAreas, type Latest } from "../agent/status/areas.js";
 import { diagnose } from "../agent/status/diagnose.js";
 import { tempDir } from "./helpers/agent-process.js";

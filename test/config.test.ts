@@ -2,7 +2,7 @@ import { existsSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import test from "ava";
 import { parse } from "smol-toml";
-import { loadConfig, printConfig } from "../agent/config/load.js";
+import { loadConfig, printConfig } from "../core/config/load.js";
 import { agentOnce, tempDir } from "./helpers/agent-process.js";
 
 const NO_DEFAULT = "/nonexistent/agent.toml";

@@ -9,8 +9,8 @@ import test from "ava";
 import Database from "better-sqlite3";
 import { agentctl, fetchText, startAgent, tempDir } from "./helpers/agent-process.js";
 import { diskstatsOnly, procTree, sample, scrape, until } from "./helpers/faults.js";
-import { HistoryStore } from "../agent/history/store.js";
-import { CoreMetrics } from "../agent/metrics/registry.js";
+import { HistoryStore } from "../core/history/store.js";
+import { CoreMetrics } from "../core/metrics/registry.js";
 import { defaultRetention, quietLog } from "./helpers/quiet.js";
 
 const LIB = [

@@ -8,7 +8,7 @@ import { agentctl, fetchText, QUIET_COLLECTORS, startAgent } from "./helpers/age
 import { sleep } from "./helpers/quiet.js";
 import { until } from "./helpers/faults.js";
 
-/** The servers' header timeout (agent/control/server.ts, agent/metrics/server.ts). */
+/** The servers' header timeout (agent/control/server.ts, agent/metrics-server.ts). */
 const HEADERS_TIMEOUT_MS = 5_000;
 /** Generous slack on a loaded 2-core machine; a close that takes the old 30 s check interval still fails. */
 const CLOSE_BOUND_MS = HEADERS_TIMEOUT_MS + 10_000;

@@ -11,8 +11,8 @@ import {
   type ProbeOutcome,
 } from "../collectors/fsync_probe/collector.js";
 import { PROBE_FILE } from "../collectors/fsync_probe/protocol.js";
-import { HistoryStore } from "../agent/history/store.js";
-import { CoreMetrics } from "../agent/metrics/registry.js";
+import { HistoryStore } from "../core/history/store.js";
+import { CoreMetrics } from "../core/metrics/registry.js";
 import { hasCommand, isRoot, tempDir } from "./helpers/agent-process.js";
 import { makeLoopFs, makeTmpfs } from "./helpers/loop.js";
 import { defaultRetention, quietLog, sampler, sleep } from "./helpers/quiet.js";

@@ -6,8 +6,8 @@ import { join } from "node:path";
 import test from "ava";
 import fc from "fast-check";
 import { stringify } from "smol-toml";
-import { loadConfig, printConfig } from "../agent/config/load.js";
-import { formatDuration, formatSize, parseDuration, parseSize } from "../agent/config/units.js";
+import { loadConfig, printConfig } from "../core/config/load.js";
+import { formatDuration, formatSize, parseDuration, parseSize } from "../core/config/units.js";
 import { tempDir } from "./helpers/agent-process.js";
 
 const RUNS = 4000;

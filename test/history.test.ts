@@ -14,10 +14,10 @@ import { join } from "node:path";
 import test from "ava";
 import { makeTmpfs } from "./helpers/loop.js";
 import Database from "better-sqlite3";
-import { ms } from "../agent/config/units.js";
-import { MIGRATIONS, migrate, SCHEMA_VERSION } from "../agent/history/migrations.js";
-import { HistoryStore, type Retention } from "../agent/history/store.js";
-import { CoreMetrics } from "../agent/metrics/registry.js";
+import { ms } from "../core/config/units.js";
+import { MIGRATIONS, migrate, SCHEMA_VERSION } from "../core/history/migrations.js";
+import { HistoryStore, type Retention } from "../core/history/store.js";
+import { CoreMetrics } from "../core/metrics/registry.js";
 import { isRoot, tempDir } from "./helpers/agent-process.js";
 import { defaultRetention, quietLog } from "./helpers/quiet.js";
 

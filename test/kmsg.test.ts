@@ -14,9 +14,9 @@ import {
 import { join } from "node:path";
 import test from "ava";
 import { Registry } from "prom-client";
-import { loadConfig } from "../agent/config/load.js";
-import { HistoryStore } from "../agent/history/store.js";
-import { CoreMetrics } from "../agent/metrics/registry.js";
+import { loadConfig } from "../core/config/load.js";
+import { HistoryStore } from "../core/history/store.js";
+import { CoreMetrics } from "../core/metrics/registry.js";
 import { buildAreas } from "../agent/status/areas.js";
 import { diagnose } from "../agent/status/diagnose.js";
 import { classify } from "../collectors/kmsg/classify.js";

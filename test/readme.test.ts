@@ -2,7 +2,7 @@
 import { readFileSync } from "node:fs";
 import test from "ava";
 import { parse } from "smol-toml";
-import { loadConfig, printConfig } from "../agent/config/load.js";
+import { loadConfig, printConfig } from "../core/config/load.js";
 
 const README = readFileSync(new URL("../../README.md", import.meta.url), "utf8");
 

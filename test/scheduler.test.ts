@@ -1,11 +1,11 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import test from "ava";
-import type { Collector } from "../collectors/types.js";
-import { ms } from "../agent/config/units.js";
-import { run } from "../agent/exec.js";
-import { CoreMetrics } from "../agent/metrics/registry.js";
-import { phases, Scheduler } from "../agent/scheduler.js";
+import type { Collector } from "../core/collector.js";
+import { ms } from "../core/config/units.js";
+import { run } from "../core/exec.js";
+import { CoreMetrics } from "../core/metrics/registry.js";
+import { phases, Scheduler } from "../core/scheduler.js";
 import { tempDir } from "./helpers/agent-process.js";
 import { alive, quietLog, sleep } from "./helpers/quiet.js";
 

@@ -7,8 +7,8 @@
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import test from "ava";
-import { HistoryStore } from "../agent/history/store.js";
-import { CoreMetrics } from "../agent/metrics/registry.js";
+import { HistoryStore } from "../core/history/store.js";
+import { CoreMetrics } from "../core/metrics/registry.js";
 import { fetchText, startAgent, tempDir } from "./helpers/agent-process.js";
 import { fakeSmartctl, SMART_FIXTURES } from "./helpers/fake-smartctl.js";
 import { defaultRetention, quietLog, sleep } from "./helpers/quiet.js";

@@ -1,5 +1,5 @@
 import test from "ava";
-import { formatDuration, formatSize, parseDuration, parseSize } from "../agent/config/units.js";
+import { formatDuration, formatSize, parseDuration, parseSize } from "../core/config/units.js";
 
 test("durations parse in every unit and compound forms", (t) => {
   const cases: Array<[string, number]> = [

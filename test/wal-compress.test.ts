@@ -25,7 +25,7 @@ import {
 } from "../remediators/wal_compress/steps.js";
 import { planCompression } from "../remediators/wal_compress/plan.js";
 import { openSegments } from "../remediators/wal_compress/holders.js";
-import { withDir } from "../agent/safefs.js";
+import { withDir } from "../core/safefs.js";
 import { analyse } from "../collectors/wal/inventory.js";
 import { listSegments } from "../collectors/wal/list.js";
 import {

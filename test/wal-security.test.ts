@@ -23,7 +23,7 @@ import {
 import { join } from "node:path";
 import { gunzipSync, gzipSync } from "node:zlib";
 import test, { type ExecutionContext } from "ava";
-import { withDir } from "../agent/safefs.js";
+import { withDir } from "../core/safefs.js";
 import { compressSegment } from "../remediators/wal_compress/steps.js";
 import {
   agentctl,

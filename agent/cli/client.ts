@@ -2,7 +2,7 @@
 import { request } from "node:http";
 import { connect } from "node:net";
 import { dirname, join } from "node:path";
-import { controlPaths } from "../config/paths.js";
+import { controlPaths } from "../../core/config/paths.js";
 
 export class Unreachable extends Error {
   constructor(

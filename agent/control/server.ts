@@ -2,8 +2,8 @@
 // Read-only routes today; actions (root only) arrive with the remediators.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import { unlinkSync } from "node:fs";
-import { errorMessage } from "../errors.js";
-import type { Logger } from "../log.js";
+import { errorMessage } from "../../core/errors.js";
+import type { Logger } from "../../core/log.js";
 import { listenUnix, SocketInUse } from "./socket.js";
 
 export type RouteHandler = (url: URL) => unknown;

@@ -4,7 +4,7 @@ import { chmodSync, chownSync, lstatSync, mkdirSync, readFileSync, unlinkSync } 
 import { connect } from "node:net";
 import { dirname } from "node:path";
 import type { Server } from "node:http";
-import { errorCode } from "../errors.js";
+import { errorCode } from "../../core/errors.js";
 
 /** sockaddr_un.sun_path is 108 bytes including the terminating NUL. */
 export const MAX_SOCKET_PATH = 107;

@@ -6,9 +6,9 @@ import type { MountsObservation } from "../../collectors/mounts/collector.js";
 import type { ProcioObservation } from "../../collectors/procio/collector.js";
 import type { SmartObservation } from "../../collectors/smart/collector.js";
 import type { WalObservation } from "../../collectors/wal/collector.js";
-import type { Config } from "../config/schema.js";
-import type { HistoryStore } from "../history/store.js";
-import { percentileSorted } from "../history/percentile.js";
+import type { Config } from "../../core/config/schema.js";
+import type { HistoryStore } from "../../core/history/store.js";
+import { percentileSorted } from "../../core/history/percentile.js";
 
 export type AreaVerdict = "ok" | "warn" | "crit" | "unknown";
 export type AreaName =

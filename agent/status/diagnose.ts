@@ -6,8 +6,8 @@ import type { MountsObservation } from "../../collectors/mounts/collector.js";
 import type { ProcioObservation } from "../../collectors/procio/collector.js";
 import type { SmartObservation } from "../../collectors/smart/collector.js";
 import type { WalObservation } from "../../collectors/wal/collector.js";
-import type { Config } from "../config/schema.js";
-import type { HistoryStore } from "../history/store.js";
+import type { Config } from "../../core/config/schema.js";
+import type { HistoryStore } from "../../core/history/store.js";
 import {
   type AreaVerdict,
   dur,

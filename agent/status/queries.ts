@@ -1,8 +1,8 @@
 // Read-only history queries behind agentctl history, events and top-io.
-import type { Config } from "../config/schema.js";
-import { parseDuration } from "../config/units.js";
+import type { Config } from "../../core/config/schema.js";
+import { parseDuration } from "../../core/config/units.js";
 import { BadRequest } from "../control/server.js";
-import type { HistoryStore } from "../history/store.js";
+import type { HistoryStore } from "../../core/history/store.js";
 
 export interface Bucket {
   readonly ts: number;

@@ -1,8 +1,8 @@
 // Connects the running agent to systemd: READY=1 once started, WATCHDOG=1 and a refreshed STATUS=
 // line from the core loop's tick, RELOADING=1/READY=1 around a SIGHUP reload, STOPPING=1.
 import type { Agent } from "../agent.js";
-import { errorMessage } from "../errors.js";
-import type { Logger } from "../log.js";
+import { errorMessage } from "../../core/errors.js";
+import type { Logger } from "../../core/log.js";
 import type { SystemdNotifier } from "./notify.js";
 
 /** STATUS= is refreshed this often. */

@@ -6,14 +6,14 @@
 import { readFile } from "node:fs/promises";
 import { Worker } from "node:worker_threads";
 import type { Counter, Gauge, Histogram, Registry } from "prom-client";
-import type { HistoryStore } from "../../agent/history/store.js";
-import type { Logger } from "../../agent/log.js";
-import { counter, gauge, histogram } from "../../agent/metrics/define.js";
-import { NS } from "../../agent/metrics/registry.js";
+import type { HistoryStore } from "../../core/history/store.js";
+import type { Logger } from "../../core/log.js";
+import { counter, gauge, histogram } from "../../core/metrics/define.js";
+import { NS } from "../../core/metrics/registry.js";
 import { AWAIT_BUCKETS } from "../diskstats/collector.js";
 import { mountFor, parseMountinfo } from "../mounts/mountinfo.js";
 import { nearestExisting } from "../mounts/paths.js";
-import type { CollectContext, Collector } from "../types.js";
+import type { CollectContext, Collector } from "../../core/collector.js";
 import type { ProbeReply } from "./protocol.js";
 
 export type ProbeOutcome =

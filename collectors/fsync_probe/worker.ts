@@ -5,7 +5,7 @@
 import { closeSync, fdatasyncSync, fstatSync, fsyncSync, writeSync } from "node:fs";
 import { performance } from "node:perf_hooks";
 import { parentPort, workerData } from "node:worker_threads";
-import { DirHandle, type ResolvedDir, resolveDir, sameResolution } from "../../agent/safefs.js";
+import { DirHandle, type ResolvedDir, resolveDir, sameResolution } from "../../core/safefs.js";
 import {
   PROBE_FILE,
   PROBE_FILE_SIZE as FILE_SIZE,

@@ -11,11 +11,11 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { closeSync, constants, openSync, readFileSync, readSync } from "node:fs";
 import type { Counter, Gauge, Registry } from "prom-client";
-import type { HistoryStore } from "../../agent/history/store.js";
-import type { Logger } from "../../agent/log.js";
-import { counter, gauge } from "../../agent/metrics/define.js";
-import { NS } from "../../agent/metrics/registry.js";
-import type { CollectContext, Collector } from "../types.js";
+import type { HistoryStore } from "../../core/history/store.js";
+import type { Logger } from "../../core/log.js";
+import { counter, gauge } from "../../core/metrics/define.js";
+import { NS } from "../../core/metrics/registry.js";
+import type { CollectContext, Collector } from "../../core/collector.js";
 import { type Classified, classify } from "./classify.js";
 import { describeClasses, type Incident, IncidentGrouper } from "./incidents.js";
 import { FACILITIES, type KmsgRecord, parseRecord } from "./record.js";

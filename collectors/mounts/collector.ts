@@ -4,11 +4,11 @@
 // an event, and so is each finding appearing or clearing.
 import { open, readFile, readlink, statfs } from "node:fs/promises";
 import type { Gauge, Registry } from "prom-client";
-import type { HistoryStore } from "../../agent/history/store.js";
-import type { Logger } from "../../agent/log.js";
-import { gauge } from "../../agent/metrics/define.js";
-import { NS } from "../../agent/metrics/registry.js";
-import type { CollectContext, Collector } from "../types.js";
+import type { HistoryStore } from "../../core/history/store.js";
+import type { Logger } from "../../core/log.js";
+import { gauge } from "../../core/metrics/define.js";
+import { NS } from "../../core/metrics/registry.js";
+import type { CollectContext, Collector } from "../../core/collector.js";
 import { estimateFill, type UsedSample } from "./fill.js";
 import { mountFor, type MountInfo, parseMountinfo } from "./mountinfo.js";
 import { nearestExisting } from "./paths.js";

@@ -6,12 +6,12 @@ import { readdirSync, readFileSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { performance } from "node:perf_hooks";
 import type { Counter, Gauge, Registry } from "prom-client";
-import type { HistoryStore, TopIoRow } from "../../agent/history/store.js";
-import type { Logger } from "../../agent/log.js";
-import { counter, gauge } from "../../agent/metrics/define.js";
-import { NS } from "../../agent/metrics/registry.js";
+import type { HistoryStore, TopIoRow } from "../../core/history/store.js";
+import type { Logger } from "../../core/log.js";
+import { counter, gauge } from "../../core/metrics/define.js";
+import { NS } from "../../core/metrics/registry.js";
 import { parseMountinfo } from "../mounts/mountinfo.js";
-import type { CollectContext, Collector } from "../types.js";
+import type { CollectContext, Collector } from "../../core/collector.js";
 import { type IoStatEntry, parseCgroupUnit, parseIoStat, parseProcIo } from "./parse.js";
 
 /** Processes read per slice before yielding to the event loop (keeps loop lag low on busy hosts). */

@@ -5,13 +5,13 @@
 // up (a device whose smartctl will not die is not polled again until it does).
 import { readdirSync } from "node:fs";
 import type { Gauge, Registry } from "prom-client";
-import { ExecError, run } from "../../agent/exec.js";
-import { errorMessage } from "../../agent/errors.js";
-import type { HistoryStore } from "../../agent/history/store.js";
-import type { Logger } from "../../agent/log.js";
-import { gauge } from "../../agent/metrics/define.js";
-import { NS } from "../../agent/metrics/registry.js";
-import type { CollectContext, Collector } from "../types.js";
+import { ExecError, run } from "../../core/exec.js";
+import { errorMessage } from "../../core/errors.js";
+import type { HistoryStore } from "../../core/history/store.js";
+import type { Logger } from "../../core/log.js";
+import { gauge } from "../../core/metrics/define.js";
+import { NS } from "../../core/metrics/registry.js";
+import type { CollectContext, Collector } from "../../core/collector.js";
 import { isolatedCommand } from "./isolate.js";
 import { classify, COLLECT_STATES, type CollectState } from "./classify.js";
 import { decodeExitStatus, parseScan, parseSmart, type SmartReport } from "./parse.js";

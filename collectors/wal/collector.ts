@@ -17,14 +17,14 @@ import { statfs } from "node:fs/promises";
 import { join } from "node:path";
 import { createGunzip } from "node:zlib";
 import type { Counter, Gauge, Registry } from "prom-client";
-import type { HistoryStore } from "../../agent/history/store.js";
-import type { Logger } from "../../agent/log.js";
-import { counter, gauge } from "../../agent/metrics/define.js";
-import { NS } from "../../agent/metrics/registry.js";
-import { withDir } from "../../agent/safefs.js";
+import type { HistoryStore } from "../../core/history/store.js";
+import type { Logger } from "../../core/log.js";
+import { counter, gauge } from "../../core/metrics/define.js";
+import { NS } from "../../core/metrics/registry.js";
+import { withDir } from "../../core/safefs.js";
 import { estimateFill } from "../mounts/fill.js";
 import { mountFor, parseMountinfo } from "../mounts/mountinfo.js";
-import type { CollectContext, Collector } from "../types.js";
+import type { CollectContext, Collector } from "../../core/collector.js";
 import { type DbWalMetrics, parseDbMetrics } from "./dbmetrics.js";
 import {
   analyse,

@@ -1,7 +1,7 @@
 // The backup pause policy, pure: when WAL fsync has been slow long enough to pause a unit, how
 // to pause it, when a pause has done its job or failed to, and how much pause time a unit has
 // left. No I/O here; the remediator feeds it facts and carries out what it says.
-import { percentileSorted } from "../../agent/history/percentile.js";
+import { percentileSorted } from "../../core/history/percentile.js";
 import type { PauseMethod, UnitKind } from "./systemd.js";
 
 export const DAY_MS = 86_400_000;

@@ -6,11 +6,11 @@
 // did not help, or at its end.
 import { readFileSync } from "node:fs";
 import type { Counter, Gauge, Registry } from "prom-client";
-import type { Config } from "../../agent/config/schema.js";
-import { HistoryStore } from "../../agent/history/store.js";
-import type { Logger } from "../../agent/log.js";
-import { counter, gauge } from "../../agent/metrics/define.js";
-import { CoreMetrics, NS } from "../../agent/metrics/registry.js";
+import type { Config } from "../../core/config/schema.js";
+import { HistoryStore } from "../../core/history/store.js";
+import type { Logger } from "../../core/log.js";
+import { counter, gauge } from "../../core/metrics/define.js";
+import { CoreMetrics, NS } from "../../core/metrics/registry.js";
 import type { DiskstatsObservation } from "../../collectors/diskstats/collector.js";
 import type { FsyncProbeObservation } from "../../collectors/fsync_probe/collector.js";
 import type { ProcioObservation } from "../../collectors/procio/collector.js";
@@ -35,7 +35,7 @@ import {
   Streak,
   type UnitFacts,
 } from "./policy.js";
-import { unitNameProblem } from "../../agent/config/unit-name.js";
+import { unitNameProblem } from "../../core/config/unit-name.js";
 import {
   deadmanName,
   type PauseMethod,

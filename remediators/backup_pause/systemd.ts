@@ -2,7 +2,7 @@
 // them into a container). Every call has a timeout: a wedged systemd must not wedge the agent.
 // Facts behind the choices (systemd 252): freeze/thaw need cgroup v2 (v1 says "does not support
 // freezing", hence the SIGSTOP fallback); uid 0 on PID 1's private socket needs no polkit.
-import { run } from "../../agent/exec.js";
+import { run } from "../../core/exec.js";
 
 export type UnitKind = "service" | "timer";
 

@@ -1,7 +1,7 @@
 // Who holds WAL segments open, from /proc/<pid>/fd (needs CAP_SYS_PTRACE and
 // CAP_DAC_READ_SEARCH for other users' processes: the unit keeps both for this).
 import { readdirSync, readFileSync, readlinkSync, statSync } from "node:fs";
-import { type Identity, sameFile } from "../../agent/safefs.js";
+import { type Identity, sameFile } from "../../core/safefs.js";
 
 function pids(procPath: string): string[] {
   try {

@@ -10,9 +10,9 @@ import type { FsyncProbeObservation } from "../../collectors/fsync_probe/collect
 import { analyse, patternRegex } from "../../collectors/wal/inventory.js";
 import type { WalObservation } from "../../collectors/wal/collector.js";
 import { listSegments } from "../../collectors/wal/list.js";
-import type { Config } from "../../agent/config/schema.js";
-import type { HistoryStore } from "../../agent/history/store.js";
-import type { Logger } from "../../agent/log.js";
+import type { Config } from "../../core/config/schema.js";
+import type { HistoryStore } from "../../core/history/store.js";
+import type { Logger } from "../../core/log.js";
 import type { Segment } from "../../collectors/wal/inventory.js";
 import {
   DirHandle,
@@ -20,7 +20,7 @@ import {
   resolveDir,
   stillResolves,
   withDir,
-} from "../../agent/safefs.js";
+} from "../../core/safefs.js";
 import {
   Breaker,
   DecisionLog,

@@ -8,7 +8,7 @@
 // X.gz.tmp is deleted (X is intact), and when X and X.gz both exist, X is unlinked only after
 // X.gz verifies against it; a .gz that does not verify is moved aside, never trusted.
 //
-// The directory belongs to the database's user (see agent/safefs.ts): every name is reached
+// The directory belongs to the database's user (see core/safefs.ts): every name is reached
 // through the directory's descriptor, X is read only if it is the regular, single-link file
 // that was listed, temporaries are created exclusively, and owner, mode and times are set
 // through descriptors. Right before X is unlinked it must still be the inode, size, mtime and
@@ -31,7 +31,7 @@ import {
 import { Readable, Transform, type TransformCallback, Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { createGunzip, createGzip } from "node:zlib";
-import { type DirHandle, type Identity, type Listed, sameFile } from "../../agent/safefs.js";
+import { type DirHandle, type Identity, type Listed, sameFile } from "../../core/safefs.js";
 import { holdersOf } from "./holders.js";
 
 export const TMP_SUFFIX = ".gz.tmp";

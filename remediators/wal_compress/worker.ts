@@ -2,7 +2,7 @@
 // process would outlive a SIGKILL and race the restarted agent's recovery).
 import { existsSync } from "node:fs";
 import { parentPort } from "node:worker_threads";
-import { DirHandle, type Listed, type ResolvedDir } from "../../agent/safefs.js";
+import { DirHandle, type Listed, type ResolvedDir } from "../../core/safefs.js";
 import { type CompressOptions, compressSegment, type Step } from "./steps.js";
 
 export interface CompressJob {

@@ -1,9 +1,9 @@
-import type { Collector } from "../../collectors/types.js";
-import type { Retention } from "../../agent/history/store.js";
-import { loadConfig } from "../../agent/config/load.js";
+import type { Collector } from "../../core/collector.js";
+import type { Retention } from "../../core/history/store.js";
+import { loadConfig } from "../../core/config/load.js";
 import { readFileSync } from "node:fs";
 import { pino } from "pino";
-import type { Logger } from "../../agent/log.js";
+import type { Logger } from "../../core/log.js";
 
 /** A real logger that writes nowhere (tests assert on behaviour and metrics, not log text). */
 export const quietLog: Logger = pino({ level: "silent" });

@@ -6,7 +6,7 @@
 //   never piles up a second run (the next due slots count as "overlap").
 // - A throw, a rejection or a hang only ever touches that collector's own state.
 import { performance } from "node:perf_hooks";
-import type { Collector } from "../collectors/types.js";
+import type { Collector } from "./collector.js";
 import type { Duration } from "./config/units.js";
 import { errorMessage, TimeoutError } from "./errors.js";
 import type { Logger } from "./log.js";

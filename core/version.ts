@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
 
-// dist/agent/version.js -> ../../package.json; read once at start.
+// dist/core/version.js -> ../../package.json; read once at start.
 export const VERSION: string = (() => {
   try {
     const pkg = JSON.parse(
