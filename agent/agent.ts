@@ -39,10 +39,10 @@ const TICK_MS = 1000;
 const STALE_TICK_MS = 5 * TICK_MS;
 const MAINTAIN_EVERY_MS = 60_000;
 
-export type Verdict = "healthy" | "degraded" | "critical";
+export type AgentVerdict = "healthy" | "degraded" | "critical";
 
 export interface AgentHealth {
-  readonly verdict: Verdict;
+  readonly verdict: AgentVerdict;
   readonly reasons: string[];
 }
 
@@ -359,8 +359,8 @@ export class Agent {
 
   private agentHealth(): AgentHealth {
     const reasons: string[] = [];
-    let verdict: Verdict = "healthy";
-    const worse = (v: Verdict, why: string) => {
+    let verdict: AgentVerdict = "healthy";
+    const worse = (v: AgentVerdict, why: string) => {
       reasons.push(why);
       if (v === "critical" || verdict === "healthy") verdict = v;
     };
@@ -480,7 +480,7 @@ export class Agent {
           try {
             return { undone: await this.walCompress.undo(target) };
           } catch (e) {
-            throw new BadRequest((e as Error).message);
+            throw new BadRequest(errorMessage(e));
           }
         },
       ],

@@ -102,12 +102,18 @@ const get = (bench: string, path: string): unknown =>
     );
 const num = (v: unknown, d = 1) =>
   typeof v === "number" && Number.isFinite(v) ? v.toFixed(d) : "n/a";
-type Verdict = "met" | "MISSED" | "n/a" | "";
-const verdict = (ok: boolean | null): Verdict => (ok === null ? "n/a" : ok ? "met" : "MISSED");
+type TargetVerdict = "met" | "MISSED" | "n/a" | "";
+const verdict = (ok: boolean | null): TargetVerdict =>
+  ok === null ? "n/a" : ok ? "met" : "MISSED";
 const isNum = (v: unknown): v is number => typeof v === "number" && Number.isFinite(v);
-const rows: Array<{ what: string; agent: string; ne: string; target: string; verdict: Verdict }> =
-  [];
-const row = (what: string, agent: string, ne: string, target = "", v: Verdict = "") =>
+const rows: Array<{
+  what: string;
+  agent: string;
+  ne: string;
+  target: string;
+  verdict: TargetVerdict;
+}> = [];
+const row = (what: string, agent: string, ne: string, target = "", v: TargetVerdict = "") =>
   rows.push({ what, agent, ne, target, verdict: v });
 
 const fp = "footprint";

@@ -37,6 +37,7 @@ import {
   slope,
   startAgent,
 } from "./lib.js";
+import { errorMessage } from "../core/errors.js";
 
 function arg(name: string, dflt: number): number {
   const i = process.argv.indexOf(`--${name}`);
@@ -77,7 +78,7 @@ const writer = setInterval(() => {
     }
     size += writeSync(fd, block);
   } catch (e) {
-    console.error(`soak: WAL writer: ${(e as Error).message}`);
+    console.error(`soak: WAL writer: ${errorMessage(e)}`);
   }
 }, 100);
 

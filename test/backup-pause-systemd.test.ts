@@ -16,6 +16,7 @@ import {
 } from "./helpers/container.js";
 import { tempDir } from "./helpers/agent-process.js";
 import { makeLoopFs, type LoopFs } from "./helpers/loop.js";
+import { errorMessage } from "../core/errors.js";
 
 const AGENT = `${REPO_ROOT}/dist/agent/main.js`;
 const AGENTCTL = `${REPO_ROOT}/dist/agentctl.cjs`;
@@ -110,7 +111,7 @@ test.before(async () => {
   } catch (e) {
     loop?.cleanup();
     rmDir();
-    why = `the container did not boot: ${(e as Error).message.slice(0, 300)}`;
+    why = `the container did not boot: ${errorMessage(e).slice(0, 300)}`;
   }
 });
 

@@ -11,6 +11,7 @@ import {
   containerUnavailable,
   REPO_ROOT,
 } from "./helpers/container.js";
+import { errorMessage } from "../core/errors.js";
 
 const WAL = "/var/lib/stemedb/wal";
 const SHIPPED = readFileSync(join(REPO_ROOT, "systemd/stemedb-agent.service"), "utf8");
@@ -31,7 +32,7 @@ test.before(async () => {
   try {
     c = await bootContainer({ name: `sdcaps${process.pid}` });
   } catch (e) {
-    skip = `container did not boot: ${(e as Error).message.slice(0, 300)}`;
+    skip = `container did not boot: ${errorMessage(e).slice(0, 300)}`;
     return;
   }
   c.writeFile(PROBE_IN, readFileSync(PROBE, "utf8"));

@@ -27,6 +27,7 @@ import {
   REPO_ROOT,
 } from "./helpers/container.js";
 import { holdSysctl } from "./helpers/sysctl.js";
+import { errorMessage } from "../core/errors.js";
 
 const UNIT = "stemedb-agent.service";
 let c: Container | undefined;
@@ -49,7 +50,7 @@ test.before(async () => {
   try {
     c = await bootContainer({ name: `sdagent${process.pid}`, bindRo });
   } catch (e) {
-    skip = `container did not boot: ${(e as Error).message.slice(0, 300)}`;
+    skip = `container did not boot: ${errorMessage(e).slice(0, 300)}`;
     return;
   }
   c.sh("umount /proc/sys/kernel/random/boot_id && systemctl restart systemd-journald");

@@ -29,6 +29,7 @@ import {
   renderStatus,
   renderTopIo,
 } from "./render.js";
+import { errorMessage } from "../../core/errors.js";
 
 export const EXIT = { ok: 0, warn: 1, crit: 2, unreachable: 3, usage: 64, refused: 77 } as const;
 
@@ -87,7 +88,7 @@ async function main(argv: string[]): Promise<number> {
       strict: true,
     });
   } catch (e) {
-    process.stderr.write(`agentctl: ${(e as Error).message}\n${USAGE}\n`);
+    process.stderr.write(`agentctl: ${errorMessage(e)}\n${USAGE}\n`);
     return EXIT.usage;
   }
   const { values: o, positionals } = parsed;
@@ -302,7 +303,7 @@ main(process.argv.slice(2)).then(
     process.exitCode = code;
   },
   (e: unknown) => {
-    process.stderr.write(`agentctl: ${(e as Error).message}\n`);
+    process.stderr.write(`agentctl: ${errorMessage(e)}\n`);
     process.exitCode = EXIT.unreachable;
   },
 );

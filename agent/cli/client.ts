@@ -3,6 +3,7 @@ import { request } from "node:http";
 import { connect } from "node:net";
 import { dirname, join } from "node:path";
 import { controlPaths } from "../../core/config/paths.js";
+import { errorMessage } from "../../core/errors.js";
 
 export class Unreachable extends Error {
   constructor(
@@ -109,7 +110,7 @@ export async function get(
             ? "nothing listening (stale socket)"
             : code === "EACCES"
               ? "permission denied"
-              : (e as Error).message;
+              : errorMessage(e);
       reasons.push(`${socket}: ${why}`);
     }
   }

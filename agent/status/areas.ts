@@ -40,7 +40,7 @@ const RANK: Record<AreaVerdict, number> = { ok: 0, unknown: 1, warn: 2, crit: 3 
 export const worst = (vs: readonly AreaVerdict[]): AreaVerdict =>
   vs.reduce<AreaVerdict>((a, b) => (RANK[b] > RANK[a] ? b : a), "ok");
 
-export const ms = (s: number) =>
+export const fmtSeconds = (s: number) =>
   s >= 1
     ? `${s.toFixed(2)} s`
     : s >= 0.01
@@ -158,7 +158,7 @@ function disks(_c: Config, latest: Latest, h: HistoryStore | null, now: number):
       details: [],
     };
   const line = (r: (typeof rows)[number]) =>
-    `${r.dev}${r.wal ? " (WAL)" : ""}: w_await p99 ${r.p99 === null ? "n/a (no writes)" : ms(r.p99)} over 1 min, %util ${r.util === null ? "n/a" : r.util.toFixed(0)}`;
+    `${r.dev}${r.wal ? " (WAL)" : ""}: w_await p99 ${r.p99 === null ? "n/a (no writes)" : fmtSeconds(r.p99)} over 1 min, %util ${r.util === null ? "n/a" : r.util.toFixed(0)}`;
   return {
     area: "disks",
     verdict: worst(rows.map(verdictOf)),
@@ -202,13 +202,13 @@ function fsync(c: Config, latest: Latest, h: HistoryStore | null, now: number): 
     const p99 =
       recentP99(h, "fsync_probe_seconds", { mountpoint: p.mountpoint }, 60_000, now) ?? p.seconds;
     verdicts.push(p99 >= threshold ? "crit" : p99 >= slow ? "warn" : "ok");
-    const line = `fsync p99 ${ms(p99)} over 1 min on ${p.mountpoint} (last ${ms(p.seconds)})`;
+    const line = `fsync p99 ${fmtSeconds(p99)} over 1 min on ${p.mountpoint} (last ${fmtSeconds(p.seconds)})`;
     summary ||= line;
     details.push(line);
   }
   if (db !== null) {
     verdicts.push(db >= threshold ? "crit" : db >= slow ? "warn" : "ok");
-    details.push(`database's own WAL fsync p99 ${ms(db)}`);
+    details.push(`database's own WAL fsync p99 ${fmtSeconds(db)}`);
   }
   return { area: "fsync", verdict: worst(verdicts), summary, details: details.slice(1) };
 }

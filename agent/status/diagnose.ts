@@ -16,7 +16,7 @@ import {
   kernelLog,
   type Latest,
   mib,
-  ms,
+  fmtSeconds,
   notStemedb,
   pct,
   recentP99,
@@ -83,7 +83,7 @@ export function diagnose(
     evidence:
       p99s.length === 0 && db === null
         ? "no fsync measurements (probe failing or not started; see WAL fsync failure below)"
-        : `agent probe p99 ${ms(worstP99.v)} over 10 min on ${worstP99.mp}${db !== null ? `; database's own p99 ${ms(db)}` : ""} (threshold ${ms(threshold)})`,
+        : `agent probe p99 ${fmtSeconds(worstP99.v)} over 10 min on ${worstP99.mp}${db !== null ? `; database's own p99 ${fmtSeconds(db)}` : ""} (threshold ${fmtSeconds(threshold)})`,
     action: slow ? "continue with the steps below to find the cause" : null,
   });
   const devRows = (disk?.devices ?? []).filter(
@@ -117,7 +117,7 @@ export function diagnose(
         : dv
             .map(
               (x) =>
-                `${x.d}: w_await p99 ${x.w === null ? "n/a" : ms(x.w)}, f_await p99 ${x.f === null ? "n/a" : ms(x.f)}, %util ${x.util?.toFixed(0) ?? "n/a"}, aqu-sz ${x.aqu?.toFixed(2) ?? "n/a"} (10 min)`,
+                `${x.d}: w_await p99 ${x.w === null ? "n/a" : fmtSeconds(x.w)}, f_await p99 ${x.f === null ? "n/a" : fmtSeconds(x.f)}, %util ${x.util?.toFixed(0) ?? "n/a"}, aqu-sz ${x.aqu?.toFixed(2) ?? "n/a"} (10 min)`,
             )
             .join("; "),
     action: dv.some((x) => (x.util ?? 0) >= 90)
@@ -183,7 +183,7 @@ export function diagnose(
     evidence:
       okProbes.length === 0
         ? "the probe has no result"
-        : okProbes.map((p) => `last probe on ${p.mountpoint}: ${ms(p.seconds)}`).join("; "),
+        : okProbes.map((p) => `last probe on ${p.mountpoint}: ${fmtSeconds(p.seconds)}`).join("; "),
     action:
       slow && okProbes.every((p) => p.seconds < threshold / 2)
         ? "fast right now while the p99 is high: the slowness comes and goes with load (step 3), not a device that is slow all the time"
@@ -381,7 +381,7 @@ function backupAction(
     const bpc = c.remediators.backup_pause;
     const { mode, note, last } = modeOf(bp, bpc.mode);
     if (mode === "on")
-      return `${listedHeavy} competes for the disk: backup_pause pauses it once p99 has been over ${ms(bpc.fsync_p99_threshold / 1000)} for ${dur(bpc.for / 1000)}${last}`;
+      return `${listedHeavy} competes for the disk: backup_pause pauses it once p99 has been over ${fmtSeconds(bpc.fsync_p99_threshold / 1000)} for ${dur(bpc.for / 1000)}${last}`;
     return `${listedHeavy} competes for the disk: pause it with agentctl backups pause ${listedHeavy} --for 30m (backup_pause is ${mode}${note})${last}`;
   }
   return otherHeavy !== null

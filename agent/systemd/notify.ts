@@ -19,6 +19,7 @@
 //  - NOTIFY_SOCKET and WATCHDOG_* are taken out of process.env, so smartctl,
 //    systemctl and other children cannot talk to the notify socket.
 import { createRequire } from "node:module";
+import { errorMessage } from "../../core/errors.js";
 
 export interface NotifyLog {
   warn(obj: object, msg: string): void;
@@ -105,7 +106,7 @@ export class SystemdNotifier {
     } catch (e) {
       // systemd will see no READY=1: the start times out (TimeoutStartSec=), with this line in the journal.
       this.log?.error(
-        { err: (e as Error).message, addon: ADDON },
+        { err: errorMessage(e), addon: ADDON },
         "systemd: cannot load the sd_notify addon (run npm ci); nothing reaches NOTIFY_SOCKET",
       );
       return null;
@@ -158,7 +159,7 @@ export class SystemdNotifier {
         const r = this.sender(this.socket, Buffer.from(text));
         err = r === 0 ? null : (ERRNO[-r] ?? `errno ${-r}`);
       } catch (e) {
-        err = (e as Error).message;
+        err = errorMessage(e);
       }
     }
     if (err === null) {

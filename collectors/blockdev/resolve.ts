@@ -6,6 +6,7 @@ import { readdir, readFile, realpath, stat } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import { mountFor, type MountInfo } from "../mounts/mountinfo.js";
 import { nearestExisting } from "../mounts/paths.js";
+import { errorMessage } from "../../core/errors.js";
 
 export interface DeviceNode {
   readonly name: string;
@@ -59,7 +60,7 @@ export async function resolvePath(path: string, opts: ResolveOptions): Promise<P
   try {
     devno = decodeDev((await stat(real, { bigint: true })).dev);
   } catch (e) {
-    note = `cannot stat ${real}: ${(e as Error).message}`;
+    note = `cannot stat ${real}: ${errorMessage(e)}`;
   }
   // Anonymous device (btrfs subvolume, overlay, tmpfs): the mount's source may still be a block device.
   if (devno && devno.major === 0) {

@@ -37,11 +37,11 @@ export type KernelErrorClass =
   | "dm_path_failure"
   | "hung_task";
 
-export type Severity = "warn" | "error" | "crit";
+export type KernelSeverity = "warn" | "error" | "crit";
 
 export interface Classified {
   readonly class: KernelErrorClass;
-  readonly severity: Severity;
+  readonly severity: KernelSeverity;
   /** As printed: a disk, partition, dm/md name, "ata3.00", "2:0:0:0" (SCSI), "8:16" (dev_t), or null. */
   readonly device: string | null;
   /** How the device token is to be resolved. */
@@ -65,7 +65,7 @@ export interface Classified {
 
 export type Outcome = Classified | { readonly suppressed: number } | null;
 
-const BLK_STATUS: ReadonlyArray<readonly [string, KernelErrorClass, Severity]> = [
+const BLK_STATUS: ReadonlyArray<readonly [string, KernelErrorClass, KernelSeverity]> = [
   ["critical medium", "blk_medium_error", "crit"],
   ["critical target", "blk_target_error", "error"],
   ["timeout", "blk_timeout", "error"],
@@ -101,7 +101,7 @@ export const BLK_STATUS_NAMES: readonly string[] = [
   "invalid",
 ];
 /**
- * Severity a failed request's operation gives, by the names blk_op_name[] (block/blk-core.c)
+ * KernelSeverity a failed request's operation gives, by the names blk_op_name[] (block/blk-core.c)
  * prints in "op 0x2:(FLUSH)": 5.x-6.x, WRITE_SAME until 5.17, SCSI_IN/OUT until 5.10,
  * "UNKNOWN" for anything else. A failed WRITE or FLUSH (the cache flush behind every fsync),
  * ZONE_APPEND or WRITE_SAME means data the application was, or is about to be, told is durable
@@ -109,7 +109,7 @@ export const BLK_STATUS_NAMES: readonly string[] = [
  * passthrough commands (smartctl, sg_*) a device may refuse: warn. null: the status decides
  * (READ, WRITE_ZEROES, zone management, UNKNOWN, and old kernels that print no op).
  */
-export const BLK_OP_SEVERITY: Readonly<Record<string, Severity | null>> = {
+export const BLK_OP_SEVERITY: Readonly<Record<string, KernelSeverity | null>> = {
   READ: null,
   WRITE: "crit",
   FLUSH: "crit",
@@ -176,7 +176,7 @@ const RE_BTRFS =
 const RE_BTRFS_ERR2 = /^BTRFS: error \(device ([^)\s:]+)(?::? state \w+)?\) in (.*)$/;
 // Lines naming the member device the error was on, after the filesystem's device (scrub,
 // repair, super block writes): charged to that member, which may be /dev/mapper/NAME.
-const RE_BTRFS_MEMBER: ReadonlyArray<readonly [RegExp, Severity]> = [
+const RE_BTRFS_MEMBER: ReadonlyArray<readonly [RegExp, KernelSeverity]> = [
   [/^unable to fixup \(regular\) error at logical \d+ on dev \/dev\/([^\s,]+)/, "crit"],
   [/^lost page write due to IO error on \/dev\/([^\s,]+)/, "crit"],
   [/^(?:checksum|i\/o) error at logical \d+ on dev \/dev\/([^\s,]+),/, "error"],
@@ -204,7 +204,7 @@ const RE_SUPPRESSED = /^([\w.]+): (\d+) callbacks suppressed$/;
 
 const c = (
   cls: KernelErrorClass,
-  severity: Severity,
+  severity: KernelSeverity,
   device: string | null,
   deviceKind: Classified["deviceKind"],
   detail?: string,
@@ -547,7 +547,11 @@ function classifyText(text: string): Outcome {
   return null;
 }
 
-function blkSeverity(cls: KernelErrorClass, status: Severity, op: string | undefined): Severity {
+function blkSeverity(
+  cls: KernelErrorClass,
+  status: KernelSeverity,
+  op: string | undefined,
+): KernelSeverity {
   if (cls === "blk_medium_error" || cls === "blk_offline") return "crit";
   // Thin/SAN LUNs rejecting DISCARD/WRITE_ZEROES is common and mostly benign.
   if (cls === "blk_target_error" && (op === "DISCARD" || op === "WRITE_ZEROES")) return "warn";
@@ -598,7 +602,7 @@ function classifyMd(text: string): Classified | null {
     };
   if ((m = RE_MD_MEMBER.exec(text))) {
     const what = m[3] ?? "";
-    const sev: Severity = what === "rescheduling sector" ? "warn" : "crit";
+    const sev: KernelSeverity = what === "rescheduling sector" ? "warn" : "crit";
     return c(
       what.startsWith("Raid device") || what.startsWith("Failing")
         ? "md_disk_failure"

@@ -20,6 +20,7 @@ import { type Classified, classify } from "./classify.js";
 import { describeClasses, type Incident, IncidentGrouper } from "./incidents.js";
 import { FACILITIES, type KmsgRecord, parseRecord } from "./record.js";
 import { DeviceResolver } from "./resolve.js";
+import { errorMessage } from "../../core/errors.js";
 
 const READ_BUFFER = 16 * 1024; // > the kernel's 8 KiB record limit: a short buffer loses records
 const MAX_RECORDS_PER_TICK = 100_000;
@@ -259,7 +260,7 @@ export class KmsgCollector implements Collector<KmsgObservation> {
       const code = (e as NodeJS.ErrnoException).code ?? "";
       const expected = ["ENOENT", "EACCES", "EPERM"].includes(code);
       this.opts.log[expected ? "info" : "warn"](
-        { path: this.opts.kmsgPath, err: (e as Error).message },
+        { path: this.opts.kmsgPath, err: errorMessage(e) },
         "kmsg: /dev/kmsg not readable; following journalctl -k (kernel_log_source=journal)",
       );
       this.startJournal();

@@ -12,12 +12,12 @@
 // A reminder the kernel repeats while a state lasts (xfs_log_force) joins the open incident of
 // its class for longer. Grouping is by order, so it is approximate when two requests on one
 // disk fail at the same moment; the per-line counter stays exact. Pure: time is passed in.
-import type { KernelErrorClass, Severity } from "./classify.js";
+import type { KernelErrorClass, KernelSeverity } from "./classify.js";
 
 export interface IncidentLine {
   readonly device: string;
   readonly class: KernelErrorClass;
-  readonly severity: Severity;
+  readonly severity: KernelSeverity;
   readonly sector?: string;
   readonly request?: string;
   readonly repeats?: true;
@@ -30,7 +30,7 @@ export interface IncidentLine {
 
 export interface Incident {
   readonly device: string;
-  severity: Severity;
+  severity: KernelSeverity;
   readonly classes: Partial<Record<KernelErrorClass, number>>;
   lines: number;
   readonly firstMs: number;
@@ -42,8 +42,9 @@ export interface Incident {
   readonly repeats: boolean;
 }
 
-const RANK: Record<Severity, number> = { warn: 0, error: 1, crit: 2 };
-export const worse = (a: Severity, b: Severity): Severity => (RANK[b] > RANK[a] ? b : a);
+const RANK: Record<KernelSeverity, number> = { warn: 0, error: 1, crit: 2 };
+export const worse = (a: KernelSeverity, b: KernelSeverity): KernelSeverity =>
+  RANK[b] > RANK[a] ? b : a;
 
 export interface GrouperOptions {
   /** Lines further apart than this (record time) never join: a few seconds. */

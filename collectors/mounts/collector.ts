@@ -13,6 +13,7 @@ import { estimateFill, type UsedSample } from "./fill.js";
 import { mountFor, type MountInfo, parseMountinfo } from "./mountinfo.js";
 import { nearestExisting } from "./paths.js";
 import { type Ext4ErrorsDefault, type MountFinding, mountFindings } from "./policy.js";
+import { errorMessage } from "../../core/errors.js";
 
 /** s_errors of an ext2/3/4 superblock (offset 1024 + 0x3C), after checking its magic (0xEF53 at +0x38). */
 async function ext4ErrorsDefault(device: string): Promise<Ext4ErrorsDefault | null> {
@@ -183,7 +184,7 @@ export class MountsCollector implements Collector<MountsObservation> {
           files_free: st.ffree,
         };
       } catch (e) {
-        error = `statfs ${mountpoint}: ${(e as Error).message}`;
+        error = `statfs ${mountpoint}: ${errorMessage(e)}`;
       }
       const fill = space
         ? estimateFill(

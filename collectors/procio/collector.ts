@@ -13,6 +13,7 @@ import { NS } from "../../core/metrics/registry.js";
 import { parseMountinfo } from "../mounts/mountinfo.js";
 import type { CollectContext, Collector } from "../../core/collector.js";
 import { type IoStatEntry, parseCgroupUnit, parseIoStat, parseProcIo } from "./parse.js";
+import { errorMessage } from "../../core/errors.js";
 
 /** Processes read per slice before yielding to the event loop (keeps loop lag low on busy hosts). */
 const SLICE = 64;
@@ -117,7 +118,7 @@ export class ProcioCollector implements Collector<ProcioObservation> {
     try {
       names = readdirSync(proc).filter((n) => /^\d+$/.test(n));
     } catch (e) {
-      throw new Error(`cannot list ${proc}: ${(e as Error).message}`);
+      throw new Error(`cannot list ${proc}: ${errorMessage(e)}`);
     }
     let unreadable = 0;
     const deltas = new Map<number, { st: PidState; dr: number; dw: number }>();

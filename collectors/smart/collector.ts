@@ -30,10 +30,10 @@ import {
   predictiveCounters,
   type Reason,
   RISING_IS_BAD,
-  type Verdict,
+  type SmartVerdict,
 } from "./verdict.js";
 
-const VERDICTS: readonly Verdict[] = ["pass", "warn", "fail", "unknown"];
+const VERDICTS: readonly SmartVerdict[] = ["pass", "warn", "fail", "unknown"];
 /** Discovery opens every disk: rarely. */
 const RESCAN_MS = 30 * 60_000;
 /** Gap between first polls of successive devices, so they never all hit the HBA at once. */
@@ -46,7 +46,7 @@ export interface DeviceResult {
   readonly type: string;
   readonly state: CollectState;
   readonly detail: string | null;
-  readonly verdict: Verdict;
+  readonly verdict: SmartVerdict;
   readonly reasons: readonly Reason[];
   readonly exit_status: number | null;
   readonly exit_bits: ReadonlyArray<{ bit: number; meaning: string }>;

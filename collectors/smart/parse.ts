@@ -1,13 +1,14 @@
+import { errorMessage } from "../../core/errors.js";
 // smartctl --json output (smartmontools 7.0-7.5), parsed into what the agent uses. Pure.
 // Every field is optional; SCSI identity keys moved in 7.3 (scsi_model_name) and back in 7.5;
 // counters above 2^53 come with a decimal "KEY_s" twin, which is preferred when present.
 
 export type Protocol = "ATA" | "NVMe" | "SCSI";
-export type Severity = "information" | "warning" | "error";
+export type SmartctlSeverity = "information" | "warning" | "error";
 
 export interface SmartMessage {
   readonly string: string;
-  readonly severity: Severity;
+  readonly severity: SmartctlSeverity;
 }
 
 export interface AtaAttribute {
@@ -111,7 +112,7 @@ function parseJsonObject(text: string): Obj | string {
     const v = obj(JSON.parse(text.slice(start)));
     return v ?? "not a JSON object";
   } catch (e) {
-    return `not JSON: ${(e as Error).message}`;
+    return `not JSON: ${errorMessage(e)}`;
   }
 }
 

@@ -21,7 +21,7 @@
 import { type AtaAttribute, nvmeCriticalBits, type SmartReport } from "./parse.js";
 import { RISE_WINDOW_MS, type Trends } from "./trend.js";
 
-export type Verdict = "pass" | "warn" | "fail" | "unknown";
+export type SmartVerdict = "pass" | "warn" | "fail" | "unknown";
 
 export interface Reason {
   readonly level: "fail" | "warn" | "info";
@@ -30,7 +30,7 @@ export interface Reason {
 }
 
 export interface VerdictResult {
-  readonly verdict: Verdict;
+  readonly verdict: SmartVerdict;
   readonly reasons: Reason[];
 }
 

@@ -35,6 +35,7 @@ import {
   type WalFinding,
 } from "./inventory.js";
 import { listSegments } from "./list.js";
+import { errorMessage } from "../../core/errors.js";
 
 const STATES: readonly SegmentState[] = ["active", "sealed", "compressed"];
 const KINDS: readonly FindingKind[] = [
@@ -490,7 +491,7 @@ export class WalCollector implements Collector<WalObservation> {
       fd = withDir(this.opts.dir, (d) => d.openListed(seg.name, seg).fd);
     } catch (e) {
       this.opts.log.warn(
-        { segment: seg.name, err: (e as Error).message },
+        { segment: seg.name, err: errorMessage(e) },
         "wal: segment not verified: it is not the file that was listed",
       );
       return Promise.resolve(false);
@@ -576,7 +577,7 @@ export class WalCollector implements Collector<WalObservation> {
       if (!res.ok) throw new Error(`HTTP ${res.status}`);
       this.lastDb = { ok: true, ...parseDbMetrics(await res.text()) };
     } catch (e) {
-      this.lastDb = { ok: false, error: `${this.opts.dbMetricsUrl}: ${(e as Error).message}` };
+      this.lastDb = { ok: false, error: `${this.opts.dbMetricsUrl}: ${errorMessage(e)}` };
     }
     return this.lastDb;
   }

@@ -5,6 +5,7 @@ import { resolve } from "node:path";
 import { parse as parseToml, stringify as stringifyToml, TomlError } from "smol-toml";
 import { z } from "zod";
 import { type Config, configSchema, DEFAULT_CONFIG_FILE } from "./schema.js";
+import { errorMessage } from "../errors.js";
 
 export interface LoadedConfig {
   readonly config: Config;
@@ -43,7 +44,7 @@ export function loadConfig(opts: LoadOptions = {}): LoadResult {
     try {
       text = readFileSync(file, "utf8");
     } catch (e) {
-      return { ok: false, problems: [`${file}: cannot read: ${(e as Error).message}`] };
+      return { ok: false, problems: [`${file}: cannot read: ${errorMessage(e)}`] };
     }
     try {
       raw = parseToml(text);
@@ -57,7 +58,7 @@ export function loadConfig(opts: LoadOptions = {}): LoadResult {
           ],
         };
       }
-      return { ok: false, problems: [`${file}: ${(e as Error).message}`] };
+      return { ok: false, problems: [`${file}: ${errorMessage(e)}`] };
     }
   }
 

@@ -13,6 +13,7 @@ import {
   parseSize,
   type Size,
 } from "./units.js";
+import { errorMessage } from "../errors.js";
 
 export const DEFAULT_PORT = 9735;
 export { DEFAULT_CONFIG_FILE } from "./paths.js";
@@ -58,7 +59,7 @@ const regex = z.string().superRefine((src, ctx) => {
     // V8 quotes the pattern raw; a newline in it would split the one-line problem.
     ctx.addIssue({
       code: "custom",
-      message: `invalid regular expression: ${(e as Error).message.replace(/\r/g, "\\r").replace(/\n/g, "\\n")}`,
+      message: `invalid regular expression: ${errorMessage(e).replace(/\r/g, "\\r").replace(/\n/g, "\\n")}`,
     });
   }
 });

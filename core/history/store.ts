@@ -33,12 +33,12 @@ const MAX_VALUES_PER_MINUTE = 1_000;
 const CLOCK_STEP_BACK = 5 * MINUTE;
 
 export type Labels = Readonly<Record<string, string>>;
-export type Severity = "info" | "warn" | "crit";
+export type EventSeverity = "info" | "warn" | "crit";
 
 export interface EventInput {
   readonly class: string;
   readonly kind: string;
-  readonly severity: Severity;
+  readonly severity: EventSeverity;
   readonly message: string;
   readonly subject?: string | undefined;
   readonly data?: unknown;

@@ -44,6 +44,7 @@ import {
   unitKind,
   type UnitState,
 } from "./systemd.js";
+import { errorMessage } from "../../core/errors.js";
 
 export const NAME = "backup_pause";
 const STATE_KEY = "backup_pause.state";
@@ -240,7 +241,7 @@ export class BackupPauseRemediator {
       return { holds, intervals: p.intervals ?? {}, cooldown: p.cooldown ?? {} };
     } catch (e) {
       this.log.error(
-        { err: (e as Error).message },
+        { err: errorMessage(e) },
         "backup_pause: persisted state unreadable; starting empty (dead-man timers still resume anything paused)",
       );
       return empty;
@@ -387,7 +388,7 @@ export class BackupPauseRemediator {
         this.decisions.note(
           "check_failed",
           "warn",
-          `cannot ask systemd about ${h.unit}: ${(e as Error).message} (its dead-man's switch still ends the pause)`,
+          `cannot ask systemd about ${h.unit}: ${errorMessage(e)} (its dead-man's switch still ends the pause)`,
         );
         continue;
       }
@@ -460,7 +461,7 @@ export class BackupPauseRemediator {
       try {
         st = await this.systemd.show(unit);
       } catch (e) {
-        this.failed(`cannot ask systemd about ${unit}: ${(e as Error).message}`);
+        this.failed(`cannot ask systemd about ${unit}: ${errorMessage(e)}`);
         continue;
       }
       const choice = choosePause(p, this.facts(st), budgetLeft(p, this.intervals(unit), now));
@@ -591,7 +592,7 @@ export class BackupPauseRemediator {
         }) ?? -1;
     } catch (e) {
       undoRecord();
-      throw new ActionRefused(`cannot write the journal: ${(e as Error).message}`);
+      throw new ActionRefused(`cannot write the journal: ${errorMessage(e)}`);
     }
     this.busy = unit;
     // Whether a pause command was sent: a switch that failed to arm leaves nothing to undo.
@@ -639,7 +640,7 @@ export class BackupPauseRemediator {
       this.refreshGauges();
       return hold;
     } catch (e) {
-      const msg = (e as Error).message;
+      const msg = errorMessage(e);
       // Undo whatever got done: resume (only if a pause was sent) and disarm.
       if (sent) await this.systemd.resume(unit, hold.method).catch(() => undefined);
       await this.systemd.disarm(unit);
@@ -733,7 +734,7 @@ export class BackupPauseRemediator {
           this.decisions.note(
             "check_failed",
             "warn",
-            `at start, cannot ask systemd about ${h.unit}, paused since ${new Date(h.since).toISOString()}: ${(e as Error).message}; will retry`,
+            `at start, cannot ask systemd about ${h.unit}, paused since ${new Date(h.since).toISOString()}: ${errorMessage(e)}; will retry`,
             undefined,
             true,
           );

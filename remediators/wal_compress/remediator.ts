@@ -42,6 +42,7 @@ import {
   type RecoveryAction,
 } from "./steps.js";
 import type { CompressJob, WorkerMsg } from "./worker.js";
+import { errorMessage } from "../../core/errors.js";
 
 export { openSegments };
 
@@ -102,7 +103,7 @@ export class WalCompressRemediator implements Remediator<Segment, Latest> {
       this.walDirProblem = null;
     } catch (e) {
       this.walDir = null;
-      this.walDirProblem = `cannot resolve ${this.config.wal.dir}: ${(e as Error).message}`;
+      this.walDirProblem = `cannot resolve ${this.config.wal.dir}: ${errorMessage(e)}`;
     }
   }
 
@@ -176,7 +177,7 @@ export class WalCompressRemediator implements Remediator<Segment, Latest> {
       d = DirHandle.open(this.dir());
     } catch (e) {
       this.log.warn(
-        { err: (e as Error).message },
+        { err: errorMessage(e) },
         "wal_compress: no recovery at start: the WAL directory cannot be opened",
       );
       return [];
@@ -187,7 +188,7 @@ export class WalCompressRemediator implements Remediator<Segment, Latest> {
     } catch (e) {
       d.close();
       this.log.warn(
-        { err: (e as Error).message },
+        { err: errorMessage(e) },
         "wal_compress: no recovery at start: the WAL directory cannot be listed",
       );
       return [];
@@ -404,7 +405,7 @@ export class WalCompressRemediator implements Remediator<Segment, Latest> {
       this.history?.setState(INCOMPRESSIBLE_KEY, JSON.stringify(Object.fromEntries(kept)));
     } catch (e) {
       this.log.warn(
-        { err: (e as Error).message },
+        { err: errorMessage(e) },
         "wal_compress: cannot record an incompressible segment",
       );
     }
@@ -432,7 +433,7 @@ export class WalCompressRemediator implements Remediator<Segment, Latest> {
       );
       return r;
     } catch (e) {
-      this.journal?.finish(id, "failed", { error: (e as Error).message });
+      this.journal?.finish(id, "failed", { error: errorMessage(e) });
       throw e;
     }
   }
@@ -450,7 +451,7 @@ export class WalCompressRemediator implements Remediator<Segment, Latest> {
       plan = await this.plan(latest);
       triggers = await this.triggers(latest, plan.items);
     } catch (e) {
-      return this.skip((e as Error).message);
+      return this.skip(errorMessage(e));
     }
     const c = this.config.remediators.wal_compress;
     if (plan.items.length === 0)
@@ -496,7 +497,7 @@ export class WalCompressRemediator implements Remediator<Segment, Latest> {
     } catch (e) {
       this.busy = null;
       return this.skip(
-        `the journal cannot be written (${(e as Error).message}); nothing is done unjournalled`,
+        `the journal cannot be written (${errorMessage(e)}); nothing is done unjournalled`,
       );
     }
     this.decisions.note("started", "info", `compressing ${name}: ${why}`, undefined, true);
@@ -529,7 +530,7 @@ export class WalCompressRemediator implements Remediator<Segment, Latest> {
       this.journal?.finish(id, outcome, detail);
     } catch (e) {
       this.log.error(
-        { err: (e as Error).message, id, outcome },
+        { err: errorMessage(e), id, outcome },
         "wal_compress: cannot close the journal row",
       );
     }

@@ -33,6 +33,7 @@ import { pipeline } from "node:stream/promises";
 import { createGunzip, createGzip } from "node:zlib";
 import { type DirHandle, type Identity, type Listed, sameFile } from "../../core/safefs.js";
 import { holdersOf } from "./holders.js";
+import { errorMessage } from "../../core/errors.js";
 
 export const TMP_SUFFIX = ".gz.tmp";
 export const RESTORE_SUFFIX = ".restore.tmp";
@@ -445,7 +446,7 @@ export async function recover(
       try {
         holders = holdersOf(a.st, process.pid, procPath);
       } catch (e) {
-        out.push({ kind: "kept_both", file: name, why: (e as Error).message });
+        out.push({ kind: "kept_both", file: name, why: errorMessage(e) });
         continue;
       }
       const now = d.lstat(name);

@@ -3,6 +3,7 @@
 // argv: <pid of a process of the database's user holding a WAL file open> <WAL directory>
 import { spawnSync } from "node:child_process";
 import { closeSync, openSync, readdirSync, readFileSync, readlinkSync, statSync } from "node:fs";
+import { errorMessage } from "../../core/errors.js";
 
 const [pid = "0", wal = "/nonexistent"] = process.argv.slice(2);
 
@@ -10,7 +11,7 @@ function probe(f: () => string | void): string {
   try {
     return f() ?? "ok";
   } catch (e) {
-    return (e as NodeJS.ErrnoException).code ?? (e as Error).message;
+    return (e as NodeJS.ErrnoException).code ?? errorMessage(e);
   }
 }
 
