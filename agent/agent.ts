@@ -33,6 +33,7 @@ import {
   NAME as BACKUP_PAUSE,
 } from "../remediators/backup_pause/remediator.js";
 import { parseDuration } from "../core/config/units.js";
+import { COLLECTOR_JUDGE } from "../judge/index.js";
 
 const TICK_MS = 1000;
 /** /healthz fails when the core loop has not ticked for this long. */
@@ -525,6 +526,7 @@ export class Agent {
       registry: this.metrics.registry,
       history: this.history,
       once: false,
+      judge: COLLECTOR_JUDGE,
     };
   }
 

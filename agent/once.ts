@@ -5,6 +5,7 @@ import { buildCollectors } from "../collectors/index.js";
 import type { LoadedConfig } from "../core/config/load.js";
 import { errorMessage, TimeoutError } from "../core/errors.js";
 import type { Logger } from "../core/log.js";
+import { COLLECTOR_JUDGE } from "../judge/index.js";
 
 export interface OnceResult {
   readonly report: Record<
@@ -22,6 +23,7 @@ export async function runOnce(loaded: LoadedConfig, log: Logger): Promise<OnceRe
     registry: new Registry(),
     history: null,
     once: true,
+    judge: COLLECTOR_JUDGE,
   });
   const report: OnceResult["report"] = {};
   const failed: string[] = [];

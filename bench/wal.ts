@@ -6,6 +6,7 @@ import { join } from "node:path";
 import { pino } from "pino";
 import { Registry } from "prom-client";
 import { WalCollector } from "../collectors/wal/collector.js";
+import { COLLECTOR_JUDGE } from "../judge/index.js";
 
 const n = Number(process.argv[2] ?? 100_000);
 const root = mkdtempSync(join(tmpdir(), "bench-wal-"));
@@ -29,6 +30,7 @@ const col = new WalCollector({
   registry: new Registry(),
   history: null,
   log: pino({ level: "silent" }),
+  judge: COLLECTOR_JUDGE,
 });
 const signal = new AbortController().signal;
 const heap0 = process.memoryUsage().heapUsed;
@@ -56,6 +58,7 @@ const slow = new WalCollector({
   registry: new Registry(),
   history: null,
   log: pino({ level: "silent" }),
+  judge: COLLECTOR_JUDGE,
 });
 await slow.collect({ signal });
 const t1 = performance.now();

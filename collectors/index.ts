@@ -9,7 +9,7 @@ import { DiskstatsCollector } from "./diskstats/collector.js";
 import { FsyncProbeCollector } from "./fsync_probe/collector.js";
 import { KmsgCollector } from "./kmsg/collector.js";
 import { MountsCollector } from "./mounts/collector.js";
-import { WalCollector } from "./wal/collector.js";
+import { WalCollector, type WalJudge } from "./wal/collector.js";
 import { ProcioCollector } from "./procio/collector.js";
 import { SmartCollector } from "./smart/collector.js";
 import type { Collector } from "../core/collector.js";
@@ -24,6 +24,8 @@ export interface CollectorDeps {
   readonly history: HistoryStore | null;
   /** True for --once: collectors that work in the background wait for their results. */
   readonly once: boolean;
+  /** The judge's answers collectors need; judge/ is above collectors/, so the app passes them. */
+  readonly judge: WalJudge;
 }
 
 export interface CollectorEntry {
@@ -194,7 +196,7 @@ const FACTORIES: readonly Factory[] = [
       jitter: c.collectors.wal.jitter,
     }),
     fingerprint: (c) => JSON.stringify([c.wal, c.collectors.wal, c.stemedb, c.host.proc_path]),
-    create: ({ config, registry, history, log }) =>
+    create: ({ config, registry, history, log, judge }) =>
       new WalCollector({
         dir: config.wal.dir,
         pattern: config.wal.segment_pattern,
@@ -209,6 +211,7 @@ const FACTORIES: readonly Factory[] = [
         registry,
         history,
         log,
+        judge,
       }),
   },
 ];

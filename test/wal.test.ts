@@ -30,6 +30,7 @@ import {
   tempDir,
 } from "./helpers/agent-process.js";
 import { quietLog, sampler, sleep } from "./helpers/quiet.js";
+import { COLLECTOR_JUDGE } from "../judge/index.js";
 
 const seg = (i: number) => `segment.${String(i).padStart(4, "0")}.wal`;
 
@@ -65,6 +66,7 @@ function collector(
     registry,
     history: null,
     log: quietLog,
+    judge: COLLECTOR_JUDGE,
   });
   const once = sampler(col);
   return { col, registry, once };

@@ -9,8 +9,27 @@ import type { WalObservation } from "../../collectors/wal/collector.js";
 import type { Config } from "../../core/config/schema.js";
 import type { HistoryStore } from "../../core/history/store.js";
 import { percentileSorted } from "../../core/history/percentile.js";
+import {
+  agentVerdict,
+  fsyncLimits,
+  heavyCompetitor,
+  isStemedbProcess,
+  judgeCompeting,
+  judgeDisk,
+  judgeFilesystem,
+  judgeFsync,
+  judgeProbeFailure,
+  judgeSmart,
+  judgeWalFindings,
+  kernelVerdict,
+  mountFindingVerdict,
+  type Verdict,
+  verdictRank,
+  worst,
+} from "../../judge/index.js";
 
-export type AreaVerdict = "ok" | "warn" | "crit" | "unknown";
+export type AreaVerdict = Verdict;
+export { heavyCompetitor, worst };
 export type AreaName =
   | "disks"
   | "fsync"
@@ -35,10 +54,6 @@ export interface Area {
 export interface Latest {
   get<T>(collector: string): { at: number; observation: T } | undefined;
 }
-
-const RANK: Record<AreaVerdict, number> = { ok: 0, unknown: 1, warn: 2, crit: 3 };
-export const worst = (vs: readonly AreaVerdict[]): AreaVerdict =>
-  vs.reduce<AreaVerdict>((a, b) => (RANK[b] > RANK[a] ? b : a), "ok");
 
 export const fmtSeconds = (s: number) =>
   s >= 1
@@ -148,7 +163,7 @@ function disks(_c: Config, latest: Latest, h: HistoryStore | null, now: number):
   }));
   rows.sort((a, b) => Number(b.wal) - Number(a.wal) || (b.p99 ?? 0) - (a.p99 ?? 0));
   const verdictOf = (r: (typeof rows)[number]): AreaVerdict =>
-    (r.p99 ?? 0) >= 0.1 ? "crit" : (r.p99 ?? 0) >= 0.02 || (r.util ?? 0) >= 90 ? "warn" : "ok";
+    judgeDisk({ w_await: r.p99, util_pct: r.util });
   const first = rows[0];
   if (!first)
     return {
@@ -178,22 +193,20 @@ function fsync(c: Config, latest: Latest, h: HistoryStore | null, now: number): 
       summary: "no fsync probe results yet",
       details: [],
     };
-  const threshold = c.remediators.backup_pause.fsync_p99_threshold / 1000;
-  const slow = c.remediators.backup_pause.resume_below / 1000;
+  const limits = fsyncLimits(c);
   const details: string[] = [];
   const verdicts: AreaVerdict[] = [];
   let summary = "";
   for (const p of f.probes) {
     if (p.state === "error") {
-      const v: AreaVerdict = p.errno === "ENOENT" || p.errno === "EACCES" ? "warn" : "crit";
-      verdicts.push(v);
+      verdicts.push(judgeProbeFailure(p));
       const line = `probe in ${p.dir} fails: ${p.errno}${p.errno === "ENOENT" ? " (directory missing)" : ""}`;
       summary ||= line;
       details.push(line);
       continue;
     }
     if (p.state === "stalled") {
-      verdicts.push("crit");
+      verdicts.push(judgeProbeFailure(p));
       const line = `probe in ${p.dir} stalled for ${dur(p.stalled_seconds)}`;
       summary ||= line;
       details.push(line);
@@ -201,13 +214,13 @@ function fsync(c: Config, latest: Latest, h: HistoryStore | null, now: number): 
     }
     const p99 =
       recentP99(h, "fsync_probe_seconds", { mountpoint: p.mountpoint }, 60_000, now) ?? p.seconds;
-    verdicts.push(p99 >= threshold ? "crit" : p99 >= slow ? "warn" : "ok");
+    verdicts.push(judgeFsync(p99, limits));
     const line = `fsync p99 ${fmtSeconds(p99)} over 1 min on ${p.mountpoint} (last ${fmtSeconds(p.seconds)})`;
     summary ||= line;
     details.push(line);
   }
   if (db !== null) {
-    verdicts.push(db >= threshold ? "crit" : db >= slow ? "warn" : "ok");
+    verdicts.push(judgeFsync(db, limits));
     details.push(`database's own WAL fsync p99 ${fmtSeconds(db)}`);
   }
   return { area: "fsync", verdict: worst(verdicts), summary, details: details.slice(1) };
@@ -219,12 +232,6 @@ function smart(latest: Latest): Area {
     return { area: "smart", verdict: "unknown", summary: "no SMART results yet", details: [] };
   if (s.smartctl_error)
     return { area: "smart", verdict: "unknown", summary: s.smartctl_error, details: [] };
-  const map: Record<string, AreaVerdict> = {
-    pass: "ok",
-    warn: "warn",
-    fail: "crit",
-    unknown: "unknown",
-  };
   const devs = s.devices;
   if (devs.length === 0)
     return {
@@ -234,9 +241,6 @@ function smart(latest: Latest): Area {
       details: [],
     };
   const checked = devs.filter((d) => d.state === "ok" || d.state === "standby");
-  const stuck = devs.filter((d) => d.state === "unresponsive");
-  const verdicts = checked.map((d) => map[d.verdict] ?? "unknown");
-  if (stuck.length > 0) verdicts.push("crit");
   const bad = devs.filter(
     (d) => d.verdict === "fail" || d.verdict === "warn" || d.state === "unresponsive",
   );
@@ -259,7 +263,7 @@ function smart(latest: Latest): Area {
         : `${devs.length} disks, none SMART-capable here (${devs[0]?.detail ?? devs[0]?.state})`;
   return {
     area: "smart",
-    verdict: checked.length === 0 && stuck.length === 0 ? "unknown" : worst(verdicts),
+    verdict: judgeSmart(devs),
     summary,
     details: devs
       .filter((d) => d !== bad[0])
@@ -272,7 +276,6 @@ function mounts(latest: Latest): Area {
   const m = latest.get<MountsObservation>("mounts")?.observation;
   if (!m)
     return { area: "mounts", verdict: "unknown", summary: "no mount information yet", details: [] };
-  const sev: Record<string, AreaVerdict> = { crit: "crit", warn: "warn", info: "ok" };
   const findings = m.mounts.flatMap((x) =>
     x.findings.map((f) => ({ ...f, mp: x.mountpoint, fs: x.fs_type })),
   );
@@ -284,7 +287,7 @@ function mounts(latest: Latest): Area {
       : m.mounts.map((x) => `${x.mountpoint} ${x.fs_type} (${roles(x)}) ok`).join(", ");
   const base: Area = {
     area: "mounts",
-    verdict: worst(findings.map((f) => sev[f.severity] ?? "ok")),
+    verdict: worst(findings.map((f) => mountFindingVerdict(f.severity))),
     summary,
     details: serious.slice(1).map((f) => `${f.mp}: ${f.option}: ${f.reason}`),
   };
@@ -320,9 +323,8 @@ function filesystems(latest: Latest): Area {
       full: x.full_in_seconds ?? Infinity,
       avail: x.space?.avail_bytes ?? 0,
     }));
-  const v = (r: (typeof rows)[number]): AreaVerdict =>
-    r.used >= 0.95 || r.full < 3600 ? "crit" : r.used >= 0.85 || r.full < 86_400 ? "warn" : "ok";
-  rows.sort((a, b) => RANK[v(b)] - RANK[v(a)] || b.used - a.used);
+  const v = (r: (typeof rows)[number]): AreaVerdict => judgeFilesystem(r.used, r.full);
+  rows.sort((a, b) => verdictRank(v(b)) - verdictRank(v(a)) || b.used - a.used);
   const line = (r: (typeof rows)[number]) =>
     `${r.mp} ${pct(r.used)} used, ${mib(r.avail)} free, full in ${dur(r.full)}`;
   const first = rows[0];
@@ -446,7 +448,7 @@ function kernel(h: HistoryStore | null, now: number): Area {
     const linesNote = `${plural(k.lineCount, "fault line")} in the kernel log behind them`;
     return {
       area: "kernel",
-      verdict: first.severity === "crit" ? "crit" : "warn",
+      verdict: kernelVerdict(first.severity),
       summary: `${plural(k.incidentCount, "incident")} in 24 h, worst ${first.severity} on ${first.device} (${names})`,
       details: [...k.incidents.slice(0, 7).map(incidentLine), linesNote],
     };
@@ -463,7 +465,7 @@ function kernel(h: HistoryStore | null, now: number): Area {
     };
   return {
     area: "kernel",
-    verdict: k.lines.some((r) => r.sev === "crit") ? "crit" : "warn",
+    verdict: worst(k.lines.map((r) => kernelVerdict(r.sev))),
     summary: `${plural(k.lineCount, "storage error line")} in 24 h, no incident closed yet; most: ${top.n} ${top.kind} on ${top.subject ?? "?"} (last ${hhmmss(top.last)} UTC)`,
     details: k.lines.slice(1, 8).map((r) => `${r.n} ${r.kind} on ${r.subject ?? "?"}`),
   };
@@ -472,13 +474,7 @@ function kernel(h: HistoryStore | null, now: number): Area {
 function wal(latest: Latest): Area {
   const w = latest.get<WalObservation>("wal")?.observation;
   if (!w) return { area: "wal", verdict: "unknown", summary: "no WAL inventory yet", details: [] };
-  const critKinds = new Set(["stalled", "dir_missing", "gap", "corrupt_gz", "verify_failed"]);
-  const infoKinds = new Set(["symlink", "db_metrics_unreachable"]);
-  const verdict = w.findings.some((f) => critKinds.has(f.kind))
-    ? "crit"
-    : w.findings.some((f) => !infoKinds.has(f.kind))
-      ? "warn"
-      : "ok";
+  const verdict = judgeWalFindings(w.findings.map((f) => f.kind));
   const s = w.segments;
   const count = `${s.active.count + s.sealed.count} segments (${mib(s.active.bytes + s.sealed.bytes)}), ${s.compressed.count} compressed`;
   const last = w.active ? `, last write ${dur(w.active.write_age_seconds)} ago` : "";
@@ -494,12 +490,7 @@ function wal(latest: Latest): Area {
 }
 
 /** Not StemeDB itself (the database and this agent do not compete with the WAL). */
-export const notStemedb = (r: { comm: string }) =>
-  r.comm !== "stemedb" && !r.comm.startsWith("stemedb-");
-
-/** A user-space process (not StemeDB) moving more than 10 MiB/s: named as competing while WAL fsync is slow. */
-export const heavyCompetitor = (r: ProcioObservation["top"][number]) =>
-  !r.kthread && notStemedb(r) && r.write_bps + r.read_bps > 10 * 1024 * 1024;
+export const notStemedb = (r: { comm: string }) => !isStemedbProcess(r.comm);
 
 /** Informational, except while WAL fsync is slow: then a heavy user-space reader/writer is a warning. */
 function competing(latest: Latest, fsyncVerdict: AreaVerdict): Area {
@@ -515,11 +506,9 @@ function competing(latest: Latest, fsyncVerdict: AreaVerdict): Area {
   const top = rows[0];
   const line = (r: ProcioObservation["top"][number]) =>
     `${r.comm}[${r.pid}]${r.unit ? ` (${r.unit})` : ""}${r.kthread ? " (kernel thread)" : ""} writes ${mib(r.write_bps)}/s, reads ${mib(r.read_bps)}/s`;
-  const slow = fsyncVerdict === "warn" || fsyncVerdict === "crit";
-  const heavy = rows.some(heavyCompetitor);
   return {
     area: "competing_io",
-    verdict: slow && heavy ? "warn" : "ok",
+    verdict: judgeCompeting(fsyncVerdict, rows.some(heavyCompetitor)),
     summary: top ? `top: ${line(top)}` : "no process is doing storage I/O",
     details: [
       ...rows.slice(1, 5).map(line),
@@ -573,11 +562,9 @@ function remediation(c: Config, rs: readonly RemediatorState[]): Area {
 }
 
 function agent(health: { verdict: string; reasons: string[] }): Area {
-  const v: AreaVerdict =
-    health.verdict === "healthy" ? "ok" : health.verdict === "degraded" ? "warn" : "crit";
   return {
     area: "agent",
-    verdict: v,
+    verdict: agentVerdict(health.verdict),
     summary: health.reasons[0] ?? "all collectors running, history written",
     details: health.reasons.slice(1),
   };

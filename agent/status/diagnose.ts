@@ -9,6 +9,18 @@ import type { WalObservation } from "../../collectors/wal/collector.js";
 import type { Config } from "../../core/config/schema.js";
 import type { HistoryStore } from "../../core/history/store.js";
 import {
+  diskSaturated,
+  fsyncLimits,
+  judgeCompeting,
+  judgeDisk,
+  judgeFilesystem,
+  judgeFsync,
+  judgeProbeFailure,
+  judgeSmart,
+  mountFindingVerdict,
+  storageErrorsVerdict,
+} from "../../judge/index.js";
+import {
   type AreaVerdict,
   dur,
   heavyCompetitor,
@@ -55,7 +67,7 @@ export function diagnose(
   const wal = latest.get<WalObservation>("wal")?.observation;
   const mounts = latest.get<MountsObservation>("mounts")?.observation;
   const smart = latest.get<SmartObservation>("smart")?.observation;
-  const threshold = c.remediators.backup_pause.fsync_p99_threshold / 1000;
+  const limits = fsyncLimits(c);
   const walDev = walDevices(latest);
 
   // ---- slow WAL fsync: 1 fsync latency, 2 iostat, 3 iotop, 4 write cache, 5 raw fsync test
@@ -68,22 +80,19 @@ export function diagnose(
   }));
   const worstP99 = p99s.reduce((a, b) => (b.v > a.v ? b : a), { mp: "", v: 0 });
   const db = wal?.database && wal.database.ok ? wal.database.p99 : null;
-  const slow = worstP99.v >= threshold || (db ?? 0) >= threshold;
+  const fsyncVerdict =
+    p99s.length === 0 && db === null
+      ? "unknown"
+      : worst([judgeFsync(worstP99.v, limits), judgeFsync(db ?? 0, limits)]);
+  const slow = fsyncVerdict === "crit";
   add({
     runbook: "slow-wal-fsync",
     step: "1. WAL fsync latency",
-    verdict:
-      p99s.length === 0 && db === null
-        ? "unknown"
-        : slow
-          ? "crit"
-          : worstP99.v >= threshold / 2
-            ? "warn"
-            : "ok",
+    verdict: fsyncVerdict,
     evidence:
       p99s.length === 0 && db === null
         ? "no fsync measurements (probe failing or not started; see WAL fsync failure below)"
-        : `agent probe p99 ${fmtSeconds(worstP99.v)} over 10 min on ${worstP99.mp}${db !== null ? `; database's own p99 ${fmtSeconds(db)}` : ""} (threshold ${fmtSeconds(threshold)})`,
+        : `agent probe p99 ${fmtSeconds(worstP99.v)} over 10 min on ${worstP99.mp}${db !== null ? `; database's own p99 ${fmtSeconds(db)}` : ""} (threshold ${fmtSeconds(limits.crit)})`,
     action: slow ? "continue with the steps below to find the cause" : null,
   });
   const devRows = (disk?.devices ?? []).filter(
@@ -102,15 +111,7 @@ export function diagnose(
     verdict:
       dv.length === 0
         ? "unknown"
-        : worst(
-            dv.map((x) =>
-              (x.w ?? 0) >= 0.1 || (x.f ?? 0) >= 0.1
-                ? "crit"
-                : (x.util ?? 0) >= 90 || (x.w ?? 0) >= 0.02
-                  ? "warn"
-                  : "ok",
-            ),
-          ),
+        : worst(dv.map((x) => judgeDisk({ w_await: x.w, f_await: x.f, util_pct: x.util }))),
     evidence:
       dv.length === 0
         ? "no WAL device samples"
@@ -120,7 +121,7 @@ export function diagnose(
                 `${x.d}: w_await p99 ${x.w === null ? "n/a" : fmtSeconds(x.w)}, f_await p99 ${x.f === null ? "n/a" : fmtSeconds(x.f)}, %util ${x.util?.toFixed(0) ?? "n/a"}, aqu-sz ${x.aqu?.toFixed(2) ?? "n/a"} (10 min)`,
             )
             .join("; "),
-    action: dv.some((x) => (x.util ?? 0) >= 90)
+    action: dv.some((x) => diskSaturated(x.util))
       ? "the device is saturated: find who else writes (next step)"
       : null,
   });
@@ -132,7 +133,7 @@ export function diagnose(
   add({
     runbook: "slow-wal-fsync",
     step: "3. iotop: competing I/O",
-    verdict: !proc ? "unknown" : slow && heavy.length > 0 ? "warn" : "ok",
+    verdict: !proc ? "unknown" : judgeCompeting(fsyncVerdict, heavy.length > 0),
     evidence:
       top.length === 0
         ? "no other process is doing storage I/O right now"
@@ -173,19 +174,13 @@ export function diagnose(
     step: "5. raw fsync test",
     // Judged on the last probe itself: step 1 already judges the p99 over time.
     verdict:
-      okProbes.length === 0
-        ? "unknown"
-        : worst(
-            okProbes.map((p) =>
-              p.seconds >= threshold ? "crit" : p.seconds >= threshold / 2 ? "warn" : "ok",
-            ),
-          ),
+      okProbes.length === 0 ? "unknown" : worst(okProbes.map((p) => judgeFsync(p.seconds, limits))),
     evidence:
       okProbes.length === 0
         ? "the probe has no result"
         : okProbes.map((p) => `last probe on ${p.mountpoint}: ${fmtSeconds(p.seconds)}`).join("; "),
     action:
-      slow && okProbes.every((p) => p.seconds < threshold / 2)
+      slow && okProbes.every((p) => judgeFsync(p.seconds, limits) === "ok")
         ? "fast right now while the p99 is high: the slowness comes and goes with load (step 3), not a device that is slow all the time"
         : null,
   });
@@ -200,13 +195,7 @@ export function diagnose(
         ? okProbes.length > 0
           ? "ok"
           : "unknown"
-        : failing.some(
-              (p) =>
-                p.state === "stalled" ||
-                (p.state === "error" && !["ENOENT", "EACCES"].includes(p.errno)),
-            )
-          ? "crit"
-          : "warn",
+        : worst(failing.map(judgeProbeFailure)),
     evidence:
       failing.length === 0
         ? "the fsync probe succeeds"
@@ -233,11 +222,7 @@ export function diagnose(
     step: "2. mount | grep wal",
     verdict: !walMount
       ? "unknown"
-      : walMount.findings.some((f) => f.severity === "crit")
-        ? "crit"
-        : walMount.findings.some((f) => f.severity === "warn")
-          ? "warn"
-          : "ok",
+      : worst(walMount.findings.map((f) => mountFindingVerdict(f.severity))),
     evidence: walMount
       ? `${walMount.mountpoint} ${walMount.fs_type} on ${walMount.source} (${walMount.options.join(",")})${walMount.findings
           .filter((f) => f.severity !== "info")
@@ -260,7 +245,7 @@ export function diagnose(
   add({
     runbook: "storage-errors",
     step: "1. dmesg | grep -i 'i/o error' (24 h)",
-    verdict: none ? "ok" : onWal.length > 0 ? "crit" : "warn",
+    verdict: storageErrorsVerdict(!none, onWal.length > 0),
     evidence: none
       ? "no storage errors in the kernel log"
       : inc.length > 0
@@ -284,14 +269,7 @@ export function diagnose(
   add({
     runbook: "storage-errors",
     step: "2. smartctl -a",
-    verdict:
-      sm.length === 0 || sm.every((d) => d.verdict === "unknown" && d.state !== "unresponsive")
-        ? "unknown"
-        : smBad.some((d) => d.verdict === "fail" || d.state === "unresponsive")
-          ? "crit"
-          : smBad.length > 0
-            ? "warn"
-            : "ok",
+    verdict: judgeSmart(sm),
     evidence:
       sm.length === 0
         ? "no SMART results"
@@ -321,13 +299,7 @@ export function diagnose(
   add({
     runbook: "disk-full",
     step: "1. df -h on the WAL filesystem",
-    verdict: !fs
-      ? "unknown"
-      : fs.used_ratio >= 0.95 || full < 3600
-        ? "crit"
-        : fs.used_ratio >= 0.85 || full < 86_400
-          ? "warn"
-          : "ok",
+    verdict: !fs ? "unknown" : judgeFilesystem(fs.used_ratio, full),
     evidence: fs
       ? `${walMount?.mountpoint}: ${pct(fs.used_ratio)} used, ${mib(fs.avail_bytes)} free, full in ${dur(full)} at the recent rate`
       : "no statfs of the WAL filesystem",
@@ -347,7 +319,7 @@ export function diagnose(
         )}`
       : "no WAL inventory",
     action:
-      fs && (fs.used_ratio >= 0.85 || full < 86_400) && candidates > 0
+      fs && judgeFilesystem(fs.used_ratio, full) !== "ok" && candidates > 0
         ? compressAction(
             c,
             remediators.find((r) => r.name === "wal_compress"),

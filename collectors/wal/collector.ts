@@ -17,7 +17,7 @@ import { statfs } from "node:fs/promises";
 import { join } from "node:path";
 import { createGunzip } from "node:zlib";
 import type { Counter, Gauge, Registry } from "prom-client";
-import type { HistoryStore } from "../../core/history/store.js";
+import type { EventSeverity, HistoryStore } from "../../core/history/store.js";
 import type { Logger } from "../../core/log.js";
 import { counter, gauge } from "../../core/metrics/define.js";
 import { NS } from "../../core/metrics/registry.js";
@@ -90,6 +90,15 @@ export interface WalOptions {
   readonly registry: Registry;
   readonly history: HistoryStore | null;
   readonly log: Logger;
+  /** The judge's answers (judge/ sits above collectors/, so the app hands them down). */
+  readonly judge: WalJudge;
+}
+
+/** What the WAL collector asks the judge: a finding's event severity; which process is the database. */
+export interface WalJudge {
+  findingSeverity(kind: FindingKind): EventSeverity;
+  isStemedbDatabase(comm: string): boolean;
+  walFilesystemFilling(used_ratio: number, full_in_seconds: number): boolean;
 }
 
 export class WalCollector implements Collector<WalObservation> {
@@ -211,7 +220,10 @@ export class WalCollector implements Collector<WalObservation> {
     }
     findings.push(...this.unreadable(inv), ...this.gzFindings(inv), ...this.verifyFindings(inv));
     const filesystem = await this.filesystem(now);
-    if (filesystem && (filesystem.used_ratio >= 0.9 || filesystem.full_in_seconds < 6 * 3600)) {
+    if (
+      filesystem &&
+      this.opts.judge.walFilesystemFilling(filesystem.used_ratio, filesystem.full_in_seconds)
+    ) {
       findings.push({
         kind: "filesystem_filling",
         files: [this.opts.dir],
@@ -279,20 +291,10 @@ export class WalCollector implements Collector<WalObservation> {
     for (const [k, files] of now) {
       if (this.previousFindings.get(k) === files) continue;
       const f = byKind.get(k) as WalFinding;
-      const sev =
-        k === "stalled" ||
-        k === "dir_missing" ||
-        k === "corrupt_gz" ||
-        k === "gap" ||
-        k === "verify_failed"
-          ? "crit"
-          : k === "symlink" || k === "wrong_owner_or_mode"
-            ? "info"
-            : "warn";
       h?.event({
         class: "wal",
         kind: `wal.${k}`,
-        severity: sev,
+        severity: this.opts.judge.findingSeverity(k),
         subject: this.opts.dir,
         message: f.message,
         data: { files: f.files },
@@ -395,7 +397,7 @@ export class WalCollector implements Collector<WalObservation> {
         if (!/^\d+$/.test(pid)) continue;
         try {
           const comm = readFileSync(`${this.opts.procPath}/${pid}/comm`, "utf8").trim();
-          if (comm.startsWith("stemedb") && comm !== "stemedb-agent") return true;
+          if (this.opts.judge.isStemedbDatabase(comm)) return true;
           if (
             readFileSync(`${this.opts.procPath}/${pid}/cgroup`, "utf8").includes(
               `/${this.opts.service}`,

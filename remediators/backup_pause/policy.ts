@@ -2,12 +2,13 @@
 // to pause it, when a pause has done its job or failed to, and how much pause time a unit has
 // left. No I/O here; the remediator feeds it facts and carries out what it says.
 import { percentileSorted } from "../../core/history/percentile.js";
+import { fsyncSlow } from "../../judge/index.js";
 import type { PauseMethod, UnitKind } from "./systemd.js";
 
 export const DAY_MS = 86_400_000;
 
 export interface PolicyConfig {
-  /** p99 above this (seconds) is slow. */
+  /** p99 at or above this (seconds) is slow (the judge's fsyncSlow). */
   readonly threshold: number;
   /** p99 below this (seconds) is recovered. */
   readonly resumeBelow: number;
@@ -204,7 +205,10 @@ export function judgeHeld(
     };
   if (h.by === "operator") return { kind: "keep", improved: h.improvedAt !== null };
   const improved =
-    h.improvedAt !== null || (post !== null && post.n >= 3 && post.p99 < cfg.threshold);
+    h.improvedAt !== null ||
+    (post !== null &&
+      post.n >= 3 &&
+      !fsyncSlow(post.p99, { warn: cfg.resumeBelow, crit: cfg.threshold }));
   if (!improved && now - h.since >= cfg.improveWithinMs) {
     return {
       kind: "resume",

@@ -45,6 +45,7 @@ import {
   type UnitState,
 } from "./systemd.js";
 import { errorMessage } from "../../core/errors.js";
+import { fsyncSlow, judgeFsync } from "../../judge/index.js";
 
 export const NAME = "backup_pause";
 const STATE_KEY = "backup_pause.state";
@@ -269,12 +270,14 @@ export class BackupPauseRemediator {
     this.ingest(latest);
     const p = this.policy;
     const cur = this.p99(now - p.windowMs, now);
-    this.slow.update(now, cur === null ? null : cur.p99 > p.threshold);
+    // "Slow" is the judge's, at this remediator's configured figures (the same status uses).
+    const limits = { warn: p.resumeBelow, crit: p.threshold };
+    this.slow.update(now, cur === null ? null : fsyncSlow(cur.p99, limits));
     for (const [unit, h] of Object.entries(this.held.holds)) {
       const post = this.p99(Math.max(h.since, now - p.windowMs), now);
       const s = this.recovered.get(unit) ?? new Streak();
       this.recovered.set(unit, s);
-      s.update(now, post === null ? null : post.p99 < p.resumeBelow);
+      s.update(now, post === null ? null : judgeFsync(post.p99, limits) === "ok");
       // Paused time counts as it passes (a clock jump back counts nothing).
       const dt = Math.min(Math.max(0, now - this.lastTickAt), 5000);
       this.cPausedSeconds.labels(unit).inc(dt / 1000);

@@ -1,0 +1,218 @@
+// The judge: every threshold and severity the agent judges storage with, in one pure module (no
+// I/O, no clock: callers pass what they measured). Status, diagnose, events and the remediators
+// ask it, so the same number never gets two verdicts. The figures: ./thresholds.ts.
+import type { FsyncProbeObservation } from "../collectors/fsync_probe/collector.js";
+import type { KernelSeverity } from "../collectors/kmsg/classify.js";
+import type { FindingSeverity } from "../collectors/mounts/policy.js";
+import type { CollectState } from "../collectors/smart/classify.js";
+import type { SmartVerdict } from "../collectors/smart/verdict.js";
+import type { WalJudge } from "../collectors/wal/collector.js";
+import type { FindingKind } from "../collectors/wal/inventory.js";
+import type { Config } from "../core/config/schema.js";
+import type { EventSeverity } from "../core/history/store.js";
+import { THRESHOLDS } from "./thresholds.js";
+
+export { THRESHOLDS } from "./thresholds.js";
+
+export type Verdict = "ok" | "warn" | "crit" | "unknown";
+
+/** unknown ranks above ok: a part not known is not said to be fine, but raises nothing. */
+const RANK: Record<Verdict, number> = { ok: 0, unknown: 1, warn: 2, crit: 3 };
+export const verdictRank = (v: Verdict): number => RANK[v];
+export const worst = (vs: readonly Verdict[]): Verdict =>
+  vs.reduce<Verdict>((a, b) => (RANK[b] > RANK[a] ? b : a), "ok");
+
+const bySeverity: Record<EventSeverity, Verdict> = { crit: "crit", warn: "warn", info: "ok" };
+/** An event or finding's severity as a verdict: info is nothing to act on. */
+export const severityVerdict = (s: EventSeverity): Verdict => bySeverity[s];
+
+// ------------------------------------------------------------------ disks
+
+export interface DiskSample {
+  /** Write-await p99 (seconds); null: no writes in the window. */
+  readonly w_await: number | null;
+  /** Flush-await p99 (seconds); null: no flushes, or not looked at. */
+  readonly f_await?: number | null;
+  /** %util (0-100); null: not known yet. */
+  readonly util_pct: number | null;
+}
+
+export function judgeDisk(d: DiskSample): Verdict {
+  const t = THRESHOLDS.disk;
+  const w = d.w_await ?? 0;
+  const f = d.f_await ?? 0;
+  if (w >= t.await_crit_seconds || f >= t.await_crit_seconds) return "crit";
+  if (w >= t.await_warn_seconds || (d.util_pct ?? 0) >= t.util_warn_pct) return "warn";
+  return "ok";
+}
+
+/** Saturated: the device is busy nearly all the time, whatever its latency. */
+export const diskSaturated = (util_pct: number | null): boolean =>
+  (util_pct ?? 0) >= THRESHOLDS.disk.util_warn_pct;
+
+// ------------------------------------------------------------------ fsync
+
+/** Seconds: p99 at or above `warn` is slow, at or above `crit` is too slow. */
+export interface FsyncLimits {
+  readonly warn: number;
+  readonly crit: number;
+}
+
+/**
+ * Derived from config (THRESHOLDS.fsync names the keys): crit at backup_pause's
+ * `fsync_p99_threshold`, warn at its `resume_below`, whether or not backup_pause is on.
+ */
+export function fsyncLimits(c: Config): FsyncLimits {
+  const bp = c.remediators.backup_pause;
+  return { warn: bp.resume_below / 1000, crit: bp.fsync_p99_threshold / 1000 };
+}
+
+/** A WAL fsync p99 (the probe's or the database's own), in seconds. */
+export function judgeFsync(p99: number, l: FsyncLimits): Verdict {
+  return p99 >= l.crit ? "crit" : p99 >= l.warn ? "warn" : "ok";
+}
+
+/** "WAL fsync is slow": the point where runbooks start and backup_pause counts. */
+export const fsyncSlow = (p99: number, l: FsyncLimits): boolean => judgeFsync(p99, l) === "crit";
+
+type FailedProbe = Exclude<FsyncProbeObservation["probes"][number], { state: "ok" }>;
+
+/**
+ * A probe that cannot fsync: stalled or failing is the WAL failing, crit; a missing directory
+ * (ENOENT) or no permission (EACCES) is the agent pointed at the wrong place, warn.
+ */
+export function judgeProbeFailure(p: FailedProbe): Verdict {
+  if (p.state === "stalled") return "crit";
+  return p.errno === "ENOENT" || p.errno === "EACCES" ? "warn" : "crit";
+}
+
+// ------------------------------------------------------------------ filesystems
+
+export function judgeFilesystem(used_ratio: number, full_in_seconds: number | null): Verdict {
+  const t = THRESHOLDS.filesystem;
+  const full = full_in_seconds ?? Infinity;
+  if (used_ratio >= t.used_crit_ratio || full < t.full_crit_seconds) return "crit";
+  if (used_ratio >= t.used_warn_ratio || full < t.full_warn_seconds) return "warn";
+  return "ok";
+}
+
+// ------------------------------------------------------------------ WAL findings
+
+/** One table, finding kind -> severity: the event's severity and the status area's verdict. */
+export const WAL_FINDING_SEVERITY: Readonly<Record<FindingKind, EventSeverity>> = {
+  // The WAL is not being written, or not there: every commit waits or fails.
+  stalled: "crit",
+  dir_missing: "crit",
+  // Data recovery needs is missing or damaged.
+  gap: "crit",
+  corrupt_gz: "crit",
+  verify_failed: "crit",
+  // A segment the database may not be able to replay, or that others may read or write: a
+  // correctness and security risk for a human to look at, not data lost yet.
+  wrong_owner_or_mode: "warn",
+  unreadable: "warn",
+  not_regular: "warn",
+  zero_length: "warn",
+  truncated: "warn",
+  // An interrupted compression: both copies are there, nothing lost, but it needs finishing.
+  plain_and_compressed: "warn",
+  filesystem_filling: "warn",
+  // Reported and never followed: harmless to the WAL.
+  symlink: "info",
+  // A monitoring gap, not a WAL problem: the agent's own probe still measures fsync, and a
+  // status held at WARN by an unreachable URL would hide the warnings that matter.
+  db_metrics_unreachable: "info",
+};
+
+export const walFindingSeverity = (kind: FindingKind): EventSeverity => WAL_FINDING_SEVERITY[kind];
+
+export const judgeWalFindings = (kinds: readonly FindingKind[]): Verdict =>
+  worst(kinds.map((k) => severityVerdict(walFindingSeverity(k))));
+
+/** The WAL filesystem_filling finding: 90% used, or full within 6 h at the recent rate. */
+export const walFilesystemFilling = (used_ratio: number, full_in_seconds: number): boolean =>
+  used_ratio >= THRESHOLDS.wal_filling.used_ratio ||
+  full_in_seconds < THRESHOLDS.wal_filling.full_seconds;
+
+// ------------------------------------------------------------------ mounts
+
+export const mountFindingVerdict = (s: FindingSeverity): Verdict => severityVerdict(s);
+
+// ------------------------------------------------------------------ SMART
+
+const SMART: Record<SmartVerdict, Verdict> = {
+  pass: "ok",
+  warn: "warn",
+  fail: "crit",
+  unknown: "unknown",
+};
+
+export const smartVerdict = (v: SmartVerdict): Verdict => SMART[v];
+
+/**
+ * The disks' SMART as one verdict: the worst of the disks that answered (ok, or in standby),
+ * and a disk that stops answering smartctl is crit. Unknown when none answered.
+ */
+export function judgeSmart(
+  devices: ReadonlyArray<{ readonly state: CollectState; readonly verdict: SmartVerdict }>,
+): Verdict {
+  const checked = devices.filter((d) => d.state === "ok" || d.state === "standby");
+  const stuck = devices.some((d) => d.state === "unresponsive");
+  if (checked.length === 0 && !stuck) return "unknown";
+  return worst([
+    ...checked.map((d) => smartVerdict(d.verdict)),
+    ...(stuck ? ["crit" as const] : []),
+  ]);
+}
+
+// ------------------------------------------------------------------ kernel log
+
+/**
+ * A kernel storage incident (or fault line) by its worst line: crit (data told durable is not
+ * on the medium, a device gone) is crit; error and warn are warn.
+ */
+export const kernelVerdict = (s: KernelSeverity | (string & {})): Verdict =>
+  s === "crit" ? "crit" : "warn";
+
+/** The runbook's question: I/O errors on the WAL's own device are crit, elsewhere warn. */
+export const storageErrorsVerdict = (any: boolean, onWalDevice: boolean): Verdict =>
+  !any ? "ok" : onWalDevice ? "crit" : "warn";
+
+// ------------------------------------------------------------------ processes
+
+/**
+ * StemeDB's own processes: the database and its tools (`stemedb`, `stemedb-*`, this agent
+ * included). Its comm starts with `stemedb`, as the README says.
+ */
+export const isStemedbProcess = (comm: string): boolean => comm.startsWith("stemedb");
+
+/** The database itself: a StemeDB process other than this agent. */
+export const isStemedbDatabase = (comm: string): boolean =>
+  isStemedbProcess(comm) && comm !== "stemedb-agent";
+
+/** A user-space process, not StemeDB, moving enough I/O to compete with the WAL. */
+export const heavyCompetitor = (r: {
+  readonly comm: string;
+  readonly kthread: boolean;
+  readonly read_bps: number;
+  readonly write_bps: number;
+}): boolean =>
+  !r.kthread &&
+  !isStemedbProcess(r.comm) &&
+  r.write_bps + r.read_bps > THRESHOLDS.competing_io.heavy_bytes_per_second;
+
+/** A heavy competitor is a warning only while WAL fsync is slow (warn or crit). */
+export const judgeCompeting = (fsync: Verdict, anyHeavy: boolean): Verdict =>
+  anyHeavy && (fsync === "warn" || fsync === "crit") ? "warn" : "ok";
+
+// ------------------------------------------------------------------ the agent itself
+
+export const agentVerdict = (health: string): Verdict =>
+  health === "healthy" ? "ok" : health === "degraded" ? "warn" : "crit";
+
+/** What collectors ask the judge, handed down by the app (collectors/ cannot import judge/). */
+export const COLLECTOR_JUDGE: WalJudge = {
+  findingSeverity: walFindingSeverity,
+  isStemedbDatabase,
+  walFilesystemFilling,
+};

@@ -1,0 +1,48 @@
+// Every figure the agent judges storage with, in one table: status, diagnose, events and the
+// remediators read them through judge/index.ts, and test/judge.test.ts checks the README's
+// threshold table against this object, so a figure changed here and not there fails a test.
+
+const MiB = 1024 * 1024;
+
+export const THRESHOLDS = {
+  /** One block device: iostat -x write-await / flush-await p99 and %util. */
+  disk: {
+    /** A device that takes 20 ms per write is behind the WAL's pace (fio's sync-write rule of thumb). */
+    await_warn_seconds: 0.02,
+    /** 100 ms per write or flush: the database's commits wait on it; the fleet alert's figure. */
+    await_crit_seconds: 0.1,
+    /** Busy 90% of the time: saturated, queueing starts (only a warning: SSDs serve in parallel). */
+    util_warn_pct: 90,
+  },
+  /**
+   * WAL fsync p99 (the agent's probe and the database's own): not figures of the judge's own
+   * but derived from config, so that status, diagnose and backup_pause say "slow" at the same
+   * point on every node. crit from `fsync_p99_threshold` (where backup_pause starts counting),
+   * warn from `resume_below` (where a pause may end: above it the WAL is not yet well).
+   */
+  fsync: {
+    warn_config_key: "remediators.backup_pause.resume_below",
+    crit_config_key: "remediators.backup_pause.fsync_p99_threshold",
+  },
+  /** A filesystem: share used, and time to full at the recent rate. */
+  filesystem: {
+    used_warn_ratio: 0.85,
+    used_crit_ratio: 0.95,
+    /** Full within a day: someone must act this shift. */
+    full_warn_seconds: 86_400,
+    /** Full within an hour: the database stops writing before a human can plan. */
+    full_crit_seconds: 3_600,
+  },
+  /**
+   * The WAL's own filesystem_filling finding (warn): later than the filesystems area's warning,
+   * it names the WAL as what fills up, when compressing segments can still win the time back.
+   */
+  wal_filling: {
+    used_ratio: 0.9,
+    full_seconds: 6 * 3_600,
+  },
+  /** A process (not StemeDB, not a kernel thread) moving this much is a competitor for the disk. */
+  competing_io: {
+    heavy_bytes_per_second: 10 * MiB,
+  },
+} as const;
