@@ -1,0 +1,328 @@
+// The judge: its decisions at the boundaries, the README's threshold tables against THRESHOLDS,
+// and status and diagnose giving the same number the same verdict.
+import { readFileSync } from "node:fs";
+import test from "ava";
+import { buildAreas, type Latest } from "../agent/status/areas.js";
+import { diagnose } from "../agent/status/diagnose.js";
+import type { FindingKind } from "../collectors/wal/inventory.js";
+import { loadConfig } from "../core/config/load.js";
+import { ms } from "../core/config/units.js";
+import type { Config } from "../core/config/schema.js";
+import {
+  COLLECTOR_JUDGE,
+  fsyncLimits,
+  fsyncSlow,
+  heavyCompetitor,
+  isStemedbDatabase,
+  isStemedbProcess,
+  judgeCompeting,
+  judgeDisk,
+  judgeFilesystem,
+  judgeFsync,
+  judgeProbeFailure,
+  judgeSmart,
+  judgeWalFindings,
+  kernelVerdict,
+  THRESHOLDS,
+  WAL_FINDING_SEVERITY,
+  walFilesystemFilling,
+  walFindingSeverity,
+  worst,
+} from "../judge/index.js";
+
+const README = readFileSync(new URL("../../README.md", import.meta.url), "utf8");
+
+const cfg = (() => {
+  const r = loadConfig({ env: {}, defaultFile: "/nonexistent" });
+  if (!r.ok) throw new Error(r.problems.join("\n"));
+  return r.loaded.config;
+})();
+
+/** The default config with backup_pause's fsync figures changed (milliseconds, as config holds them). */
+const withFsync = (thresholdMs: number, resumeBelowMs: number): Config => ({
+  ...cfg,
+  remediators: {
+    ...cfg.remediators,
+    backup_pause: {
+      ...cfg.remediators.backup_pause,
+      fsync_p99_threshold: ms(thresholdMs),
+      resume_below: ms(resumeBelowMs),
+    },
+  },
+});
+
+function latest(obs: Record<string, unknown>): Latest {
+  return {
+    get: <T>(name: string) =>
+      name in obs ? { at: Date.now(), observation: obs[name] as T } : undefined,
+  };
+}
+
+/** The rows of the markdown table whose header row starts with `| ${first} |`. */
+function table(first: string): string[][] {
+  const start = README.indexOf(`\n| ${first} |`);
+  if (start < 0) throw new Error(`no README table headed "${first}"`);
+  const rows: string[][] = [];
+  for (const line of README.slice(start + 1).split("\n")) {
+    if (!line.startsWith("|")) break;
+    rows.push(
+      line
+        .slice(1, -1)
+        .split("|")
+        .map((c) => c.trim()),
+    );
+  }
+  return rows.slice(2); // header and separator
+}
+
+/** "20 ms" -> 0.02 s, "90%" -> 0.9 (or 90 with pct), "1 d" / "6 h" -> seconds, "10 MiB/s" -> bytes/s. */
+function figures(cell: string): number[] {
+  const unit: Record<string, number> = {
+    ms: 0.001,
+    s: 1,
+    min: 60,
+    h: 3600,
+    d: 86_400,
+    "MiB/s": 1024 * 1024,
+    "%": 0.01,
+  };
+  return [...cell.matchAll(/(\d+(?:\.\d+)?)\s*(ms|s|min|h|d|MiB\/s|%)(?![\w/])/g)].map(
+    (m) => Number(m[1]) * (unit[m[2] as string] as number),
+  );
+}
+
+const approx = (a: number, b: number) => Math.abs(a - b) < 1e-9 * Math.max(1, Math.abs(b));
+
+test("README: every figure in the status/diagnose threshold table is the judge's", (t) => {
+  const rows = new Map(table("measure").map((r) => [r[0] ?? "", r]));
+  const T = THRESHOLDS;
+  const expect: Record<string, { warn: number[]; crit: number[] }> = {
+    "disk write-await p99": {
+      warn: [T.disk.await_warn_seconds],
+      crit: [T.disk.await_crit_seconds],
+    },
+    "disk flush-await p99": { warn: [], crit: [T.disk.await_crit_seconds] },
+    "disk %util": { warn: [T.disk.util_warn_pct / 100], crit: [] },
+    "WAL fsync p99 (probe, database's own)": {
+      warn: [cfg.remediators.backup_pause.resume_below / 1000],
+      crit: [cfg.remediators.backup_pause.fsync_p99_threshold / 1000],
+    },
+    "filesystem used": {
+      warn: [T.filesystem.used_warn_ratio],
+      crit: [T.filesystem.used_crit_ratio],
+    },
+    "filesystem full at the recent rate": {
+      warn: [T.filesystem.full_warn_seconds],
+      crit: [T.filesystem.full_crit_seconds],
+    },
+    "WAL filesystem (`filesystem_filling` finding)": {
+      warn: [T.wal_filling.used_ratio, T.wal_filling.full_seconds],
+      crit: [],
+    },
+    "competing I/O, a process not StemeDB's": {
+      warn: [T.competing_io.heavy_bytes_per_second],
+      crit: [],
+    },
+  };
+  t.deepEqual([...rows.keys()].sort(), Object.keys(expect).sort(), "the table's rows");
+  for (const [measure, want] of Object.entries(expect)) {
+    const row = rows.get(measure) ?? [];
+    for (const [col, cell] of [
+      ["warn", row[1] ?? ""],
+      ["crit", row[2] ?? ""],
+    ] as const) {
+      const got = figures(cell);
+      t.is(got.length, want[col].length, `${measure} ${col}: "${cell}"`);
+      want[col].forEach((w, i) =>
+        t.true(approx(got[i] ?? NaN, w), `${measure} ${col}: "${cell}" says ${got[i]}, judge ${w}`),
+      );
+    }
+  }
+  // fsync is derived from config: the row names the keys the judge reads.
+  const fsync = rows.get("WAL fsync p99 (probe, database's own)") ?? [];
+  t.true(fsync[1]?.includes(`\`${T.fsync.warn_config_key.replace("remediators.", "")}\``));
+  t.true(fsync[2]?.includes(`\`${T.fsync.crit_config_key.replace("remediators.", "")}\``));
+});
+
+test("README: the WAL finding severity table is the judge's, every kind once", (t) => {
+  const documented: Record<string, string> = {};
+  for (const [sev, kinds] of table("finding severity")) {
+    for (const k of (kinds ?? "").matchAll(/`(\w+)`/g)) {
+      t.false((k[1] as string) in documented, `${k[1]} listed twice`);
+      documented[k[1] as string] = sev as string;
+    }
+  }
+  t.deepEqual(documented, { ...WAL_FINDING_SEVERITY });
+});
+
+test("disks: warn from 20 ms write-await or 90% util, crit from 100 ms write- or flush-await", (t) => {
+  const d = (w: number | null, util: number | null, f: number | null = null) =>
+    judgeDisk({ w_await: w, f_await: f, util_pct: util });
+  t.is(d(null, null), "ok", "no writes, util unknown");
+  t.is(d(0.0199, 89.9), "ok");
+  t.is(d(0.02, 0), "warn");
+  t.is(d(0.001, 90), "warn");
+  t.is(d(0.0999, 100), "warn", "saturated alone is a warning");
+  t.is(d(0.1, 0), "crit");
+  t.is(d(0, 0, 0.1), "crit", "flush-await");
+  t.is(d(0, 0, 0.05), "ok", "flush-await has no warning of its own");
+});
+
+test("fsync: warn at resume_below, crit at fsync_p99_threshold, both inclusive; slow is crit", (t) => {
+  const l = fsyncLimits(withFsync(80, 30));
+  t.deepEqual(l, { warn: 0.03, crit: 0.08 });
+  t.is(judgeFsync(0.0299, l), "ok");
+  t.is(judgeFsync(0.03, l), "warn");
+  t.is(judgeFsync(0.0799, l), "warn");
+  t.is(judgeFsync(0.08, l), "crit");
+  t.false(fsyncSlow(0.0799, l));
+  t.true(fsyncSlow(0.08, l));
+  t.deepEqual(fsyncLimits(cfg), { warn: 0.05, crit: 0.1 }, "the defaults");
+});
+
+test("a failing fsync probe: stalled or an I/O error is crit; a missing or forbidden directory warn", (t) => {
+  const err = (errno: string) =>
+    judgeProbeFailure({ dir: "/w", mountpoint: "/", state: "error", errno, message: "" });
+  t.is(err("EIO"), "crit");
+  t.is(err("EROFS"), "crit");
+  t.is(err("ENOSPC"), "crit");
+  t.is(err("ENOENT"), "warn");
+  t.is(err("EACCES"), "warn");
+  t.is(
+    judgeProbeFailure({ dir: "/w", mountpoint: "/", state: "stalled", stalled_seconds: 3 }),
+    "crit",
+  );
+});
+
+test("filesystems: warn at 85% or full within a day, crit at 95% or within an hour", (t) => {
+  t.is(judgeFilesystem(0.8499, null), "ok");
+  t.is(judgeFilesystem(0.85, Infinity), "warn");
+  t.is(judgeFilesystem(0.9499, null), "warn");
+  t.is(judgeFilesystem(0.95, null), "crit");
+  t.is(judgeFilesystem(0.1, 86_400), "ok", "exactly a day is not within a day");
+  t.is(judgeFilesystem(0.1, 86_399), "warn");
+  t.is(judgeFilesystem(0.1, 3_600), "warn");
+  t.is(judgeFilesystem(0.1, 3_599), "crit");
+  t.false(walFilesystemFilling(0.8999, 6 * 3600));
+  t.true(walFilesystemFilling(0.9, Infinity));
+  t.true(walFilesystemFilling(0.1, 6 * 3600 - 1));
+});
+
+test("WAL findings: one table for events and status; owner/mode is warn, an unreachable metrics URL info", (t) => {
+  t.is(walFindingSeverity("wrong_owner_or_mode"), "warn");
+  t.is(walFindingSeverity("db_metrics_unreachable"), "info");
+  t.is(walFindingSeverity("gap"), "crit");
+  t.is(COLLECTOR_JUDGE.findingSeverity("wrong_owner_or_mode"), "warn", "what the collector emits");
+  t.is(judgeWalFindings([]), "ok");
+  t.is(judgeWalFindings(["symlink", "db_metrics_unreachable"]), "ok");
+  t.is(judgeWalFindings(["db_metrics_unreachable", "wrong_owner_or_mode"]), "warn");
+  t.is(judgeWalFindings(["truncated", "stalled"]), "crit");
+  // The status area says the same as the events.
+  const wal = (kinds: FindingKind[]) =>
+    buildAreas(
+      cfg,
+      latest({
+        wal: {
+          segments: {
+            active: { count: 1, bytes: 1 },
+            sealed: { count: 0, bytes: 0 },
+            compressed: { count: 0, bytes: 0 },
+          },
+          active: null,
+          findings: kinds.map((kind) => ({ kind, files: [], message: kind })),
+          database: null,
+        },
+      }),
+      null,
+      { verdict: "healthy", reasons: [] },
+    ).find((a) => a.area === "wal")?.verdict;
+  t.is(wal(["wrong_owner_or_mode"]), "warn");
+  t.is(wal(["db_metrics_unreachable"]), "ok");
+});
+
+test("SMART and the kernel log as verdicts", (t) => {
+  t.is(judgeSmart([]), "unknown");
+  t.is(judgeSmart([{ state: "unsupported", verdict: "unknown" }]), "unknown");
+  t.is(judgeSmart([{ state: "ok", verdict: "pass" }]), "ok");
+  t.is(judgeSmart([{ state: "standby", verdict: "warn" }]), "warn");
+  t.is(judgeSmart([{ state: "ok", verdict: "fail" }]), "crit");
+  t.is(
+    judgeSmart([
+      { state: "ok", verdict: "pass" },
+      { state: "unresponsive", verdict: "unknown" },
+    ]),
+    "crit",
+  );
+  t.is(kernelVerdict("crit"), "crit");
+  t.is(kernelVerdict("error"), "warn");
+  t.is(kernelVerdict("warn"), "warn");
+  t.is(worst(["ok", "unknown"]), "unknown");
+  t.is(worst(["unknown", "warn"]), "warn");
+});
+
+test("one StemeDB predicate: the database, its tools and this agent; the database without the agent", (t) => {
+  for (const c of ["stemedb", "stemedb-api", "stemedb-agent", "stemedbd"])
+    t.true(isStemedbProcess(c), c);
+  for (const c of ["restic", "mystemedb", "node", ""]) t.false(isStemedbProcess(c), c);
+  t.true(isStemedbDatabase("stemedb"));
+  t.true(isStemedbDatabase("stemedb-api"));
+  t.false(isStemedbDatabase("stemedb-agent"));
+  t.false(COLLECTOR_JUDGE.isStemedbDatabase("stemedb-agent"), "what the collector asks");
+  const row = { comm: "restic", kthread: false, read_bps: 0, write_bps: 10 * 1024 * 1024 };
+  t.false(heavyCompetitor(row), "10 MiB/s is not more than 10 MiB/s");
+  t.true(heavyCompetitor({ ...row, write_bps: row.write_bps + 1 }));
+  t.false(heavyCompetitor({ ...row, comm: "stemedb", write_bps: 1e9 }));
+  t.false(heavyCompetitor({ ...row, kthread: true, write_bps: 1e9 }));
+  t.is(judgeCompeting("ok", true), "ok");
+  t.is(judgeCompeting("warn", true), "warn");
+  t.is(judgeCompeting("crit", false), "ok");
+});
+
+// The disagreement that was: status warned from resume_below, diagnose from threshold / 2. With
+// resume_below at 30 ms and the threshold at 100 ms, a 40 ms p99 was WARN in status, OK in diagnose.
+test("status and diagnose judge one fsync p99 alike, at the configured figures", (t) => {
+  const c = withFsync(100, 30);
+  for (const [seconds, want] of [
+    [0.029, "ok"],
+    [0.04, "warn"],
+    [0.1, "crit"],
+  ] as const) {
+    const obs = latest({
+      fsync_probe: {
+        probes: [{ dir: "/w", mountpoint: "/var/lib/stemedb", state: "ok", seconds }],
+      },
+    });
+    const status = buildAreas(c, obs, null, { verdict: "healthy", reasons: [] }).find(
+      (a) => a.area === "fsync",
+    )?.verdict;
+    const steps = diagnose(c, obs, null).steps;
+    t.is(status, want, `status at ${seconds}`);
+    t.is(
+      steps.find((s) => s.step === "1. WAL fsync latency")?.verdict,
+      want,
+      `diagnose at ${seconds}`,
+    );
+    t.is(steps.find((s) => s.step === "5. raw fsync test")?.verdict, want, `raw at ${seconds}`);
+  }
+});
+
+test("status and diagnose judge one disk alike", (t) => {
+  // No history, so no await p99: %util decides here (the await figures: the judgeDisk test).
+  const disk = (util: number) => {
+    const obs = latest({
+      diskstats: {
+        devices: [{ device: "sdb", iostat: { util_pct: util, aqu_sz: 0 } }],
+        roles: [{ role: "wal", chain: [{ name: "sdb", writeCache: null, rotational: false }] }],
+      },
+    });
+    return [
+      buildAreas(cfg, obs, null, { verdict: "healthy", reasons: [] }).find(
+        (a) => a.area === "disks",
+      )?.verdict,
+      diagnose(cfg, obs, null).steps.find((s) => s.step === "2. iostat -x on the WAL device")
+        ?.verdict,
+    ];
+  };
+  t.deepEqual(disk(89), ["ok", "ok"]);
+  t.deepEqual(disk(90), ["warn", "warn"]);
+});
