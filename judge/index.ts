@@ -25,6 +25,12 @@ export const worst = (vs: readonly Verdict[]): Verdict =>
 const bySeverity: Record<EventSeverity, Verdict> = { crit: "crit", warn: "warn", info: "ok" };
 /** An event or finding's severity as a verdict: info is nothing to act on. */
 export const severityVerdict = (s: EventSeverity): Verdict => bySeverity[s];
+/**
+ * A verdict as an event's severity, for events that say what a verdict says (a probe failing, a
+ * disk's SMART verdict, a kernel incident): ok and unknown are nothing to act on.
+ */
+export const verdictSeverity = (v: Verdict): EventSeverity =>
+  v === "crit" ? "crit" : v === "warn" ? "warn" : "info";
 
 // ------------------------------------------------------------------ disks
 

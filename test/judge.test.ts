@@ -27,6 +27,7 @@ import {
   WAL_FINDING_SEVERITY,
   walFilesystemFilling,
   walFindingSeverity,
+  verdictSeverity,
   worst,
 } from "../judge/index.js";
 
@@ -258,6 +259,17 @@ test("SMART and the kernel log as verdicts", (t) => {
   t.is(kernelVerdict("warn"), "warn");
   t.is(worst(["ok", "unknown"]), "unknown");
   t.is(worst(["unknown", "warn"]), "warn");
+  // As events: what the collectors emit today for a SMART verdict and a kernel incident.
+  t.deepEqual(
+    (["pass", "warn", "fail", "unknown"] as const).map((v) =>
+      verdictSeverity(judgeSmart([{ state: "ok", verdict: v }])),
+    ),
+    ["info", "warn", "crit", "info"],
+  );
+  t.deepEqual(
+    (["crit", "error", "warn"] as const).map((s) => verdictSeverity(kernelVerdict(s))),
+    ["crit", "warn", "warn"],
+  );
 });
 
 test("one StemeDB predicate: the database, its tools and this agent; the database without the agent", (t) => {
