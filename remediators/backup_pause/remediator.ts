@@ -712,7 +712,7 @@ export class BackupPauseRemediator
    * (or found resumed by its switch). Still running: adopted, its switch re-armed for the time
    * left. Interrupted journal rows are closed as recovered. Never forgotten.
    */
-  async reconcileAtStart(): Promise<void> {
+  private async reconcileAtStart(): Promise<void> {
     await this.enqueue(async () => {
       const now = this.now();
       for (const h of Object.values(this.held.holds)) {

@@ -149,7 +149,7 @@ export class WalCompressRemediator
     await this.recoverAtStart();
   }
 
-  async recoverAtStart(): Promise<RecoveryAction[]> {
+  private async recoverAtStart(): Promise<RecoveryAction[]> {
     const unfinished = this.journal?.unfinished(NAME) ?? [];
     if (this.mode !== "on" && unfinished.length === 0) return [];
     const re = patternRegex(this.options.segmentPattern);
