@@ -112,8 +112,6 @@ export interface BackupPauseState extends RemediatorSummary {
   readonly units: BackupUnitView[];
 }
 
-export { ActionRefused };
-
 /** What backup_pause reads of the configuration: its section and /proc. */
 export type BackupPauseOptions = Config["remediators"]["backup_pause"] & {
   readonly procPath: string;
