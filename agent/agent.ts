@@ -23,16 +23,13 @@ import { diagnose } from "./status/diagnose.js";
 import { eventsQuery, historyQuery, sinceMs, topIoQuery } from "./status/queries.js";
 import { VERSION } from "../core/version.js";
 import {
-  NAME as WAL_COMPRESS,
-  WalCompressRemediator,
-} from "../remediators/wal_compress/remediator.js";
-import { Journal, RemediationMetrics } from "../remediators/framework.js";
-import {
   ActionRefused,
-  BackupPauseRemediator,
-  NAME as BACKUP_PAUSE,
-} from "../remediators/backup_pause/remediator.js";
-import { parseDuration } from "../core/config/units.js";
+  Journal,
+  RemediationMetrics,
+  type Remediator,
+  type RemediatorSummary,
+} from "../remediators/framework.js";
+import { BACKUP_PAUSE, buildRemediators, type RemediatorEntry } from "../remediators/index.js";
 import { COLLECTOR_JUDGE } from "../judge/index.js";
 
 const TICK_MS = 1000;
@@ -85,8 +82,7 @@ export class Agent {
   private metricsServer: MetricsServer | undefined;
   private control: ControlServer | undefined;
   private admin: ControlServer | undefined;
-  private readonly walCompress: WalCompressRemediator;
-  private readonly backupPause: BackupPauseRemediator;
+  private readonly remediators: readonly RemediatorEntry[];
   private config: Config;
   private configFile: string | null;
   private fingerprints = new Map<string, string>();
@@ -118,15 +114,12 @@ export class Agent {
       log,
       metrics: this.metrics,
     });
-    const remediation = new RemediationMetrics(this.metrics.registry);
-    this.walCompress = new WalCompressRemediator(this.config, this.history, remediation, log);
-    this.backupPause = new BackupPauseRemediator(
-      this.config,
-      this.history,
-      remediation,
-      this.metrics.registry,
+    this.remediators = buildRemediators(this.config, {
+      history: this.history,
+      metrics: new RemediationMetrics(this.metrics.registry),
+      registry: this.metrics.registry,
       log,
-    );
+    });
   }
 
   static async start(loaded: LoadedConfig, log: Logger): Promise<Agent> {
@@ -142,15 +135,8 @@ export class Agent {
 
   private async begin(): Promise<void> {
     const c = this.config;
-    // Half-done remediation work is resolved before anything else runs.
-    await this.walCompress.recoverAtStart();
-    // Pauses from before a restart: resumed or adopted (queued ahead of any new decision; not
-    // awaited, so a slow systemd cannot hold up the agent's start).
-    this.backupPause
-      .reconcileAtStart()
-      .catch((e: unknown) =>
-        this.log.error({ err: errorMessage(e) }, "backup_pause: reconcile at start failed"),
-      );
+    // Half-done remediation work is resolved (or queued) before anything else runs.
+    for (const r of this.each()) await r.start();
     this.addCollectors(buildCollectors(this.collectorDeps()));
     this.metricsServer = await MetricsServer.start({
       listen: c.agent.listen,
@@ -234,8 +220,7 @@ export class Agent {
     this.configFile = r.loaded.file;
     this.log.level = next.agent.log_level;
     this.history.setRetention(next.history);
-    this.walCompress.setConfig(next);
-    this.backupPause.setConfig(next);
+    for (const e of this.remediators) e.reconfigure(next);
     for (const key of ["state_dir", "control_socket", "socket_group"] as const) {
       if (prev.agent[key] !== next.agent[key])
         this.log.warn(
@@ -290,7 +275,9 @@ export class Agent {
     clearInterval(this.ticker);
     // Nothing the agent paused stays paused behind it (ExecStopPost and the dead-man timers cover a crash).
     await Promise.race([
-      this.backupPause.resumeAll("the agent is stopping").catch(() => []),
+      Promise.allSettled(
+        this.each().flatMap((r) => (r.stop ? [r.stop("the agent is stopping")] : [])),
+      ),
       new Promise((r) => setTimeout(r, 3000).unref()),
     ]);
     await this.scheduler.stop(2000);
@@ -305,8 +292,7 @@ export class Agent {
       this.metricsServer?.close(),
       this.control?.close(),
       this.admin?.close(),
-      this.walCompress.close(),
-      this.backupPause.close(),
+      ...this.each().map((r) => r.close()),
     ]);
     this.history.event({
       class: "agent",
@@ -333,10 +319,7 @@ export class Agent {
   status(): StatusReport {
     const c = this.config;
     const health = this.agentHealth();
-    const areas = buildAreas(c, this.latestView(), this.history, health, Date.now(), [
-      this.walCompress.state(),
-      this.backupPause.state(),
-    ]);
+    const areas = buildAreas(c, this.latestView(), this.history, health, Date.now(), this.states());
     return {
       schema: 1,
       agent: {
@@ -404,10 +387,7 @@ export class Agent {
         () => ({
           schema: 1,
           generated_at: new Date().toISOString(),
-          ...diagnose(this.config, this.latestView(), this.history, Date.now(), [
-            this.walCompress.state(),
-            this.backupPause.state(),
-          ]),
+          ...diagnose(this.config, this.latestView(), this.history, Date.now(), this.states()),
         }),
       ],
       [
@@ -441,11 +421,14 @@ export class Agent {
       [
         "GET /v1/remediations",
         () => ({
-          remediators: [this.walCompress.state(), this.backupPause.state()],
+          remediators: this.states(),
           journal: new Journal(this.history).recent(20),
         }),
       ],
-      ["GET /v1/backups", async () => ({ schema: 1, ...(await this.backupPause.detailed()) })],
+      [
+        "GET /v1/backups",
+        async () => ({ schema: 1, ...(await this.remediator(BACKUP_PAUSE).detailed?.()) }),
+      ],
     ]);
     // Answers include what happened a moment ago: rows buffered for the next flush are written
     // first (an operator who just paused a unit must see the event now, not in 10 s).
@@ -460,12 +443,7 @@ export class Agent {
         "POST /v1/remediations/reset-breaker",
         (u) => {
           const name = u.searchParams.get("name");
-          if (name === BACKUP_PAUSE) this.backupPause.resetBreaker();
-          else if (name === WAL_COMPRESS) this.walCompress.resetBreaker();
-          else
-            throw new BadRequest(
-              `no remediator named ${JSON.stringify(name)} (known: ${WAL_COMPRESS}, ${BACKUP_PAUSE})`,
-            );
+          this.named(name, this.each()).resetBreaker();
           return { reset: name };
         },
       ],
@@ -474,49 +452,57 @@ export class Agent {
         async (u) => {
           const name = u.searchParams.get("name");
           const target = u.searchParams.get("target") ?? "";
-          if (name !== WAL_COMPRESS)
-            throw new BadRequest(
-              `no remediator named ${JSON.stringify(name)} (known: ${WAL_COMPRESS})`,
-            );
+          const r = this.named(
+            name,
+            this.each().filter((x) => x.undo !== undefined),
+          );
           try {
-            return { undone: await this.walCompress.undo(target) };
+            return { undone: await r.undo?.(target) };
           } catch (e) {
             throw new BadRequest(errorMessage(e));
           }
         },
       ],
-      [
-        "POST /v1/backups/pause",
-        (u) =>
-          this.backupAction(() => {
-            const forText = u.searchParams.get("for");
-            let forMs: number | null = null;
-            if (forText) {
-              const d = parseDuration(forText);
-              if (!d.ok) throw new BadRequest(`--for: ${d.reason}`);
-              forMs = d.value;
-            }
-            return this.backupPause.operatorPause(u.searchParams.get("unit") ?? "", forMs);
-          }),
-      ],
-      [
-        "POST /v1/backups/resume",
-        (u) =>
-          this.backupAction(() =>
-            this.backupPause.operatorResume(u.searchParams.get("unit") ?? ""),
-          ),
-      ],
+      ["POST /v1/backups/pause", (u) => this.action(BACKUP_PAUSE, "pause", u)],
+      ["POST /v1/backups/resume", (u) => this.action(BACKUP_PAUSE, "resume", u)],
     ]);
   }
 
-  /** An operator's pause or resume: refusals are the operator's answer (400), not the agent's failure. */
-  private async backupAction(fn: () => Promise<unknown>): Promise<unknown> {
+  /** An operator's action: refusals are the operator's answer (400), not the agent's failure. */
+  private async action(remediator: string, action: string, u: URL): Promise<unknown> {
+    const fn = this.remediator(remediator).actions?.get(action);
+    if (!fn) throw new BadRequest(`${remediator} has no action ${action}`);
     try {
-      return { unit: await fn() };
+      return { unit: await fn(u.searchParams) };
     } catch (e) {
       if (e instanceof ActionRefused || e instanceof BadRequest) throw new BadRequest(e.message);
       throw e;
     }
+  }
+
+  private each(): Remediator[] {
+    return this.remediators.map((e) => e.remediator);
+  }
+
+  private states(): RemediatorSummary[] {
+    return this.each().map((r) => r.state());
+  }
+
+  /** A registered remediator (the registry always holds the names the agent's routes use). */
+  private remediator(name: string): Remediator {
+    const r = this.each().find((x) => x.name === name);
+    if (!r) throw new Error(`no remediator ${name} in the registry`);
+    return r;
+  }
+
+  /** The one of `among` an operator named, or a 400 that lists the names that would do. */
+  private named(name: string | null, among: readonly Remediator[]): Remediator {
+    const r = among.find((x) => x.name === name);
+    if (!r)
+      throw new BadRequest(
+        `no remediator named ${JSON.stringify(name)} (known: ${among.map((x) => x.name).join(", ")})`,
+      );
+    return r;
   }
 
   private collectorDeps(): CollectorDeps {
@@ -555,8 +541,7 @@ export class Agent {
       this.lastFlush = now;
       this.history.flush();
     }
-    this.walCompress.tick(this.latestView());
-    this.backupPause.tick(this.latestView());
+    for (const r of this.each()) r.tick(this.latestView(), now);
     if (now - this.lastMaintain >= MAINTAIN_EVERY_MS || now < this.lastMaintain) {
       this.lastMaintain = now;
       this.maintenance = this.history.maintenanceSteps();

@@ -16,27 +16,58 @@ export interface Latest {
 }
 
 /**
- * What every remediator declares. The framework around it (journal, decisions, cooldown,
- * breaker, dry-run) is the same for all; a remediator only answers these questions.
+ * What the agent needs of every remediator: a name and mode, a lifecycle (start, a tick each
+ * second, new options at reload, close), a summary, the operator's reset, and what only some
+ * offer (undo, extra operator actions). The shared part (journal, decisions, breaker, mode
+ * metrics) is RemediatorBase.
  */
-export interface Remediator<Item, Inputs> {
+export interface Remediator<Options = unknown> {
   readonly name: string;
   readonly mode: Mode;
-  /** Why acting is worth considering now; empty when nothing calls for it. */
-  triggers(inputs: Inputs, plan: readonly Item[]): Promise<string[]>;
-  /** A reason not to act at this moment (slow fsync, cooldown, open breaker), or null. */
-  precondition(inputs: Inputs): string | null;
-  /** Exactly what would be done, in order, and what is left alone and why (dry-run shows it). */
-  plan(
-    inputs: Inputs,
-  ): Promise<{ items: Item[]; skipped: ReadonlyArray<{ name: string; reason: string }> }>;
-  /** Do one item (journalled before and after by the caller). */
-  act(item: Item): Promise<unknown>;
-  /** Check an item's result after the fact. */
-  verify(target: string): Promise<boolean>;
-  /** Reverse one item. */
-  undo(target: string): Promise<unknown>;
+  /** Before any collector runs: half-done work from before a restart is resolved (or queued). */
+  start(): Promise<void>;
+  /** Called by the core loop every second; never blocks. */
+  tick(latest: Latest, now: number): void;
+  /** A reload: this remediator's part of the new configuration. */
+  setOptions(options: Options): void;
+  state(): RemediatorSummary;
+  /** agentctl remediations reset-breaker NAME. */
+  resetBreaker(): void;
+  /** agentctl remediations undo NAME TARGET, for remediators whose actions can be reversed. */
+  undo?(target: string): Promise<unknown>;
+  /** Operator actions beyond reset and undo, by name (admin socket); refusals are ActionRefused. */
+  readonly actions?: ReadonlyMap<string, RemediatorAction>;
+  /** The state with what is costly to find out (asks outside the agent): for a detail view. */
+  detailed?(): Promise<RemediatorSummary>;
+  /** The agent is stopping: undo what must not outlive it (the caller bounds the wait). */
+  stop?(reason: string): Promise<unknown>;
+  close(): Promise<void>;
 }
+
+/** An operator's request (the query's parameters) and its answer. */
+export type RemediatorAction = (params: URLSearchParams) => Promise<unknown>;
+
+/** The refusal of an operator's request: the operator's answer, not the agent's failure. */
+export class ActionRefused extends Error {
+  override readonly name = "ActionRefused";
+}
+
+/** What every remediator is built with. */
+export interface RemediatorDeps {
+  /** Null when nothing may be recorded (no journal, no events, no persisted state). */
+  readonly history: HistoryStore | null;
+  readonly metrics: RemediationMetrics;
+  /** Where a remediator registers metrics of its own. */
+  readonly registry: Registry;
+  readonly log: Logger;
+}
+
+/** The options every remediator has. */
+export interface BaseOptions {
+  readonly mode: Mode;
+  readonly breaker_after: number;
+}
+
 /** What every remediator reports about itself (agentctl remediations, status). */
 export interface RemediatorSummary {
   readonly name: string;
@@ -193,5 +224,86 @@ export class DecisionLog {
       data,
     });
     this.log[severity === "info" ? "info" : "warn"]({ remediator: this.remediator, kind }, message);
+  }
+}
+
+/**
+ * The part every remediator shares: its options and mode (with the mode metric), the journal,
+ * the decision events, the circuit breaker (with its metric and the operator's reset), what it
+ * is busy with and its last decision.
+ */
+export abstract class RemediatorBase<Options extends BaseOptions> {
+  protected readonly breaker: Breaker;
+  protected readonly decisions: DecisionLog;
+  protected readonly journal: Journal | null;
+  protected readonly history: HistoryStore | null;
+  protected readonly metrics: RemediationMetrics;
+  protected readonly log: Logger;
+  /** What it is acting on right now, if anything. */
+  protected busy: string | null = null;
+  protected lastDecision = "not evaluated yet";
+
+  constructor(
+    readonly name: string,
+    protected options: Options,
+    deps: RemediatorDeps,
+  ) {
+    this.history = deps.history;
+    this.metrics = deps.metrics;
+    this.log = deps.log;
+    this.breaker = new Breaker(options.breaker_after);
+    this.decisions = new DecisionLog(name, deps.history, deps.log);
+    this.journal = deps.history ? new Journal(deps.history) : null;
+    deps.metrics.setMode(name, options.mode);
+    deps.metrics.setBreaker(name, false);
+  }
+
+  get mode(): Mode {
+    return this.options.mode;
+  }
+
+  setOptions(options: Options): void {
+    this.options = options;
+    this.metrics.setMode(this.name, this.mode);
+    this.reconfigured();
+  }
+
+  /** After setOptions: whatever the remediator derives from its options. */
+  protected reconfigured(): void {}
+
+  resetBreaker(): void {
+    this.breaker.reset();
+    this.metrics.setBreaker(this.name, false);
+    this.decisions.note(
+      "breaker_reset",
+      "info",
+      "circuit breaker reset by an operator",
+      undefined,
+      true,
+    );
+  }
+
+  /** A decision counted by outcome (by 0: the series exists before the first one). */
+  protected count(outcome: Outcome, by = 1): void {
+    this.metrics.actions.labels(this.name, outcome).inc(by);
+  }
+
+  /** One more failure for the breaker; when it opens, its metric and a crit event `kind`. */
+  protected breakerFailed(kind: string, message: (failures: number) => string): void {
+    if (!this.breaker.failed()) return;
+    this.metrics.setBreaker(this.name, true);
+    this.decisions.note(kind, "crit", message(this.breaker.consecutiveFailures), undefined, true);
+  }
+
+  /** The fields every state() starts with. */
+  protected summary(): RemediatorSummary {
+    return {
+      name: this.name,
+      mode: this.mode,
+      breaker_open: this.breaker.open,
+      consecutive_failures: this.breaker.consecutiveFailures,
+      busy: this.busy,
+      last_decision: this.lastDecision,
+    };
   }
 }

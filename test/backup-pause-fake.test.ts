@@ -14,7 +14,10 @@ import { HistoryStore } from "../core/history/store.js";
 import { loadConfig } from "../core/config/load.js";
 import type { Duration } from "../core/config/units.js";
 import { RemediationMetrics } from "../remediators/framework.js";
-import { BackupPauseRemediator } from "../remediators/backup_pause/remediator.js";
+import {
+  BackupPauseRemediator,
+  backupPauseOptions,
+} from "../remediators/backup_pause/remediator.js";
 import { Systemd } from "../remediators/backup_pause/systemd.js";
 import { quietLog, sleep } from "./helpers/quiet.js";
 
@@ -191,13 +194,12 @@ test("the remediator, with WAL fsync slow and an unlisted unit active and busy, 
     log: quietLog,
     metrics: core,
   });
-  const rem = new BackupPauseRemediator(
-    config,
+  const rem = new BackupPauseRemediator(backupPauseOptions(config), {
     history,
-    new RemediationMetrics(core.registry),
-    core.registry,
-    quietLog,
-  );
+    metrics: new RemediationMetrics(core.registry),
+    registry: core.registry,
+    log: quietLog,
+  });
   t.teardown(async () => {
     await rem.resumeAll("test over").catch(() => undefined);
     await rem.close();

@@ -5,8 +5,9 @@
 // daily budget; it is judged by the latency after it, and undone when latency recovers, when it
 // did not help, or at its end.
 import { readFileSync } from "node:fs";
-import type { Counter, Gauge, Registry } from "prom-client";
+import type { Counter, Gauge } from "prom-client";
 import type { Config } from "../../core/config/schema.js";
+import { parseDuration } from "../../core/config/units.js";
 import { HistoryStore } from "../../core/history/store.js";
 import type { Logger } from "../../core/log.js";
 import { counter, gauge } from "../../core/metrics/define.js";
@@ -16,12 +17,13 @@ import type { FsyncProbeObservation } from "../../collectors/fsync_probe/collect
 import type { ProcioObservation } from "../../collectors/procio/collector.js";
 import type { WalObservation } from "../../collectors/wal/collector.js";
 import {
-  Breaker,
-  DecisionLog,
-  Journal,
+  ActionRefused,
   type Latest,
-  type Mode,
   RemediationMetrics,
+  type Remediator,
+  RemediatorBase,
+  type RemediatorAction,
+  type RemediatorDeps,
   type RemediatorSummary,
 } from "../framework.js";
 import {
@@ -111,16 +113,20 @@ export interface BackupPauseState extends RemediatorSummary {
   readonly units: BackupUnitView[];
 }
 
-export class ActionRefused extends Error {
-  override readonly name = "ActionRefused";
+/** What backup_pause reads of the configuration: its section and /proc. */
+export type BackupPauseOptions = Config["remediators"]["backup_pause"] & {
+  readonly procPath: string;
+};
+
+export function backupPauseOptions(c: Config): BackupPauseOptions {
+  return { ...c.remediators.backup_pause, procPath: c.host.proc_path };
 }
 
-export class BackupPauseRemediator {
-  readonly name = NAME;
+export class BackupPauseRemediator
+  extends RemediatorBase<BackupPauseOptions>
+  implements Remediator<BackupPauseOptions>
+{
   private readonly systemd: Systemd;
-  private readonly breaker: Breaker;
-  private readonly decisions: DecisionLog;
-  private readonly journal: Journal | null;
   private readonly probe: LatencyWindow;
   private readonly db: LatencyWindow;
   private readonly slow = new Streak();
@@ -139,25 +145,19 @@ export class BackupPauseRemediator {
   private lastTickAt = Date.now();
   private queue: Promise<unknown> = Promise.resolve();
   private pending = false;
-  private busy: string | null = null;
-  private lastDecision = "not evaluated yet";
   private readonly gPaused: Gauge<"unit">;
   private readonly cPausedSeconds: Counter<"unit">;
   private readonly gBudget: Gauge<"unit">;
 
   constructor(
-    private config: Config,
-    private readonly history: HistoryStore | null,
-    private readonly metrics: RemediationMetrics,
-    registry: Registry,
-    private readonly log: Logger,
+    options: BackupPauseOptions,
+    deps: RemediatorDeps,
     private readonly now: () => number = Date.now,
   ) {
-    const c = config.remediators.backup_pause;
+    super(NAME, options, deps);
+    const c = options;
+    const registry = deps.registry;
     this.systemd = new Systemd(c.systemctl, c.systemd_run);
-    this.breaker = new Breaker(c.breaker_after);
-    this.decisions = new DecisionLog(NAME, history, log);
-    this.journal = history ? new Journal(history) : null;
     const keep = Math.max(c.window, c.improve_within, c.resume_after, 60_000) * 2;
     this.probe = new LatencyWindow(keep);
     this.db = new LatencyWindow(keep);
@@ -183,17 +183,11 @@ export class BackupPauseRemediator {
       help: "Pause time this unit has left in the last 24 h (daily_budget minus time paused).",
       labelNames: ["unit"],
     });
-    metrics.setMode(NAME, this.mode);
-    metrics.setBreaker(NAME, false);
     this.refreshGauges();
   }
 
-  get mode(): Mode {
-    return this.config.remediators.backup_pause.mode;
-  }
-
   private get policy(): PolicyConfig {
-    const c = this.config.remediators.backup_pause;
+    const c = this.options;
     return {
       threshold: c.fsync_p99_threshold / 1000,
       resumeBelow: c.resume_below / 1000,
@@ -207,22 +201,24 @@ export class BackupPauseRemediator {
     };
   }
 
-  setConfig(c: Config): void {
-    this.config = c;
-    this.metrics.setMode(NAME, this.mode);
+  protected override reconfigured(): void {
     this.refreshGauges();
   }
 
-  resetBreaker(): void {
-    this.breaker.reset();
-    this.metrics.setBreaker(NAME, false);
-    this.decisions.note(
-      "breaker_reset",
-      "info",
-      "circuit breaker reset by an operator",
-      undefined,
-      true,
+  /**
+   * Pauses from before a restart: resumed or adopted (queued ahead of any new decision; not
+   * awaited, so a slow systemd cannot hold up the agent's start).
+   */
+  start(): Promise<void> {
+    this.reconcileAtStart().catch((e: unknown) =>
+      this.log.error({ err: errorMessage(e) }, "backup_pause: reconcile at start failed"),
     );
+    return Promise.resolve();
+  }
+
+  /** The agent is stopping: nothing it paused stays paused behind it. */
+  stop(reason: string): Promise<string[]> {
+    return this.resumeAll(reason);
   }
 
   // ------------------------------------------------------------------ persisted state
@@ -233,7 +229,7 @@ export class BackupPauseRemediator {
     if (!raw) return empty;
     try {
       const p = JSON.parse(raw) as Partial<Persisted>;
-      const listed = new Set(this.config.remediators.backup_pause.units);
+      const listed = new Set(this.options.units);
       const holds: Record<string, Hold> = {};
       for (const [u, h] of Object.entries(p.holds ?? {})) {
         if (listed.has(u) && h.unit === u) holds[u] = h;
@@ -265,8 +261,7 @@ export class BackupPauseRemediator {
   // ------------------------------------------------------------------ signals
 
   /** Called every second by the core loop: cheap bookkeeping; systemctl only when needed. */
-  tick(latest: Latest): void {
-    const now = this.now();
+  tick(latest: Latest, now = this.now()): void {
     this.ingest(latest);
     const p = this.policy;
     const cur = this.p99(now - p.windowMs, now);
@@ -312,7 +307,7 @@ export class BackupPauseRemediator {
     if (pio && pio.at !== this.lastProcioAt && pio.observation.interval_seconds !== null) {
       this.lastProcioAt = pio.at;
       const walDevs = this.walDeviceNumbers(latest);
-      const listed = new Set(this.config.remediators.backup_pause.units);
+      const listed = new Set(this.options.units);
       const seen = new Map(pio.observation.units.map((u) => [u.unit, u]));
       for (const unit of listed) {
         if (unitKind(unit) !== "service") continue;
@@ -345,7 +340,7 @@ export class BackupPauseRemediator {
 
   /** WAL fsync p99 over [from, to] from the configured source(s); the worse of the two under "auto". */
   private p99(from: number, to: number): { p99: number; n: number } | null {
-    const src = this.config.remediators.backup_pause.source;
+    const src = this.options.source;
     const a = src === "database" ? null : this.probe.p99(from, to);
     const b = src === "probe" ? null : this.db.p99(from, to);
     if (a && b) return { p99: Math.max(a.p99, b.p99), n: a.n + b.n };
@@ -431,8 +426,7 @@ export class BackupPauseRemediator {
         );
       }
       if (v.kind === "keep") continue;
-      if (v.reason === "not_improving")
-        this.held.cooldown[h.unit] = now + this.config.remediators.backup_pause.cooldown;
+      if (v.reason === "not_improving") this.held.cooldown[h.unit] = now + this.options.cooldown;
       await this.resume(h, v.reason, v.message);
     }
   }
@@ -450,7 +444,7 @@ export class BackupPauseRemediator {
       return;
     }
     const candidates: string[] = [];
-    for (const unit of this.config.remediators.backup_pause.units) {
+    for (const unit of this.options.units) {
       if (this.held.holds[unit]) continue;
       if ((this.held.cooldown[unit] ?? 0) > now) {
         this.decisions.note(
@@ -488,7 +482,7 @@ export class BackupPauseRemediator {
           `dry-run: ${why}; would pause ${unit} by ${choice.method} for at most ${Math.round(choice.forMs / 60_000)} min`,
           { unit, method: choice.method },
         );
-        this.metrics.actions.labels(NAME, "planned").inc(0);
+        this.count("planned", 0);
         continue;
       }
       await this.pause(
@@ -527,24 +521,17 @@ export class BackupPauseRemediator {
       case "stop-timer":
         return st.active !== "active";
       case "sigstop":
-        return (
-          st.active === "active" && processState(this.config.host.proc_path, st.mainPid) === "T"
-        );
+        return st.active === "active" && processState(this.options.procPath, st.mainPid) === "T";
     }
   }
 
   private failed(message: string): void {
-    this.metrics.actions.labels(NAME, "failed").inc();
-    if (this.breaker.failed()) {
-      this.metrics.setBreaker(NAME, true);
-      this.decisions.note(
-        "breaker_opened",
-        "crit",
-        `circuit breaker opened after ${this.breaker.consecutiveFailures} consecutive failures; no more pauses until an operator resets it (agentctl remediations reset-breaker ${NAME})`,
-        undefined,
-        true,
-      );
-    }
+    this.count("failed");
+    this.breakerFailed(
+      "breaker_opened",
+      (n) =>
+        `circuit breaker opened after ${n} consecutive failures; no more pauses until an operator resets it (agentctl remediations reset-breaker ${NAME})`,
+    );
     this.lastDecision = `failed: ${message}`;
     this.decisions.note("failed", "warn", message, undefined, true);
   }
@@ -630,7 +617,7 @@ export class BackupPauseRemediator {
         deadman: `${hold.deadman}.timer`,
       });
       this.breaker.succeeded();
-      this.metrics.actions.labels(NAME, "done").inc();
+      this.count("done");
       this.recovered.set(unit, new Streak());
       this.lastDecision = `paused ${unit} (${method}) until ${new Date(hold.deadline).toISOString()}`;
       this.decisions.note(
@@ -726,7 +713,7 @@ export class BackupPauseRemediator {
    * (or found resumed by its switch). Still running: adopted, its switch re-armed for the time
    * left. Interrupted journal rows are closed as recovered. Never forgotten.
    */
-  async reconcileAtStart(): Promise<void> {
+  private async reconcileAtStart(): Promise<void> {
     await this.enqueue(async () => {
       const now = this.now();
       for (const h of Object.values(this.held.holds)) {
@@ -781,7 +768,7 @@ export class BackupPauseRemediator {
           held: Boolean(this.held.holds[row.target]),
         });
       // A listed unit frozen by someone else is reported, never thawed behind an operator's back.
-      for (const unit of this.config.remediators.backup_pause.units) {
+      for (const unit of this.options.units) {
         if (this.held.holds[unit] || unitKind(unit) !== "service") continue;
         try {
           const st = await this.systemd.show(unit);
@@ -817,10 +804,28 @@ export class BackupPauseRemediator {
     return Object.keys(this.foreign);
   }
 
+  /** agentctl backups pause UNIT [--for D] and resume UNIT (root). */
+  readonly actions = new Map<string, RemediatorAction>([
+    [
+      "pause",
+      (q) => {
+        const forText = q.get("for");
+        let forMs: number | null = null;
+        if (forText) {
+          const d = parseDuration(forText);
+          if (!d.ok) return Promise.reject(new ActionRefused(`--for: ${d.reason}`));
+          forMs = d.value;
+        }
+        return this.operatorPause(q.get("unit") ?? "", forMs);
+      },
+    ],
+    ["resume", (q) => this.operatorResume(q.get("unit") ?? "")],
+  ]);
+
   /** agentctl backups pause UNIT [--for D] (root): the same safety net and journal. */
   async operatorPause(unit: string, forMs: number | null): Promise<BackupUnitView> {
     return this.enqueue(async () => {
-      const c = this.config.remediators.backup_pause;
+      const c = this.options;
       checkRequested(unit);
       if (!c.units.includes(unit))
         throw new ActionRefused(
@@ -879,7 +884,7 @@ export class BackupPauseRemediator {
   private refreshGauges(): void {
     const now = this.now();
     const p = this.policy;
-    for (const unit of this.config.remediators.backup_pause.units) {
+    for (const unit of this.options.units) {
       this.gPaused.set({ unit }, this.held.holds[unit] ? 1 : 0);
       this.cPausedSeconds.labels(unit).inc(0);
       this.gBudget.set({ unit }, budgetLeft(p, this.intervals(unit), now) / 1000);
@@ -888,12 +893,12 @@ export class BackupPauseRemediator {
 
   /** Without systemd's view (cheap: for status). */
   state(): BackupPauseState {
-    return this.describe(this.config.remediators.backup_pause.units.map((u) => [u, null] as const));
+    return this.describe(this.options.units.map((u) => [u, null] as const));
   }
 
   /** With systemd's view of each listed unit (agentctl backups). */
   async detailed(): Promise<BackupPauseState> {
-    return this.describeWithSystemd(this.config.remediators.backup_pause.units);
+    return this.describeWithSystemd(this.options.units);
   }
 
   private async views(units: string[]): Promise<BackupUnitView[]> {
@@ -912,12 +917,7 @@ export class BackupPauseRemediator {
     const cur = this.p99(now - p.windowMs, now);
     const iso = (t: number) => new Date(t).toISOString();
     return {
-      name: NAME,
-      mode: this.mode,
-      breaker_open: this.breaker.open,
-      consecutive_failures: this.breaker.consecutiveFailures,
-      busy: this.busy,
-      last_decision: this.lastDecision,
+      ...this.summary(),
       fsync: {
         p99_seconds: cur?.p99 ?? null,
         samples: cur?.n ?? 0,
@@ -1002,13 +1002,12 @@ export async function resumePaused(
     metrics: core,
   });
   try {
-    const r = new BackupPauseRemediator(
-      config,
+    const r = new BackupPauseRemediator(backupPauseOptions(config), {
       history,
-      new RemediationMetrics(core.registry),
-      core.registry,
+      metrics: new RemediationMetrics(core.registry),
+      registry: core.registry,
       log,
-    );
+    });
     const resumed = await r.resumeAll("the agent stopped (ExecStopPost)");
     return {
       resumed,

@@ -11,8 +11,6 @@ import { analyse, patternRegex } from "../../collectors/wal/inventory.js";
 import type { WalObservation } from "../../collectors/wal/collector.js";
 import { listSegments } from "../../collectors/wal/list.js";
 import type { Config } from "../../core/config/schema.js";
-import type { HistoryStore } from "../../core/history/store.js";
-import type { Logger } from "../../core/log.js";
 import type { Segment } from "../../collectors/wal/inventory.js";
 import {
   DirHandle,
@@ -22,13 +20,10 @@ import {
   withDir,
 } from "../../core/safefs.js";
 import {
-  Breaker,
-  DecisionLog,
-  Journal,
   type Latest,
-  type Mode,
-  type RemediationMetrics,
   type Remediator,
+  RemediatorBase,
+  type RemediatorDeps,
   type RemediatorSummary,
 } from "../framework.js";
 import { cannotSeeHolders, openSegments } from "./holders.js";
@@ -66,32 +61,36 @@ export interface WalCompressState extends RemediatorSummary {
   readonly incompressible: number;
 }
 
-export class WalCompressRemediator implements Remediator<Segment, Latest> {
-  readonly name = NAME;
-  private readonly breaker: Breaker;
-  private readonly decisions: DecisionLog;
-  private readonly journal: Journal | null;
+/** What wal_compress reads of the configuration: its section, the WAL's place and /proc. */
+export type WalCompressOptions = Config["remediators"]["wal_compress"] & {
+  readonly walDir: string;
+  readonly segmentPattern: string;
+  readonly procPath: string;
+};
+
+export function walCompressOptions(c: Config): WalCompressOptions {
+  return {
+    ...c.remediators.wal_compress,
+    walDir: c.wal.dir,
+    segmentPattern: c.wal.segment_pattern,
+    procPath: c.host.proc_path,
+  };
+}
+
+export class WalCompressRemediator
+  extends RemediatorBase<WalCompressOptions>
+  implements Remediator<WalCompressOptions>
+{
   private worker: Worker | null = null;
-  private busy: string | null = null;
   private cooldownUntil = 0;
   private cooldownWhy = "";
   private spaceShort: string | null = null;
-  private lastDecision = "not evaluated yet";
   private lastPlan: Plan | null = null;
   private lastPlanAt = 0;
 
-  constructor(
-    private config: Config,
-    private readonly history: HistoryStore | null,
-    private readonly metrics: RemediationMetrics,
-    private readonly log: Logger,
-  ) {
-    this.breaker = new Breaker(config.remediators.wal_compress.breaker_after);
-    this.decisions = new DecisionLog(NAME, history, log);
-    this.journal = history ? new Journal(history) : null;
+  constructor(options: WalCompressOptions, deps: RemediatorDeps) {
+    super(NAME, options, deps);
     this.resolve();
-    metrics.setMode(NAME, this.mode);
-    metrics.setBreaker(NAME, false);
   }
 
   /** Where wal.dir leads, followed once at start and at reload; never acted through if it changes. */
@@ -99,11 +98,11 @@ export class WalCompressRemediator implements Remediator<Segment, Latest> {
   private walDirProblem: string | null = null;
   private resolve(): void {
     try {
-      this.walDir = resolveDir(this.config.wal.dir);
+      this.walDir = resolveDir(this.options.walDir);
       this.walDirProblem = null;
     } catch (e) {
       this.walDir = null;
-      this.walDirProblem = `cannot resolve ${this.config.wal.dir}: ${errorMessage(e)}`;
+      this.walDirProblem = `cannot resolve ${this.options.walDir}: ${errorMessage(e)}`;
     }
   }
 
@@ -111,7 +110,7 @@ export class WalCompressRemediator implements Remediator<Segment, Latest> {
   private dir(): ResolvedDir {
     if (!this.walDir) this.resolve(); // a directory created after start
     const d = this.walDir;
-    if (!d) throw new Error(this.walDirProblem ?? `cannot resolve ${this.config.wal.dir}`);
+    if (!d) throw new Error(this.walDirProblem ?? `cannot resolve ${this.options.walDir}`);
     if (!stillResolves(d)) {
       throw new Error(
         `${d.configured} no longer leads to ${d.real} (the directory resolved at start or reload); nothing is done through it until a reload (SIGHUP) accepts the change`,
@@ -120,37 +119,15 @@ export class WalCompressRemediator implements Remediator<Segment, Latest> {
     return d;
   }
 
-  get mode(): Mode {
-    return this.config.remediators.wal_compress.mode;
-  }
-
-  setConfig(c: Config): void {
-    this.config = c;
+  /** A reload: wal.dir is followed again, and the plan looked at on the next tick. */
+  protected override reconfigured(): void {
     this.resolve();
     this.nextEvalAt = 0;
-    this.metrics.setMode(NAME, this.mode);
-  }
-
-  resetBreaker(): void {
-    this.breaker.reset();
-    this.metrics.setBreaker(NAME, false);
-    this.decisions.note(
-      "breaker_reset",
-      "info",
-      "circuit breaker reset by an operator",
-      undefined,
-      true,
-    );
   }
 
   state(): WalCompressState {
     return {
-      name: NAME,
-      mode: this.mode,
-      breaker_open: this.breaker.open,
-      consecutive_failures: this.breaker.consecutiveFailures,
-      busy: this.busy,
-      last_decision: this.lastDecision,
+      ...this.summary(),
       plan: this.lastPlan
         ? {
             compress: this.lastPlan.compress.map((s) => s.name),
@@ -168,10 +145,14 @@ export class WalCompressRemediator implements Remediator<Segment, Latest> {
    * (X.gz.tmp, X with X.gz) are resolved by verification. Only when on, or when the journal
    * says the work was ours: in off/dry-run an operator's own files are left alone.
    */
-  async recoverAtStart(): Promise<RecoveryAction[]> {
+  async start(): Promise<void> {
+    await this.recoverAtStart();
+  }
+
+  private async recoverAtStart(): Promise<RecoveryAction[]> {
     const unfinished = this.journal?.unfinished(NAME) ?? [];
     if (this.mode !== "on" && unfinished.length === 0) return [];
-    const re = patternRegex(this.config.wal.segment_pattern);
+    const re = patternRegex(this.options.segmentPattern);
     let d: DirHandle;
     try {
       d = DirHandle.open(this.dir());
@@ -203,7 +184,7 @@ export class WalCompressRemediator implements Remediator<Segment, Latest> {
     const pairs = names.filter((n) => re.plain.test(n) && set.has(`${n}.gz`));
     let actions: RecoveryAction[];
     try {
-      actions = await recover(d, pairs, tmps, this.config.host.proc_path);
+      actions = await recover(d, pairs, tmps, this.options.procPath);
     } finally {
       d.close();
     }
@@ -230,7 +211,11 @@ export class WalCompressRemediator implements Remediator<Segment, Latest> {
   }
 
   /** Called by the core loop every second; never blocks: compression runs in a worker thread. */
-  tick(latest: Latest, force = false): void {
+  tick(latest: Latest, _now?: number): void {
+    this.look(latest, false);
+  }
+
+  private look(latest: Latest, force: boolean): void {
     this.latest = latest;
     if (this.busy !== null || this.mode === "off") return;
     // Not every second: listing the WAL and planning cost real CPU on a big WAL. Straight on after
@@ -259,18 +244,18 @@ export class WalCompressRemediator implements Remediator<Segment, Latest> {
 
   private skip(reason: string, kind = "skipped"): void {
     this.lastDecision = `skipped: ${reason}`;
-    this.metrics.actions.labels(NAME, "skipped").inc(0);
+    this.count("skipped", 0);
     this.decisions.note(kind, "info", `not compressing: ${reason}`);
   }
 
   /** A reason not to act at this moment, or null. */
   precondition(latest: Latest): string | null {
-    const c = this.config.remediators.wal_compress;
+    const c = this.options;
     if (this.breaker.open)
       return `circuit breaker open since ${new Date(this.breaker.since ?? 0).toISOString()} after repeated failures (agentctl remediations reset-breaker ${NAME})`;
     if (Date.now() < this.cooldownUntil)
       return `cooling down until ${new Date(this.cooldownUntil).toISOString()} (${this.cooldownWhy})`;
-    const blind = cannotSeeHolders(this.config.host.proc_path);
+    const blind = cannotSeeHolders(this.options.procPath);
     if (blind && this.mode === "on") return blind;
     const probe = latest
       .get<FsyncProbeObservation>("fsync_probe")
@@ -282,11 +267,11 @@ export class WalCompressRemediator implements Remediator<Segment, Latest> {
 
   /** The segments that would be compressed, oldest first, and why the others are left alone. */
   async plan(_latest: Latest): Promise<{ items: Segment[]; skipped: Plan["skipped"] }> {
-    const c = this.config.remediators.wal_compress;
+    const c = this.options;
     const dir = this.dir();
-    const entries = await listSegments(dir.real, this.config.wal.segment_pattern);
-    if (entries === null) throw new Error(`cannot list ${this.config.wal.dir}`);
-    const inv = analyse(entries, this.config.wal.segment_pattern, 0);
+    const entries = await listSegments(dir.real, this.options.segmentPattern);
+    if (entries === null) throw new Error(`cannot list ${this.options.walDir}`);
+    const inv = analyse(entries, this.options.segmentPattern, 0);
     const input = {
       segments: inv.segments,
       keep: c.keep_uncompressed,
@@ -301,7 +286,7 @@ export class WalCompressRemediator implements Remediator<Segment, Latest> {
     if (plan.compress.length > 0)
       plan = planCompression({
         ...input,
-        open: await openSegments(dir.real, this.config.host.proc_path),
+        open: await openSegments(dir.real, this.options.procPath),
       });
     this.lastPlan = plan;
     return { items: plan.compress, skipped: plan.skipped };
@@ -309,7 +294,7 @@ export class WalCompressRemediator implements Remediator<Segment, Latest> {
 
   /** What calls for compression now: space used, time-to-full, or old sealed segments. */
   async triggers(latest: Latest, plan: readonly Segment[]): Promise<string[]> {
-    const c = this.config.remediators.wal_compress;
+    const c = this.options;
     const out: string[] = [];
     const st = await statfs(this.dir().real);
     const used = st.blocks > 0 ? (st.blocks - st.bavail) / st.blocks : 0;
@@ -329,7 +314,7 @@ export class WalCompressRemediator implements Remediator<Segment, Latest> {
   act(
     seg: Segment,
   ): Promise<{ segment: string; bytes: number; compressedBytes: number; sha256: string }> {
-    const c = this.config.remediators.wal_compress;
+    const c = this.options;
     const job: CompressJob = {
       dir: this.dir(),
       name: seg.name,
@@ -339,7 +324,7 @@ export class WalCompressRemediator implements Remediator<Segment, Latest> {
         bytesPerSecond: c.max_bytes_per_second,
         maxRatio: c.max_ratio,
         reserve: c.reserve,
-        procPath: this.config.host.proc_path,
+        procPath: this.options.procPath,
       },
     };
     const w = this.ensureWorker();
@@ -414,14 +399,14 @@ export class WalCompressRemediator implements Remediator<Segment, Latest> {
   /** Puts one segment back to plain, crash-safely, journalled like any action; it is then held out of future plans. */
   async undo(target: string): Promise<unknown> {
     const name = target.endsWith(".gz") ? target.slice(0, -3) : target;
-    if (!patternRegex(this.config.wal.segment_pattern).plain.test(name) || name.includes("/"))
-      throw new Error(`${target} is not a segment of ${this.config.wal.dir}`);
+    if (!patternRegex(this.options.segmentPattern).plain.test(name) || name.includes("/"))
+      throw new Error(`${target} is not a segment of ${this.options.walDir}`);
     const held = this.held();
     held.add(name);
     this.history?.setState(HELD_KEY, JSON.stringify([...held].slice(-10_000)));
     const id = this.journal?.begin(NAME, "decompress", name, { by: "operator" }) ?? -1;
     try {
-      const reserve = this.config.remediators.wal_compress.reserve;
+      const reserve = this.options.reserve;
       const r = await withDir(this.dir(), (d) => decompressSegment(d, `${name}.gz`, reserve));
       this.journal?.finish(id, "done", r);
       this.decisions.note(
@@ -453,7 +438,7 @@ export class WalCompressRemediator implements Remediator<Segment, Latest> {
     } catch (e) {
       return this.skip(errorMessage(e));
     }
-    const c = this.config.remediators.wal_compress;
+    const c = this.options;
     if (plan.items.length === 0)
       return this.skip(
         `nothing to compress (${plan.skipped.length} segments kept: newest ${c.keep_uncompressed}, active, open or younger than min_age)`,
@@ -470,7 +455,7 @@ export class WalCompressRemediator implements Remediator<Segment, Latest> {
       const now = Date.now();
       if (now - this.lastPlanAt > 60_000) {
         this.lastPlanAt = now;
-        this.metrics.actions.labels(NAME, "planned").inc();
+        this.count("planned");
       }
       this.decisions.note("plan", "info", `dry-run: would compress ${summary}`, {
         compress: plan.items.map((s) => s.name),
@@ -483,10 +468,10 @@ export class WalCompressRemediator implements Remediator<Segment, Latest> {
 
   /** The framework around act: the journal row before and after, the breaker, the cooldown, the events. */
   private async compress(seg: Segment, why: string): Promise<void> {
-    const c = this.config.remediators.wal_compress;
+    const c = this.options;
     const name = seg.name;
     // Re-checked right before acting: nobody may have it open (and again before the unlink).
-    if ((await openSegments(this.dir().real, this.config.host.proc_path)).has(name))
+    if ((await openSegments(this.dir().real, this.options.procPath)).has(name))
       return this.skip(`${name} was opened by a process`);
     this.busy = name;
     this.lastDecision = `compressing ${name}`;
@@ -507,7 +492,7 @@ export class WalCompressRemediator implements Remediator<Segment, Latest> {
       this.finish(id, "done", r);
       this.breaker.succeeded();
       this.spaceShort = null;
-      this.metrics.actions.labels(NAME, "done").inc();
+      this.count("done");
       this.lastDecision = `compressed ${name}: ${r.bytes} -> ${r.compressedBytes} bytes`;
       this.decisions.note(
         "done",
@@ -517,7 +502,7 @@ export class WalCompressRemediator implements Remediator<Segment, Latest> {
         true,
       );
       // Straight on to the next segment (each one re-checks every condition), not a tick later.
-      setImmediate(() => this.latest && this.tick(this.latest, true));
+      setImmediate(() => this.latest && this.look(this.latest, true));
     } catch (e) {
       this.busy = null;
       this.failed(seg, id, e as Error & { code?: string });
@@ -544,13 +529,13 @@ export class WalCompressRemediator implements Remediator<Segment, Latest> {
 
   /** Sorts an unfinished compression: not ours to take, not worth it, no room, or a failure. */
   private failed(seg: Segment, id: number, err: Error & { code?: string }): void {
-    const c = this.config.remediators.wal_compress;
+    const c = this.options;
     const name = seg.name;
     const detail = { error: err.message, code: err.code };
     if (err.code === "Incompressible") {
       this.markIncompressible(seg);
       this.finish(id, "aborted", detail);
-      this.metrics.actions.labels(NAME, "aborted").inc();
+      this.count("aborted");
       this.lastDecision = `left ${name} plain: ${err.message}`;
       this.decisions.note(
         "incompressible",
@@ -559,13 +544,13 @@ export class WalCompressRemediator implements Remediator<Segment, Latest> {
         detail,
         true,
       );
-      setImmediate(() => this.latest && this.tick(this.latest, true));
+      setImmediate(() => this.latest && this.look(this.latest, true));
       return;
     }
     if (err.code === "NoSpace") {
       // The round stops here: the next segment would meet the same full filesystem.
       this.finish(id, "aborted", detail);
-      this.metrics.actions.labels(NAME, "aborted").inc();
+      this.count("aborted");
       this.lastDecision = `stopped at ${name}: ${err.message}`;
       this.decisions.note(
         "no_space",
@@ -580,7 +565,7 @@ export class WalCompressRemediator implements Remediator<Segment, Latest> {
     }
     const aborted = ABORTS.has(err.code ?? "");
     this.finish(id, aborted ? "aborted" : "failed", detail);
-    this.metrics.actions.labels(NAME, aborted ? "aborted" : "failed").inc();
+    this.count(aborted ? "aborted" : "failed");
     this.lastDecision = `${aborted ? "aborted" : "failed"} on ${name}: ${err.message}`;
     this.decisions.note(
       aborted ? "aborted" : "failed",
@@ -591,16 +576,11 @@ export class WalCompressRemediator implements Remediator<Segment, Latest> {
     );
     if (aborted) return;
     this.coolDown(c.cooldown, "after a failure");
-    if (this.breaker.failed()) {
-      this.metrics.setBreaker(NAME, true);
-      this.decisions.note(
-        "breaker_open",
-        "crit",
-        `circuit breaker opened after ${this.breaker.consecutiveFailures} failures; no more compression until an operator resets it`,
-        undefined,
-        true,
-      );
-    }
+    this.breakerFailed(
+      "breaker_open",
+      (n) =>
+        `circuit breaker opened after ${n} failures; no more compression until an operator resets it`,
+    );
   }
 
   private ensureWorker(): Worker {
