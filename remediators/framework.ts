@@ -3,6 +3,7 @@
 // and a circuit breaker that stops the remediator after repeated failures until an operator
 // resets it (agentctl remediations reset-breaker NAME).
 import type { Counter, Gauge, Registry } from "prom-client";
+import { Journal } from "../core/history/journal.js";
 import type { HistoryStore } from "../core/history/store.js";
 import type { Logger } from "../core/log.js";
 import { counter, gauge } from "../core/metrics/define.js";
@@ -82,60 +83,9 @@ export interface RemediatorSummary {
 export type Outcome = "done" | "failed" | "skipped" | "planned" | "aborted";
 const MODES: readonly Mode[] = ["off", "dry-run", "on"];
 
-export interface JournalRow {
-  readonly id: number;
-  readonly remediator: string;
-  readonly action: string;
-  readonly target: string;
-  readonly state: string;
-  readonly started_at: string;
-  readonly finished_at: string | null;
-  readonly detail: string | null;
-}
-
-export class Journal {
-  constructor(private readonly history: HistoryStore) {}
-
-  /** Durable at once (not batched): the row exists before the action starts. */
-  begin(remediator: string, action: string, target: string, detail: unknown): number {
-    const r = this.history.database
-      .prepare(
-        "INSERT INTO remediation_journal (remediator, action, target, state, started_at, detail) VALUES (?, ?, ?, 'started', ?, ?)",
-      )
-      .run(remediator, action, target, Date.now(), JSON.stringify(detail));
-    return Number(r.lastInsertRowid);
-  }
-
-  finish(id: number, state: "done" | "failed" | "aborted" | "recovered", detail: unknown): void {
-    this.history.database
-      .prepare("UPDATE remediation_journal SET state = ?, finished_at = ?, detail = ? WHERE id = ?")
-      .run(state, Date.now(), JSON.stringify(detail), id);
-  }
-
-  unfinished(remediator: string): Array<{ id: number; target: string }> {
-    return this.history.database
-      .prepare(
-        "SELECT id, target FROM remediation_journal WHERE remediator = ? AND state = 'started'",
-      )
-      .all(remediator) as Array<{ id: number; target: string }>;
-  }
-
-  recent(limit: number): JournalRow[] {
-    const rows = this.history.database
-      .prepare("SELECT * FROM remediation_journal ORDER BY id DESC LIMIT ?")
-      .all(limit) as Array<
-      Omit<JournalRow, "started_at" | "finished_at"> & {
-        started_at: number;
-        finished_at: number | null;
-      }
-    >;
-    return rows.map((r) => ({
-      ...r,
-      started_at: new Date(r.started_at).toISOString(),
-      finished_at: r.finished_at === null ? null : new Date(r.finished_at).toISOString(),
-    }));
-  }
-}
+// The journal belongs to the history layer (its writes share the store's write-state handling).
+export { Journal, type JournalRow } from "../core/history/journal.js";
+export { HistoryWriteError } from "../core/history/store.js";
 
 export class Breaker {
   private failures = 0;

@@ -12,6 +12,7 @@ import { diskstatsOnly, procTree, sample, scrape, until } from "./helpers/faults
 import { HistoryStore } from "../core/history/store.js";
 import { CoreMetrics } from "../core/metrics/registry.js";
 import { defaultRetention, quietLog } from "./helpers/quiet.js";
+import { withHistoryFile } from "./helpers/history-file.js";
 
 const LIB = [
   "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1",
@@ -153,9 +154,13 @@ test("minute summaries go on after the wall clock steps back an hour (HistorySto
     if (i % 10 === 0) h.flush();
   }
   h.flush();
-  const minutes = h.database
-    .prepare("SELECT ts, count FROM rollups WHERE resolution = 60 AND ts >= ? AND ts < ?")
-    .all(back - 60_000, back + 3_000_000) as Array<{ ts: number; count: number }>;
+  const minutes = withHistoryFile(
+    h,
+    (db) =>
+      db
+        .prepare("SELECT ts, count FROM rollups WHERE resolution = 60 AND ts >= ? AND ts < ?")
+        .all(back - 60_000, back + 3_000_000) as Array<{ ts: number; count: number }>,
+  );
   t.true(
     minutes.length >= 1,
     "the minutes after the step are summarised, not held until the clock catches up",

@@ -16,6 +16,7 @@ import { CoreMetrics } from "../core/metrics/registry.js";
 import { hasCommand, isRoot, tempDir } from "./helpers/agent-process.js";
 import { makeLoopFs, makeTmpfs } from "./helpers/loop.js";
 import { defaultRetention, quietLog, sampler, sleep } from "./helpers/quiet.js";
+import { withHistoryFile } from "./helpers/history-file.js";
 
 function probe(dirs: string[], extra: { deadlineMs?: number; history?: HistoryStore } = {}) {
   const registry = new Registry();
@@ -80,9 +81,9 @@ test("a missing directory is an ENOENT probe error, with an event, and never cre
   );
   t.throws(() => statSync(missing));
   history.flush();
-  const ev = history.database
-    .prepare("SELECT kind, severity FROM events WHERE class = 'disk'")
-    .all();
+  const ev = withHistoryFile(history, (db) =>
+    db.prepare("SELECT kind, severity FROM events WHERE class = 'disk'").all(),
+  );
   t.deepEqual(
     ev,
     [{ kind: "fsync_probe.failed", severity: "warn" }],

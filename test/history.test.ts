@@ -195,7 +195,9 @@ test("minutes are summarised with p50/p99/max, hours from minutes, and retention
   now += 10_000;
   s.flush();
   s.maintain();
-  const db = s.database;
+  // A connection of the test's own: the store hands out none.
+  const db = new Database(s.path, { readonly: true });
+  t.teardown(() => db.close());
   const minutes = db
     .prepare("SELECT ts, count, min, max, p50, p99 FROM rollups WHERE resolution = 60 ORDER BY ts")
     .all() as Array<Record<string, number>>;
@@ -234,9 +236,9 @@ test("a minute seen across a restart is merged, not overwritten", (t) => {
   for (let i = 30; i < 60; i++) b.record("x", {}, 5, base + i * 1000);
   now = base + 120_000;
   b.flush();
-  const row = b.database
-    .prepare("SELECT count, sum, min, max FROM rollups WHERE resolution = 60")
-    .get();
+  const db = new Database(b.path, { readonly: true });
+  const row = db.prepare("SELECT count, sum, min, max FROM rollups WHERE resolution = 60").get();
+  db.close();
   t.deepEqual(row, { count: 50, sum: 170, min: 1, max: 5 });
   b.close();
 });

@@ -30,6 +30,7 @@ import { fetchText, hasCommand, isRoot, startAgent, tempDir } from "./helpers/ag
 import { makeLoopFs } from "./helpers/loop.js";
 import { defaultRetention, quietLog, sampler, sleep } from "./helpers/quiet.js";
 import { exclusive, holdSysctl } from "./helpers/sysctl.js";
+import { withHistoryFile } from "./helpers/history-file.js";
 
 // The kernel ring buffer is shared: this file and faults-sigkill (which reads records back after
 // each restart) must not write to /dev/kmsg at the same time.
@@ -277,12 +278,10 @@ test.serial(
     col.close(); // writes the summary of what was not stored one by one
     history.flush();
     // Per-record rows (class kernel); the storm's incidents are rows of class kernel_incident.
-    const stored = history.database
-      .prepare("SELECT count(*) FROM events WHERE class = 'kernel' AND subject = ?")
-      .pluck()
-      .get(dev) as number;
+    const one = (sql: string): number =>
+      Number(withHistoryFile(history, (db) => db.prepare(sql).pluck().get(dev)));
+    const stored = one("SELECT count(*) FROM events WHERE class = 'kernel' AND subject = ?");
     t.true(stored <= 2 * 21, `history holds ${stored} rows for the storm, not 10,000`);
-    const one = (sql: string): number => Number(history.database.prepare(sql).pluck().get(dev));
     const summaries = one(
       "SELECT count(*) FROM events WHERE class = 'kernel' AND subject = ? AND data LIKE '%suppressed_in_history%'",
     );
@@ -323,7 +322,7 @@ test.serial(
     await first.once();
     first.col.close();
     history.flush();
-    history.database.exec("DELETE FROM events");
+    withHistoryFile(history, (db) => db.exec("DELETE FROM events"), { write: true });
     const { once, col, registry } = follower(["user"], history);
     t.teardown(() => col.close());
     await once();

@@ -12,6 +12,7 @@ import { mountFindings } from "../collectors/mounts/policy.js";
 import { AGENT_BIN, hasCommand, isRoot, tempDir } from "./helpers/agent-process.js";
 import { makeLoopFs } from "./helpers/loop.js";
 import { defaultRetention, quietLog, sampler, sleep } from "./helpers/quiet.js";
+import { withHistoryFile } from "./helpers/history-file.js";
 
 const MOUNTINFO = [
   "27 1 254:0 / / rw,relatime - ext4 /dev/vda rw,discard",
@@ -179,9 +180,13 @@ test("a remount to read-only is an event with the old and new options", async (t
   const m = (await once()).mounts[0];
   t.true(m?.read_only);
   history.flush();
-  const ev = history.database
-    .prepare("SELECT kind, severity, message FROM events WHERE class = 'mount' ORDER BY id")
-    .all() as Array<{ kind: string; severity: string; message: string }>;
+  const ev = withHistoryFile(
+    history,
+    (db) =>
+      db
+        .prepare("SELECT kind, severity, message FROM events WHERE class = 'mount' ORDER BY id")
+        .all() as Array<{ kind: string; severity: string; message: string }>,
+  );
   t.like(
     ev.find((e) => e.kind === "mount.remounted_ro"),
     { severity: "crit" },

@@ -12,6 +12,7 @@ import { CoreMetrics } from "../core/metrics/registry.js";
 import { fetchText, startAgent, tempDir } from "./helpers/agent-process.js";
 import { fakeSmartctl, SMART_FIXTURES } from "./helpers/fake-smartctl.js";
 import { defaultRetention, quietLog, sleep } from "./helpers/quiet.js";
+import { withHistoryFile } from "./helpers/history-file.js";
 
 const FIXTURE = "ata-ssd-crc3-static_intel-s3500-ssdsc2bb480g4_exporter.json";
 const WINDOW_S = 12;
@@ -49,9 +50,13 @@ function verdictEvents(
     metrics: new CoreMetrics(),
   });
   try {
-    const rows = h.database
-      .prepare("SELECT ts, data FROM events WHERE kind = 'smart.verdict' ORDER BY id")
-      .all() as Array<{ ts: number; data: string }>;
+    const rows = withHistoryFile(
+      h,
+      (db) =>
+        db
+          .prepare("SELECT ts, data FROM events WHERE kind = 'smart.verdict' ORDER BY id")
+          .all() as Array<{ ts: number; data: string }>,
+    );
     return rows.map((r) => {
       const d = JSON.parse(r.data) as {
         verdict: string;

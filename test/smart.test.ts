@@ -12,6 +12,7 @@ import { fetchText, hasCommand, startAgent, tempDir } from "./helpers/agent-proc
 import { type FakeBehaviour, fakeSmartctl, SMART_FIXTURES } from "./helpers/fake-smartctl.js";
 import { alive, defaultRetention, quietLog, sampler, sleep } from "./helpers/quiet.js";
 import { isolatedCommand, shouldIsolate } from "../collectors/smart/isolate.js";
+import { withHistoryFile } from "./helpers/history-file.js";
 
 /** What each fixture's MANIFEST entry describes, as (collect state, verdict, reason codes that must be present). */
 const EXPECTED: Record<string, [string, string, string[]]> = {
@@ -359,9 +360,13 @@ test("counter increases are remembered across restarts and raise an event with t
   await b.once();
   b.col.close();
   h2.flush();
-  const ev = h2.database
-    .prepare("SELECT message, data FROM events WHERE kind = 'smart.counter_increased'")
-    .all() as Array<{ message: string; data: string }>;
+  const ev = withHistoryFile(
+    h2,
+    (db) =>
+      db
+        .prepare("SELECT message, data FROM events WHERE kind = 'smart.counter_increased'")
+        .all() as Array<{ message: string; data: string }>,
+  );
   h2.close();
   t.is(ev.length, 1);
   t.regex(ev[0]?.message ?? "", /reallocated_sectors rose by 6 to 310 in \d+ min/);

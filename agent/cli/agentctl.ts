@@ -7,7 +7,7 @@ import { parseArgs } from "node:util";
 import type { StatusReport } from "../agent.js";
 import type { AreaVerdict } from "../status/areas.js";
 import type { Diagnosis } from "../status/diagnose.js";
-import type { EventRow, HistoryAnswer, TopIoRow } from "../status/queries.js";
+import type { EventRow, HistoryAnswer, TopIoSummary } from "../status/queries.js";
 import {
   adminCandidates,
   ApiError,
@@ -145,7 +145,7 @@ async function main(argv: string[]): Promise<number> {
       }
       case "top-io": {
         const t = (await get(candidates, `/v1/top-io${q({ since: o.since, limit: o.limit })}`))
-          .body as { top: TopIoRow[] };
+          .body as { top: TopIoSummary[] };
         out(t, () => renderTopIo(t.top));
         return EXIT.ok;
       }

@@ -2,7 +2,7 @@
 import type { StatusReport } from "../agent.js";
 import type { Area, AreaVerdict } from "../status/areas.js";
 import type { Diagnosis } from "../status/diagnose.js";
-import type { EventRow, HistoryAnswer, TopIoRow } from "../status/queries.js";
+import type { EventRow, HistoryAnswer, TopIoSummary } from "../status/queries.js";
 import type { BackupPauseState } from "../../remediators/backup_pause/remediator.js";
 import { ago, humanBytes, humanDuration, paint, type Style, table } from "./format.js";
 
@@ -155,7 +155,7 @@ export function renderEvents(events: readonly EventRow[], style: Style): string 
   return `${events.map((e) => `${e.ts.slice(0, 19).replace("T", " ")}  ${sev(e.severity)}  ${e.class.padEnd(11)} ${(e.subject ?? "").padEnd(12)} ${e.message}`).join("\n")}\n`;
 }
 
-export function renderTopIo(rows: readonly TopIoRow[]): string {
+export function renderTopIo(rows: readonly TopIoSummary[]): string {
   if (rows.length === 0) return "no process did storage I/O in that window\n";
   const t: string[][] = [
     ["pid", "command", "unit", "write avg", "write max", "read avg", "read max", "seen"],

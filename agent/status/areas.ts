@@ -7,8 +7,8 @@ import type { ProcioObservation } from "../../collectors/procio/collector.js";
 import type { SmartObservation } from "../../collectors/smart/collector.js";
 import type { WalObservation } from "../../collectors/wal/collector.js";
 import type { Config } from "../../core/config/schema.js";
+import type { KernelIncidentRow, KernelLog } from "../../core/history/queries.js";
 import type { HistoryStore } from "../../core/history/store.js";
-import { percentileSorted } from "../../core/history/percentile.js";
 import {
   agentVerdict,
   fsyncLimits,
@@ -83,12 +83,7 @@ export function recentP99(
   windowMs: number,
   now = Date.now(),
 ): number | null {
-  const pts =
-    h
-      ?.series(metric, labels, now - windowMs)
-      .map((p) => p.value)
-      .sort((a, b) => a - b) ?? [];
-  return pts.length > 0 ? percentileSorted(pts, 0.99) : null;
+  return h?.recentP99(metric, labels, windowMs, now) ?? null;
 }
 
 export function walDevices(latest: Latest): string[] {
@@ -338,92 +333,11 @@ function filesystems(latest: Latest): Area {
     : { area: "filesystems", verdict: "unknown", summary: "statfs failed", details: [] };
 }
 
-export interface KernelIncidentRow {
-  readonly ts: number;
-  readonly device: string;
-  /** The incident's worst line: crit, error or warn. */
-  readonly severity: string;
-  readonly classes: Record<string, number>;
-  readonly lines: number;
-  readonly sectors: string[];
-}
+export type { KernelIncidentRow, KernelLineRow, KernelLog } from "../../core/history/queries.js";
 
-export interface KernelLineRow {
-  readonly subject: string | null;
-  readonly kind: string;
-  readonly sev: string;
-  readonly n: number;
-  readonly last: number;
-}
-
-export interface KernelLog {
-  /** Incidents in the window, worst severity first, then the latest. */
-  readonly incidents: KernelIncidentRow[];
-  readonly incidentCount: number;
-  /** Per-line fault records (class `kernel`) by device and class, most first. */
-  readonly lines: KernelLineRow[];
-  readonly lineCount: number;
-}
-
-const SEV_RANK = "CASE kind WHEN 'crit' THEN 2 WHEN 'error' THEN 1 ELSE 0 END";
-
-/**
- * The kernel log's storage failures since `since`, from history: incidents (the lines of one
- * failure grouped, class kernel_incident) and the per-line records (class kernel) behind them.
- */
+/** The kernel log's storage failures since `since`, from history (see HistoryStore.kernelLog). */
 export function kernelLog(h: HistoryStore, since: number, limit = 20): KernelLog {
-  const db = h.database;
-  const raw = db
-    .prepare(
-      `SELECT ts, subject, kind, data FROM events WHERE class = 'kernel_incident' AND ts >= ? ORDER BY ${SEV_RANK} DESC, ts DESC LIMIT ?`,
-    )
-    .all(since, limit) as Array<{
-    ts: number;
-    subject: string | null;
-    kind: string;
-    data: string | null;
-  }>;
-  const incidents = raw.map((r) => {
-    let d: { classes?: unknown; lines?: unknown; sectors?: unknown } = {};
-    try {
-      d = JSON.parse(r.data ?? "{}") as typeof d;
-    } catch {
-      // a damaged row still counts as an incident
-    }
-    const classes =
-      d.classes && typeof d.classes === "object" ? (d.classes as Record<string, number>) : {};
-    const sectors = Array.isArray(d.sectors) ? d.sectors.map(String) : [];
-    return {
-      ts: r.ts,
-      device: r.subject ?? "?",
-      severity: r.kind,
-      classes,
-      lines: Number(d.lines) || 0,
-      sectors,
-    };
-  });
-  const incidentCount = db
-    .prepare("SELECT count(*) FROM events WHERE class = 'kernel_incident' AND ts >= ?")
-    .pluck()
-    .get(since) as number;
-  const lines = db
-    .prepare(
-      "SELECT subject, kind, max(severity) AS sev, count(*) AS n, max(ts) AS last FROM events WHERE class = 'kernel' AND ts >= ? AND kind != 'kernel_log.lost' GROUP BY subject, kind ORDER BY n DESC LIMIT ?",
-    )
-    .all(since, limit) as KernelLineRow[];
-  // Records past history's per-minute limit are in a summary row, not one by one.
-  const summed = db
-    .prepare(
-      "SELECT coalesce(sum(json_extract(data, '$.suppressed_in_history')), 0) FROM events WHERE class = 'kernel' AND ts >= ?",
-    )
-    .pluck()
-    .get(since) as number;
-  return {
-    incidents,
-    incidentCount,
-    lines,
-    lineCount: lines.reduce((a, r) => a + r.n, 0) + summed,
-  };
+  return h.kernelLog(since, limit);
 }
 
 const hhmmss = (ts: number) => new Date(ts).toISOString().slice(11, 19);

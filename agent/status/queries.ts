@@ -2,6 +2,7 @@
 import type { Config } from "../../core/config/schema.js";
 import { parseDuration } from "../../core/config/units.js";
 import { BadRequest } from "../control/server.js";
+import type { TopIoConsumer } from "../../core/history/queries.js";
 import type { HistoryStore } from "../../core/history/store.js";
 
 export interface Bucket {
@@ -37,18 +38,6 @@ export function historyQuery(
   since: number,
   now = Date.now(),
 ): HistoryAnswer {
-  const db = h.database;
-  const available = db
-    .prepare("SELECT DISTINCT metric FROM series ORDER BY metric")
-    .pluck()
-    .all() as string[];
-  const all = db.prepare("SELECT id, labels FROM series WHERE metric = ?").all(metric) as Array<{
-    id: number;
-    labels: string;
-  }>;
-  const series = all
-    .map((s) => ({ id: s.id, labels: JSON.parse(s.labels) as Record<string, string> }))
-    .filter((s) => device === null || Object.values(s.labels).includes(device));
   const resolution =
     since <= c.history.raw_retention
       ? "raw"
@@ -60,32 +49,18 @@ export function historyQuery(
     resolution === "raw" ? 1000 : resolution === "minute" ? 60_000 : 3_600_000,
     Math.ceil(since / MAX_BUCKETS),
   );
+  const series = h.seriesSummaries(
+    metric,
+    resolution,
+    from,
+    (labels) => device === null || Object.values(labels).includes(device),
+  );
   const out = series.map((s) => {
-    type Row = { ts: number; min: number; max: number; sum: number; count: number; p99: number };
-    const raw = (after: number) =>
-      db
-        .prepare(
-          "SELECT ts, value AS min, value AS max, value AS sum, 1 AS count, value AS p99 FROM samples WHERE series_id = ? AND ts >= ? ORDER BY ts",
-        )
-        .all(s.id, after) as Row[];
-    let rows: Row[];
-    if (resolution === "raw") rows = raw(from);
-    else {
-      const res = resolution === "minute" ? 60 : 3600;
-      rows = db
-        .prepare(
-          "SELECT ts, min, max, sum, count, p99 FROM rollups WHERE series_id = ? AND resolution = ? AND ts >= ? ORDER BY ts",
-        )
-        .all(s.id, res, from) as Row[];
-      // The period not yet rolled up (the current minute or hour) comes from the raw samples.
-      const covered = (rows.at(-1)?.ts ?? from - res * 1000) + res * 1000;
-      rows.push(...raw(Math.max(from, covered)));
-    }
     const buckets = new Map<
       number,
       { count: number; min: number; max: number; sum: number; p99s: number[] }
     >();
-    for (const r of rows) {
+    for (const r of s.rows) {
       const b = r.ts - (r.ts % width);
       const cur = buckets.get(b) ?? { count: 0, min: Infinity, max: -Infinity, sum: 0, p99s: [] };
       cur.count += r.count;
@@ -113,7 +88,7 @@ export function historyQuery(
     since_seconds: since / 1000,
     resolution,
     series: out,
-    ...(out.length === 0 ? { available_metrics: available } : {}),
+    ...(out.length === 0 ? { available_metrics: h.metricNames() } : {}),
   };
 }
 
@@ -133,25 +108,12 @@ export function eventsQuery(
   limit: number,
   now = Date.now(),
 ): EventRow[] {
-  const rows = h.database
-    .prepare(
-      `SELECT ts, class, kind, severity, subject, message FROM events WHERE ts >= ? ${cls ? "AND class = ?" : ""} ORDER BY ts DESC, id DESC LIMIT ?`,
-    )
-    .all(...[now - since, ...(cls ? [cls] : []), limit]) as Array<
-    Omit<EventRow, "ts"> & { ts: number }
-  >;
+  const rows = h.events({ since: now - since, class: cls, limit });
   return rows.map((r) => ({ ...r, ts: new Date(r.ts).toISOString() }));
 }
 
-export interface TopIoRow {
-  readonly pid: number;
-  readonly comm: string;
-  readonly unit: string | null;
-  readonly intervals: number;
-  readonly avg_write_bps: number;
-  readonly max_write_bps: number;
-  readonly avg_read_bps: number;
-  readonly max_read_bps: number;
+/** One consumer in agentctl top-io's answer. */
+export interface TopIoSummary extends Omit<TopIoConsumer, "last"> {
   readonly last_seen: string;
 }
 
@@ -160,12 +122,8 @@ export function topIoQuery(
   since: number,
   limit: number,
   now = Date.now(),
-): TopIoRow[] {
-  const rows = h.database
-    .prepare(
-      `SELECT pid, comm, unit, count(*) AS intervals, avg(write_bps) AS avg_write_bps, max(write_bps) AS max_write_bps, avg(read_bps) AS avg_read_bps, max(read_bps) AS max_read_bps, max(ts) AS last
-      FROM io_top WHERE ts >= ? GROUP BY pid, comm, unit ORDER BY sum(write_bps + read_bps) DESC LIMIT ?`,
-    )
-    .all(now - since, limit) as Array<Omit<TopIoRow, "last_seen"> & { last: number }>;
-  return rows.map(({ last, ...r }) => ({ ...r, last_seen: new Date(last).toISOString() }));
+): TopIoSummary[] {
+  return h
+    .topIoConsumers(now - since, limit)
+    .map(({ last, ...r }) => ({ ...r, last_seen: new Date(last).toISOString() }));
 }

@@ -15,9 +15,18 @@ import type { Duration } from "../config/units.js";
 import { errorCode, errorMessage } from "../errors.js";
 import type { Logger } from "../log.js";
 import type { CoreMetrics } from "../metrics/registry.js";
+import {
+  finishRow,
+  insertRow,
+  type JournalRow,
+  type JournalState,
+  recentRows,
+  unfinishedRows,
+} from "./journal.js";
 import { MIGRATIONS, migrate, SCHEMA_VERSION } from "./migrations.js";
 import { type Db, moveAside, openHistory } from "./open.js";
 import { summarize } from "./percentile.js";
+import * as q from "./queries.js";
 
 /** How often maintenance recounts the rows of each table (they are counted at open too). */
 const ROW_COUNT_EVERY_MS = 15 * 60_000;
@@ -83,6 +92,24 @@ export interface HistoryStats {
   readonly rows_counted_at: string | null;
 }
 
+/** Why a write that had to be durable at once was not made. */
+export type WriteFailure = "full" | "read-only" | "io-error" | "corrupt" | "memory";
+
+/**
+ * A write the caller needs durable before it goes on (a journal row) was not made. The store has
+ * handled it like any failed write (write state, metrics, a damaged file moved aside); the caller
+ * decides what not to do without it.
+ */
+export class HistoryWriteError extends Error {
+  override readonly name = "HistoryWriteError";
+  constructor(
+    readonly reason: WriteFailure,
+    detail: string,
+  ) {
+    super(`history ${reason === "memory" ? "in memory only" : reason}: ${detail}`);
+  }
+}
+
 type PendingEvent = EventInput & { readonly ts: number };
 type PendingSample = readonly [seriesKey: string, ts: number, value: number];
 interface PendingRollup {
@@ -110,7 +137,8 @@ export interface HistoryOptions {
 
 export class HistoryStore {
   readonly path: string;
-  private db: Db;
+  /** Never handed out: every read and write goes through a typed method below. */
+  #db: Db;
   private mode: "file" | "memory";
   private inode = 0;
   private writeState: WriteState = "ok";
@@ -139,7 +167,7 @@ export class HistoryStore {
     this.metrics = opts.metrics;
     this.now = opts.now ?? Date.now;
     const { db, mode } = this.openOrFallBack(opts.stateDir);
-    this.db = db;
+    this.#db = db;
     this.mode = mode;
     this.countRows();
   }
@@ -205,7 +233,7 @@ export class HistoryStore {
     const pending = this.pendingState.get(key);
     if (pending !== undefined) return pending;
     try {
-      const row = this.db.prepare("SELECT value FROM state WHERE key = ?").get(key) as
+      const row = this.#db.prepare("SELECT value FROM state WHERE key = ?").get(key) as
         { value: string } | undefined;
       return row?.value;
     } catch (e) {
@@ -217,7 +245,7 @@ export class HistoryStore {
   /** Writes durable state at once (not buffered): callers rely on it surviving a crash. */
   setState(key: string, value: string): boolean {
     try {
-      this.db
+      this.#db
         .prepare(
           "INSERT INTO state (key, value, updated) VALUES (?, ?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated = excluded.updated",
         )
@@ -284,7 +312,7 @@ export class HistoryStore {
       () => (this.checkFileIdentity(), this.checkFileContent()),
       () => this.rollupHours(),
       () => this.prune(),
-      () => this.db.pragma("incremental_vacuum(2000)"),
+      () => this.#db.pragma("incremental_vacuum(2000)"),
       () => {
         // count(*) walks every page of a table on the event loop (~140 ms for 30 days of rollups
         // for 12 disks), so the counts, which status shows with their time, are refreshed rarely.
@@ -315,11 +343,11 @@ export class HistoryStore {
     this.minutes.clear();
     this.flush();
     try {
-      if (this.mode === "file") this.db.pragma("wal_checkpoint(TRUNCATE)");
+      if (this.mode === "file") this.#db.pragma("wal_checkpoint(TRUNCATE)");
     } catch {
       // best effort: the WAL file is replayed at next open anyway
     }
-    this.db.close();
+    this.#db.close();
   }
 
   stats(): HistoryStats {
@@ -343,16 +371,16 @@ export class HistoryStore {
     try {
       const key = seriesKey(metric, labels);
       const sep = key.indexOf("\u0000");
-      const id = this.db
+      const id = this.#db
         .prepare("SELECT id FROM series WHERE metric = ? AND labels = ?")
         .pluck()
         .get(metric, key.slice(sep + 1)) as number | undefined;
       if (id === undefined) return [];
-      const raw = this.db
+      const raw = this.#db
         .prepare("SELECT ts, value FROM samples WHERE series_id = ? AND ts >= ? ORDER BY ts")
         .all(id, since) as Array<{ ts: number; value: number }>;
       const firstRaw = raw[0]?.ts ?? Number.MAX_SAFE_INTEGER;
-      const minutes = this.db
+      const minutes = this.#db
         .prepare(
           "SELECT ts, sum / count AS value FROM rollups WHERE series_id = ? AND resolution = 60 AND ts >= ? AND ts < ? ORDER BY ts",
         )
@@ -364,9 +392,58 @@ export class HistoryStore {
     }
   }
 
-  /** Read access for queries (agentctl history/events). */
-  get database(): Db {
-    return this.db;
+  /** p99 of one series' samples in the last `windowMs` (raw where kept), or null without any. */
+  recentP99(metric: string, labels: Labels, windowMs: number, now = this.now()): number | null {
+    return q.p99Of(this.series(metric, labels, now - windowMs));
+  }
+
+  /** Every metric name with a series, sorted. */
+  metricNames(): string[] {
+    return q.metricNames(this.#db);
+  }
+
+  /** The series of `metric` whose labels pass `keep`, as summary rows since `from` at `resolution`. */
+  seriesSummaries(
+    metric: string,
+    resolution: q.Resolution,
+    from: number,
+    keep: (labels: Record<string, string>) => boolean = () => true,
+  ): q.SeriesSummaries[] {
+    return q.seriesSummaries(this.#db, metric, resolution, from, keep);
+  }
+
+  /** Events since `filter.since`, newest first. */
+  events(filter: q.EventFilter): q.StoredEvent[] {
+    return q.events(this.#db, filter);
+  }
+
+  /** The kernel log's storage failures since `since` (status and diagnose). */
+  kernelLog(since: number, limit = 20): q.KernelLog {
+    return q.kernelLog(this.#db, since, limit);
+  }
+
+  /** The heaviest I/O consumers since `since`. */
+  topIoConsumers(since: number, limit: number): q.TopIoConsumer[] {
+    return q.topIo(this.#db, since, limit);
+  }
+
+  // ---------------------------------------------------------------- remediation journal (see Journal)
+
+  journalBegin(remediator: string, action: string, target: string, detail: unknown): number {
+    return this.writeNow((db) => insertRow(db, remediator, action, target, detail, Date.now()));
+  }
+
+  journalFinish(id: number, state: JournalState, detail: unknown): void {
+    if (id < 0) return; // begun while the journal was down: there is no row to close
+    this.writeNow((db) => finishRow(db, id, state, detail, Date.now()));
+  }
+
+  journalUnfinished(remediator: string): Array<{ id: number; target: string }> {
+    return unfinishedRows(this.#db, remediator);
+  }
+
+  journalRecent(limit: number): JournalRow[] {
+    return recentRows(this.#db, limit);
   }
 
   // ---------------------------------------------------------------- internals
@@ -473,7 +550,7 @@ export class HistoryStore {
     events: readonly PendingEvent[],
     topIo: HistoryStore["pendingTopIo"],
   ): void {
-    const db = this.db;
+    const db = this.#db;
     const insSeries = db.prepare("INSERT OR IGNORE INTO series (metric, labels) VALUES (?, ?)");
     const selSeries = db.prepare("SELECT id FROM series WHERE metric = ? AND labels = ?");
     const insSample = db.prepare(
@@ -531,7 +608,26 @@ export class HistoryStore {
     for (const [k, id] of fresh) this.seriesIds.set(k, id);
   }
 
-  private onWriteError(e: unknown): void {
+  /**
+   * A write that must be durable before the caller goes on (the journal): into the live file or
+   * not at all. The file is checked first, as at a flush (removed, replaced or damaged: a fresh
+   * one is started); in memory the row would be lost at exit, so that is refused. A failure goes
+   * through the same handling as a failed flush and throws HistoryWriteError.
+   */
+  private writeNow<T>(write: (db: Db) => T): T {
+    this.checkFileIdentity();
+    this.checkFileContent();
+    if (this.mode !== "file")
+      throw new HistoryWriteError("memory", this.lastError ?? "no usable history file");
+    try {
+      return write(this.#db);
+    } catch (e) {
+      const reason = this.onWriteError(e);
+      throw new HistoryWriteError(reason, this.lastError ?? errorMessage(e));
+    }
+  }
+
+  private onWriteError(e: unknown): Exclude<WriteFailure, "memory"> {
     const code = errorCode(e) ?? "";
     const reason =
       code === "SQLITE_FULL"
@@ -548,9 +644,9 @@ export class HistoryStore {
     this.lastError = `${code || "error"}: ${errorMessage(e)}`;
     if (reason === "corrupt" && this.mode === "file") {
       this.replaceFile("corrupt", this.lastError);
-      return;
+      return "corrupt";
     }
-    const state: WriteState =
+    const state: "full" | "read-only" | "io-error" =
       reason === "full" ? "full" : reason === "readonly" ? "read-only" : "io-error";
     if (this.writeState !== state) {
       this.log.error(
@@ -559,12 +655,13 @@ export class HistoryStore {
       );
       this.writeState = state;
     }
+    return state;
   }
 
   /** The file was deleted, replaced or corrupted under us: start over with a fresh one. */
   private replaceFile(reason: string, detail: string): void {
     try {
-      this.db.close();
+      this.#db.close();
     } catch {
       // already unusable
     }
@@ -578,7 +675,7 @@ export class HistoryStore {
       // nothing to move
     }
     const { db, mode } = this.openOrFallBack(dirname(this.path));
-    this.db = db;
+    this.#db = db;
     this.mode = mode;
     if (mode === "file") {
       this.writeState = "ok";
@@ -668,7 +765,7 @@ export class HistoryStore {
   /** The tables our own connection knows (from its cache: what the file should have). */
   private tables(): string[] {
     this.knownTables ??= (
-      this.db
+      this.#db
         .prepare("SELECT name FROM sqlite_schema WHERE type = 'table'")
         .pluck()
         .all() as string[]
@@ -684,7 +781,7 @@ export class HistoryStore {
     if (doneRaw !== undefined) next = Number(doneRaw) + HOUR;
     else {
       // First time: start at the oldest minute we have.
-      const oldest = this.db
+      const oldest = this.#db
         .prepare("SELECT min(ts) FROM rollups WHERE resolution = 60")
         .pluck()
         .get() as number | null;
@@ -693,16 +790,16 @@ export class HistoryStore {
     }
     next = Math.max(next, now - this.retention.minute_retention - (now % HOUR));
     if (next > lastComplete) return;
-    const ids = this.db.prepare("SELECT id FROM series").pluck().all() as number[];
-    const ins = this.db
+    const ids = this.#db.prepare("SELECT id FROM series").pluck().all() as number[];
+    const ins = this.#db
       .prepare(`INSERT OR REPLACE INTO rollups (series_id, resolution, ts, count, sum, min, max, p50, p99)
       SELECT series_id, 3600, ?, sum(count), sum(sum), min(min), max(max), sum(p50 * count) / sum(count), max(p99)
       FROM rollups WHERE series_id = ? AND resolution = 60 AND ts >= ? AND ts < ? GROUP BY series_id`);
-    this.db.transaction(() => {
+    this.#db.transaction(() => {
       for (let h = next; h <= lastComplete; h += HOUR) {
         for (const id of ids) ins.run(h, id, h, h + HOUR);
       }
-      this.db
+      this.#db
         .prepare(
           "INSERT INTO state (key, value, updated) VALUES ('rollup.hour.done', ?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated = excluded.updated",
         )
@@ -713,25 +810,25 @@ export class HistoryStore {
   private prune(): void {
     const now = this.now();
     const r = this.retention;
-    const ids = this.db.prepare("SELECT id FROM series").pluck().all() as number[];
-    const delRaw = this.db.prepare("DELETE FROM samples WHERE series_id = ? AND ts < ?");
-    const delRoll = this.db.prepare(
+    const ids = this.#db.prepare("SELECT id FROM series").pluck().all() as number[];
+    const delRaw = this.#db.prepare("DELETE FROM samples WHERE series_id = ? AND ts < ?");
+    const delRoll = this.#db.prepare(
       "DELETE FROM rollups WHERE series_id = ? AND resolution = ? AND ts < ?",
     );
-    this.db.transaction(() => {
+    this.#db.transaction(() => {
       for (const id of ids) {
         delRaw.run(id, now - r.raw_retention);
         delRoll.run(id, 60, now - r.minute_retention);
         delRoll.run(id, 3600, now - r.hour_retention);
       }
-      this.db.prepare("DELETE FROM events WHERE ts < ?").run(now - r.event_retention);
-      this.db.prepare("DELETE FROM io_top WHERE ts < ?").run(now - r.top_io_retention);
+      this.#db.prepare("DELETE FROM events WHERE ts < ?").run(now - r.event_retention);
+      this.#db.prepare("DELETE FROM io_top WHERE ts < ?").run(now - r.top_io_retention);
     })();
   }
 
   private countRows(): void {
     try {
-      const one = (sql: string) => this.db.prepare(sql).pluck().get() as number;
+      const one = (sql: string) => this.#db.prepare(sql).pluck().get() as number;
       this.rowCounts = {
         series: one("SELECT count(*) FROM series"),
         samples: one("SELECT count(*) FROM samples"),
