@@ -3,6 +3,7 @@
 // and a circuit breaker that stops the remediator after repeated failures until an operator
 // resets it (agentctl remediations reset-breaker NAME).
 import type { Counter, Gauge, Registry } from "prom-client";
+import { errorMessage } from "../core/errors.js";
 import { Journal } from "../core/history/journal.js";
 import type { HistoryStore } from "../core/history/store.js";
 import type { Logger } from "../core/log.js";
@@ -231,6 +232,26 @@ export abstract class RemediatorBase<Options extends BaseOptions> {
       undefined,
       true,
     );
+  }
+
+  /**
+   * Closes a journal row. The action's outcome stands whether or not the row can be written
+   * (a row left "started" is closed as recovered at the next start), so a failed write is
+   * logged, never thrown into the middle of undoing or finishing the action.
+   */
+  protected closeJournal(
+    id: number,
+    state: "done" | "failed" | "aborted" | "recovered",
+    detail: unknown,
+  ): void {
+    try {
+      this.journal?.finish(id, state, detail);
+    } catch (e) {
+      this.log.error(
+        { err: errorMessage(e), id, state, remediator: this.name },
+        "cannot close the journal row",
+      );
+    }
   }
 
   /** A decision counted by outcome (by 0: the series exists before the first one). */

@@ -611,7 +611,7 @@ export class BackupPauseRemediator
       }
       if (!(await this.settle(unit, (s) => this.isPaused(s, method))))
         throw new Error(`${unit} did not show as paused within ${SETTLE_MS / 1000} s`);
-      this.journal?.finish(id, "done", {
+      this.closeJournal(id, "done", {
         method,
         until: new Date(hold.deadline).toISOString(),
         deadman: `${hold.deadman}.timer`,
@@ -635,7 +635,7 @@ export class BackupPauseRemediator
       if (sent) await this.systemd.resume(unit, hold.method).catch(() => undefined);
       await this.systemd.disarm(unit);
       undoRecord();
-      this.journal?.finish(id, "failed", { error: msg });
+      this.closeJournal(id, "failed", { error: msg });
       this.failed(`pausing ${unit} failed: ${msg} (left running)`);
       throw e;
     } finally {
@@ -684,7 +684,7 @@ export class BackupPauseRemediator
       }
       const ok = await this.settle(h.unit, (s) => !this.isPaused(s, h.method));
       if (!ok) {
-        this.journal?.finish(id, "failed", { error: err?.message ?? "still paused" });
+        this.closeJournal(id, "failed", { error: err?.message ?? "still paused" });
         this.failed(
           `resuming ${h.unit} failed: ${err?.message ?? "still paused"}; its dead-man's switch ends the pause at ${new Date(h.deadline).toISOString()}`,
         );
@@ -692,7 +692,7 @@ export class BackupPauseRemediator
       }
       await this.systemd.disarm(h.unit);
       this.closeHold(h.unit, this.now());
-      this.journal?.finish(id, "done", { reason });
+      this.closeJournal(id, "done", { reason });
       this.lastDecision = `resumed ${h.unit}: ${message}`;
       this.decisions.note(
         reason === "not_improving" ? "not_the_cure" : "resumed",
@@ -763,7 +763,7 @@ export class BackupPauseRemediator
         );
       }
       for (const row of this.journal?.unfinished(NAME) ?? [])
-        this.journal?.finish(row.id, "recovered", {
+        this.closeJournal(row.id, "recovered", {
           note: "interrupted by a restart; reconciled with systemd at start",
           held: Boolean(this.held.holds[row.target]),
         });

@@ -189,7 +189,7 @@ export class WalCompressRemediator
       d.close();
     }
     for (const row of unfinished)
-      this.journal?.finish(row.id, "recovered", {
+      this.closeJournal(row.id, "recovered", {
         actions: actions.filter((a) => a.file.startsWith(row.target)),
       });
     for (const a of actions) {
@@ -401,14 +401,15 @@ export class WalCompressRemediator
     const name = target.endsWith(".gz") ? target.slice(0, -3) : target;
     if (!patternRegex(this.options.segmentPattern).plain.test(name) || name.includes("/"))
       throw new Error(`${target} is not a segment of ${this.options.walDir}`);
+    // Journalled first: when the row cannot be written nothing is done (the operator sees why).
+    const id = this.journal?.begin(NAME, "decompress", name, { by: "operator" }) ?? -1;
     const held = this.held();
     held.add(name);
     this.history?.setState(HELD_KEY, JSON.stringify([...held].slice(-10_000)));
-    const id = this.journal?.begin(NAME, "decompress", name, { by: "operator" }) ?? -1;
     try {
       const reserve = this.options.reserve;
       const r = await withDir(this.dir(), (d) => decompressSegment(d, `${name}.gz`, reserve));
-      this.journal?.finish(id, "done", r);
+      this.closeJournal(id, "done", r);
       this.decisions.note(
         "undone",
         "info",
@@ -418,7 +419,7 @@ export class WalCompressRemediator
       );
       return r;
     } catch (e) {
-      this.journal?.finish(id, "failed", { error: errorMessage(e) });
+      this.closeJournal(id, "failed", { error: errorMessage(e) });
       throw e;
     }
   }
@@ -489,7 +490,7 @@ export class WalCompressRemediator
     try {
       const r = await this.act(seg);
       this.busy = null;
-      this.finish(id, "done", r);
+      this.closeJournal(id, "done", r);
       this.breaker.succeeded();
       this.spaceShort = null;
       this.count("done");
@@ -509,18 +510,6 @@ export class WalCompressRemediator
     }
   }
 
-  /** A journal row closed, or the reason it could not be, logged: the outcome stands either way. */
-  private finish(id: number, outcome: "done" | "aborted" | "failed", detail: unknown): void {
-    try {
-      this.journal?.finish(id, outcome, detail);
-    } catch (e) {
-      this.log.error(
-        { err: errorMessage(e), id, outcome },
-        "wal_compress: cannot close the journal row",
-      );
-    }
-  }
-
   private coolDown(ms: number, why: string): void {
     this.cooldownUntil = Date.now() + ms;
     this.cooldownWhy = why;
@@ -534,7 +523,7 @@ export class WalCompressRemediator
     const detail = { error: err.message, code: err.code };
     if (err.code === "Incompressible") {
       this.markIncompressible(seg);
-      this.finish(id, "aborted", detail);
+      this.closeJournal(id, "aborted", detail);
       this.count("aborted");
       this.lastDecision = `left ${name} plain: ${err.message}`;
       this.decisions.note(
@@ -549,7 +538,7 @@ export class WalCompressRemediator
     }
     if (err.code === "NoSpace") {
       // The round stops here: the next segment would meet the same full filesystem.
-      this.finish(id, "aborted", detail);
+      this.closeJournal(id, "aborted", detail);
       this.count("aborted");
       this.lastDecision = `stopped at ${name}: ${err.message}`;
       this.decisions.note(
@@ -564,7 +553,7 @@ export class WalCompressRemediator
       return;
     }
     const aborted = ABORTS.has(err.code ?? "");
-    this.finish(id, aborted ? "aborted" : "failed", detail);
+    this.closeJournal(id, aborted ? "aborted" : "failed", detail);
     this.count(aborted ? "aborted" : "failed");
     this.lastDecision = `${aborted ? "aborted" : "failed"} on ${name}: ${err.message}`;
     this.decisions.note(
