@@ -65,12 +65,12 @@ export interface FsyncLimits {
 }
 
 /**
- * Derived from config (THRESHOLDS.fsync names the keys): crit at backup_pause's
- * `fsync_p99_threshold`, warn at its `resume_below`, whether or not backup_pause is on.
+ * The figures in force: `[thresholds]` (defaults THRESHOLDS.fsync). Not backup_pause's, which
+ * say when that remediator acts, not what slow is.
  */
 export function fsyncLimits(c: Config): FsyncLimits {
-  const bp = c.remediators.backup_pause;
-  return { warn: bp.resume_below / 1000, crit: bp.fsync_p99_threshold / 1000 };
+  const t = c.thresholds;
+  return { warn: t.fsync_p99_warn / 1000, crit: t.fsync_p99_crit / 1000 };
 }
 
 /** A WAL fsync p99 (the probe's or the database's own), in seconds. */
@@ -78,7 +78,7 @@ export function judgeFsync(p99: number, l: FsyncLimits): Verdict {
   return p99 >= l.crit ? "crit" : p99 >= l.warn ? "warn" : "ok";
 }
 
-/** "WAL fsync is slow": the point where runbooks start and backup_pause counts. */
+/** "WAL fsync is slow": the point where runbooks start (backup_pause asks it at its own figures). */
 export const fsyncSlow = (p99: number, l: FsyncLimits): boolean => judgeFsync(p99, l) === "crit";
 
 type FailedProbe = Exclude<FsyncProbeObservation["probes"][number], { state: "ok" }>;

@@ -15,14 +15,17 @@ export const THRESHOLDS = {
     util_warn_pct: 90,
   },
   /**
-   * WAL fsync p99 (the agent's probe and the database's own): not figures of the judge's own
-   * but derived from config, so that status, diagnose and backup_pause say "slow" at the same
-   * point on every node. crit from `fsync_p99_threshold` (where backup_pause starts counting),
-   * warn from `resume_below` (where a pause may end: above it the WAL is not yet well).
+   * WAL fsync p99 (the agent's probe and the database's own): the judge's definition of slow,
+   * the fleet alerts' figures (StemeDBWalFsyncDegrading > 50 ms, StemeDBWalFsyncSlow > 100 ms),
+   * so the page, status and diagnose agree. Operators tune them in `[thresholds]`, whose
+   * defaults are these (a test checks both, and the alert rules). backup_pause's own
+   * fsync_p99_threshold/resume_below only decide when it acts.
    */
   fsync: {
-    warn_config_key: "remediators.backup_pause.resume_below",
-    crit_config_key: "remediators.backup_pause.fsync_p99_threshold",
+    p99_warn_seconds: 0.05,
+    p99_crit_seconds: 0.1,
+    warn_config_key: "thresholds.fsync_p99_warn",
+    crit_config_key: "thresholds.fsync_p99_crit",
   },
   /** A filesystem: share used, and time to full at the recent rate. */
   filesystem: {
