@@ -43,18 +43,34 @@ export interface DiskSample {
   readonly util_pct: number | null;
 }
 
-export function judgeDisk(d: DiskSample): Verdict {
-  const t = THRESHOLDS.disk;
+/** A disk's figures in force: seconds of await, percent busy. */
+export interface DiskLimits {
+  readonly await_warn: number;
+  readonly await_crit: number;
+  readonly util_warn_pct: number;
+}
+
+/** From `[thresholds]` (defaults THRESHOLDS.disk). */
+export function diskLimits(c: Config): DiskLimits {
+  const t = c.thresholds;
+  return {
+    await_warn: t.disk_await_warn / 1000,
+    await_crit: t.disk_await_crit / 1000,
+    util_warn_pct: t.disk_util_warn,
+  };
+}
+
+export function judgeDisk(d: DiskSample, l: DiskLimits): Verdict {
   const w = d.w_await ?? 0;
   const f = d.f_await ?? 0;
-  if (w >= t.await_crit_seconds || f >= t.await_crit_seconds) return "crit";
-  if (w >= t.await_warn_seconds || (d.util_pct ?? 0) >= t.util_warn_pct) return "warn";
+  if (w >= l.await_crit || f >= l.await_crit) return "crit";
+  if (w >= l.await_warn || diskSaturated(d.util_pct, l)) return "warn";
   return "ok";
 }
 
 /** Saturated: the device is busy nearly all the time, whatever its latency. */
-export const diskSaturated = (util_pct: number | null): boolean =>
-  (util_pct ?? 0) >= THRESHOLDS.disk.util_warn_pct;
+export const diskSaturated = (util_pct: number | null, l: DiskLimits): boolean =>
+  (util_pct ?? 0) >= l.util_warn_pct;
 
 // ------------------------------------------------------------------ fsync
 

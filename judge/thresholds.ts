@@ -5,7 +5,10 @@
 const MiB = 1024 * 1024;
 
 export const THRESHOLDS = {
-  /** One block device: iostat -x write-await / flush-await p99 and %util. */
+  /**
+   * One block device: iostat -x write-await / flush-await p99 and %util. Defaults of
+   * `[thresholds]` disk_await_warn/crit and disk_util_warn: what is slow depends on the medium.
+   */
   disk: {
     /** A device that takes 20 ms per write is behind the WAL's pace (fio's sync-write rule of thumb). */
     await_warn_seconds: 0.02,
@@ -13,6 +16,9 @@ export const THRESHOLDS = {
     await_crit_seconds: 0.1,
     /** Busy 90% of the time: saturated, queueing starts (only a warning: SSDs serve in parallel). */
     util_warn_pct: 90,
+    await_warn_config_key: "thresholds.disk_await_warn",
+    await_crit_config_key: "thresholds.disk_await_crit",
+    util_warn_config_key: "thresholds.disk_util_warn",
   },
   /**
    * WAL fsync p99 (the agent's probe and the database's own): the judge's definition of slow,

@@ -12,6 +12,7 @@ import { ms } from "../core/config/units.js";
 import type { Config } from "../core/config/schema.js";
 import {
   COLLECTOR_JUDGE,
+  diskLimits,
   fsyncLimits,
   fsyncSlow,
   heavyCompetitor,
@@ -163,10 +164,16 @@ test("README: every figure in the status/diagnose threshold table is the judge's
       );
     }
   }
-  // fsync is tunable: the row names the keys the judge reads.
-  const fsync = rows.get("WAL fsync p99 (probe, database's own)") ?? [];
-  t.true(fsync[1]?.includes(`\`${T.fsync.warn_config_key}\``));
-  t.true(fsync[2]?.includes(`\`${T.fsync.crit_config_key}\``));
+  // Tunable figures: the row names the keys the judge reads.
+  const names = (measure: string, warn: string | null, crit: string | null) => {
+    const row = rows.get(measure) ?? [];
+    if (warn !== null) t.true(row[1]?.includes(`\`${warn}\``), `${measure} names ${warn}`);
+    if (crit !== null) t.true(row[2]?.includes(`\`${crit}\``), `${measure} names ${crit}`);
+  };
+  names("WAL fsync p99 (probe, database's own)", T.fsync.warn_config_key, T.fsync.crit_config_key);
+  names("disk write-await p99", T.disk.await_warn_config_key, T.disk.await_crit_config_key);
+  names("disk flush-await p99", null, T.disk.await_crit_config_key);
+  names("disk %util", T.disk.util_warn_config_key, null);
 });
 
 /** The `expr` of one alert in the rules file (each expr is a `|` block under its alert). */
@@ -195,6 +202,18 @@ test("[thresholds]: the defaults are the judge's; warn must be below crit", (t) 
     warn: THRESHOLDS.fsync.p99_warn_seconds,
     crit: THRESHOLDS.fsync.p99_crit_seconds,
   });
+  t.deepEqual(diskLimits(cfg), {
+    await_warn: THRESHOLDS.disk.await_warn_seconds,
+    await_crit: THRESHOLDS.disk.await_crit_seconds,
+    util_warn_pct: THRESHOLDS.disk.util_warn_pct,
+  });
+  t.deepEqual(
+    problemsFor('[thresholds]\ndisk_await_warn = "10ms"\ndisk_await_crit = "50ms"\n'),
+    [],
+  );
+  const disk = problemsFor('[thresholds]\ndisk_await_warn = "100ms"\n');
+  t.is(disk.length, 1);
+  t.regex(disk[0] ?? "", /thresholds\.disk_await_warn: must be below disk_await_crit/);
   t.deepEqual(problemsFor('[thresholds]\nfsync_p99_warn = "20ms"\nfsync_p99_crit = "40ms"\n'), []);
   for (const toml of [
     '[thresholds]\nfsync_p99_warn = "100ms"\n',
@@ -219,7 +238,7 @@ test("README: the WAL finding severity table is the judge's, every kind once", (
 
 test("disks: warn from 20 ms write-await or 90% util, crit from 100 ms write- or flush-await", (t) => {
   const d = (w: number | null, util: number | null, f: number | null = null) =>
-    judgeDisk({ w_await: w, f_await: f, util_pct: util });
+    judgeDisk({ w_await: w, f_await: f, util_pct: util }, diskLimits(cfg));
   t.is(d(null, null), "ok", "no writes, util unknown");
   t.is(d(0.0199, 89.9), "ok");
   t.is(d(0.02, 0), "warn");
@@ -228,6 +247,20 @@ test("disks: warn from 20 ms write-await or 90% util, crit from 100 ms write- or
   t.is(d(0.1, 0), "crit");
   t.is(d(0, 0, 0.1), "crit", "flush-await");
   t.is(d(0, 0, 0.05), "ok", "flush-await has no warning of its own");
+  // A node of rotational disks tunes them.
+  const hdd = diskLimits({
+    ...cfg,
+    thresholds: {
+      ...cfg.thresholds,
+      disk_await_warn: ms(50),
+      disk_await_crit: ms(300),
+      disk_util_warn: 95,
+    },
+  });
+  t.deepEqual(hdd, { await_warn: 0.05, await_crit: 0.3, util_warn_pct: 95 });
+  t.is(judgeDisk({ w_await: 0.04, util_pct: 94 }, hdd), "ok");
+  t.is(judgeDisk({ w_await: 0.05, util_pct: 0 }, hdd), "warn");
+  t.is(judgeDisk({ w_await: 0.2, f_await: 0.3, util_pct: 0 }, hdd), "crit");
 });
 
 test("fsync: warn at fsync_p99_warn, crit at fsync_p99_crit, both inclusive; slow is crit", (t) => {
@@ -385,9 +418,9 @@ test("status and diagnose judge one fsync p99 alike, at the configured figures",
   t.deepEqual(verdicts(bp, 0.1), ["crit", "crit", "crit"]);
 });
 
-test("status and diagnose judge one disk alike", (t) => {
+test("status and diagnose judge one disk alike, at the configured figures", (t) => {
   // No history, so no await p99: %util decides here (the await figures: the judgeDisk test).
-  const disk = (util: number) => {
+  const disk = (util: number, c = cfg) => {
     const obs = latest({
       diskstats: {
         devices: [{ device: "sdb", iostat: { util_pct: util, aqu_sz: 0 } }],
@@ -395,13 +428,15 @@ test("status and diagnose judge one disk alike", (t) => {
       },
     });
     return [
-      buildAreas(cfg, obs, null, { verdict: "healthy", reasons: [] }).find(
-        (a) => a.area === "disks",
-      )?.verdict,
-      diagnose(cfg, obs, null).steps.find((s) => s.step === "2. iostat -x on the WAL device")
+      buildAreas(c, obs, null, { verdict: "healthy", reasons: [] }).find((a) => a.area === "disks")
+        ?.verdict,
+      diagnose(c, obs, null).steps.find((s) => s.step === "2. iostat -x on the WAL device")
         ?.verdict,
     ];
   };
   t.deepEqual(disk(89), ["ok", "ok"]);
   t.deepEqual(disk(90), ["warn", "warn"]);
+  const c = { ...cfg, thresholds: { ...cfg.thresholds, disk_util_warn: 70 } };
+  t.deepEqual(disk(69, c), ["ok", "ok"]);
+  t.deepEqual(disk(70, c), ["warn", "warn"]);
 });

@@ -241,6 +241,9 @@ export const configSchema = z
     thresholds: section({
       fsync_p99_warn: duration.prefault("50ms"),
       fsync_p99_crit: duration.prefault("100ms"),
+      disk_await_warn: duration.prefault("20ms"),
+      disk_await_crit: duration.prefault("100ms"),
+      disk_util_warn: percent.default(90),
     }),
     remediators: section({
       wal_compress: section({
@@ -297,6 +300,14 @@ export const configSchema = z
         path: ["thresholds", "fsync_p99_warn"],
         message:
           "must be below fsync_p99_crit, or WAL fsync would go from ok to crit with no warning",
+      });
+    }
+    if (th.disk_await_warn >= th.disk_await_crit) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["thresholds", "disk_await_warn"],
+        message:
+          "must be below disk_await_crit, or a disk would go from ok to crit with no warning",
       });
     }
     const bp = c.remediators.backup_pause;
