@@ -43,18 +43,34 @@ export interface DiskSample {
   readonly util_pct: number | null;
 }
 
-export function judgeDisk(d: DiskSample): Verdict {
-  const t = THRESHOLDS.disk;
+/** A disk's figures in force: seconds of await, percent busy. */
+export interface DiskLimits {
+  readonly await_warn: number;
+  readonly await_crit: number;
+  readonly util_warn_pct: number;
+}
+
+/** From `[thresholds]` (defaults THRESHOLDS.disk). */
+export function diskLimits(c: Config): DiskLimits {
+  const t = c.thresholds;
+  return {
+    await_warn: t.disk_await_warn / 1000,
+    await_crit: t.disk_await_crit / 1000,
+    util_warn_pct: t.disk_util_warn,
+  };
+}
+
+export function judgeDisk(d: DiskSample, l: DiskLimits): Verdict {
   const w = d.w_await ?? 0;
   const f = d.f_await ?? 0;
-  if (w >= t.await_crit_seconds || f >= t.await_crit_seconds) return "crit";
-  if (w >= t.await_warn_seconds || (d.util_pct ?? 0) >= t.util_warn_pct) return "warn";
+  if (w >= l.await_crit || f >= l.await_crit) return "crit";
+  if (w >= l.await_warn || diskSaturated(d.util_pct, l)) return "warn";
   return "ok";
 }
 
 /** Saturated: the device is busy nearly all the time, whatever its latency. */
-export const diskSaturated = (util_pct: number | null): boolean =>
-  (util_pct ?? 0) >= THRESHOLDS.disk.util_warn_pct;
+export const diskSaturated = (util_pct: number | null, l: DiskLimits): boolean =>
+  (util_pct ?? 0) >= l.util_warn_pct;
 
 // ------------------------------------------------------------------ fsync
 
@@ -65,12 +81,12 @@ export interface FsyncLimits {
 }
 
 /**
- * Derived from config (THRESHOLDS.fsync names the keys): crit at backup_pause's
- * `fsync_p99_threshold`, warn at its `resume_below`, whether or not backup_pause is on.
+ * The figures in force: `[thresholds]` (defaults THRESHOLDS.fsync). Not backup_pause's, which
+ * say when that remediator acts, not what slow is.
  */
 export function fsyncLimits(c: Config): FsyncLimits {
-  const bp = c.remediators.backup_pause;
-  return { warn: bp.resume_below / 1000, crit: bp.fsync_p99_threshold / 1000 };
+  const t = c.thresholds;
+  return { warn: t.fsync_p99_warn / 1000, crit: t.fsync_p99_crit / 1000 };
 }
 
 /** A WAL fsync p99 (the probe's or the database's own), in seconds. */
@@ -78,7 +94,7 @@ export function judgeFsync(p99: number, l: FsyncLimits): Verdict {
   return p99 >= l.crit ? "crit" : p99 >= l.warn ? "warn" : "ok";
 }
 
-/** "WAL fsync is slow": the point where runbooks start and backup_pause counts. */
+/** "WAL fsync is slow": the point where runbooks start (backup_pause asks it at its own figures). */
 export const fsyncSlow = (p99: number, l: FsyncLimits): boolean => judgeFsync(p99, l) === "crit";
 
 type FailedProbe = Exclude<FsyncProbeObservation["probes"][number], { state: "ok" }>;

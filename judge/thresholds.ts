@@ -5,7 +5,10 @@
 const MiB = 1024 * 1024;
 
 export const THRESHOLDS = {
-  /** One block device: iostat -x write-await / flush-await p99 and %util. */
+  /**
+   * One block device: iostat -x write-await / flush-await p99 and %util. Defaults of
+   * `[thresholds]` disk_await_warn/crit and disk_util_warn: what is slow depends on the medium.
+   */
   disk: {
     /** A device that takes 20 ms per write is behind the WAL's pace (fio's sync-write rule of thumb). */
     await_warn_seconds: 0.02,
@@ -13,16 +16,22 @@ export const THRESHOLDS = {
     await_crit_seconds: 0.1,
     /** Busy 90% of the time: saturated, queueing starts (only a warning: SSDs serve in parallel). */
     util_warn_pct: 90,
+    await_warn_config_key: "thresholds.disk_await_warn",
+    await_crit_config_key: "thresholds.disk_await_crit",
+    util_warn_config_key: "thresholds.disk_util_warn",
   },
   /**
-   * WAL fsync p99 (the agent's probe and the database's own): not figures of the judge's own
-   * but derived from config, so that status, diagnose and backup_pause say "slow" at the same
-   * point on every node. crit from `fsync_p99_threshold` (where backup_pause starts counting),
-   * warn from `resume_below` (where a pause may end: above it the WAL is not yet well).
+   * WAL fsync p99 (the agent's probe and the database's own): the judge's definition of slow,
+   * the fleet alerts' figures (StemeDBWalFsyncDegrading > 50 ms, StemeDBWalFsyncSlow > 100 ms),
+   * so the page, status and diagnose agree. Operators tune them in `[thresholds]`, whose
+   * defaults are these (a test checks both, and the alert rules). backup_pause's own
+   * fsync_p99_threshold/resume_below only decide when it acts.
    */
   fsync: {
-    warn_config_key: "remediators.backup_pause.resume_below",
-    crit_config_key: "remediators.backup_pause.fsync_p99_threshold",
+    p99_warn_seconds: 0.05,
+    p99_crit_seconds: 0.1,
+    warn_config_key: "thresholds.fsync_p99_warn",
+    crit_config_key: "thresholds.fsync_p99_crit",
   },
   /** A filesystem: share used, and time to full at the recent rate. */
   filesystem: {

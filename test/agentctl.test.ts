@@ -24,7 +24,7 @@ function calmNode(extra = "") {
   const shm = mkdtempSync("/dev/shm/sa-");
   const wal = join(shm, "wal");
   mkdirSync(wal);
-  const toml = `[wal]\ndir = "${wal}"\n[stemedb]\ndata_dir = "${shm}"\n[collectors.diskstats]\ninclude = "^none$"\n[collectors.smart]\nenabled = false\n[collectors.kmsg]\nenabled = false\n[collectors.mounts]\ninterval = "1s"\n[collectors.wal]\ninterval = "1s"\n[collectors.fsync_probe]\ninterval = "500ms"\n[remediators.backup_pause]\nfsync_p99_threshold = "2s"\nresume_below = "1s"\n${extra}`;
+  const toml = `[wal]\ndir = "${wal}"\n[stemedb]\ndata_dir = "${shm}"\n[collectors.diskstats]\ninclude = "^none$"\n[collectors.smart]\nenabled = false\n[collectors.kmsg]\nenabled = false\n[collectors.mounts]\ninterval = "1s"\n[collectors.wal]\ninterval = "1s"\n[collectors.fsync_probe]\ninterval = "500ms"\n[thresholds]\nfsync_p99_warn = "1s"\nfsync_p99_crit = "2s"\n${extra}`;
   return { shm, wal, toml };
 }
 
@@ -243,7 +243,7 @@ test.serial(
     mkdirSync(wal);
     // On this machine a loop device is fast: the threshold is set where this storm crosses it.
     const a = await startAgent({
-      extraToml: `[wal]\ndir = "${wal}"\n[stemedb]\ndata_dir = "${lfs.mnt}"\n[remediators.backup_pause]\nfsync_p99_threshold = "2ms"\nresume_below = "1ms"\n[collectors.diskstats]\ninclude = "^${lfs.device}$"\nexclude = ""\n[collectors.smart]\nenabled = false\n[collectors.kmsg]\nenabled = false\n[collectors.fsync_probe]\ninterval = "250ms"\n[collectors.procio]\ninterval = "1s"\n[history]\nflush_interval = "1s"\n`,
+      extraToml: `[wal]\ndir = "${wal}"\n[stemedb]\ndata_dir = "${lfs.mnt}"\n[thresholds]\nfsync_p99_warn = "1ms"\nfsync_p99_crit = "2ms"\n[collectors.diskstats]\ninclude = "^${lfs.device}$"\nexclude = ""\n[collectors.smart]\nenabled = false\n[collectors.kmsg]\nenabled = false\n[collectors.fsync_probe]\ninterval = "250ms"\n[collectors.procio]\ninterval = "1s"\n[history]\nflush_interval = "1s"\n`,
     });
     t.teardown(() => a.stop("SIGKILL"));
     const fio = spawn(

@@ -1,6 +1,8 @@
-// The judge: its decisions at the boundaries, the README's threshold tables against THRESHOLDS,
-// and status and diagnose giving the same number the same verdict.
-import { readFileSync } from "node:fs";
+// The judge: its decisions at the boundaries, the README's threshold tables and the alert rules
+// against THRESHOLDS, and status and diagnose giving the same number the same verdict.
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import test from "ava";
 import { buildAreas, type Latest } from "../agent/status/areas.js";
 import { diagnose } from "../agent/status/diagnose.js";
@@ -10,6 +12,7 @@ import { ms } from "../core/config/units.js";
 import type { Config } from "../core/config/schema.js";
 import {
   COLLECTOR_JUDGE,
+  diskLimits,
   fsyncLimits,
   fsyncSlow,
   heavyCompetitor,
@@ -32,6 +35,10 @@ import {
 } from "../judge/index.js";
 
 const README = readFileSync(new URL("../../README.md", import.meta.url), "utf8");
+const RULES = readFileSync(
+  new URL("../../monitoring/stemedb-agent.rules.yml", import.meta.url),
+  "utf8",
+);
 
 const cfg = (() => {
   const r = loadConfig({ env: {}, defaultFile: "/nonexistent" });
@@ -39,8 +46,14 @@ const cfg = (() => {
   return r.loaded.config;
 })();
 
-/** The default config with backup_pause's fsync figures changed (milliseconds, as config holds them). */
-const withFsync = (thresholdMs: number, resumeBelowMs: number): Config => ({
+/** The default config with the judge's fsync figures changed (milliseconds, as config holds them). */
+const withFsync = (critMs: number, warnMs: number): Config => ({
+  ...cfg,
+  thresholds: { ...cfg.thresholds, fsync_p99_crit: ms(critMs), fsync_p99_warn: ms(warnMs) },
+});
+
+/** The default config with only backup_pause's own fsync figures changed. */
+const withBackupPause = (thresholdMs: number, resumeBelowMs: number): Config => ({
   ...cfg,
   remediators: {
     ...cfg.remediators,
@@ -51,6 +64,18 @@ const withFsync = (thresholdMs: number, resumeBelowMs: number): Config => ({
     },
   },
 });
+
+/** Problems loadConfig finds in this TOML text. */
+function problemsFor(toml: string): string[] {
+  const dir = mkdtempSync(join(tmpdir(), "sa-judge-"));
+  try {
+    writeFileSync(join(dir, "agent.toml"), toml);
+    const r = loadConfig({ file: join(dir, "agent.toml"), env: {}, defaultFile: "/nonexistent" });
+    return r.ok ? [] : r.problems;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
 
 function latest(obs: Record<string, unknown>): Latest {
   return {
@@ -105,8 +130,8 @@ test("README: every figure in the status/diagnose threshold table is the judge's
     "disk flush-await p99": { warn: [], crit: [T.disk.await_crit_seconds] },
     "disk %util": { warn: [T.disk.util_warn_pct / 100], crit: [] },
     "WAL fsync p99 (probe, database's own)": {
-      warn: [cfg.remediators.backup_pause.resume_below / 1000],
-      crit: [cfg.remediators.backup_pause.fsync_p99_threshold / 1000],
+      warn: [T.fsync.p99_warn_seconds],
+      crit: [T.fsync.p99_crit_seconds],
     },
     "filesystem used": {
       warn: [T.filesystem.used_warn_ratio],
@@ -139,10 +164,65 @@ test("README: every figure in the status/diagnose threshold table is the judge's
       );
     }
   }
-  // fsync is derived from config: the row names the keys the judge reads.
-  const fsync = rows.get("WAL fsync p99 (probe, database's own)") ?? [];
-  t.true(fsync[1]?.includes(`\`${T.fsync.warn_config_key.replace("remediators.", "")}\``));
-  t.true(fsync[2]?.includes(`\`${T.fsync.crit_config_key.replace("remediators.", "")}\``));
+  // Tunable figures: the row names the keys the judge reads.
+  const names = (measure: string, warn: string | null, crit: string | null) => {
+    const row = rows.get(measure) ?? [];
+    if (warn !== null) t.true(row[1]?.includes(`\`${warn}\``), `${measure} names ${warn}`);
+    if (crit !== null) t.true(row[2]?.includes(`\`${crit}\``), `${measure} names ${crit}`);
+  };
+  names("WAL fsync p99 (probe, database's own)", T.fsync.warn_config_key, T.fsync.crit_config_key);
+  names("disk write-await p99", T.disk.await_warn_config_key, T.disk.await_crit_config_key);
+  names("disk flush-await p99", null, T.disk.await_crit_config_key);
+  names("disk %util", T.disk.util_warn_config_key, null);
+});
+
+/** The `expr` of one alert in the rules file (each expr is a `|` block under its alert). */
+function alertExpr(name: string): string {
+  const m = new RegExp(`- alert: ${name}\\n\\s+expr: \\|\\n([^]*?)\\n\\s+(?:for|labels):`).exec(
+    RULES,
+  );
+  if (!m) throw new Error(`no alert ${name} in monitoring/stemedb-agent.rules.yml`);
+  return (m[1] ?? "").trim();
+}
+
+test("the alert rules page at the judge's figures: fsync warn and crit, as status and diagnose", (t) => {
+  const over = (name: string) => Number(/> ([\d.]+)$/.exec(alertExpr(name))?.[1]);
+  t.is(over("StemeDBWalFsyncDegrading"), THRESHOLDS.fsync.p99_warn_seconds, "the warning");
+  t.is(over("StemeDBWalFsyncSlow"), THRESHOLDS.fsync.p99_crit_seconds, "the page");
+  t.regex(alertExpr("StemeDBWalFsyncSlow"), /fsync_probe_duration_seconds_bucket/);
+  // No alert judges disk await: if one is added, its figure must be the judge's too.
+  t.false(
+    RULES.includes("stemedb_agent_disk_await_seconds"),
+    "a disk await alert: compare it with THRESHOLDS.disk here",
+  );
+});
+
+test("[thresholds]: the defaults are the judge's; warn must be below crit", (t) => {
+  t.deepEqual(fsyncLimits(cfg), {
+    warn: THRESHOLDS.fsync.p99_warn_seconds,
+    crit: THRESHOLDS.fsync.p99_crit_seconds,
+  });
+  t.deepEqual(diskLimits(cfg), {
+    await_warn: THRESHOLDS.disk.await_warn_seconds,
+    await_crit: THRESHOLDS.disk.await_crit_seconds,
+    util_warn_pct: THRESHOLDS.disk.util_warn_pct,
+  });
+  t.deepEqual(
+    problemsFor('[thresholds]\ndisk_await_warn = "10ms"\ndisk_await_crit = "50ms"\n'),
+    [],
+  );
+  const disk = problemsFor('[thresholds]\ndisk_await_warn = "100ms"\n');
+  t.is(disk.length, 1);
+  t.regex(disk[0] ?? "", /thresholds\.disk_await_warn: must be below disk_await_crit/);
+  t.deepEqual(problemsFor('[thresholds]\nfsync_p99_warn = "20ms"\nfsync_p99_crit = "40ms"\n'), []);
+  for (const toml of [
+    '[thresholds]\nfsync_p99_warn = "100ms"\n',
+    '[thresholds]\nfsync_p99_crit = "30ms"\n',
+  ]) {
+    const p = problemsFor(toml);
+    t.is(p.length, 1, toml);
+    t.regex(p[0] ?? "", /thresholds\.fsync_p99_warn: must be below fsync_p99_crit/);
+  }
 });
 
 test("README: the WAL finding severity table is the judge's, every kind once", (t) => {
@@ -158,7 +238,7 @@ test("README: the WAL finding severity table is the judge's, every kind once", (
 
 test("disks: warn from 20 ms write-await or 90% util, crit from 100 ms write- or flush-await", (t) => {
   const d = (w: number | null, util: number | null, f: number | null = null) =>
-    judgeDisk({ w_await: w, f_await: f, util_pct: util });
+    judgeDisk({ w_await: w, f_await: f, util_pct: util }, diskLimits(cfg));
   t.is(d(null, null), "ok", "no writes, util unknown");
   t.is(d(0.0199, 89.9), "ok");
   t.is(d(0.02, 0), "warn");
@@ -167,9 +247,23 @@ test("disks: warn from 20 ms write-await or 90% util, crit from 100 ms write- or
   t.is(d(0.1, 0), "crit");
   t.is(d(0, 0, 0.1), "crit", "flush-await");
   t.is(d(0, 0, 0.05), "ok", "flush-await has no warning of its own");
+  // A node of rotational disks tunes them.
+  const hdd = diskLimits({
+    ...cfg,
+    thresholds: {
+      ...cfg.thresholds,
+      disk_await_warn: ms(50),
+      disk_await_crit: ms(300),
+      disk_util_warn: 95,
+    },
+  });
+  t.deepEqual(hdd, { await_warn: 0.05, await_crit: 0.3, util_warn_pct: 95 });
+  t.is(judgeDisk({ w_await: 0.04, util_pct: 94 }, hdd), "ok");
+  t.is(judgeDisk({ w_await: 0.05, util_pct: 0 }, hdd), "warn");
+  t.is(judgeDisk({ w_await: 0.2, f_await: 0.3, util_pct: 0 }, hdd), "crit");
 });
 
-test("fsync: warn at resume_below, crit at fsync_p99_threshold, both inclusive; slow is crit", (t) => {
+test("fsync: warn at fsync_p99_warn, crit at fsync_p99_crit, both inclusive; slow is crit", (t) => {
   const l = fsyncLimits(withFsync(80, 30));
   t.deepEqual(l, { warn: 0.03, crit: 0.08 });
   t.is(judgeFsync(0.0299, l), "ok");
@@ -179,6 +273,8 @@ test("fsync: warn at resume_below, crit at fsync_p99_threshold, both inclusive; 
   t.false(fsyncSlow(0.0799, l));
   t.true(fsyncSlow(0.08, l));
   t.deepEqual(fsyncLimits(cfg), { warn: 0.05, crit: 0.1 }, "the defaults");
+  // backup_pause's figures say when it acts, not what slow is.
+  t.deepEqual(fsyncLimits(withBackupPause(2000, 1000)), { warn: 0.05, crit: 0.1 });
 });
 
 test("a failing fsync probe: stalled or an I/O error is crit; a missing or forbidden directory warn", (t) => {
@@ -292,35 +388,39 @@ test("one StemeDB predicate: the database, its tools and this agent; the databas
 
 // The disagreement that was: status warned from resume_below, diagnose from threshold / 2. With
 // resume_below at 30 ms and the threshold at 100 ms, a 40 ms p99 was WARN in status, OK in diagnose.
+// Both now judge at [thresholds].
 test("status and diagnose judge one fsync p99 alike, at the configured figures", (t) => {
-  const c = withFsync(100, 30);
-  for (const [seconds, want] of [
-    [0.029, "ok"],
-    [0.04, "warn"],
-    [0.1, "crit"],
-  ] as const) {
+  /** status's fsync area, diagnose step 1 and step 5 on one probe result. */
+  const verdicts = (c: Config, seconds: number) => {
     const obs = latest({
       fsync_probe: {
         probes: [{ dir: "/w", mountpoint: "/var/lib/stemedb", state: "ok", seconds }],
       },
     });
-    const status = buildAreas(c, obs, null, { verdict: "healthy", reasons: [] }).find(
-      (a) => a.area === "fsync",
-    )?.verdict;
     const steps = diagnose(c, obs, null).steps;
-    t.is(status, want, `status at ${seconds}`);
-    t.is(
+    return [
+      buildAreas(c, obs, null, { verdict: "healthy", reasons: [] }).find((a) => a.area === "fsync")
+        ?.verdict,
       steps.find((s) => s.step === "1. WAL fsync latency")?.verdict,
-      want,
-      `diagnose at ${seconds}`,
-    );
-    t.is(steps.find((s) => s.step === "5. raw fsync test")?.verdict, want, `raw at ${seconds}`);
-  }
+      steps.find((s) => s.step === "5. raw fsync test")?.verdict,
+    ];
+  };
+  const c = withFsync(100, 30);
+  for (const [seconds, want] of [
+    [0.029, "ok"],
+    [0.04, "warn"],
+    [0.1, "crit"],
+  ] as const)
+    t.deepEqual(verdicts(c, seconds), [want, want, want], `status, diagnose 1 and 5 at ${seconds}`);
+  // backup_pause's own figures (far above) do not move what status and diagnose call slow.
+  const bp = withBackupPause(2000, 1000);
+  t.deepEqual(verdicts(bp, 0.05), ["warn", "warn", "warn"]);
+  t.deepEqual(verdicts(bp, 0.1), ["crit", "crit", "crit"]);
 });
 
-test("status and diagnose judge one disk alike", (t) => {
+test("status and diagnose judge one disk alike, at the configured figures", (t) => {
   // No history, so no await p99: %util decides here (the await figures: the judgeDisk test).
-  const disk = (util: number) => {
+  const disk = (util: number, c = cfg) => {
     const obs = latest({
       diskstats: {
         devices: [{ device: "sdb", iostat: { util_pct: util, aqu_sz: 0 } }],
@@ -328,13 +428,15 @@ test("status and diagnose judge one disk alike", (t) => {
       },
     });
     return [
-      buildAreas(cfg, obs, null, { verdict: "healthy", reasons: [] }).find(
-        (a) => a.area === "disks",
-      )?.verdict,
-      diagnose(cfg, obs, null).steps.find((s) => s.step === "2. iostat -x on the WAL device")
+      buildAreas(c, obs, null, { verdict: "healthy", reasons: [] }).find((a) => a.area === "disks")
+        ?.verdict,
+      diagnose(c, obs, null).steps.find((s) => s.step === "2. iostat -x on the WAL device")
         ?.verdict,
     ];
   };
   t.deepEqual(disk(89), ["ok", "ok"]);
   t.deepEqual(disk(90), ["warn", "warn"]);
+  const c = { ...cfg, thresholds: { ...cfg.thresholds, disk_util_warn: 70 } };
+  t.deepEqual(disk(69, c), ["ok", "ok"]);
+  t.deepEqual(disk(70, c), ["warn", "warn"]);
 });

@@ -11,6 +11,7 @@ import type { KernelIncidentRow, KernelLog } from "../../core/history/queries.js
 import type { HistoryStore } from "../../core/history/store.js";
 import {
   agentVerdict,
+  diskLimits,
   fsyncLimits,
   heavyCompetitor,
   isStemedbProcess,
@@ -140,7 +141,7 @@ export function buildAreas(
   ];
 }
 
-function disks(_c: Config, latest: Latest, h: HistoryStore | null, now: number): Area {
+function disks(c: Config, latest: Latest, h: HistoryStore | null, now: number): Area {
   const d = latest.get<DiskstatsObservation>("diskstats")?.observation;
   if (!d)
     return {
@@ -157,8 +158,9 @@ function disks(_c: Config, latest: Latest, h: HistoryStore | null, now: number):
     p99: recentP99(h, "disk_w_await_seconds", { device: dev.device }, 60_000, now),
   }));
   rows.sort((a, b) => Number(b.wal) - Number(a.wal) || (b.p99 ?? 0) - (a.p99 ?? 0));
+  const limits = diskLimits(c);
   const verdictOf = (r: (typeof rows)[number]): AreaVerdict =>
-    judgeDisk({ w_await: r.p99, util_pct: r.util });
+    judgeDisk({ w_await: r.p99, util_pct: r.util }, limits);
   const first = rows[0];
   if (!first)
     return {

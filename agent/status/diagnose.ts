@@ -9,6 +9,7 @@ import type { WalObservation } from "../../collectors/wal/collector.js";
 import type { Config } from "../../core/config/schema.js";
 import type { HistoryStore } from "../../core/history/store.js";
 import {
+  diskLimits,
   diskSaturated,
   fsyncLimits,
   judgeCompeting,
@@ -68,6 +69,7 @@ export function diagnose(
   const mounts = latest.get<MountsObservation>("mounts")?.observation;
   const smart = latest.get<SmartObservation>("smart")?.observation;
   const limits = fsyncLimits(c);
+  const diskLim = diskLimits(c);
   const walDev = walDevices(latest);
 
   // ---- slow WAL fsync: 1 fsync latency, 2 iostat, 3 iotop, 4 write cache, 5 raw fsync test
@@ -111,7 +113,9 @@ export function diagnose(
     verdict:
       dv.length === 0
         ? "unknown"
-        : worst(dv.map((x) => judgeDisk({ w_await: x.w, f_await: x.f, util_pct: x.util }))),
+        : worst(
+            dv.map((x) => judgeDisk({ w_await: x.w, f_await: x.f, util_pct: x.util }, diskLim)),
+          ),
     evidence:
       dv.length === 0
         ? "no WAL device samples"
@@ -121,7 +125,7 @@ export function diagnose(
                 `${x.d}: w_await p99 ${x.w === null ? "n/a" : fmtSeconds(x.w)}, f_await p99 ${x.f === null ? "n/a" : fmtSeconds(x.f)}, %util ${x.util?.toFixed(0) ?? "n/a"}, aqu-sz ${x.aqu?.toFixed(2) ?? "n/a"} (10 min)`,
             )
             .join("; "),
-    action: dv.some((x) => diskSaturated(x.util))
+    action: dv.some((x) => diskSaturated(x.util, diskLim))
       ? "the device is saturated: find who else writes (next step)"
       : null,
   });

@@ -33,7 +33,7 @@ export function readmeMeanings(readme: string): Map<string, Map<string, string>>
       .split("|")
       .map((c) => c.replaceAll("\u0000", "|").trim());
     // ["", "`key`", "`default`", "meaning", ""]
-    const key = /^`([a-z_]+)`$/.exec(cells[1] ?? "")?.[1];
+    const key = /^`([a-z0-9_]+)`$/.exec(cells[1] ?? "")?.[1];
     if (key !== undefined && cells.length >= 5)
       out.get(section)?.set(key, (cells[3] ?? "").replace(/`/g, ""));
   }
@@ -82,7 +82,7 @@ export function documentedConfig(printed: string, readme: string): string {
       out.push("", line);
       continue;
     }
-    const kv = /^([a-z_]+) = (.*)$/.exec(line);
+    const kv = /^([a-z0-9_]+) = (.*)$/.exec(line);
     if (kv?.[1] === undefined) continue;
     const key = kv[1];
     const documented = meanings.get(section)?.get(key);

@@ -237,6 +237,14 @@ export const configSchema = z
         top_k: z.number().int().min(1).max(100).default(10),
       }),
     }),
+    /** What counts as slow: the judge's figures (judge/thresholds.ts), tunable per node. */
+    thresholds: section({
+      fsync_p99_warn: duration.prefault("50ms"),
+      fsync_p99_crit: duration.prefault("100ms"),
+      disk_await_warn: duration.prefault("20ms"),
+      disk_await_crit: duration.prefault("100ms"),
+      disk_util_warn: percent.default(90),
+    }),
     remediators: section({
       wal_compress: section({
         mode: mode.default("dry-run"),
@@ -285,6 +293,23 @@ export const configSchema = z
     }),
   })
   .superRefine((c, ctx) => {
+    const th = c.thresholds;
+    if (th.fsync_p99_warn >= th.fsync_p99_crit) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["thresholds", "fsync_p99_warn"],
+        message:
+          "must be below fsync_p99_crit, or WAL fsync would go from ok to crit with no warning",
+      });
+    }
+    if (th.disk_await_warn >= th.disk_await_crit) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["thresholds", "disk_await_warn"],
+        message:
+          "must be below disk_await_crit, or a disk would go from ok to crit with no warning",
+      });
+    }
     const bp = c.remediators.backup_pause;
     if (bp.resume_below >= bp.fsync_p99_threshold) {
       ctx.addIssue({

@@ -265,7 +265,7 @@ export class BackupPauseRemediator
     this.ingest(latest);
     const p = this.policy;
     const cur = this.p99(now - p.windowMs, now);
-    // "Slow" is the judge's, at this remediator's configured figures (the same status uses).
+    // The judge's comparison at this remediator's own figures: when to act, not what status calls slow.
     const limits = { warn: p.resumeBelow, crit: p.threshold };
     this.slow.update(now, cur === null ? null : fsyncSlow(cur.p99, limits));
     for (const [unit, h] of Object.entries(this.held.holds)) {
