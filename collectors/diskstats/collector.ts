@@ -12,7 +12,7 @@ import { NS } from "../../core/metrics/registry.js";
 import type { CollectContext, Collector } from "../../core/collector.js";
 import { deltaU32, diskDelta, type Iostat, iostat } from "./iostat.js";
 import { type PathDevices, resolvePath } from "../blockdev/resolve.js";
-import { parseMountinfo } from "../mounts/mountinfo.js";
+import { parseMountinfo } from "../../core/host/mountinfo.js";
 import { type DiskCounters, parseDiskstats } from "./parse.js";
 
 /** Mounts and device stacks change rarely; sysfs is re-read this often. */

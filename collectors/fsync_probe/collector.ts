@@ -11,7 +11,7 @@ import type { Logger } from "../../core/log.js";
 import { counter, gauge, histogram } from "../../core/metrics/define.js";
 import { NS } from "../../core/metrics/registry.js";
 import { AWAIT_BUCKETS } from "../diskstats/collector.js";
-import { mountFor, parseMountinfo } from "../mounts/mountinfo.js";
+import { mountFor, parseMountinfo } from "../../core/host/mountinfo.js";
 import { nearestExisting } from "../mounts/paths.js";
 import type { CollectContext, Collector } from "../../core/collector.js";
 import type { ProbeReply } from "./protocol.js";

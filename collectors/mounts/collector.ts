@@ -10,7 +10,7 @@ import { gauge } from "../../core/metrics/define.js";
 import { NS } from "../../core/metrics/registry.js";
 import type { CollectContext, Collector } from "../../core/collector.js";
 import { estimateFill, type UsedSample } from "./fill.js";
-import { mountFor, type MountInfo, parseMountinfo } from "./mountinfo.js";
+import { mountFor, type MountInfo, parseMountinfo } from "../../core/host/mountinfo.js";
 import { nearestExisting } from "./paths.js";
 import { type Ext4ErrorsDefault, type MountFinding, mountFindings } from "./policy.js";
 import { errorMessage } from "../../core/errors.js";

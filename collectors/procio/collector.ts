@@ -10,7 +10,7 @@ import type { HistoryStore, TopIoRow } from "../../core/history/store.js";
 import type { Logger } from "../../core/log.js";
 import { counter, gauge } from "../../core/metrics/define.js";
 import { NS } from "../../core/metrics/registry.js";
-import { parseMountinfo } from "../mounts/mountinfo.js";
+import { parseMountinfo } from "../../core/host/mountinfo.js";
 import type { CollectContext, Collector } from "../../core/collector.js";
 import { type IoStatEntry, parseCgroupUnit, parseIoStat, parseProcIo } from "./parse.js";
 import { errorMessage } from "../../core/errors.js";

@@ -23,7 +23,7 @@ import { counter, gauge } from "../../core/metrics/define.js";
 import { NS } from "../../core/metrics/registry.js";
 import { withDir } from "../../core/safefs.js";
 import { estimateFill } from "../mounts/fill.js";
-import { mountFor, parseMountinfo } from "../mounts/mountinfo.js";
+import { mountFor, parseMountinfo } from "../../core/host/mountinfo.js";
 import type { CollectContext, Collector } from "../../core/collector.js";
 import { type DbWalMetrics, parseDbMetrics } from "./dbmetrics.js";
 import {
