@@ -11,6 +11,7 @@ import { analyse, patternRegex } from "../../collectors/wal/inventory.js";
 import type { WalObservation } from "../../collectors/wal/collector.js";
 import { listSegments } from "../../collectors/wal/list.js";
 import type { Config } from "../../core/config/schema.js";
+import { spaceOf } from "../../core/host/statfs.js";
 import type { HistoryStore } from "../../core/history/store.js";
 import type { Logger } from "../../core/log.js";
 import type { Segment } from "../../collectors/wal/inventory.js";
@@ -311,8 +312,7 @@ export class WalCompressRemediator implements Remediator<Segment, Latest> {
   async triggers(latest: Latest, plan: readonly Segment[]): Promise<string[]> {
     const c = this.config.remediators.wal_compress;
     const out: string[] = [];
-    const st = await statfs(this.dir().real);
-    const used = st.blocks > 0 ? (st.blocks - st.bavail) / st.blocks : 0;
+    const used = spaceOf(await statfs(this.dir().real)).used_ratio;
     const fullIn =
       latest.get<WalObservation>("wal")?.observation.filesystem?.full_in_seconds ?? Infinity;
     if (used * 100 >= c.trigger_used_percent)
