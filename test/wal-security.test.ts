@@ -613,7 +613,7 @@ test.serial(
       script,
       `
 import { statSync } from "node:fs";
-import { withDir } from "${dist}agent/safefs.js";
+import { withDir } from "${dist}core/safefs.js";
 import { compressSegment } from "${dist}remediators/wal_compress/steps.js";
 const p = "${join(wal, seg(1))}";
 await withDir("${wal}", (d) => compressSegment(d, "${seg(1)}", statSync(p), { level: 1, bytesPerSecond: 0, maxRatio: 1, reserve: 0 }));
