@@ -31,9 +31,9 @@ test("/proc/<pid>/stat splits after the last ')': a comm may hold spaces and par
   t.is(g.flags & PF_KTHREAD, 0);
 });
 
-test("CapEff parses as a bitmask; a status without it has none", (t) => {
+test("CapEff parses as a bitmask; a status without it has no answer", (t) => {
   t.is(parseCapEff("Name:\tx\nCapInh:\t0\nCapEff:\t000001ffffffffff\n"), 0x1ffffffffffn);
-  t.is(parseCapEff("Name:\tx\n"), 0n);
+  t.is(parseCapEff("Name:\tx\n"), null);
 });
 
 test("spaceOf: used counts the root reserve as free, used_ratio as full; size 0 is 0% used", (t) => {

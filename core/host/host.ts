@@ -130,8 +130,8 @@ export class Process<P extends Pid = Pid> {
     return this.text("cgroup");
   }
 
-  /** Effective capabilities; throws when the status file cannot be read. */
-  capEff(): bigint {
+  /** Effective capabilities (null: status has no CapEff line); throws when it cannot be read. */
+  capEff(): bigint | null {
     return parseCapEff(this.read("status"));
   }
 

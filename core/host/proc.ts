@@ -26,8 +26,8 @@ export function parseProcStat(text: string): ProcStat {
   };
 }
 
-/** Effective capabilities from /proc/<pid>/status ("CapEff: 000001ffffffffff"); 0 when absent. */
-export function parseCapEff(status: string): bigint {
+/** Effective capabilities from /proc/<pid>/status ("CapEff: 000001ffffffffff"); null when absent. */
+export function parseCapEff(status: string): bigint | null {
   const line = /^CapEff:\s*([0-9a-f]+)$/m.exec(status);
-  return BigInt(`0x${line?.[1] ?? "0"}`);
+  return line ? BigInt(`0x${line[1]}`) : null;
 }

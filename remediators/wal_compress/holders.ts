@@ -34,7 +34,7 @@ const CAP_SYS_PTRACE = 19n;
 export function cannotSeeHolders(procPath = "/proc"): string | null {
   let eff: bigint;
   try {
-    eff = new Host({ procPath }).process("self").capEff();
+    eff = new Host({ procPath }).process("self").capEff() ?? 0n;
   } catch {
     return `cannot read ${procPath}/self/status`;
   }
