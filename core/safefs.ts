@@ -20,6 +20,7 @@ import {
   statfsSync,
   unlinkSync,
 } from "node:fs";
+import { spaceOf } from "./host/statfs.js";
 
 /** What a file or directory is, independent of its name. */
 export interface Identity {
@@ -226,8 +227,8 @@ export class DirHandle implements Identity {
 
   /** Bytes an unprivileged writer may still use on the directory's filesystem. */
   available(): number {
-    const s = statfsSync(`/proc/self/fd/${this.fd}`);
-    return s.bavail * s.bsize;
+    // The agent's own procfs, not [host] proc_path: the kernel resolves this descriptor.
+    return spaceOf(statfsSync(`/proc/self/fd/${this.fd}`)).avail_bytes;
   }
 
   close(): void {

@@ -2,7 +2,7 @@ import { mkdirSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import test from "ava";
 import { decodeDev, resolveDevice, resolvePath } from "../collectors/blockdev/resolve.js";
-import { parseMountinfo } from "../collectors/mounts/mountinfo.js";
+import { parseMountinfo } from "../core/host/mountinfo.js";
 import { hasCommand, isRoot, tempDir } from "./helpers/agent-process.js";
 import { makeLoopFs } from "./helpers/loop.js";
 

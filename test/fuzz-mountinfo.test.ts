@@ -8,7 +8,7 @@ import {
   parseMountinfo,
   parseMountinfoLine,
   unescapeMountPath,
-} from "../collectors/mounts/mountinfo.js";
+} from "../core/host/mountinfo.js";
 
 const RUNS = 3000;
 

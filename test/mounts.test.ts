@@ -7,7 +7,7 @@ import { HistoryStore } from "../core/history/store.js";
 import { CoreMetrics } from "../core/metrics/registry.js";
 import { MountsCollector, type MountsObservation } from "../collectors/mounts/collector.js";
 import { estimateFill, theilSenSlope } from "../collectors/mounts/fill.js";
-import { mountFor, parseMountinfo, unescapeMountPath } from "../collectors/mounts/mountinfo.js";
+import { mountFor, parseMountinfo, unescapeMountPath } from "../core/host/mountinfo.js";
 import { mountFindings } from "../collectors/mounts/policy.js";
 import { AGENT_BIN, hasCommand, isRoot, tempDir } from "./helpers/agent-process.js";
 import { makeLoopFs } from "./helpers/loop.js";

@@ -4,7 +4,7 @@
 // prepared tree (partitions, dm and md cannot be created on every test machine).
 import { readdir, readFile, realpath, stat } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
-import { mountFor, type MountInfo } from "../mounts/mountinfo.js";
+import { mountFor, type MountInfo } from "../../core/host/mountinfo.js";
 import { nearestExisting } from "../mounts/paths.js";
 import { errorMessage } from "../../core/errors.js";
 

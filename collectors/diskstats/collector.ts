@@ -2,7 +2,6 @@
 // interval (default 1 s). Each second's awaits also go into histograms, so Prometheus can take
 // the p99 of one-second windows between its scrapes: the tail node_exporter cannot show.
 import { readFileSync } from "node:fs";
-import { readFile } from "node:fs/promises";
 import { performance } from "node:perf_hooks";
 import type { Counter, Gauge, Histogram, Registry } from "prom-client";
 import type { HistoryStore } from "../../core/history/store.js";
@@ -12,7 +11,8 @@ import { NS } from "../../core/metrics/registry.js";
 import type { CollectContext, Collector } from "../../core/collector.js";
 import { deltaU32, diskDelta, type Iostat, iostat } from "./iostat.js";
 import { type PathDevices, resolvePath } from "../blockdev/resolve.js";
-import { parseMountinfo } from "../mounts/mountinfo.js";
+import { Host } from "../../core/host/host.js";
+import type { MountInfo } from "../../core/host/mountinfo.js";
 import { type DiskCounters, parseDiskstats } from "./parse.js";
 
 /** Mounts and device stacks change rarely; sysfs is re-read this often. */
@@ -331,11 +331,9 @@ export class DiskstatsCollector implements Collector<DiskstatsObservation> {
   }
 
   private async resolveRoles(signal: AbortSignal): Promise<RoleMapping[]> {
-    let mounts: ReturnType<typeof parseMountinfo>["mounts"] = [];
+    let mounts: readonly MountInfo[] = [];
     try {
-      mounts = parseMountinfo(
-        await readFile(`${this.opts.procPath}/self/mountinfo`, { encoding: "utf8", signal }),
-      ).mounts;
+      ({ mounts } = await new Host({ procPath: this.opts.procPath }).mountinfo("self", signal));
     } catch {
       // without mountinfo, anonymous devices (btrfs) stay unresolved
     }

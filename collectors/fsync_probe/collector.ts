@@ -3,7 +3,6 @@
 // One worker thread per directory, so a hung device stalls only its own probe. A probe that is
 // not back by its deadline is reported as stalled; when it does return, its real duration still
 // goes into the histogram (a 30 s fsync must show up as 30 s, not vanish as a timeout).
-import { readFile } from "node:fs/promises";
 import { Worker } from "node:worker_threads";
 import type { Counter, Gauge, Histogram, Registry } from "prom-client";
 import type { HistoryStore } from "../../core/history/store.js";
@@ -11,7 +10,8 @@ import type { Logger } from "../../core/log.js";
 import { counter, gauge, histogram } from "../../core/metrics/define.js";
 import { NS } from "../../core/metrics/registry.js";
 import { AWAIT_BUCKETS } from "../diskstats/collector.js";
-import { mountFor, parseMountinfo } from "../mounts/mountinfo.js";
+import { Host } from "../../core/host/host.js";
+import { mountFor, type MountInfo } from "../../core/host/mountinfo.js";
 import { nearestExisting } from "../mounts/paths.js";
 import type { CollectContext, Collector } from "../../core/collector.js";
 import type { ProbeReply } from "./protocol.js";
@@ -273,19 +273,14 @@ export class FsyncProbeCollector implements Collector<FsyncProbeObservation> {
 
   private async mounts(signal: AbortSignal) {
     try {
-      return parseMountinfo(
-        await readFile(`${this.opts.procPath}/self/mountinfo`, { encoding: "utf8", signal }),
-      ).mounts;
+      return (await new Host({ procPath: this.opts.procPath }).mountinfo("self", signal)).mounts;
     } catch {
       return [];
     }
   }
 
   /** Mount point of the directory (or of its nearest existing ancestor, if it is missing). */
-  private async mountpointOf(
-    dir: string,
-    mounts: ReturnType<typeof parseMountinfo>["mounts"],
-  ): Promise<string> {
+  private async mountpointOf(dir: string, mounts: readonly MountInfo[]): Promise<string> {
     const mp = mountFor((await nearestExisting(dir)).real, mounts)?.mountPoint ?? "/";
     this.mountOf.set(dir, mp); // for probes that report after their deadline
     return mp;

@@ -9,13 +9,15 @@
 // are counted as lost. When /dev/kmsg cannot be read, `journalctl -k -f -o json` is followed
 // instead. Counters count every record; history is rate-limited per device and class.
 import { type ChildProcess, spawn } from "node:child_process";
-import { closeSync, constants, openSync, readFileSync, readSync } from "node:fs";
+import { closeSync, constants, openSync, readSync } from "node:fs";
 import type { Counter, Gauge, Registry } from "prom-client";
 import type { HistoryStore } from "../../core/history/store.js";
 import type { Logger } from "../../core/log.js";
 import { counter, gauge } from "../../core/metrics/define.js";
 import { NS } from "../../core/metrics/registry.js";
 import type { CollectContext, Collector } from "../../core/collector.js";
+import { Host } from "../../core/host/host.js";
+import { PF_KTHREAD } from "../../core/host/proc.js";
 import { type Classified, classify } from "./classify.js";
 import { describeClasses, type Incident, IncidentGrouper } from "./incidents.js";
 import { FACILITIES, type KmsgRecord, parseRecord } from "./record.js";
@@ -29,7 +31,6 @@ const YIELD_EVERY = 2_000;
 const EVENTS_PER_MINUTE = 20;
 const RESUME_KEY = "kmsg.resume";
 const CURSOR_KEY = "kmsg.journal_cursor";
-const PF_KTHREAD = 0x00200000; // include/linux/sched.h
 
 export interface KernelFault {
   readonly seq: number | null;
@@ -78,6 +79,7 @@ export class KmsgCollector implements Collector<KmsgObservation> {
   private source: "kmsg" | "journal" | null = null;
   private readonly facilities: Set<number>;
   private readonly bootId: string;
+  private readonly host: Host;
   private nextSeq: number | null = null;
   private readonly buf = Buffer.alloc(READ_BUFFER);
   private readonly resolver: DeviceResolver;
@@ -97,7 +99,8 @@ export class KmsgCollector implements Collector<KmsgObservation> {
   constructor(private readonly opts: KmsgOptions) {
     this.facilities = new Set(opts.facilities.map((f) => FACILITIES[f] ?? 0));
     this.resolver = new DeviceResolver(opts.sysPath);
-    this.bootId = readBootId(opts.procPath);
+    this.host = new Host({ procPath: opts.procPath, sysPath: opts.sysPath });
+    this.bootId = this.host.bootId() ?? "unknown";
     const r = opts.registry;
     this.errors = counter(r, {
       name: `${NS}kernel_io_errors_total`,
@@ -352,13 +355,8 @@ export class KmsgCollector implements Collector<KmsgObservation> {
    */
   private isKernelThread(pid: number | undefined): boolean {
     if (pid === undefined) return false;
-    try {
-      const stat = readFileSync(`${this.opts.procPath}/${pid}/stat`, "utf8");
-      const flags = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[6]); // field 9
-      return (flags & PF_KTHREAD) !== 0;
-    } catch {
-      return false; // gone: not known to be the kernel's
-    }
+    const stat = this.host.process(pid).stat();
+    return stat !== null && (stat.flags & PF_KTHREAD) !== 0; // gone: not known to be the kernel's
   }
 
   private startJournal(): void {
@@ -483,13 +481,5 @@ export function parseJournalLine(line: string): JournalRecord | null {
     return Number.isSafeInteger(ts) && ts > 0 ? { ...base, tsUsec: ts } : base;
   } catch {
     return null;
-  }
-}
-
-function readBootId(procPath: string): string {
-  try {
-    return readFileSync(`${procPath}/sys/kernel/random/boot_id`, "utf8").trim();
-  } catch {
-    return "unknown";
   }
 }

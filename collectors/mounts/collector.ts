@@ -2,7 +2,7 @@
 // its options judged by the runbooks' policy, statfs space and inodes, and time-to-full from a
 // robust fit of used bytes over `fill_window`. A change of options (remounted ro at 03:12) is
 // an event, and so is each finding appearing or clearing.
-import { open, readFile, readlink, statfs } from "node:fs/promises";
+import { open } from "node:fs/promises";
 import type { Gauge, Registry } from "prom-client";
 import type { HistoryStore } from "../../core/history/store.js";
 import type { Logger } from "../../core/log.js";
@@ -10,7 +10,9 @@ import { gauge } from "../../core/metrics/define.js";
 import { NS } from "../../core/metrics/registry.js";
 import type { CollectContext, Collector } from "../../core/collector.js";
 import { estimateFill, type UsedSample } from "./fill.js";
-import { mountFor, type MountInfo, parseMountinfo } from "./mountinfo.js";
+import { Host } from "../../core/host/host.js";
+import { mountFor, type MountInfo } from "../../core/host/mountinfo.js";
+import { spaceOf } from "../../core/host/statfs.js";
 import { nearestExisting } from "./paths.js";
 import { type Ext4ErrorsDefault, type MountFinding, mountFindings } from "./policy.js";
 import { errorMessage } from "../../core/errors.js";
@@ -91,8 +93,10 @@ export class MountsCollector implements Collector<MountsObservation> {
   private readonly gFiles: Gauge<"mountpoint">;
   private readonly gFilesFree: Gauge<"mountpoint">;
   private readonly gFull: Gauge<"mountpoint">;
+  private readonly host: Host;
 
   constructor(private readonly opts: MountsOptions) {
+    this.host = new Host({ procPath: opts.procPath });
     const r = opts.registry;
     const g = (name: string, help: string) =>
       gauge(r, { name: `${NS}${name}`, help, labelNames: ["mountpoint"] });
@@ -118,25 +122,21 @@ export class MountsCollector implements Collector<MountsObservation> {
 
   /** PID 1's mount table, when the agent may read it and lives in another mount namespace; else null. */
   private async pid1Mounts(signal: AbortSignal): Promise<MountInfo[] | null> {
-    const proc = this.opts.procPath;
     // Same namespace: nothing to learn. A link we may not read (seen in sandboxes) is no answer.
     const [own, init] = await Promise.all([
-      readlink(`${proc}/self/ns/mnt`).catch(() => "?self"),
-      readlink(`${proc}/1/ns/mnt`).catch(() => "?init"),
+      this.host.mountNamespace("self").then((ns) => ns ?? "?self"),
+      this.host.mountNamespace(1).then((ns) => ns ?? "?init"),
     ]);
     if (own === init) return null;
     try {
-      return parseMountinfo(await readFile(`${proc}/1/mountinfo`, { encoding: "utf8", signal }))
-        .mounts;
+      return (await this.host.mountinfo(1, signal)).mounts;
     } catch {
       return null; // not permitted, or a prepared tree without it: our own view is all there is
     }
   }
 
   async collect({ signal }: CollectContext): Promise<MountsObservation> {
-    const { mounts } = parseMountinfo(
-      await readFile(`${this.opts.procPath}/self/mountinfo`, { encoding: "utf8", signal }),
-    );
+    const { mounts } = await this.host.mountinfo("self", signal);
     const hostView = await this.pid1Mounts(signal);
     const byMount = new Map<
       string,
@@ -170,19 +170,7 @@ export class MountsCollector implements Collector<MountsObservation> {
       let space: FilesystemSpace | null = null;
       let error: string | null = null;
       try {
-        const st = await statfs(mountpoint, { bigint: false });
-        const size = st.blocks * st.bsize;
-        const free = st.bfree * st.bsize;
-        const avail = st.bavail * st.bsize;
-        space = {
-          size_bytes: size,
-          free_bytes: free,
-          avail_bytes: avail,
-          used_bytes: size - free,
-          used_ratio: size > 0 ? (size - avail) / size : 0,
-          files: st.files,
-          files_free: st.ffree,
-        };
+        space = spaceOf(await this.host.statfs(mountpoint));
       } catch (e) {
         error = `statfs ${mountpoint}: ${errorMessage(e)}`;
       }

@@ -2,7 +2,6 @@
 // <proc>/<pid>/io and per systemd unit from cgroup v2 io.stat where the io controller is on.
 // Top consumers go to history each interval; per-unit byte counters are exported only for the
 // configured units (cardinality). Processes vanishing mid-read and permission errors are normal.
-import { readdirSync, readFileSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { performance } from "node:perf_hooks";
 import type { Counter, Gauge, Registry } from "prom-client";
@@ -10,7 +9,7 @@ import type { HistoryStore, TopIoRow } from "../../core/history/store.js";
 import type { Logger } from "../../core/log.js";
 import { counter, gauge } from "../../core/metrics/define.js";
 import { NS } from "../../core/metrics/registry.js";
-import { parseMountinfo } from "../mounts/mountinfo.js";
+import { Host } from "../../core/host/host.js";
 import type { CollectContext, Collector } from "../../core/collector.js";
 import { type IoStatEntry, parseCgroupUnit, parseIoStat, parseProcIo } from "./parse.js";
 import { errorMessage } from "../../core/errors.js";
@@ -85,8 +84,10 @@ export class ProcioCollector implements Collector<ProcioObservation> {
   private readonly unitRead: Counter<"unit">;
   private readonly unitWritten: Counter<"unit">;
   private readonly unreadableGauge: Gauge;
+  private readonly host: Host;
 
   constructor(private readonly opts: ProcioOptions) {
+    this.host = new Host({ procPath: opts.procPath });
     const r = opts.registry;
     this.unitRead = counter(r, {
       name: `${NS}unit_read_bytes_total`,
@@ -114,9 +115,9 @@ export class ProcioCollector implements Collector<ProcioObservation> {
     const seconds = this.lastAt === null ? null : (at - this.lastAt) / 1000;
     this.lastAt = at;
     const gen = ++this.generation;
-    let names: string[];
+    let names: number[];
     try {
-      names = readdirSync(proc).filter((n) => /^\d+$/.test(n));
+      names = this.host.pids();
     } catch (e) {
       throw new Error(`cannot list ${proc}: ${errorMessage(e)}`);
     }
@@ -127,10 +128,10 @@ export class ProcioCollector implements Collector<ProcioObservation> {
         await new Promise<void>((r) => setImmediate(r));
         if (signal.aborted) throw signal.reason as Error;
       }
-      const pid = Number(names[i]);
+      const pid = names[i] as number;
       let io;
       try {
-        io = parseProcIo(readFileSync(`${proc}/${pid}/io`, "utf8"));
+        io = parseProcIo(this.host.process(pid).read("io"));
       } catch (e) {
         if (
           (e as NodeJS.ErrnoException).code === "EACCES" ||
@@ -226,27 +227,13 @@ export class ProcioCollector implements Collector<ProcioObservation> {
     unit: string | null;
     cgroup: string | null;
   } {
-    const proc = this.opts.procPath;
-    let ppid = 0;
-    try {
-      const stat = readFileSync(`${proc}/${pid}/stat`, "utf8");
-      ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1] ?? 0);
-    } catch {
-      // exited
-    }
-    let comm = "?";
-    let unit: string | null = null;
-    let cgroup: string | null = null;
-    try {
-      comm = readFileSync(`${proc}/${pid}/comm`, "utf8").trim().slice(0, 64);
-    } catch {
-      // exited
-    }
-    try {
-      ({ unit, path: cgroup } = parseCgroupUnit(readFileSync(`${proc}/${pid}/cgroup`, "utf8")));
-    } catch {
-      // exited
-    }
+    // Each read is null once the process has exited.
+    const p = this.host.process(pid);
+    const ppid = p.stat()?.ppid ?? 0;
+    const comm = p.comm()?.slice(0, 64) ?? "?";
+    const text = p.cgroup();
+    const { unit, path: cgroup } =
+      text === null ? { unit: null, path: null } : parseCgroupUnit(text);
     return { ppid, comm, unit, cgroup };
   }
 
@@ -323,9 +310,7 @@ export class ProcioCollector implements Collector<ProcioObservation> {
   private async cgroup2Root(signal: AbortSignal): Promise<string | null> {
     if (this.cgroupRoot !== undefined) return this.cgroupRoot;
     try {
-      const mounts = parseMountinfo(
-        await readFile(`${this.opts.procPath}/self/mountinfo`, { encoding: "utf8", signal }),
-      ).mounts;
+      const { mounts } = await this.host.mountinfo("self", signal);
       this.cgroupRoot = mounts.find((m) => m.fsType === "cgroup2")?.mountPoint ?? null;
     } catch {
       this.cgroupRoot = null;

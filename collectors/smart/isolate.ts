@@ -4,7 +4,8 @@
 // when the agent gave up on it (killing `systemd-run --wait` does not stop the unit it started).
 // Verified on systemd 252: root without CAP_SYS_ADMIN may start transient units over PID 1's
 // private socket, and `systemd-run --wait --pipe` passes smartctl's output and exit bitmask on.
-import { readFileSync, existsSync } from "node:fs";
+import { existsSync } from "node:fs";
+import { Host } from "../../core/host/host.js";
 
 export type IsolateMode = "auto" | "always" | "never";
 
@@ -25,8 +26,8 @@ export function shouldIsolate(
   if (mode !== "auto") return mode === "always";
   if (env.uid !== 0 || !env.systemdRunning) return false;
   try {
-    const m = /^CapEff:\s*([0-9a-f]+)$/m.exec(readFileSync(`${procPath}/self/status`, "utf8"));
-    return m ? ((BigInt(`0x${m[1]}`) >> CAP_SYS_RAWIO) & 1n) === 0n : false;
+    const eff = new Host({ procPath }).process("self").capEff();
+    return eff !== null ? ((eff >> CAP_SYS_RAWIO) & 1n) === 0n : false;
   } catch {
     return false;
   }

@@ -5,15 +5,7 @@
 // chokidar re-read and lstat'ed the whole directory each time, ~2 ms per write). Symbolic links
 // are never followed and nothing outside the directory is read.
 import { spawn } from "node:child_process";
-import {
-  closeSync,
-  createReadStream,
-  lstatSync,
-  readdirSync,
-  readFileSync,
-  statSync,
-} from "node:fs";
-import { statfs } from "node:fs/promises";
+import { closeSync, createReadStream, lstatSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { createGunzip } from "node:zlib";
 import type { Counter, Gauge, Registry } from "prom-client";
@@ -23,7 +15,9 @@ import { counter, gauge } from "../../core/metrics/define.js";
 import { NS } from "../../core/metrics/registry.js";
 import { withDir } from "../../core/safefs.js";
 import { estimateFill } from "../mounts/fill.js";
-import { mountFor, parseMountinfo } from "../mounts/mountinfo.js";
+import { Host } from "../../core/host/host.js";
+import { mountFor } from "../../core/host/mountinfo.js";
+import { spaceOf } from "../../core/host/statfs.js";
 import type { CollectContext, Collector } from "../../core/collector.js";
 import { type DbWalMetrics, parseDbMetrics } from "./dbmetrics.js";
 import {
@@ -127,8 +121,10 @@ export class WalCollector implements Collector<WalObservation> {
   private readonly gProblems: Gauge<"kind">;
   private readonly gDbP99: Gauge;
   private readonly gDbErrors: Gauge;
+  private readonly host: Host;
 
   constructor(private readonly opts: WalOptions) {
+    this.host = new Host({ procPath: opts.procPath });
     const r = opts.registry;
     this.gSegments = gauge(r, {
       name: `${NS}wal_segments`,
@@ -392,24 +388,11 @@ export class WalCollector implements Collector<WalObservation> {
   }
 
   private walkForDatabase(): boolean {
-    try {
-      for (const pid of readdirSync(this.opts.procPath)) {
-        if (!/^\d+$/.test(pid)) continue;
-        try {
-          const comm = readFileSync(`${this.opts.procPath}/${pid}/comm`, "utf8").trim();
-          if (this.opts.judge.isStemedbDatabase(comm)) return true;
-          if (
-            readFileSync(`${this.opts.procPath}/${pid}/cgroup`, "utf8").includes(
-              `/${this.opts.service}`,
-            )
-          )
-            return true;
-        } catch {
-          // exited
-        }
-      }
-    } catch {
-      // no procfs
+    for (const p of this.host.processes()) {
+      const comm = p.comm();
+      if (comm === null) continue; // exited
+      if (this.opts.judge.isStemedbDatabase(comm)) return true;
+      if (p.cgroup()?.includes(`/${this.opts.service}`)) return true;
     }
     return false;
   }
@@ -527,10 +510,7 @@ export class WalCollector implements Collector<WalObservation> {
 
   private async filesystem(now: number): Promise<WalObservation["filesystem"]> {
     try {
-      const st = await statfs(this.opts.dir);
-      const size = st.blocks * st.bsize;
-      const avail = st.bavail * st.bsize;
-      const used = size - st.bfree * st.bsize;
+      const space = spaceOf(await this.host.statfs(this.opts.dir));
       const mountpoint = this.mountpoint();
       const history = mountpoint
         ? (this.opts.history?.series(
@@ -540,13 +520,13 @@ export class WalCollector implements Collector<WalObservation> {
           ) ?? [])
         : [];
       const fill = estimateFill(
-        [...history.map((p) => ({ ts: p.ts, used: p.value })), { ts: now, used }],
-        avail,
+        [...history.map((p) => ({ ts: p.ts, used: p.value })), { ts: now, used: space.used_bytes }],
+        space.avail_bytes,
         10 * 60_000,
       );
       return {
-        used_ratio: size > 0 ? (size - avail) / size : 0,
-        avail_bytes: avail,
+        used_ratio: space.used_ratio,
+        avail_bytes: space.avail_bytes,
         full_in_seconds: fill.fullInSeconds,
       };
     } catch {
@@ -559,9 +539,7 @@ export class WalCollector implements Collector<WalObservation> {
   private mountpoint(): string | null {
     if (this.mountpointCache !== undefined) return this.mountpointCache;
     try {
-      const { mounts } = parseMountinfo(
-        readFileSync(`${this.opts.procPath}/self/mountinfo`, "utf8"),
-      );
+      const { mounts } = this.host.mountinfoSync("self");
       this.mountpointCache = mountFor(this.opts.dir, mounts)?.mountPoint ?? "/";
     } catch {
       this.mountpointCache = null;

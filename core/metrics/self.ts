@@ -1,10 +1,10 @@
 // The agent's own footprint, in the standard process_* names plus event-loop delay.
 // (prom-client's default set is not used: its nodejs_active_*_total gauges fail promtool's lint
 // and it exports ~30 series we do not need on every database node.)
-import { readdirSync } from "node:fs";
 import { createHistogram, type RecordableHistogram } from "node:perf_hooks";
 import { Counter, Gauge, type Registry } from "prom-client";
 import { NS } from "./registry.js";
+import { Host } from "../host/host.js";
 
 export class SelfMetrics {
   private readonly loop: RecordableHistogram = createHistogram();
@@ -12,6 +12,7 @@ export class SelfMetrics {
 
   constructor(registry: Registry, procPath = "/proc") {
     const registers = [registry];
+    const self = new Host({ procPath }).process("self");
     let lastCpu = process.cpuUsage();
     const user = new Counter({
       name: "process_cpu_user_seconds_total",
@@ -56,7 +57,8 @@ export class SelfMetrics {
       registers,
       collect() {
         try {
-          this.set(readdirSync(`${procPath}/self/fd`).length);
+          const fds = self.fds();
+          if (fds) this.set(fds.length);
         } catch {
           // not Linux, or no procfs
         }

@@ -4,7 +4,7 @@
 // that does not need the agent (a transient systemd timer armed first), a maximum length and a
 // daily budget; it is judged by the latency after it, and undone when latency recovers, when it
 // did not help, or at its end.
-import { readFileSync } from "node:fs";
+import { Host } from "../../core/host/host.js";
 import type { Counter, Gauge } from "prom-client";
 import type { Config } from "../../core/config/schema.js";
 import { parseDuration } from "../../core/config/units.js";
@@ -977,12 +977,7 @@ function checkRequested(unit: string): void {
 /** A process's state letter from <proc>/<pid>/stat ("T" when stopped), or null. */
 function processState(procPath: string, pid: number): string | null {
   if (pid <= 0) return null;
-  try {
-    const stat = readFileSync(`${procPath}/${pid}/stat`, "utf8");
-    return stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3) || null;
-  } catch {
-    return null;
-  }
+  return new Host({ procPath }).process(pid).stat()?.state ?? null;
 }
 
 /**

@@ -1,15 +1,7 @@
 // Who holds WAL segments open, from /proc/<pid>/fd (needs CAP_SYS_PTRACE and
 // CAP_DAC_READ_SEARCH for other users' processes: the unit keeps both for this).
-import { readdirSync, readFileSync, readlinkSync, statSync } from "node:fs";
+import { Host, type Process } from "../../core/host/host.js";
 import { type Identity, sameFile } from "../../core/safefs.js";
-
-function pids(procPath: string): string[] {
-  try {
-    return readdirSync(procPath).filter((p) => /^\d+$/.test(p));
-  } catch {
-    return [];
-  }
-}
 
 /** A process whose descriptors cannot be read: whether it holds a segment is unknown. */
 export class HoldersUnknown extends Error {
@@ -18,15 +10,14 @@ export class HoldersUnknown extends Error {
 }
 
 /** The descriptors of a process; [] when it is gone; throws when it exists but may not be read. */
-function fds(procPath: string, pid: string): string[] {
+function fds(p: Process): string[] {
   try {
-    return readdirSync(`${procPath}/${pid}/fd`);
+    return p.fds() ?? [];
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    if (code === "ENOENT" || code === "ESRCH") return [];
     // Fail closed: "nobody holds it" must never be concluded from what could not be seen.
     throw new HoldersUnknown(
-      `cannot read ${procPath}/${pid}/fd (${code}): which processes hold WAL segments open is unknown (the agent needs CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH)`,
+      `cannot read ${p.path("fd")} (${code}): which processes hold WAL segments open is unknown (the agent needs CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH)`,
     );
   }
 }
@@ -43,8 +34,7 @@ const CAP_SYS_PTRACE = 19n;
 export function cannotSeeHolders(procPath = "/proc"): string | null {
   let eff: bigint;
   try {
-    const line = /^CapEff:\s*([0-9a-f]+)$/m.exec(readFileSync(`${procPath}/self/status`, "utf8"));
-    eff = BigInt(`0x${line?.[1] ?? "0"}`);
+    eff = new Host({ procPath }).process("self").capEff() ?? 0n;
   } catch {
     return `cannot read ${procPath}/self/status`;
   }
@@ -63,17 +53,14 @@ export async function openSegments(realDir: string, procPath = "/proc"): Promise
   const out = new Set<string>();
   const prefix = realDir.endsWith("/") ? realDir : `${realDir}/`;
   let n = 0;
-  for (const pid of pids(procPath)) {
+  for (const p of new Host({ procPath }).processes()) {
     if (++n % 64 === 0) await new Promise<void>((r) => setImmediate(r));
-    for (const fd of fds(procPath, pid)) {
-      try {
-        const target = readlinkSync(`${procPath}/${pid}/fd/${fd}`);
-        const rest = target.slice(prefix.length);
-        if (target.startsWith(prefix) && !rest.includes("/"))
-          out.add(rest.replace(/ \(deleted\)$/, ""));
-      } catch {
-        // closed meanwhile
-      }
+    for (const fd of fds(p)) {
+      const target = p.fdTarget(fd); // null: closed meanwhile
+      if (target === null) continue;
+      const rest = target.slice(prefix.length);
+      if (target.startsWith(prefix) && !rest.includes("/"))
+        out.add(rest.replace(/ \(deleted\)$/, ""));
     }
   }
   return out;
@@ -86,16 +73,14 @@ export async function openSegments(realDir: string, procPath = "/proc"): Promise
  */
 export function holdersOf(file: Identity, self: number, procPath = "/proc"): number[] {
   const out: number[] = [];
-  for (const pid of pids(procPath)) {
-    if (Number(pid) === self) continue;
-    for (const fd of fds(procPath, pid)) {
-      try {
-        if (sameFile(statSync(`${procPath}/${pid}/fd/${fd}`), file)) {
-          out.push(Number(pid));
-          break;
-        }
-      } catch {
-        // closed meanwhile, or a socket/pipe that cannot be stat'ed by path
+  for (const p of new Host({ procPath }).processes()) {
+    if (p.pid === self) continue;
+    for (const fd of fds(p)) {
+      // null: closed meanwhile, or a socket/pipe that cannot be stat'ed by path
+      const st = p.fdStat(fd);
+      if (st && sameFile(st, file)) {
+        out.push(p.pid);
+        break;
       }
     }
   }

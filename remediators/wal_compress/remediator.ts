@@ -11,6 +11,7 @@ import { analyse, patternRegex } from "../../collectors/wal/inventory.js";
 import type { WalObservation } from "../../collectors/wal/collector.js";
 import { listSegments } from "../../collectors/wal/list.js";
 import type { Config } from "../../core/config/schema.js";
+import { spaceOf } from "../../core/host/statfs.js";
 import type { Segment } from "../../collectors/wal/inventory.js";
 import {
   DirHandle,
@@ -296,8 +297,7 @@ export class WalCompressRemediator
   async triggers(latest: Latest, plan: readonly Segment[]): Promise<string[]> {
     const c = this.options;
     const out: string[] = [];
-    const st = await statfs(this.dir().real);
-    const used = st.blocks > 0 ? (st.blocks - st.bavail) / st.blocks : 0;
+    const used = spaceOf(await statfs(this.dir().real)).used_ratio;
     const fullIn =
       latest.get<WalObservation>("wal")?.observation.filesystem?.full_in_seconds ?? Infinity;
     if (used * 100 >= c.trigger_used_percent)
