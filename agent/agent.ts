@@ -8,7 +8,9 @@ import {
   collectorFingerprints,
   collectorSpecs,
 } from "../collectors/index.js";
+import type { CollectorName, Observations } from "../collectors/observations.js";
 import type { LoadedConfig } from "../core/config/load.js";
+import { Latest, type LatestView } from "../core/latest.js";
 import type { Config } from "../core/config/schema.js";
 import { BadRequest, ControlServer, type RouteHandler } from "./control/server.js";
 import { errorMessage } from "../core/errors.js";
@@ -76,8 +78,8 @@ function overall(areas: readonly Area[]): AreaVerdict {
 export class Agent {
   private readonly metrics = new CoreMetrics();
   private readonly self: SelfMetrics;
-  /** The latest observation of each collector, for status and diagnose. */
-  private readonly latest = new Map<string, { at: number; observation: unknown }>();
+  /** The latest observation of each collector, for status, diagnose and remediators. */
+  private readonly latest = new Latest<Observations>();
   private ticks = 0;
   private readonly scheduler: Scheduler;
   private readonly history: HistoryStore;
@@ -107,7 +109,8 @@ export class Agent {
     this.config = loaded.config;
     this.configFile = loaded.file;
     this.scheduler = new Scheduler(this.metrics, log, Math.random, (name, obs) =>
-      this.latest.set(name, { at: Date.now(), observation: obs }),
+      // The scheduler knows collectors by name only; the factories pair each name with its type.
+      this.latest.set(name as CollectorName, obs as Observations[CollectorName]),
     );
     this.self = new SelfMetrics(this.metrics.registry, this.config.host.proc_path);
     this.scheduler.onLate = (ms) => this.self.late(ms);
@@ -386,10 +389,8 @@ export class Agent {
     return { verdict, reasons };
   }
 
-  private latestView() {
-    return {
-      get: <T>(name: string) => this.latest.get(name) as { at: number; observation: T } | undefined,
-    };
+  private latestView(): LatestView<Observations> {
+    return this.latest;
   }
 
   private routes(): Map<string, RouteHandler> {

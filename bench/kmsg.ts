@@ -11,7 +11,8 @@ import { loadConfig } from "../core/config/load.js";
 import { HistoryStore } from "../core/history/store.js";
 import { CoreMetrics } from "../core/metrics/registry.js";
 import { classify } from "../collectors/kmsg/classify.js";
-import { type KernelFault, KmsgCollector } from "../collectors/kmsg/collector.js";
+import { KmsgCollector } from "../collectors/kmsg/collector.js";
+import type { KernelFault } from "../collectors/kmsg/observation.js";
 import { parseRecord } from "../collectors/kmsg/record.js";
 import { DeviceResolver } from "../collectors/kmsg/resolve.js";
 

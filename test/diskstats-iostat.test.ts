@@ -3,10 +3,8 @@
 import { spawn, spawnSync } from "node:child_process";
 import test from "ava";
 import { Registry } from "prom-client";
-import {
-  DiskstatsCollector,
-  type DiskstatsObservation,
-} from "../collectors/diskstats/collector.js";
+import { DiskstatsCollector } from "../collectors/diskstats/collector.js";
+import type { DiskstatsObservation } from "../collectors/diskstats/observation.js";
 import { hasCommand, isRoot, tempDir } from "./helpers/agent-process.js";
 import { makeLoopFs } from "./helpers/loop.js";
 import { quietLog, sleep } from "./helpers/quiet.js";

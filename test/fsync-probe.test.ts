@@ -5,11 +5,8 @@ import { statSync } from "node:fs";
 import { join } from "node:path";
 import test from "ava";
 import { Registry } from "prom-client";
-import {
-  FsyncProbeCollector,
-  type FsyncProbeObservation,
-  type ProbeOutcome,
-} from "../collectors/fsync_probe/collector.js";
+import { FsyncProbeCollector } from "../collectors/fsync_probe/collector.js";
+import type { FsyncProbeObservation, ProbeOutcome } from "../collectors/fsync_probe/observation.js";
 import { PROBE_FILE } from "../collectors/fsync_probe/protocol.js";
 import { HistoryStore } from "../core/history/store.js";
 import { CoreMetrics } from "../core/metrics/registry.js";

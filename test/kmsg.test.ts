@@ -20,11 +20,8 @@ import { CoreMetrics } from "../core/metrics/registry.js";
 import { buildAreas } from "../agent/status/areas.js";
 import { diagnose } from "../agent/status/diagnose.js";
 import { classify } from "../collectors/kmsg/classify.js";
-import {
-  KmsgCollector,
-  type KmsgObservation,
-  parseJournalLine,
-} from "../collectors/kmsg/collector.js";
+import { KmsgCollector, parseJournalLine } from "../collectors/kmsg/collector.js";
+import type { KmsgObservation } from "../collectors/kmsg/observation.js";
 import { DeviceResolver } from "../collectors/kmsg/resolve.js";
 import { fetchText, hasCommand, isRoot, startAgent, tempDir } from "./helpers/agent-process.js";
 import { makeLoopFs } from "./helpers/loop.js";

@@ -18,7 +18,8 @@ import { join } from "node:path";
 import { gzipSync } from "node:zlib";
 import test from "ava";
 import { Registry } from "prom-client";
-import { WalCollector, type WalObservation } from "../collectors/wal/collector.js";
+import { WalCollector } from "../collectors/wal/collector.js";
+import type { WalObservation } from "../collectors/wal/observation.js";
 import { parseDbMetrics } from "../collectors/wal/dbmetrics.js";
 import {
   AGENT_BIN,

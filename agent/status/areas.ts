@@ -1,11 +1,7 @@
 // "Is this node's storage OK, and if not, why": one line per area, each with a verdict and the
 // one number that matters, from the collectors' latest observations and the history.
-import type { DiskstatsObservation } from "../../collectors/diskstats/collector.js";
-import type { FsyncProbeObservation } from "../../collectors/fsync_probe/collector.js";
-import type { MountsObservation } from "../../collectors/mounts/collector.js";
-import type { ProcioObservation } from "../../collectors/procio/collector.js";
-import type { SmartObservation } from "../../collectors/smart/collector.js";
-import type { WalObservation } from "../../collectors/wal/collector.js";
+import type { MountsObservation } from "../../collectors/mounts/observation.js";
+import type { ProcioObservation } from "../../collectors/procio/observation.js";
 import type { Config } from "../../core/config/schema.js";
 import type { HistoryStore } from "../../core/history/store.js";
 import { percentileSorted } from "../../core/history/percentile.js";
@@ -32,9 +28,9 @@ export interface Area {
   readonly details: string[];
 }
 
-export interface Latest {
-  get<T>(collector: string): { at: number; observation: T } | undefined;
-}
+/** One map, one type: collectors/observations.ts. */
+import type { Latest } from "../../collectors/observations.js";
+export type { Latest };
 
 const RANK: Record<AreaVerdict, number> = { ok: 0, unknown: 1, warn: 2, crit: 3 };
 export const worst = (vs: readonly AreaVerdict[]): AreaVerdict =>
@@ -77,7 +73,7 @@ export function recentP99(
 }
 
 export function walDevices(latest: Latest): string[] {
-  const d = latest.get<DiskstatsObservation>("diskstats")?.observation;
+  const d = latest.get("diskstats")?.observation;
   return [
     ...new Set(
       d?.roles.filter((r) => r.role === "wal").flatMap((r) => r.chain.map((c) => c.name)) ?? [],
@@ -131,7 +127,7 @@ export function buildAreas(
 }
 
 function disks(_c: Config, latest: Latest, h: HistoryStore | null, now: number): Area {
-  const d = latest.get<DiskstatsObservation>("diskstats")?.observation;
+  const d = latest.get("diskstats")?.observation;
   if (!d)
     return {
       area: "disks",
@@ -168,8 +164,8 @@ function disks(_c: Config, latest: Latest, h: HistoryStore | null, now: number):
 }
 
 function fsync(c: Config, latest: Latest, h: HistoryStore | null, now: number): Area {
-  const f = latest.get<FsyncProbeObservation>("fsync_probe")?.observation;
-  const wal = latest.get<WalObservation>("wal")?.observation;
+  const f = latest.get("fsync_probe")?.observation;
+  const wal = latest.get("wal")?.observation;
   const db = wal?.database && wal.database.ok ? wal.database.p99 : null;
   if (!f || f.probes.length === 0)
     return {
@@ -214,7 +210,7 @@ function fsync(c: Config, latest: Latest, h: HistoryStore | null, now: number): 
 }
 
 function smart(latest: Latest): Area {
-  const s = latest.get<SmartObservation>("smart")?.observation;
+  const s = latest.get("smart")?.observation;
   if (!s)
     return { area: "smart", verdict: "unknown", summary: "no SMART results yet", details: [] };
   if (s.smartctl_error)
@@ -269,7 +265,7 @@ function smart(latest: Latest): Area {
 }
 
 function mounts(latest: Latest): Area {
-  const m = latest.get<MountsObservation>("mounts")?.observation;
+  const m = latest.get("mounts")?.observation;
   if (!m)
     return { area: "mounts", verdict: "unknown", summary: "no mount information yet", details: [] };
   const sev: Record<string, AreaVerdict> = { crit: "crit", warn: "warn", info: "ok" };
@@ -290,7 +286,7 @@ function mounts(latest: Latest): Area {
   };
   // Read-only shows in the fsync probe (EROFS) as soon as it happens, even before the flags are re-read.
   const erofs = latest
-    .get<FsyncProbeObservation>("fsync_probe")
+    .get("fsync_probe")
     ?.observation.probes.find((p) => p.state === "error" && p.errno === "EROFS");
   if (erofs && !m.mounts.some((x) => x.read_only && x.mountpoint === erofs.mountpoint)) {
     return {
@@ -304,7 +300,7 @@ function mounts(latest: Latest): Area {
 }
 
 function filesystems(latest: Latest): Area {
-  const m = latest.get<MountsObservation>("mounts")?.observation;
+  const m = latest.get("mounts")?.observation;
   if (!m)
     return {
       area: "filesystems",
@@ -470,7 +466,7 @@ function kernel(h: HistoryStore | null, now: number): Area {
 }
 
 function wal(latest: Latest): Area {
-  const w = latest.get<WalObservation>("wal")?.observation;
+  const w = latest.get("wal")?.observation;
   if (!w) return { area: "wal", verdict: "unknown", summary: "no WAL inventory yet", details: [] };
   const critKinds = new Set(["stalled", "dir_missing", "gap", "corrupt_gz", "verify_failed"]);
   const infoKinds = new Set(["symlink", "db_metrics_unreachable"]);
@@ -503,7 +499,7 @@ export const heavyCompetitor = (r: ProcioObservation["top"][number]) =>
 
 /** Informational, except while WAL fsync is slow: then a heavy user-space reader/writer is a warning. */
 function competing(latest: Latest, fsyncVerdict: AreaVerdict): Area {
-  const p = latest.get<ProcioObservation>("procio")?.observation;
+  const p = latest.get("procio")?.observation;
   if (!p || p.interval_seconds === null)
     return {
       area: "competing_io",

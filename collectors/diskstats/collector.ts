@@ -11,9 +11,10 @@ import { counter, gauge, histogram } from "../../core/metrics/define.js";
 import { NS } from "../../core/metrics/registry.js";
 import type { CollectContext, Collector } from "../../core/collector.js";
 import { deltaU32, diskDelta, type Iostat, iostat } from "./iostat.js";
-import { type PathDevices, resolvePath } from "../blockdev/resolve.js";
+import { resolvePath } from "../blockdev/resolve.js";
 import { parseMountinfo } from "../mounts/mountinfo.js";
 import { type DiskCounters, parseDiskstats } from "./parse.js";
+import type { DiskObservation, Role, RoleMapping, DiskstatsObservation } from "./observation.js";
 
 /** Mounts and device stacks change rarely; sysfs is re-read this often. */
 const ROLE_REFRESH_MS = 60_000;
@@ -21,29 +22,6 @@ const ROLE_REFRESH_MS = 60_000;
 export const AWAIT_BUCKETS = [
   0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10,
 ];
-
-export interface DiskObservation {
-  readonly device: string;
-  readonly major: number;
-  readonly minor: number;
-  readonly counters: DiskCounters;
-  /** Figures of the interval since the previous sample; null on the first sample or after a reset. */
-  readonly iostat: Iostat | null;
-}
-
-export type Role = "wal" | "data";
-
-export interface RoleMapping extends PathDevices {
-  readonly role: Role;
-}
-
-export interface DiskstatsObservation {
-  readonly interval_seconds: number | null;
-  readonly devices: DiskObservation[];
-  /** Which devices hold the WAL and data directories (refreshed every minute). */
-  readonly roles: RoleMapping[];
-  readonly problems: string[];
-}
 
 export interface DiskstatsOptions {
   readonly procPath: string;

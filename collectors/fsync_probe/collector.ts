@@ -15,31 +15,7 @@ import { mountFor, parseMountinfo } from "../mounts/mountinfo.js";
 import { nearestExisting } from "../mounts/paths.js";
 import type { CollectContext, Collector } from "../../core/collector.js";
 import type { ProbeReply } from "./protocol.js";
-
-export type ProbeOutcome =
-  | {
-      readonly dir: string;
-      readonly mountpoint: string;
-      readonly state: "ok";
-      readonly seconds: number;
-    }
-  | {
-      readonly dir: string;
-      readonly mountpoint: string;
-      readonly state: "error";
-      readonly errno: string;
-      readonly message: string;
-    }
-  | {
-      readonly dir: string;
-      readonly mountpoint: string;
-      readonly state: "stalled";
-      readonly stalled_seconds: number;
-    };
-
-export interface FsyncProbeObservation {
-  readonly probes: ProbeOutcome[];
-}
+import type { ProbeOutcome, FsyncProbeObservation } from "./observation.js";
 
 export interface FsyncProbeOptions {
   readonly dirs: readonly string[];

@@ -21,6 +21,7 @@ import { describeClasses, type Incident, IncidentGrouper } from "./incidents.js"
 import { FACILITIES, type KmsgRecord, parseRecord } from "./record.js";
 import { DeviceResolver } from "./resolve.js";
 import { errorMessage } from "../../core/errors.js";
+import type { KernelFault, KmsgObservation } from "./observation.js";
 
 const READ_BUFFER = 16 * 1024; // > the kernel's 8 KiB record limit: a short buffer loses records
 const MAX_RECORDS_PER_TICK = 100_000;
@@ -30,32 +31,6 @@ const EVENTS_PER_MINUTE = 20;
 const RESUME_KEY = "kmsg.resume";
 const CURSOR_KEY = "kmsg.journal_cursor";
 const PF_KTHREAD = 0x00200000; // include/linux/sched.h
-
-export interface KernelFault {
-  readonly seq: number | null;
-  readonly class: Classified["class"];
-  readonly severity: Classified["severity"];
-  readonly device: string;
-  readonly logical: string | null;
-  readonly count: number;
-  readonly line: string;
-  /** Record time in ms (kmsg's monotonic clock, the journal's, or the wall clock). */
-  readonly atMs: number;
-  readonly sector?: string;
-  readonly request?: string;
-  readonly repeats?: true;
-}
-
-export interface KmsgObservation {
-  readonly source: "kmsg" | "journal";
-  readonly records: number;
-  readonly faults: KernelFault[];
-  readonly lost: number;
-  readonly suppressed: number;
-  /** Where to resume: committed with this observation's events. */
-  readonly resume:
-    { readonly boot_id: string; readonly next_seq: number } | { readonly cursor: string } | null;
-}
 
 export interface KmsgOptions {
   readonly kmsgPath: string;

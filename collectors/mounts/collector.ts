@@ -12,8 +12,9 @@ import type { CollectContext, Collector } from "../../core/collector.js";
 import { estimateFill, type UsedSample } from "./fill.js";
 import { mountFor, type MountInfo, parseMountinfo } from "./mountinfo.js";
 import { nearestExisting } from "./paths.js";
-import { type Ext4ErrorsDefault, type MountFinding, mountFindings } from "./policy.js";
+import { type Ext4ErrorsDefault, mountFindings } from "./policy.js";
 import { errorMessage } from "../../core/errors.js";
+import type { FilesystemSpace, MountState, MountsObservation } from "./observation.js";
 
 /** s_errors of an ext2/3/4 superblock (offset 1024 + 0x3C), after checking its magic (0xEF53 at +0x38). */
 async function ext4ErrorsDefault(device: string): Promise<Ext4ErrorsDefault | null> {
@@ -33,39 +34,6 @@ async function ext4ErrorsDefault(device: string): Promise<Ext4ErrorsDefault | nu
   } finally {
     await fh?.close();
   }
-}
-
-export interface FilesystemSpace {
-  readonly size_bytes: number;
-  readonly free_bytes: number;
-  readonly avail_bytes: number;
-  readonly used_bytes: number;
-  readonly used_ratio: number;
-  readonly files: number;
-  readonly files_free: number;
-}
-
-export interface MountState {
-  readonly mountpoint: string;
-  /** The configured paths on this mount, with their role. */
-  readonly paths: ReadonlyArray<{
-    readonly path: string;
-    readonly role: string;
-    readonly exists: boolean;
-  }>;
-  readonly source: string;
-  readonly fs_type: string;
-  readonly options: readonly string[];
-  readonly findings: readonly MountFinding[];
-  readonly read_only: boolean;
-  readonly space: FilesystemSpace | null;
-  readonly fill_bytes_per_second: number | null;
-  readonly full_in_seconds: number;
-  readonly error: string | null;
-}
-
-export interface MountsObservation {
-  readonly mounts: MountState[];
 }
 
 export interface MountsOptions {

@@ -6,7 +6,7 @@ import { readdirSync, readFileSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { performance } from "node:perf_hooks";
 import type { Counter, Gauge, Registry } from "prom-client";
-import type { HistoryStore, TopIoRow } from "../../core/history/store.js";
+import type { HistoryStore } from "../../core/history/store.js";
 import type { Logger } from "../../core/log.js";
 import { counter, gauge } from "../../core/metrics/define.js";
 import { NS } from "../../core/metrics/registry.js";
@@ -14,40 +14,10 @@ import { parseMountinfo } from "../mounts/mountinfo.js";
 import type { CollectContext, Collector } from "../../core/collector.js";
 import { type IoStatEntry, parseCgroupUnit, parseIoStat, parseProcIo } from "./parse.js";
 import { errorMessage } from "../../core/errors.js";
+import type { ProcessIo, UnitIo, ProcioObservation } from "./observation.js";
 
 /** Processes read per slice before yielding to the event loop (keeps loop lag low on busy hosts). */
 const SLICE = 64;
-
-export interface ProcessIo extends TopIoRow {
-  readonly read_bytes: number;
-  readonly write_bytes: number;
-  /** A kernel thread (writeback, loop, jbd2): it works on someone else's behalf and cannot be paused. */
-  readonly kthread: boolean;
-}
-
-export interface UnitIo {
-  readonly unit: string;
-  /** Where the figures come from: the unit's cgroup io.stat (includes writeback done on its behalf), or the sum of its processes. */
-  readonly source: "io.stat" | "processes";
-  readonly read_bps: number;
-  readonly write_bps: number;
-  /** Bytes in the interval (exact; the rates are these over the interval). */
-  readonly read_bytes: number;
-  readonly write_bytes: number;
-  /** Per device "MAJ:MIN", from io.stat only. */
-  readonly devices: Record<string, { read_bps: number; write_bps: number }>;
-}
-
-export interface ProcioObservation {
-  readonly interval_seconds: number | null;
-  /** Processes with storage I/O in the interval, busiest first, at most top_k. */
-  readonly top: ProcessIo[];
-  /** Every unit seen doing I/O, and every configured unit. */
-  readonly units: UnitIo[];
-  readonly processes: number;
-  /** Processes whose io file could not be read (permissions): their I/O is invisible. */
-  readonly unreadable: number;
-}
 
 export interface ProcioOptions {
   readonly procPath: string;

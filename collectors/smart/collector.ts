@@ -28,46 +28,16 @@ import {
   EXPORTED_ATTRIBUTES,
   judge,
   predictiveCounters,
-  type Reason,
   RISING_IS_BAD,
   type SmartVerdict,
 } from "./verdict.js";
+import type { DeviceResult, SmartObservation } from "./observation.js";
 
 const VERDICTS: readonly SmartVerdict[] = ["pass", "warn", "fail", "unknown"];
 /** Discovery opens every disk: rarely. */
 const RESCAN_MS = 30 * 60_000;
 /** Gap between first polls of successive devices, so they never all hit the HBA at once. */
 const STAGGER_MS = 3_000;
-
-export interface DeviceResult {
-  /** Metric label: "sda", "nvme0", "bus_0_megaraid_1". */
-  readonly device: string;
-  readonly name: string;
-  readonly type: string;
-  readonly state: CollectState;
-  readonly detail: string | null;
-  readonly verdict: SmartVerdict;
-  readonly reasons: readonly Reason[];
-  readonly exit_status: number | null;
-  readonly exit_bits: ReadonlyArray<{ bit: number; meaning: string }>;
-  readonly model: string | null;
-  readonly serial: string | null;
-  readonly firmware: string | null;
-  readonly protocol: string | null;
-  readonly temperature_celsius: number | null;
-  readonly power_on_hours: number | null;
-  readonly counters: Readonly<Record<string, number>>;
-  /** Endurance used (NVMe percentage_used, ATA device statistics or vendor wear attribute). */
-  readonly wear: { readonly percent_used: number; readonly source: string } | null;
-  readonly collected_at: string;
-  readonly seconds: number;
-}
-
-export interface SmartObservation {
-  /** Set when smartctl itself cannot be run (not installed, wrong path). */
-  readonly smartctl_error: string | null;
-  readonly devices: DeviceResult[];
-}
 
 export interface SmartOptions {
   readonly smartctl: string;

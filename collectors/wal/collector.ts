@@ -25,7 +25,7 @@ import { withDir } from "../../core/safefs.js";
 import { estimateFill } from "../mounts/fill.js";
 import { mountFor, parseMountinfo } from "../mounts/mountinfo.js";
 import type { CollectContext, Collector } from "../../core/collector.js";
-import { type DbWalMetrics, parseDbMetrics } from "./dbmetrics.js";
+import { parseDbMetrics } from "./dbmetrics.js";
 import {
   analyse,
   type FindingKind,
@@ -36,6 +36,7 @@ import {
 } from "./inventory.js";
 import { listSegments } from "./list.js";
 import { errorMessage } from "../../core/errors.js";
+import type { WalObservation } from "./observation.js";
 
 const STATES: readonly SegmentState[] = ["active", "sealed", "compressed"];
 const KINDS: readonly FindingKind[] = [
@@ -54,27 +55,6 @@ const KINDS: readonly FindingKind[] = [
   "filesystem_filling",
   "db_metrics_unreachable",
 ];
-
-export interface WalObservation {
-  readonly dir: string;
-  readonly scanned: boolean;
-  readonly segments: Record<SegmentState, { count: number; bytes: number }>;
-  readonly active: {
-    name: string;
-    size: number;
-    write_age_seconds: number;
-    bytes_per_second: number | null;
-  } | null;
-  readonly oldest_age_seconds: number | null;
-  readonly newest_age_seconds: number | null;
-  readonly rotations: number;
-  readonly rotations_per_hour: number | null;
-  readonly expected_segment_size: number | null;
-  readonly findings: WalFinding[];
-  readonly filesystem: { used_ratio: number; avail_bytes: number; full_in_seconds: number } | null;
-  readonly database: (DbWalMetrics & { ok: true }) | { ok: false; error: string } | null;
-  readonly scan_seconds: number;
-}
 
 export interface WalOptions {
   readonly dir: string;
