@@ -5,12 +5,14 @@ import { dirname, join } from "node:path";
 import {
   buildCollectors,
   type CollectorDeps,
+  type CollectorEntry,
   collectorFingerprints,
   collectorSpecs,
 } from "../collectors/index.js";
 import type { CollectorName, Observations } from "../collectors/observations.js";
 import type { LoadedConfig } from "../core/config/load.js";
 import { Latest, type LatestView } from "../core/latest.js";
+import { closeRouted } from "../core/router.js";
 import type { Config } from "../core/config/schema.js";
 import { BadRequest, ControlServer, type RouteHandler } from "./control/server.js";
 import { errorMessage } from "../core/errors.js";
@@ -90,7 +92,8 @@ export class Agent {
   private readonly backupPause: BackupPauseRemediator;
   private config: Config;
   private configFile: string | null;
-  private fingerprints = new Map<string, string>();
+  /** The running collectors with their routes and the fingerprints they were built from. */
+  private readonly entries = new Map<string, CollectorEntry>();
   private readonly startedAt = Date.now();
   private lastTick = Date.now();
   private lastTickMono: number | null = null;
@@ -264,15 +267,14 @@ export class Agent {
     }
     // Rebuild only the collectors whose configuration changed.
     const wanted = collectorFingerprints(next);
-    for (const [name, fp] of this.fingerprints) {
-      if (wanted.get(name) !== fp) {
-        await this.scheduler.remove(name)?.close?.();
-        this.fingerprints.delete(name);
+    for (const [name, e] of this.entries) {
+      if (wanted.get(name) !== e.fingerprint) {
+        this.scheduler.remove(name);
+        this.entries.delete(name);
+        await closeRouted(e);
       }
     }
-    this.addCollectors(
-      buildCollectors(this.collectorDeps(), (name) => !this.fingerprints.has(name)),
-    );
+    this.addCollectors(buildCollectors(this.collectorDeps(), (name) => !this.entries.has(name)));
     // A changed interval, timeout or jitter alone does not rebuild a collector: apply it to its schedule.
     for (const [name, spec] of collectorSpecs(next)) this.scheduler.update(name, spec);
     this.history.event({
@@ -297,8 +299,11 @@ export class Agent {
     ]);
     await this.scheduler.stop(2000);
     for (const name of this.scheduler.names()) {
+      this.scheduler.remove(name);
+      const entry = this.entries.get(name);
+      this.entries.delete(name);
       try {
-        await this.scheduler.remove(name)?.close?.();
+        if (entry) await closeRouted(entry);
       } catch (e) {
         this.log.warn({ collector: name, err: errorMessage(e) }, "collector close failed");
       }
@@ -531,8 +536,9 @@ export class Agent {
 
   private addCollectors(entries: ReturnType<typeof buildCollectors>): void {
     for (const e of entries) {
-      this.scheduler.add(e.collector, e.spec);
-      this.fingerprints.set(e.collector.name, e.fingerprint);
+      // The core routes each fresh observation to the collector's sinks, then keeps it as latest.
+      this.scheduler.add(e.collector, e.spec, (o) => e.route.observation(o));
+      this.entries.set(e.collector.name, e);
     }
   }
 

@@ -4,8 +4,8 @@ import { closeSync, mkdirSync, mkdtempSync, openSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pino } from "pino";
-import { Registry } from "prom-client";
 import { WalCollector } from "../collectors/wal/collector.js";
+import { usedHistory } from "../collectors/mounts/sink.js";
 
 const n = Number(process.argv[2] ?? 100_000);
 const root = mkdtempSync(join(tmpdir(), "bench-wal-"));
@@ -26,8 +26,7 @@ const col = new WalCollector({
   dbMetricsUrl: "",
   service: "stemedb-api.service",
   procPath: "/proc",
-  registry: new Registry(),
-  history: null,
+  usedHistory: usedHistory(null),
   log: pino({ level: "silent" }),
 });
 const signal = new AbortController().signal;
@@ -53,8 +52,7 @@ const slow = new WalCollector({
   dbMetricsUrl: "",
   service: "x",
   procPath: "/proc",
-  registry: new Registry(),
-  history: null,
+  usedHistory: usedHistory(null),
   log: pino({ level: "silent" }),
 });
 await slow.collect({ signal });

@@ -1,7 +1,8 @@
 // Which collectors exist, and how each is built from the configuration.
 import type { Registry } from "prom-client";
 import type { Config } from "../core/config/schema.js";
-import type { HistoryStore } from "../core/history/store.js";
+import type { HistoryReader, Sinks } from "../core/collector.js";
+import { type HistoryWriter, type Routed, Router } from "../core/router.js";
 import type { Logger } from "../core/log.js";
 import type { ScheduleSpec } from "../core/scheduler.js";
 import { ms } from "../core/config/units.js";
@@ -14,41 +15,56 @@ import { WalCollector, type WalOptions } from "./wal/collector.js";
 import { ProcioCollector, type ProcioOptions } from "./procio/collector.js";
 import { SmartCollector } from "./smart/collector.js";
 import type { Collector } from "../core/collector.js";
+import { diskstatsSinks } from "./diskstats/sink.js";
+import { fsyncProbeSinks } from "./fsync_probe/sink.js";
+import { kmsgSinks } from "./kmsg/sink.js";
+import { mountsSinks, usedHistory } from "./mounts/sink.js";
+import { procioSinks } from "./procio/sink.js";
+import { smartSinks } from "./smart/sink.js";
+import { walSinks } from "./wal/sink.js";
 import type { CollectorName, Observations } from "./observations.js";
 import { shouldIsolate } from "./smart/isolate.js";
 
 export interface CollectorDeps {
   readonly config: Config;
   readonly log: Logger;
-  /** Where the collector registers its metrics (a throwaway one for --once). */
+  /** Where the collectors' sinks register their metrics (a throwaway one for --once). */
   readonly registry: Registry;
   /** Null for --once, which must not change the node's history. */
-  readonly history: HistoryStore | null;
+  readonly history: (HistoryReader & HistoryWriter) | null;
   /** True for --once: collectors that work in the background wait for their results. */
   readonly once: boolean;
 }
 
-/** What a collector is built with besides its options: never the configuration. */
-type RuntimeDeps = Omit<CollectorDeps, "config">;
-
-export interface CollectorEntry {
-  readonly collector: Collector;
+export interface CollectorEntry extends Routed {
   readonly spec: ScheduleSpec;
   /** The options this instance was built from; a reload that changes them rebuilds the collector. */
   readonly fingerprint: string;
 }
 
+/** What a collector is built with besides its options: never the configuration, never a writer. */
+interface CreateDeps<U> {
+  readonly log: Logger;
+  readonly once: boolean;
+  /** History to read from (the collector's own state, typed queries); null for --once. */
+  readonly history: HistoryReader | null;
+  /** The core's route for results of background work. */
+  readonly emit: (update: U) => void;
+}
+
 /**
  * How one collector is built. `create` sees only `options(c)`, and the fingerprint is computed
- * from those options: an option a collector uses cannot be missing from its fingerprint.
+ * from those options: an option a collector uses cannot be missing from its fingerprint. The
+ * sinks (metrics, history, events) are built beside it; the core routes to them.
  */
-interface Factory<N extends CollectorName, Opts> {
+interface Factory<N extends CollectorName, Opts, U> {
   readonly name: N;
   enabled(c: Config): boolean;
   spec(c: Config): ScheduleSpec;
   /** The narrow options this collector is built from (plain data, compared as JSON). */
   options(c: Config): Opts;
-  create(o: Opts, deps: RuntimeDeps): Collector<Observations[N]>;
+  sinks(o: Opts, registry: Registry, log: Logger): Sinks<Observations[N], U>;
+  create(o: Opts, deps: CreateDeps<U>): Collector<Observations[N]>;
 }
 
 interface AnyFactory {
@@ -56,27 +72,32 @@ interface AnyFactory {
   enabled(c: Config): boolean;
   spec(c: Config): ScheduleSpec;
   options(c: Config): unknown;
-  build(c: Config, deps: RuntimeDeps): Collector;
+  build(deps: CollectorDeps): Routed;
 }
 
-function factory<N extends CollectorName, Opts>(f: Factory<N, Opts>): AnyFactory {
+function factory<N extends CollectorName, Opts, U = never>(f: Factory<N, Opts, U>): AnyFactory {
   return {
     name: f.name,
     enabled: (c) => f.enabled(c),
     spec: (c) => f.spec(c),
     options: (c) => f.options(c),
-    build: (c, deps) => f.create(f.options(c), deps),
+    build: ({ config, log, registry, history, once }) => {
+      const o = f.options(config);
+      const route = new Router(f.name, f.sinks(o, registry, log), history, log);
+      return { collector: f.create(o, { log, once, history, emit: route.update }), route };
+    },
   };
 }
 
-type Built<O> = Omit<O, "registry" | "history" | "log">;
+/** A collector's options as the configuration gives them (what the core hands it is added in create). */
+type Built<O, K extends keyof O = never> = Omit<O, K>;
 
 const FACTORIES: readonly AnyFactory[] = [
   factory({
     name: "diskstats",
     enabled: (c) => c.collectors.diskstats.enabled,
     spec: (c) => c.collectors.diskstats,
-    options: (c): Built<DiskstatsOptions> => ({
+    options: (c): DiskstatsOptions => ({
       procPath: c.host.proc_path,
       sysPath: c.host.sys_path,
       roles: [
@@ -86,34 +107,34 @@ const FACTORIES: readonly AnyFactory[] = [
       include: c.collectors.diskstats.include,
       exclude: c.collectors.diskstats.exclude,
     }),
-    create: (o, { registry, history, log }) =>
-      new DiskstatsCollector({ ...o, registry, history, log }),
+    sinks: (o, registry, log) => diskstatsSinks(registry, log, `${o.procPath}/diskstats`),
+    create: (o) => new DiskstatsCollector(o),
   }),
   factory({
     name: "fsync_probe",
     enabled: (c) => c.collectors.fsync_probe.enabled,
     spec: (c) => c.collectors.fsync_probe,
-    options: (c): Built<FsyncProbeOptions> => ({
+    options: (c): Built<FsyncProbeOptions, "emit"> => ({
       dirs: probeDirs(c),
       blockSize: c.collectors.fsync_probe.block_size,
       // Report a stalled probe a little before the scheduler's own timeout would fire.
       deadlineMs: Math.max(100, c.collectors.fsync_probe.timeout * 0.8),
       procPath: c.host.proc_path,
     }),
-    create: (o, { registry, history, log }) =>
-      new FsyncProbeCollector({ ...o, registry, history, log }),
+    sinks: (_o, registry, log) => fsyncProbeSinks(registry, log),
+    create: (o, { emit }) => new FsyncProbeCollector({ ...o, emit }),
   }),
   factory({
     name: "procio",
     enabled: (c) => c.collectors.procio.enabled,
     spec: (c) => c.collectors.procio,
-    options: (c): Built<ProcioOptions> => ({
+    options: (c): ProcioOptions => ({
       procPath: c.host.proc_path,
       units: c.collectors.procio.units,
       topK: c.collectors.procio.top_k,
     }),
-    create: (o, { registry, history, log }) =>
-      new ProcioCollector({ ...o, registry, history, log }),
+    sinks: (o, registry) => procioSinks(registry, o.units),
+    create: (o) => new ProcioCollector(o),
   }),
   factory({
     name: "smart",
@@ -138,13 +159,14 @@ const FACTORIES: readonly AnyFactory[] = [
       sysPath: c.host.sys_path,
       devPath: c.host.dev_path,
     }),
-    create: ({ isolate, systemdRun, procPath, ...o }, { registry, history, log, once }) =>
+    sinks: (_o, registry, log) => smartSinks(registry, log),
+    create: ({ isolate, systemdRun, procPath, ...o }, { log, once, history, emit }) =>
       new SmartCollector({
         ...o,
         isolateWith: shouldIsolate(isolate, procPath) ? systemdRun : null,
         waitForRuns: once,
-        registry,
-        history,
+        state: history,
+        emit,
         log,
       }),
   }),
@@ -152,27 +174,27 @@ const FACTORIES: readonly AnyFactory[] = [
     name: "kmsg",
     enabled: (c) => c.collectors.kmsg.enabled,
     spec: (c) => c.collectors.kmsg,
-    options: (c): Omit<Built<KmsgOptions>, "once"> => ({
+    options: (c): Built<KmsgOptions, "once" | "state" | "log"> => ({
       kmsgPath: c.host.kmsg_path,
       procPath: c.host.proc_path,
       sysPath: c.host.sys_path,
       facilities: c.collectors.kmsg.facilities,
     }),
-    create: (o, { registry, history, log, once }) =>
-      new KmsgCollector({ ...o, registry, history, log, once }),
+    sinks: (_o, registry) => kmsgSinks(registry),
+    create: (o, { log, once, history }) => new KmsgCollector({ ...o, state: history, log, once }),
   }),
   factory({
     name: "mounts",
     enabled: (c) => c.collectors.mounts.enabled,
     spec: (c) => c.collectors.mounts,
-    options: (c): Built<MountsOptions> => ({
+    options: (c): Built<MountsOptions, "usedHistory"> => ({
       paths: mountPaths(c),
       procPath: c.host.proc_path,
       fillWindowMs: c.collectors.mounts.fill_window,
       fillMinSpanMs: c.collectors.mounts.fill_min_span,
     }),
-    create: (o, { registry, history, log }) =>
-      new MountsCollector({ ...o, registry, history, log }),
+    sinks: (_o, registry, log) => mountsSinks(registry, log),
+    create: (o, { history }) => new MountsCollector({ ...o, usedHistory: usedHistory(history) }),
   }),
   factory({
     name: "wal",
@@ -183,7 +205,7 @@ const FACTORIES: readonly AnyFactory[] = [
       timeout: c.collectors.wal.timeout,
       jitter: c.collectors.wal.jitter,
     }),
-    options: (c): Built<WalOptions> => ({
+    options: (c): Built<WalOptions, "usedHistory" | "log"> => ({
       dir: c.wal.dir,
       pattern: c.wal.segment_pattern,
       rescanMs: c.collectors.wal.interval,
@@ -195,7 +217,10 @@ const FACTORIES: readonly AnyFactory[] = [
       service: c.stemedb.service,
       procPath: c.host.proc_path,
     }),
-    create: (o, { registry, history, log }) => new WalCollector({ ...o, registry, history, log }),
+    sinks: (o, registry, log) => walSinks(registry, log, o.dir),
+    // The mounts collector's used-bytes history of the WAL's mount, typed (no series name here).
+    create: (o, { history, log }) =>
+      new WalCollector({ ...o, usedHistory: usedHistory(history), log }),
   }),
 ];
 
@@ -227,7 +252,7 @@ export function buildCollectors(
 ): CollectorEntry[] {
   const c = deps.config;
   return FACTORIES.filter((f) => f.enabled(c) && (only?.(f.name) ?? true)).map((f) => ({
-    collector: f.build(c, deps),
+    ...f.build(deps),
     spec: f.spec(c),
     fingerprint: fingerprint(f.options(c)),
   }));

@@ -6,13 +6,14 @@ import { Registry } from "prom-client";
 import { HistoryStore } from "../core/history/store.js";
 import { CoreMetrics } from "../core/metrics/registry.js";
 import { MountsCollector } from "../collectors/mounts/collector.js";
+import { mountsSinks, usedHistory } from "../collectors/mounts/sink.js";
 import type { MountsObservation } from "../collectors/mounts/observation.js";
 import { estimateFill, theilSenSlope } from "../collectors/mounts/fill.js";
 import { mountFor, parseMountinfo, unescapeMountPath } from "../collectors/mounts/mountinfo.js";
 import { mountFindings } from "../collectors/mounts/policy.js";
 import { AGENT_BIN, hasCommand, isRoot, tempDir } from "./helpers/agent-process.js";
 import { makeLoopFs } from "./helpers/loop.js";
-import { defaultRetention, quietLog, sampler, sleep } from "./helpers/quiet.js";
+import { defaultRetention, quietLog, routed, sleep } from "./helpers/quiet.js";
 
 const MOUNTINFO = [
   "27 1 254:0 / / rw,relatime - ext4 /dev/vda rw,discard",
@@ -108,16 +109,19 @@ function collector(
   extra: { history?: HistoryStore; minSpanMs?: number } = {},
 ) {
   const registry = new Registry();
-  const col = new MountsCollector({
-    paths,
-    procPath: "/proc",
-    fillWindowMs: 3_600_000,
-    fillMinSpanMs: extra.minSpanMs ?? 0,
-    registry,
-    history: extra.history ?? null,
-    log: quietLog,
-  });
-  const once = sampler(col);
+  const history = extra.history ?? null;
+  const { col, once } = routed(
+    mountsSinks(registry, quietLog),
+    history,
+    () =>
+      new MountsCollector({
+        paths,
+        procPath: "/proc",
+        fillWindowMs: 3_600_000,
+        fillMinSpanMs: extra.minSpanMs ?? 0,
+        usedHistory: usedHistory(history),
+      }),
+  );
   return { col, registry, once };
 }
 

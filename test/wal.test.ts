@@ -19,6 +19,8 @@ import { gzipSync } from "node:zlib";
 import test from "ava";
 import { Registry } from "prom-client";
 import { WalCollector } from "../collectors/wal/collector.js";
+import { walSinks } from "../collectors/wal/sink.js";
+import { usedHistory } from "../collectors/mounts/sink.js";
 import type { WalObservation } from "../collectors/wal/observation.js";
 import { parseDbMetrics } from "../collectors/wal/dbmetrics.js";
 import {
@@ -30,7 +32,7 @@ import {
   startAgent,
   tempDir,
 } from "./helpers/agent-process.js";
-import { quietLog, sampler, sleep } from "./helpers/quiet.js";
+import { quietLog, routed, sleep } from "./helpers/quiet.js";
 
 const seg = (i: number) => `segment.${String(i).padStart(4, "0")}.wal`;
 
@@ -52,22 +54,25 @@ function collector(
   }> = {},
 ) {
   const registry = new Registry();
-  const col = new WalCollector({
-    dir,
-    pattern: "segment.*.wal",
-    rescanMs: extra.rescanMs ?? 0,
-    stallAfterMs: extra.stallAfterMs ?? 3_600_000,
-    expectedSegmentSize: 0,
-    verifyCommand: extra.verifyCommand ?? "",
-    checkCompressed: true,
-    dbMetricsUrl: extra.dbMetricsUrl ?? "",
-    service: "stemedb-api.service",
-    procPath: "/proc",
-    registry,
-    history: null,
-    log: quietLog,
-  });
-  const once = sampler(col);
+  const { col, once } = routed(
+    walSinks(registry, quietLog, dir),
+    null,
+    () =>
+      new WalCollector({
+        dir,
+        pattern: "segment.*.wal",
+        rescanMs: extra.rescanMs ?? 0,
+        stallAfterMs: extra.stallAfterMs ?? 3_600_000,
+        expectedSegmentSize: 0,
+        verifyCommand: extra.verifyCommand ?? "",
+        checkCompressed: true,
+        dbMetricsUrl: extra.dbMetricsUrl ?? "",
+        service: "stemedb-api.service",
+        procPath: "/proc",
+        usedHistory: usedHistory(null),
+        log: quietLog,
+      }),
+  );
   return { col, registry, once };
 }
 

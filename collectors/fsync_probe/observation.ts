@@ -25,3 +25,12 @@ export type ProbeOutcome =
 export interface FsyncProbeObservation {
   readonly probes: ProbeOutcome[];
 }
+
+/** A probe that came back after its deadline (reported stalled): emitted when it returns. */
+export interface LateProbe {
+  readonly dir: string;
+  readonly mountpoint: string;
+  readonly reply:
+    | { readonly ok: true; readonly seconds: number }
+    | { readonly ok: false; readonly code: string; readonly message: string };
+}

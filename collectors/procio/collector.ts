@@ -5,11 +5,6 @@
 import { readdirSync, readFileSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { performance } from "node:perf_hooks";
-import type { Counter, Gauge, Registry } from "prom-client";
-import type { HistoryStore } from "../../core/history/store.js";
-import type { Logger } from "../../core/log.js";
-import { counter, gauge } from "../../core/metrics/define.js";
-import { NS } from "../../core/metrics/registry.js";
 import { parseMountinfo } from "../mounts/mountinfo.js";
 import type { CollectContext, Collector } from "../../core/collector.js";
 import { type IoStatEntry, parseCgroupUnit, parseIoStat, parseProcIo } from "./parse.js";
@@ -23,9 +18,6 @@ export interface ProcioOptions {
   readonly procPath: string;
   readonly units: readonly string[];
   readonly topK: number;
-  readonly registry: Registry;
-  readonly history: HistoryStore | null;
-  readonly log: Logger;
 }
 
 interface PidState {
@@ -52,31 +44,8 @@ export class ProcioCollector implements Collector<ProcioObservation> {
   private lastAt: number | null = null;
   private generation = 0;
   private cgroupRoot: string | null | undefined;
-  private readonly unitRead: Counter<"unit">;
-  private readonly unitWritten: Counter<"unit">;
-  private readonly unreadableGauge: Gauge;
 
-  constructor(private readonly opts: ProcioOptions) {
-    const r = opts.registry;
-    this.unitRead = counter(r, {
-      name: `${NS}unit_read_bytes_total`,
-      help: "Bytes read from storage by a configured systemd unit (cgroup io.stat, else the sum of its processes).",
-      labelNames: ["unit"],
-    });
-    this.unitWritten = counter(r, {
-      name: `${NS}unit_written_bytes_total`,
-      help: "Bytes written to storage by a configured systemd unit (cgroup io.stat, else dirtied by its processes).",
-      labelNames: ["unit"],
-    });
-    this.unreadableGauge = gauge(r, {
-      name: `${NS}procio_unreadable_processes`,
-      help: "Processes whose I/O counters the agent may not read (needs CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH).",
-    });
-    for (const u of opts.units) {
-      this.unitRead.labels(u).inc(0);
-      this.unitWritten.labels(u).inc(0);
-    }
-  }
+  constructor(private readonly opts: ProcioOptions) {}
 
   async collect({ signal }: CollectContext): Promise<ProcioObservation> {
     const proc = this.opts.procPath;
@@ -165,28 +134,6 @@ export class ProcioCollector implements Collector<ProcioObservation> {
       processes: names.length,
       unreadable,
     };
-  }
-
-  publish(o: ProcioObservation): void {
-    this.unreadableGauge.set(o.unreadable);
-    const configured = new Set(this.opts.units);
-    for (const u of o.units) {
-      if (!configured.has(u.unit)) continue;
-      this.unitRead.labels(u.unit).inc(u.read_bytes);
-      this.unitWritten.labels(u.unit).inc(u.write_bytes);
-    }
-    if (o.interval_seconds === null) return;
-    if (o.top.length > 0)
-      this.opts.history?.topIo(
-        Date.now(),
-        o.top.map(({ pid, comm, unit, read_bps, write_bps }) => ({
-          pid,
-          comm,
-          unit,
-          read_bps,
-          write_bps,
-        })),
-      );
   }
 
   /** Parent, comm and unit, read once per process. */

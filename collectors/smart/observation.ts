@@ -1,6 +1,7 @@
 // smart observation: the latest result of every disk's smartctl run.
 // Pure types: what the core, status, diagnose and remediators read; no implementation.
 import type { CollectState } from "./classify.js";
+import type { Increase, TrendState } from "./trend.js";
 import type { Reason, SmartVerdict } from "./verdict.js";
 
 export interface DeviceResult {
@@ -31,4 +32,16 @@ export interface SmartObservation {
   /** Set when smartctl itself cannot be run (not installed, wrong path). */
   readonly smartctl_error: string | null;
   readonly devices: DeviceResult[];
+}
+
+/** One device's poll, emitted by the collector when it ends (polls run in the background). */
+export interface SmartPoll {
+  readonly result: DeviceResult;
+  /** The failure-predicting counters' baseline after an ok poll, kept by drive identity. */
+  readonly baseline: {
+    readonly key: string;
+    readonly state: TrendState;
+    readonly increases: readonly Increase[];
+    readonly at: number;
+  } | null;
 }

@@ -16,6 +16,8 @@ export interface WalObservation {
   readonly oldest_age_seconds: number | null;
   readonly newest_age_seconds: number | null;
   readonly rotations: number;
+  /** Rotations first seen by this observation (wal_rotations_total counts them). */
+  readonly new_rotations: number;
   readonly rotations_per_hour: number | null;
   readonly expected_segment_size: number | null;
   readonly findings: WalFinding[];
