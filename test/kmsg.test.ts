@@ -50,7 +50,11 @@ function inject(lines: string[]): void {
 
 function follower(facilities: string[], history: HistoryStore | null = null) {
   const registry = new Registry();
-  const { col, once, close } = routed(
+  const {
+    col: collector,
+    route,
+    once,
+  } = routed(
     kmsgSinks(registry),
     history,
     () =>
@@ -64,7 +68,14 @@ function follower(facilities: string[], history: HistoryStore | null = null) {
         once: false,
       }),
   );
-  return { col, registry, once, close };
+  // Closing the follower closes its route too: what was pending (summaries, incidents) is written.
+  const col = {
+    close: () => {
+      collector.close();
+      route.close();
+    },
+  };
+  return { col, registry, once };
 }
 
 /** A disk name nobody has ("sdq" + five letters), so partitions of it normalise like real ones. */

@@ -50,8 +50,13 @@ export function routed<C extends Collector<O>, O, U = never>(
   sinks: Sinks<O, U>,
   history: HistoryWriter | null,
   make: (emit: (u: U) => void) => C,
-): { col: C; once: () => Promise<O>; close: () => Promise<void> } {
+): { col: C; route: Router<O, U>; once: () => Promise<O>; close: () => Promise<void> } {
   const route = new Router("test", sinks, history, quietLog);
   const col = make(route.update);
-  return { col, once: sampler(col, route), close: () => closeRouted({ collector: col, route }) };
+  return {
+    col,
+    route,
+    once: sampler(col, route),
+    close: () => closeRouted({ collector: col, route }),
+  };
 }
