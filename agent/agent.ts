@@ -5,10 +5,14 @@ import { dirname, join } from "node:path";
 import {
   buildCollectors,
   type CollectorDeps,
+  type CollectorEntry,
   collectorFingerprints,
   collectorSpecs,
 } from "../collectors/index.js";
+import type { CollectorName, Observations } from "../collectors/observations.js";
 import type { LoadedConfig } from "../core/config/load.js";
+import { Latest, type LatestView } from "../core/latest.js";
+import { closeRouted } from "../core/router.js";
 import type { Config } from "../core/config/schema.js";
 import { BadRequest, ControlServer, type RouteHandler } from "./control/server.js";
 import { errorMessage } from "../core/errors.js";
@@ -74,8 +78,8 @@ function overall(areas: readonly Area[]): AreaVerdict {
 export class Agent {
   private readonly metrics = new CoreMetrics();
   private readonly self: SelfMetrics;
-  /** The latest observation of each collector, for status and diagnose. */
-  private readonly latest = new Map<string, { at: number; observation: unknown }>();
+  /** The latest observation of each collector, for status, diagnose and remediators. */
+  private readonly latest = new Latest<Observations>();
   private ticks = 0;
   private readonly scheduler: Scheduler;
   private readonly history: HistoryStore;
@@ -85,7 +89,8 @@ export class Agent {
   private readonly remediators: readonly RemediatorEntry[];
   private config: Config;
   private configFile: string | null;
-  private fingerprints = new Map<string, string>();
+  /** The running collectors with their routes and the fingerprints they were built from. */
+  private readonly entries = new Map<string, CollectorEntry>();
   private readonly startedAt = Date.now();
   private lastTick = Date.now();
   private lastTickMono: number | null = null;
@@ -104,7 +109,8 @@ export class Agent {
     this.config = loaded.config;
     this.configFile = loaded.file;
     this.scheduler = new Scheduler(this.metrics, log, Math.random, (name, obs) =>
-      this.latest.set(name, { at: Date.now(), observation: obs }),
+      // The scheduler knows collectors by name only; the factories pair each name with its type.
+      this.latest.set(name as CollectorName, obs as Observations[CollectorName]),
     );
     this.self = new SelfMetrics(this.metrics.registry, this.config.host.proc_path);
     this.scheduler.onLate = (ms) => this.self.late(ms);
@@ -247,15 +253,14 @@ export class Agent {
     }
     // Rebuild only the collectors whose configuration changed.
     const wanted = collectorFingerprints(next);
-    for (const [name, fp] of this.fingerprints) {
-      if (wanted.get(name) !== fp) {
-        await this.scheduler.remove(name)?.close?.();
-        this.fingerprints.delete(name);
+    for (const [name, e] of this.entries) {
+      if (wanted.get(name) !== e.fingerprint) {
+        this.scheduler.remove(name);
+        this.entries.delete(name);
+        await closeRouted(e);
       }
     }
-    this.addCollectors(
-      buildCollectors(this.collectorDeps(), (name) => !this.fingerprints.has(name)),
-    );
+    this.addCollectors(buildCollectors(this.collectorDeps(), (name) => !this.entries.has(name)));
     // A changed interval, timeout or jitter alone does not rebuild a collector: apply it to its schedule.
     for (const [name, spec] of collectorSpecs(next)) this.scheduler.update(name, spec);
     this.history.event({
@@ -282,8 +287,11 @@ export class Agent {
     ]);
     await this.scheduler.stop(2000);
     for (const name of this.scheduler.names()) {
+      this.scheduler.remove(name);
+      const entry = this.entries.get(name);
+      this.entries.delete(name);
       try {
-        await this.scheduler.remove(name)?.close?.();
+        if (entry) await closeRouted(entry);
       } catch (e) {
         this.log.warn({ collector: name, err: errorMessage(e) }, "collector close failed");
       }
@@ -370,10 +378,8 @@ export class Agent {
     return { verdict, reasons };
   }
 
-  private latestView() {
-    return {
-      get: <T>(name: string) => this.latest.get(name) as { at: number; observation: T } | undefined,
-    };
+  private latestView(): LatestView<Observations> {
+    return this.latest;
   }
 
   private routes(): Map<string, RouteHandler> {
@@ -518,8 +524,9 @@ export class Agent {
 
   private addCollectors(entries: ReturnType<typeof buildCollectors>): void {
     for (const e of entries) {
-      this.scheduler.add(e.collector, e.spec);
-      this.fingerprints.set(e.collector.name, e.fingerprint);
+      // The core routes each fresh observation to the collector's sinks, then keeps it as latest.
+      this.scheduler.add(e.collector, e.spec, (o) => e.route.observation(o));
+      this.entries.set(e.collector.name, e);
     }
   }
 

@@ -1,9 +1,11 @@
 // stemedb-agent --once: every enabled collector once, observations as JSON (like telegraf --test).
-// Touches neither history nor any port.
+// Touches neither history nor any port; observations are not published (background results go
+// to the throwaway registry).
 import { Registry } from "prom-client";
 import { buildCollectors } from "../collectors/index.js";
 import type { LoadedConfig } from "../core/config/load.js";
 import { errorMessage, TimeoutError } from "../core/errors.js";
+import { closeRouted } from "../core/router.js";
 import type { Logger } from "../core/log.js";
 import { COLLECTOR_JUDGE } from "../judge/index.js";
 
@@ -28,7 +30,8 @@ export async function runOnce(loaded: LoadedConfig, log: Logger): Promise<OnceRe
   const report: OnceResult["report"] = {};
   const failed: string[] = [];
   await Promise.all(
-    entries.map(async ({ collector, spec }) => {
+    entries.map(async (entry) => {
+      const { collector, spec } = entry;
       const ac = new AbortController();
       const budget = spec.timeout + (collector.onceWarmupMs ?? 0);
       const timer = setTimeout(
@@ -61,7 +64,7 @@ export async function runOnce(loaded: LoadedConfig, log: Logger): Promise<OnceRe
         failed.push(`${collector.name}: ${errorMessage(e)}`);
       } finally {
         clearTimeout(timer);
-        await collector.close?.();
+        await closeRouted(entry);
       }
     }),
   );

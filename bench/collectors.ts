@@ -11,7 +11,11 @@ import { Registry } from "prom-client";
 import { DiskstatsCollector } from "../collectors/diskstats/collector.js";
 import { FsyncProbeCollector } from "../collectors/fsync_probe/collector.js";
 import { ProcioCollector } from "../collectors/procio/collector.js";
-import type { Collector } from "../core/collector.js";
+import type { Collector, Sinks } from "../core/collector.js";
+import { Router } from "../core/router.js";
+import { diskstatsSinks } from "../collectors/diskstats/sink.js";
+import { fsyncProbeSinks } from "../collectors/fsync_probe/sink.js";
+import { procioSinks } from "../collectors/procio/sink.js";
 
 const log = pino({ level: "silent" });
 const scale = Number(process.argv[2] ?? 1);
@@ -35,17 +39,23 @@ function syntheticProc(n: number, step: number): string {
   return proc;
 }
 
+/** A route to the collector's sinks, as the core builds it (no history: metrics only). */
+function route<O, U>(name: string, sinks: Sinks<O, U>): Router<O, U> {
+  return new Router(name, sinks, null, log);
+}
+
 /** Mean wall and CPU time of collect()+publish(); `between` (e.g. rewriting a synthetic file) is not counted. */
 async function cost<O>(
   name: string,
   c: Collector<O>,
   iterations: number,
   between?: (i: number) => void,
+  publish?: { observation(o: O): void },
 ) {
-  // Not `c.publish?.(await c.collect())`: an optional call skips its arguments when absent.
+  // Not `publish?.observation(await c.collect())`: an optional call skips its arguments when absent.
   const sampleOnce = async () => {
     const o = await c.collect({ signal });
-    c.publish?.(o);
+    publish?.observation(o);
   };
   for (let i = 0; i < 50; i++) await sampleOnce(); // warm-up
   let wall = 0;
@@ -122,13 +132,14 @@ const disk64 = new DiskstatsCollector({
   roles: [],
   include: "",
   exclude: "",
-  registry: new Registry(),
-  history: null,
-  log,
 });
 rows.push(
-  await cost("diskstats, 64 devices (synthetic proc)", disk64, times(2000), () =>
-    syntheticProc(64, ++step),
+  await cost(
+    "diskstats, 64 devices (synthetic proc)",
+    disk64,
+    times(2000),
+    () => syntheticProc(64, ++step),
+    route("diskstats", diskstatsSinks(new Registry(), log, `${proc64}/diskstats`)),
   ),
 );
 // Like for like with node_exporter's per-scrape figure: sample, publish and render the exposition.
@@ -139,15 +150,13 @@ const disk64r = new DiskstatsCollector({
   roles: [],
   include: "",
   exclude: "",
-  registry: reg64,
-  history: null,
-  log,
 });
+const disk64rRoute = route("diskstats", diskstatsSinks(reg64, log, `${proc64}/diskstats`));
 const rendering: Collector<unknown> = {
   name: "r",
   collect: async (ctx) => {
     const o = await disk64r.collect(ctx);
-    disk64r.publish(o);
+    disk64rRoute.observation(o);
     await reg64.metrics();
     return o;
   },
@@ -163,33 +172,46 @@ const diskHere = new DiskstatsCollector({
   roles: [{ role: "wal", path: work }],
   include: "",
   exclude: "^(ram|zram)\\d+$",
-  registry: new Registry(),
-  history: null,
-  log,
 });
-rows.push(await cost("diskstats, this machine", diskHere, times(2000)));
-const procio = new ProcioCollector({
-  procPath: "/proc",
-  units: [],
-  topK: 10,
-  registry: new Registry(),
-  history: null,
-  log,
-});
+rows.push(
+  await cost(
+    "diskstats, this machine",
+    diskHere,
+    times(2000),
+    undefined,
+    route("diskstats", diskstatsSinks(new Registry(), log, "/proc/diskstats")),
+  ),
+);
+const procio = new ProcioCollector({ procPath: "/proc", units: [], topK: 10 });
 const nproc = (await procio.collect({ signal })).processes;
-rows.push(await cost(`procio, this machine (${nproc} processes)`, procio, times(300)));
+rows.push(
+  await cost(
+    `procio, this machine (${nproc} processes)`,
+    procio,
+    times(300),
+    undefined,
+    route("procio", procioSinks(new Registry(), [])),
+  ),
+);
 const probeDir = join(work, "probe");
 mkdirSync(probeDir);
+const probeRoute = route("fsync_probe", fsyncProbeSinks(new Registry(), log));
 const probe = new FsyncProbeCollector({
   dirs: [probeDir],
   blockSize: 4096,
   deadlineMs: 5000,
   procPath: "/proc",
-  registry: new Registry(),
-  history: null,
-  log,
+  emit: probeRoute.update,
 });
-rows.push(await cost("fsync probe, 4 KiB + fdatasync (ext4 on vda)", probe, times(300)));
+rows.push(
+  await cost(
+    "fsync probe, 4 KiB + fdatasync (ext4 on vda)",
+    probe,
+    times(300),
+    undefined,
+    probeRoute,
+  ),
+);
 await probe.close();
 const ref = await nodeExporterScrape(proc64, times(500));
 if (ref) rows.push(ref);

@@ -11,7 +11,9 @@ import { loadConfig } from "../core/config/load.js";
 import { HistoryStore } from "../core/history/store.js";
 import { CoreMetrics } from "../core/metrics/registry.js";
 import { classify } from "../collectors/kmsg/classify.js";
-import { type KernelFault, KmsgCollector } from "../collectors/kmsg/collector.js";
+import { kmsgSinks } from "../collectors/kmsg/sink.js";
+import { Router } from "../core/router.js";
+import type { KernelFault } from "../collectors/kmsg/observation.js";
 import { parseRecord } from "../collectors/kmsg/record.js";
 import { DeviceResolver } from "../collectors/kmsg/resolve.js";
 
@@ -64,16 +66,7 @@ const history = new HistoryStore({
   log,
   metrics: new CoreMetrics(),
 });
-const col = new KmsgCollector({
-  kmsgPath: "/nonexistent",
-  procPath: "/proc",
-  sysPath: "/sys",
-  facilities: ["kern"],
-  registry: new Registry(),
-  history,
-  log,
-  once: false,
-});
+const col = new Router("kmsg", kmsgSinks(new Registry()), history, log);
 const batch: KernelFault[] = Array.from({ length: 10_000 }, (_, i) => ({
   seq: i,
   class: "buffer_io_error",
@@ -87,7 +80,7 @@ const batch: KernelFault[] = Array.from({ length: 10_000 }, (_, i) => ({
 const p0 = performance.now();
 const rounds = Math.max(1, Math.floor(n / 10_000));
 for (let i = 0; i < rounds; i++) {
-  col.publish({
+  col.observation({
     source: "kmsg",
     records: batch.length,
     faults: batch,

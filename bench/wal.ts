@@ -4,9 +4,9 @@ import { closeSync, mkdirSync, mkdtempSync, openSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pino } from "pino";
-import { Registry } from "prom-client";
 import { WalCollector } from "../collectors/wal/collector.js";
 import { COLLECTOR_JUDGE } from "../judge/index.js";
+import { usedHistory } from "../collectors/mounts/sink.js";
 
 const n = Number(process.argv[2] ?? 100_000);
 const root = mkdtempSync(join(tmpdir(), "bench-wal-"));
@@ -27,8 +27,7 @@ const col = new WalCollector({
   dbMetricsUrl: "",
   service: "stemedb-api.service",
   procPath: "/proc",
-  registry: new Registry(),
-  history: null,
+  usedHistory: usedHistory(null),
   log: pino({ level: "silent" }),
   judge: COLLECTOR_JUDGE,
 });
@@ -55,8 +54,7 @@ const slow = new WalCollector({
   dbMetricsUrl: "",
   service: "x",
   procPath: "/proc",
-  registry: new Registry(),
-  history: null,
+  usedHistory: usedHistory(null),
   log: pino({ level: "silent" }),
   judge: COLLECTOR_JUDGE,
 });

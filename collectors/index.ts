@@ -1,118 +1,147 @@
 // Which collectors exist, and how each is built from the configuration.
 import type { Registry } from "prom-client";
 import type { Config } from "../core/config/schema.js";
-import type { HistoryStore } from "../core/history/store.js";
+import type { HistoryReader, Sinks } from "../core/collector.js";
+import { type HistoryWriter, type Routed, Router } from "../core/router.js";
 import type { Logger } from "../core/log.js";
 import type { ScheduleSpec } from "../core/scheduler.js";
 import { ms } from "../core/config/units.js";
-import { DiskstatsCollector } from "./diskstats/collector.js";
-import { FsyncProbeCollector } from "./fsync_probe/collector.js";
-import { KmsgCollector } from "./kmsg/collector.js";
-import { MountsCollector } from "./mounts/collector.js";
-import { WalCollector, type WalJudge } from "./wal/collector.js";
-import { ProcioCollector } from "./procio/collector.js";
+import { fingerprint } from "../core/fingerprint.js";
+import { DiskstatsCollector, type DiskstatsOptions } from "./diskstats/collector.js";
+import { FsyncProbeCollector, type FsyncProbeOptions } from "./fsync_probe/collector.js";
+import { KmsgCollector, type KmsgOptions } from "./kmsg/collector.js";
+import { MountsCollector, type MountsOptions } from "./mounts/collector.js";
+import { WalCollector, type WalOptions } from "./wal/collector.js";
+import type { CollectorJudge } from "./judge.js";
+import { ProcioCollector, type ProcioOptions } from "./procio/collector.js";
 import { SmartCollector } from "./smart/collector.js";
 import type { Collector } from "../core/collector.js";
+import { diskstatsSinks } from "./diskstats/sink.js";
+import { fsyncProbeSinks } from "./fsync_probe/sink.js";
+import { kmsgSinks } from "./kmsg/sink.js";
+import { mountsSinks, usedHistory } from "./mounts/sink.js";
+import { procioSinks } from "./procio/sink.js";
+import { smartSinks } from "./smart/sink.js";
+import { walSinks } from "./wal/sink.js";
+import type { CollectorName, Observations } from "./observations.js";
 import { shouldIsolate } from "./smart/isolate.js";
 
 export interface CollectorDeps {
   readonly config: Config;
   readonly log: Logger;
-  /** Where the collector registers its metrics (a throwaway one for --once). */
+  /** Where the collectors' sinks register their metrics (a throwaway one for --once). */
   readonly registry: Registry;
   /** Null for --once, which must not change the node's history. */
-  readonly history: HistoryStore | null;
+  readonly history: (HistoryReader & HistoryWriter) | null;
   /** True for --once: collectors that work in the background wait for their results. */
   readonly once: boolean;
   /** The judge's answers collectors need; judge/ is above collectors/, so the app passes them. */
-  readonly judge: WalJudge;
+  readonly judge: CollectorJudge;
 }
 
-export interface CollectorEntry {
-  readonly collector: Collector;
+export interface CollectorEntry extends Routed {
   readonly spec: ScheduleSpec;
-  /** The config this instance was built from; a reload that changes it rebuilds the collector. */
+  /** The options this instance was built from; a reload that changes them rebuilds the collector. */
   readonly fingerprint: string;
 }
 
-interface Factory {
-  readonly name: string;
-  enabled(c: Config): boolean;
-  spec(c: Config): ScheduleSpec;
-  /** Everything in the config this collector depends on, as a string. */
-  fingerprint(c: Config): string;
-  create(deps: CollectorDeps): Collector;
+/** What a collector is built with besides its options: never the configuration, never a writer. */
+interface CreateDeps<U> {
+  readonly log: Logger;
+  readonly once: boolean;
+  /** History to read from (the collector's own state, typed queries); null for --once. */
+  readonly history: HistoryReader | null;
+  /** The core's route for results of background work. */
+  readonly emit: (update: U) => void;
+  /** The judge's answers (judge/ sits above collectors/, so the app hands them down). */
+  readonly judge: CollectorJudge;
 }
 
-const FACTORIES: readonly Factory[] = [
-  {
+/**
+ * How one collector is built. `create` sees only `options(c)`, and the fingerprint is computed
+ * from those options: an option a collector uses cannot be missing from its fingerprint. The
+ * sinks (metrics, history, events) are built beside it; the core routes to them.
+ */
+interface Factory<N extends CollectorName, Opts, U> {
+  readonly name: N;
+  enabled(c: Config): boolean;
+  spec(c: Config): ScheduleSpec;
+  /** The narrow options this collector is built from (plain data, compared as JSON). */
+  options(c: Config): Opts;
+  sinks(o: Opts, registry: Registry, log: Logger, judge: CollectorJudge): Sinks<Observations[N], U>;
+  create(o: Opts, deps: CreateDeps<U>): Collector<Observations[N]>;
+}
+
+interface AnyFactory {
+  readonly name: CollectorName;
+  enabled(c: Config): boolean;
+  spec(c: Config): ScheduleSpec;
+  options(c: Config): unknown;
+  build(deps: CollectorDeps): Routed;
+}
+
+function factory<N extends CollectorName, Opts, U = never>(f: Factory<N, Opts, U>): AnyFactory {
+  return {
+    name: f.name,
+    enabled: (c) => f.enabled(c),
+    spec: (c) => f.spec(c),
+    options: (c) => f.options(c),
+    build: ({ config, log, registry, history, once, judge }) => {
+      const o = f.options(config);
+      const route = new Router(f.name, f.sinks(o, registry, log, judge), history, log);
+      return { collector: f.create(o, { log, once, history, emit: route.update, judge }), route };
+    },
+  };
+}
+
+/** A collector's options as the configuration gives them (what the core hands it is added in create). */
+type Built<O, K extends keyof O = never> = Omit<O, K>;
+
+const FACTORIES: readonly AnyFactory[] = [
+  factory({
     name: "diskstats",
     enabled: (c) => c.collectors.diskstats.enabled,
     spec: (c) => c.collectors.diskstats,
-    fingerprint: (c) =>
-      JSON.stringify([
-        c.host.proc_path,
-        c.host.sys_path,
-        c.wal.dir,
-        c.stemedb.data_dir,
-        c.collectors.diskstats.include,
-        c.collectors.diskstats.exclude,
-      ]),
-    create: ({ config, registry, history, log }) =>
-      new DiskstatsCollector({
-        procPath: config.host.proc_path,
-        sysPath: config.host.sys_path,
-        roles: [
-          { role: "wal", path: config.wal.dir },
-          { role: "data", path: config.stemedb.data_dir },
-        ],
-        include: config.collectors.diskstats.include,
-        exclude: config.collectors.diskstats.exclude,
-        registry,
-        history,
-        log,
-      }),
-  },
-  {
+    options: (c): DiskstatsOptions => ({
+      procPath: c.host.proc_path,
+      sysPath: c.host.sys_path,
+      roles: [
+        { role: "wal", path: c.wal.dir },
+        { role: "data", path: c.stemedb.data_dir },
+      ],
+      include: c.collectors.diskstats.include,
+      exclude: c.collectors.diskstats.exclude,
+    }),
+    sinks: (o, registry, log) => diskstatsSinks(registry, log, `${o.procPath}/diskstats`),
+    create: (o) => new DiskstatsCollector(o),
+  }),
+  factory({
     name: "fsync_probe",
     enabled: (c) => c.collectors.fsync_probe.enabled,
     spec: (c) => c.collectors.fsync_probe,
-    fingerprint: (c) =>
-      JSON.stringify([
-        c.host.proc_path,
-        probeDirs(c),
-        c.collectors.fsync_probe.block_size,
-        c.collectors.fsync_probe.timeout,
-      ]),
-    create: ({ config, registry, history, log }) =>
-      new FsyncProbeCollector({
-        dirs: probeDirs(config),
-        blockSize: config.collectors.fsync_probe.block_size,
-        // Report a stalled probe a little before the scheduler's own timeout would fire.
-        deadlineMs: Math.max(100, config.collectors.fsync_probe.timeout * 0.8),
-        procPath: config.host.proc_path,
-        registry,
-        history,
-        log,
-      }),
-  },
-  {
+    options: (c): Built<FsyncProbeOptions, "emit"> => ({
+      dirs: probeDirs(c),
+      blockSize: c.collectors.fsync_probe.block_size,
+      // Report a stalled probe a little before the scheduler's own timeout would fire.
+      deadlineMs: Math.max(100, c.collectors.fsync_probe.timeout * 0.8),
+      procPath: c.host.proc_path,
+    }),
+    sinks: (_o, registry, log) => fsyncProbeSinks(registry, log),
+    create: (o, { emit }) => new FsyncProbeCollector({ ...o, emit }),
+  }),
+  factory({
     name: "procio",
     enabled: (c) => c.collectors.procio.enabled,
     spec: (c) => c.collectors.procio,
-    fingerprint: (c) =>
-      JSON.stringify([c.host.proc_path, c.collectors.procio.units, c.collectors.procio.top_k]),
-    create: ({ config, registry, history, log }) =>
-      new ProcioCollector({
-        procPath: config.host.proc_path,
-        units: config.collectors.procio.units,
-        topK: config.collectors.procio.top_k,
-        registry,
-        history,
-        log,
-      }),
-  },
-  {
+    options: (c): ProcioOptions => ({
+      procPath: c.host.proc_path,
+      units: c.collectors.procio.units,
+      topK: c.collectors.procio.top_k,
+    }),
+    sinks: (o, registry) => procioSinks(registry, o.units),
+    create: (o) => new ProcioCollector(o),
+  }),
+  factory({
     name: "smart",
     enabled: (c) => c.collectors.smart.enabled,
     // The tick only starts due device polls and returns the latest results; each device is
@@ -122,71 +151,57 @@ const FACTORIES: readonly Factory[] = [
       timeout: ms(2 * c.collectors.smart.timeout + 10_000),
       jitter: c.collectors.smart.jitter,
     }),
-    fingerprint: (c) => JSON.stringify([c.host.sys_path, c.host.dev_path, c.collectors.smart]),
-    create: ({ config, registry, history, log, once }) =>
+    options: (c) => ({
+      smartctl: c.collectors.smart.smartctl,
+      // Whether to isolate is decided when the collector is built (it reads <proc>/self/status).
+      isolate: c.collectors.smart.isolate,
+      systemdRun: c.collectors.smart.systemd_run,
+      procPath: c.host.proc_path,
+      interval: c.collectors.smart.interval,
+      timeout: c.collectors.smart.timeout,
+      devices: c.collectors.smart.devices,
+      growthWindow: c.collectors.smart.growth_window,
+      sysPath: c.host.sys_path,
+      devPath: c.host.dev_path,
+    }),
+    sinks: (_o, registry, log) => smartSinks(registry, log),
+    create: ({ isolate, systemdRun, procPath, ...o }, { log, once, history, emit }) =>
       new SmartCollector({
-        smartctl: config.collectors.smart.smartctl,
-        isolateWith: shouldIsolate(config.collectors.smart.isolate, config.host.proc_path)
-          ? config.collectors.smart.systemd_run
-          : null,
-        interval: config.collectors.smart.interval,
-        timeout: config.collectors.smart.timeout,
-        devices: config.collectors.smart.devices,
-        growthWindow: config.collectors.smart.growth_window,
-        sysPath: config.host.sys_path,
-        devPath: config.host.dev_path,
+        ...o,
+        isolateWith: shouldIsolate(isolate, procPath) ? systemdRun : null,
         waitForRuns: once,
-        registry,
-        history,
+        state: history,
+        emit,
         log,
       }),
-  },
-  {
+  }),
+  factory({
     name: "kmsg",
     enabled: (c) => c.collectors.kmsg.enabled,
     spec: (c) => c.collectors.kmsg,
-    fingerprint: (c) =>
-      JSON.stringify([
-        c.host.kmsg_path,
-        c.host.proc_path,
-        c.host.sys_path,
-        c.collectors.kmsg.facilities,
-      ]),
-    create: ({ config, registry, history, log, once }) =>
-      new KmsgCollector({
-        kmsgPath: config.host.kmsg_path,
-        procPath: config.host.proc_path,
-        sysPath: config.host.sys_path,
-        facilities: config.collectors.kmsg.facilities,
-        registry,
-        history,
-        log,
-        once,
-      }),
-  },
-  {
+    options: (c): Built<KmsgOptions, "once" | "state" | "log"> => ({
+      kmsgPath: c.host.kmsg_path,
+      procPath: c.host.proc_path,
+      sysPath: c.host.sys_path,
+      facilities: c.collectors.kmsg.facilities,
+    }),
+    sinks: (_o, registry) => kmsgSinks(registry),
+    create: (o, { log, once, history }) => new KmsgCollector({ ...o, state: history, log, once }),
+  }),
+  factory({
     name: "mounts",
     enabled: (c) => c.collectors.mounts.enabled,
     spec: (c) => c.collectors.mounts,
-    fingerprint: (c) =>
-      JSON.stringify([
-        c.host.proc_path,
-        mountPaths(c),
-        c.collectors.mounts.fill_window,
-        c.collectors.mounts.fill_min_span,
-      ]),
-    create: ({ config, registry, history, log }) =>
-      new MountsCollector({
-        paths: mountPaths(config),
-        procPath: config.host.proc_path,
-        fillWindowMs: config.collectors.mounts.fill_window,
-        fillMinSpanMs: config.collectors.mounts.fill_min_span,
-        registry,
-        history,
-        log,
-      }),
-  },
-  {
+    options: (c): Built<MountsOptions, "usedHistory"> => ({
+      paths: mountPaths(c),
+      procPath: c.host.proc_path,
+      fillWindowMs: c.collectors.mounts.fill_window,
+      fillMinSpanMs: c.collectors.mounts.fill_min_span,
+    }),
+    sinks: (_o, registry, log) => mountsSinks(registry, log),
+    create: (o, { history }) => new MountsCollector({ ...o, usedHistory: usedHistory(history) }),
+  }),
+  factory({
     name: "wal",
     enabled: (c) => c.collectors.wal.enabled,
     // A cheap tick stats the directory and the active segment; `interval` is the full rescan (sooner when a name changed).
@@ -195,25 +210,23 @@ const FACTORIES: readonly Factory[] = [
       timeout: c.collectors.wal.timeout,
       jitter: c.collectors.wal.jitter,
     }),
-    fingerprint: (c) => JSON.stringify([c.wal, c.collectors.wal, c.stemedb, c.host.proc_path]),
-    create: ({ config, registry, history, log, judge }) =>
-      new WalCollector({
-        dir: config.wal.dir,
-        pattern: config.wal.segment_pattern,
-        rescanMs: config.collectors.wal.interval,
-        stallAfterMs: config.wal.stall_after,
-        expectedSegmentSize: config.wal.expected_segment_size,
-        verifyCommand: config.wal.verify_command,
-        checkCompressed: config.wal.check_compressed,
-        dbMetricsUrl: config.stemedb.metrics_url,
-        service: config.stemedb.service,
-        procPath: config.host.proc_path,
-        registry,
-        history,
-        log,
-        judge,
-      }),
-  },
+    options: (c): Built<WalOptions, "usedHistory" | "log" | "judge"> => ({
+      dir: c.wal.dir,
+      pattern: c.wal.segment_pattern,
+      rescanMs: c.collectors.wal.interval,
+      stallAfterMs: c.wal.stall_after,
+      expectedSegmentSize: c.wal.expected_segment_size,
+      verifyCommand: c.wal.verify_command,
+      checkCompressed: c.wal.check_compressed,
+      dbMetricsUrl: c.stemedb.metrics_url,
+      service: c.stemedb.service,
+      procPath: c.host.proc_path,
+    }),
+    sinks: (o, registry, log, judge) => walSinks(registry, log, o.dir, judge),
+    // The mounts collector's used-bytes history of the WAL's mount, typed (no series name here).
+    create: (o, { history, log, judge }) =>
+      new WalCollector({ ...o, usedHistory: usedHistory(history), log, judge }),
+  }),
 ];
 
 const WAL_TICK_MS = 2_000;
@@ -242,15 +255,23 @@ export function buildCollectors(
   deps: CollectorDeps,
   only?: (name: string) => boolean,
 ): CollectorEntry[] {
-  return FACTORIES.filter((f) => f.enabled(deps.config) && (only?.(f.name) ?? true)).map((f) => ({
-    collector: f.create(deps),
-    spec: f.spec(deps.config),
-    fingerprint: f.fingerprint(deps.config),
+  const c = deps.config;
+  return FACTORIES.filter((f) => f.enabled(c) && (only?.(f.name) ?? true)).map((f) => ({
+    ...f.build(deps),
+    spec: f.spec(c),
+    fingerprint: fingerprint(f.options(c)),
   }));
 }
 
 export function collectorFingerprints(c: Config): Map<string, string> {
-  return new Map(FACTORIES.filter((f) => f.enabled(c)).map((f) => [f.name, f.fingerprint(c)]));
+  return new Map(
+    FACTORIES.filter((f) => f.enabled(c)).map((f) => [f.name, fingerprint(f.options(c))]),
+  );
+}
+
+/** The options each enabled collector would be built with (what its fingerprint is made of). */
+export function collectorOptions(c: Config): Map<string, unknown> {
+  return new Map(FACTORIES.filter((f) => f.enabled(c)).map((f) => [f.name, f.options(c)]));
 }
 
 /** The schedule (interval, timeout, jitter) of each enabled collector: a reload applies it without a rebuild. */

@@ -37,6 +37,8 @@ export interface CollectorStatus {
 
 interface Slot {
   readonly collector: Collector;
+  /** Where a fresh observation goes (the collector's route to its sinks). */
+  readonly publish: ((observation: unknown) => void) | undefined;
   spec: ScheduleSpec;
   timer: NodeJS.Timeout | undefined;
   /** Monotonic ms of the next planned run, before jitter. */
@@ -64,11 +66,12 @@ export class Scheduler {
     private readonly onObservation: (name: string, observation: unknown) => void = () => undefined,
   ) {}
 
-  add(collector: Collector, spec: ScheduleSpec): void {
+  add(collector: Collector, spec: ScheduleSpec, publish?: (observation: unknown) => void): void {
     if (this.slots.has(collector.name)) throw new Error(`collector ${collector.name} added twice`);
     this.metrics.declareCollector(collector.name);
     const slot: Slot = {
       collector,
+      publish,
       spec,
       timer: undefined,
       nextDue: 0,
@@ -221,7 +224,7 @@ export class Scheduler {
       this.metrics.collectorLastSuccess.labels(collector.name).set(slot.lastSuccess / 1000);
       this.metrics.collectorUp.labels(collector.name).set(1);
       try {
-        collector.publish?.(obs);
+        slot.publish?.(obs);
         this.onObservation(collector.name, obs);
       } catch (e) {
         this.fail(slot, "error", `publishing failed: ${errorMessage(e)}`);

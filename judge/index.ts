@@ -1,12 +1,12 @@
 // The judge: every threshold and severity the agent judges storage with, in one pure module (no
 // I/O, no clock: callers pass what they measured). Status, diagnose, events and the remediators
 // ask it, so the same number never gets two verdicts. The figures: ./thresholds.ts.
-import type { FsyncProbeObservation } from "../collectors/fsync_probe/collector.js";
+import type { FsyncProbeObservation } from "../collectors/fsync_probe/observation.js";
 import type { KernelSeverity } from "../collectors/kmsg/classify.js";
 import type { FindingSeverity } from "../collectors/mounts/policy.js";
 import type { CollectState } from "../collectors/smart/classify.js";
 import type { SmartVerdict } from "../collectors/smart/verdict.js";
-import type { WalJudge } from "../collectors/wal/collector.js";
+import type { CollectorJudge } from "../collectors/judge.js";
 import type { FindingKind } from "../collectors/wal/inventory.js";
 import type { Config } from "../core/config/schema.js";
 import type { EventSeverity } from "../core/history/store.js";
@@ -233,7 +233,7 @@ export const agentVerdict = (health: string): Verdict =>
   health === "healthy" ? "ok" : health === "degraded" ? "warn" : "crit";
 
 /** What collectors ask the judge, handed down by the app (collectors/ cannot import judge/). */
-export const COLLECTOR_JUDGE: WalJudge = {
+export const COLLECTOR_JUDGE: CollectorJudge = {
   findingSeverity: walFindingSeverity,
   isStemedbDatabase,
   walFilesystemFilling,

@@ -13,9 +13,8 @@ import { NS } from "../core/metrics/registry.js";
 export type Mode = "off" | "dry-run" | "on";
 
 /** The collectors' latest observations, as the core hands them to remediators each tick. */
-export interface Latest {
-  get<T>(collector: string): { at: number; observation: T } | undefined;
-}
+import type { Latest } from "../collectors/observations.js";
+export type { Latest };
 
 /**
  * What the agent needs of every remediator: a name and mode, a lifecycle (start, a tick each

@@ -2,14 +2,11 @@
 // device under a real fio load. Needs root, fio and sysstat (npm test installs them).
 import { spawn, spawnSync } from "node:child_process";
 import test from "ava";
-import { Registry } from "prom-client";
-import {
-  DiskstatsCollector,
-  type DiskstatsObservation,
-} from "../collectors/diskstats/collector.js";
+import { DiskstatsCollector } from "../collectors/diskstats/collector.js";
+import type { DiskstatsObservation } from "../collectors/diskstats/observation.js";
 import { hasCommand, isRoot, tempDir } from "./helpers/agent-process.js";
 import { makeLoopFs } from "./helpers/loop.js";
-import { quietLog, sleep } from "./helpers/quiet.js";
+import { sleep } from "./helpers/quiet.js";
 
 interface SysstatDisk {
   disk_device: string;
@@ -40,9 +37,6 @@ test("await, IOPS, throughput, aqu-sz and %util match iostat -x for the same int
     roles: [{ role: "wal", path: lfs.mnt }],
     include: `^${lfs.device}$`,
     exclude: "",
-    registry: new Registry(),
-    history: null,
-    log: quietLog,
   });
   const signal = new AbortController().signal;
   spawnSync("sync");

@@ -5,31 +5,31 @@ import { statSync } from "node:fs";
 import { join } from "node:path";
 import test from "ava";
 import { Registry } from "prom-client";
-import {
-  FsyncProbeCollector,
-  type FsyncProbeObservation,
-  type ProbeOutcome,
-} from "../collectors/fsync_probe/collector.js";
+import { FsyncProbeCollector } from "../collectors/fsync_probe/collector.js";
+import { fsyncProbeSinks } from "../collectors/fsync_probe/sink.js";
+import type { FsyncProbeObservation, ProbeOutcome } from "../collectors/fsync_probe/observation.js";
 import { PROBE_FILE } from "../collectors/fsync_probe/protocol.js";
 import { HistoryStore } from "../core/history/store.js";
 import { CoreMetrics } from "../core/metrics/registry.js";
 import { hasCommand, isRoot, tempDir } from "./helpers/agent-process.js";
 import { makeLoopFs, makeTmpfs } from "./helpers/loop.js";
-import { defaultRetention, quietLog, sampler, sleep } from "./helpers/quiet.js";
+import { defaultRetention, quietLog, routed, sleep } from "./helpers/quiet.js";
 import { withHistoryFile } from "./helpers/history-file.js";
 
 function probe(dirs: string[], extra: { deadlineMs?: number; history?: HistoryStore } = {}) {
   const registry = new Registry();
-  const col = new FsyncProbeCollector({
-    dirs,
-    blockSize: 4096,
-    deadlineMs: extra.deadlineMs ?? 5000,
-    procPath: "/proc",
-    registry,
-    history: extra.history ?? null,
-    log: quietLog,
-  });
-  const once = sampler(col);
+  const { col, once } = routed(
+    fsyncProbeSinks(registry, quietLog),
+    extra.history ?? null,
+    (emit) =>
+      new FsyncProbeCollector({
+        dirs,
+        blockSize: 4096,
+        deadlineMs: extra.deadlineMs ?? 5000,
+        procPath: "/proc",
+        emit,
+      }),
+  );
   return { col, registry, once };
 }
 

@@ -20,15 +20,13 @@ import { CoreMetrics } from "../core/metrics/registry.js";
 import { buildAreas } from "../agent/status/areas.js";
 import { diagnose } from "../agent/status/diagnose.js";
 import { classify } from "../collectors/kmsg/classify.js";
-import {
-  KmsgCollector,
-  type KmsgObservation,
-  parseJournalLine,
-} from "../collectors/kmsg/collector.js";
+import { KmsgCollector, parseJournalLine } from "../collectors/kmsg/collector.js";
+import { kmsgSinks } from "../collectors/kmsg/sink.js";
+import type { KmsgObservation } from "../collectors/kmsg/observation.js";
 import { DeviceResolver } from "../collectors/kmsg/resolve.js";
 import { fetchText, hasCommand, isRoot, startAgent, tempDir } from "./helpers/agent-process.js";
 import { makeLoopFs } from "./helpers/loop.js";
-import { defaultRetention, quietLog, sampler, sleep } from "./helpers/quiet.js";
+import { defaultRetention, quietLog, routed, sleep } from "./helpers/quiet.js";
 import { exclusive, holdSysctl } from "./helpers/sysctl.js";
 import { withHistoryFile } from "./helpers/history-file.js";
 
@@ -53,17 +51,31 @@ function inject(lines: string[]): void {
 
 function follower(facilities: string[], history: HistoryStore | null = null) {
   const registry = new Registry();
-  const col = new KmsgCollector({
-    kmsgPath: "/dev/kmsg",
-    procPath: "/proc",
-    sysPath: "/sys",
-    facilities,
-    registry,
+  const {
+    col: collector,
+    route,
+    once,
+  } = routed(
+    kmsgSinks(registry),
     history,
-    log: quietLog,
-    once: false,
-  });
-  const once = sampler(col);
+    () =>
+      new KmsgCollector({
+        kmsgPath: "/dev/kmsg",
+        procPath: "/proc",
+        sysPath: "/sys",
+        facilities,
+        state: history,
+        log: quietLog,
+        once: false,
+      }),
+  );
+  // Closing the follower closes its route too: what was pending (summaries, incidents) is written.
+  const col = {
+    close: () => {
+      collector.close();
+      route.close();
+    },
+  };
   return { col, registry, once };
 }
 
@@ -458,18 +470,21 @@ test("the follower hands record metadata to the classifier: DEVICE= decides the 
   const fifo = join(dir, "kmsg");
   execFileSync("mkfifo", [fifo]);
   const registry = new Registry();
-  const col = new KmsgCollector({
-    kmsgPath: fifo,
-    procPath: "/proc",
-    sysPath: join(dir, "nosys"),
-    facilities: ["kern"],
-    registry,
-    history: null,
-    log: quietLog,
-    once: false,
-  });
-  t.teardown(() => col.close());
-  const once = sampler(col);
+  const { once, close } = routed(
+    kmsgSinks(registry),
+    null,
+    () =>
+      new KmsgCollector({
+        kmsgPath: fifo,
+        procPath: "/proc",
+        sysPath: join(dir, "nosys"),
+        facilities: ["kern"],
+        state: null,
+        log: quietLog,
+        once: false,
+      }),
+  );
+  t.teardown(close);
   await once(); // opens the read end
   const w = openSync(fifo, constants.O_WRONLY | constants.O_NONBLOCK);
   writeSync(
@@ -644,18 +659,22 @@ test("the device resolver names /dev/mapper/NAME as its dm-N and 'cciss/c0d0p1' 
 test("when /dev/kmsg cannot be opened the follower switches to journalctl -k -f -o json, and reads its records", async (t) => {
   if (!hasCommand("journalctl")) return t.pass("skipped: journalctl not installed");
   const registry = new Registry();
-  const col = new KmsgCollector({
-    kmsgPath: "/nonexistent/kmsg",
-    procPath: "/proc",
-    sysPath: "/sys",
-    facilities: ["kern"],
-    registry,
-    history: null,
-    log: quietLog,
-    once: false,
-  });
-  t.teardown(() => col.close());
-  const o = await sampler(col)();
+  const { once, close } = routed(
+    kmsgSinks(registry),
+    null,
+    () =>
+      new KmsgCollector({
+        kmsgPath: "/nonexistent/kmsg",
+        procPath: "/proc",
+        sysPath: "/sys",
+        facilities: ["kern"],
+        state: null,
+        log: quietLog,
+        once: false,
+      }),
+  );
+  t.teardown(close);
+  const o = await once();
   t.is(o.source, "journal");
   t.regex(await registry.metrics(), /stemedb_agent_kernel_log_source\{source="journal"\} 1/);
   // Journal entries as journald writes them for kernel records (no journald runs on this test machine).

@@ -5,13 +5,15 @@ import test from "ava";
 import { Registry } from "prom-client";
 import { HistoryStore } from "../core/history/store.js";
 import { CoreMetrics } from "../core/metrics/registry.js";
-import { MountsCollector, type MountsObservation } from "../collectors/mounts/collector.js";
+import { MountsCollector } from "../collectors/mounts/collector.js";
+import { mountsSinks, usedHistory } from "../collectors/mounts/sink.js";
+import type { MountsObservation } from "../collectors/mounts/observation.js";
 import { estimateFill, theilSenSlope } from "../collectors/mounts/fill.js";
 import { mountFor, parseMountinfo, unescapeMountPath } from "../core/host/mountinfo.js";
 import { mountFindings } from "../collectors/mounts/policy.js";
 import { AGENT_BIN, hasCommand, isRoot, tempDir } from "./helpers/agent-process.js";
 import { makeLoopFs } from "./helpers/loop.js";
-import { defaultRetention, quietLog, sampler, sleep } from "./helpers/quiet.js";
+import { defaultRetention, quietLog, routed, sleep } from "./helpers/quiet.js";
 import { withHistoryFile } from "./helpers/history-file.js";
 
 const MOUNTINFO = [
@@ -108,16 +110,19 @@ function collector(
   extra: { history?: HistoryStore; minSpanMs?: number } = {},
 ) {
   const registry = new Registry();
-  const col = new MountsCollector({
-    paths,
-    procPath: "/proc",
-    fillWindowMs: 3_600_000,
-    fillMinSpanMs: extra.minSpanMs ?? 0,
-    registry,
-    history: extra.history ?? null,
-    log: quietLog,
-  });
-  const once = sampler(col);
+  const history = extra.history ?? null;
+  const { col, once } = routed(
+    mountsSinks(registry, quietLog),
+    history,
+    () =>
+      new MountsCollector({
+        paths,
+        procPath: "/proc",
+        fillWindowMs: 3_600_000,
+        fillMinSpanMs: extra.minSpanMs ?? 0,
+        usedHistory: usedHistory(history),
+      }),
+  );
   return { col, registry, once };
 }
 

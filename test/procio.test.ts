@@ -3,10 +3,12 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import test from "ava";
 import { Registry } from "prom-client";
-import { ProcioCollector, type ProcioObservation } from "../collectors/procio/collector.js";
+import { ProcioCollector } from "../collectors/procio/collector.js";
+import { procioSinks } from "../collectors/procio/sink.js";
+import type { ProcioObservation } from "../collectors/procio/observation.js";
 import { parseCgroupUnit, parseIoStat, parseProcIo } from "../collectors/procio/parse.js";
 import { hasCommand, tempDir } from "./helpers/agent-process.js";
-import { quietLog, sampler, sleep } from "./helpers/quiet.js";
+import { routed, sleep } from "./helpers/quiet.js";
 
 test("/proc/<pid>/io parses; garbage is a reason, not a throw", (t) => {
   const real =
@@ -53,15 +55,11 @@ test("io.stat parses per device, with extra keys ignored and junk skipped", (t) 
 
 function collector(procPath: string, units: string[] = [], topK = 10) {
   const registry = new Registry();
-  const col = new ProcioCollector({
-    procPath,
-    units,
-    topK,
-    registry,
-    history: null,
-    log: quietLog,
-  });
-  const once = sampler(col);
+  const { col, once } = routed(
+    procioSinks(registry, units),
+    null,
+    () => new ProcioCollector({ procPath, units, topK }),
+  );
   return { col, registry, once };
 }
 

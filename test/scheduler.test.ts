@@ -113,18 +113,16 @@ test("a collector's published observation is the one it returned, and publish er
   const seen: number[] = [];
   let n = 0;
   sched.add(
-    { name: "pub", collect: () => Promise.resolve(++n), publish: (o) => seen.push(o as number) },
+    { name: "pub", collect: () => Promise.resolve(++n) },
     { interval: ms(50), timeout: ms(500), jitter: ms(0) },
+    (o) => seen.push(o as number),
   );
   sched.add(
-    {
-      name: "badpub",
-      collect: () => Promise.resolve(1),
-      publish: () => {
-        throw new Error("sink broke");
-      },
-    },
+    { name: "badpub", collect: () => Promise.resolve(1) },
     { interval: ms(50), timeout: ms(500), jitter: ms(0) },
+    () => {
+      throw new Error("sink broke");
+    },
   );
   sched.start();
   await sleep(280);

@@ -19,9 +19,10 @@ import {
   predictiveCounters,
 } from "../collectors/smart/verdict.js";
 import { SmartCollector } from "../collectors/smart/collector.js";
+import { smartSinks } from "../collectors/smart/sink.js";
 import { tempDir } from "./helpers/agent-process.js";
 import { fakeSmartctl, SMART_FIXTURES } from "./helpers/fake-smartctl.js";
-import { quietLog, sampler } from "./helpers/quiet.js";
+import { quietLog, routed } from "./helpers/quiet.js";
 
 const DAY = 86_400_000;
 
@@ -278,21 +279,25 @@ test("collector: a CRC count that grows between polls turns the verdict to warn;
   });
   const registry = new Registry();
   mkdirSync(join(dir, "sys", "block"), { recursive: true });
-  const col = new SmartCollector({
-    smartctl: fake.path,
-    isolateWith: null,
-    interval: 1,
-    timeout: 10_000,
-    devices: ["/dev/sdc"],
-    sysPath: join(dir, "sys"),
-    devPath: "/dev",
-    waitForRuns: true,
-    registry,
-    history: null,
-    log: quietLog,
-  });
+  const { col, once } = routed(
+    smartSinks(registry, quietLog),
+    null,
+    (emit) =>
+      new SmartCollector({
+        smartctl: fake.path,
+        isolateWith: null,
+        interval: 1,
+        timeout: 10_000,
+        devices: ["/dev/sdc"],
+        sysPath: join(dir, "sys"),
+        devPath: "/dev",
+        waitForRuns: true,
+        state: null,
+        emit,
+        log: quietLog,
+      }),
+  );
   t.teardown(() => col.close());
-  const once = sampler(col);
   t.is((await once()).devices[0]?.verdict, "pass", "3 old CRC errors: static");
   fake.set("/dev/sdc", join(dir, "grown.json"));
   await new Promise((r) => setTimeout(r, 5));
@@ -458,20 +463,8 @@ test("smart_attribute_raw: every attribute any fixture exports is in its help te
     "listed but never exported",
   );
   const registry = new Registry();
-  const col = new SmartCollector({
-    smartctl: "/nonexistent",
-    isolateWith: null,
-    interval: 600_000,
-    timeout: 1000,
-    devices: [],
-    sysPath: "/nonexistent",
-    devPath: "/dev",
-    waitForRuns: true,
-    registry,
-    history: null,
-    log: quietLog,
-  });
-  t.teardown(() => col.close());
+  // The help text is the sink's: the collector itself registers no metrics.
+  smartSinks(registry, quietLog);
   const help =
     (await registry.getSingleMetric("stemedb_agent_smart_attribute_raw")?.get())?.help ?? "";
   const readme = readFileSync(new URL("../../README.md", import.meta.url), "utf8");

@@ -5,12 +5,13 @@ import { Registry } from "prom-client";
 import { HistoryStore } from "../core/history/store.js";
 import { CoreMetrics } from "../core/metrics/registry.js";
 import { SmartCollector } from "../collectors/smart/collector.js";
+import { smartSinks } from "../collectors/smart/sink.js";
 import { decodeExitStatus, parseSmart } from "../collectors/smart/parse.js";
 import { judge } from "../collectors/smart/verdict.js";
 import { spawnSync } from "node:child_process";
 import { fetchText, hasCommand, startAgent, tempDir } from "./helpers/agent-process.js";
 import { type FakeBehaviour, fakeSmartctl, SMART_FIXTURES } from "./helpers/fake-smartctl.js";
-import { alive, defaultRetention, quietLog, sampler, sleep } from "./helpers/quiet.js";
+import { alive, defaultRetention, quietLog, routed, sleep } from "./helpers/quiet.js";
 import { isolatedCommand, shouldIsolate } from "../collectors/smart/isolate.js";
 import { withHistoryFile } from "./helpers/history-file.js";
 
@@ -149,20 +150,25 @@ function smart(
   const sys = join(dir, "empty-sys");
   mkdirSync(join(sys, "block"), { recursive: true }); // no physical disks: only the listed ones
   const registry = extra.registry ?? new Registry();
-  const col = new SmartCollector({
-    smartctl,
-    isolateWith: null,
-    interval: extra.interval ?? 600_000,
-    timeout: extra.timeout ?? 10_000,
-    devices,
-    sysPath: sys,
-    devPath: "/dev",
-    waitForRuns: extra.wait ?? true,
-    registry,
-    history: extra.history ?? null,
-    log: quietLog,
-  });
-  const once = sampler(col);
+  const history = extra.history ?? null;
+  const { col, once } = routed(
+    smartSinks(registry, quietLog),
+    history,
+    (emit) =>
+      new SmartCollector({
+        smartctl,
+        isolateWith: null,
+        interval: extra.interval ?? 600_000,
+        timeout: extra.timeout ?? 10_000,
+        devices,
+        sysPath: sys,
+        devPath: "/dev",
+        waitForRuns: extra.wait ?? true,
+        state: history,
+        emit,
+        log: quietLog,
+      }),
+  );
   return { col, registry, once };
 }
 
@@ -391,22 +397,26 @@ test("the real smartctl on this machine reports its disks as unsupported, cleanl
   if (!hasCommand("smartctl"))
     return t.pass("skipped: smartctl not installed (npm test installs smartmontools as root)");
   const registry = new Registry();
-  const col = new SmartCollector({
-    isolateWith: null,
-    smartctl: "smartctl",
-    interval: 600_000,
-    timeout: 30_000,
-    devices: [],
-    sysPath: "/sys",
-    devPath: "/dev",
-    waitForRuns: true,
-    registry,
-    history: null,
-    log: quietLog,
-  });
+  const { col, once } = routed(
+    smartSinks(registry, quietLog),
+    null,
+    (emit) =>
+      new SmartCollector({
+        isolateWith: null,
+        smartctl: "smartctl",
+        interval: 600_000,
+        timeout: 30_000,
+        devices: [],
+        sysPath: "/sys",
+        devPath: "/dev",
+        waitForRuns: true,
+        state: null,
+        emit,
+        log: quietLog,
+      }),
+  );
   t.teardown(() => col.close());
-  const o = await col.collect({ signal: new AbortController().signal });
-  col.publish(o);
+  const o = await once();
   t.is(o.smartctl_error, null);
   t.true(o.devices.length > 0, "the physical disks from sysfs are tried");
   for (const d of o.devices) {

@@ -18,7 +18,10 @@ import { join } from "node:path";
 import { gzipSync } from "node:zlib";
 import test from "ava";
 import { Registry } from "prom-client";
-import { WalCollector, type WalObservation } from "../collectors/wal/collector.js";
+import { WalCollector } from "../collectors/wal/collector.js";
+import { walSinks } from "../collectors/wal/sink.js";
+import { usedHistory } from "../collectors/mounts/sink.js";
+import type { WalObservation } from "../collectors/wal/observation.js";
 import { parseDbMetrics } from "../collectors/wal/dbmetrics.js";
 import {
   AGENT_BIN,
@@ -29,7 +32,7 @@ import {
   startAgent,
   tempDir,
 } from "./helpers/agent-process.js";
-import { quietLog, sampler, sleep } from "./helpers/quiet.js";
+import { quietLog, routed, sleep } from "./helpers/quiet.js";
 import { COLLECTOR_JUDGE } from "../judge/index.js";
 
 const seg = (i: number) => `segment.${String(i).padStart(4, "0")}.wal`;
@@ -52,23 +55,26 @@ function collector(
   }> = {},
 ) {
   const registry = new Registry();
-  const col = new WalCollector({
-    dir,
-    pattern: "segment.*.wal",
-    rescanMs: extra.rescanMs ?? 0,
-    stallAfterMs: extra.stallAfterMs ?? 3_600_000,
-    expectedSegmentSize: 0,
-    verifyCommand: extra.verifyCommand ?? "",
-    checkCompressed: true,
-    dbMetricsUrl: extra.dbMetricsUrl ?? "",
-    service: "stemedb-api.service",
-    procPath: "/proc",
-    registry,
-    history: null,
-    log: quietLog,
-    judge: COLLECTOR_JUDGE,
-  });
-  const once = sampler(col);
+  const { col, once } = routed(
+    walSinks(registry, quietLog, dir, COLLECTOR_JUDGE),
+    null,
+    () =>
+      new WalCollector({
+        dir,
+        pattern: "segment.*.wal",
+        rescanMs: extra.rescanMs ?? 0,
+        stallAfterMs: extra.stallAfterMs ?? 3_600_000,
+        expectedSegmentSize: 0,
+        verifyCommand: extra.verifyCommand ?? "",
+        checkCompressed: true,
+        dbMetricsUrl: extra.dbMetricsUrl ?? "",
+        service: "stemedb-api.service",
+        procPath: "/proc",
+        usedHistory: usedHistory(null),
+        log: quietLog,
+        judge: COLLECTOR_JUDGE,
+      }),
+  );
   return { col, registry, once };
 }
 

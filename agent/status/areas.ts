@@ -1,11 +1,7 @@
 // "Is this node's storage OK, and if not, why": one line per area, each with a verdict and the
 // one number that matters, from the collectors' latest observations and the history.
-import type { DiskstatsObservation } from "../../collectors/diskstats/collector.js";
-import type { FsyncProbeObservation } from "../../collectors/fsync_probe/collector.js";
-import type { MountsObservation } from "../../collectors/mounts/collector.js";
-import type { ProcioObservation } from "../../collectors/procio/collector.js";
-import type { SmartObservation } from "../../collectors/smart/collector.js";
-import type { WalObservation } from "../../collectors/wal/collector.js";
+import type { MountsObservation } from "../../collectors/mounts/observation.js";
+import type { ProcioObservation } from "../../collectors/procio/observation.js";
 import type { Config } from "../../core/config/schema.js";
 import type { KernelIncidentRow, KernelLog } from "../../core/history/queries.js";
 import type { HistoryStore } from "../../core/history/store.js";
@@ -52,9 +48,9 @@ export interface Area {
   readonly details: string[];
 }
 
-export interface Latest {
-  get<T>(collector: string): { at: number; observation: T } | undefined;
-}
+/** One map, one type: collectors/observations.ts. */
+import type { Latest } from "../../collectors/observations.js";
+export type { Latest };
 
 export const fmtSeconds = (s: number) =>
   s >= 1
@@ -88,7 +84,7 @@ export function recentP99(
 }
 
 export function walDevices(latest: Latest): string[] {
-  const d = latest.get<DiskstatsObservation>("diskstats")?.observation;
+  const d = latest.get("diskstats")?.observation;
   return [
     ...new Set(
       d?.roles.filter((r) => r.role === "wal").flatMap((r) => r.chain.map((c) => c.name)) ?? [],
@@ -142,7 +138,7 @@ export function buildAreas(
 }
 
 function disks(c: Config, latest: Latest, h: HistoryStore | null, now: number): Area {
-  const d = latest.get<DiskstatsObservation>("diskstats")?.observation;
+  const d = latest.get("diskstats")?.observation;
   if (!d)
     return {
       area: "disks",
@@ -180,8 +176,8 @@ function disks(c: Config, latest: Latest, h: HistoryStore | null, now: number): 
 }
 
 function fsync(c: Config, latest: Latest, h: HistoryStore | null, now: number): Area {
-  const f = latest.get<FsyncProbeObservation>("fsync_probe")?.observation;
-  const wal = latest.get<WalObservation>("wal")?.observation;
+  const f = latest.get("fsync_probe")?.observation;
+  const wal = latest.get("wal")?.observation;
   const db = wal?.database && wal.database.ok ? wal.database.p99 : null;
   if (!f || f.probes.length === 0)
     return {
@@ -224,7 +220,7 @@ function fsync(c: Config, latest: Latest, h: HistoryStore | null, now: number): 
 }
 
 function smart(latest: Latest): Area {
-  const s = latest.get<SmartObservation>("smart")?.observation;
+  const s = latest.get("smart")?.observation;
   if (!s)
     return { area: "smart", verdict: "unknown", summary: "no SMART results yet", details: [] };
   if (s.smartctl_error)
@@ -270,7 +266,7 @@ function smart(latest: Latest): Area {
 }
 
 function mounts(latest: Latest): Area {
-  const m = latest.get<MountsObservation>("mounts")?.observation;
+  const m = latest.get("mounts")?.observation;
   if (!m)
     return { area: "mounts", verdict: "unknown", summary: "no mount information yet", details: [] };
   const findings = m.mounts.flatMap((x) =>
@@ -290,7 +286,7 @@ function mounts(latest: Latest): Area {
   };
   // Read-only shows in the fsync probe (EROFS) as soon as it happens, even before the flags are re-read.
   const erofs = latest
-    .get<FsyncProbeObservation>("fsync_probe")
+    .get("fsync_probe")
     ?.observation.probes.find((p) => p.state === "error" && p.errno === "EROFS");
   if (erofs && !m.mounts.some((x) => x.read_only && x.mountpoint === erofs.mountpoint)) {
     return {
@@ -304,7 +300,7 @@ function mounts(latest: Latest): Area {
 }
 
 function filesystems(latest: Latest): Area {
-  const m = latest.get<MountsObservation>("mounts")?.observation;
+  const m = latest.get("mounts")?.observation;
   if (!m)
     return {
       area: "filesystems",
@@ -388,7 +384,7 @@ function kernel(h: HistoryStore | null, now: number): Area {
 }
 
 function wal(latest: Latest): Area {
-  const w = latest.get<WalObservation>("wal")?.observation;
+  const w = latest.get("wal")?.observation;
   if (!w) return { area: "wal", verdict: "unknown", summary: "no WAL inventory yet", details: [] };
   const verdict = judgeWalFindings(w.findings.map((f) => f.kind));
   const s = w.segments;
@@ -410,7 +406,7 @@ export const notStemedb = (r: { comm: string }) => !isStemedbProcess(r.comm);
 
 /** Informational, except while WAL fsync is slow: then a heavy user-space reader/writer is a warning. */
 function competing(latest: Latest, fsyncVerdict: AreaVerdict): Area {
-  const p = latest.get<ProcioObservation>("procio")?.observation;
+  const p = latest.get("procio")?.observation;
   if (!p || p.interval_seconds === null)
     return {
       area: "competing_io",

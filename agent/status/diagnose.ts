@@ -1,11 +1,5 @@
 // agentctl diagnose: the node-local steps of the StemeDB runbooks, in runbook order, each with
 // its evidence and the action taken by the agent or suggested to the operator.
-import type { DiskstatsObservation } from "../../collectors/diskstats/collector.js";
-import type { FsyncProbeObservation } from "../../collectors/fsync_probe/collector.js";
-import type { MountsObservation } from "../../collectors/mounts/collector.js";
-import type { ProcioObservation } from "../../collectors/procio/collector.js";
-import type { SmartObservation } from "../../collectors/smart/collector.js";
-import type { WalObservation } from "../../collectors/wal/collector.js";
 import type { Config } from "../../core/config/schema.js";
 import type { HistoryStore } from "../../core/history/store.js";
 import {
@@ -62,12 +56,12 @@ export function diagnose(
 ): Diagnosis {
   const steps: Step[] = [];
   const add = (s: Step) => steps.push(s);
-  const probe = latest.get<FsyncProbeObservation>("fsync_probe")?.observation;
-  const disk = latest.get<DiskstatsObservation>("diskstats")?.observation;
-  const proc = latest.get<ProcioObservation>("procio")?.observation;
-  const wal = latest.get<WalObservation>("wal")?.observation;
-  const mounts = latest.get<MountsObservation>("mounts")?.observation;
-  const smart = latest.get<SmartObservation>("smart")?.observation;
+  const probe = latest.get("fsync_probe")?.observation;
+  const disk = latest.get("diskstats")?.observation;
+  const proc = latest.get("procio")?.observation;
+  const wal = latest.get("wal")?.observation;
+  const mounts = latest.get("mounts")?.observation;
+  const smart = latest.get("smart")?.observation;
   const limits = fsyncLimits(c);
   const diskLim = diskLimits(c);
   const walDev = walDevices(latest);

@@ -3,47 +3,16 @@
 // the p99 of one-second windows between its scrapes: the tail node_exporter cannot show.
 import { readFileSync } from "node:fs";
 import { performance } from "node:perf_hooks";
-import type { Counter, Gauge, Histogram, Registry } from "prom-client";
-import type { HistoryStore } from "../../core/history/store.js";
-import type { Logger } from "../../core/log.js";
-import { counter, gauge, histogram } from "../../core/metrics/define.js";
-import { NS } from "../../core/metrics/registry.js";
 import type { CollectContext, Collector } from "../../core/collector.js";
-import { deltaU32, diskDelta, type Iostat, iostat } from "./iostat.js";
-import { type PathDevices, resolvePath } from "../blockdev/resolve.js";
+import { diskDelta, type Iostat, iostat } from "./iostat.js";
+import { resolvePath } from "../blockdev/resolve.js";
 import { Host } from "../../core/host/host.js";
 import type { MountInfo } from "../../core/host/mountinfo.js";
 import { type DiskCounters, parseDiskstats } from "./parse.js";
+import type { DiskObservation, Role, RoleMapping, DiskstatsObservation } from "./observation.js";
 
 /** Mounts and device stacks change rarely; sysfs is re-read this often. */
 const ROLE_REFRESH_MS = 60_000;
-
-export const AWAIT_BUCKETS = [
-  0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10,
-];
-
-export interface DiskObservation {
-  readonly device: string;
-  readonly major: number;
-  readonly minor: number;
-  readonly counters: DiskCounters;
-  /** Figures of the interval since the previous sample; null on the first sample or after a reset. */
-  readonly iostat: Iostat | null;
-}
-
-export type Role = "wal" | "data";
-
-export interface RoleMapping extends PathDevices {
-  readonly role: Role;
-}
-
-export interface DiskstatsObservation {
-  readonly interval_seconds: number | null;
-  readonly devices: DiskObservation[];
-  /** Which devices hold the WAL and data directories (refreshed every minute). */
-  readonly roles: RoleMapping[];
-  readonly problems: string[];
-}
 
 export interface DiskstatsOptions {
   readonly procPath: string;
@@ -52,160 +21,6 @@ export interface DiskstatsOptions {
   readonly roles: ReadonlyArray<{ readonly role: Role; readonly path: string }>;
   readonly include: string;
   readonly exclude: string;
-  readonly registry: Registry;
-  readonly history: HistoryStore | null;
-  readonly log: Logger;
-}
-
-/**
- * Exported counters: metric name, help, the kernel's raw value, the factor to base units, and
- * the width the kernel prints it with (time fields are u32 milliseconds and wrap).
- */
-interface CounterSpec {
-  readonly name: string;
-  readonly help: string;
-  readonly raw: (c: DiskCounters) => number | undefined;
-  readonly scale: number;
-  readonly u32: boolean;
-}
-const SECTOR = 512;
-const MS = 0.001;
-const COUNTERS: readonly CounterSpec[] = [
-  {
-    name: "disk_reads_completed_total",
-    help: "Reads completed (after merges).",
-    raw: (c) => c.reads,
-    scale: 1,
-    u32: false,
-  },
-  {
-    name: "disk_reads_merged_total",
-    help: "Adjacent reads merged into one request.",
-    raw: (c) => c.readsMerged,
-    scale: 1,
-    u32: false,
-  },
-  {
-    name: "disk_read_bytes_total",
-    help: "Bytes read.",
-    raw: (c) => c.sectorsRead,
-    scale: SECTOR,
-    u32: false,
-  },
-  {
-    name: "disk_read_time_seconds_total",
-    help: "Total time spent by reads, queueing included.",
-    raw: (c) => c.readMs,
-    scale: MS,
-    u32: true,
-  },
-  {
-    name: "disk_writes_completed_total",
-    help: "Writes completed (after merges; includes empty pre-flush writes).",
-    raw: (c) => c.writes,
-    scale: 1,
-    u32: false,
-  },
-  {
-    name: "disk_writes_merged_total",
-    help: "Adjacent writes merged into one request.",
-    raw: (c) => c.writesMerged,
-    scale: 1,
-    u32: false,
-  },
-  {
-    name: "disk_written_bytes_total",
-    help: "Bytes written.",
-    raw: (c) => c.sectorsWritten,
-    scale: SECTOR,
-    u32: false,
-  },
-  {
-    name: "disk_write_time_seconds_total",
-    help: "Total time spent by writes, queueing included.",
-    raw: (c) => c.writeMs,
-    scale: MS,
-    u32: true,
-  },
-  {
-    name: "disk_io_time_seconds_total",
-    help: "Time with at least one request in flight (rate = utilisation).",
-    raw: (c) => c.ioMs,
-    scale: MS,
-    u32: true,
-  },
-  {
-    name: "disk_io_time_weighted_seconds_total",
-    help: "Sum of request time of all requests (rate = average queue depth).",
-    raw: (c) => c.weightedMs,
-    scale: MS,
-    u32: true,
-  },
-  {
-    name: "disk_discards_completed_total",
-    help: "Discards completed.",
-    raw: (c) => c.discard?.completed,
-    scale: 1,
-    u32: false,
-  },
-  {
-    name: "disk_discards_merged_total",
-    help: "Discards merged.",
-    raw: (c) => c.discard?.merged,
-    scale: 1,
-    u32: false,
-  },
-  {
-    name: "disk_discarded_bytes_total",
-    help: "Bytes discarded.",
-    raw: (c) => c.discard?.sectors,
-    scale: SECTOR,
-    u32: false,
-  },
-  {
-    name: "disk_discard_time_seconds_total",
-    help: "Total time spent by discards.",
-    raw: (c) => c.discard?.ms,
-    scale: MS,
-    u32: true,
-  },
-  {
-    name: "disk_flush_requests_total",
-    help: "Flush requests completed by the device (not tracked for partitions).",
-    raw: (c) => c.flush?.completed,
-    scale: 1,
-    u32: false,
-  },
-  {
-    name: "disk_flush_requests_time_seconds_total",
-    help: "Total time spent by flush requests: the device-level cost of fsync.",
-    raw: (c) => c.flush?.ms,
-    scale: MS,
-    u32: true,
-  },
-];
-
-/** History series recorded per device every interval, in the order publish() fills them. */
-const HISTORY_SERIES = [
-  "disk_r_await_seconds",
-  "disk_w_await_seconds",
-  "disk_f_await_seconds",
-  "disk_utilization_ratio",
-  "disk_queue_depth",
-  "disk_reads_per_second",
-  "disk_writes_per_second",
-  "disk_read_bytes_per_second",
-  "disk_written_bytes_per_second",
-  "disk_flushes_per_second",
-] as const;
-
-interface DeviceHandles {
-  readonly counters: ReadonlyArray<readonly [CounterSpec, { inc(v: number): void }]>;
-  readonly inFlight: { set(v: number): void };
-  readonly util: { set(v: number): void };
-  readonly queue: { set(v: number): void };
-  readonly await: Record<"read" | "write" | "flush", { observe(v: number): void }>;
-  readonly rec: ReadonlyArray<(value: number, ts?: number) => void> | null;
 }
 
 interface DeviceState {
@@ -221,69 +36,13 @@ export class DiskstatsCollector implements Collector<DiskstatsObservation> {
   private readonly include: RegExp | null;
   private readonly exclude: RegExp | null;
   private readonly prev = new Map<string, DeviceState>();
-  private readonly handles = new Map<string, DeviceHandles>();
-  private readonly counters: ReadonlyArray<readonly [CounterSpec, Counter<"device">]>;
-  private readonly inFlight: Gauge<"device">;
-  private readonly util: Gauge<"device">;
-  private readonly queue: Gauge<"device">;
-  private readonly awaitHist: Histogram<"device" | "op">;
-  private readonly parseProblems: Counter;
-  private readonly roleInfo: Gauge<"device" | "role">;
-  private readonly diskInfo: Gauge<"device" | "rotational" | "write_cache">;
   private roles: RoleMapping[] = [];
   private rolesAt = -Infinity;
-  /** Devices whose series exist, so a vanished device's series can be removed. */
-  private readonly exported = new Set<string>();
-  private lastProblemLog = 0;
-  private publishedRoles: readonly RoleMapping[] | undefined;
 
   constructor(private readonly opts: DiskstatsOptions) {
     this.file = `${opts.procPath}/diskstats`;
     this.include = opts.include ? new RegExp(opts.include) : null;
     this.exclude = opts.exclude ? new RegExp(opts.exclude) : null;
-    const r = opts.registry;
-    this.counters = COUNTERS.map(
-      (spec) =>
-        [
-          spec,
-          counter(r, { name: NS + spec.name, help: spec.help, labelNames: ["device"] }),
-        ] as const,
-    );
-    this.inFlight = gauge(r, {
-      name: `${NS}disk_io_now`,
-      help: "Requests in flight right now.",
-      labelNames: ["device"],
-    });
-    this.util = gauge(r, {
-      name: `${NS}disk_utilization_ratio`,
-      help: "Share of the last interval with a request in flight (iostat %util / 100).",
-      labelNames: ["device"],
-    });
-    this.queue = gauge(r, {
-      name: `${NS}disk_queue_depth`,
-      help: "Average requests in flight over the last interval (iostat aqu-sz).",
-      labelNames: ["device"],
-    });
-    this.awaitHist = histogram(r, {
-      name: `${NS}disk_await_seconds`,
-      help: "Average request latency of each interval (iostat r_await/w_await/f_await), one observation per interval in which such requests completed.",
-      labelNames: ["device", "op"],
-      buckets: AWAIT_BUCKETS,
-    });
-    this.roleInfo = gauge(r, {
-      name: `${NS}disk_role`,
-      help: "1 for each device the WAL or data directory's I/O lands on (filesystem device, its disk, lower and backing devices).",
-      labelNames: ["device", "role"],
-    });
-    this.diskInfo = gauge(r, {
-      name: `${NS}disk_info`,
-      help: "Write cache mode and rotational flag (sysfs) of the devices holding the WAL or data directory; always 1.",
-      labelNames: ["device", "rotational", "write_cache"],
-    });
-    this.parseProblems = counter(r, {
-      name: `${NS}disk_parse_problems_total`,
-      help: "Lines of the diskstats file that could not be parsed and were skipped.",
-    });
   }
 
   private wanted(device: string): boolean {
@@ -343,139 +102,5 @@ export class DiskstatsCollector implements Collector<DiskstatsObservation> {
         ...(await resolvePath(path, { sysPath: this.opts.sysPath, mounts })),
       })),
     );
-  }
-
-  private publishRoles(roles: readonly RoleMapping[]): void {
-    this.roleInfo.reset();
-    this.diskInfo.reset();
-    for (const r of roles) {
-      for (const d of r.chain) {
-        this.roleInfo.set({ device: d.name, role: r.role }, 1);
-        if (d.rotational !== null || d.writeCache !== null) {
-          this.diskInfo.set(
-            {
-              device: d.name,
-              rotational: d.rotational === null ? "unknown" : d.rotational ? "1" : "0",
-              write_cache: d.writeCache ?? "unknown",
-            },
-            1,
-          );
-        }
-      }
-    }
-  }
-
-  publish(o: DiskstatsObservation): void {
-    if (o.roles !== this.publishedRoles) {
-      this.publishedRoles = o.roles;
-      this.publishRoles(o.roles);
-    }
-    if (o.problems.length > 0) {
-      this.parseProblems.inc(o.problems.length);
-      const now = Date.now();
-      if (now - this.lastProblemLog > 600_000) {
-        this.lastProblemLog = now;
-        this.opts.log.warn(
-          { file: this.file, problems: o.problems.slice(0, 5), count: o.problems.length },
-          "diskstats: lines skipped",
-        );
-      }
-    }
-    const present = new Set<string>();
-    const ts = Date.now();
-    for (const d of o.devices) {
-      present.add(d.device);
-      this.exportCounters(d);
-      const b = this.bound(d.device); // after: a counter reset forgets the device's old children
-      b.inFlight.set(d.counters.inFlight);
-      const f = d.iostat;
-      if (!f) continue;
-      b.util.set(f.util_pct / 100);
-      b.queue.set(f.aqu_sz);
-      for (const [op, ms] of [
-        ["read", f.r_await_ms],
-        ["write", f.w_await_ms],
-        ["flush", f.f_await_ms],
-      ] as const) {
-        if (ms !== null) b.await[op].observe(ms / 1000);
-      }
-      const r = b.rec;
-      if (!r) continue;
-      const rec = (i: number, v: number | null) => {
-        if (v !== null) r[i]?.(v, ts);
-      };
-      rec(0, f.r_await_ms === null ? null : f.r_await_ms / 1000);
-      rec(1, f.w_await_ms === null ? null : f.w_await_ms / 1000);
-      rec(2, f.f_await_ms === null ? null : f.f_await_ms / 1000);
-      rec(3, f.util_pct / 100);
-      rec(4, f.aqu_sz);
-      rec(5, f.r_s);
-      rec(6, f.w_s);
-      rec(7, f.rkB_s * 1024);
-      rec(8, f.wkB_s * 1024);
-      rec(9, f.f_s);
-    }
-    for (const dev of this.exported) {
-      if (!present.has(dev)) this.forget(dev);
-    }
-  }
-
-  /**
-   * Counters move by the wrap-corrected delta, so they equal the kernel's values until a
-   * 32-bit time field wraps and stay monotonic after it. A device re-created (counters went
-   * back) restarts its series, which Prometheus reads as a counter reset.
-   */
-  private lastExported = new Map<string, DiskCounters>();
-  /**
-   * A device's metric children and history recorders, bound once: labels() hashes its labels and
-   * a history key is built by sorting and serialising them, ~30 times per device every second.
-   */
-  private bound(device: string): DeviceHandles {
-    let b = this.handles.get(device);
-    if (!b) {
-      const h = this.opts.history;
-      b = {
-        counters: this.counters.map(([spec, metric]) => [spec, metric.labels(device)] as const),
-        inFlight: this.inFlight.labels(device),
-        util: this.util.labels(device),
-        queue: this.queue.labels(device),
-        await: {
-          read: this.awaitHist.labels(device, "read"),
-          write: this.awaitHist.labels(device, "write"),
-          flush: this.awaitHist.labels(device, "flush"),
-        },
-        rec: h ? HISTORY_SERIES.map((m) => h.recorder(m, { device })) : null,
-      };
-      this.handles.set(device, b);
-    }
-    return b;
-  }
-
-  private exportCounters(d: DiskObservation): void {
-    const before = this.lastExported.get(d.device);
-    const reset = before !== undefined && diskDelta(before, d.counters) === null;
-    if (reset) this.forget(d.device);
-    const b = this.bound(d.device);
-    const base = reset ? undefined : before;
-    this.exported.add(d.device);
-    this.lastExported.set(d.device, d.counters);
-    for (const [spec, child] of b.counters) {
-      const cur = spec.raw(d.counters);
-      if (cur === undefined) continue;
-      const prev = base ? spec.raw(base) : undefined;
-      const step = prev === undefined ? cur : spec.u32 ? deltaU32(prev, cur) : cur - prev;
-      child.inc(step * spec.scale);
-    }
-  }
-
-  private forget(device: string): void {
-    this.handles.delete(device);
-    for (const [, m] of this.counters) m.remove(device);
-    this.inFlight.remove(device);
-    this.util.remove(device);
-    this.queue.remove(device);
-    for (const op of ["read", "write", "flush"]) this.awaitHist.remove(device, op);
-    this.exported.delete(device);
-    this.lastExported.delete(device);
   }
 }

@@ -4,42 +4,12 @@
 // not back by its deadline is reported as stalled; when it does return, its real duration still
 // goes into the histogram (a 30 s fsync must show up as 30 s, not vanish as a timeout).
 import { Worker } from "node:worker_threads";
-import type { Counter, Gauge, Histogram, Registry } from "prom-client";
-import type { HistoryStore } from "../../core/history/store.js";
-import type { Logger } from "../../core/log.js";
-import { counter, gauge, histogram } from "../../core/metrics/define.js";
-import { NS } from "../../core/metrics/registry.js";
-import { AWAIT_BUCKETS } from "../diskstats/collector.js";
 import { Host } from "../../core/host/host.js";
 import { mountFor, type MountInfo } from "../../core/host/mountinfo.js";
 import { nearestExisting } from "../mounts/paths.js";
 import type { CollectContext, Collector } from "../../core/collector.js";
 import type { ProbeReply } from "./protocol.js";
-
-export type ProbeOutcome =
-  | {
-      readonly dir: string;
-      readonly mountpoint: string;
-      readonly state: "ok";
-      readonly seconds: number;
-    }
-  | {
-      readonly dir: string;
-      readonly mountpoint: string;
-      readonly state: "error";
-      readonly errno: string;
-      readonly message: string;
-    }
-  | {
-      readonly dir: string;
-      readonly mountpoint: string;
-      readonly state: "stalled";
-      readonly stalled_seconds: number;
-    };
-
-export interface FsyncProbeObservation {
-  readonly probes: ProbeOutcome[];
-}
+import type { FsyncProbeObservation, LateProbe, ProbeOutcome } from "./observation.js";
 
 export interface FsyncProbeOptions {
   readonly dirs: readonly string[];
@@ -47,9 +17,8 @@ export interface FsyncProbeOptions {
   /** A probe not back within this is reported stalled (kept below the collector's timeout). */
   readonly deadlineMs: number;
   readonly procPath: string;
-  readonly registry: Registry;
-  readonly history: HistoryStore | null;
-  readonly log: Logger;
+  /** The core's route for a probe that returns after its deadline. */
+  readonly emit: (late: LateProbe) => void;
 }
 
 interface InFlight {
@@ -143,33 +112,12 @@ class DirProbe {
 export class FsyncProbeCollector implements Collector<FsyncProbeObservation> {
   readonly name = "fsync_probe";
   private readonly probes: DirProbe[];
-  private readonly duration: Histogram<"mountpoint">;
-  private readonly errors: Counter<"mountpoint" | "errno">;
-  private readonly stalled: Gauge<"mountpoint">;
   private readonly mountOf = new Map<string, string>();
-  private readonly lastState = new Map<string, string>();
 
   constructor(private readonly opts: FsyncProbeOptions) {
     this.probes = opts.dirs.map(
       (d) => new DirProbe(d, opts.blockSize, (dir, reply) => this.late(dir, reply)),
     );
-    const r = opts.registry;
-    this.duration = histogram(r, {
-      name: `${NS}fsync_probe_duration_seconds`,
-      help: "Time of one probe write plus fdatasync in the probed directory (a stalled probe is observed when it returns).",
-      labelNames: ["mountpoint"],
-      buckets: AWAIT_BUCKETS,
-    });
-    this.errors = counter(r, {
-      name: `${NS}fsync_probe_errors_total`,
-      help: "Probes that failed, by errno (EIO, EROFS, ENOSPC, ENOENT, ...).",
-      labelNames: ["mountpoint", "errno"],
-    });
-    this.stalled = gauge(r, {
-      name: `${NS}fsync_probe_stalled_seconds`,
-      help: "How long the probe in flight has been waiting; 0 when none is stuck.",
-      labelNames: ["mountpoint"],
-    });
   }
 
   async collect({ signal }: CollectContext): Promise<FsyncProbeObservation> {
@@ -198,77 +146,20 @@ export class FsyncProbeCollector implements Collector<FsyncProbeObservation> {
     return { probes: outcomes };
   }
 
-  publish(o: FsyncProbeObservation): void {
-    const ts = Date.now();
-    for (const p of o.probes) {
-      const labels = { mountpoint: p.mountpoint };
-      this.stalled.set(labels, p.state === "stalled" ? p.stalled_seconds : 0);
-      if (p.state === "ok") {
-        this.duration.observe(labels, p.seconds);
-        this.opts.history?.record("fsync_probe_seconds", labels, p.seconds, ts);
-      } else if (p.state === "error") {
-        this.errors.inc({ mountpoint: p.mountpoint, errno: p.errno });
-      }
-      this.transition(p);
-    }
-  }
-
   async close(): Promise<void> {
     await Promise.all(this.probes.map((p) => p.close()));
   }
 
+  /** A probe back after its deadline: its real duration still goes out, through the core. */
   private late(dir: string, reply: ProbeReply): void {
     const mountpoint = this.mountOf.get(dir) ?? dir;
-    if (reply.ok) {
-      this.duration.observe({ mountpoint }, reply.seconds);
-      this.opts.history?.record("fsync_probe_seconds", { mountpoint }, reply.seconds);
-      this.opts.log.warn(
-        { dir, seconds: reply.seconds },
-        "fsync probe returned after its deadline",
-      );
-    } else {
-      this.errors.inc({ mountpoint, errno: reply.code });
-    }
-    this.stalled.set({ mountpoint }, 0);
-  }
-
-  /** An event when a directory's probe changes between ok, error (by errno) and stalled. */
-  private transition(p: ProbeOutcome): void {
-    const state = p.state === "error" ? `error:${p.errno}` : p.state;
-    const before = this.lastState.get(p.dir);
-    this.lastState.set(p.dir, state);
-    if (before === state || (before === undefined && state === "ok")) return;
-    const h = this.opts.history;
-    if (p.state === "ok") {
-      h?.event({
-        class: "disk",
-        kind: "fsync_probe.recovered",
-        severity: "info",
-        subject: p.mountpoint,
-        message: `fsync probe in ${p.dir} works again (${(p.seconds * 1000).toFixed(2)} ms)`,
-      });
-      this.opts.log.info({ dir: p.dir }, "fsync probe recovered");
-    } else if (p.state === "stalled") {
-      h?.event({
-        class: "disk",
-        kind: "fsync_probe.stalled",
-        severity: "crit",
-        subject: p.mountpoint,
-        message: `fsync probe in ${p.dir} has not returned for ${p.stalled_seconds.toFixed(1)} s`,
-      });
-      this.opts.log.error({ dir: p.dir, seconds: p.stalled_seconds }, "fsync probe stalled");
-    } else {
-      const severity = p.errno === "ENOENT" || p.errno === "EACCES" ? "warn" : "crit";
-      h?.event({
-        class: "disk",
-        kind: "fsync_probe.failed",
-        severity,
-        subject: p.mountpoint,
-        message: `fsync probe in ${p.dir} failed: ${p.errno} (${p.message})`,
-        data: { errno: p.errno },
-      });
-      this.opts.log.warn({ dir: p.dir, errno: p.errno, err: p.message }, "fsync probe failed");
-    }
+    this.opts.emit({
+      dir,
+      mountpoint,
+      reply: reply.ok
+        ? { ok: true, seconds: reply.seconds }
+        : { ok: false, code: reply.code, message: reply.message },
+    });
   }
 
   private async mounts(signal: AbortSignal) {

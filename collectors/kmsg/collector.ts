@@ -10,61 +10,28 @@
 // instead. Counters count every record; history is rate-limited per device and class.
 import { type ChildProcess, spawn } from "node:child_process";
 import { closeSync, constants, openSync, readSync } from "node:fs";
-import type { Counter, Gauge, Registry } from "prom-client";
-import type { HistoryStore } from "../../core/history/store.js";
 import type { Logger } from "../../core/log.js";
-import { counter, gauge } from "../../core/metrics/define.js";
-import { NS } from "../../core/metrics/registry.js";
-import type { CollectContext, Collector } from "../../core/collector.js";
+import type { CollectContext, Collector, HistoryReader } from "../../core/collector.js";
 import { Host } from "../../core/host/host.js";
 import { PF_KTHREAD } from "../../core/host/proc.js";
-import { type Classified, classify } from "./classify.js";
-import { describeClasses, type Incident, IncidentGrouper } from "./incidents.js";
+import { classify } from "./classify.js";
 import { FACILITIES, type KmsgRecord, parseRecord } from "./record.js";
 import { DeviceResolver } from "./resolve.js";
 import { errorMessage } from "../../core/errors.js";
+import type { KernelFault, KmsgObservation } from "./observation.js";
+import { CURSOR_KEY, RESUME_KEY } from "./sink.js";
 
 const READ_BUFFER = 16 * 1024; // > the kernel's 8 KiB record limit: a short buffer loses records
 const MAX_RECORDS_PER_TICK = 100_000;
 const YIELD_EVERY = 2_000;
-/** History keeps this many events per (device, class) per minute; the rest are summarised. */
-const EVENTS_PER_MINUTE = 20;
-const RESUME_KEY = "kmsg.resume";
-const CURSOR_KEY = "kmsg.journal_cursor";
-
-export interface KernelFault {
-  readonly seq: number | null;
-  readonly class: Classified["class"];
-  readonly severity: Classified["severity"];
-  readonly device: string;
-  readonly logical: string | null;
-  readonly count: number;
-  readonly line: string;
-  /** Record time in ms (kmsg's monotonic clock, the journal's, or the wall clock). */
-  readonly atMs: number;
-  readonly sector?: string;
-  readonly request?: string;
-  readonly repeats?: true;
-}
-
-export interface KmsgObservation {
-  readonly source: "kmsg" | "journal";
-  readonly records: number;
-  readonly faults: KernelFault[];
-  readonly lost: number;
-  readonly suppressed: number;
-  /** Where to resume: committed with this observation's events. */
-  readonly resume:
-    { readonly boot_id: string; readonly next_seq: number } | { readonly cursor: string } | null;
-}
 
 export interface KmsgOptions {
   readonly kmsgPath: string;
   readonly procPath: string;
   readonly sysPath: string;
   readonly facilities: readonly string[];
-  readonly registry: Registry;
-  readonly history: HistoryStore | null;
+  /** Where the resume point was kept (the history's state); null: none. */
+  readonly state: HistoryReader | null;
   readonly log: Logger;
   /** --once: read what is in the buffer now and stop; do not resume or persist. */
   readonly once: boolean;
@@ -84,52 +51,11 @@ export class KmsgCollector implements Collector<KmsgObservation> {
   private readonly buf = Buffer.alloc(READ_BUFFER);
   private readonly resolver: DeviceResolver;
   private readonly btrfsLast = new Map<string, number>();
-  private readonly limiter = new Map<
-    string,
-    { minute: number; written: number; dropped: number; severity: Classified["severity"] }
-  >();
-  private readonly errors: Counter<"device" | "class">;
-  private readonly incidents: Counter<"device" | "severity">;
-  private readonly grouper = new IncidentGrouper();
-  private readonly lostTotal: Counter;
-  private readonly suppressedTotal: Counter;
-  private readonly recordsTotal: Counter<"source">;
-  private readonly sourceGauge: Gauge<"source">;
-
   constructor(private readonly opts: KmsgOptions) {
     this.facilities = new Set(opts.facilities.map((f) => FACILITIES[f] ?? 0));
     this.resolver = new DeviceResolver(opts.sysPath);
     this.host = new Host({ procPath: opts.procPath, sysPath: opts.sysPath });
     this.bootId = this.host.bootId() ?? "unknown";
-    const r = opts.registry;
-    this.errors = counter(r, {
-      name: `${NS}kernel_io_errors_total`,
-      help: "Storage fault records in the kernel log, by whole disk and class (every record counts; history is rate-limited).",
-      labelNames: ["device", "class"],
-    });
-    this.incidents = counter(r, {
-      name: `${NS}kernel_io_incidents_total`,
-      help: "Storage failures in the kernel log, by whole disk and worst severity: the lines one failure prints (sense, block layer, buffer cache) within seconds on one disk are one incident.",
-      labelNames: ["device", "severity"],
-    });
-    this.lostTotal = counter(r, {
-      name: `${NS}kernel_log_lost_records_total`,
-      help: "Kernel log records overwritten before the agent read them (EPIPE and sequence gaps): fault counts are lower bounds.",
-    });
-    this.suppressedTotal = counter(r, {
-      name: `${NS}kernel_log_suppressed_total`,
-      help: 'Kernel messages the kernel itself dropped ("N callbacks suppressed"): fault counts are lower bounds.',
-    });
-    this.recordsTotal = counter(r, {
-      name: `${NS}kernel_log_records_total`,
-      help: "Kernel log records read, by source (kmsg, journal).",
-      labelNames: ["source"],
-    });
-    this.sourceGauge = gauge(r, {
-      name: `${NS}kernel_log_source`,
-      help: "Where the kernel log is read from: 1 for the source in use.",
-      labelNames: ["source"],
-    });
   }
 
   async collect({ signal }: CollectContext): Promise<KmsgObservation> {
@@ -138,112 +64,11 @@ export class KmsgCollector implements Collector<KmsgObservation> {
     return this.drainKmsg(signal);
   }
 
-  publish(o: KmsgObservation): void {
-    const wall = Date.now();
-    for (const f of o.faults) {
-      if (f.count > 0)
-        this.grouper.add({
-          device: f.device,
-          class: f.class,
-          severity: f.severity,
-          atMs: f.atMs,
-          wallMs: wall,
-          line: f.line,
-          ...(f.sector !== undefined ? { sector: f.sector } : {}),
-          ...(f.request !== undefined ? { request: f.request } : {}),
-          ...(f.repeats ? { repeats: true as const } : {}),
-        });
-    }
-    // Incidents close a few seconds after their last line, on a tick that may read nothing.
-    for (const i of this.grouper.flush(wall)) this.incident(i);
-    // Most ticks read nothing: then there is nothing to count, record or remember.
-    if (o.records === 0 && o.lost === 0) return;
-    this.recordsTotal.labels(o.source).inc(o.records);
-    if (o.lost > 0) this.lostTotal.inc(o.lost);
-    if (o.suppressed > 0) this.suppressedTotal.inc(o.suppressed);
-    const h = this.opts.history;
-    const minute = Math.floor(Date.now() / 60_000);
-    for (const f of o.faults) {
-      if (f.count > 0) this.errors.labels(f.device, f.class).inc(f.count);
-      const key = `${f.device}\u0000${f.class}`;
-      let l = this.limiter.get(key);
-      if (!l || l.minute !== minute) {
-        if (l && l.dropped > 0) this.summarise(key, l);
-        l = { minute, written: 0, dropped: 0, severity: f.severity };
-        if (this.limiter.size > 1000) this.limiter.clear(); // bounded memory in a storm of distinct devices
-        this.limiter.set(key, l);
-      }
-      if (l.written < EVENTS_PER_MINUTE) {
-        l.written++;
-        h?.event({
-          class: "kernel",
-          kind: f.class,
-          severity: f.severity === "error" ? "warn" : f.severity,
-          subject: f.device,
-          message: f.line,
-          data: { logical: f.logical, seq: f.seq },
-        });
-      } else l.dropped++;
-    }
-    for (const [key, l] of this.limiter)
-      if (l.minute !== minute && l.dropped > 0) this.summarise(key, l);
-    if (o.lost > 0)
-      h?.event({
-        class: "kernel",
-        kind: "kernel_log.lost",
-        severity: "warn",
-        message: `${o.lost} kernel log records were overwritten before they could be read; fault counts are lower bounds`,
-      });
-    if (o.resume && h)
-      h.setStateWithBatch("cursor" in o.resume ? CURSOR_KEY : RESUME_KEY, JSON.stringify(o.resume));
-  }
-
   close(): void {
-    for (const i of this.grouper.flush(Date.now(), true)) this.incident(i);
-    for (const [key, l] of this.limiter) if (l.dropped > 0) this.summarise(key, l); // nothing counted goes unmentioned
     if (this.fd !== null) closeSync(this.fd);
     this.fd = null;
     this.journal?.kill("SIGTERM");
     this.journal = null;
-  }
-
-  private incident(i: Incident): void {
-    this.incidents.labels(i.device, i.severity).inc();
-    const where = [
-      i.sectors.length ? `sector ${i.sectors.slice(0, 3).join(", ")}` : "",
-      i.requests.length ? i.requests.slice(0, 3).join(", ") : "",
-    ]
-      .filter(Boolean)
-      .join("; ");
-    const message = `${i.repeats ? "repeating: " : ""}${describeClasses(i)} (${i.lines} line${i.lines === 1 ? "" : "s"}${where ? `; ${where}` : ""}): ${i.firstLine.slice(0, 300)}`;
-    // Its own history class: per-line "kernel" events keep their one-row-per-record meaning.
-    this.opts.history?.event({
-      class: "kernel_incident",
-      kind: i.severity,
-      severity: i.severity === "error" ? "warn" : i.severity,
-      subject: i.device,
-      message,
-      data: {
-        classes: i.classes,
-        lines: i.lines,
-        sectors: i.sectors,
-        requests: i.requests,
-        worst: i.severity,
-      },
-    });
-  }
-
-  private summarise(key: string, l: { dropped: number; severity: Classified["severity"] }): void {
-    const [device, cls] = key.split("\u0000");
-    this.opts.history?.event({
-      class: "kernel",
-      kind: cls ?? "unknown",
-      severity: l.severity === "error" ? "warn" : l.severity,
-      subject: device,
-      message: `${l.dropped} more ${cls} records on ${device} in that minute (counted in the metrics, not stored one by one)`,
-      data: { suppressed_in_history: l.dropped },
-    });
-    l.dropped = 0;
   }
 
   private open(): void {
@@ -251,7 +76,7 @@ export class KmsgCollector implements Collector<KmsgObservation> {
       this.fd = openSync(this.opts.kmsgPath, constants.O_RDONLY | constants.O_NONBLOCK);
       this.source = "kmsg";
       if (!this.opts.once) {
-        const saved = this.opts.history?.getState(RESUME_KEY);
+        const saved = this.opts.state?.getState(RESUME_KEY);
         if (saved) {
           const s = JSON.parse(saved) as { boot_id?: string; next_seq?: number };
           if (s.boot_id === this.bootId && typeof s.next_seq === "number")
@@ -268,8 +93,6 @@ export class KmsgCollector implements Collector<KmsgObservation> {
       );
       this.startJournal();
     }
-    this.sourceGauge.reset();
-    this.sourceGauge.set({ source: this.source ?? "none" }, 1);
   }
 
   private async drainKmsg(signal: AbortSignal): Promise<KmsgObservation> {
@@ -397,7 +220,7 @@ export class KmsgCollector implements Collector<KmsgObservation> {
   }
 
   private readCursor(): string | null {
-    const saved = this.opts.history?.getState(CURSOR_KEY);
+    const saved = this.opts.state?.getState(CURSOR_KEY);
     if (!saved) return null;
     try {
       return (JSON.parse(saved) as { cursor?: string }).cursor ?? null;

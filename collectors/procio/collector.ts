@@ -4,57 +4,19 @@
 // configured units (cardinality). Processes vanishing mid-read and permission errors are normal.
 import { readFile } from "node:fs/promises";
 import { performance } from "node:perf_hooks";
-import type { Counter, Gauge, Registry } from "prom-client";
-import type { HistoryStore, TopIoRow } from "../../core/history/store.js";
-import type { Logger } from "../../core/log.js";
-import { counter, gauge } from "../../core/metrics/define.js";
-import { NS } from "../../core/metrics/registry.js";
 import { Host } from "../../core/host/host.js";
 import type { CollectContext, Collector } from "../../core/collector.js";
 import { type IoStatEntry, parseCgroupUnit, parseIoStat, parseProcIo } from "./parse.js";
 import { errorMessage } from "../../core/errors.js";
+import type { ProcessIo, UnitIo, ProcioObservation } from "./observation.js";
 
 /** Processes read per slice before yielding to the event loop (keeps loop lag low on busy hosts). */
 const SLICE = 64;
-
-export interface ProcessIo extends TopIoRow {
-  readonly read_bytes: number;
-  readonly write_bytes: number;
-  /** A kernel thread (writeback, loop, jbd2): it works on someone else's behalf and cannot be paused. */
-  readonly kthread: boolean;
-}
-
-export interface UnitIo {
-  readonly unit: string;
-  /** Where the figures come from: the unit's cgroup io.stat (includes writeback done on its behalf), or the sum of its processes. */
-  readonly source: "io.stat" | "processes";
-  readonly read_bps: number;
-  readonly write_bps: number;
-  /** Bytes in the interval (exact; the rates are these over the interval). */
-  readonly read_bytes: number;
-  readonly write_bytes: number;
-  /** Per device "MAJ:MIN", from io.stat only. */
-  readonly devices: Record<string, { read_bps: number; write_bps: number }>;
-}
-
-export interface ProcioObservation {
-  readonly interval_seconds: number | null;
-  /** Processes with storage I/O in the interval, busiest first, at most top_k. */
-  readonly top: ProcessIo[];
-  /** Every unit seen doing I/O, and every configured unit. */
-  readonly units: UnitIo[];
-  readonly processes: number;
-  /** Processes whose io file could not be read (permissions): their I/O is invisible. */
-  readonly unreadable: number;
-}
 
 export interface ProcioOptions {
   readonly procPath: string;
   readonly units: readonly string[];
   readonly topK: number;
-  readonly registry: Registry;
-  readonly history: HistoryStore | null;
-  readonly log: Logger;
 }
 
 interface PidState {
@@ -81,32 +43,10 @@ export class ProcioCollector implements Collector<ProcioObservation> {
   private lastAt: number | null = null;
   private generation = 0;
   private cgroupRoot: string | null | undefined;
-  private readonly unitRead: Counter<"unit">;
-  private readonly unitWritten: Counter<"unit">;
-  private readonly unreadableGauge: Gauge;
   private readonly host: Host;
 
   constructor(private readonly opts: ProcioOptions) {
     this.host = new Host({ procPath: opts.procPath });
-    const r = opts.registry;
-    this.unitRead = counter(r, {
-      name: `${NS}unit_read_bytes_total`,
-      help: "Bytes read from storage by a configured systemd unit (cgroup io.stat, else the sum of its processes).",
-      labelNames: ["unit"],
-    });
-    this.unitWritten = counter(r, {
-      name: `${NS}unit_written_bytes_total`,
-      help: "Bytes written to storage by a configured systemd unit (cgroup io.stat, else dirtied by its processes).",
-      labelNames: ["unit"],
-    });
-    this.unreadableGauge = gauge(r, {
-      name: `${NS}procio_unreadable_processes`,
-      help: "Processes whose I/O counters the agent may not read (needs CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH).",
-    });
-    for (const u of opts.units) {
-      this.unitRead.labels(u).inc(0);
-      this.unitWritten.labels(u).inc(0);
-    }
   }
 
   async collect({ signal }: CollectContext): Promise<ProcioObservation> {
@@ -196,28 +136,6 @@ export class ProcioCollector implements Collector<ProcioObservation> {
       processes: names.length,
       unreadable,
     };
-  }
-
-  publish(o: ProcioObservation): void {
-    this.unreadableGauge.set(o.unreadable);
-    const configured = new Set(this.opts.units);
-    for (const u of o.units) {
-      if (!configured.has(u.unit)) continue;
-      this.unitRead.labels(u.unit).inc(u.read_bytes);
-      this.unitWritten.labels(u.unit).inc(u.write_bytes);
-    }
-    if (o.interval_seconds === null) return;
-    if (o.top.length > 0)
-      this.opts.history?.topIo(
-        Date.now(),
-        o.top.map(({ pid, comm, unit, read_bps, write_bps }) => ({
-          pid,
-          comm,
-          unit,
-          read_bps,
-          write_bps,
-        })),
-      );
   }
 
   /** Parent, comm and unit, read once per process. */

@@ -4,16 +4,12 @@
 // results, so a hung smartctl never blocks the agent, a scrape or another device, and never piles
 // up (a device whose smartctl will not die is not polled again until it does).
 import { readdirSync } from "node:fs";
-import type { Gauge, Registry } from "prom-client";
 import { ExecError, run } from "../../core/exec.js";
 import { errorMessage } from "../../core/errors.js";
-import type { HistoryStore } from "../../core/history/store.js";
 import type { Logger } from "../../core/log.js";
-import { gauge } from "../../core/metrics/define.js";
-import { NS } from "../../core/metrics/registry.js";
-import type { CollectContext, Collector } from "../../core/collector.js";
+import type { CollectContext, Collector, HistoryReader } from "../../core/collector.js";
 import { isolatedCommand } from "./isolate.js";
-import { classify, COLLECT_STATES, type CollectState } from "./classify.js";
+import { classify, type CollectState } from "./classify.js";
 import { decodeExitStatus, parseScan, parseSmart, type SmartReport } from "./parse.js";
 import {
   advanceTrend,
@@ -23,51 +19,13 @@ import {
   type Trends,
   trendView,
 } from "./trend.js";
-import {
-  enduranceUsed,
-  EXPORTED_ATTRIBUTES,
-  judge,
-  predictiveCounters,
-  type Reason,
-  RISING_IS_BAD,
-  type SmartVerdict,
-} from "./verdict.js";
+import { enduranceUsed, judge, predictiveCounters } from "./verdict.js";
+import type { DeviceResult, SmartObservation, SmartPoll } from "./observation.js";
 
-const VERDICTS: readonly SmartVerdict[] = ["pass", "warn", "fail", "unknown"];
 /** Discovery opens every disk: rarely. */
 const RESCAN_MS = 30 * 60_000;
 /** Gap between first polls of successive devices, so they never all hit the HBA at once. */
 const STAGGER_MS = 3_000;
-
-export interface DeviceResult {
-  /** Metric label: "sda", "nvme0", "bus_0_megaraid_1". */
-  readonly device: string;
-  readonly name: string;
-  readonly type: string;
-  readonly state: CollectState;
-  readonly detail: string | null;
-  readonly verdict: SmartVerdict;
-  readonly reasons: readonly Reason[];
-  readonly exit_status: number | null;
-  readonly exit_bits: ReadonlyArray<{ bit: number; meaning: string }>;
-  readonly model: string | null;
-  readonly serial: string | null;
-  readonly firmware: string | null;
-  readonly protocol: string | null;
-  readonly temperature_celsius: number | null;
-  readonly power_on_hours: number | null;
-  readonly counters: Readonly<Record<string, number>>;
-  /** Endurance used (NVMe percentage_used, ATA device statistics or vendor wear attribute). */
-  readonly wear: { readonly percent_used: number; readonly source: string } | null;
-  readonly collected_at: string;
-  readonly seconds: number;
-}
-
-export interface SmartObservation {
-  /** Set when smartctl itself cannot be run (not installed, wrong path). */
-  readonly smartctl_error: string | null;
-  readonly devices: DeviceResult[];
-}
 
 export interface SmartOptions {
   readonly smartctl: string;
@@ -83,8 +41,10 @@ export interface SmartOptions {
   readonly devPath: string;
   /** --once: wait for every device's run instead of returning what is known. */
   readonly waitForRuns: boolean;
-  readonly registry: Registry;
-  readonly history: HistoryStore | null;
+  /** Where the drives' baselines were kept (the history's state); null: none (--once). */
+  readonly state: HistoryReader | null;
+  /** The core's route for each poll's result, as it ends. */
+  readonly emit: (poll: SmartPoll) => void;
   readonly log: Logger;
 }
 
@@ -128,69 +88,13 @@ export class SmartCollector implements Collector<SmartObservation> {
   private discovering: Promise<void> | null = null;
   private smartctlError: string | null = null;
   private readonly stop = new AbortController();
-  private readonly gVerdict: Gauge<"device" | "verdict">;
-  private readonly gState: Gauge<"device" | "state">;
-  private readonly gTemp: Gauge<"device">;
-  private readonly gExit: Gauge<"device">;
-  private readonly gAttr: Gauge<"device" | "attribute">;
-  private readonly gHours: Gauge<"device">;
-  private readonly gWear: Gauge<"device">;
-  /** Counter history per drive when there is no history store (else it is persisted). */
+  /** Counter history per drive (read from the history's state once, then kept here). */
   private readonly trends = new Map<string, TrendState>();
-  private readonly gLast: Gauge<"device">;
-  private readonly gInfo: Gauge<"device" | "type" | "protocol" | "model" | "serial" | "firmware">;
-  private readonly infoLabels = new Map<string, Record<string, string>>();
 
   private readonly growthWindow: number;
 
   constructor(private readonly opts: SmartOptions) {
-    const r = opts.registry;
     this.growthWindow = opts.growthWindow ?? RISE_WINDOW_MS;
-    this.gVerdict = gauge(r, {
-      name: `${NS}smart_verdict`,
-      help: "SMART verdict of the device as a state set: 1 for the current verdict (pass, warn, fail, unknown), 0 for the others.",
-      labelNames: ["device", "verdict"],
-    });
-    this.gState = gauge(r, {
-      name: `${NS}smart_collect_state`,
-      help: "How the last SMART poll went, as a state set: ok, standby (asleep, not woken), unsupported, unresponsive (timed out), error.",
-      labelNames: ["device", "state"],
-    });
-    this.gTemp = gauge(r, {
-      name: `${NS}smart_temperature_celsius`,
-      help: "Drive temperature reported by SMART.",
-      labelNames: ["device"],
-    });
-    this.gExit = gauge(r, {
-      name: `${NS}smart_exit_status`,
-      help: "smartctl exit status bitmask of the last poll (see smartctl(8)).",
-      labelNames: ["device"],
-    });
-    this.gAttr = gauge(r, {
-      name: `${NS}smart_attribute_raw`,
-      help: `Failure-predicting SMART counters, packed raw values decoded (Seagate 188 raw16, 1/7/195 raw24/raw32); attribute is one of: ${EXPORTED_ATTRIBUTES.map(([k, what]) => `${k} (${what})`).join(", ")}.`,
-      labelNames: ["device", "attribute"],
-    });
-    this.gWear = gauge(r, {
-      name: `${NS}smart_endurance_used_percent`,
-      help: "Percent of the SSD's rated endurance used (NVMe percentage_used, ATA device statistics, or the vendor's wear attribute); may exceed 100.",
-      labelNames: ["device"],
-    });
-    this.gHours = gauge(r, {
-      name: `${NS}smart_power_on_seconds`,
-      help: "Power-on time reported by SMART (whole hours).",
-      labelNames: ["device"],
-    });
-    this.gLast = gauge(r, {
-      name: `${NS}smart_last_collection_timestamp_seconds`,
-      help: "Unix time of the device's last completed SMART poll.",
-      labelNames: ["device"],
-    });
-    this.gInfo = gauge(r, {
-      name: `${NS}smart_info`,
-      help: "Identity of the device; always 1.",
-      labelNames: ["device", "type", "protocol", "model", "serial", "firmware"],
-    });
     for (const spec of opts.devices)
       this.addSlot(spec.split(";")[0] ?? spec, spec.split(";")[1] ?? "", false, 0);
   }
@@ -218,37 +122,6 @@ export class SmartCollector implements Collector<SmartObservation> {
       smartctl_error: this.smartctlError,
       devices: [...this.slots.values()].flatMap((s) => (s.result ? [s.result] : [])),
     };
-  }
-
-  publish(o: SmartObservation): void {
-    for (const d of o.devices) {
-      for (const v of VERDICTS)
-        this.gVerdict.set({ device: d.device, verdict: v }, v === d.verdict ? 1 : 0);
-      for (const st of COLLECT_STATES)
-        this.gState.set({ device: d.device, state: st }, st === d.state ? 1 : 0);
-      if (d.exit_status !== null) this.gExit.set({ device: d.device }, d.exit_status);
-      if (d.temperature_celsius !== null)
-        this.gTemp.set({ device: d.device }, d.temperature_celsius);
-      if (d.wear !== null) this.gWear.set({ device: d.device }, d.wear.percent_used);
-      if (d.power_on_hours !== null) this.gHours.set({ device: d.device }, d.power_on_hours * 3600);
-      for (const [attribute, v] of Object.entries(d.counters))
-        this.gAttr.set({ device: d.device, attribute }, v);
-      this.gLast.set({ device: d.device }, Date.parse(d.collected_at) / 1000);
-      const info = {
-        device: d.device,
-        type: d.type || "auto",
-        protocol: d.protocol ?? "",
-        model: d.model ?? "",
-        serial: d.serial ?? "",
-        firmware: d.firmware ?? "",
-      };
-      const prev = this.infoLabels.get(d.device);
-      if (prev && JSON.stringify(prev) !== JSON.stringify(info)) this.gInfo.remove(prev);
-      if (d.state === "ok" || !prev) {
-        this.gInfo.set(info, 1);
-        this.infoLabels.set(d.device, info);
-      }
-    }
   }
 
   close(): void {
@@ -328,6 +201,7 @@ export class SmartCollector implements Collector<SmartObservation> {
     const type = s.type || s.detectedType;
     const args = ["--json=c", "-a", "-n", "standby", ...(type ? ["-d", type] : []), s.name];
     let result: DeviceResult;
+    let baseline: SmartPoll["baseline"] = null;
     try {
       const cmd = this.command(args);
       const r = await run(cmd.file, cmd.args, {
@@ -344,7 +218,7 @@ export class SmartCollector implements Collector<SmartObservation> {
           r.code,
           seconds,
         );
-      else result = this.interpret(s, report, r.code, seconds);
+      else ({ result, baseline } = this.interpret(s, report, r.code, seconds));
     } catch (e) {
       const seconds = (performance.now() - t0) / 1000;
       if (e instanceof ExecError && e.kind === "aborted") {
@@ -359,7 +233,8 @@ export class SmartCollector implements Collector<SmartObservation> {
         );
       } else result = this.failed(s, "error", errorMessage(e), null, seconds);
     }
-    this.note(s, result);
+    s.result = result;
+    this.opts.emit({ result, baseline });
   }
 
   private interpret(
@@ -367,27 +242,29 @@ export class SmartCollector implements Collector<SmartObservation> {
     report: SmartReport,
     code: number | null,
     seconds: number,
-  ): DeviceResult {
+  ): { result: DeviceResult; baseline: SmartPoll["baseline"] } {
     const { state, detail } = classify(report, code);
     const exit = report.exitStatus ?? code;
     if (state !== "ok") {
       const base = this.failed(s, state, detail, exit, seconds);
       // Asleep: keep the health it had when last awake.
-      return state === "standby" && s.lastOk
-        ? {
-            ...s.lastOk,
-            state,
-            detail,
-            exit_status: exit,
-            exit_bits: decodeExitStatus(exit ?? 0),
-            collected_at: base.collected_at,
-            seconds,
-          }
-        : base;
+      const result: DeviceResult =
+        state === "standby" && s.lastOk
+          ? {
+              ...s.lastOk,
+              state,
+              detail,
+              exit_status: exit,
+              exit_bits: decodeExitStatus(exit ?? 0),
+              collected_at: base.collected_at,
+              seconds,
+            }
+          : base;
+      return { result, baseline: null };
     }
     if (!s.type && report.device?.type) s.detectedType = report.device.type;
     const counters = predictiveCounters(report);
-    const trends = this.trend(s, report, counters);
+    const { trends, baseline } = this.trend(s, report, counters);
     const v = judge(report, trends, { growthWindowMs: this.growthWindow });
     const wear = enduranceUsed(report);
     const result: DeviceResult = {
@@ -412,7 +289,7 @@ export class SmartCollector implements Collector<SmartObservation> {
       seconds,
     };
     s.lastOk = result;
-    return result;
+    return { result, baseline };
   }
 
   private failed(
@@ -446,53 +323,18 @@ export class SmartCollector implements Collector<SmartObservation> {
     };
   }
 
-  /** Logs and records transitions of state and verdict, once each. */
-  private note(s: Slot, r: DeviceResult): void {
-    const before = s.result;
-    s.result = r;
-    const h = this.opts.history;
-    if (!before || before.state !== r.state) {
-      const quiet = r.state === "ok" || r.state === "unsupported" || r.state === "standby";
-      this.opts.log[quiet ? "debug" : "warn"](
-        { device: s.name, state: r.state, detail: r.detail },
-        "smart: device state",
-      );
-      if (before && !quiet)
-        h?.event({
-          class: "smart",
-          kind: `smart.${r.state}`,
-          severity: r.state === "unresponsive" ? "crit" : "warn",
-          subject: r.device,
-          message: `${s.name}: ${r.detail ?? r.state}`,
-        });
-    }
-    if (r.state === "ok" && (!before || before.verdict !== r.verdict)) {
-      const level = r.verdict === "fail" ? "crit" : r.verdict === "warn" ? "warn" : "info";
-      const why = r.reasons
-        .filter((x) => x.level !== "info")
-        .map((x) => x.message)
-        .join("; ");
-      h?.event({
-        class: "smart",
-        kind: "smart.verdict",
-        severity: level,
-        subject: r.device,
-        message: `${s.name} (${r.model ?? "?"}, ${r.serial ?? "?"}): SMART ${r.verdict}${why ? `: ${why}` : ""}`,
-        data: { verdict: r.verdict, reasons: r.reasons },
-      });
-      if (r.verdict !== "pass")
-        this.opts.log.warn({ device: s.name, verdict: r.verdict, reasons: why }, "smart: verdict");
-    }
-  }
-
   /**
    * smartd's attribute-change tracking, but persistent: the counters, when each was first
    * seen and its last rise are kept in the history's state table by drive identity, so an
    * agent restart still knows that reallocations grew since yesterday, and the verdict can
    * tell a rising CRC count from an old one (trend.ts).
    */
-  private trend(s: Slot, report: SmartReport, counters: Record<string, number>): Trends {
-    const h = this.opts.history;
+  private trend(
+    s: Slot,
+    report: SmartReport,
+    counters: Record<string, number>,
+  ): { trends: Trends; baseline: SmartPoll["baseline"] } {
+    const h = this.opts.state;
     const serial = report.identity.serial;
     const id = serial ? `${report.identity.model ?? ""}:${serial}` : `${s.name}`;
     const key = `smart.baseline.${id}`;
@@ -500,31 +342,10 @@ export class SmartCollector implements Collector<SmartObservation> {
     const prev = this.trends.get(key) ?? (h ? readTrendState(h.getState(key)) : null);
     const { state, increases } = advanceTrend(prev, counters, now);
     this.trends.set(key, state);
-    for (const [name, v] of Object.entries(counters))
-      h?.record("smart_attribute_raw", { device: s.label, attribute: name }, v, now);
-    for (const inc of increases) {
-      if (!RISING_IS_BAD.has(inc.name)) continue;
-      const hours = inc.sinceMs / 3_600_000;
-      h?.event({
-        class: "smart",
-        kind: "smart.counter_increased",
-        severity: "warn",
-        subject: s.label,
-        message: `${s.name}: ${inc.name} rose by ${inc.current - inc.previous} to ${inc.current} in ${hours < 1 ? `${Math.round(hours * 60)} min` : `${hours.toFixed(1)} h`}`,
-        data: {
-          attribute: inc.name,
-          previous: inc.previous,
-          current: inc.current,
-          delta: inc.current - inc.previous,
-          since_seconds: Math.round(inc.sinceMs / 1000),
-        },
-      });
-      this.opts.log.warn(
-        { device: s.name, attribute: inc.name, previous: inc.previous, current: inc.current },
-        "smart: failure-predicting counter increased",
-      );
-    }
-    h?.setState(key, JSON.stringify(state));
-    return trendView(state, now, this.growthWindow);
+    return {
+      trends: trendView(state, now, this.growthWindow),
+      // The core writes it with the counters, and events for the rises (sink.ts).
+      baseline: { key, state, increases, at: now },
+    };
   }
 }

@@ -8,67 +8,20 @@ import { spawn } from "node:child_process";
 import { closeSync, createReadStream, lstatSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { createGunzip } from "node:zlib";
-import type { Counter, Gauge, Registry } from "prom-client";
-import type { EventSeverity, HistoryStore } from "../../core/history/store.js";
+import type { CollectorJudge } from "../judge.js";
 import type { Logger } from "../../core/log.js";
-import { counter, gauge } from "../../core/metrics/define.js";
-import { NS } from "../../core/metrics/registry.js";
 import { withDir } from "../../core/safefs.js";
 import { estimateFill } from "../mounts/fill.js";
 import { Host } from "../../core/host/host.js";
 import { mountFor } from "../../core/host/mountinfo.js";
 import { spaceOf } from "../../core/host/statfs.js";
+import type { UsedHistory } from "../mounts/sink.js";
 import type { CollectContext, Collector } from "../../core/collector.js";
-import { type DbWalMetrics, parseDbMetrics } from "./dbmetrics.js";
-import {
-  analyse,
-  type FindingKind,
-  type Inventory,
-  type Segment,
-  type SegmentState,
-  type WalFinding,
-} from "./inventory.js";
+import { parseDbMetrics } from "./dbmetrics.js";
+import { analyse, type Inventory, type Segment, type WalFinding } from "./inventory.js";
 import { listSegments } from "./list.js";
 import { errorMessage } from "../../core/errors.js";
-
-const STATES: readonly SegmentState[] = ["active", "sealed", "compressed"];
-const KINDS: readonly FindingKind[] = [
-  "gap",
-  "plain_and_compressed",
-  "zero_length",
-  "truncated",
-  "wrong_owner_or_mode",
-  "unreadable",
-  "corrupt_gz",
-  "symlink",
-  "not_regular",
-  "stalled",
-  "dir_missing",
-  "verify_failed",
-  "filesystem_filling",
-  "db_metrics_unreachable",
-];
-
-export interface WalObservation {
-  readonly dir: string;
-  readonly scanned: boolean;
-  readonly segments: Record<SegmentState, { count: number; bytes: number }>;
-  readonly active: {
-    name: string;
-    size: number;
-    write_age_seconds: number;
-    bytes_per_second: number | null;
-  } | null;
-  readonly oldest_age_seconds: number | null;
-  readonly newest_age_seconds: number | null;
-  readonly rotations: number;
-  readonly rotations_per_hour: number | null;
-  readonly expected_segment_size: number | null;
-  readonly findings: WalFinding[];
-  readonly filesystem: { used_ratio: number; avail_bytes: number; full_in_seconds: number } | null;
-  readonly database: (DbWalMetrics & { ok: true }) | { ok: false; error: string } | null;
-  readonly scan_seconds: number;
-}
+import type { WalObservation } from "./observation.js";
 
 export interface WalOptions {
   readonly dir: string;
@@ -81,18 +34,11 @@ export interface WalOptions {
   readonly dbMetricsUrl: string;
   readonly service: string;
   readonly procPath: string;
-  readonly registry: Registry;
-  readonly history: HistoryStore | null;
+  /** The mounts collector's used-bytes history of a mount point (typed; mounts/sink.ts). */
+  readonly usedHistory: UsedHistory;
   readonly log: Logger;
   /** The judge's answers (judge/ sits above collectors/, so the app hands them down). */
-  readonly judge: WalJudge;
-}
-
-/** What the WAL collector asks the judge: a finding's event severity; which process is the database. */
-export interface WalJudge {
-  findingSeverity(kind: FindingKind): EventSeverity;
-  isStemedbDatabase(comm: string): boolean;
-  walFilesystemFilling(used_ratio: number, full_in_seconds: number): boolean;
+  readonly judge: CollectorJudge;
 }
 
 export class WalCollector implements Collector<WalObservation> {
@@ -111,62 +57,12 @@ export class WalCollector implements Collector<WalObservation> {
   private readonly verified = new Map<string, boolean>();
   private verifyRunning = false;
   private dbRunning: { at: number; running: boolean } | null = null;
-  private previousFindings = new Map<FindingKind, string>();
-  private readonly gSegments: Gauge<"state">;
-  private readonly gBytes: Gauge<"state">;
-  private readonly gActiveAge: Gauge;
-  private readonly gOldest: Gauge;
-  private readonly gWriteRate: Gauge;
-  private readonly cRotations: Counter;
-  private readonly gProblems: Gauge<"kind">;
-  private readonly gDbP99: Gauge;
-  private readonly gDbErrors: Gauge;
+  /** Rotations seen since the last observation was returned. */
+  private newRotations = 0;
   private readonly host: Host;
 
   constructor(private readonly opts: WalOptions) {
     this.host = new Host({ procPath: opts.procPath });
-    const r = opts.registry;
-    this.gSegments = gauge(r, {
-      name: `${NS}wal_segments`,
-      help: "WAL segments by state (active: being written, sealed, compressed).",
-      labelNames: ["state"],
-    });
-    this.gBytes = gauge(r, {
-      name: `${NS}wal_segment_bytes`,
-      help: "Bytes of WAL segments by state.",
-      labelNames: ["state"],
-    });
-    this.gActiveAge = gauge(r, {
-      name: `${NS}wal_active_write_age_seconds`,
-      help: "Seconds since the active segment was last written.",
-    });
-    this.gOldest = gauge(r, {
-      name: `${NS}wal_oldest_segment_age_seconds`,
-      help: "Age of the oldest segment (by modification time).",
-    });
-    this.gWriteRate = gauge(r, {
-      name: `${NS}wal_write_bytes_per_second`,
-      help: "Bytes per second written into the WAL (active segment growth, rotations included).",
-    });
-    this.cRotations = counter(r, {
-      name: `${NS}wal_rotations_total`,
-      help: "New active segments seen (segment rotations).",
-    });
-    this.gProblems = gauge(r, {
-      name: `${NS}wal_problems`,
-      help: "Files (or gaps) per WAL finding kind; 0 when clear. Names are in history, not in labels.",
-      labelNames: ["kind"],
-    });
-    this.gDbP99 = gauge(r, {
-      name: `${NS}db_wal_fsync_p99_seconds`,
-      help: "The database's own WAL fsync p99 (from stemedb.metrics_url; absent when not scraped).",
-    });
-    this.gDbErrors = gauge(r, {
-      name: `${NS}db_wal_fsync_errors`,
-      help: "The database's own WAL fsync error count (stemedb_wal_fsync_errors_total, mirrored).",
-    });
-    for (const k of KINDS) this.gProblems.set({ kind: k }, 0);
-    this.cRotations.inc(0);
   }
 
   async collect({ signal }: CollectContext): Promise<WalObservation> {
@@ -244,6 +140,7 @@ export class WalCollector implements Collector<WalObservation> {
       oldest_age_seconds: ageOf(inv.oldestMtimeMs),
       newest_age_seconds: ageOf(inv.newestMtimeMs),
       rotations: this.rotations.length,
+      new_rotations: this.takeNewRotations(),
       rotations_per_hour:
         span >= 60_000
           ? (this.rotations.filter((t) => t >= hourAgo).length / span) * 3_600_000
@@ -254,60 +151,6 @@ export class WalCollector implements Collector<WalObservation> {
       database,
       scan_seconds: (performance.now() - t0) / 1000,
     };
-  }
-
-  publish(o: WalObservation): void {
-    for (const s of STATES) {
-      this.gSegments.set({ state: s }, o.segments[s].count);
-      this.gBytes.set({ state: s }, o.segments[s].bytes);
-    }
-    if (o.active) this.gActiveAge.set(o.active.write_age_seconds);
-    if (o.active?.bytes_per_second !== null && o.active?.bytes_per_second !== undefined)
-      this.gWriteRate.set(o.active.bytes_per_second);
-    if (o.oldest_age_seconds !== null) this.gOldest.set(o.oldest_age_seconds);
-    const byKind = new Map<FindingKind, WalFinding>();
-    for (const f of o.findings) byKind.set(f.kind, f);
-    for (const k of KINDS) {
-      const f = byKind.get(k);
-      this.gProblems.set({ kind: k }, f ? Math.max(1, f.files.length) : 0);
-    }
-    if (o.database && o.database.ok) {
-      if (o.database.p99 !== null) this.gDbP99.set(o.database.p99);
-      if (o.database.errors !== null) this.gDbErrors.set(o.database.errors);
-    }
-    const h = this.opts.history;
-    const ts = Date.now();
-    if (o.active?.bytes_per_second !== null && o.active?.bytes_per_second !== undefined)
-      h?.record("wal_write_bytes_per_second", {}, o.active.bytes_per_second, ts);
-    if (o.database && o.database.ok && o.database.p99 !== null)
-      h?.record("db_wal_fsync_p99_seconds", {}, o.database.p99, ts);
-    // An event when a kind appears, when its files change, and when it clears.
-    const now = new Map<FindingKind, string>();
-    for (const [k, f] of byKind) now.set(k, f.files.join("\u0000"));
-    for (const [k, files] of now) {
-      if (this.previousFindings.get(k) === files) continue;
-      const f = byKind.get(k) as WalFinding;
-      h?.event({
-        class: "wal",
-        kind: `wal.${k}`,
-        severity: this.opts.judge.findingSeverity(k),
-        subject: this.opts.dir,
-        message: f.message,
-        data: { files: f.files },
-      });
-      this.opts.log.warn({ kind: k, files: f.files.slice(0, 5) }, `wal: ${f.message}`);
-    }
-    for (const k of this.previousFindings.keys()) {
-      if (!now.has(k))
-        h?.event({
-          class: "wal",
-          kind: `wal.${k}.cleared`,
-          severity: "info",
-          subject: this.opts.dir,
-          message: `WAL finding cleared: ${k}`,
-        });
-    }
-    this.previousFindings = now;
   }
 
   async close(): Promise<void> {
@@ -345,11 +188,17 @@ export class WalCollector implements Collector<WalObservation> {
 
   private firstSeen: number | null = null;
 
+  private takeNewRotations(): number {
+    const n = this.newRotations;
+    this.newRotations = 0;
+    return n;
+  }
+
   private noteRotation(inv: Inventory, now: number): void {
     this.firstSeen ??= now;
     if (inv.highestSeq !== null && this.highest !== null && inv.highestSeq > this.highest) {
       const n = Math.min(inv.highestSeq - this.highest, 10_000);
-      this.cRotations.inc(n);
+      this.newRotations += n;
       for (let i = 0; i < n; i++) this.rotations.push(now);
     }
     if (inv.highestSeq !== null) this.highest = Math.max(this.highest ?? 0, inv.highestSeq);
@@ -512,15 +361,9 @@ export class WalCollector implements Collector<WalObservation> {
     try {
       const space = spaceOf(await this.host.statfs(this.opts.dir));
       const mountpoint = this.mountpoint();
-      const history = mountpoint
-        ? (this.opts.history?.series(
-            "filesystem_used_bytes",
-            { mountpoint },
-            now - 6 * 3_600_000,
-          ) ?? [])
-        : [];
+      const history = mountpoint ? this.opts.usedHistory(mountpoint, now - 6 * 3_600_000) : [];
       const fill = estimateFill(
-        [...history.map((p) => ({ ts: p.ts, used: p.value })), { ts: now, used: space.used_bytes }],
+        [...history, { ts: now, used: space.used_bytes }],
         space.avail_bytes,
         10 * 60_000,
       );

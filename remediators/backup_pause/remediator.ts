@@ -12,10 +12,6 @@ import { HistoryStore } from "../../core/history/store.js";
 import type { Logger } from "../../core/log.js";
 import { counter, gauge } from "../../core/metrics/define.js";
 import { CoreMetrics, NS } from "../../core/metrics/registry.js";
-import type { DiskstatsObservation } from "../../collectors/diskstats/collector.js";
-import type { FsyncProbeObservation } from "../../collectors/fsync_probe/collector.js";
-import type { ProcioObservation } from "../../collectors/procio/collector.js";
-import type { WalObservation } from "../../collectors/wal/collector.js";
 import {
   ActionRefused,
   type Latest,
@@ -289,7 +285,7 @@ export class BackupPauseRemediator
   }
 
   private ingest(latest: Latest): void {
-    const fp = latest.get<FsyncProbeObservation>("fsync_probe");
+    const fp = latest.get("fsync_probe");
     if (fp && fp.at !== this.lastProbeAt) {
       this.lastProbeAt = fp.at;
       const vs = fp.observation.probes.flatMap((p) =>
@@ -297,13 +293,13 @@ export class BackupPauseRemediator
       );
       if (vs.length > 0) this.probe.push(fp.at, Math.max(...vs));
     }
-    const wal = latest.get<WalObservation>("wal");
+    const wal = latest.get("wal");
     const dbv = wal?.observation.database;
     if (wal && wal.at !== this.lastDbAt && dbv && dbv.ok && dbv.p99 !== null) {
       this.lastDbAt = wal.at;
       this.db.push(wal.at, dbv.p99);
     }
-    const pio = latest.get<ProcioObservation>("procio");
+    const pio = latest.get("procio");
     if (pio && pio.at !== this.lastProcioAt && pio.observation.interval_seconds !== null) {
       this.lastProcioAt = pio.at;
       const walDevs = this.walDeviceNumbers(latest);
@@ -330,7 +326,7 @@ export class BackupPauseRemediator
   }
 
   private walDeviceNumbers(latest: Latest): Set<string> {
-    const d = latest.get<DiskstatsObservation>("diskstats")?.observation;
+    const d = latest.get("diskstats")?.observation;
     return new Set(
       d?.roles
         .filter((r) => r.role === "wal")

@@ -6,9 +6,7 @@ import { readdirSync } from "node:fs";
 import { statfs } from "node:fs/promises";
 import { Worker } from "node:worker_threads";
 import { execFile } from "node:child_process";
-import type { FsyncProbeObservation } from "../../collectors/fsync_probe/collector.js";
 import { analyse, patternRegex } from "../../collectors/wal/inventory.js";
-import type { WalObservation } from "../../collectors/wal/collector.js";
 import { listSegments } from "../../collectors/wal/list.js";
 import type { Config } from "../../core/config/schema.js";
 import { spaceOf } from "../../core/host/statfs.js";
@@ -259,7 +257,7 @@ export class WalCompressRemediator
     const blind = cannotSeeHolders(this.options.procPath);
     if (blind && this.mode === "on") return blind;
     const probe = latest
-      .get<FsyncProbeObservation>("fsync_probe")
+      .get("fsync_probe")
       ?.observation.probes.find((p) => p.state === "ok" || p.state === "stalled");
     if (probe && (probe.state === "stalled" || probe.seconds * 1000 >= c.pause_fsync_above))
       return `WAL fsync is slow (${probe.state === "stalled" ? "probe stalled" : `${(probe.seconds * 1000).toFixed(1)} ms`}); compressing would make it worse`;
@@ -298,8 +296,7 @@ export class WalCompressRemediator
     const c = this.options;
     const out: string[] = [];
     const used = spaceOf(await statfs(this.dir().real)).used_ratio;
-    const fullIn =
-      latest.get<WalObservation>("wal")?.observation.filesystem?.full_in_seconds ?? Infinity;
+    const fullIn = latest.get("wal")?.observation.filesystem?.full_in_seconds ?? Infinity;
     if (used * 100 >= c.trigger_used_percent)
       out.push(`filesystem ${(used * 100).toFixed(1)}% used (>= ${c.trigger_used_percent}%)`);
     if (fullIn * 1000 < c.full_horizon) out.push(`full in ${(fullIn / 3600).toFixed(1)} h`);

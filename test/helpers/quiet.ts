@@ -1,4 +1,5 @@
-import type { Collector } from "../../core/collector.js";
+import type { Collector, Sinks } from "../../core/collector.js";
+import { closeRouted, type HistoryWriter, Router } from "../../core/router.js";
 import type { Retention } from "../../core/history/store.js";
 import { loadConfig } from "../../core/config/load.js";
 import { readFileSync } from "node:fs";
@@ -28,12 +29,34 @@ export function defaultRetention(): Retention {
   return r.loaded.config.history;
 }
 
-/** One collector run the way the scheduler does it: collect, then publish; returns the observation. */
-export function sampler<O>(col: Collector<O>): () => Promise<O> {
+/** One collector run the way the scheduler does it: collect, then route; returns the observation. */
+export function sampler<O>(
+  col: Collector<O>,
+  route?: { observation(o: O): void },
+): () => Promise<O> {
   const signal = new AbortController().signal;
   return async () => {
     const o = await col.collect({ signal });
-    col.publish?.(o);
+    route?.observation(o);
     return o;
+  };
+}
+
+/**
+ * A collector wired the way collectors/index.ts does it: its sinks behind a core Router writing
+ * to `history`, and `emit` (for background results) going into that route.
+ */
+export function routed<C extends Collector<O>, O, U = never>(
+  sinks: Sinks<O, U>,
+  history: HistoryWriter | null,
+  make: (emit: (u: U) => void) => C,
+): { col: C; route: Router<O, U>; once: () => Promise<O>; close: () => Promise<void> } {
+  const route = new Router("test", sinks, history, quietLog);
+  const col = make(route.update);
+  return {
+    col,
+    route,
+    once: sampler(col, route),
+    close: () => closeRouted({ collector: col, route }),
   };
 }
