@@ -36,7 +36,7 @@ node -e 'const [a,b]=process.versions.node.split(".").map(Number); process.exit(
 # 1. build if needed
 needs_build() {
   [ -f dist/agent/main.js ] && [ -f dist/agentctl.cjs ] || return 0
-  [ -n "$(find core agent collectors remediators -name '*.ts' -newer dist/agent/main.js -print -quit)" ]
+  [ -n "$(find core agent collectors judge remediators -name '*.ts' -newer dist/agent/main.js -print -quit)" ]
 }
 if needs_build; then
   [ -w "$REPO" ] || die "dist/ is missing or stale and $REPO is read-only: run 'npm ci && npm run build' first"
@@ -59,7 +59,7 @@ cleanup() { rm -rf "$STAGE"; }
 trap cleanup EXIT
 rm -rf "$STAGE"
 install -d -m 0755 "$STAGE/dist"
-cp -a dist/core dist/agent dist/collectors dist/remediators dist/agentctl.cjs "$STAGE/dist/"
+cp -a dist/core dist/agent dist/collectors dist/judge dist/remediators dist/agentctl.cjs "$STAGE/dist/"
 find "$STAGE/dist" -name '*.map' -delete
 install -D -m 0755 "$ADDON" "$STAGE/$ADDON"
 cp -a package.json package-lock.json README.md "$STAGE/"

@@ -53,3 +53,14 @@ test("every import points down the layers", (t) => {
   t.true(checked > 100, `only ${checked} imports seen: the walk is broken`);
   t.deepEqual(wrong, []);
 });
+
+test("the installer and the package carry every layer", (t) => {
+  const install = readFileSync(join(REPO_ROOT, "scripts/install.sh"), "utf8");
+  const pkg = JSON.parse(readFileSync(join(REPO_ROOT, "package.json"), "utf8")) as {
+    files: string[];
+  };
+  for (const layer of Object.keys(MAY_IMPORT)) {
+    t.regex(install, new RegExp(`cp -a [^\\n]*dist/${layer} `), `install.sh copies dist/${layer}`);
+    t.true(pkg.files.includes(`dist/${layer}`), `package.json files has dist/${layer}`);
+  }
+});
