@@ -3,7 +3,6 @@
 // argv: <pid of a process of the database's user holding a WAL file open> <WAL directory>
 import { spawnSync } from "node:child_process";
 import { closeSync, openSync, readdirSync, readFileSync, readlinkSync, statSync } from "node:fs";
-import { errorMessage } from "../../core/errors.js";
 
 const [pid = "0", wal = "/nonexistent"] = process.argv.slice(2);
 
@@ -11,7 +10,8 @@ function probe(f: () => string | void): string {
   try {
     return f() ?? "ok";
   } catch (e) {
-    return (e as NodeJS.ErrnoException).code ?? errorMessage(e);
+    // Self-contained (copied alone into the container): no import of the agent's helpers.
+    return (e as NodeJS.ErrnoException).code ?? String(e);
   }
 }
 
