@@ -1,6 +1,7 @@
 // The only TCP listener: GET /metrics and GET /healthz. Nothing else, and never an action.
 // Bounded against slow or abusive clients: small headers, short timeouts, capped connections.
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import type { IncomingMessage, Server, ServerResponse } from "node:http";
+import { boundedServer } from "./http.js";
 import type { AddressInfo } from "node:net";
 import { constants as zlibConstants, gzipSync } from "node:zlib";
 import type { Registry } from "prom-client";
@@ -35,16 +36,8 @@ export class MetricsServer {
   private constructor(private readonly server: Server) {}
 
   static async start(opts: MetricsServerOptions): Promise<MetricsServer> {
-    const server = createServer(
-      // connectionsCheckingInterval: Node enforces headersTimeout/requestTimeout only when it sweeps
-      // its connections (default every 30 s), so without it a slow-loris lives up to 35 s, not 5.
-      {
-        maxHeaderSize: 8 * 1024,
-        requestTimeout: 10_000,
-        headersTimeout: 5_000,
-        keepAliveTimeout: 30_000,
-        connectionsCheckingInterval: 1_000,
-      },
+    const server = boundedServer(
+      { requestTimeoutMs: 10_000, maxConnections: 256, keepAliveTimeoutMs: 30_000 },
       (req, res) => {
         handle(req, res, opts).catch((e: unknown) => {
           opts.log.error({ err: errorMessage(e) }, "metrics: request failed");
@@ -53,8 +46,6 @@ export class MetricsServer {
         });
       },
     );
-    server.maxConnections = 256;
-    server.setTimeout(30_000, (sock) => sock.destroy());
     const { host, port } = parseListen(opts.listen);
     await new Promise<void>((resolve, reject) => {
       server.once("error", reject);

@@ -4,26 +4,16 @@
 import test from "ava";
 import fc from "fast-check";
 import { parseDbMetrics } from "../collectors/wal/dbmetrics.js";
-import { analyse, type DirEntry, patternRegex } from "../collectors/wal/inventory.js";
+import {
+  analyse,
+  type DirEntry,
+  FINDING_KINDS,
+  patternRegex,
+} from "../collectors/wal/inventory.js";
 
 const RUNS = 3000;
 
-const KINDS = new Set([
-  "gap",
-  "plain_and_compressed",
-  "zero_length",
-  "truncated",
-  "wrong_owner_or_mode",
-  "unreadable",
-  "corrupt_gz",
-  "symlink",
-  "not_regular",
-  "stalled",
-  "dir_missing",
-  "verify_failed",
-  "filesystem_filling",
-  "db_metrics_unreachable",
-]);
+const KINDS = new Set<string>(FINDING_KINDS);
 
 /** Pattern text around the one "*": regex metacharacters, digits, unicode, other stars. */
 const patternPart = fc.oneof(

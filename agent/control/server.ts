@@ -1,6 +1,7 @@
 // The control API: HTTP+JSON on the unix socket (curl --unix-socket works).
 // Read-only routes today; actions (root only) arrive with the remediators.
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import type { IncomingMessage, Server, ServerResponse } from "node:http";
+import { boundedServer } from "../http.js";
 import { unlinkSync } from "node:fs";
 import { errorMessage } from "../../core/errors.js";
 import type { Logger } from "../../core/log.js";
@@ -28,19 +29,10 @@ export class ControlServer {
   ) {}
 
   static async start(opts: ControlServerOptions): Promise<ControlServer> {
-    // connectionsCheckingInterval: Node enforces the header/request timeouts only when it sweeps its
-    // connections (default every 30 s), so without it a slow client lives up to 35 s, not 5.
-    const server = createServer(
-      {
-        maxHeaderSize: 8 * 1024,
-        requestTimeout: 60_000,
-        headersTimeout: 5_000,
-        connectionsCheckingInterval: 1_000,
-      },
+    const server = boundedServer(
+      { requestTimeoutMs: 60_000, maxConnections: 1024 },
       (req, res) => void handle(req, res, opts),
     );
-    server.maxConnections = 1024;
-    server.setTimeout(30_000, (sock) => sock.destroy());
     const failures: string[] = [];
     for (const path of opts.paths) {
       try {

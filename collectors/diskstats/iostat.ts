@@ -19,17 +19,19 @@ export function delta64(prev: number, cur: number): number | null {
 }
 
 /** Raw deltas of one interval, wrap-corrected. */
-export interface DiskDelta {
-  readonly reads: number;
-  readonly readsMerged: number;
-  readonly sectorsRead: number;
-  readonly readMs: number;
-  readonly writes: number;
-  readonly writesMerged: number;
-  readonly sectorsWritten: number;
-  readonly writeMs: number;
-  readonly ioMs: number;
-  readonly weightedMs: number;
+export interface DiskDelta extends Pick<
+  DiskCounters,
+  | "reads"
+  | "readsMerged"
+  | "sectorsRead"
+  | "readMs"
+  | "writes"
+  | "writesMerged"
+  | "sectorsWritten"
+  | "writeMs"
+  | "ioMs"
+  | "weightedMs"
+> {
   readonly discards: number;
   readonly discardsMerged: number;
   readonly sectorsDiscarded: number;

@@ -77,67 +77,28 @@ export function parseLine(line: string): DiskCounters | null | string {
     if (!Number.isSafeInteger(n)) return `field ${k + 1} of ${device} is out of range: ${t}`;
     nums.push(n);
   }
-  const [
-    major,
-    minor,
-    reads,
-    readsMerged,
-    sectorsRead,
-    readMs,
-    writes,
-    writesMerged,
-    sectorsWritten,
-    writeMs,
-    inFlight,
-    ioMs,
-    weightedMs,
-    d1,
-    d2,
-    d3,
-    d4,
-    f1,
-    f2,
-  ] = nums as [
-    number,
-    number,
-    number,
-    number,
-    number,
-    number,
-    number,
-    number,
-    number,
-    number,
-    number,
-    number,
-    number,
-    number?,
-    number?,
-    number?,
-    number?,
-    number?,
-    number?,
-  ];
+  // Fields by position (iostats.rst): 13 always, then 4 discard fields (4.18+), then 2 flush (5.5+).
+  const at = (i: number) => nums[i] as number;
   const fields = (tok.length - 3) as 11 | 15 | 17;
   return {
-    major,
-    minor,
+    major: at(0),
+    minor: at(1),
     device,
     fields,
-    reads,
-    readsMerged,
-    sectorsRead,
-    readMs,
-    writes,
-    writesMerged,
-    sectorsWritten,
-    writeMs,
-    inFlight,
-    ioMs,
-    weightedMs,
-    ...(d4 !== undefined
-      ? { discard: { completed: d1 ?? 0, merged: d2 ?? 0, sectors: d3 ?? 0, ms: d4 } }
+    reads: at(2),
+    readsMerged: at(3),
+    sectorsRead: at(4),
+    readMs: at(5),
+    writes: at(6),
+    writesMerged: at(7),
+    sectorsWritten: at(8),
+    writeMs: at(9),
+    inFlight: at(10),
+    ioMs: at(11),
+    weightedMs: at(12),
+    ...(nums.length >= 17
+      ? { discard: { completed: at(13), merged: at(14), sectors: at(15), ms: at(16) } }
       : {}),
-    ...(f2 !== undefined ? { flush: { completed: f1 ?? 0, ms: f2 } } : {}),
+    ...(nums.length >= 19 ? { flush: { completed: at(17), ms: at(18) } } : {}),
   };
 }

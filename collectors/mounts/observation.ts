@@ -1,16 +1,10 @@
 // mounts observation: each watched mount's options, findings, space and time-to-full.
 // Pure types: what the core, status, diagnose and remediators read; no implementation.
+import type { Space } from "../../core/host/statfs.js";
 import type { MountFinding } from "./policy.js";
 
-export interface FilesystemSpace {
-  readonly size_bytes: number;
-  readonly free_bytes: number;
-  readonly avail_bytes: number;
-  readonly used_bytes: number;
-  readonly used_ratio: number;
-  readonly files: number;
-  readonly files_free: number;
-}
+/** A mount's space, as core/host computes it from statfs. */
+export type FilesystemSpace = Space;
 
 export interface MountState {
   readonly mountpoint: string;

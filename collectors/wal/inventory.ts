@@ -31,21 +31,24 @@ export interface Segment {
   readonly nlink: number;
 }
 
-export type FindingKind =
-  | "gap"
-  | "plain_and_compressed"
-  | "zero_length"
-  | "truncated"
-  | "wrong_owner_or_mode"
-  | "unreadable"
-  | "corrupt_gz"
-  | "symlink"
-  | "not_regular"
-  | "stalled"
-  | "dir_missing"
-  | "verify_failed"
-  | "filesystem_filling"
-  | "db_metrics_unreachable";
+/** Every kind of finding, in the order metrics and docs list them. */
+export const FINDING_KINDS = [
+  "gap",
+  "plain_and_compressed",
+  "zero_length",
+  "truncated",
+  "wrong_owner_or_mode",
+  "unreadable",
+  "corrupt_gz",
+  "symlink",
+  "not_regular",
+  "stalled",
+  "dir_missing",
+  "verify_failed",
+  "filesystem_filling",
+  "db_metrics_unreachable",
+] as const;
+export type FindingKind = (typeof FINDING_KINDS)[number];
 
 export interface WalFinding {
   readonly kind: FindingKind;

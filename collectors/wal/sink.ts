@@ -8,27 +8,16 @@ import type { EventInput } from "../../core/history/store.js";
 import type { Logger } from "../../core/log.js";
 import { counter, gauge } from "../../core/metrics/define.js";
 import { NS } from "../../core/metrics/registry.js";
-import type { FindingKind, SegmentState, WalFinding } from "./inventory.js";
+import {
+  FINDING_KINDS,
+  type FindingKind,
+  type SegmentState,
+  type WalFinding,
+} from "./inventory.js";
 import type { CollectorJudge } from "../judge.js";
 import type { WalObservation } from "./observation.js";
 
 const STATES: readonly SegmentState[] = ["active", "sealed", "compressed"];
-const KINDS: readonly FindingKind[] = [
-  "gap",
-  "plain_and_compressed",
-  "zero_length",
-  "truncated",
-  "wrong_owner_or_mode",
-  "unreadable",
-  "corrupt_gz",
-  "symlink",
-  "not_regular",
-  "stalled",
-  "dir_missing",
-  "verify_failed",
-  "filesystem_filling",
-  "db_metrics_unreachable",
-];
 
 export function walSinks(
   registry: Registry,
@@ -76,7 +65,7 @@ export function walSinks(
     name: `${NS}db_wal_fsync_errors`,
     help: "The database's own WAL fsync error count (stemedb_wal_fsync_errors_total, mirrored).",
   });
-  for (const k of KINDS) gProblems.set({ kind: k }, 0);
+  for (const k of FINDING_KINDS) gProblems.set({ kind: k }, 0);
   cRotations.inc(0);
   /** Per finding kind: the files it names. */
   const findings = new Conditions<FindingKind, string>();
@@ -95,7 +84,7 @@ export function walSinks(
         if (o.oldest_age_seconds !== null) gOldest.set(o.oldest_age_seconds);
         if (o.new_rotations > 0) cRotations.inc(o.new_rotations);
         const byKind = new Map(o.findings.map((f) => [f.kind, f] as const));
-        for (const k of KINDS) {
+        for (const k of FINDING_KINDS) {
           const f = byKind.get(k);
           gProblems.set({ kind: k }, f ? Math.max(1, f.files.length) : 0);
         }

@@ -25,7 +25,7 @@ import {
 } from "./journal.js";
 import { MIGRATIONS, migrate, SCHEMA_VERSION } from "./migrations.js";
 import { type Db, moveAside, openHistory } from "./open.js";
-import { summarize } from "./percentile.js";
+import { type Summary, summarize } from "./percentile.js";
 import * as q from "./queries.js";
 
 /** How often maintenance recounts the rows of each table (they are counted at open too). */
@@ -112,15 +112,9 @@ export class HistoryWriteError extends Error {
 
 type PendingEvent = EventInput & { readonly ts: number };
 type PendingSample = readonly [seriesKey: string, ts: number, value: number];
-interface PendingRollup {
+interface PendingRollup extends Summary {
   readonly seriesKey: string;
   readonly ts: number;
-  readonly count: number;
-  readonly sum: number;
-  readonly min: number;
-  readonly max: number;
-  readonly p50: number;
-  readonly p99: number;
 }
 interface MinuteAcc {
   bucket: number;
