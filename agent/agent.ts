@@ -9,7 +9,7 @@ import {
   collectorFingerprints,
   collectorSpecs,
 } from "../collectors/index.js";
-import type { CollectorName, Observations } from "../collectors/observations.js";
+import type { Observations } from "../collectors/observations.js";
 import type { LoadedConfig } from "../core/config/load.js";
 import { Latest, type LatestView } from "../core/latest.js";
 import { closeRouted } from "../core/router.js";
@@ -108,10 +108,7 @@ export class Agent {
   ) {
     this.config = loaded.config;
     this.configFile = loaded.file;
-    this.scheduler = new Scheduler(this.metrics, log, Math.random, (name, obs) =>
-      // The scheduler knows collectors by name only; the factories pair each name with its type.
-      this.latest.set(name as CollectorName, obs as Observations[CollectorName]),
-    );
+    this.scheduler = new Scheduler(this.metrics, log);
     this.self = new SelfMetrics(this.metrics.registry, this.config.host.proc_path);
     this.scheduler.onLate = (ms) => this.self.late(ms);
     this.history = new HistoryStore({
@@ -519,13 +516,14 @@ export class Agent {
       history: this.history,
       once: false,
       judge: COLLECTOR_JUDGE,
+      latest: this.latest,
     };
   }
 
   private addCollectors(entries: ReturnType<typeof buildCollectors>): void {
     for (const e of entries) {
       // The core routes each fresh observation to the collector's sinks, then keeps it as latest.
-      this.scheduler.add(e.collector, e.spec, (o) => e.route.observation(o));
+      e.schedule(this.scheduler, e.spec);
       this.entries.set(e.collector.name, e);
     }
   }

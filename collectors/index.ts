@@ -2,6 +2,7 @@
 import type { Registry } from "prom-client";
 import type { Config } from "../core/config/schema.js";
 import type { HistoryReader, Sinks } from "../core/collector.js";
+import type { Latest } from "../core/latest.js";
 import { type HistoryWriter, type Routed, Router } from "../core/router.js";
 import type { Logger } from "../core/log.js";
 import type { ScheduleSpec } from "../core/scheduler.js";
@@ -37,6 +38,8 @@ export interface CollectorDeps {
   readonly once: boolean;
   /** The judge's answers collectors need; judge/ is above collectors/, so the app passes them. */
   readonly judge: CollectorJudge;
+  /** Where each fresh observation is kept after its sinks (the app's latest map; none for --once). */
+  readonly latest?: Latest<Observations>;
 }
 
 export interface CollectorEntry extends Routed {
@@ -86,10 +89,15 @@ function factory<N extends CollectorName, Opts, U = never>(f: Factory<N, Opts, U
     enabled: (c) => f.enabled(c),
     spec: (c) => f.spec(c),
     options: (c) => f.options(c),
-    build: ({ config, log, registry, history, once, judge }) => {
+    build: ({ config, log, registry, history, once, judge, latest }) => {
       const o = f.options(config);
       const route = new Router(f.name, f.sinks(o, registry, log, judge), history, log);
-      return { collector: f.create(o, { log, once, history, emit: route.update, judge }), route };
+      const collector = f.create(o, { log, once, history, emit: route.update, judge });
+      const publish = (obs: Observations[N]) => {
+        route.observation(obs);
+        latest?.set(f.name, obs);
+      };
+      return { collector, route, schedule: (s, spec) => s.add(collector, spec, publish) };
     },
   };
 }

@@ -1,5 +1,6 @@
 // The core's half of publishing: a collector's observations and background results go to its
 // sinks, and what the sinks return goes to history. Collectors never hold the history writer.
+import type { ScheduleSpec, Scheduler } from "./scheduler.js";
 import type { Collector, HistoryRow, Sink, Sinks } from "./collector.js";
 import { errorMessage } from "./errors.js";
 import type { EventInput, Labels, TopIoRow } from "./history/store.js";
@@ -71,12 +72,17 @@ export class Router<O, U = never> {
 
 /** A collector with its route: what the scheduler runs and the app closes. */
 export interface Routed {
-  readonly collector: Collector;
-  readonly route: { observation(o: unknown): void; close(): void };
+  readonly collector: Collector<unknown>;
+  readonly route: { close(): void };
+  /**
+   * Puts the collector on the scheduler; each fresh observation goes to its sinks, then to
+   * `keep` (the app's latest map). A closure, so the collector's observation type stays known.
+   */
+  schedule(s: Scheduler, spec: ScheduleSpec): void;
 }
 
 /** Closes the collector, then its sinks (kmsg's pending incidents are written last). */
-export async function closeRouted(r: Routed): Promise<void> {
+export async function closeRouted(r: Pick<Routed, "collector" | "route">): Promise<void> {
   try {
     await r.collector.close?.();
   } finally {

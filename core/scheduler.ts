@@ -36,9 +36,12 @@ export interface CollectorStatus {
 }
 
 interface Slot {
-  readonly collector: Collector;
-  /** Where a fresh observation goes (the collector's route to its sinks). */
-  readonly publish: ((observation: unknown) => void) | undefined;
+  readonly collector: Collector<unknown>;
+  /**
+   * One run: collect, and return what hands the fresh observation on (to the collector's route
+   * and the latest map). A closure, so each slot keeps its collector's observation type.
+   */
+  readonly collect: (signal: AbortSignal) => Promise<() => void>;
   spec: ScheduleSpec;
   timer: NodeJS.Timeout | undefined;
   /** Monotonic ms of the next planned run, before jitter. */
@@ -62,16 +65,18 @@ export class Scheduler {
     private readonly metrics: CoreMetrics,
     private readonly log: Logger,
     private readonly random: () => number = Math.random,
-    /** Told of every successful observation (the core keeps the latest for status and diagnose). */
-    private readonly onObservation: (name: string, observation: unknown) => void = () => undefined,
   ) {}
 
-  add(collector: Collector, spec: ScheduleSpec, publish?: (observation: unknown) => void): void {
+  /** `publish` gets each fresh observation (the core routes it to sinks and keeps it as latest). */
+  add<O>(collector: Collector<O>, spec: ScheduleSpec, publish?: (observation: O) => void): void {
     if (this.slots.has(collector.name)) throw new Error(`collector ${collector.name} added twice`);
     this.metrics.declareCollector(collector.name);
     const slot: Slot = {
       collector,
-      publish,
+      collect: async (signal) => {
+        const o = await collector.collect({ signal });
+        return () => publish?.(o);
+      },
       spec,
       timer: undefined,
       nextDue: 0,
@@ -216,7 +221,7 @@ export class Scheduler {
       this.fail(slot, "timeout", `no result within ${spec.timeout / 1000}s; aborted`);
     }, spec.timeout);
     try {
-      const obs = await collector.collect({ signal: ac.signal });
+      const publish = await slot.collect(ac.signal);
       if (timedOut || ac.signal.aborted) return; // too late: the failure is already counted
       slot.runs++;
       slot.consecutiveFailures = 0;
@@ -224,8 +229,7 @@ export class Scheduler {
       this.metrics.collectorLastSuccess.labels(collector.name).set(slot.lastSuccess / 1000);
       this.metrics.collectorUp.labels(collector.name).set(1);
       try {
-        slot.publish?.(obs);
-        this.onObservation(collector.name, obs);
+        publish();
       } catch (e) {
         this.fail(slot, "error", `publishing failed: ${errorMessage(e)}`);
       }

@@ -3,6 +3,7 @@
 // and a circuit breaker that stops the remediator after repeated failures until an operator
 // resets it (agentctl remediations reset-breaker NAME).
 import type { Counter, Gauge, Registry } from "prom-client";
+import { Conditions } from "../core/conditions.js";
 import { errorMessage } from "../core/errors.js";
 import { Journal } from "../core/history/journal.js";
 import type { HistoryStore } from "../core/history/store.js";
@@ -149,7 +150,8 @@ export class RemediationMetrics {
 
 /** Records a decision as an event, but only when it differs from the last one (no event storm from a 1 s tick). */
 export class DecisionLog {
-  private last = "";
+  /** The last decision is a condition: an event is due when it changes (or when always). */
+  private readonly decision = new Conditions<"decision", string>();
   constructor(
     private readonly remediator: string,
     private readonly history: HistoryStore | null,
@@ -162,9 +164,8 @@ export class DecisionLog {
     data?: unknown,
     always = false,
   ): void {
-    const key = `${kind}\u0000${message}`;
-    if (!always && key === this.last) return;
-    this.last = key;
+    const changed = this.decision.set("decision", `${kind}\u0000${message}`) !== null;
+    if (!always && !changed) return;
     this.history?.event({
       class: "remediation",
       kind: `${this.remediator}.${kind}`,
