@@ -1,11 +1,10 @@
 import test from "ava";
 import { loadConfig } from "../core/config/load.js";
 import { HistoryStore } from "../core/history/store.js";
-import { CoreMetrics } from "../core/metrics/registry.js";
 import { buildAreas, type Latest } from "../agent/status/areas.js";
 import { diagnose } from "../agent/status/diagnose.js";
 import { tempDir } from "./helpers/agent-process.js";
-import { defaultRetention, quietLog } from "./helpers/quiet.js";
+import { historyIn } from "./helpers/quiet.js";
 
 const cfg = (() => {
   const r = loadConfig({ env: {}, defaultFile: "/nonexistent" });
@@ -171,12 +170,7 @@ test("diagnose says what the agent did or will do about a competing backup, in e
 // the worst severity; class kernel, one per fault line).
 function kernelHistory(): HistoryStore {
   const { dir, cleanup } = tempDir("sa-areas-");
-  const h = new HistoryStore({
-    stateDir: dir,
-    retention: defaultRetention(),
-    log: quietLog,
-    metrics: new CoreMetrics(),
-  });
+  const h = historyIn(dir);
   kernelCleanup.push(() => {
     h.close();
     cleanup();

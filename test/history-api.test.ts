@@ -34,11 +34,9 @@ import { REPO_ROOT } from "./helpers/container.js";
 import { fakeSystemd } from "./helpers/fake-systemd.js";
 import { withHistoryFile } from "./helpers/history-file.js";
 import { makeTmpfs } from "./helpers/loop.js";
-import { defaultRetention, quietLog, sleep } from "./helpers/quiet.js";
+import { historyIn, quietLog, sleep } from "./helpers/quiet.js";
 
-function store(stateDir: string, metrics = new CoreMetrics()): HistoryStore {
-  return new HistoryStore({ stateDir, retention: defaultRetention(), log: quietLog, metrics });
-}
+const store = historyIn;
 
 /** Every .ts file under `dir`, repository-relative. */
 function sources(dir: string): string[] {

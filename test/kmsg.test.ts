@@ -16,7 +16,6 @@ import test from "ava";
 import { Registry } from "prom-client";
 import { loadConfig } from "../core/config/load.js";
 import { HistoryStore } from "../core/history/store.js";
-import { CoreMetrics } from "../core/metrics/registry.js";
 import { buildAreas } from "../agent/status/areas.js";
 import { diagnose } from "../agent/status/diagnose.js";
 import { classify } from "../collectors/kmsg/classify.js";
@@ -26,7 +25,7 @@ import type { KmsgObservation } from "../collectors/kmsg/observation.js";
 import { DeviceResolver } from "../collectors/kmsg/resolve.js";
 import { fetchText, hasCommand, isRoot, startAgent, tempDir } from "./helpers/agent-process.js";
 import { makeLoopFs } from "./helpers/loop.js";
-import { defaultRetention, quietLog, routed, sleep } from "./helpers/quiet.js";
+import { historyIn, quietLog, routed, sleep } from "./helpers/quiet.js";
 import { exclusive, holdSysctl } from "./helpers/sysctl.js";
 import { withHistoryFile } from "./helpers/history-file.js";
 
@@ -144,13 +143,7 @@ test.serial(
     if (!isRoot) return t.pass("skipped: needs root to write /dev/kmsg");
     const dev = tag();
     const { dir } = tempDir();
-    const open = () =>
-      new HistoryStore({
-        stateDir: dir,
-        retention: defaultRetention(),
-        log: quietLog,
-        metrics: new CoreMetrics(),
-      });
+    const open = () => historyIn(dir);
     const line = (i: number) =>
       `EXT4-fs error (device ${dev}): ext4_find_entry:1613: inode #${i}: comm cat: reading directory lblock 0`;
     const h1 = open();
@@ -255,12 +248,7 @@ test.serial(
     if (!isRoot) return t.pass("skipped: needs root to write /dev/kmsg");
     const dev = tag();
     const { dir } = tempDir();
-    const history = new HistoryStore({
-      stateDir: dir,
-      retention: defaultRetention(),
-      log: quietLog,
-      metrics: new CoreMetrics(),
-    });
+    const history = historyIn(dir);
     t.teardown(() => history.close());
     const { once, col, registry } = follower(["kern", "user"], history);
     t.teardown(() => col.close());
@@ -320,12 +308,7 @@ test.serial(
     if (!isRoot) return t.pass("skipped: needs root to write /dev/kmsg");
     const dev = tag();
     const { dir } = tempDir();
-    const history = new HistoryStore({
-      stateDir: dir,
-      retention: defaultRetention(),
-      log: quietLog,
-      metrics: new CoreMetrics(),
-    });
+    const history = historyIn(dir);
     t.teardown(() => history.close());
     // Only the user facility: kernel records from other tests' loop devices stay out of status.
     // A first follower reads what the ring already holds (earlier tests' lines), its rows are

@@ -115,7 +115,7 @@ test("a collector's published observation is the one it returned, and publish er
   sched.add(
     { name: "pub", collect: () => Promise.resolve(++n) },
     { interval: ms(50), timeout: ms(500), jitter: ms(0) },
-    (o) => seen.push(o as number),
+    (o) => seen.push(o),
   );
   sched.add(
     { name: "badpub", collect: () => Promise.resolve(1) },

@@ -1,6 +1,7 @@
 import type { Collector, Sinks } from "../../core/collector.js";
 import { closeRouted, type HistoryWriter, Router } from "../../core/router.js";
-import type { Retention } from "../../core/history/store.js";
+import { HistoryStore, type Retention } from "../../core/history/store.js";
+import { CoreMetrics } from "../../core/metrics/registry.js";
 import { loadConfig } from "../../core/config/load.js";
 import { readFileSync } from "node:fs";
 import { pino } from "pino";
@@ -30,6 +31,11 @@ export function defaultRetention(): Retention {
 }
 
 /** One collector run the way the scheduler does it: collect, then route; returns the observation. */
+/** A history store in `stateDir` with the default retention, a quiet log and its own metrics. */
+export function historyIn(stateDir: string, metrics = new CoreMetrics()): HistoryStore {
+  return new HistoryStore({ stateDir, retention: defaultRetention(), log: quietLog, metrics });
+}
+
 export function sampler<O>(
   col: Collector<O>,
   route?: { observation(o: O): void },
