@@ -133,7 +133,9 @@ const reEsc = (s: string) => s.replace(/[/.*+?^${}()|[\]\\]/g, "\\$&");
 
 // The caller prefix is the function name the kernel printed: none since 5.16.
 const RE_BLK = new RegExp(
-  `^(?:(?:end_request|blk_update_request|print_req_error|blk_print_req_error): )?(${BLK_STATUS_NAMES.map(reEsc).join("|")}) error, dev ([^,\\s]+), sector (\\d+)(?: op 0x[0-9a-f]+:\\((\\w+)\\))?`,
+  "^(?:(?:end_request|blk_update_request|print_req_error|blk_print_req_error): )?" +
+    `(${BLK_STATUS_NAMES.map(reEsc).join("|")}) error, ` +
+    String.raw`dev ([^,\s]+), sector (\d+)(?: op 0x[0-9a-f]+:\((\w+)\))?`,
 );
 
 /**
@@ -142,8 +144,10 @@ const RE_BLK = new RegExp(
  * the program's name (at most 15 bytes, one char each after unescaping), then "[pid]".
  */
 const RE_CRASH = /^(?:traps: |umip: )?[^]{0,16}?\[\d+\][: ]/;
-const RE_BUFFER =
-  /^Buffer I\/O error on (?:dev|device) ([^,\s]+), logical block \d+(?:, (lost (?:a?sync )?page write|async page read))?/;
+const RE_BUFFER = new RegExp(
+  String.raw`^Buffer I\/O error on (?:dev|device) ([^,\s]+), logical block \d+(?:, (lost (?:a?sync ` +
+    String.raw`)?page write|async page read))?`,
+);
 const RE_LOST_PAGE = /^lost page write due to I\/O error on (\S+?)(?:,|$)/;
 const RE_WRITEBACK = /^([\w.-]+): writeback error on inode \d+/;
 const RE_SCSI = /^sd (\d+:\d+:\d+:\d+): (?:\[(\w+)\] )?(?:tag#(\d+) )?(.*)$/;
@@ -155,16 +159,28 @@ const RE_SENSE_KEY =
 // 0x03 write fault, 0x0C write error (but 0x0C/0x01 "recovered with auto reallocation"),
 // 0x10 ID CRC/ECC and protection-information checks, 0x11 unrecovered read, 0x44 internal
 // target failure. Other keys (Illegal Request, Unit Attention, Aborted Command) are context.
-const RE_ADD_SENSE =
-  /^ ?(?:Add\. Sense: (?:Unrecovered read error|Read retries exhausted|Error too long to correct|Multiple read errors|L-EC uncorrectable error|Id CRC or ECC error|Logical block (?:guard|application tag|reference tag) check failed|Write error(?! - recovered)|Peripheral device write fault|Internal target failure)|(?:<<vendor>>)?ASC=0x(?:3|c|10|11|44) (?:<<vendor>>)?ASCQ=0x[0-9a-f]+(?<!ASC=0xc ASCQ=0x1)(?:\s|$))/;
+const RE_ADD_SENSE = new RegExp(
+  String.raw`^ ?(?:Add\. Sense: (?:Unrecovered read error|Read retries exhausted|` +
+    String.raw`Error too long to correct|Multiple read errors|L-EC uncorrectable error|` +
+    String.raw`Id CRC or ECC error|Logical block (?:guard|application tag|reference tag) check failed|` +
+    String.raw`Write error(?! - recovered)|Peripheral device write fault|Internal target failure)|` +
+    String.raw`(?:<<vendor>>)?ASC=0x(?:3|c|10|11|44) (?:<<vendor>>)?ASCQ=0x[0-9a-f]+(?<!ASC=0xc ASCQ=` +
+    String.raw`0x1)(?:\s|$))`,
+);
 const RE_ATA = /^(ata\d+(?:\.\d+)?): (.*)$/;
 const RE_NVME_CTRL = /^nvme (nvme\d+): (.*)$/;
-const RE_NVME_CMD =
-  /^(nvme\d+(?:c\d+)?n\d+): [\w /]+\(0x[0-9a-f]+\) @ LBA \d+, \d+ blocks, ([^()]+?) \(sct (0x[0-9a-f]+) \/ sc (0x[0-9a-f]+)\)/;
+const RE_NVME_CMD = new RegExp(
+  String.raw`^(nvme\d+(?:c\d+)?n\d+): [\w /]+\(0x[0-9a-f]+\) @ LBA \d+, \d+ blocks, ([^()]+?) \(sct` +
+    String.raw` (0x[0-9a-f]+) \/ sc (0x[0-9a-f]+)\)`,
+);
 const RE_EXT4_ERR = /^EXT4-fs (error|warning) \(device ([^)\s]+)\)(?::| in) (.*)$/;
 const RE_EXT4_FS = /^EXT4-fs \(([^)\s]+)\): (.*)$/;
-const RE_JOURNAL =
-  /^(?:Aborting journal on device (\S+?)-\d+\.?$|JBD2: (?:Detected IO errors while flushing file data on|I\/O error when updating journal superblock for|Error -?\d+ detected when updating journal superblock for) (\S+?)-\d+\.?$)/;
+const RE_JOURNAL = new RegExp(
+  String.raw`^(?:Aborting journal on device (\S+?)-\d+\.?$|` +
+    String.raw`JBD2: (?:Detected IO errors while flushing file data on|` +
+    String.raw`I\/O error when updating journal superblock for|` +
+    String.raw`Error -?\d+ detected when updating journal superblock for) (\S+?)-\d+\.?$)`,
+);
 const RE_XFS = /^XFS \(([^)\s]+)\): (.*)$/;
 // xfs_error_report: "Internal error %s at line %d of file %s.  Caller %pS"; %s is the failed
 // check as written in the source (XFS_WANT_CORRUPTED_RETURN, !xfs_verify_ino(...)).
@@ -192,10 +208,15 @@ const RE_MD = /^md\/raid\d*:(md\w+): Disk failure on ([^,\s]+), disabling device
 const RE_MD_ARRAY = /^md\/raid\d*:(md\w+): Cannot continue operation \((\d+)\/(\d+) failed\)/;
 const RE_MD_SECTOR =
   /^md\/raid\d*:(md\w+): (read error not correctable|read error NOT corrected!!) \(sector (\d+) on ([^)\s]+)\)/;
-const RE_MD_CORRECTED =
-  /^md\/raid\d*:(md\w+): (read error corrected|unable to read back corrected sectors) \((\d+) sectors at (\d+) on ([^)\s]+)\)/;
-const RE_MD_MEMBER =
-  /^md\/raid\d*:(md\w+): ([^:\s]+): (unrecoverable I\/O read error for block|rescheduling sector|Raid device exceeded read_error threshold|Failing raid device)(?: (\d+))?/;
+const RE_MD_CORRECTED = new RegExp(
+  String.raw`^md\/raid\d*:(md\w+): (read error corrected|` +
+    String.raw`unable to read back corrected sectors) \((\d+) sectors at (\d+) on ([^)\s]+)\)`,
+);
+const RE_MD_MEMBER = new RegExp(
+  String.raw`^md\/raid\d*:(md\w+): ([^:\s]+): (unrecoverable I\/O read error for block|` +
+    String.raw`rescheduling sector|Raid device exceeded read_error threshold|` +
+    String.raw`Failing raid device)(?: (\d+))?`,
+);
 const RE_MD_TOO_MANY = /^md\/raid\d*:(md\w+): Too many read errors, failing device ([^\s]+?)\.?$/;
 const RE_MD_SUPER = /^md: super_written gets error=(-?\d+)/;
 const RE_DM_PATH = /^device-mapper: multipath: (?:\d+:\d+: )?Failing path (\d+:\d+)\./;
@@ -270,6 +291,41 @@ export function withMeta(o: Classified, device: string, subsystem: string): Clas
   return { ...o, device: `${sub}:${name}`, deviceKind: "raw" }; // libata, nvme-subsystem: as named
 }
 
+// ATA link resets (checked once the ata prefix matched; compiled once, not per line).
+const RE_ATA_LINK_RESET = new RegExp(
+  "^(hard resetting link|SATA link down|limiting SATA link speed|COMRESET failed|" +
+    "link is slow to respond|softreset failed)",
+);
+// An NVMe command timed out.
+const RE_NVME_TIMEOUT = new RegExp(
+  String.raw`^I\/O (?:tag )?\d+ (?:\(\w+\) )?(?:opcode 0x[0-9a-f]+ \([\w /]+\) )?QID \d+ timeout, (` +
+    String.raw`?:aborting|reset controller|disable controller|completion polled)`,
+);
+// The NVMe controller gives up.
+const RE_NVME_CTRL_DOWN = new RegExp(
+  "^(controller is down; will reset|Device not ready; aborting reset|" +
+    "Removing after probe failure|frozen state error detected|" +
+    "Disabling device after reset failure)",
+);
+// ext4 cannot write metadata.
+const RE_EXT4_CRIT =
+  /^(I\/O error while writing superblock|failed to convert unwritten extents|Delayed block allocation failed)/;
+// xfs_log_mount / xlog_recover failures.
+const RE_XFS_LOG_MOUNT = new RegExp(
+  String.raw`^(?:log mount\/recovery failed: error -?\d+|log mount failed|empty log check failed|` +
+    String.raw`Log inconsistent|Failed to recover intents|log record CRC mismatch|` +
+    String.raw`failed to locate log tail)`,
+);
+// XFS metadata corruption and assertions.
+const RE_XFS_CORRUPTION =
+  /^(?:Corruption warning: Metadata has LSN|Failing async write on buffer block 0x[0-9a-f]+\.|Assertion failed: )/;
+// XFS shut the filesystem down.
+const RE_XFS_SHUTDOWN = new RegExp(
+  String.raw`^(?:Filesystem has been shut down|xfs_do_force_shutdown\(|` +
+    String.raw`[\w/ -]+ (?:\(0x[0-9a-f]+\) )?[Dd]etected(?: at \S+ \(\S+\))?\.\s+Shutting down filesy` +
+    String.raw`stem)`,
+);
+
 function classifyText(text: string): Outcome {
   // Cheapest checks first; most lines leave here.
   if (text.includes("callbacks suppressed")) {
@@ -341,11 +397,7 @@ function classifyText(text: string): Outcome {
     const m = RE_ATA.exec(text);
     if (m) {
       const rest = m[2] ?? "";
-      if (
-        /^(hard resetting link|SATA link down|limiting SATA link speed|COMRESET failed|link is slow to respond|softreset failed)/.test(
-          rest,
-        )
-      )
+      if (RE_ATA_LINK_RESET.test(rest))
         return c("ata_link_reset", "warn", m[1] ?? null, "ata", rest);
       // One ATA incident prints several lines; count the exception header, keep the rest as context.
       if (/^exception Emask 0x[0-9a-f]+ /.test(rest))
@@ -364,11 +416,7 @@ function classifyText(text: string): Outcome {
     if (ctrl) {
       const rest = ctrl[2] ?? "";
       // "I/O 728 QID 6", "I/O tag 4 (0004) QID 0", "I/O tag 0 (3000) opcode 0x1 (I/O Cmd) QID 1"
-      if (
-        /^I\/O (?:tag )?\d+ (?:\(\w+\) )?(?:opcode 0x[0-9a-f]+ \([\w /]+\) )?QID \d+ timeout, (?:aborting|reset controller|disable controller|completion polled)/.test(
-          rest,
-        )
-      ) {
+      if (RE_NVME_TIMEOUT.test(rest)) {
         return c(
           "nvme_timeout",
           /reset controller|disable controller/.test(rest) ? "error" : "warn",
@@ -377,11 +425,7 @@ function classifyText(text: string): Outcome {
           rest,
         );
       }
-      if (
-        /^(controller is down; will reset|Device not ready; aborting reset|Removing after probe failure|frozen state error detected|Disabling device after reset failure)/.test(
-          rest,
-        )
-      ) {
+      if (RE_NVME_CTRL_DOWN.test(rest)) {
         return c("nvme_controller_failure", "crit", ctrl[1] ?? null, "nvme_ctrl", rest);
       }
       return null;
@@ -410,12 +454,7 @@ function classifyText(text: string): Outcome {
       const rest = f[2] ?? "";
       if (/^Remounting filesystem read-only/.test(rest))
         return c("fs_readonly", "crit", f[1] ?? null, "block", rest);
-      if (
-        /^(I\/O error while writing superblock|failed to convert unwritten extents|Delayed block allocation failed)/.test(
-          rest,
-        )
-      )
-        return c("ext4_error", "crit", f[1] ?? null, "block", rest);
+      if (RE_EXT4_CRIT.test(rest)) return c("ext4_error", "crit", f[1] ?? null, "block", rest);
     }
     return null;
   }
@@ -440,26 +479,13 @@ function classifyText(text: string): Outcome {
       return { ...c("xfs_shutdown", "crit", m[1] ?? null, "block", rest), repeats: true };
     if (RE_XFS_INTERNAL.test(rest)) return c("xfs_error", "crit", m[1] ?? null, "block", rest);
     // xfs_log_mount / xlog_recover: the log cannot be replayed, the filesystem does not mount.
-    if (
-      /^(?:log mount\/recovery failed: error -?\d+|log mount failed|empty log check failed|Log inconsistent|Failed to recover intents|log record CRC mismatch|failed to locate log tail)/.test(
-        rest,
-      )
-    ) {
+    if (RE_XFS_LOG_MOUNT.test(rest)) {
       return c("xfs_error", "crit", m[1] ?? null, "block", rest);
     }
-    if (
-      /^(?:Corruption warning: Metadata has LSN|Failing async write on buffer block 0x[0-9a-f]+\.|Assertion failed: )/.test(
-        rest,
-      )
-    )
-      return c("xfs_error", "error", m[1] ?? null, "block", rest);
+    if (RE_XFS_CORRUPTION.test(rest)) return c("xfs_error", "error", m[1] ?? null, "block", rest);
     // "Metadata I/O Error (0x1) detected at f+0x2a0/0x3a0 (fs/xfs/x.c:311).  Shutting down
     // filesystem." (5.x/6.x), "Log I/O Error Detected.  Shutting down filesystem" (4.x).
-    if (
-      /^(?:Filesystem has been shut down|xfs_do_force_shutdown\(|[\w/ -]+ (?:\(0x[0-9a-f]+\) )?[Dd]etected(?: at \S+ \(\S+\))?\.\s+Shutting down filesystem)/.test(
-        rest,
-      )
-    ) {
+    if (RE_XFS_SHUTDOWN.test(rest)) {
       return c("xfs_shutdown", "crit", m[1] ?? null, "block", rest);
     }
     if (

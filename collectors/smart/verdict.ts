@@ -152,7 +152,8 @@ const WEAR_ATTRS: ReadonlyArray<{ id: number; name: string; read: "remaining" | 
   { id: 233, name: "Media_Wearout_Indicator", read: "remaining" }, // Intel: 100 down to 1
   { id: 177, name: "Wear_Leveling_Count", read: "remaining" }, // Samsung: 100 down
   { id: 202, name: "Percent_Lifetime_Remain", read: "remaining" }, // Micron: norm = 100 - raw
-  { id: 231, name: "SSD_Life_Left", read: "remaining" }, // SandForce (Kingston SF-2281 too); Phison: raw, see phisonRaw231
+  // SandForce (Kingston SF-2281 too); Phison: raw, see phisonRaw231
+  { id: 231, name: "SSD_Life_Left", read: "remaining" },
   { id: 202, name: "Percent_Lifetime_Used", read: "used" }, // ATP
   { id: 202, name: "Perc_Rated_Life_Used", read: "used" }, // Crucial/Micron RealSSD, others
 ];
@@ -165,8 +166,11 @@ const WEAR_ATTRS: ReadonlyArray<{ id: number; name: string; read: "remaining" | 
  * installed drivedb predates the entry, by the Kingston Phison model names from that record.
  */
 const PHISON_FAMILY = /^Phison Driven/i;
-const KINGSTON_PHISON =
-  /^KINGSTON +(SKC400S37|SA400(M8|S37)|SUV300S37A|SKC310S3|SV310S3|SHSS3|SM2280S3|SEDC(400S37|450R|500[MR]|600ME?)|SS200S3|O(C|M[48S])P0S3|RBUSNS)/i;
+const KINGSTON_PHISON = new RegExp(
+  "^KINGSTON +(SKC400S37|SA400(M8|S37)|SUV300S37A|SKC310S3|SV310S3|SHSS3|SM2280S3|" +
+    "SEDC(400S37|450R|500[MR]|600ME?)|SS200S3|O(C|M[48S])P0S3|RBUSNS)",
+  "i",
+);
 export function phisonRaw231(r: SmartReport): boolean {
   return (
     PHISON_FAMILY.test(r.identity.family ?? "") || KINGSTON_PHISON.test(r.identity.model ?? "")
@@ -417,7 +421,8 @@ export function judge(r: SmartReport, trends: Trends = {}, opts: JudgeOptions = 
       add(
         "info",
         "nvme_error_log",
-        `${n.numErrLogEntries} error-log entries${rose("error_log_entries")} (not judged, static or rising: the count grows with the host probing optional features, "Invalid Field in Command")`,
+        `${n.numErrLogEntries} error-log entries${rose("error_log_entries")} (not judged, static or ` +
+          `rising: the count grows with the host probing optional features, "Invalid Field in Command")`,
       );
     }
   }
@@ -438,7 +443,8 @@ export function judge(r: SmartReport, trends: Trends = {}, opts: JudgeOptions = 
       add(
         "warn",
         "scsi_uncorrected",
-        `uncorrected errors: ${unc.map(([k, v]) => `${v} ${k}`).join(", ")} (${COUNT_RULE}${rose("uncorrected_errors")})`,
+        `uncorrected errors: ${unc.map(([k, v]) => `${v} ${k}`).join(", ")} ` +
+          `(${COUNT_RULE}${rose("uncorrected_errors")})`,
       );
   }
   const t = r.temperature;
