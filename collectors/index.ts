@@ -212,7 +212,8 @@ const FACTORIES: readonly AnyFactory[] = [
   factory({
     name: "wal",
     enabled: (c) => c.collectors.wal.enabled,
-    // A cheap tick stats the directory and the active segment; `interval` is the full rescan (sooner when a name changed).
+    // A cheap tick stats the directory and the active segment; `interval` is the full rescan
+    // (sooner when a name changed).
     spec: (c) => ({
       interval: ms(WAL_TICK_MS),
       timeout: c.collectors.wal.timeout,

@@ -33,14 +33,16 @@ import { errorMessage } from "../../core/errors.js";
 
 export const EXIT = { ok: 0, warn: 1, crit: 2, unreachable: 3, usage: 64, refused: 77 } as const;
 
-const USAGE = `usage: agentctl [--socket PATH] [--config FILE] <command> [options] [--json] [--no-color]
+const USAGE =
+  `usage: agentctl [--socket PATH] [--config FILE] <command> [options] [--json] [--no-color]
 
 commands:
   status [-v]                          is this node's storage OK, and if not, why (one line per area)
   diagnose                             walk the StemeDB runbooks against current state and history
   history METRIC [--device D] [--since 6h]
                                        a metric from history, as a table with a sparkline
-  events [--since 24h] [--class C]     what happened (kernel, kernel_incident, smart, mount, wal, disk, remediation, agent)
+  events [--since 24h] [--class C]     what happened (kernel, kernel_incident, smart, mount, wal, ` +
+  `disk, remediation, agent)
   top-io [--since 10m]                 the recent top I/O consumers, like iotop -o
   remediations                         modes, plans (dry-run), breakers, the journal
   remediations reset-breaker NAME      (root) let a stopped remediator act again
@@ -154,7 +156,8 @@ async function main(argv: string[]): Promise<number> {
           const [name, target] = [positionals[2], positionals[3]];
           if (!name || !target) {
             process.stderr.write(
-              "agentctl: undo needs a remediator and a target, e.g. agentctl remediations undo wal_compress segment.42.wal\n",
+              "agentctl: undo needs a remediator and a target, e.g. " +
+                "agentctl remediations undo wal_compress segment.42.wal\n",
             );
             return EXIT.usage;
           }
@@ -209,14 +212,16 @@ async function main(argv: string[]): Promise<number> {
         out(r, () => {
           const lines: string[] = [];
           for (const x of r.remediators) {
-            lines.push(
-              `${x.name}: mode ${x.mode}${x.breaker_open ? ", CIRCUIT BREAKER OPEN" : ""}${x.busy ? `, compressing ${x.busy}` : ""}`,
-            );
+            const breaker = x.breaker_open ? ", CIRCUIT BREAKER OPEN" : "";
+            const busy = x.busy ? `, compressing ${x.busy}` : "";
+            lines.push(`${x.name}: mode ${x.mode}${breaker}${busy}`);
             lines.push(`  last decision: ${x.last_decision}`);
-            if (x.plan)
-              lines.push(
-                `  plan: ${x.plan.compress.length} to compress${x.plan.compress.length ? ` (${x.plan.compress.slice(0, 5).join(", ")}${x.plan.compress.length > 5 ? ", …" : ""})` : ""}, ${x.plan.skipped} kept`,
-              );
+            if (x.plan) {
+              const { compress, skipped } = x.plan;
+              const more = compress.length > 5 ? ", …" : "";
+              const names = compress.length ? ` (${compress.slice(0, 5).join(", ")}${more})` : "";
+              lines.push(`  plan: ${compress.length} to compress${names}, ${skipped} kept`);
+            }
           }
           lines.push("journal (newest first):");
           for (const j of r.journal)
@@ -234,7 +239,8 @@ async function main(argv: string[]): Promise<number> {
           const unit = positionals[2];
           if (!unit) {
             process.stderr.write(
-              `agentctl: backups ${verb} needs a unit, e.g. agentctl backups ${verb} backup.service${verb === "pause" ? " --for 20m" : ""}\n`,
+              `agentctl: backups ${verb} needs a unit, e.g. agentctl backups ${verb} ` +
+                `backup.service${verb === "pause" ? " --for 20m" : ""}\n`,
             );
             return EXIT.usage;
           }
@@ -249,7 +255,8 @@ async function main(argv: string[]): Promise<number> {
             ).body as { unit: BackupUnitView };
             out(r, () =>
               r.unit.paused
-                ? `${unit}: paused (${r.unit.paused.method}) until ${r.unit.paused.until}; dead-man's switch ${r.unit.paused.deadman} resumes it even if the agent dies\n`
+                ? `${unit}: paused (${r.unit.paused.method}) until ${r.unit.paused.until}; ` +
+                  `dead-man's switch ${r.unit.paused.deadman} resumes it even if the agent dies\n`
                 : `${unit}: resumed\n`,
             );
             return EXIT.ok;
@@ -280,7 +287,8 @@ async function main(argv: string[]): Promise<number> {
     if (e instanceof Unreachable) {
       process.stderr.write(
         `agentctl: cannot reach stemedb-agent.\n${e.reasons.map((r) => `  ${r}`).join("\n")}\n` +
-          "  check: is it running (systemctl status stemedb-agent)? are you root or in group stemedb-agent? is the socket elsewhere (--socket PATH)?\n",
+          ("  check: is it running (systemctl status stemedb-agent)? are you root or in group " +
+            "stemedb-agent? is the socket elsewhere (--socket PATH)?\n"),
       );
       return EXIT.unreachable;
     }

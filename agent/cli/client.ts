@@ -23,7 +23,10 @@ export class ApiError extends Error {
   }
 }
 
-/** Where to look for the socket: --socket alone if given, else $STEMEDB_AGENT_SOCKET, else the config's path and its fallback. */
+/**
+ * Where to look for the socket: --socket alone if given, else $STEMEDB_AGENT_SOCKET, else the
+ * config's path and its fallback.
+ */
 export function socketCandidates(
   opts: { socket?: string | undefined; config?: string | undefined },
   env = process.env,

@@ -43,7 +43,9 @@ export function renderStatus(
   const a = s.agent;
   const out: string[] = [];
   out.push(
-    `${paint(style, "bold", "storage")} ${verdictWord(style, s.verdict)} stemedb-agent ${a.version}, pid ${a.pid}, up ${humanDuration(a.uptime_seconds)}, config ${a.config_file ?? "(embedded defaults)"}`,
+    `${paint(style, "bold", "storage")} ${verdictWord(style, s.verdict)} stemedb-agent ${a.version}, ` +
+      `pid ${a.pid}, up ${humanDuration(a.uptime_seconds)}, config ` +
+      `${a.config_file ?? "(embedded defaults)"}`,
   );
   const rows = s.areas.map((x) => [verdictWord(style, x.verdict), AREA_TITLE[x.area], x.summary]);
   out.push(table(rows, ""));
@@ -55,7 +57,8 @@ export function renderStatus(
     const cr: string[][] = [["name", "every", "last success", "runs", "failed", "last error"]];
     for (const c of s.collectors) {
       const err = c.last_error
-        ? `${paint(style, c.consecutive_failures > 0 ? "red" : "dim", c.last_error.reason)} ${ago(c.last_error.at, now)}: ${c.last_error.message}`
+        ? `${paint(style, c.consecutive_failures > 0 ? "red" : "dim", c.last_error.reason)} ` +
+          `${ago(c.last_error.at, now)}: ${c.last_error.message}`
         : "-";
       cr.push([
         c.name,
@@ -69,10 +72,12 @@ export function renderStatus(
     out.push(table(cr));
     const h = s.history;
     out.push(
-      `history  ${h.path ?? "(in memory only)"}  ${humanBytes(h.size_bytes)}  writes ${h.write_state}${h.last_error ? `: ${h.last_error}` : ""}`,
+      `history  ${h.path ?? "(in memory only)"}  ${humanBytes(h.size_bytes)}  writes ` +
+        `${h.write_state}${h.last_error ? `: ${h.last_error}` : ""}`,
     );
     out.push(
-      `  rows: ${h.rows.series} series, ${h.rows.samples} samples, ${h.rows.rollups} rollups, ${h.rows.events} events; ${h.pending_rows} pending, ${h.dropped_rows} dropped`,
+      `  rows: ${h.rows.series} series, ${h.rows.samples} samples, ${h.rows.rollups} rollups, ` +
+        `${h.rows.events} events; ${h.pending_rows} pending, ${h.dropped_rows} dropped`,
     );
   }
   return `${out.join("\n")}\n`;
@@ -119,7 +124,10 @@ const fmt = (metric: string, v: number) =>
 
 export function renderHistory(h: HistoryAnswer, _style: Style): string {
   if (h.series.length === 0) {
-    return `no history for ${JSON.stringify(h.metric)}${h.available_metrics ? `; recorded metrics: ${h.available_metrics.join(", ")}` : ""}\n`;
+    const recorded = h.available_metrics
+      ? `; recorded metrics: ${h.available_metrics.join(", ")}`
+      : "";
+    return `no history for ${JSON.stringify(h.metric)}${recorded}\n`;
   }
   const out: string[] = [];
   for (const s of h.series) {
@@ -152,7 +160,13 @@ export function renderEvents(events: readonly EventRow[], style: Style): string 
   if (events.length === 0) return "no events in that window\n";
   const sev = (s: string) =>
     paint(style, s === "crit" ? "red" : s === "warn" ? "yellow" : "dim", s.padEnd(4));
-  return `${events.map((e) => `${e.ts.slice(0, 19).replace("T", " ")}  ${sev(e.severity)}  ${e.class.padEnd(11)} ${(e.subject ?? "").padEnd(12)} ${e.message}`).join("\n")}\n`;
+  return `${events
+    .map(
+      (e) =>
+        `${e.ts.slice(0, 19).replace("T", " ")}  ${sev(e.severity)}  ${e.class.padEnd(11)} ` +
+        `${(e.subject ?? "").padEnd(12)} ${e.message}`,
+    )
+    .join("\n")}\n`;
 }
 
 export function renderTopIo(rows: readonly TopIoSummary[]): string {
@@ -179,21 +193,30 @@ export function renderBackups(s: BackupPauseState, style: Style, now = Date.now(
   const f = s.fsync;
   const out: string[] = [];
   const p99 = f.p99_seconds === null ? "n/a" : `${(f.p99_seconds * 1000).toFixed(1)} ms`;
+  const breaker = s.breaker_open ? paint(style, "red", ", CIRCUIT BREAKER OPEN") : "";
+  const threshold = `${(f.threshold_seconds * 1000).toFixed(0)} ms`;
+  const slow =
+    f.slow_for_seconds > 0
+      ? `, slow for ${humanDuration(f.slow_for_seconds)}; ` +
+        `${humanDuration(f.for_seconds)} of that triggers a pause`
+      : "";
   out.push(
-    `backup_pause: mode ${s.mode}${s.breaker_open ? paint(style, "red", ", CIRCUIT BREAKER OPEN") : ""}; WAL fsync p99 ${p99} over the window (threshold ${(f.threshold_seconds * 1000).toFixed(0)} ms${f.slow_for_seconds > 0 ? `, slow for ${humanDuration(f.slow_for_seconds)}; ${humanDuration(f.for_seconds)} of that triggers a pause` : ""})`,
+    `backup_pause: mode ${s.mode}${breaker}; WAL fsync p99 ${p99} over the window ` +
+      `(threshold ${threshold}${slow})`,
   );
   const t: string[][] = [["unit", "systemd", "agent", "until", "I/O", "paused 24h", "budget left"]];
   for (const u of s.units) {
-    const sd = u.systemd
-      ? `${u.systemd.active}/${u.systemd.sub}${u.systemd.freezer && u.systemd.freezer !== "running" ? ` (${u.systemd.freezer})` : ""}`
-      : "?";
+    const frozen =
+      u.systemd?.freezer && u.systemd.freezer !== "running" ? ` (${u.systemd.freezer})` : "";
+    const sd = u.systemd ? `${u.systemd.active}/${u.systemd.sub}${frozen}` : "?";
     const held = u.paused
       ? paint(style, "yellow", `paused (${u.paused.method}, by ${u.paused.by})`)
       : u.cooldown_until
         ? `cooldown until ${u.cooldown_until.slice(11, 19)}`
         : "-";
     const until = u.paused
-      ? `${u.paused.until.slice(11, 19)} (in ${humanDuration(Math.max(0, Math.round((Date.parse(u.paused.until) - now) / 1000)))})`
+      ? `${u.paused.until.slice(11, 19)} (in ` +
+        `${humanDuration(Math.max(0, Math.round((Date.parse(u.paused.until) - now) / 1000)))})`
       : "-";
     const io =
       u.io_bytes_per_second === null ? "-" : `${humanBytes(Math.round(u.io_bytes_per_second))}/s`;

@@ -52,7 +52,8 @@ export class ControlServer {
         );
         return new ControlServer(server, path);
       } catch (e) {
-        if (e instanceof SocketInUse) throw e; // a second agent on one socket is a mistake, not a reason to hide elsewhere
+        // a second agent on one socket is a mistake, not a reason to hide elsewhere
+        if (e instanceof SocketInUse) throw e;
         failures.push(`${path}: ${errorMessage(e)}`);
       }
     }

@@ -166,7 +166,9 @@ function disks(c: Config, latest: Latest, h: HistoryStore | null, now: number): 
       details: [],
     };
   const line = (r: (typeof rows)[number]) =>
-    `${r.dev}${r.wal ? " (WAL)" : ""}: w_await p99 ${r.p99 === null ? "n/a (no writes)" : fmtSeconds(r.p99)} over 1 min, %util ${r.util === null ? "n/a" : r.util.toFixed(0)}`;
+    `${r.dev}${r.wal ? " (WAL)" : ""}: w_await p99 ` +
+    `${r.p99 === null ? "n/a (no writes)" : fmtSeconds(r.p99)} over 1 min, ` +
+    `%util ${r.util === null ? "n/a" : r.util.toFixed(0)}`;
   return {
     area: "disks",
     verdict: worst(rows.map(verdictOf)),
@@ -378,7 +380,9 @@ function kernel(h: HistoryStore | null, now: number): Area {
   return {
     area: "kernel",
     verdict: worst(k.lines.map((r) => kernelVerdict(r.sev))),
-    summary: `${plural(k.lineCount, "storage error line")} in 24 h, no incident closed yet; most: ${top.n} ${top.kind} on ${top.subject ?? "?"} (last ${hhmmss(top.last)} UTC)`,
+    summary:
+      `${plural(k.lineCount, "storage error line")} in 24 h, no incident closed yet; most: ` +
+      `${top.n} ${top.kind} on ${top.subject ?? "?"} (last ${hhmmss(top.last)} UTC)`,
     details: k.lines.slice(1, 8).map((r) => `${r.n} ${r.kind} on ${r.subject ?? "?"}`),
   };
 }
@@ -388,7 +392,9 @@ function wal(latest: Latest): Area {
   if (!w) return { area: "wal", verdict: "unknown", summary: "no WAL inventory yet", details: [] };
   const verdict = judgeWalFindings(w.findings.map((f) => f.kind));
   const s = w.segments;
-  const count = `${s.active.count + s.sealed.count} segments (${mib(s.active.bytes + s.sealed.bytes)}), ${s.compressed.count} compressed`;
+  const count =
+    `${s.active.count + s.sealed.count} segments (${mib(s.active.bytes + s.sealed.bytes)}), ` +
+    `${s.compressed.count} compressed`;
   const last = w.active ? `, last write ${dur(w.active.write_age_seconds)} ago` : "";
   const first = w.findings[0];
   return {
@@ -417,7 +423,8 @@ function competing(latest: Latest, fsyncVerdict: AreaVerdict): Area {
   const rows = [...p.top.filter((r) => !r.kthread), ...p.top.filter((r) => r.kthread)];
   const top = rows[0];
   const line = (r: ProcioObservation["top"][number]) =>
-    `${r.comm}[${r.pid}]${r.unit ? ` (${r.unit})` : ""}${r.kthread ? " (kernel thread)" : ""} writes ${mib(r.write_bps)}/s, reads ${mib(r.read_bps)}/s`;
+    `${r.comm}[${r.pid}]${r.unit ? ` (${r.unit})` : ""}${r.kthread ? " (kernel thread)" : ""} writes ` +
+    `${mib(r.write_bps)}/s, reads ${mib(r.read_bps)}/s`;
   return {
     area: "competing_io",
     verdict: judgeCompeting(fsyncVerdict, rows.some(heavyCompetitor)),

@@ -88,7 +88,9 @@ export function diagnose(
     evidence:
       p99s.length === 0 && db === null
         ? "no fsync measurements (probe failing or not started; see WAL fsync failure below)"
-        : `agent probe p99 ${fmtSeconds(worstP99.v)} over 10 min on ${worstP99.mp}${db !== null ? `; database's own p99 ${fmtSeconds(db)}` : ""} (threshold ${fmtSeconds(limits.crit)})`,
+        : `agent probe p99 ${fmtSeconds(worstP99.v)} over 10 min on ` +
+          `${worstP99.mp}${db !== null ? `; database's own p99 ${fmtSeconds(db)}` : ""} (threshold ` +
+          `${fmtSeconds(limits.crit)})`,
     action: slow ? "continue with the steps below to find the cause" : null,
   });
   const devRows = (disk?.devices ?? []).filter(
@@ -116,7 +118,9 @@ export function diagnose(
         : dv
             .map(
               (x) =>
-                `${x.d}: w_await p99 ${x.w === null ? "n/a" : fmtSeconds(x.w)}, f_await p99 ${x.f === null ? "n/a" : fmtSeconds(x.f)}, %util ${x.util?.toFixed(0) ?? "n/a"}, aqu-sz ${x.aqu?.toFixed(2) ?? "n/a"} (10 min)`,
+                `${x.d}: w_await p99 ${x.w === null ? "n/a" : fmtSeconds(x.w)}, ` +
+                `f_await p99 ${x.f === null ? "n/a" : fmtSeconds(x.f)}, ` +
+                `%util ${x.util?.toFixed(0) ?? "n/a"}, aqu-sz ${x.aqu?.toFixed(2) ?? "n/a"} (10 min)`,
             )
             .join("; "),
     action: dv.some((x) => diskSaturated(x.util, diskLim))
@@ -139,7 +143,9 @@ export function diagnose(
             .slice(0, 3)
             .map(
               (r) =>
-                `${r.comm}[${r.pid}]${r.unit ? ` (${r.unit})` : ""}${r.kthread ? " (kernel thread)" : ""} writes ${mib(r.write_bps)}/s, reads ${mib(r.read_bps)}/s`,
+                `${r.comm}[${r.pid}]${r.unit ? ` (${r.unit})` : ""}` +
+                `${r.kthread ? " (kernel thread)" : ""} writes ${mib(r.write_bps)}/s, ` +
+                `reads ${mib(r.read_bps)}/s`,
             )
             .join("; "),
     action: backupAction(
@@ -179,7 +185,8 @@ export function diagnose(
         : okProbes.map((p) => `last probe on ${p.mountpoint}: ${fmtSeconds(p.seconds)}`).join("; "),
     action:
       slow && okProbes.every((p) => judgeFsync(p.seconds, limits) === "ok")
-        ? "fast right now while the p99 is high: the slowness comes and goes with load (step 3), not a device that is slow all the time"
+        ? "fast right now while the p99 is high: the slowness comes and goes with load (step 3), " +
+          "not a device that is slow all the time"
         : null,
   });
 
@@ -222,7 +229,8 @@ export function diagnose(
       ? "unknown"
       : worst(walMount.findings.map((f) => mountFindingVerdict(f.severity))),
     evidence: walMount
-      ? `${walMount.mountpoint} ${walMount.fs_type} on ${walMount.source} (${walMount.options.join(",")})${walMount.findings
+      ? `${walMount.mountpoint} ${walMount.fs_type} on ${walMount.source} ` +
+        `(${walMount.options.join(",")})${walMount.findings
           .filter((f) => f.severity !== "info")
           .map((f) => `; ${f.option}: ${f.reason}`)
           .join("")}`
@@ -247,7 +255,8 @@ export function diagnose(
     evidence: none
       ? "no storage errors in the kernel log"
       : inc.length > 0
-        ? `${kern?.incidentCount} incident${kern?.incidentCount === 1 ? "" : "s"} (${kern?.lineCount} fault lines): ${inc.slice(0, 4).map(incidentLine).join("; ")}`
+        ? `${kern?.incidentCount} incident${kern?.incidentCount === 1 ? "" : "s"} (${kern?.lineCount} ` +
+          `fault lines): ${inc.slice(0, 4).map(incidentLine).join("; ")}`
         : `no incident closed yet; lines: ${lines
             .slice(0, 4)
             .map(
@@ -299,7 +308,8 @@ export function diagnose(
     step: "1. df -h on the WAL filesystem",
     verdict: !fs ? "unknown" : judgeFilesystem(fs.used_ratio, full),
     evidence: fs
-      ? `${walMount?.mountpoint}: ${pct(fs.used_ratio)} used, ${mib(fs.avail_bytes)} free, full in ${dur(full)} at the recent rate`
+      ? `${walMount?.mountpoint}: ${pct(fs.used_ratio)} used, ${mib(fs.avail_bytes)} free, ` +
+        `full in ${dur(full)} at the recent rate`
       : "no statfs of the WAL filesystem",
     action: null,
   });
@@ -311,7 +321,10 @@ export function diagnose(
     step: "2. ls wal/: what can be compressed",
     verdict: !wal ? "unknown" : "ok",
     evidence: wal
-      ? `${(sealed?.count ?? 0) + wal.segments.active.count} uncompressed segments (${mib((sealed?.bytes ?? 0) + wal.segments.active.bytes)}), ${wal.segments.compressed.count} compressed; oldest ${dur(wal.oldest_age_seconds ?? 0)} old${compressNotes(
+      ? `${(sealed?.count ?? 0) + wal.segments.active.count} uncompressed segments ` +
+        `(${mib((sealed?.bytes ?? 0) + wal.segments.active.bytes)}), ` +
+        `${wal.segments.compressed.count} compressed; oldest ${dur(wal.oldest_age_seconds ?? 0)} ` +
+        `old${compressNotes(
           c,
           remediators.find((r) => r.name === "wal_compress"),
         )}`
@@ -343,7 +356,9 @@ function backupAction(
     return held
       .map(
         (u) =>
-          `${u.unit} paused (${u.paused?.method}) since ${hms(u.paused?.since ?? "")}, resumes by ${hms(u.paused?.until ?? "")} at the latest: ${u.paused?.reason} (agentctl backups)`,
+          `${u.unit} paused (${u.paused?.method}) since ${hms(u.paused?.since ?? "")}, ` +
+          `resumes by ${hms(u.paused?.until ?? "")} at the latest: ` +
+          `${u.paused?.reason} (agentctl backups)`,
       )
       .join("; ");
   if (!slow) return null;
@@ -351,8 +366,14 @@ function backupAction(
     const bpc = c.remediators.backup_pause;
     const { mode, note, last } = modeOf(bp, bpc.mode);
     if (mode === "on")
-      return `${listedHeavy} competes for the disk: backup_pause pauses it once p99 has been over ${fmtSeconds(bpc.fsync_p99_threshold / 1000)} for ${dur(bpc.for / 1000)}${last}`;
-    return `${listedHeavy} competes for the disk: pause it with agentctl backups pause ${listedHeavy} --for 30m (backup_pause is ${mode}${note})${last}`;
+      return (
+        `${listedHeavy} competes for the disk: backup_pause pauses it once p99 has been over ` +
+        `${fmtSeconds(bpc.fsync_p99_threshold / 1000)} for ${dur(bpc.for / 1000)}${last}`
+      );
+    return (
+      `${listedHeavy} competes for the disk: pause it with agentctl backups pause ${listedHeavy} --for ` +
+      `30m (backup_pause is ${mode}${note})${last}`
+    );
   }
   return otherHeavy !== null
     ? `${otherHeavy} competes for the disk; it is not a listed backup unit, so the agent will not touch it`
@@ -376,7 +397,11 @@ function compressAction(c: Config, wc: RemediatorState | undefined, candidates: 
   const { mode, note, last } = modeOf(wc, c.remediators.wal_compress.mode);
   if (mode === "on")
     return `wal_compress compresses all but the newest ${keep} segments (${candidates} now)${last}`;
-  return `compress all but the newest ${keep} segments (${candidates} segments; wal_compress is ${mode}${note}): gzip $(ls -t ${c.wal.dir}/segment.*.wal | tail -n +${keep + 1})${last}`;
+  return (
+    `compress all but the newest ${keep} segments (${candidates} segments; ` +
+    `wal_compress is ${mode}${note}): gzip $(ls -t ${c.wal.dir}/segment.*.wal | tail -n ` +
+    `+${keep + 1})${last}`
+  );
 }
 
 /** A remediator's mode as it runs (else as configured), what dry-run means, and its last decision. */

@@ -41,7 +41,10 @@ export function loadSender(path = ADDON): DatagramSender {
 }
 
 export interface NotifierOptions {
-  /** Environment to read NOTIFY_SOCKET / WATCHDOG_USEC / WATCHDOG_PID from (default process.env, which is then cleaned). */
+  /**
+   * Environment to read NOTIFY_SOCKET / WATCHDOG_USEC / WATCHDOG_PID from (default process.env,
+   * which is then cleaned).
+   */
   readonly env?: NodeJS.ProcessEnv;
   /** Default: the addon, loaded when NOTIFY_SOCKET is set. */
   readonly sender?: DatagramSender;

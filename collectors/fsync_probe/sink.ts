@@ -19,7 +19,9 @@ export function fsyncProbeSinks(
 ): Sinks<FsyncProbeObservation, LateProbe> {
   const duration = histogram(registry, {
     name: `${NS}fsync_probe_duration_seconds`,
-    help: "Time of one probe write plus fdatasync in the probed directory (a stalled probe is observed when it returns).",
+    help:
+      "Time of one probe write plus fdatasync in the probed directory (a stalled probe is observed when " +
+      "it returns).",
     labelNames: ["mountpoint"],
     buckets: AWAIT_BUCKETS,
   });

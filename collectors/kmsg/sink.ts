@@ -26,17 +26,24 @@ export function kmsgSinks(registry: Registry): Sinks<KmsgObservation> {
   const r = registry;
   const errors = counter(r, {
     name: `${NS}kernel_io_errors_total`,
-    help: "Storage fault records in the kernel log, by whole disk and class (every record counts; history is rate-limited).",
+    help:
+      "Storage fault records in the kernel log, by whole disk and class (every record counts; " +
+      "history is rate-limited).",
     labelNames: ["device", "class"],
   });
   const incidents = counter(r, {
     name: `${NS}kernel_io_incidents_total`,
-    help: "Storage failures in the kernel log, by whole disk and worst severity: the lines one failure prints (sense, block layer, buffer cache) within seconds on one disk are one incident.",
+    help:
+      "Storage failures in the kernel log, by whole disk and worst severity: " +
+      "the lines one failure prints (sense, block layer, buffer cache) within seconds on one disk are " +
+      "one incident.",
     labelNames: ["device", "severity"],
   });
   const lostTotal = counter(r, {
     name: `${NS}kernel_log_lost_records_total`,
-    help: "Kernel log records overwritten before the agent read them (EPIPE and sequence gaps): fault counts are lower bounds.",
+    help:
+      "Kernel log records overwritten before the agent read them (EPIPE and sequence gaps): " +
+      "fault counts are lower bounds.",
   });
   const suppressedTotal = counter(r, {
     name: `${NS}kernel_log_suppressed_total`,
@@ -71,7 +78,9 @@ export function kmsgSinks(registry: Registry): Sinks<KmsgObservation> {
       kind: cls ?? "unknown",
       severity: l.severity === "error" ? "warn" : l.severity,
       subject: device,
-      message: `${l.dropped} more ${cls} records on ${device} in that minute (counted in the metrics, not stored one by one)`,
+      message:
+        `${l.dropped} more ${cls} records on ${device} in that minute (counted in the metrics, ` +
+        `not stored one by one)`,
       data: { suppressed_in_history: l.dropped },
     };
     l.dropped = 0;
@@ -155,7 +164,9 @@ export function kmsgSinks(registry: Registry): Sinks<KmsgObservation> {
             class: "kernel",
             kind: "kernel_log.lost",
             severity: "warn",
-            message: `${o.lost} kernel log records were overwritten before they could be read; fault counts are lower bounds`,
+            message:
+              `${o.lost} kernel log records were overwritten before they could be read; ` +
+              `fault counts are lower bounds`,
           };
       },
     },
@@ -179,7 +190,9 @@ function incidentEvent(i: Incident): EventInput {
   ]
     .filter(Boolean)
     .join("; ");
-  const message = `${i.repeats ? "repeating: " : ""}${describeClasses(i)} (${i.lines} line${i.lines === 1 ? "" : "s"}${where ? `; ${where}` : ""}): ${i.firstLine.slice(0, 300)}`;
+  const message =
+    `${i.repeats ? "repeating: " : ""}${describeClasses(i)} (${i.lines} ` +
+    `line${i.lines === 1 ? "" : "s"}${where ? `; ${where}` : ""}): ${i.firstLine.slice(0, 300)}`;
   // Its own history class: per-line "kernel" events keep their one-row-per-record meaning.
   return {
     class: "kernel_incident",

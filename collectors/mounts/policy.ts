@@ -34,7 +34,8 @@ export function mountFindings(
       option: has("nobarrier") ? "nobarrier" : "barrier=0",
       severity: "crit",
       reason:
-        "write barriers off: fsync does not flush the device cache, so acknowledged commits can be lost on power failure",
+        "write barriers off: fsync does not flush the device cache, " +
+        "so acknowledged commits can be lost on power failure",
     });
   }
   const implicit = !options.some((o) => o.startsWith("errors=")) && superblockErrors === "continue";
@@ -42,7 +43,10 @@ export function mountFindings(
     out.push({
       option: "errors=continue",
       severity: "warn",
-      reason: `the filesystem keeps writing after it detects corruption${implicit ? " (the superblock's default, not shown in the mount options)" : ""} (unsafe; errors=remount-ro stops the damage)`,
+      reason:
+        `the filesystem keeps writing after it detects ` +
+        `corruption${implicit ? " (the superblock's default, not shown in the mount options)" : ""} ` +
+        `(unsafe; errors=remount-ro stops the damage)`,
     });
   }
   if (has("data=journal"))

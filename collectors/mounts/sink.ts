@@ -28,7 +28,9 @@ export function mountsSinks(registry: Registry, log: Logger): Sinks<MountsObserv
     gauge(registry, { name: `${NS}${name}`, help, labelNames: ["mountpoint"] });
   const gFinding = gauge(registry, {
     name: `${NS}mount_finding`,
-    help: "1 for each mount option the policy flags on a WAL or data mount (ro, nobarrier, errors=continue, data=journal, sync, atime).",
+    help:
+      "1 for each mount option the policy flags on a WAL or data mount (ro, nobarrier, errors=continue, " +
+      "data=journal, sync, atime).",
     labelNames: ["mountpoint", "option", "severity"],
   });
   const gRo = g("mount_read_only", "1 while the WAL or data filesystem is mounted read-only.");

@@ -227,7 +227,8 @@ export class SmartCollector implements Collector<SmartObservation> {
         result = this.failed(
           s,
           "unresponsive",
-          `smartctl did not finish within ${this.opts.timeout / 1000}s; killed${e.lingering ? " (still stuck in the kernel)" : ""}`,
+          `smartctl did not finish within ${this.opts.timeout / 1000}s; ` +
+            `killed${e.lingering ? " (still stuck in the kernel)" : ""}`,
           null,
           seconds,
         );

@@ -93,14 +93,18 @@ const bool = (o: Obj | null, k: string): boolean | null =>
 function num(o: Obj | null, k: string): number | null {
   if (!o) return null;
   const s = o[`${k}_s`];
-  if (typeof s === "string" && /^\d+$/.test(s) && Number.isFinite(Number(s))) return Number(s); // 309+ digits would be Infinity
+  // 309+ digits would be Infinity
+  if (typeof s === "string" && /^\d+$/.test(s) && Number.isFinite(Number(s))) return Number(s);
   const v = o[k];
   return typeof v === "number" && Number.isFinite(v) ? v : null;
 }
 
 const MAX_OUTPUT = 8 * 1024 * 1024;
 
-/** The JSON object smartctl printed, or a reason. Tolerates a stray text line before it (smartctl < 7.3 on some SCSI disks). */
+/**
+ * The JSON object smartctl printed, or a reason. Tolerates a stray text line before it (smartctl <
+ * 7.3 on some SCSI disks).
+ */
 function parseJsonObject(text: string): Obj | string {
   if (text.length > MAX_OUTPUT) return `output larger than ${MAX_OUTPUT} bytes`;
   const start = text.indexOf("{");
@@ -189,7 +193,8 @@ export function parseSmart(text: string): SmartReport | { error: string } {
     num(temp, "drive_trip") ??
     num(obj(obj(root["ata_sct_status"])?.["temperature"]), "op_limit_max") ??
     num(temp, "op_limit_max");
-  if (current === 0 && (limit === 0 || limit === null) && protocol === "SCSI") current = null; // "not available" (RAID volumes)
+  // "not available" (RAID volumes)
+  if (current === 0 && (limit === 0 || limit === null) && protocol === "SCSI") current = null;
   if (limit === 0) limit = null;
   if (current === null) current = num(obj(root["scsi_temperature"]), "current"); // 7.3 regression name
 

@@ -19,12 +19,16 @@ export function smartSinks(registry: Registry, log: Logger): Sinks<SmartObservat
   const r = registry;
   const gVerdict = gauge(r, {
     name: `${NS}smart_verdict`,
-    help: "SMART verdict of the device as a state set: 1 for the current verdict (pass, warn, fail, unknown), 0 for the others.",
+    help:
+      "SMART verdict of the device as a state set: 1 for the current verdict (pass, warn, fail, " +
+      "unknown), 0 for the others.",
     labelNames: ["device", "verdict"],
   });
   const gState = gauge(r, {
     name: `${NS}smart_collect_state`,
-    help: "How the last SMART poll went, as a state set: ok, standby (asleep, not woken), unsupported, unresponsive (timed out), error.",
+    help:
+      "How the last SMART poll went, as a state set: ok, standby (asleep, not woken), unsupported, " +
+      "unresponsive (timed out), error.",
     labelNames: ["device", "state"],
   });
   const gTemp = gauge(r, {
@@ -39,12 +43,17 @@ export function smartSinks(registry: Registry, log: Logger): Sinks<SmartObservat
   });
   const gAttr = gauge(r, {
     name: `${NS}smart_attribute_raw`,
-    help: `Failure-predicting SMART counters, packed raw values decoded (Seagate 188 raw16, 1/7/195 raw24/raw32); attribute is one of: ${EXPORTED_ATTRIBUTES.map(([k, what]) => `${k} (${what})`).join(", ")}.`,
+    help:
+      `Failure-predicting SMART counters, packed raw values decoded (Seagate 188 raw16, ` +
+      `1/7/195 raw24/raw32); attribute is one of: ` +
+      `${EXPORTED_ATTRIBUTES.map(([k, what]) => `${k} (${what})`).join(", ")}.`,
     labelNames: ["device", "attribute"],
   });
   const gWear = gauge(r, {
     name: `${NS}smart_endurance_used_percent`,
-    help: "Percent of the SSD's rated endurance used (NVMe percentage_used, ATA device statistics, or the vendor's wear attribute); may exceed 100.",
+    help:
+      "Percent of the SSD's rated endurance used (NVMe percentage_used, ATA device statistics, " +
+      "or the vendor's wear attribute); may exceed 100.",
     labelNames: ["device"],
   });
   const gHours = gauge(r, {
@@ -122,7 +131,9 @@ export function smartSinks(registry: Registry, log: Logger): Sinks<SmartObservat
             kind: "smart.counter_increased",
             severity: "warn",
             subject: r.device,
-            message: `${r.name}: ${inc.name} rose by ${inc.current - inc.previous} to ${inc.current} in ${hours < 1 ? `${Math.round(hours * 60)} min` : `${hours.toFixed(1)} h`}`,
+            message:
+              `${r.name}: ${inc.name} rose by ${inc.current - inc.previous} to ${inc.current} in ` +
+              `${hours < 1 ? `${Math.round(hours * 60)} min` : `${hours.toFixed(1)} h`}`,
             data: {
               attribute: inc.name,
               previous: inc.previous,

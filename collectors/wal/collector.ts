@@ -103,7 +103,9 @@ export class WalCollector implements Collector<WalObservation> {
           findings.push({
             kind: "stalled",
             files: [inv.active.name],
-            message: `the active segment ${inv.active.name} has not been written for ${Math.round((now - st.mtimeMs) / 1000)} s while the database is running`,
+            message:
+              `the active segment ${inv.active.name} has not been written for ` +
+              `${Math.round((now - st.mtimeMs) / 1000)} s while the database is running`,
           });
         }
       } catch {
@@ -116,10 +118,14 @@ export class WalCollector implements Collector<WalObservation> {
       filesystem &&
       this.opts.judge.walFilesystemFilling(filesystem.used_ratio, filesystem.full_in_seconds)
     ) {
+      const hours = (filesystem.full_in_seconds / 3600).toFixed(1);
+      const fullIn = Number.isFinite(filesystem.full_in_seconds)
+        ? `, full in ${hours} h at the recent rate`
+        : "";
       findings.push({
         kind: "filesystem_filling",
         files: [this.opts.dir],
-        message: `the WAL filesystem is ${(filesystem.used_ratio * 100).toFixed(1)}% used${Number.isFinite(filesystem.full_in_seconds) ? `, full in ${(filesystem.full_in_seconds / 3600).toFixed(1)} h at the recent rate` : ""}`,
+        message: `the WAL filesystem is ${(filesystem.used_ratio * 100).toFixed(1)}% used${fullIn}`,
       });
     }
     const database = scanned ? await this.scrapeDb(signal) : this.lastDb;
@@ -205,7 +211,10 @@ export class WalCollector implements Collector<WalObservation> {
     this.rotations = this.rotations.filter((t) => t >= now - 3_600_000).slice(-10_000);
   }
 
-  /** Growth of the active segment; across a rotation, the previous active's remainder and the sealed ones between count too. */
+  /**
+   * Growth of the active segment; across a rotation, the previous active's remainder and the sealed
+   * ones between count too.
+   */
   private writeRate(name: string, size: number, now: number): number | null {
     const prev = this.lastActive;
     this.lastActive = { name, size, at: now };

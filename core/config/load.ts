@@ -116,7 +116,10 @@ function describe(issue: z.core.$ZodIssue): string {
     case "invalid_type":
       return `expected ${issue.expected}, got ${typeName(issue.input)}`;
     case "invalid_value":
-      return `must be one of ${issue.values.map((v) => JSON.stringify(v)).join(", ")}, got ${JSON.stringify(issue.input)}`;
+      return (
+        `must be one of ${issue.values.map((v) => JSON.stringify(v)).join(", ")}, ` +
+        `got ${JSON.stringify(issue.input)}`
+      );
     case "invalid_union":
       return `invalid value ${JSON.stringify(issue.input)}`;
     default:

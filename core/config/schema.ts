@@ -81,7 +81,9 @@ const listen = z.string().superRefine((s, ctx) => {
   if (!m || port < 0 || port > 65535) {
     ctx.addIssue({
       code: "custom",
-      message: `invalid listen address ${JSON.stringify(s)}: use "host:port", e.g. "127.0.0.1:${DEFAULT_PORT}" or "[::1]:${DEFAULT_PORT}"`,
+      message:
+        `invalid listen address ${JSON.stringify(s)}: use "host:port", e.g. ` +
+        `"127.0.0.1:${DEFAULT_PORT}" or "[::1]:${DEFAULT_PORT}"`,
     });
   }
 });
@@ -183,7 +185,10 @@ export const configSchema = z
       smart: section({
         ...periodic("10m", "60s"),
         smartctl: command.default("/usr/sbin/smartctl"),
-        /** Run smartctl in its own sandboxed transient unit (systemd-run), so the agent needs no disk privileges; auto: when root under systemd without CAP_SYS_RAWIO. */
+        /**
+         * Run smartctl in its own sandboxed transient unit (systemd-run), so the agent needs no
+         * disk privileges; auto: when root under systemd without CAP_SYS_RAWIO.
+         */
         isolate: z.enum(["auto", "always", "never"]).default("auto"),
         systemd_run: command.default("/usr/bin/systemd-run"),
         devices: z.array(z.string().min(1)).default([]),
@@ -274,7 +279,10 @@ export const configSchema = z
         resume_below: duration.prefault("50ms"),
         max_pause: duration.prefault("30m"),
         daily_budget: duration.prefault("2h"),
-        /** Where the p99 comes from: the agent's probe, the database's own metric, or the worse of the two available. */
+        /**
+         * Where the p99 comes from: the agent's probe, the database's own metric, or the worse of
+         * the two available.
+         */
         source: z.enum(["auto", "probe", "database"]).default("auto"),
         /** The p99 is taken over this much recent time. */
         window: duration.prefault("1m"),

@@ -42,7 +42,10 @@ function ancestorProblem(dir: string, st: Stats, of: string): string | null {
   if (st.uid !== 0)
     return `${dir} (above ${of}) is owned by uid ${st.uid}, not root (mode ${octal(st.mode)}); ${fix}`;
   if ((st.mode & 0o022) !== 0 && (st.mode & 0o1000) === 0)
-    return `${dir} (above ${of}) is group- or world-writable without the sticky bit (owner root, mode ${octal(st.mode)}); ${fix}`;
+    return (
+      `${dir} (above ${of}) is group- or world-writable without the sticky bit (owner root, ` +
+      `mode ${octal(st.mode)}); ${fix}`
+    );
   return null;
 }
 
@@ -101,11 +104,15 @@ export function prepareStateDir(dir: string): { problem: string } | { notes: str
   if (!st.isDirectory()) return { problem: `state directory ${dir} is not a directory` };
   if (st.uid !== 0)
     return {
-      problem: `state directory ${dir} is owned by uid ${st.uid}, not root (mode ${octal(st.mode)}); it holds what --resume-paused acts on; ${fix}`,
+      problem:
+        `state directory ${dir} is owned by uid ${st.uid}, not root (mode ${octal(st.mode)}); ` +
+        `it holds what --resume-paused acts on; ${fix}`,
     };
   if ((st.mode & 0o022) !== 0)
     return {
-      problem: `state directory ${dir} is group- or world-writable (owner root, mode ${octal(st.mode)}); others may have planted files in it; check its contents, then ${fix}`,
+      problem:
+        `state directory ${dir} is group- or world-writable (owner root, mode ${octal(st.mode)}); ` +
+        `others may have planted files in it; check its contents, then ${fix}`,
     };
   if ((st.mode & 0o7777) !== STATE_DIR_MODE) {
     chmodSync(dir, STATE_DIR_MODE);

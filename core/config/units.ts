@@ -28,7 +28,9 @@ export function parseDuration(text: string): Parsed<Duration> {
   if (!DURATION_RE.test(s)) {
     return {
       ok: false,
-      reason: `invalid duration ${JSON.stringify(text)}: use a number with a unit, e.g. "500ms", "10s", "10m", "1h30m", "7d"`,
+      reason:
+        `invalid duration ${JSON.stringify(text)}: use a number with a unit, e.g. "500ms", "10s", ` +
+        `"10m", "1h30m", "7d"`,
     };
   }
   let total = 0;

@@ -18,7 +18,10 @@ export interface Space {
   readonly avail_bytes: number;
   /** size - free: what the filesystem holds, whoever may still write. */
   readonly used_bytes: number;
-  /** (size - avail) / size: how full it looks to the database (the root reserve counts as used); 0 for a size-0 filesystem. */
+  /**
+   * (size - avail) / size: how full it looks to the database (the root reserve counts as used); 0
+   * for a size-0 filesystem.
+   */
   readonly used_ratio: number;
   readonly files: number;
   readonly files_free: number;

@@ -153,7 +153,9 @@ export function choosePause(
   if (leftMs <= 0)
     return {
       kind: "refuse",
-      reason: `${f.unit}'s daily pause budget (${Math.round(cfg.dailyBudgetMs / 60_000)} min in 24 h) is spent: left alone so backups are delayed, never starved`,
+      reason:
+        `${f.unit}'s daily pause budget (${Math.round(cfg.dailyBudgetMs / 60_000)} min in 24 h) is ` +
+        `spent: left alone so backups are delayed, never starved`,
     };
   if (!opts.manual && f.kind === "service") {
     if (f.ioBytesPerSecond === null)
@@ -201,7 +203,9 @@ export function judgeHeld(
     return {
       kind: "resume",
       reason: "deadline",
-      message: `the pause reached its end (${Math.round((h.deadline - h.since) / 1000)} s: max_pause or the budget left)`,
+      message:
+        `the pause reached its end (${Math.round((h.deadline - h.since) / 1000)} s: ` +
+        `max_pause or the budget left)`,
     };
   if (h.by === "operator") return { kind: "keep", improved: h.improvedAt !== null };
   const improved =
@@ -213,7 +217,11 @@ export function judgeHeld(
     return {
       kind: "resume",
       reason: "not_improving",
-      message: `WAL fsync p99 did not come back under ${fmtMs(cfg.threshold)} within ${Math.round(cfg.improveWithinMs / 1000)} s of pausing (${post ? `p99 ${fmtMs(post.p99)} over ${post.n} samples since` : "no samples since"}): the pause was not the cure`,
+      message:
+        `WAL fsync p99 did not come back under ${fmtMs(cfg.threshold)} within ` +
+        `${Math.round(cfg.improveWithinMs / 1000)} s of pausing ` +
+        `(${post ? `p99 ${fmtMs(post.p99)} over ${post.n} samples since` : "no samples since"}): ` +
+        `the pause was not the cure`,
     };
   }
   if (improved && recoveredForMs >= cfg.resumeAfterMs)

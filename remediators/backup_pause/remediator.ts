@@ -161,7 +161,8 @@ export class BackupPauseRemediator
     for (const h of Object.values(this.foreign)) {
       this.log.warn(
         { unit: h.unit },
-        `backup_pause: the state holds ${h.unit} paused, but it is not in remediators.backup_pause.units: left alone (its dead-man's switch ends the pause)`,
+        `backup_pause: the state holds ${h.unit} paused, but it is not in ` +
+          `remediators.backup_pause.units: left alone (its dead-man's switch ends the pause)`,
       );
     }
     this.gPaused = gauge(registry, {
@@ -394,7 +395,8 @@ export class BackupPauseRemediator
           byDeadman ? "info" : "warn",
           byDeadman
             ? `${h.unit} was resumed by its dead-man's switch at the end of the pause`
-            : `${h.unit} is running again, but not by the agent's hand (an operator, a restart of the unit, or systemd's thaw before a job): the agent lets it be`,
+            : `${h.unit} is running again, but not by the agent's hand (an operator, ` +
+                `a restart of the unit, or systemd's thaw before a job): the agent lets it be`,
           { unit: h.unit },
           true,
         );
@@ -416,7 +418,8 @@ export class BackupPauseRemediator
         this.decisions.note(
           "improved",
           "info",
-          `WAL fsync p99 back under ${fmtMs(p.threshold)} ${Math.round((now - h.since) / 1000)} s after pausing ${h.unit}`,
+          `WAL fsync p99 back under ${fmtMs(p.threshold)} ${Math.round((now - h.since) / 1000)} s ` +
+            `after pausing ${h.unit}`,
           { unit: h.unit, p99: post?.p99 },
           true,
         );
@@ -433,7 +436,9 @@ export class BackupPauseRemediator
     const slowMs = this.slow.heldFor(now);
     if (slowMs < p.forMs) return;
     const cur = this.p99(now - p.windowMs, now);
-    const why = `WAL fsync p99 ${cur ? fmtMs(cur.p99) : "?"} above ${fmtMs(p.threshold)} for ${Math.round(slowMs / 1000)} s`;
+    const why =
+      `WAL fsync p99 ${cur ? fmtMs(cur.p99) : "?"} above ${fmtMs(p.threshold)} for ` +
+      `${Math.round(slowMs / 1000)} s`;
     if (this.breaker.open) {
       this.lastDecision = `not pausing: circuit breaker open (agentctl remediations reset-breaker ${NAME})`;
       this.decisions.note("breaker_open", "warn", this.lastDecision);
@@ -446,7 +451,8 @@ export class BackupPauseRemediator
         this.decisions.note(
           "skipped",
           "info",
-          `not pausing ${unit}: its last pause did not help; cooling down until ${new Date(this.held.cooldown[unit] ?? 0).toISOString()}`,
+          `not pausing ${unit}: its last pause did not help; cooling down until ` +
+            `${new Date(this.held.cooldown[unit] ?? 0).toISOString()}`,
         );
         continue;
       }
@@ -471,11 +477,14 @@ export class BackupPauseRemediator
       }
       candidates.push(unit);
       if (this.mode === "dry-run") {
-        this.lastDecision = `dry-run: would pause ${unit} (${choice.method}, at most ${Math.round(choice.forMs / 60_000)} min)`;
+        this.lastDecision =
+          `dry-run: would pause ${unit} (${choice.method}, at most ` +
+          `${Math.round(choice.forMs / 60_000)} min)`;
         this.decisions.note(
           "plan",
           "info",
-          `dry-run: ${why}; would pause ${unit} by ${choice.method} for at most ${Math.round(choice.forMs / 60_000)} min`,
+          `dry-run: ${why}; would pause ${unit} by ${choice.method} for at most ` +
+            `${Math.round(choice.forMs / 60_000)} min`,
           { unit, method: choice.method },
         );
         this.count("planned", 0);
@@ -526,7 +535,8 @@ export class BackupPauseRemediator
     this.breakerFailed(
       "breaker_opened",
       (n) =>
-        `circuit breaker opened after ${n} consecutive failures; no more pauses until an operator resets it (agentctl remediations reset-breaker ${NAME})`,
+        `circuit breaker opened after ${n} consecutive failures; ` +
+        `no more pauses until an operator resets it (agentctl remediations reset-breaker ${NAME})`,
     );
     this.lastDecision = `failed: ${message}`;
     this.decisions.note("failed", "warn", message, undefined, true);
@@ -564,7 +574,8 @@ export class BackupPauseRemediator
     if (!this.save()) {
       undoRecord();
       throw new ActionRefused(
-        `cannot record the pause durably (history: ${this.history?.stats().write_state ?? "none"}); not pausing what could be forgotten`,
+        `cannot record the pause durably (history: ${this.history?.stats().write_state ?? "none"}); ` +
+          `not pausing what could be forgotten`,
       );
     }
     let id = -1;
@@ -619,7 +630,8 @@ export class BackupPauseRemediator
       this.decisions.note(
         "paused",
         "warn",
-        `paused ${unit} by ${method} until ${new Date(hold.deadline).toISOString()} (dead-man's switch ${hold.deadman}.timer armed): ${reason}`,
+        `paused ${unit} by ${method} until ${new Date(hold.deadline).toISOString()} (dead-man's ` +
+          `switch ${hold.deadman}.timer armed): ${reason}`,
         { unit, method, by, since: now, deadline: hold.deadline },
         true,
       );
@@ -682,7 +694,8 @@ export class BackupPauseRemediator
       if (!ok) {
         this.closeJournal(id, "failed", { error: err?.message ?? "still paused" });
         this.failed(
-          `resuming ${h.unit} failed: ${err?.message ?? "still paused"}; its dead-man's switch ends the pause at ${new Date(h.deadline).toISOString()}`,
+          `resuming ${h.unit} failed: ${err?.message ?? "still paused"}; ` +
+            `its dead-man's switch ends the pause at ${new Date(h.deadline).toISOString()}`,
         );
         return;
       }
@@ -720,7 +733,8 @@ export class BackupPauseRemediator
           this.decisions.note(
             "check_failed",
             "warn",
-            `at start, cannot ask systemd about ${h.unit}, paused since ${new Date(h.since).toISOString()}: ${errorMessage(e)}; will retry`,
+            `at start, cannot ask systemd about ${h.unit}, paused since ` +
+              `${new Date(h.since).toISOString()}: ${errorMessage(e)}; will retry`,
             undefined,
             true,
           );
@@ -731,7 +745,9 @@ export class BackupPauseRemediator
           this.decisions.note(
             "switch_fired",
             "info",
-            `${h.unit}, paused at ${new Date(h.since).toISOString()}, was resumed while the agent was down (its dead-man's switch or the agent unit's ExecStopPost)`,
+            `${h.unit}, paused at ${new Date(h.since).toISOString()}, ` +
+              `was resumed while the agent was down (its dead-man's switch or the agent unit's ` +
+              `ExecStopPost)`,
             { unit: h.unit },
             true,
           );
@@ -743,7 +759,8 @@ export class BackupPauseRemediator
           this.decisions.note(
             "adopted",
             "info",
-            `${h.unit} is still paused (${h.method}) from before the restart: kept until ${new Date(h.deadline).toISOString()}, dead-man's switch armed`,
+            `${h.unit} is still paused (${h.method}) from before the restart: ` +
+              `kept until ${new Date(h.deadline).toISOString()}, dead-man's switch armed`,
             { unit: h.unit },
             true,
           );
@@ -753,7 +770,9 @@ export class BackupPauseRemediator
         this.decisions.note(
           "not_listed",
           "warn",
-          `the state holds ${h.unit} paused since ${new Date(h.since).toISOString()}, but it is not in remediators.backup_pause.units: left alone (its dead-man's switch ends the pause)`,
+          `the state holds ${h.unit} paused since ${new Date(h.since).toISOString()}, ` +
+            `but it is not in remediators.backup_pause.units: left alone (its dead-man's switch ends ` +
+            `the pause)`,
           { unit: h.unit },
           true,
         );
@@ -825,7 +844,8 @@ export class BackupPauseRemediator
       checkRequested(unit);
       if (!c.units.includes(unit))
         throw new ActionRefused(
-          `${unit} is not in remediators.backup_pause.units (${c.units.join(", ")}): the agent never touches other units`,
+          `${unit} is not in remediators.backup_pause.units (${c.units.join(", ")}): ` +
+            `the agent never touches other units`,
         );
       if (this.mode === "off") throw new ActionRefused("backup_pause is off in the configuration");
       if (this.held.holds[unit])

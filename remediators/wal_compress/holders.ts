@@ -17,7 +17,8 @@ function fds(p: Process): string[] {
     const code = (e as NodeJS.ErrnoException).code;
     // Fail closed: "nobody holds it" must never be concluded from what could not be seen.
     throw new HoldersUnknown(
-      `cannot read ${p.path("fd")} (${code}): which processes hold WAL segments open is unknown (the agent needs CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH)`,
+      `cannot read ${p.path("fd")} (${code}): which processes hold WAL segments open is unknown (the ` +
+        `agent needs CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH)`,
     );
   }
 }
@@ -45,7 +46,8 @@ export function cannotSeeHolders(procPath = "/proc"): string | null {
   ];
   return missing.length === 0
     ? null
-    : `without ${missing.join(" and ")} the agent cannot see which processes hold WAL segments open, so it compresses none`;
+    : `without ${missing.join(" and ")} the agent cannot see which processes hold WAL segments open, ` +
+        `so it compresses none`;
 }
 
 /** Names directly in `realDir` that some process holds open (by the path the kernel shows). */

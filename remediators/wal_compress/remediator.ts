@@ -112,7 +112,8 @@ export class WalCompressRemediator
     if (!d) throw new Error(this.walDirProblem ?? `cannot resolve ${this.options.walDir}`);
     if (!stillResolves(d)) {
       throw new Error(
-        `${d.configured} no longer leads to ${d.real} (the directory resolved at start or reload); nothing is done through it until a reload (SIGHUP) accepts the change`,
+        `${d.configured} no longer leads to ${d.real} (the directory resolved at start or reload); ` +
+          `nothing is done through it until a reload (SIGHUP) accepts the change`,
       );
     }
     return d;
@@ -251,7 +252,10 @@ export class WalCompressRemediator
   precondition(latest: Latest): string | null {
     const c = this.options;
     if (this.breaker.open)
-      return `circuit breaker open since ${new Date(this.breaker.since ?? 0).toISOString()} after repeated failures (agentctl remediations reset-breaker ${NAME})`;
+      return (
+        `circuit breaker open since ${new Date(this.breaker.since ?? 0).toISOString()} after repeated ` +
+        `failures (agentctl remediations reset-breaker ${NAME})`
+      );
     if (Date.now() < this.cooldownUntil)
       return `cooling down until ${new Date(this.cooldownUntil).toISOString()} (${this.cooldownWhy})`;
     const blind = cannotSeeHolders(this.options.procPath);
@@ -260,7 +264,11 @@ export class WalCompressRemediator
       .get("fsync_probe")
       ?.observation.probes.find((p) => p.state === "ok" || p.state === "stalled");
     if (probe && (probe.state === "stalled" || probe.seconds * 1000 >= c.pause_fsync_above))
-      return `WAL fsync is slow (${probe.state === "stalled" ? "probe stalled" : `${(probe.seconds * 1000).toFixed(1)} ms`}); compressing would make it worse`;
+      return (
+        `WAL fsync is slow ` +
+        `(${probe.state === "stalled" ? "probe stalled" : `${(probe.seconds * 1000).toFixed(1)} ms`}); ` +
+        `compressing would make it worse`
+      );
     return null;
   }
 
@@ -439,7 +447,8 @@ export class WalCompressRemediator
     const c = this.options;
     if (plan.items.length === 0)
       return this.skip(
-        `nothing to compress (${plan.skipped.length} segments kept: newest ${c.keep_uncompressed}, active, open or younger than min_age)`,
+        `nothing to compress (${plan.skipped.length} segments kept: newest ${c.keep_uncompressed}, ` +
+          `active, open or younger than min_age)`,
       );
     if (triggers.length === 0) return this.skip("no trigger");
     const first = plan.items[0];
