@@ -31,7 +31,8 @@ function syntheticProc(n: number, step: number): string {
   for (let i = 0; i < n; i++) {
     const b = 1000 + step * (i + 1);
     lines.push(
-      `   8 ${i * 16} sd${String.fromCharCode(97 + (i % 26))}${Math.floor(i / 26) || ""} ${b} ${b} ${b * 8} ${b} ${b * 2} ${b} ${b * 16} ${b * 2} 1 ${b} ${b * 3} ${b} 0 ${b} ${b} ${b} ${b}`,
+      `   8 ${i * 16} sd${String.fromCharCode(97 + (i % 26))}${Math.floor(i / 26) || ""} ${b} ${b} ` +
+        `${b * 8} ${b} ${b * 2} ${b} ${b * 16} ${b * 2} 1 ${b} ${b * 3} ${b} 0 ${b} ${b} ${b} ${b}`,
     );
   }
   writeFileSync(join(proc, "diskstats"), `${lines.join("\n")}\n`);

@@ -16,7 +16,9 @@ import { PROMETHEUS_BIN, startPrometheus, until } from "../test/helpers/promethe
 const DISKS = 12;
 const SCRAPE_INTERVAL_S = 15;
 /** Assumptions for the arithmetic, stated in the output. */
-const PROM_HEAD_BYTES_PER_SERIES = 4096; // Prometheus 2.x head: labels + index + ~2 h of chunks at 15 s + Go GC headroom (rule of thumb 3-8 KiB)
+// Prometheus 2.x head: labels + index + ~2 h of chunks at 15 s + Go GC headroom (rule of thumb 3-8
+// KiB)
+const PROM_HEAD_BYTES_PER_SERIES = 4096;
 const TSDB_BYTES_PER_SAMPLE = 1.5; // Prometheus docs: 1-2 bytes per sample on disk after compression
 const MIMIR = {
   replication: 3,
@@ -38,8 +40,12 @@ function writeDiskstats() {
   step++;
   const lines = names.map((n, i) => {
     const b = 1000 + step * (i + 3) * 10;
-    // major minor name | reads merged sectors ms | writes merged sectors ms | in-flight io_ms weighted | discards merged sectors ms | flushes flush_ms
-    return `   8 ${i * 16} ${n} ${b} ${b >> 3} ${b * 8} ${b * 2} ${b} ${b >> 3} ${b * 16} ${b * 3} 1 ${b} ${b * 5} ${b >> 4} 0 ${b * 8} ${b >> 4} ${b >> 5} ${b >> 4}`;
+    // major minor name | reads merged sectors ms | writes merged sectors ms | in-flight io_ms
+    // weighted | discards merged sectors ms | flushes flush_ms
+    return (
+      `   8 ${i * 16} ${n} ${b} ${b >> 3} ${b * 8} ${b * 2} ${b} ${b >> 3} ${b * 16} ${b * 3} 1 ${b} ` +
+      `${b * 5} ${b >> 4} 0 ${b * 8} ${b >> 4} ${b >> 5} ${b >> 4}`
+    );
   });
   writeFileSync(join(proc, "diskstats"), `${lines.join("\n")}\n`);
 }
@@ -63,11 +69,15 @@ const smart = fakeSmartctl(
 // Defaults everywhere except what points the agent at the simulated host.
 const agent = await startAgent({
   dir,
-  extraToml: `[host]\nproc_path = "${proc}"\n[wal]\ndir = "${wal}"\n[stemedb]\ndata_dir = "${dir}"\n[collectors.smart]\nsmartctl = "${smart.path}"\ndevices = [${names.map((n) => `"/dev/${n}"`).join(", ")}]\n`,
+  extraToml:
+    `[host]\nproc_path = "${proc}"\n[wal]\ndir = "${wal}"\n[stemedb]\ndata_dir = "${dir}"\n` +
+    `[collectors.smart]\nsmartctl = "${smart.path}"\ndevices = ` +
+    `[${names.map((n) => `"/dev/${n}"`).join(", ")}]\n`,
 });
 let exitCode = 0;
 try {
-  // First SMART polls are 3 s apart: wait until all 12 disks have a verdict and every disk has read, write and flush awaits.
+  // First SMART polls are 3 s apart: wait until all 12 disks have a verdict and every disk has
+  // read, write and flush awaits.
   const text = await until(
     "12 SMART verdicts and 36 await histograms",
     async () => {
@@ -161,27 +171,40 @@ try {
   });
 
   console.log(
-    `fleet scale (${new Date().toISOString()}, node ${process.version}): one node, ${DISKS} disks simulated via [host] proc_path, defaults otherwise`,
+    `fleet scale (${new Date().toISOString()}, node ${process.version}): one node, ` +
+      `${DISKS} disks simulated via [host] proc_path, defaults otherwise`,
   );
   console.log(
-    `series per node:        ${series} (${perDevice} carry one of the ${DISKS} disks' device label: ${(perDevice / DISKS).toFixed(1)} per disk; ${series - perDevice} per node)`,
+    `series per node:        ${series} (${perDevice} carry one of the ${DISKS} disks' device label: ` +
+      `${(perDevice / DISKS).toFixed(1)} per disk; ${series - perDevice} per node)`,
   );
   console.log(
-    `bytes per scrape:       ${plain.length} plain, ${gz.byteLength} gzip (${(plain.length / gz.byteLength).toFixed(1)}x; gzip -9 of the same text ${gzipSync(plain, { level: 9 }).length})`,
+    `bytes per scrape:       ${plain.length} plain, ${gz.byteLength} gzip ` +
+      `(${(plain.length / gz.byteLength).toFixed(1)}x; gzip -9 of the same text ` +
+      `${gzipSync(plain, { level: 9 }).length})`,
   );
   console.log(
     `largest families:       ${top.map(([n, c]) => `${n.replace("stemedb_agent_", "")} ${c}`).join(", ")}`,
   );
   if (remote)
     console.log(
-      `remote write:           ${remote.bytes_per_sample.toFixed(2)} bytes/sample on the wire (snappy protobuf; ${remote.samples} samples, ${remote.bytes} bytes from a real Prometheus)`,
+      `remote write:           ${remote.bytes_per_sample.toFixed(2)} bytes/sample on the wire (snappy ` +
+        `protobuf; ${remote.samples} samples, ${remote.bytes} bytes from a real Prometheus)`,
     );
   console.log(
-    `assumptions:            scrape every ${SCRAPE_INTERVAL_S} s; Prometheus head ${PROM_HEAD_BYTES_PER_SERIES} B/series; TSDB ${TSDB_BYTES_PER_SAMPLE} B/sample; Mimir RF ${MIMIR.replication}, 1 ingester core + ${MIMIR.ingesterGiBPer300k} GB per 300k in-memory series, 1 distributor core per 25k samples/s`,
+    `assumptions:            scrape every ${SCRAPE_INTERVAL_S} s; ` +
+      `Prometheus head ${PROM_HEAD_BYTES_PER_SERIES} B/series; TSDB ${TSDB_BYTES_PER_SAMPLE} B/sample; ` +
+      `Mimir RF ${MIMIR.replication}, 1 ingester core + ${MIMIR.ingesterGiBPer300k} GB per 300k ` +
+      `in-memory series, 1 distributor core per 25k samples/s`,
   );
   for (const f of fleet) {
     console.log(
-      `${String(f.nodes).padStart(6)} nodes: ${f.active_series} series, ${f.samples_per_second} samples/s; one Prometheus: head ~${f.prometheus_head_gib} GiB, ${f.prometheus_disk_gib_per_day} GiB/day, scrape ingress ${f.scrape_ingress_mbit_s_gzip} Mbit/s gzip; remote write ${f.remote_write_mbit_s ?? "?"} Mbit/s; Mimir: ${f.mimir_ingester_series_in_memory} in-memory series -> ~${f.mimir_ingester_cores} ingester cores, ~${f.mimir_ingester_gib} GB, ~${f.mimir_distributor_cores} distributor cores`,
+      `${String(f.nodes).padStart(6)} nodes: ${f.active_series} series, ` +
+        `${f.samples_per_second} samples/s; one Prometheus: head ~${f.prometheus_head_gib} GiB, ` +
+        `${f.prometheus_disk_gib_per_day} GiB/day, scrape ingress ${f.scrape_ingress_mbit_s_gzip} ` +
+        `Mbit/s gzip; remote write ${f.remote_write_mbit_s ?? "?"} Mbit/s; Mimir: ` +
+        `${f.mimir_ingester_series_in_memory} in-memory series -> ~${f.mimir_ingester_cores} ingester ` +
+        `cores, ~${f.mimir_ingester_gib} GB, ~${f.mimir_distributor_cores} distributor cores`,
     );
   }
   console.log(

@@ -40,7 +40,9 @@ const ne = await startNodeExporter();
 const aClient = new ScrapeClient(agent.port);
 const nClient = ne ? new ScrapeClient(ne.port) : null;
 log(
-  `agent pid ${agent.pid} on :${agent.port}, node_exporter ${ne ? `pid ${ne.pid} on :${ne.port}` : "not installed"}; ${duration} s long run after ${warmupS} s warm-up`,
+  `agent pid ${agent.pid} on :${agent.port}, node_exporter ` +
+    `${ne ? `pid ${ne.pid} on :${ne.port}` : "not installed"}; ${duration} s long run after ${warmupS} ` +
+    `s warm-up`,
 );
 
 // RSS of both every 5 s, for the whole run.
@@ -74,7 +76,8 @@ function noteLag(s: Scrape, gz: boolean) {
 await sleep(warmupS * 1000);
 const warm = { agent: procSample(agent.pid), ne: ne ? procSample(ne.pid) : null };
 log(
-  `after warm-up: agent RSS ${warm.agent.rssMB.toFixed(1)} MB${warm.ne ? `, node_exporter ${warm.ne.rssMB.toFixed(1)} MB` : ""}`,
+  `after warm-up: agent RSS ${warm.agent.rssMB.toFixed(1)} ` +
+    `MB${warm.ne ? `, node_exporter ${warm.ne.rssMB.toFixed(1)} MB` : ""}`,
 );
 
 async function every(
@@ -123,7 +126,8 @@ async function phase(name: string, seconds: number, intervalS: number | null): P
     ne_scrapes: counts[1] ?? 0,
   };
   log(
-    `${name}: agent ${r.agent_cpu_s_per_h} CPU s/h${ne ? `, node_exporter ${r.ne_cpu_s_per_h} CPU s/h` : ""} over ${r.seconds} s`,
+    `${name}: agent ${r.agent_cpu_s_per_h} CPU ` +
+      `s/h${ne ? `, node_exporter ${r.ne_cpu_s_per_h} CPU s/h` : ""} over ${r.seconds} s`,
   );
   return r;
 }
@@ -233,7 +237,8 @@ function projectHistory(path: string, nDisks: number) {
   const insS = db.prepare("INSERT INTO series (metric, labels) VALUES (?, ?)");
   const insRaw = db.prepare("INSERT INTO samples (series_id, ts, value) VALUES (?, ?, ?)");
   const insRoll = db.prepare(
-    "INSERT INTO rollups (series_id, resolution, ts, count, sum, min, max, p50, p99) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    "INSERT INTO rollups (series_id, resolution, ts, count, sum, min, max, p50, p99) VALUES (?, ?, ?, " +
+      "?, ?, ?, ?, ?, ?)",
   );
   const insTop = db.prepare(
     "INSERT INTO io_top (ts, pid, comm, unit, read_bps, write_bps) VALUES (?, ?, ?, ?, ?, ?)",
@@ -413,6 +418,9 @@ const result = {
   history,
 };
 log(
-  `scrape p99 gzip: agent ${result.scrape_ms.agent.gzip.p99} ms${ne ? `, node_exporter ${result.scrape_ms.ne?.gzip.p99} ms` : ""}; RSS after long run: agent ${result.rss_mb.agent.after_long_run} MB; history ${history.growth_mb_per_day} MB/day for ${disks} disks`,
+  `scrape p99 gzip: agent ${result.scrape_ms.agent.gzip.p99} ` +
+    `ms${ne ? `, node_exporter ${result.scrape_ms.ne?.gzip.p99} ms` : ""}; RSS after long run: ` +
+    `agent ${result.rss_mb.agent.after_long_run} MB; history ${history.growth_mb_per_day} MB/day for ` +
+    `${disks} disks`,
 );
 console.log(JSON.stringify(result));

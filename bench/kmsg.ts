@@ -107,6 +107,9 @@ const result = {
   rss_mib_after: Number((process.memoryUsage().rss / 1048576).toFixed(1)),
 };
 console.log(
-  `kernel log storm: ${n} records (${faults} faults) parsed and classified in ${secs.toFixed(2)} s = ${result.lines_per_second.toLocaleString("en")} lines/s; faults published (counters + rate-limited history) at ${publishRate.toLocaleString("en")}/s; RSS ${result.rss_mib_before} -> ${result.rss_mib_after} MiB`,
+  `kernel log storm: ${n} records (${faults} faults) parsed and classified in ${secs.toFixed(2)} s = ` +
+    `${result.lines_per_second.toLocaleString("en")} lines/s; faults published (counters + rate-limited ` +
+    `history) at ${publishRate.toLocaleString("en")}/s; RSS ${result.rss_mib_before} -> ` +
+    `${result.rss_mib_after} MiB`,
 );
 console.log(JSON.stringify(result));

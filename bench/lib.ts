@@ -15,7 +15,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 
-/** Extra node flags for the agent under test, e.g. BENCH_AGENT_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" to profile it (NODE_OPTIONS refuses --cpu-prof). */
+/**
+ * Extra node flags for the agent under test, e.g. BENCH_AGENT_NODE_ARGS="--cpu-prof
+ * --cpu-prof-dir=/tmp/prof" to profile it (NODE_OPTIONS refuses --cpu-prof).
+ */
 export function agentNodeArgs(): string[] {
   return (process.env["BENCH_AGENT_NODE_ARGS"] ?? "").split(/\s+/).filter(Boolean);
 }
@@ -102,7 +105,8 @@ export async function startAgent(prefix: string, extraToml = ""): Promise<Runnin
   const cfg = join(root, "agent.toml");
   writeFileSync(
     cfg,
-    `[agent]\nlisten = "127.0.0.1:0"\nstate_dir = "${stateDir}"\ncontrol_socket = "${socket}"\n[stemedb]\ndata_dir = "${join(root, "db")}"\n[wal]\ndir = "${walDir}"\n${extraToml}`,
+    `[agent]\nlisten = "127.0.0.1:0"\nstate_dir = "${stateDir}"\ncontrol_socket = "${socket}"\n` +
+      `[stemedb]\ndata_dir = "${join(root, "db")}"\n[wal]\ndir = "${walDir}"\n${extraToml}`,
   );
   const bin = fileURLToPath(new URL("../agent/main.js", import.meta.url));
   const child = spawn(process.execPath, [...agentNodeArgs(), bin, "--config", cfg], {

@@ -234,7 +234,8 @@ const lagStatus = get("status", "event_loop_lag_ms.p99");
 const lagComp = get("wal-compress", "event_loop_lag_ms.p99");
 row(
   "event-loop lag ms p50 / p99 / max, long run",
-  `${num(get(fp, "event_loop_lag_ms.p50_median"), 2)} / ${num(lagRun, 2)} / ${num(get(fp, "event_loop_lag_ms.max"), 2)}`,
+  `${num(get(fp, "event_loop_lag_ms.p50_median"), 2)} / ${num(lagRun, 2)} / ` +
+    `${num(get(fp, "event_loop_lag_ms.max"), 2)}`,
   "",
   "p99 <= 10 ms",
   verdict(isNum(lagRun) ? lagRun <= 10 : null),
@@ -264,16 +265,21 @@ const line = (a: string, b: string, c: string, d: string, e: string) =>
   `${a.padEnd(w.what)}  ${b.padStart(w.agent)}  ${c.padStart(w.ne)}  ${d.padEnd(w.target)}  ${e}`;
 const out: string[] = [];
 out.push(
-  `stemedb-agent bench, ${quick ? "quick" : "full"} run, ${started.toISOString()}, node ${process.version}, long run ${duration} s`,
+  `stemedb-agent bench, ${quick ? "quick" : "full"} run, ${started.toISOString()}, node ` +
+    `${process.version}, long run ${duration} s`,
 );
+const loadMax = Math.max(load.start, ...load.samples);
+const busy = loadMax > 0.5 ? "  -- a busy machine: re-run on a quiet one for figures to quote" : "";
 out.push(
-  `load average (1 min): ${load.start.toFixed(2)} at start, ${Math.max(load.start, ...load.samples).toFixed(2)} max, ${loadEnd.toFixed(2)} at end${Math.max(load.start, ...load.samples) > 0.5 ? "  -- a busy machine: re-run on a quiet one for figures to quote" : ""}`,
+  `load average (1 min): ${load.start.toFixed(2)} at start, ${loadMax.toFixed(2)} max, ` +
+    `${loadEnd.toFixed(2)} at end${busy}`,
 );
 out.push(line("", "stemedb-agent", "node_exporter", "target", ""));
 for (const r of rows) out.push(line(r.what, r.agent, r.ne, r.target, r.verdict));
 const missed = rows.filter((r) => r.verdict === "MISSED").map((r) => r.what.trim());
 out.push(
-  `targets: ${rows.filter((r) => r.verdict === "met").length} met, ${missed.length} missed${missed.length ? ` (${missed.join("; ")})` : ""}`,
+  `targets: ${rows.filter((r) => r.verdict === "met").length} met, ${missed.length} ` +
+    `missed${missed.length ? ` (${missed.join("; ")})` : ""}`,
 );
 const failed = Object.entries(runs).filter(([, r]) => r.error);
 if (failed.length)
@@ -282,10 +288,17 @@ if (failed.length)
 const dir = fileURLToPath(new URL("../../bench/results/", import.meta.url));
 mkdirSync(dir, { recursive: true });
 const file = `${dir}latest.json`;
-writeFileSync(
-  file,
-  `${JSON.stringify({ date: started.toISOString(), quick, duration_seconds: duration, node: process.version, load_average_1m: { start: load.start, max: Math.max(load.start, ...load.samples), end: loadEnd, samples: load.samples }, table: rows, runs, results }, null, 2)}\n`,
-);
+const summary = {
+  date: started.toISOString(),
+  quick,
+  duration_seconds: duration,
+  node: process.version,
+  load_average_1m: { start: load.start, max: loadMax, end: loadEnd, samples: load.samples },
+  table: rows,
+  runs,
+  results,
+};
+writeFileSync(file, `${JSON.stringify(summary, null, 2)}\n`);
 copyFileSync(
   file,
   `${dir}${started.toISOString().replace(/[:.]/g, "-")}${quick ? "-quick" : ""}.json`,

@@ -56,7 +56,9 @@ const maxSlope = arg("max-slope", 5);
 const agent = await startAgent("soak-");
 const scraper = new ScrapeClient(agent.port);
 console.log(
-  `soak: agent pid ${agent.pid}, metrics 127.0.0.1:${agent.port}, ${minutes} min; fails if RSS grows faster than ${maxSlope} MB/h over the last ${round(window, 1)} min (after ${round(warmup, 1)} min warm-up)`,
+  `soak: agent pid ${agent.pid}, metrics 127.0.0.1:${agent.port}, ${minutes} min; ` +
+    `fails if RSS grows faster than ${maxSlope} MB/h over the last ${round(window, 1)} min (after ` +
+    `${round(warmup, 1)} min warm-up)`,
 );
 
 // The WAL writer.
@@ -135,7 +137,10 @@ for (let tick = 1; tick <= minutes * 6; tick++) {
     last = s;
     lastT = now;
     console.log(
-      `${String(tick / 6).padStart(6)}   ${s.rssMB.toFixed(1).padStart(6)}   ${cpuPct.toFixed(2).padStart(16)}   ${heapMB.toFixed(1).padStart(7)}   ${lagP99.toFixed(1).padStart(10)}   ${statusMs.toFixed(0).padStart(9)}   ${hist().toFixed(1).padStart(10)}`,
+      `${String(tick / 6).padStart(6)}   ${s.rssMB.toFixed(1).padStart(6)}   ` +
+        `${cpuPct.toFixed(2).padStart(16)}   ${heapMB.toFixed(1).padStart(7)}   ` +
+        `${lagP99.toFixed(1).padStart(10)}   ${statusMs.toFixed(0).padStart(9)}   ` +
+        `${hist().toFixed(1).padStart(10)}`,
     );
   }
 }
@@ -171,7 +176,10 @@ const result = {
   passed: !failed,
 };
 console.log(
-  `soak: RSS ${result.rss_mb_first} -> ${result.rss_mb_last} MB (max ${result.rss_mb_max}); fit over minutes ${round(Math.max(from, warmup), 1)}-${minutes}: ${result.rss_slope_mb_per_hour} MB/h (limit ${maxSlope}); ${scrapeErrors} scrape and ${statusErrors} status errors${died ? "; THE AGENT DIED" : ""} -> ${failed ? "FAILED" : "passed"}`,
+  `soak: RSS ${result.rss_mb_first} -> ${result.rss_mb_last} MB (max ${result.rss_mb_max}); ` +
+    `fit over minutes ${round(Math.max(from, warmup), 1)}-${minutes}: ` +
+    `${result.rss_slope_mb_per_hour} MB/h (limit ${maxSlope}); ${scrapeErrors} scrape and ` +
+    `${statusErrors} status errors${died ? "; THE AGENT DIED" : ""} -> ${failed ? "FAILED" : "passed"}`,
 );
 console.log(JSON.stringify(result));
 process.exit(failed ? 1 : 0);

@@ -80,7 +80,9 @@ const sizeMiB = statSync(dbPath).size / 1048576;
 const cfg = join(root, "agent.toml");
 writeFileSync(
   cfg,
-  `[agent]\nlisten = "127.0.0.1:0"\nstate_dir = "${state}"\ncontrol_socket = "${join(root, "ctl.sock")}"\n[history]\nminute_retention = "${days + 1}d"\nhour_retention = "${days + 1}d"\nevent_retention = "${days + 1}d"\n`,
+  `[agent]\nlisten = "127.0.0.1:0"\nstate_dir = "${state}"\ncontrol_socket = ` +
+    `"${join(root, "ctl.sock")}"\n[history]\nminute_retention = "${days + 1}d"\n` +
+    `hour_retention = "${days + 1}d"\nevent_retention = "${days + 1}d"\n`,
 );
 const bin = fileURLToPath(new URL("../agent/main.js", import.meta.url));
 const ctl = fileURLToPath(new URL("../agentctl.cjs", import.meta.url));
@@ -162,6 +164,11 @@ const result = {
   },
 };
 console.log(
-  `agentctl status on ${days} days of history for ${disks} disks (${result.history_mib} MiB file): ${result.agentctl_status_ms_median} ms median, ${result.agentctl_status_ms_p95} ms p95 (Node's own start ${result.node_start_ms_median} ms; the agent's answer alone: ${result.api_status_ms_median} / ${result.api_status_ms_p95} ms); agent start on that file ${result.agent_start_seconds} s; the agent's event-loop lag meanwhile p99 ${result.event_loop_lag_ms.p99} ms, max ${result.event_loop_lag_ms.max} ms`,
+  `agentctl status on ${days} days of history for ${disks} disks (${result.history_mib} MiB file): ` +
+    `${result.agentctl_status_ms_median} ms median, ${result.agentctl_status_ms_p95} ms p95 (Node's own ` +
+    `start ${result.node_start_ms_median} ms; the agent's answer alone: ` +
+    `${result.api_status_ms_median} / ${result.api_status_ms_p95} ms); ` +
+    `agent start on that file ${result.agent_start_seconds} s; the agent's event-loop lag meanwhile p99 ` +
+    `${result.event_loop_lag_ms.p99} ms, max ${result.event_loop_lag_ms.max} ms`,
 );
 console.log(JSON.stringify(result));

@@ -90,7 +90,12 @@ const result = {
   },
 };
 console.log(
-  `WAL compression, ${files} x ${mib} MiB, level ${level}: agent ${result.agent_mb_per_second} MB/s (every file fsynced, verified by decompression and sha256, renamed, dir fsynced) vs gzip -${level} ${result.gzip_mb_per_second} MB/s (with sync) = ${result.ratio_to_gzip}x; output ${result.agent_output_ratio} vs ${result.gzip_output_ratio} of input; event-loop lag during compression p50 ${result.event_loop_lag_ms.p50} ms, p99 ${result.event_loop_lag_ms.p99} ms, max ${result.event_loop_lag_ms.max} ms`,
+  `WAL compression, ${files} x ${mib} MiB, level ${level}: agent ${result.agent_mb_per_second} MB/s ` +
+    `(every file fsynced, verified by decompression and sha256, renamed, ` +
+    `dir fsynced) vs gzip -${level} ${result.gzip_mb_per_second} MB/s (with sync) = ` +
+    `${result.ratio_to_gzip}x; output ${result.agent_output_ratio} vs ${result.gzip_output_ratio} of ` +
+    `input; event-loop lag during compression p50 ${result.event_loop_lag_ms.p50} ms, ` +
+    `p99 ${result.event_loop_lag_ms.p99} ms, max ${result.event_loop_lag_ms.max} ms`,
 );
 console.log(JSON.stringify(result));
 rmSync(root, { recursive: true, force: true });

@@ -80,7 +80,9 @@ const result = {
   rss_mib_before: Number((rss0 / 1048576).toFixed(1)),
 };
 console.log(
-  `WAL inventory of ${n.toLocaleString("en")} segments: full rescan ${result.rescan_ms_median} ms (max ${result.rescan_ms_max}), tick between rescans ${result.tick_ms} ms, heap held ${result.heap_mib_held} MiB, RSS ${result.rss_mib} MiB`,
+  `WAL inventory of ${n.toLocaleString("en")} segments: full rescan ${result.rescan_ms_median} ms ` +
+    `(max ${result.rescan_ms_max}), tick between rescans ${result.tick_ms} ms, ` +
+    `heap held ${result.heap_mib_held} MiB, RSS ${result.rss_mib} MiB`,
 );
 console.log(JSON.stringify(result));
 rmSync(root, { recursive: true, force: true });
