@@ -127,7 +127,8 @@ test("the control socket is mode 0660 and a second agent on it refuses to start"
   const cfg = writeConfig(dir, { extraToml: QUIET_COLLECTORS });
   writeFileSync(
     cfg,
-    `[agent]\nlisten = "127.0.0.1:0"\nstate_dir = "${join(dir, "state")}"\ncontrol_socket = "${a.socket}"\n${QUIET_COLLECTORS}`,
+    `[agent]\nlisten = "127.0.0.1:0"\nstate_dir = "${join(dir, "state")}"\n` +
+      `control_socket = "${a.socket}"\n${QUIET_COLLECTORS}`,
   );
   const r = spawnSync(
     process.execPath,
@@ -157,19 +158,23 @@ test("agentctl exits 3 naming the socket when no agent runs", (t) => {
   t.is(agentctl(["--socket", sock, "bogus"]).code, 64);
 });
 
-test("agentctl gives up on an agent that accepts but never answers: exit 3 after its 5 s timeout, saying so", async (t) => {
-  const { dir } = tempDir();
-  const sock = join(dir, "wedged.sock");
-  const server = createServer(() => {}); // a wedged agent: the connection is accepted, nothing comes back
-  await new Promise<void>((r) => server.listen(sock, r));
-  t.teardown(() => server.close());
-  const started = Date.now();
-  const r = agentctl(["--socket", sock, "status"]); // the kernel accepts into the backlog while this process waits
-  const took = Date.now() - started;
-  t.is(r.code, 3, r.stderr);
-  t.true(r.stderr.includes(`${sock}: no answer within 5000 ms`), r.stderr);
-  t.true(took >= 4500 && took < 15_000, `gave up after ${took} ms`);
-});
+test(
+  "agentctl gives up on an agent that accepts but never answers: exit 3 after its 5 s timeout, " +
+    "saying so",
+  async (t) => {
+    const { dir } = tempDir();
+    const sock = join(dir, "wedged.sock");
+    const server = createServer(() => {}); // a wedged agent: the connection is accepted, nothing comes back
+    await new Promise<void>((r) => server.listen(sock, r));
+    t.teardown(() => server.close());
+    const started = Date.now();
+    const r = agentctl(["--socket", sock, "status"]); // the kernel accepts into the backlog while this process waits
+    const took = Date.now() - started;
+    t.is(r.code, 3, r.stderr);
+    t.true(r.stderr.includes(`${sock}: no answer within 5000 ms`), r.stderr);
+    t.true(took >= 4500 && took < 15_000, `gave up after ${took} ms`);
+  },
+);
 
 test("SIGTERM stops the agent cleanly within 5 s: exit 0, socket removed, history flushed", async (t) => {
   const a = await startAgent({ extraToml: QUIET_COLLECTORS });
@@ -217,31 +222,35 @@ test("SIGHUP with a broken file keeps the running config; a good file is applied
   await t.throwsAsync(fetchText(`${a.url}/healthz`));
 });
 
-test("the event-loop delay gauge shows a stalled loop (measured by the agent's own timers) and an idle one as near zero", async (t) => {
-  const a = await startAgent({
-    extraToml: QUIET_COLLECTORS.replace("[collectors.kmsg]\nenabled = false\n", ""),
-  });
-  t.teardown(() => a.stop("SIGKILL"));
-  const lag = async (stat: string) =>
-    Number(
-      new RegExp(`stemedb_agent_event_loop_delay_seconds\\{stat="${stat}"\\} (\\S+)`).exec(
-        (await fetchText(`${a.url}/metrics`)).text,
-      )?.[1] ?? NaN,
-    );
-  // Idle: a window closes every 10 ticks.
-  const end = Date.now() + 20_000;
-  while (Date.now() < end && !(Number.isFinite(await lag("p50")) && (await lag("max")) > 0))
-    await new Promise((r) => setTimeout(r, 500));
-  t.true((await lag("p50")) < 0.05, `idle p50 ${await lag("p50")} s`);
-  // The whole process stopped for 2 s: every timer due meanwhile fires ~2 s late.
-  process.kill(a.proc.pid ?? 0, "SIGSTOP");
-  await new Promise((r) => setTimeout(r, 2000));
-  process.kill(a.proc.pid ?? 0, "SIGCONT");
-  const end2 = Date.now() + 25_000;
-  let max = 0;
-  while (Date.now() < end2 && max < 1.5) {
-    await new Promise((r) => setTimeout(r, 500));
-    max = await lag("max");
-  }
-  t.true(max >= 1.5 && max < 10, `max delay ${max} s after a 2 s stop`);
-});
+test(
+  "the event-loop delay gauge shows a stalled loop (measured by the agent's own timers) and an idle one " +
+    "as near zero",
+  async (t) => {
+    const a = await startAgent({
+      extraToml: QUIET_COLLECTORS.replace("[collectors.kmsg]\nenabled = false\n", ""),
+    });
+    t.teardown(() => a.stop("SIGKILL"));
+    const lag = async (stat: string) =>
+      Number(
+        new RegExp(`stemedb_agent_event_loop_delay_seconds\\{stat="${stat}"\\} (\\S+)`).exec(
+          (await fetchText(`${a.url}/metrics`)).text,
+        )?.[1] ?? NaN,
+      );
+    // Idle: a window closes every 10 ticks.
+    const end = Date.now() + 20_000;
+    while (Date.now() < end && !(Number.isFinite(await lag("p50")) && (await lag("max")) > 0))
+      await new Promise((r) => setTimeout(r, 500));
+    t.true((await lag("p50")) < 0.05, `idle p50 ${await lag("p50")} s`);
+    // The whole process stopped for 2 s: every timer due meanwhile fires ~2 s late.
+    process.kill(a.proc.pid ?? 0, "SIGSTOP");
+    await new Promise((r) => setTimeout(r, 2000));
+    process.kill(a.proc.pid ?? 0, "SIGCONT");
+    const end2 = Date.now() + 25_000;
+    let max = 0;
+    while (Date.now() < end2 && max < 1.5) {
+      await new Promise((r) => setTimeout(r, 500));
+      max = await lag("max");
+    }
+    t.true(max >= 1.5 && max < 10, `max delay ${max} s after a 2 s stop`);
+  },
+);

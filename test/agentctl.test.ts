@@ -24,7 +24,11 @@ function calmNode(extra = "") {
   const shm = mkdtempSync("/dev/shm/sa-");
   const wal = join(shm, "wal");
   mkdirSync(wal);
-  const toml = `[wal]\ndir = "${wal}"\n[stemedb]\ndata_dir = "${shm}"\n[collectors.diskstats]\ninclude = "^none$"\n[collectors.smart]\nenabled = false\n[collectors.kmsg]\nenabled = false\n[collectors.mounts]\ninterval = "1s"\n[collectors.wal]\ninterval = "1s"\n[collectors.fsync_probe]\ninterval = "500ms"\n[thresholds]\nfsync_p99_warn = "1s"\nfsync_p99_crit = "2s"\n${extra}`;
+  const toml =
+    `[wal]\ndir = "${wal}"\n[stemedb]\ndata_dir = "${shm}"\n[collectors.diskstats]\ninclude = "^none$"\n` +
+    `[collectors.smart]\nenabled = false\n[collectors.kmsg]\nenabled = false\n[collectors.mounts]\n` +
+    `interval = "1s"\n[collectors.wal]\ninterval = "1s"\n[collectors.fsync_probe]\ninterval = "500ms"\n` +
+    `[thresholds]\nfsync_p99_warn = "1s"\nfsync_p99_crit = "2s"\n${extra}`;
   return { shm, wal, toml };
 }
 
@@ -59,47 +63,51 @@ const AREAS = [
   "agent",
 ];
 
-test("status: one line per area in a fixed order, plain when piped, exit 0 when everything known is ok; stable JSON schema", async (t) => {
-  const n = calmNode();
-  const a = await startAgent({ extraToml: n.toml });
-  t.teardown(() => a.stop("SIGKILL"));
-  const s = await settle(a.socket, (x) =>
-    x.areas.every((y) => y.area === "smart" || y.area === "disks" || y.verdict !== "unknown"),
-  );
-  t.deepEqual(
-    s.areas.map((x) => x.area),
-    AREAS,
-  );
-  const text = agentctl(["--socket", a.socket, "status"]);
-  t.is(text.code, 0, text.stdout);
-  t.false(text.stdout.includes("\u001b["), "no colour when piped");
-  const lines = text.stdout.trim().split("\n");
-  t.regex(lines[0] ?? "", /^storage OK\s+stemedb-agent \d+\.\d+\.\d+, pid \d+/);
-  t.is(lines.length, 1 + AREAS.length);
-  t.regex(text.stdout, /^OK\s+fsync\s+fsync p99 [\d.]+ ms over 1 min on \/dev\/shm/m);
-  t.regex(text.stdout, /^OK\s+WAL\s+0 segments \(0\.0 MiB\), 0 compressed$/m);
-  t.regex(text.stdout, /^UNKNOWN\s+SMART\s+/m);
-  const js = JSON.parse(agentctl(["--socket", a.socket, "status", "--json"]).stdout) as Record<
-    string,
-    unknown
-  > & { areas: Array<Record<string, unknown>> };
-  t.deepEqual(Object.keys(js).sort(), [
-    "agent",
-    "areas",
-    "collectors",
-    "health",
-    "history",
-    "schema",
-    "verdict",
-  ]);
-  t.is(js["schema"], 1);
-  for (const area of js.areas) {
-    t.deepEqual(Object.keys(area).sort(), ["area", "details", "summary", "verdict"]);
-    t.true(["ok", "warn", "crit", "unknown"].includes(String(area["verdict"])));
-  }
-  const verbose = agentctl(["--socket", a.socket, "status", "-v"]);
-  t.regex(verbose.stdout, /^collectors$/m);
-});
+test(
+  "status: one line per area in a fixed order, plain when piped, exit 0 when everything known is ok; " +
+    "stable JSON schema",
+  async (t) => {
+    const n = calmNode();
+    const a = await startAgent({ extraToml: n.toml });
+    t.teardown(() => a.stop("SIGKILL"));
+    const s = await settle(a.socket, (x) =>
+      x.areas.every((y) => y.area === "smart" || y.area === "disks" || y.verdict !== "unknown"),
+    );
+    t.deepEqual(
+      s.areas.map((x) => x.area),
+      AREAS,
+    );
+    const text = agentctl(["--socket", a.socket, "status"]);
+    t.is(text.code, 0, text.stdout);
+    t.false(text.stdout.includes("\u001b["), "no colour when piped");
+    const lines = text.stdout.trim().split("\n");
+    t.regex(lines[0] ?? "", /^storage OK\s+stemedb-agent \d+\.\d+\.\d+, pid \d+/);
+    t.is(lines.length, 1 + AREAS.length);
+    t.regex(text.stdout, /^OK\s+fsync\s+fsync p99 [\d.]+ ms over 1 min on \/dev\/shm/m);
+    t.regex(text.stdout, /^OK\s+WAL\s+0 segments \(0\.0 MiB\), 0 compressed$/m);
+    t.regex(text.stdout, /^UNKNOWN\s+SMART\s+/m);
+    const js = JSON.parse(agentctl(["--socket", a.socket, "status", "--json"]).stdout) as Record<
+      string,
+      unknown
+    > & { areas: Array<Record<string, unknown>> };
+    t.deepEqual(Object.keys(js).sort(), [
+      "agent",
+      "areas",
+      "collectors",
+      "health",
+      "history",
+      "schema",
+      "verdict",
+    ]);
+    t.is(js["schema"], 1);
+    for (const area of js.areas) {
+      t.deepEqual(Object.keys(area).sort(), ["area", "details", "summary", "verdict"]);
+      t.true(["ok", "warn", "crit", "unknown"].includes(String(area["verdict"])));
+    }
+    const verbose = agentctl(["--socket", a.socket, "status", "-v"]);
+    t.regex(verbose.stdout, /^collectors$/m);
+  },
+);
 
 test("status on a terminal is coloured, and NO_COLOR turns it off", async (t) => {
   if (!hasCommand("script")) return t.pass("skipped: script(1) not installed");
@@ -158,7 +166,8 @@ test("history, events and top-io answer from the history file; a bad --since is 
     "sh",
     [
       "-c",
-      `for i in $(seq 1 30); do dd if=/dev/zero of=${join(onDisk, "blob")} bs=1M count=8 conv=fsync status=none; sleep 0.1; done`,
+      `for i in $(seq 1 30); do dd if=/dev/zero of=${join(onDisk, "blob")} bs=1M count=8 conv=fsync ` +
+        `status=none; sleep 0.1; done`,
     ],
     { stdio: "ignore" },
   );
@@ -188,47 +197,61 @@ test("history, events and top-io answer from the history file; a bad --since is 
   t.regex(bad.stderr, /bad request: --since: invalid duration "yesterday"/);
 });
 
-test("diagnose on a disk-full WAL filesystem: the disk-full steps are critical and suggest compressing all but the newest 20", async (t) => {
-  if (!isRoot) return t.pass("skipped: needs root to mount a small tmpfs");
-  const { dir } = tempDir();
-  const mnt = makeTmpfs(dir, "walfs", "8m", t.teardown.bind(t));
-  const wal = join(mnt, "wal");
-  mkdirSync(wal);
-  for (let i = 1; i <= 30; i++)
-    writeFileSync(join(wal, `segment.${i}.wal`), Buffer.alloc(256 * 1024, i));
-  const a = await startAgent({
-    extraToml: `[wal]\ndir = "${wal}"\n[stemedb]\ndata_dir = "${mnt}"\n[collectors.diskstats]\ninclude = "^none$"\n[collectors.smart]\nenabled = false\n[collectors.kmsg]\nenabled = false\n[collectors.mounts]\ninterval = "1s"\n[collectors.wal]\ninterval = "1s"\n`,
-  });
-  t.teardown(() => a.stop("SIGKILL"));
-  await settle(a.socket, (s) => s.areas.find((x) => x.area === "filesystems")?.verdict === "crit");
-  const d = agentctl(["--socket", a.socket, "diagnose"]);
-  t.is(d.code, 2, d.stdout);
-  t.regex(
-    d.stdout,
-    /runbook: disk-full\n {2}CRIT\s+1\. df -h on the WAL filesystem\n\s+.*walfs: 9[5-9]\.\d% used|runbook: disk-full\n {2}CRIT\s+1\. df -h on the WAL filesystem\n\s+.*walfs: 100% used/,
-  );
-  t.regex(d.stdout, /-> compress all but the newest 20 segments \(10 segments;/);
-  t.regex(
-    d.stdout,
-    /wal_compress is dry-run, it only plans; mode = "on" lets it act\): gzip \$\(ls -t /,
-  );
-  const js = JSON.parse(agentctl(["--socket", a.socket, "diagnose", "--json"]).stdout) as {
-    verdict: string;
-    steps: Array<{
-      runbook: string;
-      step: string;
+test(
+  "diagnose on a disk-full WAL filesystem: the disk-full steps are critical and suggest compressing all " +
+    "but the newest 20",
+  async (t) => {
+    if (!isRoot) return t.pass("skipped: needs root to mount a small tmpfs");
+    const { dir } = tempDir();
+    const mnt = makeTmpfs(dir, "walfs", "8m", t.teardown.bind(t));
+    const wal = join(mnt, "wal");
+    mkdirSync(wal);
+    for (let i = 1; i <= 30; i++)
+      writeFileSync(join(wal, `segment.${i}.wal`), Buffer.alloc(256 * 1024, i));
+    const a = await startAgent({
+      extraToml:
+        `[wal]\ndir = "${wal}"\n[stemedb]\ndata_dir = "${mnt}"\n[collectors.diskstats]\ninclude = ` +
+        `"^none$"\n[collectors.smart]\nenabled = false\n[collectors.kmsg]\nenabled = false\n` +
+        `[collectors.mounts]\ninterval = "1s"\n[collectors.wal]\ninterval = "1s"\n`,
+    });
+    t.teardown(() => a.stop("SIGKILL"));
+    await settle(
+      a.socket,
+      (s) => s.areas.find((x) => x.area === "filesystems")?.verdict === "crit",
+    );
+    const d = agentctl(["--socket", a.socket, "diagnose"]);
+    t.is(d.code, 2, d.stdout);
+    t.regex(
+      d.stdout,
+      new RegExp(
+        String.raw`runbook: disk-full\n {2}CRIT\s+1\. df -h on the WAL filesystem\n\s+.*walfs: 9[5-9]` +
+          String.raw`\.\d% used|runbook: disk-full\n {2}CRIT\s+1\. df -h on the WAL filesystem\n\s+.*wa` +
+          String.raw`lfs: 100% used`,
+      ),
+    );
+    t.regex(d.stdout, /-> compress all but the newest 20 segments \(10 segments;/);
+    t.regex(
+      d.stdout,
+      /wal_compress is dry-run, it only plans; mode = "on" lets it act\): gzip \$\(ls -t /,
+    );
+    const js = JSON.parse(agentctl(["--socket", a.socket, "diagnose", "--json"]).stdout) as {
       verdict: string;
-      evidence: string;
-      action: string | null;
-    }>;
-  };
-  t.deepEqual(
-    [...new Set(js.steps.map((s) => s.runbook))],
-    ["slow-wal-fsync", "wal-fsync-failure", "storage-errors", "disk-full"],
-    "runbook order",
-  );
-  t.is(js.steps.find((s) => s.runbook === "disk-full")?.verdict, "crit");
-});
+      steps: Array<{
+        runbook: string;
+        step: string;
+        verdict: string;
+        evidence: string;
+        action: string | null;
+      }>;
+    };
+    t.deepEqual(
+      [...new Set(js.steps.map((s) => s.runbook))],
+      ["slow-wal-fsync", "wal-fsync-failure", "storage-errors", "disk-full"],
+      "runbook order",
+    );
+    t.is(js.steps.find((s) => s.runbook === "disk-full")?.verdict, "crit");
+  },
+);
 
 // Serial: ava runs it before this file's other tests, so its storm does not land on their calm nodes.
 test.serial(
@@ -243,7 +266,12 @@ test.serial(
     mkdirSync(wal);
     // On this machine a loop device is fast: the threshold is set where this storm crosses it.
     const a = await startAgent({
-      extraToml: `[wal]\ndir = "${wal}"\n[stemedb]\ndata_dir = "${lfs.mnt}"\n[thresholds]\nfsync_p99_warn = "1ms"\nfsync_p99_crit = "2ms"\n[collectors.diskstats]\ninclude = "^${lfs.device}$"\nexclude = ""\n[collectors.smart]\nenabled = false\n[collectors.kmsg]\nenabled = false\n[collectors.fsync_probe]\ninterval = "250ms"\n[collectors.procio]\ninterval = "1s"\n[history]\nflush_interval = "1s"\n`,
+      extraToml:
+        `[wal]\ndir = "${wal}"\n[stemedb]\ndata_dir = "${lfs.mnt}"\n[thresholds]\nfsync_p99_warn = ` +
+        `"1ms"\nfsync_p99_crit = "2ms"\n[collectors.diskstats]\ninclude = "^${lfs.device}$"\nexclude = ` +
+        `""\n[collectors.smart]\nenabled = false\n[collectors.kmsg]\nenabled = false\n` +
+        `[collectors.fsync_probe]\ninterval = "250ms"\n[collectors.procio]\ninterval = "1s"\n[history]\n` +
+        `flush_interval = "1s"\n`,
     });
     t.teardown(() => a.stop("SIGKILL"));
     const fio = spawn(

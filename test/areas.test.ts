@@ -120,51 +120,60 @@ const step3 = (rs: ReturnType<typeof bp>[]) =>
     (s) => s.step === "3. iotop: competing I/O",
   );
 
-test("diagnose says what the agent did or will do about a competing backup, in each mode; status flags the writer", (t) => {
-  t.is(
-    buildAreas(cfg, latest(slowNode), null, { verdict: "healthy", reasons: [] }).find(
-      (a) => a.area === "competing_io",
-    )?.verdict,
-    "warn",
-  );
-  t.is(
-    buildAreas(
-      cfg,
-      latest({
-        ...slowNode,
-        fsync_probe: { probes: [{ ...slowNode.fsync_probe.probes[0], seconds: 0.001 }] },
+test(
+  "diagnose says what the agent did or will do about a competing backup, in each mode; status " +
+    "flags the writer",
+  (t) => {
+    t.is(
+      buildAreas(cfg, latest(slowNode), null, { verdict: "healthy", reasons: [] }).find(
+        (a) => a.area === "competing_io",
+      )?.verdict,
+      "warn",
+    );
+    t.is(
+      buildAreas(
+        cfg,
+        latest({
+          ...slowNode,
+          fsync_probe: { probes: [{ ...slowNode.fsync_probe.probes[0], seconds: 0.001 }] },
+        }),
+        null,
+        { verdict: "healthy", reasons: [] },
+      ).find((a) => a.area === "competing_io")?.verdict,
+      "ok",
+      "fsync fast: a busy backup is no finding",
+    );
+    t.regex(
+      step3([bp("dry-run", null)])?.action ?? "",
+      new RegExp(
+        String.raw`^backup\.service competes for the disk: pause it with agentctl backups pause backu` +
+          String.raw`p\.service --for 30m \(backup_pause is dry-run, it only plans; mode = "on" lets it` +
+          String.raw` act\) \(last decision: waiting`,
+      ),
+    );
+    t.regex(
+      step3([bp("on", null)])?.action ?? "",
+      /^backup\.service competes for the disk: backup_pause pauses it once p99 has been over 100 ms for 10 min/,
+    );
+    const held = step3([
+      bp("on", {
+        method: "freeze",
+        since: "2026-12-02T10:02:00.000Z",
+        until: "2026-12-02T10:32:00.000Z",
+        reason: "WAL fsync p99 140 ms; backup.service doing 180.0 MiB/s of I/O",
       }),
-      null,
-      { verdict: "healthy", reasons: [] },
-    ).find((a) => a.area === "competing_io")?.verdict,
-    "ok",
-    "fsync fast: a busy backup is no finding",
-  );
-  t.regex(
-    step3([bp("dry-run", null)])?.action ?? "",
-    /^backup\.service competes for the disk: pause it with agentctl backups pause backup\.service --for 30m \(backup_pause is dry-run, it only plans; mode = "on" lets it act\) \(last decision: waiting/,
-  );
-  t.regex(
-    step3([bp("on", null)])?.action ?? "",
-    /^backup\.service competes for the disk: backup_pause pauses it once p99 has been over 100 ms for 10 min/,
-  );
-  const held = step3([
-    bp("on", {
-      method: "freeze",
-      since: "2026-12-02T10:02:00.000Z",
-      until: "2026-12-02T10:32:00.000Z",
-      reason: "WAL fsync p99 140 ms; backup.service doing 180.0 MiB/s of I/O",
-    }),
-  ]);
-  t.is(
-    held?.action,
-    "backup.service paused (freeze) since 10:02:00Z, resumes by 10:32:00Z at the latest: WAL fsync p99 140 ms; backup.service doing 180.0 MiB/s of I/O (agentctl backups)",
-  );
-  const raw = diagnose(cfg, latest(slowNode), null).steps.find(
-    (s) => s.step === "5. raw fsync test",
-  );
-  t.is(raw?.verdict, "crit", "the last probe itself took 200 ms");
-});
+    ]);
+    t.is(
+      held?.action,
+      "backup.service paused (freeze) since 10:02:00Z, resumes by 10:32:00Z at the latest: WAL fsync " +
+        "p99 140 ms; backup.service doing 180.0 MiB/s of I/O (agentctl backups)",
+    );
+    const raw = diagnose(cfg, latest(slowNode), null).steps.find(
+      (s) => s.step === "5. raw fsync test",
+    );
+    t.is(raw?.verdict, "crit", "the last probe itself took 200 ms");
+  },
+);
 
 // Kernel log in incidents: rows as the kmsg collector writes them (class kernel_incident, kind
 // the worst severity; class kernel, one per fault line).
@@ -247,28 +256,32 @@ test("status: the kernel log in incidents, worst first, not in lines", (t) => {
   ]);
 });
 
-test("status: incidents of error or warn severity only are a warning; lines no incident holds yet are still said", (t) => {
-  const h = kernelHistory();
-  incident(h, NOW - 60_000, "nvme0n1", "error", { nvme_timeout: 2 });
-  h.flush();
-  t.like(kernelArea(h), {
-    verdict: "warn",
-    summary: "1 incident in 24 h, worst error on nvme0n1 (nvme_timeout)",
-  });
-  const fresh = kernelHistory();
-  line(fresh, NOW - 1_000, "sdb", "blk_medium_error", "crit");
-  line(fresh, NOW - 1_000, "sdb", "buffer_io_error", "warn");
-  fresh.flush();
-  t.like(kernelArea(fresh), {
-    verdict: "crit",
-    summary:
-      "2 storage error lines in 24 h, no incident closed yet; most: 1 blk_medium_error on sdb (last 10:29:59 UTC)",
-  });
-  t.like(kernelArea(kernelHistory()), {
-    verdict: "ok",
-    summary: "no storage errors in the kernel log in the last 24 h",
-  });
-});
+test(
+  "status: incidents of error or warn severity only are a warning; lines no incident holds yet are " +
+    "still said",
+  (t) => {
+    const h = kernelHistory();
+    incident(h, NOW - 60_000, "nvme0n1", "error", { nvme_timeout: 2 });
+    h.flush();
+    t.like(kernelArea(h), {
+      verdict: "warn",
+      summary: "1 incident in 24 h, worst error on nvme0n1 (nvme_timeout)",
+    });
+    const fresh = kernelHistory();
+    line(fresh, NOW - 1_000, "sdb", "blk_medium_error", "crit");
+    line(fresh, NOW - 1_000, "sdb", "buffer_io_error", "warn");
+    fresh.flush();
+    t.like(kernelArea(fresh), {
+      verdict: "crit",
+      summary:
+        "2 storage error lines in 24 h, no incident closed yet; most: 1 blk_medium_error on sdb (last 10:29:59 UTC)",
+    });
+    t.like(kernelArea(kernelHistory()), {
+      verdict: "ok",
+      summary: "no storage errors in the kernel log in the last 24 h",
+    });
+  },
+);
 
 test("diagnose: storage errors step 1 speaks in incidents; one on the WAL device is critical", (t) => {
   const h = twoIncidents();
@@ -276,7 +289,9 @@ test("diagnose: storage errors step 1 speaks in incidents; one on the WAL device
   t.is(s?.verdict, "warn", "not on the WAL device");
   t.is(
     s?.evidence,
-    "2 incidents (5 fault lines): crit on sdb at 10:02:03 UTC: scsi_medium_error x2, blk_medium_error, buffer_io_error (4 lines; sector 5256); warn on sdc at 10:03:03 UTC: ata_link_reset (1 line)",
+    "2 incidents (5 fault lines): crit on sdb at 10:02:03 UTC: scsi_medium_error x2, " +
+      "blk_medium_error, buffer_io_error (4 lines; sector 5256); warn on sdc at 10:03:03 UTC: " +
+      "ata_link_reset (1 line)",
   );
   t.is(s?.action, null);
   const onWal = storageStep(h, {

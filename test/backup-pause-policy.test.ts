@@ -42,7 +42,8 @@ const svc: UnitFacts = {
 
 test("systemctl show output becomes a unit state; WatchdogUSec is a time span", (t) => {
   const p = parseShow(
-    "LoadState=loaded\nActiveState=active\nSubState=running\nFreezerState=frozen\nCanFreeze=yes\nWatchdogUSec=3s\nMainPID=412\nDescription=a=b\n",
+    "LoadState=loaded\nActiveState=active\nSubState=running\nFreezerState=frozen\nCanFreeze=yes\n" +
+      "WatchdogUSec=3s\nMainPID=412\nDescription=a=b\n",
   );
   t.is(p.get("Description"), "a=b");
   t.deepEqual(unitState("backup.service", p), {
@@ -118,40 +119,44 @@ test("budget: paused time in the last 24 h, rolling, an open interval counting u
   t.is(budgetLeft(cfg, [{ start: now - 8_000_000, end: now }], now), 0, "never negative");
 });
 
-test("a held pause: kept while it helps, resumed on recovery (hysteresis), on its deadline, or when it did not help", (t) => {
-  const since = 1_000_000;
-  const h = { since, deadline: since + cfg.maxPauseMs, by: "agent" as const, improvedAt: null };
-  // Early on, still slow: keep.
-  t.deepEqual(judgeHeld(cfg, h, since + 30_000, { p99: 0.3, n: 6 }, 0), {
-    kind: "keep",
-    improved: false,
-  });
-  // Came under the threshold (3+ samples): improved, but not yet under resume_below long enough.
-  t.deepEqual(judgeHeld(cfg, h, since + 60_000, { p99: 0.07, n: 6 }, 0), {
-    kind: "keep",
-    improved: true,
-  });
-  t.deepEqual(
-    judgeHeld(cfg, h, since + 60_000, { p99: 0.07, n: 2 }, 0),
-    { kind: "keep", improved: false },
-    "two samples are not evidence",
-  );
-  const improved = { ...h, improvedAt: since + 60_000 };
-  t.is(judgeHeld(cfg, improved, since + 200_000, { p99: 0.01, n: 20 }, 119_000).kind, "keep");
-  const rec = judgeHeld(cfg, improved, since + 200_000, { p99: 0.01, n: 20 }, 120_000);
-  t.is(rec.kind === "resume" ? rec.reason : rec.kind, "recovered");
-  // Never improved within improve_within: not the cure.
-  const nc = judgeHeld(cfg, h, since + cfg.improveWithinMs, { p99: 0.4, n: 30 }, 0);
-  t.is(nc.kind === "resume" ? nc.reason : nc.kind, "not_improving");
-  t.regex(nc.kind === "resume" ? nc.message : "", /not the cure/);
-  // The deadline ends every pause, an operator's too; an operator's pause ignores latency otherwise.
-  const dl = judgeHeld(cfg, h, h.deadline, { p99: 0.4, n: 30 }, 0);
-  t.is(dl.kind === "resume" ? dl.reason : dl.kind, "deadline");
-  const op = { ...h, by: "operator" as const };
-  t.is(judgeHeld(cfg, op, since + cfg.improveWithinMs + 1, { p99: 0.4, n: 30 }, 0).kind, "keep");
-  t.is(judgeHeld(cfg, op, since + 500_000, { p99: 0.001, n: 30 }, 400_000).kind, "keep");
-  t.is(judgeHeld(cfg, op, op.deadline, null, 0).kind, "resume");
-});
+test(
+  "a held pause: kept while it helps, resumed on recovery (hysteresis), on its deadline, " +
+    "or when it did not help",
+  (t) => {
+    const since = 1_000_000;
+    const h = { since, deadline: since + cfg.maxPauseMs, by: "agent" as const, improvedAt: null };
+    // Early on, still slow: keep.
+    t.deepEqual(judgeHeld(cfg, h, since + 30_000, { p99: 0.3, n: 6 }, 0), {
+      kind: "keep",
+      improved: false,
+    });
+    // Came under the threshold (3+ samples): improved, but not yet under resume_below long enough.
+    t.deepEqual(judgeHeld(cfg, h, since + 60_000, { p99: 0.07, n: 6 }, 0), {
+      kind: "keep",
+      improved: true,
+    });
+    t.deepEqual(
+      judgeHeld(cfg, h, since + 60_000, { p99: 0.07, n: 2 }, 0),
+      { kind: "keep", improved: false },
+      "two samples are not evidence",
+    );
+    const improved = { ...h, improvedAt: since + 60_000 };
+    t.is(judgeHeld(cfg, improved, since + 200_000, { p99: 0.01, n: 20 }, 119_000).kind, "keep");
+    const rec = judgeHeld(cfg, improved, since + 200_000, { p99: 0.01, n: 20 }, 120_000);
+    t.is(rec.kind === "resume" ? rec.reason : rec.kind, "recovered");
+    // Never improved within improve_within: not the cure.
+    const nc = judgeHeld(cfg, h, since + cfg.improveWithinMs, { p99: 0.4, n: 30 }, 0);
+    t.is(nc.kind === "resume" ? nc.reason : nc.kind, "not_improving");
+    t.regex(nc.kind === "resume" ? nc.message : "", /not the cure/);
+    // The deadline ends every pause, an operator's too; an operator's pause ignores latency otherwise.
+    const dl = judgeHeld(cfg, h, h.deadline, { p99: 0.4, n: 30 }, 0);
+    t.is(dl.kind === "resume" ? dl.reason : dl.kind, "deadline");
+    const op = { ...h, by: "operator" as const };
+    t.is(judgeHeld(cfg, op, since + cfg.improveWithinMs + 1, { p99: 0.4, n: 30 }, 0).kind, "keep");
+    t.is(judgeHeld(cfg, op, since + 500_000, { p99: 0.001, n: 30 }, 400_000).kind, "keep");
+    t.is(judgeHeld(cfg, op, op.deadline, null, 0).kind, "resume");
+  },
+);
 
 test("latency window: p99 over a time range; old samples dropped; a clock jump back starts over", (t) => {
   const w = new LatencyWindow(60_000);

@@ -84,8 +84,12 @@ let why = containerUnavailable();
 
 const UNITS: Record<string, string> = {
   "backup.service": `[Unit]\nDescription=test backup\n[Service]\nExecStart=${WRITER("backup/out", 200)}\n`,
-  "other.service": `[Unit]\nDescription=a writer that is not listed\n[Service]\nExecStart=${WRITER("backup/other", 200)}\n`,
-  "wd-backup.service": `[Unit]\nDescription=a backup with a watchdog\n[Service]\nExecStart=/bin/sleep infinity\nWatchdogSec=1h\n`,
+  "other.service":
+    `[Unit]\nDescription=a writer that is not listed\n[Service]\n` +
+    `ExecStart=${WRITER("backup/other", 200)}\n`,
+  "wd-backup.service":
+    `[Unit]\nDescription=a backup with a watchdog\n[Service]\nExecStart=/bin/sleep infinity\n` +
+    `WatchdogSec=1h\n`,
   "log-archiver.service": `[Service]\nType=oneshot\nExecStart=/bin/true\n`,
   "log-archiver.timer": `[Timer]\nOnActiveSec=1h\n`,
 };
@@ -132,7 +136,9 @@ async function startAgent(
   c.writeFile(CONFIG, toml);
   c.writeFile(
     "/etc/systemd/system/agent-under-test.service",
-    `[Service]\nExecStart=/usr/bin/node ${AGENT} --config ${CONFIG}\n${opts.execStopPost ? `ExecStopPost=-+/usr/bin/node ${AGENT} --resume-paused --config ${CONFIG}\n` : ""}Restart=no\n`,
+    `[Service]\nExecStart=/usr/bin/node ${AGENT} --config ${CONFIG}\n` +
+      `${opts.execStopPost ? `ExecStopPost=-+/usr/bin/node ${AGENT} --resume-paused --config ${CONFIG}\n` : ""}` +
+      `Restart=no\n`,
   );
   c.sh("systemctl daemon-reload && systemctl start agent-under-test.service");
   await c.waitFor(
@@ -175,7 +181,8 @@ async function quiet(c: Container): Promise<void> {
 }
 
 test.serial(
-  "a backup writing to the WAL's filesystem is frozen while fsync is slow, the archiver's timer stopped; both undone after recovery",
+  "a backup writing to the WAL's filesystem is frozen while fsync is slow, the archiver's timer " +
+    "stopped; both undone after recovery",
   async (t) => {
     if (!ctx) return t.pass(`skipped: ${why}`);
     t.timeout(240_000);
@@ -224,7 +231,10 @@ test.serial(
     // diagnose names the action already taken, with its reason and end.
     t.regex(
       ctl(c, ["diagnose"]).stdout,
-      /backup\.service paused \(freeze\) since \d\d:\d\d:\d\dZ, resumes by \d\d:\d\d:\d\dZ at the latest: .*backup\.service doing [\d.]+ MiB\/s of I\/O/,
+      new RegExp(
+        String.raw`backup\.service paused \(freeze\) since \d\d:\d\d:\d\dZ, resumes by \d\d:\d\d:\d\d` +
+          String.raw`Z at the latest: .*backup\.service doing [\d.]+ MiB\/s of I\/O`,
+      ),
     );
 
     // Frozen, the writer stops; its dirty pages drain; the probe recovers; the agent thaws it.
@@ -274,7 +284,8 @@ test.serial(
 );
 
 test.serial(
-  "judged on the database's own p99: a pause that does not bring it down is undone ('not the cure'); a unit that is not listed is never touched",
+  "judged on the database's own p99: a pause that does not bring it down is undone ('not the cure'); " +
+    "a unit that is not listed is never touched",
   async (t) => {
     if (!ctx) return t.pass(`skipped: ${why}`);
     t.timeout(240_000);
@@ -283,7 +294,9 @@ test.serial(
     // 500 ms whatever the backup does, so the pause cannot be the cure.
     c.writeFile(
       "/srv/db/metrics",
-      '# TYPE stemedb_wal_fsync_duration_seconds summary\nstemedb_wal_fsync_duration_seconds{quantile="0.99"} 0.5\nstemedb_wal_fsync_duration_seconds_count 1000\n',
+      "# TYPE stemedb_wal_fsync_duration_seconds summary\n" +
+        'stemedb_wal_fsync_duration_seconds{quantile="0.99"} 0.5\n' +
+        "stemedb_wal_fsync_duration_seconds_count 1000\n",
     );
     c.sh(
       "systemd-run --unit=fake-db /usr/bin/python3 -m http.server 18180 --bind 127.0.0.1 --directory /srv/db",
@@ -305,7 +318,8 @@ test.serial(
     // A backup that writes a little (above min_io_per_second) next to a heavy writer that is not listed.
     c.writeFile(
       "/etc/systemd/system/backup.service.d/small.conf",
-      `[Service]\nExecStart=\nExecStart=/bin/sh -c 'while :; do dd if=/dev/zero of=/var/lib/stemedb/backup/out bs=1M count=4 status=none; sleep 1; done'\n`,
+      `[Service]\nExecStart=\nExecStart=/bin/sh -c 'while :; do dd if=/dev/zero ` +
+        `of=/var/lib/stemedb/backup/out bs=1M count=4 status=none; sleep 1; done'\n`,
     );
     c.sh("systemctl daemon-reload && systemctl start other.service backup.service");
     let otherFrozen = false;
@@ -355,7 +369,8 @@ test.serial(
 );
 
 test.serial(
-  "agentctl backups pause --for, then SIGKILL of the agent: the dead-man's switch resumes the unit; the restarted agent records it",
+  "agentctl backups pause --for, then SIGKILL of the agent: the dead-man's switch resumes the unit; " +
+    "the restarted agent records it",
   async (t) => {
     if (!ctx) return t.pass(`skipped: ${why}`);
     t.timeout(180_000);
@@ -535,7 +550,8 @@ test.serial(
 );
 
 test.serial(
-  "as a new user would: the installed unit (no /dev/kmsg here) pauses on request; SIGKILL -> its ExecStopPost resumes at once; without that net the dead-man's switch does",
+  "as a new user would: the installed unit (no /dev/kmsg here) pauses on request; SIGKILL -> its " +
+    "ExecStopPost resumes at once; without that net the dead-man's switch does",
   async (t) => {
     if (!ctx) return t.pass(`skipped: ${why}`);
     t.timeout(240_000);
@@ -544,7 +560,8 @@ test.serial(
     c.exec("rm", ["-f", CONFIG]); // the earlier tests' config: a new user has none (install.sh keeps an existing one)
     // The container's /usr is the host's, read-only: an overlay lets install.sh write /usr/lib and /usr/bin.
     c.sh(
-      "mkdir -p /var/tmp/ou /var/tmp/ow && mount -t overlay overlay -o lowerdir=/usr,upperdir=/var/tmp/ou,workdir=/var/tmp/ow /usr",
+      "mkdir -p /var/tmp/ou /var/tmp/ow && mount -t overlay overlay -o " +
+        "lowerdir=/usr,upperdir=/var/tmp/ou,workdir=/var/tmp/ow /usr",
     );
     t.false(c.exec("test", ["-e", "/dev/kmsg"]).status === 0, "this container has no /dev/kmsg");
     c.sh(`cd ${REPO_ROOT} && bash scripts/install.sh 2>&1`, 200_000);
@@ -599,7 +616,8 @@ test.serial(
 );
 
 test.serial(
-  "without the unified cgroup hierarchy freezing is unsupported: the agent falls back to SIGSTOP and its switch sends SIGCONT",
+  "without the unified cgroup hierarchy freezing is unsupported: the agent falls back to SIGSTOP and " +
+    "its switch sends SIGCONT",
   async (t) => {
     if (!ctx) return t.pass(`skipped: ${why}`);
     t.timeout(120_000);

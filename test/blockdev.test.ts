@@ -16,23 +16,27 @@ test("dev_t decodes like glibc's major()/minor()", (t) => {
   t.deepEqual(decodeDev(dev), { major: 259, minor: 65536 });
 });
 
-test("a directory on a loop-device filesystem maps to the loop device, then to the disk under its backing file", async (t) => {
-  if (!isRoot || !hasCommand("losetup")) return t.pass("skipped: needs root for a loop device");
-  const { dir } = tempDir();
-  const lfs = makeLoopFs(dir, { sizeMiB: 64 });
-  t.teardown(() => lfs.cleanup());
-  const wal = join(lfs.mnt, "wal");
-  mkdirSync(wal);
-  const r = await resolvePath(wal, { sysPath: "/sys", mounts: hostMounts() });
-  t.is(r.mountPoint, lfs.mnt);
-  t.is(r.fsType, "ext4");
-  t.is(r.chain[0]?.name, lfs.device);
-  t.is(r.chain[0]?.via, "filesystem");
-  const imageDisk = await resolvePath(lfs.image, { sysPath: "/sys", mounts: hostMounts() });
-  t.is(r.chain[1]?.name, imageDisk.chain[0]?.name, "then the device holding disk.img");
-  t.is(r.chain[1]?.via, "backing-of");
-  t.true(r.chain[0]?.writeCache === "write back" || r.chain[0]?.writeCache === "write through");
-});
+test(
+  "a directory on a loop-device filesystem maps to the loop device, " +
+    "then to the disk under its backing file",
+  async (t) => {
+    if (!isRoot || !hasCommand("losetup")) return t.pass("skipped: needs root for a loop device");
+    const { dir } = tempDir();
+    const lfs = makeLoopFs(dir, { sizeMiB: 64 });
+    t.teardown(() => lfs.cleanup());
+    const wal = join(lfs.mnt, "wal");
+    mkdirSync(wal);
+    const r = await resolvePath(wal, { sysPath: "/sys", mounts: hostMounts() });
+    t.is(r.mountPoint, lfs.mnt);
+    t.is(r.fsType, "ext4");
+    t.is(r.chain[0]?.name, lfs.device);
+    t.is(r.chain[0]?.via, "filesystem");
+    const imageDisk = await resolvePath(lfs.image, { sysPath: "/sys", mounts: hostMounts() });
+    t.is(r.chain[1]?.name, imageDisk.chain[0]?.name, "then the device holding disk.img");
+    t.is(r.chain[1]?.via, "backing-of");
+    t.true(r.chain[0]?.writeCache === "write back" || r.chain[0]?.writeCache === "write through");
+  },
+);
 
 test("tmpfs has no block device, and a missing path resolves through its nearest existing parent", async (t) => {
   const shm = await resolvePath("/dev/shm", { sysPath: "/sys", mounts: hostMounts() });

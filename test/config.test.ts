@@ -66,7 +66,8 @@ test("bad durations and sizes are refused with the text and a hint", (t) => {
   t.is(problems.length, 3, problems.join("\n"));
   t.true(
     problems.includes(
-      `${file}: collectors.smart.interval: invalid duration "10x": use a number with a unit, e.g. "500ms", "10s", "10m", "1h30m", "7d"`,
+      `${file}: collectors.smart.interval: invalid duration "10x": use a number with a unit, e.g. ` +
+        `"500ms", "10s", "10m", "1h30m", "7d"`,
     ),
   );
   t.true(
@@ -83,7 +84,8 @@ test("bad durations and sizes are refused with the text and a hint", (t) => {
 
 test("enum values, regexes, addresses and cross-key rules are checked", (t) => {
   const { problems } = problemsFor(
-    '[agent]\nlisten = "localhost"\nlog_level = "verbose"\n[collectors.diskstats]\nexclude = "(("\n[remediators.backup_pause]\nmode = "yes"\nresume_below = "200ms"\nunits = ["backup"]\n',
+    '[agent]\nlisten = "localhost"\nlog_level = "verbose"\n[collectors.diskstats]\nexclude = "(("\n' +
+      '[remediators.backup_pause]\nmode = "yes"\nresume_below = "200ms"\nunits = ["backup"]\n',
   );
   const keys = problems.map((p) => p.split(": ")[1]).sort();
   t.deepEqual(
@@ -129,7 +131,8 @@ test("environment overrides apply to listen and state_dir and are validated as s
 
 test("the printed config is valid TOML that loads back to the same config", (t) => {
   const { file } = problemsFor(
-    '[collectors.smart]\ninterval = "90m"\n[history]\nraw_retention = "90m"\n[remediators.wal_compress]\nmax_bytes_per_second = "10MB"\n',
+    '[collectors.smart]\ninterval = "90m"\n[history]\nraw_retention = "90m"\n' +
+      '[remediators.wal_compress]\nmax_bytes_per_second = "10MB"\n',
   );
   const first = loadConfig({ file, env: {} });
   if (!first.ok) return t.fail(first.problems.join("\n"));
@@ -149,14 +152,16 @@ test("the binary refuses a bad config with exit 2, one line per problem, and sta
   const file = join(dir, "agent.toml");
   writeFileSync(
     file,
-    `[agent]\nstate_dir = "${join(dir, "state")}"\nlisten = "127.0.0.1:0"\nbogus = 1\n[collectors.smart]\ntimeout = "soon"\n`,
+    `[agent]\nstate_dir = "${join(dir, "state")}"\nlisten = "127.0.0.1:0"\nbogus = 1\n` +
+      `[collectors.smart]\ntimeout = "soon"\n`,
   );
   const r = agentOnce(["--config", file]);
   t.is(r.code, 2);
   const lines = r.stderr.trim().split("\n");
   t.deepEqual(lines, [
     `stemedb-agent: config: ${file}: agent.bogus: unknown key (check the spelling against the configuration reference)`,
-    `stemedb-agent: config: ${file}: collectors.smart.timeout: invalid duration "soon": use a number with a unit, e.g. "500ms", "10s", "10m", "1h30m", "7d"`,
+    `stemedb-agent: config: ${file}: collectors.smart.timeout: invalid duration "soon": ` +
+      `use a number with a unit, e.g. "500ms", "10s", "10m", "1h30m", "7d"`,
     "stemedb-agent: not started: 2 configuration problem(s)",
   ]);
   t.is(r.stdout, "");

@@ -18,7 +18,11 @@ test("under fio on a loop device the await histograms, the fsync probe and the t
   const wal = join(lfs.mnt, "wal");
   mkdirSync(wal);
   const a = await startAgent({
-    extraToml: `[wal]\ndir = "${wal}"\n[history]\nflush_interval = "1s"\n[collectors.diskstats]\ninclude = "^${lfs.device}$"\nexclude = ""\n[collectors.fsync_probe]\ninterval = "500ms"\n[collectors.procio]\ninterval = "1s"\n[collectors.smart]\nenabled = false\n[collectors.kmsg]\nenabled = false\n`,
+    extraToml:
+      `[wal]\ndir = "${wal}"\n[history]\nflush_interval = "1s"\n[collectors.diskstats]\n` +
+      `include = "^${lfs.device}$"\nexclude = ""\n[collectors.fsync_probe]\ninterval = "500ms"\n` +
+      `[collectors.procio]\ninterval = "1s"\n[collectors.smart]\nenabled = false\n[collectors.kmsg]\n` +
+      `enabled = false\n`,
   });
   t.teardown(() => a.stop("SIGKILL"));
   const fio = spawn(
@@ -91,7 +95,8 @@ test("under fio on a loop device the await histograms, the fsync probe and the t
     .get() as number | null;
   const awaits = db
     .prepare(
-      "SELECT count(*) FROM samples s JOIN series x ON x.id = s.series_id WHERE x.metric = 'disk_w_await_seconds' AND x.labels = ?",
+      "SELECT count(*) FROM samples s JOIN series x ON x.id = s.series_id WHERE x.metric = " +
+        "'disk_w_await_seconds' AND x.labels = ?",
     )
     .pluck()
     .get(JSON.stringify({ device: lfs.device })) as number;

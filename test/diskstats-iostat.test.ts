@@ -99,7 +99,8 @@ test("await, IOPS, throughput, aqu-sz and %util match iostat -x for the same int
   for (const [name, a, b, abs] of rows) {
     const ok = Math.abs(a - b) <= Math.max(abs, 0.05 * Math.abs(b));
     t.log(
-      `${name.padEnd(9)} agent ${a.toFixed(2).padStart(10)}  iostat ${b.toFixed(2).padStart(10)}  ${ok ? "ok" : "MISMATCH"}`,
+      `${name.padEnd(9)} agent ${a.toFixed(2).padStart(10)}  iostat ${b.toFixed(2).padStart(10)}  ` +
+        `${ok ? "ok" : "MISMATCH"}`,
     );
     t.true(ok, `${name}: agent ${a} vs iostat ${b}`);
   }

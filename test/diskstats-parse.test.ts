@@ -100,7 +100,8 @@ test("iostat figures of the notes' fio run match sysstat's printed row to its pr
   const d = diskDelta(A, B);
   if (!d) return t.fail();
   const f = iostat(d, 12);
-  // iostat printed: w/s 1156.17 wkB/s 7704.67 wrqm/s 385.25 w_await 0.22 wareq-sz 6.66 f/s 770.67 f_await 0.28 aqu-sz 0.48 %util 25.23
+  // iostat printed: w/s 1156.17 wkB/s 7704.67 wrqm/s 385.25 w_await 0.22 wareq-sz 6.66 f/s 770.67
+  // f_await 0.28 aqu-sz 0.48 %util 25.23
   t.is(f.w_s.toFixed(2), "1156.17");
   t.is(f.wkB_s.toFixed(2), "7704.67");
   t.is(f.wrqm_s.toFixed(2), "385.25");

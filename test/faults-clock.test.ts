@@ -20,119 +20,125 @@ const LIB = [
 ].find((p) => existsSync(p));
 const RUNS = 'stemedb_agent_collector_duration_seconds_count{collector="diskstats"}';
 
-test("wall clock jumping back an hour and forward two under libfaketime: no stuck schedule, no negative rate, history goes on", async (t) => {
-  if (!LIB)
-    return t.pass(
-      "skipped: libfaketime not installed (Debian package faketime; npm test installs it as root)",
-    );
-  const { dir } = tempDir();
-  const proc = procTree(dir);
-  const offset = join(dir, "faketime");
-  writeFileSync(offset, "+0\n");
-  const a = await startAgent({
-    dir,
-    extraToml: diskstatsOnly(proc.root, join(dir, "sys"), `[history]\nflush_interval = "1s"\n`),
-    // Only the wall clock is faked; FAKETIME_NO_CACHE re-reads the offset file at every call.
-    env: {
-      LD_PRELOAD: LIB,
-      FAKETIME_TIMESTAMP_FILE: offset,
-      FAKETIME_NO_CACHE: "1",
-      FAKETIME_DONT_FAKE_MONOTONIC: "1",
-    },
-  });
-  let n = 1;
-  const mover = setInterval(() => proc.tick((n += 3)), 200);
-  t.teardown(async () => {
-    clearInterval(mover);
-    await a.stop("SIGKILL");
-  });
-  const agentNow = () =>
-    Date.parse(
-      (
-        JSON.parse(agentctl(["--socket", a.socket, "status", "--json"]).stdout) as {
-          agent: { started_at: string; uptime_seconds: number };
-        }
-      ).agent.started_at,
-    );
-  const started = agentNow();
-  const file = join(a.stateDir, "history.db");
-  const maxTs = () => {
-    const db = new Database(file, { readonly: true });
-    try {
-      return (db.prepare("SELECT max(ts) FROM samples").pluck().get() as number | null) ?? 0;
-    } finally {
-      db.close();
-    }
-  };
-  await until("samples in history", () => maxTs() > 0);
-
-  for (const [what, shift, seconds] of [
-    ["an hour back", "-3600", -3600],
-    ["two hours forward (an hour past real time)", "+3600", 3600],
-  ] as const) {
-    const runsBefore = sample((await scrape(a.url)).text, RUNS) ?? 0;
-    writeFileSync(offset, `${shift}\n`);
-    const jumpedAt = Date.now() + seconds * 1000; // the agent's wall clock from now on
-    // The jump is seen by the agent (its status reports times on the faked clock).
-    await until(
-      `${what}: the agent's clock moved`,
-      () => {
-        const s = JSON.parse(agentctl(["--socket", a.socket, "status", "--json"]).stdout) as {
-          collectors: Array<{ last_success: string | null }>;
-        };
-        const last = Date.parse(s.collectors[0]?.last_success ?? "");
-        return Math.abs(last - jumpedAt) < 60_000;
+test(
+  "wall clock jumping back an hour and forward two under libfaketime: no stuck schedule, " +
+    "no negative rate, history goes on",
+  async (t) => {
+    if (!LIB)
+      return t.pass(
+        "skipped: libfaketime not installed (Debian package faketime; npm test installs it as root)",
+      );
+    const { dir } = tempDir();
+    const proc = procTree(dir);
+    const offset = join(dir, "faketime");
+    writeFileSync(offset, "+0\n");
+    const a = await startAgent({
+      dir,
+      extraToml: diskstatsOnly(proc.root, join(dir, "sys"), `[history]\nflush_interval = "1s"\n`),
+      // Only the wall clock is faked; FAKETIME_NO_CACHE re-reads the offset file at every call.
+      env: {
+        LD_PRELOAD: LIB,
+        FAKETIME_TIMESTAMP_FILE: offset,
+        FAKETIME_NO_CACHE: "1",
+        FAKETIME_DONT_FAKE_MONOTONIC: "1",
       },
-      20_000,
-    );
-    // Schedules keep running: collector runs go on rising.
-    await until(
-      `${what}: collector runs keep rising`,
-      async () => (sample((await scrape(a.url)).text, RUNS) ?? 0) > runsBefore + 5,
-      20_000,
-    );
-    await until(
-      `${what}: /healthz ok`,
-      async () => (await fetchText(`${a.url}/healthz`)).status === 200,
-      10_000,
-    );
-    // History keeps being written, at the new wall-clock times.
-    await until(
-      `${what}: samples written at the jumped time`,
-      () => maxTs() >= jumpedAt - 5_000,
-      20_000,
-    );
-  }
-  t.true(started > 0);
+    });
+    let n = 1;
+    const mover = setInterval(() => proc.tick((n += 3)), 200);
+    t.teardown(async () => {
+      clearInterval(mover);
+      await a.stop("SIGKILL");
+    });
+    const agentNow = () =>
+      Date.parse(
+        (
+          JSON.parse(agentctl(["--socket", a.socket, "status", "--json"]).stdout) as {
+            agent: { started_at: string; uptime_seconds: number };
+          }
+        ).agent.started_at,
+      );
+    const started = agentNow();
+    const file = join(a.stateDir, "history.db");
+    const maxTs = () => {
+      const db = new Database(file, { readonly: true });
+      try {
+        return (db.prepare("SELECT max(ts) FROM samples").pluck().get() as number | null) ?? 0;
+      } finally {
+        db.close();
+      }
+    };
+    await until("samples in history", () => maxTs() > 0);
 
-  // No negative rate anywhere.
-  const text = (await scrape(a.url)).text;
-  for (const line of text.split("\n")) {
-    if (/^stemedb_agent_(disk_utilization_ratio|disk_queue_depth)\{/.test(line))
-      t.true(Number(line.split(" ").at(-1)) >= 0, line);
-    if (/^stemedb_agent_disk_await_seconds_sum\{/.test(line))
-      t.true(Number(line.split(" ").at(-1)) >= 0, line);
-  }
-  const db = new Database(file, { readonly: true });
-  const negative = db
-    .prepare(
-      "SELECT s.metric, min(x.value) AS v FROM samples x JOIN series s ON s.id = x.series_id WHERE x.value < 0 GROUP BY s.id",
-    )
-    .all();
-  const rates = db
-    .prepare(
-      "SELECT count(*) FROM samples x JOIN series s ON s.id = x.series_id WHERE s.metric = 'disk_writes_per_second' AND x.value > 0",
-    )
-    .pluck()
-    .get() as number;
-  db.close();
-  t.deepEqual(negative, [], "no negative sample in history");
-  t.true(rates > 0, "rates were recorded through the jumps");
-  t.false(
-    a.logs.some((l) => (l["level"] as number) >= 50),
-    JSON.stringify(a.logs.filter((l) => (l["level"] as number) >= 50)),
-  );
-});
+    for (const [what, shift, seconds] of [
+      ["an hour back", "-3600", -3600],
+      ["two hours forward (an hour past real time)", "+3600", 3600],
+    ] as const) {
+      const runsBefore = sample((await scrape(a.url)).text, RUNS) ?? 0;
+      writeFileSync(offset, `${shift}\n`);
+      const jumpedAt = Date.now() + seconds * 1000; // the agent's wall clock from now on
+      // The jump is seen by the agent (its status reports times on the faked clock).
+      await until(
+        `${what}: the agent's clock moved`,
+        () => {
+          const s = JSON.parse(agentctl(["--socket", a.socket, "status", "--json"]).stdout) as {
+            collectors: Array<{ last_success: string | null }>;
+          };
+          const last = Date.parse(s.collectors[0]?.last_success ?? "");
+          return Math.abs(last - jumpedAt) < 60_000;
+        },
+        20_000,
+      );
+      // Schedules keep running: collector runs go on rising.
+      await until(
+        `${what}: collector runs keep rising`,
+        async () => (sample((await scrape(a.url)).text, RUNS) ?? 0) > runsBefore + 5,
+        20_000,
+      );
+      await until(
+        `${what}: /healthz ok`,
+        async () => (await fetchText(`${a.url}/healthz`)).status === 200,
+        10_000,
+      );
+      // History keeps being written, at the new wall-clock times.
+      await until(
+        `${what}: samples written at the jumped time`,
+        () => maxTs() >= jumpedAt - 5_000,
+        20_000,
+      );
+    }
+    t.true(started > 0);
+
+    // No negative rate anywhere.
+    const text = (await scrape(a.url)).text;
+    for (const line of text.split("\n")) {
+      if (/^stemedb_agent_(disk_utilization_ratio|disk_queue_depth)\{/.test(line))
+        t.true(Number(line.split(" ").at(-1)) >= 0, line);
+      if (/^stemedb_agent_disk_await_seconds_sum\{/.test(line))
+        t.true(Number(line.split(" ").at(-1)) >= 0, line);
+    }
+    const db = new Database(file, { readonly: true });
+    const negative = db
+      .prepare(
+        "SELECT s.metric, min(x.value) AS v FROM samples x JOIN series s ON s.id = x.series_id WHERE " +
+          "x.value < 0 GROUP BY s.id",
+      )
+      .all();
+    const rates = db
+      .prepare(
+        "SELECT count(*) FROM samples x JOIN series s ON s.id = x.series_id WHERE s.metric = " +
+          "'disk_writes_per_second' AND x.value > 0",
+      )
+      .pluck()
+      .get() as number;
+    db.close();
+    t.deepEqual(negative, [], "no negative sample in history");
+    t.true(rates > 0, "rates were recorded through the jumps");
+    t.false(
+      a.logs.some((l) => (l["level"] as number) >= 50),
+      JSON.stringify(a.logs.filter((l) => (l["level"] as number) >= 50)),
+    );
+  },
+);
 
 test("minute summaries go on after the wall clock steps back an hour (HistoryStore through its clock seam)", (t) => {
   const { dir } = tempDir();

@@ -125,61 +125,69 @@ test("SIGHUP with garbage keeps the old configuration running; a good file is st
   );
 });
 
-test("a storm of SIGHUPs alternating two good files and garbage: the agent ends on the last good file with each collector once", async (t) => {
-  const { dir } = tempDir();
-  const proc = procTree(dir);
-  const a = await startAgent({ dir, extraToml: diskstatsOnly(proc.root, join(dir, "sys")) });
-  t.teardown(() => a.stop("SIGKILL"));
-  const good = readFileSync(a.configFile, "utf8");
-  // Interval and device filter both change: a schedule update and a rebuild in each reload.
-  const variant = (secs: number) =>
-    good.replace(
-      '[collectors.diskstats]\ninterval = "1s"',
-      `[collectors.diskstats]\ninterval = "${secs}s"\ninclude = "^(sd|vd)[a-z]{${secs}}$"`,
-    );
-  // Each file replaced atomically (write, rename), as deploy tools do: the storm is about reloads
-  // overlapping one another, not about reading a file half-written.
-  const put = (data: string | Buffer) => {
-    writeFileSync(`${a.configFile}.tmp`, data);
-    renameSync(`${a.configFile}.tmp`, a.configFile);
-  };
-  for (let i = 0; i < 30; i++) {
-    put(i % 3 === 2 ? randomBytes(512) : variant(1 + (i % 3)));
+test(
+  "a storm of SIGHUPs alternating two good files and garbage: the agent ends on the last good file with " +
+    "each collector once",
+  async (t) => {
+    const { dir } = tempDir();
+    const proc = procTree(dir);
+    const a = await startAgent({ dir, extraToml: diskstatsOnly(proc.root, join(dir, "sys")) });
+    t.teardown(() => a.stop("SIGKILL"));
+    const good = readFileSync(a.configFile, "utf8");
+    // Interval and device filter both change: a schedule update and a rebuild in each reload.
+    const variant = (secs: number) =>
+      good.replace(
+        '[collectors.diskstats]\ninterval = "1s"',
+        `[collectors.diskstats]\ninterval = "${secs}s"\ninclude = "^(sd|vd)[a-z]{${secs}}$"`,
+      );
+    // Each file replaced atomically (write, rename), as deploy tools do: the storm is about reloads
+    // overlapping one another, not about reading a file half-written.
+    const put = (data: string | Buffer) => {
+      writeFileSync(`${a.configFile}.tmp`, data);
+      renameSync(`${a.configFile}.tmp`, a.configFile);
+    };
+    for (let i = 0; i < 30; i++) {
+      put(i % 3 === 2 ? randomBytes(512) : variant(1 + (i % 3)));
+      a.proc.kill("SIGHUP");
+      await new Promise((r) => setTimeout(r, i % 5 === 0 ? 0 : 15));
+    }
+    put(variant(3));
     a.proc.kill("SIGHUP");
-    await new Promise((r) => setTimeout(r, i % 5 === 0 ? 0 : 15));
-  }
-  put(variant(3));
-  a.proc.kill("SIGHUP");
-  await until(
-    "the last good file is in force",
-    () => {
-      const s = status(a.socket);
-      return s.collectors.length === 1 && s.collectors[0]?.interval_seconds === 3;
-    },
-    30_000,
-    300,
-  ).catch((e: unknown) => {
-    t.log(
-      JSON.stringify(status(a.socket).collectors),
-      a.logs
-        .filter((l) => (l["level"] as number) >= 40)
-        .map((l) => `${String(l["msg"])} ${JSON.stringify(l["err"] ?? "")}`)
-        .join("\n"),
+    await until(
+      "the last good file is in force",
+      () => {
+        const s = status(a.socket);
+        return s.collectors.length === 1 && s.collectors[0]?.interval_seconds === 3;
+      },
+      30_000,
+      300,
+    ).catch((e: unknown) => {
+      t.log(
+        JSON.stringify(status(a.socket).collectors),
+        a.logs
+          .filter((l) => (l["level"] as number) >= 40)
+          .map((l) => `${String(l["msg"])} ${JSON.stringify(l["err"] ?? "")}`)
+          .join("\n"),
+      );
+      throw e;
+    });
+    const s = status(a.socket);
+    t.deepEqual(
+      s.collectors.map((c) => [c.name, c.interval_seconds]),
+      [["diskstats", 3]],
     );
-    throw e;
-  });
-  const s = status(a.socket);
-  t.deepEqual(
-    s.collectors.map((c) => [c.name, c.interval_seconds]),
-    [["diskstats", 3]],
-  );
-  t.false(
-    a.logs.some((l) => l["msg"] === "reload failed"),
-    JSON.stringify(a.logs.filter((l) => l["msg"] === "reload failed")),
-  );
-  const runs = s.collectors[0]?.runs ?? 0;
-  await until("still collecting", () => (status(a.socket).collectors[0]?.runs ?? 0) > runs, 15_000);
-  t.is(a.proc.exitCode, null, "still running");
-  t.is(s.agent.listen, `127.0.0.1:${a.port}`, "the metrics port did not move");
-  t.is((await fetchText(`${a.url}/healthz`)).status, 200);
-});
+    t.false(
+      a.logs.some((l) => l["msg"] === "reload failed"),
+      JSON.stringify(a.logs.filter((l) => l["msg"] === "reload failed")),
+    );
+    const runs = s.collectors[0]?.runs ?? 0;
+    await until(
+      "still collecting",
+      () => (status(a.socket).collectors[0]?.runs ?? 0) > runs,
+      15_000,
+    );
+    t.is(a.proc.exitCode, null, "still running");
+    t.is(s.agent.listen, `127.0.0.1:${a.port}`, "the metrics port did not move");
+    t.is((await fetchText(`${a.url}/healthz`)).status, 200);
+  },
+);

@@ -50,152 +50,166 @@ const FAULTS: ReadonlyArray<readonly [string, (file: string) => void, RegExp]> =
   ],
 ];
 
-test("the history file deleted, truncated and overwritten while the agent runs: metrics keep flowing, history recovers each time", async (t) => {
-  const { dir, cleanup } = tempDir();
-  const proc = procTree(dir);
-  const a = await startAgent({
-    dir,
-    extraToml: diskstatsOnly(proc.root, join(dir, "sys"), `[history]\nflush_interval = "1s"\n`),
-  });
-  let n = 1;
-  const mover = setInterval(() => proc.tick(++n), 300);
-  t.teardown(async () => {
-    clearInterval(mover);
-    await a.stop("SIGKILL");
-    cleanup();
-  });
-  const file = join(a.stateDir, "history.db");
-  await until("samples reach the history file", () =>
-    readDb(file, (db) => (db.prepare("SELECT count(*) FROM samples").pluck().get() as number) > 0),
-  );
-
-  for (const [fault, damage, reason] of FAULTS) {
-    // Put the rows in the main file (not only its -wal), as a long-running agent's file has them.
-    readDb(file, () => undefined);
-    const ck = new Database(file, { fileMustExist: true });
-    ck.pragma("wal_checkpoint(TRUNCATE)");
-    ck.close();
-    const before = await scrape(a.url);
-    const runsBefore = sample(before.text, RUNS) ?? 0;
-    const recBefore = recoveries(before.text);
-    const damagedAt = Date.now();
-    damage(file);
-
-    // Metrics keep flowing while the store notices and recovers.
-    await until(
-      `${fault}: a recovery counted on /metrics`,
-      async () => recoveries((await scrape(a.url)).text) > recBefore,
-      30_000,
-    );
-    const after = await until(`${fault}: collector runs keep rising`, async () => {
-      const s = await scrape(a.url);
-      return s.status === 200 && (sample(s.text, RUNS) ?? 0) > runsBefore + 2 ? s : undefined;
+test(
+  "the history file deleted, truncated and overwritten while the agent runs: metrics keep flowing, " +
+    "history recovers each time",
+  async (t) => {
+    const { dir, cleanup } = tempDir();
+    const proc = procTree(dir);
+    const a = await startAgent({
+      dir,
+      extraToml: diskstatsOnly(proc.root, join(dir, "sys"), `[history]\nflush_interval = "1s"\n`),
     });
-    t.is(
-      sample(after.text, "stemedb_agent_history_writable"),
-      1,
-      `${fault}: history writable again`,
+    let n = 1;
+    const mover = setInterval(() => proc.tick(++n), 300);
+    t.teardown(async () => {
+      clearInterval(mover);
+      await a.stop("SIGKILL");
+      cleanup();
+    });
+    const file = join(a.stateDir, "history.db");
+    await until("samples reach the history file", () =>
+      readDb(
+        file,
+        (db) => (db.prepare("SELECT count(*) FROM samples").pluck().get() as number) > 0,
+      ),
     );
-    const hz = await fetchText(`${a.url}/healthz`);
-    t.is(hz.status, 200, `${fault}: ${hz.text}`);
 
-    // History recovers: a sound new file that says what happened and receives new samples.
-    const fresh = await until(`${fault}: new samples in a fresh file`, () =>
+    for (const [fault, damage, reason] of FAULTS) {
+      // Put the rows in the main file (not only its -wal), as a long-running agent's file has them.
+      readDb(file, () => undefined);
+      const ck = new Database(file, { fileMustExist: true });
+      ck.pragma("wal_checkpoint(TRUNCATE)");
+      ck.close();
+      const before = await scrape(a.url);
+      const runsBefore = sample(before.text, RUNS) ?? 0;
+      const recBefore = recoveries(before.text);
+      const damagedAt = Date.now();
+      damage(file);
+
+      // Metrics keep flowing while the store notices and recovers.
+      await until(
+        `${fault}: a recovery counted on /metrics`,
+        async () => recoveries((await scrape(a.url)).text) > recBefore,
+        30_000,
+      );
+      const after = await until(`${fault}: collector runs keep rising`, async () => {
+        const s = await scrape(a.url);
+        return s.status === 200 && (sample(s.text, RUNS) ?? 0) > runsBefore + 2 ? s : undefined;
+      });
+      t.is(
+        sample(after.text, "stemedb_agent_history_writable"),
+        1,
+        `${fault}: history writable again`,
+      );
+      const hz = await fetchText(`${a.url}/healthz`);
+      t.is(hz.status, 200, `${fault}: ${hz.text}`);
+
+      // History recovers: a sound new file that says what happened and receives new samples.
+      const fresh = await until(`${fault}: new samples in a fresh file`, () =>
+        readDb(file, (db) => {
+          const ok = db.pragma("quick_check", { simple: true }) === "ok";
+          const ev = db
+            .prepare("SELECT message FROM events WHERE kind = 'history.recovered'")
+            .pluck()
+            .all() as string[];
+          const newer = db
+            .prepare("SELECT count(*) FROM samples WHERE ts > ?")
+            .pluck()
+            .get(damagedAt) as number;
+          return ok && ev.length > 0 && newer > 0 ? { ev } : undefined;
+        }),
+      );
+      t.regex(fresh.ev.join("\n"), reason, fault);
+      const st = JSON.parse(agentctl(["--socket", a.socket, "status", "--json"]).stdout) as {
+        history: { write_state: string; mode: string };
+      };
+      t.like(st.history, { write_state: "ok", mode: "file" }, fault);
+    }
+    // Damaged files are moved aside, never deleted (the deleted one had nothing left to move).
+    const aside = readdirSync(a.stateDir).filter((f) =>
+      /^history\.db\.(corrupt|replaced)-[^.]+$/.test(f),
+    );
+    t.true(
+      aside.filter((f) => f.includes(".corrupt-")).length >= 3,
+      `moved aside: ${aside.join(", ")}`,
+    );
+    t.false(
+      a.logs.some((l) => l["level"] === 60),
+      "nothing fatal logged",
+    );
+  },
+);
+
+test(
+  "a full filesystem under the history file while running: metrics flow, " +
+    "rows wait in memory and arrive when space returns",
+  async (t) => {
+    if (!isRoot) return t.pass("skipped: needs root to mount a small tmpfs for the state dir");
+    const { dir, cleanup } = tempDir();
+    t.teardown(cleanup); // teardowns run last-registered first: stop the agent, unmount, then remove
+    const proc = procTree(dir);
+    const state = makeTmpfs(dir, "state", "6m", t.teardown.bind(t), "0700");
+    const a = await startAgent({
+      dir,
+      extraToml: diskstatsOnly(proc.root, join(dir, "sys"), `[history]\nflush_interval = "1s"\n`),
+    });
+    let n = 1;
+    const mover = setInterval(() => proc.tick(++n), 300);
+    t.teardown(async () => {
+      clearInterval(mover);
+      await a.stop("SIGKILL");
+    });
+    const file = join(state, "history.db");
+    await until("samples reach the history file", () =>
+      readDb(
+        file,
+        (db) => (db.prepare("SELECT count(*) FROM samples").pluck().get() as number) > 0,
+      ),
+    );
+
+    spawnSync("dd", ["if=/dev/zero", `of=${join(state, "filler")}`, "bs=64k"], { stdio: "ignore" });
+    const fullFrom = Date.now();
+    const full = await until("history writes stop as full", async () => {
+      const s = await scrape(a.url);
+      return sample(s.text, "stemedb_agent_history_writable") === 0 &&
+        (sample(s.text, 'stemedb_agent_history_write_errors_total{reason="full"}') ?? 0) > 0
+        ? s
+        : undefined;
+    });
+    const runsFull = sample(full.text, RUNS) ?? 0;
+    await until(
+      "collectors keep running while the disk is full",
+      async () => (sample((await scrape(a.url)).text, RUNS) ?? 0) > runsFull + 3,
+    );
+    t.is((await fetchText(`${a.url}/healthz`)).status, 200);
+    const st = JSON.parse(agentctl(["--socket", a.socket, "status", "--json"]).stdout) as {
+      history: { write_state: string; pending_rows: number };
+    };
+    t.is(st.history.write_state, "full");
+    t.true(st.history.pending_rows > 0, "rows wait in memory");
+    const fullUntil = Date.now();
+
+    rmSync(join(state, "filler"));
+    await until(
+      "writes resume",
+      async () => sample((await scrape(a.url)).text, "stemedb_agent_history_writable") === 1,
+    );
+    // The rows sampled while the disk was full are in the file now.
+    const during = await until("rows from the full period reach the file", () =>
       readDb(file, (db) => {
-        const ok = db.pragma("quick_check", { simple: true }) === "ok";
-        const ev = db
-          .prepare("SELECT message FROM events WHERE kind = 'history.recovered'")
+        const c = db
+          .prepare("SELECT count(*) FROM samples WHERE ts BETWEEN ? AND ?")
           .pluck()
-          .all() as string[];
-        const newer = db
-          .prepare("SELECT count(*) FROM samples WHERE ts > ?")
-          .pluck()
-          .get(damagedAt) as number;
-        return ok && ev.length > 0 && newer > 0 ? { ev } : undefined;
+          .get(fullFrom + 1500, fullUntil) as number;
+        return c > 0 ? c : undefined;
       }),
     );
-    t.regex(fresh.ev.join("\n"), reason, fault);
-    const st = JSON.parse(agentctl(["--socket", a.socket, "status", "--json"]).stdout) as {
-      history: { write_state: string; mode: string };
+    t.true(during > 0);
+    const after = JSON.parse(agentctl(["--socket", a.socket, "status", "--json"]).stdout) as {
+      history: { write_state: string; dropped_rows: number };
     };
-    t.like(st.history, { write_state: "ok", mode: "file" }, fault);
-  }
-  // Damaged files are moved aside, never deleted (the deleted one had nothing left to move).
-  const aside = readdirSync(a.stateDir).filter((f) =>
-    /^history\.db\.(corrupt|replaced)-[^.]+$/.test(f),
-  );
-  t.true(
-    aside.filter((f) => f.includes(".corrupt-")).length >= 3,
-    `moved aside: ${aside.join(", ")}`,
-  );
-  t.false(
-    a.logs.some((l) => l["level"] === 60),
-    "nothing fatal logged",
-  );
-});
-
-test("a full filesystem under the history file while running: metrics flow, rows wait in memory and arrive when space returns", async (t) => {
-  if (!isRoot) return t.pass("skipped: needs root to mount a small tmpfs for the state dir");
-  const { dir, cleanup } = tempDir();
-  t.teardown(cleanup); // teardowns run last-registered first: stop the agent, unmount, then remove
-  const proc = procTree(dir);
-  const state = makeTmpfs(dir, "state", "6m", t.teardown.bind(t), "0700");
-  const a = await startAgent({
-    dir,
-    extraToml: diskstatsOnly(proc.root, join(dir, "sys"), `[history]\nflush_interval = "1s"\n`),
-  });
-  let n = 1;
-  const mover = setInterval(() => proc.tick(++n), 300);
-  t.teardown(async () => {
-    clearInterval(mover);
-    await a.stop("SIGKILL");
-  });
-  const file = join(state, "history.db");
-  await until("samples reach the history file", () =>
-    readDb(file, (db) => (db.prepare("SELECT count(*) FROM samples").pluck().get() as number) > 0),
-  );
-
-  spawnSync("dd", ["if=/dev/zero", `of=${join(state, "filler")}`, "bs=64k"], { stdio: "ignore" });
-  const fullFrom = Date.now();
-  const full = await until("history writes stop as full", async () => {
-    const s = await scrape(a.url);
-    return sample(s.text, "stemedb_agent_history_writable") === 0 &&
-      (sample(s.text, 'stemedb_agent_history_write_errors_total{reason="full"}') ?? 0) > 0
-      ? s
-      : undefined;
-  });
-  const runsFull = sample(full.text, RUNS) ?? 0;
-  await until(
-    "collectors keep running while the disk is full",
-    async () => (sample((await scrape(a.url)).text, RUNS) ?? 0) > runsFull + 3,
-  );
-  t.is((await fetchText(`${a.url}/healthz`)).status, 200);
-  const st = JSON.parse(agentctl(["--socket", a.socket, "status", "--json"]).stdout) as {
-    history: { write_state: string; pending_rows: number };
-  };
-  t.is(st.history.write_state, "full");
-  t.true(st.history.pending_rows > 0, "rows wait in memory");
-  const fullUntil = Date.now();
-
-  rmSync(join(state, "filler"));
-  await until(
-    "writes resume",
-    async () => sample((await scrape(a.url)).text, "stemedb_agent_history_writable") === 1,
-  );
-  // The rows sampled while the disk was full are in the file now.
-  const during = await until("rows from the full period reach the file", () =>
-    readDb(file, (db) => {
-      const c = db
-        .prepare("SELECT count(*) FROM samples WHERE ts BETWEEN ? AND ?")
-        .pluck()
-        .get(fullFrom + 1500, fullUntil) as number;
-      return c > 0 ? c : undefined;
-    }),
-  );
-  t.true(during > 0);
-  const after = JSON.parse(agentctl(["--socket", a.socket, "status", "--json"]).stdout) as {
-    history: { write_state: string; dropped_rows: number };
-  };
-  t.is(after.history.write_state, "ok");
-  t.is(after.history.dropped_rows, 0, "nothing dropped within the pending bound");
-});
+    t.is(after.history.write_state, "ok");
+    t.is(after.history.dropped_rows, 0, "nothing dropped within the pending bound");
+  },
+);

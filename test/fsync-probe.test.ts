@@ -120,56 +120,63 @@ test("a full filesystem gives ENOSPC, and the probe works again once space retur
   t.like(first(await once()), { state: "ok", mountpoint: mnt });
 });
 
-test("a frozen filesystem stalls the probe; the agent is told at the deadline and the real duration is recorded when it thaws", async (t) => {
-  if (!isRoot || !hasCommand("fsfreeze"))
-    return t.pass("skipped: needs root and fsfreeze for a loop device");
-  const { dir } = tempDir();
-  const lfs = makeLoopFs(dir, { sizeMiB: 64 });
-  t.teardown(() => lfs.cleanup());
-  const { col, registry, once } = probe([lfs.mnt], { deadlineMs: 300 });
-  t.teardown(() => col.close());
-  // Registered last, so it runs first: thaw before anything waits on the frozen filesystem.
-  t.teardown(() => spawnSync("fsfreeze", ["-u", lfs.mnt]));
-  // Healthy first. Its very first probe (worker start, file creation) may outlast the 300 ms
-  // deadline when another test floods the same disk: then wait for it to come back.
-  let ok = false;
-  for (let i = 0; i < 40 && !ok; i++) {
-    ok = first(await once()).state === "ok";
-    if (!ok) await sleep(250);
-  }
-  t.true(ok, "a healthy probe before the freeze");
-  const counts = async () => {
-    const text = await metricText(registry);
-    const n = (re: RegExp) => Number(re.exec(text)?.[1] ?? NaN);
-    return {
-      all: n(/stemedb_agent_fsync_probe_duration_seconds_count\{mountpoint="[^"]+"\} (\d+)/),
-      fast: n(
-        /stemedb_agent_fsync_probe_duration_seconds_bucket\{le="0\.5",mountpoint="[^"]+"\} (\d+)/,
-      ),
+test(
+  "a frozen filesystem stalls the probe; the agent is told at the deadline and the real duration is " +
+    "recorded when it thaws",
+  async (t) => {
+    if (!isRoot || !hasCommand("fsfreeze"))
+      return t.pass("skipped: needs root and fsfreeze for a loop device");
+    const { dir } = tempDir();
+    const lfs = makeLoopFs(dir, { sizeMiB: 64 });
+    t.teardown(() => lfs.cleanup());
+    const { col, registry, once } = probe([lfs.mnt], { deadlineMs: 300 });
+    t.teardown(() => col.close());
+    // Registered last, so it runs first: thaw before anything waits on the frozen filesystem.
+    t.teardown(() => spawnSync("fsfreeze", ["-u", lfs.mnt]));
+    // Healthy first. Its very first probe (worker start, file creation) may outlast the 300 ms
+    // deadline when another test floods the same disk: then wait for it to come back.
+    let ok = false;
+    for (let i = 0; i < 40 && !ok; i++) {
+      ok = first(await once()).state === "ok";
+      if (!ok) await sleep(250);
+    }
+    t.true(ok, "a healthy probe before the freeze");
+    const counts = async () => {
+      const text = await metricText(registry);
+      const n = (re: RegExp) => Number(re.exec(text)?.[1] ?? NaN);
+      return {
+        all: n(/stemedb_agent_fsync_probe_duration_seconds_count\{mountpoint="[^"]+"\} (\d+)/),
+        fast: n(
+          /stemedb_agent_fsync_probe_duration_seconds_bucket\{le="0\.5",mountpoint="[^"]+"\} (\d+)/,
+        ),
+      };
     };
-  };
-  const before = await counts();
-  execFileSync("fsfreeze", ["-f", lfs.mnt]);
-  const t0 = performance.now();
-  const stalled = first(await once());
-  t.is(stalled.state, "stalled");
-  t.true(performance.now() - t0 < 2000, "collect returned at its deadline, not when the disk did");
-  await sleep(700);
-  const again = first(await once());
-  t.is(again.state, "stalled", "no second probe is started while one is stuck");
-  if (again.state === "stalled")
-    t.true(again.stalled_seconds >= 0.9, `stalled ${again.stalled_seconds}s`);
-  t.regex(
-    await metricText(registry),
-    /stemedb_agent_fsync_probe_stalled_seconds\{mountpoint="[^"]+"\} (0\.9|1\.|[2-9])/,
-  );
-  execFileSync("fsfreeze", ["-u", lfs.mnt]);
-  await sleep(300);
-  const after = await counts();
-  t.is(after.all, before.all + 1, "the late probe was observed");
-  t.is(after.fast, before.fast, "and it took over 0.5 s");
-  t.is(first(await once()).state, "ok");
-});
+    const before = await counts();
+    execFileSync("fsfreeze", ["-f", lfs.mnt]);
+    const t0 = performance.now();
+    const stalled = first(await once());
+    t.is(stalled.state, "stalled");
+    t.true(
+      performance.now() - t0 < 2000,
+      "collect returned at its deadline, not when the disk did",
+    );
+    await sleep(700);
+    const again = first(await once());
+    t.is(again.state, "stalled", "no second probe is started while one is stuck");
+    if (again.state === "stalled")
+      t.true(again.stalled_seconds >= 0.9, `stalled ${again.stalled_seconds}s`);
+    t.regex(
+      await metricText(registry),
+      /stemedb_agent_fsync_probe_stalled_seconds\{mountpoint="[^"]+"\} (0\.9|1\.|[2-9])/,
+    );
+    execFileSync("fsfreeze", ["-u", lfs.mnt]);
+    await sleep(300);
+    const after = await counts();
+    t.is(after.all, before.all + 1, "the late probe was observed");
+    t.is(after.fast, before.fast, "and it took over 0.5 s");
+    t.is(first(await once()).state, "ok");
+  },
+);
 
 test("the probe shows the latency when a writeback flood saturates the device", async (t) => {
   if (!isRoot || !hasCommand("fio")) return t.pass("skipped: needs root and fio for a loop device");
@@ -209,7 +216,9 @@ test("the probe shows the latency when a writeback flood saturates the device", 
   const loaded = await sample(15);
   fio.kill("SIGTERM");
   t.log(
-    `fsync probe median idle ${(median(idle) * 1000).toFixed(2)} ms, under the flood ${(median(loaded) * 1000).toFixed(2)} ms (max ${((loaded.at(-1) ?? 0) * 1000).toFixed(2)} ms)`,
+    `fsync probe median idle ${(median(idle) * 1000).toFixed(2)} ms, ` +
+      `under the flood ${(median(loaded) * 1000).toFixed(2)} ms (max ` +
+      `${((loaded.at(-1) ?? 0) * 1000).toFixed(2)} ms)`,
   );
   t.true(median(loaded) > 2 * median(idle), "the flood shows in the probe");
 });

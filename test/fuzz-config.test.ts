@@ -58,23 +58,27 @@ const unitText = fc.oneof(
   fc.integer({ min: 16, max: 400 }).map((n) => `${"9".repeat(n)}d`),
 );
 
-test("fuzz: parseDuration/parseSize never throw; a value is a safe non-negative integer in range, else a reason naming the input", (t) => {
-  fc.assert(
-    fc.property(unitText, (s) => {
-      const d = parseDuration(s);
-      const z = parseSize(s);
-      const okD = d.ok
-        ? Number.isSafeInteger(d.value) && d.value >= 0 && d.value <= TEN_YEARS
-        : d.reason.includes(JSON.stringify(s));
-      const okZ = z.ok
-        ? Number.isSafeInteger(z.value) && z.value >= 0
-        : z.reason.includes(JSON.stringify(s));
-      return okD && okZ;
-    }),
-    { numRuns: RUNS },
-  );
-  t.pass();
-});
+test(
+  "fuzz: parseDuration/parseSize never throw; a value is a safe non-negative integer in range, " +
+    "else a reason naming the input",
+  (t) => {
+    fc.assert(
+      fc.property(unitText, (s) => {
+        const d = parseDuration(s);
+        const z = parseSize(s);
+        const okD = d.ok
+          ? Number.isSafeInteger(d.value) && d.value >= 0 && d.value <= TEN_YEARS
+          : d.reason.includes(JSON.stringify(s));
+        const okZ = z.ok
+          ? Number.isSafeInteger(z.value) && z.value >= 0
+          : z.reason.includes(JSON.stringify(s));
+        return okD && okZ;
+      }),
+      { numRuns: RUNS },
+    );
+    t.pass();
+  },
+);
 
 test("fuzz: formatDuration -> parseDuration and formatSize -> parseSize are identities", (t) => {
   fc.assert(
@@ -274,13 +278,17 @@ const structured = fc
     return stringify(doc);
   });
 
-test("fuzz: known keys with values of every TOML type: loadConfig never throws; failures are one-line problems naming the file", (t) => {
-  fc.assert(
-    fc.property(structured, (text) => oneLineProblems(load(text))),
-    { numRuns: LOAD_RUNS },
-  );
-  t.pass();
-});
+test(
+  "fuzz: known keys with values of every TOML type: loadConfig never throws; " +
+    "failures are one-line problems naming the file",
+  (t) => {
+    fc.assert(
+      fc.property(structured, (text) => oneLineProblems(load(text))),
+      { numRuns: LOAD_RUNS },
+    );
+    t.pass();
+  },
+);
 
 /** A valid, non-default configuration: values from the documented domains. */
 const dur = (min: number, max: number) => fc.integer({ min, max }).map(formatDuration);

@@ -172,44 +172,48 @@ const badCounter = fc.oneof(
     .filter((s) => !/^\d+$/.test(s) && !/\s/.test(s)),
 );
 
-test("fuzz: a valid line with one field broken (bad number, wrong count, bad device, too long) is a reason, never a record", (t) => {
-  const mutated = fc
-    .tuple(
-      validLine,
-      fc.nat(),
-      fc.constantFrom("number", "drop", "extra", "device", "long"),
-      badCounter,
-    )
-    .map(([b, i, kind, bad]) => {
-      const toks = b.line.trim().split(/\s+/);
-      const k = i % toks.length;
-      switch (kind) {
-        case "number":
-          toks[k === 2 ? 3 : k] = bad;
-          break;
-        case "drop":
-          toks.splice(k, 1);
-          if (toks.length === 7) toks.pop(); // 7 tokens is the valid old partition form
-          break;
-        case "extra":
-          toks.splice(k, 0, "0");
-          break;
-        case "device":
-          // Not "x/y": the kernel prints such names (cciss/c0d0). A leading "/" it never prints.
-          toks[2] = bad === "" ? "a b" : `/${bad}`;
-          break;
-        case "long":
-          toks[3] = "0".repeat(1100);
-          break;
-      }
-      return toks.join(" ");
-    });
-  fc.assert(
-    fc.property(mutated, (line) => {
-      const r = parseLine(line);
-      return typeof r === "string" && readable(r);
-    }),
-    { numRuns: RUNS },
-  );
-  t.pass();
-});
+test(
+  "fuzz: a valid line with one field broken (bad number, wrong count, bad device, " +
+    "too long) is a reason, never a record",
+  (t) => {
+    const mutated = fc
+      .tuple(
+        validLine,
+        fc.nat(),
+        fc.constantFrom("number", "drop", "extra", "device", "long"),
+        badCounter,
+      )
+      .map(([b, i, kind, bad]) => {
+        const toks = b.line.trim().split(/\s+/);
+        const k = i % toks.length;
+        switch (kind) {
+          case "number":
+            toks[k === 2 ? 3 : k] = bad;
+            break;
+          case "drop":
+            toks.splice(k, 1);
+            if (toks.length === 7) toks.pop(); // 7 tokens is the valid old partition form
+            break;
+          case "extra":
+            toks.splice(k, 0, "0");
+            break;
+          case "device":
+            // Not "x/y": the kernel prints such names (cciss/c0d0). A leading "/" it never prints.
+            toks[2] = bad === "" ? "a b" : `/${bad}`;
+            break;
+          case "long":
+            toks[3] = "0".repeat(1100);
+            break;
+        }
+        return toks.join(" ");
+      });
+    fc.assert(
+      fc.property(mutated, (line) => {
+        const r = parseLine(line);
+        return typeof r === "string" && readable(r);
+      }),
+      { numRuns: RUNS },
+    );
+    t.pass();
+  },
+);

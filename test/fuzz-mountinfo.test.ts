@@ -222,17 +222,21 @@ test("fuzz: mountFor picks the longest containing mount point, or none", (t) => 
 });
 
 // Regressions found by the properties above (shrunk counterexamples).
-test("regression: ids past 2^53 or past Number.MAX_VALUE are reasons, not records with rounded or Infinity ids", (t) => {
-  t.regex(parseMountinfoLine("9999999999999999 0 0:0 / / = - a / :") as string, /out of range/);
-  t.regex(
-    parseMountinfoLine(`${"9".repeat(400)} 1 8:1 / / rw - ext4 /dev/sda1 rw`) as string,
-    /out of range/,
-  );
-  t.regex(
-    parseMountinfoLine(`1 1 8:${"9".repeat(400)} / / rw - ext4 /dev/sda1 rw`) as string,
-    /out of range/,
-  );
-});
+test(
+  "regression: ids past 2^53 or past Number.MAX_VALUE are reasons, " +
+    "not records with rounded or Infinity ids",
+  (t) => {
+    t.regex(parseMountinfoLine("9999999999999999 0 0:0 / / = - a / :") as string, /out of range/);
+    t.regex(
+      parseMountinfoLine(`${"9".repeat(400)} 1 8:1 / / rw - ext4 /dev/sda1 rw`) as string,
+      /out of range/,
+    );
+    t.regex(
+      parseMountinfoLine(`1 1 8:${"9".repeat(400)} / / rw - ext4 /dev/sda1 rw`) as string,
+      /out of range/,
+    );
+  },
+);
 
 test("regression: a huge malformed device number is quoted briefly in the reason", (t) => {
   const r = parseMountinfoLine(`1 1 ${"x".repeat(5000)} / / rw - ext4 /dev/sda1 rw`);

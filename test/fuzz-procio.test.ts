@@ -181,21 +181,25 @@ test("regression: /proc/<pid>/io with a counter past 2^53 is a reason, not a rou
   });
 });
 
-test("regression: io.stat values that are not unsigned safe integers are ignored (read as 0), never negative or huge", (t) => {
-  t.deepEqual(parseIoStat("0:0 wbytes=9999999999999999 rbytes=1").get("0:0"), {
-    rbytes: 1,
-    wbytes: 0,
-    rios: 0,
-    wios: 0,
-    dbytes: 0,
-    dios: 0,
-  });
-  t.deepEqual(parseIoStat("8:0 rbytes=-5 wbytes=1e3 rios=0x10 wios= dios=7").get("8:0"), {
-    rbytes: 0,
-    wbytes: 0,
-    rios: 0,
-    wios: 0,
-    dbytes: 0,
-    dios: 7,
-  });
-});
+test(
+  "regression: io.stat values that are not unsigned safe integers are ignored (read as 0), " +
+    "never negative or huge",
+  (t) => {
+    t.deepEqual(parseIoStat("0:0 wbytes=9999999999999999 rbytes=1").get("0:0"), {
+      rbytes: 1,
+      wbytes: 0,
+      rios: 0,
+      wios: 0,
+      dbytes: 0,
+      dios: 0,
+    });
+    t.deepEqual(parseIoStat("8:0 rbytes=-5 wbytes=1e3 rios=0x10 wios= dios=7").get("8:0"), {
+      rbytes: 0,
+      wbytes: 0,
+      rios: 0,
+      wios: 0,
+      dbytes: 0,
+      dios: 7,
+    });
+  },
+);

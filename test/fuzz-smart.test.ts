@@ -229,38 +229,50 @@ function pipeline(text: string, exit: number | null): boolean {
 
 const exitCode = fc.oneof(fc.constant(null), fc.nat(255), fc.integer());
 
-test("fuzz: arbitrary text and arbitrary JSON never throw; the result is a report or { error: readable reason }", (t) => {
-  fc.assert(
-    fc.property(junk, exitCode, (text, exit) => pipeline(text, exit)),
-    { numRuns: RUNS },
-  );
-  t.pass();
-});
+test(
+  "fuzz: arbitrary text and arbitrary JSON never throw; the result is a report or { error: " +
+    "readable reason }",
+  (t) => {
+    fc.assert(
+      fc.property(junk, exitCode, (text, exit) => pipeline(text, exit)),
+      { numRuns: RUNS },
+    );
+    t.pass();
+  },
+);
 
-test("fuzz: captured smartctl outputs with fields of the wrong type, deleted, or with huge _s twins: report numbers stay finite, classify/judge/counters never throw", (t) => {
-  fc.assert(
-    fc.property(fixtureText, exitCode, (text, exit) => pipeline(text, exit)),
-    { numRuns: RUNS },
-  );
-  t.pass();
-});
+test(
+  "fuzz: captured smartctl outputs with fields of the wrong type, deleted, or with huge _s twins: " +
+    "report numbers stay finite, classify/judge/counters never throw",
+  (t) => {
+    fc.assert(
+      fc.property(fixtureText, exitCode, (text, exit) => pipeline(text, exit)),
+      { numRuns: RUNS },
+    );
+    t.pass();
+  },
+);
 
-test("fuzz: a report's numbers are exactly the fixture's when the fixture is untouched but reformatted or prefixed", (t) => {
-  fc.assert(
-    fc.property(
-      fc.nat(FIXTURES.length - 1),
-      fc.constantFrom("", "warning line\n"),
-      fc.nat(4),
-      (i, prefix, indent) => {
-        const a = parseSmart(JSON.stringify(FIXTURES[i]));
-        const b = parseSmart(prefix + JSON.stringify(FIXTURES[i], null, indent));
-        return JSON.stringify(a) === JSON.stringify(b);
-      },
-    ),
-    { numRuns: 200 },
-  );
-  t.pass();
-});
+test(
+  "fuzz: a report's numbers are exactly the fixture's when the fixture is untouched but reformatted or " +
+    "prefixed",
+  (t) => {
+    fc.assert(
+      fc.property(
+        fc.nat(FIXTURES.length - 1),
+        fc.constantFrom("", "warning line\n"),
+        fc.nat(4),
+        (i, prefix, indent) => {
+          const a = parseSmart(JSON.stringify(FIXTURES[i]));
+          const b = parseSmart(prefix + JSON.stringify(FIXTURES[i], null, indent));
+          return JSON.stringify(a) === JSON.stringify(b);
+        },
+      ),
+      { numRuns: 200 },
+    );
+    t.pass();
+  },
+);
 
 test("fuzz: parseScan never throws; entries have a non-empty name", (t) => {
   const scanLike = fc
@@ -409,7 +421,8 @@ const storedText = fc.oneof(
     '{"at":1}',
     '{"at":1,"counters":[]}',
     '{"at":1,"counters":{"__proto__":{"udma_crc_errors":1}}}',
-    '{"at":1,"counters":{"udma_crc_errors":1},"rises":{"__proto__":{"at":1,"delta":1,"udma_crc_errors":{"at":1,"delta":5}}}}',
+    '{"at":1,"counters":{"udma_crc_errors":1},"rises":{"__proto__":{"at":1,"delta":1,"udma_crc_errors' +
+      '":{"at":1,"delta":5}}}}',
   ),
 );
 const nowArb = fc.oneof(
@@ -435,80 +448,90 @@ function wellFormedState(s: TrendState): boolean {
   );
 }
 
-test("fuzz: the stored trend state reader never throws; what it returns is well-formed or null, and null is a fresh baseline", (t) => {
-  fc.assert(
-    fc.property(
-      storedText,
-      fc.dictionary(counterName, fc.nat(10_000), { maxKeys: 4 }),
-      nowArb,
-      windowArb,
-      (text, counters, now, win) => {
-        const st = readTrendState(text);
-        if (st !== null && !wellFormedState(st)) return false;
-        const { state, increases } = advanceTrend(st, counters, now);
-        if (!wellFormedState(state)) return false;
-        if (st === null) {
-          // No history: every counter starts its baseline now; nothing rose, nothing is rising.
-          if (increases.length > 0 || Object.keys(state.rises ?? {}).length > 0) return false;
-          if (!Object.values(state.first ?? {}).every((v) => v === now)) return false;
-        }
-        for (const i of increases)
-          if (!(i.current > i.previous && finiteNum(i.sinceMs))) return false;
-        const view = trendView(state, now, win);
-        for (const [k, e] of Object.entries(view)) {
-          if (!Object.hasOwn(state.counters, k)) return false;
-          if (
-            typeof e.rising !== "boolean" ||
-            !finiteNum(e.delta) ||
-            e.delta < 0 ||
-            !finiteNum(e.watchedMs) ||
-            e.watchedMs < 0
-          )
-            return false;
-          // Rising only with a rise of at least something, and a rise just seen is rising.
-          if (e.rising && e.delta <= 0) return false;
-        }
-        for (const i of increases)
-          if (!view[i.name]?.rising || view[i.name]?.delta !== i.current - i.previous) return false;
-        // The state written back reads back the same.
-        return JSON.stringify(readTrendState(JSON.stringify(state))) === JSON.stringify(state);
-      },
-    ),
-    { numRuns: RUNS },
-  );
-  t.pass();
-});
-
-test("regression: inherited names in a stored state are not counters or rises (a '__proto__' entry cannot plant a phantom rise)", (t) => {
-  const st = readTrendState(
-    '{"at":1000,"counters":{"udma_crc_errors":1,"constructor":2},"first":{},"rises":{"__proto__":{"at":1000,"delta":1,"udma_crc_errors":{"at":1000,"delta":5}}}}',
-  );
-  t.not(st, null);
-  const v = trendView(st, 2000);
-  t.false(v["udma_crc_errors"]?.rising);
-  t.is(v["udma_crc_errors"]?.delta, 0);
-  t.deepEqual(Object.keys(v).sort(), ["constructor", "udma_crc_errors"]);
-  t.is(
-    v["constructor"]?.watchedMs,
-    1000,
-    "first of 'constructor' is the state's time, not Object.prototype.constructor",
-  );
-  // A rise stamped far in the future (bad state or a clock set back by days) is not rising.
-  t.false(
-    trendView(
-      readTrendState(
-        '{"at":1000,"counters":{"udma_crc_errors":3},"rises":{"udma_crc_errors":{"at":9e15,"delta":2}}}',
+test(
+  "fuzz: the stored trend state reader never throws; what it returns is well-formed or null, " +
+    "and null is a fresh baseline",
+  (t) => {
+    fc.assert(
+      fc.property(
+        storedText,
+        fc.dictionary(counterName, fc.nat(10_000), { maxKeys: 4 }),
+        nowArb,
+        windowArb,
+        (text, counters, now, win) => {
+          const st = readTrendState(text);
+          if (st !== null && !wellFormedState(st)) return false;
+          const { state, increases } = advanceTrend(st, counters, now);
+          if (!wellFormedState(state)) return false;
+          if (st === null) {
+            // No history: every counter starts its baseline now; nothing rose, nothing is rising.
+            if (increases.length > 0 || Object.keys(state.rises ?? {}).length > 0) return false;
+            if (!Object.values(state.first ?? {}).every((v) => v === now)) return false;
+          }
+          for (const i of increases)
+            if (!(i.current > i.previous && finiteNum(i.sinceMs))) return false;
+          const view = trendView(state, now, win);
+          for (const [k, e] of Object.entries(view)) {
+            if (!Object.hasOwn(state.counters, k)) return false;
+            if (
+              typeof e.rising !== "boolean" ||
+              !finiteNum(e.delta) ||
+              e.delta < 0 ||
+              !finiteNum(e.watchedMs) ||
+              e.watchedMs < 0
+            )
+              return false;
+            // Rising only with a rise of at least something, and a rise just seen is rising.
+            if (e.rising && e.delta <= 0) return false;
+          }
+          for (const i of increases)
+            if (!view[i.name]?.rising || view[i.name]?.delta !== i.current - i.previous)
+              return false;
+          // The state written back reads back the same.
+          return JSON.stringify(readTrendState(JSON.stringify(state))) === JSON.stringify(state);
+        },
       ),
-      2000,
-    )["udma_crc_errors"]?.rising,
-  );
-  // Negative or zero rises and negative counters are dropped, not believed.
-  const bad = readTrendState(
-    '{"at":1000,"counters":{"a":-1,"b":2},"rises":{"b":{"at":1000,"delta":-3}}}',
-  );
-  t.deepEqual(bad?.counters, { b: 2 });
-  t.deepEqual(bad?.rises, {});
-});
+      { numRuns: RUNS },
+    );
+    t.pass();
+  },
+);
+
+test(
+  "regression: inherited names in a stored state are not counters or rises (a '__proto__' entry cannot " +
+    "plant a phantom rise)",
+  (t) => {
+    const st = readTrendState(
+      '{"at":1000,"counters":{"udma_crc_errors":1,"constructor":2},"first":{},"rises":{"__proto__":{"at' +
+        '":1000,"delta":1,"udma_crc_errors":{"at":1000,"delta":5}}}}',
+    );
+    t.not(st, null);
+    const v = trendView(st, 2000);
+    t.false(v["udma_crc_errors"]?.rising);
+    t.is(v["udma_crc_errors"]?.delta, 0);
+    t.deepEqual(Object.keys(v).sort(), ["constructor", "udma_crc_errors"]);
+    t.is(
+      v["constructor"]?.watchedMs,
+      1000,
+      "first of 'constructor' is the state's time, not Object.prototype.constructor",
+    );
+    // A rise stamped far in the future (bad state or a clock set back by days) is not rising.
+    t.false(
+      trendView(
+        readTrendState(
+          '{"at":1000,"counters":{"udma_crc_errors":3},"rises":{"udma_crc_errors":{"at":9e15,"delta":2}}}',
+        ),
+        2000,
+      )["udma_crc_errors"]?.rising,
+    );
+    // Negative or zero rises and negative counters are dropped, not believed.
+    const bad = readTrendState(
+      '{"at":1000,"counters":{"a":-1,"b":2},"rises":{"b":{"at":1000,"delta":-3}}}',
+    );
+    t.deepEqual(bad?.counters, { b: 2 });
+    t.deepEqual(bad?.rises, {});
+  },
+);
 
 const trendEntry = fc.record(
   {
@@ -526,45 +549,49 @@ const REPORTS: SmartReport[] = FIXTURES.flatMap((f) => {
   return "error" in r ? [] : [r];
 });
 
-test("fuzz: the verdict over arbitrary trend inputs and windows is one of the known values, and no reason says NaN, Infinity or undefined", (t) => {
-  const windowAny = fc.oneof(
-    fc.constant(undefined),
-    fc.double(),
-    fc.integer(),
-    fc.constantFrom(NaN, Infinity, -1, 0),
-  );
-  fc.assert(
-    fc.property(fc.nat(REPORTS.length - 1), trendsArb, windowAny, (i, trends, win) => {
-      const r = REPORTS[i] as SmartReport;
-      const v = judge(r, trends as never, win === undefined ? {} : { growthWindowMs: win });
-      if (!["pass", "warn", "fail", "unknown"].includes(v.verdict)) return false;
-      if (
-        !v.reasons.every(
-          (x) =>
-            ["fail", "warn", "info"].includes(x.level) &&
-            readable(x.code) &&
-            !/NaN|Infinity|undefined|\[object/.test(x.message),
+test(
+  "fuzz: the verdict over arbitrary trend inputs and windows is one of the known values, " +
+    "and no reason says NaN, Infinity or undefined",
+  (t) => {
+    const windowAny = fc.oneof(
+      fc.constant(undefined),
+      fc.double(),
+      fc.integer(),
+      fc.constantFrom(NaN, Infinity, -1, 0),
+    );
+    fc.assert(
+      fc.property(fc.nat(REPORTS.length - 1), trendsArb, windowAny, (i, trends, win) => {
+        const r = REPORTS[i] as SmartReport;
+        const v = judge(r, trends as never, win === undefined ? {} : { growthWindowMs: win });
+        if (!["pass", "warn", "fail", "unknown"].includes(v.verdict)) return false;
+        if (
+          !v.reasons.every(
+            (x) =>
+              ["fail", "warn", "info"].includes(x.level) &&
+              readable(x.code) &&
+              !/NaN|Infinity|undefined|\[object/.test(x.message),
+          )
         )
-      )
-        return false;
-      // A rising reason always names a real rise.
-      if (
-        v.reasons.some(
-          (x) =>
-            /rose by (\d+(\.\d+)?)/.test(x.message) &&
-            !(Number(/rose by ([\d.e+-]+)/.exec(x.message)?.[1]) > 0),
+          return false;
+        // A rising reason always names a real rise.
+        if (
+          v.reasons.some(
+            (x) =>
+              /rose by (\d+(\.\d+)?)/.test(x.message) &&
+              !(Number(/rose by ([\d.e+-]+)/.exec(x.message)?.[1]) > 0),
+          )
         )
-      )
-        return false;
-      // Trends never make a drive worse than "warn", nor better than the trend-free verdict's fails.
-      const base = judge(r);
-      if (base.verdict === "fail" && v.verdict !== "fail") return false;
-      return !(v.verdict === "fail" && base.verdict !== "fail");
-    }),
-    { numRuns: RUNS },
-  );
-  t.pass();
-});
+          return false;
+        // Trends never make a drive worse than "warn", nor better than the trend-free verdict's fails.
+        const base = judge(r);
+        if (base.verdict === "fail" && v.verdict !== "fail") return false;
+        return !(v.verdict === "fail" && base.verdict !== "fail");
+      }),
+      { numRuns: RUNS },
+    );
+    t.pass();
+  },
+);
 
 test("fuzz: stored text -> trend -> verdict, end to end, never throws and never says NaN", (t) => {
   fc.assert(
@@ -593,14 +620,18 @@ test("span: any number reads as a duration", (t) => {
 });
 
 // Regressions found by the properties above (shrunk counterexamples).
-test("regression: a trend that says rising with no delta is no rise (was 'rose by 0'); a huge span has no exponent (was '1e+24 d')", (t) => {
-  const crc = REPORTS.find((r) => r.ata?.attributes.some((a) => a.id === 199 && a.raw > 0));
-  if (!crc) return t.fail("no fixture with a CRC count");
-  const m =
-    judge(crc, { udma_crc_errors: { rising: true } } as never).reasons.find(
-      (x) => x.code === "attribute_199",
-    )?.message ?? "";
-  t.notRegex(m, /rose by/);
-  t.regex(m, /static rule/);
-  t.regex(span(8.64e28), /^\d{21} d$/);
-});
+test(
+  "regression: a trend that says rising with no delta is no rise (was 'rose by 0'); " +
+    "a huge span has no exponent (was '1e+24 d')",
+  (t) => {
+    const crc = REPORTS.find((r) => r.ata?.attributes.some((a) => a.id === 199 && a.raw > 0));
+    if (!crc) return t.fail("no fixture with a CRC count");
+    const m =
+      judge(crc, { udma_crc_errors: { rising: true } } as never).reasons.find(
+        (x) => x.code === "attribute_199",
+      )?.message ?? "";
+    t.notRegex(m, /rose by/);
+    t.regex(m, /static rule/);
+    t.regex(span(8.64e28), /^\d{21} d$/);
+  },
+);

@@ -72,24 +72,28 @@ test("fuzz: patternRegex never throws, for any pattern text (stars beyond the fi
   t.pass();
 });
 
-test("fuzz: a name made from a one-star pattern and a number matches (plain, and gz with .gz) and gives the number back", (t) => {
-  fc.assert(
-    fc.property(onePattern, fc.stringMatching(/^\d{1,18}$/), ({ pre, post, pattern }, digits) => {
-      const re = patternRegex(pattern);
-      const name = `${pre}${digits}${post}`;
-      const p = re.plain.exec(name);
-      const g = re.gz.exec(`${name}.gz`);
-      return (
-        p?.[1] === digits &&
-        g?.[1] === digits &&
-        re.gz.exec(name) === null &&
-        re.plain.exec(`${name}.gz`) === null
-      );
-    }),
-    { numRuns: RUNS },
-  );
-  t.pass();
-});
+test(
+  "fuzz: a name made from a one-star pattern and a number matches (plain, " +
+    "and gz with .gz) and gives the number back",
+  (t) => {
+    fc.assert(
+      fc.property(onePattern, fc.stringMatching(/^\d{1,18}$/), ({ pre, post, pattern }, digits) => {
+        const re = patternRegex(pattern);
+        const name = `${pre}${digits}${post}`;
+        const p = re.plain.exec(name);
+        const g = re.gz.exec(`${name}.gz`);
+        return (
+          p?.[1] === digits &&
+          g?.[1] === digits &&
+          re.gz.exec(name) === null &&
+          re.plain.exec(`${name}.gz`) === null
+        );
+      }),
+      { numRuns: RUNS },
+    );
+    t.pass();
+  },
+);
 
 const entryType = fc.constantFrom<DirEntry["type"]>(
   "file",
@@ -111,87 +115,94 @@ const meta = fc.record({
   nlink: fc.constantFrom(1, 1, 2),
 });
 
-test("fuzz: analyse over any listing: every segment-named regular file is inventoried once, totals add up, one active (the highest), findings well-formed", (t) => {
-  const listing = fc
-    .tuple(
-      onePattern,
-      fc.integer({ min: 0, max: 18 }), // zero-pad width, fixed per directory as a database would write it
-      fc.uniqueArray(fc.nat(10 ** 7), { maxLength: 30 }),
-      fc.array(fc.tuple(fc.boolean(), entryType, meta), { minLength: 30, maxLength: 30 }),
-      fc.array(fc.tuple(fc.string({ maxLength: 20 }), entryType, meta), { maxLength: 5 }),
-    )
-    .map(([pat, width, seqs, how, junk]) => {
-      const entries: DirEntry[] = seqs.map((s, i) => {
-        const [gz, type, m] = how[i] as [
-          boolean,
-          DirEntry["type"],
-          typeof meta extends fc.Arbitrary<infer M> ? M : never,
-        ];
-        return {
-          name: `${pat.pre}${String(s).padStart(width, "0")}${pat.post}${gz ? ".gz" : ""}`,
-          type,
-          ...m,
-        };
+test(
+  "fuzz: analyse over any listing: every segment-named regular file is inventoried once, totals add up, " +
+    "one active (the highest), findings well-formed",
+  (t) => {
+    const listing = fc
+      .tuple(
+        onePattern,
+        fc.integer({ min: 0, max: 18 }), // zero-pad width, fixed per directory as a database would write it
+        fc.uniqueArray(fc.nat(10 ** 7), { maxLength: 30 }),
+        fc.array(fc.tuple(fc.boolean(), entryType, meta), { minLength: 30, maxLength: 30 }),
+        fc.array(fc.tuple(fc.string({ maxLength: 20 }), entryType, meta), { maxLength: 5 }),
+      )
+      .map(([pat, width, seqs, how, junk]) => {
+        const entries: DirEntry[] = seqs.map((s, i) => {
+          const [gz, type, m] = how[i] as [
+            boolean,
+            DirEntry["type"],
+            typeof meta extends fc.Arbitrary<infer M> ? M : never,
+          ];
+          return {
+            name: `${pat.pre}${String(s).padStart(width, "0")}${pat.post}${gz ? ".gz" : ""}`,
+            type,
+            ...m,
+          };
+        });
+        for (const [name, type, m] of junk) entries.push({ name, type, ...m });
+        return { pattern: pat.pattern, entries };
       });
-      for (const [name, type, m] of junk) entries.push({ name, type, ...m });
-      return { pattern: pat.pattern, entries };
-    });
-  fc.assert(
-    fc.property(
-      listing,
-      fc.oneof(fc.constant(0), fc.nat(1 << 26)),
-      ({ pattern, entries }, expectedSize) => {
-        const inv = analyse(entries, pattern, expectedSize);
-        const re = patternRegex(pattern);
-        const wanted = entries.filter(
-          (e) => e.type === "file" && (re.plain.test(e.name) || re.gz.test(e.name)),
-        );
-        const names = inv.segments.map((s) => s.name);
-        if (
-          new Set(names).size !== names.length ||
-          wanted.length !== names.length ||
-          !wanted.every((e) => names.includes(e.name))
-        )
-          return false;
-        const count =
-          inv.totals.active.count + inv.totals.sealed.count + inv.totals.compressed.count;
-        const bytesSum =
-          inv.totals.active.bytes + inv.totals.sealed.bytes + inv.totals.compressed.bytes;
-        if (
-          count !== inv.segments.length ||
-          bytesSum !== inv.segments.reduce((a, s) => a + s.size, 0)
-        )
-          return false;
-        const seqs = inv.segments.map((s) => s.seq);
-        if (!seqs.every((s) => Number.isSafeInteger(s) && s >= 0)) return false;
-        const highest = seqs.length ? Math.max(...seqs) : null;
-        if (inv.highestSeq !== highest) return false;
-        const actives = inv.segments.filter((s) => s.state === "active");
-        if (
-          actives.length > 1 ||
-          (actives[0] && actives[0].seq !== highest) ||
-          inv.active !== (actives[0] ?? null)
-        )
-          return false;
-        if (inv.segments.some((s) => s.state === "compressed" && !s.name.endsWith(".gz")))
-          return false;
-        // A plain segment is active exactly when it has the highest number; every other plain one is sealed.
-        if (
-          inv.segments.some(
-            (s) => re.plain.test(s.name) && s.state !== (s.seq === highest ? "active" : "sealed"),
+    fc.assert(
+      fc.property(
+        listing,
+        fc.oneof(fc.constant(0), fc.nat(1 << 26)),
+        ({ pattern, entries }, expectedSize) => {
+          const inv = analyse(entries, pattern, expectedSize);
+          const re = patternRegex(pattern);
+          const wanted = entries.filter(
+            (e) => e.type === "file" && (re.plain.test(e.name) || re.gz.test(e.name)),
+          );
+          const names = inv.segments.map((s) => s.name);
+          if (
+            new Set(names).size !== names.length ||
+            wanted.length !== names.length ||
+            !wanted.every((e) => names.includes(e.name))
           )
-        )
-          return false;
-        return inv.findings.every(
-          (f) =>
-            KINDS.has(f.kind) && f.files.length > 0 && f.files.length <= 20 && f.message.length > 0,
-        );
-      },
-    ),
-    { numRuns: 1500 },
-  );
-  t.pass();
-});
+            return false;
+          const count =
+            inv.totals.active.count + inv.totals.sealed.count + inv.totals.compressed.count;
+          const bytesSum =
+            inv.totals.active.bytes + inv.totals.sealed.bytes + inv.totals.compressed.bytes;
+          if (
+            count !== inv.segments.length ||
+            bytesSum !== inv.segments.reduce((a, s) => a + s.size, 0)
+          )
+            return false;
+          const seqs = inv.segments.map((s) => s.seq);
+          if (!seqs.every((s) => Number.isSafeInteger(s) && s >= 0)) return false;
+          const highest = seqs.length ? Math.max(...seqs) : null;
+          if (inv.highestSeq !== highest) return false;
+          const actives = inv.segments.filter((s) => s.state === "active");
+          if (
+            actives.length > 1 ||
+            (actives[0] && actives[0].seq !== highest) ||
+            inv.active !== (actives[0] ?? null)
+          )
+            return false;
+          if (inv.segments.some((s) => s.state === "compressed" && !s.name.endsWith(".gz")))
+            return false;
+          // A plain segment is active exactly when it has the highest number; every other plain one is sealed.
+          if (
+            inv.segments.some(
+              (s) => re.plain.test(s.name) && s.state !== (s.seq === highest ? "active" : "sealed"),
+            )
+          )
+            return false;
+          return inv.findings.every(
+            (f) =>
+              KINDS.has(f.kind) &&
+              f.files.length > 0 &&
+              f.files.length <= 20 &&
+              f.message.length > 0,
+          );
+        },
+      ),
+      { numRuns: 1500 },
+    );
+    t.pass();
+  },
+);
 
 test("fuzz: parseDbMetrics never throws on any text; no NaN anywhere in what it returns", (t) => {
   const name = fc.constantFrom(
@@ -235,62 +246,77 @@ test("fuzz: parseDbMetrics never throws on any text; no NaN anywhere in what it 
   t.pass();
 });
 
-test("fuzz: a histogram (lines in any order) gives as p99 the upper bound of the first bucket reaching 99%; a summary's own 0.99 wins", (t) => {
-  const hist = fc
-    .tuple(
-      fc.uniqueArray(fc.double({ min: 1e-6, max: 100, noNaN: true }), {
-        minLength: 1,
-        maxLength: 10,
+test(
+  "fuzz: a histogram (lines in any order) gives as p99 the upper bound of the first bucket reaching " +
+    "99%; a summary's own 0.99 wins",
+  (t) => {
+    const hist = fc
+      .tuple(
+        fc.uniqueArray(fc.double({ min: 1e-6, max: 100, noNaN: true }), {
+          minLength: 1,
+          maxLength: 10,
+        }),
+        fc.array(fc.nat(1000), { minLength: 11, maxLength: 11 }),
+        fc.option(fc.double({ min: 0, max: 100, noNaN: true })),
+      )
+      .chain(([les, incs, q99]) => {
+        const bounds = [...les.sort((a, b) => a - b), Infinity];
+        let c = 0;
+        const cum = bounds.map((_, i) => (c += incs[i] ?? 0));
+        const lines = bounds.map(
+          (b, i) =>
+            `stemedb_wal_fsync_duration_seconds_bucket{le="${b === Infinity ? "+Inf" : String(b)}"} ${cum[i]}`,
+        );
+        if (q99 !== null) lines.push(`stemedb_wal_fsync_duration_seconds{quantile="0.99"} ${q99}`);
+        return fc
+          .shuffledSubarray(lines, { minLength: lines.length, maxLength: lines.length })
+          .map((shuffled) => ({ text: shuffled.join("\n"), bounds, cum, q99 }));
+      });
+    fc.assert(
+      fc.property(hist, ({ text, bounds, cum, q99 }) => {
+        const r = parseDbMetrics(text);
+        if (q99 !== null) return r.p99 === q99;
+        const total = cum.at(-1) ?? 0;
+        if (total === 0) return r.p99 === null;
+        return r.p99 === bounds[cum.findIndex((x) => x >= 0.99 * total)];
       }),
-      fc.array(fc.nat(1000), { minLength: 11, maxLength: 11 }),
-      fc.option(fc.double({ min: 0, max: 100, noNaN: true })),
-    )
-    .chain(([les, incs, q99]) => {
-      const bounds = [...les.sort((a, b) => a - b), Infinity];
-      let c = 0;
-      const cum = bounds.map((_, i) => (c += incs[i] ?? 0));
-      const lines = bounds.map(
-        (b, i) =>
-          `stemedb_wal_fsync_duration_seconds_bucket{le="${b === Infinity ? "+Inf" : String(b)}"} ${cum[i]}`,
-      );
-      if (q99 !== null) lines.push(`stemedb_wal_fsync_duration_seconds{quantile="0.99"} ${q99}`);
-      return fc
-        .shuffledSubarray(lines, { minLength: lines.length, maxLength: lines.length })
-        .map((shuffled) => ({ text: shuffled.join("\n"), bounds, cum, q99 }));
-    });
-  fc.assert(
-    fc.property(hist, ({ text, bounds, cum, q99 }) => {
-      const r = parseDbMetrics(text);
-      if (q99 !== null) return r.p99 === q99;
-      const total = cum.at(-1) ?? 0;
-      if (total === 0) return r.p99 === null;
-      return r.p99 === bounds[cum.findIndex((x) => x >= 0.99 * total)];
-    }),
-    { numRuns: RUNS },
-  );
-  t.pass();
-});
+      { numRuns: RUNS },
+    );
+    t.pass();
+  },
+);
 
 // Regressions found by the properties above (shrunk counterexamples).
-test('regression: stars after the first in a segment pattern are literal, never a regex quantifier ("***" threw SyntaxError)', (t) => {
-  t.notThrows(() => patternRegex("seg***"));
-  t.is(patternRegex("**").plain.exec("")?.[0], undefined);
-  t.is(patternRegex("a*b*").plain.exec("a12b*")?.[1], "12");
-  t.is(patternRegex("a*b*").plain.exec("a12bbb"), null);
-});
+test(
+  "regression: stars after the first in a segment pattern are literal, " +
+    'never a regex quantifier ("***" threw SyntaxError)',
+  (t) => {
+    t.notThrows(() => patternRegex("seg***"));
+    t.is(patternRegex("**").plain.exec("")?.[0], undefined);
+    t.is(patternRegex("a*b*").plain.exec("a12b*")?.[1], "12");
+    t.is(patternRegex("a*b*").plain.exec("a12bbb"), null);
+  },
+);
 
-test("regression: a bucket's le is not read out of a quantile label, and a non-numeric le is no bucket (p99 was NaN)", (t) => {
-  t.is(parseDbMetrics('stemedb_wal_fsync_duration_seconds_bucket{quantile=":"} 5e-324').p99, null);
-  t.is(parseDbMetrics('stemedb_wal_fsync_duration_seconds_bucket{le="abc"} 5').p99, null);
-  const r = parseDbMetrics(
-    [
-      'stemedb_wal_fsync_duration_seconds_bucket{instance="x",le="0.1"} 99',
-      'stemedb_wal_fsync_duration_seconds_bucket{instance="x",le="+Inf"} 100',
-    ].join("\n"),
-  );
-  t.is(r.p99, 0.1);
-  t.deepEqual(
-    parseDbMetrics('stemedb_wal_fsync_duration_seconds{xquantile="0.99"} 7').quantiles,
-    {},
-  );
-});
+test(
+  "regression: a bucket's le is not read out of a quantile label, " +
+    "and a non-numeric le is no bucket (p99 was NaN)",
+  (t) => {
+    t.is(
+      parseDbMetrics('stemedb_wal_fsync_duration_seconds_bucket{quantile=":"} 5e-324').p99,
+      null,
+    );
+    t.is(parseDbMetrics('stemedb_wal_fsync_duration_seconds_bucket{le="abc"} 5').p99, null);
+    const r = parseDbMetrics(
+      [
+        'stemedb_wal_fsync_duration_seconds_bucket{instance="x",le="0.1"} 99',
+        'stemedb_wal_fsync_duration_seconds_bucket{instance="x",le="+Inf"} 100',
+      ].join("\n"),
+    );
+    t.is(r.p99, 0.1);
+    t.deepEqual(
+      parseDbMetrics('stemedb_wal_fsync_duration_seconds{xquantile="0.99"} 7').quantiles,
+      {},
+    );
+  },
+);

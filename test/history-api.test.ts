@@ -143,152 +143,165 @@ test("the history file moved aside: the journal row goes into the fresh file, ne
   t.is(s.stats().write_state, "ok");
 });
 
-test("a full filesystem: the journal write throws HistoryWriteError (full), the store says so, and the journal works again when space returns", (t) => {
-  if (!isRoot) return t.pass("skipped: needs root to mount a small tmpfs");
-  const { dir } = tempDir();
-  const mnt = makeTmpfs(dir, "mnt", "3m", t.teardown.bind(t));
-  const s = store(mnt);
-  t.teardown(() => s.close());
-  const j = new Journal(s);
-  const first = j.begin("wal_compress", "compress", "segment.1.wal", {});
-  spawnSync("dd", ["if=/dev/zero", `of=${join(mnt, "filler")}`, "bs=64k"], { stdio: "ignore" });
-  // Rows enough to need new pages: a small row may still fit in the WAL's last block.
-  const big = { pad: "x".repeat(256 * 1024) };
-  const e = t.throws(() => j.begin("wal_compress", "compress", "segment.2.wal", big), {
-    instanceOf: HistoryWriteError,
-  });
-  t.is(e?.reason, "full");
-  t.regex(e?.message ?? "", /^history full: SQLITE_FULL/);
-  t.is(s.stats().write_state, "full");
-  t.throws(() => j.finish(first, "done", big), { instanceOf: HistoryWriteError });
-  t.deepEqual(
-    j.unfinished("wal_compress").map((r) => r.target),
-    ["segment.1.wal"],
-    "nothing half-written",
-  );
-  rmSync(join(mnt, "filler"));
-  const again = j.begin("wal_compress", "compress", "segment.2.wal", big);
-  j.finish(first, "done", {});
-  j.finish(again, "done", {});
-  t.deepEqual(j.unfinished("wal_compress"), []);
-});
-
-test("wal_compress on a full history filesystem: no compression unjournalled, not left busy, and it compresses once the journal can be written", async (t) => {
-  if (!isRoot) return t.pass("skipped: needs root to mount a small tmpfs");
-  const { dir } = tempDir();
-  const mnt = makeTmpfs(dir, "state", "3m", t.teardown.bind(t));
-  const wal = join(dir, "wal");
-  mkdirSync(wal);
-  const old = Date.now() / 1000 - 7200;
-  for (let i = 1; i <= 3; i++) {
-    writeFileSync(join(wal, `segment.${i}.wal`), Buffer.alloc(64 * 1024, i));
-    utimesSync(join(wal, `segment.${i}.wal`), old + i, old + i);
-  }
-  const file = join(dir, "agent.toml");
-  writeFileSync(
-    file,
-    `[agent]\nstate_dir = "${mnt}"\n[wal]\ndir = "${wal}"\n[remediators.wal_compress]\nmode = "on"\nkeep_uncompressed = 2\nmin_age = "0"\npause_fsync_above = "10s"\nreserve = "0"\n`,
-  );
-  const r = loadConfig({ env: {}, file });
-  if (!r.ok) return t.fail(r.problems.join("\n"));
-  const config = r.loaded.config;
-  const core = new CoreMetrics();
-  const history = new HistoryStore({
-    stateDir: mnt,
-    retention: config.history,
-    log: quietLog,
-    metrics: core,
-  });
-  const rem = new WalCompressRemediator(walCompressOptions(config), {
-    history,
-    metrics: new RemediationMetrics(core.registry),
-    registry: core.registry,
-    log: quietLog,
-  });
-  t.teardown(async () => {
-    await rem.close();
-    history.close();
-  });
-  const latest = { get: () => undefined };
-  // The filler leaves no byte: the journal row cannot be written.
-  spawnSync("dd", ["if=/dev/zero", `of=${join(mnt, "filler")}`, "bs=4k"], { stdio: "ignore" });
-  const settle = async (pred: () => boolean) => {
-    for (let i = 0; i < 100 && !pred(); i++) await sleep(50);
-  };
-  rem.tick(latest);
-  await settle(() => /journal cannot be written/.test(rem.state().last_decision));
-  t.regex(rem.state().last_decision, /journal cannot be written \(history full: SQLITE_FULL/);
-  t.is(rem.state().busy, null, "not left busy: able to act again");
-  t.false(rem.state().breaker_open);
-  t.true(readdirSync(wal).includes("segment.1.wal"), "nothing compressed unjournalled");
-  t.false(readdirSync(wal).includes("segment.1.wal.gz"));
-
-  rmSync(join(mnt, "filler"));
-  // It looks again on its own cadence (every 10 s while idle): tick as the core does.
-  for (let i = 0; i < 150 && !readdirSync(wal).includes("segment.1.wal.gz"); i++) {
-    rem.tick(latest);
-    await sleep(100);
-  }
-  await settle(() => rem.state().busy === null);
-  t.true(readdirSync(wal).includes("segment.1.wal.gz"), rem.state().last_decision);
-  t.like(new Journal(history).recent(1)[0], { target: "segment.1.wal", state: "done" });
-});
-
-test("backup_pause whose journal cannot be written: no pause, nothing held, not busy, and the next request is judged afresh", async (t) => {
-  const { dir } = tempDir("sa-bpj-");
-  const fake = fakeSystemd(dir);
-  fake.setActive("backup.service", true);
-  const r = loadConfig({ env: {}, defaultFile: "/nonexistent" });
-  if (!r.ok) return t.fail(r.problems.join("\n"));
-  const base = r.loaded.config;
-  const blocked = join(dir, "not-a-dir");
-  writeFileSync(blocked, "x");
-  const config = {
-    ...base,
-    agent: { ...base.agent, state_dir: blocked },
-    remediators: {
-      ...base.remediators,
-      backup_pause: {
-        ...base.remediators.backup_pause,
-        mode: "on" as const,
-        units: ["backup.service"],
-        for: 500 as Duration,
-        systemctl: fake.systemctl,
-        systemd_run: fake.systemdRun,
-      },
-    },
-  };
-  const core = new CoreMetrics();
-  // No usable state dir: the history runs in memory, where a journal row would not survive.
-  const history = new HistoryStore({
-    stateDir: blocked,
-    retention: config.history,
-    log: quietLog,
-    metrics: core,
-  });
-  const rem = new BackupPauseRemediator(backupPauseOptions(config), {
-    history,
-    metrics: new RemediationMetrics(core.registry),
-    registry: core.registry,
-    log: quietLog,
-  });
-  t.teardown(async () => {
-    await rem.resumeAll("test over").catch(() => undefined);
-    await rem.close();
-    history.close();
-  });
-  for (let i = 0; i < 2; i++) {
-    const e = await t.throwsAsync(rem.operatorPause("backup.service", 60_000), {
-      instanceOf: ActionRefused,
+test(
+  "a full filesystem: the journal write throws HistoryWriteError (full), the store says so, " +
+    "and the journal works again when space returns",
+  (t) => {
+    if (!isRoot) return t.pass("skipped: needs root to mount a small tmpfs");
+    const { dir } = tempDir();
+    const mnt = makeTmpfs(dir, "mnt", "3m", t.teardown.bind(t));
+    const s = store(mnt);
+    t.teardown(() => s.close());
+    const j = new Journal(s);
+    const first = j.begin("wal_compress", "compress", "segment.1.wal", {});
+    spawnSync("dd", ["if=/dev/zero", `of=${join(mnt, "filler")}`, "bs=64k"], { stdio: "ignore" });
+    // Rows enough to need new pages: a small row may still fit in the WAL's last block.
+    const big = { pad: "x".repeat(256 * 1024) };
+    const e = t.throws(() => j.begin("wal_compress", "compress", "segment.2.wal", big), {
+      instanceOf: HistoryWriteError,
     });
-    // The second time too: the first refusal left no hold behind ("already paused") and no busy flag.
-    t.regex(e?.message ?? "", /cannot write the journal: history in memory only/);
-    t.is(rem.state().busy, null);
+    t.is(e?.reason, "full");
+    t.regex(e?.message ?? "", /^history full: SQLITE_FULL/);
+    t.is(s.stats().write_state, "full");
+    t.throws(() => j.finish(first, "done", big), { instanceOf: HistoryWriteError });
+    t.deepEqual(
+      j.unfinished("wal_compress").map((r) => r.target),
+      ["segment.1.wal"],
+      "nothing half-written",
+    );
+    rmSync(join(mnt, "filler"));
+    const again = j.begin("wal_compress", "compress", "segment.2.wal", big);
+    j.finish(first, "done", {});
+    j.finish(again, "done", {});
+    t.deepEqual(j.unfinished("wal_compress"), []);
+  },
+);
+
+test(
+  "wal_compress on a full history filesystem: no compression unjournalled, not left busy, " +
+    "and it compresses once the journal can be written",
+  async (t) => {
+    if (!isRoot) return t.pass("skipped: needs root to mount a small tmpfs");
+    const { dir } = tempDir();
+    const mnt = makeTmpfs(dir, "state", "3m", t.teardown.bind(t));
+    const wal = join(dir, "wal");
+    mkdirSync(wal);
+    const old = Date.now() / 1000 - 7200;
+    for (let i = 1; i <= 3; i++) {
+      writeFileSync(join(wal, `segment.${i}.wal`), Buffer.alloc(64 * 1024, i));
+      utimesSync(join(wal, `segment.${i}.wal`), old + i, old + i);
+    }
+    const file = join(dir, "agent.toml");
+    writeFileSync(
+      file,
+      `[agent]\nstate_dir = "${mnt}"\n[wal]\ndir = "${wal}"\n[remediators.wal_compress]\nmode = "on"\n` +
+        `keep_uncompressed = 2\nmin_age = "0"\npause_fsync_above = "10s"\nreserve = "0"\n`,
+    );
+    const r = loadConfig({ env: {}, file });
+    if (!r.ok) return t.fail(r.problems.join("\n"));
+    const config = r.loaded.config;
+    const core = new CoreMetrics();
+    const history = new HistoryStore({
+      stateDir: mnt,
+      retention: config.history,
+      log: quietLog,
+      metrics: core,
+    });
+    const rem = new WalCompressRemediator(walCompressOptions(config), {
+      history,
+      metrics: new RemediationMetrics(core.registry),
+      registry: core.registry,
+      log: quietLog,
+    });
+    t.teardown(async () => {
+      await rem.close();
+      history.close();
+    });
+    const latest = { get: () => undefined };
+    // The filler leaves no byte: the journal row cannot be written.
+    spawnSync("dd", ["if=/dev/zero", `of=${join(mnt, "filler")}`, "bs=4k"], { stdio: "ignore" });
+    const settle = async (pred: () => boolean) => {
+      for (let i = 0; i < 100 && !pred(); i++) await sleep(50);
+    };
+    rem.tick(latest);
+    await settle(() => /journal cannot be written/.test(rem.state().last_decision));
+    t.regex(rem.state().last_decision, /journal cannot be written \(history full: SQLITE_FULL/);
+    t.is(rem.state().busy, null, "not left busy: able to act again");
     t.false(rem.state().breaker_open);
-  }
-  t.is(fake.freezer("backup.service"), "running");
-  t.false(
-    fake.calls().some((l) => /freeze|kill|systemd-run/.test(l)),
-    fake.calls().join("\n"),
-  );
-});
+    t.true(readdirSync(wal).includes("segment.1.wal"), "nothing compressed unjournalled");
+    t.false(readdirSync(wal).includes("segment.1.wal.gz"));
+
+    rmSync(join(mnt, "filler"));
+    // It looks again on its own cadence (every 10 s while idle): tick as the core does.
+    for (let i = 0; i < 150 && !readdirSync(wal).includes("segment.1.wal.gz"); i++) {
+      rem.tick(latest);
+      await sleep(100);
+    }
+    await settle(() => rem.state().busy === null);
+    t.true(readdirSync(wal).includes("segment.1.wal.gz"), rem.state().last_decision);
+    t.like(new Journal(history).recent(1)[0], { target: "segment.1.wal", state: "done" });
+  },
+);
+
+test(
+  "backup_pause whose journal cannot be written: no pause, nothing held, not busy, " +
+    "and the next request is judged afresh",
+  async (t) => {
+    const { dir } = tempDir("sa-bpj-");
+    const fake = fakeSystemd(dir);
+    fake.setActive("backup.service", true);
+    const r = loadConfig({ env: {}, defaultFile: "/nonexistent" });
+    if (!r.ok) return t.fail(r.problems.join("\n"));
+    const base = r.loaded.config;
+    const blocked = join(dir, "not-a-dir");
+    writeFileSync(blocked, "x");
+    const config = {
+      ...base,
+      agent: { ...base.agent, state_dir: blocked },
+      remediators: {
+        ...base.remediators,
+        backup_pause: {
+          ...base.remediators.backup_pause,
+          mode: "on" as const,
+          units: ["backup.service"],
+          for: 500 as Duration,
+          systemctl: fake.systemctl,
+          systemd_run: fake.systemdRun,
+        },
+      },
+    };
+    const core = new CoreMetrics();
+    // No usable state dir: the history runs in memory, where a journal row would not survive.
+    const history = new HistoryStore({
+      stateDir: blocked,
+      retention: config.history,
+      log: quietLog,
+      metrics: core,
+    });
+    const rem = new BackupPauseRemediator(backupPauseOptions(config), {
+      history,
+      metrics: new RemediationMetrics(core.registry),
+      registry: core.registry,
+      log: quietLog,
+    });
+    t.teardown(async () => {
+      await rem.resumeAll("test over").catch(() => undefined);
+      await rem.close();
+      history.close();
+    });
+    for (let i = 0; i < 2; i++) {
+      const e = await t.throwsAsync(rem.operatorPause("backup.service", 60_000), {
+        instanceOf: ActionRefused,
+      });
+      // The second time too: the first refusal left no hold behind ("already paused") and no busy flag.
+      t.regex(e?.message ?? "", /cannot write the journal: history in memory only/);
+      t.is(rem.state().busy, null);
+      t.false(rem.state().breaker_open);
+    }
+    t.is(fake.freezer("backup.service"), "running");
+    t.false(
+      fake.calls().some((l) => /freeze|kill|systemd-run/.test(l)),
+      fake.calls().join("\n"),
+    );
+  },
+);

@@ -301,40 +301,44 @@ test("a full filesystem stops history writes, keeps the rows bounded and resumes
   });
 });
 
-test("a corrupt history file is moved aside with every byte, kept 0600; the fresh file and the state dir are private whatever the umask", (t) => {
-  const old = process.umask(0o022);
-  t.teardown(() => process.umask(old));
-  const { dir } = tempDir();
-  const state = join(dir, "state");
-  const first = store(state);
-  first.record("m", {}, 1);
-  first.close();
-  t.is(statSync(state).mode & 0o777, 0o700, "the state dir is created 0700");
-  t.is(statSync(join(state, "history.db")).mode & 0o777, 0o600);
-  // A good file left 0644 by an older agent is tightened when opened.
-  chmodSync(join(state, "history.db"), 0o644);
-  store(state).close();
-  t.is(
-    statSync(join(state, "history.db")).mode & 0o777,
-    0o600,
-    "an existing 0644 file is made 0600",
-  );
-  // Damaged, and 0644 again: garbage after a valid-looking header.
-  const bytes = Buffer.concat([Buffer.from("SQLite format 3\0"), randomBytes(8192)]);
-  writeFileSync(join(state, "history.db"), bytes, { mode: 0o644 });
-  chmodSync(join(state, "history.db"), 0o644);
-  const s = store(state);
-  t.is(s.stats().mode, "file");
-  s.record("m", {}, 2);
-  s.flush();
-  s.close();
-  const aside = readdirSync(state).filter(
-    (f) => f.startsWith("history.db.corrupt-") && !/-(wal|shm)$/.test(f),
-  );
-  t.is(aside.length, 1, readdirSync(state).join(","));
-  const kept = join(state, aside[0] ?? "?");
-  t.deepEqual(readFileSync(kept), bytes, "every byte of the corrupt file is still there");
-  t.is(statSync(kept).mode & 0o777, 0o600, "moved aside 0600");
-  for (const f of readdirSync(state).filter((n) => n.startsWith("history.db")))
-    t.is(statSync(join(state, f)).mode & 0o777, 0o600, f);
-});
+test(
+  "a corrupt history file is moved aside with every byte, kept 0600; " +
+    "the fresh file and the state dir are private whatever the umask",
+  (t) => {
+    const old = process.umask(0o022);
+    t.teardown(() => process.umask(old));
+    const { dir } = tempDir();
+    const state = join(dir, "state");
+    const first = store(state);
+    first.record("m", {}, 1);
+    first.close();
+    t.is(statSync(state).mode & 0o777, 0o700, "the state dir is created 0700");
+    t.is(statSync(join(state, "history.db")).mode & 0o777, 0o600);
+    // A good file left 0644 by an older agent is tightened when opened.
+    chmodSync(join(state, "history.db"), 0o644);
+    store(state).close();
+    t.is(
+      statSync(join(state, "history.db")).mode & 0o777,
+      0o600,
+      "an existing 0644 file is made 0600",
+    );
+    // Damaged, and 0644 again: garbage after a valid-looking header.
+    const bytes = Buffer.concat([Buffer.from("SQLite format 3\0"), randomBytes(8192)]);
+    writeFileSync(join(state, "history.db"), bytes, { mode: 0o644 });
+    chmodSync(join(state, "history.db"), 0o644);
+    const s = store(state);
+    t.is(s.stats().mode, "file");
+    s.record("m", {}, 2);
+    s.flush();
+    s.close();
+    const aside = readdirSync(state).filter(
+      (f) => f.startsWith("history.db.corrupt-") && !/-(wal|shm)$/.test(f),
+    );
+    t.is(aside.length, 1, readdirSync(state).join(","));
+    const kept = join(state, aside[0] ?? "?");
+    t.deepEqual(readFileSync(kept), bytes, "every byte of the corrupt file is still there");
+    t.is(statSync(kept).mode & 0o777, 0o600, "moved aside 0600");
+    for (const f of readdirSync(state).filter((n) => n.startsWith("history.db")))
+      t.is(statSync(join(state, f)).mode & 0o777, 0o600, f);
+  },
+);

@@ -39,7 +39,8 @@ const TABLE: Array<[string, string | null, string | null, string | null]> = [
     "crit",
   ],
   [
-    "blk_update_request: critical target error, dev sdc, sector 2048 op 0x3:(DISCARD) flags 0x800 phys_seg 1 prio class 0",
+    "blk_update_request: critical target error, dev sdc, sector 2048 op 0x3:(DISCARD) flags 0x800 " +
+      "phys_seg 1 prio class 0",
     "blk_target_error",
     "sdc",
     "warn",
@@ -203,7 +204,8 @@ const TABLE: Array<[string, string | null, string | null, string | null]> = [
   ["EXT4-fs (dm-2): Remounting filesystem read-only", "fs_readonly", "dm-2", "crit"],
   ["EXT4-fs (loop3): I/O error while writing superblock", "ext4_error", "loop3", "crit"],
   [
-    "EXT4-fs (loop3): failed to convert unwritten extents to written extents -- potential data loss!  (inode 63, error -5)",
+    "EXT4-fs (loop3): failed to convert unwritten extents to written extents -- potential data loss!  " +
+      "(inode 63, error -5)",
     "ext4_error",
     "loop3",
     "crit",
@@ -243,13 +245,15 @@ const TABLE: Array<[string, string | null, string | null, string | null]> = [
     "crit",
   ],
   [
-    "XFS (loop10): Metadata I/O Error (0x1) detected at xfs_trans_read_buf_map+0x2a0/0x3a0 (fs/xfs/xfs_trans_buf.c:311).  Shutting down filesystem.",
+    "XFS (loop10): Metadata I/O Error (0x1) detected at xfs_trans_read_buf_map+0x2a0/0x3a0 " +
+      "(fs/xfs/xfs_trans_buf.c:311).  Shutting down filesystem.",
     "xfs_shutdown",
     "loop10",
     "crit",
   ],
   [
-    "XFS (dm-4): xfs_do_force_shutdown(0x1) called from line 1788 of file fs/xfs/xfs_buf.c.  Return address = 0xffffffffc0362f4e",
+    "XFS (dm-4): xfs_do_force_shutdown(0x1) called from line 1788 of file fs/xfs/xfs_buf.c. " +
+      " Return address = 0xffffffffc0362f4e",
     "xfs_shutdown",
     "dm-4",
     "crit",
@@ -262,7 +266,8 @@ const TABLE: Array<[string, string | null, string | null, string | null]> = [
     "error",
   ],
   [
-    "BTRFS warning (device loop0): csum failed root 5 ino 257 off 12288 csum 0x8941f998 expected csum 0x0d9cef8f mirror 1",
+    "BTRFS warning (device loop0): csum failed root 5 ino 257 off 12288 csum 0x8941f998 expected csum " +
+      "0x0d9cef8f mirror 1",
     "btrfs_error",
     "loop0",
     "error",
@@ -420,11 +425,13 @@ const FAULTS = TABLE.filter(([, cls]) => cls !== null && !cls.startsWith("suppre
 /** The kernel's crash report shapes (x86 segfault, traps, old kernels without "traps: ", arm64, riscv). */
 const CRASH_SHAPES: Array<(comm: string, file: string) => string> = [
   (c, f) =>
-    `${c}[4242]: segfault at 0 ip 0000556cdf019270 sp 00007ffcc65d0380 error 6 in ${f}[1270,556cdf019000+1000] likely on CPU 1 (core 1, socket 0)`,
+    `${c}[4242]: segfault at 0 ip 0000556cdf019270 sp 00007ffcc65d0380 error 6 in ` +
+    `${f}[1270,556cdf019000+1000] likely on CPU 1 (core 1, socket 0)`,
   (c, f) =>
     `${c}[4242]: segfault at 0 ip 0000556cdf019270 sp 00007ffcc65d0380 error 6 in ${f}[556cdf019000+1000]`,
   (c, f) =>
-    `traps: ${c}[4242] general protection fault ip:55e4ed60120f sp:7ffd54578780 error:0 in ${f}[120f,55e4ed601000+1000]`,
+    `traps: ${c}[4242] general protection fault ip:55e4ed60120f sp:7ffd54578780 error:0 in ` +
+    `${f}[120f,55e4ed601000+1000]`,
   (c, f) =>
     `traps: ${c}[4242] trap divide error ip:55c417372232 sp:7ffc4ecdfcf0 error:0 in ${f}[55c417372000+1000]`,
   (c, f) =>
@@ -434,7 +441,8 @@ const CRASH_SHAPES: Array<(comm: string, file: string) => string> = [
   (c, f) =>
     `${c}[4242] trap int3 ip:55e4ed60120f sp:7ffd54578780 error:0 in ${f}[55e4ed601000+1000]`,
   (c, f) =>
-    `${c}[4242]: unhandled exception: DABT (lower EL), ESR 0x92000046, level 0 translation fault in ${f}[aaaab2c10000+1000]`,
+    `${c}[4242]: unhandled exception: DABT (lower EL), ESR 0x92000046, ` +
+    `level 0 translation fault in ${f}[aaaab2c10000+1000]`,
   (c, f) => `${c}[4242]: unhandled signal 11 code 0x1 at 0x0000000000000000 in ${f}[2aaab000+1000]`,
   (c, f) =>
     `umip: ${c}[4242] ip:55e4ed60120f sp:7ffd54578780: SGDT instruction cannot be used by applications. ${f}`,
@@ -442,22 +450,26 @@ const CRASH_SHAPES: Array<(comm: string, file: string) => string> = [
 /** comm is at most 15 bytes: either a harmless name, or the first 15 chars of a fault line. */
 const comms = (line: string) => ["a.out", line.slice(0, 15), line.slice(0, 12)];
 
-test(`crash reports with every fault pattern in their names classify as null (${FAULTS.length} lines x ${CRASH_SHAPES.length} shapes x 3 comms)`, (t) => {
-  let n = 0;
-  for (const line of FAULTS) {
-    for (const shape of CRASH_SHAPES) {
-      for (const comm of comms(line)) {
-        const text = shape(comm, line);
-        t.true(isUserCrash(text), text);
-        t.is(classify(text), null, text);
-        n++;
+test(
+  `crash reports with every fault pattern in their names classify as null (${FAULTS.length} lines x ` +
+    `${CRASH_SHAPES.length} shapes x 3 comms)`,
+  (t) => {
+    let n = 0;
+    for (const line of FAULTS) {
+      for (const shape of CRASH_SHAPES) {
+        for (const comm of comms(line)) {
+          const text = shape(comm, line);
+          t.true(isUserCrash(text), text);
+          t.is(classify(text), null, text);
+          n++;
+        }
       }
     }
-  }
-  // Without the program's name in front: the bare file-name tail of a split record.
-  for (const line of FAULTS) t.is(classify(` in ${line}[1270,556cdf019000+1000]`), null, line);
-  t.log(`${n} crafted crash lines, none counted`);
-});
+    // Without the program's name in front: the bare file-name tail of a split record.
+    for (const line of FAULTS) t.is(classify(` in ${line}[1270,556cdf019000+1000]`), null, line);
+    t.log(`${n} crafted crash lines, none counted`);
+  },
+);
 
 test("the closing register dump and the fatal-signal line are never faults", (t) => {
   for (const l of [
@@ -492,7 +504,8 @@ test("the block status is one of the kernel's blk_errors[] names, never free tex
   }
   t.is(
     classify(
-      'audit: type=1701 audit(1.2:3): auid=4294967295 uid=65534 pid=42 comm="x" exe="/tmp/I/O error, dev vda, sector 8" sig=11 res=1',
+      'audit: type=1701 audit(1.2:3): auid=4294967295 uid=65534 pid=42 comm="x" exe="/tmp/I/O error, ' +
+        'dev vda, sector 8" sig=11 res=1',
     ),
     null,
   );
@@ -529,53 +542,57 @@ test("patterns hold only where the subsystem's message begins (tails of other li
   );
 });
 
-test("record metadata decides the device: dev_t, SCSI address, nvme controller; non-storage metadata is not a fault", (t) => {
-  const blk = "I/O error, dev vda, sector 8 op 0x1:(WRITE) flags 0x0 phys_seg 1 prio class 0";
-  t.like(classify(blk, { SUBSYSTEM: "block", DEVICE: "b8:16" }), {
-    class: "blk_io_error",
-    device: "8:16",
-    deviceKind: "devt",
-  });
-  t.like(classify(blk, {}), { device: "vda", deviceKind: "block" }, "no metadata: the text");
-  t.like(classify(blk, { SUBSYSTEM: "block", DEVICE: "+block:sdc" }), {
-    device: "sdc",
-    deviceKind: "block",
-  });
-  t.is(classify(blk, { SUBSYSTEM: "net", DEVICE: "n3" }), null);
-  t.is(classify(blk, { SUBSYSTEM: "usb", DEVICE: "+usb:1-1" }), null);
-  t.is(classify(blk, { SUBSYSTEM: "tty", DEVICE: "c4:1" }), null, "a char device outside nvme");
-  const sense = "sd 2:0:0:0: [sda] tag#3 Sense Key : Medium Error [current]";
-  t.like(
-    classify(sense, { SUBSYSTEM: "scsi", DEVICE: "+scsi:2:0:0:0" }),
-    { device: "sda", deviceKind: "block" },
-    "metadata agrees: the disk name stays",
-  );
-  t.like(
-    classify(sense, { SUBSYSTEM: "scsi", DEVICE: "+scsi:3:0:0:1" }),
-    { device: "3:0:0:1", deviceKind: "scsi" },
-    "they disagree: metadata wins",
-  );
-  t.like(
-    classify("sd 2:0:0:0: rejecting I/O to offline device", {
-      SUBSYSTEM: "scsi",
-      DEVICE: "+scsi:5:0:0:0",
-    }),
-    { device: "5:0:0:0", deviceKind: "scsi" },
-  );
-  t.like(
-    classify("nvme nvme0: controller is down; will reset: CSTS=0xffffffff, PCI_STATUS=0xffff", {
-      SUBSYSTEM: "nvme",
-      DEVICE: "c259:1",
-    }),
-    { device: "259:1", deviceKind: "chardev" },
-  );
-  // Through the record parser, as read from /dev/kmsg.
-  const rec = parseRecord(`3,99,1,-;${blk}\n SUBSYSTEM=block\n DEVICE=b259:0\n`) as {
-    text: string;
-    meta: Record<string, string>;
-  };
-  t.like(classify(rec.text, rec.meta), { device: "259:0", deviceKind: "devt" });
-});
+test(
+  "record metadata decides the device: dev_t, SCSI address, nvme controller; " +
+    "non-storage metadata is not a fault",
+  (t) => {
+    const blk = "I/O error, dev vda, sector 8 op 0x1:(WRITE) flags 0x0 phys_seg 1 prio class 0";
+    t.like(classify(blk, { SUBSYSTEM: "block", DEVICE: "b8:16" }), {
+      class: "blk_io_error",
+      device: "8:16",
+      deviceKind: "devt",
+    });
+    t.like(classify(blk, {}), { device: "vda", deviceKind: "block" }, "no metadata: the text");
+    t.like(classify(blk, { SUBSYSTEM: "block", DEVICE: "+block:sdc" }), {
+      device: "sdc",
+      deviceKind: "block",
+    });
+    t.is(classify(blk, { SUBSYSTEM: "net", DEVICE: "n3" }), null);
+    t.is(classify(blk, { SUBSYSTEM: "usb", DEVICE: "+usb:1-1" }), null);
+    t.is(classify(blk, { SUBSYSTEM: "tty", DEVICE: "c4:1" }), null, "a char device outside nvme");
+    const sense = "sd 2:0:0:0: [sda] tag#3 Sense Key : Medium Error [current]";
+    t.like(
+      classify(sense, { SUBSYSTEM: "scsi", DEVICE: "+scsi:2:0:0:0" }),
+      { device: "sda", deviceKind: "block" },
+      "metadata agrees: the disk name stays",
+    );
+    t.like(
+      classify(sense, { SUBSYSTEM: "scsi", DEVICE: "+scsi:3:0:0:1" }),
+      { device: "3:0:0:1", deviceKind: "scsi" },
+      "they disagree: metadata wins",
+    );
+    t.like(
+      classify("sd 2:0:0:0: rejecting I/O to offline device", {
+        SUBSYSTEM: "scsi",
+        DEVICE: "+scsi:5:0:0:0",
+      }),
+      { device: "5:0:0:0", deviceKind: "scsi" },
+    );
+    t.like(
+      classify("nvme nvme0: controller is down; will reset: CSTS=0xffffffff, PCI_STATUS=0xffff", {
+        SUBSYSTEM: "nvme",
+        DEVICE: "c259:1",
+      }),
+      { device: "259:1", deviceKind: "chardev" },
+    );
+    // Through the record parser, as read from /dev/kmsg.
+    const rec = parseRecord(`3,99,1,-;${blk}\n SUBSYSTEM=block\n DEVICE=b259:0\n`) as {
+      text: string;
+      meta: Record<string, string>;
+    };
+    t.like(classify(rec.text, rec.meta), { device: "259:0", deviceKind: "devt" });
+  },
+);
 
 test("the classifier stays fast with the crash check in front: >= 50 000 lines/s on a mixed storm", (t) => {
   const lines = [
@@ -601,104 +618,114 @@ const PUBLIC = readFileSync(
   .filter((l) => l !== "" && !l.startsWith("#"))
   .map((l) => l.split("\t") as [string, string, string, string, string]);
 
-test(`public kernel lines: ${PUBLIC.length} lines from bug reports and look-alikes get an SRE's class, device and severity`, (t) => {
-  const real = PUBLIC.filter(([, , , src]) => src.startsWith("https://"));
-  t.true(real.length >= 60, `${real.length} quoted lines`);
-  t.true(new Set(real.map(([, , , src]) => src)).size >= 20, "from many threads");
-  const dash = (v: string) => (v === "-" ? null : v);
-  for (const [cls, dev, sev, src, line] of PUBLIC) {
-    const got = classify(line);
-    const gotCls =
-      got === null ? null : "suppressed" in got ? `suppressed:${got.suppressed}` : got.class;
-    t.is(gotCls, dash(cls), `${line} (${src})`);
-    if (got && !("suppressed" in got)) {
-      t.is(got.device, dash(dev), `${line} (${src})`);
-      t.is<string | null, string | null>(got.severity, dash(sev), `${line} (${src})`);
+test(
+  `public kernel lines: ${PUBLIC.length} lines from bug reports and look-alikes get an SRE's class, ` +
+    `device and severity`,
+  (t) => {
+    const real = PUBLIC.filter(([, , , src]) => src.startsWith("https://"));
+    t.true(real.length >= 60, `${real.length} quoted lines`);
+    t.true(new Set(real.map(([, , , src]) => src)).size >= 20, "from many threads");
+    const dash = (v: string) => (v === "-" ? null : v);
+    for (const [cls, dev, sev, src, line] of PUBLIC) {
+      const got = classify(line);
+      const gotCls =
+        got === null ? null : "suppressed" in got ? `suppressed:${got.suppressed}` : got.class;
+      t.is(gotCls, dash(cls), `${line} (${src})`);
+      if (got && !("suppressed" in got)) {
+        t.is(got.device, dash(dev), `${line} (${src})`);
+        t.is<string | null, string | null>(got.severity, dash(sev), `${line} (${src})`);
+      }
     }
-  }
-});
+  },
+);
 
-test("every op the block layer prints has a severity: a failed FLUSH or WRITE is crit (the WAL's fsync failed)", (t) => {
-  // blk_op_name[] across 4.x-6.x, and "UNKNOWN" (blk_op_str for anything else).
-  const ops = [
-    "READ",
-    "WRITE",
-    "FLUSH",
-    "DISCARD",
-    "SECURE_ERASE",
-    "ZONE_RESET",
-    "ZONE_RESET_ALL",
-    "ZONE_OPEN",
-    "ZONE_CLOSE",
-    "ZONE_FINISH",
-    "ZONE_APPEND",
-    "WRITE_SAME",
-    "WRITE_ZEROES",
-    "SCSI_IN",
-    "SCSI_OUT",
-    "DRV_IN",
-    "DRV_OUT",
-    "UNKNOWN",
-  ];
-  t.deepEqual(Object.keys(BLK_OP_SEVERITY).sort(), [...ops].sort());
-  const expect: Record<string, string> = {
-    READ: "error",
-    WRITE: "crit",
-    FLUSH: "crit",
-    DISCARD: "warn",
-    SECURE_ERASE: "warn",
-    ZONE_RESET: "error",
-    ZONE_RESET_ALL: "error",
-    ZONE_OPEN: "error",
-    ZONE_CLOSE: "error",
-    ZONE_FINISH: "error",
-    ZONE_APPEND: "crit",
-    WRITE_SAME: "crit",
-    WRITE_ZEROES: "error",
-    SCSI_IN: "warn",
-    SCSI_OUT: "warn",
-    DRV_IN: "warn",
-    DRV_OUT: "warn",
-    UNKNOWN: "error",
-  };
-  for (const [i, op] of ops.entries()) {
-    for (const caller of ["", "blk_update_request: ", "blk_print_req_error: "]) {
-      const line = `${caller}I/O error, dev sdb, sector 8 op 0x${i.toString(16)}:(${op}) flags 0x800 phys_seg 0 prio class 0`;
+test(
+  "every op the block layer prints has a severity: a failed FLUSH or WRITE is crit (the WAL's " +
+    "fsync failed)",
+  (t) => {
+    // blk_op_name[] across 4.x-6.x, and "UNKNOWN" (blk_op_str for anything else).
+    const ops = [
+      "READ",
+      "WRITE",
+      "FLUSH",
+      "DISCARD",
+      "SECURE_ERASE",
+      "ZONE_RESET",
+      "ZONE_RESET_ALL",
+      "ZONE_OPEN",
+      "ZONE_CLOSE",
+      "ZONE_FINISH",
+      "ZONE_APPEND",
+      "WRITE_SAME",
+      "WRITE_ZEROES",
+      "SCSI_IN",
+      "SCSI_OUT",
+      "DRV_IN",
+      "DRV_OUT",
+      "UNKNOWN",
+    ];
+    t.deepEqual(Object.keys(BLK_OP_SEVERITY).sort(), [...ops].sort());
+    const expect: Record<string, string> = {
+      READ: "error",
+      WRITE: "crit",
+      FLUSH: "crit",
+      DISCARD: "warn",
+      SECURE_ERASE: "warn",
+      ZONE_RESET: "error",
+      ZONE_RESET_ALL: "error",
+      ZONE_OPEN: "error",
+      ZONE_CLOSE: "error",
+      ZONE_FINISH: "error",
+      ZONE_APPEND: "crit",
+      WRITE_SAME: "crit",
+      WRITE_ZEROES: "error",
+      SCSI_IN: "warn",
+      SCSI_OUT: "warn",
+      DRV_IN: "warn",
+      DRV_OUT: "warn",
+      UNKNOWN: "error",
+    };
+    for (const [i, op] of ops.entries()) {
+      for (const caller of ["", "blk_update_request: ", "blk_print_req_error: "]) {
+        const line =
+          `${caller}I/O error, dev sdb, sector 8 op 0x${i.toString(16)}:(${op}) flags 0x800 phys_seg 0 ` +
+          `prio class 0`;
+        t.like(
+          classify(line),
+          { class: "blk_io_error", device: "sdb", severity: expect[op], sector: "8" },
+          line,
+        );
+      }
+    }
+    // The WAL's fsync on 5.x/6.x: a cache flush the disk failed, whatever the status word.
+    for (const st of ["I/O", "critical target", "protection", "critical space allocation"]) {
       t.like(
-        classify(line),
-        { class: "blk_io_error", device: "sdb", severity: expect[op], sector: "8" },
-        line,
+        classify(
+          `${st} error, dev nvme0n1, sector 0 op 0x2:(FLUSH) flags 0x800 phys_seg 0 prio class 2`,
+        ),
+        { severity: "crit" },
+        st,
       );
     }
-  }
-  // The WAL's fsync on 5.x/6.x: a cache flush the disk failed, whatever the status word.
-  for (const st of ["I/O", "critical target", "protection", "critical space allocation"]) {
+    // Timeouts and transport errors are retried on another path by dm-multipath: error, any op.
+    t.like(
+      classify("timeout error, dev sdc, sector 0 op 0x2:(FLUSH) flags 0x0 phys_seg 0 prio class 0"),
+      { class: "blk_timeout", severity: "error" },
+    );
     t.like(
       classify(
-        `${st} error, dev nvme0n1, sector 0 op 0x2:(FLUSH) flags 0x800 phys_seg 0 prio class 2`,
+        "critical medium error, dev sdc, sector 0 op 0x3:(DISCARD) flags 0x0 phys_seg 0 prio class 0",
       ),
       { severity: "crit" },
-      st,
+      "a medium error is one, whatever the op",
     );
-  }
-  // Timeouts and transport errors are retried on another path by dm-multipath: error, any op.
-  t.like(
-    classify("timeout error, dev sdc, sector 0 op 0x2:(FLUSH) flags 0x0 phys_seg 0 prio class 0"),
-    { class: "blk_timeout", severity: "error" },
-  );
-  t.like(
-    classify(
-      "critical medium error, dev sdc, sector 0 op 0x3:(DISCARD) flags 0x0 phys_seg 0 prio class 0",
-    ),
-    { severity: "crit" },
-    "a medium error is one, whatever the op",
-  );
-  t.like(
-    classify("I/O error, dev sdc, sector 0 op 0x1:(__proto__) flags 0x0 phys_seg 0 prio class 0"),
-    { severity: "error" },
-    "printed text is never an object key",
-  );
-});
+    t.like(
+      classify("I/O error, dev sdc, sector 0 op 0x1:(__proto__) flags 0x0 phys_seg 0 prio class 0"),
+      { severity: "error" },
+      "printed text is never an object key",
+    );
+  },
+);
 
 test("btrfs lines that name a member device after the filesystem's are charged to the member", (t) => {
   t.like(
@@ -720,7 +747,8 @@ test("btrfs lines that name a member device after the filesystem's are charged t
   );
   t.like(
     classify(
-      "BTRFS warning (device sda): checksum error at logical 1 on dev /dev/sdb, physical 2, root 5, inode 257, offset 0, length 4096, links 1 (path: on dev /dev/sdz, x)",
+      "BTRFS warning (device sda): checksum error at logical 1 on dev /dev/sdb, physical 2, root 5, " +
+        "inode 257, offset 0, length 4096, links 1 (path: on dev /dev/sdz, x)",
     ),
     { device: "sdb" },
   );

@@ -136,7 +136,10 @@ test.serial(
     writeFileSync(join(dir, "crash.c"), SOURCE);
 
     const a = await startAgent({
-      extraToml: `[collectors.kmsg]\nfacilities = ["kern", "user"]\n[collectors.diskstats]\nenabled = false\n[collectors.smart]\nenabled = false\n[collectors.procio]\nenabled = false\n[collectors.wal]\nenabled = false\n`,
+      extraToml:
+        `[collectors.kmsg]\nfacilities = ["kern", "user"]\n[collectors.diskstats]\nenabled = false\n` +
+        `[collectors.smart]\nenabled = false\n[collectors.procio]\nenabled = false\n[collectors.wal]\n` +
+        `enabled = false\n`,
     });
     t.teardown(() => a.stop("SIGKILL"));
     await sleep(1500); // the agent has drained what was already in the ring buffer
@@ -227,7 +230,8 @@ test.serial(
     );
     const crashEvents = db
       .prepare(
-        "SELECT message FROM events WHERE class = 'kernel' AND (message LIKE '%segfault at%' OR message LIKE 'traps:%' OR message LIKE '%] trap %')",
+        "SELECT message FROM events WHERE class = 'kernel' AND (message LIKE '%segfault at%' OR " +
+          "message LIKE 'traps:%' OR message LIKE '%] trap %')",
       )
       .pluck()
       .all();

@@ -50,13 +50,16 @@ test("one failed SCSI request (sense key, additional sense, block layer, buffer 
 test("two failed requests in the same second are two incidents, each with its own tag and sector", (t) => {
   // https://github.com/longhorn/longhorn/issues/1920 (the first block line's sense lines are before the quote)
   const inc = group([
-    "blk_update_request: critical medium error, dev sde, sector 3260792 op 0x0:(READ) flags 0x80700 phys_seg 211 prio class 0",
+    "blk_update_request: critical medium error, dev sde, sector 3260792 op 0x0:(READ) flags 0x80700 " +
+      "phys_seg 211 prio class 0",
     "sd 3:0:0:1: [sde] tag#40 Sense Key : Medium Error [current]",
     "sd 3:0:0:1: [sde] tag#40 Add. Sense: Unrecovered read error",
-    "blk_update_request: critical medium error, dev sde, sector 3262904 op 0x0:(READ) flags 0x80700 phys_seg 6 prio class 0",
+    "blk_update_request: critical medium error, dev sde, sector 3262904 op 0x0:(READ) flags 0x80700 " +
+      "phys_seg 6 prio class 0",
     "sd 3:0:0:1: [sde] tag#20 Sense Key : Medium Error [current]",
     "sd 3:0:0:1: [sde] tag#20 Add. Sense: Unrecovered read error",
-    "blk_update_request: critical medium error, dev sde, sector 3258232 op 0x0:(READ) flags 0x84700 phys_seg 320 prio class 0",
+    "blk_update_request: critical medium error, dev sde, sector 3258232 op 0x0:(READ) flags 0x84700 " +
+      "phys_seg 320 prio class 0",
   ]);
   t.deepEqual(
     inc.map((i) => [i.sectors, i.requests]),

@@ -42,7 +42,8 @@ test.after.always(() => release.reverse().forEach((r) => r()));
 function inject(lines: string[]): void {
   const fd = openSync("/dev/kmsg", "w");
   try {
-    for (const l of lines) writeSync(fd, `<3>${l}\n`); // without the newline the kernel holds the record open for a continuation
+    // without the newline the kernel holds the record open for a continuation
+    for (const l of lines) writeSync(fd, `<3>${l}\n`);
   } finally {
     closeSync(fd);
   }
@@ -202,7 +203,8 @@ test.serial(
     await once();
     writeFileSync(join(inner.mnt, "before"), "x".repeat(4096));
     spawnSync("sync");
-    execFileSync("xfs_io", ["-x", "-c", "shutdown", outer.mnt]); // the inner loop device's backing file becomes unwritable
+    // the inner loop device's backing file becomes unwritable
+    execFileSync("xfs_io", ["-x", "-c", "shutdown", outer.mnt]);
     spawnSync(
       "sh",
       [
@@ -286,7 +288,8 @@ test.serial(
       "SELECT count(*) FROM events WHERE class = 'kernel' AND subject = ? AND data LIKE '%suppressed_in_history%'",
     );
     const summarised = one(
-      "SELECT coalesce(sum(json_extract(data, '$.suppressed_in_history')), 0) FROM events WHERE class = 'kernel' AND subject = ?",
+      "SELECT coalesce(sum(json_extract(data, '$.suppressed_in_history')), " +
+        "0) FROM events WHERE class = 'kernel' AND subject = ?",
     );
     t.true(
       one("SELECT count(*) FROM events WHERE class = 'kernel_incident' AND subject = ?") >= 1,
@@ -328,7 +331,8 @@ test.serial(
       `sd 9:0:0:7: [${dev}] tag#3 Sense Key : Medium Error [current] `,
       `sd 9:0:0:7: [${dev}] tag#3 Add. Sense: Unrecovered read error`,
       `sd 9:0:0:7: [${dev}] tag#3 CDB: Read(10) 28 00 00 00 14 88 00 00 08 00`,
-      `blk_update_request: critical medium error, dev ${dev}, sector 5256 op 0x0:(READ) flags 0x0 phys_seg 1 prio class 0`,
+      `blk_update_request: critical medium error, dev ${dev}, sector 5256 op 0x0:(READ) flags 0x0 ` +
+        `phys_seg 1 prio class 0`,
       `Buffer I/O error on dev ${dev}1, logical block 657, async page read`,
     ]);
     t.is(faultsOn(await once(), dev).length, 4, "four fault lines read");
@@ -379,7 +383,8 @@ test.serial(
     t.regex(
       k?.details[0] ?? "",
       new RegExp(
-        `^crit on ${dev} at [\\d:]{8} UTC: scsi_medium_error x2, blk_medium_error, buffer_io_error \\(4 lines; sector 5256\\)$`,
+        `^crit on ${dev} at [\\d:]{8} UTC: scsi_medium_error x2, blk_medium_error, ` +
+          `buffer_io_error \\(4 lines; sector 5256\\)$`,
       ),
     );
     t.is(k?.details.at(-1), "4 fault lines in the kernel log behind them");
@@ -399,7 +404,9 @@ test.serial(
     if (!isRoot) return t.pass("skipped: needs root to write /dev/kmsg");
     const dev = tag();
     const a = await startAgent({
-      extraToml: `[collectors.kmsg]\nfacilities = ["kern", "user"]\n[collectors.diskstats]\nenabled = false\n[collectors.smart]\nenabled = false\n[collectors.procio]\nenabled = false\n`,
+      extraToml:
+        `[collectors.kmsg]\nfacilities = ["kern", "user"]\n[collectors.diskstats]\nenabled = false\n` +
+        `[collectors.smart]\nenabled = false\n[collectors.procio]\nenabled = false\n`,
     });
     t.teardown(() => a.stop("SIGKILL"));
     await sleep(500);
@@ -446,251 +453,276 @@ test.serial(
   },
 );
 
-test("the follower hands record metadata to the classifier: DEVICE= decides the device (a FIFO stands in for /dev/kmsg)", async (t) => {
-  // User-space writes to /dev/kmsg carry no metadata; only the kernel's dev_printk does.
-  if (!hasCommand("mkfifo")) return t.pass("skipped: no mkfifo");
-  const { dir } = tempDir();
-  const fifo = join(dir, "kmsg");
-  execFileSync("mkfifo", [fifo]);
-  const registry = new Registry();
-  const { once, close } = routed(
-    kmsgSinks(registry),
-    null,
-    () =>
-      new KmsgCollector({
-        kmsgPath: fifo,
-        procPath: "/proc",
-        sysPath: join(dir, "nosys"),
-        facilities: ["kern"],
-        state: null,
-        log: quietLog,
-        once: false,
+test(
+  "the follower hands record metadata to the classifier: DEVICE= decides the device (a FIFO stands in " +
+    "for /dev/kmsg)",
+  async (t) => {
+    // User-space writes to /dev/kmsg carry no metadata; only the kernel's dev_printk does.
+    if (!hasCommand("mkfifo")) return t.pass("skipped: no mkfifo");
+    const { dir } = tempDir();
+    const fifo = join(dir, "kmsg");
+    execFileSync("mkfifo", [fifo]);
+    const registry = new Registry();
+    const { once, close } = routed(
+      kmsgSinks(registry),
+      null,
+      () =>
+        new KmsgCollector({
+          kmsgPath: fifo,
+          procPath: "/proc",
+          sysPath: join(dir, "nosys"),
+          facilities: ["kern"],
+          state: null,
+          log: quietLog,
+          once: false,
+        }),
+    );
+    t.teardown(close);
+    await once(); // opens the read end
+    const w = openSync(fifo, constants.O_WRONLY | constants.O_NONBLOCK);
+    writeSync(
+      w,
+      "3,7,1,-;I/O error, dev vda, sector 8 op 0x1:(WRITE) flags 0x0 phys_seg 1 prio class 0\n" +
+        " SUBSYSTEM=block\n DEVICE=b8:16\n",
+    );
+    closeSync(w);
+    const o = await once();
+    t.deepEqual(
+      o.faults.map((f) => f.device),
+      ["8:16"],
+      "the dev_t from metadata (no sysfs here), not the text's vda",
+    );
+  },
+);
+
+test(
+  "the device resolver maps ATA ports, SCSI addresses, dev_t numbers and partitions through sysfs " +
+    "(prepared tree), and caches",
+  (t) => {
+    const { dir } = tempDir();
+    const sys = join(dir, "sys");
+    const mk = (p: string) => mkdirSync(join(sys, p), { recursive: true });
+    mk("devices/pci0/ata3/host2/target2:0:0/2:0:0:0/block/sdc/sdc1");
+    writeFileSync(
+      join(sys, "devices/pci0/ata3/host2/target2:0:0/2:0:0:0/block/sdc/sdc1/partition"),
+      "1\n",
+    );
+    mk("block");
+    symlinkSync(
+      join(sys, "devices/pci0/ata3/host2/target2:0:0/2:0:0:0/block/sdc"),
+      join(sys, "block/sdc"),
+    );
+    mk("class/block");
+    symlinkSync(
+      join(sys, "devices/pci0/ata3/host2/target2:0:0/2:0:0:0/block/sdc/sdc1"),
+      join(sys, "class/block/sdc1"),
+    );
+    mk("class/scsi_device/2:0:0:0/device/block/sdc");
+    mk("dev/block");
+    symlinkSync(
+      join(sys, "devices/pci0/ata3/host2/target2:0:0/2:0:0:0/block/sdc"),
+      join(sys, "dev/block/8:32"),
+    );
+    const r = new DeviceResolver(sys);
+    const res = (text: string) => {
+      const c = classify(text);
+      if (!c || "suppressed" in c) throw new Error(`not classified: ${text}`);
+      return r.resolve(c);
+    };
+    t.deepEqual(res("ata3.00: exception Emask 0x0 SAct 0x1 SErr 0x0 action 0x0"), {
+      disk: "sdc",
+      logical: "ata3.00",
+    });
+    t.deepEqual(res("sd 2:0:0:0: rejecting I/O to offline device"), {
+      disk: "sdc",
+      logical: "scsi 2:0:0:0",
+    });
+    t.deepEqual(res("device-mapper: multipath: 253:2: Failing path 8:32."), {
+      disk: "sdc",
+      logical: "8:32",
+    });
+    t.deepEqual(res("Buffer I/O error on dev sdc1, logical block 7, lost sync page write"), {
+      disk: "sdc",
+      logical: "sdc1",
+    });
+    t.deepEqual(
+      res("XFS (dm-3): log I/O error -5"),
+      { disk: "dm-3", logical: null },
+      "unknown to sysfs: the name as printed",
+    );
+    // Record metadata: a partition's dev_t names its disk; an nvme controller's char dev_t its name.
+    symlinkSync(
+      join(sys, "devices/pci0/ata3/host2/target2:0:0/2:0:0:0/block/sdc/sdc1"),
+      join(sys, "dev/block/8:33"),
+    );
+    mk("devices/pci0/nvme/nvme0");
+    mk("dev/char");
+    symlinkSync(join(sys, "devices/pci0/nvme/nvme0"), join(sys, "dev/char/259:1"));
+    const meta = (text: string, m: Record<string, string>) => {
+      const c = classify(text, m);
+      if (!c || "suppressed" in c) throw new Error(`not classified: ${text}`);
+      return r.resolve(c);
+    };
+    t.deepEqual(
+      meta("I/O error, dev vda, sector 8 op 0x1:(WRITE) flags 0x0 phys_seg 1 prio class 0", {
+        SUBSYSTEM: "block",
+        DEVICE: "b8:33",
       }),
-  );
-  t.teardown(close);
-  await once(); // opens the read end
-  const w = openSync(fifo, constants.O_WRONLY | constants.O_NONBLOCK);
-  writeSync(
-    w,
-    "3,7,1,-;I/O error, dev vda, sector 8 op 0x1:(WRITE) flags 0x0 phys_seg 1 prio class 0\n SUBSYSTEM=block\n DEVICE=b8:16\n",
-  );
-  closeSync(w);
-  const o = await once();
-  t.deepEqual(
-    o.faults.map((f) => f.device),
-    ["8:16"],
-    "the dev_t from metadata (no sysfs here), not the text's vda",
-  );
-});
-
-test("the device resolver maps ATA ports, SCSI addresses, dev_t numbers and partitions through sysfs (prepared tree), and caches", (t) => {
-  const { dir } = tempDir();
-  const sys = join(dir, "sys");
-  const mk = (p: string) => mkdirSync(join(sys, p), { recursive: true });
-  mk("devices/pci0/ata3/host2/target2:0:0/2:0:0:0/block/sdc/sdc1");
-  writeFileSync(
-    join(sys, "devices/pci0/ata3/host2/target2:0:0/2:0:0:0/block/sdc/sdc1/partition"),
-    "1\n",
-  );
-  mk("block");
-  symlinkSync(
-    join(sys, "devices/pci0/ata3/host2/target2:0:0/2:0:0:0/block/sdc"),
-    join(sys, "block/sdc"),
-  );
-  mk("class/block");
-  symlinkSync(
-    join(sys, "devices/pci0/ata3/host2/target2:0:0/2:0:0:0/block/sdc/sdc1"),
-    join(sys, "class/block/sdc1"),
-  );
-  mk("class/scsi_device/2:0:0:0/device/block/sdc");
-  mk("dev/block");
-  symlinkSync(
-    join(sys, "devices/pci0/ata3/host2/target2:0:0/2:0:0:0/block/sdc"),
-    join(sys, "dev/block/8:32"),
-  );
-  const r = new DeviceResolver(sys);
-  const res = (text: string) => {
-    const c = classify(text);
-    if (!c || "suppressed" in c) throw new Error(`not classified: ${text}`);
-    return r.resolve(c);
-  };
-  t.deepEqual(res("ata3.00: exception Emask 0x0 SAct 0x1 SErr 0x0 action 0x0"), {
-    disk: "sdc",
-    logical: "ata3.00",
-  });
-  t.deepEqual(res("sd 2:0:0:0: rejecting I/O to offline device"), {
-    disk: "sdc",
-    logical: "scsi 2:0:0:0",
-  });
-  t.deepEqual(res("device-mapper: multipath: 253:2: Failing path 8:32."), {
-    disk: "sdc",
-    logical: "8:32",
-  });
-  t.deepEqual(res("Buffer I/O error on dev sdc1, logical block 7, lost sync page write"), {
-    disk: "sdc",
-    logical: "sdc1",
-  });
-  t.deepEqual(
-    res("XFS (dm-3): log I/O error -5"),
-    { disk: "dm-3", logical: null },
-    "unknown to sysfs: the name as printed",
-  );
-  // Record metadata: a partition's dev_t names its disk; an nvme controller's char dev_t its name.
-  symlinkSync(
-    join(sys, "devices/pci0/ata3/host2/target2:0:0/2:0:0:0/block/sdc/sdc1"),
-    join(sys, "dev/block/8:33"),
-  );
-  mk("devices/pci0/nvme/nvme0");
-  mk("dev/char");
-  symlinkSync(join(sys, "devices/pci0/nvme/nvme0"), join(sys, "dev/char/259:1"));
-  const meta = (text: string, m: Record<string, string>) => {
-    const c = classify(text, m);
-    if (!c || "suppressed" in c) throw new Error(`not classified: ${text}`);
-    return r.resolve(c);
-  };
-  t.deepEqual(
-    meta("I/O error, dev vda, sector 8 op 0x1:(WRITE) flags 0x0 phys_seg 1 prio class 0", {
-      SUBSYSTEM: "block",
-      DEVICE: "b8:33",
-    }),
-    { disk: "sdc", logical: "sdc1" },
-    "metadata, not the text's vda",
-  );
-  t.deepEqual(
-    meta("nvme nvme7: controller is down; will reset: CSTS=0x1", {
-      SUBSYSTEM: "nvme",
-      DEVICE: "c259:1",
-    }),
-    { disk: "nvme0", logical: null },
-  );
-  rmSync(join(sys, "class/scsi_device"), { recursive: true });
-  t.deepEqual(
-    res("sd 2:0:0:0: rejecting I/O to offline device"),
-    { disk: "sdc", logical: "scsi 2:0:0:0" },
-    "cached: a failing device vanishes from sysfs",
-  );
-});
-
-test("the device resolver names /dev/mapper/NAME as its dm-N and 'cciss/c0d0p1' as sysfs spells it (prepared tree)", (t) => {
-  const { dir } = tempDir();
-  const sys = join(dir, "sys");
-  const mk = (p: string) => mkdirSync(join(sys, p), { recursive: true });
-  mk("block");
-  mk("class/block");
-  // dm devices: /sys/block/dm-N -> devices/virtual/block/dm-N, with dm/name.
-  for (const [dm, name] of [
-    ["dm-1", "vg-wal_meta"],
-    ["dm-3", "vg-data"],
-    ["dm-10", "vg-wal"],
-  ] as const) {
-    mk(`devices/virtual/block/${dm}/dm`);
-    writeFileSync(join(sys, `devices/virtual/block/${dm}/dm/name`), `${name}\n`);
-    symlinkSync(join(sys, `devices/virtual/block/${dm}`), join(sys, `block/${dm}`));
-  }
-  // cciss and i2o disks: sysfs turns the kernel's '/' into '!'.
-  for (const [disk, part] of [
-    ["cciss!c0d0", "cciss!c0d0p1"],
-    ["i2o!hda", "i2o!hda1"],
-  ] as const) {
-    const node = `devices/pci0/ctl/block/${disk}`;
-    mk(`${node}/${part}`);
-    writeFileSync(join(sys, `${node}/${part}/partition`), "1\n");
-    symlinkSync(join(sys, node), join(sys, `block/${disk}`));
-    symlinkSync(join(sys, node), join(sys, `class/block/${disk}`));
-    symlinkSync(join(sys, `${node}/${part}`), join(sys, `class/block/${part}`));
-  }
-  const r = new DeviceResolver(sys);
-  const res = (text: string) => {
-    const c = classify(text);
-    if (!c || "suppressed" in c) throw new Error(`not classified: ${text}`);
-    return r.resolve(c);
-  };
-  const errs = "errs: wr 1, rd 0, flush 0, corrupt 0, gen 0";
-  // A btrfs member named by path: charged to the dm-N diskstats labels, by exact name.
-  t.deepEqual(res(`BTRFS error (device dm-3): bdev /dev/mapper/vg-wal ${errs}`), {
-    disk: "dm-10",
-    logical: "mapper/vg-wal",
-  });
-  t.deepEqual(res(`BTRFS error (device dm-10): bdev /dev/mapper/vg-data ${errs}`), {
-    disk: "dm-3",
-    logical: "mapper/vg-data",
-  });
-  t.deepEqual(
-    res(`BTRFS error (device dm-3): bdev /dev/mapper/vg-gone ${errs}`),
-    { disk: "mapper/vg-gone", logical: "mapper/vg-gone" },
-    "no such dm name: as printed",
-  );
-  t.deepEqual(res(`BTRFS error (device dm-3): bdev /dev/dm-10 ${errs}`), {
-    disk: "dm-10",
-    logical: null,
-  });
-  t.deepEqual(res("Buffer I/O error on dev cciss/c0d0p1, logical block 7, lost sync page write"), {
-    disk: "cciss!c0d0",
-    logical: "cciss/c0d0p1",
-  });
-  t.deepEqual(
-    res("I/O error, dev cciss/c0d0, sector 8 op 0x1:(WRITE) flags 0x0 phys_seg 1 prio class 0"),
-    { disk: "cciss!c0d0", logical: null },
-  );
-  // No name rule knows i2o: only sysfs says hda1 is a partition of hda.
-  t.deepEqual(res("Buffer I/O error on dev i2o/hda1, logical block 7, lost sync page write"), {
-    disk: "i2o!hda",
-    logical: "i2o/hda1",
-  });
-});
-
-test("when /dev/kmsg cannot be opened the follower switches to journalctl -k -f -o json, and reads its records", async (t) => {
-  if (!hasCommand("journalctl")) return t.pass("skipped: journalctl not installed");
-  const registry = new Registry();
-  const { once, close } = routed(
-    kmsgSinks(registry),
-    null,
-    () =>
-      new KmsgCollector({
-        kmsgPath: "/nonexistent/kmsg",
-        procPath: "/proc",
-        sysPath: "/sys",
-        facilities: ["kern"],
-        state: null,
-        log: quietLog,
-        once: false,
+      { disk: "sdc", logical: "sdc1" },
+      "metadata, not the text's vda",
+    );
+    t.deepEqual(
+      meta("nvme nvme7: controller is down; will reset: CSTS=0x1", {
+        SUBSYSTEM: "nvme",
+        DEVICE: "c259:1",
       }),
-  );
-  t.teardown(close);
-  const o = await once();
-  t.is(o.source, "journal");
-  t.regex(await registry.metrics(), /stemedb_agent_kernel_log_source\{source="journal"\} 1/);
-  // Journal entries as journald writes them for kernel records (no journald runs on this test machine).
-  t.deepEqual(
-    parseJournalLine(
-      '{"__CURSOR":"s=abc;i=12","MESSAGE":"I/O error, dev sdb, sector 8 op 0x1:(WRITE) flags 0x0 phys_seg 1 prio class 2","PRIORITY":"3","SYSLOG_FACILITY":"0","_TRANSPORT":"kernel","_BOOT_ID":"5daeb7bc6bc54fdf8aa792aa8e44fe53"}',
-    ),
-    {
-      facility: 0,
-      level: 3,
-      text: "I/O error, dev sdb, sector 8 op 0x1:(WRITE) flags 0x0 phys_seg 1 prio class 2",
-      cursor: "s=abc;i=12",
-      meta: {},
-    },
-  );
-  t.is(
-    parseJournalLine('{"MESSAGE":[73,47,79],"SYSLOG_FACILITY":"0","PRIORITY":"3"}')?.text,
-    "I/O",
-    "binary MESSAGE arrays are decoded",
-  );
-  t.like(
-    parseJournalLine(
-      '{"MESSAGE":"testdisk: I/O error, dev sda, sector 0","SYSLOG_FACILITY":"1","PRIORITY":"3"}',
-    ),
-    { facility: 1 },
-    "userspace-injected lines keep their facility, so they are filtered out",
-  );
-  t.like(
-    parseJournalLine(
-      '{"MESSAGE":"sd 2:0:0:0: [sda] Sense Key : Medium Error [current]","SYSLOG_FACILITY":"0","PRIORITY":"6","_KERNEL_SUBSYSTEM":"scsi","_KERNEL_DEVICE":"+scsi:2:0:0:0"}',
-    ),
-    { meta: { SUBSYSTEM: "scsi", DEVICE: "+scsi:2:0:0:0" } },
-    "journald's copy of the record metadata",
-  );
-  t.is(parseJournalLine("not json"), null);
-});
+      { disk: "nvme0", logical: null },
+    );
+    rmSync(join(sys, "class/scsi_device"), { recursive: true });
+    t.deepEqual(
+      res("sd 2:0:0:0: rejecting I/O to offline device"),
+      { disk: "sdc", logical: "scsi 2:0:0:0" },
+      "cached: a failing device vanishes from sysfs",
+    );
+  },
+);
+
+test(
+  "the device resolver names /dev/mapper/NAME as its dm-N and 'cciss/c0d0p1' as sysfs spells it " +
+    "(prepared tree)",
+  (t) => {
+    const { dir } = tempDir();
+    const sys = join(dir, "sys");
+    const mk = (p: string) => mkdirSync(join(sys, p), { recursive: true });
+    mk("block");
+    mk("class/block");
+    // dm devices: /sys/block/dm-N -> devices/virtual/block/dm-N, with dm/name.
+    for (const [dm, name] of [
+      ["dm-1", "vg-wal_meta"],
+      ["dm-3", "vg-data"],
+      ["dm-10", "vg-wal"],
+    ] as const) {
+      mk(`devices/virtual/block/${dm}/dm`);
+      writeFileSync(join(sys, `devices/virtual/block/${dm}/dm/name`), `${name}\n`);
+      symlinkSync(join(sys, `devices/virtual/block/${dm}`), join(sys, `block/${dm}`));
+    }
+    // cciss and i2o disks: sysfs turns the kernel's '/' into '!'.
+    for (const [disk, part] of [
+      ["cciss!c0d0", "cciss!c0d0p1"],
+      ["i2o!hda", "i2o!hda1"],
+    ] as const) {
+      const node = `devices/pci0/ctl/block/${disk}`;
+      mk(`${node}/${part}`);
+      writeFileSync(join(sys, `${node}/${part}/partition`), "1\n");
+      symlinkSync(join(sys, node), join(sys, `block/${disk}`));
+      symlinkSync(join(sys, node), join(sys, `class/block/${disk}`));
+      symlinkSync(join(sys, `${node}/${part}`), join(sys, `class/block/${part}`));
+    }
+    const r = new DeviceResolver(sys);
+    const res = (text: string) => {
+      const c = classify(text);
+      if (!c || "suppressed" in c) throw new Error(`not classified: ${text}`);
+      return r.resolve(c);
+    };
+    const errs = "errs: wr 1, rd 0, flush 0, corrupt 0, gen 0";
+    // A btrfs member named by path: charged to the dm-N diskstats labels, by exact name.
+    t.deepEqual(res(`BTRFS error (device dm-3): bdev /dev/mapper/vg-wal ${errs}`), {
+      disk: "dm-10",
+      logical: "mapper/vg-wal",
+    });
+    t.deepEqual(res(`BTRFS error (device dm-10): bdev /dev/mapper/vg-data ${errs}`), {
+      disk: "dm-3",
+      logical: "mapper/vg-data",
+    });
+    t.deepEqual(
+      res(`BTRFS error (device dm-3): bdev /dev/mapper/vg-gone ${errs}`),
+      { disk: "mapper/vg-gone", logical: "mapper/vg-gone" },
+      "no such dm name: as printed",
+    );
+    t.deepEqual(res(`BTRFS error (device dm-3): bdev /dev/dm-10 ${errs}`), {
+      disk: "dm-10",
+      logical: null,
+    });
+    t.deepEqual(
+      res("Buffer I/O error on dev cciss/c0d0p1, logical block 7, lost sync page write"),
+      {
+        disk: "cciss!c0d0",
+        logical: "cciss/c0d0p1",
+      },
+    );
+    t.deepEqual(
+      res("I/O error, dev cciss/c0d0, sector 8 op 0x1:(WRITE) flags 0x0 phys_seg 1 prio class 0"),
+      { disk: "cciss!c0d0", logical: null },
+    );
+    // No name rule knows i2o: only sysfs says hda1 is a partition of hda.
+    t.deepEqual(res("Buffer I/O error on dev i2o/hda1, logical block 7, lost sync page write"), {
+      disk: "i2o!hda",
+      logical: "i2o/hda1",
+    });
+  },
+);
+
+test(
+  "when /dev/kmsg cannot be opened the follower switches to journalctl -k -f -o json, " +
+    "and reads its records",
+  async (t) => {
+    if (!hasCommand("journalctl")) return t.pass("skipped: journalctl not installed");
+    const registry = new Registry();
+    const { once, close } = routed(
+      kmsgSinks(registry),
+      null,
+      () =>
+        new KmsgCollector({
+          kmsgPath: "/nonexistent/kmsg",
+          procPath: "/proc",
+          sysPath: "/sys",
+          facilities: ["kern"],
+          state: null,
+          log: quietLog,
+          once: false,
+        }),
+    );
+    t.teardown(close);
+    const o = await once();
+    t.is(o.source, "journal");
+    t.regex(await registry.metrics(), /stemedb_agent_kernel_log_source\{source="journal"\} 1/);
+    // Journal entries as journald writes them for kernel records (no journald runs on this test machine).
+    t.deepEqual(
+      parseJournalLine(
+        '{"__CURSOR":"s=abc;i=12","MESSAGE":"I/O error, dev sdb, sector 8 op 0x1:(WRITE) flags 0x0 ' +
+          "phys_seg 1 prio class " +
+          '2","PRIORITY":"3","SYSLOG_FACILITY":"0","_TRANSPORT":"kernel","_BOOT_ID":"5daeb7bc6bc54fdf8aa7' +
+          '92aa8e44fe53"}',
+      ),
+      {
+        facility: 0,
+        level: 3,
+        text: "I/O error, dev sdb, sector 8 op 0x1:(WRITE) flags 0x0 phys_seg 1 prio class 2",
+        cursor: "s=abc;i=12",
+        meta: {},
+      },
+    );
+    t.is(
+      parseJournalLine('{"MESSAGE":[73,47,79],"SYSLOG_FACILITY":"0","PRIORITY":"3"}')?.text,
+      "I/O",
+      "binary MESSAGE arrays are decoded",
+    );
+    t.like(
+      parseJournalLine(
+        '{"MESSAGE":"testdisk: I/O error, dev sda, sector 0","SYSLOG_FACILITY":"1","PRIORITY":"3"}',
+      ),
+      { facility: 1 },
+      "userspace-injected lines keep their facility, so they are filtered out",
+    );
+    t.like(
+      parseJournalLine(
+        '{"MESSAGE":"sd 2:0:0:0: [sda] Sense Key : Medium Error ' +
+          '[current]","SYSLOG_FACILITY":"0","PRIORITY":"6","_KERNEL_SUBSYSTEM":"scsi","_KERNEL_DEVICE":"+' +
+          'scsi:2:0:0:0"}',
+      ),
+      { meta: { SUBSYSTEM: "scsi", DEVICE: "+scsi:2:0:0:0" } },
+      "journald's copy of the record metadata",
+    );
+    t.is(parseJournalLine("not json"), null);
+  },
+);

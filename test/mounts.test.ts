@@ -161,7 +161,8 @@ for (const [fs, opts, expect] of [
       t.regex(
         text,
         new RegExp(
-          `stemedb_agent_mount_finding\\{mountpoint="${lfs.mnt}",option="${e.split(":")[0]}",severity="${e.split(":")[1]}"\\} 1`,
+          `stemedb_agent_mount_finding\\{mountpoint="${lfs.mnt}",option="${e.split(":")[0]}",severity` +
+            `="${e.split(":")[1]}"\\} 1`,
         ),
       );
   });
@@ -217,7 +218,8 @@ test("time to full on a loop filesystem being filled at a steady rate", async (t
     "sh",
     [
       "-c",
-      `i=0; while [ $i -lt 40 ]; do dd if=/dev/zero of=${join(lfs.mnt, "wal")}/seg.$i bs=1M count=2 conv=fsync status=none; i=$((i+1)); sleep 0.25; done`,
+      `i=0; while [ $i -lt 40 ]; do dd if=/dev/zero of=${join(lfs.mnt, "wal")}/seg.$i bs=1M count=2 ` +
+        `conv=fsync status=none; i=$((i+1)); sleep 0.25; done`,
     ],
     { stdio: "ignore" },
   );
@@ -232,7 +234,8 @@ test("time to full on a loop filesystem being filled at a steady rate", async (t
   const eta = m?.full_in_seconds ?? Infinity;
   const avail = m?.space?.avail_bytes ?? 0;
   t.log(
-    `fill rate ${(rate / 1048576).toFixed(1)} MiB/s, ${(avail / 1048576).toFixed(0)} MiB available, full in ${eta.toFixed(0)} s`,
+    `fill rate ${(rate / 1048576).toFixed(1)} MiB/s, ${(avail / 1048576).toFixed(0)} MiB available, ` +
+      `full in ${eta.toFixed(0)} s`,
   );
   t.true(rate > 2 * 1048576 && rate < 20 * 1048576, `rate ${rate}`);
   t.true(Number.isFinite(eta) && Math.abs(eta - avail / rate) < 1);
@@ -243,33 +246,40 @@ test("time to full on a loop filesystem being filled at a steady rate", async (t
   filler.kill("SIGKILL");
 });
 
-test("a read-only remount in the agent's own mount namespace (ProtectSystem=strict) is not reported: PID 1's view decides per-mount flags", (t) => {
-  if (!isRoot || !hasCommand("unshare")) return t.pass("skipped: needs root and unshare");
-  const { dir, cleanup } = tempDir("sa-mntns-");
-  const fs = makeLoopFs(dir, { sizeMiB: 64 });
-  t.teardown(() => (fs.cleanup(), cleanup()));
-  mkdirSync(join(fs.mnt, "wal"));
-  const toml = join(dir, "agent.toml");
-  execFileSync("sh", [
-    "-c",
-    `printf '[agent]\\nstate_dir = "%s"\\n[wal]\\ndir = "%s"\\n[stemedb]\\ndata_dir = "%s"\\n' "${join(dir, "state")}" "${join(fs.mnt, "wal")}" "${fs.mnt}" > ${toml}`,
-  ]);
-  for (const c of ["diskstats", "fsync_probe", "smart", "kmsg", "wal", "procio"])
-    execFileSync("sh", ["-c", `printf '[collectors.${c}]\\nenabled = false\\n' >> ${toml}`]);
-  const once = (remount: boolean) => {
-    // unshare -m makes private mounts: the remount is seen by the agent only, as systemd's sandbox does.
-    const script = `${remount ? `mount -o remount,bind,ro ${fs.mnt} && ` : ""}exec ${process.execPath} ${AGENT_BIN} --once --config ${toml}`;
-    const out = execFileSync("unshare", ["-m", "sh", "-c", script], { encoding: "utf8" });
-    const obs = (JSON.parse(out) as { mounts: { observation: MountsObservation } }).mounts
-      .observation;
-    return obs.mounts.find((m) => m.mountpoint === fs.mnt);
-  };
-  const sandboxed = once(true);
-  t.truthy(sandboxed);
-  t.false(sandboxed?.options.includes("ro"), `options ${sandboxed?.options.join(",")}`);
-  t.false(sandboxed?.findings.some((f) => f.option === "ro"));
-  // Remounted read-only for everyone: reported.
-  execFileSync("mount", ["-o", "remount,ro", fs.mnt]);
-  t.teardown(() => execFileSync("mount", ["-o", "remount,rw", fs.mnt]));
-  t.true(once(false)?.findings.some((f) => f.option === "ro" && f.severity === "crit"));
-});
+test(
+  "a read-only remount in the agent's own mount namespace (ProtectSystem=strict) is not reported: " +
+    "PID 1's view decides per-mount flags",
+  (t) => {
+    if (!isRoot || !hasCommand("unshare")) return t.pass("skipped: needs root and unshare");
+    const { dir, cleanup } = tempDir("sa-mntns-");
+    const fs = makeLoopFs(dir, { sizeMiB: 64 });
+    t.teardown(() => (fs.cleanup(), cleanup()));
+    mkdirSync(join(fs.mnt, "wal"));
+    const toml = join(dir, "agent.toml");
+    execFileSync("sh", [
+      "-c",
+      `printf '[agent]\\nstate_dir = "%s"\\n[wal]\\ndir = "%s"\\n[stemedb]\\ndata_dir = "%s"\\n' ` +
+        `"${join(dir, "state")}" "${join(fs.mnt, "wal")}" "${fs.mnt}" > ${toml}`,
+    ]);
+    for (const c of ["diskstats", "fsync_probe", "smart", "kmsg", "wal", "procio"])
+      execFileSync("sh", ["-c", `printf '[collectors.${c}]\\nenabled = false\\n' >> ${toml}`]);
+    const once = (remount: boolean) => {
+      // unshare -m makes private mounts: the remount is seen by the agent only, as systemd's sandbox does.
+      const script =
+        `${remount ? `mount -o remount,bind,ro ${fs.mnt} && ` : ""}exec ${process.execPath} ${AGENT_BIN} ` +
+        `--once --config ${toml}`;
+      const out = execFileSync("unshare", ["-m", "sh", "-c", script], { encoding: "utf8" });
+      const obs = (JSON.parse(out) as { mounts: { observation: MountsObservation } }).mounts
+        .observation;
+      return obs.mounts.find((m) => m.mountpoint === fs.mnt);
+    };
+    const sandboxed = once(true);
+    t.truthy(sandboxed);
+    t.false(sandboxed?.options.includes("ro"), `options ${sandboxed?.options.join(",")}`);
+    t.false(sandboxed?.findings.some((f) => f.option === "ro"));
+    // Remounted read-only for everyone: reported.
+    execFileSync("mount", ["-o", "remount,ro", fs.mnt]);
+    t.teardown(() => execFileSync("mount", ["-o", "remount,rw", fs.mnt]));
+    t.true(once(false)?.findings.some((f) => f.option === "ro" && f.severity === "crit"));
+  },
+);

@@ -16,7 +16,9 @@ test("--once prints every enabled collector's observation as JSON and exits 0, t
   const file = join(dir, "agent.toml");
   writeFileSync(
     file,
-    `[agent]\nstate_dir = "${join(dir, "state")}"\n[wal]\ndir = "${wal}"\n[collectors.smart]\nenabled = false\n[collectors.kmsg]\nenabled = false\n[collectors.mounts]\nenabled = false\n[collectors.wal]\nenabled = false\n`,
+    `[agent]\nstate_dir = "${join(dir, "state")}"\n[wal]\ndir = "${wal}"\n[collectors.smart]\n` +
+      `enabled = false\n[collectors.kmsg]\nenabled = false\n[collectors.mounts]\nenabled = false\n` +
+      `[collectors.wal]\nenabled = false\n`,
   );
   const r = agentOnce(["--once", "--config", file]);
   t.is(r.code, 0, r.stderr);
@@ -44,7 +46,8 @@ test("--once exits 1 and names the collector and reason on stderr when one fails
   const file = join(dir, "agent.toml");
   writeFileSync(
     file,
-    `[host]\nproc_path = "${join(dir, "no-proc")}"\n${QUIET_COLLECTORS.replace("[collectors.procio]\nenabled = false\n", "")}`,
+    `[host]\nproc_path = "${join(dir, "no-proc")}"\n` +
+      `${QUIET_COLLECTORS.replace("[collectors.procio]\nenabled = false\n", "")}`,
   );
   const r = agentOnce(["--once", "--config", file]);
   t.is(r.code, 1);
@@ -53,19 +56,25 @@ test("--once exits 1 and names the collector and reason on stderr when one fails
   t.false(out["procio"]?.ok);
 });
 
-test("when the configured socket directory cannot be created the agent falls back to the state dir, and agentctl finds it", async (t) => {
-  const { dir } = tempDir();
-  writeFileSync(join(dir, "blocker"), "a file where a directory should be");
-  const a = await startAgent({
-    dir,
-    socket: join(dir, "blocker", "run", "agentctl.sock"),
-    extraToml: QUIET_COLLECTORS,
-  });
-  t.teardown(() => a.stop("SIGKILL"));
-  t.is(a.socket, join(a.stateDir, "agentctl.sock"));
-  t.true(
-    a.logs.some((l) => l["msg"] === "control: configured socket path unusable; using the fallback"),
-  );
-  const r = agentctl(["--config", a.configFile, "status", "--json"]);
-  t.is(r.code, 0, r.stderr);
-});
+test(
+  "when the configured socket directory cannot be created the agent falls back to the state dir, " +
+    "and agentctl finds it",
+  async (t) => {
+    const { dir } = tempDir();
+    writeFileSync(join(dir, "blocker"), "a file where a directory should be");
+    const a = await startAgent({
+      dir,
+      socket: join(dir, "blocker", "run", "agentctl.sock"),
+      extraToml: QUIET_COLLECTORS,
+    });
+    t.teardown(() => a.stop("SIGKILL"));
+    t.is(a.socket, join(a.stateDir, "agentctl.sock"));
+    t.true(
+      a.logs.some(
+        (l) => l["msg"] === "control: configured socket path unusable; using the fallback",
+      ),
+    );
+    const r = agentctl(["--config", a.configFile, "status", "--json"]);
+    t.is(r.code, 0, r.stderr);
+  },
+);

@@ -12,7 +12,8 @@ import { routed, sleep } from "./helpers/quiet.js";
 
 test("/proc/<pid>/io parses; garbage is a reason, not a throw", (t) => {
   const real =
-    "rchar: 16777702\nwchar: 33554432\nsyscr: 20\nsyscw: 512\nread_bytes: 20979712\nwrite_bytes: 41943040\ncancelled_write_bytes: 33554432\n";
+    "rchar: 16777702\nwchar: 33554432\nsyscr: 20\nsyscw: 512\nread_bytes: 20979712\nwrite_bytes: " +
+    "41943040\ncancelled_write_bytes: 33554432\n";
   t.deepEqual(parseProcIo(real), {
     readBytes: 20979712,
     writeBytes: 41943040,
@@ -39,7 +40,8 @@ test("the unit comes from the cgroup v2 path, or from name=systemd on hybrid hos
 
 test("io.stat parses per device, with extra keys ignored and junk skipped", (t) => {
   const m = parseIoStat(
-    "8:0 rbytes=90430464 wbytes=299008000 rios=8950 wios=1252 dbytes=50331648 dios=3021\n259:0 rbytes=1 wbytes=2 rios=3 wios=4 dbytes=0 dios=0 cost.vrate=100.00\nnonsense\n",
+    "8:0 rbytes=90430464 wbytes=299008000 rios=8950 wios=1252 dbytes=50331648 dios=3021\n" +
+      "259:0 rbytes=1 wbytes=2 rios=3 wios=4 dbytes=0 dios=0 cost.vrate=100.00\nnonsense\n",
   );
   t.deepEqual(m.get("8:0"), {
     rbytes: 90430464,
@@ -119,7 +121,10 @@ test("processes exiting mid-scan are normal, not errors", async (t) => {
   await done;
 });
 
-/** A captured-style proc tree: two processes of backup.service, one of another unit, and a cgroup2 mount with io.stat. */
+/**
+ * A captured-style proc tree: two processes of backup.service, one of another unit, and a cgroup2
+ * mount with io.stat.
+ */
 function fakeTree(
   root: string,
   io: { backupA: number; backupB: number; other: number; stat: string },
@@ -148,43 +153,47 @@ function fakeTree(
   return proc;
 }
 
-test("per-unit figures come from io.stat where present, from the processes otherwise; counters only for configured units", async (t) => {
-  const { dir } = tempDir();
-  const proc = fakeTree(dir, {
-    backupA: 0,
-    backupB: 0,
-    other: 0,
-    stat: "7:1 rbytes=0 wbytes=1000 rios=0 wios=1\n",
-  });
-  const { once, registry } = collector(proc, ["backup.service"]);
-  await once();
-  await sleep(200);
-  fakeTree(dir, {
-    backupA: 4_000_000,
-    backupB: 1_000_000,
-    other: 2_000_000,
-    stat: "7:1 rbytes=0 wbytes=8001000 rios=0 wios=90\n254:0 rbytes=5 wbytes=0 rios=1 wios=0\n",
-  });
-  const o = await once();
-  const backup = o.units.find((u) => u.unit === "backup.service");
-  const db = o.units.find((u) => u.unit === "stemedb-api.service");
-  t.is(backup?.source, "io.stat");
-  const secs = o.interval_seconds ?? 1;
-  t.true(
-    Math.abs((backup?.write_bps ?? 0) * secs - 8_000_000) < 1,
-    "io.stat, not the 5 MB its processes dirtied",
-  );
-  t.deepEqual(Object.keys(backup?.devices ?? {}), ["7:1"], "only devices that moved");
-  t.is(db?.source, "processes");
-  t.true(Math.abs((db?.write_bps ?? 0) * secs - 2_000_000) < 1);
-  t.deepEqual(
-    o.top.map((r) => r.comm),
-    ["restic", "stemedb", "gzip"],
-  );
-  const text = await registry.metrics();
-  t.regex(text, /stemedb_agent_unit_written_bytes_total\{unit="backup\.service"\} 8000000/);
-  t.notRegex(text, /unit="stemedb-api\.service"/, "unconfigured units are not exported");
-});
+test(
+  "per-unit figures come from io.stat where present, from the processes otherwise; " +
+    "counters only for configured units",
+  async (t) => {
+    const { dir } = tempDir();
+    const proc = fakeTree(dir, {
+      backupA: 0,
+      backupB: 0,
+      other: 0,
+      stat: "7:1 rbytes=0 wbytes=1000 rios=0 wios=1\n",
+    });
+    const { once, registry } = collector(proc, ["backup.service"]);
+    await once();
+    await sleep(200);
+    fakeTree(dir, {
+      backupA: 4_000_000,
+      backupB: 1_000_000,
+      other: 2_000_000,
+      stat: "7:1 rbytes=0 wbytes=8001000 rios=0 wios=90\n254:0 rbytes=5 wbytes=0 rios=1 wios=0\n",
+    });
+    const o = await once();
+    const backup = o.units.find((u) => u.unit === "backup.service");
+    const db = o.units.find((u) => u.unit === "stemedb-api.service");
+    t.is(backup?.source, "io.stat");
+    const secs = o.interval_seconds ?? 1;
+    t.true(
+      Math.abs((backup?.write_bps ?? 0) * secs - 8_000_000) < 1,
+      "io.stat, not the 5 MB its processes dirtied",
+    );
+    t.deepEqual(Object.keys(backup?.devices ?? {}), ["7:1"], "only devices that moved");
+    t.is(db?.source, "processes");
+    t.true(Math.abs((db?.write_bps ?? 0) * secs - 2_000_000) < 1);
+    t.deepEqual(
+      o.top.map((r) => r.comm),
+      ["restic", "stemedb", "gzip"],
+    );
+    const text = await registry.metrics();
+    t.regex(text, /stemedb_agent_unit_written_bytes_total\{unit="backup\.service"\} 8000000/);
+    t.notRegex(text, /unit="stemedb-api\.service"/, "unconfigured units are not exported");
+  },
+);
 
 test("top_k bounds the list", async (t) => {
   const { dir } = tempDir();

@@ -178,22 +178,26 @@ test("jitter spreads first runs and a changed interval takes effect on update", 
   t.true(times.length >= 5, `ran ${times.length} times after the interval dropped to 50 ms`);
 });
 
-test("slower collectors start at phases of their own, on turns the fast ones wake for: at the defaults no two ever run together", (t) => {
-  // diskstats, fsync_probe, smart, mounts, kmsg, wal, procio at their default intervals.
-  const intervals = [1000, 5000, 600_000, 30_000, 500, 30_000, 5000];
-  const p = phases(intervals);
-  t.deepEqual(p, [0, 500, 1000, 1500, 0, 2000, 2500]);
-  // Over an hour, the second each slow collector runs in: never shared with another slow one.
-  const seen = new Map<number, string>();
-  intervals.forEach((iv, k) => {
-    if (iv <= 1000) return;
-    for (let at = p[k] ?? 0; at < 3_600_000; at += iv) {
-      t.false(seen.has(at), `collector ${k} runs at ${at} ms together with ${seen.get(at)}`);
-      seen.set(at, String(k));
-      t.is(at % 500, 0, "on a turn the 500 ms collector wakes for anyway");
-    }
-  });
-});
+test(
+  "slower collectors start at phases of their own, on turns the fast ones wake for: " +
+    "at the defaults no two ever run together",
+  (t) => {
+    // diskstats, fsync_probe, smart, mounts, kmsg, wal, procio at their default intervals.
+    const intervals = [1000, 5000, 600_000, 30_000, 500, 30_000, 5000];
+    const p = phases(intervals);
+    t.deepEqual(p, [0, 500, 1000, 1500, 0, 2000, 2500]);
+    // Over an hour, the second each slow collector runs in: never shared with another slow one.
+    const seen = new Map<number, string>();
+    intervals.forEach((iv, k) => {
+      if (iv <= 1000) return;
+      for (let at = p[k] ?? 0; at < 3_600_000; at += iv) {
+        t.false(seen.has(at), `collector ${k} runs at ${at} ms together with ${seen.get(at)}`);
+        seen.set(at, String(k));
+        t.is(at % 500, 0, "on a turn the 500 ms collector wakes for anyway");
+      }
+    });
+  },
+);
 
 test("collectors on the same slower cadence run in turns of their own, not in one burst", async (t) => {
   const sched = new Scheduler(new CoreMetrics(), quietLog);

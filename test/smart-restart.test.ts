@@ -73,81 +73,89 @@ function verdictEvents(
   }
 }
 
-test("a rising 199 verdict survives a restart: warn from the persisted rise within growth_window, pass after it, a new rise measured from the persisted count", async (t) => {
-  const { dir } = tempDir();
-  mkdirSync(join(dir, "fx"));
-  mkdirSync(join(dir, "sys", "block"), { recursive: true });
-  const fake = fakeSmartctl(dir, { "/dev/sdc": FIXTURE });
-  const start = () =>
-    startAgent({
-      dir,
-      extraToml: `[host]\nsys_path = "${join(dir, "sys")}"\n[collectors.smart]\nsmartctl = "${fake.path}"\ninterval = "1s"\ngrowth_window = "${WINDOW_S}s"\ndevices = ["/dev/sdc"]\n[collectors.diskstats]\nenabled = false\n[collectors.procio]\nenabled = false\n[collectors.kmsg]\nenabled = false\n`,
-    });
+test(
+  "a rising 199 verdict survives a restart: warn from the persisted rise within growth_window, " +
+    "pass after it, a new rise measured from the persisted count",
+  async (t) => {
+    const { dir } = tempDir();
+    mkdirSync(join(dir, "fx"));
+    mkdirSync(join(dir, "sys", "block"), { recursive: true });
+    const fake = fakeSmartctl(dir, { "/dev/sdc": FIXTURE });
+    const start = () =>
+      startAgent({
+        dir,
+        extraToml:
+          `[host]\nsys_path = "${join(dir, "sys")}"\n[collectors.smart]\nsmartctl = "${fake.path}"\n` +
+          `interval = "1s"\ngrowth_window = "${WINDOW_S}s"\ndevices = ["/dev/sdc"]\n` +
+          `[collectors.diskstats]\nenabled = false\n[collectors.procio]\nenabled = false\n` +
+          `[collectors.kmsg]\nenabled = false\n`,
+      });
 
-  const calls = () => fake.calls();
-  // Run 1: 3 old CRC errors (first look: static rule, pass); then they grow to 5 (rising: warn).
-  const a = await start();
-  t.teardown(() => a.stop("SIGKILL").catch(() => undefined));
-  await polls(calls, 1);
-  fake.set("/dev/sdc", withCrc(dir, 5));
-  await polls(calls, 2);
-  await a.stop("SIGTERM");
-  const rose = Date.now();
+    const calls = () => fake.calls();
+    // Run 1: 3 old CRC errors (first look: static rule, pass); then they grow to 5 (rising: warn).
+    const a = await start();
+    t.teardown(() => a.stop("SIGKILL").catch(() => undefined));
+    await polls(calls, 1);
+    fake.set("/dev/sdc", withCrc(dir, 5));
+    await polls(calls, 2);
+    await a.stop("SIGTERM");
+    const rose = Date.now();
 
-  // Run 2: the count stays at 5. Without the persisted trend this first poll would be a first
-  // look (pass). Kept running until a poll has certainly happened after the window.
-  const b = await start();
-  t.teardown(() => b.stop("SIGKILL").catch(() => undefined));
-  await polls(calls, 3);
-  while (Date.now() - rose < WINDOW_S * 1000 + 12_000) await sleep(200);
-  const shown = (await fetchText(`${b.url}/metrics`)).text;
-  await b.stop("SIGTERM");
+    // Run 2: the count stays at 5. Without the persisted trend this first poll would be a first
+    // look (pass). Kept running until a poll has certainly happened after the window.
+    const b = await start();
+    t.teardown(() => b.stop("SIGKILL").catch(() => undefined));
+    await polls(calls, 3);
+    while (Date.now() - rose < WINDOW_S * 1000 + 12_000) await sleep(200);
+    const shown = (await fetchText(`${b.url}/metrics`)).text;
+    await b.stop("SIGTERM");
 
-  // Run 3: it grows again, by one; measured from the persisted 5.
-  fake.set("/dev/sdc", withCrc(dir, 6));
-  const c = await start();
-  t.teardown(() => c.stop("SIGKILL").catch(() => undefined));
-  await polls(calls, calls().filter((x) => x.endsWith("/dev/sdc")).length + 1);
-  await c.stop("SIGTERM");
+    // Run 3: it grows again, by one; measured from the persisted 5.
+    fake.set("/dev/sdc", withCrc(dir, 6));
+    const c = await start();
+    t.teardown(() => c.stop("SIGKILL").catch(() => undefined));
+    await polls(calls, calls().filter((x) => x.endsWith("/dev/sdc")).length + 1);
+    await c.stop("SIGTERM");
 
-  const ev = verdictEvents(join(dir, "state"));
-  t.deepEqual(
-    ev.map((e) => e.verdict),
-    ["pass", "warn", "warn", "pass", "warn"],
-    JSON.stringify(ev, null, 1),
-  );
-  const [, up, kept, back] = ev;
-  t.true(
-    (kept?.ts ?? Infinity) - (up?.ts ?? 0) < WINDOW_S * 1000,
-    "the restarted agent's warn is within the window of the rise",
-  );
-  t.true(
-    (back?.ts ?? 0) - (up?.ts ?? Infinity) > WINDOW_S * 1000,
-    "pass only once the window has passed",
-  );
-  t.regex(
-    shown,
-    /stemedb_agent_smart_verdict\{device="sdc",verdict="pass"\} 1/,
-    "and /metrics says so",
-  );
-  t.regex(
-    ev[0]?.reason199 ?? "",
-    /^3 UDMA CRC errors .*first look, no history \(static rule: info; warns if it grows within 12 s\)/,
-  );
-  t.regex(ev[1]?.reason199 ?? "", /^5 UDMA CRC errors .*rose by 2 within 12 s \(rising rule/);
-  t.regex(
-    ev[2]?.reason199 ?? "",
-    /^5 UDMA CRC errors .*rose by 2 within 12 s \(rising rule/,
-    "after the restart: the persisted rise",
-  );
-  t.regex(
-    ev[3]?.reason199 ?? "",
-    /^5 UDMA CRC errors .*not grown in \d+ (s|min) watched \(static rule/,
-    "the window has passed",
-  );
-  t.regex(
-    ev[4]?.reason199 ?? "",
-    /^6 UDMA CRC errors .*rose by 1 within 12 s \(rising rule/,
-    "measured from the persisted count",
-  );
-});
+    const ev = verdictEvents(join(dir, "state"));
+    t.deepEqual(
+      ev.map((e) => e.verdict),
+      ["pass", "warn", "warn", "pass", "warn"],
+      JSON.stringify(ev, null, 1),
+    );
+    const [, up, kept, back] = ev;
+    t.true(
+      (kept?.ts ?? Infinity) - (up?.ts ?? 0) < WINDOW_S * 1000,
+      "the restarted agent's warn is within the window of the rise",
+    );
+    t.true(
+      (back?.ts ?? 0) - (up?.ts ?? Infinity) > WINDOW_S * 1000,
+      "pass only once the window has passed",
+    );
+    t.regex(
+      shown,
+      /stemedb_agent_smart_verdict\{device="sdc",verdict="pass"\} 1/,
+      "and /metrics says so",
+    );
+    t.regex(
+      ev[0]?.reason199 ?? "",
+      /^3 UDMA CRC errors .*first look, no history \(static rule: info; warns if it grows within 12 s\)/,
+    );
+    t.regex(ev[1]?.reason199 ?? "", /^5 UDMA CRC errors .*rose by 2 within 12 s \(rising rule/);
+    t.regex(
+      ev[2]?.reason199 ?? "",
+      /^5 UDMA CRC errors .*rose by 2 within 12 s \(rising rule/,
+      "after the restart: the persisted rise",
+    );
+    t.regex(
+      ev[3]?.reason199 ?? "",
+      /^5 UDMA CRC errors .*not grown in \d+ (s|min) watched \(static rule/,
+      "the window has passed",
+    );
+    t.regex(
+      ev[4]?.reason199 ?? "",
+      /^6 UDMA CRC errors .*rose by 1 within 12 s \(rising rule/,
+      "measured from the persisted count",
+    );
+  },
+);

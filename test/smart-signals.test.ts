@@ -260,59 +260,68 @@ test("trend state: a counter that goes down is a new baseline, and malformed sto
   );
 });
 
-test("collector: a CRC count that grows between polls turns the verdict to warn; the wear gauge is exported", async (t) => {
-  const { dir } = tempDir();
-  const base = JSON.parse(
-    readFileSync(
-      join(SMART_FIXTURES, "ata-ssd-crc3-static_intel-s3500-ssdsc2bb480g4_exporter.json"),
-      "utf8",
-    ),
-  ) as {
-    ata_smart_attributes: { table: Array<{ id: number; raw: { value: number; string: string } }> };
-  };
-  const grown = structuredClone(base);
-  for (const a of grown.ata_smart_attributes.table)
-    if (a.id === 199) a.raw = { value: 5, string: "5" };
-  writeFileSync(join(dir, "grown.json"), JSON.stringify(grown));
-  const fake = fakeSmartctl(dir, {
-    "/dev/sdc": "ata-ssd-crc3-static_intel-s3500-ssdsc2bb480g4_exporter.json",
-  });
-  const registry = new Registry();
-  mkdirSync(join(dir, "sys", "block"), { recursive: true });
-  const { col, once } = routed(
-    smartSinks(registry, quietLog),
-    null,
-    (emit) =>
-      new SmartCollector({
-        smartctl: fake.path,
-        isolateWith: null,
-        interval: 1,
-        timeout: 10_000,
-        devices: ["/dev/sdc"],
-        sysPath: join(dir, "sys"),
-        devPath: "/dev",
-        waitForRuns: true,
-        state: null,
-        emit,
-        log: quietLog,
-      }),
-  );
-  t.teardown(() => col.close());
-  t.is((await once()).devices[0]?.verdict, "pass", "3 old CRC errors: static");
-  fake.set("/dev/sdc", join(dir, "grown.json"));
-  await new Promise((r) => setTimeout(r, 5));
-  const d = (await once()).devices[0];
-  t.is(d?.verdict, "warn");
-  t.regex(
-    d?.reasons.find((x) => x.code === "attribute_199")?.message ?? "",
-    /rose by 2 within 7 d/,
-  );
-  t.deepEqual(d?.wear, {
-    percent_used: 5,
-    source: "ATA 233 Media_Wearout_Indicator normalised 95 (life left)",
-  });
-  t.regex(await registry.metrics(), /stemedb_agent_smart_endurance_used_percent\{device="sdc"\} 5/);
-});
+test(
+  "collector: a CRC count that grows between polls turns the verdict to warn; " +
+    "the wear gauge is exported",
+  async (t) => {
+    const { dir } = tempDir();
+    const base = JSON.parse(
+      readFileSync(
+        join(SMART_FIXTURES, "ata-ssd-crc3-static_intel-s3500-ssdsc2bb480g4_exporter.json"),
+        "utf8",
+      ),
+    ) as {
+      ata_smart_attributes: {
+        table: Array<{ id: number; raw: { value: number; string: string } }>;
+      };
+    };
+    const grown = structuredClone(base);
+    for (const a of grown.ata_smart_attributes.table)
+      if (a.id === 199) a.raw = { value: 5, string: "5" };
+    writeFileSync(join(dir, "grown.json"), JSON.stringify(grown));
+    const fake = fakeSmartctl(dir, {
+      "/dev/sdc": "ata-ssd-crc3-static_intel-s3500-ssdsc2bb480g4_exporter.json",
+    });
+    const registry = new Registry();
+    mkdirSync(join(dir, "sys", "block"), { recursive: true });
+    const { col, once } = routed(
+      smartSinks(registry, quietLog),
+      null,
+      (emit) =>
+        new SmartCollector({
+          smartctl: fake.path,
+          isolateWith: null,
+          interval: 1,
+          timeout: 10_000,
+          devices: ["/dev/sdc"],
+          sysPath: join(dir, "sys"),
+          devPath: "/dev",
+          waitForRuns: true,
+          state: null,
+          emit,
+          log: quietLog,
+        }),
+    );
+    t.teardown(() => col.close());
+    t.is((await once()).devices[0]?.verdict, "pass", "3 old CRC errors: static");
+    fake.set("/dev/sdc", join(dir, "grown.json"));
+    await new Promise((r) => setTimeout(r, 5));
+    const d = (await once()).devices[0];
+    t.is(d?.verdict, "warn");
+    t.regex(
+      d?.reasons.find((x) => x.code === "attribute_199")?.message ?? "",
+      /rose by 2 within 7 d/,
+    );
+    t.deepEqual(d?.wear, {
+      percent_used: 5,
+      source: "ATA 233 Media_Wearout_Indicator normalised 95 (life left)",
+    });
+    t.regex(
+      await registry.metrics(),
+      /stemedb_agent_smart_endurance_used_percent\{device="sdc"\} 5/,
+    );
+  },
+);
 
 /** A fixture document with `edit` applied, parsed. */
 function editedDoc(name: string, edit: (d: Record<string, unknown>) => void): SmartReport {
@@ -328,33 +337,37 @@ function editedDoc(name: string, edit: (d: Record<string, unknown>) => void): Sm
 
 const KC400 = "ata-ssd-phison-231-raw74-norm100_kingston-kc400-skc400s371t_exporter.json";
 
-test("Kingston KC400 (Phison): 231 SSD_Life_Left is the raw value (74 % left = 26 % used), not the normalised 100", (t) => {
-  const r = load(KC400);
-  t.true(phisonRaw231(r));
-  const w = enduranceUsed(r);
-  t.is(w?.percentUsed, 26);
-  t.regex(w?.source ?? "", /^ATA 231 SSD_Life_Left raw 74 \(life left; Phison/);
-  t.is(predictiveCounters(r)["percentage_used"], 26);
-  // The A400 (Phison too) has normalised = raw = 98: still 2 % used.
-  t.is(
-    enduranceUsed(load("ata-ssd-exit4-life-left98_kingston-sa400m8120g_exporter.json"))
-      ?.percentUsed,
-    2,
-  );
-  // An installed drivedb without the Phison entry: the Kingston model name still says Phison.
-  const noFamily = editedDoc(KC400, (d) => delete d["model_family"]);
-  t.is(enduranceUsed(noFamily)?.percentUsed, 26);
-  // Worn out: raw 15 left = 85 % used warns, raw 0 fails; a raw that is no percentage is not wear.
-  const at = (raw: number) =>
-    editedDoc(KC400, (d) => {
-      for (const a of (d["ata_smart_attributes"] as { table: Array<Record<string, unknown>> })
-        .table)
-        if (a["id"] === 231) a["raw"] = { value: raw, string: String(raw) };
-    });
-  t.is(reason(at(15), "ata_wear")?.level, "warn");
-  t.is(reason(at(0), "ata_wear")?.level, "fail");
-  t.is(enduranceUsed(at(840)), null);
-});
+test(
+  "Kingston KC400 (Phison): 231 SSD_Life_Left is the raw value (74 % left = 26 % used), " +
+    "not the normalised 100",
+  (t) => {
+    const r = load(KC400);
+    t.true(phisonRaw231(r));
+    const w = enduranceUsed(r);
+    t.is(w?.percentUsed, 26);
+    t.regex(w?.source ?? "", /^ATA 231 SSD_Life_Left raw 74 \(life left; Phison/);
+    t.is(predictiveCounters(r)["percentage_used"], 26);
+    // The A400 (Phison too) has normalised = raw = 98: still 2 % used.
+    t.is(
+      enduranceUsed(load("ata-ssd-exit4-life-left98_kingston-sa400m8120g_exporter.json"))
+        ?.percentUsed,
+      2,
+    );
+    // An installed drivedb without the Phison entry: the Kingston model name still says Phison.
+    const noFamily = editedDoc(KC400, (d) => delete d["model_family"]);
+    t.is(enduranceUsed(noFamily)?.percentUsed, 26);
+    // Worn out: raw 15 left = 85 % used warns, raw 0 fails; a raw that is no percentage is not wear.
+    const at = (raw: number) =>
+      editedDoc(KC400, (d) => {
+        for (const a of (d["ata_smart_attributes"] as { table: Array<Record<string, unknown>> })
+          .table)
+          if (a["id"] === 231) a["raw"] = { value: raw, string: String(raw) };
+      });
+    t.is(reason(at(15), "ata_wear")?.level, "warn");
+    t.is(reason(at(0), "ata_wear")?.level, "fail");
+    t.is(enduranceUsed(at(840)), null);
+  },
+);
 
 test("231 SSD_Life_Left elsewhere (SandForce, Kingston SF-2281 drives) stays the normalised value", (t) => {
   const sandforce = editedDoc(KC400, (d) => {
@@ -372,108 +385,117 @@ test("231 SSD_Life_Left elsewhere (SandForce, Kingston SF-2281 drives) stays the
   t.is(enduranceUsed(worn)?.percentUsed, 90);
 });
 
-test("which rule applies, per counter: count rule for 5/197/198/187/184, NVMe media errors and SCSI, static or rising; growth rule only for 199 and SSD 188; NVMe error-log entries never judged", (t) => {
-  const STATIC = { rising: false, delta: 0, watchedMs: 90 * DAY };
-  const RISING = { rising: true, delta: 2, watchedMs: 90 * DAY };
-  // 5 / 197: non-zero and static for 90 days still warns (not weakened), and says the rule.
-  const failing = load("ata-hdd-FAILING-usbjmicron_hitachi-hds721050dle630_scrutiny.json");
-  for (const [code, key] of [
-    ["attribute_5", "reallocated_sectors"],
-    ["attribute_197", "pending_sectors"],
-  ] as const) {
-    const st = reason(failing, code, { [key]: STATIC });
-    t.is(st?.level, "warn", code);
-    t.regex(st?.message ?? "", /\(count rule: any non-zero count warns, static or not\)$/, code);
-    const up = reason(failing, code, { [key]: RISING });
-    t.is(up?.level, "warn", code);
-    t.regex(up?.message ?? "", /count rule: .*, rose by 2 within 7 d\)$/, code);
-  }
-  const f198 = editedDoc("ata-hdd-reallocated304-passed_st3500418as_exporter.json", (d) => {
-    for (const a of (d["ata_smart_attributes"] as { table: Array<Record<string, unknown>> }).table)
-      if (a["id"] === 198) a["raw"] = { value: 4, string: "4" };
-  });
-  t.is(reason(f198, "attribute_198", { offline_uncorrectable: STATIC })?.level, "warn");
-  t.is(
-    reason(load("ata-hdd-reported-uncorrect-1_hp-mb0500ebncr_exporter.json"), "attribute_187", {
-      reported_uncorrectable: STATIC,
-    })?.level,
-    "warn",
-  );
-  // NVMe media errors: unrecovered data, static is not harmless.
-  const media = load("nvme-media-errors_samsung-970evo_scrutiny.json");
-  const ms = reason(media, "nvme_media_errors", { media_errors: STATIC });
-  t.is(ms?.level, "warn");
-  t.regex(ms?.message ?? "", /unrecovered media errors \(count rule/);
-  t.regex(
-    reason(media, "nvme_media_errors", { media_errors: RISING })?.message ?? "",
-    /rose by 2 within 7 d/,
-  );
-  // NVMe error-log entries: info whether static or rising, and the reason says why.
-  const errlog = load("nvme-healthy-errlog4871-v7.4_sabrent-rocket4_telegraf.json");
-  for (const tr of [STATIC, RISING]) {
-    const e = judge(errlog, { error_log_entries: tr });
-    t.is(e.verdict, "pass");
-    t.is(e.reasons.find((x) => x.code === "nvme_error_log")?.level, "info");
-    t.regex(
-      e.reasons.find((x) => x.code === "nvme_error_log")?.message ?? "",
-      /not judged, static or rising/,
+test(
+  "which rule applies, per counter: count rule for 5/197/198/187/184, NVMe media errors and SCSI, " +
+    "static or rising; growth rule only for 199 and SSD 188; NVMe error-log entries never judged",
+  (t) => {
+    const STATIC = { rising: false, delta: 0, watchedMs: 90 * DAY };
+    const RISING = { rising: true, delta: 2, watchedMs: 90 * DAY };
+    // 5 / 197: non-zero and static for 90 days still warns (not weakened), and says the rule.
+    const failing = load("ata-hdd-FAILING-usbjmicron_hitachi-hds721050dle630_scrutiny.json");
+    for (const [code, key] of [
+      ["attribute_5", "reallocated_sectors"],
+      ["attribute_197", "pending_sectors"],
+    ] as const) {
+      const st = reason(failing, code, { [key]: STATIC });
+      t.is(st?.level, "warn", code);
+      t.regex(st?.message ?? "", /\(count rule: any non-zero count warns, static or not\)$/, code);
+      const up = reason(failing, code, { [key]: RISING });
+      t.is(up?.level, "warn", code);
+      t.regex(up?.message ?? "", /count rule: .*, rose by 2 within 7 d\)$/, code);
+    }
+    const f198 = editedDoc("ata-hdd-reallocated304-passed_st3500418as_exporter.json", (d) => {
+      for (const a of (d["ata_smart_attributes"] as { table: Array<Record<string, unknown>> })
+        .table)
+        if (a["id"] === 198) a["raw"] = { value: 4, string: "4" };
+    });
+    t.is(reason(f198, "attribute_198", { offline_uncorrectable: STATIC })?.level, "warn");
+    t.is(
+      reason(load("ata-hdd-reported-uncorrect-1_hp-mb0500ebncr_exporter.json"), "attribute_187", {
+        reported_uncorrectable: STATIC,
+      })?.level,
+      "warn",
     );
-  }
-  // SCSI grown defects / uncorrected: count rule.
-  const scsi = load("scsi-grown-defects-260-uncorrected_seagate-st373453lc_exporter.json");
-  t.regex(
-    reason(scsi, "scsi_grown_defects", { grown_defects: STATIC })?.message ?? "",
-    /count rule/,
-  );
-  t.is(reason(scsi, "scsi_uncorrected", { uncorrected_errors: STATIC })?.level, "warn");
-  // The growth window in the reasons follows the configured one.
-  const crc = load("ata-hdd-crc-cable-3M_wd2003fyys_exporter.json");
-  t.regex(
-    judge(crc, { udma_crc_errors: RISING }, { growthWindowMs: 90_000 }).reasons.find(
-      (x) => x.code === "attribute_199",
-    )?.message ?? "",
-    /rose by 2 within 2 min \(rising rule/,
-  );
-  t.regex(
-    judge(crc, {}, { growthWindowMs: 12_000 }).reasons.find((x) => x.code === "attribute_199")
-      ?.message ?? "",
-    /first look, no history \(static rule: info; warns if it grows within 12 s\)/,
-  );
-});
+    // NVMe media errors: unrecovered data, static is not harmless.
+    const media = load("nvme-media-errors_samsung-970evo_scrutiny.json");
+    const ms = reason(media, "nvme_media_errors", { media_errors: STATIC });
+    t.is(ms?.level, "warn");
+    t.regex(ms?.message ?? "", /unrecovered media errors \(count rule/);
+    t.regex(
+      reason(media, "nvme_media_errors", { media_errors: RISING })?.message ?? "",
+      /rose by 2 within 7 d/,
+    );
+    // NVMe error-log entries: info whether static or rising, and the reason says why.
+    const errlog = load("nvme-healthy-errlog4871-v7.4_sabrent-rocket4_telegraf.json");
+    for (const tr of [STATIC, RISING]) {
+      const e = judge(errlog, { error_log_entries: tr });
+      t.is(e.verdict, "pass");
+      t.is(e.reasons.find((x) => x.code === "nvme_error_log")?.level, "info");
+      t.regex(
+        e.reasons.find((x) => x.code === "nvme_error_log")?.message ?? "",
+        /not judged, static or rising/,
+      );
+    }
+    // SCSI grown defects / uncorrected: count rule.
+    const scsi = load("scsi-grown-defects-260-uncorrected_seagate-st373453lc_exporter.json");
+    t.regex(
+      reason(scsi, "scsi_grown_defects", { grown_defects: STATIC })?.message ?? "",
+      /count rule/,
+    );
+    t.is(reason(scsi, "scsi_uncorrected", { uncorrected_errors: STATIC })?.level, "warn");
+    // The growth window in the reasons follows the configured one.
+    const crc = load("ata-hdd-crc-cable-3M_wd2003fyys_exporter.json");
+    t.regex(
+      judge(crc, { udma_crc_errors: RISING }, { growthWindowMs: 90_000 }).reasons.find(
+        (x) => x.code === "attribute_199",
+      )?.message ?? "",
+      /rose by 2 within 2 min \(rising rule/,
+    );
+    t.regex(
+      judge(crc, {}, { growthWindowMs: 12_000 }).reasons.find((x) => x.code === "attribute_199")
+        ?.message ?? "",
+      /first look, no history \(static rule: info; warns if it grows within 12 s\)/,
+    );
+  },
+);
 
-test("smart_attribute_raw: every attribute any fixture exports is in its help text and the README, and every listed one is exported by some fixture", async (t) => {
-  const { readdirSync } = await import("node:fs");
-  const files = readdirSync(SMART_FIXTURES).filter(
-    (f) => f.endsWith(".json") && !f.startsWith("scan-"),
-  );
-  const seen = new Set<string>();
-  for (const f of files) {
-    const r = parseSmart(readFileSync(join(SMART_FIXTURES, f), "utf8"));
-    if (!("error" in r)) for (const k of Object.keys(predictiveCounters(r))) seen.add(k);
-  }
-  const listed = EXPORTED_ATTRIBUTES.map(([k]) => k);
-  t.deepEqual(
-    [...seen].filter((k) => !listed.includes(k)),
-    [],
-    "exported but not listed",
-  );
-  t.deepEqual(
-    listed.filter((k) => !seen.has(k)),
-    [],
-    "listed but never exported",
-  );
-  const registry = new Registry();
-  // The help text is the sink's: the collector itself registers no metrics.
-  smartSinks(registry, quietLog);
-  const help =
-    (await registry.getSingleMetric("stemedb_agent_smart_attribute_raw")?.get())?.help ?? "";
-  const readme = readFileSync(new URL("../../README.md", import.meta.url), "utf8");
-  const metricsSection = readme.slice(
-    readme.indexOf("### SMART\n"),
-    readme.indexOf("### Kernel log"),
-  );
-  for (const k of listed) {
-    t.true(new RegExp(`\\b${k} \\(`).test(help), `${k} in the help text: ${help}`);
-    t.true(metricsSection.includes(`\`${k}\``), `${k} in the README's SMART metrics`);
-  }
-});
+test(
+  "smart_attribute_raw: every attribute any fixture exports is in its help text and the README, " +
+    "and every listed one is exported by some fixture",
+  async (t) => {
+    const { readdirSync } = await import("node:fs");
+    const files = readdirSync(SMART_FIXTURES).filter(
+      (f) => f.endsWith(".json") && !f.startsWith("scan-"),
+    );
+    const seen = new Set<string>();
+    for (const f of files) {
+      const r = parseSmart(readFileSync(join(SMART_FIXTURES, f), "utf8"));
+      if (!("error" in r)) for (const k of Object.keys(predictiveCounters(r))) seen.add(k);
+    }
+    const listed = EXPORTED_ATTRIBUTES.map(([k]) => k);
+    t.deepEqual(
+      [...seen].filter((k) => !listed.includes(k)),
+      [],
+      "exported but not listed",
+    );
+    t.deepEqual(
+      listed.filter((k) => !seen.has(k)),
+      [],
+      "listed but never exported",
+    );
+    const registry = new Registry();
+    // The help text is the sink's: the collector itself registers no metrics.
+    smartSinks(registry, quietLog);
+    const help =
+      (await registry.getSingleMetric("stemedb_agent_smart_attribute_raw")?.get())?.help ?? "";
+    const readme = readFileSync(new URL("../../README.md", import.meta.url), "utf8");
+    const metricsSection = readme.slice(
+      readme.indexOf("### SMART\n"),
+      readme.indexOf("### Kernel log"),
+    );
+    for (const k of listed) {
+      t.true(new RegExp(`\\b${k} \\(`).test(help), `${k} in the help text: ${help}`);
+      t.true(metricsSection.includes(`\`${k}\``), `${k} in the README's SMART metrics`);
+    }
+  },
+);

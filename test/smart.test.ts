@@ -218,57 +218,63 @@ test("the exit-status bitmask is decoded bit by bit", (t) => {
 test("big counters are read from their _s twins (128-bit NVMe counters do not fit a JSON number)", (t) => {
   // smartctl writes a >64-bit counter's JSON number truncated and the exact value as "KEY_s".
   const text =
-    '{"smartctl":{"version":[7,4],"exit_status":0},"device":{"name":"/dev/nvme0","type":"nvme","protocol":"NVMe"},"smart_status":{"passed":true},' +
-    '"nvme_smart_health_information_log":{"critical_warning":0,"media_errors":123,"media_errors_s":"18446744073709551739","media_errors_le":[123,0,0,0,0,0,0,0,1]}}';
+    '{"smartctl":{"version":[7,4],"exit_status":0},"device":{"name":"/dev/nvme0","type":"nvme","proto' +
+    'col":"NVMe"},"smart_status":{"passed":true},' +
+    ('"nvme_smart_health_information_log":{"critical_warning":0,"media_errors":123,"media_errors_s":"1' +
+      '8446744073709551739","media_errors_le":[123,0,0,0,0,0,0,0,1]}}');
   const r = parseSmart(text);
   if ("error" in r) return t.fail(r.error);
   t.is(r.nvme?.mediaErrors, Number("18446744073709551739"), "not the truncated 123");
 });
 
-test("a hung smartctl is killed with its process group at the timeout, marks the device unresponsive, and never delays the others", async (t) => {
-  const { dir } = tempDir();
-  const fake = fakeSmartctl(dir, {
-    "/dev/hang": "hang",
-    "/dev/ok": "ata-hdd-healthy_wdc-wuh721818ale6l4_exporter.json",
-  });
-  const { once, col, registry } = smart(dir, fake.path, ["/dev/hang", "/dev/ok"], {
-    timeout: 1000,
-    wait: false,
-  });
-  t.teardown(() => col.close());
-  // Ordering, not a duration (a loaded CI machine makes any time limit flaky): the first tick
-  // comes back before smartctl's timeout has even judged the hung device.
-  const first = await once();
-  t.not(
-    first.devices.find((d) => d.name === "/dev/hang")?.state,
-    "unresponsive",
-    "the tick does not wait for smartctl",
-  );
-  await sleep(400);
-  const early = await once();
-  t.is(
-    early.devices.find((d) => d.name === "/dev/ok")?.verdict,
-    "pass",
-    "the healthy disk's result is there while the other hangs",
-  );
-  const sleeper = Number(readFileSync(fake.hangPidFile, "utf8"));
-  t.true(alive(sleeper));
-  await sleep(1500);
-  const late = await once();
-  const hung = late.devices.find((d) => d.name === "/dev/hang");
-  t.is(hung?.state, "unresponsive");
-  t.regex(hung?.detail ?? "", /did not finish within 1s; killed/);
-  t.false(alive(sleeper), "smartctl's child was killed with the group");
-  t.is(
-    fake.calls().filter((c) => c.endsWith("/dev/hang")).length,
-    1,
-    "never a second smartctl for the same device",
-  );
-  t.regex(
-    await registry.metrics(),
-    /stemedb_agent_smart_collect_state\{device="hang",state="unresponsive"\} 1/,
-  );
-});
+test(
+  "a hung smartctl is killed with its process group at the timeout, marks the device unresponsive, " +
+    "and never delays the others",
+  async (t) => {
+    const { dir } = tempDir();
+    const fake = fakeSmartctl(dir, {
+      "/dev/hang": "hang",
+      "/dev/ok": "ata-hdd-healthy_wdc-wuh721818ale6l4_exporter.json",
+    });
+    const { once, col, registry } = smart(dir, fake.path, ["/dev/hang", "/dev/ok"], {
+      timeout: 1000,
+      wait: false,
+    });
+    t.teardown(() => col.close());
+    // Ordering, not a duration (a loaded CI machine makes any time limit flaky): the first tick
+    // comes back before smartctl's timeout has even judged the hung device.
+    const first = await once();
+    t.not(
+      first.devices.find((d) => d.name === "/dev/hang")?.state,
+      "unresponsive",
+      "the tick does not wait for smartctl",
+    );
+    await sleep(400);
+    const early = await once();
+    t.is(
+      early.devices.find((d) => d.name === "/dev/ok")?.verdict,
+      "pass",
+      "the healthy disk's result is there while the other hangs",
+    );
+    const sleeper = Number(readFileSync(fake.hangPidFile, "utf8"));
+    t.true(alive(sleeper));
+    await sleep(1500);
+    const late = await once();
+    const hung = late.devices.find((d) => d.name === "/dev/hang");
+    t.is(hung?.state, "unresponsive");
+    t.regex(hung?.detail ?? "", /did not finish within 1s; killed/);
+    t.false(alive(sleeper), "smartctl's child was killed with the group");
+    t.is(
+      fake.calls().filter((c) => c.endsWith("/dev/hang")).length,
+      1,
+      "never a second smartctl for the same device",
+    );
+    t.regex(
+      await registry.metrics(),
+      /stemedb_agent_smart_collect_state\{device="hang",state="unresponsive"\} 1/,
+    );
+  },
+);
 
 test("a device found without a type is polled with the type smartctl detected the first time", async (t) => {
   const { dir } = tempDir();
@@ -328,61 +334,67 @@ test("a sleeping disk is standby, not an error, and keeps the verdict it had awa
   t.regex(text, /stemedb_agent_smart_verdict\{device="sdz",verdict="warn"\} 1/);
 });
 
-test("counter increases are remembered across restarts and raise an event with the delta and the time since", async (t) => {
-  const { dir } = tempDir();
-  const base = JSON.parse(
-    readFileSync(
-      join(SMART_FIXTURES, "ata-hdd-reallocated304-passed_st3500418as_exporter.json"),
-      "utf8",
-    ),
-  ) as {
-    ata_smart_attributes: { table: Array<{ id: number; raw: { value: number; string: string } }> };
-  };
-  const grown = structuredClone(base);
-  for (const a of grown.ata_smart_attributes.table)
-    if (a.id === 5) a.raw = { value: 310, string: "310" };
-  mkdirSync(join(dir, "fx"));
-  writeFileSync(join(dir, "fx", "grown.json"), JSON.stringify(grown));
-  const fake = fakeSmartctl(dir, {
-    "/dev/sdq": "ata-hdd-reallocated304-passed_st3500418as_exporter.json",
-  });
-  const open = () =>
-    new HistoryStore({
-      stateDir: join(dir, "state"),
-      retention: defaultRetention(),
-      log: quietLog,
-      metrics: new CoreMetrics(),
+test(
+  "counter increases are remembered across restarts and raise an event with the delta and the " +
+    "time since",
+  async (t) => {
+    const { dir } = tempDir();
+    const base = JSON.parse(
+      readFileSync(
+        join(SMART_FIXTURES, "ata-hdd-reallocated304-passed_st3500418as_exporter.json"),
+        "utf8",
+      ),
+    ) as {
+      ata_smart_attributes: {
+        table: Array<{ id: number; raw: { value: number; string: string } }>;
+      };
+    };
+    const grown = structuredClone(base);
+    for (const a of grown.ata_smart_attributes.table)
+      if (a.id === 5) a.raw = { value: 310, string: "310" };
+    mkdirSync(join(dir, "fx"));
+    writeFileSync(join(dir, "fx", "grown.json"), JSON.stringify(grown));
+    const fake = fakeSmartctl(dir, {
+      "/dev/sdq": "ata-hdd-reallocated304-passed_st3500418as_exporter.json",
     });
+    const open = () =>
+      new HistoryStore({
+        stateDir: join(dir, "state"),
+        retention: defaultRetention(),
+        log: quietLog,
+        metrics: new CoreMetrics(),
+      });
 
-  const h1 = open();
-  const a = smart(dir, fake.path, ["/dev/sdq"], { history: h1 });
-  await a.once();
-  a.col.close();
-  h1.close(); // the agent restarts
+    const h1 = open();
+    const a = smart(dir, fake.path, ["/dev/sdq"], { history: h1 });
+    await a.once();
+    a.col.close();
+    h1.close(); // the agent restarts
 
-  fake.set("/dev/sdq", join(dir, "fx", "grown.json"));
-  const h2 = open();
-  const b = smart(dir, fake.path, ["/dev/sdq"], { history: h2 });
-  await b.once();
-  b.col.close();
-  h2.flush();
-  const ev = withHistoryFile(
-    h2,
-    (db) =>
-      db
-        .prepare("SELECT message, data FROM events WHERE kind = 'smart.counter_increased'")
-        .all() as Array<{ message: string; data: string }>,
-  );
-  h2.close();
-  t.is(ev.length, 1);
-  t.regex(ev[0]?.message ?? "", /reallocated_sectors rose by 6 to 310 in \d+ min/);
-  t.like(JSON.parse(ev[0]?.data ?? "{}"), {
-    attribute: "reallocated_sectors",
-    previous: 304,
-    current: 310,
-    delta: 6,
-  });
-});
+    fake.set("/dev/sdq", join(dir, "fx", "grown.json"));
+    const h2 = open();
+    const b = smart(dir, fake.path, ["/dev/sdq"], { history: h2 });
+    await b.once();
+    b.col.close();
+    h2.flush();
+    const ev = withHistoryFile(
+      h2,
+      (db) =>
+        db
+          .prepare("SELECT message, data FROM events WHERE kind = 'smart.counter_increased'")
+          .all() as Array<{ message: string; data: string }>,
+    );
+    h2.close();
+    t.is(ev.length, 1);
+    t.regex(ev[0]?.message ?? "", /reallocated_sectors rose by 6 to 310 in \d+ min/);
+    t.like(JSON.parse(ev[0]?.data ?? "{}"), {
+      attribute: "reallocated_sectors",
+      previous: 304,
+      current: 310,
+      delta: 6,
+    });
+  },
+);
 
 test("smartctl missing is one clear error, not noise per device", async (t) => {
   const { dir } = tempDir();
@@ -428,93 +440,111 @@ test("the real smartctl on this machine reports its disks as unsupported, cleanl
   t.log(o.devices.map((d) => `${d.name}: ${d.state} (${d.detail})`).join("\n"));
 });
 
-test("through the running agent: SMART series on /metrics, promtool-clean, and a hang never delays the scrape", async (t) => {
-  const { dir } = tempDir();
-  const fake = fakeSmartctl(dir, {
-    "/dev/sda": "ata-hdd-FAILING-usbjmicron_hitachi-hds721050dle630_scrutiny.json",
-    "/dev/nvme0": "nvme-CRITICAL-WARNING-exit8_samsung-mzwll3t2hajq_exporter.json",
-    "/dev/sdb": "scsi-grown-defects-260-uncorrected_seagate-st373453lc_exporter.json",
-    "/dev/sdh": "hang",
-  });
-  mkdirSync(join(dir, "sys", "block"), { recursive: true });
-  const a = await startAgent({
-    extraToml: `[host]\nsys_path = "${join(dir, "sys")}"\n[collectors.smart]\nsmartctl = "${fake.path}"\ntimeout = "30s"\ndevices = ["/dev/sda;sat", "/dev/nvme0;nvme", "/dev/sdb;scsi", "/dev/sdh"]\n[collectors.diskstats]\nenabled = false\n[collectors.procio]\nenabled = false\n[collectors.kmsg]\nenabled = false\n`,
-  });
-  // SIGTERM, not SIGKILL: stopping kills the hung smartctl's process group (systemd would kill the cgroup).
-  t.teardown(() => a.stop("SIGTERM"));
-  let text = "";
-  for (let i = 0; i < 100 && !/device="sdb",verdict="warn"\} 1/.test(text); i++) {
-    await sleep(200);
-    const t0 = performance.now();
-    text = (await fetchText(`${a.url}/metrics`)).text;
-    t.true(performance.now() - t0 < 1000, "a scrape never waits for smartctl");
-  }
-  t.regex(text, /stemedb_agent_smart_verdict\{device="sda",verdict="fail"\} 1/);
-  t.regex(text, /stemedb_agent_smart_verdict\{device="nvme0",verdict="fail"\} 1/);
-  t.regex(
-    text,
-    /stemedb_agent_smart_attribute_raw\{device="sda",attribute="reallocated_sectors"\} 1975/,
-  );
-  t.regex(text, /stemedb_agent_smart_attribute_raw\{device="sdb",attribute="grown_defects"\} 260/);
-  t.regex(text, /stemedb_agent_smart_exit_status\{device="sda"\} 216/);
-  t.regex(
-    text,
-    /stemedb_agent_smart_info\{device="nvme0",type="nvme",protocol="NVMe",model="SAMSUNG MZWLL3T2HAJQ-00005"/,
-  );
-  if (hasCommand("promtool")) {
-    const r = spawnSync("promtool", ["check", "metrics"], { input: text, encoding: "utf8" });
-    t.is(`${r.stdout}${r.stderr}`.trim(), "");
-  }
-});
-
-test("isolate: auto runs smartctl apart only as root under systemd without CAP_SYS_RAWIO; the command keeps smartctl's args and bounds its life", (t) => {
-  const { dir } = tempDir();
-  const proc = (capEff: string) => {
-    const p = join(dir, `proc-${capEff}`);
-    mkdirSync(join(p, "self"), { recursive: true });
-    writeFileSync(
-      join(p, "self", "status"),
-      `Name:\tnode\nCapInh:\t0000000000000000\nCapEff:\t${capEff}\nCapBnd:\t${capEff}\n`,
+test(
+  "through the running agent: SMART series on /metrics, promtool-clean, " +
+    "and a hang never delays the scrape",
+  async (t) => {
+    const { dir } = tempDir();
+    const fake = fakeSmartctl(dir, {
+      "/dev/sda": "ata-hdd-FAILING-usbjmicron_hitachi-hds721050dle630_scrutiny.json",
+      "/dev/nvme0": "nvme-CRITICAL-WARNING-exit8_samsung-mzwll3t2hajq_exporter.json",
+      "/dev/sdb": "scsi-grown-defects-260-uncorrected_seagate-st373453lc_exporter.json",
+      "/dev/sdh": "hang",
+    });
+    mkdirSync(join(dir, "sys", "block"), { recursive: true });
+    const a = await startAgent({
+      extraToml:
+        `[host]\nsys_path = "${join(dir, "sys")}"\n[collectors.smart]\nsmartctl = "${fake.path}"\n` +
+        `timeout = "30s"\ndevices = ["/dev/sda;sat", "/dev/nvme0;nvme", "/dev/sdb;scsi", "/dev/sdh"]\n` +
+        `[collectors.diskstats]\nenabled = false\n[collectors.procio]\nenabled = false\n[collectors.kmsg]\n` +
+        `enabled = false\n`,
+    });
+    // SIGTERM, not SIGKILL: stopping kills the hung smartctl's process group (systemd would kill the cgroup).
+    t.teardown(() => a.stop("SIGTERM"));
+    let text = "";
+    for (let i = 0; i < 100 && !/device="sdb",verdict="warn"\} 1/.test(text); i++) {
+      await sleep(200);
+      const t0 = performance.now();
+      text = (await fetchText(`${a.url}/metrics`)).text;
+      t.true(performance.now() - t0 < 1000, "a scrape never waits for smartctl");
+    }
+    t.regex(text, /stemedb_agent_smart_verdict\{device="sda",verdict="fail"\} 1/);
+    t.regex(text, /stemedb_agent_smart_verdict\{device="nvme0",verdict="fail"\} 1/);
+    t.regex(
+      text,
+      /stemedb_agent_smart_attribute_raw\{device="sda",attribute="reallocated_sectors"\} 1975/,
     );
-    return p;
-  };
-  const hardened = proc("00000000000c0400"); // CAP_SYSLOG, CAP_SYS_PTRACE, CAP_DAC_READ_SEARCH
-  const full = proc("000001ffffffffff");
-  const root = { uid: 0, systemdRunning: true };
-  t.true(shouldIsolate("auto", hardened, root));
-  t.false(
-    shouldIsolate("auto", full, root),
-    "a root agent with every capability runs smartctl itself",
-  );
-  t.false(shouldIsolate("auto", hardened, { uid: 0, systemdRunning: false }), "no systemd to ask");
-  t.false(
-    shouldIsolate("auto", hardened, { uid: 1000, systemdRunning: true }),
-    "not root: PID 1 would ask polkit",
-  );
-  t.false(shouldIsolate("auto", join(dir, "nowhere"), root));
-  t.true(shouldIsolate("always", full, { uid: 1000, systemdRunning: false }));
-  t.false(shouldIsolate("never", hardened, root));
-  const cmd = isolatedCommand(
-    "/usr/bin/systemd-run",
-    "/usr/sbin/smartctl",
-    ["--json=c", "-a", "-n", "standby", "/dev/sda"],
-    60_000,
-  );
-  t.is(cmd.file, "/usr/bin/systemd-run");
-  t.deepEqual(cmd.args.slice(cmd.args.indexOf("--")), [
-    "--",
-    "/usr/sbin/smartctl",
-    "--json=c",
-    "-a",
-    "-n",
-    "standby",
-    "/dev/sda",
-  ]);
-  t.true(cmd.args.includes("--wait") && cmd.args.includes("--pipe"));
-  t.true(cmd.args.includes("RuntimeMaxSec=65"), "a smartctl the agent gave up on still ends");
-  t.true(cmd.args.includes("CapabilityBoundingSet=CAP_SYS_RAWIO CAP_SYS_ADMIN"));
-  t.true(cmd.args.includes("PrivateNetwork=yes") && cmd.args.includes("DevicePolicy=closed"));
-});
+    t.regex(
+      text,
+      /stemedb_agent_smart_attribute_raw\{device="sdb",attribute="grown_defects"\} 260/,
+    );
+    t.regex(text, /stemedb_agent_smart_exit_status\{device="sda"\} 216/);
+    t.regex(
+      text,
+      /stemedb_agent_smart_info\{device="nvme0",type="nvme",protocol="NVMe",model="SAMSUNG MZWLL3T2HAJQ-00005"/,
+    );
+    if (hasCommand("promtool")) {
+      const r = spawnSync("promtool", ["check", "metrics"], { input: text, encoding: "utf8" });
+      t.is(`${r.stdout}${r.stderr}`.trim(), "");
+    }
+  },
+);
+
+test(
+  "isolate: auto runs smartctl apart only as root under systemd without CAP_SYS_RAWIO; " +
+    "the command keeps smartctl's args and bounds its life",
+  (t) => {
+    const { dir } = tempDir();
+    const proc = (capEff: string) => {
+      const p = join(dir, `proc-${capEff}`);
+      mkdirSync(join(p, "self"), { recursive: true });
+      writeFileSync(
+        join(p, "self", "status"),
+        `Name:\tnode\nCapInh:\t0000000000000000\nCapEff:\t${capEff}\nCapBnd:\t${capEff}\n`,
+      );
+      return p;
+    };
+    const hardened = proc("00000000000c0400"); // CAP_SYSLOG, CAP_SYS_PTRACE, CAP_DAC_READ_SEARCH
+    const full = proc("000001ffffffffff");
+    const root = { uid: 0, systemdRunning: true };
+    t.true(shouldIsolate("auto", hardened, root));
+    t.false(
+      shouldIsolate("auto", full, root),
+      "a root agent with every capability runs smartctl itself",
+    );
+    t.false(
+      shouldIsolate("auto", hardened, { uid: 0, systemdRunning: false }),
+      "no systemd to ask",
+    );
+    t.false(
+      shouldIsolate("auto", hardened, { uid: 1000, systemdRunning: true }),
+      "not root: PID 1 would ask polkit",
+    );
+    t.false(shouldIsolate("auto", join(dir, "nowhere"), root));
+    t.true(shouldIsolate("always", full, { uid: 1000, systemdRunning: false }));
+    t.false(shouldIsolate("never", hardened, root));
+    const cmd = isolatedCommand(
+      "/usr/bin/systemd-run",
+      "/usr/sbin/smartctl",
+      ["--json=c", "-a", "-n", "standby", "/dev/sda"],
+      60_000,
+    );
+    t.is(cmd.file, "/usr/bin/systemd-run");
+    t.deepEqual(cmd.args.slice(cmd.args.indexOf("--")), [
+      "--",
+      "/usr/sbin/smartctl",
+      "--json=c",
+      "-a",
+      "-n",
+      "standby",
+      "/dev/sda",
+    ]);
+    t.true(cmd.args.includes("--wait") && cmd.args.includes("--pipe"));
+    t.true(cmd.args.includes("RuntimeMaxSec=65"), "a smartctl the agent gave up on still ends");
+    t.true(cmd.args.includes("CapabilityBoundingSet=CAP_SYS_RAWIO CAP_SYS_ADMIN"));
+    t.true(cmd.args.includes("PrivateNetwork=yes") && cmd.args.includes("DevicePolicy=closed"));
+  },
+);
 
 test("an NVMe critical warning fails the drive even when smartctl's overall status says passed", (t) => {
   // The captured CRITICAL-WARNING drive also fails smart_status, so it cannot show that the

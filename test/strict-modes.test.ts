@@ -156,7 +156,8 @@ test.serial(
 );
 
 test.serial(
-  "a root-owned 0600 config in a private dir under /tmp starts; with umask 022 history.db is 0600 and the state dir 0700",
+  "a root-owned 0600 config in a private dir under /tmp starts; " +
+    "with umask 022 history.db is 0600 and the state dir 0700",
   async (t) => {
     if (why) return t.pass(`skipped: ${why}`);
     const old = process.umask(0o022);

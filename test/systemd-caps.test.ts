@@ -56,8 +56,10 @@ test.after.always(async () => {
   await c?.stop();
 });
 
-const DROP =
-  /^(Type|NotifyAccess|ExecStart|ExecReload|ExecStopPost|WatchdogSec|Restart|RestartSec|RestartPreventExitStatus|TimeoutStartSec)=/;
+const DROP = new RegExp(
+  "^(Type|NotifyAccess|ExecStart|ExecReload|ExecStopPost|WatchdogSec|Restart|RestartSec|" +
+    "RestartPreventExitStatus|TimeoutStartSec)=",
+);
 
 /** The shipped unit as a oneshot running the probe, with `caps` as its bounding set. */
 function probe(name: string, caps: string): Record<string, string> {
@@ -68,7 +70,8 @@ function probe(name: string, caps: string): Record<string, string> {
     .join("\n")
     .replace(
       "[Service]\n",
-      `[Service]\nType=oneshot\nExecStart=/usr/bin/node ${PROBE_IN} ${dbPid} ${WAL}\nStandardOutput=file:/run/${name}.json\n`,
+      `[Service]\nType=oneshot\nExecStart=/usr/bin/node ${PROBE_IN} ${dbPid} ${WAL}\n` +
+        `StandardOutput=file:/run/${name}.json\n`,
     );
   c.writeFile(`/etc/systemd/system/${name}.service`, unit);
   c.sh(`systemctl daemon-reload && systemctl start ${name}.service`);

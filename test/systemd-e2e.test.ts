@@ -55,7 +55,8 @@ test.before(async () => {
   }
   c.sh("umount /proc/sys/kernel/random/boot_id && systemctl restart systemd-journald");
   c.sh(
-    "mkdir -p /run/usr-overlay/upper /run/usr-overlay/work && mount -t overlay overlay -o lowerdir=/usr,upperdir=/run/usr-overlay/upper,workdir=/run/usr-overlay/work /usr",
+    "mkdir -p /run/usr-overlay/upper /run/usr-overlay/work && mount -t overlay overlay -o " +
+      "lowerdir=/usr,upperdir=/run/usr-overlay/upper,workdir=/run/usr-overlay/work /usr",
   );
   // An existing configuration is kept by the installer: count userspace-injected kernel-log lines.
   c.writeFile("/etc/stemedb/agent.toml", '[collectors.kmsg]\nfacilities = ["kern", "user"]\n');
@@ -160,10 +161,13 @@ test.serial(
     const container = c;
     container.writeFile(
       "/etc/prom/prometheus.yml",
-      `global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nrule_files:\n  - ${REPO_ROOT}/monitoring/stemedb-agent.rules.yml\nscrape_configs:\n  - job_name: stemedb-agent\n    static_configs:\n      - targets: ["127.0.0.1:9735"]\n`,
+      `global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nrule_files:\n  - ` +
+        `${REPO_ROOT}/monitoring/stemedb-agent.rules.yml\nscrape_configs:\n  - job_name: stemedb-agent\n` +
+        `    static_configs:\n      - targets: ["127.0.0.1:9735"]\n`,
     );
     container.sh(
-      "systemd-run --unit=prom /usr/bin/prometheus --config.file=/etc/prom/prometheus.yml --storage.tsdb.path=/var/tmp/prom --web.listen-address=127.0.0.1:19090",
+      "systemd-run --unit=prom /usr/bin/prometheus --config.file=/etc/prom/prometheus.yml " +
+        "--storage.tsdb.path=/var/tmp/prom --web.listen-address=127.0.0.1:19090",
     );
     t.teardown(() => container.exec("systemctl", ["stop", "prom.service"]));
     const query = (q: string) => {
@@ -206,7 +210,8 @@ test.serial(
 );
 
 test.serial(
-  "reads the kernel log from the journal under its hardening (no /dev/kmsg): an injected line reaches /metrics and the events",
+  "reads the kernel log from the journal under its hardening (no /dev/kmsg): an injected line reaches " +
+    "/metrics and the events",
   async (t) => {
     t.timeout(90_000);
     if (skip !== null || c === undefined) return t.pass(`skipped: ${skip ?? "no container"}`);
@@ -292,9 +297,10 @@ test.serial(
       container.exec("journalctl", ["--no-pager", "-o", "cat"]).stdout,
       /stemedb-agent: smartctl \(sandboxed\)/,
     );
-    const capBnd = BigInt(
-      `0x${/CapBnd:\s*([0-9a-f]+)/.exec(container.sh(`grep CapBnd /proc/$(systemctl show -p MainPID --value ${UNIT})/status`))?.[1] ?? "ffffffffff"}`,
+    const capLine = container.sh(
+      `grep CapBnd /proc/$(systemctl show -p MainPID --value ${UNIT})/status`,
     );
+    const capBnd = BigInt(`0x${/CapBnd:\s*([0-9a-f]+)/.exec(capLine)?.[1] ?? "ffffffffff"}`);
     t.is((capBnd >> 17n) & 1n, 0n, "no CAP_SYS_RAWIO (bit 17) in the agent's bounding set");
     t.is((capBnd >> 21n) & 1n, 0n, "no CAP_SYS_ADMIN (bit 21)");
     t.log(states.join("\n"));

@@ -222,26 +222,30 @@ async function receive(address: string, n: number, send: () => void): Promise<st
 }
 
 for (const kind of ["abstract", "path"] as const) {
-  test(`the sd_notify addon: ${kind === "abstract" ? "an" : "a"} ${kind} NOTIFY_SOCKET receives each message with our PID as sender`, async (t) => {
-    if (!existsSync("/usr/bin/python3"))
-      return t.pass("skipped: no /usr/bin/python3 for the receiver");
-    const address =
-      kind === "abstract"
-        ? `@stemedb-agent-test-${process.pid}`
-        : join(mkdtempSync(join(tmpdir(), "sdn-")), "notify");
-    const sd = new SystemdNotifier({ env: { NOTIFY_SOCKET: address, WATCHDOG_USEC: "2000000" } });
-    const got = await receive(address, 3, () => {
-      sd.ready("up");
-      sd.watchdog(0);
-      sd.stopping();
-    });
-    t.deepEqual(got, [
-      `${process.pid} 'READY=1\\nSTATUS=up'`,
-      `${process.pid} 'WATCHDOG=1'`,
-      `${process.pid} 'STOPPING=1\\nSTATUS=stopping'`,
-    ]);
-    t.deepEqual(sd.counts, { sent: 3, failed: 0 });
-  });
+  test(
+    `the sd_notify addon: ${kind === "abstract" ? "an" : "a"} ${kind} NOTIFY_SOCKET receives each ` +
+      `message with our PID as sender`,
+    async (t) => {
+      if (!existsSync("/usr/bin/python3"))
+        return t.pass("skipped: no /usr/bin/python3 for the receiver");
+      const address =
+        kind === "abstract"
+          ? `@stemedb-agent-test-${process.pid}`
+          : join(mkdtempSync(join(tmpdir(), "sdn-")), "notify");
+      const sd = new SystemdNotifier({ env: { NOTIFY_SOCKET: address, WATCHDOG_USEC: "2000000" } });
+      const got = await receive(address, 3, () => {
+        sd.ready("up");
+        sd.watchdog(0);
+        sd.stopping();
+      });
+      t.deepEqual(got, [
+        `${process.pid} 'READY=1\\nSTATUS=up'`,
+        `${process.pid} 'WATCHDOG=1'`,
+        `${process.pid} 'STOPPING=1\\nSTATUS=stopping'`,
+      ]);
+      t.deepEqual(sd.counts, { sent: 3, failed: 0 });
+    },
+  );
 }
 
 test("the sd_notify addon: no receiver, relative or overlong address: an errno, never a throw", (t) => {
@@ -271,7 +275,8 @@ test("systemd/agent.toml: loads, equals the embedded defaults, documents every k
     const i = text.indexOf(`#${line}`);
     t.true(
       i > 0,
-      `default not listed in systemd/agent.toml (regenerate: node dist/agent/systemd/config-doc.js > systemd/agent.toml): ${line}`,
+      `default not listed in systemd/agent.toml (regenerate: node dist/agent/systemd/config-doc.js > ` +
+        `systemd/agent.toml): ${line}`,
     );
     t.regex(text[i - 1] ?? "", /^# \S/, `no comment for ${line}`);
   }

@@ -135,31 +135,35 @@ test("compressing keeps owner, group, mode and mtime, and the bytes", async (t) 
   t.is(r.bytes, 64 * 1024);
 });
 
-test("recovery decides from the files alone: a stray .gz.tmp goes, a verified .gz lets the plain copy go, a bad .gz is moved aside", async (t) => {
-  const wal = walDir(4);
-  writeFileSync(join(wal, `${seg(1)}.gz.tmp`), "half written");
-  writeFileSync(join(wal, `${seg(2)}.gz`), gzipSync(readFileSync(join(wal, seg(2)))));
-  writeFileSync(join(wal, `${seg(3)}.gz`), gzipSync(Buffer.from("some other bytes")));
-  const actions = await withDir(wal, (d) => recover(d, [seg(2), seg(3)], [`${seg(1)}.gz.tmp`]));
-  t.deepEqual(
-    actions.map((a) => `${a.kind}:${a.file}`),
-    [
-      `removed_tmp:${seg(1)}.gz.tmp`,
-      `removed_plain_after_verify:${seg(2)}`,
-      `moved_aside_unverifiable_gz:${seg(3)}.gz`,
-    ],
-  );
-  const files = readdirSync(wal).sort();
-  t.true(
-    files.includes(seg(1)) && files.includes(`${seg(2)}.gz`) && files.includes(seg(3)),
-    files.join(","),
-  );
-  t.false(files.includes(seg(2)));
-  t.true(
-    files.some((f) => f.startsWith(`${seg(3)}.gz.unverified-`)),
-    "the bad .gz is kept aside, not deleted",
-  );
-});
+test(
+  "recovery decides from the files alone: a stray .gz.tmp goes, a verified .gz lets the plain copy go, " +
+    "a bad .gz is moved aside",
+  async (t) => {
+    const wal = walDir(4);
+    writeFileSync(join(wal, `${seg(1)}.gz.tmp`), "half written");
+    writeFileSync(join(wal, `${seg(2)}.gz`), gzipSync(readFileSync(join(wal, seg(2)))));
+    writeFileSync(join(wal, `${seg(3)}.gz`), gzipSync(Buffer.from("some other bytes")));
+    const actions = await withDir(wal, (d) => recover(d, [seg(2), seg(3)], [`${seg(1)}.gz.tmp`]));
+    t.deepEqual(
+      actions.map((a) => `${a.kind}:${a.file}`),
+      [
+        `removed_tmp:${seg(1)}.gz.tmp`,
+        `removed_plain_after_verify:${seg(2)}`,
+        `moved_aside_unverifiable_gz:${seg(3)}.gz`,
+      ],
+    );
+    const files = readdirSync(wal).sort();
+    t.true(
+      files.includes(seg(1)) && files.includes(`${seg(2)}.gz`) && files.includes(seg(3)),
+      files.join(","),
+    );
+    t.false(files.includes(seg(2)));
+    t.true(
+      files.some((f) => f.startsWith(`${seg(3)}.gz.unverified-`)),
+      "the bad .gz is kept aside, not deleted",
+    );
+  },
+);
 
 test("a segment modified during compression is detected and left as it was", async (t) => {
   const wal = walDir(2, 4 * 1024 * 1024);
@@ -176,65 +180,72 @@ test("a segment modified during compression is detected and left as it was", asy
   );
 });
 
-test("a nearly full filesystem: no segment is started without its size plus the reserve free, nothing is left behind, the round stops with an event", async (t) => {
-  if (!isRoot) return t.pass("skipped: needs root to mount a small tmpfs");
-  const { dir } = tempDir();
-  const mnt = makeTmpfs(dir, "walfs", "6m", t.teardown.bind(t));
-  const wal = join(mnt, "wal");
-  mkdirSync(wal);
-  const { randomBytes } = await import("node:crypto");
-  const old = Date.now() / 1000 - 7200;
-  for (let i = 1; i <= 5; i++) {
-    writeFileSync(join(wal, seg(i)), randomBytes(1100 * 1024)); // incompressible: a .gz needs as much room again
-    utimesSync(join(wal, seg(i)), old + i, old + i);
-  }
-  await t.throwsAsync(compressAt(join(wal, seg(1)), 6, 0, { reserve: 64 * 1024 }), {
-    code: "NoSpace",
-  });
-  t.deepEqual(
-    readdirSync(wal).filter((f) => f.includes(".gz")),
-    [],
-  );
-  t.is(statSync(join(wal, seg(1))).size, 1100 * 1024);
+test(
+  "a nearly full filesystem: no segment is started without its size plus the reserve free, " +
+    "nothing is left behind, the round stops with an event",
+  async (t) => {
+    if (!isRoot) return t.pass("skipped: needs root to mount a small tmpfs");
+    const { dir } = tempDir();
+    const mnt = makeTmpfs(dir, "walfs", "6m", t.teardown.bind(t));
+    const wal = join(mnt, "wal");
+    mkdirSync(wal);
+    const { randomBytes } = await import("node:crypto");
+    const old = Date.now() / 1000 - 7200;
+    for (let i = 1; i <= 5; i++) {
+      writeFileSync(join(wal, seg(i)), randomBytes(1100 * 1024)); // incompressible: a .gz needs as much room again
+      utimesSync(join(wal, seg(i)), old + i, old + i);
+    }
+    await t.throwsAsync(compressAt(join(wal, seg(1)), 6, 0, { reserve: 64 * 1024 }), {
+      code: "NoSpace",
+    });
+    t.deepEqual(
+      readdirSync(wal).filter((f) => f.includes(".gz")),
+      [],
+    );
+    t.is(statSync(join(wal, seg(1))).size, 1100 * 1024);
 
-  const a = await startAgent({
-    extraToml: `[wal]\ndir = "${wal}"\n[remediators.wal_compress]\nmode = "on"\nkeep_uncompressed = 1\nmin_age = "0"\npause_fsync_above = "10s"\ncooldown = "1h"\nreserve = "1MiB"\n${QUIET_COLLECTORS.replace("[collectors.wal]\nenabled = false\n", "")}`,
-  });
-  t.teardown(() => a.stop("SIGKILL"));
-  await a.waitForLog((l) => String(l["msg"]).startsWith("stopped compressing at"), 15_000);
-  const r = JSON.parse(agentctl(["--socket", a.socket, "remediations", "--json"]).stdout) as {
-    remediators: Array<{ breaker_open: boolean; last_decision: string }>;
-    journal: Array<{ state: string; target: string }>;
-  };
-  t.false(r.remediators[0]?.breaker_open, "a full filesystem is not a fault of the remediator");
-  t.deepEqual(
-    r.journal.map((j) => j.state),
-    ["aborted"],
-    "one attempt, then the round stops",
-  );
-  t.deepEqual(
-    readdirSync(wal).filter((f) => f.includes(".gz")),
-    [],
-    "nothing half-written left behind",
-  );
-  t.regex(
-    agentctl(["--socket", a.socket, "status"]).stdout,
-    /^WARN\s+remediation\s+wal_compress: stopped, free space short on the WAL filesystem at segment\.1\.wal/m,
-  );
-  let diag = "";
-  for (let i = 0; i < 30 && !/wal_compress stopped: free space short/.test(diag); i++) {
-    await sleep(200); // the WAL inventory comes with the collector's first run
-    diag = agentctl(["--socket", a.socket, "diagnose"]).stdout;
-  }
-  t.regex(
-    diag,
-    /2\. ls wal\/: what can be compressed\n\s+.*wal_compress stopped: free space short/,
-  );
-  const events =
-    agentctl(["--socket", a.socket, "events", "--class", "agent", "--json"]).stdout +
-    agentctl(["--socket", a.socket, "events", "--json"]).stdout;
-  t.regex(events, /no_space/);
-});
+    const a = await startAgent({
+      extraToml:
+        `[wal]\ndir = "${wal}"\n[remediators.wal_compress]\nmode = "on"\nkeep_uncompressed = 1\n` +
+        `min_age = "0"\npause_fsync_above = "10s"\ncooldown = "1h"\nreserve = "1MiB"\n` +
+        `${QUIET_COLLECTORS.replace("[collectors.wal]\nenabled = false\n", "")}`,
+    });
+    t.teardown(() => a.stop("SIGKILL"));
+    await a.waitForLog((l) => String(l["msg"]).startsWith("stopped compressing at"), 15_000);
+    const r = JSON.parse(agentctl(["--socket", a.socket, "remediations", "--json"]).stdout) as {
+      remediators: Array<{ breaker_open: boolean; last_decision: string }>;
+      journal: Array<{ state: string; target: string }>;
+    };
+    t.false(r.remediators[0]?.breaker_open, "a full filesystem is not a fault of the remediator");
+    t.deepEqual(
+      r.journal.map((j) => j.state),
+      ["aborted"],
+      "one attempt, then the round stops",
+    );
+    t.deepEqual(
+      readdirSync(wal).filter((f) => f.includes(".gz")),
+      [],
+      "nothing half-written left behind",
+    );
+    t.regex(
+      agentctl(["--socket", a.socket, "status"]).stdout,
+      /^WARN\s+remediation\s+wal_compress: stopped, free space short on the WAL filesystem at segment\.1\.wal/m,
+    );
+    let diag = "";
+    for (let i = 0; i < 30 && !/wal_compress stopped: free space short/.test(diag); i++) {
+      await sleep(200); // the WAL inventory comes with the collector's first run
+      diag = agentctl(["--socket", a.socket, "diagnose"]).stdout;
+    }
+    t.regex(
+      diag,
+      /2\. ls wal\/: what can be compressed\n\s+.*wal_compress stopped: free space short/,
+    );
+    const events =
+      agentctl(["--socket", a.socket, "events", "--class", "agent", "--json"]).stdout +
+      agentctl(["--socket", a.socket, "events", "--json"]).stdout;
+    t.regex(events, /no_space/);
+  },
+);
 
 test("three real failures open the breaker, which holds until reset", async (t) => {
   if (!isRoot) return t.pass("skipped: needs root to mount a tmpfs");
@@ -249,7 +260,10 @@ test("three real failures open the breaker, which holds until reset", async (t) 
   }
   execFileSync("mount", ["-o", "remount,ro", mnt]); // EROFS on the temporary: a real failure
   const a = await startAgent({
-    extraToml: `[wal]\ndir = "${wal}"\n[remediators.wal_compress]\nmode = "on"\nkeep_uncompressed = 1\nmin_age = "0"\npause_fsync_above = "10s"\ncooldown = "200ms"\nbreaker_after = 3\nreserve = "0"\n${QUIET_COLLECTORS}`,
+    extraToml:
+      `[wal]\ndir = "${wal}"\n[remediators.wal_compress]\nmode = "on"\nkeep_uncompressed = 1\n` +
+      `min_age = "0"\npause_fsync_above = "10s"\ncooldown = "200ms"\nbreaker_after = 3\nreserve = "0"\n` +
+      `${QUIET_COLLECTORS}`,
   });
   t.teardown(() => a.stop("SIGKILL"));
   await a.waitForLog(
@@ -295,7 +309,9 @@ test("a symlink named like a segment is never touched, nor its target", async (t
   writeFileSync(target, "not a segment");
   symlinkSync(target, join(wal, seg(0)));
   const a = await startAgent({
-    extraToml: `[wal]\ndir = "${wal}"\n[remediators.wal_compress]\nmode = "on"\nmin_age = "0"\npause_fsync_above = "10s"\n${QUIET_COLLECTORS}`,
+    extraToml:
+      `[wal]\ndir = "${wal}"\n[remediators.wal_compress]\nmode = "on"\nmin_age = "0"\n` +
+      `pause_fsync_above = "10s"\n${QUIET_COLLECTORS}`,
   });
   t.teardown(() => a.stop("SIGKILL"));
   // 25 segments, the newest 20 kept (the active one among them): 5 to compress.
@@ -355,7 +371,9 @@ test("undo puts a compressed segment back, byte for byte, through the root-only 
   const original = readFileSync(join(wal, seg(1)));
   const before = statSync(join(wal, seg(1)));
   const a = await startAgent({
-    extraToml: `[wal]\ndir = "${wal}"\n[remediators.wal_compress]\nmode = "on"\nmin_age = "0"\npause_fsync_above = "10s"\n${QUIET_COLLECTORS}`,
+    extraToml:
+      `[wal]\ndir = "${wal}"\n[remediators.wal_compress]\nmode = "on"\nmin_age = "0"\n` +
+      `pause_fsync_above = "10s"\n${QUIET_COLLECTORS}`,
   });
   t.teardown(() => a.stop("SIGKILL"));
   // The whole round first (all but the newest 20 of 25): an undo while it still runs would not

@@ -222,7 +222,11 @@ test.serial(
     if (skip(t)) return;
     const s = setup(2);
     runAsUser(["ln", "-s", s.secret, join(s.wal, ".stemedb-agent-fsync-probe")]);
-    const probeToml = `[wal]\ndir = "${s.wal}"\n${QUIET_COLLECTORS.replace("[collectors.fsync_probe]\nenabled = false\n", '[collectors.fsync_probe]\ninterval = "1s"\n')}`;
+    const probeCollectors = QUIET_COLLECTORS.replace(
+      "[collectors.fsync_probe]\nenabled = false\n",
+      '[collectors.fsync_probe]\ninterval = "1s"\n',
+    );
+    const probeToml = `[wal]\ndir = "${s.wal}"\n${probeCollectors}`;
     const a = await startAgent({ extraToml: probeToml });
     t.teardown(() => a.stop("SIGKILL"));
     const probe = join(s.wal, ".stemedb-agent-fsync-probe");
@@ -316,7 +320,8 @@ function buildRacer(dir: string): string {
 }
 
 test.serial(
-  "a segment swapped with a link to a root-only file (renameat2 exchange) while it is compressed: no root-only byte ever reaches a .gz",
+  "a segment swapped with a link to a root-only file (renameat2 exchange) while it is compressed: no " +
+    "root-only byte ever reaches a .gz",
   async (t) => {
     if (skip(t)) return;
     const s = setup(6);
@@ -458,7 +463,8 @@ test.serial(
 );
 
 test.serial(
-  "an incompressible segment: the temporary is abandoned past max_ratio, the segment left plain and not tried again until it changes",
+  "an incompressible segment: the temporary is abandoned past max_ratio, the segment left plain and " +
+    "not tried again until it changes",
   async (t) => {
     if (skip(t)) return;
     const s = setup(3, (i) => (i === 1 ? randomBytes(512 * 1024) : walBytes(i)));
@@ -600,7 +606,8 @@ test.serial(
 );
 
 test.serial(
-  "the order of the filesystem calls, as the kernel saw them: temporary fsynced, renamed, directory fsynced, then the unlink, then the directory again",
+  "the order of the filesystem calls, as the kernel saw them: temporary fsynced, renamed, directory " +
+    "fsynced, then the unlink, then the directory again",
   (t) => {
     if (!hasCommand("strace")) return t.pass("skipped: strace is not installed");
     const { dir } = tempDir();
@@ -614,9 +621,12 @@ test.serial(
       `
 import { statSync } from "node:fs";
 import { withDir } from "${dist}core/safefs.js";
-import { compressSegment } from "${dist}remediators/wal_compress/steps.js";
-const p = "${join(wal, seg(1))}";
-await withDir("${wal}", (d) => compressSegment(d, "${seg(1)}", statSync(p), { level: 1, bytesPerSecond: 0, maxRatio: 1, reserve: 0 }));
+import { ` +
+        `compressSegment } from "${dist}remediators/wal_compress/steps.js";
+const p = ` +
+        `"${join(wal, seg(1))}";
+await withDir("${wal}", (d) => compressSegment(d, "${seg(1)}", ` +
+        `statSync(p), { level: 1, bytesPerSecond: 0, maxRatio: 1, reserve: 0 }));
 `,
     );
     const out = join(dir, "trace");

@@ -203,25 +203,29 @@ test("a stalled WAL: the active segment not written while a stemedb process is a
   t.deepEqual(kinds(await once()), []);
 });
 
-test("a name changing in the directory triggers a rescan before the interval, a write into a segment does not; rotations and write rate are measured", async (t) => {
-  const dir = walDir(3);
-  const { once, col, registry } = collector(dir, { rescanMs: 3_600_000 });
-  t.teardown(() => col.close());
-  t.true((await once()).scanned);
-  await sleep(1100); // the directory's mtime is now older than the coarse-clock guard
-  t.true((await once()).scanned, "one more rescan while the first stamp was young");
-  t.false((await once()).scanned, "nothing changed: no rescan");
-  appendFileSync(join(dir, seg(3)), Buffer.alloc(100_000)); // the database writes
-  t.false((await once()).scanned, "a write into a segment is no reason to rescan");
-  writeFileSync(join(dir, seg(4)), Buffer.alloc(50_000));
-  writeFileSync(join(dir, seg(5)), Buffer.alloc(1000));
-  await sleep(50); // a rate needs time between two ticks (CI ran them within one millisecond)
-  const o = await once();
-  t.true(o.scanned, "rescanned because names changed, long before the hour");
-  t.is(o.active?.name, seg(5));
-  t.true((o.active?.bytes_per_second ?? 0) > 0);
-  t.regex(await registry.metrics(), /stemedb_agent_wal_rotations_total 2/);
-});
+test(
+  "a name changing in the directory triggers a rescan before the interval, " +
+    "a write into a segment does not; rotations and write rate are measured",
+  async (t) => {
+    const dir = walDir(3);
+    const { once, col, registry } = collector(dir, { rescanMs: 3_600_000 });
+    t.teardown(() => col.close());
+    t.true((await once()).scanned);
+    await sleep(1100); // the directory's mtime is now older than the coarse-clock guard
+    t.true((await once()).scanned, "one more rescan while the first stamp was young");
+    t.false((await once()).scanned, "nothing changed: no rescan");
+    appendFileSync(join(dir, seg(3)), Buffer.alloc(100_000)); // the database writes
+    t.false((await once()).scanned, "a write into a segment is no reason to rescan");
+    writeFileSync(join(dir, seg(4)), Buffer.alloc(50_000));
+    writeFileSync(join(dir, seg(5)), Buffer.alloc(1000));
+    await sleep(50); // a rate needs time between two ticks (CI ran them within one millisecond)
+    const o = await once();
+    t.true(o.scanned, "rescanned because names changed, long before the hour");
+    t.is(o.active?.name, seg(5));
+    t.true((o.active?.bytes_per_second ?? 0) > 0);
+    t.regex(await registry.metrics(), /stemedb_agent_wal_rotations_total 2/);
+  },
+);
 
 test("the optional verifier runs once per sealed segment and its rejections are findings", async (t) => {
   const dir = walDir(4);
@@ -229,7 +233,9 @@ test("the optional verifier runs once per sealed segment and its rejections are 
   // The segment comes open on stdin ({} is /dev/stdin), its name in STEMEDB_WAL_SEGMENT.
   writeFileSync(
     script,
-    `#!/bin/sh\n[ "$1" = /dev/stdin ] && [ "$(wc -c < "$1")" -gt 0 ] || exit 9\necho "$STEMEDB_WAL_SEGMENT" >> ${join(dir, "..", "verified.log")}\ncase "$STEMEDB_WAL_SEGMENT" in *0002.wal) exit 3;; esac\nexit 0\n`,
+    `#!/bin/sh\n[ "$1" = /dev/stdin ] && [ "$(wc -c < "$1")" -gt 0 ] || exit 9\n` +
+      `echo "$STEMEDB_WAL_SEGMENT" >> ${join(dir, "..", "verified.log")}\n` +
+      `case "$STEMEDB_WAL_SEGMENT" in *0002.wal) exit 3;; esac\nexit 0\n`,
   );
   chmodSync(script, 0o755);
   const { once, col } = collector(dir, { verifyCommand: `${script} {}` });
@@ -254,37 +260,41 @@ test("the optional verifier runs once per sealed segment and its rejections are 
   );
 });
 
-test("the database's own WAL fsync view is scraped from a real HTTP endpoint; a dead endpoint is a finding, not a crash", async (t) => {
-  const body = [
-    "# HELP stemedb_wal_fsync_duration_seconds WAL fsync latency.",
-    "# TYPE stemedb_wal_fsync_duration_seconds summary",
-    'stemedb_wal_fsync_duration_seconds{quantile="0.5"} 0.0021',
-    'stemedb_wal_fsync_duration_seconds{quantile="0.99"} 0.142',
-    "stemedb_wal_fsync_duration_seconds_sum 48.2",
-    "stemedb_wal_fsync_duration_seconds_count 12000",
-    "# TYPE stemedb_wal_fsync_errors_total counter",
-    "stemedb_wal_fsync_errors_total 3",
-    "",
-  ].join("\n");
-  const srv = createServer((_, res) =>
-    res.writeHead(200, { "content-type": "text/plain; version=0.0.4" }).end(body),
-  );
-  await new Promise<void>((r) => srv.listen(0, "127.0.0.1", () => r()));
-  t.teardown(() => srv.close());
-  const url = `http://127.0.0.1:${(srv.address() as AddressInfo).port}/metrics`;
-  const dir = walDir(3);
-  const { once, col, registry } = collector(dir, { dbMetricsUrl: url });
-  t.teardown(() => col.close());
-  const o = await once();
-  t.like(o.database, { ok: true, p99: 0.142, errors: 3, count: 12000 });
-  t.regex(await registry.metrics(), /stemedb_agent_db_wal_fsync_p99_seconds 0\.142/);
-  const dead = collector(dir, { dbMetricsUrl: "http://127.0.0.1:1/metrics" });
-  t.teardown(() => dead.col.close());
-  const d = await dead.once();
-  t.like(d.database, { ok: false });
-  t.deepEqual(kinds(d), ["db_metrics_unreachable"]);
-  t.regex((d.database as { error: string }).error, /127\.0\.0\.1:1/);
-});
+test(
+  "the database's own WAL fsync view is scraped from a real HTTP endpoint; " +
+    "a dead endpoint is a finding, not a crash",
+  async (t) => {
+    const body = [
+      "# HELP stemedb_wal_fsync_duration_seconds WAL fsync latency.",
+      "# TYPE stemedb_wal_fsync_duration_seconds summary",
+      'stemedb_wal_fsync_duration_seconds{quantile="0.5"} 0.0021',
+      'stemedb_wal_fsync_duration_seconds{quantile="0.99"} 0.142',
+      "stemedb_wal_fsync_duration_seconds_sum 48.2",
+      "stemedb_wal_fsync_duration_seconds_count 12000",
+      "# TYPE stemedb_wal_fsync_errors_total counter",
+      "stemedb_wal_fsync_errors_total 3",
+      "",
+    ].join("\n");
+    const srv = createServer((_, res) =>
+      res.writeHead(200, { "content-type": "text/plain; version=0.0.4" }).end(body),
+    );
+    await new Promise<void>((r) => srv.listen(0, "127.0.0.1", () => r()));
+    t.teardown(() => srv.close());
+    const url = `http://127.0.0.1:${(srv.address() as AddressInfo).port}/metrics`;
+    const dir = walDir(3);
+    const { once, col, registry } = collector(dir, { dbMetricsUrl: url });
+    t.teardown(() => col.close());
+    const o = await once();
+    t.like(o.database, { ok: true, p99: 0.142, errors: 3, count: 12000 });
+    t.regex(await registry.metrics(), /stemedb_agent_db_wal_fsync_p99_seconds 0\.142/);
+    const dead = collector(dir, { dbMetricsUrl: "http://127.0.0.1:1/metrics" });
+    t.teardown(() => dead.col.close());
+    const d = await dead.once();
+    t.like(d.database, { ok: false });
+    t.deepEqual(kinds(d), ["db_metrics_unreachable"]);
+    t.regex((d.database as { error: string }).error, /127\.0\.0\.1:1/);
+  },
+);
 
 test("a histogram exposition gives p99 as the upper bound of its bucket", (t) => {
   const text = [
@@ -303,7 +313,9 @@ test("through the running agent: a WAL directory of a few hundred segments on /m
   const dir = walDir(300);
   unlinkSync(join(dir, seg(77)));
   const a = await startAgent({
-    extraToml: `[wal]\ndir = "${dir}"\n[collectors.diskstats]\nenabled = false\n[collectors.smart]\nenabled = false\n[collectors.procio]\nenabled = false\n[collectors.kmsg]\nenabled = false\n`,
+    extraToml:
+      `[wal]\ndir = "${dir}"\n[collectors.diskstats]\nenabled = false\n[collectors.smart]\n` +
+      `enabled = false\n[collectors.procio]\nenabled = false\n[collectors.kmsg]\nenabled = false\n`,
   });
   t.teardown(() => a.stop("SIGKILL"));
   let text = "";

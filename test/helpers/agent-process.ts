@@ -65,7 +65,9 @@ export function writeConfig(dir: string, opts: StartOptions = {}): string {
   const file = join(dir, "agent.toml");
   writeFileSync(
     file,
-    `[agent]\nlisten = "127.0.0.1:0"\nstate_dir = "${join(dir, "state")}"\ncontrol_socket = "${opts.socket ?? join(dir, "ctl.sock")}"\nlog_level = "debug"\n${opts.agentToml ?? ""}\n${opts.extraToml ?? ""}`,
+    `[agent]\nlisten = "127.0.0.1:0"\nstate_dir = "${join(dir, "state")}"\n` +
+      `control_socket = "${opts.socket ?? join(dir, "ctl.sock")}"\nlog_level = "debug"\n` +
+      `${opts.agentToml ?? ""}\n${opts.extraToml ?? ""}`,
   );
   if (opts.configMode !== undefined) chmodSync(file, opts.configMode);
   return file;
@@ -119,7 +121,8 @@ export async function startAgent(opts: StartOptions = {}): Promise<RunningAgent>
         () =>
           reject(
             new Error(
-              `log line not seen within ${timeoutMs} ms; stderr: ${stderr.join("")}; logs: ${logs.map((l) => l["msg"]).join(" | ")}`,
+              `log line not seen within ${timeoutMs} ms; stderr: ${stderr.join("")}; logs: ` +
+                `${logs.map((l) => l["msg"]).join(" | ")}`,
             ),
           ),
         timeoutMs,

@@ -158,7 +158,8 @@ export async function bootContainer(opts: ContainerOptions): Promise<Container> 
   if (exited || pid === 0 || Date.now() >= deadline) {
     kill();
     throw new Error(
-      `container ${opts.name} did not boot (init ${pid || "not found"}, is-system-running: ${state}): ${out.slice(-2000)}`,
+      `container ${opts.name} did not boot (init ${pid || "not found"}, is-system-running: ${state}): ` +
+        `${out.slice(-2000)}`,
     );
   }
 

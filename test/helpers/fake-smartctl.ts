@@ -50,7 +50,11 @@ export function fakeSmartctl(
       : `echo '{"json_format_version":[1,0],"smartctl":{"version":[7,3],"exit_status":0}}'`;
     writeFileSync(
       path,
-      `#!/bin/sh\necho "$*" >> ${q(callsLog)}\nfor a; do last=$a; done\ncase "$*" in *--scan-open*) ${scan}; exit 0;; esac\ncase "$last" in\n${cases.join("\n")}\n  *) echo '{"json_format_version":[1,0],"smartctl":{"version":[7,3],"messages":[{"string":"'"$last"': Unable to detect device type","severity":"error"}],"exit_status":1}}'; exit 1;;\nesac\n`,
+      `#!/bin/sh\necho "$*" >> ${q(callsLog)}\nfor a; do last=$a; done\n` +
+        `case "$*" in *--scan-open*) ${scan}; exit 0;; esac\ncase "$last" in\n${cases.join("\n")}\n` +
+        `  *) echo ` +
+        `'{"json_format_version":[1,0],"smartctl":{"version":[7,3],"messages":[{"string":"'"$last"': ` +
+        `Unable to detect device type","severity":"error"}],"exit_status":1}}'; exit 1;;\nesac\n`,
     );
     chmodSync(path, 0o755);
   };

@@ -20,40 +20,59 @@ export interface FakeSystemd {
   readonly toml: string;
 }
 
-const SYSTEMCTL = (d: string) => `#!/bin/sh
+const SYSTEMCTL = (d: string) =>
+  `#!/bin/sh
 D='${d}'
-printf 'systemctl' >> "$D/calls"; for a in "$@"; do printf ' %s' "$a" >> "$D/calls"; done; echo >> "$D/calls"
+printf 'systemctl' >> "$D/calls"; for a in "$@"; ` +
+  `do printf ' %s' "$a" >> "$D/calls"; done; echo >> "$D/calls"
 verb=""; units=""; seen=0
-for a in "$@"; do
+` +
+  `for a in "$@"; do
   if [ $seen = 1 ]; then units="$units $a"; continue; fi
-  case "$a" in --) seen=1 ;; -*) ;; *) [ -z "$verb" ] && verb="$a" ;; esac
+` +
+  `  case "$a" in --) seen=1 ;; -*) ;; *) [ -z "$verb" ] && verb="$a" ;; esac
 done
-[ $seen = 1 ] || { echo "fake systemctl: unit names must follow --" >&2; exit 64; }
-[ -e "$D/fail-$verb" ] && { echo "fake systemctl: $verb failed" >&2; exit 1; }
+` +
+  `[ $seen = 1 ] || { echo "fake systemctl: unit names must follow --" >&2; exit 64; }
+` +
+  `[ -e "$D/fail-$verb" ] && { echo "fake systemctl: $verb failed" >&2; exit 1; }
 for u in $units; do
-  f="$D/u/$u"
+` +
+  `  f="$D/u/$u"
   case "$verb" in
-    show) printf 'LoadState=loaded\\nActiveState=%s\\nSubState=running\\nFreezerState=%s\\nCanFreeze=yes\\nWatchdogUSec=0\\nMainPID=0\\n' \\
-      "$(cat "$f.active" 2>/dev/null || echo inactive)" "$(cat "$f.freezer" 2>/dev/null || echo running)" ;;
+    show) printf ` +
+  `'LoadState=loaded\\nActiveState=%s\\nSubState=running\\nFreezerState=%s\\nCanFreeze=yes\\nWatchdogUS` +
+  `ec=0\\nMainPID=0\\n' \\
+      "$(cat "$f.active" 2>/dev/null || echo inactive)" "$(cat "$f.freezer" ` +
+  `2>/dev/null || echo running)" ;;
     freeze) echo frozen > "$f.freezer" ;;
-    thaw) echo running > "$f.freezer" ;;
+` +
+  `    thaw) echo running > "$f.freezer" ;;
     stop) echo inactive > "$f.active" ;;
-    start) echo active > "$f.active" ;;
+` +
+  `    start) echo active > "$f.active" ;;
   esac
 done
 exit 0
 `;
 
-const SYSTEMD_RUN = (d: string) => `#!/bin/sh
+const SYSTEMD_RUN = (d: string) =>
+  `#!/bin/sh
 D='${d}'
-printf 'systemd-run' >> "$D/calls"; for a in "$@"; do printf ' %s' "$a" >> "$D/calls"; done; echo >> "$D/calls"
-[ -e "$D/fail-systemd-run" ] && { echo "Failed to start transient timer unit: fake failure" >&2; exit 1; }
+printf 'systemd-run' >> "$D/calls"; for a in "$@"; ` +
+  `do printf ' %s' "$a" >> "$D/calls"; done; echo >> "$D/calls"
+` +
+  `[ -e "$D/fail-systemd-run" ] && { echo "Failed to start transient timer unit: fake failure" >&2; ` +
+  `exit 1; }
 unit=""; seen=0
 for a in "$@"; do
   [ $seen = 1 ] && break
-  case "$a" in --) seen=1 ;; --unit=*) unit="\${a#--unit=}" ;; -*) ;; *) echo "fake systemd-run: $a before --" >&2; exit 64 ;; esac
+  case "$a" in --) seen=1 ;; ` +
+  `--unit=*) unit="\${a#--unit=}" ;; -*) ;; *) echo "fake systemd-run: $a before --" >&2; exit 64 ;; ` +
+  `esac
 done
-[ $seen = 1 ] && [ -n "$unit" ] || { echo "fake systemd-run: no --unit= or no --" >&2; exit 64; }
+[ $seen = 1 ] && [ -n "$unit" ] || { echo "fake systemd-run: no --unit= or no --" >&2; ` +
+  `exit 64; }
 echo active > "$D/u/$unit.timer.active"
 `;
 

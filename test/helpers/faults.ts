@@ -6,7 +6,8 @@ import { fetchText } from "./agent-process.js";
 
 /** A diskstats line (kernel 5.5+ layout, 20 fields) for `device` with its counters scaled by `n`. */
 export function diskstatsLine(device: string, n: number, minor = 0): string {
-  // reads, merged, sectors, ms, writes, merged, sectors, ms, in flight, io ms, weighted ms, discards x4, flushes, flush ms
+  // reads, merged, sectors, ms, writes, merged, sectors, ms, in flight, io ms, weighted ms,
+  // discards x4, flushes, flush ms
   const f = [
     10 * n,
     0,
@@ -83,7 +84,8 @@ export async function until<T>(
     }
     if (performance.now() > end)
       throw new Error(
-        `not within ${timeoutMs} ms: ${what}${last ? ` (last error: ${last instanceof Error ? last.message : JSON.stringify(last)})` : ""}`,
+        `not within ${timeoutMs} ms: ` +
+          `${what}${last ? ` (last error: ${last instanceof Error ? last.message : JSON.stringify(last)})` : ""}`,
       );
     await new Promise((r) => setTimeout(r, everyMs));
   }
