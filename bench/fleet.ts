@@ -16,8 +16,8 @@ import { PROMETHEUS_BIN, startPrometheus, until } from "../test/helpers/promethe
 const DISKS = 12;
 const SCRAPE_INTERVAL_S = 15;
 /** Assumptions for the arithmetic, stated in the output. */
-// Prometheus 2.x head: labels + index + ~2 h of chunks at 15 s + Go GC headroom (rule of thumb 3-8
-// KiB)
+// Prometheus 2.x head: labels + index + ~2 h of chunks at 15 s + Go GC headroom
+// (rule of thumb 3-8 KiB)
 const PROM_HEAD_BYTES_PER_SERIES = 4096;
 const TSDB_BYTES_PER_SAMPLE = 1.5; // Prometheus docs: 1-2 bytes per sample on disk after compression
 const MIMIR = {

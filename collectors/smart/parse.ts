@@ -102,8 +102,8 @@ function num(o: Obj | null, k: string): number | null {
 const MAX_OUTPUT = 8 * 1024 * 1024;
 
 /**
- * The JSON object smartctl printed, or a reason. Tolerates a stray text line before it (smartctl <
- * 7.3 on some SCSI disks).
+ * The JSON object smartctl printed, or a reason. Tolerates a stray text line before it
+ * (smartctl < 7.3 on some SCSI disks).
  */
 function parseJsonObject(text: string): Obj | string {
   if (text.length > MAX_OUTPUT) return `output larger than ${MAX_OUTPUT} bytes`;
