@@ -237,8 +237,8 @@ function projectHistory(path: string, nDisks: number) {
   const insS = db.prepare("INSERT INTO series (metric, labels) VALUES (?, ?)");
   const insRaw = db.prepare("INSERT INTO samples (series_id, ts, value) VALUES (?, ?, ?)");
   const insRoll = db.prepare(
-    "INSERT INTO rollups (series_id, resolution, ts, count, sum, min, max, p50, p99) VALUES (?, ?, ?, " +
-      "?, ?, ?, ?, ?, ?)",
+    "INSERT INTO rollups (series_id, resolution, ts, count, sum, min, max, p50, p99) " +
+      "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
   );
   const insTop = db.prepare(
     "INSERT INTO io_top (ts, pid, comm, unit, read_bps, write_bps) VALUES (?, ?, ?, ?, ?, ?)",

@@ -95,8 +95,8 @@ test("under fio on a loop device the await histograms, the fsync probe and the t
     .get() as number | null;
   const awaits = db
     .prepare(
-      "SELECT count(*) FROM samples s JOIN series x ON x.id = s.series_id WHERE x.metric = " +
-        "'disk_w_await_seconds' AND x.labels = ?",
+      "SELECT count(*) FROM samples s JOIN series x ON x.id = s.series_id " +
+        "WHERE x.metric = 'disk_w_await_seconds' AND x.labels = ?",
     )
     .pluck()
     .get(JSON.stringify({ device: lfs.device })) as number;

@@ -119,8 +119,8 @@ test(
     const db = new Database(file, { readonly: true });
     const negative = db
       .prepare(
-        "SELECT s.metric, min(x.value) AS v FROM samples x JOIN series s ON s.id = x.series_id WHERE " +
-          "x.value < 0 GROUP BY s.id",
+        "SELECT s.metric, min(x.value) AS v FROM samples x JOIN series s ON s.id = x.series_id " +
+          "WHERE x.value < 0 GROUP BY s.id",
       )
       .all();
     const rates = db

@@ -52,8 +52,8 @@ export function insertRow(
 ): number {
   const r = db
     .prepare(
-      "INSERT INTO remediation_journal (remediator, action, target, state, started_at, " +
-        "detail) VALUES (?, ?, ?, 'started', ?, ?)",
+      "INSERT INTO remediation_journal (remediator, action, target, state, started_at, detail) " +
+        "VALUES (?, ?, ?, 'started', ?, ?)",
     )
     .run(remediator, action, target, now, JSON.stringify(detail));
   return Number(r.lastInsertRowid);

@@ -41,8 +41,8 @@ export function seriesSummaries(
     labels: string;
   }>;
   const raw = db.prepare(
-    "SELECT ts, value AS min, value AS max, value AS sum, 1 AS count, " +
-      "value AS p99 FROM samples WHERE series_id = ? AND ts >= ? ORDER BY ts",
+    "SELECT ts, value AS min, value AS max, value AS sum, 1 AS count, value AS p99 " +
+      "FROM samples WHERE series_id = ? AND ts >= ? ORDER BY ts",
   );
   const rollups = db.prepare(
     "SELECT ts, min, max, sum, count, p99 FROM rollups WHERE series_id = ? AND resolution = ? AND ts >= ? ORDER BY ts",
@@ -143,8 +143,8 @@ const SEV_RANK = "CASE kind WHEN 'crit' THEN 2 WHEN 'error' THEN 1 ELSE 0 END";
 export function kernelLog(db: Db, since: number, limit: number): KernelLog {
   const raw = db
     .prepare(
-      `SELECT ts, subject, kind, data FROM events WHERE class = 'kernel_incident' AND ts >= ? ORDER ` +
-        `BY ${SEV_RANK} DESC, ts DESC LIMIT ?`,
+      "SELECT ts, subject, kind, data FROM events WHERE class = 'kernel_incident' AND ts >= ? " +
+        `ORDER BY ${SEV_RANK} DESC, ts DESC LIMIT ?`,
     )
     .all(since, limit) as Array<{
     ts: number;
@@ -177,16 +177,16 @@ export function kernelLog(db: Db, since: number, limit: number): KernelLog {
     .get(since) as number;
   const lines = db
     .prepare(
-      "SELECT subject, kind, max(severity) AS sev, count(*) AS n, " +
-        "max(ts) AS last FROM events WHERE class = 'kernel' AND ts >= ? AND kind != 'kernel_log.lost' " +
+      "SELECT subject, kind, max(severity) AS sev, count(*) AS n, max(ts) AS last FROM events " +
+        "WHERE class = 'kernel' AND ts >= ? AND kind != 'kernel_log.lost' " +
         "GROUP BY subject, kind ORDER BY n DESC LIMIT ?",
     )
     .all(since, limit) as KernelLineRow[];
   // Records past history's per-minute limit are in a summary row, not one by one.
   const summed = db
     .prepare(
-      "SELECT coalesce(sum(json_extract(data, '$.suppressed_in_history')), " +
-        "0) FROM events WHERE class = 'kernel' AND ts >= ?",
+      "SELECT coalesce(sum(json_extract(data, '$.suppressed_in_history')), 0) " +
+        "FROM events WHERE class = 'kernel' AND ts >= ?",
     )
     .pluck()
     .get(since) as number;
@@ -215,11 +215,11 @@ export interface TopIoConsumer {
 export function topIo(db: Db, since: number, limit: number): TopIoConsumer[] {
   return db
     .prepare(
-      `SELECT pid, comm, unit, count(*) AS intervals, avg(write_bps) AS avg_write_bps, ` +
-        `max(write_bps) AS max_write_bps, avg(read_bps) AS avg_read_bps, max(read_bps) AS max_read_bps, ` +
-        `max(ts) AS last
-      FROM io_top WHERE ts >= ? GROUP BY pid, comm, ` +
-        `unit ORDER BY sum(write_bps + read_bps) DESC LIMIT ?`,
+      "SELECT pid, comm, unit, count(*) AS intervals, avg(write_bps) AS avg_write_bps, " +
+        "max(write_bps) AS max_write_bps, avg(read_bps) AS avg_read_bps, " +
+        "max(read_bps) AS max_read_bps, max(ts) AS last " +
+        "FROM io_top WHERE ts >= ? GROUP BY pid, comm, unit " +
+        "ORDER BY sum(write_bps + read_bps) DESC LIMIT ?",
     )
     .all(since, limit) as TopIoConsumer[];
 }
