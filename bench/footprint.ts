@@ -75,10 +75,8 @@ function noteLag(s: Scrape, gz: boolean) {
 
 await sleep(warmupS * 1000);
 const warm = { agent: procSample(agent.pid), ne: ne ? procSample(ne.pid) : null };
-log(
-  `after warm-up: agent RSS ${warm.agent.rssMB.toFixed(1)} ` +
-    `MB${warm.ne ? `, node_exporter ${warm.ne.rssMB.toFixed(1)} MB` : ""}`,
-);
+const warmNe = warm.ne ? `, node_exporter ${warm.ne.rssMB.toFixed(1)} MB` : "";
+log(`after warm-up: agent RSS ${warm.agent.rssMB.toFixed(1)} MB${warmNe}`);
 
 async function every(
   client: ScrapeClient,
@@ -417,10 +415,10 @@ const result = {
   },
   history,
 };
+const neP99 = ne ? `, node_exporter ${result.scrape_ms.ne?.gzip.p99} ms` : "";
 log(
-  `scrape p99 gzip: agent ${result.scrape_ms.agent.gzip.p99} ` +
-    `ms${ne ? `, node_exporter ${result.scrape_ms.ne?.gzip.p99} ms` : ""}; RSS after long run: ` +
-    `agent ${result.rss_mb.agent.after_long_run} MB; history ${history.growth_mb_per_day} MB/day for ` +
-    `${disks} disks`,
+  `scrape p99 gzip: agent ${result.scrape_ms.agent.gzip.p99} ms${neP99}; ` +
+    `RSS after long run: agent ${result.rss_mb.agent.after_long_run} MB; ` +
+    `history ${history.growth_mb_per_day} MB/day for ${disks} disks`,
 );
 console.log(JSON.stringify(result));

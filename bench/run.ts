@@ -277,9 +277,10 @@ out.push(
 out.push(line("", "stemedb-agent", "node_exporter", "target", ""));
 for (const r of rows) out.push(line(r.what, r.agent, r.ne, r.target, r.verdict));
 const missed = rows.filter((r) => r.verdict === "MISSED").map((r) => r.what.trim());
+const missedList = missed.length ? ` (${missed.join("; ")})` : "";
 out.push(
-  `targets: ${rows.filter((r) => r.verdict === "met").length} met, ${missed.length} ` +
-    `missed${missed.length ? ` (${missed.join("; ")})` : ""}`,
+  `targets: ${rows.filter((r) => r.verdict === "met").length} met, ` +
+    `${missed.length} missed${missedList}`,
 );
 const failed = Object.entries(runs).filter(([, r]) => r.error);
 if (failed.length)

@@ -323,11 +323,12 @@ export function diagnose(
     evidence: wal
       ? `${(sealed?.count ?? 0) + wal.segments.active.count} uncompressed segments ` +
         `(${mib((sealed?.bytes ?? 0) + wal.segments.active.bytes)}), ` +
-        `${wal.segments.compressed.count} compressed; oldest ${dur(wal.oldest_age_seconds ?? 0)} ` +
-        `old${compressNotes(
+        `${wal.segments.compressed.count} compressed; ` +
+        `oldest ${dur(wal.oldest_age_seconds ?? 0)} old` +
+        compressNotes(
           c,
           remediators.find((r) => r.name === "wal_compress"),
-        )}`
+        )
       : "no WAL inventory",
     action:
       fs && judgeFilesystem(fs.used_ratio, full) !== "ok" && candidates > 0

@@ -12,10 +12,8 @@ export const STATUS_EVERY_MS = 30_000;
 export function summary(agent: Agent): string {
   const s = agent.status();
   const failing = s.collectors.filter((c) => c.consecutive_failures > 0).length;
-  return (
-    `node ${s.verdict}; agent ${s.health.verdict}; ${s.collectors.length} ` +
-    `collectors${failing > 0 ? ` (${failing} failing)` : ""}; metrics on ${s.agent.listen}`
-  );
+  const collectors = `${s.collectors.length} collectors${failing > 0 ? ` (${failing} failing)` : ""}`;
+  return `node ${s.verdict}; agent ${s.health.verdict}; ${collectors}; metrics on ${s.agent.listen}`;
 }
 
 function safeSummary(agent: Agent, log: Logger): string {

@@ -40,12 +40,12 @@ export function mountFindings(
   }
   const implicit = !options.some((o) => o.startsWith("errors=")) && superblockErrors === "continue";
   if (has("errors=continue") || implicit) {
+    const source = implicit ? " (the superblock's default, not shown in the mount options)" : "";
     out.push({
       option: "errors=continue",
       severity: "warn",
       reason:
-        `the filesystem keeps writing after it detects ` +
-        `corruption${implicit ? " (the superblock's default, not shown in the mount options)" : ""} ` +
+        `the filesystem keeps writing after it detects corruption${source} ` +
         `(unsafe; errors=remount-ro stops the damage)`,
     });
   }
