@@ -190,9 +190,10 @@ function incidentEvent(i: Incident): EventInput {
   ]
     .filter(Boolean)
     .join("; ");
+  const scope = `${i.lines} line${i.lines === 1 ? "" : "s"}${where ? `; ${where}` : ""}`;
   const message =
-    `${i.repeats ? "repeating: " : ""}${describeClasses(i)} (${i.lines} ` +
-    `line${i.lines === 1 ? "" : "s"}${where ? `; ${where}` : ""}): ${i.firstLine.slice(0, 300)}`;
+    `${i.repeats ? "repeating: " : ""}${describeClasses(i)} (${scope}): ` +
+    i.firstLine.slice(0, 300);
   // Its own history class: per-line "kernel" events keep their one-row-per-record meaning.
   return {
     class: "kernel_incident",
