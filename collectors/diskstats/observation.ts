@@ -1,4 +1,5 @@
-// diskstats observation: per-device counters and the iostat -x figures of one interval, and which devices hold the WAL and data directories.
+// diskstats observation: per-device counters and the iostat -x figures of one interval, and
+// which devices hold the WAL and data directories.
 // Pure types: what the core, status, diagnose and remediators read; no implementation.
 import type { PathDevices } from "../blockdev/resolve.js";
 import type { Iostat } from "./iostat.js";

@@ -221,13 +221,17 @@ class DiskstatsSink {
     });
     this.awaitHist = histogram(r, {
       name: `${NS}disk_await_seconds`,
-      help: "Average request latency of each interval (iostat r_await/w_await/f_await), one observation per interval in which such requests completed.",
+      help:
+        "Average request latency of each interval (iostat r_await/w_await/f_await)," +
+        " one observation per interval in which such requests completed.",
       labelNames: ["device", "op"],
       buckets: AWAIT_BUCKETS,
     });
     this.roleInfo = gauge(r, {
       name: `${NS}disk_role`,
-      help: "1 for each device the WAL or data directory's I/O lands on (filesystem device, its disk, lower and backing devices).",
+      help:
+        "1 for each device the WAL or data directory's I/O lands on" +
+        " (filesystem device, its disk, lower and backing devices).",
       labelNames: ["device", "role"],
     });
     this.diskInfo = gauge(r, {

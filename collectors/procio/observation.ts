@@ -11,7 +11,10 @@ export interface ProcessIo extends TopIoRow {
 
 export interface UnitIo {
   readonly unit: string;
-  /** Where the figures come from: the unit's cgroup io.stat (includes writeback done on its behalf), or the sum of its processes. */
+  /**
+   * Where the figures come from: the unit's cgroup io.stat (includes writeback done on its
+   * behalf), or the sum of its processes.
+   */
   readonly source: "io.stat" | "processes";
   readonly read_bps: number;
   readonly write_bps: number;

@@ -116,3 +116,18 @@ export function openHistory(path: string, dir: string): Opened {
     return { db, migration, recovered: { reason: e.message, movedTo } };
   }
 }
+
+const statements = new WeakMap<Db, Map<string, Database.Statement>>();
+
+/**
+ * A statement prepared once per connection: the hot paths (every flush, every state read, the
+ * WAL collector's used-bytes series) ran `prepare` on each call. Each SQL text must always be
+ * used in one mode (plucked or not): the cached statement keeps it.
+ */
+export function prepared(db: Db, sql: string): Database.Statement {
+  let byText = statements.get(db);
+  if (!byText) statements.set(db, (byText = new Map<string, Database.Statement>()));
+  let s = byText.get(sql);
+  if (!s) byText.set(sql, (s = db.prepare(sql)));
+  return s;
+}

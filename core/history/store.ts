@@ -24,7 +24,7 @@ import {
   unfinishedRows,
 } from "./journal.js";
 import { MIGRATIONS, migrate, SCHEMA_VERSION } from "./migrations.js";
-import { type Db, moveAside, openHistory } from "./open.js";
+import { type Db, moveAside, openHistory, prepared } from "./open.js";
 import { type Summary, summarize } from "./percentile.js";
 import * as q from "./queries.js";
 
@@ -109,6 +109,10 @@ export class HistoryWriteError extends Error {
     super(`history ${reason === "memory" ? "in memory only" : reason}: ${detail}`);
   }
 }
+
+const UPSERT_STATE =
+  "INSERT INTO state (key, value, updated) VALUES (?, ?, ?)" +
+  " ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated = excluded.updated";
 
 type PendingEvent = EventInput & { readonly ts: number };
 type PendingSample = readonly [seriesKey: string, ts: number, value: number];
@@ -227,7 +231,7 @@ export class HistoryStore {
     const pending = this.pendingState.get(key);
     if (pending !== undefined) return pending;
     try {
-      const row = this.#db.prepare("SELECT value FROM state WHERE key = ?").get(key) as
+      const row = prepared(this.#db, "SELECT value FROM state WHERE key = ?").get(key) as
         { value: string } | undefined;
       return row?.value;
     } catch (e) {
@@ -239,11 +243,7 @@ export class HistoryStore {
   /** Writes durable state at once (not buffered): callers rely on it surviving a crash. */
   setState(key: string, value: string): boolean {
     try {
-      this.#db
-        .prepare(
-          "INSERT INTO state (key, value, updated) VALUES (?, ?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated = excluded.updated",
-        )
-        .run(key, value, this.now());
+      prepared(this.#db, UPSERT_STATE).run(key, value, this.now());
       return true;
     } catch (e) {
       this.onWriteError(e);
@@ -365,20 +365,20 @@ export class HistoryStore {
     try {
       const key = seriesKey(metric, labels);
       const sep = key.indexOf("\u0000");
-      const id = this.#db
-        .prepare("SELECT id FROM series WHERE metric = ? AND labels = ?")
+      const id = prepared(this.#db, "SELECT id FROM series WHERE metric = ? AND labels = ?")
         .pluck()
         .get(metric, key.slice(sep + 1)) as number | undefined;
       if (id === undefined) return [];
-      const raw = this.#db
-        .prepare("SELECT ts, value FROM samples WHERE series_id = ? AND ts >= ? ORDER BY ts")
-        .all(id, since) as Array<{ ts: number; value: number }>;
+      const raw = prepared(
+        this.#db,
+        "SELECT ts, value FROM samples WHERE series_id = ? AND ts >= ? ORDER BY ts",
+      ).all(id, since) as Array<{ ts: number; value: number }>;
       const firstRaw = raw[0]?.ts ?? Number.MAX_SAFE_INTEGER;
-      const minutes = this.#db
-        .prepare(
-          "SELECT ts, sum / count AS value FROM rollups WHERE series_id = ? AND resolution = 60 AND ts >= ? AND ts < ? ORDER BY ts",
-        )
-        .all(id, since, firstRaw) as Array<{ ts: number; value: number }>;
+      const minutes = prepared(
+        this.#db,
+        "SELECT ts, sum / count AS value FROM rollups" +
+          " WHERE series_id = ? AND resolution = 60 AND ts >= ? AND ts < ? ORDER BY ts",
+      ).all(id, since, firstRaw) as Array<{ ts: number; value: number }>;
       return [...minutes, ...raw];
     } catch (e) {
       this.log.warn({ metric, err: errorMessage(e) }, "history: query failed");
@@ -533,7 +533,7 @@ export class HistoryStore {
     const metric = key.slice(0, sep);
     const labels = key.slice(sep + 1);
     insert.run(metric, labels);
-    const row = select.get(metric, labels) as { id: number };
+    const row = select.get(labels, metric) as { id: number };
     fresh.set(key, row.id);
     return row.id;
   }
@@ -545,29 +545,34 @@ export class HistoryStore {
     topIo: HistoryStore["pendingTopIo"],
   ): void {
     const db = this.#db;
-    const insSeries = db.prepare("INSERT OR IGNORE INTO series (metric, labels) VALUES (?, ?)");
-    const selSeries = db.prepare("SELECT id FROM series WHERE metric = ? AND labels = ?");
-    const insSample = db.prepare(
+    const insSeries = prepared(db, "INSERT OR IGNORE INTO series (metric, labels) VALUES (?, ?)");
+    // Not plucked here (seriesId reads .id): a text of its own, apart from series()'s plucked one.
+    const selSeries = prepared(db, "SELECT id FROM series WHERE labels = ? AND metric = ?");
+    const insSample = prepared(
+      db,
       "INSERT OR REPLACE INTO samples (series_id, ts, value) VALUES (?, ?, ?)",
     );
     // A minute seen twice (restart inside it) is merged, not overwritten.
-    const insRollup =
-      db.prepare(`INSERT INTO rollups (series_id, resolution, ts, count, sum, min, max, p50, p99)
+    const insRollup = prepared(
+      db,
+      `INSERT INTO rollups (series_id, resolution, ts, count, sum, min, max, p50, p99)
       VALUES (?, 60, ?, ?, ?, ?, ?, ?, ?)
       ON CONFLICT (series_id, resolution, ts) DO UPDATE SET
         p50 = (p50 * count + excluded.p50 * excluded.count) / (count + excluded.count),
         p99 = max(p99, excluded.p99),
         count = count + excluded.count, sum = sum + excluded.sum,
-        min = min(min, excluded.min), max = max(max, excluded.max)`);
-    const insEvent = db.prepare(
-      "INSERT INTO events (ts, class, kind, severity, subject, message, data) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        min = min(min, excluded.min), max = max(max, excluded.max)`,
     );
-    const insTop = db.prepare(
+    const insEvent = prepared(
+      db,
+      "INSERT INTO events (ts, class, kind, severity, subject, message, data)" +
+        " VALUES (?, ?, ?, ?, ?, ?, ?)",
+    );
+    const insTop = prepared(
+      db,
       "INSERT INTO io_top (ts, pid, comm, unit, read_bps, write_bps) VALUES (?, ?, ?, ?, ?, ?)",
     );
-    const insState = db.prepare(
-      "INSERT INTO state (key, value, updated) VALUES (?, ?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated = excluded.updated",
-    );
+    const insState = prepared(db, UPSERT_STATE);
     const now = this.now();
     // Ids of series created in this batch are cached only once it commits: a rolled-back
     // batch (disk full) must not leave ids in the cache that the file does not have.
@@ -795,7 +800,8 @@ export class HistoryStore {
       }
       this.#db
         .prepare(
-          "INSERT INTO state (key, value, updated) VALUES ('rollup.hour.done', ?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated = excluded.updated",
+          "INSERT INTO state (key, value, updated) VALUES ('rollup.hour.done', ?, ?)" +
+            " ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated = excluded.updated",
         )
         .run(String(lastComplete), now);
     })();

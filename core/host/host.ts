@@ -2,7 +2,17 @@
 // FS): the mount table, the pid walk and statfs. Thin readers only; the parsing is pure
 // (mountinfo.ts, proc.ts, statfs.ts). Processes come and go between any two reads, so a process
 // that has exited reads as null (or no descriptors), never as an error.
-import { readdirSync, readFileSync, readlinkSync, type Stats, statfsSync, statSync } from "node:fs";
+import {
+  closeSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  readSync,
+  type Stats,
+  statfsSync,
+  statSync,
+} from "node:fs";
 import { readFile, readlink, statfs } from "node:fs/promises";
 import { type MountinfoResult, parseMountinfo } from "./mountinfo.js";
 import { parseCapEff, parseProcStat, type ProcStat } from "./proc.js";
@@ -105,7 +115,7 @@ export class Process<P extends Pid = Pid> {
 
   /** A file's text; throws the errno error (ENOENT/ESRCH: exited, EACCES/EPERM: not permitted). */
   read(name: string): string {
-    return readFileSync(this.path(name), "utf8");
+    return readProcFile(this.path(name));
   }
 
   private text(name: string): string | null {
@@ -164,5 +174,28 @@ export class Process<P extends Pid = Pid> {
     } catch {
       return null;
     }
+  }
+}
+
+/** One buffer for every small /proc read: the pid walk reads hundreds of files a few bytes long. */
+const SCRATCH = Buffer.allocUnsafe(16 * 1024);
+
+/**
+ * A /proc file's text: open, read into the shared buffer, close (readFileSync also fstats and
+ * allocates per file, a third of the pid walk's cost). Larger files are read on through the fd.
+ */
+function readProcFile(path: string): string {
+  const fd = openSync(path, "r");
+  try {
+    let n = 0;
+    for (;;) {
+      const r = readSync(fd, SCRATCH, n, SCRATCH.length - n, null);
+      if (r === 0) return SCRATCH.toString("utf8", 0, n);
+      n += r;
+      // Decoded once, whole: a multi-byte character may straddle the buffer's end.
+      if (n === SCRATCH.length) return Buffer.concat([SCRATCH, readFileSync(fd)]).toString("utf8");
+    }
+  } finally {
+    closeSync(fd);
   }
 }

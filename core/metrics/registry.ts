@@ -35,7 +35,9 @@ export class CoreMetrics {
     }).set(Date.now() / 1000);
     this.collectorErrors = new Counter({
       name: `${NS}collector_errors_total`,
-      help: "Collector runs that failed, by reason: error (threw or rejected), timeout (ran past its timeout), overlap (a run was due while the previous one had not yet ended).",
+      help:
+        "Collector runs that failed, by reason: error (threw or rejected), timeout (ran past its" +
+        " timeout), overlap (a run was due while the previous one had not yet ended).",
       labelNames: ["collector", "reason"],
       registers,
     });
@@ -62,7 +64,9 @@ export class CoreMetrics {
     });
     this.historyWritable = new Gauge({
       name: `${NS}history_writable`,
-      help: "1 while the history file accepts writes; 0 while writes are stopped (disk full, I/O error, in-memory fallback).",
+      help:
+        "1 while the history file accepts writes;" +
+        " 0 while writes are stopped (disk full, I/O error, in-memory fallback).",
       registers,
     });
     this.historyFileBytes = new Gauge({

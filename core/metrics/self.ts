@@ -75,7 +75,9 @@ export class SelfMetrics {
     const win = () => this.window;
     new Gauge({
       name: `${NS}event_loop_delay_seconds`,
-      help: "Event-loop delay over the last 10 s window, by statistic (p50, p99, max): how late the agent's timers and I/O callbacks run.",
+      help:
+        "Event-loop delay over the last 10 s window, by statistic (p50, p99, max):" +
+        " how late the agent's timers and I/O callbacks run.",
       labelNames: ["stat"],
       registers,
       collect() {
