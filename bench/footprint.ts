@@ -257,36 +257,13 @@ function projectHistory(path: string, nDisks: number) {
   })();
   const rawMB = size(["samples"]);
   const recorded = plan.map((p, i) => ({ p, id: ids[i] as number })).filter((x) => x.p.perS > 0);
-  db.transaction(() => {
-    for (const { id } of recorded)
-      for (let t = now - 86_400_000; t < now; t += 60_000)
-        insRoll.run(
-          id,
-          60,
-          t,
-          60,
-          Math.random() * 60,
-          Math.random(),
-          Math.random(),
-          Math.random(),
-          Math.random(),
-        );
-  })();
-  db.transaction(() => {
-    for (const { id } of recorded)
-      for (let t = now - 86_400_000; t < now; t += 3_600_000)
-        insRoll.run(
-          id,
-          3600,
-          t,
-          3600,
-          Math.random() * 3600,
-          Math.random(),
-          Math.random(),
-          Math.random(),
-          Math.random(),
-        );
-  })();
+  // A day of minute rollups, then a day of hour rollups, for every recorded series.
+  for (const res of [60, 3600])
+    db.transaction(() => {
+      for (const { id } of recorded)
+        for (let t = now - 86_400_000; t < now; t += res * 1000)
+          insRoll.run(id, res, t, res, Math.random() * res, ...[1, 2, 3, 4].map(Math.random));
+    })();
   // Hour rows land between minute rows (same key prefix), so page deltas mislead: share by row count.
   const rollupsMB = size(["rollups"]);
   const minuteMB = (rollupsMB * 1440) / 1464;
