@@ -83,8 +83,25 @@ export function renderStatus(
   return `${out.join("\n")}\n`;
 }
 
+/** What the verdict rests on, in a line: the steps that need a look, or how many are fine. */
+export function diagnosisSummary(d: Diagnosis): string {
+  const n = d.steps.length;
+  const flagged = d.steps.filter((s) => s.verdict === "warn" || s.verdict === "crit");
+  if (flagged.length > 0) {
+    const named = flagged.slice(0, 3).map((s) => `${s.runbook} ${s.step}`);
+    const more = flagged.length > 3 ? `; ${flagged.length - 3} more` : "";
+    return `${flagged.length} of ${n} steps need a look (${named.join("; ")}${more})`;
+  }
+  const unknown = d.steps.filter((s) => s.verdict === "unknown").length;
+  if (unknown === n)
+    return `nothing known yet (${n} steps unknown: the agent may have just started)`;
+  return `${n - unknown} of ${n} steps ok${unknown > 0 ? `, ${unknown} not known` : ""}`;
+}
+
 export function renderDiagnosis(d: Diagnosis, style: Style): string {
-  const out: string[] = [`${paint(style, "bold", "diagnosis")} ${verdictWord(style, d.verdict)}`];
+  const out: string[] = [
+    `${paint(style, "bold", "diagnosis")} ${verdictWord(style, d.verdict)}: ${diagnosisSummary(d)}`,
+  ];
   let runbook = "";
   for (const s of d.steps) {
     if (s.runbook !== runbook) {

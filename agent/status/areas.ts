@@ -71,6 +71,8 @@ export const dur = (s: number) =>
         : s < 172800
           ? `${(s / 3600).toFixed(1)} h`
           : `${(s / 86400).toFixed(1)} d`;
+/** Time to full at the recent rate, as a phrase: never full is "not filling". */
+export const fullIn = (s: number) => (Number.isFinite(s) ? `full in ${dur(s)}` : "not filling");
 
 /** p99 of one series' raw samples in the last `windowMs`. */
 export function recentP99(
@@ -254,8 +256,9 @@ function smart(latest: Latest): Area {
     bad.length > 0
       ? line(bad[0] as (typeof devs)[number])
       : checked.length > 0
-        ? `${checked.length} of ${devs.length} disks pass`
-        : `${devs.length} disks, none SMART-capable here (${devs[0]?.detail ?? devs[0]?.state})`;
+        ? `${checked.length} of ${plural(devs.length, "disk")} pass`
+        : `${plural(devs.length, "disk")}, none SMART-capable here ` +
+          `(${devs[0]?.detail ?? devs[0]?.state})`;
   return {
     area: "smart",
     verdict: judgeSmart(devs),
@@ -321,7 +324,7 @@ function filesystems(latest: Latest): Area {
   const v = (r: (typeof rows)[number]): AreaVerdict => judgeFilesystem(r.used, r.full);
   rows.sort((a, b) => verdictRank(v(b)) - verdictRank(v(a)) || b.used - a.used);
   const line = (r: (typeof rows)[number]) =>
-    `${r.mp} ${pct(r.used)} used, ${mib(r.avail)} free, full in ${dur(r.full)}`;
+    `${r.mp} ${pct(r.used)} used, ${mib(r.avail)} free, ${fullIn(r.full)}`;
   const first = rows[0];
   return first
     ? {
@@ -341,7 +344,7 @@ export function kernelLog(h: HistoryStore, since: number, limit = 20): KernelLog
 }
 
 const hhmmss = (ts: number) => new Date(ts).toISOString().slice(11, 19);
-const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? "" : "s"}`;
+export const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? "" : "s"}`;
 
 /** "crit on sdb at 10:02:03 UTC: scsi_medium_error x2, blk_medium_error (3 lines; sector 5256)" */
 export function incidentLine(i: KernelIncidentRow): string {

@@ -24,6 +24,7 @@ import {
   type Latest,
   mib,
   fmtSeconds,
+  fullIn,
   notStemedb,
   pct,
   recentP99,
@@ -309,7 +310,7 @@ export function diagnose(
     verdict: !fs ? "unknown" : judgeFilesystem(fs.used_ratio, full),
     evidence: fs
       ? `${walMount?.mountpoint}: ${pct(fs.used_ratio)} used, ${mib(fs.avail_bytes)} free, ` +
-        `full in ${dur(full)} at the recent rate`
+        (Number.isFinite(full) ? `${fullIn(full)} at the recent rate` : "not filling")
       : "no statfs of the WAL filesystem",
     action: null,
   });
