@@ -19,7 +19,7 @@ import { MIGRATIONS, migrate, SCHEMA_VERSION } from "../core/history/migrations.
 import { HistoryStore, type Retention } from "../core/history/store.js";
 import { CoreMetrics } from "../core/metrics/registry.js";
 import { isRoot, tempDir } from "./helpers/agent-process.js";
-import { defaultRetention, quietLog } from "./helpers/quiet.js";
+import { defaultRetention, historyIn, quietLog } from "./helpers/quiet.js";
 
 const RETENTION: Retention = defaultRetention();
 
@@ -342,3 +342,25 @@ test(
       t.is(statSync(join(state, f)).mode & 0o777, 0o600, f);
   },
 );
+
+test("the row counts move with every flush, not only at the 15-minute recount, and survive a restart", (t) => {
+  const { dir } = tempDir("sa-hist-rows-");
+  const ts = Date.now() - 5_000;
+  const h1 = historyIn(dir);
+  t.deepEqual(h1.stats().rows, { series: 0, samples: 0, rollups: 0, events: 0 });
+  for (let i = 0; i < 3; i++) {
+    h1.record("disk_w_await_seconds", { device: "sda" }, 0.001 * i, ts + i);
+    h1.record("disk_w_await_seconds", { device: "sdb" }, 0.002 * i, ts + i);
+  }
+  h1.event({ class: "agent", kind: "test", severity: "info", message: "one" });
+  h1.flush();
+  t.like(h1.stats().rows, { series: 2, samples: 6, events: 1 });
+  h1.close();
+  // A restart: the series exist already; writing to them again adds samples, not series.
+  const h2 = historyIn(dir);
+  t.like(h2.stats().rows, { series: 2, samples: 6, events: 1 }, "counted at open");
+  h2.record("disk_w_await_seconds", { device: "sda" }, 0.5, ts + 10);
+  h2.flush();
+  t.like(h2.stats().rows, { series: 2, samples: 7 });
+  h2.close();
+});

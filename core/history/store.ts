@@ -155,6 +155,8 @@ export class HistoryStore {
   private readonly minutes = new Map<string, MinuteAcc>();
   private dropped = 0;
   private rowCounts = { series: 0, samples: 0, rollups: 0, events: 0 };
+  /** Series rows the batch being written created (for rowCounts once it commits). */
+  private newSeries = 0;
   private rowsCountedAt: number | null = null;
   private knownTables: string[] | undefined;
 
@@ -532,7 +534,7 @@ export class HistoryStore {
     const sep = key.indexOf("\u0000");
     const metric = key.slice(0, sep);
     const labels = key.slice(sep + 1);
-    insert.run(metric, labels);
+    if (insert.run(metric, labels).changes > 0) this.newSeries++;
     const row = select.get(labels, metric) as { id: number };
     fresh.set(key, row.id);
     return row.id;
@@ -577,6 +579,7 @@ export class HistoryStore {
     // Ids of series created in this batch are cached only once it commits: a rolled-back
     // batch (disk full) must not leave ids in the cache that the file does not have.
     const fresh = new Map<string, number>();
+    this.newSeries = 0;
     db.transaction(() => {
       for (const [key, ts, value] of samples)
         insSample.run(this.seriesId(key, fresh, insSeries, selSeries), ts, value);
@@ -605,6 +608,15 @@ export class HistoryStore {
       for (const [k, v] of this.pendingState) insState.run(k, v, now);
     })();
     for (const [k, id] of fresh) this.seriesIds.set(k, id);
+    // Counted as written, so `status -v` moves from the first flush; exact again at each recount
+    // (a minute merged into an existing rollup, or a replaced sample, is counted once too many).
+    const c = this.rowCounts;
+    this.rowCounts = {
+      series: c.series + this.newSeries,
+      samples: c.samples + samples.length,
+      rollups: c.rollups + rollups.length,
+      events: c.events + events.length,
+    };
   }
 
   /**
