@@ -324,7 +324,15 @@ export class Agent {
   status(): StatusReport {
     const c = this.config;
     const health = this.agentHealth();
-    const areas = buildAreas(c, this.latestView(), this.history, health, Date.now(), this.states());
+    const areas = buildAreas(
+      c,
+      this.latestView(),
+      this.history,
+      health,
+      Date.now(),
+      this.states(),
+      this.configFile,
+    );
     return {
       schema: 1,
       agent: {

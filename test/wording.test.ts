@@ -1,7 +1,7 @@
 // What a new user reads first: phrases that used to come out wrong ("1 disks", "full in never",
 // a diagnosis verdict with nothing after it).
 import test from "ava";
-import { fullIn, plural } from "../agent/status/areas.js";
+import { fullIn, plural, walDirHint } from "../agent/status/areas.js";
 import { diagnosisSummary } from "../agent/cli/render.js";
 import type { Diagnosis, Step } from "../agent/status/diagnose.js";
 
@@ -39,4 +39,14 @@ test("the diagnosis line says what its verdict rests on", (t) => {
   t.regex(diagnosisSummary(d([step("disk-full", "1", "unknown")])), /^nothing known yet/);
   const many = ["1", "2", "3", "4", "5"].map((n) => step("storage-errors", n, "crit"));
   t.regex(diagnosisSummary(d(many)), /^5 of 5 steps need a look \(.*; 2 more\)$/);
+});
+
+test("a missing WAL directory says what to set and where", (t) => {
+  t.is(
+    walDirHint(null),
+    "if the WAL lives elsewhere, set [wal] dir, [stemedb] data_dir and [stemedb] service in " +
+      "/etc/stemedb/agent.toml (not present: running on the embedded defaults), " +
+      "then reload (systemctl reload stemedb-agent)",
+  );
+  t.regex(walDirHint("/srv/agent.toml"), /in \/srv\/agent\.toml, then reload/);
 });

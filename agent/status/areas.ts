@@ -2,7 +2,7 @@
 // one number that matters, from the collectors' latest observations and the history.
 import type { MountsObservation } from "../../collectors/mounts/observation.js";
 import type { ProcioObservation } from "../../collectors/procio/observation.js";
-import type { Config } from "../../core/config/schema.js";
+import { type Config, DEFAULT_CONFIG_FILE } from "../../core/config/schema.js";
 import type { KernelIncidentRow, KernelLog } from "../../core/history/queries.js";
 import type { HistoryStore } from "../../core/history/store.js";
 import {
@@ -123,6 +123,8 @@ export function buildAreas(
   agentHealth: { verdict: string; reasons: string[] },
   now = Date.now(),
   remediators: readonly RemediatorState[] = [],
+  /** The configuration file in use (null: the embedded defaults), for hints on what to set. */
+  configFile: string | null = null,
 ): Area[] {
   const f = fsync(c, latest, h, now);
   return [
@@ -132,7 +134,7 @@ export function buildAreas(
     mounts(latest),
     filesystems(latest),
     kernel(h, now),
-    wal(latest),
+    wal(latest, configFile),
     competing(latest, f.verdict),
     remediation(c, remediators),
     agent(agentHealth),
@@ -390,7 +392,20 @@ function kernel(h: HistoryStore | null, now: number): Area {
   };
 }
 
-function wal(latest: Latest): Area {
+/**
+ * A missing WAL directory on a first run usually means the defaults do not fit this node (or it
+ * is not a StemeDB node): say which keys to set, and where.
+ */
+export function walDirHint(configFile: string | null): string {
+  const where =
+    configFile ?? `${DEFAULT_CONFIG_FILE} (not present: running on the embedded defaults)`;
+  return (
+    "if the WAL lives elsewhere, set [wal] dir, [stemedb] data_dir and [stemedb] service " +
+    `in ${where}, then reload (systemctl reload stemedb-agent)`
+  );
+}
+
+function wal(latest: Latest, configFile: string | null): Area {
   const w = latest.get("wal")?.observation;
   if (!w) return { area: "wal", verdict: "unknown", summary: "no WAL inventory yet", details: [] };
   const verdict = judgeWalFindings(w.findings.map((f) => f.kind));
@@ -404,9 +419,14 @@ function wal(latest: Latest): Area {
     area: "wal",
     verdict,
     summary: first
-      ? `${first.message}${first.files.length ? `: ${first.files.slice(0, 3).join(", ")}` : ""}`
+      ? `${first.message}${first.files.length ? `: ${first.files.slice(0, 3).join(", ")}` : ""}` +
+        (first.kind === "dir_missing" ? " (wrong path? set [wal] dir; -v says where)" : "")
       : `${count}${last}`,
-    details: [...(first ? [`${count}${last}`] : []), ...w.findings.slice(1).map((f) => f.message)],
+    details: [
+      ...(first ? [`${count}${last}`] : []),
+      ...w.findings.slice(1).map((f) => f.message),
+      ...(w.findings.some((f) => f.kind === "dir_missing") ? [walDirHint(configFile)] : []),
+    ],
   };
 }
 
