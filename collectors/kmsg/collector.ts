@@ -207,15 +207,21 @@ export class KmsgCollector implements Collector<KmsgObservation> {
     child.on("error", (e) =>
       this.opts.log.error({ err: e.message }, "kmsg: journalctl fallback failed"),
     );
-    child.on("exit", (code) => {
+    child.on("exit", (code, signal) => {
       // close() lets go of it first: an exit we asked for is no failure.
       if (this.journal !== child) return;
-      this.opts.log.error(
-        { code, stderr: stderr.trim() },
-        "kmsg: journalctl exited; retrying /dev/kmsg next tick",
-      );
       this.journal = null;
       this.source = null;
+      // Stopping the unit signals its whole cgroup at once (KillMode=control-group), so
+      // journalctl can die of that SIGTERM before the agent's own close() reaches it.
+      if (signal === "SIGTERM" || signal === "SIGINT") {
+        this.opts.log.info({ signal }, "kmsg: journalctl was stopped by a signal; follows again");
+        return;
+      }
+      this.opts.log.error(
+        { code, signal, stderr: stderr.trim() },
+        "kmsg: journalctl exited; retrying /dev/kmsg next tick",
+      );
     });
   }
 
