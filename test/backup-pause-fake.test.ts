@@ -6,20 +6,18 @@
 import { request } from "node:http";
 import { join } from "node:path";
 import test from "ava";
+import { buildRemediator } from "./helpers/remediators.js";
 import { readFileSync, writeFileSync } from "node:fs";
 import { agentctl, agentOnce, startAgent, tempDir } from "./helpers/agent-process.js";
 import { fakeSystemd, type FakeSystemd } from "./helpers/fake-systemd.js";
-import { CoreMetrics } from "../core/metrics/registry.js";
-import { HistoryStore } from "../core/history/store.js";
 import { loadConfig } from "../core/config/load.js";
 import type { Duration } from "../core/config/units.js";
-import { RemediationMetrics } from "../remediators/framework.js";
 import {
   BackupPauseRemediator,
   backupPauseOptions,
 } from "../remediators/backup_pause/remediator.js";
 import { Systemd } from "../remediators/backup_pause/systemd.js";
-import { quietLog, sleep } from "./helpers/quiet.js";
+import { sleep } from "./helpers/quiet.js";
 
 const QUIET = ["diskstats", "fsync_probe", "smart", "mounts", "kmsg", "wal", "procio"]
   .map((n) => `[collectors.${n}]\nenabled = false\n`)
@@ -205,24 +203,11 @@ test(
       agent: { ...base.agent, state_dir: join(dir, "state") },
       remediators: { ...base.remediators, backup_pause: bp },
     };
-    const core = new CoreMetrics();
-    const history = new HistoryStore({
-      stateDir: config.agent.state_dir,
-      retention: config.history,
-      log: quietLog,
-      metrics: core,
-    });
-    const rem = new BackupPauseRemediator(backupPauseOptions(config), {
-      history,
-      metrics: new RemediationMetrics(core.registry),
-      registry: core.registry,
-      log: quietLog,
-    });
-    t.teardown(async () => {
-      await rem.resumeAll("test over").catch(() => undefined);
-      await rem.close();
-      history.close();
-    });
+    const { rem } = buildRemediator(
+      t,
+      config,
+      (deps) => new BackupPauseRemediator(backupPauseOptions(config), deps),
+    );
     const heavy = (unit: string) => ({
       unit,
       source: "processes",

@@ -14,12 +14,12 @@ import {
 } from "node:fs";
 import { join } from "node:path";
 import test from "ava";
+import { buildRemediator } from "./helpers/remediators.js";
 import Database from "better-sqlite3";
 import { loadConfig } from "../core/config/load.js";
 import { Journal } from "../core/history/journal.js";
 import { HistoryStore, HistoryWriteError } from "../core/history/store.js";
-import { CoreMetrics } from "../core/metrics/registry.js";
-import { ActionRefused, RemediationMetrics } from "../remediators/framework.js";
+import { ActionRefused } from "../remediators/framework.js";
 import type { Duration } from "../core/config/units.js";
 import {
   BackupPauseRemediator,
@@ -34,7 +34,7 @@ import { REPO_ROOT } from "./helpers/container.js";
 import { fakeSystemd } from "./helpers/fake-systemd.js";
 import { withHistoryFile } from "./helpers/history-file.js";
 import { makeTmpfs } from "./helpers/loop.js";
-import { historyIn, quietLog, sleep } from "./helpers/quiet.js";
+import { historyIn, sleep } from "./helpers/quiet.js";
 
 const store = historyIn;
 
@@ -200,23 +200,11 @@ test(
     const r = loadConfig({ env: {}, file });
     if (!r.ok) return t.fail(r.problems.join("\n"));
     const config = r.loaded.config;
-    const core = new CoreMetrics();
-    const history = new HistoryStore({
-      stateDir: mnt,
-      retention: config.history,
-      log: quietLog,
-      metrics: core,
-    });
-    const rem = new WalCompressRemediator(walCompressOptions(config), {
-      history,
-      metrics: new RemediationMetrics(core.registry),
-      registry: core.registry,
-      log: quietLog,
-    });
-    t.teardown(async () => {
-      await rem.close();
-      history.close();
-    });
+    const { rem, history } = buildRemediator(
+      t,
+      config,
+      (deps) => new WalCompressRemediator(walCompressOptions(config), deps),
+    );
     const latest = { get: () => undefined };
     // The filler leaves no byte: the journal row cannot be written.
     spawnSync("dd", ["if=/dev/zero", `of=${join(mnt, "filler")}`, "bs=4k"], { stdio: "ignore" });
@@ -270,25 +258,12 @@ test(
         },
       },
     };
-    const core = new CoreMetrics();
     // No usable state dir: the history runs in memory, where a journal row would not survive.
-    const history = new HistoryStore({
-      stateDir: blocked,
-      retention: config.history,
-      log: quietLog,
-      metrics: core,
-    });
-    const rem = new BackupPauseRemediator(backupPauseOptions(config), {
-      history,
-      metrics: new RemediationMetrics(core.registry),
-      registry: core.registry,
-      log: quietLog,
-    });
-    t.teardown(async () => {
-      await rem.resumeAll("test over").catch(() => undefined);
-      await rem.close();
-      history.close();
-    });
+    const { rem } = buildRemediator(
+      t,
+      config,
+      (deps) => new BackupPauseRemediator(backupPauseOptions(config), deps),
+    );
     for (let i = 0; i < 2; i++) {
       const e = await t.throwsAsync(rem.operatorPause("backup.service", 60_000), {
         instanceOf: ActionRefused,
