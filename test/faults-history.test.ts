@@ -14,7 +14,7 @@ import {
   closeSync,
 } from "node:fs";
 import { join } from "node:path";
-import test from "ava";
+import test, { type ExecutionContext } from "ava";
 import Database from "better-sqlite3";
 import { agentctl, fetchText, isRoot, startAgent, tempDir } from "./helpers/agent-process.js";
 import { diskstatsOnly, procTree, sample, scrape, until } from "./helpers/faults.js";
@@ -34,6 +34,25 @@ function readDb<T>(file: string, fn: (db: Database.Database) => T): T {
 const recoveries = (text: string) =>
   (sample(text, 'stemedb_agent_history_recoveries_total{reason="corrupt"}') ?? 0) +
   (sample(text, 'stemedb_agent_history_recoveries_total{reason="replaced"}') ?? 0);
+
+/**
+ * The agent on a captured diskstats tree whose counters move every 300 ms, flushing history
+ * every second (state under `dir`/state); killed at teardown.
+ */
+async function busyAgent(t: ExecutionContext, dir: string) {
+  const proc = procTree(dir);
+  const a = await startAgent({
+    dir,
+    extraToml: diskstatsOnly(proc.root, join(dir, "sys"), `[history]\nflush_interval = "1s"\n`),
+  });
+  let n = 1;
+  const mover = setInterval(() => proc.tick(++n), 300);
+  t.teardown(async () => {
+    clearInterval(mover);
+    await a.stop("SIGKILL");
+  });
+  return a;
+}
 
 const FAULTS: ReadonlyArray<readonly [string, (file: string) => void, RegExp]> = [
   ["deleted", (f) => unlinkSync(f), /removed while running/],
@@ -55,18 +74,8 @@ test(
     "history recovers each time",
   async (t) => {
     const { dir, cleanup } = tempDir();
-    const proc = procTree(dir);
-    const a = await startAgent({
-      dir,
-      extraToml: diskstatsOnly(proc.root, join(dir, "sys"), `[history]\nflush_interval = "1s"\n`),
-    });
-    let n = 1;
-    const mover = setInterval(() => proc.tick(++n), 300);
-    t.teardown(async () => {
-      clearInterval(mover);
-      await a.stop("SIGKILL");
-      cleanup();
-    });
+    t.teardown(cleanup); // teardowns run last-registered first: stop the agent, then remove
+    const a = await busyAgent(t, dir);
     const file = join(a.stateDir, "history.db");
     await until("samples reach the history file", () =>
       readDb(
@@ -148,18 +157,8 @@ test(
     if (!isRoot) return t.pass("skipped: needs root to mount a small tmpfs for the state dir");
     const { dir, cleanup } = tempDir();
     t.teardown(cleanup); // teardowns run last-registered first: stop the agent, unmount, then remove
-    const proc = procTree(dir);
     const state = makeTmpfs(dir, "state", "6m", t.teardown.bind(t), "0700");
-    const a = await startAgent({
-      dir,
-      extraToml: diskstatsOnly(proc.root, join(dir, "sys"), `[history]\nflush_interval = "1s"\n`),
-    });
-    let n = 1;
-    const mover = setInterval(() => proc.tick(++n), 300);
-    t.teardown(async () => {
-      clearInterval(mover);
-      await a.stop("SIGKILL");
-    });
+    const a = await busyAgent(t, dir);
     const file = join(state, "history.db");
     await until("samples reach the history file", () =>
       readDb(
