@@ -121,13 +121,14 @@ const statements = new WeakMap<Db, Map<string, Database.Statement>>();
 
 /**
  * A statement prepared once per connection: the hot paths (every flush, every state read, the
- * WAL collector's used-bytes series) ran `prepare` on each call. Each SQL text must always be
- * used in one mode (plucked or not): the cached statement keeps it.
+ * WAL collector's used-bytes series) ran `prepare` on each call. Plucking is a mode of the
+ * statement object, so it is part of the key: one text can serve both ways.
  */
-export function prepared(db: Db, sql: string): Database.Statement {
+export function prepared(db: Db, sql: string, pluck = false): Database.Statement {
   let byText = statements.get(db);
   if (!byText) statements.set(db, (byText = new Map<string, Database.Statement>()));
-  let s = byText.get(sql);
-  if (!s) byText.set(sql, (s = db.prepare(sql)));
+  const key = `${pluck ? "pluck" : "rows"}\u0000${sql}`;
+  let s = byText.get(key);
+  if (!s) byText.set(key, (s = pluck ? db.prepare(sql).pluck() : db.prepare(sql)));
   return s;
 }

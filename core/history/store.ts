@@ -110,6 +110,7 @@ export class HistoryWriteError extends Error {
   }
 }
 
+const SELECT_SERIES_ID = "SELECT id FROM series WHERE metric = ? AND labels = ?";
 const UPSERT_STATE =
   "INSERT INTO state (key, value, updated) VALUES (?, ?, ?)" +
   " ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated = excluded.updated";
@@ -367,9 +368,8 @@ export class HistoryStore {
     try {
       const key = seriesKey(metric, labels);
       const sep = key.indexOf("\u0000");
-      const id = prepared(this.#db, "SELECT id FROM series WHERE metric = ? AND labels = ?")
-        .pluck()
-        .get(metric, key.slice(sep + 1)) as number | undefined;
+      const id = prepared(this.#db, SELECT_SERIES_ID, true).get(metric, key.slice(sep + 1)) as
+        number | undefined;
       if (id === undefined) return [];
       const raw = prepared(
         this.#db,
@@ -535,7 +535,7 @@ export class HistoryStore {
     const metric = key.slice(0, sep);
     const labels = key.slice(sep + 1);
     if (insert.run(metric, labels).changes > 0) this.newSeries++;
-    const row = select.get(labels, metric) as { id: number };
+    const row = select.get(metric, labels) as { id: number };
     fresh.set(key, row.id);
     return row.id;
   }
@@ -548,8 +548,7 @@ export class HistoryStore {
   ): void {
     const db = this.#db;
     const insSeries = prepared(db, "INSERT OR IGNORE INTO series (metric, labels) VALUES (?, ?)");
-    // Not plucked here (seriesId reads .id): a text of its own, apart from series()'s plucked one.
-    const selSeries = prepared(db, "SELECT id FROM series WHERE labels = ? AND metric = ?");
+    const selSeries = prepared(db, SELECT_SERIES_ID);
     const insSample = prepared(
       db,
       "INSERT OR REPLACE INTO samples (series_id, ts, value) VALUES (?, ?, ?)",
