@@ -72,7 +72,8 @@ export const dur = (s: number) =>
           ? `${(s / 3600).toFixed(1)} h`
           : `${(s / 86400).toFixed(1)} d`;
 /** Time to full at the recent rate, as a phrase: never full is "not filling". */
-export const fullIn = (s: number) => (Number.isFinite(s) ? `full in ${dur(s)}` : "not filling");
+export const fullIn = (s: number, qualifier = "") =>
+  Number.isFinite(s) ? `full in ${dur(s)}${qualifier}` : "not filling";
 
 /** p99 of one series' raw samples in the last `windowMs`. */
 export function recentP99(

@@ -310,7 +310,7 @@ export function diagnose(
     verdict: !fs ? "unknown" : judgeFilesystem(fs.used_ratio, full),
     evidence: fs
       ? `${walMount?.mountpoint}: ${pct(fs.used_ratio)} used, ${mib(fs.avail_bytes)} free, ` +
-        (Number.isFinite(full) ? `${fullIn(full)} at the recent rate` : "not filling")
+        fullIn(full, " at the recent rate")
       : "no statfs of the WAL filesystem",
     action: null,
   });
