@@ -5,6 +5,8 @@ import type { DiskstatsObservation } from "./diskstats/observation.js";
 import type { FsyncProbeObservation } from "./fsync_probe/observation.js";
 import type { KmsgObservation } from "./kmsg/observation.js";
 import type { MountsObservation } from "./mounts/observation.js";
+import type { NetstatObservation } from "./netstat/observation.js";
+import type { ProcessObservation } from "./process/observation.js";
 import type { ProcioObservation } from "./procio/observation.js";
 import type { SmartObservation } from "./smart/observation.js";
 import type { WalObservation } from "./wal/observation.js";
@@ -17,6 +19,8 @@ export interface Observations {
   kmsg: KmsgObservation;
   mounts: MountsObservation;
   wal: WalObservation;
+  process: ProcessObservation;
+  netstat: NetstatObservation;
 }
 
 export type CollectorName = keyof Observations;

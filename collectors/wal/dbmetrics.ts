@@ -9,6 +9,12 @@ export interface DbWalMetrics {
   readonly p99: number | null;
   readonly count: number | null;
   readonly errors: number | null;
+  /** stemedb_replication_lag_seconds (the largest when labelled per peer); null when absent. */
+  readonly replication_lag_seconds: number | null;
+  /** stemedb_merkle_sync_* by name without that prefix, summed over labels (max for gauges). */
+  readonly merkle_sync: Readonly<Record<string, number>>;
+  /** stemedb_storage_operation_errors_total, summed over labels; null when absent. */
+  readonly storage_operation_errors: number | null;
 }
 
 const LINE = /^([a-zA-Z_:][\w:]*)(\{[^}]*\})?\s+(\S+)/;
@@ -43,5 +49,13 @@ export function parseDbMetrics(text: string): DbWalMetrics {
     const total = buckets.at(-1)?.[1] ?? 0;
     if (total > 0) p99 = buckets.find(([, c]) => c >= 0.99 * total)?.[0] ?? null; // upper bound of the p99 bucket
   }
-  return { quantiles, p99, count, errors };
+  return {
+    quantiles,
+    p99,
+    count,
+    errors,
+    replication_lag_seconds: null,
+    merkle_sync: {},
+    storage_operation_errors: null,
+  };
 }
