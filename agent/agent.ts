@@ -23,7 +23,9 @@ import { SelfMetrics } from "../core/metrics/self.js";
 import { type Health, MetricsServer } from "./metrics-server.js";
 import { type CollectorStatus, Scheduler } from "../core/scheduler.js";
 import { type Area, type AreaVerdict, buildAreas, worst } from "./status/areas.js";
-import { diagnose } from "./status/diagnose.js";
+import { type Diagnosis, diagnose, walFsync } from "./status/diagnose.js";
+import { findRunbook, type RunbookId, runbookList } from "./status/runbooks.js";
+import { writeTest, type WriteTestOutcome } from "./status/write-test.js";
 import { eventsQuery, historyQuery, sinceMs, topIoQuery } from "./status/queries.js";
 import { VERSION } from "../core/version.js";
 import {
@@ -69,6 +71,17 @@ export interface StatusReport {
   readonly history: ReturnType<HistoryStore["stats"]>;
 }
 
+export type DiagnoseReport = Diagnosis & { readonly schema: 2; readonly generated_at: string };
+
+/** `?runbook=NAME` (its id, file name or alert, any case), or all five; a 400 naming them otherwise. */
+function runbooksOf(u: URL): RunbookId[] | undefined {
+  const name = u.searchParams.get("runbook");
+  if (name === null || name === "") return undefined;
+  const r = findRunbook(name);
+  if (!r) throw new BadRequest(`no runbook ${JSON.stringify(name)} (known: ${runbookList()})`);
+  return [r.runbook];
+}
+
 /** The node's verdict: the worst known area; unknown only when nothing is known. */
 function overall(areas: readonly Area[]): AreaVerdict {
   const known = areas.filter((a) => a.verdict !== "unknown");
@@ -101,6 +114,7 @@ export class Agent {
   /** Called from every core-loop tick (systemd WATCHDOG=1 and STATUS= from main.ts); must not throw or block. */
   onTick: ((now: number) => void) | undefined;
   private stopping = false;
+  private writeTestRunning = false;
 
   private constructor(
     loaded: LoadedConfig,
@@ -393,14 +407,7 @@ export class Agent {
     const routes = new Map<string, RouteHandler>([
       ["GET /v1/status", () => this.status()],
       ["GET /v1/health", () => this.agentHealth()],
-      [
-        "GET /v1/diagnose",
-        () => ({
-          schema: 1,
-          generated_at: new Date().toISOString(),
-          ...diagnose(this.config, this.latestView(), this.history, Date.now(), this.states()),
-        }),
-      ],
+      ["GET /v1/diagnose", (u) => this.diagnosis(runbooksOf(u))],
       [
         "GET /v1/history",
         (u) =>
@@ -474,9 +481,64 @@ export class Agent {
           }
         },
       ],
+      ["POST /v1/diagnose/active", (u) => this.activeDiagnosis(runbooksOf(u))],
       ["POST /v1/backups/pause", (u) => this.action(BACKUP_PAUSE, "pause", u)],
       ["POST /v1/backups/resume", (u) => this.action(BACKUP_PAUSE, "resume", u)],
     ]);
+  }
+
+  private diagnosis(only: RunbookId[] | undefined, writeTest?: WriteTestOutcome): DiagnoseReport {
+    return {
+      schema: 2,
+      generated_at: new Date().toISOString(),
+      ...diagnose(this.config, this.latestView(), this.history, Date.now(), this.states(), {
+        ...(only ? { only } : {}),
+        ...(writeTest ? { writeTest } : {}),
+      }),
+    };
+  }
+
+  /**
+   * agentctl diagnose --active (root, admin socket): the WAL write test, journalled as events
+   * before and after, then the diagnosis with its result. One at a time.
+   */
+  private async activeDiagnosis(only: RunbookId[] | undefined): Promise<DiagnoseReport> {
+    if (this.writeTestRunning) throw new BadRequest("a write test is already running");
+    this.writeTestRunning = true;
+    try {
+      const c = this.config;
+      const d = c.diagnose;
+      const fsync = walFsync(c, this.latestView(), this.history).verdict;
+      this.history.event({
+        class: "agent",
+        kind: "write_test.started",
+        severity: "info",
+        subject: c.wal.dir,
+        message:
+          `WAL write test requested (agentctl diagnose --active): up to ` +
+          `${Math.round(d.write_test_size / 1024 ** 2)} MiB of O_DIRECT writes on the WAL's filesystem, ` +
+          `at most ${d.write_test_deadline / 1000} s`,
+      });
+      this.history.flush(); // journalled before it happens
+      const t = await writeTest(c, this.latestView(), fsync);
+      this.history.event({
+        class: "agent",
+        kind: `write_test.${t.state}`,
+        severity: t.state === "failed" || (t.state === "done" && t.verdict !== "ok") ? "warn" : "info",
+        subject: c.wal.dir,
+        message:
+          t.state === "done"
+            ? `WAL write test: ${(t.bytes_per_second / 1e6).toFixed(0)} MB/s, ` +
+              `${Math.round(t.bytes / 1024 ** 2)} MiB in ${t.seconds.toFixed(1)} s, p99 ` +
+              `${(t.p99_seconds * 1000).toFixed(1)} ms per 1 MiB write (expected over ` +
+              `${(t.expected_bytes_per_second / 1e6).toFixed(0)} MB/s); ${t.path} removed`
+            : `WAL write test ${t.state}: ${t.reason}`,
+        data: t,
+      });
+      return this.diagnosis(only, t);
+    } finally {
+      this.writeTestRunning = false;
+    }
   }
 
   /** An operator's action: refusals are the operator's answer (400), not the agent's failure. */

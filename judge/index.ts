@@ -227,6 +227,95 @@ export const heavyCompetitor = (r: {
 export const judgeCompeting = (fsync: Verdict, anyHeavy: boolean): Verdict =>
   anyHeavy && (fsync === "warn" || fsync === "crit") ? "warn" : "ok";
 
+// ------------------------------------------------------------------ CPU, network, replication
+
+/** Ratios in force: `[thresholds]` db_cpu_warn and tcp_retrans_warn are percents. */
+export interface HostLimits {
+  readonly cpu_warn_ratio: number;
+  readonly retrans_warn_ratio: number;
+}
+
+export function hostLimits(c: Config): HostLimits {
+  const t = c.thresholds;
+  return { cpu_warn_ratio: t.db_cpu_warn / 100, retrans_warn_ratio: t.tcp_retrans_warn / 100 };
+}
+
+/**
+ * CPU saturation: the database's processes using `db_share` of all the host's CPUs, or the
+ * host `host_busy` busy whoever uses it; either at the figure is warn. Null figures (a first
+ * sample) count as not known: unknown when neither is known.
+ */
+export function judgeCpu(db_share: number | null, host_busy: number | null, l: HostLimits): Verdict {
+  if (db_share === null && host_busy === null) return "unknown";
+  return (db_share ?? 0) >= l.cpu_warn_ratio || (host_busy ?? 0) >= l.cpu_warn_ratio ? "warn" : "ok";
+}
+
+/**
+ * The network: retransmitted share of sent TCP segments at the figure, or any interface's errors
+ * and drops rising, is warn. `retrans_ratio` null (nothing sent) is nothing wrong.
+ */
+export function judgeNetwork(
+  retrans_ratio: number | null,
+  interface_errors_per_second: readonly number[],
+  l: HostLimits,
+): Verdict {
+  return (retrans_ratio ?? 0) >= l.retrans_warn_ratio ||
+    interface_errors_per_second.some((e) => e > 0)
+    ? "warn"
+    : "ok";
+}
+
+/** Seconds: replication lag at or above `warn` is warn, at or above `crit` crit. */
+export interface LagLimits {
+  readonly warn: number;
+  readonly crit: number;
+}
+
+export function lagLimits(c: Config): LagLimits {
+  const t = c.thresholds;
+  return { warn: t.replication_lag_warn / 1000, crit: t.replication_lag_crit / 1000 };
+}
+
+export const judgeReplicationLag = (seconds: number, l: LagLimits): Verdict =>
+  seconds >= l.crit ? "crit" : seconds >= l.warn ? "warn" : "ok";
+
+/** The database's own error counters rising (WAL fsync errors, storage operation errors) are crit. */
+export const judgeDbErrors = (rising: boolean): Verdict => (rising ? "crit" : "ok");
+
+// ------------------------------------------------------------------ the active write test
+
+/** What the runbook expects of the WAL device, in bytes per second: SSD or rotational. */
+export const writeTestExpectation = (rotational: boolean): number =>
+  rotational
+    ? THRESHOLDS.write_test.rotational_bytes_per_second
+    : THRESHOLDS.write_test.ssd_bytes_per_second;
+
+/** The write test's throughput against the expectation: below it is warn. */
+export const judgeWriteTest = (bytes_per_second: number, rotational: boolean): Verdict =>
+  bytes_per_second >= writeTestExpectation(rotational) ? "ok" : "warn";
+
+/**
+ * Why the write test must not run now, or null: it writes `size` bytes at full speed, which
+ * would make a space or fsync incident worse. `fs` is the WAL filesystem's verdict.
+ */
+export function writeTestBlocked(
+  s: { readonly size: number; readonly reserve: number; readonly avail_bytes: number | null },
+  fs: Verdict,
+  fsync: Verdict,
+): string | null {
+  if (fsync === "warn" || fsync === "crit")
+    return `WAL fsync is already ${fsync === "crit" ? "slow" : "degrading"} (${fsync}): the test would add to the load`;
+  if (fs === "warn" || fs === "crit")
+    return `the WAL filesystem is ${fs} (space): the test would eat into what is left`;
+  if (s.avail_bytes === null) return "free space on the WAL filesystem not known";
+  if (s.avail_bytes < s.size + s.reserve)
+    return (
+      `only ${(s.avail_bytes / 1024 ** 2).toFixed(0)} MiB free on the WAL filesystem; the test ` +
+      `needs its ${(s.size / 1024 ** 2).toFixed(0)} MiB plus the ${(s.reserve / 1024 ** 2).toFixed(0)} MiB reserve`
+    );
+  return null;
+}
+
 // ------------------------------------------------------------------ the agent itself
 
 export const agentVerdict = (health: string): Verdict =>

@@ -54,4 +54,42 @@ export const THRESHOLDS = {
   competing_io: {
     heavy_bytes_per_second: 10 * MiB,
   },
+  /**
+   * CPU: the database's processes using this share of all the host's CPUs, or the host itself
+   * this busy, is saturation (replication and requests queue for CPU). Default of `[thresholds]`
+   * db_cpu_warn; the StemeDBProcessCPUSaturated alert's figure (0.9).
+   */
+  cpu: {
+    warn_ratio: 0.9,
+    warn_config_key: "thresholds.db_cpu_warn",
+  },
+  /**
+   * Network: retransmitted share of the TCP segments sent. 1% already costs a TCP flow much of
+   * its throughput (the Mathis formula: rate ~ 1/sqrt(loss)); the TCPRetransmitsHigh alert's
+   * figure (0.01). Interface errors or drops rising at all are a warning: a healthy link has none.
+   */
+  network: {
+    retrans_warn_ratio: 0.01,
+    retrans_warn_config_key: "thresholds.tcp_retrans_warn",
+  },
+  /**
+   * The database's stemedb_replication_lag_seconds. 10 s: beyond the batching jitter of a healthy
+   * replica, reads there are visibly stale. 60 s: a failover now loses a minute of writes and
+   * catching up takes minutes even once the cause is gone: the page.
+   */
+  replication_lag: {
+    warn_seconds: 10,
+    crit_seconds: 60,
+    warn_config_key: "thresholds.replication_lag_warn",
+    crit_config_key: "thresholds.replication_lag_crit",
+  },
+  /**
+   * The active WAL write test (agentctl diagnose --active), 1 MiB O_DIRECT writes: the runbook
+   * expects over 100 MB/s on SSD. A rotational disk streams 100-200 MB/s on its outer tracks and
+   * about half that on its inner ones: under 50 MB/s it is busy with something else or failing.
+   */
+  write_test: {
+    ssd_bytes_per_second: 100e6,
+    rotational_bytes_per_second: 50e6,
+  },
 } as const;

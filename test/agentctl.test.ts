@@ -1,6 +1,7 @@
 // agentctl, the real binary, against a running agent with real history.
 import { spawn, spawnSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
+import { request } from "node:http";
 import { join } from "node:path";
 import test from "ava";
 import {
@@ -13,6 +14,21 @@ import {
 } from "./helpers/agent-process.js";
 import { makeLoopFs, makeTmpfs } from "./helpers/loop.js";
 import { sleep } from "./helpers/quiet.js";
+import { type Diagnosis, stepOf } from "../agent/status/diagnose.js";
+
+/** One request on a unix socket, the status and body as they came. */
+function fetchUnix(socketPath: string, path: string, method = "GET"): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request({ socketPath, path, method }, (res) => {
+      let body = "";
+      res.setEncoding("utf8");
+      res.on("data", (d: string) => (body += d));
+      res.on("end", () => resolve({ status: res.statusCode ?? 0, body }));
+    });
+    req.on("error", reject);
+    req.end();
+  });
+}
 
 /**
  * A node where every area can be known and healthy: WAL and data on tmpfs, no disk or kernel
@@ -224,9 +240,7 @@ test(
     t.regex(
       d.stdout,
       new RegExp(
-        String.raw`runbook: disk-full\n {2}CRIT\s+1\. df -h on the WAL filesystem\n\s+.*walfs: 9[5-9]` +
-          String.raw`\.\d% used|runbook: disk-full\n {2}CRIT\s+1\. df -h on the WAL filesystem\n\s+.*wa` +
-          String.raw`lfs: 100% used`,
+        String.raw`\n {2}CRIT\s+3\. df -h on the WAL filesystem\n\s+.*walfs: (9[5-9]\.\d|100)% used`,
       ),
     );
     t.regex(d.stdout, /-> compress all but the newest 20 segments \(10 segments;/);
@@ -234,22 +248,40 @@ test(
       d.stdout,
       /wal_compress is dry-run, it only plans; mode = "on" lets it act\): gzip \$\(ls -t /,
     );
-    const js = JSON.parse(agentctl(["--socket", a.socket, "diagnose", "--json"]).stdout) as {
-      verdict: string;
-      steps: Array<{
-        runbook: string;
-        step: string;
-        verdict: string;
-        evidence: string;
-        action: string | null;
-      }>;
+    t.regex(d.stdout, /^CRIT\s+storage-errors\.md \(alert StorageErrors\): storage errors, disk full/m);
+    const js = JSON.parse(agentctl(["--socket", a.socket, "diagnose", "--json"]).stdout) as Diagnosis & {
+      schema: number;
     };
+    t.is(js.schema, 2);
     t.deepEqual(
-      [...new Set(js.steps.map((s) => s.runbook))],
-      ["slow-wal-fsync", "wal-fsync-failure", "storage-errors", "disk-full"],
+      js.runbooks.map((r) => `${r.file} ${r.alert}`),
+      [
+        "slow-fsync.md WALFsyncSlow",
+        "replication-lag.md ReplicationLagCritical",
+        "wal-fsync-failure.md WALFsyncFailure",
+        "storage-errors.md StorageErrors",
+        "api-error-rate.md HighAPIErrorRate",
+      ],
       "runbook order",
     );
-    t.is(js.steps.find((s) => s.runbook === "disk-full")?.verdict, "crit");
+    t.is(stepOf(js, "storage-errors", 3)?.verdict, "crit");
+    t.is(stepOf(js, "storage-errors", 3)?.step, "df -h on the WAL filesystem");
+    // One runbook, by id, file name or alert, any case; an unknown one is a usage error.
+    for (const name of ["storage-errors", "STORAGE-ERRORS.md", "storageerrors"]) {
+      const one = agentctl(["--socket", a.socket, "diagnose", name, "--json"]);
+      t.is(one.code, 2, `${name}: ${one.stderr}`);
+      const only = JSON.parse(one.stdout) as Diagnosis;
+      t.deepEqual(only.runbooks.map((r) => r.runbook), ["storage-errors"], name);
+    }
+    const bad = agentctl(["--socket", a.socket, "diagnose", "disk-full"]);
+    t.is(bad.code, 64);
+    t.regex(
+      bad.stderr,
+      /no runbook "disk-full"; the five: slow-fsync\.md \(WALFsyncSlow\), replication-lag\.md \(Replicat.*api-error-rate\.md \(HighAPIErrorRate\)/,
+    );
+    // The socket API says the same to a client that skips agentctl's check.
+    const api = await fetchUnix(a.socket, "/v1/diagnose?runbook=disk-full");
+    t.is(api.status, 400);
   },
 );
 
@@ -296,13 +328,13 @@ test.serial(
     t.log(`\n$ agentctl status\n${s.stdout}\n$ agentctl diagnose\n${d.stdout}`);
     t.regex(
       d.stdout,
-      /runbook: slow-wal-fsync\n {2}CRIT\s+1\. WAL fsync latency\n\s+agent probe p99 [\d.]+ ms over 10 min/,
+      /slow-fsync\.md \(alert WALFsyncSlow\): slow WAL fsync\n {2}CRIT\s+1\. WAL fsync latency\n\s+agent probe p99 [\d.]+ ms over 10 min/,
     );
     t.regex(
       d.stdout,
       new RegExp(`2\\. iostat -x on the WAL device\\n\\s+${lfs.device}: w_await p99`),
     );
-    t.regex(d.stdout, /3\. iotop: competing I\/O\n\s+fio\[\d+\]/);
+    t.regex(d.stdout, /3\. iotop -o: competing I\/O\n\s+fio\[\d+\]/);
     t.regex(s.stdout, /^CRIT\s+fsync\s+fsync p99/m);
     t.regex(
       s.stdout,

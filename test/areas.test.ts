@@ -2,7 +2,7 @@ import test from "ava";
 import { loadConfig } from "../core/config/load.js";
 import { HistoryStore } from "../core/history/store.js";
 import { buildAreas, type Latest } from "../agent/status/areas.js";
-import { diagnose } from "../agent/status/diagnose.js";
+import { diagnose, stepOf } from "../agent/status/diagnose.js";
 import { tempDir } from "./helpers/agent-process.js";
 import { historyIn } from "./helpers/quiet.js";
 
@@ -116,9 +116,7 @@ const bp = (
   units: [{ unit: "backup.service", paused }],
 });
 const step3 = (rs: ReturnType<typeof bp>[]) =>
-  diagnose(cfg, latest(slowNode), null, Date.now(), rs).steps.find(
-    (s) => s.step === "3. iotop: competing I/O",
-  );
+  stepOf(diagnose(cfg, latest(slowNode), null, Date.now(), rs), "slow-fsync", 3);
 
 test(
   "diagnose says what the agent did or will do about a competing backup, in each mode; status " +
@@ -168,9 +166,8 @@ test(
       "backup.service paused (freeze) since 10:02:00Z, resumes by 10:32:00Z at the latest: WAL fsync " +
         "p99 140 ms; backup.service doing 180.0 MiB/s of I/O (agentctl backups)",
     );
-    const raw = diagnose(cfg, latest(slowNode), null).steps.find(
-      (s) => s.step === "5. raw fsync test",
-    );
+    const raw = stepOf(diagnose(cfg, latest(slowNode), null), "slow-fsync", 5);
+    t.is(raw?.step, "raw fsync test");
     t.is(raw?.verdict, "crit", "the last probe itself took 200 ms");
   },
 );
@@ -238,9 +235,7 @@ const kernelArea = (h: HistoryStore) =>
     (a) => a.area === "kernel",
   );
 const storageStep = (h: HistoryStore, obs: Record<string, unknown> = {}) =>
-  diagnose(cfg, latest(obs), h, NOW).steps.find(
-    (s) => s.runbook === "storage-errors" && s.step.startsWith("1."),
-  );
+  stepOf(diagnose(cfg, latest(obs), h, NOW), "storage-errors", 1);
 
 test("status: the kernel log in incidents, worst first, not in lines", (t) => {
   const k = kernelArea(twoIncidents());

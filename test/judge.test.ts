@@ -5,7 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import test from "ava";
 import { buildAreas, type Latest } from "../agent/status/areas.js";
-import { diagnose } from "../agent/status/diagnose.js";
+import { diagnose, stepOf } from "../agent/status/diagnose.js";
 import type { FindingKind } from "../collectors/wal/inventory.js";
 import { loadConfig } from "../core/config/load.js";
 import { ms } from "../core/config/units.js";
@@ -397,12 +397,12 @@ test("status and diagnose judge one fsync p99 alike, at the configured figures",
         probes: [{ dir: "/w", mountpoint: "/var/lib/stemedb", state: "ok", seconds }],
       },
     });
-    const steps = diagnose(c, obs, null).steps;
+    const d = diagnose(c, obs, null);
     return [
       buildAreas(c, obs, null, { verdict: "healthy", reasons: [] }).find((a) => a.area === "fsync")
         ?.verdict,
-      steps.find((s) => s.step === "1. WAL fsync latency")?.verdict,
-      steps.find((s) => s.step === "5. raw fsync test")?.verdict,
+      stepOf(d, "slow-fsync", 1)?.verdict,
+      stepOf(d, "slow-fsync", 5)?.verdict,
     ];
   };
   const c = withFsync(100, 30);
@@ -430,8 +430,7 @@ test("status and diagnose judge one disk alike, at the configured figures", (t) 
     return [
       buildAreas(c, obs, null, { verdict: "healthy", reasons: [] }).find((a) => a.area === "disks")
         ?.verdict,
-      diagnose(c, obs, null).steps.find((s) => s.step === "2. iostat -x on the WAL device")
-        ?.verdict,
+      stepOf(diagnose(c, obs, null), "slow-fsync", 2)?.verdict,
     ];
   };
   t.deepEqual(disk(89), ["ok", "ok"]);

@@ -17,7 +17,7 @@ import { Registry } from "prom-client";
 import { loadConfig } from "../core/config/load.js";
 import { HistoryStore } from "../core/history/store.js";
 import { buildAreas } from "../agent/status/areas.js";
-import { diagnose } from "../agent/status/diagnose.js";
+import { diagnose, stepOf } from "../agent/status/diagnose.js";
 import { classify } from "../collectors/kmsg/classify.js";
 import { KmsgCollector, parseJournalLine } from "../collectors/kmsg/collector.js";
 import { kmsgSinks } from "../collectors/kmsg/sink.js";
@@ -388,9 +388,7 @@ test.serial(
       ),
     );
     t.is(k?.details.at(-1), "4 fault lines in the kernel log behind them");
-    const step = diagnose(cfg(), { get: () => undefined }, history, now).steps.find(
-      (s) => s.runbook === "storage-errors" && s.step.startsWith("1."),
-    );
+    const step = stepOf(diagnose(cfg(), { get: () => undefined }, history, now), "storage-errors", 1);
     t.regex(
       step?.evidence ?? "",
       new RegExp(`^1 incident \\(4 fault lines\\): crit on ${dev} at `),

@@ -6,7 +6,8 @@
 import { parseArgs } from "node:util";
 import type { StatusReport } from "../agent.js";
 import type { AreaVerdict } from "../status/areas.js";
-import type { Diagnosis } from "../status/diagnose.js";
+import type { DiagnoseReport } from "../agent.js";
+import { findRunbook, runbookList } from "../status/runbooks.js";
 import type { EventRow, HistoryAnswer, TopIoSummary } from "../status/queries.js";
 import {
   adminCandidates,
@@ -38,7 +39,10 @@ const USAGE =
 
 commands:
   status [-v]                          is this node's storage OK, and if not, why (one line per area)
-  diagnose                             walk the StemeDB runbooks against current state and history
+  diagnose [RUNBOOK]                   walk the StemeDB runbooks (or one: slow-fsync, replication-lag,
+                                       wal-fsync-failure, storage-errors, api-error-rate; its file
+                                       name or alert will do) against current state and history
+  diagnose [RUNBOOK] --active          (root) also run the WAL write test (writes real data, bounded)
   history METRIC [--device D] [--since 6h]
                                        a metric from history, as a table with a sparkline
   events [--since 24h] [--class C]     what happened (kernel, kernel_incident, smart, mount, wal, ` +
@@ -84,6 +88,7 @@ async function main(argv: string[]): Promise<number> {
         class: { type: "string" },
         limit: { type: "string" },
         for: { type: "string" },
+        active: { type: "boolean", default: false },
         help: { type: "boolean", short: "h", default: false },
       },
       allowPositionals: true,
@@ -117,7 +122,21 @@ async function main(argv: string[]): Promise<number> {
         return VERDICT_EXIT[s.verdict] ?? EXIT.crit;
       }
       case "diagnose": {
-        const d = (await get(candidates, "/v1/diagnose")).body as Diagnosis;
+        const name = positionals[1];
+        const runbook = name === undefined ? undefined : findRunbook(name);
+        if (runbook === null) {
+          process.stderr.write(
+            `agentctl: no runbook ${JSON.stringify(name)}; the five: ${runbookList()}\n`,
+          );
+          return EXIT.usage;
+        }
+        const path = `/v1/diagnose${o.active ? "/active" : ""}${q({ runbook: runbook?.runbook })}`;
+        // --active writes up to [diagnose] write_test_deadline (at most 5 min) before answering.
+        const d = (
+          o.active
+            ? await get(adminCandidates(candidates), path, 6 * 60_000, "POST")
+            : await get(candidates, path)
+        ).body as DiagnoseReport;
         out(d, () => renderDiagnosis(d, style));
         return VERDICT_EXIT[d.verdict] ?? EXIT.crit;
       }

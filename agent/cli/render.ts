@@ -21,14 +21,14 @@ const AREA_TITLE: Record<Area["area"], string> = {
 
 export function verdictWord(
   style: Style,
-  v: AreaVerdict | "healthy" | "degraded" | "critical",
+  v: AreaVerdict | "info" | "healthy" | "degraded" | "critical",
 ): string {
   const colour =
     v === "ok" || v === "healthy"
       ? "green"
       : v === "warn" || v === "degraded"
         ? "yellow"
-        : v === "unknown"
+        : v === "unknown" || v === "info"
           ? "dim"
           : "red";
   return paint(style, colour, v.toUpperCase().padEnd(7));
@@ -85,32 +85,38 @@ export function renderStatus(
 
 /** What the verdict rests on, in a line: the steps that need a look, or how many are fine. */
 export function diagnosisSummary(d: Diagnosis): string {
-  const n = d.steps.length;
-  const flagged = d.steps.filter((s) => s.verdict === "warn" || s.verdict === "crit");
+  const all = d.runbooks.flatMap((r) => r.steps.map((s) => ({ r, s })));
+  const judged = all.filter(({ s }) => s.verdict !== "info");
+  const n = judged.length;
+  const flagged = judged.filter(({ s }) => s.verdict === "warn" || s.verdict === "crit");
   if (flagged.length > 0) {
-    const named = flagged.slice(0, 3).map((s) => `${s.runbook} ${s.step}`);
+    const named = flagged.slice(0, 3).map(({ r, s }) => `${r.file} ${s.n}. ${s.step}`);
     const more = flagged.length > 3 ? `; ${flagged.length - 3} more` : "";
     return `${flagged.length} of ${n} steps need a look (${named.join("; ")}${more})`;
   }
-  const unknown = d.steps.filter((s) => s.verdict === "unknown").length;
+  const unknown = judged.filter(({ s }) => s.verdict === "unknown").length;
   if (unknown === n)
-    return `nothing known yet (${n} steps unknown: the agent may have just started)`;
-  return `${n - unknown} of ${n} steps ok${unknown > 0 ? `, ${unknown} not known` : ""}`;
+    return `nothing known yet (${plural(n, "step")} unknown: the agent may have just started)`;
+  return `${n - unknown} of ${plural(n, "step")} ok${unknown > 0 ? `, ${unknown} not known` : ""}`;
 }
 
+const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? "" : "s"}`;
+
+/** Each runbook as a heading with its file and alert, then its numbered steps. */
 export function renderDiagnosis(d: Diagnosis, style: Style): string {
   const out: string[] = [
     `${paint(style, "bold", "diagnosis")} ${verdictWord(style, d.verdict)}: ${diagnosisSummary(d)}`,
   ];
-  let runbook = "";
-  for (const s of d.steps) {
-    if (s.runbook !== runbook) {
-      runbook = s.runbook;
-      out.push("", paint(style, "bold", `runbook: ${runbook}`));
+  for (const r of d.runbooks) {
+    out.push(
+      "",
+      `${verdictWord(style, r.verdict)} ${paint(style, "bold", r.file)} (alert ${r.alert}): ${r.title}`,
+    );
+    for (const s of r.steps) {
+      out.push(`  ${verdictWord(style, s.verdict)} ${s.n}. ${s.step}`);
+      out.push(`          ${s.evidence}`);
+      if (s.action) out.push(`          ${paint(style, "bold", "->")} ${s.action}`);
     }
-    out.push(`  ${verdictWord(style, s.verdict)} ${s.step}`);
-    out.push(`          ${s.evidence}`);
-    if (s.action) out.push(`          ${paint(style, "bold", "->")} ${s.action}`);
   }
   return `${out.join("\n")}\n`;
 }

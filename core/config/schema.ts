@@ -249,6 +249,21 @@ export const configSchema = z
       disk_await_warn: duration.prefault("20ms"),
       disk_await_crit: duration.prefault("100ms"),
       disk_util_warn: percent.default(90),
+      db_cpu_warn: percent.default(90),
+      tcp_retrans_warn: z.number().gt(0).max(100).default(1),
+      replication_lag_warn: duration.prefault("10s"),
+      replication_lag_crit: duration.prefault("60s"),
+    }),
+    /** agentctl diagnose --active: the WAL write test's bounds and place. */
+    diagnose: section({
+      write_test_size: size
+        .prefault("256MiB")
+        .refine((b) => b >= 1024 * 1024 && b <= 16 * 1024 ** 3, "must be from 1MiB to 16GiB"),
+      write_test_deadline: duration
+        .prefault("30s")
+        .refine((d) => d >= 1000 && d <= 300_000, "must be from 1s to 5m"),
+      write_test_reserve: size.prefault("1GiB"),
+      write_test_dir: absPath.or(z.literal("")).default(""),
     }),
     remediators: section({
       wal_compress: section({
@@ -316,6 +331,13 @@ export const configSchema = z
         path: ["thresholds", "disk_await_warn"],
         message:
           "must be below disk_await_crit, or a disk would go from ok to crit with no warning",
+      });
+    }
+    if (th.replication_lag_warn >= th.replication_lag_crit) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["thresholds", "replication_lag_warn"],
+        message: "must be below replication_lag_crit, or lag would go from ok to crit with no warning",
       });
     }
     const bp = c.remediators.backup_pause;
