@@ -524,7 +524,8 @@ export class Agent {
       this.history.event({
         class: "agent",
         kind: `write_test.${t.state}`,
-        severity: t.state === "failed" || (t.state === "done" && t.verdict !== "ok") ? "warn" : "info",
+        severity:
+          t.state === "failed" || (t.state === "done" && t.verdict !== "ok") ? "warn" : "info",
         subject: c.wal.dir,
         message:
           t.state === "done"

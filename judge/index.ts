@@ -245,9 +245,15 @@ export function hostLimits(c: Config): HostLimits {
  * host `host_busy` busy whoever uses it; either at the figure is warn. Null figures (a first
  * sample) count as not known: unknown when neither is known.
  */
-export function judgeCpu(db_share: number | null, host_busy: number | null, l: HostLimits): Verdict {
+export function judgeCpu(
+  db_share: number | null,
+  host_busy: number | null,
+  l: HostLimits,
+): Verdict {
   if (db_share === null && host_busy === null) return "unknown";
-  return (db_share ?? 0) >= l.cpu_warn_ratio || (host_busy ?? 0) >= l.cpu_warn_ratio ? "warn" : "ok";
+  return (db_share ?? 0) >= l.cpu_warn_ratio || (host_busy ?? 0) >= l.cpu_warn_ratio
+    ? "warn"
+    : "ok";
 }
 
 /**

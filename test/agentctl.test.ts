@@ -17,7 +17,11 @@ import { sleep } from "./helpers/quiet.js";
 import { type Diagnosis, stepOf } from "../agent/status/diagnose.js";
 
 /** One request on a unix socket, the status and body as they came. */
-function fetchUnix(socketPath: string, path: string, method = "GET"): Promise<{ status: number; body: string }> {
+function fetchUnix(
+  socketPath: string,
+  path: string,
+  method = "GET",
+): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
     const req = request({ socketPath, path, method }, (res) => {
       let body = "";
@@ -248,8 +252,13 @@ test(
       d.stdout,
       /wal_compress is dry-run, it only plans; mode = "on" lets it act\): gzip \$\(ls -t /,
     );
-    t.regex(d.stdout, /^CRIT\s+storage-errors\.md \(alert StorageErrors\): storage errors, disk full/m);
-    const js = JSON.parse(agentctl(["--socket", a.socket, "diagnose", "--json"]).stdout) as Diagnosis & {
+    t.regex(
+      d.stdout,
+      /^CRIT\s+storage-errors\.md \(alert StorageErrors\): storage errors, disk full/m,
+    );
+    const js = JSON.parse(
+      agentctl(["--socket", a.socket, "diagnose", "--json"]).stdout,
+    ) as Diagnosis & {
       schema: number;
     };
     t.is(js.schema, 2);
@@ -271,7 +280,11 @@ test(
       const one = agentctl(["--socket", a.socket, "diagnose", name, "--json"]);
       t.is(one.code, 2, `${name}: ${one.stderr}`);
       const only = JSON.parse(one.stdout) as Diagnosis;
-      t.deepEqual(only.runbooks.map((r) => r.runbook), ["storage-errors"], name);
+      t.deepEqual(
+        only.runbooks.map((r) => r.runbook),
+        ["storage-errors"],
+        name,
+      );
     }
     const bad = agentctl(["--socket", a.socket, "diagnose", "disk-full"]);
     t.is(bad.code, 64);

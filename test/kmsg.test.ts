@@ -388,7 +388,11 @@ test.serial(
       ),
     );
     t.is(k?.details.at(-1), "4 fault lines in the kernel log behind them");
-    const step = stepOf(diagnose(cfg(), { get: () => undefined }, history, now), "storage-errors", 1);
+    const step = stepOf(
+      diagnose(cfg(), { get: () => undefined }, history, now),
+      "storage-errors",
+      1,
+    );
     t.regex(
       step?.evidence ?? "",
       new RegExp(`^1 incident \\(4 fault lines\\): crit on ${dev} at `),

@@ -37,16 +37,24 @@ const d = (...books: Array<[RunbookId, Step[]]>): Diagnosis => ({
 
 test("the diagnosis line says what its verdict rests on, by runbook file and step number", (t) => {
   t.is(
-    diagnosisSummary(d(["slow-fsync", [step(1, "ok")]], ["storage-errors", [step(1, "ok"), step(2, "warn")]])),
+    diagnosisSummary(
+      d(["slow-fsync", [step(1, "ok")]], ["storage-errors", [step(1, "ok"), step(2, "warn")]]),
+    ),
     "1 of 3 steps need a look (storage-errors.md 2. step 2)",
   );
   t.is(
     diagnosisSummary(d(["storage-errors", [step(1, "ok"), step(2, "unknown")]])),
     "1 of 2 steps ok, 1 not known",
   );
-  t.regex(diagnosisSummary(d(["storage-errors", [step(1, "unknown")]])), /^nothing known yet \(1 step unknown/);
+  t.regex(
+    diagnosisSummary(d(["storage-errors", [step(1, "unknown")]])),
+    /^nothing known yet \(1 step unknown/,
+  );
   const many = [1, 2, 3, 4, 5].map((n) => step(n, "crit"));
-  t.regex(diagnosisSummary(d(["storage-errors", many])), /^5 of 5 steps need a look \(.*; 2 more\)$/);
+  t.regex(
+    diagnosisSummary(d(["storage-errors", many])),
+    /^5 of 5 steps need a look \(.*; 2 more\)$/,
+  );
   // A step that judges nothing (how to run the write test, the bundle) is not counted.
   t.is(
     diagnosisSummary(d(["replication-lag", [step(1, "ok"), step(2, "info")]])),

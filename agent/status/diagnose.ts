@@ -45,7 +45,6 @@ import {
 import { RUNBOOKS, type RunbookId, type RunbookInfo } from "./runbooks.js";
 import type { WriteTestOutcome } from "./write-test.js";
 
-
 /** A step's verdict; `info` is a step that judges nothing (how to run a check, what to collect). */
 export type StepVerdict = Verdict | "info";
 
@@ -113,7 +112,9 @@ export function walFsync(
     .filter((p) => p.state === "ok")
     .map((p) => ({
       mp: p.mountpoint,
-      v: recentP99(h, "fsync_probe_seconds", { mountpoint: p.mountpoint }, TEN_MIN, now) ?? p.seconds,
+      v:
+        recentP99(h, "fsync_probe_seconds", { mountpoint: p.mountpoint }, TEN_MIN, now) ??
+        p.seconds,
     }));
   const worstP99 = p99s.reduce((a, b) => (b.v > a.v ? b : a), { mp: "", v: 0 });
   const db = wal?.database && wal.database.ok ? wal.database.p99 : null;
@@ -195,10 +196,16 @@ class Context {
   /** The database's own metrics, or why they cannot be read (what to configure). */
   private dbMetrics(): { ok: true; m: DbWalMetrics } | { ok: false; why: string } {
     if (this.c.stemedb.metrics_url === "")
-      return { ok: false, why: "[stemedb] metrics_url is not set: the database's own figures are not read" };
+      return {
+        ok: false,
+        why: "[stemedb] metrics_url is not set: the database's own figures are not read",
+      };
     const d = this.wal?.database;
     if (!this.wal || d === undefined || d === null)
-      return { ok: false, why: `${this.c.stemedb.metrics_url} not scraped yet (the wal collector is off or starting)` };
+      return {
+        ok: false,
+        why: `${this.c.stemedb.metrics_url} not scraped yet (the wal collector is off or starting)`,
+      };
     if (!d.ok) return { ok: false, why: `${this.c.stemedb.metrics_url}: ${d.error}` };
     return { ok: true, m: d };
   }
@@ -324,7 +331,7 @@ class Context {
       step,
       verdict,
       evidence:
-        `${plural(g.count, "database process", )} use ${cpu}${host}${mem}; ` +
+        `${plural(g.count, "database process")} use ${cpu}${host}${mem}; ` +
         `${plural(g.threads, "thread")}${inD}; busiest ${top}`,
       action: dbBusy
         ? "the database is CPU-bound: requests and replication queue for CPU; look at its load " +
@@ -409,7 +416,10 @@ class Context {
     const rows = this.walDiskRows().map((d) => {
       const labels = { device: d.device };
       const hour = this.h?.series("disk_utilization_ratio", labels, this.now - 3_600_000) ?? [];
-      const peak = hour.reduce<number | null>((m, s) => (m === null || s.value > m ? s.value : m), null);
+      const peak = hour.reduce<number | null>(
+        (m, s) => (m === null || s.value > m ? s.value : m),
+        null,
+      );
       return {
         d: d.device,
         now: d.iostat?.util_pct ?? null,
@@ -768,7 +778,9 @@ function writeTestStep(c: Config, t: WriteTestOutcome | undefined): Draft {
       : t.rotational
         ? "for a rotational disk"
         : "for an SSD";
-  const part = t.stopped_at_deadline ? `, stopped at the ${dur(d.write_test_deadline / 1000)} deadline` : "";
+  const part = t.stopped_at_deadline
+    ? `, stopped at the ${dur(d.write_test_deadline / 1000)} deadline`
+    : "";
   return {
     step,
     verdict: t.verdict,

@@ -37,12 +37,9 @@ export type RunbookId = RunbookInfo["runbook"];
 export function findRunbook(name: string): RunbookInfo | null {
   const n = name.trim().toLowerCase();
   return (
-    RUNBOOKS.find(
-      (r) => r.runbook === n || r.file === n || r.alert.toLowerCase() === n,
-    ) ?? null
+    RUNBOOKS.find((r) => r.runbook === n || r.file === n || r.alert.toLowerCase() === n) ?? null
   );
 }
 
 /** "slow-fsync.md (WALFsyncSlow), …": what a RUNBOOK argument may be. */
-export const runbookList = (): string =>
-  RUNBOOKS.map((r) => `${r.file} (${r.alert})`).join(", ");
+export const runbookList = (): string => RUNBOOKS.map((r) => `${r.file} (${r.alert})`).join(", ");

@@ -89,7 +89,9 @@ function openTestDir(
           : null;
   if (why !== null) {
     dir.close();
-    throw new Refusal(`${name} in ${parent.label} is not the agent's (${why}): remove it to run the test`);
+    throw new Refusal(
+      `${name} in ${parent.label} is not the agent's (${why}): remove it to run the test`,
+    );
   }
   return { dir, created };
 }
@@ -200,7 +202,8 @@ let reply: WriteTestReply;
 try {
   reply = run(req);
 } catch (e) {
-  const code = e instanceof Refusal ? "EREFUSED" : ((e as NodeJS.ErrnoException).code ?? "EUNKNOWN");
+  const code =
+    e instanceof Refusal ? "EREFUSED" : ((e as NodeJS.ErrnoException).code ?? "EUNKNOWN");
   reply = { ok: false, code, message: errorMessage(e) };
 }
 parentPort?.postMessage(reply);

@@ -73,7 +73,11 @@ export function runWriteTestWorker(req: WriteTestRequest): Promise<WriteTestRepl
     w.on("message", (r: WriteTestReply) => finish(r));
     w.on("error", (e) => finish({ ok: false, code: "EWORKER", message: errorMessage(e) }));
     w.on("exit", () =>
-      finish({ ok: false, code: "EWORKER", message: "the write test's worker exited without an answer" }),
+      finish({
+        ok: false,
+        code: "EWORKER",
+        message: "the write test's worker exited without an answer",
+      }),
     );
   });
 }

@@ -337,7 +337,8 @@ export const configSchema = z
       ctx.addIssue({
         code: "custom",
         path: ["thresholds", "replication_lag_warn"],
-        message: "must be below replication_lag_crit, or lag would go from ok to crit with no warning",
+        message:
+          "must be below replication_lag_crit, or lag would go from ok to crit with no warning",
       });
     }
     const bp = c.remediators.backup_pause;
