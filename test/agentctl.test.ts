@@ -290,7 +290,10 @@ test(
     t.is(bad.code, 64);
     t.regex(
       bad.stderr,
-      /no runbook "disk-full"; the five: slow-fsync\.md \(WALFsyncSlow\), replication-lag\.md \(Replicat.*api-error-rate\.md \(HighAPIErrorRate\)/,
+      new RegExp(
+        String.raw`no runbook "disk-full"; the five: slow-fsync\.md \(WALFsyncSlow\), ` +
+          String.raw`replication-lag\.md \(Replicat.*api-error-rate\.md \(HighAPIErrorRate\)`,
+      ),
     );
     // The socket API says the same to a client that skips agentctl's check.
     const api = await fetchUnix(a.socket, "/v1/diagnose?runbook=disk-full");
@@ -341,7 +344,10 @@ test.serial(
     t.log(`\n$ agentctl status\n${s.stdout}\n$ agentctl diagnose\n${d.stdout}`);
     t.regex(
       d.stdout,
-      /slow-fsync\.md \(alert WALFsyncSlow\): slow WAL fsync\n {2}CRIT\s+1\. WAL fsync latency\n\s+agent probe p99 [\d.]+ ms over 10 min/,
+      new RegExp(
+        String.raw`slow-fsync\.md \(alert WALFsyncSlow\): slow WAL fsync\n {2}CRIT\s+1\. WAL fsync ` +
+          String.raw`latency\n\s+agent probe p99 [\d.]+ ms over 10 min`,
+      ),
     );
     t.regex(
       d.stdout,

@@ -16,7 +16,14 @@ import {
   fsyncLimits,
   fsyncSlow,
   heavyCompetitor,
+  hostLimits,
   isStemedbDatabase,
+  judgeCpu,
+  judgeNetwork,
+  judgeReplicationLag,
+  judgeWriteTest,
+  lagLimits,
+  writeTestBlocked,
   isStemedbProcess,
   judgeCompeting,
   judgeDisk,
@@ -110,9 +117,10 @@ function figures(cell: string): number[] {
     h: 3600,
     d: 86_400,
     "MiB/s": 1024 * 1024,
+    "MB/s": 1e6,
     "%": 0.01,
   };
-  return [...cell.matchAll(/(\d+(?:\.\d+)?)\s*(ms|s|min|h|d|MiB\/s|%)(?![\w/])/g)].map(
+  return [...cell.matchAll(/(\d+(?:\.\d+)?)\s*(ms|s|min|h|d|MiB\/s|MB\/s|%)(?![\w/])/g)].map(
     (m) => Number(m[1]) * (unit[m[2] as string] as number),
   );
 }
@@ -149,6 +157,21 @@ test("README: every figure in the status/diagnose threshold table is the judge's
       warn: [T.competing_io.heavy_bytes_per_second],
       crit: [],
     },
+    "CPU: the database's share of all CPUs, or the host busy": {
+      warn: [T.cpu.warn_ratio],
+      crit: [],
+    },
+    "TCP segments sent that were retransmitted": { warn: [T.network.retrans_warn_ratio], crit: [] },
+    "interface errors and drops": { warn: [], crit: [] },
+    "replication lag (the database's own)": {
+      warn: [T.replication_lag.warn_seconds],
+      crit: [T.replication_lag.crit_seconds],
+    },
+    "the database's WAL fsync or storage operation errors": { warn: [], crit: [] },
+    "WAL write test (`diagnose --active`)": {
+      warn: [T.write_test.ssd_bytes_per_second, T.write_test.rotational_bytes_per_second],
+      crit: [],
+    },
   };
   t.deepEqual([...rows.keys()].sort(), Object.keys(expect).sort(), "the table's rows");
   for (const [measure, want] of Object.entries(expect)) {
@@ -174,6 +197,61 @@ test("README: every figure in the status/diagnose threshold table is the judge's
   names("disk write-await p99", T.disk.await_warn_config_key, T.disk.await_crit_config_key);
   names("disk flush-await p99", null, T.disk.await_crit_config_key);
   names("disk %util", T.disk.util_warn_config_key, null);
+  names("CPU: the database's share of all CPUs, or the host busy", T.cpu.warn_config_key, null);
+  names("TCP segments sent that were retransmitted", T.network.retrans_warn_config_key, null);
+  names(
+    "replication lag (the database's own)",
+    T.replication_lag.warn_config_key,
+    T.replication_lag.crit_config_key,
+  );
+});
+
+test("the alert rules of issue 19 use the judge's CPU and retransmit figures, when present", (t) => {
+  // Written by the process/netstat work; until merged, only the defaults are checked here.
+  for (const [alert, figure] of [
+    ["StemeDBProcessCPUSaturated", THRESHOLDS.cpu.warn_ratio],
+    ["TCPRetransmitsHigh", THRESHOLDS.network.retrans_warn_ratio],
+  ] as const) {
+    if (!RULES.includes(`- alert: ${alert}\n`)) continue;
+    t.regex(alertExpr(alert), new RegExp(`>=? ${String(figure).replace(".", "\\.")}\\b`), alert);
+  }
+  t.deepEqual(hostLimits(cfg), { cpu_warn_ratio: 0.9, retrans_warn_ratio: 0.01 });
+  t.deepEqual(lagLimits(cfg), { warn: 10, crit: 60 });
+});
+
+test("CPU, network, replication lag and the write test: the boundaries", (t) => {
+  const l = hostLimits(cfg);
+  t.is(judgeCpu(null, null, l), "unknown", "no second sample yet");
+  t.is(judgeCpu(0.899, 0.5, l), "ok");
+  t.is(judgeCpu(0.9, null, l), "warn", "the database uses 90% of all CPUs");
+  t.is(judgeCpu(0.1, 0.9, l), "warn", "the host is saturated by others");
+  t.is(judgeNetwork(null, [], l), "ok", "nothing sent");
+  t.is(judgeNetwork(0.0099, [0, 0], l), "ok");
+  t.is(judgeNetwork(0.01, [], l), "warn");
+  t.is(judgeNetwork(0, [0, 0.2], l), "warn", "an interface's errors rising");
+  const lag = lagLimits(cfg);
+  t.is(judgeReplicationLag(9.99, lag), "ok");
+  t.is(judgeReplicationLag(10, lag), "warn");
+  t.is(judgeReplicationLag(60, lag), "crit");
+  t.is(judgeWriteTest(100e6, false), "ok");
+  t.is(judgeWriteTest(99e6, false), "warn");
+  t.is(judgeWriteTest(60e6, true), "ok", "rotational: 50 MB/s");
+  const room = { size: 256 * 2 ** 20, reserve: 2 ** 30, avail_bytes: 2 ** 40 };
+  t.is(writeTestBlocked(room, "ok", "ok"), null);
+  t.is(writeTestBlocked(room, "unknown", "unknown"), null, "not known is no reason to refuse");
+  t.regex(writeTestBlocked(room, "ok", "warn") ?? "", /^WAL fsync is already degrading/);
+  t.regex(writeTestBlocked(room, "crit", "ok") ?? "", /^the WAL filesystem is crit/);
+  t.regex(
+    writeTestBlocked({ ...room, avail_bytes: 2 ** 30 + 255 * 2 ** 20 }, "ok", "ok") ?? "",
+    /^only 1279 MiB free on the WAL filesystem; the test needs its 256 MiB plus the 1024 MiB reserve$/,
+  );
+  t.deepEqual(problemsFor('[thresholds]\nreplication_lag_warn = "2m"\n').length, 1);
+  t.regex(
+    problemsFor('[thresholds]\nreplication_lag_warn = "2m"\n')[0] ?? "",
+    /thresholds\.replication_lag_warn: must be below replication_lag_crit/,
+  );
+  t.deepEqual(problemsFor("[thresholds]\ntcp_retrans_warn = 0.5\ndb_cpu_warn = 80\n"), []);
+  t.is(problemsFor('[diagnose]\nwrite_test_size = "512KiB"\n').length, 1);
 });
 
 /** The `expr` of one alert in the rules file (each expr is a `|` block under its alert). */

@@ -20,15 +20,11 @@ import {
   scrapeMetricNames,
 } from "./helpers/monitoring-refs.js";
 import { until } from "./helpers/prometheus-server.js";
+import { RUNBOOKS as STEMEDB_RUNBOOKS } from "../agent/status/runbooks.js";
 
 const RULES = readFileSync(RULES_FILE, "utf8");
-const RUNBOOKS = new Set([
-  "slow-wal-fsync",
-  "wal-fsync-failure",
-  "storage-errors",
-  "disk-full",
-  "stemedb-agent",
-]);
+/** The runbook annotation: a StemeDB runbook's file, as `agentctl diagnose RUNBOOK` takes it, or the agent's own. */
+const RUNBOOKS = new Set<string>([...STEMEDB_RUNBOOKS.map((r) => r.file), "stemedb-agent"]);
 
 /**
  * Metrics the rules or dashboard use that a scrape of this build cannot show, and why. Anything

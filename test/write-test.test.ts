@@ -283,7 +283,10 @@ test.serial(
       /4\. WAL write performance \(dd bs=1M oflag=direct\)\n\s+(.*)/.exec(r.stdout)?.[1] ?? "";
     t.regex(
       step4,
-      /^\d+ MB\/s \(32\.0 MiB in [\d.]+ m?s\); per 1 MiB write p50 [\d.]+ ms, p99 [\d.]+ ms; expected over (100|50) MB\/s/,
+      new RegExp(
+        String.raw`^\d+ MB/s \(32\.0 MiB in [\d.]+ m?s\); per 1 MiB write p50 [\d.]+ ms, ` +
+          String.raw`p99 [\d.]+ ms; expected over (100|50) MB/s`,
+      ),
     );
     t.false(existsSync(join(data, TEST_DIR)));
     const events = agentctl(["--socket", a.socket, "events", "--class", "agent", "--json"]);

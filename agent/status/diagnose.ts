@@ -374,7 +374,8 @@ class Context {
                 .join("; "),
         action:
           wc.some((d) => d.writeCache === "write back") && this.slow
-            ? "write-back cache: each fsync flushes it; check the controller's cache battery/BBU or power-loss protection"
+            ? "write-back cache: each fsync flushes it; check the controller's cache battery/BBU " +
+              "or power-loss protection"
             : null,
       },
       {
@@ -764,7 +765,8 @@ function writeTestStep(c: Config, t: WriteTestOutcome | undefined): Draft {
       verdict: "info",
       evidence:
         `not measured: the test writes real data (up to ${mib(d.write_test_size)} of 1 MiB ` +
-        `O_DIRECT writes on the WAL's filesystem, outside the WAL directory, at most ${dur(d.write_test_deadline / 1000)})`,
+        "O_DIRECT writes on the WAL's filesystem, outside the WAL directory, at most " +
+        `${dur(d.write_test_deadline / 1000)})`,
       action: "as root: agentctl diagnose --active replication-lag",
     };
   if (t.state === "skipped")
