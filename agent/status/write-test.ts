@@ -140,10 +140,16 @@ export async function writeTest(
   if (!r.ok) return { state: "failed", code: r.code, reason: r.message };
   const { devices, rotational } = walMedium(latest);
   const bps = r.seconds > 0 ? r.bytes / r.seconds : 0;
-  const { ok: _, ...figures } = r;
   return {
     state: "done",
-    ...figures,
+    path: r.path,
+    bytes: r.bytes,
+    seconds: r.seconds,
+    writes: r.writes,
+    p50_seconds: r.p50_seconds,
+    p99_seconds: r.p99_seconds,
+    max_seconds: r.max_seconds,
+    stopped_at_deadline: r.stopped_at_deadline,
     bytes_per_second: bps,
     devices,
     rotational,
