@@ -1,7 +1,6 @@
 // agentctl, the real binary, against a running agent with real history.
 import { spawn, spawnSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
-import { request } from "node:http";
 import { join } from "node:path";
 import test from "ava";
 import {
@@ -15,24 +14,7 @@ import {
 import { makeLoopFs, makeTmpfs } from "./helpers/loop.js";
 import { sleep } from "./helpers/quiet.js";
 import { type Diagnosis, stepOf } from "../agent/status/diagnose.js";
-
-/** One request on a unix socket, the status and body as they came. */
-function fetchUnix(
-  socketPath: string,
-  path: string,
-  method = "GET",
-): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    const req = request({ socketPath, path, method }, (res) => {
-      let body = "";
-      res.setEncoding("utf8");
-      res.on("data", (d: string) => (body += d));
-      res.on("end", () => resolve({ status: res.statusCode ?? 0, body }));
-    });
-    req.on("error", reject);
-    req.end();
-  });
-}
+import { ApiError, get } from "../agent/cli/client.js";
 
 /**
  * A node where every area can be known and healthy: WAL and data on tmpfs, no disk or kernel
@@ -296,8 +278,8 @@ test(
       ),
     );
     // The socket API says the same to a client that skips agentctl's check.
-    const api = await fetchUnix(a.socket, "/v1/diagnose?runbook=disk-full");
-    t.is(api.status, 400);
+    const api = await t.throwsAsync(get([a.socket], "/v1/diagnose?runbook=disk-full"));
+    t.true(api instanceof ApiError && api.status === 400, String(api));
   },
 );
 

@@ -331,7 +331,7 @@ class Context {
       step,
       verdict,
       evidence:
-        `${plural(g.count, "database process")} use ${cpu}${host}${mem}; ` +
+        `${plural(g.count, "database process")} ${g.count === 1 ? "uses" : "use"} ${cpu}${host}${mem}; ` +
         `${plural(g.threads, "thread")}${inD}; busiest ${top}`,
       action: dbBusy
         ? "the database is CPU-bound: requests and replication queue for CPU; look at its load " +
