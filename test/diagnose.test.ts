@@ -185,8 +185,8 @@ test("CPU: the database's share of the host's CPUs at db_cpu_warn is warn; a sat
   t.is(fine?.verdict, "ok");
   t.is(
     fine?.evidence,
-    "1 database process uses 1.2 of 4 CPUs (30%); host 40% busy, 12% iowait; 48 threads (2 in D: waiting on storage); " +
-      "busiest stemedb-api[42] 1.2",
+    "1 database process uses 1.2 of 4 CPUs (30%); host 40% busy, 12% iowait; " +
+      "48 threads (2 in D: waiting on storage); busiest stemedb-api[42] 1.2",
   );
   const db = step(proc(3.6, 0.95));
   t.is(db?.verdict, "warn");
