@@ -179,6 +179,28 @@ test.serial(
   },
 );
 
+test.serial(
+  "a write_test_dir inside the WAL directory or on another filesystem is refused",
+  async (t) => {
+    if (skip(t)) return;
+    const { dir, cleanup } = tempDir("sa-wt-");
+    t.teardown(cleanup);
+    const lfs = makeLoopFs(dir, { sizeMiB: 256 });
+    t.teardown(() => lfs.cleanup());
+    const { wal } = dbDirs(lfs.mnt);
+    const run = (at: string) =>
+      runWriteTestWorker({ walDir: wal, stateDir: dir, dir: at, size: MiB, deadlineMs: 5000 });
+    const inside = await run(join(wal, "t"));
+    t.false(inside.ok);
+    if (!inside.ok) t.regex(inside.message, /is inside the WAL directory/);
+    const elsewhere = await run(join(dir, "t"));
+    t.false(elsewhere.ok);
+    if (!elsewhere.ok) t.regex(elsewhere.message, /is not on the WAL's filesystem/);
+    t.deepEqual(readdirSync(wal), []);
+    t.false(existsSync(join(dir, "t")));
+  },
+);
+
 test.serial("ramfs refuses O_DIRECT: the test says so and leaves nothing behind", async (t) => {
   if (skip(t)) return;
   const { dir, cleanup } = tempDir("sa-wt-");

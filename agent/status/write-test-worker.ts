@@ -36,15 +36,19 @@ class Refusal extends Error {}
 
 /** The parent directory and the name of the test's directory: configured, or chosen. */
 function place(req: WriteTestRequest, walDev: number): { parent: string; name: string } {
+  const wal = realpathSync(req.walDir);
   if (req.dir !== "") {
     const parent = realpathSync(dirname(req.dir));
+    if (parent === wal || parent.startsWith(`${wal}/`))
+      throw new Refusal(
+        `[diagnose] write_test_dir ${req.dir} is inside the WAL directory, which belongs to the database's user`,
+      );
     if (statSync(parent).dev !== walDev)
       throw new Refusal(
         `[diagnose] write_test_dir ${req.dir} is not on the WAL's filesystem: the test would measure another disk`,
       );
     return { parent, name: basename(req.dir) };
   }
-  const wal = realpathSync(req.walDir);
   for (const parent of [req.stateDir, dirname(wal)]) {
     try {
       const real = realpathSync(parent);
