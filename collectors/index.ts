@@ -16,6 +16,7 @@ import { WalCollector, type WalOptions } from "./wal/collector.js";
 import type { CollectorJudge } from "./judge.js";
 import { ProcioCollector, type ProcioOptions } from "./procio/collector.js";
 import { ProcessCollector, type ProcessOptions } from "./process/collector.js";
+import { NetstatCollector, type NetstatOptions } from "./netstat/collector.js";
 import { SmartCollector } from "./smart/collector.js";
 import type { Collector } from "../core/collector.js";
 import { diskstatsSinks } from "./diskstats/sink.js";
@@ -24,6 +25,7 @@ import { kmsgSinks } from "./kmsg/sink.js";
 import { mountsSinks, usedHistory } from "./mounts/sink.js";
 import { procioSinks } from "./procio/sink.js";
 import { processSinks } from "./process/sink.js";
+import { netstatSinks } from "./netstat/sink.js";
 import { smartSinks } from "./smart/sink.js";
 import { walSinks } from "./wal/sink.js";
 import type { CollectorName, Observations } from "./observations.js";
@@ -159,6 +161,14 @@ const FACTORIES: readonly AnyFactory[] = [
     sinks: (_o, registry) => processSinks(registry),
     create: (o, { judge }) =>
       new ProcessCollector({ ...o, isDatabase: (comm) => judge.isStemedbDatabase(comm) }),
+  }),
+  factory({
+    name: "netstat",
+    enabled: (c) => c.collectors.netstat.enabled,
+    spec: (c) => c.collectors.netstat,
+    options: (c): NetstatOptions => ({ procPath: c.host.proc_path }),
+    sinks: (_o, registry) => netstatSinks(registry),
+    create: (o) => new NetstatCollector(o),
   }),
   factory({
     name: "smart",
