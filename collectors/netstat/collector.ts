@@ -32,11 +32,8 @@ export class NetstatCollector implements Collector<NetstatObservation> {
   }
 
   collect(_ctx: CollectContext): Promise<NetstatObservation> {
-    try {
-      return Promise.resolve(this.sample());
-    } catch (e) {
-      return Promise.reject(e);
-    }
+    // The executor's throw becomes the rejection: a failed read is a failed run, not a crash.
+    return new Promise((resolve) => resolve(this.sample()));
   }
 
   private sample(): NetstatObservation {
