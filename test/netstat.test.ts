@@ -121,7 +121,8 @@ function netTree(t: ExecutionContext): {
 
 const DEV_HEAD =
   "Inter-|   Receive                                                |  Transmit\n" +
-  " face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs drop fifo colls carrier compressed\n";
+  " face |bytes    packets errs drop fifo frame compressed multicast|" +
+  "bytes    packets errs drop fifo colls carrier compressed\n";
 const devLine = (name: string, rxErr: number, txDrop: number) =>
   `${name.padStart(6)}: 100 1 ${rxErr} 0 0 0 0 0 200 2 0 ${txDrop} 0 0 0 0\n`;
 const snmpText = (out: number, retrans: number) =>

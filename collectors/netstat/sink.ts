@@ -46,7 +46,9 @@ export function netstatSinks(registry: Registry): Sinks<NetstatObservation> {
   ];
   const netErrors = counter(r, {
     name: `${NS}network_errors_total`,
-    help: `Errors and drops per interface and direction (/proc/net/dev; loopback excluded, at most ${MAX_INTERFACES} interfaces).`,
+    help:
+      "Errors and drops per interface and direction (/proc/net/dev; loopback excluded, " +
+      `at most ${MAX_INTERFACES} interfaces).`,
     labelNames: ["interface", "direction", "kind"],
   });
   const omitted = gauge(r, {
