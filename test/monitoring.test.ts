@@ -27,6 +27,8 @@ const RUNBOOKS = new Set([
   "wal-fsync-failure",
   "storage-errors",
   "disk-full",
+  "replication-lag",
+  "api-error-rate",
   "stemedb-agent",
 ]);
 
