@@ -453,6 +453,47 @@ test.serial(
   },
 );
 
+test.serial(
+  "a pid classified as something else is not read again once old, but a young one is (it may " +
+    "still exec into the database) and every pid is classified afresh each minute",
+  async (t) => {
+    const { dir: proc, cleanup } = tempDir("sa-proc-tree-");
+    t.teardown(cleanup);
+    const write = (f: string, text: string) => {
+      mkdirSync(join(proc, f, ".."), { recursive: true });
+      writeFileSync(join(proc, f), text);
+    };
+    write("stat", "cpu  100 0 50 800 50 0 0 0\ncpu0 100 0 50 800 50 0 0 0\n");
+    write("meminfo", "MemTotal: 1000 kB\nMemAvailable: 500 kB\n");
+    const stat = (pid: number, comm: string, started: number) =>
+      `${pid} (${comm}) S 1 ${pid} ${pid} 0 -1 0 0 0 0 0 10 0 0 0 20 0 1 0 ${started * 100} 0 0\n`;
+    const at = (uptime: number) => write("uptime", `${uptime}.00 0.00\n`);
+    const col = new ProcessCollector({ procPath: proc, isDatabase: isStemedbDatabase });
+    const pids = async () => {
+      const o = await col.collect({ signal: new AbortController().signal });
+      return o.processes.map((p) => p.pid);
+    };
+    for (const pid of [20, 21]) write(`${pid}/status`, "VmRSS:\t4 kB\nThreads:\t1\n");
+    mkdirSync(join(proc, "20/fd"));
+    mkdirSync(join(proc, "21/fd"));
+    // 20: a shell started long ago; 21: a fork two seconds old, not yet exec'd.
+    at(1000);
+    write("20/stat", stat(20, "bash", 10));
+    write("21/stat", stat(21, "bash", 998));
+    t.deepEqual(await pids(), []);
+    // Both become stemedb (exec): the young one is read again and found, the old one is not.
+    write("20/stat", stat(20, "stemedb", 10));
+    write("21/stat", stat(21, "stemedb", 998));
+    at(1005);
+    t.deepEqual(await pids(), [21]);
+    at(1030);
+    t.deepEqual(await pids(), [21]);
+    // A minute after the last full pass every pid is classified again.
+    at(1061);
+    t.deepEqual((await pids()).sort(), [20, 21]);
+  },
+);
+
 // ------------------------------------------------------------------ another user, promtool
 
 const USER = "sa-proc-test";

@@ -1,9 +1,12 @@
 // process: the database's own processes, grouped the way process-exporter groups a name (the
 // judge's StemeDB predicate on comm): CPU by mode, resident memory, threads, threads in D,
 // descriptors, with the host's CPU count, busy and iowait shares and available memory beside
-// them. The walk reads one small file (comm) per process and more only for the database's
-// (stat, status, fd, task states, cgroup once): a host with 50 000 processes costs 50 000 short
-// reads per run. Processes exiting between the listing and a read are skipped, not errors.
+// them. Bounded work on a host with tens of thousands of processes: each run lists /proc, reads
+// the database's processes in full and reads one file (stat) only of pids it has not classified
+// yet; a pid classified as something else is read again only while young (it may still exec
+// into the database) and in a full pass every RECHECK_SECONDS (a long-lived process that execs
+// or renames itself, a pid reused between two runs). Processes exiting between the listing and
+// a read are skipped, not errors.
 import { performance } from "node:perf_hooks";
 import type { CollectContext, Collector } from "../../core/collector.js";
 import { errorMessage } from "../../core/errors.js";
@@ -20,7 +23,9 @@ import {
   parseMeminfo,
   parseUptime,
   type ProcessSample,
+  YOUNG_SECONDS,
 } from "./parse.js";
+import type { ProcStat } from "../../core/host/proc.js";
 
 /** Processes read per slice before yielding to the event loop. */
 const SLICE = 256;
@@ -28,6 +33,8 @@ const SLICE = 256;
 const MAX_TASKS = 20_000;
 /** Linux's USER_HZ on every architecture the agent runs on, when auxv does not tell. */
 const DEFAULT_CLK_TCK = 100;
+/** Every pid is classified afresh this often (seconds since boot, as /proc/uptime counts). */
+const RECHECK_SECONDS = 60;
 
 export interface ProcessOptions {
   readonly procPath: string;
@@ -49,6 +56,9 @@ export class ProcessCollector implements Collector<ProcessObservation> {
   private lastCpu: CpuTimes | null = null;
   /** Unit per pid, read once per process (pid and start time). */
   private readonly units = new Map<number, { starttime: number; unit: string | null }>();
+  /** Pids found not to be the database: when they started and when they were looked at. */
+  private readonly others = new Map<number, { started: number; checked: number }>();
+  private lastRecheck = -Infinity;
 
   constructor(private readonly opts: ProcessCollectorOptions) {
     this.host = new Host({ procPath: opts.procPath });
@@ -77,17 +87,31 @@ export class ProcessCollector implements Collector<ProcessObservation> {
     }
     const samples: ProcessSample[] = [];
     const budget = { tasks: MAX_TASKS };
+    const recheck = uptime - this.lastRecheck >= RECHECK_SECONDS;
+    if (recheck) this.lastRecheck = uptime;
+    const listed = new Set<number>();
     for (let i = 0; i < pids.length; i++) {
       if (i > 0 && i % SLICE === 0) {
         await new Promise<void>((r) => setImmediate(r));
         if (signal.aborted) throw signal.reason as Error;
       }
-      const p = this.host.process(pids[i] as number);
-      const comm = p.comm();
-      if (comm === null || !this.opts.isDatabase(comm)) continue; // exited, or not the database
-      const s = this.sample(p, comm, budget);
+      const pid = pids[i] as number;
+      listed.add(pid);
+      const other = this.others.get(pid);
+      // Known not to be the database, and already old when looked at: not read again.
+      if (!recheck && other && other.checked - other.started > YOUNG_SECONDS) continue;
+      const p = this.host.process(pid);
+      const stat = p.stat();
+      if (stat === null) continue; // exited
+      if (!this.opts.isDatabase(stat.comm)) {
+        this.others.set(pid, { started: stat.starttime / this.clockTicks, checked: uptime });
+        continue;
+      }
+      this.others.delete(pid);
+      const s = this.sample(p, stat, budget);
       if (s) samples.push(s);
     }
+    for (const pid of this.others.keys()) if (!listed.has(pid)) this.others.delete(pid);
     const alive = new Set(samples.map((s) => s.pid));
     for (const pid of this.units.keys()) if (!alive.has(pid)) this.units.delete(pid);
     const seconds = this.lastAt === null ? null : (at - this.lastAt) / 1000;
@@ -126,12 +150,11 @@ export class ProcessCollector implements Collector<ProcessObservation> {
   /** One database process; null when it exited while being read. */
   private sample(
     p: Process<number>,
-    comm: string,
+    stat: ProcStat,
     budget: { tasks: number },
   ): ProcessSample | null {
-    const stat = p.stat();
     const status = p.status();
-    if (stat === null || status === null || stat.state === null) return null;
+    if (status === null || stat.state === null) return null;
     if (!Number.isFinite(stat.utime) || !Number.isFinite(stat.stime)) return null;
     let openFds: number | null;
     try {
@@ -144,7 +167,7 @@ export class ProcessCollector implements Collector<ProcessObservation> {
     const threads = Number.isFinite(status.threads) ? status.threads : stat.threads;
     return {
       pid: p.pid,
-      comm,
+      comm: stat.comm,
       unit: this.unitOf(p, stat.starttime),
       state: stat.state,
       utime: stat.utime,

@@ -120,11 +120,19 @@ export interface Accounted {
 }
 
 /**
+ * Seconds after its start during which a process may still exec into the database: one first
+ * seen in the group that started this little before the previous sample (it was then a
+ * fork not yet exec'd, seen under its parent's name) counts whole.
+ */
+export const YOUNG_SECONDS = 5;
+
+/**
  * The group's figures from one sample and the previous one. CPU over the interval counts, per
  * mode, what each process seen at both ends used in between (a pid whose start time changed
- * is a new process) and everything used by one started since the previous sample; a process
- * seen for the first time that is older (its comm changed) only sets its baseline. What a
- * process used between its last sample and its exit is not seen.
+ * is a new process) and everything used by one started since the previous sample (or at most
+ * YOUNG_SECONDS before it); a process seen for the first time that is older (its comm
+ * changed) only sets its baseline. What a process used between its last sample and its exit
+ * is not seen.
  */
 export function account(
   samples: readonly ProcessSample[],
@@ -148,7 +156,7 @@ export function account(
       du += u;
       ds += k;
       if (seconds !== null && seconds > 0) cores = (u + k) / ticksPerSecond / seconds;
-    } else if (prev && s.starttime / ticksPerSecond >= prev.uptime) {
+    } else if (prev && s.starttime / ticksPerSecond >= prev.uptime - YOUNG_SECONDS) {
       du += s.utime;
       ds += s.stime;
     }
