@@ -15,6 +15,8 @@ import { MountsCollector, type MountsOptions } from "./mounts/collector.js";
 import { WalCollector, type WalOptions } from "./wal/collector.js";
 import type { CollectorJudge } from "./judge.js";
 import { ProcioCollector, type ProcioOptions } from "./procio/collector.js";
+import { ProcessCollector, type ProcessOptions } from "./process/collector.js";
+import { NetstatCollector, type NetstatOptions } from "./netstat/collector.js";
 import { SmartCollector } from "./smart/collector.js";
 import type { Collector } from "../core/collector.js";
 import { diskstatsSinks } from "./diskstats/sink.js";
@@ -22,6 +24,8 @@ import { fsyncProbeSinks } from "./fsync_probe/sink.js";
 import { kmsgSinks } from "./kmsg/sink.js";
 import { mountsSinks, usedHistory } from "./mounts/sink.js";
 import { procioSinks } from "./procio/sink.js";
+import { processSinks } from "./process/sink.js";
+import { netstatSinks } from "./netstat/sink.js";
 import { smartSinks } from "./smart/sink.js";
 import { walSinks } from "./wal/sink.js";
 import type { CollectorName, Observations } from "./observations.js";
@@ -148,6 +152,23 @@ const FACTORIES: readonly AnyFactory[] = [
     }),
     sinks: (o, registry) => procioSinks(registry, o.units),
     create: (o) => new ProcioCollector(o),
+  }),
+  factory({
+    name: "process",
+    enabled: (c) => c.collectors.process.enabled,
+    spec: (c) => c.collectors.process,
+    options: (c): ProcessOptions => ({ procPath: c.host.proc_path }),
+    sinks: (_o, registry) => processSinks(registry),
+    create: (o, { judge }) =>
+      new ProcessCollector({ ...o, isDatabase: (comm) => judge.isStemedbDatabase(comm) }),
+  }),
+  factory({
+    name: "netstat",
+    enabled: (c) => c.collectors.netstat.enabled,
+    spec: (c) => c.collectors.netstat,
+    options: (c): NetstatOptions => ({ procPath: c.host.proc_path }),
+    sinks: (_o, registry) => netstatSinks(registry),
+    create: (o) => new NetstatCollector(o),
   }),
   factory({
     name: "smart",

@@ -48,6 +48,7 @@ const proc = (cores: number | null, busy: number | null, cpus = 4): ProcessObser
     count: 1,
     cpu_cores: cores,
     cpu_seconds: { user: 100, system: 20 },
+    cpu_seconds_interval: null,
     rss_bytes: 2 * 1024 ** 3,
     threads: 48,
     threads_in_d: 2,

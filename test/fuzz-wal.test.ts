@@ -3,7 +3,11 @@
 // the shrunk counterexample.
 import test from "ava";
 import fc from "fast-check";
-import { parseDbMetrics } from "../collectors/wal/dbmetrics.js";
+import {
+  DB_METRICS_MAX_BYTES,
+  MERKLE_MAX_FAMILIES,
+  parseDbMetrics,
+} from "../collectors/wal/dbmetrics.js";
 import {
   analyse,
   type DirEntry,
@@ -210,6 +214,13 @@ test("fuzz: parseDbMetrics never throws on any text; no NaN anywhere in what it 
     "stemedb_wal_fsync_duration_seconds_bucket",
     "stemedb_wal_fsync_duration_seconds_count",
     "stemedb_wal_fsync_errors_total",
+    "stemedb_replication_lag_seconds",
+    "stemedb_storage_operation_errors_total",
+    "stemedb_merkle_sync_rounds_total",
+    "stemedb_merkle_sync_pending_ranges",
+    "stemedb_merkle_sync_duration_seconds_bucket",
+    "stemedb_merkle_sync___proto__",
+    "stemedb_merkle_sync_",
     "other_metric",
   );
   const label = fc.oneof(
@@ -239,7 +250,20 @@ test("fuzz: parseDbMetrics never throws on any text; no NaN anywhere in what it 
     fc.property(text, (s) => {
       const r = parseDbMetrics(s);
       const nums = [...Object.values(r.quantiles), r.p99, r.count, r.errors];
-      return nums.every((n) => n === null || (typeof n === "number" && !Number.isNaN(n)));
+      const figures = [
+        r.count,
+        r.errors,
+        r.replication_lag_seconds,
+        r.storage_operation_errors,
+        ...Object.values(r.merkle_sync),
+      ];
+      return (
+        nums.every((n) => n === null || (typeof n === "number" && !Number.isNaN(n))) &&
+        // The new figures are finite numbers or null: JSON (agentctl, history) carries them as is.
+        figures.every((n) => n === null || Number.isFinite(n)) &&
+        Object.getPrototypeOf(r.merkle_sync) === Object.prototype &&
+        !("" in r.merkle_sync)
+      );
     }),
     { numRuns: RUNS },
   );
@@ -285,6 +309,69 @@ test(
     t.pass();
   },
 );
+
+test(
+  "fuzz: the database's figures over any label sets: lag is the largest, counters are summed, " +
+    "Merkle gauges are the largest, and at most MERKLE_MAX_FAMILIES families are kept",
+  (t) => {
+    const sample = fc.record({
+      peer: fc.string({ maxLength: 5 }).map((s) => s.replace(/["}\\\n]/g, "")),
+      lag: fc.double({ min: -10, max: 1e6, noNaN: true }),
+      errors: fc.nat(1e6),
+      rounds: fc.nat(1e6),
+      pending: fc.nat(1e6),
+    });
+    const families = fc.uniqueArray(fc.stringMatching(/^[a-z][a-z_]{0,12}$/), { maxLength: 90 });
+    fc.assert(
+      fc.property(fc.array(sample, { minLength: 1, maxLength: 8 }), families, (ss, fams) => {
+        const lines = ss.flatMap((x) => [
+          `stemedb_replication_lag_seconds{peer="${x.peer}"} ${x.lag}`,
+          `stemedb_storage_operation_errors_total{peer="${x.peer}"} ${x.errors}`,
+          `stemedb_merkle_sync_rounds_total{peer="${x.peer}"} ${x.rounds}`,
+          `stemedb_merkle_sync_pending_ranges{peer="${x.peer}"} ${x.pending}`,
+        ]);
+        for (const f of fams) lines.push(`stemedb_merkle_sync_x_${f} 1`);
+        const r = parseDbMetrics(lines.join("\n"));
+        const sum = (k: "errors" | "rounds") => ss.reduce((a, x) => a + x[k], 0);
+        return (
+          r.replication_lag_seconds === Math.max(...ss.map((x) => x.lag)) &&
+          r.storage_operation_errors === sum("errors") &&
+          r.merkle_sync["rounds_total"] === sum("rounds") &&
+          r.merkle_sync["pending_ranges"] === Math.max(...ss.map((x) => x.pending)) &&
+          Object.keys(r.merkle_sync).length === Math.min(MERKLE_MAX_FAMILIES, 2 + fams.length)
+        );
+      }),
+      { numRuns: RUNS / 3 },
+    );
+    t.pass();
+  },
+);
+
+test("the database's figures: absent is null, garbage and non-finite values count for nothing", (t) => {
+  const r = parseDbMetrics(
+    [
+      "stemedb_replication_lag_seconds NaN",
+      "stemedb_replication_lag_seconds +Inf",
+      "stemedb_storage_operation_errors_total abc",
+      "stemedb_merkle_sync___proto__ 5",
+      'stemedb_merkle_sync_duration_seconds_bucket{le="1"} 3',
+      'stemedb_merkle_sync_duration_seconds{quantile="0.99"} 9',
+      "stemedb_merkle_sync_duration_seconds_sum 1.5",
+      "stemedb_merkle_sync_duration_seconds_sum 2.5",
+    ].join("\n"),
+  );
+  t.is(r.replication_lag_seconds, null);
+  t.is(r.storage_operation_errors, null);
+  // "__proto__" is a key like any other, never the object's prototype.
+  t.deepEqual(Object.entries(r.merkle_sync), [
+    ["__proto__", 5],
+    ["duration_seconds_sum", 4],
+  ]);
+  t.is(Object.getPrototypeOf(r.merkle_sync), Object.prototype);
+  // Text past the bound is not read; the line the bound cuts is dropped.
+  const big = "x 1\n".repeat(DB_METRICS_MAX_BYTES / 4) + "stemedb_replication_lag_seconds 5\n";
+  t.is(parseDbMetrics(big).replication_lag_seconds, null);
+});
 
 // Regressions found by the properties above (shrunk counterexamples).
 test(

@@ -22,7 +22,7 @@ import { WalCollector } from "../collectors/wal/collector.js";
 import { walSinks } from "../collectors/wal/sink.js";
 import { usedHistory } from "../collectors/mounts/sink.js";
 import type { WalObservation } from "../collectors/wal/observation.js";
-import { parseDbMetrics } from "../collectors/wal/dbmetrics.js";
+import { DB_METRICS_MAX_BYTES, parseDbMetrics } from "../collectors/wal/dbmetrics.js";
 import {
   AGENT_BIN,
   fetchText,
@@ -33,6 +33,7 @@ import {
   tempDir,
 } from "./helpers/agent-process.js";
 import { quietLog, routed, sleep } from "./helpers/quiet.js";
+import { until } from "./helpers/prometheus-server.js";
 import { COLLECTOR_JUDGE } from "../judge/index.js";
 
 const seg = (i: number) => `segment.${String(i).padStart(4, "0")}.wal`;
@@ -273,6 +274,16 @@ test(
       "stemedb_wal_fsync_duration_seconds_count 12000",
       "# TYPE stemedb_wal_fsync_errors_total counter",
       "stemedb_wal_fsync_errors_total 3",
+      "# TYPE stemedb_replication_lag_seconds gauge",
+      'stemedb_replication_lag_seconds{peer="db-2"} 1.5',
+      'stemedb_replication_lag_seconds{peer="db-3"} 42.25',
+      "# TYPE stemedb_merkle_sync_rounds_total counter",
+      'stemedb_merkle_sync_rounds_total{peer="db-2",outcome="ok"} 10',
+      'stemedb_merkle_sync_rounds_total{peer="db-3",outcome="failed"} 4',
+      'stemedb_merkle_sync_pending_ranges{peer="db-2"} 7',
+      'stemedb_merkle_sync_pending_ranges{peer="db-3"} 19',
+      'stemedb_storage_operation_errors_total{op="read"} 2',
+      'stemedb_storage_operation_errors_total{op="write"} 5',
       "",
     ].join("\n");
     const srv = createServer((_, res) =>
@@ -285,8 +296,23 @@ test(
     const { once, col, registry } = collector(dir, { dbMetricsUrl: url });
     t.teardown(() => col.close());
     const o = await once();
-    t.like(o.database, { ok: true, p99: 0.142, errors: 3, count: 12000 });
+    t.like(o.database, {
+      ok: true,
+      p99: 0.142,
+      errors: 3,
+      count: 12000,
+      replication_lag_seconds: 42.25,
+      merkle_sync: { rounds_total: 14, pending_ranges: 19 },
+      storage_operation_errors: 7,
+    });
     t.regex(await registry.metrics(), /stemedb_agent_db_wal_fsync_p99_seconds 0\.142/);
+    const rows = [
+      ...(walSinks(new Registry(), quietLog, dir, COLLECTOR_JUDGE).observation.history?.(o) ?? []),
+    ];
+    t.like(
+      rows.find((r) => "series" in r && r.series === "db_replication_lag_seconds"),
+      { value: 42.25 },
+    );
     const dead = collector(dir, { dbMetricsUrl: "http://127.0.0.1:1/metrics" });
     t.teardown(() => dead.col.close());
     const d = await dead.once();
@@ -306,8 +332,59 @@ test("a histogram exposition gives p99 as the upper bound of its bucket", (t) =>
     "garbage {{{",
   ].join("\n");
   t.is(parseDbMetrics(text).p99, 0.1);
-  t.deepEqual(parseDbMetrics(""), { quantiles: {}, p99: null, count: null, errors: null });
+  t.deepEqual(parseDbMetrics(""), {
+    quantiles: {},
+    p99: null,
+    count: null,
+    errors: null,
+    replication_lag_seconds: null,
+    merkle_sync: {},
+    storage_operation_errors: null,
+  });
 });
+
+test(
+  "an endpoint whose body never ends is read up to its bound and cancelled: " +
+    "the figures before the cut count, the line cut in two does not",
+  async (t) => {
+    const head = "stemedb_replication_lag_seconds 3\nstemedb_storage_operation_errors_total 1\n";
+    // Each line adds 1 to the storage errors; the line cut at the bound must not add a partial figure.
+    const line = "stemedb_storage_operation_errors_total 1\n";
+    let sent = 0;
+    let closed = false;
+    const srv = createServer((_, res) => {
+      res.writeHead(200, { "content-type": "text/plain" });
+      const chunk = line.repeat(4096);
+      const more = () => {
+        while (!closed) {
+          sent += chunk.length;
+          if (!res.write(chunk)) return void res.once("drain", more);
+        }
+      };
+      res.on("close", () => (closed = true));
+      res.write(head);
+      sent += head.length;
+      more();
+    });
+    await new Promise<void>((r) => srv.listen(0, "127.0.0.1", () => r()));
+    t.teardown(() => srv.close());
+    const url = `http://127.0.0.1:${(srv.address() as AddressInfo).port}/metrics`;
+    const dir = walDir(3);
+    const { once, col } = collector(dir, { dbMetricsUrl: url });
+    t.teardown(() => col.close());
+    const o = await once();
+    t.like(o.database, { ok: true, replication_lag_seconds: 3 });
+    const errors = (o.database as { storage_operation_errors: number }).storage_operation_errors;
+    // Whole lines only, all within the bound: 1 + the complete repeated lines before it.
+    t.is(errors, 1 + Math.floor((DB_METRICS_MAX_BYTES - head.length) / line.length));
+    await until(
+      "the server sees the agent hang up",
+      () => Promise.resolve(closed ? true : undefined),
+      10_000,
+    );
+    t.true(sent < 64 * DB_METRICS_MAX_BYTES, `${sent} bytes sent before the agent hung up`);
+  },
+);
 
 test("through the running agent: a WAL directory of a few hundred segments on /metrics", async (t) => {
   const dir = walDir(300);

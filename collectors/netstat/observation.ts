@@ -11,7 +11,10 @@ export interface TcpFigures {
   readonly timeouts: number | null;
   /** Per second over the interval; null on the first sample or after a counter reset. */
   readonly retrans_per_second: number | null;
-  /** Retransmitted share of segments sent over the interval, 0..1; null when nothing was sent. */
+  /**
+   * Retransmitted share of segments sent over the interval, 0..1: RetransSegs / (OutSegs +
+   * RetransSegs), since OutSegs leaves retransmissions out; null when nothing was sent.
+   */
   readonly retrans_ratio: number | null;
 }
 

@@ -27,6 +27,11 @@ export interface ProcessObservation {
     readonly cpu_cores: number | null;
     /** Cumulative CPU seconds of the processes alive now, by mode (counters, may go down on exit). */
     readonly cpu_seconds: { readonly user: number; readonly system: number };
+    /**
+     * CPU seconds by mode used in the interval (what the Prometheus counter adds, so it never
+     * goes back when a process exits); null on the first sample.
+     */
+    readonly cpu_seconds_interval: { readonly user: number; readonly system: number } | null;
     readonly rss_bytes: number;
     readonly threads: number;
     /** Threads in uninterruptible sleep (D): usually waiting on storage. */

@@ -17,7 +17,7 @@ import { mountFor } from "../../core/host/mountinfo.js";
 import { spaceOf } from "../../core/host/statfs.js";
 import type { UsedHistory } from "../mounts/sink.js";
 import type { CollectContext, Collector } from "../../core/collector.js";
-import { parseDbMetrics } from "./dbmetrics.js";
+import { DB_METRICS_MAX_BYTES, parseDbMetrics } from "./dbmetrics.js";
 import { analyse, type Inventory, type Segment, type WalFinding } from "./inventory.js";
 import { listSegments } from "./list.js";
 import { errorMessage } from "../../core/errors.js";
@@ -416,12 +416,31 @@ export class WalCollector implements Collector<WalObservation> {
         signal: AbortSignal.any([signal, AbortSignal.timeout(3000)]),
       });
       if (!res.ok) throw new Error(`HTTP ${res.status}`);
-      this.lastDb = { ok: true, ...parseDbMetrics(await res.text()) };
+      this.lastDb = { ok: true, ...parseDbMetrics(await boundedText(res, DB_METRICS_MAX_BYTES)) };
     } catch (e) {
       this.lastDb = { ok: false, error: `${this.opts.dbMetricsUrl}: ${errorMessage(e)}` };
     }
     return this.lastDb;
   }
+}
+
+/**
+ * A response's text, at most `max` bytes of it: the endpoint is untrusted, and a body that never
+ * ends must cost neither memory nor the whole timeout. The rest is cancelled, not read, and the
+ * line cut in the middle is dropped (a cut "12345" would read as 123).
+ */
+async function boundedText(res: Response, max: number): Promise<string> {
+  if (!res.body) return "";
+  const chunks: Uint8Array[] = [];
+  let n = 0;
+  // Leaving the loop early cancels the stream (its iterator's return()), closing the connection.
+  for await (const chunk of res.body as AsyncIterable<Uint8Array>) {
+    chunks.push(chunk.subarray(0, max - n));
+    n += Math.min(chunk.length, max - n);
+    if (n >= max) break;
+  }
+  const text = Buffer.concat(chunks).toString("utf8");
+  return n < max ? text : text.slice(0, Math.max(0, text.lastIndexOf("\n")));
 }
 
 /**

@@ -1,6 +1,7 @@
 // wal's sinks: segments and bytes by state, active age, oldest age, write rate, rotations,
-// findings per kind, the database's own WAL figures; write rate and the database's fsync p99
-// into history; an event when a finding kind appears, when its files change, and when it clears.
+// findings per kind, the database's own WAL figures; write rate, the database's fsync p99 and
+// its replication lag into history; an event when a finding kind appears, when its files
+// change, and when it clears.
 import type { Registry } from "prom-client";
 import type { HistoryRow, Sinks } from "../../core/collector.js";
 import { Conditions } from "../../core/conditions.js";
@@ -104,6 +105,13 @@ export function walSinks(
           };
         if (o.database && o.database.ok && o.database.p99 !== null)
           yield { series: "db_wal_fsync_p99_seconds", labels: noLabels, value: o.database.p99, ts };
+        if (o.database && o.database.ok && o.database.replication_lag_seconds !== null)
+          yield {
+            series: "db_replication_lag_seconds",
+            labels: noLabels,
+            value: o.database.replication_lag_seconds,
+            ts,
+          };
       },
       *events(o): Iterable<EventInput> {
         // The last finding of a kind is the one reported (as the gauges do).

@@ -241,6 +241,12 @@ export const configSchema = z
         units: z.array(z.string().min(1)).default([]),
         top_k: z.number().int().min(1).max(100).default(10),
       }),
+      process: section({
+        ...periodic("5s", "4s"),
+      }),
+      netstat: section({
+        ...periodic("15s", "5s"),
+      }),
     }),
     /** What counts as slow: the judge's figures (judge/thresholds.ts), tunable per node. */
     thresholds: section({

@@ -15,7 +15,13 @@ import {
 } from "node:fs";
 import { readFile, readlink, statfs } from "node:fs/promises";
 import { type MountinfoResult, parseMountinfo } from "./mountinfo.js";
-import { parseCapEff, parseProcStat, type ProcStat } from "./proc.js";
+import {
+  parseCapEff,
+  parseProcStat,
+  parseProcStatus,
+  type ProcStat,
+  type ProcStatus,
+} from "./proc.js";
 import type { StatfsFields } from "./statfs.js";
 
 export interface HostPaths {
@@ -79,6 +85,19 @@ export class Host {
     return new Process(this.procPath, pid);
   }
 
+  /**
+   * A file of procfs itself ("stat", "meminfo", "net/snmp"); throws the errno error. net/ is the
+   * agent's own network namespace, as /proc/net is.
+   */
+  read(name: string): string {
+    return readProcFile(`${this.procPath}/${name}`);
+  }
+
+  /** A binary procfs file ("self/auxv"), whole; throws the errno error. */
+  readBytes(name: string): Buffer {
+    return readFileSync(`${this.procPath}/${name}`);
+  }
+
   /** The kernel's id of this boot, or null when procfs does not tell. */
   bootId(): string | null {
     try {
@@ -128,6 +147,27 @@ export class Process<P extends Pid = Pid> {
 
   stat(): ProcStat | null {
     const t = this.text("stat");
+    return t === null ? null : parseProcStat(t);
+  }
+
+  /** Resident memory and threads from /proc/<pid>/status. */
+  status(): ProcStatus | null {
+    const t = this.text("status");
+    return t === null ? null : parseProcStatus(t);
+  }
+
+  /** Thread ids (/proc/<pid>/task); null when it exited or may not be listed. */
+  tasks(): string[] | null {
+    try {
+      return readdirSync(this.path("task"));
+    } catch {
+      return null;
+    }
+  }
+
+  /** One thread's stat; null when the thread (or the process) is gone. */
+  taskStat(tid: string): ProcStat | null {
+    const t = this.text(`task/${tid}/stat`);
     return t === null ? null : parseProcStat(t);
   }
 

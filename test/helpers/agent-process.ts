@@ -57,6 +57,8 @@ export const QUIET_COLLECTORS = [
   "kmsg",
   "wal",
   "procio",
+  "process",
+  "netstat",
 ]
   .map((n) => `[collectors.${n}]\nenabled = false\n`)
   .join("");
