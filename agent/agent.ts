@@ -37,6 +37,8 @@ import {
 } from "../remediators/framework.js";
 import { BACKUP_PAUSE, buildRemediators, type RemediatorEntry } from "../remediators/index.js";
 import { COLLECTOR_JUDGE } from "../judge/index.js";
+import { bundleRoutes } from "./bundle/routes.js";
+import { SmartCollector } from "../collectors/smart/collector.js";
 
 const TICK_MS = 1000;
 /** /healthz fails when the core loop has not ticked for this long. */
@@ -484,6 +486,17 @@ export class Agent {
       ["POST /v1/diagnose/active", (u) => this.activeDiagnosis(runbooksOf(u))],
       ["POST /v1/backups/pause", (u) => this.action(BACKUP_PAUSE, "pause", u)],
       ["POST /v1/backups/resume", (u) => this.action(BACKUP_PAUSE, "resume", u)],
+      // agentctl bundle: root only, as it carries the configuration and the history.
+      ...bundleRoutes({
+        config: () => this.config,
+        configFile: () => this.configFile,
+        history: this.history,
+        metricsText: () => this.metrics.registry.metrics(),
+        smart: () => {
+          const c = this.entries.get("smart")?.collector;
+          return c instanceof SmartCollector ? c.rawReports() : [];
+        },
+      }),
     ]);
   }
 

@@ -55,6 +55,10 @@ commands:
   backups                              the listed backup units: paused or not, until when, budget left
   backups pause UNIT [--for 20m]       (root) pause a listed unit, with its dead-man's switch armed
   backups resume UNIT                  (root) resume a unit the agent paused
+  bundle [--since 1h] [--output FILE] [--max-size 64MiB] [--list]
+                                       (root) a tar.gz for escalation: config (redacted), status,
+                                       diagnose, events, history, journals, metrics, host inventory;
+                                       --list shows what it would hold without collecting
 
 options:
   --socket PATH   control socket (default: from the config, else /run/stemedb-agent/agentctl.sock,
@@ -63,7 +67,7 @@ options:
   --json          machine-readable output (stable schema, see README)
 
 exit codes: 0 ok, 1 warn (or an action the agent declined, with its reason), 2 crit, 3 agent unreachable,
-            64 usage error, 77 action refused (not root)`;
+            64 usage error, 73 bundle file not created (exists), 77 action refused (not root)`;
 
 const VERDICT_EXIT: Record<AreaVerdict, number> = {
   ok: EXIT.ok,
@@ -89,6 +93,9 @@ async function main(argv: string[]): Promise<number> {
         limit: { type: "string" },
         for: { type: "string" },
         active: { type: "boolean", default: false },
+        output: { type: "string", short: "o" },
+        "max-size": { type: "string" },
+        list: { type: "boolean", default: false },
         help: { type: "boolean", short: "h", default: false },
       },
       allowPositionals: true,
@@ -297,6 +304,17 @@ async function main(argv: string[]): Promise<number> {
         const b = (await get(candidates, "/v1/backups", 20_000)).body as BackupPauseState;
         out(b, () => renderBackups(b, style));
         return EXIT.ok;
+      }
+      case "bundle": {
+        // Loaded only here: the archive and inventory libraries cost every other command nothing.
+        const { bundle } = await import("./bundle.js");
+        const code = await bundle(
+          { since: o.since, output: o.output, maxSize: o["max-size"], list: o.list, json: o.json },
+          candidates,
+        );
+        // A tool the inventory ran may hang past its timeout: it must not hold agentctl open.
+        await new Promise((r) => process.stdout.write("", r));
+        return process.exit(code);
       }
       default:
         process.stderr.write(`agentctl: unknown command ${JSON.stringify(command)}\n${USAGE}\n`);

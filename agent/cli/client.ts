@@ -96,6 +96,8 @@ export async function get(
   path: string,
   timeoutMs = 5000,
   method = "GET",
+  /** On the root-only admin socket: permission denied is a refusal, not an unreachable agent. */
+  rootOnly = method !== "GET",
 ): Promise<{ body: unknown; socket: string }> {
   const reasons: string[] = [];
   for (const socket of candidates) {
@@ -104,7 +106,7 @@ export async function get(
     } catch (e) {
       if (e instanceof ApiError) throw e;
       const code = (e as NodeJS.ErrnoException).code;
-      if (code === "EACCES" && method !== "GET")
+      if (code === "EACCES" && rootOnly)
         throw new Refused(`${socket}: permission denied: actions are for root only`);
       const why =
         code === "ENOENT"

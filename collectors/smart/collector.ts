@@ -62,6 +62,18 @@ interface Slot {
   result: DeviceResult | null;
   /** Last result with health data, kept while the disk sleeps. */
   lastOk: DeviceResult | null;
+  /** smartctl's own output of the last run, and of the last run with health data (for bundles). */
+  raw: { json: string; at: string } | null;
+  rawOk: { json: string; at: string } | null;
+}
+
+/** What smartctl printed on one of the agent's runs: the diagnostic bundle carries it as is. */
+export interface SmartRawReport {
+  readonly device: string;
+  readonly name: string;
+  readonly which: "last" | "last-awake";
+  readonly collected_at: string;
+  readonly json: string;
 }
 
 export function deviceLabel(name: string, type: string): string {
@@ -146,6 +158,8 @@ export class SmartCollector implements Collector<SmartObservation> {
       lingeringPid: null,
       result: null,
       lastOk: null,
+      raw: null,
+      rawOk: null,
     });
   }
 
@@ -210,6 +224,7 @@ export class SmartCollector implements Collector<SmartObservation> {
       });
       const report = parseSmart(r.stdout);
       const seconds = (performance.now() - t0) / 1000;
+      s.raw = { json: r.stdout, at: new Date().toISOString() };
       if ("error" in report)
         result = this.failed(
           s,
@@ -221,6 +236,7 @@ export class SmartCollector implements Collector<SmartObservation> {
       else ({ result, baseline } = this.interpret(s, report, r.code, seconds));
     } catch (e) {
       const seconds = (performance.now() - t0) / 1000;
+      s.raw = null; // no output of this run: the one before it is not "the last"
       if (e instanceof ExecError && e.kind === "aborted") {
         if (this.stop.signal.aborted) return;
         if (e.lingering && e.pid !== undefined) s.lingeringPid = e.pid;
@@ -235,7 +251,23 @@ export class SmartCollector implements Collector<SmartObservation> {
       } else result = this.failed(s, "error", errorMessage(e), null, seconds);
     }
     s.result = result;
+    if (result.state === "ok") s.rawOk = s.raw;
     this.opts.emit({ result, baseline });
+  }
+
+  /**
+   * smartctl's output of each disk's last run (and of its last run with health data, when the
+   * disk has slept since): what the agent already has, so a bundle never runs smartctl itself.
+   */
+  rawReports(): SmartRawReport[] {
+    const out: SmartRawReport[] = [];
+    for (const s of this.slots.values()) {
+      const base = { device: s.label, name: s.name };
+      if (s.raw) out.push({ ...base, which: "last", collected_at: s.raw.at, json: s.raw.json });
+      if (s.rawOk && s.rawOk !== s.raw)
+        out.push({ ...base, which: "last-awake", collected_at: s.rawOk.at, json: s.rawOk.json });
+    }
+    return out;
   }
 
   private interpret(

@@ -21,6 +21,7 @@ import { DB_METRICS_MAX_BYTES, parseDbMetrics } from "./dbmetrics.js";
 import { analyse, type Inventory, type Segment, type WalFinding } from "./inventory.js";
 import { listSegments } from "./list.js";
 import { errorMessage } from "../../core/errors.js";
+import { fetchable, fetchError, redactUrl } from "../../core/url.js";
 import type { WalObservation } from "./observation.js";
 
 export interface WalOptions {
@@ -412,13 +413,17 @@ export class WalCollector implements Collector<WalObservation> {
   private async scrapeDb(signal: AbortSignal): Promise<WalObservation["database"]> {
     if (!this.opts.dbMetricsUrl) return null;
     try {
-      const res = await fetch(this.opts.dbMetricsUrl, {
+      // Credentials in the URL go in a header (fetch refuses them) and never into a message.
+      const { target, headers } = fetchable(this.opts.dbMetricsUrl);
+      const res = await fetch(target, {
+        headers,
         signal: AbortSignal.any([signal, AbortSignal.timeout(3000)]),
       });
       if (!res.ok) throw new Error(`HTTP ${res.status}`);
       this.lastDb = { ok: true, ...parseDbMetrics(await boundedText(res, DB_METRICS_MAX_BYTES)) };
     } catch (e) {
-      this.lastDb = { ok: false, error: `${this.opts.dbMetricsUrl}: ${errorMessage(e)}` };
+      const url = this.opts.dbMetricsUrl;
+      this.lastDb = { ok: false, error: `${redactUrl(url).text}: ${fetchError(url, e)}` };
     }
     return this.lastDb;
   }

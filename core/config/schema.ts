@@ -8,6 +8,8 @@ import { unitNameProblem } from "./unit-name.js";
 import {
   type Duration,
   formatDuration,
+  MAX_BUNDLE_BYTES,
+  MIN_BUNDLE_BYTES,
   formatSize,
   parseDuration,
   parseSize,
@@ -16,6 +18,7 @@ import {
 import { errorMessage } from "../errors.js";
 
 export const DEFAULT_PORT = 9735;
+
 export { DEFAULT_CONFIG_FILE } from "./paths.js";
 
 const duration = z.codec(
@@ -270,6 +273,16 @@ export const configSchema = z
         .refine((d) => d >= 1000 && d <= 300_000, "must be from 1s to 5m"),
       write_test_reserve: size.prefault("1GiB"),
       write_test_dir: absPath.or(z.literal("")).default(""),
+    }),
+    /** `agentctl bundle`, the diagnostic bundle for escalation. */
+    bundle: section({
+      /** The archive is never larger than this (contents are counted before compression). */
+      max_bytes: size
+        .prefault("64MiB")
+        .refine(
+          (b) => b >= MIN_BUNDLE_BYTES && b <= MAX_BUNDLE_BYTES,
+          "must be from 256KiB to 1GiB",
+        ),
     }),
     remediators: section({
       wal_compress: section({

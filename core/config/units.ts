@@ -99,3 +99,7 @@ export function formatSize(b: number): string {
   }
   return `${b}B`;
 }
+
+/** Bounds of bundle.max_bytes and `agentctl bundle --max-size` (here: agentctl reads no schema). */
+export const MIN_BUNDLE_BYTES = 256 * 1024;
+export const MAX_BUNDLE_BYTES = 1024 * 1024 * 1024;

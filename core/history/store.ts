@@ -23,6 +23,7 @@ import {
   recentRows,
   unfinishedRows,
 } from "./journal.js";
+import { type ExportCursor, type ExportPage, exportPage, type ExportWindow } from "./export.js";
 import { MIGRATIONS, migrate, SCHEMA_VERSION } from "./migrations.js";
 import { type Db, moveAside, openHistory, prepared } from "./open.js";
 import { type Summary, summarize } from "./percentile.js";
@@ -421,6 +422,11 @@ export class HistoryStore {
   /** The heaviest I/O consumers since `since`. */
   topIoConsumers(since: number, limit: number): q.TopIoConsumer[] {
     return q.topIo(this.#db, since, limit);
+  }
+
+  /** One page of every stored point in a window (the diagnostic bundle's history CSV). */
+  exportPage(w: ExportWindow, after: ExportCursor | null, limit: number): ExportPage {
+    return exportPage(this.#db, w, after, limit);
   }
 
   // ---------------------------------------------------------------- remediation journal (see Journal)
