@@ -19,7 +19,17 @@ import {
 import { Systemd } from "../remediators/backup_pause/systemd.js";
 import { sleep } from "./helpers/quiet.js";
 
-const QUIET = ["diskstats", "fsync_probe", "smart", "mounts", "kmsg", "wal", "procio"]
+const QUIET = [
+  "diskstats",
+  "fsync_probe",
+  "smart",
+  "mounts",
+  "kmsg",
+  "wal",
+  "procio",
+  "process",
+  "netstat",
+]
   .map((n) => `[collectors.${n}]\nenabled = false\n`)
   .join("");
 

@@ -319,7 +319,10 @@ test.serial(
     const read = (p: string) => readFileSync(join(x, p), "utf8");
     t.log(`\n${read("MANIFEST.txt")}`);
     t.regex(read("status.txt"), /^CRIT\s+fsync\s+fsync p99 \d+/m);
-    t.regex(read("diagnose.txt"), /runbook: slow-wal-fsync\n {2}CRIT\s+1\. WAL fsync latency/);
+    t.regex(
+      read("diagnose.txt"),
+      /^CRIT +slow-fsync\.md \(alert WALFsyncSlow\).*\n {2}CRIT\s+1\. WAL fsync latency/m,
+    );
     const slowRows = read("history.csv")
       .split("\n")
       .filter((r) => r.startsWith("20") && r.includes(",fsync_probe_seconds,"))

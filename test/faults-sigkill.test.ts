@@ -50,7 +50,7 @@ test(
     const { dir } = tempDir();
     const toml =
       `[history]\nflush_interval = "1s"\n[collectors.kmsg]\nfacilities = ["kern", "user"]\ninterval = "200ms"\n` +
-      ["diskstats", "fsync_probe", "smart", "mounts", "wal", "procio"]
+      ["diskstats", "fsync_probe", "smart", "mounts", "wal", "procio", "process", "netstat"]
         .map((c) => `[collectors.${c}]\nenabled = false\n`)
         .join("");
     // The first start reads the whole ring buffer: later restarts resume from the saved point.

@@ -261,7 +261,16 @@ test(
       `printf '[agent]\\nstate_dir = "%s"\\n[wal]\\ndir = "%s"\\n[stemedb]\\ndata_dir = "%s"\\n' ` +
         `"${join(dir, "state")}" "${join(fs.mnt, "wal")}" "${fs.mnt}" > ${toml}`,
     ]);
-    for (const c of ["diskstats", "fsync_probe", "smart", "kmsg", "wal", "procio"])
+    for (const c of [
+      "diskstats",
+      "fsync_probe",
+      "smart",
+      "kmsg",
+      "wal",
+      "procio",
+      "process",
+      "netstat",
+    ])
       execFileSync("sh", ["-c", `printf '[collectors.${c}]\\nenabled = false\\n' >> ${toml}`]);
     const once = (remount: boolean) => {
       // unshare -m makes private mounts: the remount is seen by the agent only, as systemd's sandbox does.

@@ -10,7 +10,7 @@ import type { Logger } from "../../core/log.js";
 import { gauge } from "../../core/metrics/define.js";
 import { NS } from "../../core/metrics/registry.js";
 import { COLLECT_STATES, type CollectState } from "./classify.js";
-import type { SmartObservation, SmartPoll } from "./observation.js";
+import type { DeviceResult, SmartObservation, SmartPoll } from "./observation.js";
 import { EXPORTED_ATTRIBUTES, RISING_IS_BAD, type SmartVerdict } from "./verdict.js";
 
 const VERDICTS: readonly SmartVerdict[] = ["pass", "warn", "fail", "unknown"];
@@ -76,40 +76,47 @@ export function smartSinks(registry: Registry, log: Logger): Sinks<SmartObservat
   const states = new Conditions<string, CollectState>();
   const verdicts = new Conditions<string, SmartVerdict>();
 
+  /** One device's gauges: from each observation, and at once when a poll ends between runs. */
+  const show = (d: DeviceResult): void => {
+    for (const v of VERDICTS)
+      gVerdict.set({ device: d.device, verdict: v }, v === d.verdict ? 1 : 0);
+    for (const st of COLLECT_STATES)
+      gState.set({ device: d.device, state: st }, st === d.state ? 1 : 0);
+    if (d.exit_status !== null) gExit.set({ device: d.device }, d.exit_status);
+    if (d.temperature_celsius !== null) gTemp.set({ device: d.device }, d.temperature_celsius);
+    if (d.wear !== null) gWear.set({ device: d.device }, d.wear.percent_used);
+    if (d.power_on_hours !== null) gHours.set({ device: d.device }, d.power_on_hours * 3600);
+    for (const [attribute, v] of Object.entries(d.counters))
+      gAttr.set({ device: d.device, attribute }, v);
+    gLast.set({ device: d.device }, Date.parse(d.collected_at) / 1000);
+    const info = {
+      device: d.device,
+      type: d.type || "auto",
+      protocol: d.protocol ?? "",
+      model: d.model ?? "",
+      serial: d.serial ?? "",
+      firmware: d.firmware ?? "",
+    };
+    const prev = infoLabels.get(d.device);
+    if (prev && JSON.stringify(prev) !== JSON.stringify(info)) gInfo.remove(prev);
+    if (d.state === "ok" || !prev) {
+      gInfo.set(info, 1);
+      infoLabels.set(d.device, info);
+    }
+  };
+
   return {
     observation: {
       metrics(o) {
-        for (const d of o.devices) {
-          for (const v of VERDICTS)
-            gVerdict.set({ device: d.device, verdict: v }, v === d.verdict ? 1 : 0);
-          for (const st of COLLECT_STATES)
-            gState.set({ device: d.device, state: st }, st === d.state ? 1 : 0);
-          if (d.exit_status !== null) gExit.set({ device: d.device }, d.exit_status);
-          if (d.temperature_celsius !== null)
-            gTemp.set({ device: d.device }, d.temperature_celsius);
-          if (d.wear !== null) gWear.set({ device: d.device }, d.wear.percent_used);
-          if (d.power_on_hours !== null) gHours.set({ device: d.device }, d.power_on_hours * 3600);
-          for (const [attribute, v] of Object.entries(d.counters))
-            gAttr.set({ device: d.device, attribute }, v);
-          gLast.set({ device: d.device }, Date.parse(d.collected_at) / 1000);
-          const info = {
-            device: d.device,
-            type: d.type || "auto",
-            protocol: d.protocol ?? "",
-            model: d.model ?? "",
-            serial: d.serial ?? "",
-            firmware: d.firmware ?? "",
-          };
-          const prev = infoLabels.get(d.device);
-          if (prev && JSON.stringify(prev) !== JSON.stringify(info)) gInfo.remove(prev);
-          if (d.state === "ok" || !prev) {
-            gInfo.set(info, 1);
-            infoLabels.set(d.device, info);
-          }
-        }
+        for (const d of o.devices) show(d);
       },
     },
     update: {
+      // A poll ends between two runs of the collector: shown at once, not with the next
+      // observation (which would leave /metrics one poll behind the events).
+      metrics({ result }) {
+        show(result);
+      },
       *history({ result: r, baseline }): Iterable<HistoryRow> {
         if (!baseline) return;
         for (const [attribute, v] of Object.entries(r.counters))

@@ -47,7 +47,7 @@ export function procTree(dir: string): { root: string; tick: (n: number) => void
 /** Config that runs only the diskstats collector, over a prepared proc tree and an empty sysfs. */
 export function diskstatsOnly(proc: string, sys: string, extra = ""): string {
   mkdirSync(join(sys, "block"), { recursive: true });
-  const off = ["fsync_probe", "smart", "mounts", "kmsg", "wal", "procio"]
+  const off = ["fsync_probe", "smart", "mounts", "kmsg", "wal", "procio", "process", "netstat"]
     .map((n) => `[collectors.${n}]\nenabled = false\n`)
     .join("");
   return `[host]\nproc_path = "${proc}"\nsys_path = "${sys}"\n[collectors.diskstats]\ninterval = "1s"\n${off}${extra}`;
