@@ -64,6 +64,8 @@ export interface StatusReport {
     readonly listen: string;
     readonly control_socket: string;
     readonly state_dir: string;
+    /** Not 0: status says what the agent cannot see without root. */
+    readonly uid: number;
   };
   readonly health: AgentHealth;
   /** The node's storage, worst area first is not implied: the order is fixed (see README). */
@@ -348,6 +350,7 @@ export class Agent {
       Date.now(),
       this.states(),
       this.configFile,
+      process.getuid?.() ?? 0,
     );
     return {
       schema: 1,
@@ -361,6 +364,7 @@ export class Agent {
         listen: this.metricsAddress(),
         control_socket: this.controlPath(),
         state_dir: c.agent.state_dir,
+        uid: process.getuid?.() ?? 0,
       },
       health,
       verdict: overall(areas),

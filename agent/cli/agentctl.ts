@@ -325,7 +325,8 @@ async function main(argv: string[]): Promise<number> {
       process.stderr.write(
         `agentctl: cannot reach stemedb-agent.\n${e.reasons.map((r) => `  ${r}`).join("\n")}\n` +
           ("  check: is it running (systemctl status stemedb-agent)? are you root or in group " +
-            "stemedb-agent? is the socket elsewhere (--socket PATH)?\n"),
+            "stemedb-agent? is the socket elsewhere (--socket PATH)?\n" +
+            "  started with npm start in a checkout? from there: npm run agentctl -- status\n"),
       );
       return EXIT.unreachable;
     }

@@ -126,21 +126,29 @@ export function buildAreas(
   remediators: readonly RemediatorState[] = [],
   /** The configuration file in use (null: the embedded defaults), for hints on what to set. */
   configFile: string | null = null,
+  /** The agent's user: what a run without root cannot see is said where it is missing. */
+  uid = 0,
 ): Area[] {
   const f = fsync(c, latest, h, now);
   return [
     disks(c, latest, h, now),
     f,
-    smart(latest),
+    smart(latest, uid),
     mounts(latest),
     filesystems(latest),
-    kernel(h, now),
+    kernel(h, now, latest.get("kmsg")?.observation.source, uid),
     wal(latest, configFile),
     competing(latest, f.verdict),
     remediation(c, remediators),
-    agent(agentHealth),
+    agent(agentHealth, uid),
   ];
 }
+
+/** What a run without root goes without, and why (npm start as a user, a test box). */
+export const NOT_ROOT =
+  "SMART (smartctl opens the disks' device nodes), other users' processes (I/O attribution, " +
+  "the database's CPU and memory), /dev/kmsg where kernel.dmesg_restrict=1, " +
+  "and acting on the database's files";
 
 function disks(c: Config, latest: Latest, h: HistoryStore | null, now: number): Area {
   const d = latest.get("diskstats")?.observation;
@@ -226,8 +234,16 @@ function fsync(c: Config, latest: Latest, h: HistoryStore | null, now: number): 
   return { area: "fsync", verdict: worst(verdicts), summary, details: details.slice(1) };
 }
 
-function smart(latest: Latest): Area {
+function smart(latest: Latest, uid: number): Area {
   const s = latest.get("smart")?.observation;
+  const read = s?.devices.some((d) => d.state === "ok" || d.state === "standby");
+  if (uid !== 0 && s && !read)
+    return {
+      area: "smart",
+      verdict: "unknown",
+      summary: `not read: the agent is not root (uid ${uid}), and smartctl must open the disks`,
+      details: s.devices.slice(0, 8).map((d) => `${d.name}: ${d.detail ?? d.state}`),
+    };
   if (!s)
     return { area: "smart", verdict: "unknown", summary: "no SMART results yet", details: [] };
   if (s.smartctl_error)
@@ -358,8 +374,26 @@ export function incidentLine(i: KernelIncidentRow): string {
   return `${i.severity} on ${i.device} at ${hhmmss(i.ts)} UTC: ${classes || "?"} (${plural(i.lines, "line")}${where})`;
 }
 
-function kernel(h: HistoryStore | null, now: number): Area {
+function kernel(
+  h: HistoryStore | null,
+  now: number,
+  source: "kmsg" | "journal" | undefined,
+  uid: number,
+): Area {
   if (!h) return { area: "kernel", verdict: "unknown", summary: "no history", details: [] };
+  const area = kernelArea(h, now);
+  if (source !== "journal") return area;
+  // journalctl shows a user outside adm and systemd-journal nothing of the kernel, and says so
+  // only on stderr: "no errors" then means "nothing read".
+  const from =
+    "read from journalctl -k: /dev/kmsg is not readable" +
+    (uid !== 0
+      ? ` (not root, uid ${uid}; the journal needs root or group adm/systemd-journal)`
+      : "");
+  return { ...area, details: [...area.details, from] };
+}
+
+function kernelArea(h: HistoryStore, now: number): Area {
   const k = kernelLog(h, now - 86_400_000);
   const first = k.incidents[0];
   if (first) {
@@ -504,11 +538,12 @@ function remediation(c: Config, rs: readonly RemediatorState[]): Area {
   };
 }
 
-function agent(health: { verdict: string; reasons: string[] }): Area {
+function agent(health: { verdict: string; reasons: string[] }, uid: number): Area {
+  const limits = uid === 0 ? [] : [`not root (uid ${uid}), so without ${NOT_ROOT}`];
   return {
     area: "agent",
     verdict: agentVerdict(health.verdict),
     summary: health.reasons[0] ?? "all collectors running, history written",
-    details: health.reasons.slice(1),
+    details: [...health.reasons.slice(1), ...limits],
   };
 }
