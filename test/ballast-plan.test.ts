@@ -246,7 +246,7 @@ test("property: a growth step never pushes use past the create line, nor past th
   t.pass();
 });
 
-test("property: never grown while a release is called for, and a release is never followed by growth in the same instant", (t) => {
+test("property: never grown while a release is called for; a release is not followed by growth at once", (t) => {
   fc.assert(
     fc.property(fsState, lines, memory, (s, l, m) => {
       const i = tickInput(s, l, m, NOW);
@@ -271,7 +271,7 @@ test("property: never grown while a release is called for, and a release is neve
   t.pass();
 });
 
-test("property: hysteresis: after a release, growth only once space was back for recreate_after without a break", (t) => {
+test("property: hysteresis: after a release, growth only once space was back for recreate_after", (t) => {
   fc.assert(
     fc.property(
       lines,

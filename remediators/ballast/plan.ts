@@ -36,7 +36,12 @@ export interface Memory {
   /** When the ballast last grew: time-to-full is ignored for one fill window after. */
   readonly grewAt: number | null;
   /** The last release, while the ballast has not been taken again. */
-  readonly released: { readonly at: number; readonly by: "agent" | "operator" } | null;
+  readonly released: {
+    readonly at: number;
+    readonly by: "agent" | "operator";
+    /** Why (what status says); the plan does not read it. */
+    readonly reason?: string;
+  } | null;
   /** Since when space has been back after a release (null: not back). */
   readonly spaceBackSince: number | null;
 }
@@ -59,11 +64,28 @@ export interface PlanInput {
   readonly lines: BallastLines;
 }
 
+/**
+ * One decision. `code` is stable (what an event says, so a 1 s tick does not make one each time a
+ * figure moves); `reason` has the figures.
+ */
 export type Decision =
-  | { readonly kind: "release"; readonly reason: string }
-  | { readonly kind: "grow"; readonly bytes: number; readonly reason: string }
-  | { readonly kind: "hold"; readonly reason: string }
-  | { readonly kind: "wait"; readonly reason: string };
+  | {
+      readonly kind: "release";
+      readonly code: "used" | "filling" | "unfinishable";
+      readonly reason: string;
+    }
+  | {
+      readonly kind: "grow";
+      readonly code: "room";
+      readonly bytes: number;
+      readonly reason: string;
+    }
+  | { readonly kind: "hold"; readonly code: "held"; readonly reason: string }
+  | {
+      readonly kind: "wait";
+      readonly code: "release_line" | "no_room" | "space_back" | "zero_size";
+      readonly reason: string;
+    };
 
 export interface Plan {
   readonly decision: Decision;
@@ -83,15 +105,20 @@ const minutes = (ms: number) =>
   ms >= 3_600_000 ? `${(ms / 3_600_000).toFixed(1)} h` : `${Math.round(ms / 60_000)} min`;
 
 /** Why the space calls for a release now, or null. */
-export function releaseTrigger(p: PlanInput): string | null {
+export function releaseTrigger(p: PlanInput): { code: "used" | "filling"; reason: string } | null {
   const l = p.lines;
   if (p.usedRatio * 100 >= l.releaseUsedPercent)
-    return `filesystem ${pct(p.usedRatio)} used (>= release_used_percent ${l.releaseUsedPercent}%)`;
+    return {
+      code: "used",
+      reason: `filesystem ${pct(p.usedRatio)} used (>= release_used_percent ${l.releaseUsedPercent}%)`,
+    };
   if (p.fullInSeconds * 1000 < l.releaseFullHorizonMs && !fillBlind(p))
-    return (
-      `full in ${hours(p.fullInSeconds)} at the recent rate ` +
-      `(< release_full_horizon ${hours(l.releaseFullHorizonMs / 1000)})`
-    );
+    return {
+      code: "filling",
+      reason:
+        `full in ${hours(p.fullInSeconds)} at the recent rate ` +
+        `(< release_full_horizon ${hours(l.releaseFullHorizonMs / 1000)})`,
+    };
   return null;
 }
 
@@ -114,11 +141,15 @@ export function planBallast(p: PlanInput): Plan {
   if (release !== null) {
     if (p.exists)
       return {
-        decision: { kind: "release", reason: release },
+        decision: { kind: "release", code: release.code, reason: release.reason },
         memory: { ...m, spaceBackSince: null },
       };
     return {
-      decision: { kind: "wait", reason: `no ballast to release; not taken while ${release}` },
+      decision: {
+        kind: "wait",
+        code: "release_line",
+        reason: `not taken while ${release.reason}`,
+      },
       memory: { ...m, spaceBackSince: null },
     };
   }
@@ -126,12 +157,12 @@ export function planBallast(p: PlanInput): Plan {
   const roomy = after * 100 <= l.createUsedPercent;
   if (p.exists && p.heldBytes >= p.target)
     return {
-      decision: { kind: "hold", reason: `held: ${p.heldBytes} bytes reserved` },
+      decision: { kind: "hold", code: "held", reason: `held: ${p.heldBytes} bytes reserved` },
       memory: { ...m, spaceBackSince: null, released: null },
     };
   if (p.target <= 0)
     return {
-      decision: { kind: "wait", reason: "the ballast's size is 0 on this filesystem" },
+      decision: { kind: "wait", code: "zero_size", reason: "the ballast's size is 0 here" },
       memory: m,
     };
   if (!roomy) {
@@ -142,11 +173,15 @@ export function planBallast(p: PlanInput): Plan {
       `(> create_used_percent ${l.createUsedPercent}%)`;
     if (p.exists)
       return {
-        decision: { kind: "release", reason: `unfinished, and cannot be finished: ${why}` },
+        decision: {
+          kind: "release",
+          code: "unfinishable",
+          reason: `unfinished, and cannot be finished: ${why}`,
+        },
         memory: { ...m, spaceBackSince: null },
       };
     return {
-      decision: { kind: "wait", reason: `not taken: ${why}` },
+      decision: { kind: "wait", code: "no_room", reason: `not taken: ${why}` },
       memory: { ...m, spaceBackSince: null },
     };
   }
@@ -159,6 +194,7 @@ export function planBallast(p: PlanInput): Plan {
       return {
         decision: {
           kind: "wait",
+          code: "space_back",
           reason:
             `released by ${m.released.by} at ${new Date(m.released.at).toISOString()}; space back ` +
             `(${pct(after)} used with it counted) for ${minutes(p.now - since)} of the ` +
@@ -170,6 +206,7 @@ export function planBallast(p: PlanInput): Plan {
   return {
     decision: {
       kind: "grow",
+      code: "room",
       bytes: step,
       reason:
         `${pct(after)} used with the whole ballast counted (<= create_used_percent ` +
