@@ -468,7 +468,7 @@ export class BallastRemediator
         signal: this.step.signal,
         ...(this.runner ? { runner: this.runner } : {}),
       });
-      this.closeJournal(id, "done", { bytes: allocated(after) });
+      this.closeJournal(id, "done", { offset, length: bytes, allocated: allocated(after) });
       id = -1;
       this.breaker.succeeded();
       const target = targetBytes(this.options.size, seen.space?.size_bytes ?? 0);
@@ -631,7 +631,7 @@ export class BallastRemediator
   /**
    * At start: journal rows left open are closed as recovered, and what is on disk decides. An
    * interrupted release is finished; a half-made ballast is left to the next decision when on
-   * (finished, or given back when it cannot be finished), else given back.
+   * (finished, or given back when it cannot be finished), else given back; a whole one is kept.
    */
   async start(): Promise<void> {
     await this.enqueue(() => this.recover());
@@ -639,29 +639,28 @@ export class BallastRemediator
 
   private async recover(): Promise<void> {
     const rows = this.journal?.unfinished(NAME) ?? [];
-    if (rows.length === 0) return;
-    let seen: Seen;
+    let seen: Seen | null = null;
+    let problem: string | null = null;
     try {
       seen = this.look();
     } catch (e) {
-      for (const r of rows)
-        this.closeJournal(r.id, "recovered", { note: `at start: ${errorMessage(e)}` });
-      return;
+      problem = errorMessage(e);
     }
-    const target = targetBytes(this.options.size, seen.space?.size_bytes ?? 0);
-    const detail = { exists: seen.exists, bytes: seen.bytes, target };
+    const target = targetBytes(this.options.size, seen?.space?.size_bytes ?? 0);
+    const detail = seen
+      ? { exists: seen.exists, bytes: seen.bytes, target }
+      : { note: `at start: ${problem}` };
     for (const r of rows) this.closeJournal(r.id, "recovered", detail);
-    const releasing = rows.some((r) => r.action === "release");
-    if (!seen.exists) return;
-    if (releasing) {
+    if (!seen?.exists) return;
+    if (rows.some((r) => r.action === "release")) {
       await this.giveBack("agent", "a release interrupted by a restart, finished at start");
       return;
     }
-    if (seen.bytes >= target) return;
+    if (seen.bytes >= target) return; // whole: held as it is
     if (this.mode !== "on") {
       await this.giveBack(
         "agent",
-        `interrupted at ${size(seen.bytes)} of ${size(target)}, and ${this.mode}`,
+        `interrupted at ${size(seen.bytes)} of ${size(target)}, and the ballast is ${this.mode}`,
         "unfinished",
       );
       return;
