@@ -35,7 +35,12 @@ import {
   type Remediator,
   type RemediatorSummary,
 } from "../remediators/framework.js";
-import { BACKUP_PAUSE, buildRemediators, type RemediatorEntry } from "../remediators/index.js";
+import {
+  BACKUP_PAUSE,
+  BALLAST,
+  buildRemediators,
+  type RemediatorEntry,
+} from "../remediators/index.js";
 import { COLLECTOR_JUDGE } from "../judge/index.js";
 import { bundleRoutes } from "./bundle/routes.js";
 import { SmartCollector } from "../collectors/smart/collector.js";
@@ -453,6 +458,7 @@ export class Agent {
         "GET /v1/backups",
         async () => ({ schema: 1, ...(await this.remediator(BACKUP_PAUSE).detailed?.()) }),
       ],
+      ["GET /v1/ballast", () => ({ schema: 1, ...this.remediator(BALLAST).state() })],
     ]);
     // Answers include what happened a moment ago: rows buffered for the next flush are written
     // first (an operator who just paused a unit must see the event now, not in 10 s).
@@ -490,6 +496,8 @@ export class Agent {
       ["POST /v1/diagnose/active", (u) => this.activeDiagnosis(runbooksOf(u))],
       ["POST /v1/backups/pause", (u) => this.action(BACKUP_PAUSE, "pause", u)],
       ["POST /v1/backups/resume", (u) => this.action(BACKUP_PAUSE, "resume", u)],
+      // The emergency ballast: given back at once, in any mode (the admin socket: root only).
+      ["POST /v1/ballast/release", (u) => this.action(BALLAST, "release", u, "ballast")],
       // agentctl bundle: root only, as it carries the configuration and the history.
       ...bundleRoutes({
         config: () => this.config,
@@ -560,11 +568,11 @@ export class Agent {
   }
 
   /** An operator's action: refusals are the operator's answer (400), not the agent's failure. */
-  private async action(remediator: string, action: string, u: URL): Promise<unknown> {
+  private async action(remediator: string, action: string, u: URL, key = "unit"): Promise<unknown> {
     const fn = this.remediator(remediator).actions?.get(action);
     if (!fn) throw new BadRequest(`${remediator} has no action ${action}`);
     try {
-      return { unit: await fn(u.searchParams) };
+      return { [key]: await fn(u.searchParams) };
     } catch (e) {
       if (e instanceof ActionRefused || e instanceof BadRequest) throw new BadRequest(e.message);
       throw e;

@@ -12,6 +12,11 @@ export interface RunOptions {
   killGrace?: number;
   env?: NodeJS.ProcessEnv;
   input?: string;
+  /**
+   * An open descriptor handed to the child as its standard input (instead of `input`): the child
+   * reaches the very file the caller holds as /proc/self/fd/0, never by a name.
+   */
+  stdinFd?: number;
 }
 
 export interface RunResult {
@@ -54,7 +59,11 @@ export function run(
     }
     const child = spawn(file, args, {
       detached: true, // own process group, so abort reaches grandchildren too
-      stdio: [opts.input === undefined ? "ignore" : "pipe", "pipe", "pipe"],
+      stdio: [
+        opts.stdinFd !== undefined ? opts.stdinFd : opts.input === undefined ? "ignore" : "pipe",
+        "pipe",
+        "pipe",
+      ],
       env: opts.env ?? process.env,
     });
     const out: Buffer[] = [];

@@ -7,6 +7,7 @@ import {
   backupPauseOptions,
   NAME as BACKUP_PAUSE,
 } from "./backup_pause/remediator.js";
+import { BallastRemediator, ballastOptions, NAME as BALLAST } from "./ballast/remediator.js";
 import type { Remediator, RemediatorDeps } from "./framework.js";
 import {
   NAME as WAL_COMPRESS,
@@ -52,6 +53,11 @@ const FACTORIES = [
     options: backupPauseOptions,
     create: (o, deps) => new BackupPauseRemediator(o, deps),
   }),
+  entry({
+    name: BALLAST,
+    options: ballastOptions,
+    create: (o, deps) => new BallastRemediator(o, deps),
+  }),
 ];
 
 export function remediatorNames(): string[] {
@@ -62,4 +68,4 @@ export function buildRemediators(c: Config, deps: RemediatorDeps): RemediatorEnt
   return FACTORIES.map((f) => f.build(c, deps));
 }
 
-export { BACKUP_PAUSE, WAL_COMPRESS };
+export { BACKUP_PAUSE, BALLAST, WAL_COMPRESS };

@@ -58,6 +58,7 @@ const AREAS = [
   "smart",
   "mounts",
   "filesystems",
+  "ballast",
   "kernel",
   "wal",
   "competing_io",

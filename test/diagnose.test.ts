@@ -3,7 +3,8 @@
 // directly (the collectors are someone else's; what diagnose makes of their types is tested here).
 import test from "ava";
 import { renderDiagnosis } from "../agent/cli/render.js";
-import type { Latest } from "../agent/status/areas.js";
+import { buildAreas, type Latest } from "../agent/status/areas.js";
+import type { BallastView } from "../remediators/ballast/view.js";
 import { diagnose, stepOf } from "../agent/status/diagnose.js";
 import { findRunbook, RUNBOOKS } from "../agent/status/runbooks.js";
 import type { WriteTestOutcome } from "../agent/status/write-test.js";
@@ -330,4 +331,138 @@ test("the text view: each runbook a heading with its file and alert, steps numbe
     /^ {2}INFO {4}4\. WAL write performance \(dd bs=1M oflag=direct\)\n {10}not measured/m,
   );
   t.regex(text, /^ {10}-> as root: agentctl diagnose --active replication-lag$/m);
+});
+
+// ------------------------------------------------------------------ the emergency ballast
+
+const ballastView = (over: Partial<BallastView> = {}): BallastView => ({
+  state: "held",
+  path: "/var/lib/stemedb/.stemedb-agent-ballast",
+  bytes: 1024 ** 3,
+  target_bytes: 1024 ** 3,
+  released: null,
+  refused: null,
+  next: "held: 1073741824 bytes reserved",
+  filesystem: { size_bytes: 100 * 1024 ** 3, used_ratio: 0.5, full_in_seconds: null },
+  lines: {
+    release_used_percent: 75,
+    release_full_horizon_seconds: 48 * 3600,
+    create_used_percent: 65,
+    recreate_after_seconds: 3600,
+  },
+  ...over,
+});
+const ballastState = (mode: "off" | "dry-run" | "on", v: BallastView) => ({
+  name: "ballast",
+  mode,
+  breaker_open: false,
+  busy: null,
+  last_decision: v.next,
+  ballast: v,
+});
+const walMount = (used: number) => ({
+  mounts: [
+    {
+      mountpoint: "/var/lib/stemedb",
+      paths: [{ path: "/var/lib/stemedb/wal", role: "wal", exists: true }],
+      source: "/dev/sdb1",
+      fs_type: "xfs",
+      options: ["rw"],
+      findings: [],
+      read_only: false,
+      space: {
+        size_bytes: 100,
+        free_bytes: 100 - used,
+        avail_bytes: 100 - used,
+        used_bytes: used,
+        used_ratio: used / 100,
+        files: 10,
+        files_free: 5,
+      },
+      fill_bytes_per_second: null,
+      full_in_seconds: Infinity,
+      error: null,
+    },
+  ],
+});
+
+test("storage-errors step 4, the emergency ballast: what is held; on a full disk, the command that frees it", (t) => {
+  const step = (used: number, mode: "off" | "dry-run" | "on", v: BallastView) =>
+    stepOf(
+      diagnose(cfg, latest({ mounts: walMount(used) }), null, Date.now(), [ballastState(mode, v)]),
+      "storage-errors",
+      4,
+    );
+  const calm = step(50, "on", ballastView());
+  t.is(calm?.step, "the emergency ballast");
+  t.is(calm?.verdict, "ok");
+  t.regex(
+    calm?.evidence ?? "",
+    new RegExp(
+      String.raw`^1\.0 GiB held at /var/lib/stemedb/\.stemedb-agent-ballast ` +
+        String.raw`\(ballast on; given back at 75% used or full within 48 h\)$`,
+    ),
+  );
+  t.is(calm?.action, null);
+  const full = step(96, "dry-run", ballastView());
+  t.is(full?.verdict, "warn");
+  t.regex(full?.evidence ?? "", /ballast dry-run; the agent does not give it back/);
+  t.is(full?.action, "agentctl ballast release (root) frees 1.0 GiB at once");
+  const given = step(
+    80,
+    "on",
+    ballastView({
+      state: "released",
+      bytes: 0,
+      released: { at: "2026-12-03T03:12:00.000Z", by: "agent", reason: "filesystem 75.2% used" },
+    }),
+  );
+  t.is(given?.verdict, "ok");
+  t.regex(
+    given?.evidence ?? "",
+    /^given back by agent at 2026-12-03T03:12:00Z \(filesystem 75\.2% used\); none held now$/,
+  );
+  const none = step(
+    50,
+    "on",
+    ballastView({ state: "refused", bytes: 0, refused: "the WAL's filesystem is tmpfs" }),
+  );
+  t.is(none?.verdict, "info");
+  t.is(stepOf(diagnose(cfg, latest({}), null), "storage-errors", 4)?.verdict, "unknown");
+  t.is(
+    stepOf(diagnose(cfg, latest({}), null), "storage-errors", 5)?.step,
+    "ls wal/: what can be compressed",
+  );
+  // status: the ballast's own line
+  const area = (mode: "off" | "dry-run" | "on", v: BallastView) =>
+    buildAreas(cfg, latest({}), null, { verdict: "healthy", reasons: [] }, Date.now(), [
+      ballastState(mode, v),
+    ]).find((a) => a.area === "ballast");
+  t.like(area("on", ballastView()), {
+    verdict: "ok",
+    summary:
+      "1.0 GiB held at /var/lib/stemedb/.stemedb-agent-ballast, given back at 75% used or full within 48 h",
+  });
+  t.like(
+    area(
+      "on",
+      ballastView({
+        state: "released",
+        bytes: 0,
+        released: { at: "2026-12-03T03:12:00.000Z", by: "operator", reason: "an operator asked" },
+      }),
+    ),
+    {
+      verdict: "warn",
+      summary:
+        "given back by operator at 03:12Z (an operator asked); taken again after 1 h of space back",
+    },
+  );
+  t.like(area("on", ballastView({ state: "refused", bytes: 0, refused: "tmpfs" })), {
+    verdict: "warn",
+    summary: "cannot be kept: tmpfs",
+  });
+  t.like(area("dry-run", ballastView({ state: "refused", bytes: 0, refused: "tmpfs" })), {
+    verdict: "ok",
+  });
 });

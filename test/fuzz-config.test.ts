@@ -208,6 +208,14 @@ const KEYS: Record<string, string[]> = {
     "cooldown",
     "breaker_after",
   ],
+  "remediators.ballast": [
+    "mode",
+    "size",
+    "release_used_percent",
+    "release_full_horizon",
+    "create_used_percent",
+    "recreate_after",
+  ],
   "remediators.backup_pause": [
     "mode",
     "units",
@@ -372,7 +380,13 @@ const validToml = fc
             {
               mode: fc.constantFrom("off", "dry-run", "on"),
               keep_uncompressed: fc.integer({ min: 1, max: 1000 }),
-              trigger_used_percent: fc.double({ min: 0, max: 100, noNaN: true }),
+              // The ballast gives space back first (release_used_percent 75 by default).
+              trigger_used_percent: fc.double({
+                min: 75,
+                max: 100,
+                minExcluded: true,
+                noNaN: true,
+              }),
               level: fc.integer({ min: 1, max: 9 }),
               max_bytes_per_second: fc.nat(2 ** 36).map(formatSize),
             },

@@ -238,7 +238,7 @@ test(
     }
     t.regex(
       diag,
-      /\d\. ls wal\/: what can be compressed\n\s+.*wal_compress stopped: free space short/,
+      /5\. ls wal\/: what can be compressed\n\s+.*wal_compress stopped: free space short/,
     );
     const events =
       agentctl(["--socket", a.socket, "events", "--class", "agent", "--json"]).stdout +

@@ -22,6 +22,7 @@ import type {
   BackupPauseState,
   BackupUnitView,
 } from "../../remediators/backup_pause/remediator.js";
+import { type BallastState, renderBallastText } from "../../remediators/ballast/view.js";
 import {
   renderBackups,
   renderDiagnosis,
@@ -55,6 +56,9 @@ commands:
   backups                              the listed backup units: paused or not, until when, budget left
   backups pause UNIT [--for 20m]       (root) pause a listed unit, with its dead-man's switch armed
   backups resume UNIT                  (root) resume a unit the agent paused
+  ballast                              the emergency ballast on the WAL filesystem: held or not, where,
+                                       when the agent gives it back
+  ballast release                      (root) give the ballast back now: its space is free at once
   bundle [--since 1h] [--output FILE] [--max-size 64MiB] [--list]
                                        (root) a tar.gz for escalation: config (redacted), status,
                                        diagnose, events, history, journals, metrics, host inventory;
@@ -303,6 +307,37 @@ async function main(argv: string[]): Promise<number> {
         }
         const b = (await get(candidates, "/v1/backups", 20_000)).body as BackupPauseState;
         out(b, () => renderBackups(b, style));
+        return EXIT.ok;
+      }
+      case "ballast": {
+        const verb = positionals[1];
+        if (verb === "release") {
+          try {
+            const r = (
+              await get(adminCandidates(candidates), "/v1/ballast/release", 60_000, "POST")
+            ).body as { ballast: BallastState["ballast"] };
+            out(
+              r,
+              () =>
+                `emergency ballast given back${r.ballast.path ? ` (${r.ballast.path})` : ""}: its ` +
+                `space is free; the agent takes it again once space has been back for a while\n`,
+            );
+            return EXIT.ok;
+          } catch (e) {
+            // The agent declined (none held): its reason, exit 1.
+            if (!(e instanceof ApiError) || e.status !== 400) throw e;
+            process.stderr.write(`agentctl: ballast not released: ${e.message}\n`);
+            return EXIT.warn;
+          }
+        }
+        if (verb !== undefined) {
+          process.stderr.write(
+            `agentctl: unknown ballast command ${JSON.stringify(verb)} (release, or nothing to show)\n`,
+          );
+          return EXIT.usage;
+        }
+        const b = (await get(candidates, "/v1/ballast")).body as BallastState;
+        out(b, () => renderBallastText(b));
         return EXIT.ok;
       }
       case "bundle": {

@@ -12,6 +12,7 @@ const AREA_TITLE: Record<Area["area"], string> = {
   smart: "SMART",
   mounts: "mounts",
   filesystems: "space",
+  ballast: "ballast",
   kernel: "kernel log",
   wal: "WAL",
   competing_io: "other I/O",

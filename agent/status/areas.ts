@@ -33,6 +33,7 @@ export type AreaName =
   | "smart"
   | "mounts"
   | "filesystems"
+  | "ballast"
   | "kernel"
   | "wal"
   | "competing_io"
@@ -47,6 +48,9 @@ export interface Area {
   /** Supporting facts, one per line. */
   readonly details: string[];
 }
+
+import { type BallastView, ballastStatus } from "../../remediators/ballast/view.js";
+import type { Mode } from "../../remediators/framework.js";
 
 /** One map, one type: collectors/observations.ts. */
 import type { Latest } from "../../collectors/observations.js";
@@ -115,6 +119,8 @@ export interface RemediatorState {
   readonly space_short?: string | null;
   /** wal_compress: segments left plain because they do not compress below max_ratio. */
   readonly incompressible?: number;
+  /** ballast: the emergency ballast, held or not. */
+  readonly ballast?: BallastView;
 }
 
 export function buildAreas(
@@ -136,6 +142,7 @@ export function buildAreas(
     smart(latest, uid),
     mounts(latest),
     filesystems(latest),
+    ballast(remediators),
     kernel(h, now, latest.get("kmsg")?.observation.source, uid),
     wal(latest, configFile),
     competing(latest, f.verdict),
@@ -353,6 +360,14 @@ function filesystems(latest: Latest): Area {
         details: rows.slice(1).map(line),
       }
     : { area: "filesystems", verdict: "unknown", summary: "statfs failed", details: [] };
+}
+
+/** The emergency ballast on the WAL filesystem (remediators.ballast). */
+function ballast(rs: readonly RemediatorState[]): Area {
+  const r = rs.find((x) => x.ballast !== undefined);
+  if (!r?.ballast)
+    return { area: "ballast", verdict: "unknown", summary: "not known", details: [] };
+  return { area: "ballast", ...ballastStatus(r.ballast, r.mode as Mode) };
 }
 
 export type { KernelIncidentRow, KernelLineRow, KernelLog } from "../../core/history/queries.js";

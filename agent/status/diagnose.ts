@@ -43,6 +43,8 @@ import {
   plural,
 } from "./areas.js";
 import { RUNBOOKS, type RunbookId, type RunbookInfo } from "./runbooks.js";
+import { ballastStep } from "../../remediators/ballast/view.js";
+import type { Mode } from "../../remediators/framework.js";
 import type { WriteTestOutcome } from "./write-test.js";
 
 /** A step's verdict; `info` is a step that judges nothing (how to run a check, what to collect). */
@@ -634,6 +636,7 @@ class Context {
           : "no statfs of the WAL filesystem",
         action: null,
       },
+      this.ballastStep(fs ? judgeFilesystem(fs.used_ratio, full) !== "ok" : false),
       {
         step: "ls wal/: what can be compressed",
         verdict: !wal ? "unknown" : "ok",
@@ -650,6 +653,15 @@ class Context {
             : null,
       },
     ];
+  }
+
+  /** The emergency ballast: what is held, and on a full disk the command that frees it at once. */
+  private ballastStep(full: boolean): Draft {
+    const r = this.remediators.find((x) => x.ballast !== undefined);
+    return {
+      step: "the emergency ballast",
+      ...ballastStep(r?.ballast ?? null, (r?.mode as Mode | undefined) ?? null, full),
+    };
   }
 
   // ------------------------------------------------------------ api-error-rate.md
@@ -849,7 +861,7 @@ function compressNotes(c: Config, wc: RemediatorState | undefined): string {
   return notes.length > 0 ? `; ${notes.join("; ")}` : "";
 }
 
-/** Disk-full step 2's action: what wal_compress does in its mode, or the command to run by hand. */
+/** storage-errors step 5's action (ls wal/): what wal_compress does in its mode, or the command to run by hand. */
 function compressAction(c: Config, wc: RemediatorState | undefined, candidates: number): string {
   const keep = c.remediators.wal_compress.keep_uncompressed;
   const { mode, note, last } = modeOf(wc, c.remediators.wal_compress.mode);

@@ -305,6 +305,25 @@ export const configSchema = z
         /** The temporary is abandoned once larger than this share of the segment. */
         max_ratio: z.number().gt(0).lte(1).default(0.9),
       }),
+      ballast: section({
+        mode: mode.default("dry-run"),
+        /** "auto": the smaller of 1 % of the WAL filesystem and 1 GiB (CockroachDB's rule). */
+        size: z
+          .union([
+            z.literal("auto"),
+            size.refine((b) => b >= 1024 * 1024, 'must be at least 1MiB (or "auto")'),
+          ])
+          .default("auto"),
+        /** Given back at or above this share of the filesystem used ... */
+        release_used_percent: percent.default(75),
+        /** ... or when the filesystem is full within this at the recent rate. */
+        release_full_horizon: duration.prefault("48h"),
+        /** Taken only while used, counting the whole ballast, stays at or below this. */
+        create_used_percent: percent.default(65),
+        /** After a release, space must be back this long before it is taken again. */
+        recreate_after: duration.prefault("1h").refine((d) => d >= 1000, "must be at least 1s"),
+        breaker_after: z.number().int().min(1).default(3),
+      }),
       backup_pause: section({
         mode: mode.default("dry-run"),
         units: z.array(backupUnit).default(["backup.service", "log-archiver.timer"]),
@@ -373,6 +392,35 @@ export const configSchema = z
         code: "custom",
         path: ["remediators", "backup_pause", "max_pause"],
         message: "must not exceed daily_budget",
+      });
+    }
+    // The ballast is the first line: it is given back before WAL compression has to act.
+    const bl = c.remediators.ballast;
+    const wc = c.remediators.wal_compress;
+    if (bl.release_used_percent >= wc.trigger_used_percent) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["remediators", "ballast", "release_used_percent"],
+        message:
+          `must be below remediators.wal_compress.trigger_used_percent ` +
+          `(${wc.trigger_used_percent}): the ballast is given back before compression has to act`,
+      });
+    }
+    if (bl.release_full_horizon <= wc.full_horizon) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["remediators", "ballast", "release_full_horizon"],
+        message:
+          `must be longer than remediators.wal_compress.full_horizon ` +
+          `(${formatDuration(wc.full_horizon)}): the ballast is given back before compression has to act`,
+      });
+    }
+    if (bl.create_used_percent >= bl.release_used_percent) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["remediators", "ballast", "create_used_percent"],
+        message:
+          "must be below release_used_percent, or the ballast would be taken only to be given back",
       });
     }
     const h = c.history;

@@ -31,7 +31,7 @@ export class Journal {
     this.history.journalFinish(id, state, detail);
   }
 
-  unfinished(remediator: string): Array<{ id: number; target: string }> {
+  unfinished(remediator: string): Array<{ id: number; action: string; target: string }> {
     return this.history.journalUnfinished(remediator);
   }
 
@@ -71,12 +71,15 @@ export function finishRow(
   ).run(state, now, JSON.stringify(detail), id);
 }
 
-export function unfinishedRows(db: Db, remediator: string): Array<{ id: number; target: string }> {
+export function unfinishedRows(
+  db: Db,
+  remediator: string,
+): Array<{ id: number; action: string; target: string }> {
   return db
     .prepare(
-      "SELECT id, target FROM remediation_journal WHERE remediator = ? AND state = 'started'",
+      "SELECT id, action, target FROM remediation_journal WHERE remediator = ? AND state = 'started'",
     )
-    .all(remediator) as Array<{ id: number; target: string }>;
+    .all(remediator) as Array<{ id: number; action: string; target: string }>;
 }
 
 export function recentRows(db: Db, limit: number): JournalRow[] {

@@ -440,7 +440,7 @@ export class HistoryStore {
     this.writeNow((db) => finishRow(db, id, state, detail, Date.now()));
   }
 
-  journalUnfinished(remediator: string): Array<{ id: number; target: string }> {
+  journalUnfinished(remediator: string): Array<{ id: number; action: string; target: string }> {
     return unfinishedRows(this.#db, remediator);
   }
 
