@@ -26,7 +26,13 @@ test("--once prints every enabled collector's observation as JSON and exits 0, t
     string,
     { ok: boolean; observation: Record<string, unknown> }
   >;
-  t.deepEqual(Object.keys(out).sort(), ["diskstats", "fsync_probe", "procio"]);
+  t.deepEqual(Object.keys(out).sort(), [
+    "diskstats",
+    "fsync_probe",
+    "netstat",
+    "process",
+    "procio",
+  ]);
   t.true(out["diskstats"]?.ok);
   const disks = out["diskstats"]?.observation["devices"] as Array<{
     device: string;
