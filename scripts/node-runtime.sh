@@ -26,16 +26,27 @@ cache_root() {
   printf '%s' "${XDG_CACHE_HOME:-$HOME/.cache}/stemedb-agent-dev"
 }
 
+# The pins as "LINE VERSION INTEGRITY [ship]" (plain bash: no awk, which a bare root may lack).
+pins() {
+  local l v i s
+  while read -r l v i s; do
+    case "$l" in ''|'#'*) continue ;; esac
+    [ -n "$i" ] && printf '%s %s %s %s\n' "$l" "$v" "$i" "${s:-}"
+  done <"$PINS"
+}
+
 # pin LINE -> "VERSION INTEGRITY"
 pin() {
-  local line=$1
-  awk -v l="$line" '!/^#/ && NF >= 3 && ($1 == l || (l == "ship" && $4 == "ship")) { print $2, $3; exit }' "$PINS"
+  local l v i s
+  while read -r l v i s; do
+    if [ "$l" = "$1" ] || { [ "$1" = ship ] && [ "$s" = ship ]; }; then printf '%s %s\n' "$v" "$i"; return; fi
+  done < <(pins)
 }
 
 case "${1:-}" in
   --lines)
-    awk '!/^#/ && NF >= 3 && $4 != "ship" { print $1 }' "$PINS"
-    awk '!/^#/ && NF >= 3 && $4 == "ship" { print $1 }' "$PINS"
+    pins | while read -r l _ _ s; do [ "$s" = ship ] || echo "$l"; done
+    pins | while read -r l _ _ s; do [ "$s" = ship ] && echo "$l"; done
     exit 0 ;;
   --version)
     read -r v _ <<<"$(pin "${2:?usage: $0 --version LINE}")" || true
