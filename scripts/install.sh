@@ -8,11 +8,14 @@
 #
 #   /usr/lib/stemedb-agent/           dist (agent, collectors, remediators) + production node_modules
 #                                     + build/Release/sd_notify.node (the sd_notify addon)
-#   /usr/bin/stemedb-agent, agentctl  symlinks into it
+#                                     + node/bin/node (the shipped Node.js line, scripts/node-runtimes.txt)
+#   /usr/bin/stemedb-agent, agentctl  two-line wrappers running them on that node
 #   /usr/lib/systemd/system/stemedb-agent.service
 #   /usr/lib/sysusers.d/stemedb-agent.conf, /usr/lib/tmpfiles.d/stemedb-agent.conf
 #   /etc/stemedb/agent.toml           documented defaults, only if missing
 #
+# The Node.js it installs and runs on is the pinned shipped line (scripts/node-runtime.sh ship:
+# fetched through npm once, then cached), whatever `node` the host has.
 # Builds first when dist/ is missing or older than the sources. Production dependencies come from
 # this checkout's node_modules pruned with `npm prune --omit=dev` (offline; keeps the compiled
 # better-sqlite3), or, without node_modules, from `npm ci --omit=dev` (needs the registry).
@@ -29,9 +32,11 @@ die() { printf 'install: error: %s\n' "$*" >&2; exit 1; }
 REPO=$(cd "$(dirname "$0")/.." && pwd -P)
 cd "$REPO"
 
-command -v node >/dev/null || die "node not found (Node.js >= 20.3 is required)"
-node -e 'const [a,b]=process.versions.node.split(".").map(Number); process.exit(a>20||(a===20&&b>=3)?0:1)' \
-  || die "Node.js >= 20.3 is required, found $(node --version)"
+command -v npm >/dev/null || die "npm not found (any Node.js with npm: it fetches the runtime the agent runs on)"
+RUNTIME=$(bash scripts/node-runtime.sh ship) || die "cannot fetch the shipped Node.js runtime"
+export PATH="$RUNTIME/bin:$PATH" npm_config_nodedir="$RUNTIME"
+NODE="$RUNTIME/bin/node"
+say "Node.js $("$NODE" --version) ($RUNTIME)"
 
 # 1. build if needed
 needs_build() {
@@ -65,6 +70,8 @@ install -D -m 0755 "$ADDON" "$STAGE/$ADDON"
 cp -a package.json package-lock.json README.md "$STAGE/"
 install -d -m 0755 "$STAGE/systemd"
 cp -a systemd/. "$STAGE/systemd/"
+install -D -m 0755 "$NODE" "$STAGE/node/bin/node"
+install -m 0644 "$RUNTIME/LICENSE" "$STAGE/node/LICENSE"
 if [ -d node_modules ]; then
   say "copying production dependencies from node_modules"
   cp -a node_modules "$STAGE/"
@@ -76,10 +83,13 @@ fi
 chmod 0755 "$STAGE/dist/agent/main.js" "$STAGE/dist/agentctl.cjs"
 chown -R root:root "$STAGE"
 chmod -R u+rwX,go+rX,go-w "$STAGE"
-node "$STAGE/dist/agent/main.js" --version >/dev/null || die "the staged agent does not run"
-node "$STAGE/dist/agent/main.js" --print-config --config /dev/null >/dev/null || die "the staged agent cannot load its configuration"
-node -e 'process.exit(typeof require(process.argv[1]).send === "function" ? 0 : 1)' "$STAGE/$ADDON" \
+SNODE="$STAGE/node/bin/node"
+"$SNODE" "$STAGE/dist/agent/main.js" --version >/dev/null || die "the staged agent does not run"
+"$SNODE" "$STAGE/dist/agent/main.js" --print-config --config /dev/null >/dev/null || die "the staged agent cannot load its configuration"
+"$SNODE" -e 'process.exit(typeof require(process.argv[1]).send === "function" ? 0 : 1)' "$STAGE/$ADDON" \
   || die "the staged sd_notify addon does not load"
+(cd "$STAGE" && "$SNODE" -e 'new (require("better-sqlite3"))(":memory:").prepare("select 1").get()') \
+  || die "the staged better-sqlite3 does not load on $("$SNODE" --version)"
 
 if [ -d "$LIBDIR" ]; then
   rm -rf "$LIBDIR.old"
@@ -88,11 +98,22 @@ fi
 mv "$STAGE" "$LIBDIR"
 rm -rf "$LIBDIR.old"
 trap - EXIT
-say "installed $LIBDIR ($(node "$LIBDIR/dist/agent/main.js" --version))"
+say "installed $LIBDIR ($("$LIBDIR/node/bin/node" "$LIBDIR/dist/agent/main.js" --version), Node $("$LIBDIR/node/bin/node" --version))"
 
 # 3. commands, unit, sysusers/tmpfiles snippets
-ln -sfn "$LIBDIR/dist/agent/main.js" "$BINDIR/stemedb-agent"
-ln -sfn "$LIBDIR/dist/agentctl.cjs" "$BINDIR/agentctl"   # one bundled file: starts ~30 ms sooner than the ESM module graph
+# exec keeps the PID: under systemd the agent is the unit's main PID (NotifyAccess=main).
+wrapper() { # NAME SCRIPT [PRELUDE]
+  rm -f "$BINDIR/$1"
+  printf '#!/bin/sh\n# %s: installed by stemedb-agent scripts/install.sh\n%bexec %s %s "$@"\n' \
+    "$1" "${3:-}" "$LIBDIR/node/bin/node" "$2" >"$BINDIR/$1.new"
+  chmod 0755 "$BINDIR/$1.new"
+  mv -f "$BINDIR/$1.new" "$BINDIR/$1"
+}
+wrapper stemedb-agent "$LIBDIR/dist/agent/main.js"
+# One bundled file: starts ~30 ms sooner than the ESM module graph. NODE_EXTRA_CA_CERTS would make
+# Node parse the whole CA bundle at each start (~35 ms); agentctl makes no TLS connection.
+wrapper agentctl "$LIBDIR/dist/agentctl.cjs" 'unset NODE_EXTRA_CA_CERTS\n'
+
 install -D -m 0644 systemd/stemedb-agent.service "$UNITDIR/$UNIT"
 install -D -m 0644 systemd/stemedb-agent.sysusers.conf "$SYSUSERSDIR/stemedb-agent.conf"
 install -D -m 0644 systemd/stemedb-agent.tmpfiles.conf "$TMPFILESDIR/stemedb-agent.conf"

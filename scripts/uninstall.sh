@@ -30,8 +30,9 @@ if [ -d /run/systemd/system ]; then
 fi
 rm -f "$UNITDIR/$UNIT" "$SYSUSERSDIR/stemedb-agent.conf" "$TMPFILESDIR/stemedb-agent.conf"
 for b in stemedb-agent agentctl; do
-  # only our own symlinks
+  # only our own: a wrapper install.sh wrote, or a symlink into LIBDIR (installs before the wrappers)
   if [ -L "$BINDIR/$b" ] && [[ "$(readlink "$BINDIR/$b")" == "$LIBDIR"/* ]]; then rm -f "$BINDIR/$b"; fi
+  if [ -f "$BINDIR/$b" ] && grep -q "installed by stemedb-agent scripts/install.sh" "$BINDIR/$b"; then rm -f "$BINDIR/$b"; fi
 done
 rm -rf "$LIBDIR" "$LIBDIR.old" "$RUNDIR"
 [ -d /run/systemd/system ] && systemctl daemon-reload

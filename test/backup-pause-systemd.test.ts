@@ -10,6 +10,7 @@ import { join } from "node:path";
 import test from "ava";
 import {
   bootContainer,
+  NODE,
   type Container,
   containerUnavailable,
   REPO_ROOT,
@@ -136,8 +137,8 @@ async function startAgent(
   c.writeFile(CONFIG, toml);
   c.writeFile(
     "/etc/systemd/system/agent-under-test.service",
-    `[Service]\nExecStart=/usr/bin/node ${AGENT} --config ${CONFIG}\n` +
-      `${opts.execStopPost ? `ExecStopPost=-+/usr/bin/node ${AGENT} --resume-paused --config ${CONFIG}\n` : ""}` +
+    `[Service]\nExecStart=${NODE} ${AGENT} --config ${CONFIG}\n` +
+      `${opts.execStopPost ? `ExecStopPost=-+${NODE} ${AGENT} --resume-paused --config ${CONFIG}\n` : ""}` +
       `Restart=no\n`,
   );
   c.sh("systemctl daemon-reload && systemctl start agent-under-test.service");
@@ -149,7 +150,7 @@ async function startAgent(
 }
 
 function ctl(c: Container, args: readonly string[]) {
-  return c.exec("/usr/bin/node", [AGENTCTL, "--socket", SOCKET, ...args], { timeoutMs: 60_000 });
+  return c.exec(NODE, [AGENTCTL, "--socket", SOCKET, ...args], { timeoutMs: 60_000 });
 }
 
 function events(c: Container): Array<{ kind: string; message: string; subject: string | null }> {

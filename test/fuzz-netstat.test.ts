@@ -70,14 +70,14 @@ test("fuzz: the snmp/netstat/dev parsers never throw; every figure is a safe non
 });
 
 /** Names the kernel allows (no "/", ":" or space; at most 15 bytes) and some it does not. */
-const ifName = fc.oneof(
-  fc.stringMatching(/^[a-z][a-z0-9._@-]{0,14}$/),
-  fc.constantFrom("eth0.100", "a-very-long-nm1", "br:lan", "x:y:z", "veth1a2b3c4d5e6"),
-  fc
-    .string({ minLength: 1, maxLength: 64 })
-    .map((s) => s.replace(/[\s:]/g, "_"))
-    .filter((s) => s !== "lo" && s.length > 0),
-);
+// "lo" is skipped by the parser, so none of the three may make it (the pattern did, now and then).
+const ifName = fc
+  .oneof(
+    fc.stringMatching(/^[a-z][a-z0-9._@-]{0,14}$/),
+    fc.constantFrom("eth0.100", "a-very-long-nm1", "br:lan", "x:y:z", "veth1a2b3c4d5e6"),
+    fc.string({ minLength: 1, maxLength: 64 }).map((s) => s.replace(/[\s:]/g, "_")),
+  )
+  .filter((s) => s !== "lo" && s.length > 0);
 const counters = fc.array(fc.oneof(fc.nat(), fc.maxSafeNat()), { minLength: 16, maxLength: 16 });
 
 test("fuzz: a net/dev of any interface names, padded or not, gives back each name and its six counters", (t) => {

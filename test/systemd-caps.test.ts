@@ -7,6 +7,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import {
   bootContainer,
+  NODE,
   type Container,
   containerUnavailable,
   REPO_ROOT,
@@ -70,7 +71,7 @@ function probe(name: string, caps: string): Record<string, string> {
     .join("\n")
     .replace(
       "[Service]\n",
-      `[Service]\nType=oneshot\nExecStart=/usr/bin/node ${PROBE_IN} ${dbPid} ${WAL}\n` +
+      `[Service]\nType=oneshot\nExecStart=${NODE} ${PROBE_IN} ${dbPid} ${WAL}\n` +
         `StandardOutput=file:/run/${name}.json\n`,
     );
   c.writeFile(`/etc/systemd/system/${name}.service`, unit);

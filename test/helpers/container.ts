@@ -11,6 +11,19 @@ import { fileURLToPath } from "node:url";
 /** The checkout this test runs from (dist/test/helpers -> repo root). */
 export const REPO_ROOT = fileURLToPath(new URL("../../../", import.meta.url)).replace(/\/$/, "");
 
+/** The node running the tests: units and commands inside a container use it too, not the host's. */
+export const NODE = process.execPath;
+
+/**
+ * The pinned runtimes' cache (scripts/node-runtime.sh: <cache>/node/<version>/bin/node, with an
+ * .integrity file) when the tests run on one of them, else null. Containers get it read-only at
+ * the same path, so NODE runs inside and scripts/install.sh finds the shipped line offline.
+ */
+export function runtimeCache(): string | null {
+  const runtime = dirname(dirname(NODE));
+  return existsSync(join(runtime, ".integrity")) ? dirname(runtime) : null;
+}
+
 export interface ContainerOptions {
   readonly name: string;
   /** cgroup v2 inside (freezing works). false: the host's hybrid layout, where freezing is unsupported. */
@@ -98,6 +111,8 @@ export async function bootContainer(opts: ContainerOptions): Promise<Container> 
     "--private-network",
     `--bind-ro=${REPO_ROOT}`,
   ];
+  const runtimes = runtimeCache();
+  if (runtimes !== null) args.push(`--bind-ro=${runtimes}`);
   for (const [h, c] of Object.entries(opts.bindRo ?? {})) args.push(`--bind-ro=${h}:${c}`);
   for (const [h, c] of Object.entries(opts.bind ?? {})) args.push(`--bind=${h}:${c}`);
   args.push(`--bind-ro=${presetFile()}:/etc/systemd/system-preset/00-stemedb-agent-test.preset`);
