@@ -97,7 +97,9 @@ test("the journal: begin, finish, unfinished and recent, durable in the file at 
   const j = new Journal(s);
   const a = j.begin("wal_compress", "compress", "segment.1.wal", { why: "test" });
   const b = j.begin("backup_pause", "pause", "backup.service", {});
-  t.deepEqual(j.unfinished("wal_compress"), [{ id: a, target: "segment.1.wal" }]);
+  t.deepEqual(j.unfinished("wal_compress"), [
+    { id: a, action: "compress", target: "segment.1.wal" },
+  ]);
   // Not buffered: another connection sees the row before any flush.
   t.is(
     withHistoryFile(s, (db) =>
