@@ -107,15 +107,16 @@ export function run(
     };
     opts.signal?.addEventListener("abort", onAbort, { once: true });
 
+    // A chunk that crosses the limit is cut and counts as truncated, like one wholly past it.
     child.stdout?.on("data", (b: Buffer) => {
       if (outLen < maxOutput) out.push(b.subarray(0, maxOutput - outLen));
-      else truncated = true;
       outLen += b.length;
+      if (outLen > maxOutput) truncated = true;
     });
     child.stderr?.on("data", (b: Buffer) => {
       if (errLen < maxOutput) err.push(b.subarray(0, maxOutput - errLen));
-      else truncated = true;
       errLen += b.length;
+      if (errLen > maxOutput) truncated = true;
     });
     if (opts.input !== undefined && child.stdin) {
       child.stdin.on("error", () => undefined); // EPIPE when the child does not read

@@ -223,3 +223,13 @@ test("collectors on the same slower cadence run in turns of their own, not in on
   const median = gaps[Math.floor(gaps.length / 2)] ?? 0;
   t.true(median >= 250, `median gap between slow runs ${median.toFixed(1)} ms (expected ~500)`);
 });
+
+test("run() keeps maxOutput bytes and says truncated, also when one chunk crosses the limit", async (t) => {
+  // One write of 64 bytes arrives as one chunk: cut at 10, truncated; at exactly 64, not.
+  const cut = await run("sh", ["-c", "printf '%064d' 0"], { maxOutput: 10 });
+  t.is(cut.stdout, "0000000000");
+  t.true(cut.truncated);
+  const whole = await run("sh", ["-c", "printf '%064d' 0"], { maxOutput: 64 });
+  t.is(whole.stdout.length, 64);
+  t.false(whole.truncated);
+});
