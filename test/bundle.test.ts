@@ -260,6 +260,17 @@ test.serial(
     const smartctl = fakeSmartctl(smartDir, {
       "/dev/sdz": "nvme-healthy_samsung-mzql21t9hcjr_exporter.json",
     });
+    // An event from an older agent that still named the credentials in its message.
+    const old = historyIn(join(dir, "state"));
+    old.event({
+      class: "wal",
+      kind: "wal.db_metrics_failed",
+      severity: "warn",
+      message: `cannot scrape http://stemedb:s3cret@127.0.0.1:${port}/metrics?key=qu3ry: 401`,
+      ts: Date.now() - 60_000,
+    });
+    old.flush();
+    old.close();
     const a = await startAgent({
       dir,
       extraToml:
@@ -329,6 +340,7 @@ test.serial(
       .filter((r) => Number(r.split(",")[4]) > 0.1);
     t.true(slowRows.length >= 3, `slow probes in history.csv: ${slowRows.length}`);
     t.regex(read("events.txt"), /agent\.started|stemedb-agent .* started/);
+    t.regex(read("events.txt"), new RegExp(`cannot scrape http://${REDACTED}@127\\.0\\.0\\.1`));
     t.regex(read("metrics/agent.prom"), /stemedb_agent_fsync_probe_duration_seconds_bucket/);
     t.regex(read("metrics/database.prom"), /stemedb_wal_fsync_duration_seconds_count 42/);
     t.regex(read("smart/sdz.json"), /"smartctl"/);

@@ -13,6 +13,8 @@ export const REDACTION_RULES: readonly string[] = [
   "values of keys named like secrets (password, passwd, secret, token, api_key, credential, auth)",
   "secret-looking options inside strings (e.g. in wal.verify_command): --password X, token=X, " +
     "Authorization: Bearer X",
+  "the agent's status, diagnosis and events (text and JSON): URLs and secret-looking options " +
+    "as above (an event from before credentials were kept out of messages may hold one)",
   "journal lines, kernel-log lines and the database's /metrics text are included as logged, " +
     "NOT redacted",
 ];

@@ -16,6 +16,7 @@ import { getPriority, hostname, release } from "node:os";
 import { basename, resolve } from "node:path";
 import type { StatusReport } from "../agent.js";
 import { CSV_HEADER, csvLines, type WirePage } from "../bundle/csv.js";
+import { redactText } from "../bundle/redact.js";
 import type { BundlePlan, SmartRaw } from "../bundle/routes.js";
 import type { Diagnosis } from "../status/diagnose.js";
 import type { EventRow, TopIoSummary } from "../status/queries.js";
@@ -306,9 +307,12 @@ function buildItems(ctx: Context): Item[] {
   ): [Item, Item] => {
     let cached: Promise<T> | null = null;
     const once = () => (cached ??= fromAgent(route) as Promise<T>);
+    // The agent's own words, redacted too: an event written before credentials were kept out of
+    // messages (metrics_url errors) may still hold one.
+    const clean = (s: string) => redactText(s).text;
     return [
-      item(`${path}.txt`, source, 1 / 16, async () => text(await once())),
-      item(`${path}.json`, source, 1 / 16, async () => json(await once())),
+      item(`${path}.txt`, source, 1 / 16, async () => clean(text(await once()))),
+      item(`${path}.json`, source, 1 / 16, async () => clean(json(await once()))),
     ];
   };
   return [
