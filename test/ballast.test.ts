@@ -8,16 +8,29 @@ import {
   chmodSync,
   chownSync,
   existsSync,
+  linkSync,
   lstatSync,
   mkdirSync,
   readdirSync,
+  readFileSync,
+  renameSync,
   rmSync,
   statfsSync,
   statSync,
+  writeFileSync,
 } from "node:fs";
 import { join } from "node:path";
 import test, { type ExecutionContext } from "ava";
 import { spaceOf } from "../core/host/statfs.js";
+import { DirHandle } from "../core/safefs.js";
+import {
+  BallastRefused,
+  closeQuietly,
+  createBallast,
+  defaultRunner,
+  release,
+  reserve,
+} from "../remediators/ballast/file.js";
 import type { BallastState } from "../remediators/ballast/view.js";
 import {
   AGENTCTL_BIN,
@@ -450,3 +463,98 @@ test.serial(
     t.false(existsSync(n.place));
   },
 );
+
+// ------------------------------------------------------------------ the file steps, one by one
+
+test("a reservation step: fallocate at idle priority on the held descriptor as fd 0, never a name", async (t) => {
+  const { dir, cleanup } = tempDir("sa-balf-");
+  t.teardown(cleanup);
+  const d = DirHandle.open(dir);
+  t.teardown(() => d.close());
+  const held = createBallast(d);
+  t.teardown(() => closeQuietly(held.fd));
+  const seen: Array<{ file: string; args: readonly string[]; stdinFd: number }> = [];
+  const st = await reserve(held, 0, 4 * MiB, {
+    runner: (file, args, o) => {
+      seen.push({ file, args, stdinFd: o.stdinFd });
+      return defaultRunner(file, args, o);
+    },
+  });
+  t.deepEqual(seen, [
+    {
+      file: "ionice",
+      args: [
+        "-c",
+        "3",
+        "-t",
+        "nice",
+        "-n",
+        "19",
+        "fallocate",
+        "-o",
+        "0",
+        "-l",
+        String(4 * MiB),
+        "/proc/self/fd/0",
+      ],
+      stdinFd: held.fd,
+    },
+  ]);
+  t.true(st.blocks * 512 >= 4 * MiB, "the blocks are there");
+  // A tool that says it did, but did not: the blocks are checked, not the exit code.
+  await t.throwsAsync(
+    reserve(held, 4 * MiB, 4 * MiB, {
+      runner: () =>
+        Promise.resolve({
+          code: 0,
+          signal: null,
+          stdout: "",
+          stderr: "",
+          truncated: false,
+          pid: 1,
+        }),
+    }),
+    { instanceOf: BallastRefused, message: /did not reserve the blocks \(\d+ of 8388608 bytes/ },
+  );
+  await t.throwsAsync(
+    reserve(held, 4 * MiB, 4 * MiB, {
+      runner: () =>
+        Promise.resolve({
+          code: 1,
+          signal: null,
+          stdout: "",
+          stderr: "fallocate: fallocate failed: Operation not supported",
+          truncated: false,
+          pid: 1,
+        }),
+    }),
+    { instanceOf: BallastRefused, message: /fallocate is not supported/ },
+  );
+});
+
+test("a release frees the space even when the name is not the file held, and never removes another file", async (t) => {
+  const { dir, cleanup } = tempDir("sa-balf-");
+  t.teardown(cleanup);
+  const d = DirHandle.open(dir);
+  t.teardown(() => d.close());
+  const held = createBallast(d);
+  await reserve(held, 0, 4 * MiB);
+  // A second name for the inode (only root could make one here), then another file under the name.
+  linkSync(join(dir, "EMERGENCY_BALLAST"), join(dir, "second-name"));
+  writeFileSync(join(dir, "other"), "not the ballast");
+  renameSync(join(dir, "other"), join(dir, "EMERGENCY_BALLAST"));
+  const r = await release(d, held);
+  t.is(r.bytes, 4 * MiB);
+  t.false(r.unlinked, "the name now is another file: left alone");
+  t.is(readFileSync(join(dir, "EMERGENCY_BALLAST"), "utf8"), "not the ballast");
+  const kept = statSync(join(dir, "second-name"));
+  t.is(kept.size, 0, "truncated through the descriptor");
+  t.is(kept.blocks, 0, "its blocks are free");
+  t.is(r.synced, null, "sync -f ran");
+  // The ordinary case: the name is the file, and it goes.
+  rmSync(join(dir, "EMERGENCY_BALLAST"));
+  const again = createBallast(d);
+  await reserve(again, 0, MiB);
+  t.true((await release(d, again)).unlinked);
+  t.false(existsSync(join(dir, "EMERGENCY_BALLAST")));
+});
