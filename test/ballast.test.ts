@@ -21,7 +21,13 @@ import {
 } from "node:fs";
 import { join } from "node:path";
 import test, { type ExecutionContext } from "ava";
+import { loadConfig } from "../core/config/load.js";
+import type { Config } from "../core/config/schema.js";
+import { bytes } from "../core/config/units.js";
+import type { HistoryStore } from "../core/history/store.js";
 import { spaceOf } from "../core/host/statfs.js";
+import { BallastRemediator, ballastOptions } from "../remediators/ballast/remediator.js";
+import type { Latest } from "../remediators/framework.js";
 import { DirHandle } from "../core/safefs.js";
 import {
   BallastRefused,
@@ -30,6 +36,7 @@ import {
   defaultRunner,
   release,
   reserve,
+  type Runner,
 } from "../remediators/ballast/file.js";
 import type { BallastState } from "../remediators/ballast/view.js";
 import {
@@ -44,6 +51,7 @@ import {
   tempDir,
 } from "./helpers/agent-process.js";
 import { makeLoopFs, makeTmpfs } from "./helpers/loop.js";
+import { buildRemediator } from "./helpers/remediators.js";
 import { sleep } from "./helpers/quiet.js";
 
 const USER = "sa-ballast";
@@ -558,3 +566,53 @@ test("a release frees the space even when the name is not the file held, and nev
   t.true((await release(d, again)).unlinked);
   t.false(existsSync(join(dir, "EMERGENCY_BALLAST")));
 });
+
+test.serial(
+  "every step has its journal row open while it runs: the reservation, and the release",
+  async (t) => {
+    if (skip(t)) return;
+    const { dir, cleanup } = tempDir("sa-balj-");
+    t.teardown(cleanup);
+    const lfs = makeLoopFs(dir, { sizeMiB: 64 });
+    t.teardown(() => lfs.cleanup());
+    const stateDir = join(lfs.mnt, "state");
+    mkdirSync(stateDir, { mode: 0o700 });
+    mkdirSync(join(lfs.mnt, "wal"));
+    const d = loadConfig({ env: {}, defaultFile: "/nonexistent" });
+    if (!d.ok) return t.fail(d.problems.join("\n"));
+    const c = d.loaded.config;
+    const cfg: Config = {
+      ...c,
+      agent: { ...c.agent, state_dir: stateDir },
+      wal: { ...c.wal, dir: join(lfs.mnt, "wal") },
+      remediators: {
+        ...c.remediators,
+        ballast: { ...c.remediators.ballast, mode: "on", size: bytes(8 * MiB) },
+      },
+    };
+    const open: string[] = [];
+    let history: HistoryStore | null = null;
+    const runner: Runner = (file, args, o) => {
+      const rows = history?.journalUnfinished("ballast") ?? [];
+      open.push(`${file}: ${rows.map((r) => r.action).join(",") || "none"}`);
+      return defaultRunner(file, args, o);
+    };
+    const built = buildRemediator(
+      t,
+      cfg,
+      (deps) => new BallastRemediator(ballastOptions(cfg), deps, runner),
+    );
+    history = built.history;
+    const rem = built.rem;
+    await rem.start();
+    const latest = { get: () => undefined } as unknown as Latest;
+    await until("held", () => {
+      rem.tick(latest, Date.now());
+      return rem.state().ballast.state === "held" ? true : undefined;
+    });
+    t.true(existsSync(join(stateDir, "ballast", "EMERGENCY_BALLAST")), "in <state_dir>/ballast");
+    await rem.operatorRelease();
+    t.deepEqual(open, ["ionice: reserve", "sync: release"]);
+    t.deepEqual(history.journalUnfinished("ballast"), [], "each closed after");
+  },
+);
