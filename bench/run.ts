@@ -3,7 +3,8 @@
 // the targets the agent is judged on, next to node_exporter measured in the same run. Writes the
 // whole result to bench/results/latest.json (and a dated copy).
 // Usage: npm run bench [-- --quick] [-- --duration SECONDS]
-//   --quick          ~3 minutes: 90 s long run, smaller kernel-log, WAL and compression inputs
+//   --quick          ~3 minutes: 90 s long run, smaller kernel-log, WAL, compression and ballast
+//                    inputs
 //   --duration S     length of the long side-by-side run (default 600 s; the RSS "after a long
 //                    run" and the CPU figures come from it)
 import { spawn } from "node:child_process";
@@ -28,6 +29,7 @@ const benches: Array<{ name: string; file: string; args: string[]; node?: string
   { name: "wal", file: "wal.js", args: [quick ? "20000" : "100000"], node: ["--expose-gc"] },
   { name: "wal-compress", file: "wal-compress.js", args: quick ? ["4", "8"] : ["12", "8"] },
   { name: "status", file: "status.js", args: ["30", "12"] },
+  { name: "ballast", file: "ballast.js", args: quick ? ["256", "1"] : ["1024", "3"] },
   {
     name: "footprint",
     file: "footprint.js",
@@ -221,6 +223,14 @@ row(
   `${num(get("wal", "rescan_ms_median"), 0)} (${num(get("wal", "segments"), 0)})`,
   "",
 );
+for (const fs of ["ext4", "xfs"]) {
+  const b = (k: string) => num(get("ballast", `${fs}.fsync_p99_ms_median.${k}`), 2);
+  row(
+    `fsync p99 ms, ${fs}: idle / ballast taken / fallocate / dd 0s`,
+    `${b("idle")} / ${b("agent")} / ${b("fallocate")} / ${b("dd")}`,
+    "",
+  );
+}
 const colRows = (get("collectors", "rows") ?? []) as Array<{ name: string; cpu_us: number }>;
 const render = colRows.find((r) => r.name.includes("render"));
 const neRef = colRows.find((r) => r.name.startsWith("node_exporter"));

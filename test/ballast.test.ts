@@ -8,16 +8,36 @@ import {
   chmodSync,
   chownSync,
   existsSync,
+  linkSync,
   lstatSync,
   mkdirSync,
   readdirSync,
+  readFileSync,
+  renameSync,
   rmSync,
   statfsSync,
   statSync,
+  writeFileSync,
 } from "node:fs";
 import { join } from "node:path";
 import test, { type ExecutionContext } from "ava";
+import { loadConfig } from "../core/config/load.js";
+import type { Config } from "../core/config/schema.js";
+import { bytes } from "../core/config/units.js";
+import type { HistoryStore } from "../core/history/store.js";
 import { spaceOf } from "../core/host/statfs.js";
+import { BallastRemediator, ballastOptions } from "../remediators/ballast/remediator.js";
+import type { Latest } from "../remediators/framework.js";
+import { DirHandle } from "../core/safefs.js";
+import {
+  BallastRefused,
+  closeQuietly,
+  createBallast,
+  defaultRunner,
+  release,
+  reserve,
+  type Runner,
+} from "../remediators/ballast/file.js";
 import type { BallastState } from "../remediators/ballast/view.js";
 import {
   AGENTCTL_BIN,
@@ -31,6 +51,7 @@ import {
   tempDir,
 } from "./helpers/agent-process.js";
 import { makeLoopFs, makeTmpfs } from "./helpers/loop.js";
+import { buildRemediator } from "./helpers/remediators.js";
 import { sleep } from "./helpers/quiet.js";
 
 const USER = "sa-ballast";
@@ -448,5 +469,150 @@ test.serial(
     });
     t.regex(b.ballast.refused ?? "", /tmpfs: its files live in memory/);
     t.false(existsSync(n.place));
+  },
+);
+
+// ------------------------------------------------------------------ the file steps, one by one
+
+test("a reservation step: fallocate at idle priority on the held descriptor as fd 0, never a name", async (t) => {
+  const { dir, cleanup } = tempDir("sa-balf-");
+  t.teardown(cleanup);
+  const d = DirHandle.open(dir);
+  t.teardown(() => d.close());
+  const held = createBallast(d);
+  t.teardown(() => closeQuietly(held.fd));
+  const seen: Array<{ file: string; args: readonly string[]; stdinFd: number }> = [];
+  const st = await reserve(held, 0, 4 * MiB, {
+    runner: (file, args, o) => {
+      seen.push({ file, args, stdinFd: o.stdinFd });
+      return defaultRunner(file, args, o);
+    },
+  });
+  t.deepEqual(seen, [
+    {
+      file: "ionice",
+      args: [
+        "-c",
+        "3",
+        "-t",
+        "nice",
+        "-n",
+        "19",
+        "fallocate",
+        "-o",
+        "0",
+        "-l",
+        String(4 * MiB),
+        "/proc/self/fd/0",
+      ],
+      stdinFd: held.fd,
+    },
+  ]);
+  t.true(st.blocks * 512 >= 4 * MiB, "the blocks are there");
+  // A tool that says it did, but did not: the blocks are checked, not the exit code.
+  await t.throwsAsync(
+    reserve(held, 4 * MiB, 4 * MiB, {
+      runner: () =>
+        Promise.resolve({
+          code: 0,
+          signal: null,
+          stdout: "",
+          stderr: "",
+          truncated: false,
+          pid: 1,
+        }),
+    }),
+    { instanceOf: BallastRefused, message: /did not reserve the blocks \(\d+ of 8388608 bytes/ },
+  );
+  await t.throwsAsync(
+    reserve(held, 4 * MiB, 4 * MiB, {
+      runner: () =>
+        Promise.resolve({
+          code: 1,
+          signal: null,
+          stdout: "",
+          stderr: "fallocate: fallocate failed: Operation not supported",
+          truncated: false,
+          pid: 1,
+        }),
+    }),
+    { instanceOf: BallastRefused, message: /fallocate is not supported/ },
+  );
+});
+
+test("a release frees the space even when the name is not the file held, and never removes another file", async (t) => {
+  const { dir, cleanup } = tempDir("sa-balf-");
+  t.teardown(cleanup);
+  const d = DirHandle.open(dir);
+  t.teardown(() => d.close());
+  const held = createBallast(d);
+  await reserve(held, 0, 4 * MiB);
+  // A second name for the inode (only root could make one here), then another file under the name.
+  linkSync(join(dir, "EMERGENCY_BALLAST"), join(dir, "second-name"));
+  writeFileSync(join(dir, "other"), "not the ballast");
+  renameSync(join(dir, "other"), join(dir, "EMERGENCY_BALLAST"));
+  const r = await release(d, held);
+  t.is(r.bytes, 4 * MiB);
+  t.false(r.unlinked, "the name now is another file: left alone");
+  t.is(readFileSync(join(dir, "EMERGENCY_BALLAST"), "utf8"), "not the ballast");
+  const kept = statSync(join(dir, "second-name"));
+  t.is(kept.size, 0, "truncated through the descriptor");
+  t.is(kept.blocks, 0, "its blocks are free");
+  t.is(r.synced, null, "sync -f ran");
+  // The ordinary case: the name is the file, and it goes.
+  rmSync(join(dir, "EMERGENCY_BALLAST"));
+  const again = createBallast(d);
+  await reserve(again, 0, MiB);
+  t.true((await release(d, again)).unlinked);
+  t.false(existsSync(join(dir, "EMERGENCY_BALLAST")));
+});
+
+test.serial(
+  "every step has its journal row open while it runs: the reservation, and the release",
+  async (t) => {
+    if (skip(t)) return;
+    const { dir, cleanup } = tempDir("sa-balj-");
+    t.teardown(cleanup);
+    const lfs = makeLoopFs(dir, { sizeMiB: 64 });
+    t.teardown(() => lfs.cleanup());
+    const stateDir = join(lfs.mnt, "state");
+    mkdirSync(stateDir, { mode: 0o700 });
+    mkdirSync(join(lfs.mnt, "wal"));
+    const d = loadConfig({ env: {}, defaultFile: "/nonexistent" });
+    if (!d.ok) return t.fail(d.problems.join("\n"));
+    const c = d.loaded.config;
+    const cfg: Config = {
+      ...c,
+      agent: { ...c.agent, state_dir: stateDir },
+      wal: { ...c.wal, dir: join(lfs.mnt, "wal") },
+      remediators: {
+        ...c.remediators,
+        ballast: { ...c.remediators.ballast, mode: "on", size: bytes(8 * MiB) },
+      },
+    };
+    const open: string[] = [];
+    let history: HistoryStore | null = null;
+    const runner: Runner = (file, args, o) => {
+      const rows = history?.journalUnfinished("ballast") ?? [];
+      open.push(`${file}: ${rows.map((r) => r.action).join(",") || "none"}`);
+      return defaultRunner(file, args, o);
+    };
+    const built = buildRemediator(
+      t,
+      cfg,
+      (deps) => new BallastRemediator(ballastOptions(cfg), deps, runner),
+    );
+    history = built.history;
+    const rem = built.rem;
+    await rem.start();
+    const latest = { get: () => undefined } as unknown as Latest;
+    await until("held", () => {
+      rem.tick(latest, Date.now());
+      return rem.state().ballast.state === "held" ? true : undefined;
+    });
+    t.true(existsSync(join(stateDir, "ballast", "EMERGENCY_BALLAST")), "in <state_dir>/ballast");
+    await rem.operatorRelease();
+    t.deepEqual(open, ["ionice: reserve", "sync: release"]);
+    t.deepEqual(history.journalUnfinished("ballast"), [], "each closed after");
   },
 );
