@@ -93,7 +93,7 @@ const HISTORY = "/var/lib/stemedb-agent/history.db";
 const samples = (where = "") =>
   js(
     `const D = require("better-sqlite3"); const db = new D("${HISTORY}", { readonly: true });` +
-      `console.log(JSON.stringify(db.prepare("select count(*) n, max(rowid) last from samples ${where}").get()))`,
+      `console.log(JSON.stringify(db.prepare("select count(*) n, max(ts) last from samples ${where}").get()))`,
   );
 
 test.serial("npm run package: a lintian-clean .deb with the runtime, unit and conffile", (t) => {
@@ -219,8 +219,8 @@ test.serial("a real Prometheus scrapes it, with the packaged alert rules loaded"
 });
 
 test.serial(
-  "upgrade to a rebuilt newer version: restarted, history rows and the edited config kept, a running " +
-    "backup pause's dead-man's switch still fires",
+  "upgrade to a rebuilt newer version: started, history rows and the edited config kept, and a " +
+    "backup pause left by a killed agent still ends by its dead-man's switch",
   async (t) => {
     if (why !== null || m === undefined) return t.pass(`skipped: ${why ?? "no machine"}`);
     t.timeout(300_000);
@@ -235,24 +235,37 @@ test.serial(
     );
     t.regex(mm.sh("cat /etc/stemedb/agent.toml"), /^log_level = "debug"/m);
     const edited = mm.sh("cat /etc/stemedb/agent.toml");
-    // Only the dead-man's switch left (ExecStopPost= would resume at the restart), as after a crash.
+    // A pause running when the agent dies with no net but PID 1's dead-man's switch (no
+    // ExecStopPost=, no restart), then the upgrade. A graceful stop resumes what the agent paused,
+    // so this is the case where only the switch stands between the backup and a freeze forever.
     mm.sh(
-      "mkdir -p /etc/systemd/system/stemedb-agent.service.d && printf '[Service]\\nExecStopPost=\\n' " +
+      "mkdir -p /etc/systemd/system/stemedb-agent.service.d && " +
+        "printf '[Service]\\nExecStopPost=\\nRestart=no\\n' " +
         "> /etc/systemd/system/stemedb-agent.service.d/only-switch.conf && systemctl daemon-reload && " +
         "systemctl restart stemedb-agent",
     );
     await until("history rows", () => (JSON.parse(samples()) as { n: number }).n > 0, 60_000);
     const before = JSON.parse(samples()) as { n: number; last: number };
-    const pid0 = show(UNIT, ["MainPID"])["MainPID"];
     await until(
       "agent up",
-      () => mm.exec("agentctl", ["status", "--json"]).status !== null,
+      () => /"schema"/.test(mm.exec("agentctl", ["status", "--json"]).stdout),
       20_000,
     );
+    const pid0 = show(UNIT, ["MainPID"])["MainPID"];
     const pause = mm.exec("agentctl", ["backups", "pause", "backup.service", "--for", "1m"]);
     t.is(pause.status, 0, pause.stdout + pause.stderr);
     const t0 = Date.now();
     t.is(show("backup.service", ["FreezerState"])["FreezerState"], "frozen");
+    mm.sh("systemctl kill --signal=SIGKILL stemedb-agent");
+    await until(
+      "the agent dead",
+      () => show(UNIT, ["ActiveState"])["ActiveState"] !== "active",
+      20_000,
+    );
+    t.is(show("backup.service", ["FreezerState"])["FreezerState"], "frozen", "nothing resumed it");
+    const timers = () =>
+      mm.exec("systemctl", ["list-units", "--all", "--no-legend", "stemedb-agent-resume-*"]).stdout;
+    t.regex(timers(), /backup_service\.timer/, "the switch is armed in PID 1");
 
     const r = mm.exec("apt-get", ["install", "-y", `/debs/stemedb-agent_${V2}_amd64.deb`], 240_000);
     t.is(r.status, 0, r.stdout + r.stderr);
@@ -262,20 +275,32 @@ test.serial(
       () => show(UNIT, ["ActiveState"])["ActiveState"] === "active",
       60_000,
     );
-    t.not(show(UNIT, ["MainPID"])["MainPID"], pid0, "restarted by the upgrade");
+    t.not(show(UNIT, ["MainPID"])["MainPID"], pid0, "started by the upgrade");
     t.is(mm.sh("cat /etc/stemedb/agent.toml"), edited, "the edited configuration is kept");
     t.false(mm.exec("test", ["-e", "/etc/stemedb/agent.toml.dpkg-dist"]).status === 0);
-    const kept = JSON.parse(samples(`where rowid <= ${before.last}`)) as { n: number };
-    t.is(kept.n, before.n, "every history row from before the upgrade is there");
+    const kept = JSON.parse(samples(`where ts <= ${before.last}`)) as { n: number };
+    t.true(
+      kept.n >= before.n,
+      `every history row from before the upgrade is there (${kept.n} >= ${before.n})`,
+    );
     t.is(show("backup.service", ["FreezerState"])["FreezerState"], "frozen", "still paused");
+    t.regex(timers(), /backup_service\.timer/, "the switch is still armed after the upgrade");
     await until(
       "the dead-man's switch resumed the backup",
       () => show("backup.service", ["FreezerState"])["FreezerState"] === "running",
       120_000,
     );
     t.true(Date.now() - t0 > 45_000, "at the pause's end, not at the upgrade");
+    const fired = mm.exec("journalctl", [
+      "--no-pager",
+      "-o",
+      "cat",
+      "-u",
+      "stemedb-agent-resume-backup_service.service",
+    ]);
     t.log(
-      `resumed ${((Date.now() - t0) / 1000).toFixed(1)} s after a 1 min pause, across the upgrade`,
+      `resumed ${((Date.now() - t0) / 1000).toFixed(1)} s after a 1 min pause, across the upgrade; ` +
+        `the switch's unit logged ${fired.stdout.trim().split("\n").filter(Boolean).length} line(s)`,
     );
     mm.sh("rm -r /etc/systemd/system/stemedb-agent.service.d && systemctl daemon-reload");
   },

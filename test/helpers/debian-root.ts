@@ -18,6 +18,8 @@ export const ROOT_PACKAGES = [
   "libstdc++6",
   "libgcc-s1",
   "procps",
+  // The package's Recommends: `systemctl freeze` (backup_pause) needs the system bus.
+  "dbus",
 ];
 
 /** Why a Debian root cannot be built or booted here, or null. */
