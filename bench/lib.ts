@@ -88,9 +88,13 @@ export interface RunningAgent {
  * The real agent on its embedded defaults, except the paths: a temporary state dir, control
  * socket and StemeDB data/WAL directory (so the fsync probe and the WAL collector do their real
  * work instead of reporting a missing directory, and no socket of another agent is touched).
- * Metrics on a loopback port picked by the kernel.
+ * Metrics on a loopback port picked by the kernel. `node`: the runtime it runs on (bench/runtimes).
  */
-export async function startAgent(prefix: string, extraToml = ""): Promise<RunningAgent> {
+export async function startAgent(
+  prefix: string,
+  extraToml = "",
+  node = process.execPath,
+): Promise<RunningAgent> {
   const root = mkdtempSync(join(tmpdir(), prefix));
   const stateDir = join(root, "state");
   const walDir = join(root, "db", "wal");
@@ -109,7 +113,7 @@ export async function startAgent(prefix: string, extraToml = ""): Promise<Runnin
       `[stemedb]\ndata_dir = "${join(root, "db")}"\n[wal]\ndir = "${walDir}"\n${extraToml}`,
   );
   const bin = fileURLToPath(new URL("../agent/main.js", import.meta.url));
-  const child = spawn(process.execPath, [...agentNodeArgs(), bin, "--config", cfg], {
+  const child = spawn(node, [...agentNodeArgs(), bin, "--config", cfg], {
     env: unitEnvironment(),
     stdio: ["ignore", "pipe", "inherit"],
   });

@@ -31,6 +31,11 @@ const benches: Array<{ name: string; file: string; args: string[]; node?: string
   { name: "status", file: "status.js", args: ["30", "12"] },
   { name: "ballast", file: "ballast.js", args: quick ? ["256", "1"] : ["1024", "3"] },
   {
+    name: "runtimes",
+    file: "runtimes.js",
+    args: ["--duration", quick ? "60" : "180", "--scrapes", quick ? "200" : "500"],
+  },
+  {
     name: "footprint",
     file: "footprint.js",
     args: ["--duration", String(duration), "--scrapes", "1000", "--disks", "12"],
@@ -264,6 +269,33 @@ row(
   "p99 <= 10 ms",
   verdict(isNum(lagComp) ? lagComp <= 10 : null),
 );
+
+// Each supported Node line side by side (bench/runtimes.ts); node_exporter's column is the same run's.
+type RuntimeLine = {
+  node: string;
+  cpu_s_per_h: number;
+  rss_mb: number;
+  scrape_gzip_ms: { p50: number; p99: number };
+  agentctl_status_ms_median: number;
+};
+const rtLines = (get("runtimes", "lines") as RuntimeLine[] | undefined) ?? [];
+const rtNe = get("runtimes", "node_exporter") as {
+  cpu_s_per_h: number;
+  rss_mb: number;
+  scrape_gzip_ms: { p99: number };
+} | null;
+const shipped = get("runtimes", "shipped");
+for (const l of rtLines) {
+  const tag = `Node ${l.node}${l.node === `v${String(shipped)}` ? " (shipped)" : ""}`;
+  row(
+    `${tag}: CPU s/h unscraped / RSS MB / gzip p99 ms / status ms`,
+    `${num(l.cpu_s_per_h)} / ${num(l.rss_mb)} / ${num(l.scrape_gzip_ms.p99, 2)} / ` +
+      `${num(l.agentctl_status_ms_median, 0)}`,
+    rtNe
+      ? `${num(rtNe.cpu_s_per_h)} / ${num(rtNe.rss_mb)} / ${num(rtNe.scrape_gzip_ms.p99, 2)}`
+      : "n/a",
+  );
+}
 
 const w = {
   what: Math.max(...rows.map((r) => r.what.length)),

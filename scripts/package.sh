@@ -6,10 +6,11 @@
 # rules and dashboard under /usr/share/stemedb-agent, and `stemedb-agent` and `agentctl` on PATH.
 # Maintainer scripts: packaging/deb/. Then lintian, when installed (scripts/test-deps.sh adds it).
 #
-#   scripts/package.sh [--out DIR] [--version DEBVERSION] [--no-lintian]
+#   scripts/package.sh [--out DIR] [--version DEBVERSION] [--no-build] [--no-lintian]
 #
 #   --out DIR          where the .deb goes (default: the checkout)
 #   --version V        the package version (default: package.json's version, "-1")
+#   --no-build         package dist/ and build/Release as they are (tests: no rebuild under them)
 #
 # Needs dpkg-deb, dpkg-shlibdeps (dpkg-dev), binutils (strip) and the registry (npm ci
 # --omit=dev into the staged tree; npm's cache makes repeated builds offline).
@@ -19,13 +20,14 @@ REPO=$(pwd -P)
 say() { printf 'package: %s\n' "$*"; }
 die() { printf 'package: error: %s\n' "$*" >&2; exit 1; }
 
-OUT=$REPO VERSION="" LINTIAN=1
+OUT=$REPO VERSION="" LINTIAN=1 BUILD=1
 while [ $# -gt 0 ]; do
   case "$1" in
     --out) OUT=${2:?}; shift 2 ;;
     --version) VERSION=${2:?}; shift 2 ;;
     --no-lintian) LINTIAN=0; shift ;;
-    -h|--help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --no-build) BUILD=0; shift ;;
+    -h|--help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) die "unknown argument: $1" ;;
   esac
 done
@@ -40,9 +42,13 @@ NODE_VERSION=$(node --version)
 say "stemedb-agent $VERSION on Node $NODE_VERSION"
 
 # 1. the build: dist/ and the sd_notify addon, on the shipped runtime
-[ -x node_modules/.bin/tsc ] || npm ci --no-audit --no-fund
-npm run build --silent
-[ -f build/Release/sd_notify.node ] || npm run build:native --silent
+if [ "$BUILD" = 1 ]; then
+  [ -x node_modules/.bin/tsc ] || npm ci --no-audit --no-fund
+  npm run build --silent
+  [ -f build/Release/sd_notify.node ] || npm run build:native --silent
+fi
+[ -f dist/agent/main.js ] && [ -f dist/agentctl.cjs ] && [ -f build/Release/sd_notify.node ] \
+  || die "dist/ or build/Release/sd_notify.node missing: npm ci && npm run build"
 
 # 2. the staged root
 WORK=$(mktemp -d)
@@ -59,7 +65,7 @@ install -m 0644 package.json package-lock.json "$A/"
 say "production dependencies (npm ci --omit=dev on Node $NODE_VERSION)"
 # --ignore-scripts: the root's install script builds the addon from source (done above); the
 # dependencies have none (better-sqlite3 13 carries its Node-API binary, checked below).
-(cd "$A" && npm ci --omit=dev --ignore-scripts --no-audit --no-fund --loglevel=error >/dev/null)
+(cd "$A" && npm ci --omit=dev --ignore-scripts --prefer-offline --no-audit --no-fund --loglevel=error >/dev/null)
 # What the runtime never reads: other platforms' binaries, sources, headers, docs.
 find "$A/node_modules/better-sqlite3/prebuilds" -type f ! -name 'linux-x64.node' -delete
 rm -rf "$A/node_modules/better-sqlite3/src" "$A/node_modules/better-sqlite3/deps" \

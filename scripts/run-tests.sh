@@ -5,7 +5,8 @@
 #   scripts/run-tests.sh [--node LINE] [--fast] [FILE...]
 #
 #   --node LINE   run on that pinned runtime (22, 24, 26 or ship; scripts/with-node.sh), fetched
-#                 when missing; without it, on whatever `node` is first on PATH
+#                 when missing; without it, on the `node` first on PATH when that is a supported
+#                 line (22, 24, 26), else on the shipped line
 #   --fast        only the files test/suites.txt marks fast (no agent processes, loop devices or
 #                 containers); without it and without FILEs, every test file
 #   FILE...       test files, as test/X.test.ts or dist/test/X.test.js (build first: npm run build)
@@ -21,11 +22,15 @@ while [ $# -gt 0 ]; do
     --node) line=${2:?--node needs a line}; shift 2 ;;
     --node=*) line=${1#--node=}; shift ;;
     --fast) fast=1; shift ;;
-    -h|--help) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) files+=("$1"); shift ;;
   esac
 done
 
+if [ -z "$line" ]; then
+  major=$(node --version 2>/dev/null | sed -E 's/^v([0-9]+).*/\1/')
+  bash scripts/node-runtime.sh --lines | grep -qx "${major:-none}" || line=ship
+fi
 if [ -n "$line" ]; then
   want="v$(bash scripts/node-runtime.sh --version "$line")" || exit 1
   if [ "$(node --version 2>/dev/null)" != "$want" ]; then

@@ -18,6 +18,10 @@ PACKAGES=(
   gcc                   # test helpers in C (the renameat2 racer, crashing programs)
   libc6-dev
   passwd                # useradd/userdel: real unprivileged users owning the WAL directory
+  dpkg-dev              # dpkg-shlibdeps: the Debian package's Depends (npm run package)
+  binutils              # strip: the packaged node and native modules
+  lintian               # the package's policy check
+  debootstrap           # a minimal Debian 12 to install the package on (test/deb-package.test.ts)
 )
 
 missing=()
