@@ -54,7 +54,8 @@ import { makeLoopFs, makeTmpfs } from "./helpers/loop.js";
 import { buildRemediator } from "./helpers/remediators.js";
 import { sleep } from "./helpers/quiet.js";
 
-const USER = "sa-ballast";
+// One per test process: two runs of the suite on one machine must not remove each other's user.
+const USER = `sa-ballast-${process.pid % 100000}`;
 const MiB = 1024 * 1024;
 const SIZE = 96 * MiB; // two steps: 64 MiB, a pause, 32 MiB
 let uid = -1;
