@@ -29,14 +29,16 @@ done
 
 if [ -z "$line" ]; then
   major=$(node --version 2>/dev/null | sed -E 's/^v([0-9]+).*/\1/')
-  bash scripts/node-runtime.sh --lines | grep -qx "${major:-none}" || line=ship
+  # Not piped into grep -q: with pipefail, its early exit (SIGPIPE to the lister) read as "no".
+  supported=$(bash scripts/node-runtime.sh --lines)
+  grep -qx "${major:-none}" <<<"$supported" || line=ship
 fi
 if [ -n "$line" ]; then
   want="v$(bash scripts/node-runtime.sh --version "$line")" || exit 1
   if [ "$(node --version 2>/dev/null)" != "$want" ]; then
     args=()
     [ "$fast" = 1 ] && args+=(--fast)
-    exec bash scripts/with-node.sh "$line" bash "$0" "${args[@]}" "${files[@]}"
+    exec bash scripts/with-node.sh "$line" bash "$0" --node "$line" "${args[@]}" "${files[@]}"
   fi
 fi
 
