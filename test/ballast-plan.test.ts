@@ -195,6 +195,11 @@ const fsState = fc.record({
     fc.constant(0),
     fc.double({ min: 0, max: 1.2, noNaN: true }),
   ),
+  /**
+   * Half the time, use just around the create line, within what the ballast still to be taken
+   * would add (a share of it under the line): the inputs where counting it or not decides.
+   */
+  nearLine: fc.option(fc.double({ min: -0.5, max: 1.5, noNaN: true })),
 });
 
 type FsState = typeof fsState extends fc.Arbitrary<infer T> ? T : never;
@@ -213,13 +218,18 @@ const memory: fc.Arbitrary<Memory> = fc.record({
 function tickInput(s: FsState, l: BallastLines, m: Memory, now: number): PlanInput {
   const target = targetBytes("auto", s.sizeBytes);
   const exists = s.heldShare >= 0;
+  const held = exists ? Math.floor(target * s.heldShare) : 0;
+  const missing = Math.max(0, target - held) / s.sizeBytes;
   return {
     now,
     sizeBytes: s.sizeBytes,
-    usedRatio: s.usedRatio,
+    usedRatio:
+      s.nearLine === null
+        ? s.usedRatio
+        : Math.min(1, Math.max(0, l.createUsedPercent / 100 - s.nearLine * missing)),
     fullInSeconds: s.fullInSeconds,
     exists,
-    heldBytes: exists ? Math.floor(target * s.heldShare) : 0,
+    heldBytes: held,
     target,
     memory: m,
     lines: l,

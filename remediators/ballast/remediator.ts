@@ -90,7 +90,6 @@ interface Seen {
   readonly space: { size_bytes: number; used_ratio: number } | null;
   readonly exists: boolean;
   readonly bytes: number;
-  readonly fileSize: number;
 }
 
 export class BallastRemediator
@@ -226,13 +225,11 @@ export class BallastRemediator
     const dir = this.openDir(false);
     let exists = false;
     let bytes = 0;
-    let fileSize = 0;
     if (dir) {
       const f = openBallast(dir, this.where());
       if (f) {
         exists = true;
         bytes = Math.min(allocated(f.st), f.st.size); // reserved within the file
-        fileSize = f.st.size;
         closeQuietly(f.fd);
       }
     }
@@ -244,7 +241,6 @@ export class BallastRemediator
       space: { size_bytes: sp.size_bytes, used_ratio: sp.used_ratio },
       exists,
       bytes,
-      fileSize,
     };
   }
 
@@ -417,7 +413,7 @@ export class BallastRemediator
     try {
       return this.look();
     } catch {
-      return { space: null, exists: false, bytes: 0, fileSize: 0 };
+      return { space: null, exists: false, bytes: 0 };
     }
   }
 
