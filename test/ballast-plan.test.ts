@@ -145,16 +145,19 @@ test("config: the ballast's lines come before wal_compress's, and create before 
   t.is<number, number>(b.release_full_horizon, 48 * H);
   t.is<number, number>(b.recreate_after, H);
   t.deepEqual(problems('[remediators.ballast]\nsize = "256MiB"\n'), []);
+  const on = '[remediators.ballast]\nmode = "on"\n';
   t.regex(
-    problems("[remediators.ballast]\nrelease_used_percent = 80\n").join("\n"),
+    problems(`${on}release_used_percent = 80\n`).join("\n"),
     /release_used_percent: must be below remediators\.wal_compress\.trigger_used_percent \(80\)/,
   );
   t.regex(
-    problems("[remediators.wal_compress]\ntrigger_used_percent = 70\n").join("\n"),
+    problems(`[remediators.wal_compress]\ntrigger_used_percent = 70\n${on}`).join("\n"),
     /release_used_percent: must be below/,
   );
+  // A config from before the ballast (compression at 70 %) still loads: the ballast only plans.
+  t.deepEqual(problems("[remediators.wal_compress]\ntrigger_used_percent = 70\n"), []);
   t.regex(
-    problems('[remediators.ballast]\nrelease_full_horizon = "24h"\n').join("\n"),
+    problems(`${on}release_full_horizon = "24h"\n`).join("\n"),
     /release_full_horizon: must be longer than remediators\.wal_compress\.full_horizon \(1d\)/,
   );
   t.regex(

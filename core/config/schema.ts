@@ -394,10 +394,13 @@ export const configSchema = z
         message: "must not exceed daily_budget",
       });
     }
-    // The ballast is the first line: it is given back before WAL compression has to act.
+    // The ballast is the first line: it is given back before WAL compression has to act. Only
+    // enforced once it may act: a config written before the ballast existed (compression at
+    // 70 %, say) must still load after an upgrade, with the ballast in its dry-run default.
     const bl = c.remediators.ballast;
     const wc = c.remediators.wal_compress;
-    if (bl.release_used_percent >= wc.trigger_used_percent) {
+    const acts = bl.mode === "on";
+    if (acts && bl.release_used_percent >= wc.trigger_used_percent) {
       ctx.addIssue({
         code: "custom",
         path: ["remediators", "ballast", "release_used_percent"],
@@ -406,7 +409,7 @@ export const configSchema = z
           `(${wc.trigger_used_percent}): the ballast is given back before compression has to act`,
       });
     }
-    if (bl.release_full_horizon <= wc.full_horizon) {
+    if (acts && bl.release_full_horizon <= wc.full_horizon) {
       ctx.addIssue({
         code: "custom",
         path: ["remediators", "ballast", "release_full_horizon"],
