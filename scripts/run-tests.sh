@@ -29,7 +29,8 @@ done
 
 if [ -z "$line" ]; then
   major=$(node --version 2>/dev/null | sed -E 's/^v([0-9]+).*/\1/')
-  bash scripts/node-runtime.sh --lines | grep -qx "${major:-none}" || line=ship
+  supported=$(bash scripts/node-runtime.sh --lines)   # not piped into grep -q: pipefail and SIGPIPE
+  grep -qx "${major:-none}" <<<"$supported" || line=ship
 fi
 if [ -n "$line" ]; then
   want="v$(bash scripts/node-runtime.sh --version "$line")" || exit 1
