@@ -46,6 +46,10 @@ run() { # LINE KIND
   s=$(sed -E 's/.* ([0-9]+) skipped.*/\1/' <<<"$counts")
   total_p=$((total_p + ${p:-0})) total_f=$((total_f + ${f:-0})) total_s=$((total_s + ${s:-0}))
   [ "$rc" -eq 0 ] || status=1
+  if [ "$node" != "v$(bash scripts/node-runtime.sh --version "$line")" ]; then
+    echo "test-matrix: the $kind suite for line $line ran on ${node:-an unknown Node}" >&2
+    status=1 rc="wrong Node"
+  fi
   summary+=("$(printf 'test-matrix: Node %-9s %-12s %s (exit %s)' "${node:-$line?}" "$kind suite" \
     "${counts#tests: }" "$rc")")
   rm -f "$log"
