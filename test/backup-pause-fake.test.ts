@@ -8,7 +8,13 @@ import { join } from "node:path";
 import test from "ava";
 import { buildRemediator } from "./helpers/remediators.js";
 import { readFileSync, writeFileSync } from "node:fs";
-import { agentctl, agentOnce, startAgent, tempDir } from "./helpers/agent-process.js";
+import {
+  agentctl,
+  agentOnce,
+  QUIET_COLLECTORS,
+  startAgent,
+  tempDir,
+} from "./helpers/agent-process.js";
 import { fakeSystemd, type FakeSystemd } from "./helpers/fake-systemd.js";
 import { loadConfig } from "../core/config/load.js";
 import type { Duration } from "../core/config/units.js";
@@ -19,23 +25,9 @@ import {
 import { Systemd } from "../remediators/backup_pause/systemd.js";
 import { sleep } from "./helpers/quiet.js";
 
-const QUIET = [
-  "diskstats",
-  "fsync_probe",
-  "smart",
-  "mounts",
-  "kmsg",
-  "wal",
-  "procio",
-  "process",
-  "netstat",
-]
-  .map((n) => `[collectors.${n}]\nenabled = false\n`)
-  .join("");
-
 function toml(fake: FakeSystemd, units: string[], mode = "dry-run"): string {
   return (
-    `${QUIET}[remediators.wal_compress]\nmode = "off"\n[remediators.backup_pause]\nmode = "${mode}"\n` +
+    `${QUIET_COLLECTORS}[remediators.wal_compress]\nmode = "off"\n[remediators.backup_pause]\nmode = "${mode}"\n` +
     `units = ${JSON.stringify(units)}\n${fake.toml}`
   );
 }

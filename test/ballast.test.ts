@@ -3,7 +3,7 @@
 // steps, given back before WAL compression would act, taken again after space is back; released
 // by an operator; refused where the WAL's owner planted something; recovered after a kill -9
 // mid-creation; only described in dry-run.
-import { execFileSync, spawnSync } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import {
   chmodSync,
   chownSync,
@@ -53,26 +53,13 @@ import {
 import { makeLoopFs, makeTmpfs } from "./helpers/loop.js";
 import { buildRemediator } from "./helpers/remediators.js";
 import { sleep } from "./helpers/quiet.js";
+import { testUser } from "./helpers/users.js";
 
-// One per test process: two runs of the suite on one machine must not remove each other's user.
-const USER = `sa-ballast-${process.pid % 100000}`;
 const MiB = 1024 * 1024;
 const SIZE = 96 * MiB; // two steps: 64 MiB, a pause, 32 MiB
-let uid = -1;
-let gid = -1;
 const ready = isRoot && hasCommand("useradd") && hasCommand("runuser") && hasCommand("fallocate");
 
-test.before(() => {
-  if (!ready) return;
-  spawnSync("userdel", [USER]); // a run killed before its teardown
-  execFileSync("useradd", ["--system", "--no-create-home", "--shell", "/usr/sbin/nologin", USER]);
-  uid = Number(execFileSync("id", ["-u", USER], { encoding: "utf8" }));
-  gid = Number(execFileSync("id", ["-g", USER], { encoding: "utf8" }));
-});
-
-test.after.always(() => {
-  if (ready) spawnSync("userdel", [USER]);
-});
+const user = testUser("sa-ballast", ready);
 
 function skip(t: ExecutionContext, more = true): boolean {
   if (ready && more) return false;
@@ -81,10 +68,7 @@ function skip(t: ExecutionContext, more = true): boolean {
 }
 
 /** As the database's user. */
-function asUser(cmd: string, ...args: string[]): void {
-  const r = spawnSync("runuser", ["-u", USER, "--", cmd, ...args], { encoding: "utf8" });
-  if (r.status !== 0) throw new Error(`${cmd} ${args.join(" ")}: ${r.stderr}`);
-}
+const asUser = (cmd: string, ...args: string[]): void => user.run(cmd, ...args);
 
 interface Node {
   readonly mnt: string;
@@ -104,7 +88,7 @@ function node(t: ExecutionContext, fs: "ext4" | "xfs" = "ext4"): Node {
   chmodSync(lfs.mnt, 0o755);
   const wal = join(lfs.mnt, "wal");
   mkdirSync(wal, { mode: 0o700 });
-  chownSync(wal, uid, gid);
+  chownSync(wal, user.uid, user.gid);
   const place = join(lfs.mnt, ".stemedb-agent-ballast");
   return { mnt: lfs.mnt, wal, place, file: join(place, "EMERGENCY_BALLAST"), dir };
 }
@@ -289,7 +273,7 @@ test.serial(
       "runuser",
       [
         "-u",
-        USER,
+        user.name,
         "--",
         process.execPath,
         AGENTCTL_BIN,
@@ -359,19 +343,19 @@ test.serial(
       const b = ballastOf(a);
       return /owned by uid/.test(b.ballast.refused ?? "") ? b : undefined;
     });
-    t.regex(dir.ballast.refused ?? "", new RegExp(`owned by uid ${uid}, not root`));
+    t.regex(dir.ballast.refused ?? "", new RegExp(`owned by uid ${user.uid}, not root`));
     t.deepEqual(readdirSync(n.place), []);
     // The root itself the user's: refused before any name in it is looked at.
     asUser("rmdir", n.place);
     chmodSync(n.mnt, 0o755);
-    chownSync(n.mnt, uid, gid);
+    chownSync(n.mnt, user.uid, user.gid);
     const parent = await until("the parent refused", () => {
       const b = ballastOf(a);
       return /cannot hold the ballast/.test(b.ballast.refused ?? "") ? b : undefined;
     });
     t.regex(
       parent.ballast.refused ?? "",
-      new RegExp(`owned by uid ${uid}, not root: that user could swap the name`),
+      new RegExp(`owned by uid ${user.uid}, not root: that user could swap the name`),
     );
     t.false(existsSync(n.place));
     t.true(events(a).some((e) => e.kind === "ballast.refused"));

@@ -28,24 +28,12 @@ import {
 } from "./helpers/agent-process.js";
 import { makeLoopFs } from "./helpers/loop.js";
 import { sleep } from "./helpers/quiet.js";
+import { testUser } from "./helpers/users.js";
 
-const USER = "sa-wtest";
 const MiB = 1024 * 1024;
-let uid = -1;
-let gid = -1;
 const ready = isRoot && hasCommand("useradd") && hasCommand("runuser");
 
-test.before(() => {
-  if (!ready) return;
-  spawnSync("userdel", [USER]); // a run killed before its teardown
-  execFileSync("useradd", ["--system", "--no-create-home", "--shell", "/usr/sbin/nologin", USER]);
-  uid = Number(execFileSync("id", ["-u", USER], { encoding: "utf8" }));
-  gid = Number(execFileSync("id", ["-g", USER], { encoding: "utf8" }));
-});
-
-test.after.always(() => {
-  if (ready) spawnSync("userdel", [USER]);
-});
+const user = testUser("sa-wtest", ready);
 
 function skip(t: ExecutionContext, more = true): boolean {
   if (ready && more) return false;
@@ -54,10 +42,7 @@ function skip(t: ExecutionContext, more = true): boolean {
 }
 
 /** As the database's user: what it may do in its own directories. */
-function asUser(cmd: string, ...args: string[]): void {
-  const r = spawnSync("runuser", ["-u", USER, "--", cmd, ...args], { encoding: "utf8" });
-  if (r.status !== 0) throw new Error(`${cmd} ${args.join(" ")}: ${r.stderr}`);
-}
+const asUser = (cmd: string, ...args: string[]): void => user.run(cmd, ...args);
 
 /**
  * <mnt>/data (the database's, 0755) holding <mnt>/data/wal (the database's, 0700); the
@@ -69,8 +54,8 @@ function dbDirs(mnt: string): { data: string; wal: string } {
   const data = join(mnt, "data");
   const wal = join(data, "wal");
   mkdirSync(wal, { recursive: true, mode: 0o700 });
-  chownSync(data, uid, gid);
-  chownSync(wal, uid, gid);
+  chownSync(data, user.uid, user.gid);
+  chownSync(wal, user.uid, user.gid);
   return { data, wal };
 }
 
@@ -167,7 +152,7 @@ test.serial(
       t.regex(
         viaDir.message,
         new RegExp(
-          `${TEST_DIR} in .* is not the agent's \\(owned by uid ${uid}, not root\\): remove it`,
+          `${TEST_DIR} in .* is not the agent's \\(owned by uid ${user.uid}, not root\\): remove it`,
         ),
       );
     }
@@ -329,7 +314,7 @@ test.serial(
       "runuser",
       [
         "-u",
-        USER,
+        user.name,
         "--",
         process.execPath,
         AGENTCTL_BIN,
@@ -349,7 +334,7 @@ test.serial(
       "runuser",
       [
         "-u",
-        USER,
+        user.name,
         "--",
         process.execPath,
         AGENTCTL_BIN,
