@@ -12,7 +12,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import Database from "better-sqlite3";
 import { migrate } from "../core/history/migrations.js";
-import { agentNodeArgs, percentile, round, unitEnvironment } from "./lib.js";
+import { agentNodeArgs, metricsPort, percentile, round, unitEnvironment } from "./lib.js";
 
 const phase = Number(process.argv[2] ?? 40) * 1000;
 const days = Number(process.argv[3] ?? 2);
@@ -71,15 +71,7 @@ const agent = spawn(
     stdio: ["ignore", "pipe", "inherit"],
   },
 );
-const port = await new Promise<number>((resolve) => {
-  let buf = "";
-  agent.stdout.on("data", (b: Buffer) => {
-    buf += b.toString();
-    const m = /"metrics":"127\.0\.0\.1:(\d+)".*stemedb-agent started/.exec(buf);
-    if (m) resolve(Number(m[1]));
-  });
-});
-agent.stdout.removeAllListeners("data");
+const port = await metricsPort(agent);
 agent.stdout.resume();
 const ctl = fileURLToPath(new URL("../agentctl.cjs", import.meta.url));
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

@@ -84,6 +84,25 @@ export interface RunningAgent {
   stop(): Promise<void>;
 }
 
+/** The loopback port of an agent's /metrics, read from its "started" log line on stdout. */
+export function metricsPort(child: ChildProcess): Promise<number> {
+  return new Promise<number>((resolve, reject) => {
+    let buf = "";
+    const onData = (b: Buffer) => {
+      buf += b.toString();
+      const m = /"metrics":"127\.0\.0\.1:(\d+)".*stemedb-agent started/.exec(buf);
+      if (m) {
+        child.stdout?.off("data", onData);
+        resolve(Number(m[1]));
+      }
+      if (buf.length > 1e6) buf = buf.slice(-1e5);
+    };
+    child.stdout?.on("data", onData);
+    child.once("exit", (code) => reject(new Error(`agent exited (${code}) before starting`)));
+    setTimeout(() => reject(new Error("agent did not start within 60 s")), 60_000).unref();
+  });
+}
+
 /**
  * The real agent on its embedded defaults, except the paths: a temporary state dir, control
  * socket and StemeDB data/WAL directory (so the fsync probe and the WAL collector do their real
@@ -117,19 +136,7 @@ export async function startAgent(
     env: unitEnvironment(),
     stdio: ["ignore", "pipe", "inherit"],
   });
-  const port = await new Promise<number>((resolve, reject) => {
-    let buf = "";
-    const onData = (b: Buffer) => {
-      buf += b.toString();
-      const m = /"metrics":"127\.0\.0\.1:(\d+)".*stemedb-agent started/.exec(buf);
-      if (m) resolve(Number(m[1]));
-      if (buf.length > 1e6) buf = buf.slice(-1e5);
-    };
-    child.stdout?.on("data", onData);
-    child.once("exit", (code) => reject(new Error(`agent exited (${code}) before starting`)));
-    setTimeout(() => reject(new Error("agent did not start within 60 s")), 60_000).unref();
-  });
-  child.stdout?.removeAllListeners("data");
+  const port = await metricsPort(child);
   child.stdout?.resume(); // keep draining its log so it never blocks on a full pipe
   return {
     child,

@@ -16,7 +16,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import Database from "better-sqlite3";
 import { migrate } from "../core/history/migrations.js";
-import { agentNodeArgs, controlGet, unitEnvironment } from "./lib.js";
+import { agentNodeArgs, controlGet, metricsPort, unitEnvironment } from "./lib.js";
 
 const days = Number(process.argv[2] ?? 30);
 const disks = Number(process.argv[3] ?? 12);
@@ -91,15 +91,7 @@ const agent = spawn(process.execPath, [...agentNodeArgs(), bin, "--config", cfg]
   env: unitEnvironment(),
   stdio: ["ignore", "pipe", "inherit"],
 });
-const port = await new Promise<number>((resolve) => {
-  let buf = "";
-  agent.stdout.on("data", (b: Buffer) => {
-    buf += b.toString();
-    const m = /"metrics":"127\.0\.0\.1:(\d+)".*stemedb-agent started/.exec(buf);
-    if (m) resolve(Number(m[1]));
-  });
-});
-agent.stdout.removeAllListeners("data");
+const port = await metricsPort(agent);
 // BENCH_AGENT_STDOUT=FILE keeps what the agent printed (its log, or --trace-gc lines).
 if (process.env["BENCH_AGENT_STDOUT"])
   agent.stdout.pipe(createWriteStream(process.env["BENCH_AGENT_STDOUT"]));
