@@ -12,7 +12,14 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import Database from "better-sqlite3";
 import { migrate } from "../core/history/migrations.js";
-import { agentNodeArgs, metricsPort, percentile, round, unitEnvironment } from "./lib.js";
+import {
+  agentNodeArgs,
+  loopDelay,
+  metricsPort,
+  percentile,
+  round,
+  unitEnvironment,
+} from "./lib.js";
 
 const phase = Number(process.argv[2] ?? 40) * 1000;
 const days = Number(process.argv[3] ?? 2);
@@ -78,16 +85,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 await sleep(12_000); // past the first 10 s window, which holds the start
 
 /** The agent's last closed 10 s window, in ms. */
-async function lag(): Promise<{ p99: number; max: number }> {
-  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
-  const v = (k: string) =>
-    Number(
-      new RegExp(`stemedb_agent_event_loop_delay_seconds\\{stat="${k}"\\} (\\S+)`).exec(
-        text,
-      )?.[1] ?? NaN,
-    ) * 1000;
-  return { p99: v("p99"), max: v("max") };
-}
+const lag = () => loopDelay(port);
 
 /** Runs `work` again and again for one phase; the windows closed meanwhile. */
 async function measure(work: (() => Promise<number>) | null) {

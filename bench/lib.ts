@@ -275,3 +275,15 @@ export function controlGet(socket: string, path: string): Promise<{ ms: number; 
     req.end();
   });
 }
+
+/** The agent's event-loop delay (p99 and max, ms) in its last closed 10 s window, from /metrics. */
+export async function loopDelay(port: number): Promise<{ p99: number; max: number }> {
+  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+  const v = (k: string) =>
+    Number(
+      new RegExp(`stemedb_agent_event_loop_delay_seconds\\{stat="${k}"\\} (\\S+)`).exec(
+        text,
+      )?.[1] ?? NaN,
+    ) * 1000;
+  return { p99: v("p99"), max: v("max") };
+}

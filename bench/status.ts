@@ -16,7 +16,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import Database from "better-sqlite3";
 import { migrate } from "../core/history/migrations.js";
-import { agentNodeArgs, controlGet, metricsPort, unitEnvironment } from "./lib.js";
+import { agentNodeArgs, controlGet, loopDelay, metricsPort, unitEnvironment } from "./lib.js";
 
 const days = Number(process.argv[2] ?? 30);
 const disks = Number(process.argv[3] ?? 12);
@@ -120,16 +120,7 @@ for (let i = 0; i < 20; i++)
   apiTimes.push((await controlGet(join(root, "ctl.sock"), "/v1/status")).ms);
 // The agent's own event-loop delay over the windows that held those answers (its 10 s windows:
 // the one closed now, and the next one, closed within 10 s).
-const lagNow = async () => {
-  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
-  const v = (k: string) =>
-    Number(
-      new RegExp(`stemedb_agent_event_loop_delay_seconds\\{stat="${k}"\\} (\\S+)`).exec(
-        text,
-      )?.[1] ?? NaN,
-    ) * 1000;
-  return { p99: v("p99"), max: v("max") };
-};
+const lagNow = () => loopDelay(port);
 const lag1 = await lagNow();
 await new Promise((r) => setTimeout(r, 10_500));
 const lag2 = await lagNow();
