@@ -9,6 +9,7 @@ import { join } from "node:path";
 import test from "ava";
 import { hasCommand, isRoot, tempDir } from "./helpers/agent-process.js";
 import { until } from "./helpers/faults.js";
+import { removeUser } from "./helpers/users.js";
 
 const USER = `sa-user-${process.pid % 100000}`;
 const ROOT = join(import.meta.dirname, "..", "..");
@@ -31,7 +32,7 @@ test.before(() => {
 });
 
 test.after.always(() => {
-  if (uid >= 0) spawnSync("userdel", [USER]);
+  if (uid >= 0) removeUser(USER);
 });
 
 interface Status {

@@ -35,6 +35,7 @@ import {
 } from "./helpers/agent-process.js";
 import { makeTmpfs } from "./helpers/loop.js";
 import { sleep } from "./helpers/quiet.js";
+import { removeUser } from "./helpers/users.js";
 
 const USER = `sa-wal-${process.pid}`;
 const seg = (i: number) => `segment.${String(i).padStart(3, "0")}.wal`;
@@ -54,7 +55,7 @@ test.before(() => {
 });
 
 test.after.always(() => {
-  if (ready) spawnSync("userdel", [USER]);
+  if (ready) removeUser(USER);
 });
 
 function skip(t: ExecutionContext): boolean {

@@ -24,7 +24,7 @@ export function testUser(prefix: string, ready: boolean): TestUser {
     ids.gid = Number(execFileSync("id", ["-g", name], { encoding: "utf8" }));
   });
   test.after.always(() => {
-    if (ready) spawnSync("userdel", [name]);
+    if (ready) removeUser(name);
   });
   return {
     name,
@@ -39,4 +39,16 @@ export function testUser(prefix: string, ready: boolean): TestUser {
       if (r.status !== 0) throw new Error(`${cmd} ${args.join(" ")}: ${r.stderr}`);
     },
   };
+}
+
+/**
+ * userdel refuses while a process of the user lives (an agent or racer whose SIGKILL is still on
+ * its way at teardown), which left users behind: end them first, then remove it.
+ */
+export function removeUser(name: string): void {
+  for (let i = 0; i < 20; i++) {
+    spawnSync("pkill", ["-KILL", "-u", name]);
+    if (spawnSync("userdel", [name]).status !== 8) return; // 8: the user is logged in / in use
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 100);
+  }
 }
