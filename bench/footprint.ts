@@ -21,13 +21,11 @@ import {
   ScrapeClient,
   sleep,
   startAgent,
+  numberArg,
   startNodeExporter,
 } from "./lib.js";
 
-function arg(name: string, dflt: number): number {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 ? Number(process.argv[i + 1]) : dflt;
-}
+const arg = numberArg;
 const duration = arg("duration", 600);
 const burst = arg("scrapes", 1000);
 const disks = arg("disks", 12);

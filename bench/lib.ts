@@ -287,3 +287,9 @@ export async function loopDelay(port: number): Promise<{ p99: number; max: numbe
     ) * 1000;
   return { p99: v("p99"), max: v("max") };
 }
+
+/** `--name N` from the command line as a number, or the default when the flag is absent. */
+export function numberArg(name: string, dflt: number): number {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 ? Number(process.argv[i + 1]) : dflt;
+}

@@ -16,13 +16,11 @@ import {
   ScrapeClient,
   sleep,
   startAgent,
+  numberArg,
   startNodeExporter,
 } from "./lib.js";
 
-function arg(name: string, dflt: number): number {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 ? Number(process.argv[i + 1]) : dflt;
-}
+const arg = numberArg;
 const duration = Math.max(60, arg("duration", 180));
 const scrapes = arg("scrapes", 500);
 const statusRuns = arg("status", 15);

@@ -36,12 +36,12 @@ import {
   sleep,
   slope,
   startAgent,
+  numberArg,
 } from "./lib.js";
 import { errorMessage } from "../core/errors.js";
 
 function arg(name: string, dflt: number): number {
-  const i = process.argv.indexOf(`--${name}`);
-  const v = i >= 0 ? Number(process.argv[i + 1]) : dflt;
+  const v = numberArg(name, dflt);
   if (!Number.isFinite(v) || v < 0) {
     console.error(`soak: bad --${name}`);
     process.exit(64);
