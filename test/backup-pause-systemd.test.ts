@@ -608,7 +608,7 @@ test.serial(
         120_000,
       );
     } catch (e) {
-      // Failed once in CI and never here: keep what PID 1 knew of the switch for the next time.
+      // Failed twice in CI, never here: keep what PID 1 knew of the switch for the next time.
       const dump =
         "systemctl list-timers --all --no-pager; systemctl status --no-pager " +
         "'stemedb-agent-resume-*'; journalctl --no-pager -o short-monotonic -n 120";
