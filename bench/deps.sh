@@ -2,7 +2,7 @@
 # Reference tools the benchmarks compare against (idempotent; as root only).
 set -euo pipefail
 need=()
-for p in prometheus-node-exporter sysstat fio; do
+for p in prometheus-node-exporter sysstat fio bpftrace; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need+=("$p")
 done
 [ ${#need[@]} -eq 0 ] && exit 0

@@ -31,6 +31,13 @@ const benches: Array<{ name: string; file: string; args: string[]; node?: string
   { name: "status", file: "status.js", args: ["30", "12"] },
   { name: "ballast", file: "ballast.js", args: quick ? ["256", "1"] : ["1024", "3"] },
   {
+    name: "bio",
+    file: "bio.js",
+    args: quick
+      ? ["--accuracy-seconds", "15", "--load-seconds", "8", "--idle-seconds", "30"]
+      : ["--accuracy-seconds", "30", "--load-seconds", "15", "--idle-seconds", "120"],
+  },
+  {
     name: "runtimes",
     file: "runtimes.js",
     args: ["--duration", quick ? "60" : "180", "--scrapes", quick ? "200" : "500"],

@@ -1,0 +1,341 @@
+// The eBPF bio tier, measured. Accuracy: fio with a known mix of request sizes (4 KiB, 64 KiB
+// and 1 MiB, random, O_DIRECT) on a loop device backed by a file on this machine's disk: the
+// agent's histogram p50/p99/p99.9 (interpolated in its buckets, as histogram_quantile does)
+// against fio's own completion-latency percentiles of the same run, with the p99 of one-second
+// diskstats averages beside them (what the diskstats tier can say). Overhead: fio at a fixed
+// 10k and 100k IOPS on a loop device over tmpfs, the whole machine's CPU with nothing tracing,
+// with the agent's tier on, with it off, and with Debian's standalone biolatency.bt; CPU per
+// I/O is the difference from nothing tracing, divided by the I/Os done. Idle: the agent's own
+// CPU (with its bpftrace child) with the tier on and off.
+// Usage: node dist/bench/bio.js [--accuracy-seconds 30] [--load-seconds 15] [--idle-seconds 60]
+import { type ChildProcess, spawn, spawnSync } from "node:child_process";
+import { existsSync, readFileSync, readdirSync, rmSync } from "node:fs";
+import { join } from "node:path";
+import { numberArg, procSample, round, sleep, startAgent, type RunningAgent } from "./lib.js";
+
+const ACCURACY_S = numberArg("accuracy-seconds", 30);
+const LOAD_S = numberArg("load-seconds", 15);
+const IDLE_S = numberArg("idle-seconds", 60);
+const BIOLATENCY = "/usr/sbin/biolatency.bt";
+const BPFTRACE = "/usr/bin/bpftrace";
+const TICKS = 100;
+
+function sh(cmd: string, args: string[]): string {
+  const r = spawnSync(cmd, args, { encoding: "utf8" });
+  if (r.status !== 0) throw new Error(`${cmd} ${args.join(" ")}: ${r.stderr || r.error}`);
+  return r.stdout.trim();
+}
+
+const skip = (why: string): never => {
+  console.log(`bio bench skipped: ${why}`);
+  console.log(JSON.stringify({ bench: "bio", skipped: why }));
+  process.exit(0);
+};
+if (process.getuid?.() !== 0) skip("needs root (loop devices, bpftrace)");
+for (const bin of [BPFTRACE, "/usr/bin/fio"]) if (!existsSync(bin)) skip(`${bin} is missing`);
+if (!existsSync("/sys/kernel/tracing/events/block"))
+  spawnSync("mount", ["-t", "tracefs", "nodev", "/sys/kernel/tracing"]);
+if (!existsSync("/sys/kernel/tracing/events/block")) skip("no tracefs block events");
+
+// --- devices ------------------------------------------------------------------------------------
+const cleanups: Array<() => void> = [];
+function loop(backing: string, sizeMiB: number, directIo: boolean): string {
+  sh("truncate", ["-s", `${sizeMiB}M`, backing]);
+  const dev = sh("losetup", ["--find", "--show", ...(directIo ? ["--direct-io=on"] : []), backing]);
+  cleanups.unshift(() => {
+    spawnSync("losetup", ["-d", dev]);
+    rmSync(backing, { force: true });
+  });
+  return dev;
+}
+process.on("exit", () => {
+  for (const c of cleanups) c();
+});
+for (const s of ["SIGINT", "SIGTERM"] as const) process.on(s, () => process.exit(130));
+
+// --- fio ----------------------------------------------------------------------------------------
+interface FioOp {
+  readonly ios: number;
+  /** Completion latency percentiles in seconds, by fio's own percentile label ("99.900000"). */
+  readonly clat: Record<string, number>;
+}
+function fio(args: string[]): { read: FioOp; write: FioOp } {
+  const out = sh("fio", [
+    "--output-format=json",
+    "--percentile_list=50:99:99.9",
+    "--direct=1",
+    "--time_based",
+    "--group_reporting",
+    ...args,
+  ]);
+  const job = (JSON.parse(out.slice(out.indexOf("{"))) as { jobs: Array<Record<string, FioRaw>> })
+    .jobs[0];
+  const op = (o: FioRaw | undefined): FioOp => ({
+    ios: o?.total_ios ?? 0,
+    clat: Object.fromEntries(
+      Object.entries(o?.clat_ns?.percentile ?? {}).map(([k, v]) => [k, v / 1e9]),
+    ),
+  });
+  return { read: op(job?.["read"]), write: op(job?.["write"]) };
+}
+interface FioRaw {
+  total_ios: number;
+  clat_ns?: { percentile?: Record<string, number> };
+}
+
+// --- the agent's histogram ----------------------------------------------------------------------
+async function scrape(port: number): Promise<string> {
+  const r = await fetch(`http://127.0.0.1:${port}/metrics`);
+  return r.text();
+}
+/** Cumulative bucket counts by upper bound for one device and op, summed over sync labels. */
+function buckets(text: string, device: string, op: string): Map<number, number> {
+  const out = new Map<number, number>();
+  const re = /^stemedb_agent_bio_latency_seconds_bucket\{([^}]*)\} (\S+)$/gm;
+  for (const m of text.matchAll(re)) {
+    const labels = new Map(
+      [...(m[1] as string).matchAll(/(\w+)="([^"]*)"/g)].map((l) => [l[1], l[2]] as const),
+    );
+    if (labels.get("device") !== device || labels.get("op") !== op) continue;
+    const le = labels.get("le") === "+Inf" ? Infinity : Number(labels.get("le"));
+    out.set(le, (out.get(le) ?? 0) + Number(m[2]));
+  }
+  return out;
+}
+/** histogram_quantile's interpolation over the difference of two scrapes. */
+function quantile(q: number, before: Map<number, number>, after: Map<number, number>): number {
+  const les = [...after.keys()].sort((a, b) => a - b);
+  const counts = les.map((le) => (after.get(le) ?? 0) - (before.get(le) ?? 0));
+  const total = counts.at(-1) ?? 0;
+  if (total === 0) return NaN;
+  const rank = q * total;
+  let prevLe = 0;
+  let prevCount = 0;
+  for (let i = 0; i < les.length; i++) {
+    const le = les[i] as number;
+    const c = counts[i] as number;
+    if (c >= rank) {
+      if (le === Infinity) return prevLe;
+      return prevLe + ((le - prevLe) * (rank - prevCount)) / Math.max(1e-12, c - prevCount);
+    }
+    prevLe = le;
+    prevCount = c;
+  }
+  return NaN;
+}
+
+// --- diskstats one-second averages --------------------------------------------------------------
+function diskstats(name: string): { r: number; rms: number; w: number; wms: number } | null {
+  for (const line of readFileSync("/proc/diskstats", "utf8").split("\n")) {
+    const f = line.trim().split(/\s+/);
+    if (f[2] === name)
+      return { r: Number(f[3]), rms: Number(f[6]), w: Number(f[7]), wms: Number(f[10]) };
+  }
+  return null;
+}
+function sampleAverages(name: string): { stop(): { read: number[]; write: number[] } } {
+  const read: number[] = [];
+  const write: number[] = [];
+  let last = diskstats(name);
+  const t = setInterval(() => {
+    const now = diskstats(name);
+    if (now && last) {
+      if (now.r > last.r) read.push((now.rms - last.rms) / (now.r - last.r) / 1000);
+      if (now.w > last.w) write.push((now.wms - last.wms) / (now.w - last.w) / 1000);
+    }
+    last = now;
+  }, 1000);
+  return {
+    stop() {
+      clearInterval(t);
+      return { read, write };
+    },
+  };
+}
+const p99 = (v: number[]) => {
+  const s = [...v].sort((a, b) => a - b);
+  return s.length === 0 ? NaN : (s[Math.min(s.length - 1, Math.ceil(0.99 * s.length) - 1)] ?? NaN);
+};
+
+// --- CPU ----------------------------------------------------------------------------------------
+/** Busy seconds of the whole machine (all CPUs; idle and iowait excluded). */
+function machineBusy(): number {
+  const f = (readFileSync("/proc/stat", "utf8").split("\n")[0] ?? "").split(/\s+/).slice(1);
+  const v = f.map(Number);
+  const total = v.slice(0, 8).reduce((a, b) => a + b, 0);
+  return (total - (v[3] ?? 0) - (v[4] ?? 0)) / TICKS;
+}
+/** utime+stime of a process and every descendant still alive (the agent's bpftrace). */
+function treeCpu(pid: number): number {
+  let cpu = 0;
+  const seen = new Set<number>();
+  const walk = (p: number) => {
+    if (seen.has(p)) return;
+    seen.add(p);
+    try {
+      cpu += procSample(p).cpu;
+      for (const t of readdirSync(`/proc/${p}/task`))
+        for (const c of readFileSync(`/proc/${p}/task/${t}/children`, "utf8").split(/\s+/))
+          if (c) walk(Number(c));
+    } catch {
+      // exited
+    }
+  };
+  walk(pid);
+  return cpu;
+}
+
+async function agentWith(bio: boolean): Promise<RunningAgent> {
+  // Only what the comparison needs: the tier (or not), and diskstats for the loop devices.
+  const a = await startAgent(
+    "bench-bio-",
+    `[collectors.bio]\nenabled = ${bio}\n[collectors.diskstats]\nexclude = "^(ram|zram)\\\\d+$"\n`,
+  );
+  if (bio) {
+    const t0 = Date.now();
+    while (Date.now() - t0 < 30_000) {
+      if (/^stemedb_agent_bio_ebpf_active 1$/m.test(await scrape(a.port))) return a;
+      await sleep(500);
+    }
+    await a.stop();
+    throw new Error("the agent's bio tier did not become active within 30 s");
+  }
+  return a;
+}
+
+function standalone(): ChildProcess {
+  return spawn(BPFTRACE, [BIOLATENCY], { stdio: ["ignore", "ignore", "ignore"] });
+}
+async function stopChild(c: ChildProcess): Promise<void> {
+  if (c.exitCode !== null) return;
+  const done = new Promise((r) => c.once("exit", r));
+  c.kill("SIGINT");
+  await done;
+}
+
+// --- accuracy -----------------------------------------------------------------------------------
+async function accuracy() {
+  const dir = "/var/tmp";
+  const dev = loop(join(dir, `bench-bio-acc-${process.pid}.img`), 2048, true);
+  const name = dev.replace("/dev/", "");
+  spawnSync("dd", [`if=/dev/zero`, `of=${dev}`, "bs=1M", "count=2048", "oflag=direct"]);
+  const a = await agentWith(true);
+  try {
+    await sleep(2000);
+    const before = await scrape(a.port);
+    const avg = sampleAverages(name);
+    const f = fio([
+      "--name=mix",
+      `--filename=${dev}`,
+      "--rw=randrw",
+      "--rwmixread=70",
+      "--bssplit=4k/80:64k/15:1m/5",
+      "--ioengine=psync",
+      `--runtime=${ACCURACY_S}`,
+    ]);
+    const averages = avg.stop();
+    await sleep(2500); // two of the agent's reads
+    const after = await scrape(a.port);
+    const rows = (["read", "write"] as const).map((op) => {
+      const b0 = buckets(before, name, op);
+      const b1 = buckets(after, name, op);
+      const counted = (b1.get(Infinity) ?? 0) - (b0.get(Infinity) ?? 0);
+      const fo = f[op];
+      const ms = (s: number | undefined) => round((s ?? NaN) * 1000, 3);
+      return {
+        op,
+        fio_ios: fo.ios,
+        agent_ios: counted,
+        fio_p50_ms: ms(fo.clat["50.000000"]),
+        agent_p50_ms: ms(quantile(0.5, b0, b1)),
+        fio_p99_ms: ms(fo.clat["99.000000"]),
+        agent_p99_ms: ms(quantile(0.99, b0, b1)),
+        fio_p999_ms: ms(fo.clat["99.900000"]),
+        agent_p999_ms: ms(quantile(0.999, b0, b1)),
+        diskstats_1s_avg_p99_ms: ms(p99(averages[op])),
+      };
+    });
+    return { device: "loop (direct I/O) on this machine's disk", rows };
+  } finally {
+    await a.stop();
+  }
+}
+
+// --- overhead -----------------------------------------------------------------------------------
+type Tracer = "none" | "agent tier off" | "agent tier on" | "biolatency.bt";
+async function overheadAt(dev: string, iops: number, tracer: Tracer) {
+  let agent: RunningAgent | null = null;
+  let child: ChildProcess | null = null;
+  if (tracer === "agent tier on" || tracer === "agent tier off")
+    agent = await agentWith(tracer === "agent tier on");
+  if (tracer === "biolatency.bt") {
+    child = standalone();
+    await sleep(3000); // attached
+  }
+  await sleep(1000);
+  const busy0 = machineBusy();
+  const own0 = agent ? treeCpu(agent.pid) : child?.pid ? treeCpu(child.pid) : 0;
+  const f = fio([
+    "--name=load",
+    `--filename=${dev}`,
+    "--rw=randread",
+    "--bs=4k",
+    "--ioengine=libaio",
+    "--iodepth=32",
+    `--rate_iops=${iops}`,
+    `--runtime=${LOAD_S}`,
+  ]);
+  const busy = machineBusy() - busy0;
+  const own = (agent ? treeCpu(agent.pid) : child?.pid ? treeCpu(child.pid) : 0) - own0;
+  if (agent) await agent.stop();
+  if (child) await stopChild(child);
+  return { tracer, ios: f.read.ios, busy, own };
+}
+async function overhead() {
+  const dev = loop(`/dev/shm/bench-bio-load-${process.pid}.img`, 1024, false);
+  spawnSync("dd", [`if=/dev/zero`, `of=${dev}`, "bs=1M", "count=1024"]);
+  const out = [];
+  for (const iops of [10_000, 100_000]) {
+    const tracers: Tracer[] = ["none", "agent tier off", "agent tier on", "biolatency.bt"];
+    const runs = [];
+    for (const t of tracers) runs.push(await overheadAt(dev, iops, t));
+    const none = runs[0] as (typeof runs)[number];
+    for (const r of runs)
+      out.push({
+        target_iops: iops,
+        tracer: r.tracer,
+        achieved_iops: round(r.ios / LOAD_S, 0),
+        machine_cpu_s: round(r.busy, 2),
+        extra_cpu_us_per_io: r === none ? 0 : round(((r.busy - none.busy) / r.ios) * 1e6, 2),
+        tracer_process_cpu_s: round(r.own, 2),
+      });
+  }
+  return out;
+}
+
+// --- idle ---------------------------------------------------------------------------------------
+async function idle() {
+  const out: Record<string, number> = {};
+  for (const bio of [false, true]) {
+    const a = await agentWith(bio);
+    await sleep(5000);
+    const c0 = treeCpu(a.pid);
+    await sleep(IDLE_S * 1000);
+    out[bio ? "tier_on_cpu_s_per_h" : "tier_off_cpu_s_per_h"] = round(
+      ((treeCpu(a.pid) - c0) / IDLE_S) * 3600,
+      1,
+    );
+    await a.stop();
+  }
+  return out;
+}
+
+const acc = await accuracy();
+console.log(`accuracy (${ACCURACY_S} s of fio, ${acc.device}); latencies in ms:`);
+console.table(acc.rows);
+const load = await overhead();
+console.log(`overhead (${LOAD_S} s per run, 4 KiB random reads, loop device over tmpfs):`);
+console.table(load);
+const idl = await idle();
+console.log(`idle agent, CPU s/h with its bpftrace: ${JSON.stringify(idl)}`);
+console.log(JSON.stringify({ bench: "bio", accuracy: acc, overhead: load, idle: idl }));
