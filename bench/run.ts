@@ -243,6 +243,31 @@ for (const fs of ["ext4", "xfs"]) {
     "",
   );
 }
+type BioAcc = Record<string, number | string>;
+for (const r of (get("bio", "accuracy.rows") ?? []) as BioAcc[]) {
+  const ms = (k: string) => num(r[k], 2);
+  row(
+    `bio ${String(r["op"])} ms p50 / p99 / p99.9 (diskstats 1 s avg p99)`,
+    `${ms("agent_p50_ms")} / ${ms("agent_p99_ms")} / ${ms("agent_p999_ms")} ` +
+      `(${ms("diskstats_1s_avg_p99_ms")})`,
+    `fio ${ms("fio_p50_ms")} / ${ms("fio_p99_ms")} / ${ms("fio_p999_ms")}`,
+  );
+}
+const bioLoad = (get("bio", "overhead") ?? []) as BioAcc[];
+for (const iops of [10_000, 100_000]) {
+  const at = (t: string) => bioLoad.find((r) => r["target_iops"] === iops && r["tracer"] === t);
+  row(
+    `bio CPU µs per I/O at ${iops / 1000}k IOPS (achieved)`,
+    `${num(at("agent tier on")?.["extra_cpu_us_per_io"], 2)} ` +
+      `(${num(at("agent tier on")?.["achieved_iops"], 0)})`,
+    `biolatency.bt ${num(at("biolatency.bt")?.["extra_cpu_us_per_io"], 2)}`,
+  );
+}
+row(
+  "bio idle agent CPU s/h, tier off / on",
+  `${num(get("bio", "idle.tier_off_cpu_s_per_h"))} / ${num(get("bio", "idle.tier_on_cpu_s_per_h"))}`,
+  "",
+);
 const colRows = (get("collectors", "rows") ?? []) as Array<{ name: string; cpu_us: number }>;
 const render = colRows.find((r) => r.name.includes("render"));
 const neRef = colRows.find((r) => r.name.startsWith("node_exporter"));
