@@ -21,12 +21,14 @@ import { SmartCollector } from "./smart/collector.js";
 import type { Collector } from "../core/collector.js";
 import { diskstatsSinks } from "./diskstats/sink.js";
 import { fsyncProbeSinks } from "./fsync_probe/sink.js";
-import { kmsgSinks } from "./kmsg/sink.js";
+import { kernelLogSeen, kmsgSinks } from "./kmsg/sink.js";
 import { mountsSinks, usedHistory } from "./mounts/sink.js";
 import { procioSinks } from "./procio/sink.js";
 import { processSinks } from "./process/sink.js";
 import { netstatSinks } from "./netstat/sink.js";
 import { smartSinks } from "./smart/sink.js";
+import { ErrcountersCollector, type ErrcountersOptions } from "./errcounters/collector.js";
+import { errcountersSinks } from "./errcounters/sink.js";
 import { walSinks } from "./wal/sink.js";
 import type { CollectorName, Observations } from "./observations.js";
 import { shouldIsolate } from "./smart/isolate.js";
@@ -256,6 +258,25 @@ const FACTORIES: readonly AnyFactory[] = [
     // The mounts collector's used-bytes history of the WAL's mount, typed (no series name here).
     create: (o, { history, log, judge }) =>
       new WalCollector({ ...o, usedHistory: usedHistory(history), log, judge }),
+  }),
+  factory({
+    name: "errcounters",
+    enabled: (c) => c.collectors.errcounters.enabled,
+    spec: (c) => c.collectors.errcounters,
+    options: (c): Built<ErrcountersOptions, "kernelLog"> => ({
+      procPath: c.host.proc_path,
+      sysPath: c.host.sys_path,
+      devPath: c.host.dev_path,
+      firstPaths: [c.wal.dir, c.stemedb.data_dir],
+      logWindowMs: c.collectors.errcounters.log_window,
+      // A line is in history once flushed: judged only after that.
+      settleMs: c.history.flush_interval,
+      crossCheckOff: c.collectors.kmsg.enabled ? null : "the kmsg collector is disabled",
+    }),
+    sinks: (_o, registry, _log, judge) => errcountersSinks(registry, judge),
+    // The kernel-log collector's record, through its typed query (null for --once).
+    create: (o, { history }) =>
+      new ErrcountersCollector({ ...o, kernelLog: kernelLogSeen(history) }),
   }),
 ];
 

@@ -2,6 +2,7 @@
 // WalObservation with no cast, and a collector's name and observation cannot disagree.
 import type { LatestView } from "../core/latest.js";
 import type { DiskstatsObservation } from "./diskstats/observation.js";
+import type { ErrcountersObservation } from "./errcounters/observation.js";
 import type { FsyncProbeObservation } from "./fsync_probe/observation.js";
 import type { KmsgObservation } from "./kmsg/observation.js";
 import type { MountsObservation } from "./mounts/observation.js";
@@ -21,6 +22,7 @@ export interface Observations {
   wal: WalObservation;
   process: ProcessObservation;
   netstat: NetstatObservation;
+  errcounters: ErrcountersObservation;
 }
 
 export type CollectorName = keyof Observations;

@@ -3,6 +3,7 @@
 // the collector's timeout, and it alone routes observations: the scheduler hands each fresh one
 // to the collector's sinks (core/router.ts), and background results the collector emits through
 // the callback the core gave it take the same route.
+import type { EventFilter, StoredEvent } from "./history/queries.js";
 import type { EventInput, Labels, TopIoRow } from "./history/store.js";
 
 export interface CollectContext {
@@ -57,4 +58,6 @@ export interface Sinks<O, U = never> {
 export interface HistoryReader {
   series(metric: string, labels: Labels, since: number): Array<{ ts: number; value: number }>;
   getState(key: string): string | undefined;
+  /** Events (newest first): what another collector recorded, read through its typed query. */
+  events(filter: EventFilter): StoredEvent[];
 }

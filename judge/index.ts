@@ -1,6 +1,7 @@
 // The judge: every threshold and severity the agent judges storage with, in one pure module (no
 // I/O, no clock: callers pass what they measured). Status, diagnose, events and the remediators
 // ask it, so the same number never gets two verdicts. The figures: ./thresholds.ts.
+import type { CounterKind } from "../collectors/errcounters/observation.js";
 import type { FsyncProbeObservation } from "../collectors/fsync_probe/observation.js";
 import type { KernelSeverity } from "../collectors/kmsg/classify.js";
 import type { FindingSeverity } from "../collectors/mounts/policy.js";
@@ -200,6 +201,33 @@ export const kernelVerdict = (s: KernelSeverity | (string & {})): Verdict =>
 export const storageErrorsVerdict = (any: boolean, onWalDevice: boolean): Verdict =>
   !any ? "ok" : onWalDevice ? "crit" : "warn";
 
+// ------------------------------------------------------------------ kernel error counters
+
+/**
+ * A rise of a kernel error counter. ext4 counts an error when it finds its own metadata wrong,
+ * btrfs a corruption (checksum) or generation (stale copy) error when data or metadata read back
+ * wrong: crit. btrfs write, read and flush errors and SCSI timeouts are I/O that failed or hung
+ * and may be retried: warn. SCSI's ioerr_cnt counts every command with a nonzero result, check
+ * conditions a caller expects (smartctl's, a media poll) included: info.
+ */
+export function counterRiseSeverity(c: CounterKind): EventSeverity {
+  if (c === "ext4_errors" || c === "btrfs_corruption" || c === "btrfs_generation") return "crit";
+  return c === "scsi_ioerr" ? "info" : "warn";
+}
+
+/**
+ * A counter the kernel logs every rise of rose, and the kernel log has no line for it: the
+ * log was lost or rate-limited, so what it says about the node is incomplete: warn.
+ */
+export const logMissingSeverity = (_c: CounterKind): EventSeverity => "warn";
+
+/**
+ * A filesystem by its recorded errors: ext4's count lasts until fsck, so errors long past are
+ * warn; a rise seen within the day (or btrfs corruption ever) is crit.
+ */
+export const fsErrorsVerdict = (errors: number, roseRecently: boolean): Verdict =>
+  errors === 0 ? "ok" : roseRecently ? "crit" : "warn";
+
 // ------------------------------------------------------------------ processes
 
 /**
@@ -332,4 +360,6 @@ export const COLLECTOR_JUDGE: CollectorJudge = {
   findingSeverity: walFindingSeverity,
   isStemedbDatabase,
   walFilesystemFilling,
+  counterRiseSeverity,
+  logMissingSeverity,
 };

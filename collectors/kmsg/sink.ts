@@ -2,7 +2,8 @@
 // the source in use; events per fault record (rate-limited per device and class, the rest
 // summarised), per incident and for lost records; the resume point, committed with them.
 import type { Registry } from "prom-client";
-import type { HistoryRow, Sinks } from "../../core/collector.js";
+import type { HistoryReader, HistoryRow, Sinks } from "../../core/collector.js";
+import type { StoredEvent } from "../../core/history/queries.js";
 import type { EventInput } from "../../core/history/store.js";
 import { counter, gauge } from "../../core/metrics/define.js";
 import { NS } from "../../core/metrics/registry.js";
@@ -159,6 +160,14 @@ export function kmsgSinks(registry: Registry): Sinks<KmsgObservation> {
         }
         for (const [key, l] of limiter)
           if (l.minute !== minute && l.dropped > 0) yield* summarise(key, l);
+        // Its own class: status and diagnose count "kernel" rows as fault lines.
+        if (o.suppressed > 0)
+          yield {
+            class: "kernel_log",
+            kind: "suppressed",
+            severity: "info",
+            message: `${o.suppressed} kernel messages suppressed by rate limiting ("callbacks suppressed")`,
+          };
         if (o.lost > 0)
           yield {
             class: "kernel",
@@ -210,3 +219,35 @@ function incidentEvent(i: Incident): EventInput {
     },
   };
 }
+
+/** What the kernel log held on one whole disk between two wall-clock times, from history. */
+export interface KernelLogSeen {
+  /** Fault lines on the disk (past history's per-minute limit, at least that limit). */
+  readonly lines: number;
+  /** Records overwritten before they were read, on any disk. */
+  readonly lost: number;
+  /** Messages the kernel suppressed by rate limiting, on any disk. */
+  readonly suppressed: number;
+}
+
+const LEADING = /^(\d+) /;
+const leading = (m: string) => Number(LEADING.exec(m)?.[1] ?? 1);
+
+/**
+ * The typed query other collectors read the kernel log's record through (errcounters' cross-
+ * check): null without history (--once). Bounded: at most QUERY_LIMIT rows per question.
+ */
+export function kernelLogSeen(
+  h: HistoryReader | null,
+): ((disk: string, fromMs: number, toMs: number) => KernelLogSeen) | null {
+  if (!h) return null;
+  return (disk, since, until) => {
+    const w = { since, until, limit: QUERY_LIMIT };
+    const lines = h.events({ ...w, class: "kernel", subject: disk });
+    const lost = h.events({ ...w, class: "kernel", kind: "kernel_log.lost" });
+    const quiet = h.events({ ...w, class: "kernel_log", kind: "suppressed" });
+    const sum = (es: readonly StoredEvent[]) => es.reduce((a, e) => a + leading(e.message), 0);
+    return { lines: lines.length, lost: sum(lost), suppressed: sum(quiet) };
+  };
+}
+const QUERY_LIMIT = 100;

@@ -250,6 +250,13 @@ export const configSchema = z
       netstat: section({
         ...periodic("15s", "5s"),
       }),
+      errcounters: section({
+        ...periodic("15s", "5s"),
+        /** How long after a counter's rise a kernel-log line still accounts for it. */
+        log_window: duration
+          .prefault("30s")
+          .refine((d) => d >= 1000 && d <= 600_000, "must be from 1s to 10m"),
+      }),
     }),
     /** What counts as slow: the judge's figures (judge/thresholds.ts), tunable per node. */
     thresholds: section({

@@ -80,10 +80,14 @@ export interface StoredEvent {
 
 export interface EventFilter {
   readonly since: number;
+  /** Only events at or before this time (ms); absent for every event since `since`. */
+  readonly until?: number;
   /** Only this class; null or "" for every class. */
   readonly class?: string | null;
   /** Only this kind; null or "" for every kind. */
   readonly kind?: string | null;
+  /** Only events about this subject (a device, a mountpoint). */
+  readonly subject?: string;
   readonly limit: number;
 }
 
@@ -91,6 +95,10 @@ export interface EventFilter {
 export function events(db: Db, f: EventFilter): StoredEvent[] {
   const where = ["ts >= ?"];
   const args: Array<string | number> = [f.since];
+  if (f.until !== undefined) {
+    where.push("ts <= ?");
+    args.push(f.until);
+  }
   if (f.class) {
     where.push("class = ?");
     args.push(f.class);
@@ -98,6 +106,10 @@ export function events(db: Db, f: EventFilter): StoredEvent[] {
   if (f.kind) {
     where.push("kind = ?");
     args.push(f.kind);
+  }
+  if (f.subject !== undefined) {
+    where.push("subject = ?");
+    args.push(f.subject);
   }
   return db
     .prepare(
