@@ -9,6 +9,7 @@ import type { NetstatObservation } from "./netstat/observation.js";
 import type { ProcessObservation } from "./process/observation.js";
 import type { ProcioObservation } from "./procio/observation.js";
 import type { SmartObservation } from "./smart/observation.js";
+import type { StallsObservation } from "./stalls/observation.js";
 import type { WalObservation } from "./wal/observation.js";
 
 export interface Observations {
@@ -21,6 +22,7 @@ export interface Observations {
   wal: WalObservation;
   process: ProcessObservation;
   netstat: NetstatObservation;
+  stalls: StallsObservation;
 }
 
 export type CollectorName = keyof Observations;

@@ -59,6 +59,7 @@ export const QUIET_COLLECTORS = [
   "procio",
   "process",
   "netstat",
+  "stalls",
 ]
   .map((n) => `[collectors.${n}]\nenabled = false\n`)
   .join("");
