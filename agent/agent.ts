@@ -8,6 +8,7 @@ import {
   type CollectorEntry,
   collectorFingerprints,
   collectorSpecs,
+  stallLimits,
 } from "../collectors/index.js";
 import type { Observations } from "../collectors/observations.js";
 import type { LoadedConfig } from "../core/config/load.js";
@@ -139,6 +140,7 @@ export class Agent {
       retention: this.config.history,
       log,
       metrics: this.metrics,
+      stalls: stallLimits(this.config),
     });
     this.remediators = buildRemediators(this.config, {
       history: this.history,
@@ -246,6 +248,7 @@ export class Agent {
     this.configFile = r.loaded.file;
     this.log.level = next.agent.log_level;
     this.history.setRetention(next.history);
+    this.history.setStallLimits(stallLimits(next));
     for (const e of this.remediators) e.reconfigure(next);
     for (const key of ["state_dir", "control_socket", "socket_group"] as const) {
       if (prev.agent[key] !== next.agent[key])

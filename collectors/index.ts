@@ -17,6 +17,9 @@ import type { CollectorJudge } from "./judge.js";
 import { ProcioCollector, type ProcioOptions } from "./procio/collector.js";
 import { ProcessCollector, type ProcessOptions } from "./process/collector.js";
 import { NetstatCollector, type NetstatOptions } from "./netstat/collector.js";
+import { StallsCollector, type StallsOptions } from "./stalls/collector.js";
+import { stallsSinks } from "./stalls/sink.js";
+import type { StallLimits } from "../core/stalls.js";
 import { SmartCollector } from "./smart/collector.js";
 import type { Collector } from "../core/collector.js";
 import { diskstatsSinks } from "./diskstats/sink.js";
@@ -133,15 +136,16 @@ const FACTORIES: readonly AnyFactory[] = [
     name: "fsync_probe",
     enabled: (c) => c.collectors.fsync_probe.enabled,
     spec: (c) => c.collectors.fsync_probe,
-    options: (c): Built<FsyncProbeOptions, "emit"> => ({
+    options: (c): Built<FsyncProbeOptions, "emit"> & { limits: StallLimits } => ({
       dirs: probeDirs(c),
       blockSize: c.collectors.fsync_probe.block_size,
       // Report a stalled probe a little before the scheduler's own timeout would fire.
       deadlineMs: Math.max(100, c.collectors.fsync_probe.timeout * 0.8),
       procPath: c.host.proc_path,
+      limits: stallLimits(c),
     }),
-    sinks: (_o, registry, log) => fsyncProbeSinks(registry, log),
-    create: (o, { emit }) => new FsyncProbeCollector({ ...o, emit }),
+    sinks: (o, registry, log) => fsyncProbeSinks(registry, log, o.limits),
+    create: ({ limits: _limits, ...o }, { emit }) => new FsyncProbeCollector({ ...o, emit }),
   }),
   factory({
     name: "procio",
@@ -171,6 +175,20 @@ const FACTORIES: readonly AnyFactory[] = [
     options: (c): NetstatOptions => ({ procPath: c.host.proc_path }),
     sinks: (_o, registry) => netstatSinks(registry),
     create: (o) => new NetstatCollector(o),
+  }),
+  factory({
+    name: "stalls",
+    enabled: (c) => c.collectors.stalls.enabled,
+    spec: (c) => c.collectors.stalls,
+    options: (c): StallsOptions & { limits: StallLimits } => ({
+      procPath: c.host.proc_path,
+      sysPath: c.host.sys_path,
+      walDir: c.wal.dir,
+      limits: stallLimits(c),
+    }),
+    sinks: (o, registry, log) => stallsSinks(registry, log, o.walDir, o.limits),
+    create: ({ limits: _limits, ...o }, { judge }) =>
+      new StallsCollector({ ...o, isDatabase: (comm) => judge.isStemedbDatabase(comm) }),
   }),
   factory({
     name: "smart",
@@ -294,6 +312,11 @@ export function mountPaths(c: Config): Array<{ path: string; role: string }> {
 }
 
 const SMART_TICK_MS = 10_000;
+
+/** The [stalls] thresholds in seconds, as every source judges its in-flight operations. */
+export function stallLimits(c: Config): StallLimits {
+  return { slow_seconds: c.stalls.slow_after / 1000, stall_seconds: c.stalls.stall_after / 1000 };
+}
 
 /** Directories the fsync probe writes in: configured, or the WAL directory. */
 export function probeDirs(c: Config): string[] {

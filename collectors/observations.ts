@@ -10,6 +10,7 @@ import type { NetstatObservation } from "./netstat/observation.js";
 import type { ProcessObservation } from "./process/observation.js";
 import type { ProcioObservation } from "./procio/observation.js";
 import type { SmartObservation } from "./smart/observation.js";
+import type { StallsObservation } from "./stalls/observation.js";
 import type { WalObservation } from "./wal/observation.js";
 
 export interface Observations {
@@ -23,6 +24,7 @@ export interface Observations {
   process: ProcessObservation;
   netstat: NetstatObservation;
   errcounters: ErrcountersObservation;
+  stalls: StallsObservation;
 }
 
 export type CollectorName = keyof Observations;

@@ -9,7 +9,7 @@ import { mountFor, type MountInfo } from "../../core/host/mountinfo.js";
 import { nearestExisting } from "../mounts/paths.js";
 import type { CollectContext, Collector } from "../../core/collector.js";
 import type { ProbeReply } from "./protocol.js";
-import type { FsyncProbeObservation, LateProbe, ProbeOutcome } from "./observation.js";
+import type { FsyncProbeObservation, ProbeOutcome, ProbeTick, ProbeUpdate } from "./observation.js";
 
 export interface FsyncProbeOptions {
   readonly dirs: readonly string[];
@@ -17,8 +17,8 @@ export interface FsyncProbeOptions {
   /** A probe not back within this is reported stalled (kept below the collector's timeout). */
   readonly deadlineMs: number;
   readonly procPath: string;
-  /** The core's route for a probe that returns after its deadline. */
-  readonly emit: (late: LateProbe) => void;
+  /** The core's route for a probe that returns after its deadline, and the in-flight ticks. */
+  readonly emit: (update: ProbeUpdate) => void;
 }
 
 interface InFlight {
@@ -28,6 +28,9 @@ interface InFlight {
   /** Set when the collector stopped waiting; the eventual reply is then reported as late. */
   late: boolean;
 }
+
+/** The in-flight ticker's period: ages reach the stall detector within this. */
+const TICK_MS = 1000;
 
 /** One directory's worker and its probe in flight, if any. */
 class DirProbe {
@@ -40,7 +43,13 @@ class DirProbe {
     readonly dir: string,
     private readonly blockSize: number,
     private readonly onLate: (dir: string, reply: ProbeReply) => void,
+    private readonly onEnd: (dir: string, seconds: number | null) => void,
   ) {}
+
+  /** When the probe in flight started (Date.now()), if one is. */
+  inFlightSince(): number | undefined {
+    return this.inFlight?.startedAt;
+  }
 
   private ensureWorker(): Worker {
     if (this.worker) return this.worker;
@@ -84,6 +93,7 @@ class DirProbe {
     void done.then((reply) => {
       const late = this.inFlight === flight && flight.late;
       this.inFlight = undefined;
+      this.onEnd(this.dir, reply.ok ? reply.seconds : null);
       if (late) this.onLate(this.dir, reply);
     });
     this.ensureWorker().postMessage({ id });
@@ -113,11 +123,40 @@ export class FsyncProbeCollector implements Collector<FsyncProbeObservation> {
   readonly name = "fsync_probe";
   private readonly probes: DirProbe[];
   private readonly mountOf = new Map<string, string>();
+  private ended: Array<ProbeTick["ended"][number]> = [];
+  private readonly ticker: NodeJS.Timeout;
 
   constructor(private readonly opts: FsyncProbeOptions) {
     this.probes = opts.dirs.map(
-      (d) => new DirProbe(d, opts.blockSize, (dir, reply) => this.late(dir, reply)),
+      (d) =>
+        new DirProbe(
+          d,
+          opts.blockSize,
+          (dir, reply) => this.late(dir, reply),
+          (dir, seconds) =>
+            this.ended.push({ dir, mountpoint: this.mountOf.get(dir) ?? dir, seconds }),
+        ),
     );
+    // Off the scheduler's cadence (a probe every 5 s): a probe in flight is seen each second.
+    this.ticker = setInterval(() => this.tick(), TICK_MS);
+    this.ticker.unref();
+  }
+
+  private tick(): void {
+    const now = Date.now();
+    const in_flight: Array<ProbeTick["in_flight"][number]> = [];
+    for (const p of this.probes) {
+      const since = p.inFlightSince();
+      if (since !== undefined)
+        in_flight.push({
+          dir: p.dir,
+          mountpoint: this.mountOf.get(p.dir) ?? p.dir,
+          age_seconds: Math.max(0, now - since) / 1000,
+        });
+    }
+    const ended = this.ended;
+    this.ended = [];
+    this.opts.emit({ in_flight, ended });
   }
 
   async collect({ signal }: CollectContext): Promise<FsyncProbeObservation> {
@@ -147,6 +186,7 @@ export class FsyncProbeCollector implements Collector<FsyncProbeObservation> {
   }
 
   async close(): Promise<void> {
+    clearInterval(this.ticker);
     await Promise.all(this.probes.map((p) => p.close()));
   }
 

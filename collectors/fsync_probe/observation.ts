@@ -34,3 +34,23 @@ export interface LateProbe {
     | { readonly ok: true; readonly seconds: number }
     | { readonly ok: false; readonly code: string; readonly message: string };
 }
+
+/**
+ * Each second from the probe's ticker: the probes in flight now with their age, and those that
+ * ended since the last tick with their real duration (null when they failed), so the stall
+ * detector (core/stalls.ts) sees a slow probe while it lasts and its end.
+ */
+export interface ProbeTick {
+  readonly in_flight: ReadonlyArray<{
+    readonly dir: string;
+    readonly mountpoint: string;
+    readonly age_seconds: number;
+  }>;
+  readonly ended: ReadonlyArray<{
+    readonly dir: string;
+    readonly mountpoint: string;
+    readonly seconds: number | null;
+  }>;
+}
+
+export type ProbeUpdate = LateProbe | ProbeTick;

@@ -9,14 +9,29 @@ import type { Logger } from "../../core/log.js";
 import { counter, gauge, histogram } from "../../core/metrics/define.js";
 import { NS } from "../../core/metrics/registry.js";
 import { AWAIT_BUCKETS } from "../diskstats/sink.js";
-import type { FsyncProbeObservation, LateProbe, ProbeOutcome } from "./observation.js";
+import {
+  DEFAULT_STALL_LIMITS,
+  type StallChange,
+  StallDetector,
+  stallEvent,
+  type StallLimits,
+  stallMetrics,
+} from "../../core/stalls.js";
+import type {
+  FsyncProbeObservation,
+  LateProbe,
+  ProbeOutcome,
+  ProbeTick,
+  ProbeUpdate,
+} from "./observation.js";
 
 export const PROBE_SERIES = "fsync_probe_seconds";
 
 export function fsyncProbeSinks(
   registry: Registry,
   log: Logger,
-): Sinks<FsyncProbeObservation, LateProbe> {
+  limits: StallLimits = DEFAULT_STALL_LIMITS,
+): Sinks<FsyncProbeObservation, ProbeUpdate> {
   const duration = histogram(registry, {
     name: `${NS}fsync_probe_duration_seconds`,
     help:
@@ -37,6 +52,39 @@ export function fsyncProbeSinks(
   });
   /** Per directory: ok, stalled or error:ERRNO. */
   const states = new Conditions<string, string>();
+  // The in-flight ticks (each second): slow and stall episodes while a probe lasts.
+  const shared = stallMetrics(registry);
+  const inFlight = new StallDetector(limits);
+  const mountOf = new Map<string, string>();
+  let stallEvents: EventInput[] = [];
+  const note = (cs: Array<StallChange | null>) => {
+    for (const c of cs) {
+      if (c === null) continue;
+      const mountpoint = mountOf.get(c.key) ?? c.key;
+      if (c.kind === "detected") {
+        shared.episodes.inc({ source: "probe", level: c.level });
+        log.warn(
+          { dir: c.key, seconds: c.age_seconds, level: c.level },
+          `fsync probe in flight for ${c.age_seconds.toFixed(1)} s`,
+        );
+      } else log.info({ dir: c.key, seconds: c.duration_seconds }, "fsync probe in flight no more");
+      stallEvents.push(stallEvent("probe", mountpoint, { ...c, detail: c.key }));
+    }
+  };
+  const tick = (u: ProbeTick) => {
+    for (const e of u.ended) {
+      mountOf.set(e.dir, e.mountpoint);
+      note([inFlight.end(e.dir, e.seconds ?? undefined)]);
+    }
+    const oldest = new Map<string, number>();
+    for (const f of u.in_flight) {
+      mountOf.set(f.dir, f.mountpoint);
+      oldest.set(f.mountpoint, Math.max(oldest.get(f.mountpoint) ?? 0, f.age_seconds));
+    }
+    for (const mp of new Set(mountOf.values()))
+      shared.ongoing.set({ source: "probe", target: mp }, oldest.get(mp) ?? 0);
+    note(inFlight.update(u.in_flight.map((f) => ({ key: f.dir, age_seconds: f.age_seconds }))));
+  };
 
   return {
     observation: {
@@ -68,18 +116,30 @@ export function fsyncProbeSinks(
       },
     },
     update: {
-      metrics({ dir, mountpoint, reply }) {
-        if (reply.ok) {
-          duration.observe({ mountpoint }, reply.seconds);
-          log.warn({ dir, seconds: reply.seconds }, "fsync probe returned after its deadline");
-        } else errors.inc({ mountpoint, errno: reply.code });
-        stalled.set({ mountpoint }, 0);
+      metrics(u) {
+        if ("in_flight" in u) return tick(u);
+        late(u);
       },
-      *history({ mountpoint, reply }): Iterable<HistoryRow> {
+      *history(u): Iterable<HistoryRow> {
+        if ("in_flight" in u) return;
+        const { mountpoint, reply } = u;
         if (reply.ok) yield { series: PROBE_SERIES, labels: { mountpoint }, value: reply.seconds };
+      },
+      *events(): Iterable<EventInput> {
+        const out = stallEvents;
+        stallEvents = [];
+        yield* out;
       },
     },
   };
+
+  function late({ dir, mountpoint, reply }: LateProbe): void {
+    if (reply.ok) {
+      duration.observe({ mountpoint }, reply.seconds);
+      log.warn({ dir, seconds: reply.seconds }, "fsync probe returned after its deadline");
+    } else errors.inc({ mountpoint, errno: reply.code });
+    stalled.set({ mountpoint }, 0);
+  }
 }
 
 function transition(p: ProbeOutcome, log: Logger): EventInput {

@@ -257,6 +257,10 @@ export const configSchema = z
           .prefault("30s")
           .refine((d) => d >= 1000 && d <= 600_000, "must be from 1s to 10m"),
       }),
+      /** Database threads stuck in a WAL write, devices with no completions ([stalls] thresholds). */
+      stalls: section({
+        ...periodic("1s", "2s"),
+      }),
     }),
     /** What counts as slow: the judge's figures (judge/thresholds.ts), tunable per node. */
     thresholds: section({
@@ -269,6 +273,14 @@ export const configSchema = z
       tcp_retrans_warn: z.number().gt(0).max(100).default(1),
       replication_lag_warn: duration.prefault("10s"),
       replication_lag_crit: duration.prefault("60s"),
+    }),
+    /**
+     * Operations seen while in flight (fsync probe, history writes, database WAL writes, device
+     * requests): slow from one age, a stall from the next; detected while ongoing, cleared at the end.
+     */
+    stalls: section({
+      slow_after: duration.prefault("5s").refine((d) => d >= 100, "must be at least 100ms"),
+      stall_after: duration.prefault("20s"),
     }),
     /** agentctl diagnose --active: the WAL write test's bounds and place. */
     diagnose: section({
@@ -384,6 +396,13 @@ export const configSchema = z
         path: ["thresholds", "replication_lag_warn"],
         message:
           "must be below replication_lag_crit, or lag would go from ok to crit with no warning",
+      });
+    }
+    if (c.stalls.slow_after >= c.stalls.stall_after) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["stalls", "slow_after"],
+        message: "must be below stall_after, or an operation would stall with no slow warning",
       });
     }
     const bp = c.remediators.backup_pause;

@@ -27,6 +27,9 @@ import { type ExportCursor, type ExportPage, exportPage, type ExportWindow } fro
 import { MIGRATIONS, migrate, SCHEMA_VERSION } from "./migrations.js";
 import { type Db, moveAside, openHistory, prepared } from "./open.js";
 import { type Summary, summarize } from "./percentile.js";
+import type { StallLimits } from "../stalls.js";
+import { WriteWatchdog } from "./watchdog.js";
+import type { HistoryOp } from "./watchdog-protocol.js";
 import * as q from "./queries.js";
 
 /** How often maintenance recounts the rows of each table (they are counted at open too). */
@@ -133,6 +136,8 @@ export interface HistoryOptions {
   readonly log: Logger;
   readonly metrics: CoreMetrics;
   readonly now?: () => number;
+  /** Watch writes from another thread (the agent; tests of the store itself go without). */
+  readonly stalls?: StallLimits;
 }
 
 export class HistoryStore {
@@ -161,6 +166,8 @@ export class HistoryStore {
   private newSeries = 0;
   private rowsCountedAt: number | null = null;
   private knownTables: string[] | undefined;
+  /** Every write that can block in the kernel runs through it (a pass-through without one). */
+  private readonly watchdog: WriteWatchdog | null;
 
   constructor(opts: HistoryOptions) {
     this.path = join(opts.stateDir, HISTORY_FILE);
@@ -168,6 +175,12 @@ export class HistoryStore {
     this.log = opts.log;
     this.metrics = opts.metrics;
     this.now = opts.now ?? Date.now;
+    this.watchdog = opts.stalls
+      ? // After the write returns: a flush clears its batch once written, so not into that batch.
+        new WriteWatchdog(this.path, opts.stalls, opts.metrics.registry, opts.log, (e) =>
+          queueMicrotask(() => this.event(e)),
+        )
+      : null;
     const { db, mode } = this.openOrFallBack(opts.stateDir);
     this.#db = db;
     this.mode = mode;
@@ -176,6 +189,14 @@ export class HistoryStore {
 
   setRetention(r: Retention): void {
     this.retention = r;
+  }
+
+  setStallLimits(l: StallLimits): void {
+    this.watchdog?.setLimits(l);
+  }
+
+  private watched<T>(op: HistoryOp, write: () => T): T {
+    return this.watchdog ? this.watchdog.around(op, write) : write();
   }
 
   /** Buffers one sample; it reaches the file at the next flush. */
@@ -247,7 +268,7 @@ export class HistoryStore {
   /** Writes durable state at once (not buffered): callers rely on it surviving a crash. */
   setState(key: string, value: string): boolean {
     try {
-      prepared(this.#db, UPSERT_STATE).run(key, value, this.now());
+      this.watched("state", () => prepared(this.#db, UPSERT_STATE).run(key, value, this.now()));
       return true;
     } catch (e) {
       this.onWriteError(e);
@@ -268,14 +289,16 @@ export class HistoryStore {
     try {
       // Never write a batch into a file that was removed, replaced, truncated or overwritten
       // under us: it would be lost at the next start. Checked here, not only each minute.
-      this.checkFileIdentity();
-      this.checkFileContent();
-      this.writeBatch(
-        this.pendingSamples,
-        this.pendingRollups,
-        this.pendingEvents,
-        this.pendingTopIo,
-      );
+      this.watched("flush", () => {
+        this.checkFileIdentity();
+        this.checkFileContent();
+        this.writeBatch(
+          this.pendingSamples,
+          this.pendingRollups,
+          this.pendingEvents,
+          this.pendingTopIo,
+        );
+      });
       this.pendingState = new Map();
       this.pendingSamples = [];
       this.pendingRollups = [];
@@ -325,7 +348,7 @@ export class HistoryStore {
     ];
     for (const step of steps) {
       try {
-        step();
+        this.watched("maintenance", step);
       } catch (e) {
         this.onWriteError(e);
         break;
@@ -346,6 +369,7 @@ export class HistoryStore {
       // best effort: the WAL file is replayed at next open anyway
     }
     this.#db.close();
+    void this.watchdog?.close();
   }
 
   stats(): HistoryStats {
@@ -636,7 +660,7 @@ export class HistoryStore {
     if (this.mode !== "file")
       throw new HistoryWriteError("memory", this.lastError ?? "no usable history file");
     try {
-      return write(this.#db);
+      return this.watched("journal", () => write(this.#db));
     } catch (e) {
       const reason = this.onWriteError(e);
       throw new HistoryWriteError(reason, this.lastError ?? errorMessage(e));

@@ -4,6 +4,7 @@
 // that has exited reads as null (or no descriptors), never as an error.
 import {
   closeSync,
+  existsSync,
   openSync,
   readdirSync,
   readFileSync,
@@ -96,6 +97,11 @@ export class Host {
   /** A binary procfs file ("self/auxv"), whole; throws the errno error. */
   readBytes(name: string): Buffer {
     return readFileSync(`${this.procPath}/${name}`);
+  }
+
+  /** Whether a sysfs path ("block/loop3") exists. */
+  sysExists(sysName: string): boolean {
+    return existsSync(`${this.sysPath}/${sysName}`);
   }
 
   /** The kernel's id of this boot, or null when procfs does not tell. */

@@ -60,6 +60,7 @@ export const QUIET_COLLECTORS = [
   "process",
   "netstat",
   "errcounters",
+  "stalls",
 ]
   .map((n) => `[collectors.${n}]\nenabled = false\n`)
   .join("");

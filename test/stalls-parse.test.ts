@@ -1,0 +1,137 @@
+// The stall detectors' pure parts: /proc/<pid>/task/<tid>/stat and syscall lines as the kernel
+// writes them (and as garbage), the write calls by architecture, the device estimate from
+// diskstats counters, and the slow/stall state machine (detected once per level, cleared with
+// its duration).
+import test from "ava";
+import { parseProcStat } from "../core/host/proc.js";
+import { DEFAULT_STALL_LIMITS, levelOf, StallDetector } from "../core/stalls.js";
+import {
+  deviceAges,
+  type DeviceMemory,
+  fileIn,
+  parseSyscall,
+  WRITE_CALLS,
+  writeCallOf,
+} from "../collectors/stalls/parse.js";
+
+const x64 = WRITE_CALLS["x64"] as ReadonlyMap<number, string>;
+const arm64 = WRITE_CALLS["arm64"] as ReadonlyMap<number, string>;
+
+test("a thread's stat with spaces and parentheses in its comm still gives its state", (t) => {
+  const s = parseProcStat(
+    "4243 (stemedb (wal) 1) D 1 4242 4242 0 -1 4194624 120 0 0 0 15 2 0 0 20 0 17 0 98765 0 0\n",
+  );
+  t.is(s.comm, "stemedb (wal) 1");
+  t.is(s.state, "D");
+  const odd = parseProcStat("77 ()) R) S 1 2 3\n");
+  t.is(odd.comm, ")) R");
+  t.is(odd.state, "S");
+});
+
+test("syscall lines: running, blocked outside a call, in a call, and garbage", (t) => {
+  t.deepEqual(parseSyscall("running\n"), { state: "running" });
+  t.deepEqual(parseSyscall("-1 0x7ffd4e1c2a38 0x7f0e7a0f1b3d\n"), { state: "blocked" });
+  const fsync = parseSyscall("74 0x5 0x0 0x0 0x0 0x0 0x0 0x7ffd4e1c2a38 0x7f0e7a0f1b3d\n");
+  t.like(fsync, { state: "syscall", nr: 74 });
+  t.deepEqual(writeCallOf(fsync, x64 as never), { call: "fsync", fd: 5 });
+  t.is(
+    writeCallOf(fsync, arm64 as never),
+    null,
+    "74 is no write call on arm64 (it is sync_file_range2's neighbour)",
+  );
+  const armFdatasync = parseSyscall("83 0xa 0x0 0x0 0x0 0x0 0x0 0xffffd000 0xffff8000\n");
+  t.deepEqual(writeCallOf(armFdatasync, arm64 as never), { call: "fdatasync", fd: 10 });
+  const write = parseSyscall("1 0x3 0x55d0c0 0x1000 0x0 0x0 0x0 0x7ffd 0x7f0e\n");
+  t.deepEqual(writeCallOf(write, x64 as never), { call: "write", fd: 3 });
+  const read = parseSyscall("0 0x3 0x55d0c0 0x1000 0x0 0x0 0x0 0x7ffd 0x7f0e\n");
+  t.is(writeCallOf(read, x64 as never), null, "read(2) is not a write");
+  for (const g of [
+    "",
+    "garbage",
+    "74",
+    "74 0x5",
+    "-1",
+    "-1 zz yy",
+    "74 5 0 0 0 0 0 0 0",
+    "74 0x5 0x0 0x0 0x0 0x0 0x0 0x7ffd 0x7f0e 0x1",
+    "99999 0x5 0x0 0x0 0x0 0x0 0x0 0x7ffd 0x7f0e",
+    `74 ${"0x1 ".repeat(200)}`,
+  ])
+    t.is(parseSyscall(g).state, "garbage", JSON.stringify(g));
+  // A huge first argument is no descriptor.
+  const big = parseSyscall("74 0xffffffffffffffff 0x0 0x0 0x0 0x0 0x0 0x7ffd 0x7f0e");
+  t.is(writeCallOf(big, x64 as never), null);
+});
+
+test("a descriptor's target is named only when it lies inside the WAL directory", (t) => {
+  t.is(fileIn("/var/lib/stemedb/wal/segment.7.wal", "/var/lib/stemedb/wal"), "segment.7.wal");
+  t.is(
+    fileIn("/var/lib/stemedb/wal/segment.7.wal (deleted)", "/var/lib/stemedb/wal/"),
+    "segment.7.wal",
+  );
+  t.is(
+    fileIn("/var/lib/stemedb/wal2/x", "/var/lib/stemedb/wal"),
+    null,
+    "a sibling with the prefix",
+  );
+  t.is(fileIn("/var/lib/stemedb/wal", "/var/lib/stemedb/wal"), null, "the directory itself");
+  t.is(fileIn("socket:[12345]", "/var/lib/stemedb/wal"), null);
+});
+
+test("a device with requests in flight and no completion since T has an oldest request now - T old", (t) => {
+  let mem: DeviceMemory = new Map();
+  const step = (now: number, in_flight: number, completed: number) => {
+    const r = deviceAges([{ device: "sda", in_flight, completed }], mem, now);
+    mem = r.memory;
+    return r.ages[0]?.age_seconds;
+  };
+  t.is(step(100, 2, 10), 0, "first sight: no history");
+  t.is(step(101, 2, 10), 1, "nothing completed for 1 s");
+  t.is(step(105, 3, 10), 5);
+  t.is(step(106, 3, 11), 0, "a completion: the oldest may be new");
+  t.is(step(107, 0, 11), 0, "idle");
+  t.is(step(108, 1, 11), 0, "in flight again: issued some time after the idle sample");
+  t.is(step(110, 1, 11), 2, "counted from the first sample that saw it in flight");
+  t.is(step(50, 1, 11), 0, "the clock went back: start over");
+});
+
+test("the detector: slow then stall, once each, cleared with the duration; a new episode after", (t) => {
+  const d = new StallDetector({ slow_seconds: 5, stall_seconds: 20 });
+  t.deepEqual(d.update([{ key: "a", age_seconds: 1 }]), []);
+  t.like(d.update([{ key: "a", age_seconds: 5 }])[0], { kind: "detected", level: "slow" });
+  t.deepEqual(d.update([{ key: "a", age_seconds: 8 }]), [], "no news while still slow");
+  t.like(d.update([{ key: "a", age_seconds: 21, detail: "fsync" }])[0], {
+    kind: "detected",
+    level: "stall",
+    detail: "fsync",
+  });
+  t.deepEqual(d.update([{ key: "a", age_seconds: 25 }]), []);
+  t.deepEqual(d.ongoing(), [{ key: "a", level: "stall", age_seconds: 25 }]);
+  const [c] = d.update([]);
+  t.like(c, { kind: "cleared", key: "a", level: "stall", duration_seconds: 25 });
+  t.deepEqual(d.ongoing(), []);
+  t.like(d.update([{ key: "a", age_seconds: 6 }])[0], { kind: "detected", level: "slow" });
+  t.like(
+    d.end("a", 7.5),
+    { kind: "cleared", level: "slow", duration_seconds: 7.5 },
+    "exact duration",
+  );
+  t.is(d.end("a"), null, "ended once");
+  t.deepEqual(
+    d.update([{ key: "b", age_seconds: 30 }]).map((x) => x.kind + x.level),
+    ["detectedstall"],
+    "first seen past both: one event, at stall",
+  );
+  t.deepEqual(
+    d.update([
+      { key: "b", age_seconds: 31 },
+      { key: "c", age_seconds: 1 },
+    ]),
+    [],
+    "below slow: never an episode",
+  );
+  t.like(d.update([])[0], { kind: "cleared", key: "b" }, "c, never slow, clears silently");
+  t.is(levelOf(4.99, DEFAULT_STALL_LIMITS), null);
+  t.is(levelOf(5, DEFAULT_STALL_LIMITS), "slow");
+  t.is(levelOf(20, DEFAULT_STALL_LIMITS), "stall");
+});
