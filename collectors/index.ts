@@ -17,6 +17,8 @@ import type { CollectorJudge } from "./judge.js";
 import { ProcioCollector, type ProcioOptions } from "./procio/collector.js";
 import { ProcessCollector, type ProcessOptions } from "./process/collector.js";
 import { NetstatCollector, type NetstatOptions } from "./netstat/collector.js";
+import { BioCollector, type BioOptions } from "./bio/collector.js";
+import { bioSinks } from "./bio/sink.js";
 import { SmartCollector } from "./smart/collector.js";
 import type { Collector } from "../core/collector.js";
 import { diskstatsSinks } from "./diskstats/sink.js";
@@ -169,6 +171,25 @@ const FACTORIES: readonly AnyFactory[] = [
     options: (c): NetstatOptions => ({ procPath: c.host.proc_path }),
     sinks: (_o, registry) => netstatSinks(registry),
     create: (o) => new NetstatCollector(o),
+  }),
+  factory({
+    name: "bio",
+    // Off, or built: "auto" decides in the collector (it says why the tier is not running).
+    enabled: (c) => c.collectors.bio.enabled !== false,
+    spec: (c) => c.collectors.bio,
+    options: (c): BioOptions => ({
+      mode: c.collectors.bio.enabled === "auto" ? "auto" : "on",
+      bpftrace: c.collectors.bio.bpftrace,
+      queueTime: c.collectors.bio.queue_time,
+      intervalMs: c.collectors.bio.interval,
+      topK: c.collectors.bio.top_k,
+      mapKeysMax: c.collectors.bio.map_keys_max,
+      procPath: c.host.proc_path,
+      sysPath: c.host.sys_path,
+      tracefsPath: `${c.host.sys_path}/kernel/tracing`,
+    }),
+    sinks: (_o, registry, log) => bioSinks(registry, log),
+    create: (o, { log }) => new BioCollector(o, { log }),
   }),
   factory({
     name: "smart",

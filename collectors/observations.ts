@@ -1,6 +1,7 @@
 // One map from collector name to the type of its observation: `latest.get("wal")` is a
 // WalObservation with no cast, and a collector's name and observation cannot disagree.
 import type { LatestView } from "../core/latest.js";
+import type { BioObservation } from "./bio/observation.js";
 import type { DiskstatsObservation } from "./diskstats/observation.js";
 import type { FsyncProbeObservation } from "./fsync_probe/observation.js";
 import type { KmsgObservation } from "./kmsg/observation.js";
@@ -21,6 +22,7 @@ export interface Observations {
   wal: WalObservation;
   process: ProcessObservation;
   netstat: NetstatObservation;
+  bio: BioObservation;
 }
 
 export type CollectorName = keyof Observations;
