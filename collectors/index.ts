@@ -20,6 +20,8 @@ import { NetstatCollector, type NetstatOptions } from "./netstat/collector.js";
 import { StallsCollector, type StallsOptions } from "./stalls/collector.js";
 import { stallsSinks } from "./stalls/sink.js";
 import type { StallLimits } from "../core/stalls.js";
+import { BioCollector, type BioOptions } from "./bio/collector.js";
+import { bioSinks } from "./bio/sink.js";
 import { SmartCollector } from "./smart/collector.js";
 import type { Collector } from "../core/collector.js";
 import { diskstatsSinks } from "./diskstats/sink.js";
@@ -189,6 +191,25 @@ const FACTORIES: readonly AnyFactory[] = [
     sinks: (o, registry, log) => stallsSinks(registry, log, o.walDir, o.limits),
     create: ({ limits: _limits, ...o }, { judge }) =>
       new StallsCollector({ ...o, isDatabase: (comm) => judge.isStemedbDatabase(comm) }),
+  }),
+  factory({
+    name: "bio",
+    // Off, or built: "auto" decides in the collector (it says why the tier is not running).
+    enabled: (c) => c.collectors.bio.enabled !== false,
+    spec: (c) => c.collectors.bio,
+    options: (c): BioOptions => ({
+      mode: c.collectors.bio.enabled === "auto" ? "auto" : "on",
+      bpftrace: c.collectors.bio.bpftrace,
+      queueTime: c.collectors.bio.queue_time,
+      intervalMs: c.collectors.bio.interval,
+      topK: c.collectors.bio.top_k,
+      mapKeysMax: c.collectors.bio.map_keys_max,
+      procPath: c.host.proc_path,
+      sysPath: c.host.sys_path,
+      tracefsPath: `${c.host.sys_path}/kernel/tracing`,
+    }),
+    sinks: (_o, registry, log) => bioSinks(registry, log),
+    create: (o, { log }) => new BioCollector(o, { log }),
   }),
   factory({
     name: "smart",

@@ -1,6 +1,7 @@
 // One map from collector name to the type of its observation: `latest.get("wal")` is a
 // WalObservation with no cast, and a collector's name and observation cannot disagree.
 import type { LatestView } from "../core/latest.js";
+import type { BioObservation } from "./bio/observation.js";
 import type { DiskstatsObservation } from "./diskstats/observation.js";
 import type { ErrcountersObservation } from "./errcounters/observation.js";
 import type { FsyncProbeObservation } from "./fsync_probe/observation.js";
@@ -25,6 +26,7 @@ export interface Observations {
   netstat: NetstatObservation;
   errcounters: ErrcountersObservation;
   stalls: StallsObservation;
+  bio: BioObservation;
 }
 
 export type CollectorName = keyof Observations;

@@ -22,6 +22,7 @@ PACKAGES=(
   binutils              # strip: the packaged node and native modules
   lintian               # the package's policy check
   debootstrap           # a minimal Debian 12 to install the package on (test/deb-package.test.ts)
+  bpftrace              # the bio collector's eBPF tier, run for real on loop devices
 )
 
 missing=()

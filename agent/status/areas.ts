@@ -164,7 +164,7 @@ function disks(c: Config, latest: Latest, h: HistoryStore | null, now: number): 
       area: "disks",
       verdict: "unknown",
       summary: "no disk samples yet (diskstats collector off or starting)",
-      details: [],
+      details: latencyTier(c, latest),
     };
   const walDevs = walDevices(latest);
   const rows = d.devices.map((dev) => ({
@@ -193,8 +193,34 @@ function disks(c: Config, latest: Latest, h: HistoryStore | null, now: number): 
     area: "disks",
     verdict: worst(rows.map(verdictOf)),
     summary: line(first),
-    details: rows.slice(1, 6).map(line),
+    details: [...rows.slice(1, 6).map(line), ...latencyTier(c, latest)],
   };
+}
+
+/** Which latency tier runs (per-I/O eBPF, or diskstats averages) and why not the other. */
+export function latencyTier(c: Config, latest: Latest): string[] {
+  if (c.collectors.bio.enabled === false)
+    return [
+      'latency tier: diskstats averages (collectors.bio.enabled = false; "auto" measures every I/O where eBPF can run)',
+    ];
+  const b = latest.get("bio")?.observation;
+  if (!b) return ["latency tier: eBPF starting"];
+  if (b.tier === "diskstats")
+    return [`latency tier: diskstats averages; eBPF ${b.fallback.kind}: ${b.fallback.reason}`];
+  const worstP999 = [...b.histograms]
+    .filter((h) => h.p999_seconds !== null)
+    .sort((x, y) => (y.p999_seconds ?? 0) - (x.p999_seconds ?? 0))[0];
+  const stalled = b.inflight.filter((i) => i.age_seconds >= 1);
+  return [
+    `latency tier: eBPF, every I/O${b.queue_time ? " (from queue insertion)" : ""}` +
+      (worstP999
+        ? `; slowest p99.9 last interval ${fmtSeconds(worstP999.p999_seconds ?? 0)} ` +
+          `(${worstP999.device} ${worstP999.op}, ${worstP999.interval_count} requests)`
+        : "; no requests last interval"),
+    ...stalled
+      .slice(0, 3)
+      .map((i) => `${i.device}: oldest ${i.op} in flight for ${fmtSeconds(i.age_seconds)}`),
+  ];
 }
 
 function fsync(c: Config, latest: Latest, h: HistoryStore | null, now: number): Area {

@@ -261,6 +261,24 @@ export const configSchema = z
       stalls: section({
         ...periodic("1s", "2s"),
       }),
+      /** Per-I/O latency from the block tracepoints through bpftrace (opt-in). */
+      bio: section({
+        ...periodic("1s", "1s"),
+        /** "auto": only where it can run (root or CAP_BPF+CAP_PERFMON, tracefs, BTF, bpftrace). */
+        enabled: z.union([z.literal("auto"), z.boolean()]).default(false),
+        interval: duration
+          .prefault("1s")
+          .refine(
+            (d) => d >= 100 && Number.isInteger(d),
+            "must be a whole number of ms, at least 100ms",
+          ),
+        /** Measure from insertion into the I/O scheduler's queue, not from issue (biolatency -Q). */
+        queue_time: z.boolean().default(false),
+        top_k: z.number().int().min(1).max(100).default(5),
+        bpftrace: command.default("/usr/bin/bpftrace"),
+        /** BPFTRACE_MAP_KEYS_MAX: entries in each kernel-side map (requests in flight, buckets). */
+        map_keys_max: z.number().int().min(1024).max(1_048_576).default(16384),
+      }),
     }),
     /** What counts as slow: the judge's figures (judge/thresholds.ts), tunable per node. */
     thresholds: section({

@@ -1,0 +1,130 @@
+// The bpftrace program of the bio collector, generated from the collector's options only (a
+// boolean, a whole number of milliseconds, one of two probe names): no text from anyone else
+// reaches it. Pure.
+//
+// Requests are matched from issue (or insert, with queue_time) to completion by (dev, sector,
+// operation), like bcc's biolatency.bt; flushes all sit at sector 0, so two flushes in flight on
+// one device at once share a key and the first completion takes the later start (the flush
+// machinery keeps one flush in flight per queue, so this is rare). The kernel's rwbs string is a
+// map key; the agent derives operation and sync from it (parse.ts).
+//
+// - A flush request completes with sector -1: matched as sector 0.
+// - A request that went through the flush machinery completes once more at its end with no
+//   sectors (its data and flushes were already counted): skipped, counted in @seq.
+// - Nothing is recorded until the first tick (@go): by then every probe is attached, so no
+//   request is left "in flight" because its completion fired before the completion probe was.
+// - Latencies are counted in buckets of four per power of two (parse.ts bucketIndex).
+
+export interface ScriptOptions {
+  /** Measure from insertion into the queue when there is one (biolatency -Q). */
+  readonly queueTime: boolean;
+  /** How often the maps are printed, in milliseconds (a whole number >= 100). */
+  readonly intervalMs: number;
+  /**
+   * Where the submitting cgroup is read: block_io_start (6.5+, in the submitter's context) or,
+   * on older kernels, block_rq_issue (often a kworker's).
+   */
+  readonly cgroupProbe: "block_io_start" | "block_rq_issue";
+}
+
+/** Maps that only grow with devices and operations; printed cumulative. */
+const CUMULATIVE = ["h", "sum"] as const;
+/** Maps per cgroup, cleared after each print (cgroups come and go). */
+const PER_TICK = ["ub", "un", "ul", "uh"] as const;
+
+const OPCODE = `  $op = 5;
+  if (strncmp(args->rwbs, "R", 1) == 0 || strncmp(args->rwbs, "FR", 2) == 0) { $op = 1; }
+  else if (strncmp(args->rwbs, "W", 1) == 0 || strncmp(args->rwbs, "FW", 2) == 0) { $op = 2; }
+  else if (strncmp(args->rwbs, "D", 1) == 0 || strncmp(args->rwbs, "FD", 2) == 0) { $op = 4; }
+  else if (strncmp(args->rwbs, "FN", 2) != 0 && strncmp(args->rwbs, "F", 1) == 0) { $op = 3; }`;
+
+export function bioScript(o: ScriptOptions): string {
+  if (!Number.isInteger(o.intervalMs) || o.intervalMs < 100)
+    throw new Error(`bio: interval ${o.intervalMs} ms is not a whole number of at least 100 ms`);
+  const cgroupAtIssue = o.cgroupProbe === "block_rq_issue";
+  const start = o.queueTime
+    ? `  if (@start[args->dev, args->sector, $op] == 0) { @start[args->dev, args->sector, $op] = nsecs / 1000; }`
+    : `  @start[args->dev, args->sector, $op] = nsecs / 1000;`;
+  return `// stemedb-agent bio collector (generated)
+tracepoint:block:block_rq_complete
+/@go/
+{
+${OPCODE}
+  $s = args->sector;
+  if ((int64)$s < 0) { $s = 0; }
+  if (args->nr_sector == 0 && $op != 3) { @seq = count(); return; }
+  $t = @start[args->dev, $s, $op];
+  if ($t == 0) { @unmatched = count(); return; }
+  delete(@start[args->dev, $s, $op]);
+  $us = nsecs / 1000 - $t;
+  $i = 0;
+  if ($us >= 8) {
+    $v = $us; $m = 0;
+    if ($v >= 65536) { $m += 16; $v = $v >> 16; }
+    if ($v >= 256) { $m += 8; $v = $v >> 8; }
+    if ($v >= 16) { $m += 4; $v = $v >> 4; }
+    if ($v >= 4) { $m += 2; $v = $v >> 2; }
+    if ($v >= 2) { $m += 1; }
+    $i = $m >= 25 ? 89 : ($m - 3) * 4 + (($us >> ($m - 2)) & 3) + 1;
+  }
+  @h[args->dev, args->rwbs, $i] = count();
+  @sum[args->dev, args->rwbs] = sum($us);
+  @done = count();
+  $cg = @cg[args->dev, $s];
+  delete(@cg[args->dev, $s]);
+  @ub[$cg, args->rwbs] = sum(args->nr_sector * 512);
+  @un[$cg, args->rwbs] = count();
+  @ul[$cg, args->rwbs] = sum($us);
+  @uh[$cg, $i >> 2] = count();
+}
+${
+  o.queueTime
+    ? `tracepoint:block:block_rq_insert
+/@go/
+{
+${OPCODE}
+  @start[args->dev, args->sector, $op] = nsecs / 1000;
+}
+`
+    : ""
+}tracepoint:block:block_rq_issue
+/@go/
+{
+${OPCODE}
+${start}${cgroupAtIssue ? `\n  @cg[args->dev, args->sector] = cgroup;` : ""}
+}
+${
+  cgroupAtIssue
+    ? ""
+    : `tracepoint:block:block_io_start
+/@go/
+{
+  @cg[args->dev, args->sector] = cgroup;
+}
+tracepoint:block:block_io_done
+{
+  delete(@cg[args->dev, args->sector]);
+}
+`
+}interval:ms:${o.intervalMs}
+{
+  @go = 1;
+${[...CUMULATIVE, ...PER_TICK].map((m) => `  print(@${m});`).join("\n")}
+${PER_TICK.map((m) => `  clear(@${m});`).join("\n")}
+  print(@start);
+  print(@done);
+  print(@unmatched);
+  print(@seq);
+  @now = nsecs / 1000;
+  print(@now);
+}
+END
+{
+  clear(@go); clear(@start); clear(@cg); clear(@now); clear(@done); clear(@unmatched); clear(@seq);
+${[...CUMULATIVE, ...PER_TICK].map((m) => `  clear(@${m});`).join("\n")}
+}
+`;
+}
+
+/** The map whose print ends a round: the collector commits what it gathered when it sees it. */
+export const END_OF_TICK = "now";
