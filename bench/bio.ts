@@ -59,15 +59,24 @@ interface FioOp {
   /** Completion latency percentiles in seconds, by fio's own percentile label ("99.900000"). */
   readonly clat: Record<string, number>;
 }
-function fio(args: string[]): { read: FioOp; write: FioOp } {
-  const out = sh("fio", [
-    "--output-format=json",
-    "--percentile_list=50:99:99.9",
-    "--direct=1",
-    "--time_based",
-    "--group_reporting",
-    ...args,
-  ]);
+/** fio in a child, asynchronously: the diskstats sampler's timer must keep firing meanwhile. */
+async function fio(args: string[]): Promise<{ read: FioOp; write: FioOp }> {
+  const child = spawn(
+    "fio",
+    [
+      "--output-format=json",
+      "--percentile_list=50:99:99.9",
+      "--direct=1",
+      "--time_based",
+      "--group_reporting",
+      ...args,
+    ],
+    { stdio: ["ignore", "pipe", "inherit"] },
+  );
+  let out = "";
+  child.stdout.on("data", (d: Buffer) => (out += d.toString()));
+  const code = await new Promise<number | null>((r) => child.once("close", r));
+  if (code !== 0) throw new Error(`fio ${args.join(" ")}: exit ${code}`);
   const job = (JSON.parse(out.slice(out.indexOf("{"))) as { jobs: Array<Record<string, FioRaw>> })
     .jobs[0];
   const op = (o: FioRaw | undefined): FioOp => ({
@@ -224,7 +233,7 @@ async function accuracy() {
     await sleep(2000);
     const before = await scrape(a.port);
     const avg = sampleAverages(name);
-    const f = fio([
+    const f = await fio([
       "--name=mix",
       `--filename=${dev}`,
       "--rw=randrw",
@@ -275,7 +284,7 @@ async function overheadAt(dev: string, iops: number, tracer: Tracer) {
   await sleep(1000);
   const busy0 = machineBusy();
   const own0 = agent ? treeCpu(agent.pid) : child?.pid ? treeCpu(child.pid) : 0;
-  const f = fio([
+  const f = await fio([
     "--name=load",
     `--filename=${dev}`,
     "--rw=randread",
