@@ -264,7 +264,16 @@ async function accuracy() {
         diskstats_1s_avg_p99_ms: ms(p99(averages[op])),
       };
     });
-    return { device: "loop (direct I/O) on this machine's disk", rows };
+    // Series cost: the tier's families for this busy disk (reads and writes, sync and not), and
+    // those that do not grow with disks (units, counters of the tier itself).
+    const series = after.split("\n").filter((l) => l.startsWith("stemedb_agent_bio_"));
+    const perDisk = series.filter((l) => l.includes(`device="${name}"`)).length;
+    const perNode = series.filter((l) => !l.includes("device=")).length;
+    return {
+      device: "loop (direct I/O) on this machine's disk",
+      rows,
+      series: { perDisk, perNode },
+    };
   } finally {
     await a.stop();
   }
@@ -342,6 +351,10 @@ async function idle() {
 const acc = await accuracy();
 console.log(`accuracy (${ACCURACY_S} s of fio, ${acc.device}); latencies in ms:`);
 console.table(acc.rows);
+console.log(
+  `series with the tier on: ${acc.series.perDisk} for this disk (read and write), ` +
+    `${acc.series.perNode} not per disk`,
+);
 const load = await overhead();
 console.log(`overhead (${LOAD_S} s per run, 4 KiB random reads, loop device over tmpfs):`);
 console.table(load);
