@@ -14,7 +14,8 @@ import { Registry } from "prom-client";
 import { ErrcountersCollector } from "../collectors/errcounters/collector.js";
 import type { ErrcountersObservation } from "../collectors/errcounters/observation.js";
 import { errcountersSinks } from "../collectors/errcounters/sink.js";
-import { kernelLogSeen } from "../collectors/kmsg/sink.js";
+import type { KmsgObservation } from "../collectors/kmsg/observation.js";
+import { kernelLogSeen, kmsgSinks } from "../collectors/kmsg/sink.js";
 import type { EventInput } from "../core/history/store.js";
 import { COLLECTOR_JUDGE } from "../judge/index.js";
 import { tempDir } from "./helpers/agent-process.js";
@@ -416,4 +417,44 @@ test("the caps: at most MAX_FILESYSTEMS filesystems, the WAL's first; the rest c
   t.is(o.btrfs[0]?.mountpoint, "/data", "the WAL's filesystem is never the one left out");
   t.is(o.xfs.length, 31);
   t.is(o.omitted.filesystems, 9);
+});
+
+test("the kmsg collector's record as errcounters reads it: lines per disk, lost, suppressed", (t) => {
+  const { dir, cleanup } = tempDir("sa-errc-h-");
+  const h = historyIn(join(dir, "state"));
+  t.teardown(() => {
+    h.close();
+    cleanup();
+  });
+  // Through kmsg's own sinks: an ext4 line on loop3, 2 lost records, 4 suppressed messages.
+  const sinks = kmsgSinks(new Registry());
+  const o: KmsgObservation = {
+    source: "kmsg",
+    records: 3,
+    faults: [
+      {
+        seq: 1,
+        class: "ext4_error",
+        severity: "crit",
+        device: "loop3",
+        logical: null,
+        count: 1,
+        line: "EXT4-fs error (device loop3): trigger_test_error:129: comm sh: x",
+        atMs: 1,
+      },
+    ],
+    lost: 2,
+    suppressed: 4,
+    resume: null,
+  };
+  const from = Date.now();
+  sinks.observation.metrics?.(o);
+  for (const e of sinks.observation.events?.(o) ?? []) h.event(e);
+  h.flush();
+  const seen = kernelLogSeen(h);
+  if (!seen) return t.fail("no query");
+  t.deepEqual(seen("loop3", from - 1000, Date.now() + 1000), { lines: 1, lost: 2, suppressed: 4 });
+  t.deepEqual(seen("loop4", from - 1000, Date.now() + 1000), { lines: 0, lost: 2, suppressed: 4 });
+  t.deepEqual(seen("loop3", from - 60_000, from - 1000), { lines: 0, lost: 0, suppressed: 0 });
+  t.is(kernelLogSeen(null), null, "--once: no history, no record");
 });
