@@ -3,7 +3,8 @@
 // and kernels without error_stats or devinfo. The layout is the kernel's:
 //   /sys/block/sdX -> ../devices/.../host0/target0:0:0/0:0:0:0/block/sdX, device -> ../../../0:0:0:0
 //     with iodone_cnt, ioerr_cnt, iotmo_cnt printed "0x%llx\n" (drivers/scsi/scsi_sysfs.c,
-//     show_iostat_counterbits; Documentation/ABI/testing/sysfs-bus-scsi... as on a Debian 12 VM)
+//     the show_sdev_iostat() macro: snprintf(buf, 20, "0x%llx\n", atomic_read(&sdev->field)));
+//     this machine has neither SCSI disks nor modules, so the tree is written by hand
 //   /sys/fs/ext4/<dev>/errors_count, first_error_* / last_error_* (fs/ext4/sysfs.c)
 //   /sys/fs/btrfs/<fsid>/devices/<name>, devinfo/<devid>/error_stats (fs/btrfs/sysfs.c, 5.14 on)
 // History is a real HistoryStore holding kernel-log rows as the kmsg collector writes them.
