@@ -9,6 +9,9 @@
 //   /sys/fs/btrfs/<fsid>/devices/<name>, devinfo/<devid>/error_stats (fs/btrfs/sysfs.c, 5.14 on)
 // History is a real HistoryStore holding kernel-log rows as the kmsg collector writes them.
 import test from "ava";
+import { buildAreas, type Latest } from "../agent/status/areas.js";
+import { diagnose, stepOf } from "../agent/status/diagnose.js";
+import { loadConfig } from "../core/config/load.js";
 import { mkdirSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { Registry } from "prom-client";
@@ -458,4 +461,55 @@ test("the kmsg collector's record as errcounters reads it: lines per disk, lost,
   t.deepEqual(seen("loop4", from - 1000, Date.now() + 1000), { lines: 0, lost: 2, suppressed: 4 });
   t.deepEqual(seen("loop3", from - 60_000, from - 1000), { lines: 0, lost: 0, suppressed: 0 });
   t.is(kernelLogSeen(null), null, "--once: no history, no record");
+});
+
+test("status and diagnose: errors on record warn, a rise today is crit, a missing line is said", async (t) => {
+  const { h, run } = setup(t);
+  const o = await run();
+  const cfg = (() => {
+    const r = loadConfig({ env: {}, defaultFile: "/nonexistent" });
+    if (!r.ok) throw new Error(r.problems.join("\n"));
+    return r.loaded.config;
+  })();
+  const latest = (obs: ErrcountersObservation): Latest => ({
+    get: <T>(name: string) =>
+      name === "errcounters" ? { at: Date.now(), observation: obs as T } : undefined,
+  });
+  const kernelArea = () =>
+    buildAreas(cfg, latest(o), h, { verdict: "healthy", reasons: [] }).find(
+      (a) => a.area === "kernel",
+    );
+  // Errors long on record (sda1's 2, devid 2's 4 reads, sde's 2 corruptions), no rise: warn.
+  const before = kernelArea();
+  t.is(before?.verdict, "warn");
+  t.regex(before?.summary ?? "", /^ext4 on sda1 \(\/\): 2 errors since its last fsck; last: /);
+  t.true(
+    before?.details.some((d) => d.startsWith("btrfs member sde of /solo: 2 corruption errors")),
+  );
+  t.true(before?.details.includes("no storage errors in the kernel log in the last 24 h"));
+  // A rise today on sda1 and a rise the log had no line for: crit, and said.
+  h.event({
+    class: "errcounter",
+    kind: "ext4_errors",
+    severity: "crit",
+    subject: "sda1",
+    message: "x",
+  });
+  h.event({
+    class: "errcounter",
+    kind: "kernel_log.missing",
+    severity: "warn",
+    subject: "sda1",
+    message: "ext4_errors on sda1 (/) rose 2 -> 3 ..., and the kernel log has no line on sda",
+  });
+  h.flush();
+  const after = kernelArea();
+  t.is(after?.verdict, "crit");
+  t.regex(after?.summary ?? "", /2 errors since its last fsck, rising today/);
+  t.true(
+    after?.details.some((d) => d.startsWith("kernel log missing a line: ext4_errors on sda1")),
+  );
+  const step = stepOf(diagnose(cfg, latest(o), h, Date.now()), "storage-errors", 6);
+  t.is(step?.verdict, "crit");
+  t.regex(step?.step ?? "", /the kernel's error counters/);
 });
