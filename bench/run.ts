@@ -26,6 +26,7 @@ const here = (f: string) => fileURLToPath(new URL(f, import.meta.url));
 const benches: Array<{ name: string; file: string; args: string[]; node?: string[] }> = [
   { name: "collectors", file: "collectors.js", args: [quick ? "0.2" : "1"] },
   { name: "kmsg", file: "kmsg.js", args: [quick ? "200000" : "1000000"] },
+  { name: "errcounters", file: "errcounters.js", args: [quick ? "100" : "500"] },
   { name: "wal", file: "wal.js", args: [quick ? "20000" : "100000"], node: ["--expose-gc"] },
   { name: "wal-compress", file: "wal-compress.js", args: quick ? ["4", "8"] : ["12", "8"] },
   { name: "status", file: "status.js", args: ["30", "12"] },

@@ -222,8 +222,8 @@ export function counterRiseSeverity(c: CounterKind): EventSeverity {
 export const logMissingSeverity = (_c: CounterKind): EventSeverity => "warn";
 
 /**
- * A filesystem by its recorded errors: ext4's count lasts until fsck, so errors long past are
- * warn; a rise seen within the day (or btrfs corruption ever) is crit.
+ * A filesystem (or btrfs member) by its recorded errors: ext4's count lasts until fsck and
+ * btrfs's until reset, so errors long past are warn; a rise seen within the day is crit.
  */
 export const fsErrorsVerdict = (errors: number, roseRecently: boolean): Verdict =>
   errors === 0 ? "ok" : roseRecently ? "crit" : "warn";

@@ -11,6 +11,7 @@ PACKAGES=(
   util-linux            # losetup, mount
   e2fsprogs             # mkfs.ext4
   xfsprogs              # mkfs.xfs
+  btrfs-progs           # mkfs.btrfs, btrfs filesystem show: btrfs error stats on loop devices
   procps                # ps, pgrep
   faketime              # libfaketime: the agent under a wall clock that jumps (clock fault tests)
   systemd-container     # systemd-nspawn: a real systemd 252 for backup-pause and unit tests

@@ -28,6 +28,7 @@ test("--once prints every enabled collector's observation as JSON and exits 0, t
   >;
   t.deepEqual(Object.keys(out).sort(), [
     "diskstats",
+    "errcounters",
     "fsync_probe",
     "netstat",
     "process",
@@ -44,6 +45,9 @@ test("--once prints every enabled collector's observation as JSON and exits 0, t
   );
   t.like(out["fsync_probe"]?.observation, { probes: [{ dir: wal, state: "ok" }] });
   t.true((out["procio"]?.observation["processes"] as number) > 1);
+  // The root filesystem is ext4 on this VM; --once has no history, so no cross-check.
+  t.true(out["errcounters"]?.ok);
+  t.like(out["errcounters"]?.observation, { crossCheck: { state: "off" }, rises: [] });
   t.false(existsSync(join(dir, "state")), "--once keeps no history");
 });
 

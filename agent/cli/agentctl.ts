@@ -46,7 +46,7 @@ commands:
   diagnose [RUNBOOK] --active          (root) also run the WAL write test (writes real data, bounded)
   history METRIC [--device D] [--since 6h]
                                        a metric from history, as a table with a sparkline
-  events [--since 24h] [--class C]     what happened (kernel, kernel_incident, smart, mount, wal, ` +
+  events [--since 24h] [--class C]     what happened (kernel, kernel_incident, errcounter, smart, mount, wal, ` +
   `disk, remediation, agent)
   top-io [--since 10m]                 the recent top I/O consumers, like iotop -o
   remediations                         modes, plans (dry-run), breakers, the journal

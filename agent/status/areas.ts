@@ -54,6 +54,7 @@ import type { Mode } from "../../remediators/framework.js";
 
 /** One map, one type: collectors/observations.ts. */
 import type { Latest } from "../../collectors/observations.js";
+import { type CounterFindings, counterFindings } from "./errcounters.js";
 export type { Latest };
 
 export const fmtSeconds = (s: number) =>
@@ -143,7 +144,10 @@ export function buildAreas(
     mounts(latest),
     filesystems(latest),
     ballast(remediators),
-    kernel(h, now, latest.get("kmsg")?.observation.source, uid),
+    withCounters(
+      kernel(h, now, latest.get("kmsg")?.observation.source, uid),
+      counterFindings(latest, h, now),
+    ),
     wal(latest, configFile),
     competing(latest, f.verdict),
     remediation(c, remediators),
@@ -413,6 +417,20 @@ export function incidentLine(i: KernelIncidentRow): string {
     .join(", ");
   const where = i.sectors.length ? `; sector ${i.sectors.slice(0, 3).join(", ")}` : "";
   return `${i.severity} on ${i.device} at ${hhmmss(i.ts)} UTC: ${classes || "?"} (${plural(i.lines, "line")}${where})`;
+}
+
+/** The kernel's own error counters join the kernel log's area: the worse of the two leads. */
+function withCounters(area: Area, c: CounterFindings): Area {
+  if (c.summary === null && c.details.length === 0) return area;
+  const leads = c.summary !== null && verdictRank(c.verdict) > verdictRank(area.verdict);
+  return {
+    area: "kernel",
+    verdict: worst([area.verdict, c.verdict]),
+    summary: leads && c.summary !== null ? c.summary : area.summary,
+    details: leads
+      ? [area.summary, ...area.details, ...c.details.slice(1)]
+      : [...area.details, ...c.details],
+  };
 }
 
 function kernel(

@@ -46,6 +46,7 @@ import { RUNBOOKS, type RunbookId, type RunbookInfo } from "./runbooks.js";
 import { ballastStep } from "../../remediators/ballast/view.js";
 import type { Mode } from "../../remediators/framework.js";
 import type { WriteTestOutcome } from "./write-test.js";
+import { counterFindings } from "./errcounters.js";
 
 /** A step's verdict; `info` is a step that judges nothing (how to run a check, what to collect). */
 export type StepVerdict = Verdict | "info";
@@ -652,7 +653,32 @@ class Context {
             ? compressAction(c, wcState, candidates)
             : null,
       },
+      this.countersStep(),
     ];
+  }
+
+  /** The kernel's own error counters: ext4's record, btrfs's stats, and rises the log missed. */
+  private countersStep(): Draft {
+    const step = "the kernel's error counters (ext4 errors_count, btrfs error stats)";
+    if (!this.latest.get("errcounters"))
+      return {
+        step,
+        verdict: "unknown",
+        evidence: "no sample (the errcounters collector is off or starting)",
+        action: null,
+      };
+    const f = counterFindings(this.latest, this.h, this.now);
+    return {
+      step,
+      verdict: f.verdict,
+      evidence:
+        f.details.length > 0 ? f.details.slice(0, 6).join("; ") : "no errors on record, no rises",
+      action:
+        f.verdict === "ok"
+          ? null
+          : "a filesystem that records errors needs an fsck at the next maintenance window; a rise " +
+            "with no kernel-log line means the log is incomplete: read the counters, not only dmesg",
+    };
   }
 
   /** The emergency ballast: what is held, and on a full disk the command that frees it at once. */

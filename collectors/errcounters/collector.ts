@@ -103,6 +103,8 @@ export class ErrcountersCollector implements Collector<ErrcountersObservation> {
   private last: { at: number; values: Map<string, number> } | null = null;
   /** btrfs member devid by "<fsid>/<name>": read once from the member's superblock. */
   private readonly devids = new Map<string, number | null>();
+  /** Each ext4 filesystem as last read, by device and mountpoint. */
+  private readonly ext4Seen = new Map<string, Ext4Fs>();
 
   constructor(private readonly o: ErrcountersOptions) {
     this.host = new Host({ procPath: o.procPath, sysPath: o.sysPath });
@@ -280,7 +282,11 @@ export class ErrcountersCollector implements Collector<ErrcountersObservation> {
         block: read(`${w}_error_block`),
         errcode: read(`${w}_error_errcode`),
       });
-    return {
+    // The record changes only with the count (save_error_info sets both): read it when it moves.
+    const key = `${name}\u0000${mountpoint}`;
+    const had = this.ext4Seen.get(key);
+    if (had && had.errors === errors) return had;
+    const fs: Ext4Fs = {
       device: name,
       disk: this.diskOf(name),
       mountpoint,
@@ -288,6 +294,9 @@ export class ErrcountersCollector implements Collector<ErrcountersObservation> {
       first: record("first"),
       last: record("last"),
     };
+    if (this.ext4Seen.size >= MAX_FILESYSTEMS * 2) this.ext4Seen.clear();
+    this.ext4Seen.set(key, fs);
+    return fs;
   }
 
   private btrfs(member: string, mountpoint: string, notes: string[]): BtrfsDevice[] {

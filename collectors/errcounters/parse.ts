@@ -7,8 +7,9 @@
 export const MAX_ATTR_BYTES = 4096;
 
 /**
- * A counter: SCSI's "0x1f" (show_iostat_counterbits in drivers/scsi/scsi_sysfs.c prints
- * "0x%llx"), or ext4's and btrfs's decimal. A non-negative integer Number holds exactly, or null.
+ * A counter: SCSI's "0x1f" (show_sdev_iostat() in drivers/scsi/scsi_sysfs.c prints an atomic_t
+ * as "0x%llx", so it wraps at 2^32: a reset to the sinks), or ext4's and btrfs's decimal. A
+ * non-negative integer Number holds exactly, or null.
  */
 export function parseCounter(text: string): number | null {
   const s = text.trim();
