@@ -25,10 +25,29 @@ import {
   tempDir,
 } from "./helpers/agent-process.js";
 import { makeLoopFs } from "./helpers/loop.js";
+import { buildAreas } from "../agent/status/areas.js";
+import { diagnose, stepOf } from "../agent/status/diagnose.js";
+import type { Observations } from "../collectors/observations.js";
+import { loadConfig } from "../core/config/load.js";
+import { Latest } from "../core/latest.js";
 import { historyIn, quietLog, routed, sleep } from "./helpers/quiet.js";
 import { slowWrites, slowWritesUnavailable } from "./helpers/throttle.js";
 
 const LIMITS: StallLimits = { slow_seconds: 1, stall_seconds: 2.5 };
+
+/** The configuration the agent would load from this TOML (the embedded defaults besides). */
+function configWith(toml: string) {
+  const { dir, cleanup } = tempDir("sa-stalls-cfg-");
+  try {
+    const file = join(dir, "agent.toml");
+    writeFileSync(file, toml);
+    const r = loadConfig({ env: {}, file });
+    if (!r.ok) throw new Error(r.problems.join("\n"));
+    return r.loaded.config;
+  } finally {
+    cleanup();
+  }
+}
 
 /**
  * The stand-in database: its comm is the file name (stemedb-walw, which the judge calls the
@@ -214,6 +233,23 @@ test.serial(
           1,
           `${s} ${level}`,
         );
+    // agentctl status and diagnose read the same observation: the area names the file and thread.
+    const latest = new Latest<Observations>();
+    if (o) latest.set("stalls", o);
+    const cfg = configWith(
+      `[wal]\ndir = "${wal}"\n[stalls]\nslow_after = "1s"\nstall_after = "2500ms"\n`,
+    );
+    const area = buildAreas(cfg, latest, history, { verdict: "healthy", reasons: [] }).find(
+      (a) => a.area === "stalls",
+    );
+    t.is(area?.verdict, "crit", JSON.stringify(area));
+    t.regex(
+      area?.summary ?? "",
+      /^database (write|pwrite64|fdatasync|fsync) on segment\.1\.wal in flight/,
+    );
+    const step1 = stepOf(diagnose(cfg, latest, null), "slow-fsync", 1);
+    t.is(step1?.verdict, "crit");
+    t.regex(step1?.evidence ?? "", /in flight now: the database's \w+ on segment\.1\.wal/);
     const during = kinds(history);
     for (const k of ["stall.db.slow", "stall.db.stall", "stall.probe.slow", "stall.probe.stall"])
       t.true(during.includes(k), `${k} while frozen: ${during.join(",")}`);
