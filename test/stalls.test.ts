@@ -4,7 +4,8 @@
 // frozen filesystem (requests in flight, no completions), the agent's own history file on a
 // frozen filesystem, and a device slowed by cgroup io.max under the same database process.
 import { type ChildProcess, execFileSync, spawn, spawnSync } from "node:child_process";
-import { chmodSync, mkdirSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { fileURLToPath } from "node:url";
 import { join } from "node:path";
 import test, { type ExecutionContext } from "ava";
 import { Registry } from "prom-client";
@@ -103,8 +104,13 @@ test.before(() => {
 test.after.always(() => removeBin());
 
 /** Starts the stand-in database on `file`; resolves once its first fdatasync is done. */
-async function database(t: ExecutionContext, file: string): Promise<ChildProcess> {
-  const child = spawn(walw as string, [file], { stdio: ["ignore", "pipe", "inherit"] });
+async function database(
+  t: ExecutionContext,
+  file: string,
+  wrap: readonly string[] = [],
+): Promise<ChildProcess> {
+  const cmd = [...wrap, walw as string, file];
+  const child = spawn(cmd[0] as string, cmd.slice(1), { stdio: ["ignore", "pipe", "inherit"] });
   t.teardown(() => {
     child.kill("SIGKILL");
   });
@@ -143,6 +149,8 @@ const kinds = (h: HistoryStore) => {
 /** The duration a cleared event's message gives ("... done after 3.2 s (was stall)"). */
 const duration = (message: string | undefined): number =>
   Number(/done after ([\d.]+) s/.exec(message ?? "")?.[1] ?? NaN);
+
+const argv = (cmd: string[]): [string, string[]] => [cmd[0] as string, cmd.slice(1)];
 
 function skip(t: ExecutionContext): boolean {
   if (walw !== null) return false;
@@ -279,6 +287,56 @@ test.serial(
       await value(registry, "stemedb_agent_stall_ongoing_seconds", `source="db",target="${wal}"`),
       0,
     );
+  },
+);
+
+test.serial(
+  "without CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH, another user's database thread stuck in a WAL write " +
+    "reads as unknown, never as no stall",
+  async (t) => {
+    if (skip(t)) return;
+    if (!hasCommand("setpriv")) return t.pass("skipped: no setpriv");
+    const { dir, cleanup } = tempDir("sa-stalls-perm-");
+    t.teardown(cleanup);
+    chmodSync(dir, 0o755); // the database's user reaches its WAL directory through it
+    const lfs = makeLoopFs(dir, { sizeMiB: 64 });
+    t.teardown(() => lfs.cleanup());
+    const wal = join(lfs.mnt, "wal");
+    mkdirSync(wal);
+    chmodSync(wal, 0o777);
+    const db = await database(t, join(wal, "segment.3.wal"), [
+      "setpriv",
+      "--reuid=65534",
+      "--regid=65534",
+      "--clear-groups",
+    ]);
+    t.teardown(() => spawnSync("fsfreeze", ["-u", lfs.mnt]));
+    execFileSync("fsfreeze", ["-f", lfs.mnt]);
+    // Wait for the writer thread to block in the frozen filesystem.
+    const inD = () =>
+      readdirSync(`/proc/${db.pid}/task`).some((tid) => {
+        const s = readFileSync(`/proc/${db.pid}/task/${tid}/stat`, "utf8");
+        return s.slice(s.lastIndexOf(")") + 2, s.lastIndexOf(")") + 3) === "D";
+      });
+    for (let i = 0; i < 50 && !inD(); i++) await sleep(100);
+    t.true(inD(), "the writer thread is in D");
+    const once = fileURLToPath(new URL("./helpers/stalls-once.js", import.meta.url));
+    const run = (wrap: string[]) => {
+      const r = spawnSync(...argv([...wrap, process.execPath, once, wal]), { encoding: "utf8" });
+      if (r.status !== 0) throw new Error(`stalls-once: ${r.stderr}`);
+      return JSON.parse(r.stdout) as StallsObservation["db"];
+    };
+    const blind = run(["setpriv", "--bounding-set=-sys_ptrace,-dac_read_search,-dac_override"]);
+    t.log(JSON.stringify(blind));
+    t.is(blind.processes, 1, "the database process is still seen (its stat is world-readable)");
+    t.deepEqual(blind.threads, []);
+    t.regex(
+      blind.unknown ?? "",
+      /syscall: EACCES \(needs CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH\)/,
+    );
+    const seeing = run([]);
+    t.is(seeing.unknown, null);
+    t.is(seeing.threads[0]?.file, "segment.3.wal", "with the capabilities, the stall is seen");
   },
 );
 

@@ -48,6 +48,8 @@ export interface StallsCollectorOptions extends StallsOptions {
 }
 
 const DENIED = new Set(["EACCES", "EPERM"]);
+/** linux/capability.h */
+const CAP_SYS_PTRACE = 19n;
 
 export class StallsCollector implements Collector<StallsObservation> {
   readonly name = "stalls";
@@ -58,10 +60,24 @@ export class StallsCollector implements Collector<StallsObservation> {
   /** Per thread: the call and file it was first seen stuck in, and when. */
   private stuck = new Map<string, { since: number }>();
   private devices: DeviceMemory = new Map();
+  /** Why other users' threads cannot be examined at all, when the agent lacks CAP_SYS_PTRACE. */
+  private readonly blind: string | null;
 
   constructor(private readonly opts: StallsCollectorOptions) {
     this.host = new Host({ procPath: opts.procPath, sysPath: opts.sysPath });
     this.table = WRITE_CALLS[opts.arch ?? process.arch];
+    let caps: bigint | null = null;
+    try {
+      caps = this.host.process("self").capEff();
+    } catch {
+      // a captured tree has no self
+    }
+    // Without it, another user's syscall file is refused and, under the unit's
+    // ProtectProc=ptraceable, the process is not even listed: no stall seen would mean nothing.
+    this.blind =
+      caps !== null && (caps & (1n << CAP_SYS_PTRACE)) === 0n
+        ? "the agent lacks CAP_SYS_PTRACE: other users' database threads cannot be examined"
+        : null;
   }
 
   collect(_ctx: CollectContext): Promise<StallsObservation> {
@@ -174,7 +190,7 @@ export class StallsCollector implements Collector<StallsObservation> {
     return {
       wal_dir: walDir,
       threads: threads.sort((a, b) => b.age_seconds - a.age_seconds),
-      unknown,
+      unknown: unknown ?? this.blind,
       processes: alive.length,
       tasks_scanned: scanned,
     };
@@ -192,7 +208,9 @@ export class StallsCollector implements Collector<StallsObservation> {
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code ?? "";
       if (DENIED.has(code))
-        return { denied: `${p.path(`task/${tid}/syscall`)}: ${code} (needs CAP_SYS_PTRACE)` };
+        return {
+          denied: `${p.path(`task/${tid}/syscall`)}: ${code} (needs CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH)`,
+        };
       return null; // exited meanwhile
     }
     const w = writeCallOf(parseSyscall(text), this.table as ReadonlyMap<number, WriteCall>);
