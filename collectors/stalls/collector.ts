@@ -7,7 +7,7 @@
 //   answer is "unknown", never "no stall".
 // - Devices: requests in flight (diskstats field 9) and no completion since T: the oldest has
 //   waited at least now - T (parse.ts deviceAges).
-// Bounded: at most MAX_TASKS thread stats a run; database pids are found by a full /proc walk
+// Bounded: at most MAX_TASKS thread stats a run, yielding every SLICE; database pids are found by a full /proc walk
 // every RESCAN_MS and only re-checked between. Threads and processes exiting mid-read are skipped.
 import { realpathSync } from "node:fs";
 import { performance } from "node:perf_hooks";
@@ -28,6 +28,8 @@ import {
 
 /** Thread stats read per run at most. */
 export const MAX_TASKS = 10_000;
+/** Thread stats read before yielding to the event loop. */
+const SLICE = 256;
 /** Database processes looked at per run at most. */
 const MAX_PROCESSES = 64;
 /** New database processes are found by a full /proc walk this often. */
@@ -80,13 +82,10 @@ export class StallsCollector implements Collector<StallsObservation> {
         : null;
   }
 
-  collect(_ctx: CollectContext): Promise<StallsObservation> {
-    return new Promise((resolve) => resolve(this.sample()));
-  }
-
-  private sample(): StallsObservation {
+  async collect({ signal }: CollectContext): Promise<StallsObservation> {
     const now = performance.now() / 1000;
-    return { db: this.db(now), devices: this.deviceAges(now) };
+    const devices = this.deviceAges(now);
+    return { db: await this.db(now, signal), devices };
   }
 
   private deviceAges(now: number): StallsObservation["devices"] {
@@ -132,7 +131,7 @@ export class StallsCollector implements Collector<StallsObservation> {
     }
   }
 
-  private db(now: number): StallsObservation["db"] {
+  private async db(now: number, signal: AbortSignal): Promise<StallsObservation["db"]> {
     const walDir = this.walReal();
     if (now * 1000 - this.scannedAt >= RESCAN_MS) {
       this.scannedAt = now * 1000;
@@ -162,7 +161,11 @@ export class StallsCollector implements Collector<StallsObservation> {
       if (tids.length > budget)
         unknown ??= `more than ${MAX_TASKS} threads: only some were looked at`;
       for (const tid of tids.slice(0, Math.max(0, budget))) {
-        scanned++;
+        // ~16 µs a thread: a database of thousands of threads must not hold the event loop.
+        if (++scanned % SLICE === 0) {
+          await new Promise<void>((r) => setImmediate(r));
+          if (signal.aborted) throw signal.reason as Error;
+        }
         const ts = p.taskStat(tid);
         if (ts?.state !== "D" || walDir === null) continue;
         const r = this.stuckIn(p, tid, walDir);
