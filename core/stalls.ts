@@ -85,7 +85,13 @@ export class StallDetector {
     const seen = new Set<string>();
     for (const f of inFlight) {
       seen.add(f.key);
-      const was = this.episodes.get(f.key);
+      let was = this.episodes.get(f.key);
+      // Younger than last time: that operation ended and this is another one under the same key.
+      if (was && f.age_seconds < was.age) {
+        const c = this.end(f.key);
+        if (c) out.push(c);
+        was = undefined;
+      }
       const level = levelOf(f.age_seconds, this.limits);
       if (level === null) {
         // Not slow (yet): an episode already detected goes on at its level until it ends.

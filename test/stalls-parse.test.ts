@@ -132,6 +132,12 @@ test("the detector: slow then stall, once each, cleared with the duration; a new
     "below slow: never an episode",
   );
   t.like(d.update([])[0], { kind: "cleared", key: "b" }, "c, never slow, clears silently");
+  // Younger than before under the same key: the stalled operation ended, another one began.
+  t.like(d.update([{ key: "d", age_seconds: 22 }])[0], { kind: "detected", level: "stall" });
+  const younger = d.update([{ key: "d", age_seconds: 0.3 }]);
+  t.is(younger.length, 1);
+  t.like(younger[0], { kind: "cleared", key: "d", level: "stall", duration_seconds: 22 });
+  t.deepEqual(d.update([]), [], "the young one never was an episode");
   t.is(levelOf(4.99, DEFAULT_STALL_LIMITS), null);
   t.is(levelOf(5, DEFAULT_STALL_LIMITS), "slow");
   t.is(levelOf(20, DEFAULT_STALL_LIMITS), "stall");
