@@ -4,7 +4,14 @@
 // frozen filesystem (requests in flight, no completions), the agent's own history file on a
 // frozen filesystem, and a device slowed by cgroup io.max under the same database process.
 import { type ChildProcess, execFileSync, spawn, spawnSync } from "node:child_process";
-import { chmodSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import {
+  chmodSync,
+  copyFileSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  writeFileSync,
+} from "node:fs";
 import { fileURLToPath } from "node:url";
 import { join } from "node:path";
 import test, { type ExecutionContext } from "ava";
@@ -337,6 +344,32 @@ test.serial(
     const seeing = run([]);
     t.is(seeing.unknown, null);
     t.is(seeing.threads[0]?.file, "segment.3.wal", "with the capabilities, the stall is seen");
+  },
+);
+
+test.serial(
+  "database processes exiting while the scan reads them are skipped, never an error",
+  async (t) => {
+    if (skip(t)) return;
+    const { dir, cleanup } = tempDir("sa-stalls-churn-");
+    t.teardown(cleanup);
+    // A stand-in "database" (comm stemedb-churn) that exits at once, started over and over.
+    const bin = join(dir, "stemedb-churn");
+    copyFileSync("/bin/true", bin);
+    const churn = spawn("sh", ["-c", `while :; do "${bin}"; "${bin}" & done`], { stdio: "ignore" });
+    t.teardown(() => {
+      churn.kill("SIGKILL");
+    });
+    const stalls = stallsOn(join(dir, "wal"), new Registry(), null);
+    let seen = 0;
+    for (let i = 0; i < 60; i++) {
+      // A full /proc walk every 5 s: the short-lived ones are found only at those walks.
+      const o = await stalls.once();
+      seen += o.db.processes;
+      t.deepEqual(o.db.threads, []);
+      await sleep(100);
+    }
+    t.log(`${seen} database processes counted in 60 samples, most gone before being read`);
   },
 );
 
