@@ -8,8 +8,8 @@ import {
   type CollectorEntry,
   collectorFingerprints,
   collectorSpecs,
-  stallLimits,
 } from "../collectors/index.js";
+import { stallLimits } from "../core/stalls.js";
 import type { Observations } from "../collectors/observations.js";
 import type { LoadedConfig } from "../core/config/load.js";
 import { Latest, type LatestView } from "../core/latest.js";

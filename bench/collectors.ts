@@ -3,7 +3,7 @@
 // reference (CPU per scrape, its own process). Usage: node dist/bench/collectors.js [scale]
 // (scale multiplies the iteration counts; `npm run bench -- --quick` uses 0.2)
 import { spawn, spawnSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pino } from "pino";
@@ -16,6 +16,10 @@ import { Router } from "../core/router.js";
 import { diskstatsSinks } from "../collectors/diskstats/sink.js";
 import { fsyncProbeSinks } from "../collectors/fsync_probe/sink.js";
 import { procioSinks } from "../collectors/procio/sink.js";
+import { StallsCollector } from "../collectors/stalls/collector.js";
+import { stallsSinks } from "../collectors/stalls/sink.js";
+import { DEFAULT_STALL_LIMITS } from "../core/stalls.js";
+import { isStemedbDatabase } from "../judge/index.js";
 
 const log = pino({ level: "silent" });
 const scale = Number(process.argv[2] ?? 1);
@@ -214,6 +218,28 @@ rows.push(
   ),
 );
 await probe.close();
+// The stalls collector each second on this host: the database pids (a full /proc walk every 5 s,
+// included in the mean), their threads' states, and every whole device's in-flight age.
+const pids = readdirSync("/proc").filter((n) => /^\d+$/.test(n)).length;
+const stallsRoute = route(
+  "stalls",
+  stallsSinks(new Registry(), log, "/var/lib/stemedb/wal", DEFAULT_STALL_LIMITS),
+);
+const stalls = new StallsCollector({
+  procPath: "/proc",
+  sysPath: "/sys",
+  walDir: "/var/lib/stemedb/wal",
+  isDatabase: isStemedbDatabase,
+});
+rows.push(
+  await cost(
+    `stalls, this machine (${pids} processes)`,
+    stalls,
+    times(300),
+    undefined,
+    stallsRoute,
+  ),
+);
 const ref = await nodeExporterScrape(proc64, times(500));
 if (ref) rows.push(ref);
 

@@ -19,7 +19,7 @@ import { ProcessCollector, type ProcessOptions } from "./process/collector.js";
 import { NetstatCollector, type NetstatOptions } from "./netstat/collector.js";
 import { StallsCollector, type StallsOptions } from "./stalls/collector.js";
 import { stallsSinks } from "./stalls/sink.js";
-import type { StallLimits } from "../core/stalls.js";
+import { type StallLimits, stallLimits } from "../core/stalls.js";
 import { BioCollector, type BioOptions } from "./bio/collector.js";
 import { bioSinks } from "./bio/sink.js";
 import { SmartCollector } from "./smart/collector.js";
@@ -333,11 +333,6 @@ export function mountPaths(c: Config): Array<{ path: string; role: string }> {
 }
 
 const SMART_TICK_MS = 10_000;
-
-/** The [stalls] thresholds in seconds, as every source judges its in-flight operations. */
-export function stallLimits(c: Config): StallLimits {
-  return { slow_seconds: c.stalls.slow_after / 1000, stall_seconds: c.stalls.stall_after / 1000 };
-}
 
 /** Directories the fsync probe writes in: configured, or the WAL directory. */
 export function probeDirs(c: Config): string[] {

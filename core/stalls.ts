@@ -8,6 +8,7 @@ import type { Registry } from "prom-client";
 import { Conditions } from "./conditions.js";
 import type { EventInput } from "./history/store.js";
 import { counter, gauge } from "./metrics/define.js";
+import type { Config } from "./config/schema.js";
 
 /** Who reports in-flight ages; the `source` label. */
 export type StallSource = "probe" | "history" | "db" | "device";
@@ -19,8 +20,13 @@ export interface StallLimits {
   readonly stall_seconds: number;
 }
 
-/** The [stalls] defaults: 5 s and 20 s (the README says why). */
+/** The [stalls] defaults: 5 s and 20 s (judge/thresholds.ts says why; a test keeps them equal). */
 export const DEFAULT_STALL_LIMITS: StallLimits = { slow_seconds: 5, stall_seconds: 20 };
+
+/** The [stalls] thresholds in seconds, as every source judges its in-flight operations. */
+export function stallLimits(c: Pick<Config, "stalls">): StallLimits {
+  return { slow_seconds: c.stalls.slow_after / 1000, stall_seconds: c.stalls.stall_after / 1000 };
+}
 
 export type StallLevel = "slow" | "stall";
 
@@ -79,7 +85,13 @@ export class StallDetector {
     const seen = new Set<string>();
     for (const f of inFlight) {
       seen.add(f.key);
-      const was = this.episodes.get(f.key);
+      let was = this.episodes.get(f.key);
+      // Younger than last time: that operation ended and this is another one under the same key.
+      if (was && f.age_seconds < was.age) {
+        const c = this.end(f.key);
+        if (c) out.push(c);
+        was = undefined;
+      }
       const level = levelOf(f.age_seconds, this.limits);
       if (level === null) {
         // Not slow (yet): an episode already detected goes on at its level until it ends.

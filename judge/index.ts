@@ -11,6 +11,7 @@ import type { CollectorJudge } from "../collectors/judge.js";
 import type { FindingKind } from "../collectors/wal/inventory.js";
 import type { Config } from "../core/config/schema.js";
 import type { EventSeverity } from "../core/history/store.js";
+import { levelOf, type StallLimits } from "../core/stalls.js";
 import { THRESHOLDS } from "./thresholds.js";
 
 export { THRESHOLDS } from "./thresholds.js";
@@ -93,6 +94,15 @@ export function fsyncLimits(c: Config): FsyncLimits {
 /** A WAL fsync p99 (the probe's or the database's own), in seconds. */
 export function judgeFsync(p99: number, l: FsyncLimits): Verdict {
   return p99 >= l.crit ? "crit" : p99 >= l.warn ? "warn" : "ok";
+}
+
+/**
+ * An operation in flight this long ([stalls], core/stalls.ts's stallLimits): a stall is crit, slow
+ * is warn. The stall detector's episodes use the same levels.
+ */
+export function judgeInFlight(age_seconds: number, l: StallLimits): Verdict {
+  const level = levelOf(age_seconds, l);
+  return level === "stall" ? "crit" : level === "slow" ? "warn" : "ok";
 }
 
 /** "WAL fsync is slow": the point where runbooks start (backup_pause asks it at its own figures). */

@@ -33,6 +33,18 @@ export const THRESHOLDS = {
     warn_config_key: "thresholds.fsync_p99_warn",
     crit_config_key: "thresholds.fsync_p99_crit",
   },
+  /**
+   * An operation in flight (the probe, a history write, a database WAL write, a device's oldest
+   * request): slow at 5 s, 50 times the fsync p99 that pages; a stall at 20 s, CockroachDB's
+   * storage.max_sync_duration, a sixth of the kernel's 120 s hung-task timeout. Defaults of
+   * `[stalls]`; the StemeDBStorageSlow and StemeDBStorageStalled alerts' figures.
+   */
+  stall: {
+    slow_seconds: 5,
+    stall_seconds: 20,
+    slow_config_key: "stalls.slow_after",
+    stall_config_key: "stalls.stall_after",
+  },
   /** A filesystem: share used, and time to full at the recent rate. */
   filesystem: {
     used_warn_ratio: 0.85,

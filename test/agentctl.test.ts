@@ -55,6 +55,7 @@ async function settle(
 const AREAS = [
   "disks",
   "fsync",
+  "stalls",
   "smart",
   "mounts",
   "filesystems",

@@ -9,6 +9,7 @@ import { diagnose, stepOf } from "../agent/status/diagnose.js";
 import type { FindingKind } from "../collectors/wal/inventory.js";
 import { loadConfig } from "../core/config/load.js";
 import { ms } from "../core/config/units.js";
+import { DEFAULT_STALL_LIMITS, stallLimits } from "../core/stalls.js";
 import type { Config } from "../core/config/schema.js";
 import {
   COLLECTOR_JUDGE,
@@ -29,6 +30,7 @@ import {
   judgeDisk,
   judgeFilesystem,
   judgeFsync,
+  judgeInFlight,
   judgeProbeFailure,
   judgeSmart,
   judgeWalFindings,
@@ -141,6 +143,10 @@ test("README: every figure in the status/diagnose threshold table is the judge's
       warn: [T.fsync.p99_warn_seconds],
       crit: [T.fsync.p99_crit_seconds],
     },
+    "an operation in flight (probe, history write, database WAL write, device request)": {
+      warn: [T.stall.slow_seconds],
+      crit: [T.stall.stall_seconds],
+    },
     "filesystem used": {
       warn: [T.filesystem.used_warn_ratio],
       crit: [T.filesystem.used_crit_ratio],
@@ -197,6 +203,11 @@ test("README: every figure in the status/diagnose threshold table is the judge's
   names("disk write-await p99", T.disk.await_warn_config_key, T.disk.await_crit_config_key);
   names("disk flush-await p99", null, T.disk.await_crit_config_key);
   names("disk %util", T.disk.util_warn_config_key, null);
+  names(
+    "an operation in flight (probe, history write, database WAL write, device request)",
+    T.stall.slow_config_key,
+    T.stall.stall_config_key,
+  );
   names("CPU: the database's share of all CPUs, or the host busy", T.cpu.warn_config_key, null);
   names("TCP segments sent that were retransmitted", T.network.retrans_warn_config_key, null);
   names(
@@ -217,6 +228,20 @@ test("the alert rules of issue 19 use the judge's CPU and retransmit figures, wh
   }
   t.deepEqual(hostLimits(cfg), { cpu_warn_ratio: 0.9, retrans_warn_ratio: 0.01 });
   t.deepEqual(lagLimits(cfg), { warn: 10, crit: 60 });
+  t.deepEqual(
+    stallLimits(cfg),
+    { slow_seconds: THRESHOLDS.stall.slow_seconds, stall_seconds: THRESHOLDS.stall.stall_seconds },
+    "[stalls] defaults are the judge's",
+  );
+  t.deepEqual(DEFAULT_STALL_LIMITS, stallLimits(cfg));
+  for (const [alert, figure] of [
+    ["StemeDBStorageSlow", THRESHOLDS.stall.slow_seconds],
+    ["StemeDBStorageStalled", THRESHOLDS.stall.stall_seconds],
+  ] as const)
+    t.regex(alertExpr(alert), new RegExp(`>= ${figure}\\b`), alert);
+  t.is(judgeInFlight(4.99, stallLimits(cfg)), "ok");
+  t.is(judgeInFlight(5, stallLimits(cfg)), "warn");
+  t.is(judgeInFlight(20, stallLimits(cfg)), "crit");
 });
 
 test("CPU, network, replication lag and the write test: the boundaries", (t) => {

@@ -33,6 +33,7 @@ test("--once prints every enabled collector's observation as JSON and exits 0, t
     "netstat",
     "process",
     "procio",
+    "stalls",
   ]);
   t.true(out["diskstats"]?.ok);
   const disks = out["diskstats"]?.observation["devices"] as Array<{

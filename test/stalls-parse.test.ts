@@ -3,6 +3,7 @@
 // diskstats counters, and the slow/stall state machine (detected once per level, cleared with
 // its duration).
 import test from "ava";
+import fc from "fast-check";
 import { parseProcStat } from "../core/host/proc.js";
 import { DEFAULT_STALL_LIMITS, levelOf, StallDetector } from "../core/stalls.js";
 import {
@@ -131,7 +132,45 @@ test("the detector: slow then stall, once each, cleared with the duration; a new
     "below slow: never an episode",
   );
   t.like(d.update([])[0], { kind: "cleared", key: "b" }, "c, never slow, clears silently");
+  // Younger than before under the same key: the stalled operation ended, another one began.
+  t.like(d.update([{ key: "d", age_seconds: 22 }])[0], { kind: "detected", level: "stall" });
+  const younger = d.update([{ key: "d", age_seconds: 0.3 }]);
+  t.is(younger.length, 1);
+  t.like(younger[0], { kind: "cleared", key: "d", level: "stall", duration_seconds: 22 });
+  t.deepEqual(d.update([]), [], "the young one never was an episode");
   t.is(levelOf(4.99, DEFAULT_STALL_LIMITS), null);
   t.is(levelOf(5, DEFAULT_STALL_LIMITS), "slow");
   t.is(levelOf(20, DEFAULT_STALL_LIMITS), "stall");
+});
+
+test("any syscall line parses to one of the four states, never throws", (t) => {
+  fc.assert(
+    fc.property(
+      fc.oneof(
+        fc.string(),
+        fc
+          .tuple(
+            fc.oneof(fc.nat(1000).map(String), fc.constant("-1"), fc.string()),
+            fc.array(
+              fc.oneof(
+                fc.bigInt({ min: 0n, max: 2n ** 64n - 1n }).map((b) => `0x${b.toString(16)}`),
+                fc.string(),
+              ),
+              { maxLength: 10 },
+            ),
+          )
+          .map(([nr, args]) => [nr, ...args].join(" ")),
+      ),
+      (line) => {
+        const s = parseSyscall(line);
+        if (s.state === "syscall") {
+          t.is(s.args.length, 6);
+          const w = writeCallOf(s, x64 as never);
+          if (w !== null) t.true(Number.isSafeInteger(w.fd) && w.fd >= 0);
+        }
+        return ["running", "blocked", "syscall", "garbage"].includes(s.state);
+      },
+    ),
+  );
+  t.pass();
 });

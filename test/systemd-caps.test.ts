@@ -94,6 +94,7 @@ test.serial(
     t.is(r["dbIo"], "ok");
     t.is(r["initIo"], "ok");
     t.is(r["dbFd"], `${WAL}/seg1`);
+    t.is(r["dbSyscall"], "ok", "the stalls collector can see what a database thread waits in");
     t.is(r["walList"], "seg1");
     t.is(r["walStat"], "ok");
     t.not(r["kmsg"], "ok", "ProtectKernelLogs=yes should hide /dev/kmsg");
@@ -112,6 +113,7 @@ test.serial(
     t.not(r["dbIo"], "ok");
     t.not(r["initIo"], "ok");
     t.not(r["dbFd"], `${WAL}/seg1`);
+    t.not(r["dbSyscall"], "ok");
     t.is(r["selfIo"], "ok");
     t.is(r["walList"], "seg1");
   },
@@ -127,6 +129,7 @@ test.serial(
     t.is(bit(r["capBnd"] ?? "0", 2), 0);
     t.is(r["dbIo"], "EACCES");
     t.is(r["dbFd"], "EACCES");
+    t.is(r["dbSyscall"], "EACCES");
     t.is(r["walList"], "EACCES");
     t.is(r["walStat"], "EACCES");
     t.is(r["initIo"], "ok", "root-owned files need no DAC capability");

@@ -9,6 +9,7 @@ import { ago, humanBytes, humanDuration, paint, type Style, table } from "./form
 const AREA_TITLE: Record<Area["area"], string> = {
   disks: "disks",
   fsync: "fsync",
+  stalls: "stalls",
   smart: "SMART",
   mounts: "mounts",
   filesystems: "space",

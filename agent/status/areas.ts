@@ -5,6 +5,7 @@ import type { ProcioObservation } from "../../collectors/procio/observation.js";
 import { type Config, DEFAULT_CONFIG_FILE } from "../../core/config/schema.js";
 import type { KernelIncidentRow, KernelLog } from "../../core/history/queries.js";
 import type { HistoryStore } from "../../core/history/store.js";
+import { stallLimits } from "../../core/stalls.js";
 import {
   agentVerdict,
   diskLimits,
@@ -15,6 +16,7 @@ import {
   judgeDisk,
   judgeFilesystem,
   judgeFsync,
+  judgeInFlight,
   judgeProbeFailure,
   judgeSmart,
   judgeWalFindings,
@@ -30,6 +32,7 @@ export { heavyCompetitor, worst };
 export type AreaName =
   | "disks"
   | "fsync"
+  | "stalls"
   | "smart"
   | "mounts"
   | "filesystems"
@@ -140,6 +143,7 @@ export function buildAreas(
   return [
     disks(c, latest, h, now),
     f,
+    stalls(c, latest, h, now),
     smart(latest, uid),
     mounts(latest),
     filesystems(latest),
@@ -528,6 +532,78 @@ function wal(latest: Latest, configFile: string | null): Area {
 export const notStemedb = (r: { comm: string }) => !isStemedbProcess(r.comm);
 
 /** Informational, except while WAL fsync is slow: then a heavy user-space reader/writer is a warning. */
+/** Shown in-flight operations at least this old (seconds): below it, a busy disk's normal queue. */
+const IN_FLIGHT_SHOWN = 1;
+
+/**
+ * What is stuck now (the stalls collector: database WAL writes by file, devices with no
+ * completion; the probe is the fsync area's), and the episodes of the last hour, the history
+ * store's included (those are only known once the write returned).
+ */
+function stalls(c: Config, latest: Latest, h: HistoryStore | null, now: number): Area {
+  const s = latest.get("stalls")?.observation;
+  if (!s)
+    return {
+      area: "stalls",
+      verdict: "unknown",
+      summary: "no stall samples yet (stalls collector off or starting)",
+      details: [],
+    };
+  const limits = stallLimits(c);
+  const rows = [
+    ...s.db.threads.map((th) => ({
+      age: th.age_seconds,
+      text:
+        `database ${th.call} on ${th.file} in flight for ${dur(th.age_seconds)} ` +
+        `(thread ${th.tid} of ${th.comm}[${th.pid}], in D)`,
+    })),
+    ...s.devices.map((d) => ({
+      age: d.age_seconds,
+      text: `${d.device}: oldest request waiting ${dur(d.age_seconds)} or more, nothing completed`,
+    })),
+  ]
+    .filter((r) => r.age >= IN_FLIGHT_SHOWN)
+    .sort((a, b) => b.age - a.age);
+  const recent = (h?.events({ since: now - 3_600_000, class: "disk", limit: 500 }) ?? []).filter(
+    (e) => e.kind.startsWith("stall.") && e.kind.endsWith(".cleared"),
+  );
+  const episodes =
+    recent.length > 0
+      ? `${plural(recent.length, "episode")} ended in the last hour, the last: ${recent[0]?.message}`
+      : null;
+  const details = [
+    ...rows.slice(1, 6).map((r) => r.text),
+    ...(s.db.unknown !== null ? [`database threads not all seen: ${s.db.unknown}`] : []),
+    ...(episodes && rows.length > 0 ? [episodes] : []),
+  ];
+  const first = rows[0];
+  if (first)
+    return {
+      area: "stalls",
+      verdict: worst(rows.map((r) => judgeInFlight(r.age, limits))),
+      summary: first.text,
+      details,
+    };
+  if (s.db.unknown !== null)
+    return {
+      area: "stalls",
+      verdict: "unknown",
+      summary: `database WAL writes not visible: ${s.db.unknown}`,
+      details,
+    };
+  const n = s.db.processes;
+  const now_ =
+    `nothing in flight for ${dur(limits.slow_seconds)} or more ` +
+    `(${n} database process${n === 1 ? "" : "es"}, devices)`;
+  // An episode that ended is no verdict now (StemeDBStorageStallEnded warns the fleet of it).
+  return {
+    area: "stalls",
+    verdict: "ok",
+    summary: episodes ? `${now_}; ${episodes}` : now_,
+    details: [],
+  };
+}
+
 function competing(latest: Latest, fsyncVerdict: AreaVerdict): Area {
   const p = latest.get("procio")?.observation;
   if (!p || p.interval_seconds === null)

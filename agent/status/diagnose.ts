@@ -2,6 +2,7 @@
 // runbook by its file and alert, its steps in the runbook's order, each with its evidence and the
 // action taken by the agent or suggested to the operator.
 import type { Config } from "../../core/config/schema.js";
+import { stallLimits } from "../../core/stalls.js";
 import type { HistoryStore } from "../../core/history/store.js";
 import type { DbWalMetrics } from "../../collectors/wal/dbmetrics.js";
 import {
@@ -18,6 +19,7 @@ import {
   judgeDisk,
   judgeFilesystem,
   judgeFsync,
+  judgeInFlight,
   judgeProbeFailure,
   judgeSmart,
   mountFindingVerdict,
@@ -353,16 +355,28 @@ class Context {
     const okProbes = this.probe?.probes.filter((p) => p.state === "ok") ?? [];
     const info = this.disk?.roles.filter((r) => r.role === "wal").flatMap((r) => r.chain) ?? [];
     const wc = info.filter((d) => d.writeCache !== null);
+    // A WAL write in flight now is the latency a p99 cannot show yet (it counts once it returns).
+    const stuck = this.latest.get("stalls")?.observation.db.threads[0];
+    const stuckVerdict = stuck ? judgeInFlight(stuck.age_seconds, stallLimits(this.c)) : "ok";
+    const inFlight =
+      stuck && stuckVerdict !== "ok"
+        ? `; in flight now: the database's ${stuck.call} on ${stuck.file} for ` +
+          `${fmtSeconds(stuck.age_seconds)} (thread ${stuck.tid} in D)`
+        : "";
     return [
       {
         step: "WAL fsync latency",
-        verdict: f.verdict,
-        evidence: !f.measured
-          ? "no fsync measurements (probe failing or not started; see wal-fsync-failure.md)"
-          : `agent probe p99 ${fmtSeconds(f.worst.v)} over 10 min on ` +
-            `${f.worst.mp}${f.db !== null ? `; database's own p99 ${fmtSeconds(f.db)}` : ""} (threshold ` +
-            `${fmtSeconds(limits.crit)})`,
-        action: this.slow ? "continue with the steps below to find the cause" : null,
+        verdict: stuckVerdict === "ok" ? f.verdict : worst([f.verdict, stuckVerdict]),
+        evidence:
+          (!f.measured
+            ? "no fsync measurements (probe failing or not started; see wal-fsync-failure.md)"
+            : `agent probe p99 ${fmtSeconds(f.worst.v)} over 10 min on ` +
+              `${f.worst.mp}${f.db !== null ? `; database's own p99 ${fmtSeconds(f.db)}` : ""} (threshold ` +
+              `${fmtSeconds(limits.crit)})`) + inFlight,
+        action:
+          this.slow || stuckVerdict !== "ok"
+            ? "continue with the steps below to find the cause"
+            : null,
       },
       this.iostatStep("iostat -x on the WAL device"),
       this.competingStep("iotop -o: competing I/O"),

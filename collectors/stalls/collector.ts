@@ -7,7 +7,7 @@
 //   answer is "unknown", never "no stall".
 // - Devices: requests in flight (diskstats field 9) and no completion since T: the oldest has
 //   waited at least now - T (parse.ts deviceAges).
-// Bounded: at most MAX_TASKS thread stats a run; database pids are found by a full /proc walk
+// Bounded: at most MAX_TASKS thread stats a run, yielding every SLICE; database pids are found by a full /proc walk
 // every RESCAN_MS and only re-checked between. Threads and processes exiting mid-read are skipped.
 import { realpathSync } from "node:fs";
 import { performance } from "node:perf_hooks";
@@ -28,6 +28,8 @@ import {
 
 /** Thread stats read per run at most. */
 export const MAX_TASKS = 10_000;
+/** Thread stats read before yielding to the event loop. */
+const SLICE = 256;
 /** Database processes looked at per run at most. */
 const MAX_PROCESSES = 64;
 /** New database processes are found by a full /proc walk this often. */
@@ -48,6 +50,8 @@ export interface StallsCollectorOptions extends StallsOptions {
 }
 
 const DENIED = new Set(["EACCES", "EPERM"]);
+/** linux/capability.h */
+const CAP_SYS_PTRACE = 19n;
 
 export class StallsCollector implements Collector<StallsObservation> {
   readonly name = "stalls";
@@ -58,19 +62,30 @@ export class StallsCollector implements Collector<StallsObservation> {
   /** Per thread: the call and file it was first seen stuck in, and when. */
   private stuck = new Map<string, { since: number }>();
   private devices: DeviceMemory = new Map();
+  /** Why other users' threads cannot be examined at all, when the agent lacks CAP_SYS_PTRACE. */
+  private readonly blind: string | null;
 
   constructor(private readonly opts: StallsCollectorOptions) {
     this.host = new Host({ procPath: opts.procPath, sysPath: opts.sysPath });
     this.table = WRITE_CALLS[opts.arch ?? process.arch];
+    let caps: bigint | null = null;
+    try {
+      caps = this.host.process("self").capEff();
+    } catch {
+      // a captured tree has no self
+    }
+    // Without it, another user's syscall file is refused and, under the unit's
+    // ProtectProc=ptraceable, the process is not even listed: no stall seen would mean nothing.
+    this.blind =
+      caps !== null && (caps & (1n << CAP_SYS_PTRACE)) === 0n
+        ? "the agent lacks CAP_SYS_PTRACE: other users' database threads cannot be examined"
+        : null;
   }
 
-  collect(_ctx: CollectContext): Promise<StallsObservation> {
-    return new Promise((resolve) => resolve(this.sample()));
-  }
-
-  private sample(): StallsObservation {
+  async collect({ signal }: CollectContext): Promise<StallsObservation> {
     const now = performance.now() / 1000;
-    return { db: this.db(now), devices: this.deviceAges(now) };
+    const devices = this.deviceAges(now);
+    return { db: await this.db(now, signal), devices };
   }
 
   private deviceAges(now: number): StallsObservation["devices"] {
@@ -116,7 +131,7 @@ export class StallsCollector implements Collector<StallsObservation> {
     }
   }
 
-  private db(now: number): StallsObservation["db"] {
+  private async db(now: number, signal: AbortSignal): Promise<StallsObservation["db"]> {
     const walDir = this.walReal();
     if (now * 1000 - this.scannedAt >= RESCAN_MS) {
       this.scannedAt = now * 1000;
@@ -146,7 +161,11 @@ export class StallsCollector implements Collector<StallsObservation> {
       if (tids.length > budget)
         unknown ??= `more than ${MAX_TASKS} threads: only some were looked at`;
       for (const tid of tids.slice(0, Math.max(0, budget))) {
-        scanned++;
+        // ~16 µs a thread: a database of thousands of threads must not hold the event loop.
+        if (++scanned % SLICE === 0) {
+          await new Promise<void>((r) => setImmediate(r));
+          if (signal.aborted) throw signal.reason as Error;
+        }
         const ts = p.taskStat(tid);
         if (ts?.state !== "D" || walDir === null) continue;
         const r = this.stuckIn(p, tid, walDir);
@@ -174,7 +193,7 @@ export class StallsCollector implements Collector<StallsObservation> {
     return {
       wal_dir: walDir,
       threads: threads.sort((a, b) => b.age_seconds - a.age_seconds),
-      unknown,
+      unknown: unknown ?? this.blind,
       processes: alive.length,
       tasks_scanned: scanned,
     };
@@ -192,7 +211,9 @@ export class StallsCollector implements Collector<StallsObservation> {
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code ?? "";
       if (DENIED.has(code))
-        return { denied: `${p.path(`task/${tid}/syscall`)}: ${code} (needs CAP_SYS_PTRACE)` };
+        return {
+          denied: `${p.path(`task/${tid}/syscall`)}: ${code} (needs CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH)`,
+        };
       return null; // exited meanwhile
     }
     const w = writeCallOf(parseSyscall(text), this.table as ReadonlyMap<number, WriteCall>);

@@ -15,6 +15,9 @@ import {
 } from "../../core/stalls.js";
 import type { StallsObservation } from "./observation.js";
 
+/** WAL files with an episode at most (threads arrive oldest first, so the oldest are kept). */
+const MAX_FILES = 32;
+
 export function stallsSinks(
   registry: Registry,
   log: Logger,
@@ -60,12 +63,20 @@ export function stallsSinks(
         for (const d of exported)
           if (!now.has(d)) m.ongoing.remove({ source: "device", target: d });
         exported = now;
+        // One episode per WAL file (its oldest thread), not per thread: a database with
+        // hundreds of threads stuck on one file is one event, and at most MAX_FILES files.
+        const byFile = new Map<string, (typeof o.db.threads)[number]>();
+        for (const t of o.db.threads) {
+          const was = byFile.get(t.file);
+          if ((!was && byFile.size < MAX_FILES) || (was && t.age_seconds > was.age_seconds))
+            byFile.set(t.file, t);
+        }
         note(
           "db",
           () => walDir,
           db.update(
-            o.db.threads.map((t) => ({
-              key: `${t.pid}/${t.tid}/${t.call}/${t.file}`,
+            [...byFile.values()].map((t) => ({
+              key: t.file,
               age_seconds: t.age_seconds,
               detail: `${t.call} on ${t.file}, thread ${t.tid} of ${t.comm}[${t.pid}]`,
             })),

@@ -36,7 +36,7 @@ export class WriteWatchdog {
     };
     const w = new Worker(new URL("./watchdog-worker.js", import.meta.url), {
       workerData: data,
-      resourceLimits: { maxYoungGenerationSizeMb: 1, maxOldGenerationSizeMb: 4 },
+      resourceLimits: { maxYoungGenerationSizeMb: 1, maxOldGenerationSizeMb: 8 },
     });
     w.unref();
     w.on("error", (e) => this.log.warn({ err: e.message }, "history watchdog failed"));
@@ -79,10 +79,10 @@ export class WriteWatchdog {
       { op, path: this.path, seconds },
       `history: ${op} took ${seconds.toFixed(1)} s (${level})`,
     );
-    const detail = `${op} of ${this.path}`;
+    const detail = op;
     const crossed = level === "stall" ? this.limits.stall_seconds : this.limits.slow_seconds;
     this.event({
-      ...stallEvent("history", "history", {
+      ...stallEvent("history", this.path, {
         kind: "detected",
         key: op,
         level,
@@ -92,7 +92,7 @@ export class WriteWatchdog {
       ts: t0 + crossed * 1000,
     });
     this.event(
-      stallEvent("history", "history", {
+      stallEvent("history", this.path, {
         kind: "cleared",
         key: op,
         level,

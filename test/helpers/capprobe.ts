@@ -28,6 +28,8 @@ const report = {
   initIo: probe(() => void readFileSync("/proc/1/io")),
   selfIo: probe(() => void readFileSync("/proc/self/io")),
   dbFd: probe(heldInWal),
+  // What the stalls collector reads of a database thread in D: its system call and descriptor.
+  dbSyscall: probe(() => void readFileSync(`/proc/${pid}/task/${pid}/syscall`)),
   walList: probe(() => readdirSync(wal).join(",")),
   walStat: probe(() => void statSync(`${wal}/seg1`)),
   kmsg: probe(() => closeSync(openSync("/dev/kmsg", "r"))),
