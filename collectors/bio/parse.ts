@@ -130,7 +130,8 @@ export function parseLine(line: string): BpftraceLine {
   } catch {
     return { kind: "bad", reason: "not JSON" };
   }
-  if (typeof v !== "object" || v === null) return { kind: "bad", reason: "not an object" };
+  if (typeof v !== "object" || v === null || Array.isArray(v))
+    return { kind: "bad", reason: "not an object" };
   const { type, data } = v as { type?: unknown; data?: unknown };
   if (type === "attached_probes") {
     const probes = (data as { probes?: unknown } | null)?.probes;
