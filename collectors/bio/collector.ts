@@ -122,6 +122,8 @@ export class BioCollector implements Collector<BioObservation> {
   private unattributedTick = 0;
   private lastCollect: { at: number; cumulative: Map<string, Map<number, number>> } | null = null;
   private readonly counts = { bad_lines: 0, bad_keys: 0, exits: 0 };
+  /** Completions counted but never in the histograms: only grows (a full map keeps them out). */
+  private dropped = 0;
   private readonly names = new Map<string, string>();
 
   constructor(
@@ -358,7 +360,7 @@ export class BioCollector implements Collector<BioObservation> {
     this.unattributedTick = 0;
     const counters: BioCounters = {
       unmatched: this.baseCounters.unmatched + (t?.unmatched ?? 0),
-      dropped: Math.max(0, done - histogrammed),
+      dropped: (this.dropped = Math.max(this.dropped, done - histogrammed)),
       unattributed: this.baseCounters.unattributed,
       bad_lines: this.counts.bad_lines,
       bad_keys: this.counts.bad_keys,

@@ -14,6 +14,8 @@
 // - Nothing is recorded until the first tick (@go): by then every probe is attached, so no
 //   request is left "in flight" because its completion fired before the completion probe was.
 // - Latencies are counted in buckets of four per power of two (parse.ts bucketIndex).
+// - @done is printed before the histograms: completions between the two prints then show as
+//   more in the histograms than done, never as histogram entries lost to a full map.
 
 export interface ScriptOptions {
   /** Measure from insertion into the queue when there is one (biolatency -Q). */
@@ -109,10 +111,10 @@ tracepoint:block:block_io_done
 }interval:ms:${o.intervalMs}
 {
   @go = 1;
+  print(@done);
 ${[...CUMULATIVE, ...PER_TICK].map((m) => `  print(@${m});`).join("\n")}
 ${PER_TICK.map((m) => `  clear(@${m});`).join("\n")}
   print(@start);
-  print(@done);
   print(@unmatched);
   print(@seq);
   @now = nsecs / 1000;

@@ -92,8 +92,10 @@ export function bioSinks(registry: Registry, log: Logger): Sinks<BioObservation>
         oldest.reset();
         for (const i of o.inflight) oldest.labels(i.device, i.op).set(i.age_seconds);
         const c = o.counters;
-        for (const [k, reason] of LOST) lost.labels(reason).inc(c[k] - (lastCounters?.[k] ?? 0));
-        exits.inc(c.exits - (lastCounters?.exits ?? 0));
+        // The collector's counters only grow; a clamp keeps a counter from ever throwing here.
+        for (const [k, reason] of LOST)
+          lost.labels(reason).inc(Math.max(0, c[k] - (lastCounters?.[k] ?? 0)));
+        exits.inc(Math.max(0, c.exits - (lastCounters?.exits ?? 0)));
         lastCounters = c;
         for (const u of o.units) {
           idle.set(u.unit, 0);
