@@ -4,7 +4,7 @@
 // pre-bucketed histogram through promtool; and the collector's reading of a stand-in bpftrace
 // that prints garbage, an overlong line and then a good round, then dies.
 import { spawnSync } from "node:child_process";
-import { chmodSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import test from "ava";
 import fc from "fast-check";
@@ -27,6 +27,7 @@ import {
 import { bioScript } from "../collectors/bio/script.js";
 import { bioSinks } from "../collectors/bio/sink.js";
 import { hasCommand, tempDir } from "./helpers/agent-process.js";
+import { REPO_ROOT } from "./helpers/container.js";
 import { quietLog, sleep } from "./helpers/quiet.js";
 
 test("rwbs: every form blk_fill_rwbs writes, and nothing else", (t) => {
@@ -330,7 +331,7 @@ test("the pre-bucketed histogram and the other bio metrics pass promtool check m
   );
 });
 
-test("a stand-in bpftrace: garbage and an overlong line are counted, a good round is read, its death is said", async (t) => {
+test("a stand-in bpftrace: garbage and an overlong line counted, a good round read, its death said", async (t) => {
   const { dir, cleanup } = tempDir("sa-bio-");
   t.teardown(cleanup);
   const fake = join(dir, "bpftrace");
@@ -389,4 +390,43 @@ exit 3
   // The counts of the dead child are kept; nothing is in flight without a child.
   t.is(o.histograms[0]?.count, 3);
   t.deepEqual(o.inflight, []);
+});
+
+/** systemd-analyze security --offline of a unit file: the exposure and the exposed checks. */
+function exposure(unitText: string): { score: number; exposed: string[] } {
+  const { dir, cleanup } = tempDir("sa-bio-unit-");
+  try {
+    const unit = join(dir, "stemedb-agent.service");
+    writeFileSync(unit, unitText);
+    const text = spawnSync("systemd-analyze", ["security", "--offline=true", unit], {
+      encoding: "utf8",
+    });
+    const score = Number(
+      /Overall exposure level for stemedb-agent\.service: (\d+\.\d)/.exec(text.stdout)?.[1],
+    );
+    const j = spawnSync("systemd-analyze", ["security", "--offline=true", "--json=short", unit], {
+      encoding: "utf8",
+    });
+    const checks = JSON.parse(j.stdout) as Array<{ name: string; exposure: number | null }>;
+    return { score, exposed: checks.filter((x) => (x.exposure ?? 0) > 0).map((x) => x.name) };
+  } finally {
+    cleanup();
+  }
+}
+
+test("systemd/bio.conf: no BPF in the default unit; with the drop-in exposure 2.3, three findings more", (t) => {
+  if (!existsSync("/usr/bin/systemd-analyze")) return t.pass("skipped: systemd-analyze missing");
+  const unit = readFileSync(join(REPO_ROOT, "systemd/stemedb-agent.service"), "utf8");
+  const dropIn = readFileSync(join(REPO_ROOT, "systemd/bio.conf"), "utf8");
+  t.notRegex(unit, /CAP_BPF|CAP_PERFMON|perf_event_open/);
+  // A drop-in's lines come after the unit's: the same as appending them to its [Service].
+  const before = exposure(unit);
+  const after = exposure(`${unit}\n${dropIn}`);
+  t.log(`exposure ${before.score} -> ${after.score}`);
+  t.true(after.score <= 2.3, `${after.score}`);
+  t.deepEqual(after.exposed.filter((n) => !before.exposed.includes(n)).sort(), [
+    "CapabilityBoundingSet=~CAP_BPF",
+    "SystemCallFilter=~@debug",
+    "SystemCallFilter=~@privileged",
+  ]);
 });

@@ -295,6 +295,46 @@ test.serial(
   },
 );
 
+/**
+ * A script that builds the collector in a process of its own (another user, a reduced bounding
+ * set): it prints the observation once "auto" has decided, or once 8 O_DIRECT writes to BIO_DEV
+ * are counted.
+ */
+function probeScript(dir: string): string {
+  chmodSync(dir, 0o755);
+  const script = join(dir, "probe.mjs");
+  const collector = new URL("../collectors/bio/collector.js", import.meta.url).href;
+  writeFileSync(
+    script,
+    `import { execFileSync } from "node:child_process";
+import { BioCollector } from ${JSON.stringify(collector)};
+const log = { info() {}, warn() {} };
+const c = new BioCollector(${JSON.stringify(options())}, { log });
+const signal = new AbortController().signal;
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+let o = await c.collect({ signal });
+for (let i = 0; i < 100 && o.tier !== "ebpf" && o.fallback.kind !== "unavailable"; i++) {
+  await sleep(200);
+  o = await c.collect({ signal });
+}
+const dev = process.env.BIO_DEV;
+if (o.tier === "ebpf" && dev) {
+  execFileSync("dd", ["if=/dev/zero", "of=" + dev, "bs=4k", "count=8", "oflag=direct"], { stdio: "ignore" });
+  const name = dev.replace("/dev/", "");
+  const n = (x) => x.histograms.find((h) => h.device === name && h.op === "write" && h.sync)?.count ?? 0;
+  for (let i = 0; i < 100 && n(o) < 8; i++) {
+    await sleep(200);
+    o = await c.collect({ signal });
+  }
+}
+await c.close();
+process.stdout.write(JSON.stringify(o));
+`,
+  );
+  chmodSync(script, 0o644);
+  return script;
+}
+
 test.serial('"auto": off for a real unprivileged user, and without tracefs, saying why', (t) => {
   if (!isRoot) return t.pass("skipped: not root (needs a second user)");
   const reason = unavailableReason(options({ tracefsPath: "/nonexistent/tracing" }), new Host());
@@ -302,20 +342,7 @@ test.serial('"auto": off for a real unprivileged user, and without tracefs, sayi
     t.regex(reason ?? "", /no tracefs with block events at \/nonexistent\/tracing/);
   const { dir, cleanup } = tempDir("sa-bio-");
   t.teardown(cleanup);
-  chmodSync(dir, 0o755);
-  const script = join(dir, "probe.mjs");
-  const collector = new URL("../collectors/bio/collector.js", import.meta.url).href;
-  writeFileSync(
-    script,
-    `import { BioCollector } from ${JSON.stringify(collector)};
-const log = { info() {}, warn() {} };
-const c = new BioCollector(${JSON.stringify(options())}, { log });
-const o = await c.collect({ signal: new AbortController().signal });
-await c.close();
-process.stdout.write(JSON.stringify(o));
-`,
-  );
-  chmodSync(script, 0o644);
+  const script = probeScript(dir);
   const r = spawnSync("runuser", ["-u", user.name, "--", process.execPath, script], {
     encoding: "utf8",
   });
@@ -326,3 +353,49 @@ process.stdout.write(JSON.stringify(o));
   t.is(o.fallback.kind, "unavailable");
   t.regex(o.fallback.reason, /lacks CAP_BPF and CAP_PERFMON/);
 });
+
+/** The default unit's bounding set, and what systemd/bio.conf adds. */
+const UNIT_CAPS = "+sys_ptrace,+dac_read_search";
+const DROP_IN_CAPS = "+bpf,+perfmon";
+
+test.serial(
+  "the drop-in's capabilities suffice (no CAP_SYS_ADMIN), tracefs read-only, no kallsyms; the unit's do not",
+  (t) => {
+    if (missing) return t.pass(`skipped: ${missing}`);
+    if (!hasCommand("setpriv") || !hasCommand("unshare"))
+      return t.pass("skipped: no setpriv/unshare");
+    const { dir, cleanup } = tempDir("sa-bio-");
+    t.teardown(cleanup);
+    const { dev, name } = rawLoop(t, dir);
+    const script = probeScript(dir);
+    // What ProtectKernelTunables= does to what bpftrace reads: tracefs read-only, kallsyms gone.
+    const run = (caps: string) =>
+      spawnSync(
+        "unshare",
+        [
+          "-m",
+          "--propagation",
+          "private",
+          "sh",
+          "-c",
+          'mount -o remount,bind,ro /sys/kernel/tracing && mount --bind /dev/null /proc/kallsyms && exec "$@"',
+          "sh",
+          "setpriv",
+          `--bounding-set=-all,${caps}`,
+          "--",
+          process.execPath,
+          script,
+        ],
+        { encoding: "utf8", env: { ...process.env, BIO_DEV: dev }, timeout: 60_000 },
+      );
+    const without = run(UNIT_CAPS);
+    t.is(without.status, 0, without.stderr);
+    const w = JSON.parse(without.stdout) as BioObservation;
+    t.like(w, { tier: "diskstats", fallback: { kind: "unavailable" } });
+    const withDropIn = run(`${UNIT_CAPS},${DROP_IN_CAPS}`);
+    t.is(withDropIn.status, 0, withDropIn.stderr);
+    const o = JSON.parse(withDropIn.stdout) as BioObservation;
+    t.is(o.tier, "ebpf", JSON.stringify(o.tier === "diskstats" ? o.fallback : null));
+    t.is(o.histograms.find((h) => h.device === name && h.op === "write" && h.sync)?.count, 8);
+  },
+);

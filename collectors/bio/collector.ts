@@ -64,7 +64,7 @@ const HEALTHY_MS = 60_000;
 /** CAP_PERFMON (38) and CAP_BPF (39): what bpftrace needs short of all of root's. */
 const BPF_CAPS = (1n << 38n) | (1n << 39n);
 
-/** Why the eBPF tier cannot run here, or null when it can (root, BPF, tracefs, bpftrace). */
+/** Why the eBPF tier cannot run here, or null when it can (CAP_BPF and CAP_PERFMON, tracefs, bpftrace). */
 export function unavailableReason(o: BioOptions, host: Host): string | null {
   const caps = host.process("self").capEff();
   if (caps === null || (caps & BPF_CAPS) !== BPF_CAPS)
@@ -81,8 +81,7 @@ export function unavailableReason(o: BioOptions, host: Host): string | null {
       `no tracefs with block events at ${o.tracefsPath} ` +
       "(mount -t tracefs nodev /sys/kernel/tracing, or enable sys-kernel-tracing.mount)"
     );
-  if (!existsSync(`${o.sysPath}/kernel/btf/vmlinux`))
-    return `no kernel BTF (${o.sysPath}/kernel/btf/vmlinux): bpftrace cannot type the tracepoints reliably`;
+  // Kernel BTF is not needed: the script defines the two kernel types it uses (script.ts).
   try {
     accessSync(o.bpftrace, constants.X_OK);
   } catch {

@@ -34,6 +34,16 @@ const CUMULATIVE = ["h", "sum"] as const;
 /** Maps per cgroup, cleared after each print (cgroups come and go). */
 const PER_TICK = ["ub", "un", "ul", "uh"] as const;
 
+/**
+ * The two kernel types the block tracepoints' fields use. bpftrace 0.17 reads kernel BTF only
+ * with CAP_SYS_ADMIN (it fails "unknown type name 'dev_t'" with CAP_BPF and CAP_PERFMON alone):
+ * defined here, the script needs neither BTF nor CAP_SYS_ADMIN. Macros, not typedefs (0.17's
+ * parser takes no typedef), and harmless where BTF is read: the tracepoint structs are built
+ * from tracefs's format files with these names.
+ */
+const TYPES = `#define dev_t unsigned int
+#define sector_t unsigned long long`;
+
 const OPCODE = `  $op = 5;
   if (strncmp(args->rwbs, "R", 1) == 0 || strncmp(args->rwbs, "FR", 2) == 0) { $op = 1; }
   else if (strncmp(args->rwbs, "W", 1) == 0 || strncmp(args->rwbs, "FW", 2) == 0) { $op = 2; }
@@ -48,6 +58,7 @@ export function bioScript(o: ScriptOptions): string {
     ? `  if (@start[args->dev, args->sector, $op] == 0) { @start[args->dev, args->sector, $op] = nsecs / 1000; }`
     : `  @start[args->dev, args->sector, $op] = nsecs / 1000;`;
   return `// stemedb-agent bio collector (generated)
+${TYPES}
 tracepoint:block:block_rq_complete
 /@go/
 {
