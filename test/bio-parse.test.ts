@@ -10,6 +10,7 @@ import test from "ava";
 import fc from "fast-check";
 import { Registry } from "prom-client";
 import { unitOfCgroupPath } from "../collectors/bio/cgroups.js";
+import { bioEvidence } from "../collectors/bio/evidence.js";
 import { BioCollector } from "../collectors/bio/collector.js";
 import type { BioObservation } from "../collectors/bio/observation.js";
 import {
@@ -429,4 +430,72 @@ test("systemd/bio.conf: no BPF in the default unit; with the drop-in exposure 2.
     "SystemCallFilter=~@debug",
     "SystemCallFilter=~@privileged",
   ]);
+});
+
+test("evidence for a pause that was not the cure: the WAL devices' p99 and the units doing I/O", (t) => {
+  const base = {
+    queue_time: false,
+    interval_seconds: 1,
+    inflight: [],
+    counters: { unmatched: 0, dropped: 0, unattributed: 0, bad_lines: 0, bad_keys: 0, exits: 0 },
+    cgroups_truncated: false,
+  };
+  const h = (device: string, p99: number | null, n: number) => ({
+    device,
+    op: "write" as const,
+    sync: true,
+    count: n,
+    sum_seconds: 0,
+    cumulative: [],
+    p99_seconds: p99,
+    p999_seconds: p99,
+    interval_count: n,
+  });
+  const o: BioObservation = {
+    ...base,
+    tier: "ebpf",
+    histograms: [h("vdb", 0.262144, 40), h("vda", 0.001, 9), h("vdc", null, 0)],
+    units: [
+      {
+        unit: "stemedb-api.service",
+        read_bytes: 0,
+        write_bytes: 2 * 1024 ** 2,
+        ios: 40,
+        mean_latency_seconds: 0.2,
+        p99_seconds: 0.26,
+      },
+      {
+        unit: "-.slice",
+        read_bytes: 0,
+        write_bytes: 64 * 1024 ** 2,
+        ios: 300,
+        mean_latency_seconds: 0.15,
+        p99_seconds: 0.5,
+      },
+    ],
+  };
+  const e = bioEvidence(o, ["vdb", "vdc"]);
+  t.deepEqual(e?.wal, [
+    { device: "vdb", op: "write", sync: true, p99_seconds: 0.262144, requests: 40 },
+  ]);
+  t.is(e?.units.length, 2);
+  t.is(
+    e?.text,
+    "eBPF: vdb write sync p99 262.1 ms (40); " +
+      "units: stemedb-api.service 2.0 MiB mean 200.0 ms, -.slice 64.0 MiB mean 150.0 ms",
+  );
+  t.is(bioEvidence(undefined, ["vdb"]), null);
+  t.is(
+    bioEvidence(
+      {
+        ...base,
+        tier: "diskstats",
+        fallback: { kind: "unavailable", reason: "x" },
+        histograms: [],
+        units: [],
+      },
+      ["vdb"],
+    ),
+    null,
+  );
 });
