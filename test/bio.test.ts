@@ -14,9 +14,16 @@ import { EXPORT_BOUNDS_US } from "../collectors/bio/parse.js";
 import { bioSinks } from "../collectors/bio/sink.js";
 import type { EventInput } from "../core/history/store.js";
 import { Host } from "../core/host/host.js";
-import { hasCommand, isRoot, tempDir } from "./helpers/agent-process.js";
+import {
+  agentctl,
+  fetchText,
+  hasCommand,
+  isRoot,
+  startAgent,
+  tempDir,
+} from "./helpers/agent-process.js";
 import { makeLoopFs } from "./helpers/loop.js";
-import { quietLog, sleep } from "./helpers/quiet.js";
+import { alive, quietLog, sleep } from "./helpers/quiet.js";
 import { testUser } from "./helpers/users.js";
 
 const missing = !isRoot
@@ -397,5 +404,51 @@ test.serial(
     const o = JSON.parse(withDropIn.stdout) as BioObservation;
     t.is(o.tier, "ebpf", JSON.stringify(o.tier === "diskstats" ? o.fallback : null));
     t.is(o.histograms.find((h) => h.device === name && h.op === "write" && h.sync)?.count, 8);
+  },
+);
+
+test.serial(
+  "the agent: bio on /metrics, the tier in agentctl status, bpftrace gone with the agent",
+  async (t) => {
+    if (missing) return t.pass(`skipped: ${missing}`);
+    const a = await startAgent({
+      extraToml: '[collectors.bio]\nenabled = "auto"\ninterval = "500ms"\n',
+    });
+    let stopped = false;
+    t.teardown(async () => {
+      if (!stopped) await a.stop();
+    });
+    let text = "";
+    for (let i = 0; i < 150 && !text.includes("stemedb_agent_bio_ebpf_active 1"); i++) {
+      await sleep(200);
+      text = (await fetchText(`${a.url}/metrics`)).text;
+    }
+    t.true(text.includes("stemedb_agent_bio_ebpf_active 1"));
+    type Status = { areas: Array<{ area: string; details: string[] }> };
+    const disks = () =>
+      (
+        JSON.parse(agentctl(["--socket", a.socket, "status", "--json"]).stdout) as Status
+      ).areas.find((x) => x.area === "disks");
+    let d = disks();
+    for (let i = 0; i < 50 && !d?.details.some((l) => l.startsWith("latency tier: eBPF")); i++) {
+      await sleep(200);
+      d = disks();
+    }
+    t.true(
+      d?.details.some((l) => l.startsWith("latency tier: eBPF")),
+      JSON.stringify(d),
+    );
+    const children = spawnSync("pgrep", ["-P", String(a.proc.pid), "bpftrace"], {
+      encoding: "utf8",
+    })
+      .stdout.trim()
+      .split("\n")
+      .filter(Boolean)
+      .map(Number);
+    t.is(children.length, 1);
+    await a.stop();
+    stopped = true;
+    for (let i = 0; i < 50 && children.some(alive); i++) await sleep(100);
+    t.deepEqual(children.filter(alive), []);
   },
 );
