@@ -151,7 +151,8 @@ ${PER_TICK.map((m) => `  clear(@${m});`).join("\n")}
 }
 END
 {
-  clear(@go); clear(@start); clear(@infl); clear(@slot); clear(@cg); clear(@now); clear(@done); clear(@unmatched); clear(@seq);
+  clear(@go); clear(@start); clear(@infl); clear(@slot); clear(@cg);
+  clear(@now); clear(@done); clear(@unmatched); clear(@seq);
 ${[...CUMULATIVE, ...PER_TICK].map((m) => `  clear(@${m});`).join("\n")}
 }
 `;
