@@ -4,13 +4,14 @@
 // oldest request in flight grows, bpftrace SIGKILLed and restarted with the diskstats tier and
 // events in between, and "auto" saying no to an unprivileged user and to a missing tracefs.
 import { type ChildProcess, execFileSync, spawn, spawnSync } from "node:child_process";
-import { chmodSync, existsSync, mkdirSync, rmdirSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import test, { type ExecutionContext } from "ava";
 import { Registry } from "prom-client";
 import { BioCollector, type BioOptions, unavailableReason } from "../collectors/bio/collector.js";
 import type { BioHistogram, BioObservation } from "../collectors/bio/observation.js";
-import { EXPORT_BOUNDS_US } from "../collectors/bio/parse.js";
+import { buildTick, EXPORT_BOUNDS_US, parseLine } from "../collectors/bio/parse.js";
+import { bioScript } from "../collectors/bio/script.js";
 import { bioSinks } from "../collectors/bio/sink.js";
 import type { EventInput } from "../core/history/store.js";
 import { Host } from "../core/host/host.js";
@@ -503,5 +504,54 @@ test.serial(
       o.inflight.filter((i) => i.device === name),
       [],
     );
+  },
+);
+
+test.serial(
+  "every script variant loads and counts: queue time on and off, cgroup at io_start or at issue",
+  async (t) => {
+    if (missing) return t.pass(`skipped: ${missing}`);
+    const { dir, cleanup } = tempDir("sa-bio-");
+    t.teardown(cleanup);
+    const { dev, name } = rawLoop(t, dir);
+    // A scheduler, so requests are inserted into a queue before issue (loop devices have none).
+    const sched = `/sys/block/${name}/queue/scheduler`;
+    const hasDeadline = readFileSync(sched, "utf8").includes("mq-deadline");
+    const numbers = readFileSync(`/sys/block/${name}/dev`, "utf8").trim();
+    if (hasDeadline) writeFileSync(sched, "mq-deadline");
+    for (const queueTime of [false, true]) {
+      for (const cgroupProbe of ["block_io_start", "block_rq_issue"] as const) {
+        const script = bioScript({ queueTime, intervalMs: 200, cgroupProbe });
+        const child = spawn("bpftrace", ["-f", "json", "-e", script], {
+          stdio: ["ignore", "pipe", "pipe"],
+        });
+        let out = "";
+        let err = "";
+        child.stdout.on("data", (b: Buffer) => (out += b.toString()));
+        child.stderr.on("data", (b: Buffer) => (err += b.toString()));
+        const exited = new Promise((r) => child.once("exit", r));
+        for (let i = 0; i < 100 && !out.includes('"@now"'); i++) await sleep(100);
+        execFileSync("dd", ["if=/dev/zero", `of=${dev}`, "bs=4k", "count=9", "oflag=direct"], {
+          stdio: "ignore",
+        });
+        const maps = new Map<string, number | Map<string, number>>();
+        let n = 0;
+        for (let i = 0; i < 50 && n < 9; i++) {
+          await sleep(100);
+          for (const line of out.split("\n")) {
+            const l = parseLine(line);
+            if (l.kind === "map") maps.set(l.name, l.value);
+          }
+          const tick = buildTick(maps);
+          n = [...(tick?.histos.values() ?? [])]
+            .filter((h) => h.device === numbers && h.op === "write")
+            .reduce((a, h) => a + [...h.buckets.values()].reduce((x, y) => x + y, 0), 0);
+        }
+        child.kill("SIGTERM");
+        await exited;
+        t.is(n, 9, `queue_time ${queueTime}, cgroup at ${cgroupProbe}: ${err.slice(0, 500)}`);
+      }
+    }
+    if (hasDeadline) writeFileSync(sched, "none");
   },
 );
