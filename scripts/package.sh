@@ -123,6 +123,8 @@ install -m 0644 systemd/stemedb-agent.tmpfiles.conf "$ROOT/usr/lib/tmpfiles.d/st
 install -D -m 0644 systemd/agent.toml "$ROOT/etc/stemedb/agent.toml"
 install -d "$ROOT/usr/share/stemedb-agent"
 cp -a monitoring/. "$ROOT/usr/share/stemedb-agent/"
+# The bio collector's optional drop-in (CAP_BPF, CAP_PERFMON): shipped, never active until copied.
+install -m 0644 systemd/bio.conf "$ROOT/usr/share/stemedb-agent/bio.conf"
 
 D="$ROOT/usr/share/doc/stemedb-agent"
 install -d "$D"

@@ -21,10 +21,12 @@ import type {
   BioCounters,
   BioFallback,
   BioHistogram,
+  BioInflight,
   BioObservation,
   BioUnit,
 } from "./observation.js";
 import {
+  type BioOp,
   buildTick,
   exportBuckets,
   type Histo,
@@ -32,9 +34,10 @@ import {
   oldestInflight,
   parseLine,
   quantile,
+  type SlotState,
   type Tick,
 } from "./parse.js";
-import { bioScript, END_OF_TICK } from "./script.js";
+import { bioScript, END_OF_TICK, SLOT_US } from "./script.js";
 
 export interface BioOptions {
   /** "auto": only where it can run (checked once per build); true: try, and say why it fails. */
@@ -64,7 +67,7 @@ const HEALTHY_MS = 60_000;
 /** CAP_PERFMON (38) and CAP_BPF (39): what bpftrace needs short of all of root's. */
 const BPF_CAPS = (1n << 38n) | (1n << 39n);
 
-/** Why the eBPF tier cannot run here, or null when it can (root, BPF, tracefs, bpftrace). */
+/** Why the eBPF tier cannot run here, or null when it can (CAP_BPF and CAP_PERFMON, tracefs, bpftrace). */
 export function unavailableReason(o: BioOptions, host: Host): string | null {
   const caps = host.process("self").capEff();
   if (caps === null || (caps & BPF_CAPS) !== BPF_CAPS)
@@ -81,8 +84,7 @@ export function unavailableReason(o: BioOptions, host: Host): string | null {
       `no tracefs with block events at ${o.tracefsPath} ` +
       "(mount -t tracefs nodev /sys/kernel/tracing, or enable sys-kernel-tracing.mount)"
     );
-  if (!existsSync(`${o.sysPath}/kernel/btf/vmlinux`))
-    return `no kernel BTF (${o.sysPath}/kernel/btf/vmlinux): bpftrace cannot type the tracepoints reliably`;
+  // Kernel BTF is not needed: the script defines the two kernel types it uses (script.ts).
   try {
     accessSync(o.bpftrace, constants.X_OK);
   } catch {
@@ -122,7 +124,15 @@ export class BioCollector implements Collector<BioObservation> {
   private unattributedTick = 0;
   private lastCollect: { at: number; cumulative: Map<string, Map<number, number>> } | null = null;
   private readonly counts = { bad_lines: 0, bad_keys: 0, exits: 0 };
+  /** Completions counted but never in the histograms: only grows (a full map keeps them out). */
+  private dropped = 0;
   private readonly names = new Map<string, string>();
+  /** In-flight slots' starts and leaks, carried from round to round (parse.ts oldestInflight). */
+  private slotState: SlotState = new Map();
+  /** In-flight counts found leaked at the last round. */
+  private leaked = 0;
+  /** The oldest request in flight per device as of the last round. */
+  private ages: Array<{ device: string; op: BioOp; age_seconds: number }> = [];
 
   constructor(
     private readonly o: BioOptions,
@@ -208,11 +218,10 @@ export class BioCollector implements Collector<BioObservation> {
     child.on("exit", (code, signal) => {
       if (this.child !== child) return;
       // The RLIMIT_MEMLOCK complaint is harmless on 5.11+ (memory cgroup accounting): not a reason.
-      const why = stderr
-        .split("\n")
-        .filter((l) => l.trim() !== "" && !/RLIMIT_MEMLOCK/.test(l))
-        .slice(-3)
-        .join("; ");
+      // Its ERROR lines say why (warnings and the source lines they quote do not).
+      const lines = stderr.split("\n").filter((l) => l.trim() !== "" && !/RLIMIT_MEMLOCK/.test(l));
+      const errors = lines.filter((l) => /error/i.test(l));
+      const why = (errors.length > 0 ? errors : lines).slice(-3).join("; ");
       this.died(
         `bpftrace exited (${signal ?? `code ${code}`})${why ? `: ${why.slice(0, 300)}` : ""}`,
       );
@@ -234,6 +243,11 @@ export class BioCollector implements Collector<BioObservation> {
     if (!t) return;
     this.counts.bad_keys += t.badKeys;
     this.tick = t;
+    // Every round, not every collect(): a slot's start carries only while it is seen held.
+    const { ages, state, leaked } = oldestInflight(t, this.slotState, SLOT_US, this.idleDevices(t));
+    this.slotState = state;
+    this.ages = ages;
+    this.leaked = leaked;
     for (const [id, c] of t.cgroups) {
       if (id === 0) this.unattributedTick += c.ios;
       const u = this.units.get(id) ?? {
@@ -277,6 +291,8 @@ export class BioCollector implements Collector<BioObservation> {
   private foldTick(): void {
     const t = this.tick;
     this.tick = null;
+    this.slotState = new Map();
+    this.ages = [];
     if (!t) return;
     for (const [id, h] of t.histos) {
       const b = this.base.get(id) ?? { ...h, buckets: new Map<number, number>(), sum: 0 };
@@ -299,6 +315,22 @@ export class BioCollector implements Collector<BioObservation> {
       out.set(id, o);
     }
     return out;
+  }
+
+  /** Devices with slots held whose kernel count (<sys>/dev/block/M:m/inflight) is zero. */
+  private idleDevices(t: Tick): Set<string> {
+    const idle = new Set<string>();
+    for (const dev of new Set(t.inflight.map((r) => r.device))) {
+      try {
+        const [r, w] = readFileSync(`${this.o.sysPath}/dev/block/${dev}/inflight`, "utf8")
+          .trim()
+          .split(/\s+/);
+        if (r === "0" && w === "0") idle.add(dev);
+      } catch {
+        // gone, or no such file: trust the counts
+      }
+    }
+    return idle;
   }
 
   private deviceName(numbers: string): string {
@@ -358,17 +390,16 @@ export class BioCollector implements Collector<BioObservation> {
     this.unattributedTick = 0;
     const counters: BioCounters = {
       unmatched: this.baseCounters.unmatched + (t?.unmatched ?? 0),
-      dropped: Math.max(0, done - histogrammed),
+      dropped: (this.dropped = Math.max(this.dropped, done - histogrammed)),
+      inflight_leaked: this.leaked,
       unattributed: this.baseCounters.unattributed,
       bad_lines: this.counts.bad_lines,
       bad_keys: this.counts.bad_keys,
       exits: this.counts.exits,
     };
     const units = this.unitFigures();
-    const inflight =
-      t && this.child
-        ? oldestInflight(t).map((r) => ({ ...r, device: this.deviceName(r.device) }))
-        : [];
+    const inflight: BioInflight[] =
+      t && this.child ? this.ages.map((r) => ({ ...r, device: this.deviceName(r.device) })) : [];
     const common = {
       queue_time: this.o.queueTime,
       interval_seconds: prev ? (now - prev.at) / 1000 : null,

@@ -50,6 +50,11 @@ export interface BioCounters {
   readonly unmatched: number;
   /** Completions counted but missing from the histogram map (the map was full). */
   readonly dropped: number;
+  /**
+   * In-flight counts the kernel's own says are not there (a lost update of bpftrace 0.17's
+   * non-atomic sums), at the last round: left out of the oldest request in flight.
+   */
+  readonly inflight_leaked: number;
   /** Completions whose submitter was not recorded (map full, no start probe for it). */
   readonly unattributed: number;
   /** bpftrace output lines that did not parse, or were too long. */

@@ -120,7 +120,8 @@ export type BpftraceLine =
 /**
  * One line of `bpftrace -f json`: {"type": "map", "data": {"@name": value}} with value a number
  * (a scalar map) or an object of "key1,key2,...": number. Anything else the script does not
- * produce is "other" (ignored) or "bad" (counted). Values must be non-negative safe integers.
+ * produce is "other" (ignored) or "bad" (counted). Values must be safe integers (the in-flight
+ * sums may read -1 for a moment: their per-CPU parts are read one after the other).
  */
 export function parseLine(line: string): BpftraceLine {
   if (line.trim() === "") return { kind: "other" };
@@ -130,7 +131,8 @@ export function parseLine(line: string): BpftraceLine {
   } catch {
     return { kind: "bad", reason: "not JSON" };
   }
-  if (typeof v !== "object" || v === null) return { kind: "bad", reason: "not an object" };
+  if (typeof v !== "object" || v === null || Array.isArray(v))
+    return { kind: "bad", reason: "not an object" };
   const { type, data } = v as { type?: unknown; data?: unknown };
   if (type === "attached_probes") {
     const probes = (data as { probes?: unknown } | null)?.probes;
@@ -158,7 +160,7 @@ export function parseLine(line: string): BpftraceLine {
   return { kind: "map", name: name.slice(1), value: out };
 }
 
-const isCount = (n: number) => Number.isSafeInteger(n) && n >= 0;
+const isCount = (n: number) => Number.isSafeInteger(n);
 
 /** A map key "a,b,c" split into exactly `n` parts, or null. */
 export function keyParts(key: string, n: number): string[] | null {
@@ -207,14 +209,24 @@ export interface CgroupTick {
   readonly octaves: Map<number, number>;
 }
 
+export interface InflightSlot {
+  readonly device: string;
+  readonly op: BioOp;
+  readonly slot: number;
+  /** Requests started in it and not completed (never below 0). */
+  readonly count: number;
+  /** The latest start time in it, in slots since boot (null: not printed yet). */
+  readonly startSlot: number | null;
+}
+
 /** What one tick of the script says, in the agent's terms. */
 export interface Tick {
   /** The script's clock (CLOCK_MONOTONIC, microseconds) when it printed. */
   readonly now_us: number;
   readonly histos: Map<string, Histo>;
   readonly cgroups: Map<number, CgroupTick>;
-  /** Requests in flight: device, operation, issue (or insert) time in microseconds. */
-  readonly inflight: Array<{ device: string; op: BioOp; since_us: number }>;
+  /** Requests in flight per device, operation and start slot (script.ts SLOT_US wide). */
+  readonly inflight: InflightSlot[];
   readonly done: number;
   readonly unmatched: number;
   readonly flushSeq: number;
@@ -250,7 +262,7 @@ export function buildTick(maps: ReadonlyMap<string, number | Map<string, number>
     const dev = intField(p?.[0]);
     const rwbs = p ? parseRwbs(p[1] as string) : null;
     const i = intField(p?.[2]);
-    if (dev === null || rwbs === null || i === null || i > BUCKET_OVER) {
+    if (dev === null || rwbs === null || i === null || i > BUCKET_OVER || n < 0) {
       badKeys++;
       continue;
     }
@@ -261,7 +273,7 @@ export function buildTick(maps: ReadonlyMap<string, number | Map<string, number>
     const p = keyParts(k, 2);
     const dev = intField(p?.[0]);
     const rwbs = p ? parseRwbs(p[1] as string) : null;
-    if (dev === null || rwbs === null) {
+    if (dev === null || rwbs === null || n < 0) {
       badKeys++;
       continue;
     }
@@ -284,7 +296,7 @@ export function buildTick(maps: ReadonlyMap<string, number | Map<string, number>
       const p = keyParts(k, 2);
       const id = intField(p?.[0]);
       const rwbs = p ? parseRwbs(p[1] as string) : null;
-      if (id === null || rwbs === null) {
+      if (id === null || rwbs === null || n < 0) {
         badKeys++;
         continue;
       }
@@ -301,52 +313,105 @@ export function buildTick(maps: ReadonlyMap<string, number | Map<string, number>
     const p = keyParts(k, 2);
     const id = intField(p?.[0]);
     const o = intField(p?.[1]);
-    if (id === null || o === null || o > BUCKET_OVER >> 2) {
+    if (id === null || o === null || o > BUCKET_OVER >> 2 || n < 0) {
       badKeys++;
       continue;
     }
     const c = cg(id);
     c.octaves.set(o, (c.octaves.get(o) ?? 0) + n);
   }
-  const inflight: Tick["inflight"] = [];
-  for (const [k, since] of keyed("start")) {
+  const slotOf = new Map<string, number>();
+  for (const [k, n] of keyed("slot")) {
     const p = keyParts(k, 3);
-    const dev = intField(p?.[0]);
-    const op = OP_CODES[intField(p?.[2]) ?? 0];
-    if (dev === null || intField(p?.[1]) === null || op === undefined) {
+    if (
+      p === null ||
+      intField(p[0]) === null ||
+      intField(p[1]) === null ||
+      intField(p[2]) === null ||
+      n < 0
+    ) {
       badKeys++;
       continue;
     }
-    inflight.push({ device: devName(dev), op, since_us: since });
+    slotOf.set(k, n);
+  }
+  const inflight: InflightSlot[] = [];
+  for (const [k, n] of keyed("infl")) {
+    const p = keyParts(k, 3);
+    const dev = intField(p?.[0]);
+    const op = OP_CODES[intField(p?.[1]) ?? 0];
+    const slot = intField(p?.[2]);
+    if (dev === null || op === undefined || slot === null) {
+      badKeys++;
+      continue;
+    }
+    if (n > 0)
+      inflight.push({ device: devName(dev), op, slot, count: n, startSlot: slotOf.get(k) ?? null });
   }
   return {
     now_us: now,
     histos,
     cgroups,
     inflight,
-    done: scalar("done"),
+    done: Math.max(0, scalar("done")),
     unmatched: scalar("unmatched"),
     flushSeq: scalar("seq"),
     badKeys,
   };
 }
 
-/** The oldest request in flight per device, oldest first. */
+/**
+ * Per in-flight slot ("device op slot"): when its requests started, carried from round to round
+ * (a slot holding requests at every round keeps the start it had when it began to: its @slot time
+ * moves on when the ring comes round to it while an old request still sits in it), and how many
+ * of its count are known leaks. bpftrace 0.17's sums are not atomic across CPUs: under load an
+ * update is now and then lost (tens in a million), and a lost -1 would hold a slot forever. The
+ * kernel's own count (/sys/block/<dev>/inflight) settles it: whatever a device's slots hold
+ * while the kernel says nothing is in flight there is a leak, subtracted from then on.
+ */
+export type SlotState = ReadonlyMap<string, { readonly start: number; readonly leaked: number }>;
+
+/**
+ * The oldest request in flight per device, oldest first, and the state to carry to the next
+ * round. `idle`: devices ("major:minor") the kernel says have nothing in flight. The age is a
+ * lower bound: from the end of the slot the request started in.
+ */
 export function oldestInflight(
   t: Pick<Tick, "inflight" | "now_us">,
-): Array<{ device: string; op: BioOp; age_seconds: number }> {
-  const best = new Map<string, { op: BioOp; since_us: number }>();
+  before: SlotState,
+  slotUs: number,
+  idle: ReadonlySet<string> = new Set(),
+): {
+  ages: Array<{ device: string; op: BioOp; age_seconds: number }>;
+  state: Map<string, { start: number; leaked: number }>;
+  leaked: number;
+} {
+  const state = new Map<string, { start: number; leaked: number }>();
+  const best = new Map<string, { op: BioOp; start: number }>();
+  let leaked = 0;
   for (const r of t.inflight) {
+    const id = `${r.device} ${r.op} ${r.slot}`;
+    const prev = before.get(id);
+    // Leaks: all of it on an idle device, else what was known (never more than the count).
+    const known = idle.has(r.device) ? r.count : Math.min(prev?.leaked ?? 0, r.count);
+    leaked += known;
+    if (r.count - known <= 0 || r.startSlot === null) {
+      state.set(id, { start: Infinity, leaked: known });
+      continue;
+    }
+    const start = Math.min(prev?.start ?? Infinity, r.startSlot);
+    state.set(id, { start, leaked: known });
     const b = best.get(r.device);
-    if (!b || r.since_us < b.since_us) best.set(r.device, r);
+    if (!b || start < b.start) best.set(r.device, { op: r.op, start });
   }
-  return [...best]
+  const ages = [...best]
     .map(([device, r]) => ({
       device,
       op: r.op,
-      age_seconds: Math.max(0, t.now_us - r.since_us) / 1e6,
+      age_seconds: Math.max(0, t.now_us - (r.start + 1) * slotUs) / 1e6,
     }))
     .sort((a, b) => b.age_seconds - a.age_seconds || a.device.localeCompare(b.device));
+  return { ages, state, leaked };
 }
 
 /** Octave-histogram quantile in seconds (upper edge of the octave), null without samples. */

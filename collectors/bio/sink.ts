@@ -19,7 +19,7 @@ import { EXPORT_BOUNDS_US } from "./parse.js";
 /** Observations a unit may go without being in the top before its series are removed. */
 export const UNIT_IDLE = 300;
 
-const LOST: ReadonlyArray<[keyof BioCounters, string]> = [
+const LOST: ReadonlyArray<[Exclude<keyof BioCounters, "inflight_leaked" | "exits">, string]> = [
   ["unmatched", "unmatched"],
   ["dropped", "map_full"],
   ["unattributed", "unattributed"],
@@ -65,6 +65,12 @@ export function bioSinks(registry: Registry, log: Logger): Sinks<BioObservation>
     name: `${NS}bio_bpftrace_exits_total`,
     help: "Times bpftrace ended on its own (it is restarted with back-off).",
   });
+  const leaked = gauge(r, {
+    name: `${NS}bio_inflight_leaked`,
+    help:
+      "Requests the in-flight counts hold that the kernel's own count says are not there (lost " +
+      "updates of bpftrace's non-atomic sums), left out of the oldest request in flight.",
+  });
   const active = gauge(r, {
     name: `${NS}bio_ebpf_active`,
     help: "1 while the eBPF latency tier runs; 0 while only diskstats averages are available.",
@@ -92,8 +98,11 @@ export function bioSinks(registry: Registry, log: Logger): Sinks<BioObservation>
         oldest.reset();
         for (const i of o.inflight) oldest.labels(i.device, i.op).set(i.age_seconds);
         const c = o.counters;
-        for (const [k, reason] of LOST) lost.labels(reason).inc(c[k] - (lastCounters?.[k] ?? 0));
-        exits.inc(c.exits - (lastCounters?.exits ?? 0));
+        // The collector's counters only grow; a clamp keeps a counter from ever throwing here.
+        for (const [k, reason] of LOST)
+          lost.labels(reason).inc(Math.max(0, c[k] - (lastCounters?.[k] ?? 0)));
+        exits.inc(Math.max(0, c.exits - (lastCounters?.exits ?? 0)));
+        leaked.set(c.inflight_leaked);
         lastCounters = c;
         for (const u of o.units) {
           idle.set(u.unit, 0);

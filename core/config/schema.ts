@@ -264,7 +264,7 @@ export const configSchema = z
       /** Per-I/O latency from the block tracepoints through bpftrace (opt-in). */
       bio: section({
         ...periodic("1s", "1s"),
-        /** "auto": only where it can run (root or CAP_BPF+CAP_PERFMON, tracefs, BTF, bpftrace). */
+        /** "auto": only where it can run (CAP_BPF+CAP_PERFMON, tracefs, bpftrace). */
         enabled: z.union([z.literal("auto"), z.boolean()]).default(false),
         interval: duration
           .prefault("1s")

@@ -44,6 +44,7 @@ import {
 } from "./systemd.js";
 import { errorMessage } from "../../core/errors.js";
 import { fsyncSlow, judgeFsync } from "../../judge/index.js";
+import { type BioEvidence, bioEvidence } from "../../collectors/bio/evidence.js";
 
 export const NAME = "backup_pause";
 const STATE_KEY = "backup_pause.state";
@@ -137,6 +138,8 @@ export class BackupPauseRemediator
   private lastProbeAt = 0;
   private lastDbAt = 0;
   private lastProcioAt = 0;
+  /** The bio collector's evidence from the latest observation (null unless its eBPF tier runs). */
+  private bio: BioEvidence | null = null;
   private lastCheck = 0;
   private lastTickAt = Date.now();
   private queue: Promise<unknown> = Promise.resolve();
@@ -300,6 +303,14 @@ export class BackupPauseRemediator
       this.lastDbAt = wal.at;
       this.db.push(wal.at, dbv.p99);
     }
+    // The eBPF tier's view of the last interval, kept for the record of a pause that did not help.
+    this.bio = bioEvidence(
+      latest.get("bio")?.observation,
+      latest
+        .get("diskstats")
+        ?.observation.roles.filter((r) => r.role === "wal")
+        .flatMap((r) => r.chain.map((n) => n.name)) ?? [],
+    );
     const pio = latest.get("procio");
     if (pio && pio.at !== this.lastProcioAt && pio.observation.interval_seconds !== null) {
       this.lastProcioAt = pio.at;
@@ -703,11 +714,19 @@ export class BackupPauseRemediator
       this.closeHold(h.unit, this.now());
       this.closeJournal(id, "done", { reason });
       this.lastDecision = `resumed ${h.unit}: ${message}`;
+      // Not the cure: what the eBPF tier saw (whose I/O, how slow), when it runs.
+      const bio = reason === "not_improving" ? this.bio : null;
       this.decisions.note(
         reason === "not_improving" ? "not_the_cure" : "resumed",
         reason === "not_improving" ? "warn" : "info",
-        `resumed ${h.unit} after ${Math.round((this.now() - h.since) / 1000)} s: ${message}`,
-        { unit: h.unit, reason, method: h.method },
+        `resumed ${h.unit} after ${Math.round((this.now() - h.since) / 1000)} s: ${message}` +
+          (bio ? `; ${bio.text}` : ""),
+        {
+          unit: h.unit,
+          reason,
+          method: h.method,
+          ...(bio ? { bio: { wal: bio.wal, units: bio.units } } : {}),
+        },
         true,
       );
     } finally {
