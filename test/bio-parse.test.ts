@@ -379,6 +379,50 @@ test("the pre-bucketed histogram and the other bio metrics pass promtool check m
   );
 });
 
+test("histograms of at most 16 devices are exported, the first by name; the rest are counted", async (t) => {
+  const reg = new Registry();
+  const s = bioSinks(reg, quietLog);
+  const cumulative = exportBuckets(new Map([[bucketIndex(20), 1]]));
+  const names = Array.from({ length: 20 }, (_, i) => `sd${String.fromCharCode(116 - i)}`);
+  const o: BioObservation = {
+    tier: "ebpf",
+    queue_time: false,
+    interval_seconds: 1,
+    histograms: names.map((device) => ({
+      device,
+      op: "read" as const,
+      sync: true,
+      count: 1,
+      sum_seconds: 0.00002,
+      cumulative,
+      p99_seconds: 0.000024,
+      p999_seconds: 0.000024,
+      interval_count: 1,
+    })),
+    units: [],
+    inflight: [],
+    counters: {
+      unmatched: 0,
+      dropped: 0,
+      unattributed: 0,
+      bad_lines: 0,
+      bad_keys: 0,
+      exits: 0,
+      inflight_leaked: 0,
+    },
+    cgroups_truncated: false,
+  };
+  s.observation.metrics?.(o);
+  const text = await reg.metrics();
+  const shown = new Set(
+    [...text.matchAll(/^stemedb_agent_bio_latency_seconds_count\{device="([^"]+)"/gm)].map(
+      (m) => m[1],
+    ),
+  );
+  t.deepEqual([...shown].sort(), [...names].sort().slice(0, 16));
+  t.regex(text, /^stemedb_agent_bio_devices_omitted 4$/m);
+});
+
 test("a stand-in bpftrace: garbage and an overlong line counted, a good round read, its death said", async (t) => {
   const { dir, cleanup } = tempDir("sa-bio-");
   t.teardown(cleanup);
