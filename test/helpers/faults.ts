@@ -2,7 +2,7 @@
 // diskstats counters the test moves, and reading single values from a /metrics scrape.
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { fetchText } from "./agent-process.js";
+import { fetchText, QUIET_COLLECTORS } from "./agent-process.js";
 
 /** A diskstats line (kernel 5.5+ layout, 20 fields) for `device` with its counters scaled by `n`. */
 export function diskstatsLine(device: string, n: number, minor = 0): string {
@@ -47,9 +47,8 @@ export function procTree(dir: string): { root: string; tick: (n: number) => void
 /** Config that runs only the diskstats collector, over a prepared proc tree and an empty sysfs. */
 export function diskstatsOnly(proc: string, sys: string, extra = ""): string {
   mkdirSync(join(sys, "block"), { recursive: true });
-  const off = ["fsync_probe", "smart", "mounts", "kmsg", "wal", "procio", "process", "netstat"]
-    .map((n) => `[collectors.${n}]\nenabled = false\n`)
-    .join("");
+  // Every other collector off: the shared list, so a new collector cannot slip in here.
+  const off = QUIET_COLLECTORS.replace("[collectors.diskstats]\nenabled = false\n", "");
   return `[host]\nproc_path = "${proc}"\nsys_path = "${sys}"\n[collectors.diskstats]\ninterval = "1s"\n${off}${extra}`;
 }
 
