@@ -330,7 +330,7 @@ test.serial(
       d.stdout,
       new RegExp(
         String.raw`slow-fsync\.md \(alert WALFsyncSlow\): slow WAL fsync\n {2}CRIT\s+1\. WAL fsync ` +
-          String.raw`latency\n\s+agent probe p99 [\d.]+ ms over 10 min`,
+          String.raw`latency\n\s+agent probe p99 [\d.]+ m?s over 10 min`,
       ),
     );
     t.regex(
