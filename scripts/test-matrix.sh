@@ -29,7 +29,7 @@ npm run typecheck || exit 1
 npm run build || exit 1
 
 lines=${STEMEDB_AGENT_TEST_LINES:-$(bash scripts/node-runtime.sh --lines)}
-summary=()
+summary=() failures=()
 total_p=0 total_f=0 total_s=0 status=0
 run() { # LINE KIND
   local line=$1 kind=$2 log args=()
@@ -50,6 +50,13 @@ run() { # LINE KIND
     echo "test-matrix: the $kind suite for line $line ran on ${node:-an unknown Node}" >&2
     status=1 rc="wrong Node"
   fi
+  # CI keeps only the end of the output: a failed run's ✘ lines with their t.log text, and ava's detail block (from its
+  # first rule on) are kept and printed again last, bounded, so the reason is always in view.
+  if [ "$rc" != 0 ]; then
+    failures+=("--- Node line $line, $kind suite: what failed ---")
+    failures+=("$(awk '/^  ✘/ { p = 1; print; next } p && /^    / { print; next } { p = 0 }' "$log" | head -120)")
+    failures+=("$(sed -n '/^[[:space:]]*─$/,$p' "$log" | grep -vE '^[[:space:]]*(─)?$' | head -80)")
+  fi
   summary+=("$(printf 'test-matrix: Node %-9s %-12s %s (exit %s)' "${node:-$line?}" "$kind suite" \
     "${counts#tests: }" "$rc")")
   rm -f "$log"
@@ -61,6 +68,7 @@ for l in $lines; do
 done
 
 echo
+[ ${#failures[@]} -eq 0 ] || printf '%s\n' "${failures[@]}"
 printf '%s\n' "${summary[@]}"
 echo "tests: $total_p passed, $total_f failed, $total_s skipped"
 exit "$status"

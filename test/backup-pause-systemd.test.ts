@@ -611,7 +611,7 @@ test.serial(
       // Failed twice in CI, never here: keep what PID 1 knew of the switch for the next time.
       const dump =
         "systemctl list-timers --all --no-pager; systemctl status --no-pager " +
-        "'stemedb-agent-resume-*'; journalctl --no-pager -o short-monotonic -n 120";
+        "'stemedb-agent-resume-*'; journalctl --no-pager -o short-monotonic -n 60";
       t.log(c.exec("/bin/sh", ["-c", `${dump} 2>&1`]).stdout);
       throw e;
     }
