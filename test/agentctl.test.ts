@@ -346,3 +346,38 @@ test.serial(
     );
   },
 );
+
+test("a full connection queue (EAGAIN) is waited out: the client is answered once the agent accepts again", async (t) => {
+  const { dir } = tempDir();
+  const sock = join(dir, "busy.sock");
+  // A stand-in agent: a queue of one, and a loop blocked for 1.5 s right after it listens.
+  const child = spawn(
+    process.execPath,
+    [
+      "-e",
+      `const s = require("node:http").createServer((q, r) => r.end('{"ok":true}'));
+       s.listen({ path: ${JSON.stringify(sock)}, backlog: 1 }, () => {
+         process.stdout.write("ready\\n");
+         Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 1500);
+       });`,
+    ],
+    { stdio: ["ignore", "pipe", "inherit"] },
+  );
+  t.teardown(() => child.kill("SIGKILL"));
+  await new Promise<void>((r) => child.stdout?.once("data", () => r()));
+  const { connect } = await import("node:net");
+  const tryConnect = () =>
+    new Promise<string>((r) => {
+      const c = connect(sock);
+      c.on("connect", () => r("connected"));
+      c.on("error", (e: NodeJS.ErrnoException) => r(e.code ?? "error"));
+      t.teardown(() => c.destroy());
+    });
+  const filled: string[] = [];
+  for (let i = 0; i < 4; i++) filled.push(await tryConnect());
+  t.is(filled.at(-1), "EAGAIN", `the queue is full: ${filled.join(" ")}`);
+  const t0 = performance.now();
+  const r = await get([sock], "/v1/anything", 5_000);
+  t.deepEqual(r.body, { ok: true });
+  t.log(`answered after ${(performance.now() - t0).toFixed(0)} ms of a full queue`);
+});

@@ -91,6 +91,29 @@ function getOnce(
 
 export class Refused extends Error {}
 
+/** A full listen queue: the agent is busy or flooded, and a moment later it may accept. */
+const BUSY_RETRY_MS = [50, 100, 200, 400, 800];
+
+/** getOnce, retried while the socket's listen queue is full (EAGAIN), within the same timeout. */
+async function getRetrying(
+  socket: string,
+  path: string,
+  timeoutMs: number,
+  method: string,
+): Promise<unknown> {
+  const deadline = performance.now() + timeoutMs;
+  for (const wait of BUSY_RETRY_MS) {
+    try {
+      return await getOnce(socket, path, timeoutMs, method);
+    } catch (e) {
+      const left = deadline - performance.now() - wait;
+      if ((e as NodeJS.ErrnoException).code !== "EAGAIN" || left <= 0) throw e;
+      await new Promise((r) => setTimeout(r, wait));
+    }
+  }
+  return getOnce(socket, path, Math.max(1, deadline - performance.now()), method);
+}
+
 export async function get(
   candidates: readonly string[],
   path: string,
@@ -102,7 +125,7 @@ export async function get(
   const reasons: string[] = [];
   for (const socket of candidates) {
     try {
-      return { body: await getOnce(socket, path, timeoutMs, method), socket };
+      return { body: await getRetrying(socket, path, timeoutMs, method), socket };
     } catch (e) {
       if (e instanceof ApiError) throw e;
       const code = (e as NodeJS.ErrnoException).code;
@@ -115,7 +138,9 @@ export async function get(
             ? "nothing listening (stale socket)"
             : code === "EACCES"
               ? "permission denied"
-              : errorMessage(e);
+              : code === "EAGAIN"
+                ? "the agent's connection queue stayed full (busy or flooded)"
+                : errorMessage(e);
       reasons.push(`${socket}: ${why}`);
     }
   }

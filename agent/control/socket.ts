@@ -7,6 +7,9 @@ import type { Server } from "node:http";
 import { errorCode } from "../../core/errors.js";
 
 /** sockaddr_un.sun_path is 108 bytes including the terminating NUL. */
+/** Pending connections the kernel queues (capped by net.core.somaxconn, 4096 since Linux 5.4). */
+export const LISTEN_BACKLOG = 4096;
+
 export const MAX_SOCKET_PATH = 107;
 
 export class SocketInUse extends Error {}
@@ -59,7 +62,9 @@ export async function listenUnix(
   }
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
-    server.listen(path, () => {
+    // Node's backlog is 511: a local client that connects while the loop is busy past that many
+    // waiting connections gets EAGAIN at once (a Unix socket does not retry like TCP's SYN).
+    server.listen({ path, backlog: LISTEN_BACKLOG }, () => {
       server.off("error", reject);
       resolve();
     });
