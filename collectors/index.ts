@@ -2,7 +2,7 @@
 import type { Registry } from "prom-client";
 import type { Config } from "../core/config/schema.js";
 import type { HistoryReader, Sinks } from "../core/collector.js";
-import type { Latest } from "../core/latest.js";
+import type { Latest, LatestView } from "../core/latest.js";
 import { type HistoryWriter, type Routed, Router } from "../core/router.js";
 import type { Logger } from "../core/log.js";
 import type { ScheduleSpec } from "../core/scheduler.js";
@@ -69,6 +69,8 @@ interface CreateDeps<U> {
   readonly emit: (update: U) => void;
   /** The judge's answers (judge/ sits above collectors/, so the app hands them down). */
   readonly judge: CollectorJudge;
+  /** Other collectors' latest observations, read-only (none for --once). */
+  readonly latest: LatestView<Observations> | null;
 }
 
 /**
@@ -103,7 +105,14 @@ function factory<N extends CollectorName, Opts, U = never>(f: Factory<N, Opts, U
     build: ({ config, log, registry, history, once, judge, latest }) => {
       const o = f.options(config);
       const route = new Router(f.name, f.sinks(o, registry, log, judge), history, log);
-      const collector = f.create(o, { log, once, history, emit: route.update, judge });
+      const collector = f.create(o, {
+        log,
+        once,
+        history,
+        emit: route.update,
+        judge,
+        latest: latest ?? null,
+      });
       const publish = (obs: Observations[N]) => {
         route.observation(obs);
         latest?.set(f.name, obs);
@@ -111,6 +120,16 @@ function factory<N extends CollectorName, Opts, U = never>(f: Factory<N, Opts, U
       return { collector, route, schedule: (s, spec) => s.add(collector, spec, publish) };
     },
   };
+}
+
+/** bio's figures older than this are not "now": its collector is stuck or was turned off. */
+const BIO_FRESH_MS = 5_000;
+
+/** The eBPF tier's oldest request per device, when it runs and its last round is fresh. */
+function bioInflight(latest: LatestView<Observations> | null, now: number) {
+  const b = latest?.get("bio");
+  if (!b || b.observation.tier !== "ebpf" || now - b.at > BIO_FRESH_MS) return [];
+  return b.observation.inflight;
 }
 
 /** A collector's options as the configuration gives them (what the core hands it is added in create). */
@@ -189,8 +208,12 @@ const FACTORIES: readonly AnyFactory[] = [
       limits: stallLimits(c),
     }),
     sinks: (o, registry, log) => stallsSinks(registry, log, o.walDir, o.limits),
-    create: ({ limits: _limits, ...o }, { judge }) =>
-      new StallsCollector({ ...o, isDatabase: (comm) => judge.isStemedbDatabase(comm) }),
+    create: ({ limits: _limits, ...o }, { judge, latest }) =>
+      new StallsCollector({
+        ...o,
+        isDatabase: (comm) => judge.isStemedbDatabase(comm),
+        exactAges: () => bioInflight(latest, Date.now()),
+      }),
   }),
   factory({
     name: "bio",

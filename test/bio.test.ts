@@ -2,7 +2,8 @@
 // devices (O_DIRECT dd, blkdiscard, fsync) counted request by request and split by operation,
 // a cgroup of our own attributed, a stalled device (a loop device on a frozen filesystem) whose
 // oldest request in flight grows, bpftrace SIGKILLed and restarted with the diskstats tier and
-// events in between, and "auto" saying no to an unprivileged user and to a missing tracefs.
+// events in between, one write stuck among completing reads that only this tier shows the stall
+// detector, and "auto" saying no to an unprivileged user and to a missing tracefs.
 import { type ChildProcess, execFileSync, spawn, spawnSync } from "node:child_process";
 import { chmodSync, existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -13,6 +14,8 @@ import type { BioHistogram, BioObservation } from "../collectors/bio/observation
 import { buildTick, EXPORT_BOUNDS_US, parseLine } from "../collectors/bio/parse.js";
 import { bioScript } from "../collectors/bio/script.js";
 import { bioSinks } from "../collectors/bio/sink.js";
+import { StallsCollector } from "../collectors/stalls/collector.js";
+import { stallsSinks } from "../collectors/stalls/sink.js";
 import type { EventInput } from "../core/history/store.js";
 import { Host } from "../core/host/host.js";
 import {
@@ -553,5 +556,153 @@ test.serial(
       }
     }
     if (hasDeadline) writeFileSync(sched, "none");
+  },
+);
+
+/**
+ * A block-I/O cgroup apart from the test's own: on a v1 blkio hierarchy where there is one, else
+ * on cgroup2 with the io controller enabled below the root. Null when neither can be made.
+ */
+function blkioCgroup(t: ExecutionContext, name: string): string | null {
+  const v1 = "/sys/fs/cgroup/blkio";
+  let cg: string;
+  if (existsSync(join(v1, "cgroup.procs"))) cg = join(v1, name);
+  else {
+    const root = new Host()
+      .mountinfoSync("self")
+      .mounts.find((m) => m.fsType === "cgroup2")?.mountPoint;
+    if (!root || !readFileSync(join(root, "cgroup.controllers"), "utf8").includes("io"))
+      return null;
+    try {
+      writeFileSync(join(root, "cgroup.subtree_control"), "+io");
+    } catch {
+      return null;
+    }
+    cg = join(root, name);
+  }
+  mkdirSync(cg);
+  t.teardown(() => {
+    for (let i = 0; i < 50 && existsSync(cg); i++) {
+      try {
+        rmdirSync(cg);
+      } catch {
+        Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 100); // its last process exiting
+      }
+    }
+  });
+  return cg;
+}
+
+test.serial(
+  "one write stuck while reads keep completing: diskstats cannot tell, the stall detector sees " +
+    "the write through the eBPF tier, and clears it after thaw",
+  async (t) => {
+    if (missing) return t.pass(`skipped: ${missing}`);
+    if (!hasCommand("fsfreeze")) return t.pass("skipped: no fsfreeze");
+    const { dir, cleanup } = tempDir("sa-bio-");
+    const lower = makeLoopFs(dir, { sizeMiB: 64 });
+    const img = join(lower.mnt, "upper.img");
+    execFileSync("dd", ["if=/dev/zero", `of=${img}`, "bs=1M", "count=16", "status=none"]);
+    const upper = execFileSync("losetup", ["--find", "--show", img], { encoding: "utf8" }).trim();
+    const uname = upper.replace("/dev/", "");
+    const cg = blkioCgroup(t, `sa-bio-rd-${process.pid}`);
+    let dd: ChildProcess | null = null;
+    let reader: ChildProcess | null = null;
+    t.teardown(async () => {
+      spawnSync("fsfreeze", ["-u", lower.mnt]);
+      reader?.kill("SIGKILL");
+      if (dd && dd.exitCode === null) await new Promise((r) => dd?.once("exit", r));
+      if (reader && reader.exitCode === null) await new Promise((r) => reader?.once("exit", r));
+      spawnSync("losetup", ["-d", upper]);
+      lower.cleanup();
+      cleanup();
+    });
+    if (!cg) return t.pass("skipped: no block-I/O cgroup can be made here");
+    const c = running(t);
+    t.is((await c.until((o) => o.tier === "ebpf")).tier, "ebpf");
+    const stalls = (exact: boolean) =>
+      new StallsCollector({
+        procPath: "/proc",
+        sysPath: "/sys",
+        walDir: join(dir, "no-wal"),
+        isDatabase: () => false,
+        ...(exact
+          ? {
+              exactAges: () => {
+                const o = c.last();
+                return o?.tier === "ebpf" ? o.inflight : [];
+              },
+            }
+          : {}),
+      });
+    const withEbpf = stalls(true);
+    const diskstatsOnly = stalls(false);
+    const limits = { slow_seconds: 1, stall_seconds: 2.5 };
+    const sinks = stallsSinks(new Registry(), quietLog, join(dir, "no-wal"), limits);
+    const events: EventInput[] = [];
+    const signal = new AbortController().signal;
+    const sample = async () => {
+      await c.once();
+      const e = await withEbpf.collect({ signal });
+      sinks.observation.metrics?.(e);
+      events.push(...(sinks.observation.events?.(e) ?? []));
+      const d = await diskstatsOnly.collect({ signal });
+      return {
+        e: e.devices.find((x) => x.device === uname),
+        d: d.devices.find((x) => x.device === uname)?.age_seconds ?? 0,
+      };
+    };
+    const completed = () => {
+      const line = readFileSync("/proc/diskstats", "utf8")
+        .split("\n")
+        .find((l) => l.trim().split(/\s+/)[2] === uname);
+      return Number(line?.trim().split(/\s+/)[3] ?? NaN); // reads completed
+    };
+    await sample();
+    execFileSync("fsfreeze", ["-f", lower.mnt]);
+    // The write is issued; its loop worker then waits on the frozen filesystem.
+    dd = spawn("dd", ["if=/dev/zero", `of=${upper}`, "bs=4k", "count=1", "oflag=direct"], {
+      stdio: "ignore",
+    });
+    // Reads from another cgroup go to another loop worker and keep completing.
+    reader = spawn(
+      "sh",
+      [
+        "-c",
+        `echo $$ > ${cg}/cgroup.procs && i=0; while :; do i=$(((i + 1) % 4000)); ` +
+          `dd if=${upper} of=/dev/null bs=4k count=1 skip=$i iflag=direct status=none; done`,
+      ],
+      { stdio: "ignore" },
+    );
+    const reads0 = completed();
+    let last = await sample();
+    let worstDiskstats = last.d;
+    for (let i = 0; i < 60 && (last.e?.age_seconds ?? 0) < 3; i++) {
+      await sleep(200);
+      last = await sample();
+      worstDiskstats = Math.max(worstDiskstats, last.d);
+    }
+    const reads = completed() - reads0;
+    t.log(
+      `${uname}: the write ${last.e?.age_seconds.toFixed(1)} s old by eBPF; diskstats' bound at ` +
+        `most ${worstDiskstats.toFixed(1)} s, with ${reads} reads completed meanwhile`,
+    );
+    t.true(reads >= 20, "reads kept completing");
+    t.like(last.e, { via: "ebpf", op: "write" });
+    t.true((last.e?.age_seconds ?? 0) >= 3);
+    t.true(worstDiskstats < 1, "the diskstats tier alone saw no stall");
+    const kinds = () => events.map((e) => e.kind);
+    t.true(kinds().includes("stall.device.stall"), kinds().join());
+    t.regex(
+      events.find((e) => e.kind === "stall.device.stall")?.message ?? "",
+      new RegExp(`^device I/O \\(write, eBPF\\) on ${uname} in flight for`),
+    );
+    execFileSync("fsfreeze", ["-u", lower.mnt]);
+    await new Promise((r) => (dd?.exitCode !== null ? r(null) : dd.once("exit", r)));
+    for (let i = 0; i < 30 && !kinds().includes("stall.device.cleared"); i++) {
+      await sleep(200);
+      await sample();
+    }
+    t.true(kinds().includes("stall.device.cleared"), kinds().join());
   },
 );

@@ -8,6 +8,7 @@ import { parseProcStat } from "../core/host/proc.js";
 import { DEFAULT_STALL_LIMITS, levelOf, StallDetector } from "../core/stalls.js";
 import {
   deviceAges,
+  withExact,
   type DeviceMemory,
   fileIn,
   parseSyscall,
@@ -173,4 +174,33 @@ test("any syscall line parses to one of the four states, never throws", (t) => {
     ),
   );
   t.pass();
+});
+
+test("device ages: eBPF's exact age where it is larger, diskstats' lower bound otherwise; bad ages ignored", (t) => {
+  const merged = withExact(
+    [
+      { device: "sda", age_seconds: 4 },
+      { device: "sdb", age_seconds: 9 },
+      { device: "sdc", age_seconds: 0 },
+    ],
+    [
+      // A request stuck on a disk that keeps completing others: diskstats says 0.
+      { device: "sdc", age_seconds: 30, op: "write" },
+      { device: "sda", age_seconds: 6.5, op: "flush" },
+      { device: "sdb", age_seconds: 2, op: "read" },
+      { device: "sdd", age_seconds: Number.NaN, op: "read" },
+      { device: "sde", age_seconds: -1, op: "read" },
+    ],
+  );
+  t.deepEqual(
+    merged.sort((a, b) => a.device.localeCompare(b.device)),
+    [
+      { device: "sda", age_seconds: 6.5, via: "ebpf", op: "flush" },
+      { device: "sdb", age_seconds: 9, via: "diskstats" },
+      { device: "sdc", age_seconds: 30, via: "ebpf", op: "write" },
+    ],
+  );
+  t.deepEqual(withExact([{ device: "sda", age_seconds: 3 }], []), [
+    { device: "sda", age_seconds: 3, via: "diskstats" },
+  ]);
 });

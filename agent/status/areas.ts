@@ -559,7 +559,10 @@ function stalls(c: Config, latest: Latest, h: HistoryStore | null, now: number):
     })),
     ...s.devices.map((d) => ({
       age: d.age_seconds,
-      text: `${d.device}: oldest request waiting ${dur(d.age_seconds)} or more, nothing completed`,
+      text:
+        d.via === "ebpf"
+          ? `${d.device}: a ${d.op ?? "block"} request in flight for ${dur(d.age_seconds)} (eBPF, exact)`
+          : `${d.device}: oldest request waiting ${dur(d.age_seconds)} or more, nothing completed`,
     })),
   ]
     .filter((r) => r.age >= IN_FLIGHT_SHOWN)

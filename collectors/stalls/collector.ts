@@ -6,7 +6,8 @@
 //   ptrace access (root with CAP_SYS_PTRACE, which the shipped unit keeps): when it is refused the
 //   answer is "unknown", never "no stall".
 // - Devices: requests in flight (diskstats field 9) and no completion since T: the oldest has
-//   waited at least now - T (parse.ts deviceAges).
+//   waited at least now - T (parse.ts deviceAges); while the eBPF tier runs, each device's oldest
+//   request's own age as well (collectors/bio, handed in by the core), the larger of the two.
 // Bounded: at most MAX_TASKS thread stats a run, yielding every SLICE; database pids are found by a full /proc walk
 // every RESCAN_MS and only re-checked between. Threads and processes exiting mid-read are skipped.
 import { realpathSync } from "node:fs";
@@ -19,6 +20,7 @@ import type { DbThreadStall, StallsObservation } from "./observation.js";
 import {
   type DeviceMemory,
   deviceAges,
+  withExact,
   fileIn,
   parseSyscall,
   WRITE_CALLS,
@@ -47,6 +49,12 @@ export interface StallsCollectorOptions extends StallsOptions {
   readonly isDatabase: (comm: string) => boolean;
   /** process.arch by default: which syscall table applies. */
   readonly arch?: string;
+  /** The eBPF tier's oldest request per device, when it runs and its figures are fresh. */
+  readonly exactAges?: () => ReadonlyArray<{
+    readonly device: string;
+    readonly age_seconds: number;
+    readonly op: string;
+  }>;
 }
 
 const DENIED = new Set(["EACCES", "EPERM"]);
@@ -107,7 +115,7 @@ export class StallsCollector implements Collector<StallsObservation> {
       now,
     );
     this.devices = r.memory;
-    return r.ages
+    return withExact(r.ages, this.opts.exactAges?.() ?? [])
       .filter((a) => a.age_seconds > 0)
       .sort((a, b) => b.age_seconds - a.age_seconds)
       .slice(0, MAX_DEVICES);

@@ -1,5 +1,5 @@
 // stalls observation: what is in flight now, by source, with its age. Pure types.
-import type { WriteCall } from "./parse.js";
+import type { DeviceAge, WriteCall } from "./parse.js";
 
 /** A database thread in uninterruptible sleep inside a write or sync call on a WAL file. */
 export interface DbThreadStall {
@@ -23,6 +23,9 @@ export interface StallsObservation {
     readonly processes: number;
     readonly tasks_scanned: number;
   };
-  /** Devices whose oldest request has waited with no completion since, oldest first. */
-  readonly devices: ReadonlyArray<{ readonly device: string; readonly age_seconds: number }>;
+  /**
+   * Devices with a request in flight, oldest first: the eBPF tier's exact age while it runs,
+   * else (or when larger) diskstats' "in flight and nothing completed since".
+   */
+  readonly devices: readonly DeviceAge[];
 }

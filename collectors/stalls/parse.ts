@@ -108,8 +108,8 @@ export type DeviceMemory = ReadonlyMap<
 /**
  * The age of each device's oldest request: requests were in flight at sample T and none has
  * completed since, so those are still in flight: the oldest has waited at least now - T (a lower
- * bound, short by up to one interval; the eBPF collector's exact {device, op, age_seconds} feeds
- * the same detector). A device idle or completing has age 0. `now` in seconds; returns the ages
+ * bound, short by up to one interval; withExact adds the eBPF collector's exact ages). A device
+ * idle or completing has age 0. `now` in seconds; returns the ages
  * and the memory for the next sample.
  */
 export function deviceAges(
@@ -132,4 +132,37 @@ export function deviceAges(
     ages.push({ device: s.device, age_seconds: s.in_flight > 0 ? now - since : 0 });
   }
   return { ages, memory: next };
+}
+
+/** A device's oldest request in flight, and which tier measured it. */
+export interface DeviceAge {
+  readonly device: string;
+  readonly age_seconds: number;
+  /** "ebpf": the request's own age (collectors/bio); "diskstats": the lower bound above. */
+  readonly via: "ebpf" | "diskstats";
+  /** The request's operation, when eBPF saw it. */
+  readonly op?: string;
+}
+
+/**
+ * Both tiers' ages, per device the larger (each is a lower bound of the truth). eBPF sees what
+ * diskstats cannot: one request stuck on a device that keeps completing others.
+ */
+export function withExact(
+  lower: ReadonlyArray<{ readonly device: string; readonly age_seconds: number }>,
+  exact: ReadonlyArray<{
+    readonly device: string;
+    readonly age_seconds: number;
+    readonly op: string;
+  }>,
+): DeviceAge[] {
+  const out = new Map<string, DeviceAge>();
+  for (const l of lower) out.set(l.device, { ...l, via: "diskstats" });
+  for (const e of exact) {
+    if (!Number.isFinite(e.age_seconds) || e.age_seconds < 0) continue;
+    const was = out.get(e.device);
+    if (!was || e.age_seconds >= was.age_seconds)
+      out.set(e.device, { device: e.device, age_seconds: e.age_seconds, via: "ebpf", op: e.op });
+  }
+  return [...out.values()];
 }

@@ -85,7 +85,14 @@ export function stallsSinks(
         note(
           "device",
           (k) => k,
-          dev.update(o.devices.map((d) => ({ key: d.device, age_seconds: d.age_seconds }))),
+          dev.update(
+            o.devices.map((d) => ({
+              key: d.device,
+              age_seconds: d.age_seconds,
+              // "device I/O (write, eBPF) on sda in flight for 21.0 s (stall)"
+              detail: d.via === "ebpf" ? `${d.op ?? "request"}, eBPF` : "diskstats, a lower bound",
+            })),
+          ),
         );
       },
       *events(): Iterable<EventInput> {
