@@ -148,6 +148,11 @@ test("the dashboard has a node picker, heatmaps of the await histograms, and val
     "stemedb_agent_wal_segments",
     "stemedb_agent_remediation_actions_total",
     "stemedb_agent_backup_paused",
+    "histogram_quantile(0.999, sum by (instance, device, op, le) (rate(stemedb_agent_bio_latency_seconds_bucket",
+    "stemedb_agent_bio_inflight_oldest_seconds",
+    "stemedb_agent_stall_ongoing_seconds",
+    "stemedb_agent_scsi_command_errors_total",
+    "stemedb_agent_kernel_log_missing_total",
   ]) {
     t.true(
       dashboardExprs().some((e) => e.includes(needle)),
