@@ -209,7 +209,9 @@ test(
         `[collectors.diskstats]\nexclude = ""\n[collectors.smart]\nsmartctl = "${smart.path}"\n` +
         `devices = ["/dev/sda", "/dev/nvme0"]\n[collectors.procio]\nunits = ["init.scope"]\n` +
         `[collectors.mounts]\ninterval = "1s"\n[collectors.wal]\ninterval = "1s"\n` +
-        `[collectors.fsync_probe]\ninterval = "500ms"\n`,
+        `[collectors.fsync_probe]\ninterval = "500ms"\n` +
+        // Opt-in; its metrics are registered whichever tier it ends up on.
+        `[collectors.bio]\nenabled = "auto"\n`,
     });
     t.teardown(() => a.stop("SIGKILL"));
     // Wait until SMART has polled both fixtures and the database endpoint was read, so the scrape has
