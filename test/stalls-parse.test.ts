@@ -4,6 +4,10 @@
 // its duration).
 import test from "ava";
 import fc from "fast-check";
+import { Registry } from "prom-client";
+import { stallsSinks } from "../collectors/stalls/sink.js";
+import type { StallsObservation } from "../collectors/stalls/observation.js";
+import { quietLog } from "./helpers/quiet.js";
 import { parseProcStat } from "../core/host/proc.js";
 import { DEFAULT_STALL_LIMITS, levelOf, StallDetector } from "../core/stalls.js";
 import {
@@ -202,5 +206,33 @@ test("device ages: eBPF's exact age where it is larger, diskstats' lower bound o
   );
   t.deepEqual(withExact([{ device: "sda", age_seconds: 3 }], []), [
     { device: "sda", age_seconds: 3, via: "diskstats" },
+  ]);
+});
+
+test("closed (a reload to another WAL directory, or turned off), the stalls sinks leave no series behind", async (t) => {
+  const registry = new Registry();
+  const obs = (devices: StallsObservation["devices"]): StallsObservation => ({
+    db: { wal_dir: null, threads: [], unknown: null, processes: 0, tasks_scanned: 0 },
+    devices,
+  });
+  const series = async () =>
+    (await registry.metrics())
+      .split("\n")
+      .filter((l) => /^stemedb_agent_stall_(ongoing_seconds|unknown)\{/.test(l))
+      .map((l) => l.replace(/ [^ ]+$/, ""));
+  const a = stallsSinks(registry, quietLog, "/srv/old-wal", DEFAULT_STALL_LIMITS);
+  a.observation.metrics?.(obs([{ device: "sdb", age_seconds: 7, via: "diskstats" }]));
+  t.deepEqual(await series(), [
+    'stemedb_agent_stall_ongoing_seconds{source="db",target="/srv/old-wal"}',
+    'stemedb_agent_stall_ongoing_seconds{source="device",target="sdb"}',
+    'stemedb_agent_stall_unknown{source="db"}',
+  ]);
+  a.close?.metrics?.(undefined);
+  t.deepEqual(await series(), []);
+  const b = stallsSinks(registry, quietLog, "/srv/wal", DEFAULT_STALL_LIMITS);
+  b.observation.metrics?.(obs([]));
+  t.deepEqual(await series(), [
+    'stemedb_agent_stall_ongoing_seconds{source="db",target="/srv/wal"}',
+    'stemedb_agent_stall_unknown{source="db"}',
   ]);
 });

@@ -101,5 +101,15 @@ export function stallsSinks(
         yield* out;
       },
     },
+    // Closed on reload (rebuilt, perhaps for another WAL directory) or turned off: its series go,
+    // or the old directory's and a device's last age would stay exported for ever.
+    close: {
+      metrics() {
+        m.ongoing.remove({ source: "db", target: walDir });
+        m.unknown.remove({ source: "db" });
+        for (const d of exported) m.ongoing.remove({ source: "device", target: d });
+        exported = new Set();
+      },
+    },
   };
 }
