@@ -7,7 +7,9 @@
 // with the agent's tier on, with it off, and with Debian's standalone biolatency.bt; CPU per
 // I/O is the difference from nothing tracing, divided by the I/Os done. Idle: the agent's own
 // CPU (with its bpftrace child) with the tier on and off.
+// Overhead is the median of --rounds interleaved rounds after a warm-up run.
 // Usage: node dist/bench/bio.js [--accuracy-seconds 30] [--load-seconds 15] [--idle-seconds 60]
+//        [--rounds 3]
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { existsSync, readFileSync, readdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
@@ -16,6 +18,8 @@ import { numberArg, procSample, round, sleep, startAgent, type RunningAgent } fr
 const ACCURACY_S = numberArg("accuracy-seconds", 30);
 const LOAD_S = numberArg("load-seconds", 15);
 const IDLE_S = numberArg("idle-seconds", 60);
+/** Overhead rounds per rate (medians are quoted), after one warm-up run. */
+const ROUNDS = numberArg("rounds", 3);
 const BIOLATENCY = "/usr/sbin/biolatency.bt";
 const BPFTRACE = "/usr/bin/bpftrace";
 const TICKS = 100;
@@ -309,24 +313,45 @@ async function overheadAt(dev: string, iops: number, tracer: Tracer) {
   if (child) await stopChild(child);
   return { tracer, ios: f.read.ios, busy, own };
 }
+const median = (xs: readonly number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
+};
+
 async function overhead() {
   const dev = loop(`/dev/shm/bench-bio-load-${process.pid}.img`, 1024, false);
   spawnSync("dd", [`if=/dev/zero`, `of=${dev}`, "bs=1M", "count=1024"]);
   const out = [];
+  const tracers: Tracer[] = ["none", "agent tier off", "agent tier on", "biolatency.bt"];
   for (const iops of [10_000, 100_000]) {
-    const tracers: Tracer[] = ["none", "agent tier off", "agent tier on", "biolatency.bt"];
-    const runs = [];
-    for (const t of tracers) runs.push(await overheadAt(dev, iops, t));
-    const none = runs[0] as (typeof runs)[number];
-    for (const r of runs)
+    await overheadAt(dev, iops, "none"); // warm-up: page cache, fio, the loop worker
+    // Interleaved rounds, so a drift of the machine's load falls on every tracer alike.
+    const runs = new Map<Tracer, Array<Awaited<ReturnType<typeof overheadAt>> & { extra: number }>>(
+      tracers.map((t) => [t, []]),
+    );
+    for (let r = 0; r < ROUNDS; r++) {
+      const inRound = [];
+      for (const t of tracers) inRound.push(await overheadAt(dev, iops, t));
+      const none = inRound[0] as (typeof inRound)[number];
+      for (const x of inRound)
+        runs.get(x.tracer)?.push({ ...x, extra: x === none ? 0 : (x.busy - none.busy) / x.ios });
+    }
+    for (const t of tracers) {
+      const rs = runs.get(t) ?? [];
       out.push({
         target_iops: iops,
-        tracer: r.tracer,
-        achieved_iops: round(r.ios / LOAD_S, 0),
-        machine_cpu_s: round(r.busy, 2),
-        extra_cpu_us_per_io: r === none ? 0 : round(((r.busy - none.busy) / r.ios) * 1e6, 2),
-        tracer_process_cpu_s: round(r.own, 2),
+        tracer: t,
+        achieved_iops: round(median(rs.map((x) => x.ios)) / LOAD_S, 0),
+        machine_cpu_s: round(median(rs.map((x) => x.busy)), 2),
+        extra_cpu_us_per_io: round(median(rs.map((x) => x.extra)) * 1e6, 2),
+        extra_min_max_us: rs
+          .map((x) => round(x.extra * 1e6, 2))
+          .sort((a, b) => a - b)
+          .join(" "),
+        tracer_process_cpu_s: round(median(rs.map((x) => x.own)), 2),
       });
+    }
   }
   return out;
 }
@@ -356,7 +381,10 @@ console.log(
     `${acc.series.perNode} not per disk`,
 );
 const load = await overhead();
-console.log(`overhead (${LOAD_S} s per run, 4 KiB random reads, loop device over tmpfs):`);
+console.log(
+  `overhead (${LOAD_S} s per run, 4 KiB random reads, loop device over tmpfs; medians of ` +
+    `${ROUNDS} rounds, extra CPU per I/O against no tracer in the same round):`,
+);
 console.table(load);
 const idl = await idle();
 console.log(`idle agent, CPU s/h with its bpftrace: ${JSON.stringify(idl)}`);
