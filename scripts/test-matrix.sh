@@ -55,7 +55,8 @@ run() { # LINE KIND
   if [ "$rc" != 0 ]; then
     failures+=("--- Node line $line, $kind suite: what failed ---")
     failures+=("$(awk '/^  ✘/ { p = 1; print; next } p && /^    / { print; next } { p = 0 }' "$log" | head -120)")
-    failures+=("$(sed -n '/^[[:space:]]*─$/,$p' "$log" | grep -vE '^[[:space:]]*(─)?$' | head -80)")
+    failures+=("$(sed -n '/^[[:space:]]*─$/,$p' "$log" | grep -vE '^[[:space:]]*(─)?$' |
+      grep -vE '^[[:space:]]+at .*(node_modules/|node:internal|async Promise)' | head -80)")
   fi
   summary+=("$(printf 'test-matrix: Node %-9s %-12s %s (exit %s)' "${node:-$line?}" "$kind suite" \
     "${counts#tests: }" "$rc")")

@@ -347,7 +347,7 @@ test.serial(
   },
 );
 
-test("a full connection queue (EAGAIN) is waited out: the client is answered once the agent accepts again", async (t) => {
+test("a full connection queue (EAGAIN) is waited out: answered once the agent accepts again", async (t) => {
   const { dir } = tempDir();
   const sock = join(dir, "busy.sock");
   // A stand-in agent: a queue of one, and a loop blocked for 1.5 s right after it listens.

@@ -209,7 +209,7 @@ test("device ages: eBPF's exact age where it is larger, diskstats' lower bound o
   ]);
 });
 
-test("closed (a reload to another WAL directory, or turned off), the stalls sinks leave no series behind", async (t) => {
+test("closed (a reload to another WAL directory, or turned off), stalls' sinks leave no series", async (t) => {
   const registry = new Registry();
   const obs = (devices: StallsObservation["devices"]): StallsObservation => ({
     db: { wal_dir: null, threads: [], unknown: null, processes: 0, tasks_scanned: 0 },
