@@ -50,8 +50,8 @@ run() { # LINE KIND
     echo "test-matrix: the $kind suite for line $line ran on ${node:-an unknown Node}" >&2
     status=1 rc="wrong Node"
   fi
-  # CI keeps only the end of the output: a failed run's ✘ lines with their t.log text, and ava's detail block (from its
-  # first rule on) are kept and printed again last, bounded, so the reason is always in view.
+  # CI keeps only the end of the output: a failed run's ✘ lines with their t.log text, and ava's
+  # detail block (from its first rule on), are printed again last, bounded, so the reason shows.
   if [ "$rc" != 0 ]; then
     failures+=("--- Node line $line, $kind suite: what failed ---")
     failures+=("$(awk '/^  ✘/ { p = 1; print; next } p && /^    / { print; next } { p = 0 }' "$log" | head -120)")
