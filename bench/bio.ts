@@ -4,14 +4,23 @@
 // against fio's own completion-latency percentiles of the same run, with the p99 of one-second
 // diskstats averages beside them (what the diskstats tier can say). Overhead: fio at a fixed
 // 10k and 100k IOPS on a loop device over tmpfs, the whole machine's CPU with nothing tracing,
-// with the agent's tier on, with it off, and with Debian's standalone biolatency.bt; CPU per
-// I/O is the difference from nothing tracing, divided by the I/Os done. Idle: the agent's own
+// with the agent's tier on, with it off, and with a standalone bpftrace biolatency; CPU per
+// I/O is the difference from nothing tracing, divided by the I/Os done (noisy on a VM: a
+// microsecond per I/O is inside it), and, exactly, the kernel time of the tracer's BPF programs
+// (kernel.bpf_stats_enabled) and its processes' CPU per I/O. Idle: the agent's own
 // CPU (with its bpftrace child) with the tier on and off.
 // Overhead is the median of --rounds interleaved rounds after a warm-up run.
 // Usage: node dist/bench/bio.js [--accuracy-seconds 30] [--load-seconds 15] [--idle-seconds 60]
 //        [--rounds 3]
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
-import { existsSync, readFileSync, readdirSync, rmSync } from "node:fs";
+import {
+  existsSync,
+  readFileSync,
+  readdirSync,
+  readlinkSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
 import { join } from "node:path";
 import { numberArg, procSample, round, sleep, startAgent, type RunningAgent } from "./lib.js";
 
@@ -20,7 +29,21 @@ const LOAD_S = numberArg("load-seconds", 15);
 const IDLE_S = numberArg("idle-seconds", 60);
 /** Overhead rounds per rate (medians are quoted), after one warm-up run. */
 const ROUNDS = numberArg("rounds", 3);
-const BIOLATENCY = "/usr/sbin/biolatency.bt";
+/**
+ * The reference: biolatency as a standalone bpftrace program, in the tracepoint form bpftrace
+ * upstream uses on kernels from 6.4 (block_io_start to block_io_done, keyed by device and
+ * sector, one log2 histogram). Debian's /usr/sbin/biolatency.bt (0.17) attaches kprobes to
+ * blk_account_io_start/done, which 6.4 inlined away: on this kernel it attaches nothing and
+ * measures nothing, so it cannot be the comparison.
+ */
+const REFERENCE = [
+  "tracepoint:block:block_io_start { @start[args->dev, args->sector] = nsecs; }",
+  "tracepoint:block:block_io_done /@start[args->dev, args->sector]/ {",
+  "  @usecs = hist((nsecs - @start[args->dev, args->sector]) / 1000);",
+  "  delete(@start[args->dev, args->sector]);",
+  "}",
+].join("\n");
+const REFERENCE_NAME = "bpftrace biolatency";
 const BPFTRACE = "/usr/bin/bpftrace";
 const TICKS = 100;
 
@@ -198,6 +221,60 @@ function treeCpu(pid: number): number {
   return cpu;
 }
 
+/** The processes under `pid` (itself included) whose name is `comm`. */
+function descendants(pid: number, comm: string): number[] {
+  const out: number[] = [];
+  const walk = (p: number) => {
+    try {
+      if (readFileSync(`/proc/${p}/comm`, "utf8").trim() === comm) out.push(p);
+      for (const t of readdirSync(`/proc/${p}/task`))
+        for (const c of readFileSync(`/proc/${p}/task/${t}/children`, "utf8").split(/\s+/))
+          if (c) walk(Number(c));
+    } catch {
+      // exited
+    }
+  };
+  walk(pid);
+  return out;
+}
+
+/**
+ * Kernel time spent in the BPF programs `pids` hold open, and how often they ran
+ * (run_time_ns and run_cnt in each program descriptor's fdinfo, counted while
+ * kernel.bpf_stats_enabled is 1): the tracer's in-kernel cost, which the whole machine's
+ * CPU is too noisy to show at a microsecond per I/O.
+ */
+function bpfProgTime(pids: readonly number[]): { ns: number; runs: number } {
+  let ns = 0;
+  let runs = 0;
+  for (const pid of pids) {
+    let fds: string[] = [];
+    try {
+      fds = readdirSync(`/proc/${pid}/fd`);
+    } catch {
+      continue;
+    }
+    for (const fd of fds) {
+      try {
+        if (readlinkSync(`/proc/${pid}/fd/${fd}`) !== "anon_inode:bpf-prog") continue;
+        const info = readFileSync(`/proc/${pid}/fdinfo/${fd}`, "utf8");
+        ns += Number(/^run_time_ns:\s+(\d+)/m.exec(info)?.[1] ?? 0);
+        runs += Number(/^run_cnt:\s+(\d+)/m.exec(info)?.[1] ?? 0);
+      } catch {
+        // closed meanwhile
+      }
+    }
+  }
+  return { ns, runs };
+}
+
+const BPF_STATS = "/proc/sys/kernel/bpf_stats_enabled";
+const bpfStatsWas = existsSync(BPF_STATS) ? readFileSync(BPF_STATS, "utf8").trim() : null;
+if (bpfStatsWas !== null) {
+  writeFileSync(BPF_STATS, "1");
+  process.on("exit", () => writeFileSync(BPF_STATS, bpfStatsWas));
+}
+
 async function agentWith(bio: boolean): Promise<RunningAgent> {
   // Only what the comparison needs: the tier (or not), and diskstats for the loop devices.
   const a = await startAgent(
@@ -217,7 +294,7 @@ async function agentWith(bio: boolean): Promise<RunningAgent> {
 }
 
 function standalone(): ChildProcess {
-  return spawn(BPFTRACE, [BIOLATENCY], { stdio: ["ignore", "ignore", "ignore"] });
+  return spawn(BPFTRACE, ["-e", REFERENCE], { stdio: ["ignore", "ignore", "ignore"] });
 }
 async function stopChild(c: ChildProcess): Promise<void> {
   if (c.exitCode !== null) return;
@@ -284,19 +361,22 @@ async function accuracy() {
 }
 
 // --- overhead -----------------------------------------------------------------------------------
-type Tracer = "none" | "agent tier off" | "agent tier on" | "biolatency.bt";
+type Tracer = "none" | "agent tier off" | "agent tier on" | typeof REFERENCE_NAME;
 async function overheadAt(dev: string, iops: number, tracer: Tracer) {
   let agent: RunningAgent | null = null;
   let child: ChildProcess | null = null;
   if (tracer === "agent tier on" || tracer === "agent tier off")
     agent = await agentWith(tracer === "agent tier on");
-  if (tracer === "biolatency.bt") {
+  if (tracer === REFERENCE_NAME) {
     child = standalone();
     await sleep(3000); // attached
   }
   await sleep(1000);
+  const tracerPid = agent?.pid ?? child?.pid;
+  const bpftraces = tracerPid ? descendants(tracerPid, "bpftrace") : [];
+  const bpf0 = bpfProgTime(bpftraces);
   const busy0 = machineBusy();
-  const own0 = agent ? treeCpu(agent.pid) : child?.pid ? treeCpu(child.pid) : 0;
+  const own0 = tracerPid ? treeCpu(tracerPid) : 0;
   const f = await fio([
     "--name=load",
     `--filename=${dev}`,
@@ -308,10 +388,12 @@ async function overheadAt(dev: string, iops: number, tracer: Tracer) {
     `--runtime=${LOAD_S}`,
   ]);
   const busy = machineBusy() - busy0;
-  const own = (agent ? treeCpu(agent.pid) : child?.pid ? treeCpu(child.pid) : 0) - own0;
+  const own = (tracerPid ? treeCpu(tracerPid) : 0) - own0;
+  const bpf1 = bpfProgTime(bpftraces);
+  const bpf = { ns: bpf1.ns - bpf0.ns, runs: bpf1.runs - bpf0.runs };
   if (agent) await agent.stop();
   if (child) await stopChild(child);
-  return { tracer, ios: f.read.ios, busy, own };
+  return { tracer, ios: f.read.ios, busy, own, bpf };
 }
 const median = (xs: readonly number[]): number => {
   const s = [...xs].sort((a, b) => a - b);
@@ -323,7 +405,7 @@ async function overhead() {
   const dev = loop(`/dev/shm/bench-bio-load-${process.pid}.img`, 1024, false);
   spawnSync("dd", [`if=/dev/zero`, `of=${dev}`, "bs=1M", "count=1024"]);
   const out = [];
-  const tracers: Tracer[] = ["none", "agent tier off", "agent tier on", "biolatency.bt"];
+  const tracers: Tracer[] = ["none", "agent tier off", "agent tier on", REFERENCE_NAME];
   for (const iops of [10_000, 100_000]) {
     await overheadAt(dev, iops, "none"); // warm-up: page cache, fio, the loop worker
     // Interleaved rounds, so a drift of the machine's load falls on every tracer alike.
@@ -350,6 +432,11 @@ async function overhead() {
           .sort((a, b) => a - b)
           .join(" "),
         tracer_process_cpu_s: round(median(rs.map((x) => x.own)), 2),
+        // The tracer's own cost per I/O: its BPF programs in the kernel, its processes in user
+        // space (bpftrace, and the agent reading it).
+        bpf_ns_per_io: round(median(rs.map((x) => x.bpf.ns / x.ios)), 0),
+        bpf_runs_per_io: round(median(rs.map((x) => x.bpf.runs / x.ios)), 2),
+        user_ns_per_io: round(median(rs.map((x) => (x.own / x.ios) * 1e9)), 0),
       });
     }
   }

@@ -257,11 +257,12 @@ for (const r of (get("bio", "accuracy.rows") ?? []) as BioAcc[]) {
 const bioLoad = (get("bio", "overhead") ?? []) as BioAcc[];
 for (const iops of [10_000, 100_000]) {
   const at = (t: string) => bioLoad.find((r) => r["target_iops"] === iops && r["tracer"] === t);
+  const cost = (r: BioAcc | undefined) =>
+    `${num(r?.["bpf_ns_per_io"], 0)} + ${num(r?.["user_ns_per_io"], 0)}`;
   row(
-    `bio CPU µs per I/O at ${iops / 1000}k IOPS (achieved)`,
-    `${num(at("agent tier on")?.["extra_cpu_us_per_io"], 2)} ` +
-      `(${num(at("agent tier on")?.["achieved_iops"], 0)})`,
-    `biolatency.bt ${num(at("biolatency.bt")?.["extra_cpu_us_per_io"], 2)}`,
+    `bio ns per I/O at ${iops / 1000}k IOPS, BPF + user space (achieved IOPS)`,
+    `${cost(at("agent tier on"))} (${num(at("agent tier on")?.["achieved_iops"], 0)})`,
+    `bpftrace biolatency ${cost(at("bpftrace biolatency"))}`,
   );
 }
 row(
