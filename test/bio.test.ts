@@ -90,6 +90,20 @@ function rawLoop(t: ExecutionContext, dir: string, mib = 64): { dev: string; nam
   return { dev, name: dev.replace("/dev/", "") };
 }
 
+/** Makes the cgroup `cg`, removed after the test once its last process has gone. */
+function madeCgroup(t: ExecutionContext, cg: string): void {
+  mkdirSync(cg);
+  t.teardown(() => {
+    for (let i = 0; i < 50 && existsSync(cg); i++) {
+      try {
+        rmdirSync(cg);
+      } catch {
+        Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 100); // its last process exiting
+      }
+    }
+  });
+}
+
 const histo = (
   o: BioObservation,
   device: string,
@@ -168,16 +182,7 @@ test.serial("a cgroup's O_DIRECT writes are charged to it: bytes and requests", 
   const { dev } = rawLoop(t, dir);
   const name = `sa-bio-${process.pid}`;
   const cg = join(root, name);
-  mkdirSync(cg);
-  t.teardown(() => {
-    for (let i = 0; i < 50 && existsSync(cg); i++) {
-      try {
-        rmdirSync(cg);
-      } catch {
-        Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 100); // its last process exiting
-      }
-    }
-  });
+  madeCgroup(t, cg);
   const c = running(t);
   t.is((await c.until((o) => o.tier === "ebpf")).tier, "ebpf");
   let bytes = 0;
@@ -580,16 +585,7 @@ function blkioCgroup(t: ExecutionContext, name: string): string | null {
     }
     cg = join(root, name);
   }
-  mkdirSync(cg);
-  t.teardown(() => {
-    for (let i = 0; i < 50 && existsSync(cg); i++) {
-      try {
-        rmdirSync(cg);
-      } catch {
-        Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 100); // its last process exiting
-      }
-    }
-  });
+  madeCgroup(t, cg);
   return cg;
 }
 
