@@ -1,38 +1,30 @@
 // process: the database's own processes, grouped the way process-exporter groups a name (the
 // judge's StemeDB predicate on comm): CPU by mode, resident memory, threads, threads in D,
 // descriptors, with the host's CPU count, busy and iowait shares and available memory beside
-// them. Bounded work on a host with tens of thousands of processes: each run lists /proc, reads
-// the database's processes in full and reads one file (stat) only of pids it has not classified
-// yet; a pid classified as something else is read again only while young (it may still exec
-// into the database) and in a full pass every RECHECK_SECONDS (a long-lived process that execs
-// or renames itself, a pid reused between two runs). Processes exiting between the listing and
-// a read are skipped, not errors.
+// them. Bounded work on a host with tens of thousands of processes: the database's processes
+// are found by ./finder.ts (one stat read only of pids not classified yet, a full pass every
+// RECHECK_SECONDS) and read in full. Processes exiting mid-read are skipped, not errors.
 import { performance } from "node:perf_hooks";
 import type { CollectContext, Collector } from "../../core/collector.js";
 import { errorMessage } from "../../core/errors.js";
 import { Host, type Process } from "../../core/host/host.js";
 import { parseCgroupUnit } from "../procio/parse.js";
+import { DatabaseFinder } from "./finder.js";
 import type { ProcessObservation } from "./observation.js";
 import {
   account,
   type Baseline,
   type CpuTimes,
   cpuRatios,
-  parseAuxvClockTicks,
   parseCpuTimes,
   parseMeminfo,
   parseUptime,
   type ProcessSample,
-  YOUNG_SECONDS,
 } from "./parse.js";
 import type { ProcStat } from "../../core/host/proc.js";
 
-/** Processes read per slice before yielding to the event loop. */
-const SLICE = 256;
 /** Thread states read per run at most (a database with this many threads is already a finding). */
 const MAX_TASKS = 20_000;
-/** Linux's USER_HZ on every architecture the agent runs on, when auxv does not tell. */
-const DEFAULT_CLK_TCK = 100;
 /** Every pid is classified afresh this often (seconds since boot, as /proc/uptime counts). */
 const RECHECK_SECONDS = 60;
 
@@ -51,24 +43,17 @@ export class ProcessCollector implements Collector<ProcessObservation> {
   /** Clock ticks per second for utime/stime: sysconf(_SC_CLK_TCK), read from the agent's auxv. */
   readonly clockTicks: number;
   private readonly host: Host;
+  private readonly finder: DatabaseFinder;
   private lastAt: number | null = null;
   private baseline: Baseline | null = null;
   private lastCpu: CpuTimes | null = null;
   /** Unit per pid, read once per process (pid and start time). */
   private readonly units = new Map<number, { starttime: number; unit: string | null }>();
-  /** Pids found not to be the database: when they started and when they were looked at. */
-  private readonly others = new Map<number, { started: number; checked: number }>();
-  private lastRecheck = -Infinity;
 
   constructor(private readonly opts: ProcessCollectorOptions) {
     this.host = new Host({ procPath: opts.procPath });
-    let hz: number | null = null;
-    try {
-      hz = parseAuxvClockTicks(this.host.readBytes("self/auxv"));
-    } catch {
-      // a captured tree has no auxv
-    }
-    this.clockTicks = hz ?? DEFAULT_CLK_TCK;
+    this.finder = new DatabaseFinder(this.host, opts.isDatabase, RECHECK_SECONDS);
+    this.clockTicks = this.finder.clockTicks;
   }
 
   async collect({ signal }: CollectContext): Promise<ProcessObservation> {
@@ -79,39 +64,12 @@ export class ProcessCollector implements Collector<ProcessObservation> {
     const uptime = parseUptime(this.read("uptime"));
     if (uptime === null) throw new Error(`${this.opts.procPath}/uptime: no seconds since boot`);
     const at = performance.now();
-    let pids: number[];
-    try {
-      pids = this.host.pids();
-    } catch (e) {
-      throw new Error(`cannot list ${this.opts.procPath}: ${errorMessage(e)}`);
-    }
     const samples: ProcessSample[] = [];
     const budget = { tasks: MAX_TASKS };
-    const recheck = uptime - this.lastRecheck >= RECHECK_SECONDS;
-    if (recheck) this.lastRecheck = uptime;
-    const listed = new Set<number>();
-    for (let i = 0; i < pids.length; i++) {
-      if (i > 0 && i % SLICE === 0) {
-        await new Promise<void>((r) => setImmediate(r));
-        if (signal.aborted) throw signal.reason as Error;
-      }
-      const pid = pids[i] as number;
-      listed.add(pid);
-      const other = this.others.get(pid);
-      // Known not to be the database, and already old when looked at: not read again.
-      if (!recheck && other && other.checked - other.started > YOUNG_SECONDS) continue;
-      const p = this.host.process(pid);
-      const stat = p.stat();
-      if (stat === null) continue; // exited
-      if (!this.opts.isDatabase(stat.comm)) {
-        this.others.set(pid, { started: stat.starttime / this.clockTicks, checked: uptime });
-        continue;
-      }
-      this.others.delete(pid);
+    for (const { p, stat } of await this.finder.find(uptime, signal)) {
       const s = this.sample(p, stat, budget);
       if (s) samples.push(s);
     }
-    for (const pid of this.others.keys()) if (!listed.has(pid)) this.others.delete(pid);
     const alive = new Set(samples.map((s) => s.pid));
     for (const pid of this.units.keys()) if (!alive.has(pid)) this.units.delete(pid);
     const seconds = this.lastAt === null ? null : (at - this.lastAt) / 1000;

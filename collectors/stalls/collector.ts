@@ -8,14 +8,17 @@
 // - Devices: requests in flight (diskstats field 9) and no completion since T: the oldest has
 //   waited at least now - T (parse.ts deviceAges); while the eBPF tier runs, each device's oldest
 //   request's own age as well (collectors/bio, handed in by the core), the larger of the two.
-// Bounded: at most MAX_TASKS thread stats a run, yielding every SLICE; database pids are found by a full /proc walk
-// every RESCAN_MS and only re-checked between. Threads and processes exiting mid-read are skipped.
+// Bounded: at most MAX_TASKS thread stats a run, yielding every SLICE; database pids are found
+// by a full /proc walk (the process collector's finder, ../process/finder.ts) every RESCAN_MS
+// and only re-checked between. Threads and processes exiting mid-read are skipped.
 import { realpathSync } from "node:fs";
 import { performance } from "node:perf_hooks";
 import type { CollectContext, Collector } from "../../core/collector.js";
 import { errorMessage } from "../../core/errors.js";
 import { Host, type Process } from "../../core/host/host.js";
 import { parseDiskstats } from "../diskstats/parse.js";
+import { DatabaseFinder } from "../process/finder.js";
+import { parseUptime } from "../process/parse.js";
 import type { DbThreadStall, StallsObservation } from "./observation.js";
 import {
   type DeviceMemory,
@@ -64,6 +67,7 @@ const CAP_SYS_PTRACE = 19n;
 export class StallsCollector implements Collector<StallsObservation> {
   readonly name = "stalls";
   private readonly host: Host;
+  private readonly finder: DatabaseFinder;
   private readonly table: ReadonlyMap<number, WriteCall> | undefined;
   private dbPids: number[] = [];
   private scannedAt = -Infinity;
@@ -75,6 +79,8 @@ export class StallsCollector implements Collector<StallsObservation> {
 
   constructor(private readonly opts: StallsCollectorOptions) {
     this.host = new Host({ procPath: opts.procPath, sysPath: opts.sysPath });
+    // Looked for every RESCAN_MS, each time in a full pass (every pid's stat read again).
+    this.finder = new DatabaseFinder(this.host, opts.isDatabase, 0);
     this.table = WRITE_CALLS[opts.arch ?? process.arch];
     let caps: bigint | null = null;
     try {
@@ -143,7 +149,7 @@ export class StallsCollector implements Collector<StallsObservation> {
     const walDir = this.walReal();
     if (now * 1000 - this.scannedAt >= RESCAN_MS) {
       this.scannedAt = now * 1000;
-      this.dbPids = this.findDatabase();
+      this.dbPids = await this.findDatabase(signal);
     }
     if (!this.table)
       return {
@@ -232,22 +238,19 @@ export class StallsCollector implements Collector<StallsObservation> {
     return file === null ? null : { ...w, file };
   }
 
-  /** Every database pid: one stat read per listed pid. */
-  private findDatabase(): number[] {
-    const out: number[] = [];
-    let pids: number[];
+  /** Every database pid but the agent's own, at most MAX_PROCESSES. */
+  private async findDatabase(signal: AbortSignal): Promise<number[]> {
+    let uptime: number | null;
     try {
-      pids = this.host.pids();
+      uptime = parseUptime(this.host.read("uptime"));
     } catch (e) {
-      throw new Error(`cannot list ${this.opts.procPath}: ${errorMessage(e)}`);
+      throw new Error(`cannot read ${this.opts.procPath}/uptime: ${errorMessage(e)}`);
     }
+    if (uptime === null) throw new Error(`${this.opts.procPath}/uptime: no seconds since boot`);
     const self = process.pid;
-    for (const pid of pids) {
-      if (pid === self) continue;
-      const s = this.host.process(pid).stat();
-      if (s !== null && this.opts.isDatabase(s.comm)) out.push(pid);
-      if (out.length >= MAX_PROCESSES) break;
-    }
-    return out;
+    return (await this.finder.find(uptime, signal))
+      .map((f) => f.p.pid)
+      .filter((pid) => pid !== self)
+      .slice(0, MAX_PROCESSES);
   }
 }
