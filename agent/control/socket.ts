@@ -7,10 +7,10 @@ import type { Server } from "node:http";
 import { errorCode } from "../../core/errors.js";
 
 /** sockaddr_un.sun_path is 108 bytes including the terminating NUL. */
-/** Pending connections the kernel queues (capped by net.core.somaxconn, 4096 since Linux 5.4). */
-export const LISTEN_BACKLOG = 4096;
-
 export const MAX_SOCKET_PATH = 107;
+
+/** Pending connections the kernel queues (capped by net.core.somaxconn, 4096 since Linux 5.4). */
+const LISTEN_BACKLOG = 4096;
 
 export class SocketInUse extends Error {}
 
