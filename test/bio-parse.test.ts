@@ -12,7 +12,7 @@ import { Registry } from "prom-client";
 import { unitOfCgroupPath } from "../collectors/bio/cgroups.js";
 import { bioEvidence } from "../collectors/bio/evidence.js";
 import { BioCollector } from "../collectors/bio/collector.js";
-import type { BioObservation } from "../collectors/bio/observation.js";
+import type { BioCounters, BioObservation } from "../collectors/bio/observation.js";
 import {
   BUCKET_OVER,
   bucketIndex,
@@ -30,6 +30,17 @@ import { bioSinks } from "../collectors/bio/sink.js";
 import { hasCommand, tempDir } from "./helpers/agent-process.js";
 import { REPO_ROOT } from "./helpers/container.js";
 import { quietLog, sleep } from "./helpers/quiet.js";
+
+/** A round in which nothing was lost or left unparsed. */
+const NOTHING_LOST: BioCounters = {
+  unmatched: 0,
+  dropped: 0,
+  unattributed: 0,
+  bad_lines: 0,
+  bad_keys: 0,
+  exits: 0,
+  inflight_leaked: 0,
+};
 
 test("rwbs: every form blk_fill_rwbs writes, and nothing else", (t) => {
   const cases: Array<[string, string, Partial<Record<string, boolean>>]> = [
@@ -401,15 +412,7 @@ test("histograms of at most 16 devices are exported, the first by name; the rest
     })),
     units: [],
     inflight: [],
-    counters: {
-      unmatched: 0,
-      dropped: 0,
-      unattributed: 0,
-      bad_lines: 0,
-      bad_keys: 0,
-      exits: 0,
-      inflight_leaked: 0,
-    },
+    counters: NOTHING_LOST,
     cgroups_truncated: false,
   };
   s.observation.metrics?.(o);
@@ -530,15 +533,7 @@ test("evidence for a pause that was not the cure: the WAL devices' p99 and the u
     queue_time: false,
     interval_seconds: 1,
     inflight: [],
-    counters: {
-      unmatched: 0,
-      dropped: 0,
-      unattributed: 0,
-      bad_lines: 0,
-      bad_keys: 0,
-      exits: 0,
-      inflight_leaked: 0,
-    },
+    counters: NOTHING_LOST,
     cgroups_truncated: false,
   };
   const h = (device: string, p99: number | null, n: number) => ({

@@ -24,9 +24,8 @@ import {
 } from "./helpers/agent-process.js";
 import { sample, until } from "./helpers/faults.js";
 import { makeLoopFs } from "./helpers/loop.js";
+import { sleep } from "./helpers/quiet.js";
 import { exclusive } from "./helpers/sysctl.js";
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** btrfs RAID1 (data and metadata) on two fresh loop devices, mounted at <dir>/mnt. */
 function btrfsPair(dir: string): { devs: string[]; mnt: string; cleanup(): void } {
