@@ -23,6 +23,7 @@ import { processSinks } from "../collectors/process/sink.js";
 import { parseProcStat, parseProcStatus } from "../core/host/proc.js";
 import { isStemedbDatabase } from "../judge/index.js";
 import { hasCommand, isRoot, tempDir } from "./helpers/agent-process.js";
+import { compileC } from "./helpers/cc.js";
 import { alive, routed } from "./helpers/quiet.js";
 
 // ------------------------------------------------------------------ pure
@@ -232,13 +233,7 @@ test.before(() => {
   const { dir, cleanup } = tempDir("sa-proc-");
   removeFake = cleanup;
   chmodSync(dir, 0o755); // another user runs it too
-  writeFileSync(join(dir, "fake.c"), FAKE_C);
-  const bin = join(dir, "stemedb-fake");
-  const r = spawnSync("gcc", ["-O0", "-pthread", "-o", bin, join(dir, "fake.c")], {
-    encoding: "utf8",
-  });
-  if (r.status !== 0) throw new Error(`gcc: ${r.stderr}`);
-  fakeBin = bin;
+  fakeBin = compileC(dir, "stemedb-fake", FAKE_C);
 });
 const fake = (_t: ExecutionContext): string | null => fakeBin;
 

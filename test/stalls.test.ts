@@ -32,6 +32,7 @@ import {
   startAgent,
   tempDir,
 } from "./helpers/agent-process.js";
+import { compileC } from "./helpers/cc.js";
 import { makeLoopFs } from "./helpers/loop.js";
 import { buildAreas } from "../agent/status/areas.js";
 import { diagnose, stepOf } from "../agent/status/diagnose.js";
@@ -100,13 +101,7 @@ test.before(() => {
   const { dir, cleanup } = tempDir("sa-stalls-bin-");
   removeBin = cleanup;
   chmodSync(dir, 0o755);
-  writeFileSync(join(dir, "walw.c"), WALW_C);
-  const bin = join(dir, "stemedb-walw");
-  const r = spawnSync("gcc", ["-O0", "-pthread", "-o", bin, join(dir, "walw.c")], {
-    encoding: "utf8",
-  });
-  if (r.status !== 0) throw new Error(`gcc: ${r.stderr}`);
-  walw = bin;
+  walw = compileC(dir, "stemedb-walw", WALW_C);
 });
 test.after.always(() => removeBin());
 
