@@ -122,13 +122,18 @@ function factory<N extends CollectorName, Opts, U = never>(f: Factory<N, Opts, U
   };
 }
 
-/** bio's figures older than this are not "now": its collector is stuck or was turned off. */
-const BIO_FRESH_MS = 5_000;
-
-/** The eBPF tier's oldest request per device, when it runs and its last round is fresh. */
-function bioInflight(latest: LatestView<Observations> | null, now: number) {
+/**
+ * The eBPF tier's oldest request per device, when it runs and its last round is fresh: at most
+ * three of its intervals old, and at least 5 s (older, its collector is stuck or turned off).
+ */
+export function bioInflight(
+  latest: LatestView<Observations> | null,
+  now: number,
+  bioIntervalMs: number,
+) {
   const b = latest?.get("bio");
-  if (!b || b.observation.tier !== "ebpf" || now - b.at > BIO_FRESH_MS) return [];
+  const freshMs = Math.max(5_000, 3 * bioIntervalMs);
+  if (!b || b.observation.tier !== "ebpf" || now - b.at > freshMs) return [];
   return b.observation.inflight;
 }
 
@@ -201,18 +206,19 @@ const FACTORIES: readonly AnyFactory[] = [
     name: "stalls",
     enabled: (c) => c.collectors.stalls.enabled,
     spec: (c) => c.collectors.stalls,
-    options: (c): StallsOptions & { limits: StallLimits } => ({
+    options: (c): StallsOptions & { limits: StallLimits; bioIntervalMs: number } => ({
       procPath: c.host.proc_path,
       sysPath: c.host.sys_path,
       walDir: c.wal.dir,
       limits: stallLimits(c),
+      bioIntervalMs: c.collectors.bio.interval,
     }),
     sinks: (o, registry, log) => stallsSinks(registry, log, o.walDir, o.limits),
-    create: ({ limits: _limits, ...o }, { judge, latest }) =>
+    create: ({ limits: _limits, bioIntervalMs, ...o }, { judge, latest }) =>
       new StallsCollector({
         ...o,
         isDatabase: (comm) => judge.isStemedbDatabase(comm),
-        exactAges: () => bioInflight(latest, Date.now()),
+        exactAges: () => bioInflight(latest, Date.now(), bioIntervalMs),
       }),
   }),
   factory({

@@ -5,6 +5,10 @@
 import test from "ava";
 import fc from "fast-check";
 import { Registry } from "prom-client";
+import { bioInflight } from "../collectors/index.js";
+import type { BioObservation } from "../collectors/bio/observation.js";
+import type { Observations } from "../collectors/observations.js";
+import { Latest } from "../core/latest.js";
 import { stallsSinks } from "../collectors/stalls/sink.js";
 import type { StallsObservation } from "../collectors/stalls/observation.js";
 import { quietLog } from "./helpers/quiet.js";
@@ -235,4 +239,38 @@ test("closed (a reload to another WAL directory, or turned off), stalls' sinks l
     'stemedb_agent_stall_ongoing_seconds{source="db",target="/srv/wal"}',
     'stemedb_agent_stall_unknown{source="db"}',
   ]);
+});
+
+test("eBPF ages reach the stall detector while bio's last round is fresh: 3 of its intervals, 5 s at least", (t) => {
+  const latest = new Latest<Observations>();
+  const inflight = [{ device: "sda", op: "write" as const, age_seconds: 30 }];
+  const bio = (tier: "ebpf" | "diskstats"): BioObservation => ({
+    queue_time: false,
+    interval_seconds: 1,
+    histograms: [],
+    units: [],
+    inflight,
+    counters: {
+      unmatched: 0,
+      dropped: 0,
+      unattributed: 0,
+      bad_lines: 0,
+      bad_keys: 0,
+      exits: 0,
+      inflight_leaked: 0,
+    },
+    cgroups_truncated: false,
+    ...(tier === "ebpf"
+      ? { tier }
+      : { tier, fallback: { kind: "starting" as const, reason: "test" } }),
+  });
+  t.deepEqual(bioInflight(latest, 10_000, 1_000), [], "no bio observation yet");
+  latest.set("bio", bio("ebpf"), 10_000);
+  t.deepEqual(bioInflight(latest, 14_000, 1_000), inflight);
+  t.deepEqual(bioInflight(latest, 16_000, 1_000), [], "6 s old at a 1 s interval: stale");
+  t.deepEqual(bioInflight(latest, 34_000, 10_000), inflight, "24 s old at a 10 s interval");
+  t.deepEqual(bioInflight(latest, 41_000, 10_000), [], "31 s old at a 10 s interval: stale");
+  latest.set("bio", bio("diskstats"), 10_000);
+  t.deepEqual(bioInflight(latest, 10_500, 1_000), [], "the diskstats tier has no exact ages");
+  t.deepEqual(bioInflight(null, 10_000, 1_000), [], "--once: no other collector's output");
 });
