@@ -30,19 +30,6 @@ const LOST: ReadonlyArray<[Exclude<keyof BioCounters, "inflight_leaked" | "exits
 /** Devices whose histograms are exported at most (up to 264 series each): the label stays bounded. */
 export const MAX_DEVICES = 16;
 
-/** The histograms of the first MAX_DEVICES devices by name (or those devices' names). */
-function shown<H extends { readonly device: string }>(hs: readonly H[]): H[];
-function shown<H extends { readonly device: string }>(hs: readonly H[], names: true): string[];
-function shown<H extends { readonly device: string }>(
-  hs: readonly H[],
-  names?: true,
-): H[] | string[] {
-  const keep = [...new Set(hs.map((h) => h.device))].sort().slice(0, MAX_DEVICES);
-  if (names) return keep;
-  const set = new Set(keep);
-  return hs.filter((h) => set.has(h.device));
-}
-
 export function bioSinks(registry: Registry, log: Logger): Sinks<BioObservation> {
   const r = registry;
   const latency = bucketedHistogram<"device" | "op" | "sync">(r, {
@@ -95,16 +82,20 @@ export function bioSinks(registry: Registry, log: Logger): Sinks<BioObservation>
   exits.inc(0);
 
   let latest: BioObservation | null = null;
+  /** The devices whose histograms are exported: the first MAX_DEVICES by name. */
+  let shown = new Set<string>();
   const omitted = gauge(r, {
     name: `${NS}bio_devices_omitted`,
     help: `Devices beyond the first ${MAX_DEVICES} by name, whose latency histograms are not exported.`,
   });
   latency.source = () =>
-    shown(latest?.histograms ?? []).map((h) => ({
-      labels: { device: h.device, op: h.op, sync: h.sync ? "sync" : "async" },
-      cumulative: h.cumulative,
-      sum: h.sum_seconds,
-    }));
+    (latest?.histograms ?? [])
+      .filter((h) => shown.has(h.device))
+      .map((h) => ({
+        labels: { device: h.device, op: h.op, sync: h.sync ? "sync" : "async" },
+        cumulative: h.cumulative,
+        sum: h.sum_seconds,
+      }));
   let lastCounters: BioCounters | null = null;
   const idle = new Map<string, number>();
   const tier = new Conditions<"tier", string>();
@@ -114,9 +105,9 @@ export function bioSinks(registry: Registry, log: Logger): Sinks<BioObservation>
     observation: {
       metrics(o) {
         latest = o;
-        omitted.set(
-          new Set(o.histograms.map((h) => h.device)).size - shown(o.histograms, true).length,
-        );
+        const devices = [...new Set(o.histograms.map((h) => h.device))].sort();
+        shown = new Set(devices.slice(0, MAX_DEVICES));
+        omitted.set(devices.length - shown.size);
         active.set(o.tier === "ebpf" ? 1 : 0);
         oldest.reset();
         for (const i of o.inflight) oldest.labels(i.device, i.op).set(i.age_seconds);
