@@ -531,7 +531,6 @@ function wal(latest: Latest, configFile: string | null): Area {
 /** Not StemeDB itself (the database and this agent do not compete with the WAL). */
 export const notStemedb = (r: { comm: string }) => !isStemedbProcess(r.comm);
 
-/** Informational, except while WAL fsync is slow: then a heavy user-space reader/writer is a warning. */
 /** Shown in-flight operations at least this old (seconds): below it, a busy disk's normal queue. */
 const IN_FLIGHT_SHOWN = 1;
 
@@ -607,6 +606,7 @@ function stalls(c: Config, latest: Latest, h: HistoryStore | null, now: number):
   };
 }
 
+/** Informational, except while WAL fsync is slow: then a heavy user-space reader/writer is a warning. */
 function competing(latest: Latest, fsyncVerdict: AreaVerdict): Area {
   const p = latest.get("procio")?.observation;
   if (!p || p.interval_seconds === null)

@@ -12,6 +12,7 @@ import {
   logMissingSeverity,
   severityVerdict,
   type Verdict,
+  verdictRank,
   worst,
 } from "../../judge/index.js";
 
@@ -79,8 +80,7 @@ export function counterFindings(
     );
   if (o.crossCheck.state === "off")
     notes.push(`counters not checked against the kernel log: ${o.crossCheck.reason}`);
-  const order = (v: Verdict) => (v === "crit" ? 0 : v === "warn" ? 1 : 2);
-  found.sort((a, b) => order(a.verdict) - order(b.verdict));
+  found.sort((a, b) => verdictRank(b.verdict) - verdictRank(a.verdict));
   return {
     verdict: worst(found.map((f) => f.verdict)),
     summary: found[0]?.line ?? null,
