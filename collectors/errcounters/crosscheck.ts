@@ -7,6 +7,7 @@
 // seconds for the journal). So a line belongs to a rise when it was recorded from BEFORE_MS
 // before the previous sample up to `windowMs` after this one; the rise is judged only once that
 // window has closed and history has flushed (`settleMs`), so a late line is never missed.
+import type { KernelLogQuery } from "../kmsg/sink.js";
 import type { CounterKind, LogCheck, Rise } from "./observation.js";
 
 /** Lines recorded this long before the previous sample still count (clock and read jitter). */
@@ -14,13 +15,7 @@ export const BEFORE_MS = 5_000;
 /** Rises waiting for their window at most; beyond, the oldest go unchecked (a storm is logged). */
 export const MAX_PENDING = 256;
 
-/** What the kernel-log collector recorded on one disk between two wall-clock times. */
-export interface KernelLogSeen {
-  readonly lines: number;
-  readonly lost: number;
-  readonly suppressed: number;
-}
-export type KernelLogQuery = (disk: string, fromMs: number, toMs: number) => KernelLogSeen;
+export type { KernelLogQuery, KernelLogSeen } from "../kmsg/sink.js";
 
 /** One counter's identity and value at one sample. */
 export interface CounterSample {

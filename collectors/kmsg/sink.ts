@@ -229,6 +229,8 @@ export interface KernelLogSeen {
   /** Messages the kernel suppressed by rate limiting, on any disk. */
   readonly suppressed: number;
 }
+/** The kernel-log collector's record of one disk between two wall-clock times (ms). */
+export type KernelLogQuery = (disk: string, fromMs: number, toMs: number) => KernelLogSeen;
 
 const LEADING = /^(\d+) /;
 const leading = (m: string) => Number(LEADING.exec(m)?.[1] ?? 1);
@@ -237,9 +239,7 @@ const leading = (m: string) => Number(LEADING.exec(m)?.[1] ?? 1);
  * The typed query other collectors read the kernel log's record through (errcounters' cross-
  * check): null without history (--once). Bounded: at most QUERY_LIMIT rows per question.
  */
-export function kernelLogSeen(
-  h: HistoryReader | null,
-): ((disk: string, fromMs: number, toMs: number) => KernelLogSeen) | null {
+export function kernelLogSeen(h: HistoryReader | null): KernelLogQuery | null {
   if (!h) return null;
   return (disk, since, until) => {
     const w = { since, until, limit: QUERY_LIMIT };
