@@ -15,11 +15,12 @@ import {
   readSync,
   realpathSync,
 } from "node:fs";
-import { basename, dirname, join } from "node:path";
+import { basename, join } from "node:path";
 import type { CollectContext, Collector } from "../../core/collector.js";
 import { errorCode, errorMessage } from "../../core/errors.js";
 import { Host } from "../../core/host/host.js";
 import { type MountInfo, mountFor } from "../../core/host/mountinfo.js";
+import { DeviceResolver } from "../kmsg/resolve.js";
 import {
   type CounterSample,
   type KernelLogQuery,
@@ -99,6 +100,8 @@ const list = (dir: string): string[] => {
 export class ErrcountersCollector implements Collector<ErrcountersObservation> {
   readonly name = "errcounters";
   private readonly host: Host;
+  /** kmsg's: a rise's disk must be named as the kernel log's lines are, for the cross-check. */
+  private readonly disks: DeviceResolver;
   private readonly pending: PendingRises;
   private last: { at: number; values: Map<string, number> } | null = null;
   /** btrfs member devid by "<fsid>/<name>": read once from the member's superblock. */
@@ -108,6 +111,7 @@ export class ErrcountersCollector implements Collector<ErrcountersObservation> {
 
   constructor(private readonly o: ErrcountersOptions) {
     this.host = new Host({ procPath: o.procPath, sysPath: o.sysPath });
+    this.disks = new DeviceResolver(o.sysPath);
     this.pending = new PendingRises(o.logWindowMs, o.settleMs);
   }
 
@@ -244,16 +248,6 @@ export class ErrcountersCollector implements Collector<ErrcountersObservation> {
     }
   }
 
-  /** The whole disk the kernel log names for a device (sda for sda1), as kmsg's resolver does. */
-  private diskOf(name: string): string {
-    try {
-      const node = realpathSync(join(this.o.sysPath, "class", "block", name));
-      return "missing" in readAttr(join(node, "partition")) ? name : basename(dirname(node));
-    } catch {
-      return name;
-    }
-  }
-
   private ext4(name: string, mountpoint: string, notes: string[]): Ext4Fs | null {
     const dir = join(this.o.sysPath, "fs", "ext4", name);
     const read = (f: string): string | undefined => {
@@ -288,7 +282,7 @@ export class ErrcountersCollector implements Collector<ErrcountersObservation> {
     if (had && had.errors === errors) return had;
     const fs: Ext4Fs = {
       device: name,
-      disk: this.diskOf(name),
+      disk: this.disks.diskOf(name),
       mountpoint,
       errors,
       first: record("first"),
@@ -349,7 +343,7 @@ export class ErrcountersCollector implements Collector<ErrcountersObservation> {
         fsid,
         devid,
         device,
-        disk: device === null ? null : this.diskOf(device),
+        disk: device === null ? null : this.disks.diskOf(device),
         mountpoint,
         counters,
       };

@@ -17,7 +17,7 @@ export class DeviceResolver {
 
   constructor(private readonly sysPath: string) {}
 
-  resolve(c: Classified): ResolvedDevice {
+  resolve(c: Pick<Classified, "device" | "deviceKind">): ResolvedDevice {
     if (c.device === null) return { disk: "unknown", logical: null };
     const key = `${c.deviceKind}:${c.device}`;
     const hit = this.cache.get(key);
@@ -26,6 +26,11 @@ export class DeviceResolver {
     if (this.cache.size > 4096) this.cache.clear();
     this.cache.set(key, r);
     return r;
+  }
+
+  /** The whole disk of a block device by its kernel name (sda1 -> sda), as resolve() says it. */
+  diskOf(name: string): string {
+    return this.resolve({ device: name, deviceKind: "block" }).disk;
   }
 
   private lookup(dev: string, kind: Classified["deviceKind"]): ResolvedDevice {
