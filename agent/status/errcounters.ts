@@ -3,7 +3,7 @@
 // within the day, and rises the kernel log has no line for, from the latest observation and the
 // history of the errcounters collector's events.
 import type { ErrcountersObservation } from "../../collectors/errcounters/observation.js";
-import { BTRFS_STATS } from "../../collectors/errcounters/parse.js";
+import { BTRFS_STATS, btrfsMemberName, btrfsTotal } from "../../collectors/errcounters/parse.js";
 import { describeRecord, EVENT_CLASS, MISSING_KIND } from "../../collectors/errcounters/sink.js";
 import type { Latest } from "../../collectors/observations.js";
 import type { HistoryStore } from "../../core/history/store.js";
@@ -46,8 +46,8 @@ export function counterFindings(
   for (const b of o.btrfs) {
     if (!("stats" in b.counters)) continue;
     const s = b.counters.stats;
-    const n = BTRFS_STATS.reduce((a, k) => a + s[k], 0);
-    const dev = b.device ?? `devid ${b.devid}`;
+    const n = btrfsTotal(s);
+    const dev = btrfsMemberName(b);
     if (n > 0)
       found.push({
         verdict: fsErrorsVerdict(n, rose.has(dev)),

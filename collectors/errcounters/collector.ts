@@ -37,6 +37,7 @@ import type {
 } from "./observation.js";
 import {
   BTRFS_STATS,
+  btrfsMemberName,
   MAX_ATTR_BYTES,
   parseBtrfsErrorStats,
   parseCounter,
@@ -425,7 +426,7 @@ function samples(
     for (const s of BTRFS_STATS)
       out.push({
         counter: `btrfs_${s}`,
-        device: b.device ?? `devid ${b.devid}`,
+        device: btrfsMemberName(b),
         disk: b.disk,
         mountpoint: b.mountpoint,
         value: b.counters.stats[s],

@@ -81,6 +81,15 @@ export const BTRFS_STATS = ["write", "read", "flush", "corruption", "generation"
 export type BtrfsStat = (typeof BTRFS_STATS)[number];
 export type BtrfsStats = Readonly<Record<BtrfsStat, number>>;
 
+/** A btrfs member as labels, events and status name it: its device, else its devid. */
+export const btrfsMemberName = (b: {
+  readonly device: string | null;
+  readonly devid: number | null;
+}): string => b.device ?? `devid ${b.devid}`;
+
+/** A member's errors of every kind. */
+export const btrfsTotal = (s: BtrfsStats): number => BTRFS_STATS.reduce((a, k) => a + s[k], 0);
+
 /**
  * /sys/fs/btrfs/<fsid>/devinfo/<devid>/error_stats (5.14 on, btrfs_devinfo_error_stats_show):
  * "write_errs 0\nread_errs 0\nflush_errs 0\ncorruption_errs 0\ngeneration_errs 0\n".

@@ -11,7 +11,7 @@ import { counter, gauge } from "../../core/metrics/define.js";
 import { NS } from "../../core/metrics/registry.js";
 import type { CollectorJudge } from "../judge.js";
 import type { ErrcountersObservation, Ext4Fs, LogCheck, Rise } from "./observation.js";
-import { BTRFS_STATS } from "./parse.js";
+import { BTRFS_STATS, btrfsMemberName, btrfsTotal } from "./parse.js";
 
 export const EVENT_CLASS = "errcounter";
 export const MISSING_KIND = "kernel_log.missing";
@@ -182,7 +182,7 @@ export function errcountersSinks(
         }
         for (const b of o.btrfs) {
           if (!("stats" in b.counters)) continue;
-          const l = { device: b.device ?? `devid ${b.devid}`, mountpoint: b.mountpoint };
+          const l = { device: btrfsMemberName(b), mountpoint: b.mountpoint };
           for (const kind of BTRFS_STATS)
             mirror("btrfs", btrfsErrors, { ...l, kind }, b.counters.stats[kind], present);
           keep(`btrfs ${l.device} ${l.mountpoint}`, () => {
@@ -249,8 +249,8 @@ function* recorded(
   for (const b of o.btrfs) {
     if (!("stats" in b.counters)) continue;
     const s = b.counters.stats;
-    const n = BTRFS_STATS.reduce((a, k) => a + s[k], 0);
-    const dev = b.device ?? `devid ${b.devid}`;
+    const n = btrfsTotal(s);
+    const dev = btrfsMemberName(b);
     now.set(`btrfs ${dev} ${b.mountpoint}`, {
       n,
       subject: dev,
