@@ -203,32 +203,13 @@ function machineBusy(): number {
   const total = v.slice(0, 8).reduce((a, b) => a + b, 0);
   return (total - (v[3] ?? 0) - (v[4] ?? 0)) / TICKS;
 }
-/** utime+stime of a process and every descendant still alive (the agent's bpftrace). */
-function treeCpu(pid: number): number {
-  let cpu = 0;
-  const seen = new Set<number>();
-  const walk = (p: number) => {
-    if (seen.has(p)) return;
-    seen.add(p);
-    try {
-      cpu += procSample(p).cpu;
-      for (const t of readdirSync(`/proc/${p}/task`))
-        for (const c of readFileSync(`/proc/${p}/task/${t}/children`, "utf8").split(/\s+/))
-          if (c) walk(Number(c));
-    } catch {
-      // exited
-    }
-  };
-  walk(pid);
-  return cpu;
-}
-
-/** The processes under `pid` (itself included) whose name is `comm`. */
-function descendants(pid: number, comm: string): number[] {
+/** A process and every descendant still alive (the agent's bpftrace), parents first. */
+function tree(pid: number): number[] {
   const out: number[] = [];
   const walk = (p: number) => {
+    if (out.includes(p)) return;
+    out.push(p);
     try {
-      if (readFileSync(`/proc/${p}/comm`, "utf8").trim() === comm) out.push(p);
       for (const t of readdirSync(`/proc/${p}/task`))
         for (const c of readFileSync(`/proc/${p}/task/${t}/children`, "utf8").split(/\s+/))
           if (c) walk(Number(c));
@@ -238,6 +219,30 @@ function descendants(pid: number, comm: string): number[] {
   };
   walk(pid);
   return out;
+}
+
+/** utime+stime of a process and every descendant still alive. */
+function treeCpu(pid: number): number {
+  let cpu = 0;
+  for (const p of tree(pid)) {
+    try {
+      cpu += procSample(p).cpu;
+    } catch {
+      // exited
+    }
+  }
+  return cpu;
+}
+
+/** The processes under `pid` (itself included) whose name is `comm`. */
+function descendants(pid: number, comm: string): number[] {
+  return tree(pid).filter((p) => {
+    try {
+      return readFileSync(`/proc/${p}/comm`, "utf8").trim() === comm;
+    } catch {
+      return false; // exited
+    }
+  });
 }
 
 /**
